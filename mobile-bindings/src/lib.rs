@@ -1,0 +1,2 @@
+//! UniFFI facade of the field client.
+uniffi::setup_scaffolding!();

@@ -1,0 +1,1 @@
+//! Gridsync server library.

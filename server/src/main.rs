@@ -1,0 +1,2 @@
+//! The `gridsync` binary.
+fn main() {}

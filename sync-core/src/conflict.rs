@@ -1,0 +1,225 @@
+//! Conflicts a CRDT cannot decide for people: concurrent values of one field with their
+//! attribution, the change that resolves them, and semantic flags from a kind's rules.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use automerge::{ChangeHash, ObjId, ReadDoc, Value};
+use serde_json::{Map, Value as Json};
+
+use crate::report::{Editor, ReportDoc, am, value_to_json};
+use crate::schema::{ConcurrencyRule, Label};
+use crate::{Error, Result};
+
+/// Where a conflicting value lives: a top-level field or a field of one log entry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FieldPath {
+    Field(String),
+    Log { entry: String, field: String },
+}
+
+impl fmt::Display for FieldPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FieldPath::Field(name) => write!(f, "fields.{name}"),
+            FieldPath::Log { entry, field } => write!(f, "log[{entry}].{field}"),
+        }
+    }
+}
+
+impl FromStr for FieldPath {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::BadPath(s.to_owned());
+        if let Some(name) = s.strip_prefix("fields.") {
+            if name.is_empty() {
+                return Err(bad());
+            }
+            return Ok(FieldPath::Field(name.to_owned()));
+        }
+        let rest = s.strip_prefix("log[").ok_or_else(bad)?;
+        let (entry, field) = rest.split_once("].").ok_or_else(bad)?;
+        if entry.is_empty() || field.is_empty() {
+            return Err(bad());
+        }
+        Ok(FieldPath::Log {
+            entry: entry.to_owned(),
+            field: field.to_owned(),
+        })
+    }
+}
+
+impl serde::Serialize for FieldPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One of the concurrent values of a field, with who wrote it, when, and in which change.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ConflictValue {
+    pub value: Json,
+    /// The user recorded as the change's author, when it has one.
+    pub author: Option<String>,
+    pub actor: String,
+    /// Unix seconds as the writing device recorded them.
+    pub time: i64,
+    pub change: String,
+}
+
+/// A field holding more than one distinct concurrent value. `values[0]` is the value automerge
+/// shows until someone resolves it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Conflict {
+    pub path: FieldPath,
+    pub values: Vec<ConflictValue>,
+}
+
+/// A semantic conflict found by a kind's rule: a log entry added concurrently with the change
+/// that closed the report.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Flag {
+    pub code: String,
+    pub entry: String,
+    pub message: Label,
+}
+
+impl ReportDoc {
+    /// Every field and log-entry field with more than one distinct concurrent value.
+    pub fn conflicts(&mut self) -> Result<Vec<Conflict>> {
+        let mut found = Vec::new();
+        let fields = self.fields_obj()?;
+        for key in self.doc().keys(&fields).collect::<Vec<_>>() {
+            if let Some(values) = self.concurrent_values(&fields, &key)? {
+                found.push(Conflict {
+                    path: FieldPath::Field(key),
+                    values,
+                });
+            }
+        }
+        for (entry_id, entry) in self.log_entries()? {
+            for key in self.doc().keys(&entry).collect::<Vec<_>>() {
+                if let Some(values) = self.concurrent_values(&entry, &key)? {
+                    found.push(Conflict {
+                        path: FieldPath::Log {
+                            entry: entry_id.clone(),
+                            field: key,
+                        },
+                        values,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Writes `value` over every concurrent value at `path`, as a change by the resolver.
+    pub fn resolve(&mut self, path: &FieldPath, value: &Json, by: &Editor) -> Result<()> {
+        let mut one = Map::new();
+        match path {
+            FieldPath::Field(name) => {
+                one.insert(name.clone(), value.clone());
+                self.set_fields(&one, by)
+            }
+            FieldPath::Log { entry, field } => {
+                one.insert(field.clone(), value.clone());
+                self.edit_log(entry, &one, by)
+            }
+        }
+    }
+
+    /// Evaluates concurrency rules: for each rule whose field currently holds one of its values,
+    /// every log entry created concurrently with the change that wrote that value is flagged.
+    pub fn flags(&mut self, rules: &[ConcurrencyRule]) -> Result<Vec<Flag>> {
+        let mut flags = Vec::new();
+        let fields = self.fields_obj()?;
+        let entries = self.log_entries()?;
+        for rule in rules {
+            let closing: Vec<ChangeHash> = self
+                .doc()
+                .get_all(&fields, rule.field.as_str())
+                .map_err(am)?
+                .into_iter()
+                .filter(|(value, _)| match value {
+                    Value::Scalar(s) => s
+                        .as_str()
+                        .is_some_and(|s| rule.any_of.iter().any(|v| v == s)),
+                    Value::Object(_) => false,
+                })
+                .filter_map(|(_, id)| self.doc().hash_for_opid(&id))
+                .collect();
+            for close in closing {
+                let not_before_close: HashSet<ChangeHash> = self.not_ancestors_of(close);
+                for (entry_id, entry) in &entries {
+                    let Some(created) = self.doc().hash_for_opid(entry) else {
+                        continue;
+                    };
+                    // An entry is concurrent with the close when neither change saw the other.
+                    if not_before_close.contains(&created)
+                        && self.not_ancestors_of(created).contains(&close)
+                    {
+                        flags.push(Flag {
+                            code: rule.code.clone(),
+                            entry: entry_id.clone(),
+                            message: rule.message.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(flags)
+    }
+
+    /// Changes that are neither `hash` nor among its ancestors.
+    fn not_ancestors_of(&mut self, hash: ChangeHash) -> HashSet<ChangeHash> {
+        self.doc_mut()
+            .get_changes_meta(&[hash])
+            .into_iter()
+            .map(|meta| meta.hash)
+            .collect()
+    }
+
+    fn concurrent_values(&mut self, obj: &ObjId, key: &str) -> Result<Option<Vec<ConflictValue>>> {
+        let all = self.doc().get_all(obj, key).map_err(am)?;
+        if all.len() < 2 {
+            return Ok(None);
+        }
+        let winner = self.doc().get(obj, key).map_err(am)?.map(|(_, id)| id);
+        let mut values: Vec<(bool, Json, ObjId)> = Vec::new();
+        for (value, id) in all {
+            let json = value_to_json(self.doc(), value, &id)?;
+            values.push((Some(&id) == winner.as_ref(), json, id));
+        }
+        // The winner first; then equal values written concurrently collapse into one, because
+        // two people agreeing is not a conflict anyone needs to resolve.
+        values.sort_by_key(|(is_winner, _, _)| !*is_winner);
+        let mut distinct: Vec<ConflictValue> = Vec::new();
+        for (_, json, id) in values {
+            if distinct.iter().any(|v| v.value == json) {
+                continue;
+            }
+            distinct.push(self.attribute(json, &id));
+        }
+        Ok((distinct.len() > 1).then_some(distinct))
+    }
+
+    fn attribute(&mut self, value: Json, op: &ObjId) -> ConflictValue {
+        let hash = self.doc().hash_for_opid(op);
+        let meta = hash.and_then(|h| self.doc_mut().get_change_meta_by_hash(&h));
+        ConflictValue {
+            value,
+            author: meta
+                .as_ref()
+                .and_then(|m| m.author.as_ref())
+                .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned()),
+            actor: meta
+                .as_ref()
+                .map(|m| m.actor.to_hex_string())
+                .unwrap_or_default(),
+            time: meta.as_ref().map_or(0, |m| m.timestamp),
+            change: hash.map(|h| h.to_string()).unwrap_or_default(),
+        }
+    }
+}

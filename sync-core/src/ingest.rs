@@ -1,0 +1,229 @@
+//! Server-side checks of pushed changes, shared by the real server and the test reference server:
+//! decode, skip what is known, refuse forged authorship, report missing dependencies, apply, and
+//! check that the result is still a report of a known kind whose meta nobody rewrote.
+
+use std::collections::{HashMap, HashSet};
+
+use automerge::{ActorId, Change, ChangeHash};
+
+use crate::conflict::{Conflict, Flag};
+use crate::report::{Meta, ReportDoc};
+use crate::schema::{Problem, ProblemCode, Registry};
+use crate::{DocId, Error};
+
+/// A change new to the server, ready to be stored in the change log.
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    pub hash: ChangeHash,
+    pub deps: Vec<ChangeHash>,
+    pub bytes: Vec<u8>,
+    /// Unix seconds recorded by the writing device.
+    pub time: i64,
+}
+
+/// The result of applying a push to one document.
+#[derive(Debug)]
+pub struct Ingested {
+    /// Changes the server did not have, in the order they were applied.
+    pub new_changes: Vec<NewChange>,
+    pub meta: Meta,
+    pub heads: Vec<ChangeHash>,
+    pub projection: serde_json::Value,
+    /// Schema problems of the current state. Drafts are incomplete, so these are recorded for
+    /// reviewers rather than refused; refusing would strand a phone's edits.
+    pub problems: Vec<Problem>,
+    pub conflicts: Vec<Conflict>,
+    pub flags: Vec<Flag>,
+}
+
+/// Why a push to one document was not applied. Nothing of it was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    #[error("dependencies missing: {} changes", .0.len())]
+    MissingDeps(Vec<ChangeHash>),
+    #[error("invalid change: {0}")]
+    InvalidChange(String),
+    #[error("change {change} is attributed to {claimed:?}, not to the pushing user {user}")]
+    ForeignAuthor {
+        change: ChangeHash,
+        claimed: Option<String>,
+        user: String,
+    },
+    #[error("not a valid report: {0}")]
+    NotAReport(String),
+    #[error("unknown report kind {kind} version {version}")]
+    UnknownKind { kind: String, version: u32 },
+    #[error("the report's meta may not change ({0})")]
+    MetaChanged(&'static str),
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl Refusal {
+    /// A stable code for the push result and for logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::MissingDeps(_) => "missing_deps",
+            Refusal::InvalidChange(_) => "invalid_change",
+            Refusal::ForeignAuthor { .. } => "foreign_author",
+            Refusal::NotAReport(_) => "not_a_report",
+            Refusal::UnknownKind { .. } => "unknown_kind",
+            Refusal::MetaChanged(_) => "meta_changed",
+            Refusal::Refused(_) => "refused",
+        }
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::InvalidChange(m) => Refusal::InvalidChange(m),
+            other => Refusal::NotAReport(other.to_string()),
+        }
+    }
+}
+
+/// Applies `raw` changes pushed by `user` to `doc` (empty for a report new to the server).
+///
+/// On `Err`, `doc` may hold part of the batch: the caller must discard it, which the server does
+/// by never saving it. Changes already in `doc` are skipped, so a retried push is a no-op.
+pub fn ingest(
+    doc: &mut ReportDoc,
+    raw: &[Vec<u8>],
+    user: &str,
+    registry: &Registry,
+) -> Result<Ingested, Refusal> {
+    let before = doc.meta().ok();
+    let mut batch: Vec<Change> = Vec::new();
+    let mut in_batch = HashSet::new();
+    for bytes in raw {
+        let change =
+            Change::from_bytes(bytes.clone()).map_err(|e| Refusal::InvalidChange(e.to_string()))?;
+        let hash = change.hash();
+        if !doc.has_change(&hash) && in_batch.insert(hash) {
+            batch.push(change);
+        }
+    }
+    let mut missing: Vec<ChangeHash> = batch
+        .iter()
+        .flat_map(|c| c.deps().iter().copied())
+        .filter(|dep| !in_batch.contains(dep) && !doc.has_change(dep))
+        .collect();
+    if !missing.is_empty() {
+        missing.sort();
+        missing.dedup();
+        return Err(Refusal::MissingDeps(missing));
+    }
+    check_authors(doc, &batch, user)?;
+    let new_changes: Vec<NewChange> = batch
+        .iter()
+        .map(|c| NewChange {
+            hash: c.hash(),
+            deps: c.deps().to_vec(),
+            bytes: c.raw_bytes().to_vec(),
+            time: c.timestamp(),
+        })
+        .collect();
+    doc.apply_changes(
+        &new_changes
+            .iter()
+            .map(|c| c.bytes.clone())
+            .collect::<Vec<_>>(),
+    )?;
+    // Every dependency was present, so nothing may be left waiting in automerge's queue.
+    if !doc.missing_deps().is_empty() {
+        return Err(Refusal::InvalidChange("changes out of causal order".into()));
+    }
+    check_result(doc, before.as_ref(), registry, new_changes)
+}
+
+/// Refuses any new change not written by `user`. automerge records the author only in an actor's
+/// first change; later changes of that actor inherit it, from the document or from earlier in
+/// the batch. With no dependency missing, that first change is always one or the other.
+fn check_authors(doc: &ReportDoc, batch: &[Change], user: &str) -> Result<(), Refusal> {
+    let mut batch_authors: HashMap<&ActorId, Option<String>> = HashMap::new();
+    for change in batch {
+        if change.seq() == 1 {
+            let author = change
+                .author()
+                .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned());
+            batch_authors.insert(change.actor_id(), author);
+        }
+    }
+    for change in batch {
+        let claimed = match batch_authors.get(change.actor_id()) {
+            Some(author) => author.clone(),
+            None => doc.author_of(change.actor_id()),
+        };
+        if claimed.as_deref() != Some(user) {
+            return Err(Refusal::ForeignAuthor {
+                change: change.hash(),
+                claimed,
+                user: user.to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn check_result(
+    doc: &mut ReportDoc,
+    before: Option<&Meta>,
+    registry: &Registry,
+    new_changes: Vec<NewChange>,
+) -> Result<Ingested, Refusal> {
+    let meta = doc.meta().map_err(|e| Refusal::NotAReport(e.to_string()))?;
+    check_meta(doc.id(), &meta, before)?;
+    let schema = registry
+        .get(&meta.kind, meta.schema_version)
+        .ok_or_else(|| Refusal::UnknownKind {
+            kind: meta.kind.clone(),
+            version: meta.schema_version,
+        })?;
+    let projection = doc.to_json()?;
+    let problems = schema.validate(&projection);
+    // An anonymous kind refuses outright anything that could identify the respondent.
+    if schema.anonymous {
+        if let Some(p) = problems.iter().find(|p| {
+            matches!(
+                p.code,
+                ProblemCode::UnknownField | ProblemCode::IdentifyingData
+            )
+        }) {
+            return Err(Refusal::Refused(format!("{}: {}", p.path, p.message)));
+        }
+    }
+    let conflicts = doc.conflicts()?;
+    let flags = doc.flags(&schema.rules)?;
+    Ok(Ingested {
+        new_changes,
+        heads: doc.heads(),
+        meta,
+        projection,
+        problems,
+        conflicts,
+        flags,
+    })
+}
+
+fn check_meta(id: DocId, meta: &Meta, before: Option<&Meta>) -> Result<(), Refusal> {
+    if meta.id != id {
+        return Err(Refusal::MetaChanged("id"));
+    }
+    let Some(before) = before else {
+        return Ok(());
+    };
+    if meta.kind != before.kind {
+        return Err(Refusal::MetaChanged("kind"));
+    }
+    if meta.schema_version != before.schema_version {
+        return Err(Refusal::MetaChanged("schema_version"));
+    }
+    if meta.grid != before.grid {
+        return Err(Refusal::MetaChanged("grid"));
+    }
+    if meta.created_by != before.created_by || meta.created_at != before.created_at {
+        return Err(Refusal::MetaChanged("created"));
+    }
+    Ok(())
+}

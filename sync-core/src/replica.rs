@@ -1,0 +1,263 @@
+//! The client's sync state machine, without I/O: local documents, what the server has
+//! acknowledged, the pull cursor; it builds pushes and pulls and applies their results.
+//!
+//! There is no separate outbox list. Each document remembers the heads the server is known to
+//! hold (`acked`); the outbox is every change not reachable from them. A list could disagree with
+//! the documents after a crash between two writes; heads cannot, and a retried push is harmless
+//! because the server skips hashes it has.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use automerge::ChangeHash;
+
+use crate::protocol::{
+    self, Hash, Pull, PullBody, PullResult, Push, PushDoc, PushOutcome, PushResult,
+};
+use crate::report::ReportDoc;
+use crate::{DocId, Result};
+
+/// One local document and what the server is known to hold of it.
+#[derive(Debug, Clone)]
+pub struct LocalDoc {
+    pub doc: ReportDoc,
+    /// Heads the server has acknowledged or sent; everything past them is pending.
+    pub acked: Vec<ChangeHash>,
+    /// Set when the server refused the document at these heads; it is not pushed again until
+    /// the document changes.
+    pub rejected: Option<Rejection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub code: String,
+    pub reason: String,
+    pub heads: Vec<ChangeHash>,
+}
+
+/// What a push result did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PushSummary {
+    pub acked: usize,
+    pub rejected: Vec<(DocId, String, String)>,
+    /// Documents the server lacked history for; they are pushed again in full.
+    pub resend: usize,
+}
+
+/// What a pull result did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PullSummary {
+    pub docs: usize,
+    pub evicted: usize,
+    pub more: bool,
+    /// The scope digest disagreed after the last page: the next pull starts again from zero.
+    pub diverged: bool,
+}
+
+/// The client side of sync for one user.
+#[derive(Debug, Clone, Default)]
+pub struct Replica {
+    docs: BTreeMap<DocId, LocalDoc>,
+    cursor: u64,
+    /// Documents to ask for as full snapshots, because changes arrived without their history.
+    resend: BTreeSet<DocId>,
+    /// Heads of each document at the time its changes went into the push in flight.
+    in_flight: BTreeMap<DocId, Vec<ChangeHash>>,
+}
+
+impl Replica {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds a replica from persisted parts.
+    pub fn from_parts(docs: impl IntoIterator<Item = LocalDoc>, cursor: u64) -> Self {
+        Replica {
+            docs: docs.into_iter().map(|d| (d.doc.id(), d)).collect(),
+            cursor,
+            ..Self::default()
+        }
+    }
+
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    pub fn insert(&mut self, doc: ReportDoc) {
+        let id = doc.id();
+        self.docs.insert(
+            id,
+            LocalDoc {
+                doc,
+                acked: Vec::new(),
+                rejected: None,
+            },
+        );
+    }
+
+    pub fn get(&self, id: &DocId) -> Option<&LocalDoc> {
+        self.docs.get(id)
+    }
+
+    pub fn doc_mut(&mut self, id: &DocId) -> Option<&mut ReportDoc> {
+        self.docs.get_mut(id).map(|d| &mut d.doc)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = &DocId> {
+        self.docs.keys()
+    }
+
+    pub fn docs(&self) -> impl Iterator<Item = &LocalDoc> {
+        self.docs.values()
+    }
+
+    /// Number of local changes the server has not acknowledged.
+    pub fn pending(&mut self) -> usize {
+        self.docs
+            .values_mut()
+            .map(|d| d.doc.count_changes_since(&d.acked))
+            .sum()
+    }
+
+    /// A push of every pending change, whole documents at a time, until `max_bytes` of change
+    /// bytes are in it (at least one document always goes, so any document can be pushed).
+    /// `None` when nothing is pending.
+    pub fn build_push(&mut self, max_bytes: usize) -> Option<Push> {
+        let mut docs = Vec::new();
+        let mut bytes = 0;
+        self.in_flight.clear();
+        for (id, local) in &mut self.docs {
+            let heads = local.doc.heads();
+            if local.rejected.as_ref().is_some_and(|r| r.heads == heads) {
+                continue;
+            }
+            let changes = local.doc.changes_since(&local.acked);
+            if changes.is_empty() {
+                continue;
+            }
+            let size: usize = changes.iter().map(Vec::len).sum();
+            if !docs.is_empty() && bytes + size > max_bytes {
+                break;
+            }
+            bytes += size;
+            self.in_flight.insert(*id, heads);
+            docs.push(PushDoc { doc: *id, changes });
+        }
+        (!docs.is_empty()).then_some(Push { docs })
+    }
+
+    /// Records the server's answer to the last push built.
+    pub fn apply_push_result(&mut self, result: &PushResult) -> PushSummary {
+        let mut summary = PushSummary::default();
+        for item in &result.docs {
+            let Some(local) = self.docs.get_mut(&item.doc) else {
+                continue;
+            };
+            let pushed = self.in_flight.remove(&item.doc);
+            match &item.outcome {
+                PushOutcome::Acked { heads } => {
+                    let mut acked = pushed.unwrap_or_default();
+                    acked.extend(heads.iter().map(|h| ChangeHash(*h)));
+                    local.acked = known_frontier(&mut local.doc, acked);
+                    local.rejected = None;
+                    summary.acked += 1;
+                }
+                PushOutcome::MissingDeps { .. } => {
+                    // The server lacks history we thought it had (a restored backup, say):
+                    // forget what we believed and send everything; it skips what it has.
+                    local.acked.clear();
+                    summary.resend += 1;
+                }
+                PushOutcome::Rejected { code, reason } => {
+                    local.rejected = Some(Rejection {
+                        code: code.clone(),
+                        reason: reason.clone(),
+                        heads: pushed.unwrap_or_default(),
+                    });
+                    summary
+                        .rejected
+                        .push((item.doc, code.clone(), reason.clone()));
+                }
+            }
+        }
+        summary
+    }
+
+    pub fn build_pull(&self, byte_budget: u32) -> Pull {
+        Pull {
+            cursor: self.cursor,
+            byte_budget,
+            resend: self.resend.iter().copied().collect(),
+        }
+    }
+
+    /// Applies one page of a pull. Local changes not yet pushed are kept: snapshots are merged,
+    /// never substituted.
+    pub fn apply_pull_result(&mut self, result: PullResult) -> Result<PullSummary> {
+        let mut summary = PullSummary {
+            more: result.more,
+            ..PullSummary::default()
+        };
+        for item in result.docs {
+            self.resend.remove(&item.doc);
+            let local = self.docs.entry(item.doc).or_insert_with(|| LocalDoc {
+                doc: ReportDoc::empty(item.doc),
+                acked: Vec::new(),
+                rejected: None,
+            });
+            match &item.body {
+                PullBody::Snapshot(bytes) => local.doc.merge_snapshot(bytes)?,
+                PullBody::Changes(changes) => local.doc.apply_changes(changes)?,
+            }
+            if !local.doc.missing_deps().is_empty() {
+                self.resend.insert(item.doc);
+                continue;
+            }
+            let mut acked = std::mem::take(&mut local.acked);
+            acked.extend(item.heads.iter().map(|h| ChangeHash(*h)));
+            local.acked = known_frontier(&mut local.doc, acked);
+            summary.docs += 1;
+        }
+        for id in result.evicted {
+            if self.docs.remove(&id).is_some() {
+                summary.evicted += 1;
+            }
+            self.resend.remove(&id);
+        }
+        self.cursor = result.next_cursor;
+        if !result.more && self.resend.is_empty() && result.digest != self.digest() {
+            summary.diverged = true;
+            self.cursor = 0;
+        }
+        Ok(summary)
+    }
+
+    /// The scope digest over what the server is known to hold of each document. Documents the
+    /// server has never acknowledged are not in its scope yet.
+    pub fn digest(&self) -> Hash {
+        let heads: Vec<(DocId, Vec<Hash>)> = self
+            .docs
+            .iter()
+            .filter(|(_, d)| !d.acked.is_empty())
+            .map(|(id, d)| (*id, d.acked.iter().map(|h| h.0).collect()))
+            .collect();
+        protocol::scope_digest(heads.iter().map(|(id, h)| (*id, h.as_slice())))
+    }
+}
+
+/// Reduces `heads` to the hashes this document has that are not ancestors of another one, so
+/// the result equals the server's heads whenever the client has caught up.
+fn known_frontier(doc: &mut ReportDoc, mut heads: Vec<ChangeHash>) -> Vec<ChangeHash> {
+    heads.sort();
+    heads.dedup();
+    heads.retain(|h| doc.has_change(h));
+    let frontier: Vec<ChangeHash> = heads
+        .iter()
+        .copied()
+        .filter(|h| {
+            !heads
+                .iter()
+                .any(|other| other != h && doc.is_ancestor(h, other))
+        })
+        .collect();
+    frontier
+}

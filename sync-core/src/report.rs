@@ -1,0 +1,508 @@
+//! `ReportDoc`: one automerge document per report, with typed reads and writes and a JSON projection.
+//!
+//! Layout of the root map:
+//! - `meta`: map of id, kind, schema_version, grid, created_by, created_at. Written once at creation.
+//! - `fields`: one key per field. A value is a scalar, or a list/map object that is replaced as a
+//!   whole on every write, so each field behaves as one register: concurrent writes of different
+//!   fields merge, concurrent writes of the same field become a conflict (see `conflict`).
+//! - `log`: a list of maps (mediation steps, visits), each with its own `id`, so concurrent appends
+//!   both survive and each entry's fields merge like top-level fields.
+//!
+//! The document knows nothing of schemas: validation runs on the JSON projection.
+
+use automerge::transaction::{CommitOptions, Transactable};
+use automerge::{
+    ActorId, Author, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue,
+    Value,
+};
+use serde_json::{Map, Value as Json};
+
+use crate::time::rfc3339;
+use crate::{DocId, Error, Result};
+
+/// Who makes an edit and when (unix seconds). Time is passed in because sync-core reads no clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Editor {
+    pub user: String,
+    pub at: i64,
+}
+
+impl Editor {
+    pub fn new(user: impl Into<String>, at: i64) -> Self {
+        Editor {
+            user: user.into(),
+            at,
+        }
+    }
+}
+
+/// The fixed facts of a report, written once when it is created.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Meta {
+    pub id: DocId,
+    pub kind: String,
+    pub schema_version: u32,
+    pub grid: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// One report as an automerge document.
+#[derive(Debug, Clone)]
+pub struct ReportDoc {
+    id: DocId,
+    doc: AutoCommit,
+}
+
+const META: &str = "meta";
+const FIELDS: &str = "fields";
+const LOG: &str = "log";
+/// Keys of a log entry that the document itself maintains; every other key is a log field.
+pub const LOG_ENTRY_KEYS: [&str; 3] = ["id", "created_by", "created_at"];
+
+impl ReportDoc {
+    /// Creates a report with its meta and empty fields and log, in one change by `by`.
+    pub fn create(
+        id: DocId,
+        kind: &str,
+        schema_version: u32,
+        grid: &str,
+        by: &Editor,
+    ) -> Result<Self> {
+        let mut report = ReportDoc {
+            id,
+            doc: AutoCommit::new(),
+        };
+        report.edit(by, |doc| {
+            let meta = doc.put_object(ROOT, META, ObjType::Map)?;
+            doc.put(&meta, "id", id.to_string())?;
+            doc.put(&meta, "kind", kind)?;
+            doc.put(&meta, "schema_version", i64::from(schema_version))?;
+            doc.put(&meta, "grid", grid)?;
+            doc.put(&meta, "created_by", by.user.as_str())?;
+            doc.put(&meta, "created_at", rfc3339(by.at))?;
+            doc.put_object(ROOT, FIELDS, ObjType::Map)?;
+            doc.put_object(ROOT, LOG, ObjType::List)?;
+            Ok(())
+        })?;
+        Ok(report)
+    }
+
+    /// An empty document for `id`, to which changes from elsewhere are applied.
+    pub fn empty(id: DocId) -> Self {
+        ReportDoc {
+            id,
+            doc: AutoCommit::new(),
+        }
+    }
+
+    /// Loads a saved document (a snapshot, or a snapshot followed by incremental saves).
+    pub fn load(id: DocId, bytes: &[u8]) -> Result<Self> {
+        let doc = AutoCommit::load(bytes).map_err(|e| Error::Automerge(e.to_string()))?;
+        Ok(ReportDoc { id, doc })
+    }
+
+    pub fn id(&self) -> DocId {
+        self.id
+    }
+
+    /// The underlying automerge document, for conflict inspection and tests.
+    pub(crate) fn doc(&self) -> &AutoCommit {
+        &self.doc
+    }
+
+    pub(crate) fn doc_mut(&mut self) -> &mut AutoCommit {
+        &mut self.doc
+    }
+
+    /// Reads the meta map. A document whose creating change has not arrived yet has none.
+    pub fn meta(&self) -> Result<Meta> {
+        let meta = self
+            .map_at_root(META)?
+            .ok_or(Error::NotAReport("no meta"))?;
+        let text = |key: &'static str| -> Result<String> {
+            match read_json(&self.doc, &meta, key)? {
+                Some(Json::String(s)) => Ok(s),
+                _ => Err(Error::NotAReport(key)),
+            }
+        };
+        let schema_version = match read_json(&self.doc, &meta, "schema_version")? {
+            Some(Json::Number(n)) => n
+                .as_u64()
+                .and_then(|v| u32::try_from(v).ok())
+                .ok_or(Error::NotAReport("schema_version"))?,
+            _ => return Err(Error::NotAReport("schema_version")),
+        };
+        let id = text("id")?
+            .parse::<DocId>()
+            .map_err(|_| Error::NotAReport("id"))?;
+        Ok(Meta {
+            id,
+            kind: text("kind")?,
+            schema_version,
+            grid: text("grid")?,
+            created_by: text("created_by")?,
+            created_at: text("created_at")?,
+        })
+    }
+
+    /// The current value of one field, `None` when unset.
+    pub fn field(&self, name: &str) -> Result<Option<Json>> {
+        let fields = self.fields_obj()?;
+        read_json(&self.doc, &fields, name)
+    }
+
+    /// Sets one field; `Json::Null` clears it.
+    pub fn set_field(&mut self, name: &str, value: &Json, by: &Editor) -> Result<()> {
+        let mut one = Map::new();
+        one.insert(name.to_owned(), value.clone());
+        self.set_fields(&one, by)
+    }
+
+    /// Sets several fields in one change, so a form saved at once is one unit of history.
+    pub fn set_fields(&mut self, values: &Map<String, Json>, by: &Editor) -> Result<()> {
+        let fields = self.fields_obj()?;
+        self.edit(by, |doc| {
+            for (name, value) in values {
+                write_json(doc, &fields, name, value)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Appends a log entry and returns its id.
+    pub fn append_log(&mut self, values: &Map<String, Json>, by: &Editor) -> Result<String> {
+        check_log_keys(values)?;
+        let log = self.log_obj()?;
+        let entry_id = uuid::Uuid::new_v4().to_string();
+        self.edit(by, |doc| {
+            let len = doc.length(&log);
+            let entry = doc.insert_object(&log, len, ObjType::Map)?;
+            doc.put(&entry, "id", entry_id.as_str())?;
+            doc.put(&entry, "created_by", by.user.as_str())?;
+            doc.put(&entry, "created_at", rfc3339(by.at))?;
+            for (name, value) in values {
+                write_json(doc, &entry, name, value)?;
+            }
+            Ok(())
+        })?;
+        Ok(entry_id)
+    }
+
+    /// Changes fields of an existing log entry; other fields of the entry stay as they are.
+    pub fn edit_log(
+        &mut self,
+        entry_id: &str,
+        values: &Map<String, Json>,
+        by: &Editor,
+    ) -> Result<()> {
+        check_log_keys(values)?;
+        let (_, entry) = self.find_log_entry(entry_id)?;
+        self.edit(by, |doc| {
+            for (name, value) in values {
+                write_json(doc, &entry, name, value)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes a log entry. Its history stays in the document.
+    pub fn remove_log(&mut self, entry_id: &str, by: &Editor) -> Result<()> {
+        let (index, _) = self.find_log_entry(entry_id)?;
+        let log = self.log_obj()?;
+        self.edit(by, |doc| doc.delete(&log, index))
+    }
+
+    /// The ids of the log entries in order, paired with their object ids.
+    pub(crate) fn log_entries(&self) -> Result<Vec<(String, ObjId)>> {
+        let log = self.log_obj()?;
+        let mut entries = Vec::new();
+        for index in 0..self.doc.length(&log) {
+            if let Some((Value::Object(ObjType::Map), entry)) =
+                self.doc.get(&log, index).map_err(am)?
+            {
+                if let Some(Json::String(id)) = read_json(&self.doc, &entry, "id")? {
+                    entries.push((id, entry));
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    fn find_log_entry(&self, entry_id: &str) -> Result<(usize, ObjId)> {
+        self.log_entries()?
+            .into_iter()
+            .enumerate()
+            .find(|(_, (id, _))| id == entry_id)
+            .map(|(index, (_, obj))| (index, obj))
+            .ok_or_else(|| Error::NoSuchLogEntry(entry_id.to_owned()))
+    }
+
+    /// The JSON projection: meta keys at the top level, then `fields` and `log`.
+    /// This is what validation, the server's query columns and the apps read.
+    pub fn to_json(&self) -> Result<Json> {
+        let meta = self.meta()?;
+        let mut out = match serde_json::to_value(&meta) {
+            Ok(Json::Object(map)) => map,
+            _ => Map::new(),
+        };
+        let fields = self.fields_obj()?;
+        out.insert(FIELDS.into(), obj_to_json(&self.doc, &fields)?);
+        let mut log = Vec::new();
+        for (_, entry) in self.log_entries()? {
+            log.push(obj_to_json(&self.doc, &entry)?);
+        }
+        out.insert(LOG.into(), Json::Array(log));
+        Ok(Json::Object(out))
+    }
+
+    pub fn heads(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_heads()
+    }
+
+    /// Raw bytes of every change not reachable from `heads`, in causal order.
+    pub fn changes_since(&mut self, heads: &[ChangeHash]) -> Vec<Vec<u8>> {
+        self.doc
+            .get_changes(heads)
+            .into_iter()
+            .map(|mut c| c.bytes().into_owned())
+            .collect()
+    }
+
+    /// Number of changes not reachable from `heads`.
+    pub fn count_changes_since(&mut self, heads: &[ChangeHash]) -> usize {
+        self.doc.get_changes_meta(heads).len()
+    }
+
+    /// Whether `a` is a strict ancestor of `b` in this document's history.
+    pub fn is_ancestor(&mut self, a: &ChangeHash, b: &ChangeHash) -> bool {
+        a != b
+            && self.has_change(a)
+            && !self
+                .doc
+                .get_changes_meta(&[*b])
+                .iter()
+                .any(|m| &m.hash == a)
+    }
+
+    /// The user recorded as author of `actor`'s changes in this document.
+    pub fn author_of(&self, actor: &ActorId) -> Option<String> {
+        self.doc
+            .get_author_for_actor(actor)
+            .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned())
+    }
+
+    pub fn has_change(&mut self, hash: &ChangeHash) -> bool {
+        self.doc.get_change_meta_by_hash(hash).is_some()
+    }
+
+    /// Applies changes received from elsewhere. Changes whose dependencies are missing are
+    /// queued by automerge until those arrive; see `missing_deps`.
+    pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<()> {
+        let changes = decode_changes(raw)?;
+        self.doc.apply_changes(changes).map_err(am)
+    }
+
+    /// Merges a whole document (a snapshot) into this one; local changes are kept.
+    pub fn merge_snapshot(&mut self, bytes: &[u8]) -> Result<()> {
+        let mut other = AutoCommit::load(bytes).map_err(am)?;
+        self.doc.merge(&mut other).map_err(am)?;
+        Ok(())
+    }
+
+    /// Hashes that applied changes depend on but that this document lacks.
+    pub fn missing_deps(&mut self) -> Vec<ChangeHash> {
+        self.doc.get_missing_deps(&[])
+    }
+
+    /// A compact snapshot of the whole document.
+    pub fn save(&mut self) -> Vec<u8> {
+        self.doc.save()
+    }
+
+    fn edit<F>(&mut self, by: &Editor, f: F) -> Result<()>
+    where
+        F: FnOnce(&mut AutoCommit) -> std::result::Result<(), automerge::AutomergeError>,
+    {
+        self.set_author(&by.user);
+        if let Err(e) = f(&mut self.doc) {
+            self.doc.rollback();
+            return Err(am(e));
+        }
+        self.doc
+            .commit_with(CommitOptions::default().with_time(by.at));
+        Ok(())
+    }
+
+    /// Attributes the following changes to `user`. automerge picks a fresh actor when the author
+    /// changes, so one actor never carries two people's edits.
+    fn set_author(&mut self, user: &str) {
+        let author = Author::from(user.as_bytes().to_vec());
+        if self.doc.get_author() != Some(&author) {
+            self.doc.set_author(Some(author));
+        }
+    }
+
+    fn map_at_root(&self, key: &str) -> Result<Option<ObjId>> {
+        match self.doc.get(ROOT, key).map_err(am)? {
+            Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
+            _ => Ok(None),
+        }
+    }
+
+    pub(crate) fn fields_obj(&self) -> Result<ObjId> {
+        self.map_at_root(FIELDS)?
+            .ok_or(Error::NotAReport("no fields"))
+    }
+
+    fn log_obj(&self) -> Result<ObjId> {
+        match self.doc.get(ROOT, LOG).map_err(am)? {
+            Some((Value::Object(ObjType::List), id)) => Ok(id),
+            _ => Err(Error::NotAReport("no log")),
+        }
+    }
+}
+
+fn check_log_keys(values: &Map<String, Json>) -> Result<()> {
+    match values.keys().find(|k| LOG_ENTRY_KEYS.contains(&k.as_str())) {
+        Some(key) => Err(Error::ReservedKey(key.clone())),
+        None => Ok(()),
+    }
+}
+
+/// Decodes raw change bytes, refusing anything automerge cannot parse or whose checksum is wrong.
+pub fn decode_changes(raw: &[Vec<u8>]) -> Result<Vec<Change>> {
+    raw.iter()
+        .map(|bytes| {
+            Change::from_bytes(bytes.clone()).map_err(|e| Error::InvalidChange(e.to_string()))
+        })
+        .collect()
+}
+
+pub(crate) fn am(e: automerge::AutomergeError) -> Error {
+    Error::Automerge(e.to_string())
+}
+
+/// Writes a JSON value under `key`; arrays and objects become fresh automerge objects so the
+/// whole value is replaced, which keeps one field one register.
+fn write_json(
+    doc: &mut AutoCommit,
+    obj: &ObjId,
+    key: &str,
+    value: &Json,
+) -> std::result::Result<(), automerge::AutomergeError> {
+    match value {
+        Json::Null => {
+            if doc.get(obj, key)?.is_some() {
+                doc.delete(obj, key)?;
+            }
+        }
+        Json::Array(items) => {
+            let list = doc.put_object(obj, key, ObjType::List)?;
+            for (i, item) in items.iter().enumerate() {
+                insert_json(doc, &list, i, item)?;
+            }
+        }
+        Json::Object(map) => {
+            let child = doc.put_object(obj, key, ObjType::Map)?;
+            for (k, v) in map {
+                write_json(doc, &child, k, v)?;
+            }
+        }
+        scalar => doc.put(obj, key, scalar_of(scalar))?,
+    }
+    Ok(())
+}
+
+fn insert_json(
+    doc: &mut AutoCommit,
+    list: &ObjId,
+    index: usize,
+    value: &Json,
+) -> std::result::Result<(), automerge::AutomergeError> {
+    match value {
+        Json::Array(items) => {
+            let child = doc.insert_object(list, index, ObjType::List)?;
+            for (i, item) in items.iter().enumerate() {
+                insert_json(doc, &child, i, item)?;
+            }
+        }
+        Json::Object(map) => {
+            let child = doc.insert_object(list, index, ObjType::Map)?;
+            for (k, v) in map {
+                write_json(doc, &child, k, v)?;
+            }
+        }
+        scalar => doc.insert(list, index, scalar_of(scalar))?,
+    }
+    Ok(())
+}
+
+fn scalar_of(value: &Json) -> ScalarValue {
+    match value {
+        Json::Bool(b) => ScalarValue::Boolean(*b),
+        Json::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => ScalarValue::Int(i),
+            (None, Some(u)) => ScalarValue::Uint(u),
+            _ => ScalarValue::F64(n.as_f64().unwrap_or_default()),
+        },
+        Json::String(s) => ScalarValue::Str(s.as_str().into()),
+        _ => ScalarValue::Null,
+    }
+}
+
+/// Reads `key` of a map as JSON, `None` when absent.
+pub(crate) fn read_json(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<Option<Json>> {
+    match doc.get(obj, key).map_err(am)? {
+        Some((value, id)) => Ok(Some(value_to_json(doc, value, &id)?)),
+        None => Ok(None),
+    }
+}
+
+/// Converts one automerge value to JSON. Text objects (what automerge's JS library writes for
+/// strings) read as plain strings.
+pub(crate) fn value_to_json(doc: &AutoCommit, value: Value<'_>, id: &ObjId) -> Result<Json> {
+    Ok(match value {
+        Value::Object(ObjType::Text) => Json::String(doc.text(id).map_err(am)?),
+        Value::Object(_) => obj_to_json(doc, id)?,
+        Value::Scalar(s) => scalar_to_json(&s),
+    })
+}
+
+fn obj_to_json(doc: &AutoCommit, obj: &ObjId) -> Result<Json> {
+    match doc.object_type(obj).map_err(am)? {
+        ObjType::Map | ObjType::Table => {
+            let mut map = Map::new();
+            for key in doc.keys(obj) {
+                if let Some(v) = read_json(doc, obj, &key)? {
+                    map.insert(key, v);
+                }
+            }
+            Ok(Json::Object(map))
+        }
+        ObjType::List => {
+            let mut items = Vec::new();
+            for index in 0..doc.length(obj) {
+                if let Some((value, id)) = doc.get(obj, index).map_err(am)? {
+                    items.push(value_to_json(doc, value, &id)?);
+                }
+            }
+            Ok(Json::Array(items))
+        }
+        ObjType::Text => Ok(Json::String(doc.text(obj).map_err(am)?)),
+    }
+}
+
+fn scalar_to_json(s: &ScalarValue) -> Json {
+    match s {
+        ScalarValue::Str(s) => Json::String(s.to_string()),
+        ScalarValue::Int(i) => Json::from(*i),
+        ScalarValue::Uint(u) => Json::from(*u),
+        ScalarValue::F64(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        ScalarValue::Counter(c) => Json::from(i64::from(c)),
+        ScalarValue::Timestamp(t) => Json::from(*t),
+        ScalarValue::Boolean(b) => Json::Bool(*b),
+        ScalarValue::Bytes(b) => Json::String(hex::encode(b)),
+        ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+    }
+}

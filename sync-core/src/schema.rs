@@ -1,0 +1,1 @@
+//! Report kinds as versioned schemas loaded from data, and validation of report projections.

@@ -1,0 +1,252 @@
+//! An in-memory reference server for testing sync-core end to end without the real server: it
+//! keeps a change log with server sequence numbers and answers pushes and pulls as the protocol
+//! prescribes, with every message passed through the binary encoding.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+
+use automerge::ChangeHash;
+use gridsync_core::DocId;
+use gridsync_core::ingest::{Refusal, ingest};
+use gridsync_core::protocol::{
+    self, Pull, PullBody, PullDoc, PullResult, Push, PushDocResult, PushOutcome, PushResult,
+};
+use gridsync_core::replica::{PullSummary, PushSummary, Replica};
+use gridsync_core::report::ReportDoc;
+use gridsync_core::schema::Registry;
+
+struct Logged {
+    seq: u64,
+    device: String,
+    bytes: Vec<u8>,
+}
+
+struct ServerDoc {
+    doc: ReportDoc,
+    seq: u64,
+    log: Vec<Logged>,
+}
+
+pub struct MemoryServer {
+    registry: Registry,
+    seq: u64,
+    docs: BTreeMap<DocId, ServerDoc>,
+}
+
+impl Default for MemoryServer {
+    fn default() -> Self {
+        MemoryServer {
+            registry: Registry::builtin(),
+            seq: 0,
+            docs: BTreeMap::new(),
+        }
+    }
+}
+
+impl MemoryServer {
+    pub fn push(&mut self, user: &str, device: &str, push: &Push) -> PushResult {
+        let push = roundtrip(push);
+        let mut docs = Vec::new();
+        for item in &push.docs {
+            let mut doc = match self.docs.get(&item.doc) {
+                Some(d) => d.doc.clone(),
+                None => ReportDoc::empty(item.doc),
+            };
+            let outcome = match ingest(&mut doc, &item.changes, user, &self.registry) {
+                Ok(ingested) => {
+                    let entry = self.docs.entry(item.doc).or_insert_with(|| ServerDoc {
+                        doc: ReportDoc::empty(item.doc),
+                        seq: 0,
+                        log: Vec::new(),
+                    });
+                    for change in ingested.new_changes {
+                        self.seq += 1;
+                        entry.seq = self.seq;
+                        entry.log.push(Logged {
+                            seq: self.seq,
+                            device: device.to_owned(),
+                            bytes: change.bytes,
+                        });
+                    }
+                    entry.doc = doc;
+                    PushOutcome::Acked {
+                        heads: ingested.heads.iter().map(|h| h.0).collect(),
+                    }
+                }
+                Err(Refusal::MissingDeps(missing)) => PushOutcome::MissingDeps {
+                    missing: missing.iter().map(|h| h.0).collect(),
+                },
+                Err(refusal) => PushOutcome::Rejected {
+                    code: refusal.code().to_owned(),
+                    reason: refusal.to_string(),
+                },
+            };
+            docs.push(PushDocResult {
+                doc: item.doc,
+                outcome,
+            });
+        }
+        roundtrip(&PushResult { docs })
+    }
+
+    pub fn pull(&mut self, device: &str, pull: &Pull) -> PullResult {
+        let pull = roundtrip(pull);
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for id in &pull.resend {
+            if let Some(d) = self.docs.get_mut(id) {
+                let snapshot = d.doc.save();
+                bytes += snapshot.len();
+                out.push(PullDoc {
+                    doc: *id,
+                    heads: hashes(&d.doc.heads()),
+                    body: PullBody::Snapshot(snapshot),
+                });
+            }
+        }
+        let mut order: Vec<(u64, DocId)> = self
+            .docs
+            .iter()
+            .filter(|(_, d)| d.seq > pull.cursor)
+            .map(|(id, d)| (d.seq, *id))
+            .collect();
+        order.sort();
+        let mut next_cursor = pull.cursor;
+        let mut more = false;
+        for (seq, id) in order {
+            if !out.is_empty() && bytes >= pull.byte_budget as usize {
+                more = true;
+                break;
+            }
+            let Some(d) = self.docs.get_mut(&id) else {
+                continue;
+            };
+            next_cursor = seq;
+            let body = if pull.cursor == 0 {
+                PullBody::Snapshot(d.doc.save())
+            } else {
+                let changes: Vec<Vec<u8>> = d
+                    .log
+                    .iter()
+                    .filter(|l| l.seq > pull.cursor && l.device != device)
+                    .map(|l| l.bytes.clone())
+                    .collect();
+                // Everything new is the caller's own: it learnt the heads from its push ack.
+                if changes.is_empty() {
+                    continue;
+                }
+                PullBody::Changes(changes)
+            };
+            bytes += match &body {
+                PullBody::Snapshot(s) => s.len(),
+                PullBody::Changes(c) => c.iter().map(Vec::len).sum(),
+            };
+            out.push(PullDoc {
+                doc: id,
+                heads: hashes(&d.doc.heads()),
+                body,
+            });
+        }
+        let digest = self.digest();
+        roundtrip(&PullResult {
+            docs: out,
+            evicted: Vec::new(),
+            next_cursor,
+            more,
+            digest,
+        })
+    }
+
+    pub fn digest(&mut self) -> protocol::Hash {
+        let heads: Vec<(DocId, Vec<protocol::Hash>)> = self
+            .docs
+            .iter_mut()
+            .map(|(id, d)| (*id, hashes(&d.doc.heads())))
+            .collect();
+        protocol::scope_digest(heads.iter().map(|(id, h)| (*id, h.as_slice())))
+    }
+
+    pub fn heads(&mut self) -> BTreeMap<DocId, Vec<ChangeHash>> {
+        self.docs
+            .iter_mut()
+            .map(|(id, d)| (*id, d.doc.heads()))
+            .collect()
+    }
+
+    pub fn doc(&self, id: &DocId) -> Option<&ReportDoc> {
+        self.docs.get(id).map(|d| &d.doc)
+    }
+
+    pub fn doc_mut(&mut self, id: &DocId) -> Option<&mut ReportDoc> {
+        self.docs.get_mut(id).map(|d| &mut d.doc)
+    }
+
+    pub fn change_count(&self) -> usize {
+        self.docs.values().map(|d| d.log.len()).sum()
+    }
+}
+
+/// Every message crosses the binary encoding, as it would on the wire.
+fn roundtrip<M: protocol::Message>(message: &M) -> M {
+    protocol::decode(&protocol::encode(message)).expect("a message we encoded decodes")
+}
+
+fn hashes(heads: &[ChangeHash]) -> Vec<protocol::Hash> {
+    heads.iter().map(|h| h.0).collect()
+}
+
+/// One device: a user's replica and its device id.
+pub struct Device {
+    pub user: String,
+    pub device: String,
+    pub replica: Replica,
+}
+
+impl Device {
+    pub fn new(i: usize) -> Self {
+        Device {
+            user: format!("u{i}"),
+            device: format!("d{i}"),
+            replica: Replica::new(),
+        }
+    }
+
+    pub fn push(&mut self, server: &mut MemoryServer, budget: usize) -> Option<PushSummary> {
+        let push = self.replica.build_push(budget)?;
+        let result = server.push(&self.user, &self.device, &push);
+        Some(self.replica.apply_push_result(&result))
+    }
+
+    /// Pulls until the server says there is no more (or a bounded number of pages).
+    pub fn pull(&mut self, server: &mut MemoryServer, budget: u32) -> PullSummary {
+        let mut last = PullSummary::default();
+        for _ in 0..1000 {
+            let pull = self.replica.build_pull(budget);
+            let result = server.pull(&self.device, &pull);
+            last = self
+                .replica
+                .apply_pull_result(result)
+                .expect("pulled changes apply");
+            if !last.more {
+                break;
+            }
+        }
+        last
+    }
+
+    /// Pushes and pulls until nothing is pending and the digest agrees.
+    pub fn sync_fully(&mut self, server: &mut MemoryServer) {
+        for _ in 0..20 {
+            while self
+                .push(server, 64 * 1024)
+                .is_some_and(|s| s.acked > 0 || s.resend > 0)
+            {}
+            let summary = self.pull(server, 64 * 1024);
+            if self.replica.pending() == 0 && !summary.diverged {
+                return;
+            }
+        }
+        panic!("{} did not converge within 20 rounds", self.device);
+    }
+}
