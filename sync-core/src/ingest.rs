@@ -183,15 +183,15 @@ fn check_result(
     let projection = doc.to_json()?;
     let problems = schema.validate(&projection);
     // An anonymous kind refuses outright anything that could identify the respondent.
-    if schema.anonymous {
-        if let Some(p) = problems.iter().find(|p| {
+    if schema.anonymous
+        && let Some(p) = problems.iter().find(|p| {
             matches!(
                 p.code,
                 ProblemCode::UnknownField | ProblemCode::IdentifyingData
             )
-        }) {
-            return Err(Refusal::Refused(format!("{}: {}", p.path, p.message)));
-        }
+        })
+    {
+        return Err(Refusal::Refused(format!("{}: {}", p.path, p.message)));
     }
     let conflicts = doc.conflicts()?;
     let flags = doc.flags(&schema.rules)?;

@@ -220,10 +220,9 @@ impl ReportDoc {
         for index in 0..self.doc.length(&log) {
             if let Some((Value::Object(ObjType::Map), entry)) =
                 self.doc.get(&log, index).map_err(am)?
+                && let Some(Json::String(id)) = read_json(&self.doc, &entry, "id")?
             {
-                if let Some(Json::String(id)) = read_json(&self.doc, &entry, "id")? {
-                    entries.push((id, entry));
-                }
+                entries.push((id, entry));
             }
         }
         Ok(entries)

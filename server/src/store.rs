@@ -1,0 +1,379 @@
+//! Durable storage: the `Store` trait, its row types, and choosing SQLite or Postgres from the
+//! database URL. Each implementation owns its SQL; the rules they share live in `crate::sync`.
+
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use automerge::ChangeHash;
+use gridsync_core::DocId;
+use gridsync_core::protocol::{Pull, PullResult, Push, PushResult};
+use gridsync_core::report::ReportDoc;
+use gridsync_core::schema::Registry;
+
+use crate::scope::{Role, Scope};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("{0} already exists")]
+    Duplicate(String),
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Level of an org unit in the tree district → township/street → village/community → grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    District,
+    Township,
+    Street,
+    Village,
+    Community,
+    Grid,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::District => "district",
+            Level::Township => "township",
+            Level::Street => "street",
+            Level::Village => "village",
+            Level::Community => "community",
+            Level::Grid => "grid",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "district" => Level::District,
+            "township" => Level::Township,
+            "street" => Level::Street,
+            "village" => Level::Village,
+            "community" => Level::Community,
+            "grid" => Level::Grid,
+            other => return Err(StoreError::Corrupt(format!("org level {other}"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct OrgUnit {
+    pub id: String,
+    pub parent_id: Option<String>,
+    pub level: Level,
+    pub name: String,
+    /// Ids from the district down, `/`-separated with a trailing `/`.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub org_unit_id: String,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub user_id: String,
+    pub name: String,
+    pub created_at: i64,
+    pub last_seen_at: i64,
+    pub revoked_at: Option<i64>,
+    /// The last cursor this device pulled from.
+    pub cursor: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshToken {
+    pub token_hash: Vec<u8>,
+    pub device_id: String,
+    pub family: String,
+    pub expires_at: i64,
+    pub used_at: Option<i64>,
+}
+
+/// A stored report's row, without its automerge bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DocumentRow {
+    pub id: DocId,
+    pub kind: String,
+    pub schema_version: u32,
+    pub grid_id: String,
+    pub org_path: String,
+    pub restricted: bool,
+    pub assigned_to: Option<String>,
+    pub seq: i64,
+    pub heads: Vec<ChangeHash>,
+    pub projection: serde_json::Value,
+    pub status: Option<String>,
+    pub review_state: String,
+    pub has_conflicts: bool,
+    pub problems: serde_json::Value,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictRow {
+    pub id: i64,
+    pub doc_id: DocId,
+    pub path: String,
+    /// `concurrent_values`, or the code of the rule that flagged it.
+    pub code: String,
+    pub detail: serde_json::Value,
+    pub detected_at: i64,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
+}
+
+/// One row of the change log, without its bytes: who changed a report, when, from which device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub hash: ChangeHash,
+    pub seq: i64,
+    pub author: String,
+    pub device_id: Option<String>,
+    pub time: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub at: i64,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub action: String,
+    pub doc_id: Option<DocId>,
+    pub detail: serde_json::Value,
+}
+
+/// Who is pushing: the user (whose id every new change must carry as author), the device, the
+/// scope they may write in, and the time the server records.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub user_id: String,
+    pub device_id: Option<String>,
+    pub scope: Scope,
+    pub now: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Applies pending migrations.
+    async fn migrate(&self) -> Result<()>;
+    /// Whether the database answers.
+    async fn ping(&self) -> Result<()>;
+
+    async fn upsert_org_unit(&self, unit: &OrgUnit) -> Result<()>;
+    async fn org_unit(&self, id: &str) -> Result<Option<OrgUnit>>;
+    async fn org_units(&self) -> Result<Vec<OrgUnit>>;
+
+    async fn insert_user(&self, user: &User) -> Result<()>;
+    async fn user(&self, id: &str) -> Result<Option<User>>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn users(&self) -> Result<Vec<User>>;
+    async fn count_users(&self) -> Result<i64>;
+
+    async fn upsert_device(&self, device: &Device) -> Result<()>;
+    async fn device(&self, id: &str) -> Result<Option<Device>>;
+    async fn devices(&self) -> Result<Vec<Device>>;
+    /// Marks a device revoked and drops its refresh tokens; false when there is no such device.
+    async fn revoke_device(&self, id: &str, at: i64) -> Result<bool>;
+
+    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
+    /// Marks a refresh token used and returns it as it was before; `None` when unknown.
+    async fn use_refresh_token(&self, token_hash: &[u8], at: i64) -> Result<Option<RefreshToken>>;
+    async fn revoke_token_family(&self, family: &str) -> Result<()>;
+
+    /// Applies a push: for each document, in one transaction for the whole batch, skips known
+    /// hashes, checks dependencies, authorship and scope, applies, validates, stores the changes
+    /// with server sequence numbers, the projection, conflicts and (when due) a new snapshot.
+    /// Returns only after the commit, so every `Acked` is durable.
+    async fn ingest(&self, writer: &Writer, push: &Push, registry: &Registry)
+    -> Result<PushResult>;
+
+    /// Serves a pull from stored bytes, without loading any automerge document.
+    async fn pull(&self, scope: &Scope, device_id: Option<&str>, pull: &Pull)
+    -> Result<PullResult>;
+
+    async fn document(&self, id: &DocId) -> Result<Option<DocumentRow>>;
+    /// Loads a report as an automerge document (snapshot plus later changes).
+    async fn load_doc(&self, id: &DocId) -> Result<Option<ReportDoc>>;
+    async fn changes_of(&self, id: &DocId) -> Result<Vec<ChangeRow>>;
+    async fn conflicts_of(&self, id: &DocId) -> Result<Vec<ConflictRow>>;
+
+    /// Deletes change-log rows that every live device has pulled past and that a snapshot
+    /// already contains; returns how many. Clients behind the new horizon get snapshots.
+    async fn prune(&self) -> Result<u64>;
+
+    async fn audit(&self, entry: &AuditEntry) -> Result<()>;
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>>;
+}
+
+/// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and migrates it.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(sqlite::SqliteStore::connect(url).await?)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return Err(postgres::PgStore::connect(url)
+            .await
+            .err()
+            .unwrap_or(StoreError::UnsupportedUrl(url.to_owned())));
+    } else {
+        return Err(StoreError::UnsupportedUrl(url.to_owned()));
+    };
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Heads as stored: 32-byte hashes back to back.
+pub(crate) fn heads_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+pub(crate) fn heads_from_bytes(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
+    if bytes.len() % 32 != 0 {
+        return Err(StoreError::Corrupt(format!(
+            "heads of {} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            ChangeHash(h)
+        })
+        .collect())
+}
+
+pub(crate) fn parse_doc_id(s: &str) -> Result<DocId> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("document id {s}")))
+}
+
+pub(crate) fn parse_role(s: &str) -> Result<Role> {
+    s.parse()
+        .map_err(|e: crate::scope::UnknownRole| StoreError::Corrupt(e.to_string()))
+}
+
+pub(crate) type UserRow = (String, String, String, String, String, String, bool, i64);
+pub(crate) type DeviceRow = (String, String, String, i64, i64, Option<i64>, i64);
+
+pub(crate) const USER_COLUMNS: &str =
+    "id, username, display_name, password_hash, role, org_unit_id, disabled, created_at";
+pub(crate) const DEVICE_COLUMNS: &str =
+    "id, user_id, name, created_at, last_seen_at, revoked_at, cursor";
+pub(crate) const DOC_COLUMNS: &str = "id, kind, schema_version, grid_id, org_path, restricted, assigned_to, seq, heads, \
+     CAST(projection AS TEXT) AS projection, status, review_state, has_conflicts, problems, \
+     created_by, created_at, updated_at";
+
+pub(crate) fn user_from(r: UserRow) -> Result<User> {
+    Ok(User {
+        id: r.0,
+        username: r.1,
+        display_name: r.2,
+        password_hash: r.3,
+        role: parse_role(&r.4)?,
+        org_unit_id: r.5,
+        disabled: r.6,
+        created_at: r.7,
+    })
+}
+
+pub(crate) fn device_from(r: DeviceRow) -> Device {
+    Device {
+        id: r.0,
+        user_id: r.1,
+        name: r.2,
+        created_at: r.3,
+        last_seen_at: r.4,
+        revoked_at: r.5,
+        cursor: r.6,
+    }
+}
+
+pub(crate) type OrgRow = (String, Option<String>, String, String, String);
+
+/// A documents row as both stores select it (`projection` as text).
+#[derive(sqlx::FromRow)]
+pub(crate) struct DocRecord {
+    id: String,
+    kind: String,
+    schema_version: i64,
+    grid_id: String,
+    org_path: String,
+    restricted: bool,
+    assigned_to: Option<String>,
+    seq: i64,
+    heads: Vec<u8>,
+    projection: String,
+    status: Option<String>,
+    review_state: String,
+    has_conflicts: bool,
+    problems: String,
+    created_by: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl TryFrom<DocRecord> for DocumentRow {
+    type Error = StoreError;
+
+    fn try_from(r: DocRecord) -> Result<Self> {
+        Ok(DocumentRow {
+            id: parse_doc_id(&r.id)?,
+            kind: r.kind,
+            schema_version: u32::try_from(r.schema_version)
+                .map_err(|_| StoreError::Corrupt("schema_version".into()))?,
+            grid_id: r.grid_id,
+            org_path: r.org_path,
+            restricted: r.restricted,
+            assigned_to: r.assigned_to,
+            seq: r.seq,
+            heads: heads_from_bytes(&r.heads)?,
+            projection: serde_json::from_str(&r.projection)
+                .map_err(|e| StoreError::Corrupt(format!("projection: {e}")))?,
+            status: r.status,
+            review_state: r.review_state,
+            has_conflicts: r.has_conflicts,
+            problems: serde_json::from_str(&r.problems)
+                .map_err(|e| StoreError::Corrupt(format!("problems: {e}")))?,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+pub(crate) fn org_from(r: OrgRow) -> Result<OrgUnit> {
+    Ok(OrgUnit {
+        id: r.0,
+        parent_id: r.1,
+        level: Level::parse(&r.2)?,
+        name: r.3,
+        path: r.4,
+    })
+}

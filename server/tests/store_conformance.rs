@@ -1,0 +1,590 @@
+//! The store conformance suite: every test here runs against SQLite and against Postgres, and
+//! both must behave identically.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use gridsync_core::DocId;
+use gridsync_core::protocol::{Pull, PullBody, PushOutcome};
+use gridsync_core::replica::Replica;
+use gridsync_core::report::Editor;
+use gridsync_server::scope::{Role, Scope};
+use gridsync_server::store::{AuditEntry, Device, RefreshToken, Store, StoreError, User};
+use serde_json::json;
+use support::*;
+
+on_both_backends!(
+    a_pushed_report_is_acknowledged_and_pulled_back_identical,
+    pushing_the_same_changes_twice_stores_nothing_twice,
+    a_change_with_missing_dependencies_is_answered_with_them_and_nothing_is_stored,
+    a_change_by_another_author_is_refused_and_nothing_is_stored,
+    a_push_outside_scope_is_refused_for_that_report_only,
+    a_worker_cannot_take_over_a_drug_case_by_assigning_it_to_themselves,
+    pulls_skip_the_callers_own_changes_and_send_others_as_changes,
+    pulls_page_by_byte_budget_and_the_cursor_reaches_everything,
+    each_role_pulls_exactly_its_scope,
+    concurrent_edits_of_one_field_open_a_conflict_that_a_resolving_change_closes,
+    compaction_rewrites_the_snapshot_and_pulls_still_converge,
+    pruning_keeps_clients_behind_the_horizon_converging_through_snapshots,
+    users_devices_and_refresh_tokens_round_trip,
+    the_audit_log_keeps_entries_newest_first,
+);
+
+async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
+    seed_org(store).await;
+    let mut doc = dispute(1, G1, "w1");
+    let result = store
+        .ingest(
+            &writer("w1", Role::GridWorker, G1, "p1"),
+            &push_all(&mut [&mut doc]),
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    assert_eq!(
+        result.docs[0].outcome,
+        PushOutcome::Acked {
+            heads: doc.heads().iter().map(|h| h.0).collect()
+        }
+    );
+    let row = store
+        .document(&doc.id())
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(row.kind, "dispute_check");
+    assert_eq!(row.org_path, "/d/t1/v1/g1/");
+    assert_eq!(row.projection["fields"]["place"], json!("村口"));
+    assert_eq!(row.heads, doc.heads());
+    let loaded = store.load_doc(&doc.id()).await.expect("load").expect("doc");
+    assert_eq!(
+        loaded.to_json().expect("json"),
+        doc.to_json().expect("json")
+    );
+
+    let mut office = Replica::new();
+    let scope = Scope::for_role("c1", Role::VillageCadre, "/d/t1/v1/");
+    let pages = pull_all(store, &scope, Some("office"), &mut office, 1 << 20).await;
+    assert!(
+        matches!(pages[0].docs[0].body, PullBody::Snapshot(_)),
+        "a first pull gets snapshots"
+    );
+    let mut pulled = office.get(&doc.id()).expect("pulled").doc.clone();
+    assert_eq!(pulled.heads(), doc.heads());
+    assert_eq!(office.digest(), pages.last().expect("page").digest);
+}
+
+async fn pushing_the_same_changes_twice_stores_nothing_twice(store: &dyn Store) {
+    seed_org(store).await;
+    let mut doc = dispute(2, G1, "w1");
+    let push = push_all(&mut [&mut doc]);
+    let w = writer("w1", Role::GridWorker, G1, "p1");
+    let first = store.ingest(&w, &push, &registry()).await.expect("ingest");
+    let seq = store
+        .document(&doc.id())
+        .await
+        .expect("read")
+        .expect("row")
+        .seq;
+    let second = store
+        .ingest(&w, &push, &registry())
+        .await
+        .expect("ingest again");
+    assert_eq!(first, second);
+    assert_eq!(store.changes_of(&doc.id()).await.expect("changes").len(), 2);
+    assert_eq!(
+        store
+            .document(&doc.id())
+            .await
+            .expect("read")
+            .expect("row")
+            .seq,
+        seq
+    );
+}
+
+async fn a_change_with_missing_dependencies_is_answered_with_them_and_nothing_is_stored(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    let mut doc = dispute(3, G1, "w1");
+    let first_change = doc.changes_since(&[])[0].clone();
+    doc.set_field("place", &json!("祠堂"), &Editor::new("w1", 1_002))
+        .expect("set");
+    let mut push = push_all(&mut [&mut doc]);
+    // Send only the changes after creation, to a server that never saw the creation.
+    push.docs[0].changes.retain(|c| *c != first_change);
+    let result = store
+        .ingest(
+            &writer("w1", Role::GridWorker, G1, "p1"),
+            &push,
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    let created = automerge::Change::from_bytes(first_change)
+        .expect("change")
+        .hash();
+    match &result.docs[0].outcome {
+        PushOutcome::MissingDeps { missing } => assert_eq!(missing, &vec![created.0]),
+        other => panic!("expected missing deps, got {other:?}"),
+    }
+    assert!(store.document(&doc.id()).await.expect("read").is_none());
+}
+
+async fn a_change_by_another_author_is_refused_and_nothing_is_stored(store: &dyn Store) {
+    seed_org(store).await;
+    let mut doc = dispute(4, G1, "w2");
+    let result = store
+        .ingest(
+            &writer("w1", Role::GridWorker, G1, "p1"),
+            &push_all(&mut [&mut doc]),
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(&result.docs[0].outcome, PushOutcome::Rejected { code, .. } if code == "foreign_author")
+    );
+    assert!(store.document(&doc.id()).await.expect("read").is_none());
+}
+
+async fn a_push_outside_scope_is_refused_for_that_report_only(store: &dyn Store) {
+    seed_org(store).await;
+    let mut mine = dispute(5, G1, "w1");
+    let mut theirs = dispute(6, G2, "w1");
+    let result = store
+        .ingest(
+            &writer("w1", Role::GridWorker, G1, "p1"),
+            &push_all(&mut [&mut mine, &mut theirs]),
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    assert!(is_acked(&result.docs[0].outcome));
+    assert!(
+        matches!(&result.docs[1].outcome, PushOutcome::Rejected { code, .. } if code == "out_of_scope")
+    );
+    assert!(store.document(&mine.id()).await.expect("read").is_some());
+    assert!(store.document(&theirs.id()).await.expect("read").is_none());
+}
+
+async fn a_worker_cannot_take_over_a_drug_case_by_assigning_it_to_themselves(store: &dyn Store) {
+    seed_org(store).await;
+    let mut case = drug_case(7, G1, "admin", "w2");
+    let acked = store
+        .ingest(&admin(), &push_all(&mut [&mut case]), &registry())
+        .await
+        .expect("ingest");
+    assert!(is_acked(&acked.docs[0].outcome));
+    let before = case.heads();
+    case.set_field("assigned_worker", &json!("w1"), &Editor::new("w1", 2_000))
+        .expect("set");
+    let push = gridsync_core::protocol::Push {
+        docs: vec![gridsync_core::protocol::PushDoc {
+            doc: case.id(),
+            changes: case.changes_since(&before),
+        }],
+    };
+    let result = store
+        .ingest(
+            &writer("w1", Role::GridWorker, G1, "p1"),
+            &push,
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(&result.docs[0].outcome, PushOutcome::Rejected { code, .. } if code == "out_of_scope")
+    );
+    let row = store
+        .document(&case.id())
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.assigned_to.as_deref(), Some("w2"));
+}
+
+async fn pulls_skip_the_callers_own_changes_and_send_others_as_changes(store: &dyn Store) {
+    seed_org(store).await;
+    let scope = Scope::for_role("w1", Role::GridWorker, path_of(G1));
+    let mut phone = Replica::new();
+    phone.insert(dispute(8, G1, "w1"));
+    let id = DocId::from_u128(8);
+    let w1 = writer("w1", Role::GridWorker, G1, "p1");
+    let push = phone.build_push(1 << 20).expect("pending");
+    phone.apply_push_result(&store.ingest(&w1, &push, &registry()).await.expect("ingest"));
+    // From cursor 0 a device gets snapshots of everything, its own reports included: it may be
+    // a reinstall that lost them.
+    pull_all(store, &scope, Some("p1"), &mut phone, 1 << 20).await;
+    phone
+        .doc_mut(&id)
+        .expect("doc")
+        .set_field("place", &json!("河堤"), &Editor::new("w1", 2_000))
+        .expect("set");
+    let push = phone.build_push(1 << 20).expect("pending");
+    phone.apply_push_result(&store.ingest(&w1, &push, &registry()).await.expect("ingest"));
+    let pages = pull_all(store, &scope, Some("p1"), &mut phone, 1 << 20).await;
+    assert!(
+        pages.iter().all(|p| p.docs.is_empty()),
+        "nothing new for the phone that wrote it"
+    );
+
+    // A cadre edits the same report at the office.
+    let mut office = Replica::new();
+    let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    pull_all(store, &cadre, Some("pc"), &mut office, 1 << 20).await;
+    office
+        .doc_mut(&id)
+        .expect("doc")
+        .set_field("risk_level", &json!("high"), &Editor::new("c1", 3_000))
+        .expect("set");
+    let push = office.build_push(1 << 20).expect("pending");
+    let w = writer("c1", Role::VillageCadre, "v1", "pc");
+    office.apply_push_result(&store.ingest(&w, &push, &registry()).await.expect("ingest"));
+
+    let pages = pull_all(store, &scope, Some("p1"), &mut phone, 1 << 20).await;
+    let body = &pages[0].docs[0].body;
+    assert!(
+        matches!(body, PullBody::Changes(c) if c.len() == 1),
+        "one change, not a snapshot: {body:?}"
+    );
+    let doc = phone.get(&id).expect("doc").doc.clone();
+    assert_eq!(doc.field("risk_level").expect("read"), Some(json!("high")));
+    assert_eq!(phone.digest(), pages.last().expect("page").digest);
+}
+
+async fn pulls_page_by_byte_budget_and_the_cursor_reaches_everything(store: &dyn Store) {
+    seed_org(store).await;
+    let mut docs: Vec<_> = (100..130).map(|i| dispute(i, G1, "w1")).collect();
+    let mut refs: Vec<&mut _> = docs.iter_mut().collect();
+    store
+        .ingest(
+            &writer("w1", Role::GridWorker, G1, "p1"),
+            &push_all(&mut refs),
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    let mut office = Replica::new();
+    let scope = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    let pages = pull_all(store, &scope, Some("pc"), &mut office, 2_000).await;
+    assert!(
+        pages.len() > 3,
+        "a small budget splits the pull: {} pages",
+        pages.len()
+    );
+    assert!(pages[..pages.len() - 1].iter().all(|p| p.more));
+    for page in &pages {
+        let bytes: usize = page
+            .docs
+            .iter()
+            .map(|d| match &d.body {
+                PullBody::Snapshot(s) => s.len(),
+                PullBody::Changes(c) => c.iter().map(Vec::len).sum(),
+            })
+            .sum();
+        assert!(
+            page.docs.len() == 1 || bytes < 2_000 + 1_000,
+            "page of {bytes} bytes"
+        );
+    }
+    assert_eq!(office.ids().count(), 30);
+    assert_eq!(office.digest(), pages.last().expect("page").digest);
+}
+
+async fn each_role_pulls_exactly_its_scope(store: &dyn Store) {
+    seed_org(store).await;
+    let mut d1 = dispute(11, G1, "admin");
+    let mut d2 = dispute(12, G2, "admin");
+    let mut d3 = dispute(13, G3, "admin");
+    let mut c1 = drug_case(14, G1, "admin", "w1");
+    let mut c2 = drug_case(15, G1, "admin", "w9");
+    store
+        .ingest(
+            &admin(),
+            &push_all(&mut [&mut d1, &mut d2, &mut d3, &mut c1, &mut c2]),
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    let cases: [(Scope, &[u128]); 6] = [
+        (
+            Scope::for_role("w1", Role::GridWorker, path_of(G1)),
+            &[11, 14],
+        ),
+        (Scope::for_role("w2", Role::GridWorker, path_of(G2)), &[12]),
+        (
+            Scope::for_role("c1", Role::VillageCadre, path_of("v1")),
+            &[11, 12],
+        ),
+        (
+            Scope::for_role("t1", Role::TownshipStaff, path_of("s2")),
+            &[13],
+        ),
+        (
+            Scope::for_role("o1", Role::DrugControlOfficer, path_of("t1")),
+            &[14, 15],
+        ),
+        (
+            Scope::for_role("admin", Role::DistrictAdmin, path_of("d")),
+            &[11, 12, 13, 14, 15],
+        ),
+    ];
+    for (scope, expected) in cases {
+        let mut replica = Replica::new();
+        let pages = pull_all(store, &scope, None, &mut replica, 1 << 20).await;
+        let got: BTreeSet<DocId> = replica.ids().copied().collect();
+        let want: BTreeSet<DocId> = expected.iter().map(|i| DocId::from_u128(*i)).collect();
+        assert_eq!(got, want, "scope of {}", scope.user_id);
+        assert_eq!(
+            replica.digest(),
+            pages.last().expect("page").digest,
+            "digest of {}",
+            scope.user_id
+        );
+        // A resend request for a report outside the scope returns nothing.
+        let probe = Pull {
+            cursor: 0,
+            byte_budget: 1 << 20,
+            resend: vec![DocId::from_u128(13)],
+        };
+        let result = store.pull(&scope, None, &probe).await.expect("pull");
+        assert_eq!(
+            result.docs.iter().any(|d| d.doc == DocId::from_u128(13)),
+            expected.contains(&13),
+            "resend of 13 for {}",
+            scope.user_id
+        );
+    }
+}
+
+async fn concurrent_edits_of_one_field_open_a_conflict_that_a_resolving_change_closes(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    let id = DocId::from_u128(20);
+    let mut phone = Replica::new();
+    phone.insert(dispute(20, G1, "w1"));
+    let w1 = writer("w1", Role::GridWorker, G1, "p1");
+    let push = phone.build_push(1 << 20).expect("pending");
+    phone.apply_push_result(&store.ingest(&w1, &push, &registry()).await.expect("ingest"));
+    let mut office = Replica::new();
+    let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    pull_all(store, &cadre, Some("pc"), &mut office, 1 << 20).await;
+
+    // Both edit the risk level offline.
+    phone
+        .doc_mut(&id)
+        .expect("doc")
+        .set_field("risk_level", &json!("low"), &Editor::new("w1", 5_000))
+        .expect("set");
+    office
+        .doc_mut(&id)
+        .expect("doc")
+        .set_field("risk_level", &json!("high"), &Editor::new("c1", 5_001))
+        .expect("set");
+    let c1 = writer("c1", Role::VillageCadre, "v1", "pc");
+    for (replica, w) in [(&mut phone, &w1), (&mut office, &c1)] {
+        let push = replica.build_push(1 << 20).expect("pending");
+        replica.apply_push_result(&store.ingest(w, &push, &registry()).await.expect("ingest"));
+    }
+    let row = store.document(&id).await.expect("read").expect("row");
+    assert!(row.has_conflicts);
+    let conflicts = store.conflicts_of(&id).await.expect("conflicts");
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].path, "fields.risk_level");
+    assert_eq!(conflicts[0].code, "concurrent_values");
+    let authors: BTreeSet<&str> = conflicts[0]
+        .detail
+        .as_array()
+        .expect("values")
+        .iter()
+        .filter_map(|v| v["author"].as_str())
+        .collect();
+    assert_eq!(authors, BTreeSet::from(["c1", "w1"]));
+
+    // The cadre pulls both values and resolves.
+    pull_all(store, &cadre, Some("pc"), &mut office, 1 << 20).await;
+    let doc = office.doc_mut(&id).expect("doc");
+    let path = "fields.risk_level".parse().expect("path");
+    doc.resolve(&path, &json!("medium"), &Editor::new("c1", 6_000))
+        .expect("resolve");
+    let push = office.build_push(1 << 20).expect("pending");
+    office.apply_push_result(&store.ingest(&c1, &push, &registry()).await.expect("ingest"));
+    let conflicts = store.conflicts_of(&id).await.expect("conflicts");
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].resolved_by.as_deref(), Some("c1"));
+    let row = store.document(&id).await.expect("read").expect("row");
+    assert!(!row.has_conflicts);
+    assert_eq!(row.projection["fields"]["risk_level"], json!("medium"));
+}
+
+async fn compaction_rewrites_the_snapshot_and_pulls_still_converge(store: &dyn Store) {
+    seed_org(store).await;
+    let id = DocId::from_u128(30);
+    let mut phone = Replica::new();
+    phone.insert(dispute(30, G1, "w1"));
+    let w1 = writer("w1", Role::GridWorker, G1, "p1");
+    let mut office = Replica::new();
+    let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    for i in 0..60 {
+        phone
+            .doc_mut(&id)
+            .expect("doc")
+            .set_field(
+                "description",
+                &json!(format!("第{i}次走访，双方仍有分歧。")),
+                &Editor::new("w1", 10_000 + i),
+            )
+            .expect("set");
+        let push = phone.build_push(1 << 20).expect("pending");
+        phone.apply_push_result(&store.ingest(&w1, &push, &registry()).await.expect("ingest"));
+        if i % 7 == 0 {
+            pull_all(store, &cadre, Some("pc"), &mut office, 1 << 20).await;
+        }
+    }
+    let loaded = store.load_doc(&id).await.expect("load").expect("doc");
+    let mut phone_doc = phone.get(&id).expect("doc").doc.clone();
+    assert_eq!(loaded.clone().heads(), phone_doc.heads());
+    pull_all(store, &cadre, Some("pc"), &mut office, 1 << 20).await;
+    assert_eq!(
+        office.get(&id).expect("doc").doc.clone().heads(),
+        phone_doc.heads()
+    );
+    let mut fresh = Replica::new();
+    pull_all(store, &cadre, Some("pc2"), &mut fresh, 1 << 20).await;
+    assert_eq!(
+        fresh.get(&id).expect("doc").doc.clone().heads(),
+        phone_doc.heads()
+    );
+}
+
+async fn pruning_keeps_clients_behind_the_horizon_converging_through_snapshots(store: &dyn Store) {
+    seed_org(store).await;
+    let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    let mut early = Replica::new();
+    let mut docs: Vec<_> = (40..45).map(|i| dispute(i, G1, "w1")).collect();
+    let mut refs: Vec<&mut _> = docs.iter_mut().collect();
+    let w1 = writer("w1", Role::GridWorker, G1, "p1");
+    store
+        .ingest(&w1, &push_all(&mut refs), &registry())
+        .await
+        .expect("ingest");
+    pull_all(store, &cadre, None, &mut early, 1 << 20).await;
+    for d in &mut docs {
+        let before = d.heads();
+        d.set_field("place", &json!("新地点"), &Editor::new("w1", 20_000))
+            .expect("set");
+        let push = gridsync_core::protocol::Push {
+            docs: vec![gridsync_core::protocol::PushDoc {
+                doc: d.id(),
+                changes: d.changes_since(&before),
+            }],
+        };
+        store.ingest(&w1, &push, &registry()).await.expect("ingest");
+    }
+    // No device is registered, so nothing holds the horizon back.
+    let pruned = store.prune().await.expect("prune");
+    assert!(pruned > 0, "something was pruned");
+    pull_all(store, &cadre, None, &mut early, 1 << 20).await;
+    for d in &mut docs {
+        let mut local = early.get(&d.id()).expect("doc").doc.clone();
+        assert_eq!(local.heads(), d.heads());
+    }
+}
+
+async fn users_devices_and_refresh_tokens_round_trip(store: &dyn Store) {
+    seed_org(store).await;
+    let user = User {
+        id: "u1".into(),
+        username: "zhang.wei".into(),
+        display_name: "张伟".into(),
+        password_hash: "$argon2id$test".into(),
+        role: Role::GridWorker,
+        org_unit_id: G1.into(),
+        disabled: false,
+        created_at: 1,
+    };
+    store.insert_user(&user).await.expect("insert");
+    assert!(matches!(
+        store.insert_user(&user).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    assert_eq!(
+        store.user_by_username("zhang.wei").await.expect("read"),
+        Some(user.clone())
+    );
+    assert_eq!(store.user("u1").await.expect("read"), Some(user.clone()));
+    assert_eq!(store.count_users().await.expect("count"), 1);
+    let device = Device {
+        id: "p1".into(),
+        user_id: "u1".into(),
+        name: "红米 Note".into(),
+        created_at: 2,
+        last_seen_at: 2,
+        revoked_at: None,
+        cursor: 0,
+    };
+    store.upsert_device(&device).await.expect("device");
+    let token = RefreshToken {
+        token_hash: vec![7; 32],
+        device_id: "p1".into(),
+        family: "f1".into(),
+        expires_at: 100,
+        used_at: None,
+    };
+    store.insert_refresh_token(&token).await.expect("token");
+    assert_eq!(
+        store.use_refresh_token(&[7; 32], 50).await.expect("use"),
+        Some(token.clone())
+    );
+    let reused = store
+        .use_refresh_token(&[7; 32], 60)
+        .await
+        .expect("use")
+        .expect("known");
+    assert_eq!(reused.used_at, Some(50), "a second use shows the first");
+    assert!(store.revoke_device("p1", 70).await.expect("revoke"));
+    assert!(
+        !store.revoke_device("p1", 71).await.expect("revoke"),
+        "revoking twice changes nothing"
+    );
+    assert_eq!(
+        store
+            .device("p1")
+            .await
+            .expect("read")
+            .expect("device")
+            .revoked_at,
+        Some(70)
+    );
+    assert_eq!(
+        store.use_refresh_token(&[7; 32], 80).await.expect("use"),
+        None,
+        "revocation drops tokens"
+    );
+}
+
+async fn the_audit_log_keeps_entries_newest_first(store: &dyn Store) {
+    for (i, action) in ["read_report", "export"].into_iter().enumerate() {
+        store
+            .audit(&AuditEntry {
+                at: i as i64,
+                user_id: Some("o1".into()),
+                device_id: None,
+                action: action.into(),
+                doc_id: Some(DocId::from_u128(14)),
+                detail: json!({ "kind": "drug_control_case" }),
+            })
+            .await
+            .expect("audit");
+    }
+    let log = store.audit_log(10).await.expect("log");
+    assert_eq!(
+        log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["export", "read_report"]
+    );
+    assert_eq!(log[0].detail["kind"], json!("drug_control_case"));
+}

@@ -1,0 +1,263 @@
+//! Sync messages between phones and the server, their versioned binary frame, compression,
+//! decode limits and decode errors.
+//!
+//! A phone sends [`Push`] (its unacknowledged automerge changes) and gets a [`PushResult`]; it
+//! sends [`Pull`] (its cursor) and gets a [`PullResult`]. [`encode`] turns any of the four into a
+//! frame and [`decode`] / [`decode_with_limits`] turn a frame back into the expected message or a
+//! typed [`DecodeError`]; no byte sequence makes them panic. [`scope_digest`] lets client and
+//! server compare what they hold without exchanging it.
+//!
+//! # Frame
+//!
+//! ```text
+//! offset  size  content
+//! 0       2     magic b"GS" (0x47 0x53)
+//! 2       1     protocol version, 0x01 (PROTOCOL_VERSION)
+//! 3       1     message kind: 0x01 Push, 0x02 PushResult, 0x03 Pull, 0x04 PullResult
+//! 4       1     flags: bit 0 set = the body is zstd-compressed; bits 1..=7 must be 0
+//! 5       ..    body: one CBOR value (below), or one zstd frame holding it
+//! ```
+//!
+//! The encoder compresses (zstd level 3) only when the CBOR body is over 256 bytes and the
+//! compressed form is smaller; the decoder accepts either form at any size. A compressed body
+//! must be exactly one zstd frame that records its content size (zstd's one-shot compressor,
+//! which [`encode`] uses, always does): the decoder rejects a declared size over
+//! [`Limits::max_body_bytes`] before decompressing anything and then allocates exactly the
+//! declared size, so a compression bomb is refused before it costs memory or time. The CBOR value
+//! must end exactly where the (decompressed) body ends.
+//!
+//! # Body
+//!
+//! CBOR (RFC 8949) written by minicbor's derive with explicit indices. Structs are arrays whose
+//! element `i` is the field tagged `#[n(i)]`; enums are "flat" arrays `[variant index, fields..]`.
+//! A doc id is a 16-byte byte string (the UUID's bytes, big-endian as in RFC 9562), a hash a
+//! 32-byte byte string, a change or snapshot a byte string of the raw automerge bytes. Integers
+//! use CBOR's shortest form. Decoders skip array elements past the last known index, so a later
+//! minor revision may append fields without a version bump; every known field is required.
+//!
+//! ```text
+//! Push          = [docs: [* PushDoc]]
+//! PushDoc       = [doc: bytes(16), changes: [* bytes]]
+//! PushResult    = [docs: [* PushDocResult]]
+//! PushDocResult = [doc: bytes(16), outcome: PushOutcome]
+//! PushOutcome   = [0, heads: [* bytes(32)]]             ; Acked
+//!               / [1, missing: [* bytes(32)]]           ; MissingDeps
+//!               / [2, code: text, reason: text]         ; Rejected
+//! Pull          = [cursor: uint, byte_budget: uint, resend: [* bytes(16)]]
+//! PullResult    = [docs: [* PullDoc], evicted: [* bytes(16)], next_cursor: uint, more: bool,
+//!                  digest: bytes(32)]
+//! PullDoc       = [doc: bytes(16), heads: [* bytes(32)], body: PullBody]
+//! PullBody      = [0, changes: [* bytes]]               ; Changes
+//!               / [1, snapshot: bytes]                  ; Snapshot
+//! ```
+//!
+//! For example a push of one 100-byte change to one document is 128 bytes:
+//!
+//! ```text
+//! 47 53 01 01 00      frame header: "GS", version 1, kind 1 (Push), flags 0
+//! 81                  Push: array(1)
+//!   81                  docs: array(1)
+//!     82                  PushDoc: array(2)
+//!       50 <16 bytes>       doc: bytes(16)
+//!       81                  changes: array(1)
+//!         58 64 <100 bytes>   bytes(100)
+//! ```
+//!
+//! # Limits
+//!
+//! [`decode_with_limits`] bounds the frame, the decompressed body and, after decoding, every
+//! count and size in the message ([`Limits`]). Memory while decoding stays proportional to the
+//! body: minicbor borrows byte strings from the input and never reserves room from a declared
+//! length (see the notes in `protocol/cbor.rs`), so each decoded element is paid for by at least one input byte.
+
+mod cbor;
+mod digest;
+mod frame;
+mod limits;
+
+pub use digest::{doc_digest, scope_digest};
+pub use frame::{Message, decode, decode_with_limits, encode};
+pub use limits::{DecodeError, Limits};
+
+use limits::{at_most, check_changes};
+use minicbor::{Decode, Encode};
+
+/// A report's id, which is also its automerge document's id.
+pub type DocId = uuid::Uuid;
+
+/// An automerge change hash.
+pub type Hash = [u8; 32];
+
+/// The frame version this module writes and the only one it reads.
+pub const PROTOCOL_VERSION: u8 = 1;
+
+/// The client's changes that the server has not acknowledged yet, by document.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Push {
+    #[n(0)]
+    pub docs: Vec<PushDoc>,
+}
+
+/// Raw automerge changes of one document.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PushDoc {
+    #[cbor(n(0), with = "cbor::doc_id")]
+    pub doc: DocId,
+    #[cbor(n(1), with = "cbor::byte_strings")]
+    pub changes: Vec<Vec<u8>>,
+}
+
+/// The server's answer to a [`Push`], one entry per pushed document.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PushResult {
+    #[n(0)]
+    pub docs: Vec<PushDocResult>,
+}
+
+/// What became of one pushed document.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PushDocResult {
+    #[cbor(n(0), with = "cbor::doc_id")]
+    pub doc: DocId,
+    #[n(1)]
+    pub outcome: PushOutcome,
+}
+
+/// Whether the server committed a pushed document's changes.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(flat)]
+pub enum PushOutcome {
+    /// Committed; `heads` are the server's heads of the document now.
+    #[n(0)]
+    Acked {
+        #[cbor(n(0), with = "cbor::hashes")]
+        heads: Vec<Hash>,
+    },
+    /// The server lacks these dependencies (send them and their ancestors too); nothing of the
+    /// document was applied.
+    #[n(1)]
+    MissingDeps {
+        #[cbor(n(0), with = "cbor::hashes")]
+        missing: Vec<Hash>,
+    },
+    /// Refused for good, e.g. `code` "out_of_scope", "invalid_change" or "validation".
+    #[n(2)]
+    Rejected {
+        #[n(0)]
+        code: String,
+        #[n(1)]
+        reason: String,
+    },
+}
+
+/// A request for the documents in the client's scope that changed past `cursor`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Pull {
+    #[n(0)]
+    pub cursor: u64,
+    /// Roughly how many bytes of changes and snapshots the answer may carry.
+    #[n(1)]
+    pub byte_budget: u32,
+    /// Documents the client wants as full snapshots (repair after a digest mismatch).
+    #[cbor(n(2), with = "cbor::doc_ids")]
+    pub resend: Vec<DocId>,
+}
+
+/// One page of the client's scope past its cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PullResult {
+    #[n(0)]
+    pub docs: Vec<PullDoc>,
+    /// Documents that left the client's scope; it should drop them.
+    #[cbor(n(1), with = "cbor::doc_ids")]
+    pub evicted: Vec<DocId>,
+    #[n(2)]
+    pub next_cursor: u64,
+    /// Another page follows; pull again with `next_cursor`.
+    #[n(3)]
+    pub more: bool,
+    /// [`scope_digest`] of the whole scope as the server holds it.
+    #[cbor(n(4), with = "minicbor::bytes")]
+    pub digest: Hash,
+}
+
+/// What changed in one document.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct PullDoc {
+    #[cbor(n(0), with = "cbor::doc_id")]
+    pub doc: DocId,
+    /// The server's heads of the document after applying `body`.
+    #[cbor(n(1), with = "cbor::hashes")]
+    pub heads: Vec<Hash>,
+    #[n(2)]
+    pub body: PullBody,
+}
+
+/// A document's new content: raw changes, or the whole document when that is cheaper.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(flat)]
+pub enum PullBody {
+    #[n(0)]
+    Changes(#[cbor(n(0), with = "cbor::byte_strings")] Vec<Vec<u8>>),
+    /// A saved automerge document.
+    #[n(1)]
+    Snapshot(#[cbor(n(0), with = "minicbor::bytes")] Vec<u8>),
+}
+
+impl frame::sealed::Sealed for Push {}
+impl Message for Push {
+    const KIND: u8 = 1;
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), DecodeError> {
+        at_most("docs", self.docs.len(), limits.max_docs)?;
+        self.docs
+            .iter()
+            .try_for_each(|doc| check_changes(&doc.changes, limits))
+    }
+}
+
+impl frame::sealed::Sealed for PushResult {}
+impl Message for PushResult {
+    const KIND: u8 = 2;
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), DecodeError> {
+        at_most("docs", self.docs.len(), limits.max_docs)?;
+        self.docs.iter().try_for_each(|doc| match &doc.outcome {
+            PushOutcome::Acked { heads } => at_most("heads", heads.len(), limits.max_heads),
+            // Missing dependencies are changes the client must send, so they are bounded like
+            // the changes of one document rather than like its heads.
+            PushOutcome::MissingDeps { missing } => {
+                at_most("missing deps", missing.len(), limits.max_changes_per_doc)
+            }
+            PushOutcome::Rejected { .. } => Ok(()),
+        })
+    }
+}
+
+impl frame::sealed::Sealed for Pull {}
+impl Message for Pull {
+    const KIND: u8 = 3;
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), DecodeError> {
+        at_most("resend docs", self.resend.len(), limits.max_docs)
+    }
+}
+
+impl frame::sealed::Sealed for PullResult {}
+impl Message for PullResult {
+    const KIND: u8 = 4;
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), DecodeError> {
+        at_most("docs", self.docs.len(), limits.max_docs)?;
+        at_most("evicted docs", self.evicted.len(), limits.max_docs)?;
+        self.docs.iter().try_for_each(|doc| {
+            at_most("heads", doc.heads.len(), limits.max_heads)?;
+            match &doc.body {
+                PullBody::Changes(changes) => check_changes(changes, limits),
+                PullBody::Snapshot(snapshot) => {
+                    at_most("snapshot bytes", snapshot.len(), limits.max_snapshot_bytes)
+                }
+            }
+        })
+    }
+}
