@@ -482,9 +482,12 @@ impl Store for SqliteStore {
     ) -> Result<PullResult> {
         let cursor = i64::try_from(pull.cursor).unwrap_or(i64::MAX);
         let (pattern, open, all, assigned) = scope_binds(scope);
+        // One read transaction: the page and the digest describe the same snapshot, so a client
+        // at the end of its pull agrees with the digest even while others commit.
+        let mut tx = self.read.begin().await?;
         let (horizon,): (i64,) =
             sqlx::query_as("SELECT value FROM counters WHERE name = 'horizon'")
-                .fetch_one(&self.read)
+                .fetch_one(&mut *tx)
                 .await?;
         let full = cursor == 0 || cursor < horizon;
         let budget = pull.byte_budget as usize;
@@ -492,10 +495,10 @@ impl Store for SqliteStore {
         let mut bytes = 0usize;
 
         for id in &pull.resend {
-            let Some((page, snapshot)) = self.page_doc(scope, id).await? else {
+            let Some((page, snapshot)) = page_doc(&mut tx, scope, id).await? else {
                 continue;
             };
-            let changes = self.changes_after(id, page.snapshot_seq).await?;
+            let changes = changes_after(&mut tx, id, page.snapshot_seq).await?;
             let body = sync::snapshot_body(snapshot, &page, &changes);
             bytes += sync::body_len(&body);
             out.push(PullDoc {
@@ -519,7 +522,7 @@ impl Store for SqliteStore {
         .bind(all)
         .bind(&assigned)
         .bind(PAGE_DOCS)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *tx)
         .await?;
         let listed_all = (rows.len() as i64) < PAGE_DOCS;
         let page: Vec<PageDoc> = rows
@@ -551,7 +554,7 @@ impl Store for SqliteStore {
             .bind(&assigned)
             .bind(last.seq)
             .bind(full)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *tx)
             .await?;
             let mut by_doc: std::collections::HashMap<String, Vec<PulledChange>> =
                 std::collections::HashMap::new();
@@ -575,11 +578,11 @@ impl Store for SqliteStore {
                     }
                     Body::Changes(c) => gridsync_core::protocol::PullBody::Changes(c),
                     Body::Snapshot => {
-                        let snapshot = self.snapshot_of(&doc.id).await?;
+                        let snapshot = snapshot_of(&mut tx, &doc.id).await?;
                         let after = if full {
                             changes
                         } else {
-                            self.changes_after(&doc.id, doc.snapshot_seq).await?
+                            changes_after(&mut tx, &doc.id, doc.snapshot_seq).await?
                         };
                         sync::snapshot_body(snapshot, doc, &after)
                     }
@@ -609,10 +612,11 @@ impl Store for SqliteStore {
             .bind(open)
             .bind(all)
             .bind(&assigned)
-            .fetch_all(&self.read)
+            .fetch_all(&mut *tx)
             .await?;
             sync::digest(heads.iter().map(|(id, h)| (id.as_str(), h.as_slice())))?
         };
+        tx.commit().await?;
         if let Some(device) = device_id {
             sqlx::query("UPDATE devices SET cursor = ?2 WHERE id = ?1")
                 .bind(device)
@@ -772,61 +776,65 @@ impl Store for SqliteStore {
     }
 }
 
-impl SqliteStore {
-    /// A document of `scope` as a pull page entry, with its snapshot bytes.
-    async fn page_doc(&self, scope: &Scope, id: &DocId) -> Result<Option<(PageDoc, Vec<u8>)>> {
-        let (pattern, open, all, assigned) = scope_binds(scope);
-        let row: Option<(i64, Vec<u8>, Vec<u8>, i64, i64)> =
-            sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
+/// A document of `scope` as a pull page entry, with its snapshot bytes.
+async fn page_doc(
+    tx: &mut Transaction<'_, Sqlite>,
+    scope: &Scope,
+    id: &DocId,
+) -> Result<Option<(PageDoc, Vec<u8>)>> {
+    let (pattern, open, all, assigned) = scope_binds(scope);
+    let row: Option<(i64, Vec<u8>, Vec<u8>, i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+        "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
              FROM documents d WHERE d.id = ?1 AND {SCOPE_FILTER}"
-            )))
-            .bind(id.to_string())
-            .bind(&pattern)
-            .bind(open)
-            .bind(all)
-            .bind(&assigned)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| {
-            (
-                PageDoc {
-                    id: *id,
-                    seq: r.0,
-                    heads: r.1,
-                    snapshot_len: r.2.len() as i64,
-                    snapshot_seq: r.3,
-                    incremental_bytes: r.4,
-                },
-                r.2,
-            )
-        }))
-    }
-
-    async fn snapshot_of(&self, id: &DocId) -> Result<Vec<u8>> {
-        let (snapshot,): (Vec<u8>,) =
-            sqlx::query_as("SELECT snapshot FROM documents WHERE id = ?1")
-                .bind(id.to_string())
-                .fetch_one(&self.read)
-                .await?;
-        Ok(snapshot)
-    }
-
-    async fn changes_after(&self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>> {
-        let rows: Vec<(i64, Option<String>, Vec<u8>)> = sqlx::query_as(
-            "SELECT seq, device_id, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
-        )
-        .bind(id.to_string())
-        .bind(seq)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| PulledChange {
+    )))
+    .bind(id.to_string())
+    .bind(&pattern)
+    .bind(open)
+    .bind(all)
+    .bind(&assigned)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|r| {
+        (
+            PageDoc {
+                id: *id,
                 seq: r.0,
-                device_id: r.1,
-                bytes: r.2,
-            })
-            .collect())
-    }
+                heads: r.1,
+                snapshot_len: r.2.len() as i64,
+                snapshot_seq: r.3,
+                incremental_bytes: r.4,
+            },
+            r.2,
+        )
+    }))
+}
+
+async fn snapshot_of(tx: &mut Transaction<'_, Sqlite>, id: &DocId) -> Result<Vec<u8>> {
+    let (snapshot,): (Vec<u8>,) = sqlx::query_as("SELECT snapshot FROM documents WHERE id = ?1")
+        .bind(id.to_string())
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(snapshot)
+}
+
+async fn changes_after(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: &DocId,
+    seq: i64,
+) -> Result<Vec<PulledChange>> {
+    let rows: Vec<(i64, Option<String>, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, device_id, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+    )
+    .bind(id.to_string())
+    .bind(seq)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| PulledChange {
+            seq: r.0,
+            device_id: r.1,
+            bytes: r.2,
+        })
+        .collect())
 }

@@ -216,7 +216,11 @@ pub async fn pull_all(
         let result = store.pull(scope, device, &pull).await.expect("pull");
         let more = result.more;
         pages.push(result.clone());
-        replica.apply_pull_result(result).expect("apply pull");
+        let summary = replica.apply_pull_result(result).expect("apply pull");
+        assert!(
+            !summary.diverged,
+            "the digest disagreed at the end of a pull"
+        );
         if !more {
             return pages;
         }
