@@ -5,10 +5,19 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "gridsync", version, about = "Gridsync: offline-first field reporting server")]
+#[command(
+    name = "gridsync",
+    version,
+    about = "Gridsync: offline-first field reporting server"
+)]
 struct Cli {
     /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST/DB.
-    #[arg(long, env = "GRIDSYNC_DB", default_value = "sqlite://gridsync.db", global = true)]
+    #[arg(
+        long,
+        env = "GRIDSYNC_DB",
+        default_value = "sqlite://gridsync.db",
+        global = true
+    )]
     db: String,
     #[command(subcommand)]
     command: Command,

@@ -236,10 +236,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
         Arc::new(sqlite::SqliteStore::connect(url).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Err(postgres::PgStore::connect(url)
-            .await
-            .err()
-            .unwrap_or(StoreError::UnsupportedUrl(url.to_owned())));
+        Arc::new(postgres::PgStore::connect(url).await?)
     } else {
         return Err(StoreError::UnsupportedUrl(url.to_owned()));
     };
@@ -253,7 +250,7 @@ pub(crate) fn heads_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
 }
 
 pub(crate) fn heads_from_bytes(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(StoreError::Corrupt(format!(
             "heads of {} bytes",
             bytes.len()
@@ -286,7 +283,7 @@ pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, password_hash, role, org_unit_id, disabled, created_at";
 pub(crate) const DEVICE_COLUMNS: &str =
     "id, user_id, name, created_at, last_seen_at, revoked_at, cursor";
-pub(crate) const DOC_COLUMNS: &str = "id, kind, schema_version, grid_id, org_path, restricted, assigned_to, seq, heads, \
+pub(crate) const DOC_COLUMNS: &str = "id, kind, CAST(schema_version AS BIGINT) AS schema_version, grid_id, org_path, restricted, assigned_to, seq, heads, \
      CAST(projection AS TEXT) AS projection, status, review_state, has_conflicts, problems, \
      created_by, created_at, updated_at";
 

@@ -71,8 +71,13 @@ fn scope_binds(scope: &Scope) -> (String, bool, bool, String) {
     )
 }
 
+/// snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to
+type IngestRow = (Vec<u8>, i64, i64, String, bool, Option<String>);
+/// seq, heads, snapshot, snapshot_seq, incremental_bytes
+type ResendRow = (i64, Vec<u8>, Vec<u8>, i64, i64);
+
 async fn load_for_ingest(tx: &mut Transaction<'_, Sqlite>, id: &DocId) -> Result<Option<Loaded>> {
-    let row: Option<(Vec<u8>, i64, i64, String, bool, Option<String>)> = sqlx::query_as(
+    let row: Option<IngestRow> = sqlx::query_as(
         "SELECT snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to \
          FROM documents WHERE id = ?1",
     )
@@ -783,7 +788,7 @@ async fn page_doc(
     id: &DocId,
 ) -> Result<Option<(PageDoc, Vec<u8>)>> {
     let (pattern, open, all, assigned) = scope_binds(scope);
-    let row: Option<(i64, Vec<u8>, Vec<u8>, i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+    let row: Option<ResendRow> = sqlx::query_as(AssertSqlSafe(format!(
         "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
              FROM documents d WHERE d.id = ?1 AND {SCOPE_FILTER}"
     )))
