@@ -14,6 +14,7 @@ use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::Registry;
 
 use crate::scope::{Role, Scope};
+use crate::sync::pull::{PageDoc, PulledChange};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -372,5 +373,98 @@ pub(crate) fn org_from(r: OrgRow) -> Result<OrgUnit> {
         level: Level::parse(&r.2)?,
         name: r.3,
         path: r.4,
+    })
+}
+
+/// snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to.
+pub(crate) type StoredRow = (Vec<u8>, i64, i64, String, bool, Option<String>);
+
+/// id, seq, heads, snapshot length, snapshot_seq, incremental_bytes.
+pub(crate) type PageRow = (String, i64, Vec<u8>, i64, i64, i64);
+
+pub(crate) fn page_doc_from(r: PageRow) -> Result<PageDoc> {
+    Ok(PageDoc {
+        id: parse_doc_id(&r.0)?,
+        seq: r.1,
+        heads: r.2,
+        snapshot_len: r.3,
+        snapshot_seq: r.4,
+        incremental_bytes: r.5,
+    })
+}
+
+/// doc_id, seq, device_id, bytes.
+pub(crate) type PulledRow = (String, i64, Option<String>, Vec<u8>);
+
+pub(crate) fn pulled_change_from(r: PulledRow) -> Result<(DocId, PulledChange)> {
+    Ok((
+        parse_doc_id(&r.0)?,
+        PulledChange {
+            seq: r.1,
+            device_id: r.2,
+            bytes: r.3,
+        },
+    ))
+}
+
+/// hash, seq, author, device_id, time.
+pub(crate) type ChangeLogRow = (Vec<u8>, i64, String, Option<String>, i64);
+
+pub(crate) fn change_row_from(r: ChangeLogRow) -> Result<ChangeRow> {
+    Ok(ChangeRow {
+        hash: heads_from_bytes(&r.0)?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("change hash".into()))?,
+        seq: r.1,
+        author: r.2,
+        device_id: r.3,
+        time: r.4,
+    })
+}
+
+/// id, path, code, detail, detected_at, resolved_at, resolved_by.
+pub(crate) type ConflictRecord = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+);
+
+pub(crate) fn conflict_from(doc_id: DocId, r: ConflictRecord) -> Result<ConflictRow> {
+    Ok(ConflictRow {
+        id: r.0,
+        doc_id,
+        path: r.1,
+        code: r.2,
+        detail: serde_json::from_str(&r.3)
+            .map_err(|e| StoreError::Corrupt(format!("conflict detail: {e}")))?,
+        detected_at: r.4,
+        resolved_at: r.5,
+        resolved_by: r.6,
+    })
+}
+
+/// at, user_id, device_id, action, doc_id, detail.
+pub(crate) type AuditRow = (
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+);
+
+pub(crate) fn audit_from(r: AuditRow) -> Result<AuditEntry> {
+    Ok(AuditEntry {
+        at: r.0,
+        user_id: r.1,
+        device_id: r.2,
+        action: r.3,
+        doc_id: r.4.as_deref().map(parse_doc_id).transpose()?,
+        detail: serde_json::from_str(&r.5)
+            .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?,
     })
 }

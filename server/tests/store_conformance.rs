@@ -344,17 +344,25 @@ async fn each_role_pulls_exactly_its_scope(store: &dyn Store) {
             "digest of {}",
             scope.user_id
         );
-        // A resend request for a report outside the scope returns nothing.
+        // A resend request for a report outside the scope returns only an eviction.
         let probe = Pull {
-            cursor: 0,
+            since: 0,
+            after: 0,
             byte_budget: 1 << 20,
             resend: vec![DocId::from_u128(13)],
         };
         let result = store.pull(&scope, None, &probe).await.expect("pull");
+        let in_scope = expected.contains(&13);
         assert_eq!(
             result.docs.iter().any(|d| d.doc == DocId::from_u128(13)),
-            expected.contains(&13),
+            in_scope,
             "resend of 13 for {}",
+            scope.user_id
+        );
+        assert_eq!(
+            result.evicted == vec![DocId::from_u128(13)],
+            !in_scope,
+            "eviction of 13 for {}",
             scope.user_id
         );
     }

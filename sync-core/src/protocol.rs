@@ -2,7 +2,7 @@
 //! decode limits and decode errors.
 //!
 //! A phone sends [`Push`] (its unacknowledged automerge changes) and gets a [`PushResult`]; it
-//! sends [`Pull`] (its cursor) and gets a [`PullResult`]. [`encode`] turns any of the four into a
+//! sends [`Pull`] (its cursor and its position in a paged pull) and gets a [`PullResult`]. [`encode`] turns any of the four into a
 //! frame and [`decode`] / [`decode_with_limits`] turn a frame back into the expected message or a
 //! typed [`DecodeError`]; no byte sequence makes them panic. [`scope_digest`] lets client and
 //! server compare what they hold without exchanging it.
@@ -43,8 +43,8 @@
 //! PushOutcome   = [0, heads: [* bytes(32)]]             ; Acked
 //!               / [1, missing: [* bytes(32)]]           ; MissingDeps
 //!               / [2, code: text, reason: text]         ; Rejected
-//! Pull          = [cursor: uint, byte_budget: uint, resend: [* bytes(16)]]
-//! PullResult    = [docs: [* PullDoc], evicted: [* bytes(16)], next_cursor: uint, more: bool,
+//! Pull          = [since: uint, after: uint, byte_budget: uint, resend: [* bytes(16)]]
+//! PullResult    = [docs: [* PullDoc], evicted: [* bytes(16)], after: uint, more: bool,
 //!                  digest: bytes(32)]
 //! PullDoc       = [doc: bytes(16), heads: [* bytes(32)], body: PullBody]
 //! PullBody      = [0, changes: [* bytes]]               ; Changes
@@ -62,6 +62,16 @@
 //!       81                  changes: array(1)
 //!         58 64 <100 bytes>   bytes(100)
 //! ```
+//!
+//! # Paging
+//!
+//! A pull is one or more pages. `since` is the server sequence the client had reached when its
+//! last pull finished, and stays fixed through every page of the next one: it decides which
+//! changes a document needs (those past `since`, or a snapshot when `since` is 0). `after` is the
+//! position within the pull: documents whose latest sequence is at or below it were sent on an
+//! earlier page. Keeping the two apart is what lets a document on page 3 arrive with all its
+//! changes since the last pull, not only those past page 2. When `more` is false the client
+//! stores the answer's `after` as its next `since`.
 //!
 //! # Limits
 //!
@@ -150,16 +160,20 @@ pub enum PushOutcome {
     },
 }
 
-/// A request for the documents in the client's scope that changed past `cursor`.
+/// A request for one page of the documents in the client's scope that changed past `since`.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 pub struct Pull {
+    /// Where the client's last complete pull ended; 0 for a client that holds nothing.
     #[n(0)]
-    pub cursor: u64,
-    /// Roughly how many bytes of changes and snapshots the answer may carry.
+    pub since: u64,
+    /// Documents at or below this sequence were sent on earlier pages of this pull.
     #[n(1)]
+    pub after: u64,
+    /// Roughly how many bytes of changes and snapshots the answer may carry.
+    #[n(2)]
     pub byte_budget: u32,
-    /// Documents the client wants as full snapshots (repair after a digest mismatch).
-    #[cbor(n(2), with = "cbor::doc_ids")]
+    /// Documents the client wants whole, because changes arrived without their history.
+    #[cbor(n(3), with = "cbor::doc_ids")]
     pub resend: Vec<DocId>,
 }
 
@@ -168,12 +182,14 @@ pub struct Pull {
 pub struct PullResult {
     #[n(0)]
     pub docs: Vec<PullDoc>,
-    /// Documents that left the client's scope; it should drop them.
+    /// Documents that left the client's scope, or were asked for but are not in it; the client
+    /// drops them.
     #[cbor(n(1), with = "cbor::doc_ids")]
     pub evicted: Vec<DocId>,
+    /// The position for the next page; the client's next `since` once `more` is false.
     #[n(2)]
-    pub next_cursor: u64,
-    /// Another page follows; pull again with `next_cursor`.
+    pub after: u64,
+    /// Another page follows (documents, or resends that did not fit the budget).
     #[n(3)]
     pub more: bool,
     /// [`scope_digest`] of the whole scope as the server holds it.
@@ -210,6 +226,10 @@ impl Message for Push {
 
     fn check_limits(&self, limits: &Limits) -> Result<(), DecodeError> {
         at_most("docs", self.docs.len(), limits.max_docs)?;
+        let mut seen = std::collections::HashSet::with_capacity(self.docs.len());
+        if let Some(doc) = self.docs.iter().find(|d| !seen.insert(d.doc)) {
+            return Err(DecodeError::DuplicateDoc(doc.doc));
+        }
         self.docs
             .iter()
             .try_for_each(|doc| check_changes(&doc.changes, limits))

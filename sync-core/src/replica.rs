@@ -1,6 +1,10 @@
 //! The client's sync state machine, without I/O: local documents, what the server has
 //! acknowledged, the pull cursor; it builds pushes and pulls and applies their results.
 //!
+//! The cursor has two parts (see the paging notes in [`crate::protocol`]): `since`, where the
+//! last complete pull ended, and `after`, the position within a pull in progress. Both are
+//! persisted, so an interrupted pull resumes at its next page rather than starting over.
+//!
 //! There is no separate outbox list. Each document remembers the heads the server is known to
 //! hold (`acked`); the outbox is every change not reachable from them. A list could disagree with
 //! the documents after a crash between two writes; heads cannot, and a retried push is harmless
@@ -53,11 +57,20 @@ pub struct PullSummary {
     pub diverged: bool,
 }
 
+/// Where the client stands in the server's sequence.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Every change up to here has been pulled.
+    pub since: u64,
+    /// Position within the pull in progress; equals `since` between pulls.
+    pub after: u64,
+}
+
 /// The client side of sync for one user.
 #[derive(Debug, Clone, Default)]
 pub struct Replica {
     docs: BTreeMap<DocId, LocalDoc>,
-    cursor: u64,
+    cursor: Cursor,
     /// Documents to ask for as full snapshots, because changes arrived without their history.
     resend: BTreeSet<DocId>,
     /// Heads of each document at the time its changes went into the push in flight.
@@ -70,7 +83,7 @@ impl Replica {
     }
 
     /// Rebuilds a replica from persisted parts.
-    pub fn from_parts(docs: impl IntoIterator<Item = LocalDoc>, cursor: u64) -> Self {
+    pub fn from_parts(docs: impl IntoIterator<Item = LocalDoc>, cursor: Cursor) -> Self {
         Replica {
             docs: docs.into_iter().map(|d| (d.doc.id(), d)).collect(),
             cursor,
@@ -78,7 +91,7 @@ impl Replica {
         }
     }
 
-    pub fn cursor(&self) -> u64 {
+    pub fn cursor(&self) -> Cursor {
         self.cursor
     }
 
@@ -184,19 +197,17 @@ impl Replica {
 
     pub fn build_pull(&self, byte_budget: u32) -> Pull {
         Pull {
-            cursor: self.cursor,
+            since: self.cursor.since,
+            after: self.cursor.after.max(self.cursor.since),
             byte_budget,
             resend: self.resend.iter().copied().collect(),
         }
     }
 
     /// Applies one page of a pull. Local changes not yet pushed are kept: snapshots are merged,
-    /// never substituted.
+    /// never substituted. The summary's `more` also holds while documents wait to be resent.
     pub fn apply_pull_result(&mut self, result: PullResult) -> Result<PullSummary> {
-        let mut summary = PullSummary {
-            more: result.more,
-            ..PullSummary::default()
-        };
+        let mut summary = PullSummary::default();
         for item in result.docs {
             self.resend.remove(&item.doc);
             let local = self.docs.entry(item.doc).or_insert_with(|| LocalDoc {
@@ -223,10 +234,14 @@ impl Replica {
             }
             self.resend.remove(&id);
         }
-        self.cursor = result.next_cursor;
-        if !result.more && self.resend.is_empty() && result.digest != self.digest() {
+        self.cursor.after = result.after;
+        if !result.more {
+            self.cursor.since = result.after;
+        }
+        summary.more = result.more || !self.resend.is_empty();
+        if !summary.more && result.digest != self.digest() {
             summary.diverged = true;
-            self.cursor = 0;
+            self.cursor = Cursor::default();
         }
         Ok(summary)
     }

@@ -108,7 +108,7 @@ fn sample_pull_result() -> PullResult {
             },
         ],
         evicted: vec![doc(3)],
-        next_cursor: 77,
+        after: 77,
         more: true,
         digest: [4; 32],
     }
@@ -187,13 +187,18 @@ fn push_result() -> impl Strategy<Value = PushResult> {
 }
 
 fn pull() -> impl Strategy<Value = Pull> {
-    (any::<u64>(), any::<u32>(), vec(doc_id(), 0..24)).prop_map(|(cursor, byte_budget, resend)| {
-        Pull {
-            cursor,
+    (
+        any::<u64>(),
+        any::<u64>(),
+        any::<u32>(),
+        vec(doc_id(), 0..24),
+    )
+        .prop_map(|(since, after, byte_budget, resend)| Pull {
+            since,
+            after,
             byte_budget,
             resend,
-        }
-    })
+        })
 }
 
 fn pull_body() -> impl Strategy<Value = PullBody> {
@@ -216,10 +221,10 @@ fn pull_result() -> impl Strategy<Value = PullResult> {
         any::<bool>(),
         hash(),
     )
-        .prop_map(|(docs, evicted, next_cursor, more, digest)| PullResult {
+        .prop_map(|(docs, evicted, after, more, digest)| PullResult {
             docs,
             evicted,
-            next_cursor,
+            after,
             more,
             digest,
         })
@@ -354,7 +359,8 @@ fn encoder_compresses_large_compressible_bodies_only() {
 #[test]
 fn decoder_accepts_a_compressed_body_of_any_size() {
     let msg = Pull {
-        cursor: 1,
+        since: 1,
+        after: 1,
         byte_budget: 2,
         resend: vec![],
     };
@@ -388,12 +394,15 @@ fn push_wire_layout_matches_the_module_docs() {
 #[test]
 fn every_message_wire_layout_matches_the_module_docs() {
     let pull = Pull {
-        cursor: 42,
+        since: 42,
+        after: 50,
         byte_budget: 65_536,
         resend: vec![doc(1)],
     };
     let mut expected = vec![0x47, 0x53, 0x01, 0x03, 0x00];
-    expected.extend([0x83, 0x18, 0x2A, 0x1A, 0x00, 0x01, 0x00, 0x00, 0x81, 0x50]);
+    expected.extend([
+        0x84, 0x18, 0x2A, 0x18, 0x32, 0x1A, 0x00, 0x01, 0x00, 0x00, 0x81, 0x50,
+    ]);
     expected.extend([1; 16]);
     assert_eq!(protocol::encode(&pull), expected);
 
@@ -438,7 +447,7 @@ fn every_message_wire_layout_matches_the_module_docs() {
             body: PullBody::Snapshot(vec![0xCD; 2]),
         }],
         evicted: vec![],
-        next_cursor: 5,
+        after: 5,
         more: false,
         digest: [3; 32],
     };
@@ -468,7 +477,8 @@ fn typical_push_overhead_is_small() {
         encoded.len()
     );
     let pull = protocol::encode(&Pull {
-        cursor: 123_456,
+        since: 123_456,
+        after: 123_456,
         byte_budget: 1 << 20,
         resend: vec![],
     });
@@ -762,6 +772,14 @@ fn every_limit_is_enforced_on_decode_and_by_check_limits() {
     assert_eq!(both(&push(2, 1, 4), &tight), exceeded("docs", 1));
     assert_eq!(both(&push(1, 2, 4), &tight), exceeded("changes per doc", 1));
     assert_eq!(both(&push(1, 1, 5), &tight), exceeded("change bytes", 4));
+    let twice = Push {
+        docs: vec![push(1, 1, 4).docs[0].clone(); 2],
+    };
+    let roomy = Limits {
+        max_docs: 2,
+        ..tight
+    };
+    assert_eq!(both(&twice, &roomy), Err(DecodeError::DuplicateDoc(doc(0))));
 
     let push_result = |outcome| PushResult {
         docs: vec![PushDocResult {
@@ -788,7 +806,8 @@ fn every_limit_is_enforced_on_decode_and_by_check_limits() {
     );
 
     let pull = Pull {
-        cursor: 0,
+        since: 0,
+        after: 0,
         byte_budget: 0,
         resend: vec![doc(1), doc(2)],
     };
@@ -801,7 +820,7 @@ fn every_limit_is_enforced_on_decode_and_by_check_limits() {
             body,
         }],
         evicted,
-        next_cursor: 0,
+        after: 0,
         more: false,
         digest: [0; 32],
     };
@@ -881,7 +900,14 @@ fn hash_of_31_bytes_is_malformed() {
 #[test]
 fn doc_id_of_15_bytes_is_malformed() {
     let mut e = minicbor::Encoder::new(Vec::new());
-    e.array(3).unwrap().u8(0).unwrap().u8(0).unwrap();
+    e.array(4)
+        .unwrap()
+        .u8(0)
+        .unwrap()
+        .u8(0)
+        .unwrap()
+        .u8(0)
+        .unwrap();
     e.array(1).unwrap().bytes(&[1; 15]).unwrap();
     let f = frame(Pull::KIND, 0, &e.into_writer());
     assert!(matches!(
@@ -892,8 +918,8 @@ fn doc_id_of_15_bytes_is_malformed() {
 
 #[test]
 fn missing_field_is_malformed() {
-    // A Pull with only cursor and byte_budget.
-    let f = frame(Pull::KIND, 0, &[0x82, 0x00, 0x00]);
+    // A Pull with since, after and byte_budget but no resend list.
+    let f = frame(Pull::KIND, 0, &[0x83, 0x00, 0x00, 0x00]);
     assert!(matches!(
         protocol::decode::<Pull>(&f),
         Err(DecodeError::Malformed(_))
@@ -902,14 +928,15 @@ fn missing_field_is_malformed() {
 
 #[test]
 fn unknown_trailing_fields_are_skipped_for_forward_compatibility() {
-    // A Pull with a fourth element a later minor revision might add.
-    let mut body = vec![0x84, 0x01, 0x02, 0x80];
+    // A Pull with a fifth element a later minor revision might add.
+    let mut body = vec![0x85, 0x01, 0x01, 0x02, 0x80];
     body.extend([0x82, 0x61, b'x', 0xF5]);
     let f = frame(Pull::KIND, 0, &body);
     assert_eq!(
         protocol::decode::<Pull>(&f),
         Ok(Pull {
-            cursor: 1,
+            since: 1,
+            after: 1,
             byte_budget: 2,
             resend: vec![]
         })

@@ -6,25 +6,25 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use gridsync_core::DocId;
-use gridsync_core::protocol::{Pull, PullDoc, PullResult, Push, PushDocResult, PushResult};
+use gridsync_core::ingest::NewChange;
+use gridsync_core::protocol::{Pull, PullResult, Push, PushResult};
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::Registry;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Sqlite, Transaction};
+use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{
-    AuditEntry, ChangeRow, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocRecord,
-    DocumentRow, OrgRow, OrgUnit, RefreshToken, Result, Store, StoreError, USER_COLUMNS, User,
-    UserRow, Writer, device_from, heads_from_bytes, heads_to_bytes, org_from, parse_doc_id,
-    user_from,
+    AuditEntry, AuditRow, ChangeLogRow, ChangeRow, ConflictRecord, ConflictRow, DEVICE_COLUMNS,
+    DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit, PageRow, PulledRow,
+    RefreshToken, Result, Store, StoreError, StoredRow, USER_COLUMNS, User, UserRow, Writer,
+    audit_from, change_row_from, conflict_from, device_from, heads_to_bytes, org_from,
+    page_doc_from, parse_doc_id, pulled_change_from, user_from,
 };
 use crate::scope::{Restricted, Scope};
-use crate::sync::{self, Body, Loaded, PageDoc, PulledChange};
-
-/// How many documents one pull page lists before the byte budget is applied.
-const PAGE_DOCS: i64 = 500;
+use crate::sync::ingest::{DocWrite, IngestTx, Loaded, StoredDoc, ingest_batch};
+use crate::sync::pull::{PageDoc, PullReads, PulledChange, pull_page};
 
 pub struct SqliteStore {
     write: SqlitePool,
@@ -71,68 +71,66 @@ fn scope_binds(scope: &Scope) -> (String, bool, bool, String) {
     )
 }
 
-/// snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to
-type IngestRow = (Vec<u8>, i64, i64, String, bool, Option<String>);
-/// seq, heads, snapshot, snapshot_seq, incremental_bytes
-type ResendRow = (i64, Vec<u8>, Vec<u8>, i64, i64);
-
-async fn load_for_ingest(tx: &mut Transaction<'_, Sqlite>, id: &DocId) -> Result<Option<Loaded>> {
-    let row: Option<IngestRow> = sqlx::query_as(
-        "SELECT snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to \
-         FROM documents WHERE id = ?1",
-    )
-    .bind(id.to_string())
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some((snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to)) = row
-    else {
-        return Ok(None);
-    };
-    let changes: Vec<(Vec<u8>,)> =
-        sqlx::query_as("SELECT bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq")
-            .bind(id.to_string())
-            .bind(snapshot_seq)
-            .fetch_all(&mut **tx)
-            .await?;
-    let snapshot_len = snapshot.len() as i64;
-    let mut bytes = snapshot;
-    for (c,) in changes {
-        bytes.extend_from_slice(&c);
+#[async_trait]
+impl IngestTx for SqliteConnection {
+    async fn stored(&mut self, id: &DocId) -> Result<Option<StoredDoc>> {
+        let row: Option<StoredRow> = sqlx::query_as(
+            "SELECT snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to \
+             FROM documents WHERE id = ?1",
+        )
+        .bind(id.to_string())
+        .fetch_optional(&mut *self)
+        .await?;
+        let Some((snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to)) =
+            row
+        else {
+            return Ok(None);
+        };
+        let changes = changes_after(self, id, snapshot_seq).await?;
+        Ok(Some(StoredDoc {
+            snapshot,
+            incremental_bytes,
+            org_path,
+            restricted,
+            assigned_to,
+            changes: changes.into_iter().map(|c| c.bytes).collect(),
+        }))
     }
-    let doc = ReportDoc::load(*id, &bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    Ok(Some(Loaded {
-        doc,
-        snapshot_len,
-        incremental_bytes,
-        org_path,
-        restricted,
-        assigned_to,
-    }))
-}
 
-async fn write_doc(
-    tx: &mut Transaction<'_, Sqlite>,
-    w: &sync::DocWrite,
-    first_seq: i64,
-    writer: &Writer,
-) -> Result<()> {
-    let id = w.id.to_string();
-    let last_seq = first_seq + w.changes.len() as i64 - 1;
-    if w.is_new {
+    async fn grid_path(&mut self, grid: &str) -> Result<Option<String>> {
+        let path: Option<(String,)> =
+            sqlx::query_as("SELECT path FROM org_units WHERE id = ?1 AND level = 'grid'")
+                .bind(grid)
+                .fetch_optional(self)
+                .await?;
+        Ok(path.map(|p| p.0))
+    }
+
+    async fn take_seqs(&mut self, count: i64) -> Result<i64> {
+        let (last,): (i64,) = sqlx::query_as(
+            "UPDATE counters SET value = value + ?1 WHERE name = 'seq' RETURNING value",
+        )
+        .bind(count)
+        .fetch_one(self)
+        .await?;
+        Ok(last - count + 1)
+    }
+
+    async fn insert_document(&mut self, w: &DocWrite, seq: i64) -> Result<()> {
         sqlx::query(
             "INSERT INTO documents (id, kind, schema_version, grid_id, org_path, restricted, \
              assigned_to, seq, heads, snapshot, snapshot_seq, incremental_bytes, projection, status, \
              has_conflicts, problems, created_by, created_at, updated_at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?8, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)",
         )
-        .bind(&id)
+        .bind(w.id.to_string())
         .bind(&w.kind)
         .bind(w.schema_version)
         .bind(&w.grid_id)
         .bind(&w.org_path)
         .bind(w.restricted)
         .bind(&w.assigned_to)
-        .bind(last_seq)
+        .bind(seq)
         .bind(&w.heads)
         .bind(w.snapshot.as_deref().unwrap_or_default())
         .bind(w.incremental_bytes)
@@ -142,19 +140,23 @@ async fn write_doc(
         .bind(&w.problems)
         .bind(&w.created_by)
         .bind(w.created_at)
-        .execute(&mut **tx)
+        .execute(self)
         .await?;
-    } else {
+        Ok(())
+    }
+
+    async fn update_document(&mut self, w: &DocWrite, seq: i64) -> Result<()> {
         sqlx::query(
             "UPDATE documents SET org_path = ?2, restricted = ?3, assigned_to = ?4, seq = ?5, \
              heads = ?6, incremental_bytes = ?7, projection = ?8, status = ?9, has_conflicts = ?10, \
-             problems = ?11, updated_at = ?12 WHERE id = ?1",
+             problems = ?11, updated_at = ?12, snapshot = COALESCE(?13, snapshot), \
+             snapshot_seq = CASE WHEN ?13 IS NULL THEN snapshot_seq ELSE ?5 END WHERE id = ?1",
         )
-        .bind(&id)
+        .bind(w.id.to_string())
         .bind(&w.org_path)
         .bind(w.restricted)
         .bind(&w.assigned_to)
-        .bind(last_seq)
+        .bind(seq)
         .bind(&w.heads)
         .bind(w.incremental_bytes)
         .bind(&w.projection)
@@ -162,61 +164,213 @@ async fn write_doc(
         .bind(w.has_conflicts)
         .bind(&w.problems)
         .bind(w.updated_at)
-        .execute(&mut **tx)
+        .bind(w.snapshot.as_deref())
+        .execute(self)
         .await?;
-        if let Some(snapshot) = &w.snapshot {
-            sqlx::query("UPDATE documents SET snapshot = ?2, snapshot_seq = ?3 WHERE id = ?1")
-                .bind(&id)
-                .bind(snapshot)
-                .bind(last_seq)
-                .execute(&mut **tx)
-                .await?;
-        }
+        Ok(())
     }
-    for (i, c) in w.changes.iter().enumerate() {
+
+    async fn insert_change(
+        &mut self,
+        doc: &DocId,
+        seq: i64,
+        change: &NewChange,
+        writer: &Writer,
+    ) -> Result<()> {
         sqlx::query(
             "INSERT INTO changes (hash, doc_id, seq, deps, author, device_id, time, bytes) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
-        .bind(c.hash.0.as_slice())
-        .bind(&id)
-        .bind(first_seq + i as i64)
-        .bind(heads_to_bytes(&c.deps))
+        .bind(change.hash.0.as_slice())
+        .bind(doc.to_string())
+        .bind(seq)
+        .bind(heads_to_bytes(&change.deps))
         .bind(&writer.user_id)
         .bind(&writer.device_id)
-        .bind(c.time)
-        .bind(&c.bytes)
-        .execute(&mut **tx)
+        .bind(change.time)
+        .bind(&change.bytes)
+        .execute(self)
         .await?;
+        Ok(())
     }
-    let open: Vec<(i64, String, String)> = sqlx::query_as(
-        "SELECT id, path, code FROM conflicts WHERE doc_id = ?1 AND resolved_at IS NULL",
-    )
-    .bind(&id)
-    .fetch_all(&mut **tx)
-    .await?;
-    let (gone, new) = sync::conflict_diff(&open, &w.conflicts);
-    for conflict_id in gone {
+
+    async fn open_conflicts(&mut self, doc: &DocId) -> Result<Vec<(i64, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT id, path, code FROM conflicts WHERE doc_id = ?1 AND resolved_at IS NULL",
+        )
+        .bind(doc.to_string())
+        .fetch_all(self)
+        .await?)
+    }
+
+    async fn close_conflict(&mut self, id: i64, writer: &Writer) -> Result<()> {
         sqlx::query("UPDATE conflicts SET resolved_at = ?2, resolved_by = ?3 WHERE id = ?1")
-            .bind(conflict_id)
+            .bind(id)
             .bind(writer.now)
             .bind(&writer.user_id)
-            .execute(&mut **tx)
+            .execute(self)
             .await?;
+        Ok(())
     }
-    for (path, code, detail) in new {
+
+    async fn insert_conflict(
+        &mut self,
+        doc: &DocId,
+        (path, code, detail): &(String, String, String),
+        at: i64,
+    ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO conflicts (doc_id, path, code, detail, detected_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO conflicts (doc_id, path, code, detail, detected_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )
-        .bind(&id)
+        .bind(doc.to_string())
         .bind(path)
         .bind(code)
         .bind(detail)
-        .bind(writer.now)
-        .execute(&mut **tx)
+        .bind(at)
+        .execute(self)
         .await?;
+        Ok(())
     }
-    Ok(())
+}
+
+#[async_trait]
+impl PullReads for SqliteConnection {
+    async fn horizon(&mut self) -> Result<i64> {
+        let (horizon,): (i64,) =
+            sqlx::query_as("SELECT value FROM counters WHERE name = 'horizon'")
+                .fetch_one(self)
+                .await?;
+        Ok(horizon)
+    }
+
+    async fn scoped_doc(
+        &mut self,
+        scope: &Scope,
+        id: &DocId,
+    ) -> Result<Option<(PageDoc, Vec<u8>)>> {
+        let (pattern, open, all, assigned) = scope_binds(scope);
+        let row: Option<(i64, Vec<u8>, Vec<u8>, i64, i64)> =
+            sqlx::query_as(AssertSqlSafe(format!(
+                "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
+             FROM documents d WHERE d.id = ?1 AND {SCOPE_FILTER}"
+            )))
+            .bind(id.to_string())
+            .bind(&pattern)
+            .bind(open)
+            .bind(all)
+            .bind(&assigned)
+            .fetch_optional(self)
+            .await?;
+        Ok(
+            row.map(|(seq, heads, snapshot, snapshot_seq, incremental_bytes)| {
+                let doc = PageDoc {
+                    id: *id,
+                    seq,
+                    heads,
+                    snapshot_len: snapshot.len() as i64,
+                    snapshot_seq,
+                    incremental_bytes,
+                };
+                (doc, snapshot)
+            }),
+        )
+    }
+
+    async fn page(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<PageDoc>> {
+        let (pattern, open, all, assigned) = scope_binds(scope);
+        let rows: Vec<PageRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT d.id, d.seq, d.heads, length(d.snapshot), d.snapshot_seq, d.incremental_bytes \
+             FROM documents d WHERE d.seq > ?1 AND {SCOPE_FILTER} ORDER BY d.seq LIMIT ?6"
+        )))
+        .bind(after)
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .bind(limit)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter().map(page_doc_from).collect()
+    }
+
+    async fn page_changes(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        last: i64,
+        since: Option<i64>,
+    ) -> Result<Vec<(DocId, PulledChange)>> {
+        let (pattern, open, all, assigned) = scope_binds(scope);
+        let rows: Vec<PulledRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
+             JOIN documents d ON d.id = c.doc_id \
+             WHERE d.seq > ?1 AND d.seq <= ?6 AND {SCOPE_FILTER} \
+             AND c.seq > COALESCE(?7, d.snapshot_seq) ORDER BY c.seq"
+        )))
+        .bind(after)
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .bind(last)
+        .bind(since)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter().map(pulled_change_from).collect()
+    }
+
+    async fn snapshot(&mut self, id: &DocId) -> Result<Vec<u8>> {
+        let (snapshot,): (Vec<u8>,) =
+            sqlx::query_as("SELECT snapshot FROM documents WHERE id = ?1")
+                .bind(id.to_string())
+                .fetch_one(self)
+                .await?;
+        Ok(snapshot)
+    }
+
+    async fn changes_after(&mut self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>> {
+        changes_after(self, id, seq).await
+    }
+
+    async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>> {
+        let (pattern, open, all, assigned) = scope_binds(scope);
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT d.id, d.heads FROM documents d WHERE ?1 = ?1 AND {SCOPE_FILTER}"
+        )))
+        .bind(0)
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter()
+            .map(|(id, heads)| Ok((parse_doc_id(&id)?, heads)))
+            .collect()
+    }
+}
+
+async fn changes_after(
+    conn: &mut SqliteConnection,
+    id: &DocId,
+    seq: i64,
+) -> Result<Vec<PulledChange>> {
+    let rows: Vec<(i64, Option<String>, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, device_id, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+    )
+    .bind(id.to_string())
+    .bind(seq)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, device_id, bytes)| PulledChange {
+            seq,
+            device_id,
+            bytes,
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -434,49 +588,9 @@ impl Store for SqliteStore {
         registry: &Registry,
     ) -> Result<PushResult> {
         let mut tx = self.write.begin().await?;
-        let mut results = Vec::with_capacity(push.docs.len());
-        let mut writes = Vec::new();
-        for item in &push.docs {
-            let loaded = load_for_ingest(&mut tx, &item.doc).await?;
-            let outcome = match sync::apply(loaded, item, writer, registry) {
-                Ok(applied) => {
-                    let org_path: Option<(String,)> = sqlx::query_as(
-                        "SELECT path FROM org_units WHERE id = ?1 AND level = 'grid'",
-                    )
-                    .bind(applied.grid())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    match sync::plan(applied, org_path.map(|p| p.0), writer, registry) {
-                        Ok(plan) => {
-                            writes.extend(plan.write);
-                            plan.outcome
-                        }
-                        Err(outcome) => outcome,
-                    }
-                }
-                Err(outcome) => outcome,
-            };
-            results.push(PushDocResult {
-                doc: item.doc,
-                outcome,
-            });
-        }
-        let total: i64 = writes.iter().map(|w| w.changes.len() as i64).sum();
-        if total > 0 {
-            let (last,): (i64,) = sqlx::query_as(
-                "UPDATE counters SET value = value + ?1 WHERE name = 'seq' RETURNING value",
-            )
-            .bind(total)
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut next = last - total + 1;
-            for w in &writes {
-                write_doc(&mut tx, w, next, writer).await?;
-                next += w.changes.len() as i64;
-            }
-        }
+        let result = ingest_batch(&mut *tx, writer, push, registry).await?;
         tx.commit().await?;
-        Ok(PushResult { docs: results })
+        Ok(result)
     }
 
     async fn pull(
@@ -485,157 +599,18 @@ impl Store for SqliteStore {
         device_id: Option<&str>,
         pull: &Pull,
     ) -> Result<PullResult> {
-        let cursor = i64::try_from(pull.cursor).unwrap_or(i64::MAX);
-        let (pattern, open, all, assigned) = scope_binds(scope);
-        // One read transaction: the page and the digest describe the same snapshot, so a client
-        // at the end of its pull agrees with the digest even while others commit.
         let mut tx = self.read.begin().await?;
-        let (horizon,): (i64,) =
-            sqlx::query_as("SELECT value FROM counters WHERE name = 'horizon'")
-                .fetch_one(&mut *tx)
-                .await?;
-        let full = cursor == 0 || cursor < horizon;
-        let budget = pull.byte_budget as usize;
-        let mut out = Vec::new();
-        let mut bytes = 0usize;
-
-        for id in &pull.resend {
-            let Some((page, snapshot)) = page_doc(&mut tx, scope, id).await? else {
-                continue;
-            };
-            let changes = changes_after(&mut tx, id, page.snapshot_seq).await?;
-            let body = sync::snapshot_body(snapshot, &page, &changes);
-            bytes += sync::body_len(&body);
-            out.push(PullDoc {
-                doc: *id,
-                heads: page
-                    .heads
-                    .chunks_exact(32)
-                    .filter_map(|c| c.try_into().ok())
-                    .collect(),
-                body,
-            });
-        }
-
-        let rows: Vec<(String, i64, Vec<u8>, i64, i64, i64)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT d.id, d.seq, d.heads, length(d.snapshot), d.snapshot_seq, d.incremental_bytes \
-             FROM documents d WHERE d.seq > ?1 AND {SCOPE_FILTER} ORDER BY d.seq LIMIT ?6"
-        )))
-        .bind(cursor)
-        .bind(&pattern)
-        .bind(open)
-        .bind(all)
-        .bind(&assigned)
-        .bind(PAGE_DOCS)
-        .fetch_all(&mut *tx)
-        .await?;
-        let listed_all = (rows.len() as i64) < PAGE_DOCS;
-        let page: Vec<PageDoc> = rows
-            .into_iter()
-            .map(|r| {
-                Ok(PageDoc {
-                    id: parse_doc_id(&r.0)?,
-                    seq: r.1,
-                    heads: r.2,
-                    snapshot_len: r.3,
-                    snapshot_seq: r.4,
-                    incremental_bytes: r.5,
-                })
-            })
-            .collect::<Result<_>>()?;
-        let mut next_cursor = cursor;
-        let mut stopped = false;
-        if let Some(last) = page.last() {
-            let changes: Vec<(String, i64, Option<String>, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
-                 JOIN documents d ON d.id = c.doc_id \
-                 WHERE d.seq > ?1 AND d.seq <= ?6 AND {SCOPE_FILTER} \
-                 AND ((?7 = 0 AND c.seq > ?1) OR (?7 = 1 AND c.seq > d.snapshot_seq)) ORDER BY c.seq"
-            )))
-            .bind(cursor)
-            .bind(&pattern)
-            .bind(open)
-            .bind(all)
-            .bind(&assigned)
-            .bind(last.seq)
-            .bind(full)
-            .fetch_all(&mut *tx)
-            .await?;
-            let mut by_doc: std::collections::HashMap<String, Vec<PulledChange>> =
-                std::collections::HashMap::new();
-            for (doc, seq, device, bytes) in changes {
-                by_doc.entry(doc).or_default().push(PulledChange {
-                    seq,
-                    device_id: device,
-                    bytes,
-                });
-            }
-            for doc in &page {
-                if !out.is_empty() && bytes >= budget {
-                    stopped = true;
-                    break;
-                }
-                let changes = by_doc.remove(&doc.id.to_string()).unwrap_or_default();
-                let body = match sync::choose_body(doc, full, &changes, device_id) {
-                    Body::Skip => {
-                        next_cursor = doc.seq;
-                        continue;
-                    }
-                    Body::Changes(c) => gridsync_core::protocol::PullBody::Changes(c),
-                    Body::Snapshot => {
-                        let snapshot = snapshot_of(&mut tx, &doc.id).await?;
-                        let after = if full {
-                            changes
-                        } else {
-                            changes_after(&mut tx, &doc.id, doc.snapshot_seq).await?
-                        };
-                        sync::snapshot_body(snapshot, doc, &after)
-                    }
-                };
-                bytes += sync::body_len(&body);
-                next_cursor = doc.seq;
-                out.push(PullDoc {
-                    doc: doc.id,
-                    heads: doc
-                        .heads
-                        .chunks_exact(32)
-                        .filter_map(|c| c.try_into().ok())
-                        .collect(),
-                    body,
-                });
-            }
-        }
-        let more = stopped || !listed_all;
-        let digest = if more {
-            [0; 32]
-        } else {
-            let heads: Vec<(String, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
-                "SELECT d.id, d.heads FROM documents d WHERE ?1 = ?1 AND {SCOPE_FILTER}"
-            )))
-            .bind(0)
-            .bind(&pattern)
-            .bind(open)
-            .bind(all)
-            .bind(&assigned)
-            .fetch_all(&mut *tx)
-            .await?;
-            sync::digest(heads.iter().map(|(id, h)| (id.as_str(), h.as_slice())))?
-        };
+        let result = pull_page(&mut *tx, scope, device_id, pull).await?;
         tx.commit().await?;
-        if let Some(device) = device_id {
+        if let Some(device) = device_id.filter(|_| pull.after <= pull.since) {
+            // The first page of a pull shows what the device holds; that bounds pruning.
             sqlx::query("UPDATE devices SET cursor = ?2 WHERE id = ?1")
                 .bind(device)
-                .bind(cursor)
+                .bind(i64::try_from(pull.since).unwrap_or(i64::MAX))
                 .execute(&self.write)
                 .await?;
         }
-        Ok(PullResult {
-            docs: out,
-            evicted: Vec::new(),
-            next_cursor: u64::try_from(next_cursor).unwrap_or(0),
-            more,
-            digest,
-        })
+        Ok(result)
     }
 
     async fn document(&self, id: &DocId) -> Result<Option<DocumentRow>> {
@@ -650,64 +625,32 @@ impl Store for SqliteStore {
 
     async fn load_doc(&self, id: &DocId) -> Result<Option<ReportDoc>> {
         let mut tx = self.read.begin().await?;
-        let loaded = load_for_ingest(&mut tx, id).await?;
+        let stored = tx.stored(id).await?;
         tx.commit().await?;
-        Ok(loaded.map(|l| l.doc))
+        stored
+            .map(|s| Loaded::from_stored(*id, s).map(|l| l.doc))
+            .transpose()
     }
 
     async fn changes_of(&self, id: &DocId) -> Result<Vec<ChangeRow>> {
-        let rows: Vec<(Vec<u8>, i64, String, Option<String>, i64)> = sqlx::query_as(
+        let rows: Vec<ChangeLogRow> = sqlx::query_as(
             "SELECT hash, seq, author, device_id, time FROM changes WHERE doc_id = ?1 ORDER BY seq",
         )
         .bind(id.to_string())
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ChangeRow {
-                    hash: heads_from_bytes(&r.0)?
-                        .pop()
-                        .ok_or_else(|| StoreError::Corrupt("change hash".into()))?,
-                    seq: r.1,
-                    author: r.2,
-                    device_id: r.3,
-                    time: r.4,
-                })
-            })
-            .collect()
+        rows.into_iter().map(change_row_from).collect()
     }
 
     async fn conflicts_of(&self, id: &DocId) -> Result<Vec<ConflictRow>> {
-        let rows: Vec<(
-            i64,
-            String,
-            String,
-            String,
-            i64,
-            Option<i64>,
-            Option<String>,
-        )> = sqlx::query_as(
+        let rows: Vec<ConflictRecord> = sqlx::query_as(
             "SELECT id, path, code, detail, detected_at, resolved_at, resolved_by \
-                 FROM conflicts WHERE doc_id = ?1 ORDER BY id",
+             FROM conflicts WHERE doc_id = ?1 ORDER BY id",
         )
         .bind(id.to_string())
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(ConflictRow {
-                    id: r.0,
-                    doc_id: *id,
-                    path: r.1,
-                    code: r.2,
-                    detail: serde_json::from_str(&r.3)
-                        .map_err(|e| StoreError::Corrupt(format!("conflict detail: {e}")))?,
-                    detected_at: r.4,
-                    resolved_at: r.5,
-                    resolved_by: r.6,
-                })
-            })
-            .collect()
+        rows.into_iter().map(|r| conflict_from(*id, r)).collect()
     }
 
     async fn prune(&self) -> Result<u64> {
@@ -751,95 +694,13 @@ impl Store for SqliteStore {
     }
 
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
-        let rows: Vec<(
-            i64,
-            Option<String>,
-            Option<String>,
-            String,
-            Option<String>,
-            String,
-        )> = sqlx::query_as(
+        let rows: Vec<AuditRow> = sqlx::query_as(
             "SELECT at, user_id, device_id, action, doc_id, detail FROM audit_log \
-                 ORDER BY id DESC LIMIT ?1",
+             ORDER BY id DESC LIMIT ?1",
         )
         .bind(limit)
         .fetch_all(&self.read)
         .await?;
-        rows.into_iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    at: r.0,
-                    user_id: r.1,
-                    device_id: r.2,
-                    action: r.3,
-                    doc_id: r.4.as_deref().map(parse_doc_id).transpose()?,
-                    detail: serde_json::from_str(&r.5)
-                        .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(audit_from).collect()
     }
-}
-
-/// A document of `scope` as a pull page entry, with its snapshot bytes.
-async fn page_doc(
-    tx: &mut Transaction<'_, Sqlite>,
-    scope: &Scope,
-    id: &DocId,
-) -> Result<Option<(PageDoc, Vec<u8>)>> {
-    let (pattern, open, all, assigned) = scope_binds(scope);
-    let row: Option<ResendRow> = sqlx::query_as(AssertSqlSafe(format!(
-        "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
-             FROM documents d WHERE d.id = ?1 AND {SCOPE_FILTER}"
-    )))
-    .bind(id.to_string())
-    .bind(&pattern)
-    .bind(open)
-    .bind(all)
-    .bind(&assigned)
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(row.map(|r| {
-        (
-            PageDoc {
-                id: *id,
-                seq: r.0,
-                heads: r.1,
-                snapshot_len: r.2.len() as i64,
-                snapshot_seq: r.3,
-                incremental_bytes: r.4,
-            },
-            r.2,
-        )
-    }))
-}
-
-async fn snapshot_of(tx: &mut Transaction<'_, Sqlite>, id: &DocId) -> Result<Vec<u8>> {
-    let (snapshot,): (Vec<u8>,) = sqlx::query_as("SELECT snapshot FROM documents WHERE id = ?1")
-        .bind(id.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(snapshot)
-}
-
-async fn changes_after(
-    tx: &mut Transaction<'_, Sqlite>,
-    id: &DocId,
-    seq: i64,
-) -> Result<Vec<PulledChange>> {
-    let rows: Vec<(i64, Option<String>, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, device_id, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
-    )
-    .bind(id.to_string())
-    .bind(seq)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| PulledChange {
-            seq: r.0,
-            device_id: r.1,
-            bytes: r.2,
-        })
-        .collect())
 }

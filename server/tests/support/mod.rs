@@ -202,7 +202,8 @@ pub fn registry() -> Registry {
     Registry::builtin()
 }
 
-/// Pulls everything in `scope` into `replica`, page by page.
+/// Pulls everything in `scope` into `replica`, page by page, checking that no page needed a
+/// resend (each document arrives with its whole history since the last pull).
 pub async fn pull_all(
     store: &dyn Store,
     scope: &Scope,
@@ -213,15 +214,15 @@ pub async fn pull_all(
     let mut pages = Vec::new();
     for _ in 0..10_000 {
         let pull: Pull = replica.build_pull(budget);
+        assert!(pull.resend.is_empty(), "a page arrived without history");
         let result = store.pull(scope, device, &pull).await.expect("pull");
-        let more = result.more;
         pages.push(result.clone());
         let summary = replica.apply_pull_result(result).expect("apply pull");
         assert!(
             !summary.diverged,
             "the digest disagreed at the end of a pull"
         );
-        if !more {
+        if !summary.more {
             return pages;
         }
     }

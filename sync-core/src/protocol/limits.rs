@@ -65,6 +65,9 @@ pub enum DecodeError {
     TrailingBytes,
     #[error("{what} exceed the limit of {limit}")]
     LimitExceeded { what: &'static str, limit: usize },
+    /// A push names one document twice; its changes belong in one entry.
+    #[error("document {0} appears twice")]
+    DuplicateDoc(uuid::Uuid),
 }
 
 /// Fails with [`DecodeError::LimitExceeded`] when `len` is over `limit`.

@@ -92,44 +92,55 @@ impl MemoryServer {
 
     pub fn pull(&mut self, device: &str, pull: &Pull) -> PullResult {
         let pull = roundtrip(pull);
+        let budget = pull.byte_budget as usize;
         let mut out = Vec::new();
+        let mut evicted = Vec::new();
         let mut bytes = 0usize;
+        let mut resends_left = false;
         for id in &pull.resend {
-            if let Some(d) = self.docs.get_mut(id) {
-                let snapshot = d.doc.save();
-                bytes += snapshot.len();
-                out.push(PullDoc {
-                    doc: *id,
-                    heads: hashes(&d.doc.heads()),
-                    body: PullBody::Snapshot(snapshot),
-                });
+            if !out.is_empty() && bytes >= budget {
+                resends_left = true;
+                break;
+            }
+            match self.docs.get_mut(id) {
+                Some(d) => {
+                    let snapshot = d.doc.save();
+                    bytes += snapshot.len();
+                    out.push(PullDoc {
+                        doc: *id,
+                        heads: hashes(&d.doc.heads()),
+                        body: PullBody::Snapshot(snapshot),
+                    });
+                }
+                None => evicted.push(*id),
             }
         }
+        let after = pull.after.max(pull.since);
         let mut order: Vec<(u64, DocId)> = self
             .docs
             .iter()
-            .filter(|(_, d)| d.seq > pull.cursor)
+            .filter(|(_, d)| d.seq > after)
             .map(|(id, d)| (d.seq, *id))
             .collect();
         order.sort();
-        let mut next_cursor = pull.cursor;
-        let mut more = false;
+        let mut position = after;
+        let mut more = resends_left;
         for (seq, id) in order {
-            if !out.is_empty() && bytes >= pull.byte_budget as usize {
+            if resends_left || (!out.is_empty() && bytes >= budget) {
                 more = true;
                 break;
             }
             let Some(d) = self.docs.get_mut(&id) else {
                 continue;
             };
-            next_cursor = seq;
-            let body = if pull.cursor == 0 {
+            position = seq;
+            let body = if pull.since == 0 {
                 PullBody::Snapshot(d.doc.save())
             } else {
                 let changes: Vec<Vec<u8>> = d
                     .log
                     .iter()
-                    .filter(|l| l.seq > pull.cursor && l.device != device)
+                    .filter(|l| l.seq > pull.since && l.device != device)
                     .map(|l| l.bytes.clone())
                     .collect();
                 // Everything new is the caller's own: it learnt the heads from its push ack.
@@ -151,8 +162,8 @@ impl MemoryServer {
         let digest = self.digest();
         roundtrip(&PullResult {
             docs: out,
-            evicted: Vec::new(),
-            next_cursor,
+            evicted,
+            after: position,
             more,
             digest,
         })

@@ -1,0 +1,403 @@
+//! Ingest of a pushed batch: what to write for each document, checked against the writer's
+//! scope before and after, and the order of the writes. Each store runs the SQL.
+
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use gridsync_core::DocId;
+use gridsync_core::ingest::{Ingested, NewChange, Refusal, ingest};
+use gridsync_core::protocol::{Push, PushDoc, PushDocResult, PushOutcome, PushResult};
+use gridsync_core::report::ReportDoc;
+use gridsync_core::schema::{Access, Registry};
+
+use super::CONCURRENT_VALUES;
+use crate::store::{Result, StoreError, Writer, heads_to_bytes};
+
+/// The statements of an ingest, run by each store inside the batch's write transaction.
+#[async_trait]
+pub trait IngestTx: Send {
+    /// A stored document, its row locked until the transaction ends where the database has
+    /// row locks.
+    async fn stored(&mut self, id: &DocId) -> Result<Option<StoredDoc>>;
+    /// The org path of a grid; `None` when no grid has this id.
+    async fn grid_path(&mut self, grid: &str) -> Result<Option<String>>;
+    /// Takes `count` sequence numbers and returns the first. Called last in the transaction,
+    /// so that the counter's lock orders commits as it orders numbers.
+    async fn take_seqs(&mut self, count: i64) -> Result<i64>;
+    async fn insert_document(&mut self, w: &DocWrite, seq: i64) -> Result<()>;
+    /// Updates the row, and its snapshot when `w` carries one (stamped with `seq`).
+    async fn update_document(&mut self, w: &DocWrite, seq: i64) -> Result<()>;
+    async fn insert_change(
+        &mut self,
+        doc: &DocId,
+        seq: i64,
+        change: &NewChange,
+        writer: &Writer,
+    ) -> Result<()>;
+    /// Open conflicts of a document as (id, path, code).
+    async fn open_conflicts(&mut self, doc: &DocId) -> Result<Vec<(i64, String, String)>>;
+    async fn close_conflict(&mut self, id: i64, writer: &Writer) -> Result<()>;
+    async fn insert_conflict(
+        &mut self,
+        doc: &DocId,
+        conflict: &(String, String, String),
+        at: i64,
+    ) -> Result<()>;
+}
+
+/// Ingests `push` for `writer`: one outcome per document, in push order. The caller commits.
+pub async fn ingest_batch<T: IngestTx + ?Sized>(
+    tx: &mut T,
+    writer: &Writer,
+    push: &Push,
+    registry: &Registry,
+) -> Result<PushResult> {
+    // Rows are locked in id order, so two pushes touching the same documents cannot deadlock.
+    let mut order: Vec<usize> = (0..push.docs.len()).collect();
+    order.sort_by_key(|&i| push.docs[i].doc);
+    let mut outcomes: Vec<Option<PushOutcome>> = vec![None; push.docs.len()];
+    let mut writes = Vec::new();
+    for i in order {
+        let item = &push.docs[i];
+        let loaded = match tx.stored(&item.doc).await? {
+            Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
+            None => None,
+        };
+        let outcome = match apply(loaded, item, writer, registry) {
+            Ok(applied) => {
+                let org_path = tx.grid_path(applied.grid()).await?;
+                match plan(applied, org_path, writer, registry) {
+                    Ok(plan) => {
+                        writes.extend(plan.write.map(|w| (i, w)));
+                        plan.outcome
+                    }
+                    Err(outcome) => outcome,
+                }
+            }
+            Err(outcome) => outcome,
+        };
+        outcomes[i] = Some(outcome);
+    }
+    // Sequence numbers follow the push's order.
+    writes.sort_by_key(|(i, _)| *i);
+    let total: i64 = writes.iter().map(|(_, w)| w.changes.len() as i64).sum();
+    if total > 0 {
+        let mut next = tx.take_seqs(total).await?;
+        for (_, w) in &writes {
+            write_doc(tx, w, next, writer).await?;
+            next += w.changes.len() as i64;
+        }
+    }
+    let docs = push
+        .docs
+        .iter()
+        .zip(outcomes)
+        .map(|(item, outcome)| PushDocResult {
+            doc: item.doc,
+            outcome: outcome.unwrap_or_else(|| rejected("internal", "not processed".into())),
+        })
+        .collect();
+    Ok(PushResult { docs })
+}
+
+/// Writes one document's row, its changes numbered from `first_seq`, and its conflicts.
+async fn write_doc<T: IngestTx + ?Sized>(
+    tx: &mut T,
+    w: &DocWrite,
+    first_seq: i64,
+    writer: &Writer,
+) -> Result<()> {
+    let last_seq = first_seq + w.changes.len() as i64 - 1;
+    if w.is_new {
+        tx.insert_document(w, last_seq).await?;
+    } else {
+        tx.update_document(w, last_seq).await?;
+    }
+    for (seq, change) in (first_seq..).zip(&w.changes) {
+        tx.insert_change(&w.id, seq, change, writer).await?;
+    }
+    let open = tx.open_conflicts(&w.id).await?;
+    let (gone, new) = conflict_diff(&open, &w.conflicts);
+    for id in gone {
+        tx.close_conflict(id, writer).await?;
+    }
+    for conflict in new {
+        tx.insert_conflict(&w.id, conflict, writer.now).await?;
+    }
+    Ok(())
+}
+
+/// A stored document's row as ingest reads it: its snapshot and the facts scope was decided
+/// from last time.
+#[derive(Debug)]
+pub struct StoredDoc {
+    pub snapshot: Vec<u8>,
+    pub incremental_bytes: i64,
+    pub org_path: String,
+    pub restricted: bool,
+    pub assigned_to: Option<String>,
+    /// Change-log bytes past the snapshot, in sequence order.
+    pub changes: Vec<Vec<u8>>,
+}
+
+/// A stored document loaded for ingest.
+#[derive(Debug)]
+pub struct Loaded {
+    pub doc: ReportDoc,
+    pub snapshot_len: i64,
+    pub incremental_bytes: i64,
+    pub org_path: String,
+    pub restricted: bool,
+    pub assigned_to: Option<String>,
+}
+
+impl Loaded {
+    /// Loads the automerge document from the snapshot followed by the changes after it.
+    pub fn from_stored(id: DocId, stored: StoredDoc) -> Result<Self> {
+        let snapshot_len = stored.snapshot.len() as i64;
+        let mut bytes = stored.snapshot;
+        for change in &stored.changes {
+            bytes.extend_from_slice(change);
+        }
+        let doc = ReportDoc::load(id, &bytes)
+            .map_err(|e| StoreError::Corrupt(format!("document {id}: {e}")))?;
+        Ok(Loaded {
+            doc,
+            snapshot_len,
+            incremental_bytes: stored.incremental_bytes,
+            org_path: stored.org_path,
+            restricted: stored.restricted,
+            assigned_to: stored.assigned_to,
+        })
+    }
+}
+
+/// A pushed document after automerge accepted it, before scope and storage.
+#[derive(Debug)]
+struct Applied {
+    doc: ReportDoc,
+    ingested: Ingested,
+    before: Option<Loaded>,
+}
+
+impl Applied {
+    /// The grid the report belongs to, whose org path decides the scope.
+    fn grid(&self) -> &str {
+        &self.ingested.meta.grid
+    }
+}
+
+/// What to write for one document. The store assigns `changes` consecutive sequence numbers.
+#[derive(Debug)]
+pub struct DocWrite {
+    pub id: DocId,
+    pub is_new: bool,
+    pub kind: String,
+    pub schema_version: i64,
+    pub grid_id: String,
+    pub org_path: String,
+    pub restricted: bool,
+    pub assigned_to: Option<String>,
+    pub heads: Vec<u8>,
+    pub projection: String,
+    pub status: Option<String>,
+    pub has_conflicts: bool,
+    pub problems: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub changes: Vec<NewChange>,
+    /// A fresh snapshot when the incremental bytes outgrew the old one; it covers every change
+    /// up to and including this write, so the store stamps it with this write's last sequence.
+    pub snapshot: Option<Vec<u8>>,
+    /// Bytes of changes after the snapshot, once this write is stored.
+    pub incremental_bytes: i64,
+    /// Open conflicts as (path, code, detail JSON).
+    pub conflicts: Vec<(String, String, String)>,
+}
+
+/// The acknowledgement for a document and, when something was new, what to write.
+#[derive(Debug)]
+struct Plan {
+    outcome: PushOutcome,
+    write: Option<DocWrite>,
+}
+
+/// Applies pushed changes to the stored document (or to a new one).
+fn apply(
+    loaded: Option<Loaded>,
+    item: &PushDoc,
+    writer: &Writer,
+    registry: &Registry,
+) -> Result<Applied, PushOutcome> {
+    let mut doc = match &loaded {
+        Some(l) => l.doc.clone(),
+        None => ReportDoc::empty(item.doc),
+    };
+    match ingest(&mut doc, &item.changes, &writer.user_id, registry) {
+        Ok(ingested) => Ok(Applied {
+            doc,
+            ingested,
+            before: loaded,
+        }),
+        Err(Refusal::MissingDeps(missing)) => Err(PushOutcome::MissingDeps {
+            missing: missing.iter().map(|h| h.0).collect(),
+        }),
+        Err(refusal) => Err(rejected(refusal.code(), refusal.to_string())),
+    }
+}
+
+/// Checks the writer's scope against the report before and after the push, and builds the write.
+/// Checking both stops a worker from taking over a case by assigning it to themselves.
+fn plan(
+    applied: Applied,
+    org_path: Option<String>,
+    writer: &Writer,
+    registry: &Registry,
+) -> Result<Plan, PushOutcome> {
+    let Applied {
+        mut doc,
+        ingested,
+        before,
+    } = applied;
+    let Some(org_path) = org_path else {
+        return Err(rejected(
+            "unknown_grid",
+            format!("grid {} is not in the org tree", ingested.meta.grid),
+        ));
+    };
+    let meta = &ingested.meta;
+    let schema = registry
+        .get(&meta.kind, meta.schema_version)
+        .ok_or_else(|| rejected("unknown_kind", format!("unknown kind {}", meta.kind)))?;
+    let (restricted, assigned_to) = match &schema.access {
+        Access::Restricted { assigned_field } => (
+            true,
+            ingested.projection["fields"][assigned_field.as_str()]
+                .as_str()
+                .map(str::to_owned),
+        ),
+        Access::Scope => (false, None),
+    };
+    let was_allowed = before.as_ref().is_none_or(|b| {
+        writer
+            .scope
+            .allows(&b.org_path, b.restricted, b.assigned_to.as_deref())
+    });
+    if !was_allowed
+        || !writer
+            .scope
+            .allows(&org_path, restricted, assigned_to.as_deref())
+    {
+        return Err(rejected(
+            "out_of_scope",
+            "this report is outside what you may edit".to_owned(),
+        ));
+    }
+    let outcome = PushOutcome::Acked {
+        heads: ingested.heads.iter().map(|h| h.0).collect(),
+    };
+    if ingested.new_changes.is_empty() {
+        return Ok(Plan {
+            outcome,
+            write: None,
+        });
+    }
+    let added: i64 = ingested
+        .new_changes
+        .iter()
+        .map(|c| c.bytes.len() as i64)
+        .sum();
+    let (snapshot_len, incremental) = before
+        .as_ref()
+        .map_or((0, 0), |b| (b.snapshot_len, b.incremental_bytes));
+    // Compaction: once the changes after the snapshot outweigh it, a new snapshot is smaller
+    // to serve and quicker to load than the two together.
+    let (snapshot, incremental_bytes) = if before.is_none() || incremental + added > snapshot_len {
+        (Some(doc.save()), 0)
+    } else {
+        (None, incremental + added)
+    };
+    let mut conflicts: Vec<(String, String, String)> = ingested
+        .conflicts
+        .iter()
+        .map(|c| {
+            (
+                c.path.to_string(),
+                CONCURRENT_VALUES.to_owned(),
+                serde_json::to_string(&c.values).unwrap_or_default(),
+            )
+        })
+        .collect();
+    conflicts.extend(ingested.flags.iter().map(|f| {
+        (
+            format!("log[{}]", f.entry),
+            f.code.clone(),
+            serde_json::to_string(&f.message).unwrap_or_default(),
+        )
+    }));
+    let status = schema
+        .status_field
+        .as_ref()
+        .and_then(|f| ingested.projection["fields"][f.as_str()].as_str())
+        .map(str::to_owned);
+    let write = DocWrite {
+        id: doc.id(),
+        is_new: before.is_none(),
+        kind: meta.kind.clone(),
+        schema_version: i64::from(meta.schema_version),
+        grid_id: meta.grid.clone(),
+        org_path,
+        restricted,
+        assigned_to,
+        heads: heads_to_bytes(&ingested.heads),
+        projection: ingested.projection.to_string(),
+        status,
+        has_conflicts: !conflicts.is_empty(),
+        problems: serde_json::to_string(&ingested.problems).unwrap_or_else(|_| "[]".into()),
+        created_by: meta.created_by.clone(),
+        created_at: writer.now,
+        updated_at: writer.now,
+        changes: ingested.new_changes,
+        snapshot,
+        incremental_bytes,
+        conflicts,
+    };
+    Ok(Plan {
+        outcome,
+        write: Some(write),
+    })
+}
+
+fn rejected(code: &str, reason: String) -> PushOutcome {
+    PushOutcome::Rejected {
+        code: code.to_owned(),
+        reason,
+    }
+}
+
+/// Open-conflict bookkeeping: which stored open rows (id, path, code) no longer hold, and which
+/// current conflicts have no open row yet.
+fn conflict_diff<'a>(
+    open: &[(i64, String, String)],
+    current: &'a [(String, String, String)],
+) -> (Vec<i64>, Vec<&'a (String, String, String)>) {
+    let current_keys: HashSet<(&str, &str)> = current
+        .iter()
+        .map(|(p, c, _)| (p.as_str(), c.as_str()))
+        .collect();
+    let open_keys: HashSet<(&str, &str)> = open
+        .iter()
+        .map(|(_, p, c)| (p.as_str(), c.as_str()))
+        .collect();
+    let gone = open
+        .iter()
+        .filter(|(_, p, c)| !current_keys.contains(&(p.as_str(), c.as_str())))
+        .map(|(id, _, _)| *id)
+        .collect();
+    let new = current
+        .iter()
+        .filter(|(p, c, _)| !open_keys.contains(&(p.as_str(), c.as_str())))
+        .collect();
+    (gone, new)
+}

@@ -1,0 +1,228 @@
+//! Serving one page of a pull from stored bytes: which documents, which body for each, the byte
+//! budget, resends and the digest. Each store answers the reads in one read transaction.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use gridsync_core::DocId;
+use gridsync_core::protocol::{Hash, Pull, PullBody, PullDoc, PullResult};
+
+use crate::scope::Scope;
+use crate::store::Result;
+
+/// How many documents one page lists before the byte budget is applied.
+pub const PAGE_DOCS: i64 = 500;
+
+/// One document of a pull page, as listed from the documents table.
+#[derive(Debug, Clone)]
+pub struct PageDoc {
+    pub id: DocId,
+    pub seq: i64,
+    pub heads: Vec<u8>,
+    pub snapshot_len: i64,
+    pub snapshot_seq: i64,
+    pub incremental_bytes: i64,
+}
+
+/// A change-log row fetched for a pull.
+#[derive(Debug, Clone)]
+pub struct PulledChange {
+    pub seq: i64,
+    pub device_id: Option<String>,
+    pub bytes: Vec<u8>,
+}
+
+/// The reads a pull makes. Each store implements them on its connection, inside one read
+/// transaction, so a page and its digest describe the same moment.
+#[async_trait]
+pub trait PullReads: Send {
+    /// The sequence below which change-log rows may have been pruned.
+    async fn horizon(&mut self) -> Result<i64>;
+    /// A document of `scope` with its snapshot bytes; `None` when it is not in the scope.
+    async fn scoped_doc(&mut self, scope: &Scope, id: &DocId)
+    -> Result<Option<(PageDoc, Vec<u8>)>>;
+    /// Up to `limit` documents of `scope` whose sequence is past `after`, oldest first.
+    async fn page(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<PageDoc>>;
+    /// Change-log rows of the documents of `scope` whose sequence is in `(after, last]`: those
+    /// past `since`, or, when `since` is `None`, those past each document's snapshot.
+    async fn page_changes(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        last: i64,
+        since: Option<i64>,
+    ) -> Result<Vec<(DocId, PulledChange)>>;
+    async fn snapshot(&mut self, id: &DocId) -> Result<Vec<u8>>;
+    async fn changes_after(&mut self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>>;
+    /// (document id, heads) of every document of `scope`.
+    async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>>;
+}
+
+/// What to send for one document.
+#[derive(Debug)]
+enum Body {
+    /// The stored snapshot followed by the changes after it.
+    Snapshot,
+    Changes(Vec<Vec<u8>>),
+    /// Everything new is the caller's own; its push ack already told it the heads.
+    Skip,
+}
+
+/// Answers one page of `pull` for a caller with `scope`, pulling from `device`.
+pub async fn pull_page<R: PullReads + ?Sized>(
+    reads: &mut R,
+    scope: &Scope,
+    device: Option<&str>,
+    pull: &Pull,
+) -> Result<PullResult> {
+    let since = to_seq(pull.since);
+    let after = to_seq(pull.after).max(since);
+    // A client that holds nothing, or whose changes may have been pruned, gets snapshots.
+    let full = since == 0 || since < reads.horizon().await?;
+    let budget = pull.byte_budget as usize;
+    let mut page = Page::default();
+
+    for id in &pull.resend {
+        if page.full(budget) {
+            page.more = true;
+            break;
+        }
+        match reads.scoped_doc(scope, id).await? {
+            Some((doc, snapshot)) => {
+                let changes = reads.changes_after(id, doc.snapshot_seq).await?;
+                page.push(&doc, snapshot_body(snapshot, &doc, &changes));
+            }
+            // Out of scope (moved, reassigned) or unknown: the client should not hold it.
+            None => page.evicted.push(*id),
+        }
+    }
+
+    let mut position = after;
+    if !page.more {
+        let listed = reads.page(scope, after, PAGE_DOCS).await?;
+        page.more = listed.len() as i64 == PAGE_DOCS;
+        if let Some(last) = listed.last() {
+            let rows = reads
+                .page_changes(scope, after, last.seq, (!full).then_some(since))
+                .await?;
+            let mut by_doc: HashMap<DocId, Vec<PulledChange>> = HashMap::new();
+            for (id, change) in rows {
+                by_doc.entry(id).or_default().push(change);
+            }
+            for doc in &listed {
+                if page.full(budget) {
+                    page.more = true;
+                    break;
+                }
+                let changes = by_doc.remove(&doc.id).unwrap_or_default();
+                position = doc.seq;
+                match choose_body(doc, full, &changes, device) {
+                    Body::Skip => {}
+                    Body::Changes(c) => page.push(doc, PullBody::Changes(c)),
+                    Body::Snapshot => {
+                        let snapshot = reads.snapshot(&doc.id).await?;
+                        let after_snapshot = if full {
+                            changes
+                        } else {
+                            reads.changes_after(&doc.id, doc.snapshot_seq).await?
+                        };
+                        page.push(doc, snapshot_body(snapshot, doc, &after_snapshot));
+                    }
+                }
+            }
+        }
+    }
+
+    let digest = if page.more {
+        [0; 32]
+    } else {
+        digest(&reads.scope_heads(scope).await?)
+    };
+    Ok(PullResult {
+        docs: page.docs,
+        evicted: page.evicted,
+        after: u64::try_from(position).unwrap_or(0),
+        more: page.more,
+        digest,
+    })
+}
+
+/// Sequences are unsigned on the wire and signed in SQL; anything past `i64::MAX` is past
+/// every stored sequence.
+fn to_seq(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[derive(Default)]
+struct Page {
+    docs: Vec<PullDoc>,
+    evicted: Vec<DocId>,
+    bytes: usize,
+    more: bool,
+}
+
+impl Page {
+    /// Whether the budget is spent; a page always takes at least one document, so any
+    /// document can be pulled whatever its size.
+    fn full(&self, budget: usize) -> bool {
+        !self.docs.is_empty() && self.bytes >= budget
+    }
+
+    fn push(&mut self, doc: &PageDoc, body: PullBody) {
+        self.bytes += match &body {
+            PullBody::Snapshot(s) => s.len(),
+            PullBody::Changes(c) => c.iter().map(Vec::len).sum(),
+        };
+        self.docs.push(PullDoc {
+            doc: doc.id,
+            heads: split_heads(&doc.heads),
+            body,
+        });
+    }
+}
+
+/// Chooses changes past the cursor, or the snapshot when the client has nothing of the
+/// document yet (`full`) or the changes would outweigh the snapshot.
+fn choose_body(doc: &PageDoc, full: bool, changes: &[PulledChange], device: Option<&str>) -> Body {
+    if full {
+        return Body::Snapshot;
+    }
+    let theirs: Vec<&PulledChange> = changes
+        .iter()
+        .filter(|c| device.is_none() || c.device_id.as_deref() != device)
+        .collect();
+    if theirs.is_empty() {
+        return Body::Skip;
+    }
+    let delta: i64 = theirs.iter().map(|c| c.bytes.len() as i64).sum();
+    if delta > doc.snapshot_len + doc.incremental_bytes {
+        return Body::Snapshot;
+    }
+    Body::Changes(theirs.into_iter().map(|c| c.bytes.clone()).collect())
+}
+
+/// A snapshot body: automerge loads a saved document followed by raw changes as one document.
+fn snapshot_body(snapshot: Vec<u8>, doc: &PageDoc, changes: &[PulledChange]) -> PullBody {
+    let mut bytes = snapshot;
+    for c in changes.iter().filter(|c| c.seq > doc.snapshot_seq) {
+        bytes.extend_from_slice(&c.bytes);
+    }
+    PullBody::Snapshot(bytes)
+}
+
+/// Stored heads are 32-byte hashes back to back.
+fn split_heads(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(32)
+        .filter_map(|c| c.try_into().ok())
+        .collect()
+}
+
+/// The scope digest over stored (document id, heads) rows.
+fn digest(rows: &[(DocId, Vec<u8>)]) -> Hash {
+    let parsed: Vec<(DocId, Vec<Hash>)> = rows
+        .iter()
+        .map(|(id, heads)| (*id, split_heads(heads)))
+        .collect();
+    gridsync_core::protocol::scope_digest(parsed.iter().map(|(id, h)| (*id, h.as_slice())))
+}
