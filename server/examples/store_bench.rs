@@ -60,17 +60,29 @@ async fn main() -> anyhow::Result<()> {
     let mut docs: Vec<ReportDoc> = (0..args.docs)
         .map(|i| {
             let editor = Editor::new("w1", 1_000);
-            let mut doc =
-                ReportDoc::create(DocId::new_v4(), "dispute_check", 1, "g1", &editor).expect("create");
+            let mut doc = ReportDoc::create(DocId::new_v4(), "dispute_check", 1, "g1", &editor)
+                .expect("create");
             doc.set_field("place", &json!(format!("村口 {i}")), &editor)
                 .expect("set");
             doc
         })
         .collect();
 
-    let created = ingest_in_batches(store.as_ref(), &writer, &registry, &mut docs, args.batch, &[])
-        .await?;
-    report("ingest, new reports", created.changes, created.secs, "changes");
+    let created = ingest_in_batches(
+        store.as_ref(),
+        &writer,
+        &registry,
+        &mut docs,
+        args.batch,
+        &[],
+    )
+    .await?;
+    report(
+        "ingest, new reports",
+        created.changes,
+        created.secs,
+        "changes",
+    );
 
     let mut office = Replica::new();
     let cold = pull_all(store.as_ref(), &scope, &mut office, args.budget).await?;
@@ -79,27 +91,50 @@ async fn main() -> anyhow::Result<()> {
 
     let acked: Vec<_> = docs.iter_mut().map(ReportDoc::heads).collect();
     for (i, doc) in docs.iter_mut().enumerate() {
-        doc.set_field("summary", &json!(format!("调解中 {i}")), &Editor::new("w1", 2_000))
-            .expect("edit");
+        doc.set_field(
+            "summary",
+            &json!(format!("调解中 {i}")),
+            &Editor::new("w1", 2_000),
+        )
+        .expect("edit");
     }
-    let edited =
-        ingest_in_batches(store.as_ref(), &writer, &registry, &mut docs, args.batch, &acked)
-            .await?;
-    report("ingest, one-field edits", edited.changes, edited.secs, "changes");
+    let edited = ingest_in_batches(
+        store.as_ref(),
+        &writer,
+        &registry,
+        &mut docs,
+        args.batch,
+        &acked,
+    )
+    .await?;
+    report(
+        "ingest, one-field edits",
+        edited.changes,
+        edited.secs,
+        "changes",
+    );
 
     let warm = pull_all(store.as_ref(), &scope, &mut office, args.budget).await?;
     report("pull, incremental (changes)", warm.docs, warm.secs, "docs");
     println!("  {} pages, {} body bytes", warm.pages, warm.bytes);
 
     let insert = bare::insert(&args.db, &edited.bytes, args.batch).await?;
-    report("bare batched INSERT of the edit bytes", edited.bytes.len(), insert, "rows");
+    report(
+        "bare batched INSERT of the edit bytes",
+        edited.bytes.len(),
+        insert,
+        "rows",
+    );
     let select = bare::select(&args.db).await?;
     report("bare SELECT of every snapshot", select.0, select.1, "rows");
     Ok(())
 }
 
 fn report(what: &str, n: usize, secs: f64, unit: &str) {
-    println!("{what}: {n} {unit} in {secs:.2} s = {:.0} {unit}/s", n as f64 / secs);
+    println!(
+        "{what}: {n} {unit} in {secs:.2} s = {:.0} {unit}/s",
+        n as f64 / secs
+    );
 }
 
 async fn seed(store: &dyn Store) -> anyhow::Result<()> {
@@ -230,7 +265,9 @@ mod bare {
         let start;
         if url.starts_with("sqlite:") {
             let mut conn = SqliteConnection::connect(url).await?;
-            sqlx::query("PRAGMA synchronous = FULL").execute(&mut conn).await?;
+            sqlx::query("PRAGMA synchronous = FULL")
+                .execute(&mut conn)
+                .await?;
             sqlx::query("CREATE TABLE bench_raw (id INTEGER PRIMARY KEY, bytes BLOB NOT NULL)")
                 .execute(&mut conn)
                 .await?;

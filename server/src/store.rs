@@ -468,3 +468,16 @@ pub(crate) fn audit_from(r: AuditRow) -> Result<AuditEntry> {
             .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?,
     })
 }
+
+/// The SQL condition that rows of `table` (with `org_path`, `restricted` and `assigned_to`
+/// columns) are in a scope: the path prefix pattern, whether ordinary kinds are open, whether
+/// every restricted case is, and the user a restricted case must be assigned to, bound to four
+/// placeholders from `first`, written with `mark` (`?` or `$`). The same rule as
+/// [`Scope::allows`].
+pub(crate) fn scope_filter(table: &str, mark: char, first: usize) -> String {
+    let [prefix, open, all, user] = [0, 1, 2, 3].map(|i| format!("{mark}{}", first + i));
+    format!(
+        "{table}.org_path LIKE {prefix} ESCAPE '\\' AND ((NOT {table}.restricted AND {open}) \
+         OR ({table}.restricted AND ({all} OR {table}.assigned_to = {user})))"
+    )
+}

@@ -29,6 +29,8 @@ on_both_backends!(
     pruning_keeps_clients_behind_the_horizon_converging_through_snapshots,
     users_devices_and_refresh_tokens_round_trip,
     the_audit_log_keeps_entries_newest_first,
+    a_reassigned_case_is_evicted_from_the_former_workers_phone,
+    a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -595,4 +597,111 @@ async fn the_audit_log_keeps_entries_newest_first(store: &dyn Store) {
         ["export", "read_report"]
     );
     assert_eq!(log[0].detail["kind"], json!("drug_control_case"));
+}
+
+async fn a_reassigned_case_is_evicted_from_the_former_workers_phone(store: &dyn Store) {
+    seed_org(store).await;
+    let officer = writer("o1", Role::DrugControlOfficer, "t1", "o-pc");
+    let mut case = drug_case(21, G1, "o1", "w1");
+    let mut other = drug_case(22, G1, "o1", "w1");
+    store
+        .ingest(
+            &officer,
+            &push_all(&mut [&mut case, &mut other]),
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    let w1 = Scope::for_role("w1", Role::GridWorker, path_of(G1));
+    let mut phone = Replica::new();
+    pull_all(store, &w1, Some("p1"), &mut phone, 1 << 20).await;
+    assert!(
+        phone.get(&case.id()).is_some(),
+        "the assigned worker holds the case"
+    );
+
+    let before = case.heads();
+    case.set_field("assigned_worker", &json!("w2"), &Editor::new("o1", 2_000))
+        .expect("reassign");
+    let push = gridsync_core::protocol::Push {
+        docs: vec![gridsync_core::protocol::PushDoc {
+            doc: case.id(),
+            changes: case.changes_since(&before),
+        }],
+    };
+    let result = store
+        .ingest(&officer, &push, &registry())
+        .await
+        .expect("ingest");
+    assert!(is_acked(&result.docs[0].outcome));
+
+    let pages = pull_all(store, &w1, Some("p1"), &mut phone, 1 << 20).await;
+    let evicted: Vec<DocId> = pages.iter().flat_map(|p| p.evicted.clone()).collect();
+    assert_eq!(evicted, vec![case.id()]);
+    assert!(
+        phone.get(&case.id()).is_none(),
+        "the former worker no longer holds it"
+    );
+    assert!(phone.get(&other.id()).is_some(), "the other case stays");
+
+    // The new assignee receives it; a later pull of the former one evicts nothing more.
+    let w2 = Scope::for_role("w2", Role::GridWorker, path_of(G1));
+    let mut phone2 = Replica::new();
+    pull_all(store, &w2, Some("p2"), &mut phone2, 1 << 20).await;
+    assert!(phone2.get(&case.id()).is_some());
+    let pages = pull_all(store, &w1, Some("p1"), &mut phone, 1 << 20).await;
+    assert!(pages.iter().all(|p| p.evicted.is_empty()));
+}
+
+async fn a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back(store: &dyn Store) {
+    // The phone syncs with the server as it was (a throwaway database standing in for it) ...
+    let before = sqlite().await;
+    let before = before.store.as_ref();
+    seed_org(before).await;
+    let worker = writer("w1", Role::GridWorker, G1, "p1");
+    let mut phone = Replica::new();
+    phone.insert(dispute(31, G1, "w1"));
+    phone.insert(dispute(32, G1, "w1"));
+    let push = phone.build_push(1 << 20).expect("pending");
+    let result = before
+        .ingest(&worker, &push, &registry())
+        .await
+        .expect("ingest");
+    phone.apply_push_result(&result);
+    pull_all(before, &worker.scope, Some("p1"), &mut phone, 1 << 20).await;
+    assert_eq!(phone.pending(), 0);
+    assert!(phone.cursor().since > 0);
+
+    // ... and then meets it restored from a backup taken before the phone ever synced.
+    seed_org(store).await;
+    let pull = phone.build_pull(1 << 20);
+    let answer = store
+        .pull(&worker.scope, Some("p1"), &pull)
+        .await
+        .expect("pull");
+    assert!(
+        answer.after < pull.since,
+        "the server tells the phone to start over"
+    );
+    let summary = phone.apply_pull_result(answer).expect("apply");
+    assert!(summary.more);
+    assert_eq!(phone.pending(), 4, "every change is offered again");
+    let push = phone.build_push(1 << 20).expect("pending");
+    let result = store
+        .ingest(&worker, &push, &registry())
+        .await
+        .expect("ingest");
+    assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
+    phone.apply_push_result(&result);
+    pull_all(store, &worker.scope, Some("p1"), &mut phone, 1 << 20).await;
+    for id in [31, 32] {
+        assert!(
+            store
+                .document(&DocId::from_u128(id))
+                .await
+                .expect("read")
+                .is_some()
+        );
+    }
+    assert_eq!(phone.pending(), 0);
 }

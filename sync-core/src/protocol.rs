@@ -71,7 +71,9 @@
 //! position within the pull: documents whose latest sequence is at or below it were sent on an
 //! earlier page. Keeping the two apart is what lets a document on page 3 arrive with all its
 //! changes since the last pull, not only those past page 2. When `more` is false the client
-//! stores the answer's `after` as its next `since`.
+//! stores the answer's `after` as its next `since`. An answer whose `after` is below the
+//! request's `since` means the server holds less than the client has pulled (it was restored
+//! from a backup): the client starts again from that `after`.
 //!
 //! # Limits
 //!

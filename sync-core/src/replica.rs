@@ -234,6 +234,12 @@ impl Replica {
             }
             self.resend.remove(&id);
         }
+        if result.after < self.cursor.since {
+            // The server holds less than we had pulled: it was restored from a backup.
+            self.start_over();
+            summary.more = true;
+            return Ok(summary);
+        }
         self.cursor.after = result.after;
         if !result.more {
             self.cursor.since = result.after;
@@ -241,9 +247,19 @@ impl Replica {
         summary.more = result.more || !self.resend.is_empty();
         if !summary.more && result.digest != self.digest() {
             summary.diverged = true;
-            self.cursor = Cursor::default();
+            self.start_over();
         }
         Ok(summary)
+    }
+
+    /// Forgets what the server was believed to hold: the next pull starts from zero (merging
+    /// what it sends again changes nothing here) and the next push offers every change, so
+    /// changes a restored server lost are sent again (it skips those it has).
+    fn start_over(&mut self) {
+        self.cursor = Cursor::default();
+        for local in self.docs.values_mut() {
+            local.acked.clear();
+        }
     }
 
     /// The scope digest over what the server is known to hold of each document. Documents the

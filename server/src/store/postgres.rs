@@ -19,10 +19,10 @@ use super::{
     DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit, PageRow, PulledRow,
     RefreshToken, Result, Store, StoreError, StoredRow, USER_COLUMNS, User, UserRow, Writer,
     audit_from, change_row_from, conflict_from, device_from, heads_to_bytes, org_from,
-    page_doc_from, parse_doc_id, pulled_change_from, user_from,
+    page_doc_from, parse_doc_id, pulled_change_from, scope_filter, user_from,
 };
 use crate::scope::{Restricted, Scope};
-use crate::sync::ingest::{DocWrite, IngestTx, Loaded, StoredDoc, ingest_batch};
+use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
 use crate::sync::pull::{PageDoc, PullReads, PulledChange, pull_page};
 /// Connections in the pool.
 const MAX_CONNECTIONS: u32 = 16;
@@ -49,9 +49,11 @@ impl PgStore {
     }
 }
 
-/// The SQL condition selecting documents (aliased `d`) in `scope`, binding $2 to $5.
-const SCOPE_FILTER: &str = "d.org_path LIKE $2 ESCAPE '\\' \
-     AND ((NOT d.restricted AND $3) OR (d.restricted AND ($4 OR d.assigned_to = $5)))";
+/// The scope condition on `table`'s rows, with the four binds of [`scope_binds`] from
+/// placeholder `first`.
+fn filter(table: &str, first: usize) -> String {
+    scope_filter(table, '$', first)
+}
 
 fn scope_binds(scope: &Scope) -> (String, bool, bool, String) {
     (
@@ -241,6 +243,21 @@ impl IngestTx for PgConnection {
         .await?;
         Ok(())
     }
+
+    async fn insert_exit(&mut self, doc: &DocId, seq: i64, from: &Placement) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO scope_exits (doc_id, seq, org_path, restricted, assigned_to) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(doc.to_string())
+        .bind(seq)
+        .bind(&from.org_path)
+        .bind(from.restricted)
+        .bind(&from.assigned_to)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -262,7 +279,8 @@ impl PullReads for PgConnection {
         let row: Option<(i64, Vec<u8>, Vec<u8>, i64, i64)> =
             sqlx::query_as(AssertSqlSafe(format!(
                 "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
-             FROM documents d WHERE d.id = $1 AND {SCOPE_FILTER}"
+             FROM documents d WHERE d.id = $1 AND {f}",
+                f = filter("d", 2)
             )))
             .bind(id.to_string())
             .bind(&pattern)
@@ -290,8 +308,9 @@ impl PullReads for PgConnection {
         let (pattern, open, all, assigned) = scope_binds(scope);
         let rows: Vec<PageRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT d.id, d.seq, d.heads, CAST(octet_length(d.snapshot) AS BIGINT), d.snapshot_seq, \
-             d.incremental_bytes FROM documents d WHERE d.seq > $1 AND {SCOPE_FILTER} \
-             ORDER BY d.seq LIMIT $6"
+             d.incremental_bytes FROM documents d WHERE d.seq > $1 AND {f} \
+             ORDER BY d.seq LIMIT $6",
+            f = filter("d", 2)
         )))
         .bind(after)
         .bind(&pattern)
@@ -315,8 +334,9 @@ impl PullReads for PgConnection {
         let rows: Vec<PulledRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
              JOIN documents d ON d.id = c.doc_id \
-             WHERE d.seq > $1 AND d.seq <= $6 AND {SCOPE_FILTER} \
-             AND c.seq > COALESCE($7, d.snapshot_seq) ORDER BY c.seq"
+             WHERE d.seq > $1 AND d.seq <= $6 AND {f} \
+             AND c.seq > COALESCE($7, d.snapshot_seq) ORDER BY c.seq",
+            f = filter("d", 2)
         )))
         .bind(after)
         .bind(&pattern)
@@ -346,7 +366,8 @@ impl PullReads for PgConnection {
     async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>> {
         let (pattern, open, all, assigned) = scope_binds(scope);
         let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT d.id, d.heads FROM documents d WHERE $1 = $1 AND {SCOPE_FILTER}"
+            "SELECT d.id, d.heads FROM documents d WHERE $1 = $1 AND {f}",
+            f = filter("d", 2)
         )))
         .bind(0)
         .bind(&pattern)
@@ -358,6 +379,34 @@ impl PullReads for PgConnection {
         rows.into_iter()
             .map(|(id, heads)| Ok((parse_doc_id(&id)?, heads)))
             .collect()
+    }
+
+    async fn exits(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<(DocId, i64)>> {
+        let (pattern, open, all, assigned) = scope_binds(scope);
+        let rows: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT e.doc_id, e.seq FROM scope_exits e JOIN documents d ON d.id = e.doc_id \
+             WHERE e.seq > $1 AND {was} AND NOT ({is}) ORDER BY e.seq LIMIT $6",
+            was = filter("e", 2),
+            is = filter("d", 2)
+        )))
+        .bind(after)
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .bind(limit)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter()
+            .map(|(id, seq)| Ok((parse_doc_id(&id)?, seq)))
+            .collect()
+    }
+
+    async fn last_seq(&mut self) -> Result<i64> {
+        let (seq,): (i64,) = sqlx::query_as("SELECT value FROM counters WHERE name = 'seq'")
+            .fetch_one(self)
+            .await?;
+        Ok(seq)
     }
 }
 

@@ -20,10 +20,10 @@ use super::{
     DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit, PageRow, PulledRow,
     RefreshToken, Result, Store, StoreError, StoredRow, USER_COLUMNS, User, UserRow, Writer,
     audit_from, change_row_from, conflict_from, device_from, heads_to_bytes, org_from,
-    page_doc_from, parse_doc_id, pulled_change_from, user_from,
+    page_doc_from, parse_doc_id, pulled_change_from, scope_filter, user_from,
 };
 use crate::scope::{Restricted, Scope};
-use crate::sync::ingest::{DocWrite, IngestTx, Loaded, StoredDoc, ingest_batch};
+use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
 use crate::sync::pull::{PageDoc, PullReads, PulledChange, pull_page};
 
 pub struct SqliteStore {
@@ -54,9 +54,11 @@ impl SqliteStore {
     }
 }
 
-/// The SQL condition selecting documents (aliased `d`) in `scope`, binding ?2 to ?5.
-const SCOPE_FILTER: &str = "d.org_path LIKE ?2 ESCAPE '\\' \
-     AND ((d.restricted = 0 AND ?3) OR (d.restricted = 1 AND (?4 OR d.assigned_to = ?5)))";
+/// The scope condition on `table`'s rows, with the four binds of [`scope_binds`] from
+/// placeholder `first`.
+fn filter(table: &str, first: usize) -> String {
+    scope_filter(table, '?', first)
+}
 
 fn scope_binds(scope: &Scope) -> (String, bool, bool, String) {
     (
@@ -232,6 +234,21 @@ impl IngestTx for SqliteConnection {
         .await?;
         Ok(())
     }
+
+    async fn insert_exit(&mut self, doc: &DocId, seq: i64, from: &Placement) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO scope_exits (doc_id, seq, org_path, restricted, assigned_to) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .bind(doc.to_string())
+        .bind(seq)
+        .bind(&from.org_path)
+        .bind(from.restricted)
+        .bind(&from.assigned_to)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -253,7 +270,8 @@ impl PullReads for SqliteConnection {
         let row: Option<(i64, Vec<u8>, Vec<u8>, i64, i64)> =
             sqlx::query_as(AssertSqlSafe(format!(
                 "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
-             FROM documents d WHERE d.id = ?1 AND {SCOPE_FILTER}"
+             FROM documents d WHERE d.id = ?1 AND {f}",
+                f = filter("d", 2)
             )))
             .bind(id.to_string())
             .bind(&pattern)
@@ -281,7 +299,8 @@ impl PullReads for SqliteConnection {
         let (pattern, open, all, assigned) = scope_binds(scope);
         let rows: Vec<PageRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT d.id, d.seq, d.heads, length(d.snapshot), d.snapshot_seq, d.incremental_bytes \
-             FROM documents d WHERE d.seq > ?1 AND {SCOPE_FILTER} ORDER BY d.seq LIMIT ?6"
+             FROM documents d WHERE d.seq > ?1 AND {f} ORDER BY d.seq LIMIT ?6",
+            f = filter("d", 2)
         )))
         .bind(after)
         .bind(&pattern)
@@ -305,8 +324,9 @@ impl PullReads for SqliteConnection {
         let rows: Vec<PulledRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
              JOIN documents d ON d.id = c.doc_id \
-             WHERE d.seq > ?1 AND d.seq <= ?6 AND {SCOPE_FILTER} \
-             AND c.seq > COALESCE(?7, d.snapshot_seq) ORDER BY c.seq"
+             WHERE d.seq > ?1 AND d.seq <= ?6 AND {f} \
+             AND c.seq > COALESCE(?7, d.snapshot_seq) ORDER BY c.seq",
+            f = filter("d", 2)
         )))
         .bind(after)
         .bind(&pattern)
@@ -336,7 +356,8 @@ impl PullReads for SqliteConnection {
     async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>> {
         let (pattern, open, all, assigned) = scope_binds(scope);
         let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT d.id, d.heads FROM documents d WHERE ?1 = ?1 AND {SCOPE_FILTER}"
+            "SELECT d.id, d.heads FROM documents d WHERE ?1 = ?1 AND {f}",
+            f = filter("d", 2)
         )))
         .bind(0)
         .bind(&pattern)
@@ -348,6 +369,34 @@ impl PullReads for SqliteConnection {
         rows.into_iter()
             .map(|(id, heads)| Ok((parse_doc_id(&id)?, heads)))
             .collect()
+    }
+
+    async fn exits(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<(DocId, i64)>> {
+        let (pattern, open, all, assigned) = scope_binds(scope);
+        let rows: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT e.doc_id, e.seq FROM scope_exits e JOIN documents d ON d.id = e.doc_id \
+             WHERE e.seq > ?1 AND {was} AND NOT ({is}) ORDER BY e.seq LIMIT ?6",
+            was = filter("e", 2),
+            is = filter("d", 2)
+        )))
+        .bind(after)
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .bind(limit)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter()
+            .map(|(id, seq)| Ok((parse_doc_id(&id)?, seq)))
+            .collect()
+    }
+
+    async fn last_seq(&mut self) -> Result<i64> {
+        let (seq,): (i64,) = sqlx::query_as("SELECT value FROM counters WHERE name = 'seq'")
+            .fetch_one(self)
+            .await?;
+        Ok(seq)
     }
 }
 

@@ -43,6 +43,8 @@ pub trait IngestTx: Send {
         conflict: &(String, String, String),
         at: i64,
     ) -> Result<()>;
+    /// Records that a document left `from` with the change numbered `seq`.
+    async fn insert_exit(&mut self, doc: &DocId, seq: i64, from: &Placement) -> Result<()>;
 }
 
 /// Ingests `push` for `writer`: one outcome per document, in push order. The caller commits.
@@ -124,7 +126,18 @@ async fn write_doc<T: IngestTx + ?Sized>(
     for conflict in new {
         tx.insert_conflict(&w.id, conflict, writer.now).await?;
     }
+    if let Some(from) = &w.left {
+        tx.insert_exit(&w.id, last_seq, from).await?;
+    }
     Ok(())
+}
+
+/// Where a report sits, which decides who may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub org_path: String,
+    pub restricted: bool,
+    pub assigned_to: Option<String>,
 }
 
 /// A stored document's row as ingest reads it: its snapshot and the facts scope was decided
@@ -214,6 +227,8 @@ pub struct DocWrite {
     pub incremental_bytes: i64,
     /// Open conflicts as (path, code, detail JSON).
     pub conflicts: Vec<(String, String, String)>,
+    /// Where the report was before this write, when this write moves it.
+    pub left: Option<Placement>,
 }
 
 /// The acknowledgement for a document and, when something was new, what to write.
@@ -336,6 +351,14 @@ fn plan(
             serde_json::to_string(&f.message).unwrap_or_default(),
         )
     }));
+    let left = before
+        .as_ref()
+        .map(|b| Placement {
+            org_path: b.org_path.clone(),
+            restricted: b.restricted,
+            assigned_to: b.assigned_to.clone(),
+        })
+        .filter(|was| was.org_path != org_path || was.assigned_to != assigned_to);
     let status = schema
         .status_field
         .as_ref()
@@ -362,6 +385,7 @@ fn plan(
         snapshot,
         incremental_bytes,
         conflicts,
+        left,
     };
     Ok(Plan {
         outcome,

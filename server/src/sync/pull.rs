@@ -1,5 +1,10 @@
 //! Serving one page of a pull from stored bytes: which documents, which body for each, the byte
-//! budget, resends and the digest. Each store answers the reads in one read transaction.
+//! budget, resends, evictions and the digest. Each store answers the reads in one read
+//! transaction.
+//!
+//! A scope's feed is ordered by server sequence and holds two kinds of entries: documents (at
+//! their latest change) and exits (a document leaving the scope, at the change that moved it).
+//! A page walks both in sequence order, so the position covers evictions as it covers changes.
 
 use std::collections::HashMap;
 
@@ -56,6 +61,11 @@ pub trait PullReads: Send {
     async fn changes_after(&mut self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>>;
     /// (document id, heads) of every document of `scope`.
     async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>>;
+    /// Documents that left `scope` after sequence `after` and are not back in it, with the
+    /// sequence of their leaving, oldest first, at most `limit`.
+    async fn exits(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<(DocId, i64)>>;
+    /// The highest sequence number handed out.
+    async fn last_seq(&mut self) -> Result<i64>;
 }
 
 /// What to send for one document.
@@ -77,6 +87,18 @@ pub async fn pull_page<R: PullReads + ?Sized>(
 ) -> Result<PullResult> {
     let since = to_seq(pull.since);
     let after = to_seq(pull.after).max(since);
+    let last_seq = reads.last_seq().await?;
+    if since > last_seq {
+        // The client has seen sequence numbers this database never gave out: it was restored
+        // from a backup. An `after` below `since` tells the client to start again from there.
+        return Ok(PullResult {
+            docs: Vec::new(),
+            evicted: Vec::new(),
+            after: 0,
+            more: true,
+            digest: [0; 32],
+        });
+    }
     // A client that holds nothing, or whose changes may have been pruned, gets snapshots.
     let full = since == 0 || since < reads.horizon().await?;
     let budget = pull.byte_budget as usize;
@@ -100,35 +122,66 @@ pub async fn pull_page<R: PullReads + ?Sized>(
     let mut position = after;
     if !page.more {
         let listed = reads.page(scope, after, PAGE_DOCS).await?;
-        page.more = listed.len() as i64 == PAGE_DOCS;
+        let exits = reads.exits(scope, after, PAGE_DOCS).await?;
+        // Past the last entry of a full list there may be more of its kind, so neither list is
+        // followed beyond it.
+        let bound = [
+            listed
+                .last()
+                .map(|d| d.seq)
+                .filter(|_| listed.len() as i64 == PAGE_DOCS),
+            exits
+                .last()
+                .map(|e| e.1)
+                .filter(|_| exits.len() as i64 == PAGE_DOCS),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        page.more = bound.is_some();
+        let bound = bound.unwrap_or(i64::MAX);
+        let mut exits = exits.into_iter().filter(|e| e.1 <= bound).peekable();
+        let mut by_doc: HashMap<DocId, Vec<PulledChange>> = HashMap::new();
         if let Some(last) = listed.last() {
             let rows = reads
                 .page_changes(scope, after, last.seq, (!full).then_some(since))
                 .await?;
-            let mut by_doc: HashMap<DocId, Vec<PulledChange>> = HashMap::new();
             for (id, change) in rows {
                 by_doc.entry(id).or_default().push(change);
             }
-            for doc in &listed {
-                if page.full(budget) {
-                    page.more = true;
-                    break;
+        }
+        let mut stopped = false;
+        for doc in listed.iter().filter(|d| d.seq <= bound) {
+            while let Some((id, seq)) = exits.next_if(|e| e.1 < doc.seq) {
+                page.evicted.push(id);
+                position = seq;
+            }
+            if page.full(budget) {
+                stopped = true;
+                break;
+            }
+            let changes = by_doc.remove(&doc.id).unwrap_or_default();
+            position = doc.seq;
+            match choose_body(doc, full, &changes, device) {
+                Body::Skip => {}
+                Body::Changes(c) => page.push(doc, PullBody::Changes(c)),
+                Body::Snapshot => {
+                    let snapshot = reads.snapshot(&doc.id).await?;
+                    let after_snapshot = if full {
+                        changes
+                    } else {
+                        reads.changes_after(&doc.id, doc.snapshot_seq).await?
+                    };
+                    page.push(doc, snapshot_body(snapshot, doc, &after_snapshot));
                 }
-                let changes = by_doc.remove(&doc.id).unwrap_or_default();
-                position = doc.seq;
-                match choose_body(doc, full, &changes, device) {
-                    Body::Skip => {}
-                    Body::Changes(c) => page.push(doc, PullBody::Changes(c)),
-                    Body::Snapshot => {
-                        let snapshot = reads.snapshot(&doc.id).await?;
-                        let after_snapshot = if full {
-                            changes
-                        } else {
-                            reads.changes_after(&doc.id, doc.snapshot_seq).await?
-                        };
-                        page.push(doc, snapshot_body(snapshot, doc, &after_snapshot));
-                    }
-                }
+            }
+        }
+        if stopped {
+            page.more = true;
+        } else {
+            for (id, seq) in exits {
+                page.evicted.push(id);
+                position = seq;
             }
         }
     }
@@ -136,6 +189,9 @@ pub async fn pull_page<R: PullReads + ?Sized>(
     let digest = if page.more {
         [0; 32]
     } else {
+        // This read saw every commit up to `last_seq` and nothing after it, and the pull has
+        // now been through everything in the scope up to there.
+        position = position.max(last_seq);
         digest(&reads.scope_heads(scope).await?)
     };
     Ok(PullResult {
