@@ -10,7 +10,9 @@ use gridsync_core::protocol::{Pull, PullBody, PushOutcome};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{AuditEntry, Device, RefreshToken, Store, StoreError, User};
+use gridsync_server::store::{
+    AuditEntry, Device, RefreshToken, SigningKey, Store, StoreError, User,
+};
 use serde_json::json;
 use support::*;
 
@@ -29,6 +31,7 @@ on_both_backends!(
     pruning_keeps_clients_behind_the_horizon_converging_through_snapshots,
     users_devices_and_refresh_tokens_round_trip,
     the_audit_log_keeps_entries_newest_first,
+    signing_keys_come_back_newest_first_with_their_secrets,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -587,4 +590,28 @@ async fn the_audit_log_keeps_entries_newest_first(store: &dyn Store) {
         ["export", "read_report"]
     );
     assert_eq!(log[0].detail["kind"], json!("drug_control_case"));
+}
+
+async fn signing_keys_come_back_newest_first_with_their_secrets(store: &dyn Store) {
+    assert!(store.signing_keys().await.expect("keys").is_empty());
+    for (kid, at) in [("old", 100), ("new", 200)] {
+        store
+            .insert_signing_key(&SigningKey {
+                kid: kid.into(),
+                secret: kid.as_bytes().repeat(8),
+                created_at: at,
+            })
+            .await
+            .expect("insert key");
+    }
+    let keys = store.signing_keys().await.expect("keys");
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        ["new", "old"]
+    );
+    assert_eq!(keys[0].secret, b"new".repeat(8));
+    assert!(
+        !format!("{:?}", keys[0]).contains("newnew"),
+        "Debug hides the secret"
+    );
 }

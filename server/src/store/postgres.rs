@@ -18,9 +18,9 @@ use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use super::{
     AuditEntry, ChangeRow, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocRecord,
-    DocumentRow, OrgRow, OrgUnit, RefreshToken, Result, Store, StoreError, USER_COLUMNS, User,
-    UserRow, Writer, device_from, heads_from_bytes, heads_to_bytes, org_from, parse_doc_id,
-    user_from,
+    DocumentRow, OrgRow, OrgUnit, RefreshToken, Result, SigningKey, Store, StoreError,
+    USER_COLUMNS, User, UserRow, Writer, device_from, heads_from_bytes, heads_to_bytes, org_from,
+    parse_doc_id, user_from,
 };
 use crate::scope::{Restricted, Scope};
 use crate::sync::{self, Body, Loaded, PageDoc, PulledChange};
@@ -563,6 +563,32 @@ impl Store for PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3)")
+            .bind(&key.kid)
+            .bind(&key.secret)
+            .bind(key.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
+        let rows: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT kid, secret, created_at FROM signing_keys ORDER BY created_at DESC, kid DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(kid, secret, created_at)| SigningKey {
+                kid,
+                secret,
+                created_at,
+            })
+            .collect())
     }
 
     async fn ingest(
