@@ -55,6 +55,8 @@ async fn main() -> anyhow::Result<()> {
                 // automerge logs expected rejections of bad input at ERROR; they are answered.
                 .unwrap_or_else(|_| "info,automerge=off".into()),
         )
+        // stdout carries only what the operator must read (the first password, the address).
+        .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
     match cli.command {
