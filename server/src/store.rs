@@ -114,6 +114,24 @@ pub struct RefreshToken {
     pub used_at: Option<i64>,
 }
 
+/// A key that signs access tokens; `kid` names it in each token's header.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub kid: String,
+    pub secret: Vec<u8>,
+    pub created_at: i64,
+}
+
+// By hand, so that a logged `SigningKey` never shows its secret.
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A stored report's row, without its automerge bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentRow {
@@ -206,6 +224,10 @@ pub trait Store: Send + Sync {
     /// Marks a refresh token used and returns it as it was before; `None` when unknown.
     async fn use_refresh_token(&self, token_hash: &[u8], at: i64) -> Result<Option<RefreshToken>>;
     async fn revoke_token_family(&self, family: &str) -> Result<()>;
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<()>;
+    /// Every stored signing key, newest first.
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>>;
 
     /// Applies a push: for each document, in one transaction for the whole batch, skips known
     /// hashes, checks dependencies, authorship and scope, applies, validates, stores the changes

@@ -10,7 +10,9 @@ use gridsync_core::protocol::{Pull, PullBody, PushOutcome};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{AuditEntry, Device, RefreshToken, Store, StoreError, User};
+use gridsync_server::store::{
+    AuditEntry, Device, RefreshToken, SigningKey, Store, StoreError, User,
+};
 use serde_json::json;
 use support::*;
 
@@ -31,6 +33,7 @@ on_both_backends!(
     the_audit_log_keeps_entries_newest_first,
     a_reassigned_case_is_evicted_from_the_former_workers_phone,
     a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back,
+    signing_keys_come_back_newest_first_with_their_secrets,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -704,4 +707,28 @@ async fn a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back(s
         );
     }
     assert_eq!(phone.pending(), 0);
+}
+
+async fn signing_keys_come_back_newest_first_with_their_secrets(store: &dyn Store) {
+    assert!(store.signing_keys().await.expect("keys").is_empty());
+    for (kid, at) in [("old", 100), ("new", 200)] {
+        store
+            .insert_signing_key(&SigningKey {
+                kid: kid.into(),
+                secret: kid.as_bytes().repeat(8),
+                created_at: at,
+            })
+            .await
+            .expect("insert key");
+    }
+    let keys = store.signing_keys().await.expect("keys");
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        ["new", "old"]
+    );
+    assert_eq!(keys[0].secret, b"new".repeat(8));
+    assert!(
+        !format!("{:?}", keys[0]).contains("newnew"),
+        "Debug hides the secret"
+    );
 }

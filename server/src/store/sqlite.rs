@@ -18,8 +18,8 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 use super::{
     AuditEntry, AuditRow, ChangeLogRow, ChangeRow, ConflictRecord, ConflictRow, DEVICE_COLUMNS,
     DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit, PageRow, PulledRow,
-    RefreshToken, Result, Store, StoreError, StoredRow, USER_COLUMNS, User, UserRow, Writer,
-    audit_from, change_row_from, conflict_from, device_from, heads_to_bytes, org_from,
+    RefreshToken, Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, User, UserRow,
+    Writer, audit_from, change_row_from, conflict_from, device_from, heads_to_bytes, org_from,
     page_doc_from, parse_doc_id, pulled_change_from, scope_filter, user_from,
 };
 use crate::scope::{Restricted, Scope};
@@ -628,6 +628,32 @@ impl Store for SqliteStore {
             .execute(&self.write)
             .await?;
         Ok(())
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<()> {
+        sqlx::query("INSERT INTO signing_keys (kid, secret, created_at) VALUES (?1, ?2, ?3)")
+            .bind(&key.kid)
+            .bind(&key.secret)
+            .bind(key.created_at)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
+        let rows: Vec<(String, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT kid, secret, created_at FROM signing_keys ORDER BY created_at DESC, kid DESC",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(kid, secret, created_at)| SigningKey {
+                kid,
+                secret,
+                created_at,
+            })
+            .collect())
     }
 
     async fn ingest(

@@ -88,6 +88,48 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// Like `on_both_backends!`, for async fns taking `&TestStore`: tests that need the store shared
+/// (`Arc<dyn Store>`, as `AppState` holds it) or its URL.
+#[macro_export]
+macro_rules! on_both_test_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let t = super::support::sqlite().await;
+                super::$name(&t).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let t = super::support::postgres().await;
+                super::$name(&t).await;
+            }
+        }
+    )*};
+}
+
+/// Runs one SQL statement on the test database behind `url`, beside the store: for states the
+/// `Store` trait has no method to reach yet.
+pub async fn execute_sql(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("connect sqlite");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .expect("execute");
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect postgres");
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&mut conn)
+            .await
+            .expect("execute");
+    }
+}
+
 pub const G1: &str = "g1";
 pub const G2: &str = "g2";
 pub const G3: &str = "g3";

@@ -1,0 +1,111 @@
+//! `Caller`: the extractor every authenticated handler takes. It checks the bearer access token,
+//! then that the user is still enabled and the device not revoked, and derives the scope.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+
+use crate::http::{ApiError, AppState};
+use crate::scope::{Role, Scope};
+use crate::store::{Device, User};
+
+/// The authenticated user behind a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub device: Device,
+    /// The session (refresh-token family) the access token was issued in.
+    pub session: String,
+    /// The reports this caller may read and write.
+    pub scope: Scope,
+}
+
+impl Caller {
+    pub fn user_id(&self) -> &str {
+        &self.user.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.user.role
+    }
+
+    pub fn device_id(&self) -> &str {
+        &self.device.id
+    }
+
+    /// `Forbidden` unless the caller has one of `roles`.
+    pub fn require_role(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.contains(&self.user.role) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "the role {} may not do this",
+                self.user.role
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let claims = state.keys.verify(token).await?;
+        // A token naming a user or device that no longer exists is as good as forged.
+        let user = state
+            .store
+            .user(&claims.sub)
+            .await?
+            .ok_or(ApiError::TokenInvalid)?;
+        let device = state
+            .store
+            .device(&claims.dev)
+            .await?
+            .filter(|d| d.user_id == user.id)
+            .ok_or(ApiError::TokenInvalid)?;
+        if device.revoked_at.is_some() {
+            return Err(ApiError::DeviceRevoked);
+        }
+        if user.disabled {
+            return Err(ApiError::AccountDisabled);
+        }
+        let unit = state
+            .store
+            .org_unit(&user.org_unit_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal(format!(
+                    "user {} is placed at missing org unit {}",
+                    user.id, user.org_unit_id
+                ))
+            })?;
+        let scope = Scope::for_role(&user.id, user.role, &unit.path);
+        Ok(Caller {
+            user,
+            device,
+            session: claims.sid,
+            scope,
+        })
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header (scheme matched case-insensitively).
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts
+        .headers
+        .get(AUTHORIZATION)
+        .ok_or(ApiError::Unauthenticated)?;
+    let value = value.to_str().map_err(|_| ApiError::TokenInvalid)?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            if token.is_empty() {
+                Err(ApiError::Unauthenticated)
+            } else {
+                Ok(token)
+            }
+        }
+        _ => Err(ApiError::Unauthenticated),
+    }
+}

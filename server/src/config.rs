@@ -1,0 +1,33 @@
+//! Settings of the HTTP API that hold for the life of the process: token names and lifetimes,
+//! login limits. Built once at start-up and shared through `AppState`.
+
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `iss` of the access tokens this server issues and accepts.
+    pub issuer: String,
+    /// `aud` of the access tokens this server issues and accepts.
+    pub audience: String,
+    /// Access tokens are short-lived: a revoked device or disabled user is refused by the
+    /// extractor at once, but a logged-out session keeps its access token until it expires.
+    pub access_ttl: Duration,
+    /// A phone may stay offline for weeks; its refresh token must outlive that.
+    pub refresh_ttl: Duration,
+    /// Failed logins allowed per username and per client address within `login_window`.
+    pub login_max_failures: u32,
+    pub login_window: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            issuer: "gridsync".into(),
+            audience: "gridsync-api".into(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(60 * 24 * 60 * 60),
+            login_max_failures: 5,
+            login_window: Duration::from_secs(15 * 60),
+        }
+    }
+}

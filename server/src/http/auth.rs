@@ -1,0 +1,238 @@
+//! Login, refresh-token rotation and logout under `/api/v1/auth`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{ApiError, AppState, Json, Problem};
+use crate::auth::{Caller, password, refresh};
+use crate::clock;
+use crate::store::{AuditEntry, Device, User};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh_tokens))
+        .routes(routes!(logout))
+}
+
+/// Longest accepted username, device id or device name.
+const MAX_NAME_LEN: usize = 256;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// Chosen by the app once per installation; a new one after the app wipes itself.
+    pub device_id: String,
+    pub device_name: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Tokens {
+    /// Bearer token for the other endpoints.
+    pub access_token: String,
+    /// Single use: exchange it at `/api/v1/auth/refresh` for a new pair.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+}
+
+/// The client's address, when the server knows it (served with connect info, or set by a test).
+struct ClientAddr(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
+    }
+}
+
+/// Logs in on a device and starts a session. Failed attempts are limited per username and per
+/// client address.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = Tokens),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "invalid_credentials, account_disabled, device_revoked",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "device_taken", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<Tokens>, ApiError> {
+    for (field, value) in [
+        ("username", &req.username),
+        ("device_id", &req.device_id),
+        ("device_name", &req.device_name),
+    ] {
+        if value.trim().is_empty() || value.len() > MAX_NAME_LEN {
+            return Err(ApiError::BadRequest(format!(
+                "{field} must be 1 to {MAX_NAME_LEN} bytes"
+            )));
+        }
+    }
+    if req.password.len() > password::MAX_LEN {
+        return Err(ApiError::BadRequest(format!(
+            "password must be at most {} bytes",
+            password::MAX_LEN
+        )));
+    }
+    let limiter = &state.login_limiter;
+    limiter
+        .check(&req.username, addr)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+
+    let user = state.store.user_by_username(&req.username).await?;
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let user = match (password::verify(req.password, stored).await?, user) {
+        (true, Some(user)) => user,
+        _ => {
+            limiter.record_failure(&req.username, addr);
+            tracing::info!(username = %req.username, ?addr, "failed login");
+            return Err(ApiError::InvalidCredentials);
+        }
+    };
+    limiter.record_success(&req.username);
+    if user.disabled {
+        return Err(ApiError::AccountDisabled);
+    }
+
+    let now = clock::now();
+    let device = match state.store.device(&req.device_id).await? {
+        Some(d) if d.user_id != user.id => return Err(ApiError::DeviceTaken),
+        // A lost phone stays cut off: the app wipes itself and logs in under a new device id.
+        Some(d) if d.revoked_at.is_some() => return Err(ApiError::DeviceRevoked),
+        Some(d) => Device {
+            name: req.device_name,
+            last_seen_at: now,
+            ..d
+        },
+        None => Device {
+            id: req.device_id,
+            user_id: user.id.clone(),
+            name: req.device_name,
+            created_at: now,
+            last_seen_at: now,
+            revoked_at: None,
+            cursor: 0,
+        },
+    };
+    state.store.upsert_device(&device).await?;
+    let family = uuid::Uuid::new_v4().simple().to_string();
+    let tokens = issue(&state, &user, &device.id, &family, now).await?;
+    state
+        .store
+        .audit(&AuditEntry {
+            at: now,
+            user_id: Some(user.id.clone()),
+            device_id: Some(device.id.clone()),
+            action: "login".into(),
+            doc_id: None,
+            detail: json!({ "device_name": device.name }),
+        })
+        .await?;
+    Ok(Json(tokens))
+}
+
+/// Exchanges a refresh token for a new pair. The old one is spent: presenting it again revokes
+/// the whole session (`refresh_reused`), since it must have been copied.
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, body = Tokens),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "refresh_invalid, refresh_reused, device_revoked, account_disabled",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn refresh_tokens(
+    State(state): State<AppState>,
+    Json(req): Json<RefreshRequest>,
+) -> Result<Json<Tokens>, ApiError> {
+    let now = clock::now();
+    let spent = state
+        .store
+        .use_refresh_token(&refresh::hash(&req.refresh_token), now)
+        .await?
+        .ok_or(ApiError::RefreshInvalid)?;
+    if spent.used_at.is_some() {
+        state.store.revoke_token_family(&spent.family).await?;
+        tracing::warn!(device = %spent.device_id, "a used refresh token came back; session revoked");
+        return Err(ApiError::RefreshReused);
+    }
+    if spent.expires_at <= now {
+        return Err(ApiError::RefreshInvalid);
+    }
+    let device = state
+        .store
+        .device(&spent.device_id)
+        .await?
+        .ok_or(ApiError::RefreshInvalid)?;
+    if device.revoked_at.is_some() {
+        return Err(ApiError::DeviceRevoked);
+    }
+    let user = state
+        .store
+        .user(&device.user_id)
+        .await?
+        .ok_or(ApiError::RefreshInvalid)?;
+    if user.disabled {
+        return Err(ApiError::AccountDisabled);
+    }
+    Ok(Json(
+        issue(&state, &user, &device.id, &spent.family, now).await?,
+    ))
+}
+
+/// Ends the caller's session: its refresh tokens stop working. The access token in hand stays
+/// valid until it expires, which is minutes.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "the session is revoked"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    state.store.revoke_token_family(&caller.session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A new access token and refresh token for `user` on `device_id` in session `family`.
+async fn issue(
+    state: &AppState,
+    user: &User,
+    device_id: &str,
+    family: &str,
+    now: i64,
+) -> Result<Tokens, ApiError> {
+    let refresh_ttl = i64::try_from(state.config.refresh_ttl.as_secs()).unwrap_or(i64::MAX);
+    let (refresh_token, row) = refresh::mint(device_id, family, now.saturating_add(refresh_ttl))?;
+    state.store.insert_refresh_token(&row).await?;
+    let access_token = state.keys.issue(&user.id, device_id, family).await?;
+    Ok(Tokens {
+        access_token,
+        refresh_token,
+        expires_in: state.keys.ttl().as_secs(),
+    })
+}

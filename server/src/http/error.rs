@@ -1,0 +1,191 @@
+//! `ApiError`: every failure the API answers with, as RFC 9457 problem details
+//! (`application/problem+json`) carrying a stable `code` that clients switch on.
+
+use std::time::Duration;
+
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::AuthError;
+use crate::auth::token::TokenError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidJson(String),
+    #[error("expected a JSON body with content type application/json")]
+    UnsupportedMediaType,
+    #[error("no bearer token in the Authorization header")]
+    Unauthenticated,
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    #[error("the access token has expired")]
+    TokenExpired,
+    #[error("the access token is not valid")]
+    TokenInvalid,
+    #[error("the refresh token is unknown, revoked or expired")]
+    RefreshInvalid,
+    #[error("the refresh token was already used; the session is revoked")]
+    RefreshReused,
+    #[error("this device has been revoked")]
+    DeviceRevoked,
+    #[error("this account is disabled")]
+    AccountDisabled,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("this device is registered to another user")]
+    DeviceTaken,
+    #[error("too many failed logins; try again later")]
+    RateLimited { retry_after: Duration },
+    #[error("{0}")]
+    Unavailable(String),
+    /// Details go to the log, never to the client.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            BadRequest(_) | InvalidJson(_) => StatusCode::BAD_REQUEST,
+            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Unauthenticated | InvalidCredentials | TokenExpired | TokenInvalid | RefreshInvalid
+            | RefreshReused | DeviceRevoked | AccountDisabled => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            Conflict(_) | DeviceTaken => StatusCode::CONFLICT,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code clients act on; never changes once released.
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            BadRequest(_) => "bad_request",
+            InvalidJson(_) => "invalid_json",
+            UnsupportedMediaType => "unsupported_media_type",
+            Unauthenticated => "unauthenticated",
+            InvalidCredentials => "invalid_credentials",
+            TokenExpired => "token_expired",
+            TokenInvalid => "token_invalid",
+            RefreshInvalid => "refresh_invalid",
+            RefreshReused => "refresh_reused",
+            DeviceRevoked => "device_revoked",
+            AccountDisabled => "account_disabled",
+            Forbidden(_) => "forbidden",
+            NotFound(_) => "not_found",
+            Conflict(_) => "conflict",
+            DeviceTaken => "device_taken",
+            RateLimited { .. } => "rate_limited",
+            Unavailable(_) => "unavailable",
+            Internal(_) => "internal",
+        }
+    }
+}
+
+/// RFC 9457 problem details, plus our `code`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `urn:gridsync:problem:<code>`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    pub code: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let code = self.code();
+        let detail = if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+            status
+                .canonical_reason()
+                .unwrap_or("server error")
+                .to_owned()
+        } else {
+            self.to_string()
+        };
+        let problem = Problem {
+            type_: format!("urn:gridsync:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail,
+            code: code.to_owned(),
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let ApiError::RateLimited { retry_after } = self {
+            // Round up: a client that waits exactly this long must be let in.
+            let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"gridsync\""),
+            );
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
+            StoreError::Duplicate(what) => ApiError::Conflict(format!("{what} already exists")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Store(e) => e.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Expired => ApiError::TokenExpired,
+            TokenError::Invalid => ApiError::TokenInvalid,
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection {
+            JsonRejection::JsonDataError(e) => ApiError::InvalidJson(e.body_text()),
+            JsonRejection::JsonSyntaxError(e) => ApiError::InvalidJson(e.body_text()),
+            JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+            other => ApiError::BadRequest(other.body_text()),
+        }
+    }
+}

@@ -1,0 +1,708 @@
+//! The HTTP API's authentication, devices, error format and probes, driven through `app(state)`
+//! on SQLite and on Postgres.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gridsync_server::auth::{bootstrap, password};
+use gridsync_server::config::Config;
+use gridsync_server::http::{AppState, app};
+use gridsync_server::scope::Role;
+use gridsync_server::store::{Store, User};
+use http_body_util::BodyExt;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use support::*;
+use tower::ServiceExt;
+
+on_both_test_stores!(
+    a_login_with_the_right_password_returns_tokens_that_authenticate,
+    a_wrong_password_and_an_unknown_user_get_the_same_answer,
+    a_disabled_user_cannot_log_in_and_its_tokens_are_refused_with_account_disabled,
+    expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_code,
+    a_refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_the_session,
+    logout_ends_the_session_so_its_refresh_token_is_refused,
+    a_revoked_device_is_refused_with_device_revoked_on_its_next_request,
+    a_worker_lists_and_revokes_only_their_own_devices_and_an_admin_any,
+    a_device_registered_to_another_user_is_refused_at_login,
+    failed_logins_past_the_limit_are_answered_429_with_retry_after,
+    malformed_json_and_unknown_fields_are_answered_as_problem_details,
+    healthz_and_readyz_answer_ok_while_the_database_is_up,
+    the_first_start_creates_one_admin_with_the_given_password,
+    the_first_start_generates_a_password_and_keeps_an_existing_org_root,
+    the_openapi_document_lists_the_auth_and_device_endpoints,
+);
+
+const ADMIN_PW: &str = "admin password";
+const WORKER_PW: &str = "worker password";
+
+/// The app over a seeded store: admin `admin` (district), workers `w1` (grid g1) and `w2` (g2).
+struct Api {
+    app: Router,
+    store: Arc<dyn Store>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Value,
+}
+
+impl Reply {
+    fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem-details answer with this status and code.
+    fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.content_type(), "application/problem+json");
+        assert_eq!(self.body["status"], json!(status.as_u16()));
+        assert!(self.body["type"].is_string() && self.body["title"].is_string());
+        assert!(self.body["detail"].is_string());
+    }
+}
+
+async fn api(t: &TestStore) -> Api {
+    seed_org(t.store.as_ref()).await;
+    for (id, role, unit, pw) in [
+        ("admin", Role::DistrictAdmin, "d", ADMIN_PW),
+        ("w1", Role::GridWorker, G1, WORKER_PW),
+        ("w2", Role::GridWorker, G2, WORKER_PW),
+    ] {
+        add_user(t.store.as_ref(), id, role, unit, pw, false).await;
+    }
+    api_over(t).await
+}
+
+async fn api_over(t: &TestStore) -> Api {
+    let state = AppState::new(t.store.clone(), Config::default())
+        .await
+        .expect("state");
+    Api {
+        app: app(state),
+        store: t.store.clone(),
+    }
+}
+
+async fn add_user(store: &dyn Store, id: &str, role: Role, unit: &str, pw: &str, disabled: bool) {
+    store
+        .insert_user(&User {
+            id: id.into(),
+            username: id.into(),
+            display_name: id.into(),
+            password_hash: password::hash(pw.into()).await.expect("hash"),
+            role,
+            org_unit_id: unit.into(),
+            disabled,
+            created_at: 1,
+        })
+        .await
+        .expect("user");
+}
+
+const CLIENT: &str = "192.0.2.1:40000";
+
+impl Api {
+    async fn send(&self, mut req: Request<Body>) -> Reply {
+        if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+            req.extensions_mut()
+                .insert(ConnectInfo(CLIENT.parse::<SocketAddr>().expect("addr")));
+        }
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(json_request(path, &body)).await
+    }
+
+    async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(authed("GET", path, token)).await
+    }
+
+    async fn login(&self, user: &str, pw: &str, device: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            json!({ "username": user, "password": pw, "device_id": device, "device_name": "phone" }),
+        )
+        .await
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    async fn tokens(&self, user: &str, pw: &str, device: &str) -> (String, String) {
+        let r = self.login(user, pw, device).await;
+        assert_eq!(r.status, StatusCode::OK, "login: {}", r.body);
+        (
+            r.body["access_token"].as_str().expect("access").to_owned(),
+            r.body["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        )
+    }
+
+    async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    async fn devices(&self, token: &str) -> Reply {
+        self.get("/api/v1/devices", token).await
+    }
+}
+
+fn json_request(path: &str, body: &Value) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+fn authed(method: &str, path: &str, token: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request")
+}
+
+fn with_addr(mut req: Request<Body>, addr: &str) -> Request<Body> {
+    req.extensions_mut()
+        .insert(ConnectInfo(addr.parse::<SocketAddr>().expect("addr")));
+    req
+}
+
+async fn a_login_with_the_right_password_returns_tokens_that_authenticate(t: &TestStore) {
+    let api = api(t).await;
+    let r = api.login("w1", WORKER_PW, "phone-1").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["expires_in"], json!(900));
+    let access = r.body["access_token"].as_str().expect("access");
+    let header = jsonwebtoken::decode_header(access).expect("header");
+    assert_eq!(header.alg, Algorithm::HS256);
+    assert!(header.kid.is_some(), "kid names the signing key");
+
+    let devices = api.devices(access).await;
+    assert_eq!(devices.status, StatusCode::OK, "{}", devices.body);
+    assert_eq!(devices.body[0]["id"], json!("phone-1"));
+    assert_eq!(devices.body[0]["user_id"], json!("w1"));
+    let device = api.store.device("phone-1").await.expect("device");
+    assert_eq!(device.expect("registered").user_id, "w1");
+}
+
+async fn a_wrong_password_and_an_unknown_user_get_the_same_answer(t: &TestStore) {
+    let api = api(t).await;
+    let wrong = api.login("w1", "not it", "phone-1").await;
+    let unknown = api.login("nobody", "not it", "phone-1").await;
+    wrong.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    assert_eq!(wrong.body, unknown.body);
+    assert!(
+        api.store.device("phone-1").await.expect("device").is_none(),
+        "no device is registered by a failed login"
+    );
+}
+
+async fn a_disabled_user_cannot_log_in_and_its_tokens_are_refused_with_account_disabled(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    add_user(
+        t.store.as_ref(),
+        "gone",
+        Role::GridWorker,
+        G1,
+        WORKER_PW,
+        true,
+    )
+    .await;
+    api.login("gone", WORKER_PW, "p")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "account_disabled");
+    api.login("gone", "wrong", "p")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+
+    let (access, refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    execute_sql(&t.url, "UPDATE users SET disabled = TRUE WHERE id = 'w1'").await;
+    api.devices(&access)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "account_disabled");
+    api.refresh(&refresh)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "account_disabled");
+}
+
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    iss: &'a str,
+    aud: &'a str,
+    sub: &'a str,
+    dev: &'a str,
+    sid: &'a str,
+    iat: i64,
+    exp: i64,
+}
+
+fn claims<'a>(iss: &'a str, aud: &'a str, exp: i64) -> Claims<'a> {
+    Claims {
+        iss,
+        aud,
+        sub: "w1",
+        dev: "phone-1",
+        sid: "s",
+        iat: exp - 900,
+        exp,
+    }
+}
+
+fn sign(claims: &Claims<'_>, alg: Algorithm, kid: &str, secret: &[u8]) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.into());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &EncodingKey::from_secret(secret).expect("key"),
+    )
+    .expect("sign")
+}
+
+async fn expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_code(t: &TestStore) {
+    let api = api(t).await;
+    api.tokens("w1", WORKER_PW, "phone-1").await;
+    let key = api.store.signing_keys().await.expect("keys").remove(0);
+    let (kid, secret) = (key.kid.as_str(), key.secret.as_slice());
+    let now = gridsync_server::clock::now();
+    let config = Config::default();
+    let (iss, aud) = (config.issuer.as_str(), config.audience.as_str());
+
+    let good = sign(&claims(iss, aud, now + 600), Algorithm::HS256, kid, secret);
+    assert_eq!(api.devices(&good).await.status, StatusCode::OK);
+
+    let expired = sign(&claims(iss, aud, now - 3600), Algorithm::HS256, kid, secret);
+    let bad_signature = sign(
+        &claims(iss, aud, now + 600),
+        Algorithm::HS256,
+        kid,
+        &[7; 64],
+    );
+    let unknown_kid = sign(
+        &claims(iss, aud, now + 600),
+        Algorithm::HS256,
+        "nope",
+        secret,
+    );
+    let other_alg = sign(&claims(iss, aud, now + 600), Algorithm::HS512, kid, secret);
+    let wrong_audience = sign(
+        &claims(iss, "elsewhere", now + 600),
+        Algorithm::HS256,
+        kid,
+        secret,
+    );
+    let wrong_issuer = sign(
+        &claims("elsewhere", aud, now + 600),
+        Algorithm::HS256,
+        kid,
+        secret,
+    );
+    let unsigned = {
+        let header =
+            URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": "JWT", "kid": kid }).to_string());
+        let body = URL_SAFE_NO_PAD
+            .encode(serde_json::to_string(&claims(iss, aud, now + 600)).expect("json"));
+        format!("{header}.{body}.")
+    };
+
+    api.devices(&expired)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_expired");
+    for (what, token) in [
+        ("bad signature", bad_signature.as_str()),
+        ("unknown kid", &unknown_kid),
+        ("HS512", &other_alg),
+        ("wrong audience", &wrong_audience),
+        ("wrong issuer", &wrong_issuer),
+        ("alg none", &unsigned),
+        ("malformed", "not.a.jwt"),
+        ("garbage", "garbage"),
+    ] {
+        let r = api.devices(token).await;
+        assert_eq!(r.code(), "token_invalid", "{what}: {}", r.body);
+        r.assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+    }
+    let none = api
+        .send(
+            Request::get("/api/v1/devices")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    none.assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(none.headers.contains_key(header::WWW_AUTHENTICATE));
+}
+
+async fn a_refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_the_session(t: &TestStore) {
+    let api = api(t).await;
+    let (_, first) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let r = api.refresh(&first).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let second = r.body["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+    let access = r.body["access_token"].as_str().expect("access").to_owned();
+    assert_ne!(first, second);
+    assert_eq!(api.devices(&access).await.status, StatusCode::OK);
+
+    api.refresh(&first)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_reused");
+    api.refresh(&second)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    api.refresh(&first)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    api.refresh("never issued")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+}
+
+async fn logout_ends_the_session_so_its_refresh_token_is_refused(t: &TestStore) {
+    let api = api(t).await;
+    let (access, refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (_, other_session) = api.tokens("w1", WORKER_PW, "phone-2").await;
+    let r = api
+        .send(authed("POST", "/api/v1/auth/logout", &access))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    api.refresh(&refresh)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    assert_eq!(
+        api.refresh(&other_session).await.status,
+        StatusCode::OK,
+        "other sessions go on"
+    );
+}
+
+async fn a_revoked_device_is_refused_with_device_revoked_on_its_next_request(t: &TestStore) {
+    let api = api(t).await;
+    let (phone, refresh) = api.tokens("w1", WORKER_PW, "lost-phone").await;
+    let (admin, _) = api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    let r = api
+        .send(authed("POST", "/api/v1/devices/lost-phone/revoke", &admin))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+
+    api.devices(&phone)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "device_revoked");
+    api.refresh(&refresh)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    api.login("w1", WORKER_PW, "lost-phone")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "device_revoked");
+    // After wiping itself the app comes back under a new device id.
+    api.tokens("w1", WORKER_PW, "new-install").await;
+}
+
+async fn a_worker_lists_and_revokes_only_their_own_devices_and_an_admin_any(t: &TestStore) {
+    let api = api(t).await;
+    let (w1, _) = api.tokens("w1", WORKER_PW, "w1-phone").await;
+    let (w2, _) = api.tokens("w2", WORKER_PW, "w2-phone").await;
+    let (admin, _) = api.tokens("admin", ADMIN_PW, "admin-pc").await;
+
+    let ids = |r: &Reply| -> Vec<String> {
+        r.body
+            .as_array()
+            .expect("list")
+            .iter()
+            .map(|d| d["id"].as_str().expect("id").to_owned())
+            .collect()
+    };
+    assert_eq!(ids(&api.devices(&w1).await), ["w1-phone"]);
+    let mut all = ids(&api.devices(&admin).await);
+    all.sort();
+    assert_eq!(all, ["admin-pc", "w1-phone", "w2-phone"]);
+
+    api.send(authed("POST", "/api/v1/devices/w2-phone/revoke", &w1))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    api.send(authed("POST", "/api/v1/devices/no-such/revoke", &admin))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(
+        api.devices(&w2).await.status,
+        StatusCode::OK,
+        "w2 untouched"
+    );
+
+    let r = api
+        .send(authed("POST", "/api/v1/devices/w1-phone/revoke", &w1))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    api.devices(&w1)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "device_revoked");
+    let log = api.store.audit_log(10).await.expect("audit");
+    assert!(log.iter().any(|e| e.action == "device_revoke"));
+}
+
+async fn a_device_registered_to_another_user_is_refused_at_login(t: &TestStore) {
+    let api = api(t).await;
+    api.tokens("w1", WORKER_PW, "shared").await;
+    api.login("w2", WORKER_PW, "shared")
+        .await
+        .assert_problem(StatusCode::CONFLICT, "device_taken");
+    let device = api
+        .store
+        .device("shared")
+        .await
+        .expect("device")
+        .expect("kept");
+    assert_eq!(device.user_id, "w1");
+}
+
+async fn failed_logins_past_the_limit_are_answered_429_with_retry_after(t: &TestStore) {
+    let api = api(t).await;
+    let attempt = |user: &str, pw: &str, addr: &str| {
+        with_addr(
+            json_request(
+                "/api/v1/auth/login",
+                &json!({ "username": user, "password": pw, "device_id": "d", "device_name": "n" }),
+            ),
+            addr,
+        )
+    };
+    // Per username, whatever the address: even the right password then waits.
+    for i in 0..5 {
+        let r = api
+            .send(attempt("w1", "wrong", &format!("198.51.100.{i}:1")))
+            .await;
+        r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let r = api.send(attempt("w1", WORKER_PW, "198.51.100.9:1")).await;
+    r.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let wait: u64 = r.headers[header::RETRY_AFTER]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=900).contains(&wait), "Retry-After {wait}");
+
+    // Per address, whatever the username.
+    for i in 0..5 {
+        let r = api
+            .send(attempt(&format!("guess{i}"), "x", "203.0.113.7:5"))
+            .await;
+        r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    api.send(attempt("w2", WORKER_PW, "203.0.113.7:6"))
+        .await
+        .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let ok = api.send(attempt("w2", WORKER_PW, "203.0.113.8:6")).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+}
+
+async fn malformed_json_and_unknown_fields_are_answered_as_problem_details(t: &TestStore) {
+    let api = api(t).await;
+    let raw = |body: &str| {
+        Request::post("/api/v1/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_owned()))
+            .expect("request")
+    };
+    api.send(raw("{\"username\": "))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_json");
+    api.post(
+        "/api/v1/auth/login",
+        json!({ "username": "w1", "password": WORKER_PW, "device_id": "d", "device_name": "n", "role": "district_admin" }),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST, "invalid_json");
+    api.post("/api/v1/auth/login", json!({ "username": "w1" }))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "invalid_json");
+    api.post(
+        "/api/v1/auth/login",
+        json!({ "username": "w1", "password": WORKER_PW, "device_id": " ", "device_name": "n" }),
+    )
+    .await
+    .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    api.send(
+        Request::post("/api/v1/auth/refresh")
+            .body(Body::from("{}"))
+            .expect("request"),
+    )
+    .await
+    .assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    api.send(
+        Request::get("/api/v1/nothing-here")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await
+    .assert_problem(StatusCode::NOT_FOUND, "not_found");
+}
+
+async fn healthz_and_readyz_answer_ok_while_the_database_is_up(t: &TestStore) {
+    let api = api_over(t).await;
+    for path in ["/healthz", "/readyz"] {
+        let r = api
+            .send(Request::get(path).body(Body::empty()).expect("request"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.body);
+    }
+}
+
+async fn the_first_start_creates_one_admin_with_the_given_password(t: &TestStore) {
+    let made = bootstrap::first_start(t.store.as_ref(), Some("from env".into()))
+        .await
+        .expect("first start")
+        .expect("an admin is made");
+    assert_eq!(made.username, "admin");
+    assert!(made.generated_password.is_none());
+    let root = t
+        .store
+        .org_unit("district")
+        .await
+        .expect("unit")
+        .expect("root");
+    assert!(root.parent_id.is_none());
+
+    let again = bootstrap::first_start(t.store.as_ref(), Some("other".into()))
+        .await
+        .expect("second start");
+    assert!(again.is_none());
+    assert_eq!(t.store.count_users().await.expect("count"), 1);
+
+    let api = api_over(t).await;
+    let (token, _) = api.tokens("admin", "from env", "admin-pc").await;
+    assert_eq!(api.devices(&token).await.status, StatusCode::OK);
+    api.login("admin", "other", "admin-pc")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+async fn the_first_start_generates_a_password_and_keeps_an_existing_org_root(t: &TestStore) {
+    seed_org(t.store.as_ref()).await;
+    let made = bootstrap::first_start(t.store.as_ref(), None)
+        .await
+        .expect("first start")
+        .expect("an admin is made");
+    let password = made.generated_password.expect("generated");
+    assert!(password.len() >= 16);
+    assert!(t.store.org_unit("district").await.expect("unit").is_none());
+    let admin = t
+        .store
+        .user_by_username("admin")
+        .await
+        .expect("user")
+        .expect("admin");
+    assert_eq!(
+        (admin.role, admin.org_unit_id.as_str()),
+        (Role::DistrictAdmin, "d")
+    );
+
+    let api = api_over(t).await;
+    api.tokens("admin", &password, "admin-pc").await;
+}
+
+async fn the_openapi_document_lists_the_auth_and_device_endpoints(t: &TestStore) {
+    let api = api_over(t).await;
+    let r = api
+        .send(
+            Request::get("/openapi.json")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    for path in [
+        "/api/v1/auth/login",
+        "/api/v1/auth/refresh",
+        "/api/v1/auth/logout",
+        "/api/v1/devices",
+        "/api/v1/devices/{id}/revoke",
+        "/healthz",
+        "/readyz",
+    ] {
+        assert!(r.body["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(r.body["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+/// Readiness follows the database: with it gone, `/readyz` answers 503 while `/healthz` stays
+/// 200. Only Postgres can be taken away from under a running store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_503_when_the_postgres_database_is_gone() {
+    let t = postgres().await;
+    let api = api_over(&t).await;
+    let name = t.url.rsplit('/').next().expect("database name").to_owned();
+    execute_sql(
+        &postgres_url(),
+        &format!("DROP DATABASE {name} WITH (FORCE)"),
+    )
+    .await;
+    let ready = api
+        .send(
+            Request::get("/readyz")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    ready.assert_problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(
+        !ready.body["detail"].as_str().unwrap_or("").contains(&name),
+        "5xx answers hide internals"
+    );
+    let live = api
+        .send(
+            Request::get("/healthz")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(live.status, StatusCode::OK);
+}
