@@ -34,6 +34,7 @@ on_both_backends!(
     a_reassigned_case_is_evicted_from_the_former_workers_phone,
     a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back,
     signing_keys_come_back_newest_first_with_their_secrets,
+    a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -731,4 +732,30 @@ async fn signing_keys_come_back_newest_first_with_their_secrets(store: &dyn Stor
         !format!("{:?}", keys[0]).contains("newnew"),
         "Debug hides the secret"
     );
+}
+
+async fn a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second(store: &dyn Store) {
+    seed_org(store).await;
+    let mut doc = dispute(41, G1, "w1");
+    let mut push = push_all(&mut [&mut doc]);
+    push.docs.push(push.docs[0].clone());
+    let result = store
+        .ingest(
+            &writer("w1", Role::GridWorker, G1, "p1"),
+            &push,
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    assert!(is_acked(&result.docs[0].outcome));
+    assert!(matches!(
+        &result.docs[1].outcome,
+        PushOutcome::Rejected { code, .. } if code == "duplicate_doc"
+    ));
+    let row = store
+        .document(&doc.id())
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(row.heads, doc.heads());
 }

@@ -26,6 +26,11 @@ use crate::scope::{Restricted, Scope};
 use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
 use crate::sync::pull::{PageDoc, PullReads, PulledChange, pull_page};
 
+/// Write transactions take the write lock up front: a deferred one that reads first and then
+/// upgrades fails with SQLITE_BUSY at once, without waiting, when another process (say
+/// `gridsync migrate`, or a second command on the same file) holds the lock.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
@@ -565,7 +570,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_device(&self, id: &str, at: i64) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         let done =
             sqlx::query("UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
                 .bind(id)
@@ -597,7 +602,7 @@ impl Store for SqliteStore {
     }
 
     async fn use_refresh_token(&self, token_hash: &[u8], at: i64) -> Result<Option<RefreshToken>> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         let row: Option<(Vec<u8>, String, String, i64, Option<i64>)> = sqlx::query_as(
             "SELECT token_hash, device_id, family, expires_at, used_at FROM refresh_tokens \
              WHERE token_hash = ?1",
@@ -662,7 +667,7 @@ impl Store for SqliteStore {
         push: &Push,
         registry: &Registry,
     ) -> Result<PushResult> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         let result = ingest_batch(&mut *tx, writer, push, registry).await?;
         tx.commit().await?;
         Ok(result)
@@ -729,7 +734,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self) -> Result<u64> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         let (horizon,): (i64,) = sqlx::query_as(
             "SELECT COALESCE((SELECT MIN(cursor) FROM devices WHERE revoked_at IS NULL), \
              (SELECT value FROM counters WHERE name = 'seq'))",

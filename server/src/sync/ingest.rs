@@ -59,8 +59,17 @@ pub async fn ingest_batch<T: IngestTx + ?Sized>(
     order.sort_by_key(|&i| push.docs[i].doc);
     let mut outcomes: Vec<Option<PushOutcome>> = vec![None; push.docs.len()];
     let mut writes = Vec::new();
+    let mut seen = HashSet::new();
     for i in order {
         let item = &push.docs[i];
+        if !seen.insert(item.doc) {
+            // The decoder refuses such a push; a caller building one in code gets this.
+            outcomes[i] = Some(rejected(
+                "duplicate_doc",
+                "the document appears twice in the push".into(),
+            ));
+            continue;
+        }
         let loaded = match tx.stored(&item.doc).await? {
             Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
             None => None,
