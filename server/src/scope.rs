@@ -16,6 +16,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// Whether the role reads personal data (the fields a schema marks sensitive) of the reports
+    /// in its scope. Township and street staff dispatch and report on cases across villages and
+    /// need no names or phone numbers; everyone else works the cases themselves. Everywhere
+    /// else, JSON and exports alike, sensitive values are redacted.
+    pub fn has_clearance(self) -> bool {
+        !matches!(self, Role::TownshipStaff)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::GridWorker => "grid_worker",
