@@ -6,6 +6,7 @@ pub mod devices;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -87,6 +88,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(health::routes())
         .merge(auth::routes())
         .merge(devices::routes())
+        .merge(sync::routes())
 }
 
 /// The whole API, ready to serve.

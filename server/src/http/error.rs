@@ -9,6 +9,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use gridsync_core::protocol::DecodeError;
+
 use crate::auth::AuthError;
 use crate::auth::token::TokenError;
 use crate::store::StoreError;
@@ -49,6 +51,11 @@ pub enum ApiError {
     RateLimited { retry_after: Duration },
     #[error("{0}")]
     Unavailable(String),
+    /// A sync body that is not a valid frame of the expected message.
+    #[error("bad sync frame: {0}")]
+    BadFrame(#[from] DecodeError),
+    #[error("the request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
     /// Details go to the log, never to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -67,6 +74,8 @@ impl ApiError {
             Conflict(_) | DeviceTaken => StatusCode::CONFLICT,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            BadFrame(_) => StatusCode::BAD_REQUEST,
+            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,6 +101,8 @@ impl ApiError {
             DeviceTaken => "device_taken",
             RateLimited { .. } => "rate_limited",
             Unavailable(_) => "unavailable",
+            BadFrame(_) => "bad_frame",
+            PayloadTooLarge(_) => "payload_too_large",
             Internal(_) => "internal",
         }
     }

@@ -1,0 +1,314 @@
+//! The sync endpoints driven through `app(state)` on SQLite and Postgres: replicas converge
+//! over HTTP, scope holds per document, and bad frames are refused with problem details while
+//! the server keeps serving.
+
+mod support;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use gridsync_core::protocol::{self, Message, Pull, PushOutcome, PushResult};
+use gridsync_core::replica::Replica;
+use gridsync_core::report::Editor;
+use gridsync_server::auth::password;
+use gridsync_server::config::Config;
+use gridsync_server::http::{AppState, app};
+use gridsync_server::scope::Role;
+use gridsync_server::store::User;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use support::*;
+use tower::ServiceExt;
+
+on_both_test_stores!(
+    two_phones_and_an_office_converge_through_the_sync_endpoints,
+    a_pushed_report_outside_the_scope_is_refused_alone,
+    bad_frames_are_refused_as_problems_and_nothing_is_stored,
+    pulling_drug_cases_is_audited,
+);
+
+const PW: &str = "a long password";
+
+struct Api {
+    app: Router,
+}
+
+struct Answer {
+    status: StatusCode,
+    content_type: String,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).expect("JSON body")
+    }
+
+    fn message<M: Message>(&self) -> M {
+        assert_eq!(
+            self.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&self.bytes)
+        );
+        assert_eq!(self.content_type, "application/x-gridsync");
+        protocol::decode(&self.bytes).expect("a valid frame")
+    }
+
+    fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.bytes)
+        );
+        assert_eq!(self.content_type, "application/problem+json");
+        assert_eq!(self.json()["code"], json!(code));
+    }
+}
+
+async fn api(t: &TestStore) -> Api {
+    seed_org(t.store.as_ref()).await;
+    for (id, role, unit) in [
+        ("w1", Role::GridWorker, G1),
+        ("w2", Role::GridWorker, G2),
+        ("c1", Role::VillageCadre, "v1"),
+        ("o1", Role::DrugControlOfficer, "t1"),
+    ] {
+        t.store
+            .insert_user(&User {
+                id: id.into(),
+                username: id.into(),
+                display_name: id.into(),
+                password_hash: password::hash(PW.into()).await.expect("hash"),
+                role,
+                org_unit_id: unit.into(),
+                disabled: false,
+                created_at: 1,
+            })
+            .await
+            .expect("user");
+    }
+    let state = AppState::new(t.store.clone(), Config::default())
+        .await
+        .expect("state");
+    Api { app: app(state) }
+}
+
+impl Api {
+    async fn send(&self, mut req: Request<Body>) -> Answer {
+        req.extensions_mut().insert(ConnectInfo(
+            "192.0.2.7:4000".parse::<SocketAddr>().expect("addr"),
+        ));
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let content_type = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Answer {
+            status,
+            content_type,
+            bytes,
+        }
+    }
+
+    async fn token(&self, user: &str, device: &str) -> String {
+        let body =
+            json!({ "username": user, "password": PW, "device_id": device, "device_name": device });
+        let req = Request::post("/api/v1/auth/login")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        let answer = self.send(req).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        answer.json()["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+
+    async fn post_frame(&self, path: &str, token: &str, frame: Vec<u8>) -> Answer {
+        let req = Request::post(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(header::CONTENT_TYPE, "application/x-gridsync")
+            .body(Body::from(frame))
+            .expect("request");
+        self.send(req).await
+    }
+
+    /// Pushes everything pending, then pulls to the end, as the phone library does.
+    async fn sync(&self, token: &str, replica: &mut Replica) {
+        while let Some(push) = replica.build_push(64 * 1024) {
+            let answer = self
+                .post_frame("/api/v1/sync/push", token, protocol::encode(&push))
+                .await;
+            let result: PushResult = answer.message();
+            let summary = replica.apply_push_result(&result);
+            assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
+        }
+        loop {
+            let pull = replica.build_pull(4_096);
+            let answer = self
+                .post_frame("/api/v1/sync/pull", token, protocol::encode(&pull))
+                .await;
+            let summary = replica.apply_pull_result(answer.message()).expect("apply");
+            assert!(!summary.diverged);
+            if !summary.more {
+                break;
+            }
+        }
+    }
+}
+
+async fn two_phones_and_an_office_converge_through_the_sync_endpoints(t: &TestStore) {
+    let api = api(t).await;
+    let (w1, w2, c1) = (
+        api.token("w1", "p1").await,
+        api.token("w2", "p2").await,
+        api.token("c1", "pc").await,
+    );
+    let (mut phone1, mut phone2, mut office) = (Replica::new(), Replica::new(), Replica::new());
+    for i in 0..20 {
+        phone1.insert(dispute(100 + i, G1, "w1"));
+        phone2.insert(dispute(200 + i, G2, "w2"));
+    }
+    api.sync(&w1, &mut phone1).await;
+    api.sync(&w2, &mut phone2).await;
+    api.sync(&c1, &mut office).await;
+    assert_eq!(
+        office.ids().count(),
+        40,
+        "the cadre holds the whole village"
+    );
+
+    // The worker and the cadre edit different fields of one report offline; both edits merge.
+    let id = gridsync_core::DocId::from_u128(100);
+    phone1
+        .doc_mut(&id)
+        .expect("doc")
+        .set_field("risk_level", &json!("high"), &Editor::new("w1", 5_000))
+        .expect("edit");
+    office
+        .doc_mut(&id)
+        .expect("doc")
+        .set_field("summary", &json!("邻里纠纷"), &Editor::new("c1", 5_001))
+        .expect("edit");
+    api.sync(&w1, &mut phone1).await;
+    api.sync(&c1, &mut office).await;
+    api.sync(&w1, &mut phone1).await;
+    for replica in [&phone1, &office] {
+        let fields = replica.get(&id).expect("doc").doc.to_json().expect("json")["fields"].clone();
+        assert_eq!(fields["risk_level"], json!("high"));
+        assert_eq!(fields["summary"], json!("邻里纠纷"));
+    }
+    assert_eq!(
+        phone2.ids().count(),
+        20,
+        "the other grid's worker sees only their grid"
+    );
+}
+
+async fn a_pushed_report_outside_the_scope_is_refused_alone(t: &TestStore) {
+    let api = api(t).await;
+    let w1 = api.token("w1", "p1").await;
+    let mut mine = dispute(1, G1, "w1");
+    let mut theirs = dispute(2, G2, "w1");
+    let push = push_all(&mut [&mut mine, &mut theirs]);
+    let result: PushResult = api
+        .post_frame("/api/v1/sync/push", &w1, protocol::encode(&push))
+        .await
+        .message();
+    assert!(is_acked(&result.docs[0].outcome));
+    assert!(matches!(
+        &result.docs[1].outcome,
+        PushOutcome::Rejected { code, .. } if code == "out_of_scope"
+    ));
+    assert!(t.store.document(&mine.id()).await.expect("read").is_some());
+    assert!(
+        t.store
+            .document(&theirs.id())
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+async fn bad_frames_are_refused_as_problems_and_nothing_is_stored(t: &TestStore) {
+    let api = api(t).await;
+    let w1 = api.token("w1", "p1").await;
+    let mut doc = dispute(1, G1, "w1");
+    let good = protocol::encode(&push_all(&mut [&mut doc]));
+    let pull = protocol::encode(&Pull {
+        since: 0,
+        after: 0,
+        byte_budget: 1,
+        resend: vec![],
+    });
+    let mut truncated = good.clone();
+    truncated.truncate(good.len() - 3);
+    let mut bad_version = good.clone();
+    bad_version[2] = 99;
+    for (what, frame) in [
+        ("empty", Vec::new()),
+        ("JSON", br#"{"docs": []}"#.to_vec()),
+        ("truncated", truncated),
+        ("future version", bad_version),
+        ("a pull sent to push", pull),
+    ] {
+        let answer = api.post_frame("/api/v1/sync/push", &w1, frame).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
+        answer.assert_problem(StatusCode::BAD_REQUEST, "bad_frame");
+    }
+    let huge = vec![0u8; 17 * 1024 * 1024];
+    api.post_frame("/api/v1/sync/push", &w1, huge)
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let unauthenticated = Request::post("/api/v1/sync/push")
+        .body(Body::from(good.clone()))
+        .expect("request");
+    api.send(unauthenticated)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+    assert!(t.store.document(&doc.id()).await.expect("read").is_none());
+
+    // Still serving: the good frame goes through.
+    let result: PushResult = api
+        .post_frame("/api/v1/sync/push", &w1, good)
+        .await
+        .message();
+    assert!(is_acked(&result.docs[0].outcome));
+}
+
+async fn pulling_drug_cases_is_audited(t: &TestStore) {
+    let api = api(t).await;
+    let o1 = api.token("o1", "po").await;
+    let mut officer = Replica::new();
+    officer.insert(drug_case(7, G1, "o1", "w1"));
+    api.sync(&o1, &mut officer).await;
+    let w1 = api.token("w1", "p1").await;
+    let mut phone = Replica::new();
+    api.sync(&w1, &mut phone).await;
+    assert!(phone.get(&gridsync_core::DocId::from_u128(7)).is_some());
+    let log = t.store.audit_log(50).await.expect("audit");
+    assert!(
+        log.iter().any(|e| e.action == "sync_pull"
+            && e.user_id.as_deref() == Some("w1")
+            && e.detail["docs"]
+                .to_string()
+                .contains(&gridsync_core::DocId::from_u128(7).to_string())),
+        "{log:?}"
+    );
+}
