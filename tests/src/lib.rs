@@ -23,3 +23,82 @@ pub fn server_binary() -> PathBuf {
     );
     bin
 }
+
+/// A running `gridsync serve` on a free port, stopped with SIGTERM by [`Server::stop`] (and
+/// killed if dropped without it).
+pub struct Server {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// What it printed on standard output before serving.
+    pub said: Vec<String>,
+}
+
+impl Server {
+    /// Starts the binary on `db` with the first admin's password set, and waits until it
+    /// answers `/healthz`.
+    pub async fn start(db: &str, admin_password: &str) -> Server {
+        use std::process::Stdio;
+        use std::time::Duration;
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        let mut child = tokio::process::Command::new(server_binary())
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("GRIDSYNC_DB", db)
+            .env("GRIDSYNC_ADMIN_PASSWORD", admin_password)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start gridsync");
+        // Read stdout to the end in the background, so the server never blocks on a full pipe.
+        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        let stdout = child.stdout.take().expect("stdout");
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut said = Vec::new();
+        let base = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Some(line) = lines.recv().await {
+                said.push(line.clone());
+                if let Some(addr) = line.strip_prefix("gridsync is serving on ") {
+                    return addr.trim().to_owned();
+                }
+            }
+            panic!("gridsync exited before serving; it said {said:?}");
+        })
+        .await
+        .expect("gridsync serves within 30 s");
+
+        let http = reqwest::Client::new();
+        for _ in 0..50 {
+            if let Ok(r) = http.get(format!("{base}/healthz")).send().await
+                && r.status().is_success()
+            {
+                return Server { child, base, said };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("/healthz did not answer 200 within 5 s");
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(kill.success());
+        tokio::time::timeout(std::time::Duration::from_secs(15), self.child.wait())
+            .await
+            .expect("gridsync stops within 15 s of SIGTERM")
+            .expect("wait")
+    }
+}

@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(refresh_tokens))
         .routes(routes!(logout))
+        .routes(routes!(me))
 }
 
 /// Longest accepted username, device id or device name.
@@ -50,6 +51,23 @@ pub struct Tokens {
     pub refresh_token: String,
     /// Seconds until the access token expires.
     pub expires_in: u64,
+    /// The user the tokens belong to: the author id their changes must carry.
+    pub user_id: String,
+}
+
+/// Who the caller is and what they may see.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub org_unit_id: String,
+    /// The org path prefix of the caller's scope; empty for the whole district.
+    pub scope_path: String,
+    /// Whether fields marked sensitive are shown to the caller or redacted.
+    pub clearance: bool,
+    pub device_id: String,
 }
 
 /// The client's address, when the server knows it (served with connect info, or set by a test).
@@ -234,5 +252,25 @@ async fn issue(
         access_token,
         refresh_token,
         expires_in: state.keys.ttl().as_secs(),
+        user_id: user.id.clone(),
+    })
+}
+
+/// The caller: user, role, scope and device.
+#[utoipa::path(get, path = "/api/v1/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Me),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn me(caller: Caller) -> Json<Me> {
+    Json(Me {
+        id: caller.user.id.clone(),
+        username: caller.user.username.clone(),
+        display_name: caller.user.display_name.clone(),
+        role: caller.role().to_string(),
+        org_unit_id: caller.user.org_unit_id.clone(),
+        scope_path: caller.scope.prefix.clone(),
+        clearance: caller.role().has_clearance(),
+        device_id: caller.device.id.clone(),
     })
 }
