@@ -87,6 +87,12 @@ async fn main() -> anyhow::Result<()> {
     let mut office = Replica::new();
     let cold = pull_all(store.as_ref(), &scope, &mut office, args.budget).await?;
     report("pull, cold (snapshots)", cold.docs, cold.secs, "docs");
+    report(
+        "  of which Store::pull",
+        cold.docs,
+        cold.server_secs,
+        "docs",
+    );
     println!("  {} pages, {} body bytes", cold.pages, cold.bytes);
 
     let acked: Vec<_> = docs.iter_mut().map(ReportDoc::heads).collect();
@@ -116,6 +122,12 @@ async fn main() -> anyhow::Result<()> {
 
     let warm = pull_all(store.as_ref(), &scope, &mut office, args.budget).await?;
     report("pull, incremental (changes)", warm.docs, warm.secs, "docs");
+    report(
+        "  of which Store::pull",
+        warm.docs,
+        warm.server_secs,
+        "docs",
+    );
     println!("  {} pages, {} body bytes", warm.pages, warm.bytes);
 
     let insert = bare::insert(&args.db, &edited.bytes, args.batch).await?;
@@ -214,6 +226,8 @@ struct Pulled {
     pages: usize,
     bytes: usize,
     secs: f64,
+    /// Of `secs`, the time spent in `Store::pull` (the rest is the client applying pages).
+    server_secs: f64,
 }
 
 async fn pull_all(
@@ -227,11 +241,14 @@ async fn pull_all(
         pages: 0,
         bytes: 0,
         secs: 0.0,
+        server_secs: 0.0,
     };
     let start = Instant::now();
     loop {
         let pull = replica.build_pull(budget);
+        let served = Instant::now();
         let result = store.pull(scope, Some("office"), &pull).await?;
+        pulled.server_secs += served.elapsed().as_secs_f64();
         pulled.pages += 1;
         pulled.bytes += result
             .docs

@@ -3,6 +3,7 @@
 //! counter last; the counter's row lock then orders the writers' commits, so sequence numbers
 //! become visible in commit order and a pull cursor never skips a committed change.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -350,13 +351,16 @@ impl PullReads for PgConnection {
         rows.into_iter().map(pulled_change_from).collect()
     }
 
-    async fn snapshot(&mut self, id: &DocId) -> Result<Vec<u8>> {
-        let (snapshot,): (Vec<u8>,) =
-            sqlx::query_as("SELECT snapshot FROM documents WHERE id = $1")
-                .bind(id.to_string())
-                .fetch_one(self)
+    async fn snapshots(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, Vec<u8>>> {
+        let ids: Vec<String> = ids.iter().map(DocId::to_string).collect();
+        let rows: Vec<(String, Vec<u8>)> =
+            sqlx::query_as("SELECT id, snapshot FROM documents WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(self)
                 .await?;
-        Ok(snapshot)
+        rows.into_iter()
+            .map(|(id, snapshot)| Ok((parse_doc_id(&id)?, snapshot)))
+            .collect()
     }
 
     async fn changes_after(&mut self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>> {

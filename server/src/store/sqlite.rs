@@ -1,6 +1,7 @@
 //! The SQLite store: one file, WAL mode, a single writer connection (SQLite has one writer anyway,
 //! and one connection avoids lock-upgrade deadlocks) beside a pool of readers.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -345,13 +346,17 @@ impl PullReads for SqliteConnection {
         rows.into_iter().map(pulled_change_from).collect()
     }
 
-    async fn snapshot(&mut self, id: &DocId) -> Result<Vec<u8>> {
-        let (snapshot,): (Vec<u8>,) =
-            sqlx::query_as("SELECT snapshot FROM documents WHERE id = ?1")
-                .bind(id.to_string())
-                .fetch_one(self)
-                .await?;
-        Ok(snapshot)
+    async fn snapshots(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, Vec<u8>>> {
+        let ids: Vec<String> = ids.iter().map(DocId::to_string).collect();
+        let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT id, snapshot FROM documents WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .fetch_all(self)
+        .await?;
+        rows.into_iter()
+            .map(|(id, snapshot)| Ok((parse_doc_id(&id)?, snapshot)))
+            .collect()
     }
 
     async fn changes_after(&mut self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>> {

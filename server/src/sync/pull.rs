@@ -57,7 +57,8 @@ pub trait PullReads: Send {
         last: i64,
         since: Option<i64>,
     ) -> Result<Vec<(DocId, PulledChange)>>;
-    async fn snapshot(&mut self, id: &DocId) -> Result<Vec<u8>>;
+    /// The stored snapshots of `ids` (all of them in scope, listed by this pull).
+    async fn snapshots(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, Vec<u8>>>;
     async fn changes_after(&mut self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>>;
     /// (document id, heads) of every document of `scope`.
     async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>>;
@@ -112,7 +113,7 @@ pub async fn pull_page<R: PullReads + ?Sized>(
         match reads.scoped_doc(scope, id).await? {
             Some((doc, snapshot)) => {
                 let changes = reads.changes_after(id, doc.snapshot_seq).await?;
-                page.push(&doc, snapshot_body(snapshot, &doc, &changes));
+                page.push(&doc, snapshot_body(snapshot, &changes));
             }
             // Out of scope (moved, reassigned) or unknown: the client should not hold it.
             None => page.evicted.push(*id),
@@ -166,14 +167,22 @@ pub async fn pull_page<R: PullReads + ?Sized>(
                 Body::Skip => {}
                 Body::Changes(c) => page.push(doc, PullBody::Changes(c)),
                 Body::Snapshot => {
-                    let snapshot = reads.snapshot(&doc.id).await?;
                     let after_snapshot = if full {
                         changes
                     } else {
                         reads.changes_after(&doc.id, doc.snapshot_seq).await?
                     };
-                    page.push(doc, snapshot_body(snapshot, doc, &after_snapshot));
+                    page.push_pending_snapshot(doc, after_snapshot);
                 }
+            }
+        }
+        // The page's snapshots in one read rather than one per document.
+        if !page.pending.is_empty() {
+            let ids: Vec<DocId> = page.pending.iter().map(|p| p.doc).collect();
+            let mut snapshots = reads.snapshots(&ids).await?;
+            for pending in std::mem::take(&mut page.pending) {
+                let snapshot = snapshots.remove(&pending.doc).unwrap_or_default();
+                page.docs[pending.index].body = snapshot_body(snapshot, &pending.changes);
             }
         }
         if stopped {
@@ -215,6 +224,15 @@ struct Page {
     evicted: Vec<DocId>,
     bytes: usize,
     more: bool,
+    /// Entries of `docs` whose snapshot is still to be read.
+    pending: Vec<PendingSnapshot>,
+}
+
+struct PendingSnapshot {
+    index: usize,
+    doc: DocId,
+    /// The changes after the snapshot, which follow it in the body.
+    changes: Vec<PulledChange>,
 }
 
 impl Page {
@@ -222,6 +240,22 @@ impl Page {
     /// document can be pulled whatever its size.
     fn full(&self, budget: usize) -> bool {
         !self.docs.is_empty() && self.bytes >= budget
+    }
+
+    /// Reserves a snapshot body, counting its stored size against the budget.
+    fn push_pending_snapshot(&mut self, doc: &PageDoc, changes: Vec<PulledChange>) {
+        let changes: Vec<PulledChange> = changes
+            .into_iter()
+            .filter(|c| c.seq > doc.snapshot_seq)
+            .collect();
+        self.bytes +=
+            doc.snapshot_len as usize + changes.iter().map(|c| c.bytes.len()).sum::<usize>();
+        self.pending.push(PendingSnapshot {
+            index: self.docs.len(),
+            doc: doc.id,
+            changes,
+        });
+        self.push(doc, PullBody::Changes(Vec::new()));
     }
 
     fn push(&mut self, doc: &PageDoc, body: PullBody) {
@@ -258,9 +292,10 @@ fn choose_body(doc: &PageDoc, full: bool, changes: &[PulledChange], device: Opti
 }
 
 /// A snapshot body: automerge loads a saved document followed by raw changes as one document.
-fn snapshot_body(snapshot: Vec<u8>, doc: &PageDoc, changes: &[PulledChange]) -> PullBody {
+/// `changes` are those after the snapshot.
+fn snapshot_body(snapshot: Vec<u8>, changes: &[PulledChange]) -> PullBody {
     let mut bytes = snapshot;
-    for c in changes.iter().filter(|c| c.seq > doc.snapshot_seq) {
+    for c in changes {
         bytes.extend_from_slice(&c.bytes);
     }
     PullBody::Snapshot(bytes)
