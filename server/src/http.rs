@@ -1,12 +1,17 @@
 //! The HTTP API: the state every handler shares, the router assembled from one router per
 //! concern, and the OpenAPI document generated from the same routes.
 
+pub mod audit;
 pub mod auth;
 pub mod devices;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod org;
+pub mod query;
 pub mod sync;
+pub mod users;
+pub mod validate;
 
 use std::sync::Arc;
 
@@ -89,6 +94,9 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(devices::routes())
         .merge(sync::routes())
+        .merge(org::routes())
+        .merge(users::routes())
+        .merge(audit::routes())
 }
 
 /// The whole API, ready to serve.

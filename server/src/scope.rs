@@ -5,7 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A user's role, as DOMAIN.md describes the people.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     GridWorker,

@@ -35,7 +35,9 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Level of an org unit in the tree district → township/street → village/community → grid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Level {
     District,
@@ -68,6 +70,17 @@ impl Level {
             "grid" => Level::Grid,
             other => return Err(StoreError::Corrupt(format!("org level {other}"))),
         })
+    }
+
+    /// Depth in the tree: district 0, township and street 1, village and community 2, grid 3.
+    /// A unit's parent is exactly one tier above it.
+    pub fn tier(self) -> u8 {
+        match self {
+            Level::District => 0,
+            Level::Township | Level::Street => 1,
+            Level::Village | Level::Community => 2,
+            Level::Grid => 3,
+        }
     }
 }
 
@@ -177,6 +190,92 @@ pub struct ChangeRow {
     pub time: i64,
 }
 
+/// What an admin may change about a user; `None` leaves a field as it is. The password arrives
+/// here already hashed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub org_unit_id: Option<String>,
+    pub disabled: Option<bool>,
+    pub password_hash: Option<String>,
+}
+
+impl UserPatch {
+    /// `user` with the patch applied, and whether the change ends the user's devices: a new
+    /// role or org unit changes the scope a phone holds data for, and a disabled user keeps
+    /// none. Each phone then gets `device_revoked`, wipes itself and logs in again for a clean
+    /// pull of the new scope.
+    pub fn apply(&self, user: &User) -> (User, bool) {
+        let mut new = user.clone();
+        if let Some(v) = &self.display_name {
+            new.display_name.clone_from(v);
+        }
+        if let Some(v) = self.role {
+            new.role = v;
+        }
+        if let Some(v) = &self.org_unit_id {
+            new.org_unit_id.clone_from(v);
+        }
+        if let Some(v) = self.disabled {
+            new.disabled = v;
+        }
+        if let Some(v) = &self.password_hash {
+            new.password_hash.clone_from(v);
+        }
+        let revoke = new.role != user.role
+            || new.org_unit_id != user.org_unit_id
+            || (new.disabled && !user.disabled);
+        (new, revoke)
+    }
+}
+
+/// The result of [`Store::update_user`]: the user as stored now, and the devices it revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserUpdated {
+    pub user: User,
+    pub revoked_devices: Vec<String>,
+}
+
+/// A page of users, ordered by username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Org path prefix the user's unit must be under; empty for everyone.
+    pub org_prefix: String,
+    /// Only usernames after this one (the last of the previous page).
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// A page of audit entries, newest (highest id) first, and filters that must all hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub user_id: Option<String>,
+    pub action: Option<String>,
+    pub doc_id: Option<DocId>,
+    /// `at >= from`.
+    pub from: Option<i64>,
+    /// `at < to`.
+    pub to: Option<i64>,
+    /// Only entries with an id below this one (the last of the previous page).
+    pub before_id: Option<i64>,
+    pub limit: i64,
+}
+
+/// One page of a listing and how many rows match the filters over all pages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}
+
+/// A stored audit entry with its id, which orders entries and pages through them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub entry: AuditEntry,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
     pub at: i64,
@@ -205,6 +304,10 @@ pub trait Store: Send + Sync {
     async fn ping(&self) -> Result<()>;
 
     async fn upsert_org_unit(&self, unit: &OrgUnit) -> Result<()>;
+    /// Adds a unit; `Duplicate` when its id or path is taken.
+    async fn insert_org_unit(&self, unit: &OrgUnit) -> Result<()>;
+    /// Renames a unit; false when there is no such unit.
+    async fn rename_org_unit(&self, id: &str, name: &str) -> Result<bool>;
     async fn org_unit(&self, id: &str) -> Result<Option<OrgUnit>>;
     async fn org_units(&self) -> Result<Vec<OrgUnit>>;
 
@@ -213,10 +316,23 @@ pub trait Store: Send + Sync {
     async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
     async fn users(&self) -> Result<Vec<User>>;
     async fn count_users(&self) -> Result<i64>;
+    /// Users whose org unit is under `query.org_prefix`, by username, with their total.
+    async fn users_page(&self, query: &UserQuery) -> Result<Page<User>>;
+    /// Applies `patch` to user `id` and, when [`UserPatch::apply`] says so, revokes every live
+    /// device of the user (dropping their refresh tokens) at `now`, all in one transaction.
+    /// `None` when there is no such user.
+    async fn update_user(
+        &self,
+        id: &str,
+        patch: &UserPatch,
+        now: i64,
+    ) -> Result<Option<UserUpdated>>;
 
     async fn upsert_device(&self, device: &Device) -> Result<()>;
     async fn device(&self, id: &str) -> Result<Option<Device>>;
     async fn devices(&self) -> Result<Vec<Device>>;
+    /// The devices of one user, revoked ones included, oldest first.
+    async fn devices_of_user(&self, user_id: &str) -> Result<Vec<Device>>;
     /// Marks a device revoked and drops its refresh tokens; false when there is no such device.
     async fn revoke_device(&self, id: &str, at: i64) -> Result<bool>;
 
@@ -252,6 +368,8 @@ pub trait Store: Send + Sync {
 
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// Audit entries matching every filter of `query`, newest first, with their total.
+    async fn audit_page(&self, query: &AuditQuery) -> Result<Page<AuditRecord>>;
 }
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and migrates it.
@@ -489,6 +607,103 @@ pub(crate) fn audit_from(r: AuditRow) -> Result<AuditEntry> {
         detail: serde_json::from_str(&r.5)
             .map_err(|e| StoreError::Corrupt(format!("audit detail: {e}")))?,
     })
+}
+
+/// id, at, user_id, device_id, action, doc_id, detail.
+pub(crate) type AuditRecordRow = (
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    String,
+    Option<String>,
+    String,
+);
+
+pub(crate) fn audit_record_from(r: AuditRecordRow) -> Result<AuditRecord> {
+    Ok(AuditRecord {
+        id: r.0,
+        entry: audit_from((r.1, r.2, r.3, r.4, r.5, r.6))?,
+    })
+}
+
+pub(crate) const AUDIT_RECORD_COLUMNS: &str = "id, at, user_id, device_id, action, doc_id, detail";
+
+/// The condition that a user's org unit path starts with the text bound to placeholder 1.
+/// Compared exactly rather than with LIKE, which SQLite matches without regard to ASCII case.
+pub(crate) fn users_under(mark: char) -> String {
+    format!(
+        "org_unit_id IN (SELECT id FROM org_units WHERE substr(path, 1, length({mark}1)) = {mark}1)"
+    )
+}
+
+/// An org unit insert's outcome: a taken id or path is `Duplicate`, a missing parent `NotFound`.
+pub(crate) fn org_insert_result(result: Result<(), sqlx::Error>, unit: &OrgUnit) -> Result<()> {
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StoreError::Duplicate(format!("org unit {}", unit.id)))
+        }
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+            Err(StoreError::NotFound(format!(
+                "parent org unit {}",
+                unit.parent_id.as_deref().unwrap_or("")
+            )))
+        }
+        other => other.map_err(Into::into),
+    }
+}
+
+/// A user update's outcome: a missing org unit is `NotFound`.
+pub(crate) fn user_update_result(result: Result<(), sqlx::Error>, user: &User) -> Result<()> {
+    match result {
+        Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => Err(StoreError::NotFound(
+            format!("org unit {}", user.org_unit_id),
+        )),
+        other => other.map_err(Into::into),
+    }
+}
+
+/// A value bound to a placeholder of a query built at run time.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// The `WHERE` condition (`TRUE` when unfiltered) for the filters `query` sets and the values
+/// for its placeholders, numbered from 1 and written with `mark` (`?` or `$`), in order. With
+/// `page` it also includes the cursor. Only the filters given reach the SQL, so each can use an
+/// index; values are always bound, never spliced.
+pub(crate) fn audit_filter(query: &AuditQuery, mark: char, page: bool) -> (String, Vec<Bind>) {
+    let mut conditions = Vec::new();
+    let mut binds = Vec::new();
+    let mut add = |condition: &str, bind: Bind| {
+        binds.push(bind);
+        conditions.push(format!("{condition} {mark}{}", binds.len()));
+    };
+    if let Some(v) = &query.user_id {
+        add("user_id =", Bind::Text(v.clone()));
+    }
+    if let Some(v) = &query.action {
+        add("action =", Bind::Text(v.clone()));
+    }
+    if let Some(v) = &query.doc_id {
+        add("doc_id =", Bind::Text(v.to_string()));
+    }
+    if let Some(v) = query.from {
+        add("at >=", Bind::Int(v));
+    }
+    if let Some(v) = query.to {
+        add("at <", Bind::Int(v));
+    }
+    if page && let Some(v) = query.before_id {
+        add("id <", Bind::Int(v));
+    }
+    if conditions.is_empty() {
+        ("TRUE".into(), binds)
+    } else {
+        (conditions.join(" AND "), binds)
+    }
 }
 
 /// The SQL condition that rows of `table` (with `org_path`, `restricted` and `assigned_to`

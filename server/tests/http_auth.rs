@@ -3,25 +3,17 @@
 
 mod support;
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gridsync_server::auth::{bootstrap, password};
+use gridsync_server::auth::bootstrap;
 use gridsync_server::config::Config;
-use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use gridsync_server::store::{Store, User};
-use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::{Value, json};
+use serde_json::json;
+use support::http::*;
 use support::*;
-use tower::ServiceExt;
 
 on_both_test_stores!(
     a_login_with_the_right_password_returns_tokens_that_authenticate,
@@ -45,44 +37,6 @@ const ADMIN_PW: &str = "admin password";
 const WORKER_PW: &str = "worker password";
 
 /// The app over a seeded store: admin `admin` (district), workers `w1` (grid g1) and `w2` (g2).
-struct Api {
-    app: Router,
-    store: Arc<dyn Store>,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Value,
-}
-
-impl Reply {
-    fn code(&self) -> &str {
-        self.body["code"].as_str().unwrap_or("")
-    }
-
-    fn content_type(&self) -> &str {
-        self.headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// Asserts a problem-details answer with this status and code.
-    fn assert_problem(&self, status: StatusCode, code: &str) {
-        assert_eq!(
-            (self.status, self.code()),
-            (status, code),
-            "body: {}",
-            self.body
-        );
-        assert_eq!(self.content_type(), "application/problem+json");
-        assert_eq!(self.body["status"], json!(status.as_u16()));
-        assert!(self.body["type"].is_string() && self.body["title"].is_string());
-        assert!(self.body["detail"].is_string());
-    }
-}
-
 async fn api(t: &TestStore) -> Api {
     seed_org(t.store.as_ref()).await;
     for (id, role, unit, pw) in [
@@ -93,122 +47,6 @@ async fn api(t: &TestStore) -> Api {
         add_user(t.store.as_ref(), id, role, unit, pw, false).await;
     }
     api_over(t).await
-}
-
-async fn api_over(t: &TestStore) -> Api {
-    let state = AppState::new(t.store.clone(), Config::default())
-        .await
-        .expect("state");
-    Api {
-        app: app(state),
-        store: t.store.clone(),
-    }
-}
-
-async fn add_user(store: &dyn Store, id: &str, role: Role, unit: &str, pw: &str, disabled: bool) {
-    store
-        .insert_user(&User {
-            id: id.into(),
-            username: id.into(),
-            display_name: id.into(),
-            password_hash: password::hash(pw.into()).await.expect("hash"),
-            role,
-            org_unit_id: unit.into(),
-            disabled,
-            created_at: 1,
-        })
-        .await
-        .expect("user");
-}
-
-const CLIENT: &str = "192.0.2.1:40000";
-
-impl Api {
-    async fn send(&self, mut req: Request<Body>) -> Reply {
-        if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
-            req.extensions_mut()
-                .insert(ConnectInfo(CLIENT.parse::<SocketAddr>().expect("addr")));
-        }
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes))
-            })
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Reply {
-        self.send(json_request(path, &body)).await
-    }
-
-    async fn get(&self, path: &str, token: &str) -> Reply {
-        self.send(authed("GET", path, token)).await
-    }
-
-    async fn login(&self, user: &str, pw: &str, device: &str) -> Reply {
-        self.post(
-            "/api/v1/auth/login",
-            json!({ "username": user, "password": pw, "device_id": device, "device_name": "phone" }),
-        )
-        .await
-    }
-
-    /// Logs in and returns (access token, refresh token).
-    async fn tokens(&self, user: &str, pw: &str, device: &str) -> (String, String) {
-        let r = self.login(user, pw, device).await;
-        assert_eq!(r.status, StatusCode::OK, "login: {}", r.body);
-        (
-            r.body["access_token"].as_str().expect("access").to_owned(),
-            r.body["refresh_token"]
-                .as_str()
-                .expect("refresh")
-                .to_owned(),
-        )
-    }
-
-    async fn refresh(&self, refresh_token: &str) -> Reply {
-        self.post(
-            "/api/v1/auth/refresh",
-            json!({ "refresh_token": refresh_token }),
-        )
-        .await
-    }
-
-    async fn devices(&self, token: &str) -> Reply {
-        self.get("/api/v1/devices", token).await
-    }
-}
-
-fn json_request(path: &str, body: &Value) -> Request<Body> {
-    Request::post(path)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .expect("request")
-}
-
-fn authed(method: &str, path: &str, token: &str) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .expect("request")
-}
-
-fn with_addr(mut req: Request<Body>, addr: &str) -> Request<Body> {
-    req.extensions_mut()
-        .insert(ConnectInfo(addr.parse::<SocketAddr>().expect("addr")));
-    req
 }
 
 async fn a_login_with_the_right_password_returns_tokens_that_authenticate(t: &TestStore) {

@@ -11,7 +11,8 @@ use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{
-    AuditEntry, Device, RefreshToken, SigningKey, Store, StoreError, User,
+    AuditEntry, AuditQuery, Device, Level, OrgUnit, RefreshToken, SigningKey, Store, StoreError,
+    User, UserPatch, UserQuery,
 };
 use serde_json::json;
 use support::*;
@@ -35,6 +36,14 @@ on_both_backends!(
     a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back,
     signing_keys_come_back_newest_first_with_their_secrets,
     a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second,
+    an_org_unit_is_inserted_once_and_renamed,
+    users_page_by_username_under_an_org_prefix_with_their_total,
+    a_users_prefix_matches_literally_and_with_its_case,
+    updating_a_users_role_unit_or_disabling_revokes_their_devices_at_once,
+    a_display_name_or_password_change_leaves_devices_alone,
+    updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing,
+    devices_of_a_user_are_theirs_only,
+    the_audit_page_filters_pages_newest_first_and_counts,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -758,4 +767,473 @@ async fn a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second(st
         .expect("read")
         .expect("stored");
     assert_eq!(row.heads, doc.heads());
+}
+
+fn unit(id: &str, parent: &str, level: Level, path: &str) -> OrgUnit {
+    OrgUnit {
+        id: id.into(),
+        parent_id: Some(parent.into()),
+        level,
+        name: format!("unit {id}"),
+        path: path.into(),
+    }
+}
+
+fn user(id: &str, role: Role, unit: &str) -> User {
+    User {
+        id: id.into(),
+        username: id.into(),
+        display_name: id.into(),
+        password_hash: "$argon2id$test".into(),
+        role,
+        org_unit_id: unit.into(),
+        disabled: false,
+        created_at: 1,
+    }
+}
+
+fn device(id: &str, user: &str, created_at: i64) -> Device {
+    Device {
+        id: id.into(),
+        user_id: user.into(),
+        name: "phone".into(),
+        created_at,
+        last_seen_at: created_at,
+        revoked_at: None,
+        cursor: 0,
+    }
+}
+
+async fn an_org_unit_is_inserted_once_and_renamed(store: &dyn Store) {
+    seed_org(store).await;
+    let g4 = unit("g4", "v1", Level::Grid, "/d/t1/v1/g4/");
+    store.insert_org_unit(&g4).await.expect("insert");
+    assert_eq!(store.org_unit("g4").await.expect("read"), Some(g4.clone()));
+    assert!(matches!(
+        store.insert_org_unit(&g4).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let orphan = unit("g5", "nowhere", Level::Grid, "/d/nowhere/g5/");
+    assert!(matches!(
+        store.insert_org_unit(&orphan).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.org_unit("g5").await.expect("read").is_none());
+
+    assert!(store.rename_org_unit("g4", "四网格").await.expect("rename"));
+    assert!(!store.rename_org_unit("nope", "x").await.expect("rename"));
+    let renamed = store.org_unit("g4").await.expect("read").expect("unit");
+    assert_eq!(
+        (renamed.name.as_str(), renamed.path.as_str()),
+        ("四网格", "/d/t1/v1/g4/")
+    );
+}
+
+async fn users_page_by_username_under_an_org_prefix_with_their_total(store: &dyn Store) {
+    seed_org(store).await;
+    for (id, role, unit) in [
+        ("admin", Role::DistrictAdmin, "d"),
+        ("c1", Role::VillageCadre, "v1"),
+        ("w1", Role::GridWorker, G1),
+        ("w2", Role::GridWorker, G2),
+        ("w3", Role::GridWorker, G3),
+        ("t1staff", Role::TownshipStaff, "t1"),
+    ] {
+        store
+            .insert_user(&user(id, role, unit))
+            .await
+            .expect("user");
+    }
+    let names = |page: &[User]| page.iter().map(|u| u.username.clone()).collect::<Vec<_>>();
+    let query = |prefix: &str, after: Option<&str>, limit: i64| UserQuery {
+        org_prefix: prefix.into(),
+        after: after.map(Into::into),
+        limit,
+    };
+
+    let all = store.users_page(&query("", None, 100)).await.expect("page");
+    assert_eq!(
+        names(&all.items),
+        ["admin", "c1", "t1staff", "w1", "w2", "w3"]
+    );
+    assert_eq!(all.total, 6);
+
+    let first = store
+        .users_page(&query("/d/t1/", None, 2))
+        .await
+        .expect("page");
+    assert_eq!(names(&first.items), ["c1", "t1staff"]);
+    assert_eq!(first.total, 4, "the total counts every page");
+    let second = store
+        .users_page(&query("/d/t1/", Some("t1staff"), 2))
+        .await
+        .expect("page");
+    assert_eq!(names(&second.items), ["w1", "w2"]);
+    let third = store
+        .users_page(&query("/d/t1/", Some("w2"), 2))
+        .await
+        .expect("page");
+    assert!(third.items.is_empty());
+
+    let village = store
+        .users_page(&query("/d/t1/v1/", None, 10))
+        .await
+        .expect("page");
+    assert_eq!(names(&village.items), ["c1", "w1", "w2"]);
+    let none = store
+        .users_page(&query("/x/", None, 10))
+        .await
+        .expect("page");
+    assert_eq!((none.items.len(), none.total), (0, 0));
+}
+
+async fn a_users_prefix_matches_literally_and_with_its_case(store: &dyn Store) {
+    seed_org(store).await;
+    store
+        .insert_user(&user("w1", Role::GridWorker, G1))
+        .await
+        .expect("user");
+    for prefix in [
+        "%",
+        "_",
+        "/d/%",
+        "/d/t_/",
+        "\\",
+        "/d/t1/v1/g1/'",
+        "' OR 1=1 --",
+    ] {
+        let page = store
+            .users_page(&UserQuery {
+                org_prefix: prefix.into(),
+                after: Some("\"; DROP TABLE users; --".into()),
+                limit: 10,
+            })
+            .await
+            .expect("page");
+        assert_eq!((page.items.len(), page.total), (0, 0), "prefix {prefix}");
+    }
+    assert_eq!(store.count_users().await.expect("count"), 1);
+}
+
+async fn updating_a_users_role_unit_or_disabling_revokes_their_devices_at_once(store: &dyn Store) {
+    seed_org(store).await;
+    store
+        .insert_user(&user("w1", Role::GridWorker, G1))
+        .await
+        .expect("user");
+    store
+        .insert_user(&user("w2", Role::GridWorker, G2))
+        .await
+        .expect("user");
+    store
+        .upsert_device(&device("p1", "w1", 1))
+        .await
+        .expect("device");
+    store
+        .upsert_device(&device("p2", "w1", 2))
+        .await
+        .expect("device");
+    store
+        .upsert_device(&device("other", "w2", 3))
+        .await
+        .expect("device");
+    store
+        .insert_refresh_token(&RefreshToken {
+            token_hash: vec![1; 32],
+            device_id: "p1".into(),
+            family: "f".into(),
+            expires_at: 1_000,
+            used_at: None,
+        })
+        .await
+        .expect("token");
+    let moved = store
+        .update_user(
+            "w1",
+            &UserPatch {
+                org_unit_id: Some(G2.into()),
+                ..UserPatch::default()
+            },
+            50,
+        )
+        .await
+        .expect("update")
+        .expect("user");
+    assert_eq!(moved.user.org_unit_id, G2);
+    assert_eq!(moved.revoked_devices, ["p1", "p2"]);
+    assert_eq!(
+        store.user("w1").await.expect("read"),
+        Some(moved.user.clone())
+    );
+    for d in store.devices_of_user("w1").await.expect("devices") {
+        assert_eq!(d.revoked_at, Some(50), "{}", d.id);
+    }
+    assert_eq!(
+        store.use_refresh_token(&[1; 32], 60).await.expect("use"),
+        None
+    );
+    assert_eq!(
+        store
+            .device("other")
+            .await
+            .expect("read")
+            .expect("device")
+            .revoked_at,
+        None,
+        "another user's device is untouched"
+    );
+
+    // A new device after the move; a role change alone, and then disabling, each revoke it.
+    for (i, patch) in [
+        UserPatch {
+            role: Some(Role::VillageCadre),
+            ..UserPatch::default()
+        },
+        UserPatch {
+            disabled: Some(true),
+            ..UserPatch::default()
+        },
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = format!("new{i}");
+        store
+            .upsert_device(&device(&id, "w1", 100))
+            .await
+            .expect("device");
+        let done = store
+            .update_user("w1", &patch, 200)
+            .await
+            .expect("update")
+            .expect("user");
+        assert_eq!(done.revoked_devices, [id], "only live devices are revoked");
+    }
+    let w1 = store.user("w1").await.expect("read").expect("user");
+    assert_eq!((w1.role, w1.disabled), (Role::VillageCadre, true));
+}
+
+async fn a_display_name_or_password_change_leaves_devices_alone(store: &dyn Store) {
+    seed_org(store).await;
+    store
+        .insert_user(&user("w1", Role::GridWorker, G1))
+        .await
+        .expect("user");
+    store
+        .upsert_device(&device("p1", "w1", 1))
+        .await
+        .expect("device");
+    let done = store
+        .update_user(
+            "w1",
+            &UserPatch {
+                display_name: Some("李娜".into()),
+                password_hash: Some("$argon2id$new".into()),
+                // The same role and unit again, and enabling an enabled user: no change.
+                role: Some(Role::GridWorker),
+                org_unit_id: Some(G1.into()),
+                disabled: Some(false),
+            },
+            10,
+        )
+        .await
+        .expect("update")
+        .expect("user");
+    assert!(done.revoked_devices.is_empty());
+    let w1 = store.user("w1").await.expect("read").expect("user");
+    assert_eq!(
+        (w1.display_name.as_str(), w1.password_hash.as_str()),
+        ("李娜", "$argon2id$new")
+    );
+    assert_eq!(
+        store
+            .device("p1")
+            .await
+            .expect("read")
+            .expect("device")
+            .revoked_at,
+        None
+    );
+}
+
+async fn updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing(store: &dyn Store) {
+    seed_org(store).await;
+    store
+        .insert_user(&user("w1", Role::GridWorker, G1))
+        .await
+        .expect("user");
+    store
+        .upsert_device(&device("p1", "w1", 1))
+        .await
+        .expect("device");
+    assert_eq!(
+        store
+            .update_user("nobody", &UserPatch::default(), 5)
+            .await
+            .expect("update"),
+        None
+    );
+    let missing_unit = store
+        .update_user(
+            "w1",
+            &UserPatch {
+                org_unit_id: Some("gone".into()),
+                ..UserPatch::default()
+            },
+            5,
+        )
+        .await;
+    assert!(
+        matches!(missing_unit, Err(StoreError::NotFound(_))),
+        "{missing_unit:?}"
+    );
+    assert_eq!(
+        store
+            .user("w1")
+            .await
+            .expect("read")
+            .expect("user")
+            .org_unit_id,
+        G1
+    );
+    assert_eq!(
+        store
+            .device("p1")
+            .await
+            .expect("read")
+            .expect("device")
+            .revoked_at,
+        None,
+        "the failed update revoked nothing"
+    );
+}
+
+async fn devices_of_a_user_are_theirs_only(store: &dyn Store) {
+    seed_org(store).await;
+    store
+        .insert_user(&user("w1", Role::GridWorker, G1))
+        .await
+        .expect("user");
+    store
+        .insert_user(&user("w2", Role::GridWorker, G2))
+        .await
+        .expect("user");
+    store
+        .upsert_device(&device("b", "w1", 2))
+        .await
+        .expect("device");
+    store
+        .upsert_device(&device("a", "w1", 3))
+        .await
+        .expect("device");
+    store
+        .upsert_device(&device("c", "w2", 1))
+        .await
+        .expect("device");
+    store.revoke_device("a", 9).await.expect("revoke");
+    let ids = |ds: Vec<Device>| ds.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.devices_of_user("w1").await.expect("devices")),
+        ["b", "a"]
+    );
+    assert!(
+        store
+            .devices_of_user("nobody")
+            .await
+            .expect("devices")
+            .is_empty()
+    );
+}
+
+async fn the_audit_page_filters_pages_newest_first_and_counts(store: &dyn Store) {
+    let doc = DocId::from_u128(77);
+    for i in 0..10_i64 {
+        store
+            .audit(&AuditEntry {
+                at: 1_000 + i,
+                user_id: Some(if i % 2 == 0 { "admin" } else { "o1" }.into()),
+                device_id: None,
+                action: if i < 5 { "user_create" } else { "read_report" }.into(),
+                doc_id: (i >= 5).then_some(doc),
+                detail: json!({ "i": i }),
+            })
+            .await
+            .expect("audit");
+    }
+    let at = |q: &AuditQuery| {
+        let q = q.clone();
+        async move {
+            let page = store.audit_page(&q).await.expect("page");
+            (
+                page.items
+                    .iter()
+                    .map(|r| r.entry.at - 1_000)
+                    .collect::<Vec<_>>(),
+                page.total,
+            )
+        }
+    };
+    let all = AuditQuery {
+        limit: 100,
+        ..AuditQuery::default()
+    };
+    assert_eq!(at(&all).await, ((0..10).rev().collect(), 10));
+
+    let page = store
+        .audit_page(&AuditQuery {
+            limit: 3,
+            ..all.clone()
+        })
+        .await
+        .expect("page");
+    assert_eq!(page.items.len(), 3);
+    assert_eq!(page.total, 10);
+    let next = AuditQuery {
+        before_id: Some(page.items[2].id),
+        limit: 3,
+        ..all.clone()
+    };
+    assert_eq!(at(&next).await, (vec![6, 5, 4], 10));
+
+    let by_user = AuditQuery {
+        user_id: Some("o1".into()),
+        ..all.clone()
+    };
+    assert_eq!(at(&by_user).await, (vec![9, 7, 5, 3, 1], 5));
+    let by_action_and_time = AuditQuery {
+        action: Some("user_create".into()),
+        from: Some(1_001),
+        to: Some(1_004),
+        ..all.clone()
+    };
+    assert_eq!(at(&by_action_and_time).await, (vec![3, 2, 1], 3));
+    let by_doc = AuditQuery {
+        doc_id: Some(doc),
+        user_id: Some("admin".into()),
+        ..all.clone()
+    };
+    assert_eq!(at(&by_doc).await, (vec![8, 6], 2));
+
+    for nasty in [
+        "'",
+        "%",
+        "_",
+        "\\",
+        "\"; DROP TABLE users; --",
+        "' OR '1'='1",
+    ] {
+        for q in [
+            AuditQuery {
+                user_id: Some(nasty.into()),
+                ..all.clone()
+            },
+            AuditQuery {
+                action: Some(nasty.into()),
+                ..all.clone()
+            },
+        ] {
+            assert_eq!(at(&q).await, (vec![], 0), "{nasty}");
+        }
+    }
+    assert_eq!(at(&all).await.1, 10, "nothing was broken");
 }

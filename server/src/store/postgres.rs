@@ -16,11 +16,13 @@ use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
 use super::{
-    AuditEntry, AuditRow, ChangeLogRow, ChangeRow, ConflictRecord, ConflictRow, DEVICE_COLUMNS,
-    DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit, PageRow, PulledRow,
-    RefreshToken, Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, User, UserRow,
-    Writer, audit_from, change_row_from, conflict_from, device_from, heads_to_bytes, org_from,
-    page_doc_from, parse_doc_id, pulled_change_from, scope_filter, user_from,
+    AUDIT_RECORD_COLUMNS, AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind,
+    ChangeLogRow, ChangeRow, ConflictRecord, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device,
+    DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit, Page, PageRow, PulledRow, RefreshToken,
+    Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, User, UserPatch, UserQuery,
+    UserRow, UserUpdated, Writer, audit_filter, audit_from, audit_record_from, change_row_from,
+    conflict_from, device_from, heads_to_bytes, org_from, org_insert_result, page_doc_from,
+    parse_doc_id, pulled_change_from, scope_filter, user_from, user_update_result, users_under,
 };
 use crate::scope::{Restricted, Scope};
 use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
@@ -771,6 +773,158 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(deleted)
+    }
+
+    async fn insert_org_unit(&self, unit: &OrgUnit) -> Result<()> {
+        let result = sqlx::query(
+            "INSERT INTO org_units (id, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&unit.id)
+        .bind(&unit.parent_id)
+        .bind(unit.level.as_str())
+        .bind(&unit.name)
+        .bind(&unit.path)
+        .execute(&self.pool)
+        .await;
+        org_insert_result(result.map(|_| ()), unit)
+    }
+
+    async fn rename_org_unit(&self, id: &str, name: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE org_units SET name = $2 WHERE id = $1")
+            .bind(id)
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done > 0)
+    }
+
+    async fn users_page(&self, q: &UserQuery) -> Result<Page<User>> {
+        let under = users_under('$');
+        let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT_READ).await?;
+        let rows: Vec<UserRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {under} AND username COLLATE \"C\" > $2 \
+             ORDER BY username COLLATE \"C\" LIMIT $3"
+        )))
+        .bind(&q.org_prefix)
+        .bind(q.after.as_deref().unwrap_or(""))
+        .bind(q.limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (total,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM users WHERE {under}"
+        )))
+        .bind(&q.org_prefix)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Page {
+            items: rows.into_iter().map(user_from).collect::<Result<_>>()?,
+            total,
+        })
+    }
+
+    async fn update_user(
+        &self,
+        id: &str,
+        patch: &UserPatch,
+        now: i64,
+    ) -> Result<Option<UserUpdated>> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<UserRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE"
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (user, revoke) = patch.apply(&user_from(row)?);
+        let result = sqlx::query(
+            "UPDATE users SET display_name = $2, password_hash = $3, role = $4, \
+             org_unit_id = $5, disabled = $6 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(&user.org_unit_id)
+        .bind(user.disabled)
+        .execute(&mut *tx)
+        .await;
+        user_update_result(result.map(|_| ()), &user)?;
+        let mut revoked_devices = Vec::new();
+        if revoke {
+            let ids: Vec<(String,)> = sqlx::query_as(
+                "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL \
+                 RETURNING id",
+            )
+            .bind(id)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM refresh_tokens WHERE device_id IN \
+                 (SELECT id FROM devices WHERE user_id = $1)",
+            )
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            revoked_devices = ids.into_iter().map(|(d,)| d).collect();
+            revoked_devices.sort();
+        }
+        tx.commit().await?;
+        Ok(Some(UserUpdated {
+            user,
+            revoked_devices,
+        }))
+    }
+
+    async fn devices_of_user(&self, user_id: &str) -> Result<Vec<Device>> {
+        let rows: Vec<DeviceRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY created_at, id"
+        )))
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(device_from).collect())
+    }
+
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Page<AuditRecord>> {
+        let (page_filter, page_binds) = audit_filter(q, '$', true);
+        let (count_filter, count_binds) = audit_filter(q, '$', false);
+        let mut tx = self.pool.begin_with(BEGIN_SNAPSHOT_READ).await?;
+        let mut select = sqlx::query_as::<_, AuditRecordRow>(AssertSqlSafe(format!(
+            "SELECT {AUDIT_RECORD_COLUMNS} FROM audit_log WHERE {page_filter} \
+             ORDER BY id DESC LIMIT ${}",
+            page_binds.len() + 1
+        )));
+        for b in page_binds {
+            select = match b {
+                Bind::Text(v) => select.bind(v),
+                Bind::Int(v) => select.bind(v),
+            };
+        }
+        let rows = select.bind(q.limit).fetch_all(&mut *tx).await?;
+        let mut count = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM audit_log WHERE {count_filter}"
+        )));
+        for b in count_binds {
+            count = match b {
+                Bind::Text(v) => count.bind(v),
+                Bind::Int(v) => count.bind(v),
+            };
+        }
+        let (total,) = count.fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(audit_record_from)
+                .collect::<Result<_>>()?,
+            total,
+        })
     }
 
     async fn audit(&self, e: &AuditEntry) -> Result<()> {

@@ -1,0 +1,358 @@
+//! Users under `/api/v1/users`: listing those in the caller's part of the tree, and (district
+//! admins only) creating and changing them. A change of role or org unit, or disabling, revokes
+//! the user's devices, so each phone wipes itself and pulls its new scope afresh.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::query::{Query, page_limit};
+use super::validate::{check_name, has_control};
+use super::{ApiError, AppState, Json, Problem};
+use crate::auth::{Caller, password};
+use crate::clock;
+use crate::scope::Role;
+use crate::store::{AuditEntry, Level, User, UserPatch, UserQuery};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(update_user))
+}
+
+/// Shortest accepted password, in characters.
+pub const MIN_PASSWORD_CHARS: usize = 10;
+/// Longest username, in characters.
+pub const MAX_USERNAME_CHARS: usize = 64;
+/// Longest display name, in characters.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 100;
+
+/// A user as the API shows one: never with the password hash.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserInfo {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub org_unit_id: String,
+    pub disabled: bool,
+    pub created_at: i64,
+}
+
+impl From<User> for UserInfo {
+    fn from(u: User) -> Self {
+        UserInfo {
+            id: u.id,
+            username: u.username,
+            display_name: u.display_name,
+            role: u.role,
+            org_unit_id: u.org_unit_id,
+            disabled: u.disabled,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserList {
+    pub items: Vec<UserInfo>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+    /// Users matching over all pages.
+    pub total: i64,
+}
+
+/// The query string; documented for OpenAPI in `list_users`'s `params`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserListParams {
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1 to 200; 50 when left out.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    /// At least 10 characters.
+    pub password: String,
+    /// Must fit the unit's level: grid_worker → grid, village_cadre → village | community,
+    /// township_staff and drug_control_officer → township | street, district_admin → district.
+    pub role: Role,
+    pub org_unit_id: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    pub org_unit_id: Option<String>,
+    pub disabled: Option<bool>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserUpdateResult {
+    pub user: UserInfo,
+    /// Devices revoked because the role or org unit changed or the user was disabled.
+    pub revoked_devices: Vec<String>,
+}
+
+/// The levels a unit must have for a user of `role` to be placed at it.
+pub fn levels_for(role: Role) -> &'static [Level] {
+    match role {
+        Role::GridWorker => &[Level::Grid],
+        Role::VillageCadre => &[Level::Village, Level::Community],
+        Role::TownshipStaff | Role::DrugControlOfficer => &[Level::Township, Level::Street],
+        Role::DistrictAdmin => &[Level::District],
+    }
+}
+
+/// Checks that `role` fits the org unit `unit_id`, which must exist.
+async fn check_placement(state: &AppState, role: Role, unit_id: &str) -> Result<(), ApiError> {
+    let unit = state
+        .store
+        .org_unit(unit_id)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest(format!("org unit {unit_id} does not exist")))?;
+    let levels = levels_for(role);
+    if !levels.contains(&unit.level) {
+        let names: Vec<&str> = levels.iter().map(|l| l.as_str()).collect();
+        return Err(ApiError::BadRequest(format!(
+            "a {role} must be placed at a {} unit, and {unit_id} is a {}",
+            names.join(" or "),
+            unit.level.as_str()
+        )));
+    }
+    Ok(())
+}
+
+fn check_password(password: &str) -> Result<(), ApiError> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ApiError::BadRequest(format!(
+            "password must be at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.len() > password::MAX_LEN {
+        return Err(ApiError::BadRequest(format!(
+            "password must be at most {} bytes",
+            password::MAX_LEN
+        )));
+    }
+    Ok(())
+}
+
+fn check_username(username: &str) -> Result<(), ApiError> {
+    if username.is_empty()
+        || username.chars().count() > MAX_USERNAME_CHARS
+        || username.chars().any(char::is_whitespace)
+        || has_control(username)
+    {
+        return Err(ApiError::BadRequest(format!(
+            "username must be 1 to {MAX_USERNAME_CHARS} characters without spaces"
+        )));
+    }
+    Ok(())
+}
+
+/// Users placed in the caller's part of the tree, by username. District admins see everyone;
+/// village cadres and township staff the users under their own unit; others may not list users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    params(
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<i64>, Query, description = "page size, 1 to 200; 50 when left out"),
+    ),
+    responses(
+        (status = 200, body = UserList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_users(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(params): Query<UserListParams>,
+) -> Result<Json<UserList>, ApiError> {
+    caller.require_role(&[Role::DistrictAdmin, Role::VillageCadre, Role::TownshipStaff])?;
+    let limit = page_limit(params.limit)?;
+    // The caller's scope prefix: their unit's path, or empty for a district admin.
+    let org_prefix = caller.scope.prefix.clone();
+    // One more than asked tells whether another page follows.
+    let mut page = state
+        .store
+        .users_page(&UserQuery {
+            org_prefix,
+            after: params.cursor,
+            limit: limit + 1,
+        })
+        .await?;
+    let more = page.items.len() as i64 > limit;
+    page.items.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| page.items.last().map(|u| u.username.clone()))
+        .flatten();
+    Ok(Json(UserList {
+        items: page.items.into_iter().map(UserInfo::from).collect(),
+        next_cursor,
+        total: page.total,
+    }))
+}
+
+/// Creates a user. District admins only.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    request_body = NewUser,
+    responses(
+        (status = 201, body = UserInfo),
+        (status = 400, description = "weak password, bad name, unknown unit, or a role that does not fit the unit",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the username is taken", body = Problem,
+            content_type = "application/problem+json"),
+    ))]
+async fn create_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(req): Json<NewUser>,
+) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
+    caller.require_role(&[Role::DistrictAdmin])?;
+    check_username(&req.username)?;
+    check_name("display_name", &req.display_name, MAX_DISPLAY_NAME_CHARS)?;
+    check_password(&req.password)?;
+    check_placement(&state, req.role, &req.org_unit_id).await?;
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        username: req.username,
+        display_name: req.display_name,
+        password_hash: password::hash(req.password).await?,
+        role: req.role,
+        org_unit_id: req.org_unit_id,
+        disabled: false,
+        created_at: clock::now(),
+    };
+    state.store.insert_user(&user).await?;
+    state
+        .store
+        .audit(&AuditEntry {
+            at: user.created_at,
+            user_id: Some(caller.user_id().to_owned()),
+            device_id: Some(caller.device_id().to_owned()),
+            action: "user_create".into(),
+            doc_id: None,
+            detail: json!({
+                "user": user.id,
+                "username": user.username,
+                "role": user.role,
+                "org_unit_id": user.org_unit_id,
+            }),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(user.into())))
+}
+
+/// Changes a user. District admins only. A new role or org unit, or disabling, revokes every
+/// device of the user: each phone's next request gets `device_revoked`, and the app wipes its
+/// data and logs in again for a clean pull of the new scope. Admins cannot disable or demote
+/// themselves (so that the district always keeps one).
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = String, Path, description = "user id")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, body = UserUpdateResult),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn update_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<UserUpdate>,
+) -> Result<Json<UserUpdateResult>, ApiError> {
+    caller.require_role(&[Role::DistrictAdmin])?;
+    let user = state
+        .store
+        .user(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+    let mut changed = Vec::new();
+    for (field, given) in [
+        ("display_name", req.display_name.is_some()),
+        ("role", req.role.is_some()),
+        ("org_unit_id", req.org_unit_id.is_some()),
+        ("disabled", req.disabled.is_some()),
+        ("password", req.password.is_some()),
+    ] {
+        if given {
+            changed.push(field);
+        }
+    }
+    if changed.is_empty() {
+        return Err(ApiError::BadRequest("nothing to change".into()));
+    }
+    if let Some(name) = &req.display_name {
+        check_name("display_name", name, MAX_DISPLAY_NAME_CHARS)?;
+    }
+    if let Some(pw) = &req.password {
+        check_password(pw)?;
+    }
+    if id == caller.user_id()
+        && (req.disabled == Some(true) || req.role.is_some_and(|r| r != user.role))
+    {
+        return Err(ApiError::BadRequest(
+            "you cannot disable your own account or change your own role; another district \
+             admin must"
+                .into(),
+        ));
+    }
+    let role = req.role.unwrap_or(user.role);
+    let unit = req.org_unit_id.as_deref().unwrap_or(&user.org_unit_id);
+    if req.role.is_some() || req.org_unit_id.is_some() {
+        check_placement(&state, role, unit).await?;
+    }
+    let password_hash = match req.password {
+        Some(pw) => Some(password::hash(pw).await?),
+        None => None,
+    };
+    let patch = UserPatch {
+        display_name: req.display_name,
+        role: req.role,
+        org_unit_id: req.org_unit_id,
+        disabled: req.disabled,
+        password_hash,
+    };
+    let now = clock::now();
+    let updated = state
+        .store
+        .update_user(&id, &patch, now)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
+    state
+        .store
+        .audit(&AuditEntry {
+            at: now,
+            user_id: Some(caller.user_id().to_owned()),
+            device_id: Some(caller.device_id().to_owned()),
+            action: "user_update".into(),
+            doc_id: None,
+            detail: json!({
+                "user": id,
+                "changed": changed,
+                "role": updated.user.role,
+                "org_unit_id": updated.user.org_unit_id,
+                "disabled": updated.user.disabled,
+                "revoked_devices": updated.revoked_devices,
+            }),
+        })
+        .await?;
+    Ok(Json(UserUpdateResult {
+        user: updated.user.into(),
+        revoked_devices: updated.revoked_devices,
+    }))
+}

@@ -1,0 +1,199 @@
+//! Driving the HTTP API in tests: the app over a test store, requests with and without a bearer
+//! token, and answers read as JSON.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use gridsync_server::auth::password;
+use gridsync_server::config::Config;
+use gridsync_server::http::{AppState, app};
+use gridsync_server::scope::Role;
+use gridsync_server::store::{Store, User};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::TestStore;
+
+/// The app over a test store, and what it runs on.
+pub struct Api {
+    pub app: Router,
+    pub store: Arc<dyn Store>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    pub fn content_type(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts a problem-details answer with this status and code.
+    pub fn assert_problem(&self, status: StatusCode, code: &str) {
+        assert_eq!(
+            (self.status, self.code()),
+            (status, code),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.content_type(), "application/problem+json");
+        assert_eq!(self.body["status"], json!(status.as_u16()));
+        assert!(self.body["type"].is_string() && self.body["title"].is_string());
+        assert!(self.body["detail"].is_string());
+    }
+}
+
+pub async fn api_over(t: &TestStore) -> Api {
+    let state = AppState::new(t.store.clone(), Config::default())
+        .await
+        .expect("state");
+    Api {
+        app: app(state),
+        store: t.store.clone(),
+    }
+}
+
+pub async fn add_user(
+    store: &dyn Store,
+    id: &str,
+    role: Role,
+    unit: &str,
+    pw: &str,
+    disabled: bool,
+) {
+    store
+        .insert_user(&User {
+            id: id.into(),
+            username: id.into(),
+            display_name: id.into(),
+            password_hash: password::hash(pw.into()).await.expect("hash"),
+            role,
+            org_unit_id: unit.into(),
+            disabled,
+            created_at: 1,
+        })
+        .await
+        .expect("user");
+}
+
+pub const CLIENT: &str = "192.0.2.1:40000";
+
+impl Api {
+    pub async fn send(&self, mut req: Request<Body>) -> Reply {
+        if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
+            req.extensions_mut()
+                .insert(ConnectInfo(CLIENT.parse::<SocketAddr>().expect("addr")));
+        }
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(json_request(path, &body)).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(authed("GET", path, token)).await
+    }
+
+    /// A request with a bearer token and a JSON body.
+    pub async fn call(&self, method: &str, path: &str, token: &str, body: Value) -> Reply {
+        self.send(authed_json(method, path, token, &body.to_string()))
+            .await
+    }
+
+    pub async fn login(&self, user: &str, pw: &str, device: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/login",
+            json!({ "username": user, "password": pw, "device_id": device, "device_name": "phone" }),
+        )
+        .await
+    }
+
+    /// Logs in and returns (access token, refresh token).
+    pub async fn tokens(&self, user: &str, pw: &str, device: &str) -> (String, String) {
+        let r = self.login(user, pw, device).await;
+        assert_eq!(r.status, StatusCode::OK, "login: {}", r.body);
+        (
+            r.body["access_token"].as_str().expect("access").to_owned(),
+            r.body["refresh_token"]
+                .as_str()
+                .expect("refresh")
+                .to_owned(),
+        )
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Reply {
+        self.post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn devices(&self, token: &str) -> Reply {
+        self.get("/api/v1/devices", token).await
+    }
+}
+
+pub fn json_request(path: &str, body: &Value) -> Request<Body> {
+    Request::post(path)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+pub fn authed(method: &str, path: &str, token: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .expect("request")
+}
+
+pub fn with_addr(mut req: Request<Body>, addr: &str) -> Request<Body> {
+    req.extensions_mut()
+        .insert(ConnectInfo(addr.parse::<SocketAddr>().expect("addr")));
+    req
+}
+
+/// A request with a bearer token and `body` sent as JSON, whatever it holds.
+pub fn authed_json(method: &str, path: &str, token: &str, body: &str) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_owned()))
+        .expect("request")
+}
