@@ -2,10 +2,13 @@
 //! concern, and the OpenAPI document generated from the same routes.
 
 pub mod auth;
+pub mod conflicts;
 pub mod devices;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod query;
+pub mod reports;
 
 use std::sync::Arc;
 
@@ -87,6 +90,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(health::routes())
         .merge(auth::routes())
         .merge(devices::routes())
+        .merge(reports::routes())
+        .merge(conflicts::routes())
 }
 
 /// The whole API, ready to serve.
