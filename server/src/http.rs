@@ -3,12 +3,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod conflicts;
 pub mod devices;
 pub mod error;
 pub mod health;
 pub mod json;
 pub mod org;
 pub mod query;
+pub mod reports;
 pub mod sync;
 pub mod users;
 pub mod validate;
@@ -97,6 +99,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(org::routes())
         .merge(users::routes())
         .merge(audit::routes())
+        .merge(reports::routes())
+        .merge(conflicts::routes())
 }
 
 /// The whole API, ready to serve.

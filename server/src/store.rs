@@ -262,13 +262,6 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
-/// One page of a listing and how many rows match the filters over all pages.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Page<T> {
-    pub items: Vec<T>,
-    pub total: i64,
-}
-
 /// A stored audit entry with its id, which orders entries and pages through them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditRecord {
@@ -284,6 +277,58 @@ pub struct AuditEntry {
     pub action: String,
     pub doc_id: Option<DocId>,
     pub detail: serde_json::Value,
+}
+
+/// A page of a report list: filters (each `None` is no filter), the position and the size.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReportQuery {
+    pub kind: Option<String>,
+    /// Org path of a unit: reports of its subtree.
+    pub org_path: Option<String>,
+    pub status: Option<String>,
+    pub review_state: Option<String>,
+    /// Reports updated at or after this time (unix seconds).
+    pub updated_since: Option<i64>,
+    /// Text to find in the projection (its JSON text), ignoring ASCII case.
+    pub q: Option<String>,
+    /// Search the projection with sensitive values redacted: for readers without clearance,
+    /// whom a search must not tell what a redacted value contains.
+    pub q_redacted: bool,
+    pub has_conflicts: Option<bool>,
+    /// The list is newest first by (updated_at, id); a page starts after this item.
+    pub after: Option<(i64, String)>,
+    pub limit: i64,
+}
+
+/// One page of a list, and how many items the whole list holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Whether items follow this page.
+    pub more: bool,
+    pub total: i64,
+}
+
+/// A page of open conflicts, oldest first by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConflictQuery {
+    pub kind: Option<String>,
+    /// Org path of a unit: conflicts of reports in its subtree.
+    pub org_path: Option<String>,
+    /// A page starts after the conflict with this id.
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// An open conflict with the facts of its report that decide who sees it and how.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictItem {
+    pub conflict: ConflictRow,
+    pub kind: String,
+    pub schema_version: u32,
+    pub grid_id: String,
+    pub org_path: String,
+    pub restricted: bool,
 }
 
 /// Who is pushing: the user (whose id every new change must carry as author), the device, the
@@ -361,6 +406,24 @@ pub trait Store: Send + Sync {
     async fn load_doc(&self, id: &DocId) -> Result<Option<ReportDoc>>;
     async fn changes_of(&self, id: &DocId) -> Result<Vec<ChangeRow>>;
     async fn conflicts_of(&self, id: &DocId) -> Result<Vec<ConflictRow>>;
+
+    /// A page of the reports in `scope` matching `query`, newest first by (updated_at, id),
+    /// with the total of the whole filtered list. The filter runs in SQL.
+    async fn list_reports(&self, scope: &Scope, query: &ReportQuery) -> Result<Page<DocumentRow>>;
+    /// Sets a report's review state (server bookkeeping, not part of its document) and records
+    /// `audit` in the same transaction; false when there is no such report.
+    async fn set_review_state(&self, id: &DocId, state: &str, audit: &AuditEntry) -> Result<bool>;
+    async fn conflict(&self, id: i64) -> Result<Option<ConflictItem>>;
+    /// A page of the open conflicts of reports in `scope`, oldest first by id, with the total.
+    async fn list_conflicts(
+        &self,
+        scope: &Scope,
+        query: &ConflictQuery,
+    ) -> Result<Page<ConflictItem>>;
+    /// Marks an open rule flag (a conflict whose code is not `concurrent_values`, which only a
+    /// change resolves) resolved by `audit.user_id` at `audit.at`, updates the report's
+    /// `has_conflicts` and records `audit`, in one transaction. False when no such flag is open.
+    async fn dismiss_flag(&self, id: i64, audit: &AuditEntry) -> Result<bool>;
 
     /// Deletes change-log rows that every live device has pulled past and that a snapshot
     /// already contains; returns how many. Clients behind the new horizon get snapshots.
@@ -704,6 +767,101 @@ pub(crate) fn audit_filter(query: &AuditQuery, mark: char, page: bool) -> (Strin
     } else {
         (conditions.join(" AND "), binds)
     }
+}
+
+/// `s` as a SQL LIKE pattern matching itself, with LIKE's wildcards escaped by `\`.
+pub(crate) fn like_escape(s: &str) -> String {
+    let mut pattern = String::with_capacity(s.len() + 2);
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern
+}
+
+/// The LIKE pattern that finds `text` inside a JSON document's text: `text` as JSON writes it
+/// inside a string (so a quote or a backslash matches the escaped form stored), escaped for
+/// LIKE, between two `%`.
+pub(crate) fn json_contains_pattern(text: &str) -> String {
+    let json = serde_json::Value::String(text.to_owned()).to_string();
+    let inner = &json[1..json.len() - 1];
+    format!("%{}%", like_escape(inner))
+}
+
+/// The WHERE condition of a report list on `documents d`, with placeholders written with
+/// `mark`: 1–4 the scope, 5 kind, 6 org path pattern, 7 status, 8 review state, 9 updated
+/// since, 10 text pattern, 11 whether to search the redacted text, 12 has_conflicts, 13–14 the
+/// (updated_at, id) to start after. `like` is the case-insensitive LIKE of the database.
+pub(crate) fn report_list_where(mark: char, like: &str) -> String {
+    let p = |i: usize| format!("{mark}{i}");
+    format!(
+        "{scope} AND ({k} IS NULL OR d.kind = {k}) \
+         AND ({o} IS NULL OR d.org_path LIKE {o} ESCAPE '\\') \
+         AND ({s} IS NULL OR d.status = {s}) AND ({r} IS NULL OR d.review_state = {r}) \
+         AND ({u} IS NULL OR d.updated_at >= {u}) \
+         AND ({q} IS NULL OR (CASE WHEN {red} THEN d.public_text \
+              ELSE CAST(d.projection AS TEXT) END) {like} {q} ESCAPE '\\') \
+         AND ({c} IS NULL OR d.has_conflicts = {c}) \
+         AND ({at} IS NULL OR d.updated_at < {at} OR (d.updated_at = {at} AND d.id < {id}))",
+        scope = scope_filter("d", mark, 1),
+        k = p(5),
+        o = p(6),
+        s = p(7),
+        r = p(8),
+        u = p(9),
+        q = p(10),
+        red = p(11),
+        c = p(12),
+        at = p(13),
+        id = p(14),
+    )
+}
+
+/// The WHERE condition of a list of open conflicts on `conflicts c JOIN documents d`:
+/// 1–4 the scope, 5 kind, 6 org path pattern, 7 the conflict id to start after.
+pub(crate) fn conflict_list_where(mark: char) -> String {
+    format!(
+        "c.resolved_at IS NULL AND {scope} AND ({mark}5 IS NULL OR d.kind = {mark}5) \
+         AND ({mark}6 IS NULL OR d.org_path LIKE {mark}6 ESCAPE '\\') \
+         AND ({mark}7 IS NULL OR c.id > {mark}7)",
+        scope = scope_filter("d", mark, 1),
+    )
+}
+
+pub(crate) const CONFLICT_ITEM_COLUMNS: &str = "c.id, c.path, c.code, c.detail, c.detected_at, \
+     c.resolved_at, c.resolved_by, c.doc_id, d.kind, CAST(d.schema_version AS BIGINT), d.grid_id, \
+     d.org_path, d.restricted";
+
+/// A conflict row as [`CONFLICT_ITEM_COLUMNS`] selects it.
+pub(crate) type ConflictItemRecord = (
+    i64,
+    String,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    String,
+    String,
+    i64,
+    String,
+    String,
+    bool,
+);
+
+pub(crate) fn conflict_item_from(r: ConflictItemRecord) -> Result<ConflictItem> {
+    let doc_id = parse_doc_id(&r.7)?;
+    Ok(ConflictItem {
+        conflict: conflict_from(doc_id, (r.0, r.1, r.2, r.3, r.4, r.5, r.6))?,
+        kind: r.8,
+        schema_version: u32::try_from(r.9)
+            .map_err(|_| StoreError::Corrupt("schema_version".into()))?,
+        grid_id: r.10,
+        org_path: r.11,
+        restricted: r.12,
+    })
 }
 
 /// The SQL condition that rows of `table` (with `org_path`, `restricted` and `assigned_to`

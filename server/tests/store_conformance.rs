@@ -11,8 +11,8 @@ use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{
-    AuditEntry, AuditQuery, Device, Level, OrgUnit, RefreshToken, SigningKey, Store, StoreError,
-    User, UserPatch, UserQuery,
+    AuditEntry, AuditQuery, ConflictQuery, Device, Level, OrgUnit, RefreshToken, ReportQuery,
+    SigningKey, Store, StoreError, User, UserPatch, UserQuery, Writer,
 };
 use serde_json::json;
 use support::*;
@@ -44,6 +44,12 @@ on_both_backends!(
     updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing,
     devices_of_a_user_are_theirs_only,
     the_audit_page_filters_pages_newest_first_and_counts,
+    report_lists_filter_in_sql_within_the_scope_and_page_newest_first,
+    a_search_finds_text_with_sql_metacharacters_literally,
+    a_reader_without_clearance_searches_only_the_redacted_text,
+    setting_a_review_state_records_its_audit_entry,
+    open_conflicts_are_listed_by_scope_and_fetched_by_id,
+    a_dismissed_rule_flag_stays_dismissed_after_later_edits,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -1236,4 +1242,432 @@ async fn the_audit_page_filters_pages_newest_first_and_counts(store: &dyn Store)
         }
     }
     assert_eq!(at(&all).await.1, 10, "nothing was broken");
+}
+fn at(mut w: Writer, now: i64) -> Writer {
+    w.now = now;
+    w
+}
+
+async fn push_one(store: &dyn Store, w: &Writer, doc: &mut gridsync_core::report::ReportDoc) {
+    let result = store
+        .ingest(w, &push_all(&mut [doc]), &registry())
+        .await
+        .expect("ingest");
+    assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
+}
+
+fn list(limit: i64) -> ReportQuery {
+    ReportQuery {
+        limit,
+        ..ReportQuery::default()
+    }
+}
+
+async fn ids(store: &dyn Store, scope: &Scope, q: &ReportQuery) -> Vec<u128> {
+    let page = store.list_reports(scope, q).await.expect("list");
+    assert_eq!(page.total, page.items.len() as i64, "one page holds all");
+    page.items.iter().map(|r| r.id.as_u128()).collect()
+}
+
+async fn report_lists_filter_in_sql_within_the_scope_and_page_newest_first(store: &dyn Store) {
+    seed_org(store).await;
+    let w1 = writer("w1", Role::GridWorker, G1, "p1");
+    let w2 = writer("w2", Role::GridWorker, G2, "p2");
+    let w3 = writer("w3", Role::GridWorker, G3, "p3");
+    // Reports 1..=6 in g1, g2 and g3, each updated one second after the last.
+    for (n, w, grid) in [
+        (1, &w1, G1),
+        (2, &w2, G2),
+        (3, &w3, G3),
+        (4, &w1, G1),
+        (5, &w2, G2),
+    ] {
+        let mut doc = dispute(n, grid, &w.user_id);
+        push_one(store, &at(w.clone(), 1_000 + n as i64), &mut doc).await;
+    }
+    let mut case = drug_case(6, G1, "w1", "w1");
+    push_one(store, &at(w1.clone(), 1_006), &mut case).await;
+
+    let admin = Scope::for_role("a", Role::DistrictAdmin, "/d/");
+    assert_eq!(ids(store, &admin, &list(50)).await, [6, 5, 4, 3, 2, 1]);
+    let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    assert_eq!(ids(store, &cadre, &list(50)).await, [5, 4, 2, 1]);
+    let worker = Scope::for_role("w1", Role::GridWorker, path_of(G1));
+    assert_eq!(ids(store, &worker, &list(50)).await, [6, 4, 1]);
+    let officer = Scope::for_role("o1", Role::DrugControlOfficer, path_of("t1"));
+    assert_eq!(ids(store, &officer, &list(50)).await, [6]);
+
+    let q = |f: fn(&mut ReportQuery)| {
+        let mut q = list(50);
+        f(&mut q);
+        q
+    };
+    assert_eq!(
+        ids(
+            store,
+            &admin,
+            &q(|q| q.kind = Some("drug_control_case".into()))
+        )
+        .await,
+        [6]
+    );
+    assert_eq!(
+        ids(
+            store,
+            &admin,
+            &q(|q| q.org_path = Some("/d/t1/v1/g2/".into()))
+        )
+        .await,
+        [5, 2]
+    );
+    assert_eq!(
+        ids(store, &admin, &q(|q| q.updated_since = Some(1_004))).await,
+        [6, 5, 4]
+    );
+    assert_eq!(
+        ids(
+            store,
+            &admin,
+            &q(|q| q.review_state = Some("approved".into()))
+        )
+        .await,
+        Vec::<u128>::new()
+    );
+    assert_eq!(
+        ids(store, &admin, &q(|q| q.has_conflicts = Some(true))).await,
+        Vec::<u128>::new()
+    );
+    assert_eq!(
+        ids(
+            store,
+            &cadre,
+            &q(|q| q.kind = Some("drug_control_case".into()))
+        )
+        .await,
+        Vec::<u128>::new(),
+        "filters narrow the scope, never widen it"
+    );
+
+    // Pages of two, walked to the end: every report once, in order, with the total each time.
+    let mut seen = Vec::new();
+    let mut query = list(2);
+    loop {
+        let page = store.list_reports(&admin, &query).await.expect("page");
+        assert_eq!(page.total, 6);
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|r| r.id.as_u128()));
+        if !page.more {
+            break;
+        }
+        let last = page.items.last().expect("a page with more is not empty");
+        query.after = Some((last.updated_at, last.id.to_string()));
+    }
+    assert_eq!(seen, [6, 5, 4, 3, 2, 1]);
+}
+
+async fn a_search_finds_text_with_sql_metacharacters_literally(store: &dyn Store) {
+    seed_org(store).await;
+    let w1 = writer("w1", Role::GridWorker, G1, "p1");
+    let texts = [
+        "O'Brien 100% sure",
+        "under_score",
+        "back\\slash",
+        "\"; DROP TABLE documents; --",
+        "Plain Words",
+    ];
+    for (n, text) in texts.iter().enumerate() {
+        let mut doc = dispute(100 + n as u128, G1, "w1");
+        doc.set_field("description", &json!(text), &Editor::new("w1", 1_002))
+            .expect("set");
+        push_one(store, &w1, &mut doc).await;
+    }
+    let admin = Scope::for_role("a", Role::DistrictAdmin, "/d/");
+    let search = |text: &str| {
+        let mut q = list(50);
+        q.q = Some(text.to_owned());
+        q
+    };
+    for (text, expect) in [
+        ("o'brien", vec![100]),
+        ("100%", vec![100]),
+        ("%", vec![100]),
+        ("O%sure", vec![]),
+        ("under_score", vec![101]),
+        ("O_Brien", vec![]),
+        ("\\", vec![102]),
+        ("back\\slash", vec![102]),
+        ("\"; DROP TABLE documents; --", vec![103]),
+        ("plain words", vec![104]),
+        ("nothing like it", vec![]),
+    ] {
+        let mut found = ids(store, &admin, &search(text)).await;
+        found.sort();
+        assert_eq!(found, expect, "q = {text:?}");
+    }
+    assert_eq!(
+        ids(store, &admin, &list(50)).await.len(),
+        5,
+        "nothing broken"
+    );
+}
+
+async fn a_reader_without_clearance_searches_only_the_redacted_text(store: &dyn Store) {
+    seed_org(store).await;
+    let mut doc = dispute(7, G1, "w1");
+    doc.set_field("parties", &json!("张三与李四"), &Editor::new("w1", 1_002))
+        .expect("set");
+    push_one(store, &writer("w1", Role::GridWorker, G1, "p1"), &mut doc).await;
+    let staff = Scope::for_role("t", Role::TownshipStaff, path_of("t1"));
+    let mut q = list(50);
+    q.q = Some("张三".into());
+    assert_eq!(ids(store, &staff, &q).await, [7]);
+    q.q_redacted = true;
+    assert_eq!(ids(store, &staff, &q).await, Vec::<u128>::new());
+    q.q = Some("村口".into());
+    assert_eq!(
+        ids(store, &staff, &q).await,
+        [7],
+        "what is not sensitive is found"
+    );
+}
+
+async fn setting_a_review_state_records_its_audit_entry(store: &dyn Store) {
+    seed_org(store).await;
+    let mut doc = dispute(8, G1, "w1");
+    push_one(store, &writer("w1", Role::GridWorker, G1, "p1"), &mut doc).await;
+    let entry = AuditEntry {
+        at: 9,
+        user_id: Some("c1".into()),
+        device_id: None,
+        action: "review".into(),
+        doc_id: Some(doc.id()),
+        detail: json!({"to": "approved"}),
+    };
+    assert!(
+        store
+            .set_review_state(&doc.id(), "approved", &entry)
+            .await
+            .expect("review")
+    );
+    let row = store.document(&doc.id()).await.expect("read").expect("row");
+    assert_eq!(row.review_state, "approved");
+    assert_eq!(
+        store.audit_log(10).await.expect("audit"),
+        std::slice::from_ref(&entry)
+    );
+    let admin = Scope::for_role("a", Role::DistrictAdmin, "/d/");
+    let mut q = list(50);
+    q.review_state = Some("approved".into());
+    assert_eq!(ids(store, &admin, &q).await, [8]);
+    assert!(
+        !store
+            .set_review_state(&DocId::from_u128(999), "approved", &entry)
+            .await
+            .expect("review"),
+        "no such report"
+    );
+    assert_eq!(store.audit_log(10).await.expect("audit").len(), 1);
+}
+
+/// Report `id` in `grid`, whose `field` two users then write concurrently.
+async fn conflicted(store: &dyn Store, id: u128, grid: &str, field: &str) {
+    let mut doc = dispute(id, grid, "w");
+    let w = Writer {
+        user_id: "w".into(),
+        device_id: None,
+        scope: Scope::for_role("w", Role::DistrictAdmin, "/d/"),
+        now: 1_000,
+    };
+    push_one(store, &w, &mut doc).await;
+    let mut other = doc.clone();
+    doc.set_field(field, &json!("one"), &Editor::new("w", 2_000))
+        .expect("set");
+    other
+        .set_field(field, &json!("two"), &Editor::new("x", 2_001))
+        .expect("set");
+    push_one(store, &w, &mut doc).await;
+    let x = Writer {
+        user_id: "x".into(),
+        ..w
+    };
+    push_one(store, &x, &mut other).await;
+}
+
+async fn open_conflicts_are_listed_by_scope_and_fetched_by_id(store: &dyn Store) {
+    seed_org(store).await;
+    conflicted(store, 9, G1, "place").await;
+    conflicted(store, 10, G3, "description").await;
+    let admin = Scope::for_role("a", Role::DistrictAdmin, "/d/");
+    let all = store
+        .list_conflicts(
+            &admin,
+            &ConflictQuery {
+                limit: 50,
+                ..ConflictQuery::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(all.total, 2);
+    assert_eq!(
+        all.items
+            .iter()
+            .map(|c| c.conflict.path.as_str())
+            .collect::<Vec<_>>(),
+        ["fields.place", "fields.description"]
+    );
+    assert_eq!(all.items[0].org_path, "/d/t1/v1/g1/");
+    assert_eq!(all.items[0].kind, "dispute_check");
+
+    let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    let mine = store
+        .list_conflicts(
+            &cadre,
+            &ConflictQuery {
+                limit: 50,
+                ..ConflictQuery::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(mine.total, 1);
+    assert_eq!(mine.items[0].conflict.doc_id, DocId::from_u128(9));
+
+    let first = store
+        .list_conflicts(
+            &admin,
+            &ConflictQuery {
+                limit: 1,
+                ..ConflictQuery::default()
+            },
+        )
+        .await
+        .expect("page");
+    assert!(first.more);
+    let second = store
+        .list_conflicts(
+            &admin,
+            &ConflictQuery {
+                limit: 1,
+                after: Some(first.items[0].conflict.id),
+                ..ConflictQuery::default()
+            },
+        )
+        .await
+        .expect("page");
+    assert!(!second.more);
+    assert_eq!(second.items, all.items[1..]);
+    let by_org = store
+        .list_conflicts(
+            &admin,
+            &ConflictQuery {
+                limit: 50,
+                org_path: Some("/d/s2/".into()),
+                ..ConflictQuery::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(by_org.items, all.items[1..]);
+
+    let one = store
+        .conflict(all.items[0].conflict.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(one, all.items[0]);
+    assert!(store.conflict(9_999).await.expect("read").is_none());
+    let entry = AuditEntry {
+        at: 1,
+        user_id: Some("a".into()),
+        device_id: None,
+        action: "resolve_conflict".into(),
+        doc_id: None,
+        detail: json!({}),
+    };
+    assert!(
+        !store
+            .dismiss_flag(one.conflict.id, &entry)
+            .await
+            .expect("dismiss"),
+        "concurrent values are resolved by a change, not dismissed"
+    );
+}
+
+async fn a_dismissed_rule_flag_stays_dismissed_after_later_edits(store: &dyn Store) {
+    seed_org(store).await;
+    let admin_w = Writer {
+        user_id: "w".into(),
+        device_id: None,
+        scope: Scope::for_role("w", Role::DistrictAdmin, "/d/"),
+        now: 1_000,
+    };
+    let mut doc = dispute(11, G1, "w");
+    push_one(store, &admin_w, &mut doc).await;
+    // One closes the dispute while another adds a mediation step, unseen by each other.
+    let mut other = doc.clone();
+    doc.set_field("status", &json!("resolved"), &Editor::new("w", 2_000))
+        .expect("close");
+    let step = serde_json::Map::from_iter([("method".to_owned(), json!("面谈"))]);
+    other
+        .append_log(&step, &Editor::new("x", 2_001))
+        .expect("append");
+    push_one(store, &admin_w, &mut doc).await;
+    let x = Writer {
+        user_id: "x".into(),
+        ..admin_w.clone()
+    };
+    push_one(store, &x, &mut other).await;
+    let flags = store.conflicts_of(&doc.id()).await.expect("conflicts");
+    assert_eq!(flags.len(), 1, "{flags:?}");
+    assert_eq!(flags[0].code, "mediation_step_after_resolved");
+    assert!(
+        store
+            .document(&doc.id())
+            .await
+            .expect("read")
+            .expect("row")
+            .has_conflicts
+    );
+
+    let entry = AuditEntry {
+        at: 3_000,
+        user_id: Some("c1".into()),
+        device_id: None,
+        action: "resolve_conflict".into(),
+        doc_id: Some(doc.id()),
+        detail: json!({"note": "checked"}),
+    };
+    assert!(
+        store
+            .dismiss_flag(flags[0].id, &entry)
+            .await
+            .expect("dismiss")
+    );
+    assert!(
+        !store
+            .dismiss_flag(flags[0].id, &entry)
+            .await
+            .expect("again")
+    );
+    let row = store.document(&doc.id()).await.expect("read").expect("row");
+    assert!(!row.has_conflicts);
+    assert_eq!(store.audit_log(10).await.expect("audit"), [entry]);
+
+    // A later edit finds the flag again in the history; it stays dismissed.
+    doc.apply_changes(&other.changes_since(&[])).expect("merge");
+    doc.set_field("agreement", &json!("和解"), &Editor::new("w", 4_000))
+        .expect("edit");
+    push_one(store, &admin_w, &mut doc).await;
+    let flags = store.conflicts_of(&doc.id()).await.expect("conflicts");
+    assert_eq!(flags.len(), 1);
+    assert_eq!(flags[0].resolved_by.as_deref(), Some("c1"));
+    assert!(
+        !store
+            .document(&doc.id())
+            .await
+            .expect("read")
+            .expect("row")
+            .has_conflicts
+    );
 }

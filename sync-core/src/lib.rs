@@ -3,6 +3,7 @@
 //! share every rule about what a report is and how it merges.
 
 pub mod conflict;
+pub mod history;
 pub mod ingest;
 pub mod protocol;
 pub mod replica;

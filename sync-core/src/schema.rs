@@ -397,7 +397,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    fn new(path: impl Into<String>, code: ProblemCode, message: String) -> Problem {
+    pub fn new(path: impl Into<String>, code: ProblemCode, message: String) -> Problem {
         Problem {
             path: path.into(),
             code,

@@ -2,12 +2,13 @@
 //! admins only.
 
 use axum::extract::State;
-use serde::{Deserialize, Serialize};
+use axum::http::Uri;
+use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::query::{Query, page_limit};
+use super::query::Params;
 use super::{ApiError, AppState, Json, Problem};
 use crate::auth::Caller;
 use crate::scope::Role;
@@ -59,26 +60,6 @@ pub struct AuditList {
     pub total: i64,
 }
 
-/// The query string; documented for OpenAPI in `audit_log`'s `params`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditParams {
-    /// Only what this user did.
-    pub user_id: Option<String>,
-    /// Only this action.
-    pub action: Option<String>,
-    /// Only entries about this report (a UUID).
-    pub doc_id: Option<String>,
-    /// Only entries at or after this time (unix seconds).
-    pub from: Option<i64>,
-    /// Only entries before this time (unix seconds).
-    pub to: Option<i64>,
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200; 50 when left out.
-    pub limit: Option<i64>,
-}
-
 /// The audit log, newest first, filtered by every parameter given. District admins only.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit", security(("bearer" = [])),
     params(
@@ -98,40 +79,44 @@ pub struct AuditParams {
 async fn audit_log(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<AuditParams>,
+    uri: Uri,
 ) -> Result<Json<AuditList>, ApiError> {
     caller.require_role(&[Role::DistrictAdmin])?;
-    let limit = page_limit(params.limit)?;
+    let params = Params::parse(
+        &uri,
+        &[
+            "user_id", "action", "doc_id", "from", "to", "cursor", "limit",
+        ],
+    )?;
+    let limit = params.limit()?;
     let doc_id = params
-        .doc_id
+        .get("doc_id")
         .map(|d| {
             d.parse()
                 .map_err(|_| ApiError::BadRequest(format!("doc_id {d:?} is not a UUID")))
         })
         .transpose()?;
     let before_id = params
-        .cursor
+        .get("cursor")
         .map(|c| {
             c.parse::<i64>()
                 .map_err(|_| ApiError::BadRequest(format!("cursor {c:?} is not one we gave")))
         })
         .transpose()?;
-    // One more than asked tells whether another page follows.
-    let mut page = state
+    let page = state
         .store
         .audit_page(&AuditQuery {
-            user_id: params.user_id,
-            action: params.action,
+            user_id: params.string("user_id"),
+            action: params.string("action"),
             doc_id,
-            from: params.from,
-            to: params.to,
+            from: params.time("from")?,
+            to: params.time("to")?,
             before_id,
-            limit: limit + 1,
+            limit,
         })
         .await?;
-    let more = page.items.len() as i64 > limit;
-    page.items.truncate(limit as usize);
-    let next_cursor = more
+    let next_cursor = page
+        .more
         .then(|| page.items.last().map(|r| r.id.to_string()))
         .flatten();
     Ok(Json(AuditList {

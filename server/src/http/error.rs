@@ -41,6 +41,15 @@ pub enum ApiError {
     AccountDisabled,
     #[error("{0}")]
     Forbidden(String),
+    /// The report, or the place a new report would go, is outside the caller's scope.
+    #[error("{0}")]
+    OutOfScope(String),
+    /// The request is well-formed but its values are not: each problem says where and why.
+    #[error("{detail}")]
+    Invalid {
+        detail: String,
+        problems: Vec<gridsync_core::schema::Problem>,
+    },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -69,7 +78,8 @@ impl ApiError {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidCredentials | TokenExpired | TokenInvalid | RefreshInvalid
             | RefreshReused | DeviceRevoked | AccountDisabled => StatusCode::UNAUTHORIZED,
-            Forbidden(_) => StatusCode::FORBIDDEN,
+            Forbidden(_) | OutOfScope(_) => StatusCode::FORBIDDEN,
+            Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             NotFound(_) => StatusCode::NOT_FOUND,
             Conflict(_) | DeviceTaken => StatusCode::CONFLICT,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -96,6 +106,8 @@ impl ApiError {
             DeviceRevoked => "device_revoked",
             AccountDisabled => "account_disabled",
             Forbidden(_) => "forbidden",
+            OutOfScope(_) => "out_of_scope",
+            Invalid { .. } => "validation",
             NotFound(_) => "not_found",
             Conflict(_) => "conflict",
             DeviceTaken => "device_taken",
@@ -118,6 +130,10 @@ pub struct Problem {
     pub status: u16,
     pub detail: String,
     pub code: String,
+    /// With `validation`: each value that is wrong, where and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub problems: Option<Vec<gridsync_core::schema::Problem>>,
 }
 
 impl IntoResponse for ApiError {
@@ -139,6 +155,10 @@ impl IntoResponse for ApiError {
             status: status.as_u16(),
             detail,
             code: code.to_owned(),
+            problems: match &self {
+                ApiError::Invalid { problems, .. } => Some(problems.clone()),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();

@@ -4,13 +4,14 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::http::Uri;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::query::{Query, page_limit};
+use super::query::Params;
 use super::validate::{check_name, has_control};
 use super::{ApiError, AppState, Json, Problem};
 use crate::auth::{Caller, password};
@@ -64,16 +65,6 @@ pub struct UserList {
     pub next_cursor: Option<String>,
     /// Users matching over all pages.
     pub total: i64,
-}
-
-/// The query string; documented for OpenAPI in `list_users`'s `params`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserListParams {
-    /// `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-    /// Page size, 1 to 200; 50 when left out.
-    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -178,24 +169,23 @@ fn check_username(username: &str) -> Result<(), ApiError> {
 async fn list_users(
     State(state): State<AppState>,
     caller: Caller,
-    Query(params): Query<UserListParams>,
+    uri: Uri,
 ) -> Result<Json<UserList>, ApiError> {
     caller.require_role(&[Role::DistrictAdmin, Role::VillageCadre, Role::TownshipStaff])?;
-    let limit = page_limit(params.limit)?;
+    let params = Params::parse(&uri, &["cursor", "limit"])?;
+    let limit = params.limit()?;
     // The caller's scope prefix: their unit's path, or empty for a district admin.
     let org_prefix = caller.scope.prefix.clone();
-    // One more than asked tells whether another page follows.
-    let mut page = state
+    let page = state
         .store
         .users_page(&UserQuery {
             org_prefix,
-            after: params.cursor,
-            limit: limit + 1,
+            after: params.string("cursor"),
+            limit,
         })
         .await?;
-    let more = page.items.len() as i64 > limit;
-    page.items.truncate(limit as usize);
-    let next_cursor = more
+    let next_cursor = page
+        .more
         .then(|| page.items.last().map(|u| u.username.clone()))
         .flatten();
     Ok(Json(UserList {

@@ -18,12 +18,15 @@ use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{
     AUDIT_RECORD_COLUMNS, AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind,
-    ChangeLogRow, ChangeRow, ConflictRecord, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device,
-    DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit, Page, PageRow, PulledRow, RefreshToken,
+    CONFLICT_ITEM_COLUMNS, ChangeLogRow, ChangeRow, ConflictItem, ConflictItemRecord,
+    ConflictQuery, ConflictRecord, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow,
+    DocRecord, DocumentRow, OrgRow, OrgUnit, Page, PageRow, PulledRow, RefreshToken, ReportQuery,
     Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, User, UserPatch, UserQuery,
     UserRow, UserUpdated, Writer, audit_filter, audit_from, audit_record_from, change_row_from,
-    conflict_from, device_from, heads_to_bytes, org_from, org_insert_result, page_doc_from,
-    parse_doc_id, pulled_change_from, scope_filter, user_from, user_update_result, users_under,
+    conflict_from, conflict_item_from, conflict_list_where, device_from, heads_to_bytes,
+    json_contains_pattern, like_escape, org_from, org_insert_result, page_doc_from, parse_doc_id,
+    pulled_change_from, report_list_where, scope_filter, user_from, user_update_result,
+    users_under,
 };
 use crate::scope::{Restricted, Scope};
 use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
@@ -130,8 +133,8 @@ impl IngestTx for SqliteConnection {
         sqlx::query(
             "INSERT INTO documents (id, kind, schema_version, grid_id, org_path, restricted, \
              assigned_to, seq, heads, snapshot, snapshot_seq, incremental_bytes, projection, status, \
-             has_conflicts, problems, created_by, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?8, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17)",
+             has_conflicts, problems, created_by, created_at, updated_at, public_text) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?8, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?17, ?18)",
         )
         .bind(w.id.to_string())
         .bind(&w.kind)
@@ -150,6 +153,7 @@ impl IngestTx for SqliteConnection {
         .bind(&w.problems)
         .bind(&w.created_by)
         .bind(w.created_at)
+        .bind(&w.public_text)
         .execute(self)
         .await?;
         Ok(())
@@ -159,7 +163,7 @@ impl IngestTx for SqliteConnection {
         sqlx::query(
             "UPDATE documents SET org_path = ?2, restricted = ?3, assigned_to = ?4, seq = ?5, \
              heads = ?6, incremental_bytes = ?7, projection = ?8, status = ?9, has_conflicts = ?10, \
-             problems = ?11, updated_at = ?12, snapshot = COALESCE(?13, snapshot), \
+             problems = ?11, updated_at = ?12, public_text = ?14, snapshot = COALESCE(?13, snapshot), \
              snapshot_seq = CASE WHEN ?13 IS NULL THEN snapshot_seq ELSE ?5 END WHERE id = ?1",
         )
         .bind(w.id.to_string())
@@ -175,6 +179,7 @@ impl IngestTx for SqliteConnection {
         .bind(&w.problems)
         .bind(w.updated_at)
         .bind(w.snapshot.as_deref())
+        .bind(&w.public_text)
         .execute(self)
         .await?;
         Ok(())
@@ -207,6 +212,16 @@ impl IngestTx for SqliteConnection {
     async fn open_conflicts(&mut self, doc: &DocId) -> Result<Vec<(i64, String, String)>> {
         Ok(sqlx::query_as(
             "SELECT id, path, code FROM conflicts WHERE doc_id = ?1 AND resolved_at IS NULL",
+        )
+        .bind(doc.to_string())
+        .fetch_all(self)
+        .await?)
+    }
+
+    async fn dismissed_flags(&mut self, doc: &DocId) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT DISTINCT path, code FROM conflicts WHERE doc_id = ?1 \
+             AND resolved_at IS NOT NULL AND code <> 'concurrent_values'",
         )
         .bind(doc.to_string())
         .fetch_all(self)
@@ -740,6 +755,163 @@ impl Store for SqliteStore {
         rows.into_iter().map(|r| conflict_from(*id, r)).collect()
     }
 
+    async fn list_reports(&self, scope: &Scope, q: &ReportQuery) -> Result<Page<DocumentRow>> {
+        let (pattern, open, all, assigned) = scope_binds(scope);
+        let filter = report_list_where('?', "LIKE");
+        let org = q
+            .org_path
+            .as_deref()
+            .map(|p| format!("{}%", like_escape(p)));
+        let text = q.q.as_deref().map(json_contains_pattern);
+        let (after_at, after_id) = q.after.clone().unzip();
+        let mut tx = self.read.begin().await?;
+        let rows: Vec<DocRecord> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {DOC_COLUMNS} FROM documents d WHERE {filter} \
+             ORDER BY d.updated_at DESC, d.id DESC LIMIT ?15"
+        )))
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .bind(&q.kind)
+        .bind(&org)
+        .bind(&q.status)
+        .bind(&q.review_state)
+        .bind(q.updated_since)
+        .bind(&text)
+        .bind(q.q_redacted)
+        .bind(q.has_conflicts)
+        .bind(after_at)
+        .bind(&after_id)
+        .bind(q.limit + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (total,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM documents d WHERE {filter}"
+        )))
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .bind(&q.kind)
+        .bind(&org)
+        .bind(&q.status)
+        .bind(&q.review_state)
+        .bind(q.updated_since)
+        .bind(&text)
+        .bind(q.q_redacted)
+        .bind(q.has_conflicts)
+        .bind(None::<i64>)
+        .bind(None::<String>)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let more = rows.len() as i64 > q.limit;
+        let items = rows
+            .into_iter()
+            .take(usize::try_from(q.limit).unwrap_or(0))
+            .map(DocumentRow::try_from)
+            .collect::<Result<_>>()?;
+        Ok(Page { items, more, total })
+    }
+
+    async fn set_review_state(&self, id: &DocId, state: &str, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let done = sqlx::query("UPDATE documents SET review_state = ?2 WHERE id = ?1")
+            .bind(id.to_string())
+            .bind(state)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn conflict(&self, id: i64) -> Result<Option<ConflictItem>> {
+        let row: Option<ConflictItemRecord> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {CONFLICT_ITEM_COLUMNS} FROM conflicts c JOIN documents d ON d.id = c.doc_id \
+             WHERE c.id = ?1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(conflict_item_from).transpose()
+    }
+
+    async fn list_conflicts(&self, scope: &Scope, q: &ConflictQuery) -> Result<Page<ConflictItem>> {
+        let (pattern, open, all, assigned) = scope_binds(scope);
+        let filter = conflict_list_where('?');
+        let org = q
+            .org_path
+            .as_deref()
+            .map(|p| format!("{}%", like_escape(p)));
+        let mut tx = self.read.begin().await?;
+        let rows: Vec<ConflictItemRecord> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {CONFLICT_ITEM_COLUMNS} FROM conflicts c JOIN documents d ON d.id = c.doc_id \
+             WHERE {filter} ORDER BY c.id LIMIT ?8"
+        )))
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .bind(&q.kind)
+        .bind(&org)
+        .bind(q.after)
+        .bind(q.limit + 1)
+        .fetch_all(&mut *tx)
+        .await?;
+        let (total,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM conflicts c JOIN documents d ON d.id = c.doc_id WHERE {filter}"
+        )))
+        .bind(&pattern)
+        .bind(open)
+        .bind(all)
+        .bind(&assigned)
+        .bind(&q.kind)
+        .bind(&org)
+        .bind(None::<i64>)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let more = rows.len() as i64 > q.limit;
+        let items = rows
+            .into_iter()
+            .take(usize::try_from(q.limit).unwrap_or(0))
+            .map(conflict_item_from)
+            .collect::<Result<_>>()?;
+        Ok(Page { items, more, total })
+    }
+
+    async fn dismiss_flag(&self, id: i64, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let doc: Option<(String,)> = sqlx::query_as(
+            "UPDATE conflicts SET resolved_at = ?2, resolved_by = ?3 WHERE id = ?1 \
+             AND resolved_at IS NULL AND code <> 'concurrent_values' RETURNING doc_id",
+        )
+        .bind(id)
+        .bind(audit.at)
+        .bind(&audit.user_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((doc,)) = doc else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "UPDATE documents SET has_conflicts = EXISTS (SELECT 1 FROM conflicts \
+             WHERE doc_id = ?1 AND resolved_at IS NULL) WHERE id = ?1",
+        )
+        .bind(&doc)
+        .execute(&mut *tx)
+        .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn prune(&self) -> Result<u64> {
         let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
         let (horizon,): (i64,) = sqlx::query_as(
@@ -797,7 +969,7 @@ impl Store for SqliteStore {
         )))
         .bind(&q.org_prefix)
         .bind(q.after.as_deref().unwrap_or(""))
-        .bind(q.limit)
+        .bind(q.limit + 1)
         .fetch_all(&mut *tx)
         .await?;
         let (total,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
@@ -807,8 +979,14 @@ impl Store for SqliteStore {
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
+        let more = rows.len() as i64 > q.limit;
         Ok(Page {
-            items: rows.into_iter().map(user_from).collect::<Result<_>>()?,
+            items: rows
+                .into_iter()
+                .take(q.limit as usize)
+                .map(user_from)
+                .collect::<Result<_>>()?,
+            more,
             total,
         })
     }
@@ -895,7 +1073,7 @@ impl Store for SqliteStore {
                 Bind::Int(v) => select.bind(v),
             };
         }
-        let rows = select.bind(q.limit).fetch_all(&mut *tx).await?;
+        let rows = select.bind(q.limit + 1).fetch_all(&mut *tx).await?;
         let mut count = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM audit_log WHERE {count_filter}"
         )));
@@ -907,9 +1085,12 @@ impl Store for SqliteStore {
         }
         let (total,) = count.fetch_one(&mut *tx).await?;
         tx.commit().await?;
+        let more = rows.len() as i64 > q.limit;
         Ok(Page {
+            more,
             items: rows
                 .into_iter()
+                .take(q.limit as usize)
                 .map(audit_record_from)
                 .collect::<Result<_>>()?,
             total,
@@ -917,19 +1098,8 @@ impl Store for SqliteStore {
     }
 
     async fn audit(&self, e: &AuditEntry) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_log (at, user_id, device_id, action, doc_id, detail) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .bind(e.at)
-        .bind(&e.user_id)
-        .bind(&e.device_id)
-        .bind(&e.action)
-        .bind(e.doc_id.map(|d| d.to_string()))
-        .bind(e.detail.to_string())
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let mut conn = self.write.acquire().await?;
+        insert_audit(&mut conn, e).await
     }
 
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
@@ -942,4 +1112,20 @@ impl Store for SqliteStore {
         .await?;
         rows.into_iter().map(audit_from).collect()
     }
+}
+
+async fn insert_audit(conn: &mut SqliteConnection, e: &AuditEntry) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (at, user_id, device_id, action, doc_id, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .bind(e.at)
+    .bind(&e.user_id)
+    .bind(&e.device_id)
+    .bind(&e.action)
+    .bind(e.doc_id.map(|d| d.to_string()))
+    .bind(e.detail.to_string())
+    .execute(conn)
+    .await?;
+    Ok(())
 }

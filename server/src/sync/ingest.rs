@@ -36,6 +36,9 @@ pub trait IngestTx: Send {
     ) -> Result<()>;
     /// Open conflicts of a document as (id, path, code).
     async fn open_conflicts(&mut self, doc: &DocId) -> Result<Vec<(i64, String, String)>>;
+    /// (path, code) of the rule flags someone marked resolved. A flag is about history, which
+    /// never changes, so it would be found again by every later ingest; once dismissed, it stays so.
+    async fn dismissed_flags(&mut self, doc: &DocId) -> Result<Vec<(String, String)>>;
     async fn close_conflict(&mut self, id: i64, writer: &Writer) -> Result<()>;
     async fn insert_conflict(
         &mut self,
@@ -94,7 +97,7 @@ pub async fn ingest_batch<T: IngestTx + ?Sized>(
     let total: i64 = writes.iter().map(|(_, w)| w.changes.len() as i64).sum();
     if total > 0 {
         let mut next = tx.take_seqs(total).await?;
-        for (_, w) in &writes {
+        for (_, w) in &mut writes {
             write_doc(tx, w, next, writer).await?;
             next += w.changes.len() as i64;
         }
@@ -114,10 +117,17 @@ pub async fn ingest_batch<T: IngestTx + ?Sized>(
 /// Writes one document's row, its changes numbered from `first_seq`, and its conflicts.
 async fn write_doc<T: IngestTx + ?Sized>(
     tx: &mut T,
-    w: &DocWrite,
+    w: &mut DocWrite,
     first_seq: i64,
     writer: &Writer,
 ) -> Result<()> {
+    if !w.is_new {
+        let dismissed = tx.dismissed_flags(&w.id).await?;
+        w.conflicts.retain(|(path, code, _)| {
+            code == CONCURRENT_VALUES || !dismissed.iter().any(|(p, c)| p == path && c == code)
+        });
+        w.has_conflicts = !w.conflicts.is_empty();
+    }
     let last_seq = first_seq + w.changes.len() as i64 - 1;
     if w.is_new {
         tx.insert_document(w, last_seq).await?;
@@ -222,6 +232,9 @@ pub struct DocWrite {
     pub assigned_to: Option<String>,
     pub heads: Vec<u8>,
     pub projection: String,
+    /// The projection with the schema's sensitive values redacted, for searches by readers
+    /// without clearance.
+    pub public_text: String,
     pub status: Option<String>,
     pub has_conflicts: bool,
     pub problems: String,
@@ -368,6 +381,8 @@ fn plan(
             assigned_to: b.assigned_to.clone(),
         })
         .filter(|was| was.org_path != org_path || was.assigned_to != assigned_to);
+    let mut public = ingested.projection.clone();
+    schema.redact(&mut public);
     let status = schema
         .status_field
         .as_ref()
@@ -384,6 +399,7 @@ fn plan(
         assigned_to,
         heads: heads_to_bytes(&ingested.heads),
         projection: ingested.projection.to_string(),
+        public_text: public.to_string(),
         status,
         has_conflicts: !conflicts.is_empty(),
         problems: serde_json::to_string(&ingested.problems).unwrap_or_else(|_| "[]".into()),

@@ -1,0 +1,303 @@
+//! Conflicts under `/api/v1/conflicts`: the open ones in the caller's scope, and resolving one.
+//! Concurrent values of a field are resolved by a change in the resolver's name, ingested like
+//! any edit, after which ingest closes the conflict; a rule flag is marked resolved.
+
+use std::str::FromStr;
+
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use gridsync_core::DocId;
+use gridsync_core::conflict::FieldPath;
+use gridsync_core::report::Editor;
+use gridsync_core::schema::{ProblemCode, REDACTED, Schema};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::query::{Params, decode_cursor, encode_cursor};
+use super::reports::{
+    REVIEWERS, audit_reads, check_note, doc_error, ingest_edit, path_is_sensitive,
+};
+use super::{ApiError, AppState, Json, Problem};
+use crate::auth::Caller;
+use crate::clock;
+use crate::store::{AuditEntry, ConflictQuery, ConflictRow};
+use crate::sync::CONCURRENT_VALUES;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_conflicts))
+        .routes(routes!(resolve_conflict))
+}
+
+/// A conflict of one report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConflictView {
+    pub id: i64,
+    pub report_id: String,
+    pub kind: String,
+    pub grid_id: String,
+    /// `fields.NAME`, `log[ENTRY].NAME`, or `log[ENTRY]` for a rule flag.
+    pub path: String,
+    /// `concurrent_values`, or the code of the rule that flagged it.
+    pub code: String,
+    /// For `concurrent_values`, the values (`value`, `author`, `time`, `change`), the shown one
+    /// first; sensitive values read `***` for roles without clearance. For a flag, its message.
+    #[schema(value_type = Object)]
+    pub detail: Value,
+    pub detected_at: i64,
+    pub resolved_at: Option<i64>,
+    pub resolved_by: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConflictList {
+    pub items: Vec<ConflictView>,
+    pub next_cursor: Option<String>,
+    pub total: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    /// The value to keep (one of the concurrent values, or a new one; `null` clears the
+    /// field). A rule flag is resolved with `null` and a note.
+    #[schema(value_type = Object)]
+    pub value: Value,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+pub(crate) fn conflict_view(
+    c: ConflictRow,
+    kind: &str,
+    grid_id: &str,
+    schema: Option<&Schema>,
+    cleared: bool,
+) -> ConflictView {
+    let mut detail = c.detail;
+    if !cleared
+        && c.code == CONCURRENT_VALUES
+        && path_is_sensitive(schema, &c.path)
+        && let Some(values) = detail.as_array_mut()
+    {
+        for value in values.iter_mut().filter_map(Value::as_object_mut) {
+            if value.get("value").is_some_and(|v| !v.is_null()) {
+                value.insert("value".into(), json!(REDACTED));
+            }
+        }
+    }
+    ConflictView {
+        id: c.id,
+        report_id: c.doc_id.to_string(),
+        kind: kind.to_owned(),
+        grid_id: grid_id.to_owned(),
+        path: c.path,
+        code: c.code,
+        detail,
+        detected_at: c.detected_at,
+        resolved_at: c.resolved_at,
+        resolved_by: c.resolved_by,
+    }
+}
+
+/// Open conflicts of the reports in the caller's scope, oldest first.
+#[utoipa::path(get, path = "/api/v1/conflicts", tag = "conflicts", security(("bearer" = [])),
+    params(
+        ("kind" = Option<String>, Query, description = "report kind"),
+        ("org" = Option<String>, Query, description = "org unit id: reports of its subtree"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+    ),
+    responses(
+        (status = 200, body = ConflictList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_conflicts(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<ConflictList>, ApiError> {
+    let p = Params::parse(&uri, &["kind", "org", "cursor", "limit"])?;
+    let org_path = match p.get("org") {
+        Some(org) => Some(
+            state
+                .store
+                .org_unit(org)
+                .await?
+                .ok_or_else(|| ApiError::BadRequest(format!("no org unit {org:?}")))?
+                .path,
+        ),
+        None => None,
+    };
+    let after = match p.get("cursor") {
+        Some(cursor) => Some(
+            decode_cursor(cursor, 1)?[0]
+                .parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("`cursor` is not valid".into()))?,
+        ),
+        None => None,
+    };
+    let query = ConflictQuery {
+        kind: p.string("kind"),
+        org_path,
+        after,
+        limit: p.limit()?,
+    };
+    let page = state.store.list_conflicts(&caller.scope, &query).await?;
+    let next_cursor = page
+        .items
+        .last()
+        .filter(|_| page.more)
+        .map(|c| encode_cursor(&[&c.conflict.id.to_string()]));
+    let mut restricted: Vec<DocId> = page
+        .items
+        .iter()
+        .filter(|c| c.restricted)
+        .map(|c| c.conflict.doc_id)
+        .collect();
+    restricted.dedup();
+    audit_reads(&state, &caller, &restricted, "conflicts").await?;
+    let cleared = caller.role().has_clearance();
+    let items = page
+        .items
+        .into_iter()
+        .map(|c| {
+            let schema = state.registry.get(&c.kind, c.schema_version);
+            conflict_view(c.conflict, &c.kind, &c.grid_id, schema, cleared)
+        })
+        .collect();
+    Ok(Json(ConflictList {
+        items,
+        next_cursor,
+        total: page.total,
+    }))
+}
+
+/// Resolves a conflict. Concurrent values: writes `value` over them as a change by the caller,
+/// which syncs to every phone like any edit, and the conflict closes. A rule flag: `value`
+/// must be `null`; the flag is marked resolved. Not for grid workers.
+#[utoipa::path(post, path = "/api/v1/conflicts/{id}/resolve", tag = "conflicts",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "conflict id")),
+    request_body = ResolveRequest,
+    responses(
+        (status = 200, description = "the conflict as it now stands", body = ConflictView),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "already resolved",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn resolve_conflict(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ResolveRequest>,
+) -> Result<Json<ConflictView>, ApiError> {
+    caller.require_role(&REVIEWERS)?;
+    check_note(body.note.as_deref())?;
+    let not_found = || ApiError::NotFound(format!("conflict {id} not found"));
+    let conflict_id: i64 = id.parse().map_err(|_| not_found())?;
+    let item = state
+        .store
+        .conflict(conflict_id)
+        .await?
+        .ok_or_else(not_found)?;
+    let row = state
+        .store
+        .document(&item.conflict.doc_id)
+        .await?
+        .filter(|r| {
+            caller
+                .scope
+                .allows(&r.org_path, r.restricted, r.assigned_to.as_deref())
+        })
+        .ok_or_else(not_found)?;
+    if item.conflict.resolved_at.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "conflict {id} is already resolved"
+        )));
+    }
+    let schema = state.registry.get(&row.kind, row.schema_version);
+    let cleared = caller.role().has_clearance();
+    let now = clock::now();
+    let audit = AuditEntry {
+        at: now,
+        user_id: Some(caller.user_id().to_owned()),
+        device_id: Some(caller.device_id().to_owned()),
+        action: "resolve_conflict".into(),
+        doc_id: Some(row.id),
+        detail: json!({
+            "conflict": conflict_id,
+            "path": item.conflict.path,
+            "code": item.conflict.code,
+            "note": body.note,
+        }),
+    };
+    if item.conflict.code == CONCURRENT_VALUES {
+        let path = FieldPath::from_str(&item.conflict.path)
+            .map_err(|e| ApiError::Internal(format!("conflict {id}: {e}")))?;
+        if !cleared && path_is_sensitive(schema, &item.conflict.path) {
+            return Err(ApiError::Forbidden(format!(
+                "the role {} cannot read the values of {}, so it cannot choose among them",
+                caller.role(),
+                item.conflict.path
+            )));
+        }
+        if let Some(schema) = schema
+            && !body.value.is_null()
+        {
+            let mut problems = match &path {
+                FieldPath::Field(name) => schema.validate_field(name, &body.value),
+                FieldPath::Log { field, .. } => schema.validate_log_field(field, &body.value),
+            };
+            problems.retain(|p| p.code != ProblemCode::Required);
+            if !problems.is_empty() {
+                return Err(ApiError::Invalid {
+                    detail: format!("the value for {} is not valid", item.conflict.path),
+                    problems,
+                });
+            }
+        }
+        let mut doc = state.store.load_doc(&row.id).await?.ok_or_else(not_found)?;
+        let before = doc.heads();
+        doc.resolve(&path, &body.value, &Editor::new(caller.user_id(), now))
+            .map_err(doc_error)?;
+        ingest_edit(&state, &caller, &mut doc, &before, now).await?;
+        state.store.audit(&audit).await?;
+    } else {
+        if !body.value.is_null() {
+            return Err(ApiError::BadRequest(format!(
+                "{} is flagged by a rule, not a choice of values: resolve it with value null \
+                 and a note, after fixing the report if need be",
+                item.conflict.path
+            )));
+        }
+        if !state.store.dismiss_flag(conflict_id, &audit).await? {
+            return Err(ApiError::Conflict(format!(
+                "conflict {id} is already resolved"
+            )));
+        }
+    }
+    let item = state
+        .store
+        .conflict(conflict_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if row.restricted {
+        audit_reads(&state, &caller, &[row.id], "resolve").await?;
+    }
+    Ok(Json(conflict_view(
+        item.conflict,
+        &item.kind,
+        &item.grid_id,
+        schema,
+        cleared,
+    )))
+}

@@ -1,0 +1,827 @@
+//! Reports under `/api/v1/reports`: filtered lists, one report, its history, edits from the
+//! office (made into automerge changes and ingested exactly like a phone's push) and review
+//! states. Every read is filtered by the caller's scope in SQL, sensitive values are redacted
+//! for roles without clearance, and every read of a restricted kind is audited.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+use automerge::ChangeHash;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use gridsync_core::DocId;
+use gridsync_core::conflict::FieldPath;
+use gridsync_core::history::LogTouch;
+use gridsync_core::protocol::{Push, PushDoc, PushOutcome, PushResult};
+use gridsync_core::report::{Editor, LOG_ENTRY_KEYS, ReportDoc};
+use gridsync_core::schema::{Problem as SchemaProblem, ProblemCode, Schema};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::conflicts::{ConflictView, conflict_view};
+use super::query::{Params, decode_cursor, encode_cursor};
+use super::{ApiError, AppState, Json, Problem};
+use crate::auth::Caller;
+use crate::clock;
+use crate::scope::Role;
+use crate::store::{AuditEntry, DocumentRow, ReportQuery, Writer};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_reports, create_report))
+        .routes(routes!(get_report, patch_report))
+        .routes(routes!(report_history))
+        .routes(routes!(review_report))
+}
+
+/// Review states, in the order a report usually goes through them.
+pub const REVIEW_STATES: [&str; 3] = ["received", "needs_attention", "approved"];
+/// Longest review or resolution note, in characters.
+pub const MAX_NOTE_CHARS: usize = 2000;
+/// Longest search text, in characters.
+const MAX_Q_CHARS: usize = 200;
+
+/// The roles that review reports and resolve conflicts: everyone but the grid worker.
+pub const REVIEWERS: [Role; 4] = [
+    Role::VillageCadre,
+    Role::TownshipStaff,
+    Role::DrugControlOfficer,
+    Role::DistrictAdmin,
+];
+
+/// A report as lists show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportSummary {
+    pub id: String,
+    pub kind: String,
+    pub schema_version: u32,
+    pub grid_id: String,
+    pub org_path: String,
+    pub status: Option<String>,
+    /// `received`, `needs_attention` or `approved`.
+    pub review_state: String,
+    pub has_conflicts: bool,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The report's fields; sensitive values read `***` for roles without clearance.
+    #[schema(value_type = Object)]
+    pub fields: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportList {
+    pub items: Vec<ReportSummary>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+    /// Items of the whole filtered list.
+    pub total: i64,
+}
+
+/// One report: its fields and log, what is wrong with it, and its open conflicts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportDetail {
+    #[serde(flatten)]
+    pub report: ReportSummary,
+    /// Log entries (mediation steps, visits), each with its `id`.
+    #[schema(value_type = Vec<Object>)]
+    pub log: Value,
+    /// The document's heads, hex.
+    pub heads: Vec<String>,
+    /// Schema problems of the current state: field reports are saved incomplete and fixed later.
+    #[schema(value_type = Vec<Object>)]
+    pub problems: Vec<SchemaProblem>,
+    pub conflicts: Vec<ConflictView>,
+}
+
+/// One change of a report's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntry {
+    /// The change hash, hex.
+    pub hash: String,
+    /// Server sequence number; absent for changes whose log row was pruned.
+    pub seq: Option<i64>,
+    pub author: Option<String>,
+    /// The device that pushed it; absent for edits made in the browser.
+    pub device_id: Option<String>,
+    /// Unix seconds as the writing device recorded them.
+    pub time: i64,
+    /// Whether this change created the report.
+    pub created: bool,
+    /// Top-level fields it set or cleared.
+    pub fields: Vec<String>,
+    /// Log entries it added, edited or removed: `{entry, action, fields}`.
+    #[schema(value_type = Vec<Object>)]
+    pub log: Vec<LogTouch>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportHistory {
+    pub id: String,
+    /// Oldest first.
+    pub changes: Vec<HistoryEntry>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReport {
+    pub kind: String,
+    pub grid_id: String,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+}
+
+/// Edits of one report, applied in this order: fields, appended, edited and removed entries.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportPatch {
+    /// Fields to set; `null` clears one.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    /// New log entries.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub log_append: Vec<Map<String, Value>>,
+    /// Fields to set on existing entries, by entry id.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub log_edit: BTreeMap<String, Map<String, Value>>,
+    /// Ids of entries to remove.
+    #[serde(default)]
+    pub log_remove: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewState {
+    Received,
+    NeedsAttention,
+    Approved,
+}
+
+impl ReviewState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewState::Received => "received",
+            ReviewState::NeedsAttention => "needs_attention",
+            ReviewState::Approved => "approved",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    pub state: ReviewState,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewResult {
+    pub id: String,
+    pub review_state: ReviewState,
+    pub previous: String,
+}
+
+/// Reports in the caller's scope, newest first.
+#[utoipa::path(get, path = "/api/v1/reports", tag = "reports", security(("bearer" = [])),
+    params(
+        ("kind" = Option<String>, Query, description = "report kind"),
+        ("org" = Option<String>, Query, description = "org unit id: reports of its subtree"),
+        ("status" = Option<String>, Query),
+        ("review_state" = Option<String>, Query, description = "received, needs_attention or approved"),
+        ("updated_since" = Option<String>, Query, description = "unix seconds or RFC 3339; inclusive"),
+        ("q" = Option<String>, Query, description = "text to find in the report, ignoring case"),
+        ("has_conflicts" = Option<bool>, Query),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+        ("limit" = Option<i64>, Query, description = "1 to 200, default 50"),
+    ),
+    responses(
+        (status = 200, body = ReportList),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn list_reports(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<ReportList>, ApiError> {
+    let p = Params::parse(
+        &uri,
+        &[
+            "kind",
+            "org",
+            "status",
+            "review_state",
+            "updated_since",
+            "q",
+            "has_conflicts",
+            "cursor",
+            "limit",
+        ],
+    )?;
+    let org_path = match p.get("org") {
+        Some(org) => Some(
+            state
+                .store
+                .org_unit(org)
+                .await?
+                .ok_or_else(|| ApiError::BadRequest(format!("no org unit {org:?}")))?
+                .path,
+        ),
+        None => None,
+    };
+    let after = match p.get("cursor") {
+        Some(cursor) => {
+            let mut parts = decode_cursor(cursor, 2)?;
+            let at = parts[0]
+                .parse::<i64>()
+                .map_err(|_| ApiError::BadRequest("`cursor` is not valid".into()))?;
+            Some((at, parts.remove(1)))
+        }
+        None => None,
+    };
+    let q = p.string("q");
+    if q.as_ref().is_some_and(|q| q.chars().count() > MAX_Q_CHARS) {
+        return Err(ApiError::BadRequest(format!(
+            "`q` is longer than {MAX_Q_CHARS} characters"
+        )));
+    }
+    let query = ReportQuery {
+        kind: p.string("kind"),
+        org_path,
+        status: p.string("status"),
+        review_state: p.one_of("review_state", &REVIEW_STATES)?,
+        updated_since: p.time("updated_since")?,
+        q,
+        q_redacted: !caller.role().has_clearance(),
+        has_conflicts: p.bool("has_conflicts")?,
+        after,
+        limit: p.limit()?,
+    };
+    let page = state.store.list_reports(&caller.scope, &query).await?;
+    let next_cursor = page
+        .items
+        .last()
+        .filter(|_| page.more)
+        .map(|r| encode_cursor(&[&r.updated_at.to_string(), &r.id.to_string()]));
+    let restricted: Vec<DocId> = page
+        .items
+        .iter()
+        .filter(|r| r.restricted)
+        .map(|r| r.id)
+        .collect();
+    audit_reads(&state, &caller, &restricted, "list").await?;
+    let items = page
+        .items
+        .iter()
+        .map(|r| summary(r, &redacted(&state, &caller, r)))
+        .collect();
+    Ok(Json(ReportList {
+        items,
+        next_cursor,
+        total: page.total,
+    }))
+}
+
+/// One report. A report outside the caller's scope is answered 404, like a missing one.
+#[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", security(("bearer" = [])),
+    params(("id" = String, Path, description = "report id")),
+    responses(
+        (status = 200, body = ReportDetail),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ReportDetail>, ApiError> {
+    let row = visible_report(&state, &caller, &id).await?;
+    if row.restricted {
+        audit_reads(&state, &caller, &[row.id], "report").await?;
+    }
+    Ok(Json(detail(&state, &caller, row).await?))
+}
+
+/// Every change of a report, oldest first: who, when, from which device, and what it touched.
+#[utoipa::path(get, path = "/api/v1/reports/{id}/history", tag = "reports",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "report id")),
+    responses(
+        (status = 200, body = ReportHistory),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn report_history(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ReportHistory>, ApiError> {
+    let row = visible_report(&state, &caller, &id).await?;
+    let mut doc = state
+        .store
+        .load_doc(&row.id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let logged: HashMap<ChangeHash, (i64, Option<String>)> = state
+        .store
+        .changes_of(&row.id)
+        .await?
+        .into_iter()
+        .map(|c| (c.hash, (c.seq, c.device_id)))
+        .collect();
+    let history = doc
+        .history()
+        .map_err(|e| ApiError::Internal(format!("history of {id}: {e}")))?;
+    let mut changes: Vec<HistoryEntry> = history
+        .into_iter()
+        .map(|s| {
+            let (seq, device_id) = ChangeHash::from_str(&s.hash)
+                .ok()
+                .and_then(|h| logged.get(&h).cloned())
+                .unzip();
+            HistoryEntry {
+                hash: s.hash,
+                seq,
+                author: s.author,
+                device_id: device_id.flatten(),
+                time: s.time,
+                created: s.created,
+                fields: s.fields,
+                log: s.log,
+            }
+        })
+        .collect();
+    // Server order; pruned changes (no sequence) are the oldest and keep their causal order.
+    changes.sort_by_key(|c| c.seq.unwrap_or(0));
+    if row.restricted {
+        audit_reads(&state, &caller, &[row.id], "history").await?;
+    }
+    Ok(Json(ReportHistory {
+        id: row.id.to_string(),
+        changes,
+    }))
+}
+
+/// Creates a report from the browser: the server writes the automerge changes in the caller's
+/// name and ingests them like a phone's push. Incomplete reports are saved; their problems are
+/// in the answer.
+#[utoipa::path(post, path = "/api/v1/reports", tag = "reports", security(("bearer" = [])),
+    request_body = NewReport,
+    responses(
+        (status = 201, body = ReportDetail),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "the grid or the case is outside the caller's scope",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "unknown kind or grid, or invalid values",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn create_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Json(body): Json<NewReport>,
+) -> Result<(StatusCode, Json<ReportDetail>), ApiError> {
+    let schema = state
+        .registry
+        .latest(&body.kind)
+        .ok_or_else(|| ApiError::Invalid {
+            detail: format!("unknown report kind {:?}", body.kind),
+            problems: Vec::new(),
+        })?;
+    check_writes(schema, &caller, &body.fields, &[], &BTreeMap::new())?;
+    let now = clock::now();
+    let editor = Editor::new(caller.user_id(), now);
+    let id = DocId::new_v4();
+    let mut doc = ReportDoc::create(id, &schema.kind, schema.version, &body.grid_id, &editor)
+        .map_err(doc_error)?;
+    if !body.fields.is_empty() {
+        doc.set_fields(&body.fields, &editor).map_err(doc_error)?;
+    }
+    ingest_edit(&state, &caller, &mut doc, &[], now).await?;
+    let row = state
+        .store
+        .document(&id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("report {id} missing after ingest")))?;
+    if row.restricted {
+        audit_reads(&state, &caller, &[row.id], "create").await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(detail(&state, &caller, row).await?),
+    ))
+}
+
+/// Edits a report from the browser, as changes in the caller's name ingested like a phone's.
+#[utoipa::path(patch, path = "/api/v1/reports/{id}", tag = "reports", security(("bearer" = [])),
+    params(("id" = String, Path, description = "report id")),
+    request_body = ReportPatch,
+    responses(
+        (status = 200, body = ReportDetail),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn patch_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ReportPatch>,
+) -> Result<Json<ReportDetail>, ApiError> {
+    let row = visible_report(&state, &caller, &id).await?;
+    let schema = state
+        .registry
+        .get(&row.kind, row.schema_version)
+        .ok_or_else(|| ApiError::Internal(format!("report {id} of unknown kind {}", row.kind)))?;
+    check_writes(
+        schema,
+        &caller,
+        &body.fields,
+        &body.log_append,
+        &body.log_edit,
+    )?;
+    let mut doc = state
+        .store
+        .load_doc(&row.id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let before = doc.heads();
+    let now = clock::now();
+    let editor = Editor::new(caller.user_id(), now);
+    if !body.fields.is_empty() {
+        doc.set_fields(&body.fields, &editor).map_err(doc_error)?;
+    }
+    for entry in &body.log_append {
+        doc.append_log(entry, &editor).map_err(doc_error)?;
+    }
+    for (entry, values) in &body.log_edit {
+        doc.edit_log(entry, values, &editor).map_err(doc_error)?;
+    }
+    for entry in &body.log_remove {
+        doc.remove_log(entry, &editor).map_err(doc_error)?;
+    }
+    ingest_edit(&state, &caller, &mut doc, &before, now).await?;
+    let row = state
+        .store
+        .document(&row.id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if row.restricted {
+        audit_reads(&state, &caller, &[row.id], "edit").await?;
+    }
+    Ok(Json(detail(&state, &caller, row).await?))
+}
+
+/// Sets a report's review state; audited. Not for grid workers.
+#[utoipa::path(post, path = "/api/v1/reports/{id}/review", tag = "reports",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "report id")),
+    request_body = ReviewRequest,
+    responses(
+        (status = 200, body = ReviewResult),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn review_report(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(body): Json<ReviewRequest>,
+) -> Result<Json<ReviewResult>, ApiError> {
+    caller.require_role(&REVIEWERS)?;
+    check_note(body.note.as_deref())?;
+    let row = visible_report(&state, &caller, &id).await?;
+    let audit = AuditEntry {
+        at: clock::now(),
+        user_id: Some(caller.user_id().to_owned()),
+        device_id: Some(caller.device_id().to_owned()),
+        action: "review".into(),
+        doc_id: Some(row.id),
+        detail: json!({
+            "from": row.review_state,
+            "to": body.state.as_str(),
+            "note": body.note,
+        }),
+    };
+    if !state
+        .store
+        .set_review_state(&row.id, body.state.as_str(), &audit)
+        .await?
+    {
+        return Err(not_found(&id));
+    }
+    Ok(Json(ReviewResult {
+        id: row.id.to_string(),
+        review_state: body.state,
+        previous: row.review_state,
+    }))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::NotFound(format!("report {id} not found"))
+}
+
+/// The report `id` when the caller's scope holds it; otherwise 404, as for a report that does
+/// not exist, so that ids cannot be probed.
+pub(crate) async fn visible_report(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<DocumentRow, ApiError> {
+    let doc_id: DocId = id.parse().map_err(|_| not_found(id))?;
+    let row = state
+        .store
+        .document(&doc_id)
+        .await?
+        .filter(|r| {
+            caller
+                .scope
+                .allows(&r.org_path, r.restricted, r.assigned_to.as_deref())
+        })
+        .ok_or_else(|| not_found(id))?;
+    Ok(row)
+}
+
+/// Records that the caller read restricted reports: one entry per request.
+pub(crate) async fn audit_reads(
+    state: &AppState,
+    caller: &Caller,
+    ids: &[DocId],
+    via: &str,
+) -> Result<(), ApiError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    state
+        .store
+        .audit(&AuditEntry {
+            at: clock::now(),
+            user_id: Some(caller.user_id().to_owned()),
+            device_id: Some(caller.device_id().to_owned()),
+            action: "read_report".into(),
+            doc_id: (ids.len() == 1).then(|| ids[0]),
+            detail: json!({
+                "via": via,
+                "reports": ids.iter().map(DocId::to_string).collect::<Vec<_>>(),
+            }),
+        })
+        .await?;
+    Ok(())
+}
+
+/// The report's projection as the caller may read it.
+pub(crate) fn redacted(state: &AppState, caller: &Caller, row: &DocumentRow) -> Value {
+    let mut projection = row.projection.clone();
+    if !caller.role().has_clearance() {
+        match state.registry.get(&row.kind, row.schema_version) {
+            Some(schema) => schema.redact(&mut projection),
+            // Ingest refuses unknown kinds; should one be stored, show nothing of it.
+            None => {
+                projection["fields"] = json!({});
+                projection["log"] = json!([]);
+            }
+        }
+    }
+    projection
+}
+
+/// Whether the value at a conflict or problem path (`fields.NAME`, `log[ENTRY].NAME`) is
+/// sensitive. Like [`Schema::redact`], a field the schema does not declare counts as sensitive.
+pub(crate) fn path_is_sensitive(schema: Option<&Schema>, path: &str) -> bool {
+    let Ok(path) = FieldPath::from_str(path) else {
+        return false;
+    };
+    let Some(schema) = schema else {
+        return true;
+    };
+    match path {
+        FieldPath::Field(name) => schema.field(&name).is_none_or(|f| f.sensitive),
+        FieldPath::Log { field, .. } => {
+            !LOG_ENTRY_KEYS.contains(&field.as_str())
+                && schema.log_field(&field).is_none_or(|f| f.sensitive)
+        }
+    }
+}
+
+fn summary(row: &DocumentRow, projection: &Value) -> ReportSummary {
+    ReportSummary {
+        id: row.id.to_string(),
+        kind: row.kind.clone(),
+        schema_version: row.schema_version,
+        grid_id: row.grid_id.clone(),
+        org_path: row.org_path.clone(),
+        status: row.status.clone(),
+        review_state: row.review_state.clone(),
+        has_conflicts: row.has_conflicts,
+        created_by: row.created_by.clone(),
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        fields: projection.get("fields").cloned().unwrap_or(json!({})),
+    }
+}
+
+pub(crate) async fn detail(
+    state: &AppState,
+    caller: &Caller,
+    row: DocumentRow,
+) -> Result<ReportDetail, ApiError> {
+    let schema = state.registry.get(&row.kind, row.schema_version);
+    let cleared = caller.role().has_clearance();
+    let projection = redacted(state, caller, &row);
+    let problems: Vec<SchemaProblem> =
+        serde_json::from_value(row.problems.clone()).unwrap_or_default();
+    let problems = problems
+        .into_iter()
+        .map(|mut p| {
+            // A message may quote the value.
+            if !cleared && path_is_sensitive(schema, &p.path) {
+                p.message = p.code.as_str().to_owned();
+            }
+            p
+        })
+        .collect();
+    let conflicts = state
+        .store
+        .conflicts_of(&row.id)
+        .await?
+        .into_iter()
+        .filter(|c| c.resolved_at.is_none())
+        .map(|c| conflict_view(c, &row.kind, &row.grid_id, schema, cleared))
+        .collect();
+    Ok(ReportDetail {
+        report: summary(&row, &projection),
+        log: projection.get("log").cloned().unwrap_or(json!([])),
+        heads: row.heads.iter().map(ChangeHash::to_string).collect(),
+        problems,
+        conflicts,
+    })
+}
+
+pub(crate) fn check_note(note: Option<&str>) -> Result<(), ApiError> {
+    match note {
+        Some(n) if n.chars().count() > MAX_NOTE_CHARS || n.contains('\0') => {
+            Err(ApiError::Invalid {
+                detail: format!("the note must be at most {MAX_NOTE_CHARS} characters of text"),
+                problems: Vec::new(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Problems of the values an edit writes: a value of the wrong type, an unknown choice or
+/// field, text too long. A missing required field is not one: that is a problem of the report,
+/// saved and shown for later. A role without clearance may not write sensitive fields, which it
+/// cannot read.
+fn check_writes(
+    schema: &Schema,
+    caller: &Caller,
+    fields: &Map<String, Value>,
+    appended: &[Map<String, Value>],
+    edited: &BTreeMap<String, Map<String, Value>>,
+) -> Result<(), ApiError> {
+    let mut problems = Vec::new();
+    let mut sensitive = Vec::new();
+    for (name, value) in fields {
+        if path_is_sensitive(Some(schema), &format!("fields.{name}")) {
+            sensitive.push(name.clone());
+        }
+        if !value.is_null() {
+            problems.extend(schema.validate_field(name, value));
+        }
+    }
+    let entries = appended.iter().chain(edited.values());
+    if schema.log.is_none() && (!appended.is_empty() || !edited.is_empty()) {
+        problems.push(problem(
+            "log",
+            ProblemCode::LogNotAllowed,
+            format!("{} reports have no log", schema.kind),
+        ));
+    }
+    for entry in entries.filter(|_| schema.log.is_some()) {
+        for (name, value) in entry {
+            if LOG_ENTRY_KEYS.contains(&name.as_str()) {
+                problems.push(problem(
+                    &format!("log.{name}"),
+                    ProblemCode::UnknownField,
+                    format!("`{name}` is kept by the server and cannot be written"),
+                ));
+                continue;
+            }
+            if schema.log_field(name).is_none_or(|f| f.sensitive) {
+                sensitive.push(format!("log.{name}"));
+            }
+            if !value.is_null() {
+                problems.extend(schema.validate_log_field(name, value));
+            }
+        }
+    }
+    problems.retain(|p| p.code != ProblemCode::Required);
+    if has_nul(fields.values())
+        || appended
+            .iter()
+            .chain(edited.values())
+            .any(|e| has_nul(e.values()))
+    {
+        problems.push(problem(
+            "",
+            ProblemCode::WrongType,
+            "text may not contain the NUL character".into(),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid {
+            detail: format!("{} value(s) are not valid", problems.len()),
+            problems,
+        });
+    }
+    if !caller.role().has_clearance() && !sensitive.is_empty() {
+        return Err(ApiError::Forbidden(format!(
+            "the role {} may not write personal data ({})",
+            caller.role(),
+            sensitive.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn has_nul<'a>(mut values: impl Iterator<Item = &'a Value>) -> bool {
+    values.any(|v| match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => has_nul(items.iter()),
+        Value::Object(map) => map.keys().any(|k| k.contains('\0')) || has_nul(map.values()),
+        _ => false,
+    })
+}
+
+fn problem(path: &str, code: ProblemCode, message: String) -> SchemaProblem {
+    SchemaProblem::new(path, code, message)
+}
+
+/// An edit of a report document the request itself made impossible.
+pub(crate) fn doc_error(e: gridsync_core::Error) -> ApiError {
+    use gridsync_core::Error as E;
+    match e {
+        E::NoSuchLogEntry(_) | E::ReservedKey(_) | E::BadPath(_) => ApiError::Invalid {
+            detail: e.to_string(),
+            problems: Vec::new(),
+        },
+        other => ApiError::Internal(other.to_string()),
+    }
+}
+
+/// Ingests the changes of `doc` since `since` in the caller's name, through the same path as
+/// a phone's push: scope, validation, conflicts and sequence numbers.
+pub(crate) async fn ingest_edit(
+    state: &AppState,
+    caller: &Caller,
+    doc: &mut ReportDoc,
+    since: &[ChangeHash],
+    now: i64,
+) -> Result<(), ApiError> {
+    let push = Push {
+        docs: vec![PushDoc {
+            doc: doc.id(),
+            changes: doc.changes_since(since),
+        }],
+    };
+    let writer = Writer {
+        user_id: caller.user_id().to_owned(),
+        device_id: None,
+        scope: caller.scope.clone(),
+        now,
+    };
+    let result = state.store.ingest(&writer, &push, &state.registry).await?;
+    outcome(result)
+}
+
+fn outcome(result: PushResult) -> Result<(), ApiError> {
+    match result.docs.into_iter().next().map(|d| d.outcome) {
+        Some(PushOutcome::Acked { .. }) => Ok(()),
+        Some(PushOutcome::Rejected { code, reason }) => Err(match code.as_str() {
+            "out_of_scope" => ApiError::OutOfScope(reason),
+            "unknown_grid" | "unknown_kind" | "refused" => ApiError::Invalid {
+                detail: format!("{code}: {reason}"),
+                problems: Vec::new(),
+            },
+            _ => ApiError::Internal(format!("own edit rejected: {code}: {reason}")),
+        }),
+        Some(PushOutcome::MissingDeps { .. }) => Err(ApiError::Internal(
+            "own edit missing dependencies".to_owned(),
+        )),
+        None => Err(ApiError::Internal("no push outcome".to_owned())),
+    }
+}
