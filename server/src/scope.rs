@@ -113,19 +113,6 @@ impl Scope {
             Restricted::All => true,
         }
     }
-
-    /// The prefix as a SQL LIKE pattern, with LIKE's wildcards escaped by `\`.
-    pub fn like_pattern(&self) -> String {
-        let mut pattern = String::with_capacity(self.prefix.len() + 1);
-        for c in self.prefix.chars() {
-            if matches!(c, '%' | '_' | '\\') {
-                pattern.push('\\');
-            }
-            pattern.push(c);
-        }
-        pattern.push('%');
-        pattern
-    }
 }
 
 #[cfg(test)]
@@ -163,12 +150,5 @@ mod tests {
     fn an_admin_sees_everything() {
         let s = Scope::for_role("a", Role::DistrictAdmin, "/d/");
         assert!(s.allows("/other/", true, None));
-        assert_eq!(s.like_pattern(), "%");
-    }
-
-    #[test]
-    fn like_wildcards_in_ids_are_escaped() {
-        let s = Scope::for_role("w", Role::GridWorker, "/d/t_1/v%/");
-        assert_eq!(s.like_pattern(), "/d/t\\_1/v\\%/%");
     }
 }

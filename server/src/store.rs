@@ -692,11 +692,18 @@ pub(crate) fn audit_record_from(r: AuditRecordRow) -> Result<AuditRecord> {
 
 pub(crate) const AUDIT_RECORD_COLUMNS: &str = "id, at, user_id, device_id, action, doc_id, detail";
 
-/// The condition that a user's org unit path starts with the text bound to placeholder 1.
-/// Compared exactly rather than with LIKE, which SQLite matches without regard to ASCII case.
+/// The condition that the org path in `column` lies under the path bound to `placeholder`
+/// (starts with it). Compared exactly rather than with LIKE, which SQLite matches without
+/// regard to ASCII case and which would need its wildcards escaped.
+pub(crate) fn path_under(column: &str, placeholder: &str) -> String {
+    format!("substr({column}, 1, length({placeholder})) = {placeholder}")
+}
+
+/// The condition that a user's org unit lies under the path bound to placeholder 1.
 pub(crate) fn users_under(mark: char) -> String {
     format!(
-        "org_unit_id IN (SELECT id FROM org_units WHERE substr(path, 1, length({mark}1)) = {mark}1)"
+        "org_unit_id IN (SELECT id FROM org_units WHERE {})",
+        path_under("path", &format!("{mark}1"))
     )
 }
 
@@ -798,7 +805,7 @@ pub(crate) fn report_list_where(mark: char, like: &str) -> String {
     let p = |i: usize| format!("{mark}{i}");
     format!(
         "{scope} AND ({k} IS NULL OR d.kind = {k}) \
-         AND ({o} IS NULL OR d.org_path LIKE {o} ESCAPE '\\') \
+         AND ({o} IS NULL OR {o_under}) \
          AND ({s} IS NULL OR d.status = {s}) AND ({r} IS NULL OR d.review_state = {r}) \
          AND ({u} IS NULL OR d.updated_at >= {u}) \
          AND ({q} IS NULL OR (CASE WHEN {red} THEN d.public_text \
@@ -808,6 +815,7 @@ pub(crate) fn report_list_where(mark: char, like: &str) -> String {
         scope = scope_filter("d", mark, 1),
         k = p(5),
         o = p(6),
+        o_under = path_under("d.org_path", &p(6)),
         s = p(7),
         r = p(8),
         u = p(9),
@@ -824,9 +832,10 @@ pub(crate) fn report_list_where(mark: char, like: &str) -> String {
 pub(crate) fn conflict_list_where(mark: char) -> String {
     format!(
         "c.resolved_at IS NULL AND {scope} AND ({mark}5 IS NULL OR d.kind = {mark}5) \
-         AND ({mark}6 IS NULL OR d.org_path LIKE {mark}6 ESCAPE '\\') \
+         AND ({mark}6 IS NULL OR {o_under}) \
          AND ({mark}7 IS NULL OR c.id > {mark}7)",
         scope = scope_filter("d", mark, 1),
+        o_under = path_under("d.org_path", &format!("{mark}6")),
     )
 }
 
@@ -865,14 +874,15 @@ pub(crate) fn conflict_item_from(r: ConflictItemRecord) -> Result<ConflictItem> 
 }
 
 /// The SQL condition that rows of `table` (with `org_path`, `restricted` and `assigned_to`
-/// columns) are in a scope: the path prefix pattern, whether ordinary kinds are open, whether
+/// columns) are in a scope: the path prefix, whether ordinary kinds are open, whether
 /// every restricted case is, and the user a restricted case must be assigned to, bound to four
 /// placeholders from `first`, written with `mark` (`?` or `$`). The same rule as
 /// [`Scope::allows`].
 pub(crate) fn scope_filter(table: &str, mark: char, first: usize) -> String {
     let [prefix, open, all, user] = [0, 1, 2, 3].map(|i| format!("{mark}{}", first + i));
+    let under = path_under(&format!("{table}.org_path"), &prefix);
     format!(
-        "{table}.org_path LIKE {prefix} ESCAPE '\\' AND ((NOT {table}.restricted AND {open}) \
+        "{under} AND ((NOT {table}.restricted AND {open}) \
          OR ({table}.restricted AND ({all} OR {table}.assigned_to = {user})))"
     )
 }

@@ -50,6 +50,7 @@ on_both_backends!(
     setting_a_review_state_records_its_audit_entry,
     open_conflicts_are_listed_by_scope_and_fetched_by_id,
     a_dismissed_rule_flag_stays_dismissed_after_later_edits,
+    scopes_compare_org_paths_exactly_with_their_case_and_wildcards,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -1670,4 +1671,42 @@ async fn a_dismissed_rule_flag_stays_dismissed_after_later_edits(store: &dyn Sto
             .expect("row")
             .has_conflicts
     );
+}
+
+async fn scopes_compare_org_paths_exactly_with_their_case_and_wildcards(store: &dyn Store) {
+    seed_org(store).await;
+    for (id, path) in [("G1", "/d/t1/v1/G1/"), ("g_", "/d/t1/v1/g_/")] {
+        store
+            .upsert_org_unit(&OrgUnit {
+                id: id.into(),
+                parent_id: Some("v1".into()),
+                level: Level::Grid,
+                name: id.into(),
+                path: path.into(),
+            })
+            .await
+            .expect("org unit");
+    }
+    let mut upper = dispute(51, "G1", "admin");
+    let mut lower = dispute(52, G1, "admin");
+    store
+        .ingest(
+            &admin(),
+            &push_all(&mut [&mut upper, &mut lower]),
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    for (grid, expected) in [(path_of(G1), 52), ("/d/t1/v1/G1/", 51)] {
+        let mut replica = Replica::new();
+        let scope = Scope::for_role("w", Role::GridWorker, grid);
+        pull_all(store, &scope, None, &mut replica, 1 << 20).await;
+        let ids: Vec<DocId> = replica.ids().copied().collect();
+        assert_eq!(ids, vec![DocId::from_u128(expected)], "scope {grid}");
+    }
+    // A `_` in a scope's path is a character, not a wildcard.
+    let mut replica = Replica::new();
+    let scope = Scope::for_role("w", Role::GridWorker, "/d/t1/v1/g_/");
+    pull_all(store, &scope, None, &mut replica, 1 << 20).await;
+    assert_eq!(replica.ids().count(), 0);
 }

@@ -24,7 +24,7 @@ use super::{
     Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, User, UserPatch, UserQuery,
     UserRow, UserUpdated, Writer, audit_filter, audit_from, audit_record_from, change_row_from,
     conflict_from, conflict_item_from, conflict_list_where, device_from, heads_to_bytes,
-    json_contains_pattern, like_escape, org_from, org_insert_result, page_doc_from, parse_doc_id,
+    json_contains_pattern, org_from, org_insert_result, page_doc_from, parse_doc_id,
     pulled_change_from, report_list_where, scope_filter, user_from, user_update_result,
     users_under,
 };
@@ -73,7 +73,7 @@ fn filter(table: &str, first: usize) -> String {
 
 fn scope_binds(scope: &Scope) -> (String, bool, bool, String) {
     (
-        scope.like_pattern(),
+        scope.prefix.clone(),
         scope.open_kinds,
         scope.restricted == Restricted::All,
         if scope.restricted == Restricted::Assigned {
@@ -289,7 +289,7 @@ impl PullReads for SqliteConnection {
         scope: &Scope,
         id: &DocId,
     ) -> Result<Option<(PageDoc, Vec<u8>)>> {
-        let (pattern, open, all, assigned) = scope_binds(scope);
+        let (prefix, open, all, assigned) = scope_binds(scope);
         let row: Option<(i64, Vec<u8>, Vec<u8>, i64, i64)> =
             sqlx::query_as(AssertSqlSafe(format!(
                 "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
@@ -297,7 +297,7 @@ impl PullReads for SqliteConnection {
                 f = filter("d", 2)
             )))
             .bind(id.to_string())
-            .bind(&pattern)
+            .bind(&prefix)
             .bind(open)
             .bind(all)
             .bind(&assigned)
@@ -319,14 +319,14 @@ impl PullReads for SqliteConnection {
     }
 
     async fn page(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<PageDoc>> {
-        let (pattern, open, all, assigned) = scope_binds(scope);
+        let (prefix, open, all, assigned) = scope_binds(scope);
         let rows: Vec<PageRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT d.id, d.seq, d.heads, length(d.snapshot), d.snapshot_seq, d.incremental_bytes \
              FROM documents d WHERE d.seq > ?1 AND {f} ORDER BY d.seq LIMIT ?6",
             f = filter("d", 2)
         )))
         .bind(after)
-        .bind(&pattern)
+        .bind(&prefix)
         .bind(open)
         .bind(all)
         .bind(&assigned)
@@ -343,7 +343,7 @@ impl PullReads for SqliteConnection {
         last: i64,
         since: Option<i64>,
     ) -> Result<Vec<(DocId, PulledChange)>> {
-        let (pattern, open, all, assigned) = scope_binds(scope);
+        let (prefix, open, all, assigned) = scope_binds(scope);
         let rows: Vec<PulledRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
              JOIN documents d ON d.id = c.doc_id \
@@ -352,7 +352,7 @@ impl PullReads for SqliteConnection {
             f = filter("d", 2)
         )))
         .bind(after)
-        .bind(&pattern)
+        .bind(&prefix)
         .bind(open)
         .bind(all)
         .bind(&assigned)
@@ -381,13 +381,13 @@ impl PullReads for SqliteConnection {
     }
 
     async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>> {
-        let (pattern, open, all, assigned) = scope_binds(scope);
+        let (prefix, open, all, assigned) = scope_binds(scope);
         let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT d.id, d.heads FROM documents d WHERE ?1 = ?1 AND {f}",
             f = filter("d", 2)
         )))
         .bind(0)
-        .bind(&pattern)
+        .bind(&prefix)
         .bind(open)
         .bind(all)
         .bind(&assigned)
@@ -399,7 +399,7 @@ impl PullReads for SqliteConnection {
     }
 
     async fn exits(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<(DocId, i64)>> {
-        let (pattern, open, all, assigned) = scope_binds(scope);
+        let (prefix, open, all, assigned) = scope_binds(scope);
         let rows: Vec<(String, i64)> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT e.doc_id, e.seq FROM scope_exits e JOIN documents d ON d.id = e.doc_id \
              WHERE e.seq > ?1 AND {was} AND NOT ({is}) ORDER BY e.seq LIMIT ?6",
@@ -407,7 +407,7 @@ impl PullReads for SqliteConnection {
             is = filter("d", 2)
         )))
         .bind(after)
-        .bind(&pattern)
+        .bind(&prefix)
         .bind(open)
         .bind(all)
         .bind(&assigned)
@@ -756,12 +756,9 @@ impl Store for SqliteStore {
     }
 
     async fn list_reports(&self, scope: &Scope, q: &ReportQuery) -> Result<Page<DocumentRow>> {
-        let (pattern, open, all, assigned) = scope_binds(scope);
+        let (prefix, open, all, assigned) = scope_binds(scope);
         let filter = report_list_where('?', "LIKE");
-        let org = q
-            .org_path
-            .as_deref()
-            .map(|p| format!("{}%", like_escape(p)));
+        let org = q.org_path.clone();
         let text = q.q.as_deref().map(json_contains_pattern);
         let (after_at, after_id) = q.after.clone().unzip();
         let mut tx = self.read.begin().await?;
@@ -769,7 +766,7 @@ impl Store for SqliteStore {
             "SELECT {DOC_COLUMNS} FROM documents d WHERE {filter} \
              ORDER BY d.updated_at DESC, d.id DESC LIMIT ?15"
         )))
-        .bind(&pattern)
+        .bind(&prefix)
         .bind(open)
         .bind(all)
         .bind(&assigned)
@@ -789,7 +786,7 @@ impl Store for SqliteStore {
         let (total,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM documents d WHERE {filter}"
         )))
-        .bind(&pattern)
+        .bind(&prefix)
         .bind(open)
         .bind(all)
         .bind(&assigned)
@@ -843,18 +840,15 @@ impl Store for SqliteStore {
     }
 
     async fn list_conflicts(&self, scope: &Scope, q: &ConflictQuery) -> Result<Page<ConflictItem>> {
-        let (pattern, open, all, assigned) = scope_binds(scope);
+        let (prefix, open, all, assigned) = scope_binds(scope);
         let filter = conflict_list_where('?');
-        let org = q
-            .org_path
-            .as_deref()
-            .map(|p| format!("{}%", like_escape(p)));
+        let org = q.org_path.clone();
         let mut tx = self.read.begin().await?;
         let rows: Vec<ConflictItemRecord> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {CONFLICT_ITEM_COLUMNS} FROM conflicts c JOIN documents d ON d.id = c.doc_id \
              WHERE {filter} ORDER BY c.id LIMIT ?8"
         )))
-        .bind(&pattern)
+        .bind(&prefix)
         .bind(open)
         .bind(all)
         .bind(&assigned)
@@ -867,7 +861,7 @@ impl Store for SqliteStore {
         let (total,): (i64,) = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM conflicts c JOIN documents d ON d.id = c.doc_id WHERE {filter}"
         )))
-        .bind(&pattern)
+        .bind(&prefix)
         .bind(open)
         .bind(all)
         .bind(&assigned)
