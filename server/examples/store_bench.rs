@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let acked: Vec<_> = docs.iter_mut().map(ReportDoc::heads).collect();
     for (i, doc) in docs.iter_mut().enumerate() {
         doc.set_field(
-            "summary",
+            "description",
             &json!(format!("调解中 {i}")),
             &Editor::new("w1", 2_000),
         )

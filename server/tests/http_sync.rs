@@ -204,7 +204,7 @@ async fn two_phones_and_an_office_converge_through_the_sync_endpoints(t: &TestSt
     office
         .doc_mut(&id)
         .expect("doc")
-        .set_field("summary", &json!("邻里纠纷"), &Editor::new("c1", 5_001))
+        .set_field("description", &json!("邻里纠纷"), &Editor::new("c1", 5_001))
         .expect("edit");
     api.sync(&w1, &mut phone1).await;
     api.sync(&c1, &mut office).await;
@@ -212,7 +212,7 @@ async fn two_phones_and_an_office_converge_through_the_sync_endpoints(t: &TestSt
     for replica in [&phone1, &office] {
         let fields = replica.get(&id).expect("doc").doc.to_json().expect("json")["fields"].clone();
         assert_eq!(fields["risk_level"], json!("high"));
-        assert_eq!(fields["summary"], json!("邻里纠纷"));
+        assert_eq!(fields["description"], json!("邻里纠纷"));
     }
     assert_eq!(
         phone2.ids().count(),

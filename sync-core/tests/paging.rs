@@ -58,7 +58,7 @@ fn phone_with_reports(server: &mut MemoryServer) -> Device {
         let editor = Editor::new("u1", 1);
         let mut doc = ReportDoc::create(DocId::from_u128(i + 1), "dispute_check", 1, "g1", &editor)
             .expect("create");
-        doc.set_field("summary", &json!(format!("report {i}")), &editor)
+        doc.set_field("description", &json!(format!("report {i}")), &editor)
             .expect("set");
         phone.replica.insert(doc);
     }
@@ -106,7 +106,7 @@ fn an_incremental_pull_over_many_pages_carries_every_change_since_the_last_pull(
                 .doc_mut(&id)
                 .expect("doc")
                 .set_field(
-                    "summary",
+                    "description",
                     &json!(format!("round {round} of {i}")),
                     &Editor::new("u1", 2 + round),
                 )

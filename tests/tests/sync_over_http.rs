@@ -135,7 +135,11 @@ async fn two_replicas_converge_through_a_real_server() {
     right
         .doc_mut(&one)
         .expect("doc")
-        .set_field("summary", &json!("土地纠纷"), &Editor::new(&admin, 2_001))
+        .set_field(
+            "description",
+            &json!("土地纠纷"),
+            &Editor::new(&admin, 2_001),
+        )
         .expect("edit");
     let two = ids[1];
     for (replica, value, at) in [(&mut left, "甲", 3_000), (&mut right, "乙", 3_001)] {
@@ -154,7 +158,7 @@ async fn two_replicas_converge_through_a_real_server() {
     }
     let fields = json_of(&left, &one)["fields"].clone();
     assert_eq!(
-        (fields["risk_level"].clone(), fields["summary"].clone()),
+        (fields["risk_level"].clone(), fields["description"].clone()),
         (json!("high"), json!("土地纠纷"))
     );
     let conflicts = left

@@ -42,6 +42,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
             description = "a PushResult frame"),
         (status = 400, description = "not a valid Push frame", body = super::Problem,
             content_type = "application/problem+json"),
+        (status = 403, description = "the role may not sync", body = super::Problem,
+            content_type = "application/problem+json"),
         (status = 413, description = "over the frame limit", body = super::Problem,
             content_type = "application/problem+json"),
     ))]
@@ -50,6 +52,7 @@ async fn push(
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    require_clearance(&caller)?;
     let push: Push = decode(body)?;
     let writer = Writer {
         user_id: caller.user.id.clone(),
@@ -70,12 +73,15 @@ async fn push(
             description = "a PullResult frame"),
         (status = 400, description = "not a valid Pull frame", body = super::Problem,
             content_type = "application/problem+json"),
+        (status = 403, description = "the role may not sync", body = super::Problem,
+            content_type = "application/problem+json"),
     ))]
 async fn pull(
     State(state): State<AppState>,
     caller: Caller,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    require_clearance(&caller)?;
     let pull: Pull = decode(body)?;
     let result = state
         .store
@@ -98,6 +104,20 @@ async fn pull(
             .await?;
     }
     Ok(frame(&result))
+}
+
+/// Sync carries whole automerge documents, whose history holds every value a field ever had,
+/// so it cannot redact: roles without clearance for personal data (township and street staff)
+/// work in the console, which redacts.
+fn require_clearance(caller: &Caller) -> Result<(), ApiError> {
+    if caller.role().has_clearance() {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "the role {} reads reports in the console; sync would carry personal data",
+            caller.role()
+        )))
+    }
 }
 
 fn decode<M: Message>(body: Result<Bytes, BytesRejection>) -> Result<M, ApiError> {

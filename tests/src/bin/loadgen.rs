@@ -216,7 +216,7 @@ async fn client(i: usize, base: String, docs: usize, deadline: Instant) -> Stats
         let id = ids[round as usize % ids.len()];
         if let Some(doc) = replica.doc_mut(&id)
             && let Err(e) = doc.set_field(
-                "summary",
+                "description",
                 &json!(format!("第 {round} 次走访")),
                 &Editor::new(&user, 1_000 + round as i64),
             )

@@ -1,0 +1,442 @@
+//! The permission matrix: every role against every endpoint, on reports inside and outside its
+//! scope, ordinary and restricted (drug-control cases), with sensitive fields. Each cell asserts
+//! the exact status, and lists and pulls must hold exactly the reports the role may see, with
+//! personal data redacted exactly for the role without clearance.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use gridsync_core::DocId;
+use gridsync_core::protocol::{self, PullResult, Push, PushDoc, PushOutcome, PushResult};
+use gridsync_core::replica::Replica;
+use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_server::scope::Role;
+use gridsync_server::store::ConflictQuery;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use support::http::{Api, add_user, api_over};
+use support::*;
+use tower::ServiceExt;
+
+on_both_test_stores!(every_role_gets_exactly_what_it_may_on_every_endpoint);
+
+const PW: &str = "matrix password";
+
+/// (user, role, org unit)
+const ROLES: [(&str, Role, &str); 5] = [
+    ("w1", Role::GridWorker, G1),
+    ("c1", Role::VillageCadre, "v1"),
+    ("ts", Role::TownshipStaff, "t1"),
+    ("o1", Role::DrugControlOfficer, "t1"),
+    ("admin", Role::DistrictAdmin, "d"),
+];
+
+/// The reports: a dispute in g1 and one in g3 (another street), a drug case in g1 assigned to
+/// w1 and one in g3 assigned to someone else.
+const REPORTS: [u128; 4] = [1, 2, 3, 4];
+
+/// Which report each role may see, in the order of `ROLES` and `REPORTS`, written out rather
+/// than derived from the code under test.
+const VISIBLE: [[bool; 4]; 5] = [
+    [true, false, true, false],  // w1: own grid, own case
+    [true, false, false, false], // c1: the village, no drug cases
+    [true, false, false, false], // ts: the township, no drug cases
+    [false, false, true, false], // o1: drug cases of the township only
+    [true, true, true, true],    // admin
+];
+
+/// Whether the role reads personal data.
+const CLEARANCE: [bool; 5] = [true, true, false, true, true];
+
+/// A sensitive field of each report and its value.
+fn sensitive(report: u128) -> (&'static str, &'static str) {
+    if report <= 2 {
+        ("parties", "张三、李四")
+    } else {
+        ("subject_name", "王五")
+    }
+}
+
+/// A non-sensitive field an edit may set, with a valid value; not one held in conflict, which
+/// the edit would resolve.
+fn ordinary(report: u128) -> (&'static str, Value) {
+    if report <= 2 {
+        ("risk_level", json!("high"))
+    } else {
+        ("programme_start", json!("2026-01-01"))
+    }
+}
+
+struct Cells(usize);
+
+impl Cells {
+    fn check(&mut self, what: &str, got: StatusCode, want: StatusCode) {
+        self.0 += 1;
+        assert_eq!(got, want, "{what}");
+    }
+}
+
+fn id(n: u128) -> DocId {
+    DocId::from_u128(n)
+}
+
+async fn frame(api: &Api, path: &str, token: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+    let req = Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/x-gridsync")
+        .body(Body::from(body))
+        .expect("request");
+    let res = api.app.clone().oneshot(req).await.expect("infallible");
+    let status = res.status();
+    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    (status, bytes.to_vec())
+}
+
+async fn seed(t: &TestStore) -> Vec<ReportDoc> {
+    let store = t.store.as_ref();
+    seed_org(store).await;
+    for (user, role, unit) in ROLES {
+        add_user(store, user, role, unit, PW, false).await;
+    }
+    let mut docs = vec![
+        dispute(1, G1, "admin"),
+        dispute(2, G3, "admin"),
+        drug_case(3, G1, "admin", "w1"),
+        drug_case(4, G3, "admin", "w9"),
+    ];
+    for (doc, n) in docs.iter_mut().zip(REPORTS) {
+        let (field, value) = sensitive(n);
+        doc.set_field(field, &json!(value), &Editor::new("admin", 1_002))
+            .expect("set");
+    }
+    let mut refs: Vec<&mut ReportDoc> = docs.iter_mut().collect();
+    let result = store
+        .ingest(&admin(), &push_all(&mut refs), &registry())
+        .await
+        .expect("ingest");
+    assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
+    // Two open conflicts on the g1 dispute (so two roles can each resolve one) and one on g3.
+    for (n, fields) in [(1, &["place", "description"][..]), (2, &["place"][..])] {
+        let doc = &mut docs[n - 1];
+        let base = doc.heads();
+        let mut other = doc.clone();
+        other = ReportDoc::load(other.id(), &other.save()).expect("fork");
+        for field in fields {
+            doc.set_field(field, &json!("甲"), &Editor::new("admin", 2_000))
+                .expect("edit");
+            other
+                .set_field(field, &json!("乙"), &Editor::new("admin", 2_001))
+                .expect("edit");
+        }
+        for d in [&mut *doc, &mut other] {
+            let push = Push {
+                docs: vec![PushDoc {
+                    doc: d.id(),
+                    changes: d.changes_since(&base),
+                }],
+            };
+            let result = store
+                .ingest(&admin(), &push, &registry())
+                .await
+                .expect("ingest");
+            assert!(is_acked(&result.docs[0].outcome));
+        }
+        doc.apply_changes(&other.changes_since(&base))
+            .expect("merge");
+    }
+    docs
+}
+
+async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
+    let docs = seed(t).await;
+    let api = api_over(t).await;
+    let mut cells = Cells(0);
+    let mut resolved: BTreeSet<i64> = BTreeSet::new();
+    let conflicts = t
+        .store
+        .list_conflicts(
+            &gridsync_server::scope::Scope::for_role("admin", Role::DistrictAdmin, "/d/"),
+            &ConflictQuery {
+                limit: 100,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("conflicts")
+        .items;
+    assert_eq!(conflicts.len(), 3);
+
+    for (r, (user, role, _)) in ROLES.iter().enumerate() {
+        let (token, _) = api.tokens(user, PW, &format!("{user}-device")).await;
+        let visible: BTreeSet<DocId> = REPORTS
+            .iter()
+            .zip(VISIBLE[r])
+            .filter(|(_, v)| *v)
+            .map(|(n, _)| id(*n))
+            .collect();
+
+        // The report list holds exactly the visible reports, redacted exactly without clearance.
+        let list = api.get("/api/v1/reports?limit=200", &token).await;
+        cells.check(
+            &format!("{user} lists reports"),
+            list.status,
+            StatusCode::OK,
+        );
+        let listed: BTreeSet<DocId> = list.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["id"].as_str().expect("id").parse().expect("uuid"))
+            .collect();
+        assert_eq!(listed, visible, "{user}'s list");
+        for item in list.body["items"].as_array().expect("items") {
+            let n = item["id"]
+                .as_str()
+                .expect("id")
+                .parse::<DocId>()
+                .expect("uuid")
+                .as_u128();
+            let (field, value) = sensitive(n);
+            let want = if CLEARANCE[r] { value } else { "***" };
+            assert_eq!(
+                item["fields"][field],
+                json!(want),
+                "{user} lists {n}.{field}"
+            );
+        }
+
+        for (k, n) in REPORTS.iter().enumerate() {
+            let seen = VISIBLE[r][k];
+            let found = if seen {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            let path = format!("/api/v1/reports/{}", id(*n));
+
+            let get = api.get(&path, &token).await;
+            cells.check(&format!("{user} GET report {n}"), get.status, found);
+            if seen {
+                let (field, value) = sensitive(*n);
+                let want = if CLEARANCE[r] { value } else { "***" };
+                assert_eq!(
+                    get.body["fields"][field],
+                    json!(want),
+                    "{user} reads {n}.{field}"
+                );
+            }
+            let history = api.get(&format!("{path}/history"), &token).await;
+            cells.check(&format!("{user} GET history {n}"), history.status, found);
+
+            let (field, value) = ordinary(*n);
+            let patch = api
+                .call(
+                    "PATCH",
+                    &path,
+                    &token,
+                    json!({ "fields": { field: value } }),
+                )
+                .await;
+            cells.check(&format!("{user} PATCH report {n}"), patch.status, found);
+
+            let review = api
+                .call(
+                    "POST",
+                    &format!("{path}/review"),
+                    &token,
+                    json!({ "state": "needs_attention" }),
+                )
+                .await;
+            let want = if *role == Role::GridWorker {
+                StatusCode::FORBIDDEN
+            } else {
+                found
+            };
+            cells.check(&format!("{user} reviews {n}"), review.status, want);
+        }
+
+        // Conflicts: the list holds those of visible reports; resolving follows role and scope.
+        let list = api.get("/api/v1/conflicts?limit=200", &token).await;
+        cells.check(
+            &format!("{user} lists conflicts"),
+            list.status,
+            StatusCode::OK,
+        );
+        let listed: BTreeSet<i64> = list.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|i| i["id"].as_i64().expect("id"))
+            .collect();
+        let want: BTreeSet<i64> = conflicts
+            .iter()
+            .filter(|c| visible.contains(&c.conflict.doc_id))
+            .map(|c| c.conflict.id)
+            .filter(|id| !resolved.contains(id))
+            .collect();
+        assert_eq!(listed, want, "{user}'s conflicts");
+        for c in &conflicts {
+            // Each resolving role takes its own conflict, so every cell meets an open one.
+            let owner = match (c.conflict.doc_id.as_u128(), c.conflict.path.as_str()) {
+                (1, "fields.place") => "c1",
+                (1, _) => "ts",
+                _ => "admin",
+            };
+            if *role != Role::GridWorker && visible.contains(&c.conflict.doc_id) && owner != *user {
+                continue;
+            }
+            let resolve = api
+                .call(
+                    "POST",
+                    &format!("/api/v1/conflicts/{}/resolve", c.conflict.id),
+                    &token,
+                    json!({ "value": "丙" }),
+                )
+                .await;
+            let want = if *role == Role::GridWorker {
+                StatusCode::FORBIDDEN
+            } else if visible.contains(&c.conflict.doc_id) {
+                StatusCode::OK
+            } else {
+                StatusCode::NOT_FOUND
+            };
+            cells.check(
+                &format!(
+                    "{user} resolves conflict {} ({})",
+                    c.conflict.id, c.conflict.path
+                ),
+                resolve.status,
+                want,
+            );
+            if resolve.status == StatusCode::OK {
+                resolved.insert(c.conflict.id);
+            }
+        }
+
+        // Sync: a pull holds exactly the visible reports; a push to the other street's dispute
+        // is refused for that report; the role without clearance may not sync at all.
+        let mut replica = Replica::new();
+        let (status, body) = frame(
+            &api,
+            "/api/v1/sync/pull",
+            &token,
+            protocol::encode(&replica.build_pull(1 << 20)),
+        )
+        .await;
+        let mut outside = ReportDoc::load(id(2), &docs[1].clone().save()).expect("copy");
+        let base = outside.heads();
+        outside
+            .set_field("place", &json!("外部"), &Editor::new(*user, 3_000))
+            .expect("edit");
+        let push = Push {
+            docs: vec![PushDoc {
+                doc: id(2),
+                changes: outside.changes_since(&base),
+            }],
+        };
+        let (push_status, push_body) =
+            frame(&api, "/api/v1/sync/push", &token, protocol::encode(&push)).await;
+        if CLEARANCE[r] {
+            cells.check(&format!("{user} pulls"), status, StatusCode::OK);
+            let page: PullResult = protocol::decode(&body).expect("frame");
+            replica.apply_pull_result(page).expect("apply");
+            let pulled: BTreeSet<DocId> = replica.ids().copied().collect();
+            assert_eq!(pulled, visible, "{user}'s pull");
+            cells.check(&format!("{user} pushes"), push_status, StatusCode::OK);
+            let result: PushResult = protocol::decode(&push_body).expect("frame");
+            let refused = matches!(
+                &result.docs[0].outcome,
+                PushOutcome::Rejected { code, .. } if code == "out_of_scope"
+            );
+            assert_eq!(!refused, VISIBLE[r][1], "{user} pushes to report 2");
+        } else {
+            cells.check(&format!("{user} pulls"), status, StatusCode::FORBIDDEN);
+            cells.check(
+                &format!("{user} pushes"),
+                push_status,
+                StatusCode::FORBIDDEN,
+            );
+        }
+
+        // Administration.
+        let admin_only = |ok: StatusCode| {
+            if *role == Role::DistrictAdmin {
+                ok
+            } else {
+                StatusCode::FORBIDDEN
+            }
+        };
+        let org = api.get("/api/v1/org", &token).await;
+        cells.check(&format!("{user} GET org"), org.status, StatusCode::OK);
+        let unit = json!({ "id": format!("g-{user}"), "parent_id": "v1", "level": "grid", "name": "新网格" });
+        let created = api.call("POST", "/api/v1/org", &token, unit).await;
+        cells.check(
+            &format!("{user} POST org"),
+            created.status,
+            admin_only(StatusCode::CREATED),
+        );
+        let renamed = api
+            .call(
+                "PATCH",
+                "/api/v1/org/g2",
+                &token,
+                json!({ "name": "二网格（新）" }),
+            )
+            .await;
+        cells.check(
+            &format!("{user} PATCH org"),
+            renamed.status,
+            admin_only(StatusCode::OK),
+        );
+        let users = api.get("/api/v1/users", &token).await;
+        let may_list_users = matches!(
+            role,
+            Role::DistrictAdmin | Role::VillageCadre | Role::TownshipStaff
+        );
+        let want = if may_list_users {
+            StatusCode::OK
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        cells.check(&format!("{user} GET users"), users.status, want);
+        let new_user = json!({
+            "username": format!("new-{user}"), "display_name": "新人", "password": "a long password",
+            "role": "grid_worker", "org_unit_id": G2,
+        });
+        let created = api.call("POST", "/api/v1/users", &token, new_user).await;
+        cells.check(
+            &format!("{user} POST users"),
+            created.status,
+            admin_only(StatusCode::CREATED),
+        );
+        let patched = api
+            .call(
+                "PATCH",
+                "/api/v1/users/c1",
+                &token,
+                json!({ "display_name": "村干部" }),
+            )
+            .await;
+        cells.check(
+            &format!("{user} PATCH users"),
+            patched.status,
+            admin_only(StatusCode::OK),
+        );
+        let audit = api.get("/api/v1/audit", &token).await;
+        cells.check(
+            &format!("{user} GET audit"),
+            audit.status,
+            admin_only(StatusCode::OK),
+        );
+        let devices = api.get("/api/v1/devices", &token).await;
+        cells.check(
+            &format!("{user} GET devices"),
+            devices.status,
+            StatusCode::OK,
+        );
+    }
+    eprintln!("permission matrix: {} cells checked", cells.0);
+}
