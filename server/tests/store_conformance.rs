@@ -51,6 +51,7 @@ on_both_backends!(
     open_conflicts_are_listed_by_scope_and_fetched_by_id,
     a_dismissed_rule_flag_stays_dismissed_after_later_edits,
     scopes_compare_org_paths_exactly_with_their_case_and_wildcards,
+    a_text_with_a_nul_character_is_refused_for_its_report_alone,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -1709,4 +1710,26 @@ async fn scopes_compare_org_paths_exactly_with_their_case_and_wildcards(store: &
     let scope = Scope::for_role("w", Role::GridWorker, "/d/t1/v1/g_/");
     pull_all(store, &scope, None, &mut replica, 1 << 20).await;
     assert_eq!(replica.ids().count(), 0);
+}
+
+async fn a_text_with_a_nul_character_is_refused_for_its_report_alone(store: &dyn Store) {
+    seed_org(store).await;
+    let mut bad = dispute(61, G1, "w1");
+    bad.set_field("place", &json!("村\u{0}口"), &Editor::new("w1", 1_002))
+        .expect("set");
+    let mut good = dispute(62, G1, "w1");
+    let result = store
+        .ingest(
+            &writer("w1", Role::GridWorker, G1, "p1"),
+            &push_all(&mut [&mut bad, &mut good]),
+            &registry(),
+        )
+        .await
+        .expect("ingest");
+    assert!(matches!(
+        &result.docs[0].outcome,
+        PushOutcome::Rejected { code, .. } if code == "invalid_text"
+    ));
+    assert!(is_acked(&result.docs[1].outcome));
+    assert!(store.document(&bad.id()).await.expect("read").is_none());
 }
