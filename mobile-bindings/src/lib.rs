@@ -1,2 +1,177 @@
-//! UniFFI facade of the field client.
+//! Gridsync's field client for the Android and iOS apps, exported through UniFFI.
+//!
+//! [`FieldClient`] is the one object the app holds: each method is one line over
+//! [`client::Client`], which holds the logic (tested in Rust) over the local [`store`] (SQLite,
+//! sealed with [`seal`]) and the [`transport`] (HTTP over rustls). [`model`] has the records
+//! the app sees; [`error::ClientError`] is the one error every call returns.
+
+pub mod client;
+pub mod error;
+pub mod model;
+pub mod seal;
+pub mod store;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use error::{ClientError, Result};
+pub use model::*;
+
 uniffi::setup_scaffolding!();
+
+/// The offline field client of one phone: its reports, its session and sync. Open one per data
+/// directory; every method may be called from any thread, and `sync` may run on a background
+/// thread while the UI keeps editing.
+#[derive(Debug, uniffi::Object)]
+pub struct FieldClient {
+    inner: client::Client,
+}
+
+#[uniffi::export]
+impl FieldClient {
+    /// Opens (or creates) the phone's encrypted store in `data_dir`. `db_key` is 32 bytes kept in
+    /// the platform keystore; another key fails with `WrongKey`.
+    #[uniffi::constructor]
+    pub fn new(data_dir: String, server_url: String, db_key: Vec<u8>) -> Result<Arc<Self>> {
+        Self::with_config(data_dir, server_url, db_key, default_client_config())
+    }
+
+    /// Like `new`, with timeouts, retries and page sizes of your choosing.
+    #[uniffi::constructor]
+    pub fn with_config(
+        data_dir: String,
+        server_url: String,
+        db_key: Vec<u8>,
+        config: ClientConfig,
+    ) -> Result<Arc<Self>> {
+        let inner = client::Client::open(Path::new(&data_dir), &server_url, &db_key, config)?;
+        Ok(Arc::new(FieldClient { inner }))
+    }
+
+    /// The id this installation registers with the server; made once and kept.
+    pub fn device_id(&self) -> Result<String> {
+        self.inner.device_id()
+    }
+
+    /// Logs in and registers this device; the session is kept across restarts.
+    pub fn login(
+        &self,
+        username: String,
+        password: String,
+        device_name: String,
+    ) -> Result<UserInfo> {
+        self.inner.login(&username, &password, &device_name)
+    }
+
+    /// Ends the session (on the server too when reachable); local reports stay.
+    pub fn logout(&self) -> Result<()> {
+        self.inner.logout()
+    }
+
+    /// The logged-in user and their scope, `None` when logged out.
+    pub fn current_user(&self) -> Option<UserInfo> {
+        self.inner.current_user()
+    }
+
+    /// Creates a report of `kind` for `grid`; returns its id.
+    pub fn create_report(&self, kind: String, grid: String) -> Result<String> {
+        self.inner.create_report(&kind, &grid)
+    }
+
+    /// A report: typed field values, its log and its JSON projection.
+    pub fn report(&self, id: String) -> Result<Report> {
+        self.inner.report(&id)
+    }
+
+    /// Sets one field; `None` clears it. Values that do not fit the field are refused.
+    pub fn set_field(&self, id: String, field: String, value: Option<FieldValue>) -> Result<()> {
+        self.inner.set_field(&id, &field, value)
+    }
+
+    /// Sets several fields as one change (a form saved at once).
+    pub fn set_fields(&self, id: String, values: HashMap<String, FieldValue>) -> Result<()> {
+        self.inner.set_fields(&id, values)
+    }
+
+    /// Appends a log entry (mediation step, visit); returns the entry's id.
+    pub fn append_log(&self, id: String, values: HashMap<String, FieldValue>) -> Result<String> {
+        self.inner.append_log(&id, values)
+    }
+
+    /// Changes fields of a log entry.
+    pub fn edit_log(
+        &self,
+        id: String,
+        entry_id: String,
+        values: HashMap<String, FieldValue>,
+    ) -> Result<()> {
+        self.inner.edit_log(&id, &entry_id, values)
+    }
+
+    pub fn remove_log(&self, id: String, entry_id: String) -> Result<()> {
+        self.inner.remove_log(&id, &entry_id)
+    }
+
+    /// Local reports, newest first; of one kind when `kind` is given.
+    pub fn list_reports(&self, kind: Option<String>) -> Result<Vec<ReportSummary>> {
+        self.inner.list_reports(kind)
+    }
+
+    /// Local reports containing every word of `query`.
+    pub fn search_reports(&self, query: String) -> Result<Vec<ReportSummary>> {
+        self.inner.search_reports(&query)
+    }
+
+    /// Every report kind, for drawing forms.
+    pub fn schemas(&self) -> Vec<KindSchema> {
+        self.inner.schemas()
+    }
+
+    pub fn schema(&self, kind: String) -> Result<KindSchema> {
+        self.inner.schema(&kind)
+    }
+
+    /// Problems of a report against its schema, per field path.
+    pub fn validate_report(&self, id: String) -> Result<Vec<ValidationProblem>> {
+        self.inner.validate_report(&id)
+    }
+
+    /// Problems of one value for a field (a log field when `log`), while the user types.
+    pub fn validate_value(
+        &self,
+        kind: String,
+        field: String,
+        log: bool,
+        value: Option<FieldValue>,
+    ) -> Result<Vec<ValidationProblem>> {
+        self.inner.validate_value(&kind, &field, log, value)
+    }
+
+    /// Fields of a report holding concurrent values.
+    pub fn conflicts(&self, id: String) -> Result<Vec<FieldConflict>> {
+        self.inner.conflicts(&id)
+    }
+
+    /// Resolves a conflict with a value (JSON, e.g. one of the `value_json` offered); synced
+    /// like any edit.
+    pub fn resolve_conflict(&self, id: String, path: String, value_json: String) -> Result<()> {
+        self.inner.resolve_conflict(&id, &path, &value_json)
+    }
+
+    /// Local changes the server has not acknowledged yet.
+    pub fn pending_changes(&self) -> u64 {
+        self.inner.pending_changes()
+    }
+
+    /// Pushes and pulls. Offline it fails with `Network` and loses nothing.
+    pub fn sync(&self) -> Result<SyncSummary> {
+        self.inner.sync(None)
+    }
+
+    /// Like `sync`, telling `listener` after each request.
+    pub fn sync_with_progress(&self, listener: Box<dyn SyncListener>) -> Result<SyncSummary> {
+        self.inner.sync(Some(&listener))
+    }
+}

@@ -1,5 +1,7 @@
 //! Shared helpers of the end-to-end tests.
 
+pub mod field;
+
 use std::path::PathBuf;
 
 /// The `gridsync` binary of this build: `GRIDSYNC_BIN` when set, otherwise beside the test

@@ -1,0 +1,55 @@
+//! `ClientError`: the one flat error enum every exported call returns, each variant carrying a
+//! message for people (the app shows it or maps the variant to its own text).
+
+/// Why a call of the field client failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum ClientError {
+    /// No connection, a timeout, or the server kept failing; nothing was lost, sync again later.
+    #[error("network: {0}")]
+    Network(String),
+    /// The server answered something this client does not understand.
+    #[error("server: {0}")]
+    Server(String),
+    /// Not logged in, wrong password, the session ended or the account is disabled: log in again.
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// The server cut this device off; the local data has been wiped.
+    #[error("device revoked: {0}")]
+    DeviceRevoked(String),
+    /// A value does not fit its field.
+    #[error("validation: {0}")]
+    Validation(String),
+    /// The local database failed.
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The key passed in does not open this database.
+    #[error("wrong key: {0}")]
+    WrongKey(String),
+    /// No such report, log entry, kind or field.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A call that cannot be carried out as asked (a bad argument, a malformed value).
+    #[error("invalid: {0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+impl From<rusqlite::Error> for ClientError {
+    fn from(e: rusqlite::Error) -> Self {
+        ClientError::Storage(e.to_string())
+    }
+}
+
+impl From<gridsync_core::Error> for ClientError {
+    fn from(e: gridsync_core::Error) -> Self {
+        match e {
+            gridsync_core::Error::NoSuchLogEntry(_) => ClientError::NotFound(e.to_string()),
+            gridsync_core::Error::ReservedKey(_) | gridsync_core::Error::BadPath(_) => {
+                ClientError::Invalid(e.to_string())
+            }
+            other => ClientError::Storage(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,607 @@
+//! The phone's local store: one SQLite file holding the documents (saved automerge bytes), what
+//! the server has acknowledged of each (the outbox, as heads), the pull cursor, the session and
+//! the device id.
+//!
+//! Durability: WAL journal with `synchronous = FULL`, and every user action or sync step is one
+//! transaction, so a write that returned survives a killed app or a power cut, and a step cut
+//! halfway leaves the previous state. A pull page commits its documents together with the cursor
+//! that points past them; a push result commits the acknowledged heads of its documents.
+//!
+//! Encryption: document bytes, rejection notes and the session (tokens, user profile) are sealed
+//! with [`Sealer`] under the app's key, with the row's identity as associated data. Table
+//! structure, document ids, acknowledged heads (hashes), the cursor and the device id are not
+//! encrypted. A `key_check` blob written on creation tells a wrong key apart from corrupt data.
+
+use std::path::{Path, PathBuf};
+
+use automerge::ChangeHash;
+use gridsync_core::DocId;
+use gridsync_core::replica::{Cursor, LocalDoc, Rejection};
+use gridsync_core::report::ReportDoc;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ClientError, Result};
+use crate::seal::Sealer;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "gridsync-field.db";
+const SCHEMA_VERSION: i64 = 1;
+const KEY_CHECK: &[u8] = b"gridsync field store";
+
+/// Who is logged in on this phone and the tokens of the session.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Unix seconds after which the access token is refused.
+    pub access_expires_at: i64,
+    pub user: Profile,
+}
+
+/// The logged-in user as `/api/v1/me` describes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: String,
+    pub org_unit_id: String,
+    pub scope_path: String,
+    pub clearance: bool,
+    pub device_id: String,
+}
+
+/// A document to store whole: id, saved bytes, acknowledged heads, rejection.
+type DocRow = (DocId, Vec<u8>, Vec<ChangeHash>, Option<Rejection>);
+
+/// Writes of one step, committed together by [`Store::commit`].
+#[derive(Debug, Default)]
+pub struct Batch {
+    docs: Vec<DocRow>,
+    acked: Vec<(DocId, Vec<ChangeHash>, Option<Rejection>)>,
+    deleted: Vec<DocId>,
+    cursor: Option<Cursor>,
+}
+
+impl Batch {
+    /// Stores a document whole: its saved bytes and what the server holds of it.
+    pub fn put_doc(&mut self, local: &mut LocalDoc) {
+        self.docs.push((
+            local.doc.id(),
+            local.doc.save(),
+            local.acked.clone(),
+            local.rejected.clone(),
+        ));
+    }
+
+    /// Like [`Batch::put_doc`] from the parts.
+    pub fn put_doc_parts(
+        &mut self,
+        id: DocId,
+        bytes: Vec<u8>,
+        acked: Vec<ChangeHash>,
+        rejected: Option<Rejection>,
+    ) {
+        self.docs.push((id, bytes, acked, rejected));
+    }
+
+    /// Stores only what the server holds of a document whose bytes did not change.
+    pub fn put_acked(&mut self, local: &LocalDoc) {
+        self.acked
+            .push((local.doc.id(), local.acked.clone(), local.rejected.clone()));
+    }
+
+    pub fn delete_doc(&mut self, id: DocId) {
+        self.deleted.push(id);
+    }
+
+    pub fn set_cursor(&mut self, cursor: Cursor) {
+        self.cursor = Some(cursor);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.docs.is_empty()
+            && self.acked.is_empty()
+            && self.deleted.is_empty()
+            && self.cursor.is_none()
+    }
+}
+
+/// The open database and the key that seals its blobs.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    sealer: Sealer,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating when missing) the store in `dir` under `key`. A store written under
+    /// another key answers `WrongKey`.
+    pub fn open(dir: &Path, key: &[u8]) -> Result<Store> {
+        let sealer = Sealer::new(key)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            ClientError::Storage(format!(
+                "cannot create data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(ClientError::Storage(format!(
+                "SQLite refused WAL mode (got {mode})"
+            )));
+        }
+        conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+        let mut store = Store { conn, sealer, path };
+        store.migrate()?;
+        store.check_key()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<()> {
+        let version: i64 = self
+            .conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            return Err(ClientError::Storage(format!(
+                "the local database is of a newer app (schema {version}); update the app"
+            )));
+        }
+        if version < 1 {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+                 CREATE TABLE docs (
+                     id TEXT PRIMARY KEY,
+                     bytes BLOB NOT NULL,
+                     acked BLOB NOT NULL,
+                     rejected BLOB
+                 );
+                 PRAGMA user_version = 1;",
+            )?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the key check on a new store; on an existing one, proves the key opens it.
+    fn check_key(&mut self) -> Result<()> {
+        match self.meta_blob("key_check")? {
+            Some(blob) => {
+                let plain = self.sealer.open("key_check", &blob).map_err(|_| {
+                    ClientError::WrongKey(
+                        "the database key does not open this phone's data; it was written \
+                         with another key"
+                            .into(),
+                    )
+                })?;
+                if plain != KEY_CHECK {
+                    return Err(ClientError::Storage(
+                        "the key check holds other data".into(),
+                    ));
+                }
+            }
+            None => {
+                let blob = self.sealer.seal("key_check", KEY_CHECK)?;
+                self.set_meta_blob("key_check", &blob)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Path of the database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn meta_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn set_meta_blob(&self, key: &str, value: &[u8]) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// The id this installation registers with the server; made once and kept.
+    pub fn device_id(&self) -> Result<String> {
+        if let Some(id) = self.meta_blob("device_id")? {
+            return String::from_utf8(id)
+                .map_err(|_| ClientError::Storage("device id is not text".into()));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        self.set_meta_blob("device_id", id.as_bytes())?;
+        Ok(id)
+    }
+
+    /// Replaces the device id, for a phone that must register anew.
+    pub fn new_device_id(&self) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        self.set_meta_blob("device_id", id.as_bytes())?;
+        Ok(id)
+    }
+
+    pub fn session(&self) -> Result<Option<Session>> {
+        let Some(blob) = self.meta_blob("session")? else {
+            return Ok(None);
+        };
+        let plain = self.sealer.open("session", &blob)?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| ClientError::Storage(format!("stored session: {e}")))
+    }
+
+    /// Stores the session (sealed), or removes it.
+    pub fn set_session(&self, session: Option<&Session>) -> Result<()> {
+        match session {
+            Some(s) => {
+                let json = serde_json::to_vec(s)
+                    .map_err(|e| ClientError::Storage(format!("session: {e}")))?;
+                let blob = self.sealer.seal("session", &json)?;
+                self.set_meta_blob("session", &blob)
+            }
+            None => {
+                self.conn
+                    .execute("DELETE FROM meta WHERE key = 'session'", [])?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn cursor(&self) -> Result<Cursor> {
+        let read = |key: &str| -> Result<u64> {
+            match self.meta_blob(key)? {
+                None => Ok(0),
+                Some(bytes) => std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ClientError::Storage(format!("stored {key} is not a number"))),
+            }
+        };
+        Ok(Cursor {
+            since: read("cursor_since")?,
+            after: read("cursor_after")?,
+        })
+    }
+
+    /// Every stored document, opened.
+    pub fn load_docs(&self) -> Result<Vec<LocalDoc>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, bytes, acked, rejected FROM docs ORDER BY id")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+            ))
+        })?;
+        let mut docs = Vec::new();
+        for row in rows {
+            let (id, bytes, acked, rejected) = row?;
+            let id: DocId = id
+                .parse()
+                .map_err(|_| ClientError::Storage(format!("stored document id {id}")))?;
+            let plain = self.sealer.open(&doc_aad(&id), &bytes)?;
+            let doc = ReportDoc::load(id, &plain)
+                .map_err(|e| ClientError::Storage(format!("stored report {id}: {e}")))?;
+            let rejected = match rejected {
+                None => None,
+                Some(blob) => {
+                    let plain = self.sealer.open(&rejected_aad(&id), &blob)?;
+                    let stored: StoredRejection = serde_json::from_slice(&plain).map_err(|e| {
+                        ClientError::Storage(format!("stored rejection of {id}: {e}"))
+                    })?;
+                    Some(stored.into_rejection()?)
+                }
+            };
+            docs.push(LocalDoc {
+                doc,
+                acked: heads_from_bytes(&acked)?,
+                rejected,
+            });
+        }
+        Ok(docs)
+    }
+
+    /// Commits a batch in one transaction.
+    pub fn commit(&mut self, batch: Batch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let sealed_docs = batch
+            .docs
+            .into_iter()
+            .map(|(id, bytes, acked, rejected)| {
+                Ok((
+                    id,
+                    self.sealer.seal(&doc_aad(&id), &bytes)?,
+                    heads_to_bytes(&acked),
+                    self.seal_rejection(&id, rejected.as_ref())?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let sealed_acked = batch
+            .acked
+            .into_iter()
+            .map(|(id, acked, rejected)| {
+                Ok((
+                    id,
+                    heads_to_bytes(&acked),
+                    self.seal_rejection(&id, rejected.as_ref())?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tx = self.conn.transaction()?;
+        for (id, bytes, acked, rejected) in sealed_docs {
+            tx.execute(
+                "INSERT INTO docs (id, bytes, acked, rejected) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, acked = excluded.acked,
+                     rejected = excluded.rejected",
+                params![id.to_string(), bytes, acked, rejected],
+            )?;
+        }
+        for (id, acked, rejected) in sealed_acked {
+            tx.execute(
+                "UPDATE docs SET acked = ?2, rejected = ?3 WHERE id = ?1",
+                params![id.to_string(), acked, rejected],
+            )?;
+        }
+        for id in batch.deleted {
+            tx.execute("DELETE FROM docs WHERE id = ?1", [id.to_string()])?;
+        }
+        if let Some(cursor) = batch.cursor {
+            for (key, value) in [
+                ("cursor_since", cursor.since),
+                ("cursor_after", cursor.after),
+            ] {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, value.to_string().into_bytes()],
+                )?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn seal_rejection(&self, id: &DocId, rejected: Option<&Rejection>) -> Result<Option<Vec<u8>>> {
+        rejected
+            .map(|r| {
+                let json = serde_json::to_vec(&StoredRejection::from(r))
+                    .map_err(|e| ClientError::Storage(format!("rejection: {e}")))?;
+                self.sealer.seal(&rejected_aad(id), &json)
+            })
+            .transpose()
+    }
+
+    /// Closes the database and deletes its files (with the WAL and shared-memory files).
+    pub fn wipe(self) -> Result<()> {
+        let path = self.path.clone();
+        drop(self.conn);
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut file = path.clone().into_os_string();
+            file.push(suffix);
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(ClientError::Storage(format!(
+                        "cannot delete {}: {e}",
+                        PathBuf::from(file).display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn doc_aad(id: &DocId) -> String {
+    format!("doc:{id}")
+}
+
+fn rejected_aad(id: &DocId) -> String {
+    format!("rejected:{id}")
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRejection {
+    code: String,
+    reason: String,
+    heads: Vec<String>,
+}
+
+impl From<&Rejection> for StoredRejection {
+    fn from(r: &Rejection) -> Self {
+        StoredRejection {
+            code: r.code.clone(),
+            reason: r.reason.clone(),
+            heads: r.heads.iter().map(|h| h.to_string()).collect(),
+        }
+    }
+}
+
+impl StoredRejection {
+    fn into_rejection(self) -> Result<Rejection> {
+        Ok(Rejection {
+            code: self.code,
+            reason: self.reason,
+            heads: self
+                .heads
+                .iter()
+                .map(|h| {
+                    h.parse()
+                        .map_err(|_| ClientError::Storage(format!("stored head {h}")))
+                })
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+fn heads_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
+    heads.iter().flat_map(|h| h.0).collect()
+}
+
+fn heads_from_bytes(bytes: &[u8]) -> Result<Vec<ChangeHash>> {
+    if !bytes.len().is_multiple_of(32) {
+        return Err(ClientError::Storage(format!(
+            "stored heads of {} bytes",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            ChangeHash(h)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gridsync_core::report::Editor;
+    use serde_json::json;
+
+    const KEY: [u8; 32] = [3; 32];
+
+    fn report(id: u128) -> LocalDoc {
+        let by = Editor::new("u1", 1_000);
+        let mut doc =
+            ReportDoc::create(DocId::from_u128(id), "dispute_check", 1, "g1", &by).expect("create");
+        doc.set_field("parties", &json!("张三 and 李四"), &by)
+            .expect("set");
+        LocalDoc {
+            doc,
+            acked: Vec::new(),
+            rejected: None,
+        }
+    }
+
+    #[test]
+    fn documents_cursor_and_session_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        let device = store.device_id().unwrap();
+        let mut local = report(1);
+        let heads = local.doc.heads();
+        local.acked = heads.clone();
+        local.rejected = Some(Rejection {
+            code: "refused".into(),
+            reason: "no".into(),
+            heads: heads.clone(),
+        });
+        let mut batch = Batch::default();
+        batch.put_doc(&mut local);
+        batch.set_cursor(Cursor { since: 7, after: 9 });
+        store.commit(batch).unwrap();
+        let session = Session {
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            access_expires_at: 5,
+            user: Profile {
+                id: "u1".into(),
+                username: "wang".into(),
+                display_name: "Wang".into(),
+                role: "grid_worker".into(),
+                org_unit_id: "g1".into(),
+                scope_path: "/d/g1/".into(),
+                clearance: true,
+                device_id: device.clone(),
+            },
+        };
+        store.set_session(Some(&session)).unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path(), &KEY).unwrap();
+        assert_eq!(store.device_id().unwrap(), device);
+        assert_eq!(store.cursor().unwrap(), Cursor { since: 7, after: 9 });
+        assert_eq!(store.session().unwrap(), Some(session));
+        let docs = store.load_docs().unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].acked, heads);
+        assert_eq!(docs[0].rejected.as_ref().unwrap().heads, heads);
+        assert_eq!(
+            docs[0].doc.field("parties").unwrap(),
+            Some(json!("张三 and 李四"))
+        );
+    }
+
+    #[test]
+    fn the_file_holds_no_plaintext_of_reports_or_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        let mut batch = Batch::default();
+        batch.put_doc(&mut report(1));
+        store.commit(batch).unwrap();
+        let mut session_token = String::from("refresh-");
+        session_token.push_str("SECRETTOKEN");
+        store
+            .set_session(Some(&Session {
+                access_token: "x".into(),
+                refresh_token: session_token,
+                access_expires_at: 0,
+                user: Profile {
+                    id: "u".into(),
+                    username: "u".into(),
+                    display_name: "u".into(),
+                    role: "grid_worker".into(),
+                    org_unit_id: "g".into(),
+                    scope_path: "/".into(),
+                    clearance: true,
+                    device_id: "d".into(),
+                },
+            }))
+            .unwrap();
+        drop(store);
+        let mut bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        if let Ok(wal) = std::fs::read(dir.path().join(format!("{DB_FILE}-wal"))) {
+            bytes.extend(wal);
+        }
+        for needle in ["张三".as_bytes(), b"SECRETTOKEN", b"dispute_check"] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{} is stored in the clear",
+                String::from_utf8_lossy(needle)
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_key_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path(), &KEY).unwrap());
+        let err = Store::open(dir.path(), &[4; 32]).unwrap_err();
+        assert!(matches!(err, ClientError::WrongKey(_)), "{err:?}");
+    }
+
+    #[test]
+    fn wiping_deletes_the_database_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        let mut batch = Batch::default();
+        batch.put_doc(&mut report(1));
+        store.commit(batch).unwrap();
+        store.wipe().unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let store = Store::open(dir.path(), &KEY).unwrap();
+        assert!(store.load_docs().unwrap().is_empty());
+    }
+}

@@ -1,0 +1,341 @@
+//! Blocking HTTP to the Gridsync server: ureq over rustls (ring provider, no OpenSSL), connect
+//! and request timeouts, and retries with exponential backoff on network errors and 5xx answers.
+//!
+//! This layer knows nothing of tokens or sync: it posts a body and hands back the status and
+//! body, counting the bytes of request and response bodies into a [`Traffic`]. Retrying is safe
+//! for every request the client makes: a push is idempotent (the server skips changes it has),
+//! a pull only reads, and a refresh is never retried (see `client`), since a spent refresh token
+//! sent twice ends the session.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{ClientError, Result};
+
+/// Largest response body read, above the server's own frame limit.
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+
+/// Timeouts and retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub connect_timeout: Duration,
+    /// The whole request, from connecting to the last byte of the answer.
+    pub request_timeout: Duration,
+    /// Tries per request, the first included; at least 1.
+    pub max_attempts: u32,
+    /// Delay before the second try; doubled for each further one, capped at `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            max_attempts: 4,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Bytes and requests of one operation (a sync, a login).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Request bodies, counted for every try.
+    pub sent: u64,
+    /// Response bodies.
+    pub received: u64,
+    pub requests: u32,
+}
+
+/// A response with a status other than a retried 5xx.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// The `code` and `detail` of an RFC 9457 problem body.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Problem {
+    #[serde(default)]
+    pub code: String,
+    #[serde(default)]
+    pub detail: String,
+}
+
+impl Answer {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The problem details of an error answer (empty when the body is not one).
+    pub fn problem(&self) -> Problem {
+        serde_json::from_slice(&self.body).unwrap_or_default()
+    }
+}
+
+/// The server's HTTP endpoint.
+#[derive(Debug)]
+pub struct Transport {
+    agent: ureq::Agent,
+    base: String,
+    settings: Settings,
+}
+
+impl Transport {
+    /// A transport to `base_url` (`http://…` or `https://…`).
+    pub fn new(base_url: &str, settings: Settings) -> Result<Transport> {
+        let base = base_url.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(ClientError::Invalid(format!(
+                "the server URL must start with https:// or http://, not `{base_url}`"
+            )));
+        }
+        let config = ureq::Agent::config_builder()
+            .timeout_connect(Some(settings.connect_timeout))
+            .timeout_global(Some(settings.request_timeout))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("gridsync-mobile/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Ok(Transport {
+            agent: config.into(),
+            base,
+            settings: Settings {
+                max_attempts: settings.max_attempts.max(1),
+                ..settings
+            },
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// POSTs `body` to `path`, retrying network failures and 5xx answers with backoff. Any other
+    /// status is handed back for the caller to judge.
+    pub fn post(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        bearer: Option<&str>,
+        traffic: &mut Traffic,
+    ) -> Result<Answer> {
+        self.with_retries(traffic, |t| {
+            self.once("POST", path, Some((content_type, body)), bearer, t)
+        })
+    }
+
+    /// Like [`Transport::post`] for a GET.
+    pub fn get(&self, path: &str, bearer: Option<&str>, traffic: &mut Traffic) -> Result<Answer> {
+        self.with_retries(traffic, |t| self.once("GET", path, None, bearer, t))
+    }
+
+    /// One try only: for requests that must not be repeated (a refresh).
+    pub fn post_once(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: &[u8],
+        bearer: Option<&str>,
+        traffic: &mut Traffic,
+    ) -> Result<Answer> {
+        match self.once("POST", path, Some((content_type, body)), bearer, traffic) {
+            Ok(answer) => Ok(answer),
+            Err(Failure::Network(e)) => Err(ClientError::Network(e)),
+            Err(Failure::Status(answer)) => Ok(answer),
+        }
+    }
+
+    fn with_retries(
+        &self,
+        traffic: &mut Traffic,
+        mut attempt: impl FnMut(&mut Traffic) -> std::result::Result<Answer, Failure>,
+    ) -> Result<Answer> {
+        let mut delay = self.settings.base_delay;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let failure = match attempt(traffic) {
+                Ok(answer) => return Ok(answer),
+                Err(failure) => failure,
+            };
+            if tries >= self.settings.max_attempts {
+                return Err(match failure {
+                    Failure::Network(e) => ClientError::Network(format!(
+                        "{} not reachable after {tries} tries: {e}",
+                        self.base
+                    )),
+                    Failure::Status(answer) => ClientError::Server(format!(
+                        "the server kept failing (HTTP {} after {tries} tries): {}",
+                        answer.status,
+                        answer.problem().detail
+                    )),
+                });
+            }
+            std::thread::sleep(jittered(delay));
+            delay = (delay * 2).min(self.settings.max_delay);
+        }
+    }
+
+    fn once(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, &[u8])>,
+        bearer: Option<&str>,
+        traffic: &mut Traffic,
+    ) -> std::result::Result<Answer, Failure> {
+        let url = format!("{}{path}", self.base);
+        traffic.requests += 1;
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let sent = match (method, body) {
+            ("POST", Some((content_type, bytes))) => {
+                traffic.sent += bytes.len() as u64;
+                let mut request = self.agent.post(&url).header("content-type", content_type);
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.send(bytes)
+            }
+            _ => {
+                let mut request = self.agent.get(&url);
+                if let Some(auth) = &auth {
+                    request = request.header("authorization", auth);
+                }
+                request.call()
+            }
+        };
+        let mut response = sent.map_err(|e| Failure::Network(e.to_string()))?;
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY)
+            .read_to_vec()
+            .map_err(|e| Failure::Network(format!("reading the answer: {e}")))?;
+        traffic.received += body.len() as u64;
+        let answer = Answer { status, body };
+        if status >= 500 {
+            return Err(Failure::Status(answer));
+        }
+        Ok(answer)
+    }
+}
+
+/// Why one try failed in a way worth retrying.
+enum Failure {
+    Network(String),
+    Status(Answer),
+}
+
+/// `delay` plus up to a quarter more, so phones cut off together do not retry in step.
+fn jittered(delay: Duration) -> Duration {
+    let mut byte = [0u8; 1];
+    let spread = match getrandom::fill(&mut byte) {
+        Ok(()) => delay / 4 * u32::from(byte[0]) / 255,
+        Err(_) => Duration::ZERO,
+    };
+    delay + spread
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    fn quick() -> Settings {
+        Settings {
+            connect_timeout: Duration::from_millis(500),
+            request_timeout: Duration::from_secs(5),
+            max_attempts: 3,
+            base_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(40),
+        }
+    }
+
+    /// Answers each connection with the next of `answers` (status, body), then stops.
+    fn fake_server(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let handle = std::thread::spawn(move || {
+            let mut served = 0;
+            for (status, body) in answers {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                served += 1;
+            }
+            served
+        });
+        (format!("http://{addr}"), handle)
+    }
+
+    #[test]
+    fn server_errors_are_retried_until_an_answer_comes() {
+        let (base, server) = fake_server(vec![(503, "busy"), (502, "down"), (200, "fine")]);
+        let transport = Transport::new(&base, quick()).unwrap();
+        let mut traffic = Traffic::default();
+        let answer = transport
+            .post("/x", "text/plain", b"hello", None, &mut traffic)
+            .unwrap();
+        assert_eq!((answer.status, answer.body.as_slice()), (200, &b"fine"[..]));
+        assert_eq!(server.join().unwrap(), 3);
+        assert_eq!(traffic.requests, 3);
+        assert_eq!(traffic.sent, 15);
+        assert_eq!(traffic.received, 4 + 4 + 4);
+    }
+
+    #[test]
+    fn client_errors_are_handed_back_without_retrying() {
+        let (base, server) = fake_server(vec![(
+            401,
+            r#"{"code":"token_expired","detail":"expired"}"#,
+        )]);
+        let transport = Transport::new(&base, quick()).unwrap();
+        let answer = transport
+            .post("/x", "text/plain", b"", None, &mut Traffic::default())
+            .unwrap();
+        assert_eq!(answer.status, 401);
+        assert_eq!(answer.problem().code, "token_expired");
+        assert_eq!(server.join().unwrap(), 1);
+    }
+
+    #[test]
+    fn no_server_is_a_network_error_after_the_tries() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let transport = Transport::new(&format!("http://127.0.0.1:{port}"), quick()).unwrap();
+        let mut traffic = Traffic::default();
+        let started = Instant::now();
+        let err = transport
+            .post("/x", "text/plain", b"", None, &mut traffic)
+            .unwrap_err();
+        assert!(matches!(err, ClientError::Network(_)), "{err:?}");
+        assert_eq!(traffic.requests, 3);
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_server_url_needs_a_scheme() {
+        assert!(matches!(
+            Transport::new("gridsync.example", quick()),
+            Err(ClientError::Invalid(_))
+        ));
+    }
+}

@@ -1,0 +1,149 @@
+"""Shared helpers of the bindings tests: a real `gridsync serve` on a fixed port (so it can be
+stopped and started again under the same address, like a server the phones lose and find), the
+seeding and inspection of its database through `field-fixture`, and phone clients.
+
+Environment (scripts/test-bindings sets it): GRIDSYNC_BIN (the server binary), FIELD_FIXTURE
+(the fixture binary), and PYTHONPATH holding the generated `gridsync_mobile` module.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+import gridsync_mobile as gm
+
+PASSWORD = "field test password"
+GRID = "g1"
+KEY = bytes([0x5A] * 32)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fixture(*args):
+    out = subprocess.run(
+        [os.environ["FIELD_FIXTURE"], *args], check=True, capture_output=True, text=True
+    )
+    return out.stdout.strip()
+
+
+class Server:
+    """`gridsync serve` on a seeded database, on one port for its whole life."""
+
+    def __init__(self, db=None):
+        self.tmp = tempfile.mkdtemp(prefix="gridsync-bindings-")
+        self.db = db or f"sqlite://{self.tmp}/server.db"
+        fixture("seed", self.db)
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        env = dict(os.environ, GRIDSYNC_ADMIN_PASSWORD=PASSWORD, RUST_LOG="warn")
+        self.proc = subprocess.Popen(
+            [os.environ["GRIDSYNC_BIN"], "serve", "--db", self.db, "--bind", f"127.0.0.1:{self.port}"],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for line in self.proc.stdout:
+            if line.startswith("gridsync is serving on "):
+                break
+        else:
+            raise RuntimeError("gridsync exited before serving")
+        # Keep reading stdout so the server never blocks on a full pipe.
+        self.reader = threading.Thread(target=self.proc.stdout.read, daemon=True)
+        self.reader.start()
+        for _ in range(50):
+            try:
+                with urllib.request.urlopen(f"{self.base}/healthz", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("/healthz did not answer")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=15)
+            self.reader.join(timeout=5)
+            self.proc.stdout.close()
+        self.proc = None
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def report(self, report_id):
+        """What the server holds of a report: projection, heads, changes, conflicts."""
+        return json.loads(fixture("report", self.db, report_id))
+
+    def admin_token(self):
+        return self.post_json(
+            "/api/v1/auth/login",
+            {"username": "admin", "password": PASSWORD, "device_id": "py-console", "device_name": "console"},
+        )["access_token"]
+
+    def revoke(self, device_id):
+        token = self.admin_token()
+        req = urllib.request.Request(
+            f"{self.base}/api/v1/devices/{device_id}/revoke",
+            method="POST",
+            headers={"authorization": f"Bearer {token}"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 204, r.status
+
+    def post_json(self, path, body):
+        req = urllib.request.Request(
+            f"{self.base}{path}",
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+
+def quick_config(**overrides):
+    config = gm.default_client_config()
+    config.connect_timeout_ms = 2000
+    config.request_timeout_ms = 20000
+    config.max_attempts = 2
+    config.retry_base_delay_ms = 20
+    for key, value in overrides.items():
+        setattr(config, key, value)
+    return config
+
+
+def phone(data_dir, base, **overrides):
+    return gm.FieldClient.with_config(str(data_dir), base, KEY, quick_config(**overrides))
+
+
+def text(value):
+    return gm.FieldValue.TEXT(value=value)
+
+
+def texts(**values):
+    return {k: text(v) for k, v in values.items()}
+
+
+def projection(client, report_id):
+    return json.loads(client.report(report_id).json)
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)

@@ -1,0 +1,191 @@
+//! Fixtures of the field-client tests: a district with one grid, two people who edit its reports
+//! on phones, fresh Postgres databases, and a TCP relay that counts bytes and can cut the line.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gridsync_server::auth::password;
+use gridsync_server::scope::Role;
+use gridsync_server::store::{self, Level, OrgUnit, User};
+
+/// The password of every seeded user (and of the first admin, `admin`).
+pub const PASSWORD: &str = "field test password";
+/// The grid every seeded report belongs to.
+pub const GRID: &str = "g1";
+
+/// People seeded by [`seed`]: (username, role, org unit). Both phones' users may edit reports
+/// of grid g1: the grid worker of the grid and a cadre of its village. `admin` is seeded too,
+/// since a server that already has users creates no first admin.
+pub const PEOPLE: [(&str, Role, &str); 3] = [
+    ("wang", Role::GridWorker, "g1"),
+    ("li", Role::VillageCadre, "v1"),
+    ("admin", Role::DistrictAdmin, "d"),
+];
+
+/// Seeds the org tree d → t1 → v1 → g1 and [`PEOPLE`] into the database at `db` (migrating
+/// it first). Run before the server starts.
+pub async fn seed(db: &str) {
+    let store = store::open(db).await.expect("open the database");
+    for (id, parent, level, path) in [
+        ("d", None, Level::District, "/d/"),
+        ("t1", Some("d"), Level::Township, "/d/t1/"),
+        ("v1", Some("t1"), Level::Village, "/d/t1/v1/"),
+        ("g1", Some("v1"), Level::Grid, "/d/t1/v1/g1/"),
+    ] {
+        store
+            .upsert_org_unit(&OrgUnit {
+                id: id.into(),
+                parent_id: parent.map(Into::into),
+                level,
+                name: id.into(),
+                path: path.into(),
+            })
+            .await
+            .expect("org unit");
+    }
+    let hash = password::hash(PASSWORD.into()).await.expect("hash");
+    for (name, role, unit) in PEOPLE {
+        if store.user_by_username(name).await.expect("user").is_some() {
+            continue;
+        }
+        store
+            .insert_user(&User {
+                id: format!("user-{name}"),
+                username: name.into(),
+                display_name: name.into(),
+                password_hash: hash.clone(),
+                role,
+                org_unit_id: unit.into(),
+                disabled: false,
+                created_at: 1,
+            })
+            .await
+            .expect("user");
+    }
+}
+
+/// A new, empty database on the server named by GRIDSYNC_TEST_DATABASE_URL. Never skipped:
+/// without the variable the test fails and says what to set.
+pub async fn fresh_postgres_database(prefix: &str) -> String {
+    use sqlx::Connection;
+    let base = std::env::var("GRIDSYNC_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "GRIDSYNC_TEST_DATABASE_URL is not set: run ./scripts/test, which starts a throwaway \
+             Postgres, or point it at a server where the user may CREATE DATABASE"
+        )
+    });
+    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
+    let mut admin =
+        tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&base))
+            .await
+            .expect("Postgres answers within 10 s")
+            .expect("connect to GRIDSYNC_TEST_DATABASE_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create test database");
+    match base.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("GRIDSYNC_TEST_DATABASE_URL has no database name: {base}"),
+    }
+}
+
+/// A TCP relay on 127.0.0.1 in front of a server: counts the bytes each way (headers included:
+/// what a phone's radio carries, less TLS) and can refuse connections, like a phone offline.
+pub struct Relay {
+    /// `http://127.0.0.1:PORT` of the relay.
+    pub base: String,
+    up: Arc<AtomicU64>,
+    down: Arc<AtomicU64>,
+    online: Arc<AtomicBool>,
+    /// Phone-side ends of the open connections, cut when the relay goes offline.
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    /// Starts relaying to `target` (`http://HOST:PORT`) on threads that live as long as the test.
+    pub fn start(target: &str) -> Relay {
+        let target = target
+            .strip_prefix("http://")
+            .expect("an http:// address")
+            .to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the relay");
+        let base = format!("http://{}", listener.local_addr().expect("address"));
+        let relay = Relay {
+            base,
+            up: Arc::default(),
+            down: Arc::default(),
+            online: Arc::new(AtomicBool::new(true)),
+            open: Arc::default(),
+        };
+        let (up, down, online) = (relay.up.clone(), relay.down.clone(), relay.online.clone());
+        let open = relay.open.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if !online.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(&target) else {
+                    continue;
+                };
+                if let Ok(end) = client.try_clone() {
+                    open.lock().unwrap_or_else(|e| e.into_inner()).push(end);
+                }
+                pipe(&client, &server, up.clone());
+                pipe(&server, &client, down.clone());
+            }
+        });
+        relay
+    }
+
+    /// Bytes from the phone to the server so far.
+    pub fn sent(&self) -> u64 {
+        self.up.load(Ordering::SeqCst)
+    }
+
+    /// Bytes from the server to the phone so far.
+    pub fn received(&self) -> u64 {
+        self.down.load(Ordering::SeqCst)
+    }
+
+    /// Going offline cuts every open connection; while offline, new ones are closed at once.
+    pub fn set_online(&self, online: bool) {
+        self.online.store(online, Ordering::SeqCst);
+        if !online {
+            for stream in self
+                .open
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+fn pipe(from: &TcpStream, to: &TcpStream, count: Arc<AtomicU64>) {
+    let (Ok(mut from), Ok(mut to)) = (from.try_clone(), to.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    count.fetch_add(n as u64, Ordering::SeqCst);
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Write);
+    });
+}
