@@ -107,15 +107,29 @@ class Server:
         with urllib.request.urlopen(req, timeout=10) as r:
             assert r.status == 204, r.status
 
-    def post_json(self, path, body):
+    def post_json(self, path, body, token=None):
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
         req = urllib.request.Request(
-            f"{self.base}{path}",
-            data=json.dumps(body).encode(),
-            headers={"content-type": "application/json"},
-            method="POST",
+            f"{self.base}{path}", data=json.dumps(body).encode(), headers=headers, method="POST"
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
+
+    def get_json(self, path, token):
+        req = urllib.request.Request(
+            f"{self.base}{path}", headers={"authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return json.loads(r.read())
+
+    def resolve_over_http(self, report_id, path, value):
+        """The admin resolves a report's open conflict through the HTTP API, as the console does."""
+        token = self.admin_token()
+        items = self.get_json(f"/api/v1/conflicts?limit=200", token)["items"]
+        [conflict] = [c for c in items if c["report_id"] == report_id and c["path"] == path]
+        return self.post_json(f"/api/v1/conflicts/{conflict['id']}/resolve", {"value": value}, token)
 
 
 def quick_config(**overrides):

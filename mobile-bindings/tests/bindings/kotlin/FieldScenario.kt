@@ -30,6 +30,29 @@ fun phone(dir: File, server: String) = FieldClient.withConfig(dir.path, server, 
 fun text(value: String): FieldValue = FieldValue.Text(value)
 
 /// `KEY=VALUE` lines of `field-fixture summary`: what the server holds of a report.
+/** Logs in as the admin and resolves the report's open conflict at `path` with `valueJson`. */
+fun resolveOverHttp(server: String, id: String, path: String, valueJson: String) {
+    val http = java.net.http.HttpClient.newHttpClient()
+    fun send(method: String, url: String, body: String?, token: String?): String {
+        val builder = java.net.http.HttpRequest.newBuilder(java.net.URI.create(server + url))
+            .header("content-type", "application/json")
+        if (token != null) builder.header("authorization", "Bearer $token")
+        val publisher = if (body == null) java.net.http.HttpRequest.BodyPublishers.noBody()
+            else java.net.http.HttpRequest.BodyPublishers.ofString(body)
+        val response = http.send(builder.method(method, publisher).build(),
+            java.net.http.HttpResponse.BodyHandlers.ofString())
+        check(response.statusCode() in 200..299) { "$method $url: ${response.statusCode()} ${response.body()}" }
+        return response.body()
+    }
+    val login = send("POST", "/api/v1/auth/login",
+        """{"username":"admin","password":"$PASSWORD","device_id":"kt-console","device_name":"console"}""", null)
+    val token = Regex("\"access_token\":\"([^\"]+)\"").find(login)!!.groupValues[1]
+    val conflicts = send("GET", "/api/v1/conflicts?limit=200", null, token)
+    val conflict = Regex("\\{\"id\":(\\d+),\"report_id\":\"$id\"[^}]*\"path\":\"${Regex.escape(path)}\"")
+        .find(conflicts) ?: error("no open conflict at $path in $conflicts")
+    send("POST", "/api/v1/conflicts/${conflict.groupValues[1]}/resolve", """{"value":$valueJson}""", token)
+}
+
 fun serverSummary(fixture: String, db: String, id: String): Map<String, String> {
     val process = ProcessBuilder(fixture, "summary", db, id).redirectErrorStream(false).start()
     val out = process.inputStream.bufferedReader().readText()
@@ -102,14 +125,8 @@ fun main(args: Array<String>) {
                 check(client.report(id).heads.joinToString(",") == seen["heads"]) { "same heads as the server" }
             }
 
-            // NOTE: the admin's HTTP endpoint for resolving conflicts is being built elsewhere;
-            // the admin resolves through a client, making exactly the change it would make.
-            phone(File(root, "admin"), server).use { admin ->
-                admin.login("admin", PASSWORD, "office PC")
-                admin.sync()
-                admin.resolveConflict(id, "fields.status", "\"mediating\"")
-                check(admin.sync().openConflicts == 0u) { "resolved at the office" }
-            }
+            // The admin resolves the conflict at the office, through the HTTP API.
+            resolveOverHttp(server, id, "fields.status", "\"mediating\"")
 
             for (client in listOf(wang, li)) {
                 val summary = client.sync()
