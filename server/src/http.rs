@@ -1,6 +1,7 @@
 //! The HTTP API: the state every handler shares, the router assembled from one router per
 //! concern, and the OpenAPI document generated from the same routes.
 
+pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod conflicts;
@@ -101,6 +102,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(audit::routes())
         .merge(reports::routes())
         .merge(conflicts::routes())
+        .merge(attachments::routes())
 }
 
 /// The whole API, ready to serve.

@@ -341,6 +341,168 @@ pub struct Writer {
     pub now: i64,
 }
 
+/// Largest piece of a blob stored in one row: a chunk received whole is stored in pieces of at
+/// most this, so that a ranged read loads little more than it returns.
+pub const BLOB_PIECE_BYTES: usize = 256 * 1024;
+
+/// The link between a report and a stored blob: the blob is downloadable through this report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub doc_id: DocId,
+    /// sha256 of the bytes, lowercase hex.
+    pub hash: String,
+    pub media_type: String,
+    pub size: i64,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// One chunk of an upload, as [`Store::upload_chunk`] takes it.
+#[derive(Debug, Clone)]
+pub struct UploadChunk<'a> {
+    pub doc_id: DocId,
+    /// The sha256 the whole upload must have, lowercase hex.
+    pub hash: &'a str,
+    pub media_type: &'a str,
+    /// Size of the whole blob.
+    pub total: i64,
+    /// Where `bytes` start in the blob.
+    pub offset: i64,
+    pub bytes: &'a [u8],
+    pub user_id: &'a str,
+    pub now: i64,
+}
+
+/// Where an upload in progress stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadState {
+    pub media_type: String,
+    pub size: i64,
+    /// Bytes received, from the start: where the next chunk must begin.
+    pub received: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadOutcome {
+    /// Stored; the upload holds `received` bytes.
+    Partial { received: i64 },
+    /// The chunk does not start at `received`, where the upload stands; nothing was stored.
+    WrongOffset { received: i64 },
+    /// The upload is complete, its hash verified and the blob linked to the report.
+    /// `new_blob` is false when the blob was already stored (the upload's bytes are dropped).
+    Complete {
+        attachment: Attachment,
+        new_blob: bool,
+    },
+    /// The upload is complete but its bytes do not hash to the declared hash; it is discarded.
+    HashMismatch,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrphansCollected {
+    pub uploads: u64,
+    pub blobs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlobUsage {
+    pub blobs: i64,
+    /// Stored pieces of complete blobs.
+    pub pieces: i64,
+    /// Bytes of complete blobs.
+    pub bytes: i64,
+    /// Uploads in progress.
+    pub uploads: i64,
+    /// Bytes held by uploads in progress.
+    pub upload_bytes: i64,
+}
+
+/// doc_id, hash, media_type, size, created_by, created_at.
+pub(crate) type AttachmentRow = (String, String, String, i64, String, i64);
+
+pub(crate) const ATTACHMENT_COLUMNS: &str =
+    "doc_id, hash, media_type, size, created_by, created_at";
+
+pub(crate) fn attachment_from(r: AttachmentRow) -> Result<Attachment> {
+    Ok(Attachment {
+        doc_id: parse_doc_id(&r.0)?,
+        hash: r.1,
+        media_type: r.2,
+        size: r.3,
+        created_by: r.4,
+        created_at: r.5,
+    })
+}
+
+/// `bytes` cut at `offset` into the pieces stored as rows: (position in the blob, piece).
+pub(crate) fn pieces(offset: i64, bytes: &[u8]) -> impl Iterator<Item = (i64, &[u8])> {
+    bytes
+        .chunks(BLOB_PIECE_BYTES)
+        .enumerate()
+        .map(move |(i, piece)| (offset + (i * BLOB_PIECE_BYTES) as i64, piece))
+}
+
+/// Bytes `start..end` of a blob from its pieces that overlap that range, in order.
+pub(crate) fn cut_range(pieces: Vec<(i64, Vec<u8>)>, start: i64, end: i64) -> Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(usize::try_from(end - start).unwrap_or(0));
+    let mut at = start;
+    for (pos, bytes) in pieces {
+        let piece_end = pos + bytes.len() as i64;
+        if pos > at || piece_end <= at {
+            return Err(StoreError::Corrupt(format!(
+                "blob piece at {pos}, wanted {at}"
+            )));
+        }
+        let from = usize::try_from(at - pos).unwrap_or(0);
+        let to = usize::try_from(end.min(piece_end) - pos).unwrap_or(0);
+        out.extend_from_slice(&bytes[from..to]);
+        at = end.min(piece_end);
+        if at == end {
+            break;
+        }
+    }
+    if at != end {
+        return Err(StoreError::Corrupt(format!(
+            "blob ends at {at}, wanted {end}"
+        )));
+    }
+    Ok(out)
+}
+
+/// The sha256 of an upload's pieces fed in order, checking that they follow each other.
+pub(crate) struct PieceHasher {
+    hasher: sha2::Sha256,
+    pub(crate) next: i64,
+}
+
+impl PieceHasher {
+    pub(crate) fn new() -> Self {
+        use sha2::Digest;
+        PieceHasher {
+            hasher: sha2::Sha256::new(),
+            next: 0,
+        }
+    }
+
+    pub(crate) fn feed(&mut self, pos: i64, bytes: &[u8]) -> Result<()> {
+        use sha2::Digest;
+        if pos != self.next {
+            return Err(StoreError::Corrupt(format!(
+                "upload piece at {pos}, wanted {}",
+                self.next
+            )));
+        }
+        self.hasher.update(bytes);
+        self.next += bytes.len() as i64;
+        Ok(())
+    }
+
+    pub(crate) fn finish(self) -> String {
+        use sha2::Digest;
+        hex::encode(self.hasher.finalize())
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Applies pending migrations.
@@ -428,6 +590,36 @@ pub trait Store: Send + Sync {
     /// Deletes change-log rows that every live device has pulled past and that a snapshot
     /// already contains; returns how many. Clients behind the new horizon get snapshots.
     async fn prune(&self) -> Result<u64>;
+
+    /// Appends one chunk to the upload of blob `chunk.hash` for report `chunk.doc_id`, in one
+    /// transaction. A chunk must start where the upload stands (`WrongOffset` otherwise, storing
+    /// nothing); a chunk at offset 0 declaring another size or media type starts the upload
+    /// over. The chunk that completes the upload has the whole upload hashed: on a match the
+    /// blob is stored (unless it already is) and linked to the report and the upload dropped,
+    /// on a mismatch the upload is discarded. Nothing of an upload is readable before then.
+    async fn upload_chunk(&self, chunk: &UploadChunk<'_>) -> Result<UploadOutcome>;
+    /// Where the upload of `hash` for report `doc_id` stands; `None` when none is in progress.
+    async fn upload_state(&self, doc_id: &DocId, hash: &str) -> Result<Option<UploadState>>;
+    /// Links the stored blob `hash` to report `doc_id` without any upload, when the blob is
+    /// already linked to this report or to another report in `scope` (whose bytes the caller
+    /// could read anyway). `None` otherwise, even when the blob is stored: whoever has no
+    /// report showing it must prove they hold the bytes by uploading them.
+    async fn link_visible_blob(
+        &self,
+        scope: &Scope,
+        link: &Attachment,
+    ) -> Result<Option<Attachment>>;
+    /// The link of blob `hash` to report `doc_id`.
+    async fn attachment(&self, doc_id: &DocId, hash: &str) -> Result<Option<Attachment>>;
+    /// The blobs linked to report `doc_id`, oldest link first.
+    async fn attachments_of(&self, doc_id: &DocId) -> Result<Vec<Attachment>>;
+    /// Bytes `start..end` of the stored blob `hash`; `None` when no such blob is stored.
+    async fn read_blob(&self, hash: &str, start: i64, end: i64) -> Result<Option<Vec<u8>>>;
+    /// Deletes uploads not written to since before `before`, and blobs stored before `before`
+    /// that no report links to.
+    async fn collect_orphans(&self, before: i64) -> Result<OrphansCollected>;
+    /// How much blob storage holds: for monitoring, and for tests that count rows.
+    async fn blob_usage(&self) -> Result<BlobUsage>;
 
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>>;

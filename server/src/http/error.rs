@@ -65,6 +65,17 @@ pub enum ApiError {
     BadFrame(#[from] DecodeError),
     #[error("the request body exceeds {0} bytes")]
     PayloadTooLarge(usize),
+    /// An attachment of a media type the server does not store.
+    #[error("attachments of media type {0:?} are not accepted")]
+    MediaTypeNotAllowed(String),
+    /// A complete upload whose bytes do not hash to the hash it was declared under.
+    #[error("the uploaded bytes do not have the sha256 named in the path; the upload is discarded")]
+    HashMismatch,
+    /// A chunk that does not start where the server's copy of the upload ends.
+    #[error("the upload continues at byte {offset}")]
+    WrongOffset { offset: i64 },
+    #[error("the range is outside the {size} bytes of the attachment")]
+    RangeNotSatisfiable { size: i64 },
     /// Details go to the log, never to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -86,6 +97,10 @@ impl ApiError {
             Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             BadFrame(_) => StatusCode::BAD_REQUEST,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            MediaTypeNotAllowed(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            HashMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            WrongOffset { .. } => StatusCode::CONFLICT,
+            RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -115,10 +130,17 @@ impl ApiError {
             Unavailable(_) => "unavailable",
             BadFrame(_) => "bad_frame",
             PayloadTooLarge(_) => "payload_too_large",
+            MediaTypeNotAllowed(_) => "unsupported_media_type",
+            HashMismatch => "hash_mismatch",
+            WrongOffset { .. } => "wrong_offset",
+            RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Internal(_) => "internal",
         }
     }
 }
+
+/// Where an upload stands (or continues): the byte offset, as the tus protocol names it.
+pub const UPLOAD_OFFSET: &str = "upload-offset";
 
 /// RFC 9457 problem details, plus our `code`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -134,6 +156,9 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub problems: Option<Vec<gridsync_core::schema::Problem>>,
+    /// With `wrong_offset`: the byte the upload continues at (also in `Upload-Offset`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<i64>,
 }
 
 impl IntoResponse for ApiError {
@@ -159,6 +184,10 @@ impl IntoResponse for ApiError {
                 ApiError::Invalid { problems, .. } => Some(problems.clone()),
                 _ => None,
             },
+            offset: match &self {
+                ApiError::WrongOffset { offset } => Some(*offset),
+                _ => None,
+            },
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
@@ -171,6 +200,14 @@ impl IntoResponse for ApiError {
             // Round up: a client that waits exactly this long must be let in.
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let ApiError::WrongOffset { offset } = self {
+            headers.insert(UPLOAD_OFFSET, HeaderValue::from(offset));
+        }
+        if let ApiError::RangeNotSatisfiable { size } = self
+            && let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            headers.insert(header::CONTENT_RANGE, v);
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(

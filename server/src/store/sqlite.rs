@@ -17,14 +17,16 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
 use super::{
-    AUDIT_RECORD_COLUMNS, AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind,
-    CONFLICT_ITEM_COLUMNS, ChangeLogRow, ChangeRow, ConflictItem, ConflictItemRecord,
-    ConflictQuery, ConflictRecord, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow,
-    DocRecord, DocumentRow, OrgRow, OrgUnit, Page, PageRow, PulledRow, RefreshToken, ReportQuery,
-    Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, User, UserPatch, UserQuery,
-    UserRow, UserUpdated, Writer, audit_filter, audit_from, audit_record_from, change_row_from,
-    conflict_from, conflict_item_from, conflict_list_where, device_from, heads_to_bytes,
-    json_contains_pattern, org_from, org_insert_result, page_doc_from, parse_doc_id,
+    ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, Attachment, AttachmentRow, AuditEntry, AuditQuery,
+    AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage, CONFLICT_ITEM_COLUMNS, ChangeLogRow,
+    ChangeRow, ConflictItem, ConflictItemRecord, ConflictQuery, ConflictRecord, ConflictRow,
+    DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit,
+    OrphansCollected, Page, PageRow, PieceHasher, PulledRow, RefreshToken, ReportQuery, Result,
+    SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
+    UploadState, User, UserPatch, UserQuery, UserRow, UserUpdated, Writer, attachment_from,
+    audit_filter, audit_from, audit_record_from, change_row_from, conflict_from,
+    conflict_item_from, conflict_list_where, cut_range, device_from, heads_to_bytes,
+    json_contains_pattern, org_from, org_insert_result, page_doc_from, parse_doc_id, pieces,
     pulled_change_from, report_list_where, scope_filter, user_from, user_update_result,
     users_under,
 };
@@ -1088,6 +1090,352 @@ impl Store for SqliteStore {
                 .map(audit_record_from)
                 .collect::<Result<_>>()?,
             total,
+        })
+    }
+
+    async fn upload_chunk(&self, c: &UploadChunk<'_>) -> Result<UploadOutcome> {
+        let doc = c.doc_id.to_string();
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        if c.offset == 0 {
+            sqlx::query(
+                "INSERT INTO uploads (doc_id, hash, media_type, size, received, created_by, \
+                 started_at, updated_at) VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6, ?6) \
+                 ON CONFLICT (doc_id, hash) DO NOTHING",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(c.media_type)
+            .bind(c.total)
+            .bind(c.user_id)
+            .bind(c.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let held: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT media_type, size, received FROM uploads WHERE doc_id = ?1 AND hash = ?2",
+        )
+        .bind(&doc)
+        .bind(c.hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((media_type, size, mut received)) = held else {
+            return Ok(UploadOutcome::WrongOffset { received: 0 });
+        };
+        if media_type != c.media_type || size != c.total {
+            // Another declaration: the upload starts over, from a chunk at offset 0.
+            if c.offset != 0 {
+                return Ok(UploadOutcome::WrongOffset { received: 0 });
+            }
+            sqlx::query("DELETE FROM upload_chunks WHERE doc_id = ?1 AND hash = ?2")
+                .bind(&doc)
+                .bind(c.hash)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE uploads SET media_type = ?3, size = ?4, received = 0, created_by = ?5, \
+                 started_at = ?6 WHERE doc_id = ?1 AND hash = ?2",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(c.media_type)
+            .bind(c.total)
+            .bind(c.user_id)
+            .bind(c.now)
+            .execute(&mut *tx)
+            .await?;
+            received = 0;
+        }
+        if c.offset != received || c.offset + c.bytes.len() as i64 > c.total {
+            return Ok(UploadOutcome::WrongOffset { received });
+        }
+        for (pos, piece) in pieces(c.offset, c.bytes) {
+            sqlx::query(
+                "INSERT INTO upload_chunks (doc_id, hash, pos, bytes) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(pos)
+            .bind(piece)
+            .execute(&mut *tx)
+            .await?;
+        }
+        received += c.bytes.len() as i64;
+        sqlx::query(
+            "UPDATE uploads SET received = ?3, updated_at = ?4 WHERE doc_id = ?1 AND hash = ?2",
+        )
+        .bind(&doc)
+        .bind(c.hash)
+        .bind(received)
+        .bind(c.now)
+        .execute(&mut *tx)
+        .await?;
+        if received < c.total {
+            tx.commit().await?;
+            return Ok(UploadOutcome::Partial { received });
+        }
+        // Complete: hash the pieces one at a time, so memory stays at one piece.
+        let mut hasher = PieceHasher::new();
+        loop {
+            let piece: Option<(i64, Vec<u8>)> = sqlx::query_as(
+                "SELECT pos, bytes FROM upload_chunks WHERE doc_id = ?1 AND hash = ?2 \
+                 AND pos >= ?3 ORDER BY pos LIMIT 1",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(hasher.next)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match piece {
+                Some((pos, bytes)) => hasher.feed(pos, &bytes)?,
+                None => break,
+            }
+        }
+        let whole = hasher.next == c.total;
+        let matches = whole && hasher.finish() == c.hash;
+        let mut new_blob = false;
+        if matches {
+            new_blob = sqlx::query(
+                "INSERT INTO blobs (hash, size, created_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (hash) DO NOTHING",
+            )
+            .bind(c.hash)
+            .bind(c.total)
+            .bind(c.now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if new_blob {
+                sqlx::query(
+                    "INSERT INTO blob_chunks (hash, pos, bytes) SELECT hash, pos, bytes \
+                     FROM upload_chunks WHERE doc_id = ?1 AND hash = ?2",
+                )
+                .bind(&doc)
+                .bind(c.hash)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "INSERT INTO attachments (doc_id, hash, media_type, size, created_by, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (doc_id, hash) DO NOTHING",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(c.media_type)
+            .bind(c.total)
+            .bind(c.user_id)
+            .bind(c.now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM upload_chunks WHERE doc_id = ?1 AND hash = ?2")
+            .bind(&doc)
+            .bind(c.hash)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM uploads WHERE doc_id = ?1 AND hash = ?2")
+            .bind(&doc)
+            .bind(c.hash)
+            .execute(&mut *tx)
+            .await?;
+        let link: Option<AttachmentRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = ?1 AND hash = ?2"
+        )))
+        .bind(&doc)
+        .bind(c.hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        match (matches, link) {
+            (true, Some(row)) => Ok(UploadOutcome::Complete {
+                attachment: attachment_from(row)?,
+                new_blob,
+            }),
+            (true, None) => Err(StoreError::Corrupt("attachment link vanished".into())),
+            (false, _) => Ok(UploadOutcome::HashMismatch),
+        }
+    }
+
+    async fn upload_state(&self, doc_id: &DocId, hash: &str) -> Result<Option<UploadState>> {
+        let row: Option<(String, i64, i64)> = sqlx::query_as(
+            "SELECT media_type, size, received FROM uploads WHERE doc_id = ?1 AND hash = ?2",
+        )
+        .bind(doc_id.to_string())
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|(media_type, size, received)| UploadState {
+            media_type,
+            size,
+            received,
+        }))
+    }
+
+    async fn link_visible_blob(
+        &self,
+        scope: &Scope,
+        link: &Attachment,
+    ) -> Result<Option<Attachment>> {
+        let doc = link.doc_id.to_string();
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        let here: Option<AttachmentRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = ?1 AND hash = ?2"
+        )))
+        .bind(&doc)
+        .bind(&link.hash)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = here {
+            tx.commit().await?;
+            return attachment_from(row).map(Some);
+        }
+        let (prefix, open, all, user) = scope_binds(scope);
+        let size: Option<(i64,)> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT a.size FROM attachments a JOIN documents d ON d.id = a.doc_id \
+             WHERE a.hash = ?1 AND {} LIMIT 1",
+            filter("d", 2)
+        )))
+        .bind(&link.hash)
+        .bind(prefix)
+        .bind(open)
+        .bind(all)
+        .bind(user)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((size,)) = size else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        sqlx::query(
+            "INSERT INTO attachments (doc_id, hash, media_type, size, created_by, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (doc_id, hash) DO NOTHING",
+        )
+        .bind(&doc)
+        .bind(&link.hash)
+        .bind(&link.media_type)
+        .bind(size)
+        .bind(&link.created_by)
+        .bind(link.created_at)
+        .execute(&mut *tx)
+        .await?;
+        // An upload of the same bytes for this report is no longer needed.
+        sqlx::query("DELETE FROM upload_chunks WHERE doc_id = ?1 AND hash = ?2")
+            .bind(&doc)
+            .bind(&link.hash)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM uploads WHERE doc_id = ?1 AND hash = ?2")
+            .bind(&doc)
+            .bind(&link.hash)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Attachment {
+            size,
+            ..link.clone()
+        }))
+    }
+
+    async fn attachment(&self, doc_id: &DocId, hash: &str) -> Result<Option<Attachment>> {
+        let row: Option<AttachmentRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = ?1 AND hash = ?2"
+        )))
+        .bind(doc_id.to_string())
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(attachment_from).transpose()
+    }
+
+    async fn attachments_of(&self, doc_id: &DocId) -> Result<Vec<Attachment>> {
+        let rows: Vec<AttachmentRow> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = ?1 \
+             ORDER BY created_at, hash"
+        )))
+        .bind(doc_id.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        rows.into_iter().map(attachment_from).collect()
+    }
+
+    async fn read_blob(&self, hash: &str, start: i64, end: i64) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.read.begin().await?;
+        let size: Option<(i64,)> = sqlx::query_as("SELECT size FROM blobs WHERE hash = ?1")
+            .bind(hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some((size,)) = size else {
+            return Ok(None);
+        };
+        if start < 0 || end > size || start > end {
+            return Err(StoreError::NotFound(format!(
+                "bytes {start}..{end} of blob"
+            )));
+        }
+        if start == end {
+            return Ok(Some(Vec::new()));
+        }
+        let pieces: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT pos, bytes FROM blob_chunks WHERE hash = ?1 AND pos < ?3 \
+             AND pos + length(bytes) > ?2 ORDER BY pos",
+        )
+        .bind(hash)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut *tx)
+        .await?;
+        cut_range(pieces, start, end).map(Some)
+    }
+
+    async fn collect_orphans(&self, before: i64) -> Result<OrphansCollected> {
+        let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
+        sqlx::query(
+            "DELETE FROM upload_chunks WHERE (doc_id, hash) IN \
+             (SELECT doc_id, hash FROM uploads WHERE updated_at < ?1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        let uploads = sqlx::query("DELETE FROM uploads WHERE updated_at < ?1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let orphan = "SELECT hash FROM blobs b WHERE b.created_at < ?1 \
+                      AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = b.hash)";
+        sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM blob_chunks WHERE hash IN ({orphan})"
+        )))
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
+        let blobs = sqlx::query(AssertSqlSafe(format!(
+            "DELETE FROM blobs WHERE hash IN ({orphan})"
+        )))
+        .bind(before)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(OrphansCollected { uploads, blobs })
+    }
+
+    async fn blob_usage(&self) -> Result<BlobUsage> {
+        let (blobs, pieces, bytes, uploads, upload_bytes): (i64, i64, i64, i64, i64) =
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM blobs), (SELECT COUNT(*) FROM blob_chunks), \
+                 (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs), (SELECT COUNT(*) FROM uploads), \
+                 (SELECT CAST(COALESCE(SUM(length(bytes)), 0) AS BIGINT) FROM upload_chunks)",
+            )
+            .fetch_one(&self.read)
+            .await?;
+        Ok(BlobUsage {
+            blobs,
+            pieces,
+            bytes,
+            uploads,
+            upload_bytes,
         })
     }
 

@@ -1,0 +1,453 @@
+//! Attachments of reports under `/api/v1/reports/{id}/attachments/{sha256}`: resumable chunked
+//! upload, upload status, and ranged download. The bytes are content-addressed blobs in the
+//! database (deduplicated by sha256); a blob is downloadable through a report only once linked
+//! to it, and only by callers who see that report.
+//!
+//! # Upload protocol
+//!
+//! `PUT /api/v1/reports/{id}/attachments/{sha256}` sends one chunk:
+//! - `Content-Type`: the attachment's media type (one of [`ATTACHMENT_MEDIA_TYPES`]; else 415
+//!   `unsupported_media_type`).
+//! - `Content-Range: bytes START-END/TOTAL` (END inclusive; the body holds exactly those bytes).
+//!   Without it the body is the whole attachment and `Content-Length` gives its size. TOTAL
+//!   above [`MAX_ATTACHMENT_BYTES`] is 413 `payload_too_large`, before any byte is read.
+//! - START must be where the server's copy ends: else 409 `wrong_offset`, with the offset to
+//!   continue at in `Upload-Offset` and in the problem's `offset`. A chunk at 0 declaring
+//!   another TOTAL or media type starts the upload over.
+//!
+//! Answers: 202 with `Upload-Offset` while incomplete; 201 with the attachment when the chunk
+//! completes the upload and its sha256 matches; 422 `hash_mismatch` when it does not (the
+//! upload is discarded: nothing of it was ever readable). 200 at once, reading no body, when the
+//! blob is already linked to this report or to another report the caller sees (deduplication
+//! that tells nothing to anyone who could not read the blob anyway; anyone else uploads the
+//! bytes, which are then verified and dropped in favour of the stored blob).
+//!
+//! `HEAD` on the same path tells where an upload stands: 200 with `Upload-Offset` and
+//! `Upload-Length` (equal once complete), or 404 when the server holds nothing of it for this
+//! report (start at 0). A client that was cut off asks `HEAD`, then continues at the offset.
+//!
+//! # Download
+//!
+//! `GET` on the same path answers the bytes, 206 for a single `Range: bytes=…` (416 when it lies
+//! outside), with `ETag` the sha256. Roles without clearance get 403 (photos and signed
+//! documents are personal data); downloads of restricted reports (drug-control cases) are
+//! audited as `read_attachment`. A report the caller cannot see, and a hash not linked to the
+//! report, answer the same 404 whether or not the blob is stored elsewhere.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gridsync_core::DocId;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::error::UPLOAD_OFFSET;
+use super::reports::visible_report;
+use super::{ApiError, AppState, Json, Problem};
+use crate::auth::Caller;
+use crate::clock;
+use crate::config::{ATTACHMENT_MEDIA_TYPES, MAX_ATTACHMENT_BYTES};
+use crate::store::{Attachment, AuditEntry, UploadChunk, UploadOutcome};
+
+/// The total size of an upload (tus names it so).
+pub const UPLOAD_LENGTH: &str = "upload-length";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(put_attachment, head_attachment, get_attachment))
+}
+
+/// An attachment of a report.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentView {
+    /// sha256 of the bytes, lowercase hex.
+    pub sha256: String,
+    pub media_type: String,
+    pub size: i64,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+/// Where an unfinished upload stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UploadProgress {
+    /// Bytes the server holds: the next chunk starts here.
+    pub offset: i64,
+    pub size: i64,
+}
+
+fn view(a: Attachment) -> AttachmentView {
+    AttachmentView {
+        sha256: a.hash,
+        media_type: a.media_type,
+        size: a.size,
+        created_by: a.created_by,
+        created_at: a.created_at,
+    }
+}
+
+/// Uploads one chunk of an attachment (see the module documentation for the protocol).
+#[utoipa::path(put, path = "/api/v1/reports/{id}/attachments/{sha256}", tag = "attachments",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "report id"),
+        ("sha256" = String, Path, description = "sha256 of the whole attachment, hex"),
+        ("Content-Range" = Option<String>, Header, description = "bytes START-END/TOTAL"),
+    ),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+        description = "the chunk; Content-Type is the attachment's media type"),
+    responses(
+        (status = 200, body = AttachmentView, description = "already stored and linked"),
+        (status = 201, body = AttachmentView, description = "complete and verified"),
+        (status = 202, body = UploadProgress, description = "chunk stored; continue at `offset`"),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, body = Problem, content_type = "application/problem+json",
+            description = "`wrong_offset`: continue at `offset`"),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "`hash_mismatch`: the upload is discarded"),
+    ))]
+async fn put_attachment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, hash)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    // Reading and writing take the same scope; a report outside it is 404 like a missing one.
+    let report = visible_report(&state, &caller, &id).await?;
+    let hash = parse_hash(&hash).ok_or_else(|| {
+        ApiError::BadRequest("the path must end in the sha256 of the attachment, hex".into())
+    })?;
+    let media_type = media_type(&headers)?;
+    let (start, end, total) = content_range(&headers)?;
+    if total > MAX_ATTACHMENT_BYTES {
+        return Err(ApiError::PayloadTooLarge(MAX_ATTACHMENT_BYTES as usize));
+    }
+    let now = clock::now();
+    let link = Attachment {
+        doc_id: report.id,
+        hash: hash.clone(),
+        media_type: media_type.clone(),
+        size: total,
+        created_by: caller.user_id().to_owned(),
+        created_at: now,
+    };
+    if let Some(a) = state.store.link_visible_blob(&caller.scope, &link).await? {
+        return Ok((StatusCode::OK, Json(view(a))).into_response());
+    }
+    let expected = usize::try_from(end - start + 1).unwrap_or(0);
+    let bytes = axum::body::to_bytes(body, expected).await.map_err(|_| {
+        ApiError::BadRequest("the body is longer than Content-Range says, or broke off".into())
+    })?;
+    if bytes.len() != expected {
+        return Err(ApiError::BadRequest(format!(
+            "the body holds {} bytes; Content-Range says {expected}",
+            bytes.len()
+        )));
+    }
+    let outcome = state
+        .store
+        .upload_chunk(&UploadChunk {
+            doc_id: report.id,
+            hash: &hash,
+            media_type: &media_type,
+            total,
+            offset: start,
+            bytes: &bytes,
+            user_id: caller.user_id(),
+            now,
+        })
+        .await?;
+    match outcome {
+        UploadOutcome::Partial { received } => Ok((
+            StatusCode::ACCEPTED,
+            [(UPLOAD_OFFSET, received)],
+            Json(UploadProgress {
+                offset: received,
+                size: total,
+            }),
+        )
+            .into_response()),
+        UploadOutcome::WrongOffset { received } => Err(ApiError::WrongOffset { offset: received }),
+        UploadOutcome::HashMismatch => Err(ApiError::HashMismatch),
+        UploadOutcome::Complete { attachment, .. } => {
+            Ok((StatusCode::CREATED, Json(view(attachment))).into_response())
+        }
+    }
+}
+
+/// Where the upload of an attachment stands, for resuming it.
+#[utoipa::path(head, path = "/api/v1/reports/{id}/attachments/{sha256}", tag = "attachments",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "report id"),
+        ("sha256" = String, Path, description = "sha256 of the attachment, hex"),
+    ),
+    responses(
+        (status = 200, description = "`Upload-Offset`: bytes held; `Upload-Length`: the size"),
+        (status = 404, description = "nothing of it for this report: start at 0"),
+    ))]
+async fn head_attachment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, hash)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let report = visible_report(&state, &caller, &id).await?;
+    let hash = parse_hash(&hash).ok_or_else(not_found)?;
+    let (offset, size) = if let Some(a) = state.store.attachment(&report.id, &hash).await? {
+        (a.size, a.size)
+    } else if let Some(u) = state.store.upload_state(&report.id, &hash).await? {
+        (u.received, u.size)
+    } else {
+        return Err(not_found());
+    };
+    Ok((
+        StatusCode::OK,
+        [(UPLOAD_OFFSET, offset), (UPLOAD_LENGTH, size)],
+    )
+        .into_response())
+}
+
+/// Downloads an attachment, whole or one byte range.
+#[utoipa::path(get, path = "/api/v1/reports/{id}/attachments/{sha256}", tag = "attachments",
+    security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "report id"),
+        ("sha256" = String, Path, description = "sha256 of the attachment, hex"),
+        ("Range" = Option<String>, Header, description = "bytes=START-END, START- or -SUFFIX"),
+    ),
+    responses(
+        (status = 200, description = "the bytes, of the attachment's media type"),
+        (status = 206, description = "the range asked for"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json",
+            description = "the role has no clearance for personal data"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 416, body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn get_attachment(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, hash)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let report = visible_report(&state, &caller, &id).await?;
+    if !caller.role().has_clearance() {
+        return Err(ApiError::Forbidden(format!(
+            "the role {} may not download attachments: they hold personal data",
+            caller.role()
+        )));
+    }
+    let hash = parse_hash(&hash).ok_or_else(not_found)?;
+    let attachment = state
+        .store
+        .attachment(&report.id, &hash)
+        .await?
+        .ok_or_else(not_found)?;
+    let size = attachment.size;
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) => parse_range(r, size)?,
+        None => None,
+    };
+    let (start, end) = range.unwrap_or((0, size));
+    if report.restricted {
+        audit_download(&state, &caller, report.id, &hash, range).await?;
+    }
+    let bytes = state
+        .store
+        .read_blob(&hash, start, end)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("attachment {hash} has no blob")))?;
+    let mut response = Response::new(Body::from(bytes));
+    let h = response.headers_mut();
+    let content_type = HeaderValue::from_str(&attachment.media_type)
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_TYPE, content_type);
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=31536000, immutable"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{hash}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    if range.is_some() {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{size}", end - 1)) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    }
+    Ok(response)
+}
+
+async fn audit_download(
+    state: &AppState,
+    caller: &Caller,
+    doc_id: DocId,
+    hash: &str,
+    range: Option<(i64, i64)>,
+) -> Result<(), ApiError> {
+    state
+        .store
+        .audit(&AuditEntry {
+            at: clock::now(),
+            user_id: Some(caller.user_id().to_owned()),
+            device_id: Some(caller.device_id().to_owned()),
+            action: "read_attachment".into(),
+            doc_id: Some(doc_id),
+            detail: json!({
+                "sha256": hash,
+                "range": range.map(|(s, e)| format!("{s}-{}", e - 1)),
+            }),
+        })
+        .await?;
+    Ok(())
+}
+
+/// The one answer for a hash this report does not have, whatever other reports hold.
+fn not_found() -> ApiError {
+    ApiError::NotFound("no such attachment on this report".into())
+}
+
+/// A sha256 in hex (either case), lowercase.
+fn parse_hash(s: &str) -> Option<String> {
+    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
+}
+
+/// The media type of `Content-Type` without parameters, if the server stores it.
+fn media_type(headers: &HeaderMap) -> Result<String, ApiError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if ATTACHMENT_MEDIA_TYPES.contains(&essence.as_str()) {
+        Ok(essence)
+    } else {
+        Err(ApiError::MediaTypeNotAllowed(value.to_owned()))
+    }
+}
+
+/// (START, END inclusive, TOTAL) of `Content-Range: bytes START-END/TOTAL`, or of the whole
+/// body by `Content-Length` when there is no Content-Range.
+fn content_range(headers: &HeaderMap) -> Result<(i64, i64, i64), ApiError> {
+    let bad = || ApiError::BadRequest("Content-Range must read `bytes START-END/TOTAL`".into());
+    let Some(value) = headers.get(header::CONTENT_RANGE) else {
+        let len: i64 = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                ApiError::BadRequest("a chunk needs Content-Range, or Content-Length".into())
+            })?;
+        if len == 0 {
+            return Err(ApiError::BadRequest("an attachment holds no bytes".into()));
+        }
+        return Ok((0, len - 1, len));
+    };
+    let value = value.to_str().map_err(|_| bad())?;
+    let rest = value.strip_prefix("bytes ").ok_or_else(bad)?;
+    let (range, total) = rest.split_once('/').ok_or_else(bad)?;
+    let (start, end) = range.split_once('-').ok_or_else(bad)?;
+    let num = |s: &str| -> Result<i64, ApiError> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        s.parse().map_err(|_| bad())
+    };
+    let (start, end, total) = (num(start)?, num(end)?, num(total)?);
+    if total > MAX_ATTACHMENT_BYTES {
+        // Checked before the consistency of the range: the size alone refuses it.
+        return Ok((start, end, total));
+    }
+    if start > end || end >= total {
+        return Err(ApiError::BadRequest(format!(
+            "Content-Range {value} lies outside the attachment"
+        )));
+    }
+    Ok((start, end, total))
+}
+
+/// The range `start..end` (end exclusive) of a single-range `Range` header on a blob of `size`
+/// bytes; `None` for forms we serve whole (several ranges, other units, malformed), as RFC 9110
+/// allows.
+fn parse_range(value: &str, size: i64) -> Result<Option<(i64, i64)>, ApiError> {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.trim().split_once('-') else {
+        return Ok(None);
+    };
+    let num = |s: &str| s.parse::<i64>().ok().filter(|n| *n >= 0);
+    let unsatisfiable = ApiError::RangeNotSatisfiable { size };
+    match (a.is_empty(), b.is_empty()) {
+        // bytes=-N: the last N bytes.
+        (true, false) => match num(b) {
+            Some(0) => Err(unsatisfiable),
+            Some(n) => Ok(Some(((size - n).max(0), size))),
+            None => Ok(None),
+        },
+        (false, _) => {
+            let Some(start) = num(a) else { return Ok(None) };
+            let end = if b.is_empty() {
+                size
+            } else {
+                match num(b) {
+                    Some(e) if e >= start => (e + 1).min(size),
+                    _ => return Ok(None),
+                }
+            };
+            if start >= size {
+                Err(unsatisfiable)
+            } else {
+                Ok(Some((start, end)))
+            }
+        }
+        (true, true) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_parse_as_rfc_9110_says() {
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some((0, 10)));
+        assert_eq!(parse_range("bytes=90-", 100).unwrap(), Some((90, 100)));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some((90, 100)));
+        assert_eq!(parse_range("bytes=-500", 100).unwrap(), Some((0, 100)));
+        assert_eq!(parse_range("bytes=50-500", 100).unwrap(), Some((50, 100)));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
+        assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
+        assert_eq!(parse_range("bytes=9-3", 100).unwrap(), None);
+        assert!(parse_range("bytes=100-", 100).is_err());
+        assert!(parse_range("bytes=-0", 100).is_err());
+    }
+
+    #[test]
+    fn hashes_are_64_hex_digits_lowercased() {
+        assert_eq!(parse_hash(&"AB".repeat(32)), Some("ab".repeat(32)));
+        assert_eq!(parse_hash(&"ab".repeat(31)), None);
+        assert_eq!(parse_hash(&"zz".repeat(32)), None);
+    }
+}

@@ -1,0 +1,597 @@
+//! The attachment endpoints, driven through `app(state)` on SQLite and on Postgres: resumable
+//! chunked upload, deduplication, refusals of bad uploads with nothing half-stored, ranged
+//! download, and who may learn, upload and download what.
+
+mod support;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use gridsync_core::DocId;
+use gridsync_server::config::{Config, MAX_ATTACHMENT_BYTES};
+use gridsync_server::http::{AppState, app};
+use gridsync_server::scope::Role;
+use gridsync_server::store::{AuditQuery, BlobUsage, Device, Store, User, Writer};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use support::*;
+use tower::ServiceExt;
+
+on_both_test_stores!(
+    an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for_byte,
+    a_second_upload_of_the_same_bytes_stores_nothing_new,
+    a_wrong_hash_is_422_and_leaves_nothing_visible,
+    an_oversized_attachment_is_413_and_an_unknown_media_type_415,
+    a_chunk_at_the_wrong_offset_is_409_with_the_servers_offset,
+    a_worker_of_another_grid_gets_the_same_404_for_any_hash_and_cannot_upload,
+    township_staff_may_not_download_attachments,
+    a_range_download_is_206_with_exactly_those_bytes,
+    downloading_a_drug_case_attachment_is_audited,
+);
+
+/// Users: w1 (g1), w3 (g3), c1 (cadre of v1), ts (township staff of t1), o1 (drug-control
+/// officer of t1); each with device `dev-<id>`.
+const USERS: [(&str, Role, &str); 5] = [
+    ("w1", Role::GridWorker, G1),
+    ("w3", Role::GridWorker, G3),
+    ("c1", Role::VillageCadre, "v1"),
+    ("ts", Role::TownshipStaff, "t1"),
+    ("o1", Role::DrugControlOfficer, "t1"),
+];
+
+struct Api {
+    app: Router,
+    state: AppState,
+    store: Arc<dyn Store>,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    bytes: Vec<u8>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn offset(&self) -> i64 {
+        self.header("upload-offset")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Upload-Offset ({}): {}", self.status, self.json()))
+    }
+
+    #[track_caller]
+    fn assert_status(&self, status: StatusCode) {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.bytes)
+        );
+    }
+
+    #[track_caller]
+    fn assert_problem(&self, status: StatusCode, code: &str) {
+        let body = self.json();
+        assert_eq!(
+            (self.status, body["code"].as_str().unwrap_or("")),
+            (status, code),
+            "{body}"
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+    }
+}
+
+async fn api(t: &TestStore) -> Api {
+    seed_org(t.store.as_ref()).await;
+    for (id, role, unit) in USERS {
+        t.store
+            .insert_user(&User {
+                id: id.into(),
+                username: id.into(),
+                display_name: id.into(),
+                password_hash: "unused".into(),
+                role,
+                org_unit_id: unit.into(),
+                disabled: false,
+                created_at: 1,
+            })
+            .await
+            .expect("user");
+        t.store
+            .upsert_device(&Device {
+                id: format!("dev-{id}"),
+                user_id: id.into(),
+                name: "device".into(),
+                created_at: 1,
+                last_seen_at: 1,
+                revoked_at: None,
+                cursor: 0,
+            })
+            .await
+            .expect("device");
+    }
+    let state = AppState::new(t.store.clone(), Config::default())
+        .await
+        .expect("state");
+    Api {
+        app: app(state.clone()),
+        state,
+        store: t.store.clone(),
+    }
+}
+
+fn phone(user: &str) -> Writer {
+    let (_, role, unit) = USERS.iter().find(|u| u.0 == user).expect("user");
+    writer(user, *role, unit, &format!("dev-{user}"))
+}
+
+fn path(doc: DocId, hash: &str) -> String {
+    format!("/api/v1/reports/{doc}/attachments/{hash}")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Deterministic pseudo-random bytes (xorshift).
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 56) as u8
+        })
+        .collect()
+}
+
+impl Api {
+    async fn token(&self, user: &str) -> String {
+        self.state
+            .keys
+            .issue(user, &format!("dev-{user}"), "session")
+            .await
+            .expect("token")
+    }
+
+    async fn send(&self, user: &str, req: axum::http::request::Builder, body: Vec<u8>) -> Reply {
+        let token = self.token(user).await;
+        let req = req
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::from(body))
+            .expect("request");
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    /// PUTs `blob[start..end]` as a chunk of `blob`, named by `hash`: every part of a PUT the
+    /// tests vary, spelled out at each call.
+    #[expect(clippy::too_many_arguments)]
+    async fn put(
+        &self,
+        user: &str,
+        doc: DocId,
+        hash: &str,
+        media_type: &str,
+        blob: &[u8],
+        start: usize,
+        end: usize,
+    ) -> Reply {
+        let req = Request::put(path(doc, hash))
+            .header(header::CONTENT_TYPE, media_type)
+            .header(
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{}/{}", end - 1, blob.len()),
+            );
+        self.send(user, req, blob[start..end].to_vec()).await
+    }
+
+    async fn head(&self, user: &str, doc: DocId, hash: &str) -> Reply {
+        self.send(user, Request::head(path(doc, hash)), Vec::new())
+            .await
+    }
+
+    async fn get(&self, user: &str, doc: DocId, hash: &str, range: Option<&str>) -> Reply {
+        let mut req = Request::get(path(doc, hash));
+        if let Some(r) = range {
+            req = req.header(header::RANGE, r);
+        }
+        self.send(user, req, Vec::new()).await
+    }
+
+    /// Uploads `blob` whole in one PUT and expects it stored.
+    async fn upload(&self, user: &str, doc: DocId, blob: &[u8]) -> Reply {
+        let r = self
+            .put(
+                user,
+                doc,
+                &sha256_hex(blob),
+                "image/jpeg",
+                blob,
+                0,
+                blob.len(),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}: {}", r.status, r.json());
+        r
+    }
+
+    async fn report(&self, id: u128, user: &str) -> DocId {
+        let (_, _, grid) = USERS.iter().find(|u| u.0 == user).expect("user");
+        let mut doc = dispute(id, grid, user);
+        self.push(user, &mut doc).await
+    }
+
+    async fn push(&self, user: &str, doc: &mut gridsync_core::report::ReportDoc) -> DocId {
+        let result = self
+            .store
+            .ingest(&phone(user), &push_all(&mut [doc]), &registry())
+            .await
+            .expect("ingest");
+        assert!(
+            result.docs.iter().all(|d| is_acked(&d.outcome)),
+            "{result:?}"
+        );
+        doc.id()
+    }
+
+    async fn usage(&self) -> BlobUsage {
+        self.store.blob_usage().await.expect("usage")
+    }
+}
+
+/// A tiny deterministic generator for chunk boundaries.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+async fn an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for_byte(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let doc = api.report(1, "w1").await;
+    for seed in 1..=3u64 {
+        let blob = noise(600_000 + seed as usize * 7, seed);
+        let hash = sha256_hex(&blob);
+        let mut rng = Rng(seed * 7919);
+        // Nothing held yet.
+        api.head("w1", doc, &hash)
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+        let mut offset = 0;
+        let mut interrupted = false;
+        loop {
+            let end = (offset + 1 + rng.below(120_000)).min(blob.len());
+            let r = api
+                .put("w1", doc, &hash, "image/jpeg", &blob, offset, end)
+                .await;
+            if end == blob.len() {
+                r.assert_status(StatusCode::CREATED);
+                assert_eq!(r.json()["size"], json!(blob.len()));
+                break;
+            }
+            r.assert_status(StatusCode::ACCEPTED);
+            assert_eq!(r.offset(), end as i64);
+            offset = end;
+            if !interrupted && offset > blob.len() / 2 {
+                // The client is killed: it forgot where it was, and retries a chunk that the
+                // server already holds (its answer was lost), then asks where to resume.
+                interrupted = true;
+                let again = api
+                    .put("w1", doc, &hash, "image/jpeg", &blob, 0, 1000)
+                    .await;
+                again.assert_problem(StatusCode::CONFLICT, "wrong_offset");
+                assert_eq!(again.offset(), offset as i64);
+                let head = api.head("w1", doc, &hash).await;
+                head.assert_status(StatusCode::OK);
+                assert_eq!(
+                    head.header("upload-length"),
+                    Some(blob.len().to_string().as_str())
+                );
+                offset = usize::try_from(head.offset()).expect("offset");
+            }
+        }
+        assert!(interrupted);
+        let head = api.head("w1", doc, &hash).await;
+        assert_eq!(head.offset(), blob.len() as i64);
+        let got = api.get("w1", doc, &hash, None).await;
+        got.assert_status(StatusCode::OK);
+        assert_eq!(got.header("content-type"), Some("image/jpeg"));
+        assert_eq!(got.header("etag"), Some(format!("\"{hash}\"").as_str()));
+        assert!(
+            got.bytes == blob,
+            "the downloaded bytes differ from the upload"
+        );
+    }
+    let usage = api.usage().await;
+    assert_eq!((usage.blobs, usage.uploads, usage.upload_bytes), (3, 0, 0));
+}
+
+async fn a_second_upload_of_the_same_bytes_stores_nothing_new(t: &TestStore) {
+    let api = api(t).await;
+    let d1 = api.report(1, "w1").await;
+    let d2 = api.report(2, "w1").await;
+    let d3 = api.report(3, "w3").await;
+    let blob = noise(300_000, 9);
+    let hash = sha256_hex(&blob);
+    api.upload("w1", d1, &blob)
+        .await
+        .assert_status(StatusCode::CREATED);
+    let stored = api.usage().await;
+    assert_eq!(stored.blobs, 1);
+    // Same report, and another report the uploader sees: answered at once, no body needed.
+    for doc in [d1, d2] {
+        let r = api.put("w1", doc, &hash, "image/jpeg", &blob, 0, 1).await;
+        r.assert_status(StatusCode::OK);
+        assert_eq!(r.json()["sha256"], json!(hash));
+        assert_eq!(api.usage().await, stored);
+    }
+    assert!(api.get("w1", d2, &hash, None).await.bytes == blob);
+    // Someone who sees no report holding the blob must send the bytes, which are verified and
+    // dropped in favour of the stored blob.
+    let first = api.put("w3", d3, &hash, "image/jpeg", &blob, 0, 1000).await;
+    first.assert_status(StatusCode::ACCEPTED);
+    let done = api
+        .put("w3", d3, &hash, "image/jpeg", &blob, 1000, blob.len())
+        .await;
+    done.assert_status(StatusCode::CREATED);
+    assert_eq!(api.usage().await, stored);
+    assert!(api.get("w3", d3, &hash, None).await.bytes == blob);
+}
+
+async fn a_wrong_hash_is_422_and_leaves_nothing_visible(t: &TestStore) {
+    let api = api(t).await;
+    let doc = api.report(1, "w1").await;
+    let blob = noise(50_000, 3);
+    let wrong = sha256_hex(b"not these bytes");
+    api.put("w1", doc, &wrong, "image/png", &blob, 0, 20_000)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    api.put("w1", doc, &wrong, "image/png", &blob, 20_000, blob.len())
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch");
+    api.head("w1", doc, &wrong)
+        .await
+        .assert_status(StatusCode::NOT_FOUND);
+    api.get("w1", doc, &wrong, None)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    api.get("w1", doc, &sha256_hex(&blob), None)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!(api.usage().await, BlobUsage::default());
+}
+
+async fn an_oversized_attachment_is_413_and_an_unknown_media_type_415(t: &TestStore) {
+    let api = api(t).await;
+    let doc = api.report(1, "w1").await;
+    let hash = sha256_hex(b"x");
+    let too_big = MAX_ATTACHMENT_BYTES + 1;
+    let req = Request::put(path(doc, &hash))
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .header(header::CONTENT_RANGE, format!("bytes 0-999/{too_big}"));
+    api.send("w1", req, vec![0; 1000])
+        .await
+        .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    for media_type in ["text/html", "image/svg+xml", "application/octet-stream", ""] {
+        let r = api.put("w1", doc, &hash, media_type, b"x", 0, 1).await;
+        r.assert_problem(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type");
+    }
+    // Parameters and case of the media type do not matter.
+    let r = api
+        .put(
+            "w1",
+            doc,
+            &hash,
+            "Application/PDF; charset=binary",
+            b"x",
+            0,
+            1,
+        )
+        .await;
+    r.assert_status(StatusCode::CREATED);
+    assert_eq!(r.json()["media_type"], json!("application/pdf"));
+    // A body longer than Content-Range says is refused.
+    let blob = noise(100, 1);
+    let req = Request::put(path(doc, &sha256_hex(&blob)))
+        .header(header::CONTENT_TYPE, "image/jpeg")
+        .header(header::CONTENT_RANGE, "bytes 0-9/100");
+    api.send("w1", req, blob.clone())
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(api.usage().await.uploads, 0);
+}
+
+async fn a_chunk_at_the_wrong_offset_is_409_with_the_servers_offset(t: &TestStore) {
+    let api = api(t).await;
+    let doc = api.report(1, "w1").await;
+    let blob = noise(10_000, 4);
+    let hash = sha256_hex(&blob);
+    // Nothing held: the upload starts at 0.
+    let r = api
+        .put("w1", doc, &hash, "image/webp", &blob, 4000, 5000)
+        .await;
+    r.assert_problem(StatusCode::CONFLICT, "wrong_offset");
+    assert_eq!((r.offset(), r.json()["offset"].clone()), (0, json!(0)));
+    api.put("w1", doc, &hash, "image/webp", &blob, 0, 3000)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    for (start, end) in [(0, 3000), (2000, 4000), (5000, 6000)] {
+        let r = api
+            .put("w1", doc, &hash, "image/webp", &blob, start, end)
+            .await;
+        r.assert_problem(StatusCode::CONFLICT, "wrong_offset");
+        assert_eq!(
+            (r.offset(), r.json()["offset"].clone()),
+            (3000, json!(3000))
+        );
+    }
+    api.put("w1", doc, &hash, "image/webp", &blob, 3000, blob.len())
+        .await
+        .assert_status(StatusCode::CREATED);
+}
+
+async fn a_worker_of_another_grid_gets_the_same_404_for_any_hash_and_cannot_upload(t: &TestStore) {
+    let api = api(t).await;
+    let d1 = api.report(1, "w1").await;
+    let d3 = api.report(3, "w3").await;
+    let blob = noise(20_000, 5);
+    let hash = sha256_hex(&blob);
+    let unknown = sha256_hex(b"never uploaded");
+    api.upload("w1", d1, &blob).await;
+
+    // Through the report of g1, which w3 does not see: all the same 404.
+    let same = |a: &Reply, b: &Reply| {
+        assert_eq!((a.status, &a.bytes), (b.status, &b.bytes));
+    };
+    let (x, y) = (
+        api.get("w3", d1, &hash, None).await,
+        api.get("w3", d1, &unknown, None).await,
+    );
+    x.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    same(&x, &y);
+    same(
+        &api.head("w3", d1, &hash).await,
+        &api.head("w3", d1, &unknown).await,
+    );
+    let put = api.put("w3", d1, &hash, "image/jpeg", &blob, 0, 1000).await;
+    put.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    same(
+        &put,
+        &api.put("w3", d1, &unknown, "image/jpeg", &blob, 0, 1000)
+            .await,
+    );
+    // Through w3's own report: a stored hash looks exactly like an unknown one.
+    let (x, y) = (
+        api.get("w3", d3, &hash, None).await,
+        api.get("w3", d3, &unknown, None).await,
+    );
+    x.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    same(&x, &y);
+    same(
+        &api.head("w3", d3, &hash).await,
+        &api.head("w3", d3, &unknown).await,
+    );
+    let a = api.put("w3", d3, &hash, "image/jpeg", &blob, 0, 1000).await;
+    let b = api
+        .put("w3", d3, &unknown, "image/jpeg", &blob, 0, 1000)
+        .await;
+    a.assert_status(StatusCode::ACCEPTED);
+    same(&a, &b);
+    // Nothing of w3's attempts reached the report of g1.
+    assert_eq!(api.store.attachments_of(&d1).await.expect("list").len(), 1);
+}
+
+async fn township_staff_may_not_download_attachments(t: &TestStore) {
+    let api = api(t).await;
+    let doc = api.report(1, "w1").await;
+    let blob = noise(5000, 6);
+    let hash = sha256_hex(&blob);
+    api.upload("w1", doc, &blob).await;
+    api.get("ts", doc, &hash, None)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    api.get("ts", doc, &sha256_hex(b"other"), None)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    // The cadre of the village, with clearance, may.
+    assert!(api.get("c1", doc, &hash, None).await.bytes == blob);
+}
+
+async fn a_range_download_is_206_with_exactly_those_bytes(t: &TestStore) {
+    let api = api(t).await;
+    let doc = api.report(1, "w1").await;
+    let blob = noise(700_000, 7);
+    let hash = sha256_hex(&blob);
+    api.upload("w1", doc, &blob).await;
+    let n = blob.len();
+    for (range, start, end) in [
+        ("bytes=0-0", 0, 1),
+        ("bytes=262140-524300", 262_140, 524_301),
+        ("bytes=600000-", 600_000, n),
+        ("bytes=-100", n - 100, n),
+        ("bytes=699990-800000", 699_990, n),
+    ] {
+        let r = api.get("w1", doc, &hash, Some(range)).await;
+        r.assert_status(StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            r.header("content-range"),
+            Some(format!("bytes {start}-{}/{n}", end - 1).as_str()),
+            "{range}"
+        );
+        assert!(r.bytes == blob[start..end], "bytes of {range}");
+    }
+    let r = api.get("w1", doc, &hash, Some("bytes=700000-")).await;
+    r.assert_problem(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable");
+    assert_eq!(r.header("content-range"), Some("bytes */700000"));
+}
+
+async fn downloading_a_drug_case_attachment_is_audited(t: &TestStore) {
+    let api = api(t).await;
+    let mut case = drug_case(8, G1, "w1", "w1");
+    let doc = api.push("w1", &mut case).await;
+    let blob = noise(4000, 8);
+    let hash = sha256_hex(&blob);
+    api.upload("w1", doc, &blob).await;
+    let query = AuditQuery {
+        action: Some("read_attachment".into()),
+        limit: 10,
+        ..AuditQuery::default()
+    };
+    assert_eq!(api.store.audit_page(&query).await.expect("audit").total, 0);
+    assert!(api.get("o1", doc, &hash, None).await.bytes == blob);
+    api.get("o1", doc, &hash, Some("bytes=0-9"))
+        .await
+        .assert_status(StatusCode::PARTIAL_CONTENT);
+    let page = api.store.audit_page(&query).await.expect("audit");
+    assert_eq!(page.total, 2);
+    let entries: Vec<_> = page.items.iter().map(|r| &r.entry).collect();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.user_id.as_deref() == Some("o1") && e.doc_id == Some(doc))
+    );
+    assert_eq!(entries[0].detail["sha256"], json!(hash));
+    assert_eq!(entries[0].detail["range"], json!("0-9"));
+    // An ordinary report's attachment is not audited.
+    let plain = api.report(2, "w1").await;
+    api.upload("w1", plain, &noise(10, 1)).await;
+    api.get("c1", plain, &sha256_hex(&noise(10, 1)), None)
+        .await
+        .assert_status(StatusCode::OK);
+    assert_eq!(api.store.audit_page(&query).await.expect("audit").total, 2);
+}
