@@ -16,9 +16,10 @@ use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{Device, Store, User, Writer};
+use gridsync_server::store::{Store, Writer};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use support::http::add_users_with_devices;
 use support::*;
 use tower::ServiceExt;
 
@@ -83,34 +84,7 @@ const USERS: [(&str, Role, &str); 8] = [
 
 async fn api(t: &TestStore) -> Api {
     seed_org(t.store.as_ref()).await;
-    for (id, role, unit) in USERS {
-        t.store
-            .insert_user(&User {
-                id: id.into(),
-                username: id.into(),
-                display_name: id.into(),
-                // Tokens are issued directly; nobody logs in.
-                password_hash: "unused".into(),
-                role,
-                org_unit_id: unit.into(),
-                disabled: false,
-                created_at: 1,
-            })
-            .await
-            .expect("user");
-        t.store
-            .upsert_device(&Device {
-                id: format!("dev-{id}"),
-                user_id: id.into(),
-                name: "device".into(),
-                created_at: 1,
-                last_seen_at: 1,
-                revoked_at: None,
-                cursor: 0,
-            })
-            .await
-            .expect("device");
-    }
+    add_users_with_devices(t.store.as_ref(), &USERS).await;
     let state = AppState::new(t.store.clone(), Config::default())
         .await
         .expect("state");

@@ -12,7 +12,7 @@ use gridsync_server::auth::password;
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use gridsync_server::store::{Store, User};
+use gridsync_server::store::{Device, Store, User};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -89,6 +89,39 @@ pub async fn add_user(
         })
         .await
         .expect("user");
+}
+
+/// Users (id, role, org unit) each with a device `dev-ID`, for tests that issue tokens
+/// directly (`state.keys.issue`) rather than log in.
+pub async fn add_users_with_devices(store: &dyn Store, users: &[(&str, Role, &str)]) {
+    for &(id, role, unit) in users {
+        store
+            .insert_user(&User {
+                id: id.into(),
+                username: id.into(),
+                display_name: id.into(),
+                // Nobody logs in with it.
+                password_hash: "unused".into(),
+                role,
+                org_unit_id: unit.into(),
+                disabled: false,
+                created_at: 1,
+            })
+            .await
+            .expect("user");
+        store
+            .upsert_device(&Device {
+                id: format!("dev-{id}"),
+                user_id: id.into(),
+                name: "device".into(),
+                created_at: 1,
+                last_seen_at: 1,
+                revoked_at: None,
+                cursor: 0,
+            })
+            .await
+            .expect("device");
+    }
 }
 
 pub const CLIENT: &str = "192.0.2.1:40000";
