@@ -57,6 +57,9 @@ pub enum Refusal {
     MetaChanged(&'static str),
     #[error("{0}")]
     Refused(String),
+    /// Postgres text and JSONB cannot hold U+0000, and no field has a use for it.
+    #[error("a text value contains the NUL character")]
+    NulText,
 }
 
 impl Refusal {
@@ -70,6 +73,7 @@ impl Refusal {
             Refusal::UnknownKind { .. } => "unknown_kind",
             Refusal::MetaChanged(_) => "meta_changed",
             Refusal::Refused(_) => "refused",
+            Refusal::NulText => "invalid_text",
         }
     }
 }
@@ -181,6 +185,9 @@ fn check_result(
             version: meta.schema_version,
         })?;
     let projection = doc.to_json()?;
+    if holds_nul(&projection) {
+        return Err(Refusal::NulText);
+    }
     let problems = schema.validate(&projection);
     // An anonymous kind refuses outright anything that could identify the respondent.
     if schema.anonymous
@@ -226,4 +233,15 @@ fn check_meta(id: DocId, meta: &Meta, before: Option<&Meta>) -> Result<(), Refus
         return Err(Refusal::MetaChanged("created"));
     }
     Ok(())
+}
+
+/// Whether any string in `value`, key or value, contains U+0000.
+fn holds_nul(value: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
 }

@@ -331,14 +331,6 @@ fn plan(
             "this report is outside what you may edit".to_owned(),
         ));
     }
-    // Postgres text and JSONB cannot hold U+0000; refusing it here keeps one report's bad text
-    // from failing the whole batch, and keeps both databases alike.
-    if holds_nul(&ingested.projection) {
-        return Err(rejected(
-            "invalid_text",
-            "a text value contains the NUL character".to_owned(),
-        ));
-    }
     let outcome = PushOutcome::Acked {
         heads: ingested.heads.iter().map(|h| h.0).collect(),
     };
@@ -424,17 +416,6 @@ fn plan(
         outcome,
         write: Some(write),
     })
-}
-
-/// Whether any string in `value`, key or value, contains U+0000.
-fn holds_nul(value: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(holds_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
-        _ => false,
-    }
 }
 
 fn rejected(code: &str, reason: String) -> PushOutcome {
