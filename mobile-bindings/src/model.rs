@@ -172,6 +172,8 @@ pub enum FieldType {
     MultipleChoice,
     Location,
     PersonRef,
+    /// Photos, recordings, documents: added with `attach_file`/`attach_bytes`, not `set_field`.
+    Attachment,
 }
 
 /// What a form needs to draw and check one field.
@@ -189,6 +191,10 @@ pub struct FieldDef {
     pub max: Option<f64>,
     /// In characters.
     pub max_len: Option<u32>,
+    /// Attachment fields: the media types allowed.
+    pub media_types: Vec<String>,
+    /// Attachment fields: the largest attachment, in bytes.
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
@@ -324,6 +330,7 @@ pub(crate) fn field_type(t: CoreFieldType) -> FieldType {
         CoreFieldType::MultipleChoice => FieldType::MultipleChoice,
         CoreFieldType::Location => FieldType::Location,
         CoreFieldType::PersonRef => FieldType::PersonRef,
+        CoreFieldType::Attachment => FieldType::Attachment,
     }
 }
 
@@ -349,6 +356,8 @@ pub(crate) fn field_def(d: &CoreFieldDef) -> FieldDef {
         min: d.min,
         max: d.max,
         max_len: d.max_len,
+        media_types: d.media_types.clone(),
+        max_size: d.max_size,
     }
 }
 
