@@ -24,6 +24,8 @@ fn quick() -> ClientConfig {
         retry_base_delay_ms: 20,
         push_max_bytes: 256 * 1024,
         pull_byte_budget: 64 * 1024,
+        upload_chunk_bytes: 64 * 1024,
+        attachment_cache_bytes: 1024 * 1024,
     }
 }
 
