@@ -798,8 +798,8 @@ pub(crate) fn page_doc_from(r: PageRow) -> Result<PageDoc> {
     })
 }
 
-/// doc_id, seq, device_id, bytes.
-pub(crate) type PulledRow = (String, i64, Option<String>, Vec<u8>);
+/// doc_id, seq, device_id, hash, bytes.
+pub(crate) type PulledRow = (String, i64, Option<String>, Vec<u8>, Vec<u8>);
 
 pub(crate) fn pulled_change_from(r: PulledRow) -> Result<(DocId, PulledChange)> {
     Ok((
@@ -807,7 +807,8 @@ pub(crate) fn pulled_change_from(r: PulledRow) -> Result<(DocId, PulledChange)> 
         PulledChange {
             seq: r.1,
             device_id: r.2,
-            bytes: r.3,
+            hash: r.3,
+            bytes: r.4,
         },
     ))
 }

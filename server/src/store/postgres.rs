@@ -352,7 +352,7 @@ impl PullReads for PgConnection {
     ) -> Result<Vec<(DocId, PulledChange)>> {
         let (prefix, open, all, assigned) = scope_binds(scope);
         let rows: Vec<PulledRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
+            "SELECT c.doc_id, c.seq, c.device_id, c.hash, c.bytes FROM changes c \
              JOIN documents d ON d.id = c.doc_id \
              WHERE d.seq > $1 AND d.seq <= $6 AND {f} \
              AND c.seq > COALESCE($7, d.snapshot_seq) ORDER BY c.seq",
@@ -434,8 +434,8 @@ impl PullReads for PgConnection {
 }
 
 async fn changes_after(conn: &mut PgConnection, id: &DocId, seq: i64) -> Result<Vec<PulledChange>> {
-    let rows: Vec<(i64, Option<String>, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, device_id, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq",
+    let rows: Vec<(i64, Option<String>, Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        "SELECT seq, device_id, hash, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq",
     )
     .bind(id.to_string())
     .bind(seq)
@@ -443,9 +443,10 @@ async fn changes_after(conn: &mut PgConnection, id: &DocId, seq: i64) -> Result<
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(seq, device_id, bytes)| PulledChange {
+        .map(|(seq, device_id, hash, bytes)| PulledChange {
             seq,
             device_id,
+            hash,
             bytes,
         })
         .collect())
