@@ -48,6 +48,9 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<Self> {
+        // One plain connection first: the pool retries a refused or failed connection until its
+        // acquire timeout, and then reports only the timeout, not why.
+        sqlx::Connection::close(<PgConnection as sqlx::Connection>::connect(url).await?).await?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -458,6 +461,30 @@ impl Store for PgStore {
             .run(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn check_migrations(&self) -> Result<()> {
+        let tracked: bool =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        let applied: Vec<i64> = if tracked {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        super::migration_gap(&sqlx::migrate!("../migrations/postgres"), &applied)
+    }
+
+    async fn backup(&self, _to: &std::path::Path) -> Result<()> {
+        Err(StoreError::Unsupported(
+            "gridsync backup copies SQLite databases only; back up Postgres with its own tools: \
+             pg_dump --format=custom --file=FILE 'URL' (and restore with pg_restore --clean \
+             --dbname='URL' FILE)"
+                .into(),
+        ))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -2,6 +2,7 @@
 //! and one connection avoids lock-upgrade deadlocks) beside a pool of readers.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -64,6 +65,36 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore { write, read })
+    }
+
+    /// Checks that the file at `path` is a sound SQLite database with no migration unknown to
+    /// this binary (fewer is fine: serving it migrates it), without writing to it.
+    pub async fn check_copy(path: &Path) -> Result<()> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&pool)
+            .await?;
+        if verdict != "ok" {
+            return Err(StoreError::Corrupt(format!(
+                "{}: {verdict}",
+                path.display()
+            )));
+        }
+        let copy = SqliteStore {
+            write: pool.clone(),
+            read: pool,
+        };
+        match copy.check_migrations().await {
+            Ok(()) | Err(StoreError::NotMigrated { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -456,6 +487,34 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("../migrations/sqlite")
             .run(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn check_migrations(&self) -> Result<()> {
+        let tracked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        let applied: Vec<i64> = if tracked {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.read)
+                .await?
+        } else {
+            Vec::new()
+        };
+        super::migration_gap(&sqlx::migrate!("../migrations/sqlite"), &applied)
+    }
+
+    async fn backup(&self, to: &Path) -> Result<()> {
+        let to = to
+            .to_str()
+            .ok_or_else(|| StoreError::Unsupported(format!("{} is not UTF-8", to.display())))?;
+        // VACUUM INTO reads one snapshot, so the copy is consistent while the server writes.
+        sqlx::query("VACUUM INTO ?1")
+            .bind(to)
+            .execute(&self.read)
             .await?;
         Ok(())
     }
