@@ -26,6 +26,21 @@ pub fn server_binary() -> PathBuf {
     bin
 }
 
+/// Runs `gridsync ARGS` to its end with the variables `env` set (and no GRIDSYNC_* variables
+/// from the test's own environment), logs off so that stderr holds only what the command
+/// says on failure.
+pub fn gridsync(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(server_binary());
+    command.args(args).env("RUST_LOG", "off");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("GRIDSYNC_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run gridsync")
+}
+
 /// A running `gridsync serve` on a free port, stopped with SIGTERM by [`Server::stop`] (and
 /// killed if dropped without it).
 pub struct Server {

@@ -94,7 +94,7 @@ fn read_file(path: &Path) -> Result<FileSettings> {
     toml::from_str(&text).map_err(|e| {
         let line = e
             .span()
-            .map(|span| text[..span.start].lines().count().max(1));
+            .map(|span| text[..span.start].matches('\n').count() + 1);
         Error::Config {
             path: path.to_owned(),
             message: match line {
