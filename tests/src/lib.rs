@@ -55,12 +55,18 @@ impl Server {
     /// Starts the binary on `db` with the first admin's password set, and waits until it
     /// answers `/healthz`.
     pub async fn start(db: &str, admin_password: &str) -> Server {
+        Server::start_with(db, admin_password, &[]).await
+    }
+
+    /// [`Server::start`] with more flags for `serve`.
+    pub async fn start_with(db: &str, admin_password: &str, flags: &[&str]) -> Server {
         use std::process::Stdio;
         use std::time::Duration;
         use tokio::io::{AsyncBufReadExt, BufReader};
 
         let mut child = tokio::process::Command::new(server_binary())
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(flags)
             .env("GRIDSYNC_DB", db)
             .env("GRIDSYNC_ADMIN_PASSWORD", admin_password)
             .env("RUST_LOG", "warn")
@@ -81,7 +87,8 @@ impl Server {
             }
         });
         let mut said = Vec::new();
-        let base = tokio::time::timeout(Duration::from_secs(30), async {
+        // `serve --demo` fills the database first: a minute or two in a debug build.
+        let base = tokio::time::timeout(Duration::from_secs(300), async {
             while let Some(line) = lines.recv().await {
                 said.push(line.clone());
                 if let Some(addr) = line.strip_prefix("gridsync is serving on ") {
@@ -91,7 +98,7 @@ impl Server {
             panic!("gridsync exited before serving; it said {said:?}");
         })
         .await
-        .expect("gridsync serves within 30 s");
+        .expect("gridsync serves within 300 s");
 
         let http = reqwest::Client::new();
         for _ in 0..50 {

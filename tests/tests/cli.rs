@@ -657,12 +657,8 @@ fn undo_read_only(dir: &std::path::Path) {
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
 }
 
+/// Checks the demo district in `db`, filled by `gridsync demo` or `gridsync serve --demo`.
 async fn demo_data_passes_validation_and_holds_open_conflicts(db: &str) {
-    let said = ok(&["--db", db, "demo", "--seed", "7"], &[]);
-    assert!(
-        said.contains("gridsync-demo"),
-        "the demo password is shown: {said}"
-    );
     let store = store::open(db).await.expect("open");
     let admin = store
         .user_by_username("admin")
@@ -726,12 +722,55 @@ async fn demo_data_passes_validation_and_holds_open_conflicts(db: &str) {
 }
 
 #[tokio::test]
-async fn demo_data_passes_validation_and_holds_open_conflicts_on_sqlite() {
+async fn serve_demo_serves_a_demo_district_that_passes_validation_and_holds_conflicts_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
-    demo_data_passes_validation_and_holds_open_conflicts(&sqlite(&dir, "demo.db")).await;
+    let db = sqlite(&dir, "demo.db");
+    let server = Server::start_with(&db, "unused: the demo makes admin", &["--demo"]).await;
+    assert!(
+        server.said.iter().any(|l| l.contains("gridsync-demo")),
+        "the demo password is shown: {:?}",
+        server.said
+    );
+    let http = reqwest::Client::new();
+    let tokens: serde_json::Value = http
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(
+            &serde_json::json!({"username": "cadre-shiqiao", "password": "gridsync-demo",
+            "device_id": "office", "device_name": "office pc"}),
+        )
+        .send()
+        .await
+        .expect("login")
+        .error_for_status()
+        .expect("a demo cadre logs in")
+        .json()
+        .await
+        .expect("tokens");
+    let reports: serde_json::Value = http
+        .get(format!("{}/api/v1/reports?kind=dispute_check", server.base))
+        .bearer_auth(tokens["access_token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("reports")
+        .json()
+        .await
+        .expect("report list");
+    assert!(
+        reports["total"].as_i64().is_some_and(|n| n > 50),
+        "the cadre sees the village's disputes: {}",
+        reports["total"]
+    );
+    assert!(server.stop().await.success());
+    demo_data_passes_validation_and_holds_open_conflicts(&db).await;
 }
 
 #[tokio::test]
 async fn demo_data_passes_validation_and_holds_open_conflicts_on_postgres() {
-    demo_data_passes_validation_and_holds_open_conflicts(&postgres("cli_demo").await).await;
+    let db = postgres("cli_demo").await;
+    let said = ok(&["--db", &db, "demo", "--seed", "7"], &[]);
+    assert!(
+        said.contains("gridsync-demo"),
+        "the demo password is shown: {said}"
+    );
+    demo_data_passes_validation_and_holds_open_conflicts(&db).await;
 }

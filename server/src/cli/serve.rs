@@ -22,8 +22,12 @@ pub async fn serve(settings: &Settings, with_demo: bool) -> Result<()> {
             source,
         })?;
     let store = open(db, Open::Migrate).await?;
-    if with_demo && store.count_users().await? == 0 {
-        demo::fill(store.as_ref(), demo::DEFAULT_SEED).await?;
+    if with_demo {
+        if store.count_users().await? == 0 {
+            demo::fill(store.as_ref(), demo::DEFAULT_SEED).await?;
+        } else {
+            say("The database has users already: --demo adds nothing to it.");
+        }
     }
     let password = std::env::var(ADMIN_PASSWORD_ENV)
         .ok()
