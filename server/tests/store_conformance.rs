@@ -53,6 +53,7 @@ on_both_backends!(
     a_dismissed_rule_flag_stays_dismissed_after_later_edits,
     scopes_compare_org_paths_exactly_with_their_case_and_wildcards,
     a_text_with_a_nul_character_is_refused_for_its_report_alone,
+    a_migrated_database_passes_the_migration_check,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -2169,4 +2170,17 @@ async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &Te
             .expect("thumbnail"),
         None
     );
+}
+
+async fn a_migrated_database_passes_the_migration_check(store: &dyn Store) {
+    store
+        .check_migrations()
+        .await
+        .expect("every migration is applied");
+    // Migrating again changes nothing the check could see.
+    store.migrate().await.expect("migrate again");
+    store
+        .check_migrations()
+        .await
+        .expect("still every migration");
 }
