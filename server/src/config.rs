@@ -17,6 +17,9 @@ pub struct Config {
     /// Failed logins allowed per username and per client address within `login_window`.
     pub login_max_failures: u32,
     pub login_window: Duration,
+    /// SHA-256 of the bearer token `GET /metrics` requires; `None` serves it to anyone who can
+    /// reach the server (it holds counts and timings, no personal data).
+    pub metrics_token_sha256: Option<[u8; 32]>,
 }
 
 impl Default for Config {
@@ -28,6 +31,7 @@ impl Default for Config {
             refresh_ttl: Duration::from_secs(60 * 24 * 60 * 60),
             login_max_failures: 5,
             login_window: Duration::from_secs(15 * 60),
+            metrics_token_sha256: None,
         }
     }
 }

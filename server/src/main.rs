@@ -7,7 +7,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use gridsync_server::auth::bootstrap::{self, FirstAdmin};
 use gridsync_server::config::Config;
+use gridsync_server::http::metrics::token_digest;
 use gridsync_server::http::{AppState, app};
+use gridsync_server::live;
+use gridsync_server::telemetry::{self, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -41,24 +44,25 @@ struct ServeArgs {
     /// Address to listen on; port 0 picks a free one (the address is printed).
     #[arg(long, env = "GRIDSYNC_BIND", default_value = "127.0.0.1:8080")]
     bind: SocketAddr,
+    /// Log lines for a terminal (human) or for a log collector (json, one object per line).
+    #[arg(long, env = "GRIDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
 }
 
 /// The first admin's password, read from the environment only: a command-line flag would show
 /// it to every user of the machine in the process list.
 const ADMIN_PASSWORD_ENV: &str = "GRIDSYNC_ADMIN_PASSWORD";
 
+/// The bearer token `GET /metrics` requires, from the environment only like the password.
+const METRICS_TOKEN_ENV: &str = "GRIDSYNC_METRICS_TOKEN";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // automerge logs expected rejections of bad input at ERROR; they are answered.
-                .unwrap_or_else(|_| "info,automerge=off".into()),
-        )
-        // stdout carries only what the operator must read (the first password, the address).
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    telemetry::init(match &cli.command {
+        Command::Serve(args) => args.log_format,
+        Command::Migrate => LogFormat::default(),
+    });
     match cli.command {
         Command::Migrate => {
             gridsync_server::store::open(&cli.db)
@@ -84,9 +88,19 @@ async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     {
         announce(&admin);
     }
-    let state = AppState::new(store, Config::default())
+    let config = Config {
+        metrics_token_sha256: std::env::var(METRICS_TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty())
+            .map(|t| token_digest(&t)),
+        ..Config::default()
+    };
+    let mut state = AppState::new(store, config)
         .await
         .context("could not load the signing keys")?;
+    state.live = live::across_nodes(db, state.live)
+        .await
+        .context("could not listen for the other nodes' changes")?;
     let listener = tokio::net::TcpListener::bind(args.bind)
         .await
         .with_context(|| format!("could not listen on {}", args.bind))?;

@@ -13,6 +13,7 @@ use gridsync_core::protocol::{Pull, PullResult, Push, PushResult};
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::Registry;
 
+use crate::live::Changed;
 use crate::scope::{Role, Scope};
 use crate::sync::pull::{PageDoc, PulledChange};
 
@@ -331,6 +332,33 @@ pub struct ConflictItem {
     pub restricted: bool,
 }
 
+/// One connection pool's connections at a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUse {
+    /// `main` on Postgres; `write` and `read` on SQLite.
+    pub pool: &'static str,
+    pub max: u32,
+    pub open: u32,
+    pub idle: u32,
+}
+
+pub(crate) fn pool_use<DB: sqlx::Database>(pool: &'static str, p: &sqlx::Pool<DB>) -> PoolUse {
+    PoolUse {
+        pool,
+        max: p.options().get_max_connections(),
+        open: p.size(),
+        idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+    }
+}
+
+/// A committed ingest: the answer to the pusher, how many new changes it stored, and where.
+#[derive(Debug)]
+pub struct Committed {
+    pub result: PushResult,
+    pub changes: u64,
+    pub changed: Changed,
+}
+
 /// Who is pushing: the user (whose id every new change must carry as author), the device, the
 /// scope they may write in, and the time the server records.
 #[derive(Debug, Clone)]
@@ -509,6 +537,10 @@ pub trait Store: Send + Sync {
     async fn migrate(&self) -> Result<()>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Conflicts and rule flags not yet resolved, across every report: for monitoring.
+    async fn count_open_conflicts(&self) -> Result<i64>;
+    /// How busy each connection pool is: for monitoring.
+    fn pool_use(&self) -> Vec<PoolUse>;
 
     async fn upsert_org_unit(&self, unit: &OrgUnit) -> Result<()>;
     /// Adds a unit; `Duplicate` when its id or path is taken.
@@ -555,9 +587,24 @@ pub trait Store: Send + Sync {
     /// Applies a push: for each document, in one transaction for the whole batch, skips known
     /// hashes, checks dependencies, authorship and scope, applies, validates, stores the changes
     /// with server sequence numbers, the projection, conflicts and (when due) a new snapshot.
-    /// Returns only after the commit, so every `Acked` is durable.
-    async fn ingest(&self, writer: &Writer, push: &Push, registry: &Registry)
-    -> Result<PushResult>;
+    /// Returns only after the commit, so every `Acked` is durable; with the answer comes what
+    /// the commit changed, for live updates and metrics.
+    async fn ingest_committed(
+        &self,
+        writer: &Writer,
+        push: &Push,
+        registry: &Registry,
+    ) -> Result<Committed>;
+
+    /// [`Store::ingest_committed`] for callers that need only the answer.
+    async fn ingest(
+        &self,
+        writer: &Writer,
+        push: &Push,
+        registry: &Registry,
+    ) -> Result<PushResult> {
+        Ok(self.ingest_committed(writer, push, registry).await?.result)
+    }
 
     /// Serves a pull from stored bytes, without loading any automerge document.
     async fn pull(&self, scope: &Scope, device_id: Option<&str>, pull: &Pull)

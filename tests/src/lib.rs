@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests.
 
 pub mod field;
+pub mod live;
 
 use std::path::PathBuf;
 
@@ -24,6 +25,15 @@ pub fn server_binary() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The `p` quantile (0 to 1) of `sorted` durations, in milliseconds; 0 for none.
+pub fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1_000.0
 }
 
 /// A running `gridsync serve` on a free port, stopped with SIGTERM by [`Server::stop`] (and
