@@ -23,13 +23,6 @@ use crate::auth::Caller;
 /// console re-read ten times a second.
 pub const COALESCE: Duration = Duration::from_millis(100);
 
-/// A ping this often keeps proxies from closing an idle connection, and the caller's account
-/// and device are checked again at the same pace.
-const PING_EVERY: Duration = Duration::from_secs(30);
-
-/// A client silent (not even a pong) for this long is gone.
-const SILENT_FOR: Duration = Duration::from_secs(75);
-
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(live))
 }
@@ -72,7 +65,10 @@ async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
 /// Pokes the client until it leaves, falls silent, or loses its right to be told.
 async fn run(state: &AppState, mut caller: Caller, mut socket: WebSocket) -> &'static str {
     let mut changes = state.live.subscribe();
-    let mut ping = interval(PING_EVERY);
+    let every = state.config.live_ping;
+    // A client silent (not even a pong) through two pings and a half is gone.
+    let silent_for = every * 5 / 2;
+    let mut ping = interval(every);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_heard = Instant::now();
@@ -107,7 +103,7 @@ async fn run(state: &AppState, mut caller: Caller, mut socket: WebSocket) -> &'s
                 Some(Err(_)) => return "receive failed",
             },
             _ = ping.tick() => {
-                if last_heard.elapsed() > SILENT_FOR {
+                if last_heard.elapsed() > silent_for {
                     return "client silent";
                 }
                 match caller.recheck(state).await {
