@@ -1,7 +1,7 @@
 //! Shared helpers of the end-to-end tests.
 
+pub mod client;
 pub mod field;
-pub mod live;
 
 use std::path::PathBuf;
 

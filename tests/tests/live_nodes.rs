@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use gridsync_core::DocId;
 use gridsync_e2e::Server;
+use gridsync_e2e::client::Client;
 use gridsync_e2e::field::{self, GRID, PASSWORD};
-use gridsync_e2e::live::Client;
 
 /// What "within a bounded time" means here: generous for a loaded CI machine; a poke takes
 /// milliseconds (see the README's measured figures).

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use gridsync_core::DocId;
+use gridsync_e2e::client::Client;
 use gridsync_e2e::field::{self, GRID, PASSWORD};
-use gridsync_e2e::live::Client;
 use gridsync_e2e::percentile_ms;
 use gridsync_server::http::live::COALESCE;
 

@@ -1,6 +1,5 @@
-//! A client of a running `gridsync serve` for live updates: a logged-in user who edits one
-//! report and pushes it, listens on `/api/v1/live`, and pulls. The two-node test and the
-//! poke-latency measurement (`livepoke`) drive it.
+//! A client of a running `gridsync serve`: a logged-in user with a replica of the reports it
+//! holds, who edits, pushes and pulls over HTTP and listens on `/api/v1/live`.
 
 use std::time::Duration;
 
@@ -71,6 +70,12 @@ impl Client {
             let summary = self.replica.apply_push_result(&result);
             assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
         }
+    }
+
+    /// Pushes what is pending, then pulls to the end of the scope.
+    pub async fn sync(&mut self) {
+        self.push().await;
+        self.pull().await;
     }
 
     /// Pulls to the end of the scope.
