@@ -106,7 +106,7 @@ async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("could not listen on {}", args.bind))?;
     let addr = listener.local_addr()?;
     say(&format!("gridsync is serving on http://{addr}"));
-    tracing::info!(%addr, db, "serving");
+    tracing::info!(%addr, db = %gridsync_server::store::redacted_url(db), "serving");
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -687,6 +687,21 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// `url` with any password replaced by `***`, for logs and messages.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
 /// Heads as stored: 32-byte hashes back to back.
 pub(crate) fn heads_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
     heads.iter().flat_map(|h| h.0).collect()
@@ -1124,4 +1139,26 @@ pub(crate) fn scope_filter(table: &str, mark: char, first: usize) -> String {
         "{under} AND ((NOT {table}.restricted AND {open}) \
          OR ({table}.restricted AND ({all} OR {table}.assigned_to = {user})))"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn a_database_password_never_reaches_a_log_line() {
+        assert_eq!(
+            redacted_url("postgres://gs:s3cr@t:x@db.local:5432/gridsync?sslmode=disable"),
+            "postgres://gs:***@db.local:5432/gridsync?sslmode=disable"
+        );
+        assert_eq!(
+            redacted_url("postgres://postgres@127.0.0.1/poke"),
+            "postgres://postgres@127.0.0.1/poke"
+        );
+        assert_eq!(
+            redacted_url("sqlite:///var/lib/a@b/g.db"),
+            "sqlite:///var/lib/a@b/g.db"
+        );
+        assert_eq!(redacted_url("not a url"), "not a url");
+    }
 }
