@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use gridsync_core::protocol::{self, Pull, PushResult};
 use gridsync_server::config::Config;
 use gridsync_server::http::metrics::token_digest;
@@ -32,6 +32,7 @@ on_both_test_stores!(
     office_edits_poke_live_clients_too,
     live_connections_without_a_valid_token_or_from_a_revoked_device_or_disabled_user_are_refused,
     a_live_connection_is_closed_once_its_device_is_revoked,
+    a_live_client_sending_a_large_message_is_disconnected,
 );
 
 const USERS: [(&str, Role, &str); 4] = [
@@ -451,5 +452,28 @@ async fn a_live_connection_is_closed_once_its_device_is_revoked(t: &TestStore) {
     assert_eq!(closed.reason.as_str(), "device_revoked");
     // Others stay connected and poked.
     api.push_dispute("c1", 1, G1).await;
+    assert!(poke(&mut cadre, Duration::from_secs(5)).await.is_some());
+}
+
+async fn a_live_client_sending_a_large_message_is_disconnected(t: &TestStore) {
+    let api = api(t).await;
+    let addr = api.serve().await;
+    let mut flooder = api.connect(addr, "w1").await;
+    let mut cadre = api.connect(addr, "c1").await;
+    // The server may cut the line while this is still being written.
+    let _ = flooder
+        .send(Message::Binary(vec![0u8; 64 * 1024].into()))
+        .await;
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match flooder.next().await {
+                None | Some(Err(_) | Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection stayed open");
+    api.push_dispute("w1", 1, G1).await;
     assert!(poke(&mut cadre, Duration::from_secs(5)).await.is_some());
 }

@@ -23,6 +23,9 @@ use crate::auth::Caller;
 /// console re-read ten times a second.
 pub const COALESCE: Duration = Duration::from_millis(100);
 
+/// Largest message a client may send.
+const MAX_CLIENT_MESSAGE: usize = 4 * 1024;
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(live))
 }
@@ -51,7 +54,11 @@ async fn live(
         .ok_or(ApiError::Unauthenticated)?;
     let caller = Caller::from_token(&state, token).await?;
     let upgrade = upgrade.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    Ok(upgrade.on_upgrade(move |socket| serve(state, caller, socket)))
+    Ok(upgrade
+        // The client has nothing to say but pongs and a close; a large frame is an attack.
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(state, caller, socket)))
 }
 
 async fn serve(state: AppState, caller: Caller, socket: WebSocket) {
