@@ -68,12 +68,20 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.pokes {
         worker.edit(id, GRID, &format!("place {i}"), 1_000 + i as i64);
         let started = Instant::now();
-        worker.push().await;
-        push.push(started.elapsed());
-        live.poke(Duration::from_secs(10))
-            .await
-            .with_context(|| format!("poke {i} did not come within 10 s"))?;
-        poke.push(started.elapsed());
+        // The poke may well arrive before the push's answer: listen while pushing.
+        let (pushed, poked) = tokio::join!(
+            async {
+                worker.push().await;
+                started.elapsed()
+            },
+            async {
+                live.poke(Duration::from_secs(10))
+                    .await
+                    .map(|_| started.elapsed())
+            }
+        );
+        push.push(pushed);
+        poke.push(poked.with_context(|| format!("poke {i} did not come within 10 s"))?);
         // Past the coalescing window, so the next poke goes out at once.
         tokio::time::sleep(COALESCE + Duration::from_millis(10)).await;
     }
