@@ -17,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::scope::Role;
 use crate::store::{self, Store, StoreError};
+use crate::telemetry::LogFormat;
 use settings::Settings;
 
 #[derive(Debug, Parser)]
@@ -81,6 +82,9 @@ pub struct ServeArgs {
     /// The login window, in minutes [default: 15].
     #[arg(long, env = "GRIDSYNC_LOGIN_WINDOW_MINUTES")]
     pub login_window_minutes: Option<u64>,
+    /// Log lines for a terminal (human) or for a log collector (json, one object per line).
+    #[arg(long, env = "GRIDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Args)]

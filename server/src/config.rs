@@ -17,6 +17,12 @@ pub struct Config {
     /// Failed logins allowed per username and per client address within `login_window`.
     pub login_max_failures: u32,
     pub login_window: Duration,
+    /// SHA-256 of the bearer token `GET /metrics` requires; `None` serves it to anyone who can
+    /// reach the server (it holds counts and timings, no personal data).
+    pub metrics_token_sha256: Option<[u8; 32]>,
+    /// How often `/api/v1/live` pings its clients (keeping proxies from closing an idle
+    /// connection) and checks again that the caller's account and device are still good.
+    pub live_ping: Duration,
 }
 
 impl Default for Config {
@@ -28,6 +34,8 @@ impl Default for Config {
             refresh_ttl: Duration::from_secs(60 * 24 * 60 * 60),
             login_max_failures: 5,
             login_window: Duration::from_secs(15 * 60),
+            metrics_token_sha256: None,
+            live_ping: Duration::from_secs(30),
         }
     }
 }

@@ -9,19 +9,23 @@ pub mod devices;
 pub mod error;
 pub mod health;
 pub mod json;
+pub mod live;
+pub mod metrics;
 pub mod org;
 pub mod query;
 pub mod reports;
 pub mod sync;
+pub mod trace;
 pub mod users;
 pub mod validate;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::middleware::from_fn_with_state;
 use axum::routing::get;
+use gridsync_core::protocol::{Push, PushResult};
 use gridsync_core::schema::Registry;
-use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -32,7 +36,9 @@ pub use json::Json;
 use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::token::Keys;
 use crate::config::Config;
-use crate::store::Store;
+use crate::live::Hub;
+use crate::metrics::Metrics;
+use crate::store::{Store, Writer};
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -42,6 +48,9 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub config: Arc<Config>,
     pub login_limiter: Arc<LoginLimiter>,
+    pub metrics: Arc<Metrics>,
+    /// This node's fan-out of committed changes to `/api/v1/live`.
+    pub live: Hub,
 }
 
 impl AppState {
@@ -57,7 +66,21 @@ impl AppState {
                 config.login_window,
             )),
             config: Arc::new(config),
+            metrics: Arc::new(Metrics::new()),
+            live: Hub::new(),
         })
+    }
+
+    /// Ingests `push` for `writer` and tells what it changed to the metrics and to the live
+    /// clients of every node. Every write of report changes goes through here.
+    pub async fn ingest(&self, writer: &Writer, push: &Push) -> Result<PushResult, ApiError> {
+        let committed = self
+            .store
+            .ingest_committed(writer, push, &self.registry)
+            .await?;
+        self.metrics.changes_ingested.inc_by(committed.changes);
+        self.live.publish(committed.changed);
+        Ok(committed.result)
     }
 }
 
@@ -103,6 +126,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(reports::routes())
         .merge(conflicts::routes())
         .merge(attachments::routes())
+        .merge(live::routes())
+        .merge(metrics::routes())
 }
 
 /// The whole API, ready to serve.
@@ -118,6 +143,6 @@ pub fn app(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(TraceLayer::new_for_http())
+        .layer(from_fn_with_state(state.clone(), trace::observe))
         .with_state(state)
 }

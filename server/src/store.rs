@@ -13,6 +13,7 @@ use gridsync_core::protocol::{Pull, PullResult, Push, PushResult};
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::Registry;
 
+use crate::live::Changed;
 use crate::scope::{Role, Scope};
 use crate::sync::pull::{PageDoc, PulledChange};
 
@@ -341,6 +342,33 @@ pub struct ConflictItem {
     pub restricted: bool,
 }
 
+/// One connection pool's connections at a moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolUse {
+    /// `main` on Postgres; `write` and `read` on SQLite.
+    pub pool: &'static str,
+    pub max: u32,
+    pub open: u32,
+    pub idle: u32,
+}
+
+pub(crate) fn pool_use<DB: sqlx::Database>(pool: &'static str, p: &sqlx::Pool<DB>) -> PoolUse {
+    PoolUse {
+        pool,
+        max: p.options().get_max_connections(),
+        open: p.size(),
+        idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+    }
+}
+
+/// A committed ingest: the answer to the pusher, how many new changes it stored, and where.
+#[derive(Debug)]
+pub struct Committed {
+    pub result: PushResult,
+    pub changes: u64,
+    pub changed: Changed,
+}
+
 /// Who is pushing: the user (whose id every new change must carry as author), the device, the
 /// scope they may write in, and the time the server records.
 #[derive(Debug, Clone)]
@@ -527,6 +555,10 @@ pub trait Store: Send + Sync {
     async fn backup(&self, to: &std::path::Path) -> Result<()>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
+    /// Conflicts and rule flags not yet resolved, across every report: for monitoring.
+    async fn count_open_conflicts(&self) -> Result<i64>;
+    /// How busy each connection pool is: for monitoring.
+    fn pool_use(&self) -> Vec<PoolUse>;
 
     async fn upsert_org_unit(&self, unit: &OrgUnit) -> Result<()>;
     /// Adds a unit; `Duplicate` when its id or path is taken.
@@ -573,9 +605,24 @@ pub trait Store: Send + Sync {
     /// Applies a push: for each document, in one transaction for the whole batch, skips known
     /// hashes, checks dependencies, authorship and scope, applies, validates, stores the changes
     /// with server sequence numbers, the projection, conflicts and (when due) a new snapshot.
-    /// Returns only after the commit, so every `Acked` is durable.
-    async fn ingest(&self, writer: &Writer, push: &Push, registry: &Registry)
-    -> Result<PushResult>;
+    /// Returns only after the commit, so every `Acked` is durable; with the answer comes what
+    /// the commit changed, for live updates and metrics.
+    async fn ingest_committed(
+        &self,
+        writer: &Writer,
+        push: &Push,
+        registry: &Registry,
+    ) -> Result<Committed>;
+
+    /// [`Store::ingest_committed`] for callers that need only the answer.
+    async fn ingest(
+        &self,
+        writer: &Writer,
+        push: &Push,
+        registry: &Registry,
+    ) -> Result<PushResult> {
+        Ok(self.ingest_committed(writer, push, registry).await?.result)
+    }
 
     /// Serves a pull from stored bytes, without loading any automerge document.
     async fn pull(&self, scope: &Scope, device_id: Option<&str>, pull: &Pull)
@@ -684,6 +731,21 @@ pub(crate) fn migration_gap(known: &sqlx::migrate::Migrator, applied: &[i64]) ->
         });
     }
     Ok(())
+}
+
+/// `url` with any password replaced by `***`, for logs and messages.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{}", &rest[authority_end..]),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
 }
 
 /// Heads as stored: 32-byte hashes back to back.
@@ -1136,4 +1198,26 @@ pub(crate) fn scope_filter(table: &str, mark: char, first: usize) -> String {
         "{under} AND ((NOT {table}.restricted AND {open}) \
          OR ({table}.restricted AND ({all} OR {table}.assigned_to = {user})))"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn a_database_password_never_reaches_a_log_line() {
+        assert_eq!(
+            redacted_url("postgres://gs:s3cr@t:x@db.local:5432/gridsync?sslmode=disable"),
+            "postgres://gs:***@db.local:5432/gridsync?sslmode=disable"
+        );
+        assert_eq!(
+            redacted_url("postgres://postgres@127.0.0.1/poke"),
+            "postgres://postgres@127.0.0.1/poke"
+        );
+        assert_eq!(
+            redacted_url("sqlite:///var/lib/a@b/g.db"),
+            "sqlite:///var/lib/a@b/g.db"
+        );
+        assert_eq!(redacted_url("not a url"), "not a url");
+    }
 }

@@ -1,5 +1,6 @@
 //! Shared helpers of the end-to-end tests.
 
+pub mod client;
 pub mod field;
 
 use std::path::PathBuf;
@@ -39,6 +40,15 @@ pub fn gridsync(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     }
     command.envs(env.iter().copied());
     command.output().expect("run gridsync")
+}
+
+/// The `p` quantile (0 to 1) of `sorted` durations, in milliseconds; 0 for none.
+pub fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1_000.0
 }
 
 /// A running `gridsync serve` on a free port, stopped with SIGTERM by [`Server::stop`] (and

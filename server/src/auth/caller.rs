@@ -50,17 +50,38 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
+        Caller::from_token(state, bearer(parts)?).await
+    }
+}
+
+impl Caller {
+    /// The caller an access token names, checked as every request is.
+    pub async fn from_token(state: &AppState, token: &str) -> Result<Caller, ApiError> {
         let claims = state.keys.verify(token).await?;
+        Caller::load(state, &claims.sub, &claims.dev, claims.sid).await
+    }
+
+    /// This caller as the store has them now: still enabled, device not revoked, scope from
+    /// where they are placed now. For connections that outlive their request.
+    pub async fn recheck(&self, state: &AppState) -> Result<Caller, ApiError> {
+        Caller::load(state, &self.user.id, &self.device.id, self.session.clone()).await
+    }
+
+    async fn load(
+        state: &AppState,
+        user_id: &str,
+        device_id: &str,
+        session: String,
+    ) -> Result<Caller, ApiError> {
         // A token naming a user or device that no longer exists is as good as forged.
         let user = state
             .store
-            .user(&claims.sub)
+            .user(user_id)
             .await?
             .ok_or(ApiError::TokenInvalid)?;
         let device = state
             .store
-            .device(&claims.dev)
+            .device(device_id)
             .await?
             .filter(|d| d.user_id == user.id)
             .ok_or(ApiError::TokenInvalid)?;
@@ -84,14 +105,14 @@ impl FromRequestParts<AppState> for Caller {
         Ok(Caller {
             user,
             device,
-            session: claims.sid,
+            session,
             scope,
         })
     }
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme matched case-insensitively).
-fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+pub(crate) fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts
         .headers
         .get(AUTHORIZATION)

@@ -5,12 +5,12 @@ use std::io::ErrorKind;
 
 use super::Error;
 use super::settings::sqlite_path;
-use crate::store::StoreError;
+use crate::store::{StoreError, redacted_url};
 
 /// What to print for `e`.
 pub fn explain(e: &Error) -> String {
     match e {
-        Error::Open { url, source } => explain_open(&redact(url), url, source),
+        Error::Open { url, source } => explain_open(&redacted_url(url), url, source),
         Error::Store(source) => explain_store(source),
         Error::Listen { addr, source } => match source.kind() {
             ErrorKind::AddrInUse => format!(
@@ -114,34 +114,5 @@ fn explain_store(e: &StoreError) -> String {
             format!("the database refused: {}", db.message())
         }
         other => other.to_string(),
-    }
-}
-
-/// `url` without its password, for messages that may end up in a log or a ticket.
-pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let Some((credentials, host)) = rest.split_once('@') else {
-        return url.to_owned();
-    };
-    match credentials.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_in_database_urls_are_not_repeated() {
-        assert_eq!(
-            redact("postgres://gs:secret@db:5432/gridsync"),
-            "postgres://gs:***@db:5432/gridsync"
-        );
-        assert_eq!(redact("postgres://gs@db/g"), "postgres://gs@db/g");
-        assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
     }
 }

@@ -7,6 +7,7 @@ use super::settings::Settings;
 use super::{Error, Open, Result, demo, open, say};
 use crate::auth::bootstrap::{self, FirstAdmin};
 use crate::http::{AppState, app};
+use crate::store::StoreError;
 
 /// The first admin's password, read from the environment only: a command-line flag would show
 /// it to every user of the machine in the process list.
@@ -39,10 +40,13 @@ pub async fn serve(settings: &Settings, with_demo: bool) -> Result<()> {
         store.clone(),
         crate::config::ORPHAN_COLLECTION_EVERY,
     ));
-    let state = AppState::new(store, settings.api.clone()).await?;
+    let mut state = AppState::new(store, settings.api.clone()).await?;
+    state.live = crate::live::across_nodes(db, state.live)
+        .await
+        .map_err(StoreError::from)?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     say(&format!("gridsync is serving on http://{addr}"));
-    tracing::info!(%addr, "serving");
+    tracing::info!(%addr, db = %crate::store::redacted_url(db), "serving");
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -9,9 +9,12 @@ use serde::Deserialize;
 
 use super::{Cli, Command, Error, Result};
 use crate::config::Config;
+use crate::http::metrics::token_digest;
 
 pub const DEFAULT_DB: &str = "sqlite://gridsync.db";
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// The bearer token `GET /metrics` requires, when set.
+pub const METRICS_TOKEN_ENV: &str = "GRIDSYNC_METRICS_TOKEN";
 
 /// The keys a config file may hold, each also a flag and a variable (README: Configuration).
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +67,11 @@ impl Settings {
                 .and_then(|s| s.login_window_minutes)
                 .or(file.login_window_minutes)
                 .map_or(defaults.login_window, minutes),
+            // A secret, so from the environment only, like the first admin's password.
+            metrics_token_sha256: std::env::var(METRICS_TOKEN_ENV)
+                .ok()
+                .filter(|t| !t.is_empty())
+                .map(|t| token_digest(&t)),
             ..defaults
         };
         if api.access_ttl.is_zero() || api.refresh_ttl.is_zero() || api.login_window.is_zero() {

@@ -130,7 +130,9 @@ async fn login(
         (true, Some(user)) => user,
         _ => {
             limiter.record_failure(&req.username, addr);
-            tracing::info!(username = %req.username, ?addr, "failed login");
+            // No username: it is often a person's name, and a mistyped password sometimes
+            // lands in it. The address is what tells a guessing attack.
+            tracing::info!(?addr, "failed login");
             return Err(ApiError::InvalidCredentials);
         }
     };

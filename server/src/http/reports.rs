@@ -812,7 +812,7 @@ pub(crate) async fn ingest_edit(
         scope: caller.scope.clone(),
         now,
     };
-    let result = state.store.ingest(&writer, &push, &state.registry).await?;
+    let result = state.ingest(&writer, &push).await?;
     outcome(result)
 }
 

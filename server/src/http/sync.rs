@@ -53,15 +53,16 @@ async fn push(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_clearance(&caller)?;
-    let push: Push = decode(body)?;
+    let push: Push = decode(&state, body)?;
     let writer = Writer {
         user_id: caller.user.id.clone(),
         device_id: Some(caller.device.id.clone()),
         scope: caller.scope.clone(),
         now: clock::now(),
     };
-    let result = state.store.ingest(&writer, &push, &state.registry).await?;
-    Ok(frame(&result))
+    let result = state.ingest(&writer, &push).await?;
+    state.metrics.sync_pushes.inc();
+    Ok(frame(&state, &result))
 }
 
 /// One page of the documents in the caller's scope past its cursor.
@@ -82,7 +83,7 @@ async fn pull(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_clearance(&caller)?;
-    let pull: Pull = decode(body)?;
+    let pull: Pull = decode(&state, body)?;
     let result = state
         .store
         .pull(&caller.scope, Some(caller.device_id()), &pull)
@@ -103,7 +104,8 @@ async fn pull(
             })
             .await?;
     }
-    Ok(frame(&result))
+    state.metrics.sync_pulls.inc();
+    Ok(frame(&state, &result))
 }
 
 /// Sync carries whole automerge documents, whose history holds every value a field ever had,
@@ -120,7 +122,10 @@ fn require_clearance(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn decode<M: Message>(body: Result<Bytes, BytesRejection>) -> Result<M, ApiError> {
+fn decode<M: Message>(
+    state: &AppState,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<M, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(LIMITS.max_frame_bytes)
@@ -128,9 +133,12 @@ fn decode<M: Message>(body: Result<Bytes, BytesRejection>) -> Result<M, ApiError
             ApiError::BadRequest(rejection.body_text())
         }
     })?;
+    state.metrics.sync_bytes_in.inc_by(bytes.len() as u64);
     Ok(protocol::decode_with_limits(&bytes, &LIMITS)?)
 }
 
-fn frame<M: Message>(message: &M) -> Response {
-    ([(CONTENT_TYPE, FRAME_TYPE)], protocol::encode(message)).into_response()
+fn frame<M: Message>(state: &AppState, message: &M) -> Response {
+    let bytes = protocol::encode(message);
+    state.metrics.sync_bytes_out.inc_by(bytes.len() as u64);
+    ([(CONTENT_TYPE, FRAME_TYPE)], bytes).into_response()
 }

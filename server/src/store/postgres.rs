@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gridsync_core::DocId;
 use gridsync_core::ingest::NewChange;
-use gridsync_core::protocol::{Pull, PullResult, Push, PushResult};
+use gridsync_core::protocol::{Pull, PullResult, Push};
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::Registry;
 use sqlx::AssertSqlSafe;
@@ -18,16 +18,16 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, Attachment, AttachmentRow, AuditEntry, AuditQuery,
     AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage, CONFLICT_ITEM_COLUMNS, ChangeLogRow,
-    ChangeRow, ConflictItem, ConflictItemRecord, ConflictQuery, ConflictRecord, ConflictRow,
-    DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocChangeRow, DocRecord, DocumentRow, OrgRow,
-    OrgUnit, OrphansCollected, Page, PageRow, PieceHasher, PulledRow, RefreshToken, ReportQuery,
-    Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
-    UploadState, User, UserPatch, UserQuery, UserRow, UserUpdated, Writer, attachment_from,
-    audit_filter, audit_from, audit_record_from, change_row_from, conflict_from,
-    conflict_item_from, conflict_list_where, cut_range, device_from, doc_change_from,
-    heads_to_bytes, json_contains_pattern, org_from, org_insert_result, page_doc_from,
-    parse_doc_id, pieces, pulled_change_from, report_list_where, scope_filter, user_from,
-    user_update_result, users_under,
+    ChangeRow, Committed, ConflictItem, ConflictItemRecord, ConflictQuery, ConflictRecord,
+    ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocChangeRow, DocRecord, DocumentRow, OrgRow,
+    OrgUnit, OrphansCollected, Page, PageRow, PieceHasher, PoolUse, PulledRow, RefreshToken,
+    ReportQuery, Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk,
+    UploadOutcome, UploadState, User, UserPatch, UserQuery, UserRow, UserUpdated, Writer,
+    attachment_from, audit_filter, audit_from, audit_record_from, change_row_from, conflict_from,
+    conflict_item_from, conflict_list_where, cut_range, device_from, doc_change_from, heads_to_bytes,
+    json_contains_pattern, org_from, org_insert_result, page_doc_from, parse_doc_id, pieces,
+    pool_use, pulled_change_from, report_list_where, scope_filter, user_from, user_update_result,
+    users_under,
 };
 use crate::scope::{Restricted, Scope};
 use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
@@ -485,6 +485,18 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn count_open_conflicts(&self) -> Result<i64> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM conflicts WHERE resolved_at IS NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(n)
+    }
+
+    fn pool_use(&self) -> Vec<PoolUse> {
+        vec![pool_use("main", &self.pool)]
+    }
+
     async fn upsert_org_unit(&self, unit: &OrgUnit) -> Result<()> {
         sqlx::query(
             "INSERT INTO org_units (id, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5) \
@@ -707,12 +719,12 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn ingest(
+    async fn ingest_committed(
         &self,
         writer: &Writer,
         push: &Push,
         registry: &Registry,
-    ) -> Result<PushResult> {
+    ) -> Result<Committed> {
         let mut attempt = 1;
         loop {
             let mut tx = self.pool.begin().await?;

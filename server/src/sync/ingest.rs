@@ -13,7 +13,8 @@ use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::{Access, Registry};
 
 use super::CONCURRENT_VALUES;
-use crate::store::{Result, StoreError, Writer, heads_to_bytes};
+use crate::live::{Changed, Touched};
+use crate::store::{Committed, Result, StoreError, Writer, heads_to_bytes};
 
 /// The statements of an ingest, run by each store inside the batch's write transaction.
 #[async_trait]
@@ -52,13 +53,14 @@ pub trait IngestTx: Send {
     async fn insert_exit(&mut self, doc: &DocId, seq: i64, from: &Placement) -> Result<()>;
 }
 
-/// Ingests `push` for `writer`: one outcome per document, in push order. The caller commits.
+/// Ingests `push` for `writer`: one outcome per document, in push order, and what the writes
+/// will have changed once the caller commits.
 pub async fn ingest_batch<T: IngestTx + ?Sized>(
     tx: &mut T,
     writer: &Writer,
     push: &Push,
     registry: &Registry,
-) -> Result<PushResult> {
+) -> Result<Committed> {
     // Rows are locked in id order, so two pushes touching the same documents cannot deadlock.
     let mut order: Vec<usize> = (0..push.docs.len()).collect();
     order.sort_by_key(|&i| push.docs[i].doc);
@@ -97,11 +99,13 @@ pub async fn ingest_batch<T: IngestTx + ?Sized>(
     // Sequence numbers follow the push's order.
     writes.sort_by_key(|(i, _)| *i);
     let total: i64 = writes.iter().map(|(_, w)| w.changes.len() as i64).sum();
+    let mut changed = Changed::default();
     if total > 0 {
         let mut next = tx.take_seqs(total).await?;
         for (_, w) in &mut writes {
             write_doc(tx, w, next, writer).await?;
             next += w.changes.len() as i64;
+            changed.touched.extend(touched(w, next - 1));
         }
     }
     let docs = push
@@ -113,7 +117,28 @@ pub async fn ingest_batch<T: IngestTx + ?Sized>(
             outcome: outcome.unwrap_or_else(|| rejected("internal", "not processed".into())),
         })
         .collect();
-    Ok(PushResult { docs })
+    Ok(Committed {
+        result: PushResult { docs },
+        changes: total as u64,
+        changed,
+    })
+}
+
+/// Where a write lands at `last_seq`, and where it left when it moved the report.
+fn touched(w: &DocWrite, last_seq: i64) -> impl Iterator<Item = Touched> + use<> {
+    let now = Touched {
+        seq: last_seq,
+        org_path: w.org_path.clone(),
+        restricted: w.restricted,
+        assigned_to: w.assigned_to.clone(),
+    };
+    let left = w.left.as_ref().map(|from| Touched {
+        seq: last_seq,
+        org_path: from.org_path.clone(),
+        restricted: from.restricted,
+        assigned_to: from.assigned_to.clone(),
+    });
+    std::iter::once(now).chain(left)
 }
 
 /// Writes one document's row, its changes numbered from `first_seq`, and its conflicts.

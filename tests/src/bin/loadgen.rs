@@ -20,6 +20,7 @@ use gridsync_core::DocId;
 use gridsync_core::protocol::{self, Message, PullResult, PushResult};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_e2e::percentile_ms;
 use gridsync_server::auth::password;
 use gridsync_server::scope::Role;
 use gridsync_server::store::{self, Level, OrgUnit, Store, User};
@@ -104,23 +105,15 @@ async fn main() -> anyhow::Result<()> {
         println!(
             "  {kind}: {} requests, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
             times.len(),
-            percentile(&times, 0.50),
-            percentile(&times, 0.99),
-            percentile(&times, 1.0)
+            percentile_ms(&times, 0.50),
+            percentile_ms(&times, 0.99),
+            percentile_ms(&times, 1.0)
         );
     }
     for error in all.errors.iter().take(5) {
         println!("  error: {error}");
     }
     Ok(())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[i].as_secs_f64() * 1_000.0
 }
 
 /// One grid and one worker per client under one village; kept when already there.
