@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod conflicts;
+pub mod console;
 pub mod devices;
 pub mod error;
 pub mod health;
@@ -12,6 +13,7 @@ pub mod json;
 pub mod org;
 pub mod query;
 pub mod reports;
+pub mod schemas;
 pub mod sync;
 pub mod users;
 pub mod validate;
@@ -103,6 +105,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(reports::routes())
         .merge(conflicts::routes())
         .merge(attachments::routes())
+        .merge(schemas::routes())
 }
 
 /// The whole API, ready to serve.
@@ -117,7 +120,9 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(console::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::map_response(console::no_store_by_default))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
