@@ -1,5 +1,6 @@
 //! Shared helpers of the end-to-end tests.
 
+pub mod client;
 pub mod field;
 
 use std::path::PathBuf;
