@@ -174,6 +174,7 @@
     if (canListUsers()) {
       for await (const user of pages('/api/v1/users?limit=200')) cache.users.set(user.id, user);
     }
+    connectLive();
   }
 
   async function* pages(path) {
@@ -188,6 +189,7 @@
 
   function endSession(message) {
     clearTimeout(session.timer);
+    disconnectLive();
     session.access = null;
     session.me = null;
     sessionStorage.removeItem(REFRESH_KEY);
@@ -534,7 +536,8 @@
     const units = [...answer.units].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9));
     if (!units.length) return h('p', { class: 'muted' }, t('no_items'));
     const row = 28;
-    const [left, width, right] = [120, 300, 330];
+    // Sized for a full-width panel at 1366 px, so the text is drawn at about its CSS size.
+    const [left, width, right] = [150, 760, 380];
     const values = units.flatMap((u) => (u.satisfaction ? [u.satisfaction.low, u.satisfaction.index] : []));
     const min = Math.max(0, Math.floor((Math.min(100, ...values) - 5) / 10) * 10);
     const x = (v) => left + ((v - min) / (100 - min)) * width;
@@ -615,9 +618,10 @@
     const units = answer.units;
     if (!units.length) return h('p', { class: 'muted' }, t('no_items'));
     const row = 24;
-    const [left, width] = [120, 560];
+    // Sized for a half-width panel at 1366 px.
+    const [left, width] = [100, 400];
     const max = Math.max(1, ...units.map((u) => DISPUTE_STATUSES.reduce((n, st) => n + (u.by_status?.[st] ?? 0), 0)));
-    const svg = s('svg', { viewBox: `0 0 ${left + width + 60} ${units.length * row}`, class: 'chart', role: 'img' });
+    const svg = s('svg', { viewBox: `0 0 ${left + width + 50} ${units.length * row}`, class: 'chart', role: 'img' });
     units.forEach((u, i) => {
       const y = i * row;
       svg.append(s('text', { x: left - 6, y: y + 16, 'text-anchor': 'end', class: 'name' }, u.name));
@@ -799,7 +803,7 @@
       ? h(
           'div',
           { class: 'review', id: 'review' },
-          h('span', {}, `${t('review_state')}：`),
+          h('span', {}, `${t('review_state')}${t('colon')}`),
           REVIEW_STATES.map((state) =>
             h(
               'button',
@@ -822,7 +826,7 @@
             ),
           ),
         )
-      : h('p', {}, `${t('review_state')}：${t(`review_${report.review_state}`)}`);
+      : h('p', {}, `${t('review_state')}${t('colon')}${t(`review_${report.review_state}`)}`);
 
     const header = h(
       'div',
@@ -852,7 +856,7 @@
             'ul',
             {},
             report.problems.map((p) =>
-              h('li', {}, `${label(defOf(schema, p.path)?.label) || p.path}：${I18N[lang][`problem_${p.code}`] ? t(`problem_${p.code}`) : p.message}`),
+              h('li', {}, `${label(defOf(schema, p.path)?.label) || p.path}${t('colon')}${I18N[lang][`problem_${p.code}`] ? t(`problem_${p.code}`) : p.message}`),
             ),
           ),
         )
@@ -1060,7 +1064,7 @@
     return [
       h('h1', {}, t('conflicts_title')),
       rows.length
-        ? table([t('conflict_report'), t('grid'), t('conflict_field', { field: '' }), t('conflict_values'), t('detected_at')], rows, { id: 'conflict-list' })
+        ? table([t('conflict_report'), t('grid'), t('field_name'), t('conflict_values'), t('detected_at')], rows, { id: 'conflict-list' })
         : h('p', { class: 'muted' }, t('no_items')),
       h(
         'div',
@@ -1200,7 +1204,7 @@
       lang: query.get('lang') || lang,
     };
     const url = h('output', { id: 'export-url' });
-    const message = h('p', { role: 'status' });
+    const message = h('p', { role: 'status', id: 'export-status' });
     const exportUrl = () => `/api/v1/export?${new URLSearchParams(new FormData(form))}`;
     const form = h(
       'form',
@@ -1236,7 +1240,56 @@
       h('button', { type: 'submit', id: 'export-submit' }, t('download')),
     );
     url.textContent = exportUrl();
-    return [h('h1', {}, t('export_title')), form, h('p', { class: 'url' }, `${t('export_url')}：`, url), message];
+    return [h('h1', {}, t('export_title')), form, h('p', { class: 'url' }, `${t('export_url')}${t('colon')}`, url), message];
+  }
+
+  // ---- live updates --------------------------------------------------------------------------
+
+  // The server pokes the console over /api/v1/live when the caller's scope gained changes; the
+  // page showing server data is then drawn again, unless someone is typing in it. A server
+  // without the endpoint just means no pokes: retries back off to once every five minutes.
+  const live = { socket: null, timer: null, delay: 5, redraw: null };
+
+  function connectLive() {
+    clearTimeout(live.timer);
+    if (!session.access || live.socket) return;
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(`${scheme}//${location.host}/api/v1/live?access_token=${encodeURIComponent(session.access)}`);
+    live.socket = socket;
+    socket.onopen = () => {
+      live.delay = 5;
+    };
+    socket.onmessage = (event) => {
+      let message = null;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message?.type === 'changed') {
+        clearTimeout(live.redraw);
+        live.redraw = setTimeout(redrawForChanges, 500);
+      }
+    };
+    socket.onclose = () => {
+      live.socket = null;
+      if (!session.access) return;
+      live.timer = setTimeout(connectLive, live.delay * 1000);
+      live.delay = Math.min(live.delay * 2, 300);
+    };
+  }
+
+  function disconnectLive() {
+    clearTimeout(live.timer);
+    const socket = live.socket;
+    live.socket = null;
+    socket?.close();
+  }
+
+  function redrawForChanges() {
+    const section = route().path.split('/')[1];
+    const typing = document.activeElement?.matches('input, select, textarea');
+    if (!typing && ['dashboard', 'reports', 'conflicts'].includes(section)) render();
   }
 
   // ---- start ---------------------------------------------------------------------------------
