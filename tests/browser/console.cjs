@@ -1,7 +1,8 @@
 // Drives the console in headless Chromium (Debian's chromium through playwright-core) against a
-// running `gridsync serve`: log in, open the dashboard, find the report with a conflict, resolve
-// it by clicking the chosen value, check the conflict is gone and the value shown, switch to
-// English and check it persists across a reload. Screenshots of every step go to SHOTS.
+// running `gridsync serve`: log in, open the dashboard, see the token renewed before it expires,
+// find the report with a conflict, resolve it by clicking the chosen value, check the conflict is
+// gone and the value shown, switch to English and check it persists across a reload.
+// Screenshots of every step go to SHOTS.
 // Run by tests/tests/console_in_browser.rs, which seeds the server and checks the outcome again
 // through the API. Exits non-zero on any failure.
 'use strict';
@@ -65,6 +66,9 @@ async function main() {
       await page.screenshot({ path: path.join(SHOTS, `${String(step).padStart(2, '0')}-${name}.png`), fullPage: true });
     };
 
+    // A page clock the test can move, to see the token renewed before it expires.
+    await page.clock.install();
+
     // Login, in Chinese.
     await page.goto(`${BASE}/`);
     await page.waitForSelector('#login-form');
@@ -83,6 +87,12 @@ async function main() {
     await page.waitForSelector('.dashboard');
     assert.ok((await page.locator('.panel').count()) >= 3, 'the dashboard shows its panels');
     await shot('dashboard');
+
+    // Fourteen and a half minutes later the 15-minute access token is renewed, unasked, and the
+    // next requests carry the new one.
+    const renewed = page.waitForResponse((r) => r.url() === `${BASE}/api/v1/auth/refresh`);
+    await page.clock.fastForward('14:30');
+    assert.equal((await renewed).status(), 200, 'the refresh token bought a new pair');
 
     // The report list, filtered to reports with conflicts.
     await page.click('#nav-reports');
