@@ -1,7 +1,8 @@
 // Drives the console in headless Chromium (Debian's chromium through playwright-core) against a
 // running `gridsync serve`: log in, open the dashboard, see the token renewed before it expires,
 // find the report with a conflict, resolve it by clicking the chosen value, check the conflict is
-// gone and the value shown, switch to English and check it persists across a reload.
+// gone and the value shown, switch to English and check it persists across a reload, disable a
+// user and revoke a device.
 // Screenshots of every step go to SHOTS.
 // Run by tests/tests/console_in_browser.rs, which seeds the server and checks the outcome again
 // through the API. Exits non-zero on any failure.
@@ -149,6 +150,20 @@ async function main() {
     });
     assert.match(await page.textContent('#export-status'), /^(Downloaded .+\.xlsx\.|Unavailable: .*)$/);
     await shot('export-done');
+
+    // An admin disables a user and revokes a device, each after a confirmation.
+    page.on('dialog', (dialog) => dialog.accept());
+    await page.click('#nav-users');
+    await page.waitForSelector('#user-list');
+    await page.locator('#user-list tr', { hasText: 'wang' }).locator('button').click();
+    await page.waitForSelector('.flash');
+    assert.match(await page.locator('#user-list tr', { hasText: 'wang' }).textContent(), /Disabled/);
+    await page.click('#nav-devices');
+    await page.waitForSelector('#device-list');
+    await page.locator('#device-list tr', { hasText: 'seed-office' }).locator('button').click();
+    await page.waitForSelector('.flash');
+    assert.match(await page.locator('#device-list tr', { hasText: 'seed-office' }).textContent(), /Revoked/);
+    await shot('device-revoked');
 
     // Back to Chinese, then log out.
     await page.click('#lang-toggle');

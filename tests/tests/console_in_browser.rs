@@ -61,6 +61,14 @@ fn ancestry(id: &str) -> Vec<&'static str> {
 /// Returns that report's id and the value the console must keep.
 async fn seed_reports(server: &Server) -> (DocId, String) {
     let office = Client::login(&server.base, "admin", PASSWORD, "seed-office").await;
+    office
+        .json(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "wang", "display_name": "王小明", "password": "a grid worker's password",
+                "role": "grid_worker", "org_unit_id": "g1"})),
+        )
+        .await;
     let reports = [
         (
             "g1",
@@ -151,7 +159,7 @@ fn screenshot_dir(name: &str) -> PathBuf {
     target.join("console-screenshots").join(name)
 }
 
-async fn console_resolves_a_conflict_in_chromium(db: &str, name: &str) {
+async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
     let chromium =
         std::env::var("GRIDSYNC_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let node_modules = tools_dir().join("playwright/node_modules");
@@ -220,26 +228,38 @@ async fn console_resolves_a_conflict_in_chromium(db: &str, name: &str) {
     assert_eq!(report["fields"]["place"], json!(chosen));
     assert_eq!(report["review_state"], json!("approved"));
     let devices = office.json(Method::GET, "/api/v1/devices", None).await;
+    let devices = devices.as_array().expect("devices");
     assert!(
         devices
-            .as_array()
-            .expect("devices")
             .iter()
             .any(|d| d["id"].as_str().is_some_and(|i| i.starts_with("console-"))),
-        "the browser logged in as a device of its own: {devices}"
+        "the browser logged in as a device of its own: {devices:?}"
     );
+    let revoked = devices
+        .iter()
+        .find(|d| d["id"] == "seed-office")
+        .expect("the seeding device");
+    assert!(revoked["revoked_at"].is_i64(), "{revoked}");
+    let users = office.json(Method::GET, "/api/v1/users", None).await;
+    let wang = users["items"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == "wang")
+        .expect("wang");
+    assert_eq!(wang["disabled"], json!(true));
     assert!(server.stop().await.success());
 }
 
 #[tokio::test]
-async fn console_resolves_a_conflict_in_chromium_on_sqlite() {
+async fn an_admin_works_the_console_in_headless_chromium_on_sqlite() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = format!("sqlite://{}", dir.path().join("gridsync.db").display());
-    console_resolves_a_conflict_in_chromium(&db, "sqlite").await;
+    an_admin_works_the_console_in_headless_chromium(&db, "sqlite").await;
 }
 
 #[tokio::test]
-async fn console_resolves_a_conflict_in_chromium_on_postgres() {
+async fn an_admin_works_the_console_in_headless_chromium_on_postgres() {
     let db = fresh_postgres_database("gridsync_console").await;
-    console_resolves_a_conflict_in_chromium(&db, "postgres").await;
+    an_admin_works_the_console_in_headless_chromium(&db, "postgres").await;
 }
