@@ -233,7 +233,9 @@
     const from = Math.max(0, ids.indexOf(cache.root) + 1);
     return ids.slice(from).map(unitName).join(' / ') || unitName(ids[ids.length - 1]);
   }
-  const person = (id) => (id ? cache.users.get(id)?.display_name ?? id : t('none'));
+  // Users outside the caller's area (an admin who edited a report, say) are not listed to them.
+  const person = (id) => (id ? cache.users.get(id)?.display_name ?? t('other_user', { id: id.slice(0, 8) }) : t('none'));
+  const shortId = (id) => (id.length > 16 ? `${id.slice(0, 15)}…` : id);
   const levelName = (level) => t(`level_${level}`);
 
   function schemaOf(kind, version) {
@@ -988,7 +990,7 @@
             {},
             h('td', { class: 'time' }, fmtTime(c.time)),
             h('td', {}, person(c.author)),
-            h('td', {}, c.device_id ?? t('history_in_browser')),
+            h('td', { class: 'nowrap', title: c.device_id ?? '' }, c.device_id ? shortId(c.device_id) : t('history_in_browser')),
             h('td', {}, what(c)),
           ),
         ),

@@ -21,6 +21,8 @@ pub mod validate;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 use axum::routing::get;
 use gridsync_core::schema::Registry;
 use tower_http::trace::TraceLayer;
@@ -122,7 +124,17 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(console::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(axum::middleware::map_response(console::no_store_by_default))
+        .layer(axum::middleware::map_response(no_store_by_default))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// `Cache-Control: no-store` on every answer that did not choose its own: API answers carry
+/// personal data, which must not linger in a shared office PC's browser cache.
+async fn no_store_by_default(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }

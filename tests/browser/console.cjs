@@ -2,7 +2,7 @@
 // running `gridsync serve`: log in, open the dashboard, see the token renewed before it expires,
 // find the report with a conflict, resolve it by clicking the chosen value, check the conflict is
 // gone and the value shown, switch to English and check it persists across a reload, disable a
-// user and revoke a device.
+// user and revoke a device; then, as township staff, find a dispute and see its parties redacted.
 // Screenshots of every step go to SHOTS.
 // Run by tests/tests/console_in_browser.rs, which seeds the server and checks the outcome again
 // through the API. Exits non-zero on any failure.
@@ -22,6 +22,8 @@ const env = (name) => {
 const BASE = env('CONSOLE_BASE');
 const USERNAME = env('CONSOLE_USERNAME');
 const PASSWORD = env('CONSOLE_PASSWORD');
+const STAFF = env('CONSOLE_STAFF_USERNAME');
+const STAFF_PASSWORD = env('CONSOLE_STAFF_PASSWORD');
 const CHOSEN = env('CONSOLE_CHOSEN_VALUE');
 const OTHER = env('CONSOLE_OTHER_VALUE');
 const SHOTS = env('CONSOLE_SHOTS');
@@ -168,6 +170,27 @@ async function main() {
     // Back to Chinese, then log out.
     await page.click('#lang-toggle');
     await page.waitForSelector('html[lang="zh-CN"]');
+    await page.click('#logout');
+    await page.waitForSelector('#login-form');
+
+    // Township staff have no clearance: they find a dispute by its text, and its parties read
+    // as redacted.
+    await page.fill('#username', STAFF);
+    await page.fill('#password', STAFF_PASSWORD);
+    await page.click('#login-submit');
+    await page.waitForSelector('#nav-dashboard.current');
+    await page.click('#nav-reports');
+    await page.waitForSelector('#report-list');
+    await page.fill('input[name="q"]', '宅基地');
+    await page.click('#apply-filters');
+    await page.waitForFunction(() => location.hash.includes('q='));
+    await page.waitForSelector('#report-list');
+    assert.equal(await page.locator('#report-list tbody tr').count(), 1, 'the search finds one dispute');
+    await page.click('#report-list .report-link');
+    await page.waitForSelector('#fields');
+    assert.equal((await page.textContent('dd[data-field="parties"]')).trim(), '（已脱敏）');
+    assert.equal(await page.locator('#review button').count(), 3, 'staff review reports');
+    await shot('staff-redacted');
     await page.click('#logout');
     await page.waitForSelector('#login-form');
   } finally {

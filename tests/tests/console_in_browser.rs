@@ -20,6 +20,9 @@ use reqwest::Method;
 use serde_json::json;
 
 const PASSWORD: &str = "console admin password";
+/// Township staff of t1: no clearance for personal data.
+const STAFF: &str = "zhao";
+const STAFF_PASSWORD: &str = "township staff password";
 /// The two values of the conflicting field; the test keeps the one that automerge did not show.
 const VALUES: [&str; 2] = ["村委会门口", "河边晒谷场"];
 
@@ -69,10 +72,20 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
                 "role": "grid_worker", "org_unit_id": "g1"})),
         )
         .await;
+    office
+        .json(
+            Method::POST,
+            "/api/v1/users",
+            Some(
+                json!({"username": STAFF, "display_name": "赵主任", "password": STAFF_PASSWORD,
+                "role": "township_staff", "org_unit_id": "t1"}),
+            ),
+        )
+        .await;
     let reports = [
         (
             "g1",
-            json!({"category": "neighbour", "description": "宅基地边界争议，双方多次争吵", "risk_level": "medium", "status": "mediating", "found_on": "2026-11-02"}),
+            json!({"category": "neighbour", "description": "宅基地边界争议，双方多次争吵", "parties": "张某、李某", "risk_level": "medium", "status": "mediating", "found_on": "2026-11-02"}),
         ),
         (
             "g1",
@@ -202,6 +215,8 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .env("CONSOLE_BASE", &server.base)
         .env("CONSOLE_USERNAME", "admin")
         .env("CONSOLE_PASSWORD", PASSWORD)
+        .env("CONSOLE_STAFF_USERNAME", STAFF)
+        .env("CONSOLE_STAFF_PASSWORD", STAFF_PASSWORD)
         .env("CONSOLE_CHOSEN_VALUE", &chosen)
         .env("CONSOLE_OTHER_VALUE", other)
         .env("CONSOLE_SHOTS", &shots)

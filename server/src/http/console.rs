@@ -70,13 +70,3 @@ fn asset(media_type: &'static str, body: &'static str) -> Response {
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     response
 }
-
-/// `Cache-Control: no-store` on every answer that did not choose its own: API answers carry
-/// personal data, which must not linger in a shared office PC's browser cache.
-pub async fn no_store_by_default(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-    response
-}
