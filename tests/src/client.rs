@@ -1,19 +1,20 @@
-//! A client of a running server for end-to-end tests: logs in over HTTP and syncs a sync-core
-//! `Replica` through the binary protocol, as a phone does.
+//! A client of a running `gridsync serve`: a logged-in user with a replica of the reports it
+//! holds, who pushes and pulls over HTTP.
 
 use gridsync_core::protocol::{self, Message, PullResult, PushResult};
 use gridsync_core::replica::Replica;
 use serde_json::{Value, json};
 
+/// A user logged in on one node, with the reports it holds.
 pub struct Client {
-    pub http: reqwest::Client,
+    http: reqwest::Client,
     pub base: String,
     pub token: String,
     pub user_id: String,
+    pub replica: Replica,
 }
 
 impl Client {
-    /// Logs `username` in on the device `device`.
     pub async fn login(base: &str, username: &str, password: &str, device: &str) -> Client {
         let http = reqwest::Client::new();
         let tokens: Value = http
@@ -35,6 +36,35 @@ impl Client {
             base: base.to_owned(),
             token: tokens["access_token"].as_str().expect("token").to_owned(),
             user_id: tokens["user_id"].as_str().expect("user id").to_owned(),
+            replica: Replica::new(),
+        }
+    }
+
+    /// Pushes every pending change; each must be acknowledged.
+    pub async fn push(&mut self) {
+        while let Some(push) = self.replica.build_push(256 * 1024) {
+            let result: PushResult = self.exchange("/api/v1/sync/push", &push).await;
+            let summary = self.replica.apply_push_result(&result);
+            assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
+        }
+    }
+
+    /// Pushes what is pending, then pulls to the end of the scope.
+    pub async fn sync(&mut self) {
+        self.push().await;
+        self.pull().await;
+    }
+
+    /// Pulls to the end of the scope.
+    pub async fn pull(&mut self) {
+        loop {
+            let pull = self.replica.build_pull(256 * 1024);
+            let result: PullResult = self.exchange("/api/v1/sync/pull", &pull).await;
+            let summary = self.replica.apply_pull_result(result).expect("apply");
+            assert!(!summary.diverged, "the digest agrees");
+            if !summary.more {
+                return;
+            }
         }
     }
 
@@ -54,39 +84,5 @@ impl Client {
             .await
             .expect("body");
         protocol::decode(&bytes).expect("a valid frame")
-    }
-
-    /// Pushes everything `replica` holds for the server, then pulls to the end of its scope.
-    pub async fn sync(&self, replica: &mut Replica) {
-        while let Some(push) = replica.build_push(256 * 1024) {
-            let result: PushResult = self.exchange("/api/v1/sync/push", &push).await;
-            let summary = replica.apply_push_result(&result);
-            assert!(summary.rejected.is_empty(), "{:?}", summary.rejected);
-        }
-        loop {
-            let pull = replica.build_pull(8 * 1024);
-            let result: PullResult = self.exchange("/api/v1/sync/pull", &pull).await;
-            let summary = replica.apply_pull_result(result).expect("apply");
-            assert!(!summary.diverged, "the digest agrees");
-            if !summary.more {
-                break;
-            }
-        }
-    }
-
-    /// A JSON request with the bearer token; panics unless it answers 2xx.
-    pub async fn json(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("request");
-        let status = response.status();
-        let text = response.text().await.expect("body");
-        assert!(status.is_success(), "{path} answered {status}: {text}");
-        serde_json::from_str(&text).expect("JSON answer")
     }
 }

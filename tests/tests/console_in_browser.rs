@@ -10,14 +10,13 @@
 use std::path::{Path, PathBuf};
 
 use gridsync_core::DocId;
-use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_e2e::client::Client;
 use gridsync_e2e::field::fresh_postgres_database;
 use gridsync_e2e::{Server, server_binary};
 use gridsync_server::store::{self, Level, OrgUnit};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const PASSWORD: &str = "console admin password";
 /// Township staff of t1: no clearance for personal data.
@@ -60,57 +59,79 @@ fn ancestry(id: &str) -> Vec<&'static str> {
     path
 }
 
+/// A JSON request as `client`; panics unless it answers 2xx.
+async fn call(client: &Client, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", client.base))
+        .bearer_auth(&client.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert!(status.is_success(), "{path} answered {status}: {text}");
+    serde_json::from_str(&text).expect("JSON answer")
+}
+
 /// Reports for the list, and one whose `place` two offline replicas set at the same time.
 /// Returns that report's id and the value the console must keep.
 async fn seed_reports(server: &Server) -> (DocId, String) {
     let office = Client::login(&server.base, "admin", PASSWORD, "seed-office").await;
-    office
-        .json(
-            Method::POST,
-            "/api/v1/users",
-            Some(json!({"username": "wang", "display_name": "王小明", "password": "a grid worker's password",
-                "role": "grid_worker", "org_unit_id": "g1"})),
-        )
-        .await;
-    office
-        .json(
-            Method::POST,
-            "/api/v1/users",
-            Some(
-                json!({"username": STAFF, "display_name": "赵主任", "password": STAFF_PASSWORD,
-                "role": "township_staff", "org_unit_id": "t1"}),
-            ),
-        )
-        .await;
+    for (username, name, password, role, unit) in [
+        (
+            "wang",
+            "王小明",
+            "a grid worker's password",
+            "grid_worker",
+            "g1",
+        ),
+        (STAFF, "赵主任", STAFF_PASSWORD, "township_staff", "t1"),
+    ] {
+        let user = json!({
+            "username": username, "display_name": name, "password": password,
+            "role": role, "org_unit_id": unit,
+        });
+        call(&office, Method::POST, "/api/v1/users", Some(user)).await;
+    }
     let reports = [
         (
             "g1",
-            json!({"category": "neighbour", "description": "宅基地边界争议，双方多次争吵", "parties": "张某、李某", "risk_level": "medium", "status": "mediating", "found_on": "2026-11-02"}),
+            json!({
+                "category": "neighbour", "description": "宅基地边界争议，双方多次争吵",
+                "parties": "张某、李某", "risk_level": "medium", "status": "mediating",
+                "found_on": "2026-11-02",
+            }),
         ),
         (
             "g1",
-            json!({"category": "labour_wages", "description": "工地拖欠三名村民工资", "risk_level": "high", "status": "reported", "found_on": "2026-11-20"}),
+            json!({
+                "category": "labour_wages", "description": "工地拖欠三名村民工资",
+                "risk_level": "high", "status": "reported", "found_on": "2026-11-20",
+            }),
         ),
         (
             "g2",
-            json!({"category": "environment_nuisance", "description": "夜市噪音扰民", "risk_level": "low", "status": "resolved", "found_on": "2026-10-15"}),
+            json!({
+                "category": "environment_nuisance", "description": "夜市噪音扰民",
+                "risk_level": "low", "status": "resolved", "found_on": "2026-10-15",
+            }),
         ),
     ];
     for (grid, fields) in reports {
-        office
-            .json(
-                Method::POST,
-                "/api/v1/reports",
-                Some(json!({"kind": "dispute_check", "grid_id": grid, "fields": fields})),
-            )
-            .await;
+        call(
+            &office,
+            Method::POST,
+            "/api/v1/reports",
+            Some(json!({"kind": "dispute_check", "grid_id": grid, "fields": fields})),
+        )
+        .await;
     }
 
-    let (a, b) = (
+    let (mut a, mut b) = (
         Client::login(&server.base, "admin", PASSWORD, "phone-a").await,
         Client::login(&server.base, "admin", PASSWORD, "phone-b").await,
     );
-    let (mut left, mut right) = (Replica::new(), Replica::new());
     let id = DocId::new_v4();
     let editor = Editor::new(&a.user_id, 1_795_165_200);
     let mut doc = ReportDoc::create(id, "dispute_check", 1, "g1", &editor).expect("create");
@@ -123,26 +144,26 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
     ] {
         doc.set_field(field, &value, &editor).expect("set");
     }
-    left.insert(doc);
-    a.sync(&mut left).await;
-    b.sync(&mut right).await;
+    a.replica.insert(doc);
+    a.sync().await;
+    b.sync().await;
     // Both phones are offline when they set the place.
-    for (replica, value, at) in [
-        (&mut left, VALUES[0], 1_795_744_800),
-        (&mut right, VALUES[1], 1_795_745_460),
+    let author = a.user_id.clone();
+    for (phone, value, at) in [
+        (&mut a, VALUES[0], 1_795_744_800),
+        (&mut b, VALUES[1], 1_795_745_460),
     ] {
-        replica
+        phone
+            .replica
             .doc_mut(&id)
             .expect("held")
-            .set_field("place", &json!(value), &Editor::new(&a.user_id, at))
+            .set_field("place", &json!(value), &Editor::new(&author, at))
             .expect("edit");
     }
-    a.sync(&mut left).await;
-    b.sync(&mut right).await;
+    a.sync().await;
+    b.sync().await;
 
-    let report = office
-        .json(Method::GET, &format!("/api/v1/reports/{id}"), None)
-        .await;
+    let report = call(&office, Method::GET, &format!("/api/v1/reports/{id}"), None).await;
     let conflicts = report["conflicts"].as_array().expect("conflicts");
     assert_eq!(conflicts.len(), 1, "the seeded conflict is open: {report}");
     let shown = report["fields"]["place"].as_str().expect("a place");
@@ -236,13 +257,11 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
 
     // What the browser did is what the server holds.
     let office = Client::login(&server.base, "admin", PASSWORD, "check").await;
-    let report = office
-        .json(Method::GET, &format!("/api/v1/reports/{id}"), None)
-        .await;
+    let report = call(&office, Method::GET, &format!("/api/v1/reports/{id}"), None).await;
     assert_eq!(report["conflicts"], json!([]));
     assert_eq!(report["fields"]["place"], json!(chosen));
     assert_eq!(report["review_state"], json!("approved"));
-    let devices = office.json(Method::GET, "/api/v1/devices", None).await;
+    let devices = call(&office, Method::GET, "/api/v1/devices", None).await;
     let devices = devices.as_array().expect("devices");
     assert!(
         devices
@@ -255,7 +274,7 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .find(|d| d["id"] == "seed-office")
         .expect("the seeding device");
     assert!(revoked["revoked_at"].is_i64(), "{revoked}");
-    let users = office.json(Method::GET, "/api/v1/users", None).await;
+    let users = call(&office, Method::GET, "/api/v1/users", None).await;
     let wang = users["items"]
         .as_array()
         .expect("users")

@@ -579,23 +579,47 @@ fn resolve_over_http(base: &str, id: &str, path: &str, value: Value) {
 }
 
 async fn resolve(base: &str, id: &str, path: &str, value: Value) {
-    let office = gridsync_e2e::client::Client::login(base, "admin", PASSWORD, "console").await;
-    let conflicts = office
-        .json(reqwest::Method::GET, "/api/v1/conflicts?limit=200", None)
-        .await;
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({
+            "username": "admin", "password": PASSWORD,
+            "device_id": "console", "device_name": "office PC",
+        }))
+        .send()
+        .await
+        .expect("login")
+        .error_for_status()
+        .expect("login answers 200")
+        .json()
+        .await
+        .expect("tokens");
+    let token = login["access_token"].as_str().expect("token");
+    let conflicts: Value = http
+        .get(format!("{base}/api/v1/conflicts?limit=200"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("conflicts")
+        .error_for_status()
+        .expect("conflicts answer 200")
+        .json()
+        .await
+        .expect("list");
     let items = conflicts["items"].as_array().expect("items");
     let conflict = items
         .iter()
         .find(|c| c["report_id"] == json!(id) && c["path"] == json!(path))
         .expect("the conflict is open on the server");
-    office
-        .json(
-            reqwest::Method::POST,
-            &format!(
-                "/api/v1/conflicts/{}/resolve",
-                conflict["id"].as_i64().expect("id")
-            ),
-            Some(json!({ "value": value })),
-        )
-        .await;
+    http.post(format!(
+        "{base}/api/v1/conflicts/{}/resolve",
+        conflict["id"].as_i64().expect("id")
+    ))
+    .bearer_auth(token)
+    .json(&json!({ "value": value }))
+    .send()
+    .await
+    .expect("resolve")
+    .error_for_status()
+    .expect("resolve answers 200");
 }
