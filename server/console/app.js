@@ -873,7 +873,11 @@
         { class: 'fields' },
         [...fieldDefs.values()].map((def) => [
           h('dt', { class: def.sensitive ? 'sensitive' : null }, label(def.label)),
-          h('dd', { 'data-field': def.id }, fieldText(def, report.fields[def.id])),
+          h(
+            'dd',
+            { 'data-field': def.id },
+            def.type === 'attachment' ? attachmentNames(report.attachments, def.id) : fieldText(def, report.fields[def.id]),
+          ),
         ]),
         Object.keys(report.fields)
           .filter((k) => !fieldDefs.has(k))
@@ -882,7 +886,7 @@
     );
 
     const log = schema?.log && report.log.length ? logTable(schema.log, report.log) : null;
-    const attachments = report.attachments?.length ? attachmentsSection(report.attachments) : null;
+    const attachments = report.attachments?.length ? attachmentsSection(report.id, schema, report.attachments) : null;
 
     return [
       header,
@@ -967,6 +971,7 @@
       const parts = [];
       if (c.created) parts.push(t('history_created'));
       if (c.fields.length) parts.push(c.fields.map(fieldName).join('、'));
+      if (c.attachments?.length) parts.push(t('history_attachments', { n: c.attachments.length }));
       for (const touch of c.log) {
         parts.push(
           t('history_log', {
@@ -1005,14 +1010,23 @@
     return URL.createObjectURL(await response.blob());
   }
 
-  function attachmentsSection(attachments) {
+  const attachmentName = (a) => (a.name === '***' ? t('redacted') : a.name || a.sha256.slice(0, 12));
+
+  // An attachment field's value: the names of the files attached under it.
+  function attachmentNames(attachments, fieldId) {
+    const names = (attachments ?? []).filter((a) => a.field === fieldId).map(attachmentName);
+    return names.length ? names.join('、') : t('none');
+  }
+
+  function attachmentsSection(reportId, schema, attachments) {
     const items = attachments.map((a) => {
-      const item = h('figure', { class: 'attachment' }, h('figcaption', {}, a.name || a.sha256.slice(0, 12)));
+      const caption = `${label(schema?.fields.find((f) => f.id === a.field)?.label) || a.field} · ${attachmentName(a)}`;
+      const item = h('figure', { class: 'attachment' }, h('figcaption', { title: caption }, caption));
       if (!a.uploaded) {
         item.prepend(h('div', { class: 'thumb pending' }, t('attachment_pending')));
         return item;
       }
-      const full = `${a.thumbnail ? a.thumbnail.replace(/\/thumbnail$/, '') : ''}`;
+      const full = `/api/v1/reports/${encodeURIComponent(reportId)}/attachments/${a.sha256}`;
       const open = h('button', { type: 'button', class: 'thumb', title: t('attachment_open'), onclick: () => showFull(full, a) });
       item.prepend(open);
       if (a.thumbnail) {
@@ -1035,7 +1049,7 @@
       overlay.replaceChildren(
         attachment.media_type.startsWith('image/')
           ? h('img', { src: url, alt: attachment.name || '' })
-          : h('a', { href: url, download: attachment.name || attachment.sha256 }, t('download')),
+          : h('a', { href: url, download: attachmentName(attachment) }, t('download')),
         h('button', { type: 'button', class: 'close' }, t('close')),
       );
     } catch (e) {
