@@ -105,9 +105,9 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(audit::routes())
         .merge(reports::routes())
+        .merge(schemas::routes())
         .merge(conflicts::routes())
         .merge(attachments::routes())
-        .merge(schemas::routes())
 }
 
 /// The whole API, ready to serve.
