@@ -21,8 +21,6 @@ pub mod validate;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::{HeaderValue, header};
-use axum::response::Response;
 use axum::routing::get;
 use gridsync_core::schema::Registry;
 use tower_http::trace::TraceLayer;
@@ -131,7 +129,8 @@ pub fn app(state: AppState) -> Router {
 
 /// `Cache-Control: no-store` on every answer that did not choose its own: API answers carry
 /// personal data, which must not linger in a shared office PC's browser cache.
-async fn no_store_by_default(mut response: Response) -> Response {
+async fn no_store_by_default(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
     response
         .headers_mut()
         .entry(header::CACHE_CONTROL)
