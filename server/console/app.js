@@ -544,11 +544,12 @@
     const min = Math.max(0, Math.floor((Math.min(100, ...values) - 5) / 10) * 10);
     const x = (v) => left + ((v - min) / (100 - min)) * width;
     const svg = s('svg', {
-      viewBox: `0 0 ${left + width + right} ${units.length * row + 24}`,
+      viewBox: `0 0 ${left + width + right} ${units.length * row + (values.length ? 24 : 4)}`,
       class: 'chart',
       role: 'img',
     });
-    for (const tick of [min, (min + 100) / 2, 100]) {
+    // No axis when no unit has interviews: there is nothing to measure against it.
+    for (const tick of values.length ? [min, (min + 100) / 2, 100] : []) {
       svg.append(
         s('line', { x1: x(tick), x2: x(tick), y1: 0, y2: units.length * row, class: 'grid-line' }),
         s('text', { x: x(tick), y: units.length * row + 16, class: 'tick', 'text-anchor': 'middle' }, String(tick)),
