@@ -5,8 +5,10 @@
 
 pub mod auth;
 pub mod clock;
+pub mod collect;
 pub mod config;
 pub mod http;
 pub mod scope;
 pub mod store;
 pub mod sync;
+pub mod thumbnail;

@@ -84,6 +84,10 @@ async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     {
         announce(&admin);
     }
+    tokio::spawn(gridsync_server::collect::every(
+        store.clone(),
+        gridsync_server::config::ORPHAN_COLLECTION_EVERY,
+    ));
     let state = AppState::new(store, Config::default())
         .await
         .context("could not load the signing keys")?;

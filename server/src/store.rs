@@ -401,6 +401,8 @@ pub enum UploadOutcome {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OrphansCollected {
     pub uploads: u64,
+    /// Links to reports whose document no longer names the blob (it was detached).
+    pub links: u64,
     pub blobs: u64,
 }
 
@@ -615,9 +617,17 @@ pub trait Store: Send + Sync {
     async fn attachments_of(&self, doc_id: &DocId) -> Result<Vec<Attachment>>;
     /// Bytes `start..end` of the stored blob `hash`; `None` when no such blob is stored.
     async fn read_blob(&self, hash: &str, start: i64, end: i64) -> Result<Option<Vec<u8>>>;
-    /// Deletes uploads not written to since before `before`, and blobs stored before `before`
-    /// that no report links to.
+    /// Deletes uploads not written to since before `before`; links made before `before` of
+    /// reports whose document no longer names the blob; then blobs stored before `before` (with
+    /// their thumbnails) that no report links to.
     async fn collect_orphans(&self, before: i64) -> Result<OrphansCollected>;
+    /// Stores the thumbnail of blob `hash` (replacing one made before).
+    async fn put_thumbnail(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()>;
+    /// The thumbnail of blob `hash` as linked to report `doc_id`: `None` when the report has no
+    /// such attachment or it has no thumbnail.
+    async fn thumbnail(&self, doc_id: &DocId, hash: &str) -> Result<Option<Vec<u8>>>;
+    /// The hashes of the attachments of report `doc_id` that have a thumbnail.
+    async fn thumbnails_of(&self, doc_id: &DocId) -> Result<Vec<String>>;
     /// How much blob storage holds: for monitoring, and for tests that count rows.
     async fn blob_usage(&self) -> Result<BlobUsage>;
 

@@ -2052,33 +2052,38 @@ async fn a_second_upload_of_stored_bytes_adds_no_blob(store: &dyn Store) {
 async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &TestStore) {
     let store = t.store.as_ref();
     seed_org(store).await;
-    let d1 = seeded_dispute(store, 1, G1, "w1", Role::GridWorker).await;
+    let w1 = writer("w1", Role::GridWorker, G1, "dev-w1");
     let kept = blob_bytes(3000, 6);
     let unlinked = blob_bytes(3000, 7);
     let young = blob_bytes(3000, 8);
-    assert!(matches!(
-        upload(store, d1, &kept, 3000, 100).await,
-        UploadOutcome::Complete { .. }
-    ));
-    assert!(matches!(
-        upload(store, d1, &unlinked, 3000, 100).await,
-        UploadOutcome::Complete { .. }
-    ));
-    assert!(matches!(
-        upload(store, d1, &young, 3000, 300).await,
-        UploadOutcome::Complete { .. }
-    ));
-    // Links are only ever dropped with the report's metadata (not yet built): drop two here.
-    for bytes in [&unlinked, &young] {
-        execute_sql(
-            &t.url,
-            &format!(
-                "DELETE FROM attachments WHERE hash = '{}'",
-                sha256_hex(bytes)
-            ),
-        )
-        .await;
+    let mut doc = dispute(1, G1, "w1");
+    for bytes in [&kept, &unlinked, &young] {
+        attach(&mut doc, "w1", "site_photos", "image/jpeg", bytes);
     }
+    store
+        .ingest(&w1, &push_all(&mut [&mut doc]), &registry())
+        .await
+        .expect("ingest");
+    let d1 = doc.id();
+    for (bytes, now) in [(&kept, 100), (&unlinked, 100), (&young, 300)] {
+        assert!(matches!(
+            upload(store, d1, bytes, 3000, now).await,
+            UploadOutcome::Complete { .. }
+        ));
+    }
+    store
+        .put_thumbnail(&sha256_hex(&unlinked), b"jpeg", 100)
+        .await
+        .expect("thumbnail");
+    // The report detaches two: the link made before the grace period goes, the young one stays.
+    for bytes in [&unlinked, &young] {
+        doc.detach(&sha256_hex(bytes), &Editor::new("w1", 1_003))
+            .expect("detach");
+    }
+    store
+        .ingest(&w1, &push_all(&mut [&mut doc]), &registry())
+        .await
+        .expect("ingest");
     let stale = blob_bytes(3000, 9);
     let fresh = blob_bytes(3000, 10);
     let (stale_hash, fresh_hash) = (sha256_hex(&stale), sha256_hex(&fresh));
@@ -2096,6 +2101,7 @@ async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &Te
         collected,
         OrphansCollected {
             uploads: 1,
+            links: 1,
             blobs: 1
         }
     );
@@ -2140,5 +2146,17 @@ async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &Te
     assert_eq!(
         store.collect_orphans(200).await.expect("collect"),
         OrphansCollected::default()
+    );
+    // The collected blob's thumbnail went with it: the same bytes uploaded again have none.
+    assert!(matches!(
+        upload(store, d1, &unlinked, 3000, 400).await,
+        UploadOutcome::Complete { new_blob: true, .. }
+    ));
+    assert_eq!(
+        store
+            .thumbnail(&d1, &sha256_hex(&unlinked))
+            .await
+            .expect("thumbnail"),
+        None
     );
 }

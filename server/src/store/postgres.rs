@@ -1427,14 +1427,26 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let orphan = "SELECT hash FROM blobs b WHERE b.created_at < $1 \
-                      AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = b.hash)";
-        sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM blob_chunks WHERE hash IN ({orphan})"
-        )))
+        // A link outlives its attachment when the report detaches it; the document decides.
+        let links = sqlx::query(
+            "DELETE FROM attachments WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM documents d WHERE d.id = attachments.doc_id AND \
+             d.projection -> 'attachments' @> jsonb_build_array(jsonb_build_object('sha256', attachments.hash)))",
+        )
         .bind(before)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        let orphan = "SELECT hash FROM blobs b WHERE b.created_at < $1 \
+                      AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = b.hash)";
+        for table in ["blob_chunks", "thumbnails"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE hash IN ({orphan})"
+            )))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        }
         let blobs = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM blobs WHERE hash IN ({orphan})"
         )))
@@ -1443,7 +1455,47 @@ impl Store for PgStore {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(OrphansCollected { uploads, blobs })
+        Ok(OrphansCollected {
+            uploads,
+            links,
+            blobs,
+        })
+    }
+
+    async fn put_thumbnail(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO thumbnails (hash, bytes, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (hash) DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+        )
+        .bind(hash)
+        .bind(bytes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn thumbnail(&self, doc_id: &DocId, hash: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT t.bytes FROM thumbnails t JOIN attachments a ON a.hash = t.hash \
+             WHERE a.doc_id = $1 AND a.hash = $2",
+        )
+        .bind(doc_id.to_string())
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn thumbnails_of(&self, doc_id: &DocId) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT t.hash FROM thumbnails t JOIN attachments a ON a.hash = t.hash \
+             WHERE a.doc_id = $1 ORDER BY t.hash",
+        )
+        .bind(doc_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     async fn blob_usage(&self) -> Result<BlobUsage> {
