@@ -1,6 +1,6 @@
 // Drives the console in headless Chromium (Debian's chromium through playwright-core) against a
 // running `gridsync serve`: log in, open the dashboard, see the token renewed before it expires,
-// find the report with a conflict, resolve it by clicking the chosen value, check the conflict is
+// find the report with a conflict, see its photo, resolve it by clicking the chosen value, check the conflict is
 // gone and the value shown, switch to English and check it persists across a reload, disable a
 // user and revoke a device; then, as township staff, find a dispute and see its parties redacted.
 // Screenshots of every step go to SHOTS.
@@ -27,6 +27,7 @@ const STAFF_PASSWORD = env('CONSOLE_STAFF_PASSWORD');
 const CHOSEN = env('CONSOLE_CHOSEN_VALUE');
 const OTHER = env('CONSOLE_OTHER_VALUE');
 const SHOTS = env('CONSOLE_SHOTS');
+const PHOTO_NAME = env('CONSOLE_PHOTO_NAME');
 const CHROMIUM = env('CONSOLE_CHROMIUM');
 
 const FLAGS = [
@@ -115,6 +116,16 @@ async function main() {
     const texts = await sides.locator('.value').allTextContents();
     assert.deepEqual([...texts].sort(), [CHOSEN, OTHER].sort());
     await shot('conflict');
+
+    // The site photo: a thumbnail, and the full picture on click.
+    await page.waitForFunction(() => document.querySelector('#attachments .thumb img')?.naturalWidth > 0);
+    assert.match(await page.textContent('#attachments figcaption'), new RegExp(PHOTO_NAME));
+    assert.equal((await page.textContent('dd[data-field="site_photos"]')).trim(), PHOTO_NAME);
+    await page.click('#attachments .thumb');
+    await page.waitForFunction(() => document.querySelector('.overlay img')?.naturalWidth > 320);
+    await shot('photo');
+    await page.click('.overlay');
+    await page.waitForSelector('.overlay', { state: 'detached' });
     await sides.filter({ has: page.locator('.value', { hasText: CHOSEN }) }).locator('button.pick').click();
     await page.waitForSelector('.flash');
     assert.equal(await page.locator('#conflicts').count(), 0, 'the conflict is gone');

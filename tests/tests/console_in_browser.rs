@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use gridsync_core::DocId;
+use gridsync_core::attachment::Attachment;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_e2e::client::Client;
 use gridsync_e2e::field::fresh_postgres_database;
@@ -17,8 +18,11 @@ use gridsync_e2e::{Server, server_binary};
 use gridsync_server::store::{self, Level, OrgUnit};
 use reqwest::Method;
 use serde_json::{Value, json};
+use sha2::Digest;
 
 const PASSWORD: &str = "console admin password";
+/// The file name of the site photo attached to the conflicted report.
+const PHOTO_NAME: &str = "界桩现场.jpg";
 /// Township staff of t1: no clearance for personal data.
 const STAFF: &str = "zhao";
 const STAFF_PASSWORD: &str = "township staff password";
@@ -144,8 +148,50 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
     ] {
         doc.set_field(field, &value, &editor).expect("set");
     }
+    // A site photo, recorded in the document offline and uploaded after the push, as a phone does.
+    let photo = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../mobile-bindings/tests/bindings/site_photo.jpg"),
+    )
+    .expect("the test photo");
+    let sha256 = hex::encode(sha2::Sha256::digest(&photo));
+    doc.attach(
+        Attachment {
+            sha256: sha256.clone(),
+            media_type: "image/jpeg".into(),
+            size: photo.len() as u64,
+            name: PHOTO_NAME.into(),
+            field: "site_photos".into(),
+            entry: None,
+            taken_at: "2026-11-10T09:30:00+08:00".into(),
+            location: None,
+            attached_by: String::new(),
+        },
+        &editor,
+    )
+    .expect("attach");
     a.replica.insert(doc);
     a.sync().await;
+    let uploaded = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v1/reports/{id}/attachments/{sha256}",
+            server.base
+        ))
+        .bearer_auth(&a.token)
+        .header("content-type", "image/jpeg")
+        .header(
+            "content-range",
+            format!("bytes 0-{}/{}", photo.len() - 1, photo.len()),
+        )
+        .body(photo)
+        .send()
+        .await
+        .expect("upload");
+    assert!(
+        uploaded.status().is_success(),
+        "upload: {}",
+        uploaded.status()
+    );
     b.sync().await;
     // Both phones are offline when they set the place.
     let author = a.user_id.clone();
@@ -240,6 +286,7 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .env("CONSOLE_STAFF_PASSWORD", STAFF_PASSWORD)
         .env("CONSOLE_CHOSEN_VALUE", &chosen)
         .env("CONSOLE_OTHER_VALUE", other)
+        .env("CONSOLE_PHOTO_NAME", PHOTO_NAME)
         .env("CONSOLE_SHOTS", &shots)
         .env("CONSOLE_CHROMIUM", &chromium)
         .kill_on_drop(true)
@@ -249,11 +296,22 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .expect("the browser test ends within 3 minutes")
         .expect("run node (Debian's nodejs)");
     assert!(status.success(), "the browser test failed: {status}");
-    assert!(
-        shots.join("05-resolved.png").exists(),
-        "screenshots in {}",
-        shots.display()
-    );
+    let saved: Vec<String> = std::fs::read_dir(&shots)
+        .expect("the screenshot folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for step in [
+        "-dashboard.png",
+        "-photo.png",
+        "-resolved.png",
+        "-report-english.png",
+    ] {
+        assert!(
+            saved.iter().any(|name| name.ends_with(step)),
+            "no *{step} in {}: {saved:?}",
+            shots.display()
+        );
+    }
 
     // What the browser did is what the server holds.
     let office = Client::login(&server.base, "admin", PASSWORD, "check").await;
