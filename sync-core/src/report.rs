@@ -447,18 +447,22 @@ impl ReportDoc {
         self.doc.get_change_meta_by_hash(hash).is_some()
     }
 
-    /// Applies changes received from elsewhere. Changes whose dependencies are missing are
-    /// queued by automerge until those arrive; see `missing_deps`.
-    pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<()> {
+    /// Applies changes received from elsewhere and returns their hashes. Changes whose
+    /// dependencies are missing are queued by automerge until those arrive; see `missing_deps`.
+    pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<Vec<ChangeHash>> {
         let changes = decode_changes(raw)?;
-        self.doc.apply_changes(changes).map_err(am)
+        let hashes = changes.iter().map(Change::hash).collect();
+        self.doc.apply_changes(changes).map_err(am)?;
+        Ok(hashes)
     }
 
-    /// Merges a whole document (a snapshot) into this one; local changes are kept.
-    pub fn merge_snapshot(&mut self, bytes: &[u8]) -> Result<()> {
+    /// Merges a whole document (a snapshot) into this one, keeping local changes, and returns
+    /// the snapshot's own heads.
+    pub fn merge_snapshot(&mut self, bytes: &[u8]) -> Result<Vec<ChangeHash>> {
         let mut other = AutoCommit::load(bytes).map_err(am)?;
+        let heads = other.get_heads();
         self.doc.merge(&mut other).map_err(am)?;
-        Ok(())
+        Ok(heads)
     }
 
     /// Hashes that applied changes depend on but that this document lacks.

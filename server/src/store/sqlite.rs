@@ -2,6 +2,7 @@
 //! and one connection avoids lock-upgrade deadlocks) beside a pool of readers.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,15 +21,15 @@ use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, Attachment, AttachmentRow, AuditEntry, AuditQuery,
     AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage, CONFLICT_ITEM_COLUMNS, ChangeLogRow,
     ChangeRow, ConflictItem, ConflictItemRecord, ConflictQuery, ConflictRecord, ConflictRow,
-    DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit,
-    OrphansCollected, Page, PageRow, PieceHasher, PulledRow, RefreshToken, ReportQuery, Result,
-    SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
+    DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocChangeRow, DocRecord, DocumentRow, OrgRow,
+    OrgUnit, OrphansCollected, Page, PageRow, PieceHasher, PulledRow, RefreshToken, ReportQuery,
+    Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
     UploadState, User, UserPatch, UserQuery, UserRow, UserUpdated, Writer, attachment_from,
     audit_filter, audit_from, audit_record_from, change_row_from, conflict_from,
-    conflict_item_from, conflict_list_where, cut_range, device_from, heads_to_bytes,
-    json_contains_pattern, org_from, org_insert_result, page_doc_from, parse_doc_id, pieces,
-    pulled_change_from, report_list_where, scope_filter, user_from, user_update_result,
-    users_under,
+    conflict_item_from, conflict_list_where, cut_range, device_from, doc_change_from,
+    heads_to_bytes, json_contains_pattern, org_from, org_insert_result, page_doc_from,
+    parse_doc_id, pieces, pulled_change_from, report_list_where, scope_filter, user_from,
+    user_update_result, users_under,
 };
 use crate::scope::{Restricted, Scope};
 use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
@@ -64,6 +65,36 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore { write, read })
+    }
+
+    /// Checks that the file at `path` is a sound SQLite database with no migration unknown to
+    /// this binary (fewer is fine: serving it migrates it), without writing to it.
+    pub async fn check_copy(path: &Path) -> Result<()> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&pool)
+            .await?;
+        if verdict != "ok" {
+            return Err(StoreError::Corrupt(format!(
+                "{}: {verdict}",
+                path.display()
+            )));
+        }
+        let copy = SqliteStore {
+            write: pool.clone(),
+            read: pool,
+        };
+        match copy.check_migrations().await {
+            Ok(()) | Err(StoreError::NotMigrated { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -347,7 +378,7 @@ impl PullReads for SqliteConnection {
     ) -> Result<Vec<(DocId, PulledChange)>> {
         let (prefix, open, all, assigned) = scope_binds(scope);
         let rows: Vec<PulledRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
+            "SELECT c.doc_id, c.seq, c.device_id, c.hash, c.bytes FROM changes c \
              JOIN documents d ON d.id = c.doc_id \
              WHERE d.seq > ?1 AND d.seq <= ?6 AND {f} \
              AND c.seq > COALESCE(?7, d.snapshot_seq) ORDER BY c.seq",
@@ -434,21 +465,14 @@ async fn changes_after(
     id: &DocId,
     seq: i64,
 ) -> Result<Vec<PulledChange>> {
-    let rows: Vec<(i64, Option<String>, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, device_id, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+    let rows: Vec<DocChangeRow> = sqlx::query_as(
+        "SELECT seq, device_id, hash, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
     )
     .bind(id.to_string())
     .bind(seq)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, device_id, bytes)| PulledChange {
-            seq,
-            device_id,
-            bytes,
-        })
-        .collect())
+    Ok(rows.into_iter().map(doc_change_from).collect())
 }
 
 #[async_trait]
@@ -456,6 +480,34 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("../migrations/sqlite")
             .run(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn check_migrations(&self) -> Result<()> {
+        let tracked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        let applied: Vec<i64> = if tracked {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.read)
+                .await?
+        } else {
+            Vec::new()
+        };
+        super::migration_gap(&sqlx::migrate!("../migrations/sqlite"), &applied)
+    }
+
+    async fn backup(&self, to: &Path) -> Result<()> {
+        let to = to
+            .to_str()
+            .ok_or_else(|| StoreError::Unsupported(format!("{} is not UTF-8", to.display())))?;
+        // VACUUM INTO reads one snapshot, so the copy is consistent while the server writes.
+        sqlx::query("VACUUM INTO ?1")
+            .bind(to)
+            .execute(&self.read)
             .await?;
         Ok(())
     }
