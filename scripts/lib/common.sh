@@ -4,6 +4,8 @@
 #   log MSG...        print "==> MSG" on stdout
 #   warn MSG...       print "warning: MSG" on stderr
 #   die MSG...        print "error: MSG" on stderr and exit 1
+#   apt_install PKG...  install Debian packages (as root with apt-get), or die
+#                     saying what to install by hand
 #   on_exit CMD       run CMD (a string, eval'd) when the script exits, for any
 #                     reason: success, failure under `set -e`, Ctrl-C, SIGTERM,
 #                     SIGHUP. Hooks run last-registered first. This file owns
@@ -18,6 +20,16 @@ warn() { printf 'warning: %s\n' "$*" >&2; }
 die() {
   printf 'error: %s\n' "$*" >&2
   exit 1
+}
+
+apt_install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 ||
+    die "$* is missing and cannot be installed here (needs root and apt-get): install it by hand"
+  log "installing $* with apt-get"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null ||
+      die "apt-get could not install $*"
+  fi
 }
 
 _GRIDSYNC_EXIT_HOOKS=()

@@ -5,6 +5,7 @@ pub mod attachments;
 pub mod audit;
 pub mod auth;
 pub mod conflicts;
+pub mod console;
 pub mod devices;
 pub mod error;
 pub mod health;
@@ -14,6 +15,7 @@ pub mod metrics;
 pub mod org;
 pub mod query;
 pub mod reports;
+pub mod schemas;
 pub mod sync;
 pub mod trace;
 pub mod users;
@@ -124,6 +126,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(users::routes())
         .merge(audit::routes())
         .merge(reports::routes())
+        .merge(schemas::routes())
         .merge(conflicts::routes())
         .merge(attachments::routes())
         .merge(live::routes())
@@ -142,7 +145,20 @@ pub fn app(state: AppState) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .merge(console::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::map_response(no_store_by_default))
         .layer(from_fn_with_state(state.clone(), trace::observe))
         .with_state(state)
+}
+
+/// `Cache-Control: no-store` on every answer that did not choose its own: API answers carry
+/// personal data, which must not linger in a shared office PC's browser cache.
+async fn no_store_by_default(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    response
+        .headers_mut()
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }

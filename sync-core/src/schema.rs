@@ -370,6 +370,11 @@ impl Registry {
         self.kinds.values().filter_map(|v| v.values().next_back())
     }
 
+    /// Every version of every kind, by kind id and then version.
+    pub fn all(&self) -> impl Iterator<Item = &Schema> {
+        self.kinds.values().flat_map(BTreeMap::values)
+    }
+
     /// Validates a projection against the schema named by its own `kind` and `schema_version`.
     pub fn validate(&self, projection: &Value) -> Vec<Problem> {
         let meta = |key: &str| projection.get(key).filter(|v| !v.is_null());

@@ -1,0 +1,1327 @@
+// The office console: a single page over the JSON API. No framework and no build step; the DOM
+// is built with h() (never from HTML strings, so no report text can become markup) and charts are
+// inline SVG.
+'use strict';
+(() => {
+  const I18N = window.GS_I18N;
+  const LANG_KEY = 'gridsync.console.lang';
+  const REFRESH_KEY = 'gridsync.console.refresh';
+  const DEVICE_KEY = 'gridsync.console.device.';
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  let lang = localStorage.getItem(LANG_KEY) === 'en' ? 'en' : 'zh';
+
+  function t(key, vars) {
+    let text = I18N[lang][key];
+    if (text === undefined) {
+      console.error('missing label', lang, key);
+      text = key;
+    }
+    return vars ? text.replace(/\{(\w+)\}/g, (_, k) => (vars[k] ?? '')) : text;
+  }
+  const label = (l) => (l ? l[lang] || l.zh : '');
+
+  // ---- DOM -----------------------------------------------------------------------------------
+
+  function build(el, attrs, children) {
+    for (const [key, value] of Object.entries(attrs || {})) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key.startsWith('on')) el.addEventListener(key.slice(2), value);
+      else if (key === 'class') el.setAttribute('class', value);
+      else el.setAttribute(key, value === true ? '' : value);
+    }
+    for (const child of children.flat(Infinity)) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : String(child));
+    }
+    return el;
+  }
+  const h = (tag, attrs, ...children) => build(document.createElement(tag), attrs, children);
+  const s = (tag, attrs, ...children) => build(document.createElementNS(SVG_NS, tag), attrs, children);
+
+  // ---- API and session -----------------------------------------------------------------------
+
+  class ApiFailure extends Error {
+    constructor(status, problem) {
+      super(problem.detail || problem.title || `HTTP ${status}`);
+      this.status = status;
+      this.code = problem.code || '';
+    }
+  }
+
+  const session = { access: null, timer: null, me: null };
+  const cache = { root: null, ancestors: [], units: new Map(), schemas: new Map(), users: new Map() };
+  let refreshing = null;
+
+  async function request(method, path, body, retry = true) {
+    const headers = {};
+    if (session.access) headers.Authorization = `Bearer ${session.access}`;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: 'no-store',
+      credentials: 'omit',
+    });
+    if (response.status === 401 && retry && !path.startsWith('/api/v1/auth/')) {
+      if (await refresh()) return request(method, path, body, false);
+      endSession(t('session_ended'));
+    }
+    if (!response.ok) {
+      let problem = {};
+      try {
+        problem = await response.json();
+      } catch {
+        // Not problem+json (a proxy's page, say): the status says enough.
+      }
+      throw new ApiFailure(response.status, problem);
+    }
+    return response;
+  }
+  const getJson = async (path) => (await request('GET', path)).json();
+  const send = async (method, path, body) => {
+    const response = await request(method, path, body);
+    return response.status === 204 ? null : response.json();
+  };
+
+  function adopt(tokens) {
+    session.access = tokens.access_token;
+    sessionStorage.setItem(REFRESH_KEY, tokens.refresh_token);
+    clearTimeout(session.timer);
+    // Renew before expiry, so no request meets an expired token.
+    const lead = Math.min(60, tokens.expires_in / 5);
+    session.timer = setTimeout(refresh, (tokens.expires_in - lead) * 1000);
+  }
+
+  // One refresh at a time: the refresh token is single use, and spending it twice revokes the
+  // whole session.
+  function refresh() {
+    refreshing ??= (async () => {
+      const token = sessionStorage.getItem(REFRESH_KEY);
+      if (!token) return false;
+      try {
+        const response = await request('POST', '/api/v1/auth/refresh', { refresh_token: token }, false);
+        adopt(await response.json());
+        return true;
+      } catch {
+        sessionStorage.removeItem(REFRESH_KEY);
+        return false;
+      }
+    })().finally(() => {
+      refreshing = null;
+    });
+    return refreshing;
+  }
+
+  function randomId() {
+    // crypto.randomUUID needs a secure context; an intranet server is often plain http.
+    const bytes = crypto.getRandomValues(new Uint8Array(16));
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+  }
+
+  // The console is a device of its user: one id per user and browser, kept in localStorage so
+  // the devices page shows one entry per office PC rather than one per login.
+  function deviceId(username, fresh) {
+    const key = DEVICE_KEY + username;
+    let id = localStorage.getItem(key);
+    if (!id || fresh) {
+      id = `console-${randomId()}`;
+      localStorage.setItem(key, id);
+    }
+    return id;
+  }
+
+  async function login(username, password) {
+    const attempt = async (fresh) =>
+      (
+        await request(
+          'POST',
+          '/api/v1/auth/login',
+          { username, password, device_id: deviceId(username, fresh), device_name: t('device_name') },
+          false,
+        )
+      ).json();
+    let tokens;
+    try {
+      tokens = await attempt(false);
+    } catch (e) {
+      // A revoked browser registers anew, as a phone does after wiping itself; the password
+      // was just checked again.
+      if (e.code !== 'device_revoked') throw e;
+      tokens = await attempt(true);
+    }
+    adopt(tokens);
+    await loadSession();
+  }
+
+  async function loadSession() {
+    const [me, org, schemas] = await Promise.all([
+      getJson('/api/v1/me'),
+      getJson('/api/v1/org'),
+      getJson('/api/v1/schemas'),
+    ]);
+    session.me = me;
+    cache.root = org.root;
+    cache.ancestors = org.ancestors;
+    cache.units = new Map(org.units.map((u) => [u.id, u]));
+    cache.schemas = new Map();
+    for (const schema of schemas) {
+      if (!cache.schemas.has(schema.kind)) cache.schemas.set(schema.kind, new Map());
+      cache.schemas.get(schema.kind).set(schema.version, schema);
+    }
+    cache.users = new Map([[me.id, { display_name: me.display_name, username: me.username }]]);
+    if (canListUsers()) {
+      for await (const user of pages('/api/v1/users?limit=200')) cache.users.set(user.id, user);
+    }
+    connectLive();
+  }
+
+  async function* pages(path) {
+    let cursor = null;
+    do {
+      const sep = path.includes('?') ? '&' : '?';
+      const page = await getJson(cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
+      yield* page.items;
+      cursor = page.next_cursor;
+    } while (cursor);
+  }
+
+  function endSession(message) {
+    clearTimeout(session.timer);
+    disconnectLive();
+    session.access = null;
+    session.me = null;
+    sessionStorage.removeItem(REFRESH_KEY);
+    flash = message || null;
+    if (location.hash !== '#/login') location.hash = '#/login';
+    else render();
+  }
+
+  async function logout() {
+    try {
+      await request('POST', '/api/v1/auth/logout', undefined, false);
+    } catch {
+      // The session ends here either way; the refresh token is forgotten below.
+    }
+    endSession();
+  }
+
+  const role = () => session.me?.role;
+  const isAdmin = () => role() === 'district_admin';
+  const canListUsers = () => ['district_admin', 'village_cadre', 'township_staff'].includes(role());
+  const canReview = () => role() !== 'grid_worker';
+
+  // ---- formatting ----------------------------------------------------------------------------
+
+  const pad = (n) => String(n).padStart(2, '0');
+  function fmtDate(d) {
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
+  }
+  function fmtTime(unix) {
+    if (unix === null || unix === undefined) return t('none');
+    const d = new Date(unix * 1000);
+    return `${fmtDate(d)} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+  const fmtPercent = (share) => (share === null || share === undefined ? t('none') : `${(share * 100).toFixed(1)}%`);
+  const fmtNumber = (n, digits = 1) => (n === null || n === undefined ? t('none') : Number(n).toFixed(digits));
+
+  const unitName = (id) => cache.units.get(id)?.name ?? id;
+  function placeOf(orgPath) {
+    // The path below the caller's own unit: the part that tells reports apart.
+    const ids = orgPath.split('/').filter(Boolean);
+    const from = Math.max(0, ids.indexOf(cache.root) + 1);
+    return ids.slice(from).map(unitName).join(' / ') || unitName(ids[ids.length - 1]);
+  }
+  // Users outside the caller's area (an admin who edited a report, say) are not listed to them.
+  const person = (id) => (id ? cache.users.get(id)?.display_name ?? t('other_user', { id: id.slice(0, 8) }) : t('none'));
+  const shortId = (id) => (id.length > 16 ? `${id.slice(0, 15)}…` : id);
+  const levelName = (level) => t(`level_${level}`);
+
+  function schemaOf(kind, version) {
+    const versions = cache.schemas.get(kind);
+    if (!versions) return null;
+    return versions.get(version) ?? [...versions.values()].pop();
+  }
+  const kindLabel = (kind) => label(schemaOf(kind)?.label) || kind;
+  const latestSchemas = () => [...cache.schemas.values()].map((v) => [...v.values()].pop());
+
+  // The definition a conflict path (`fields.NAME`, `log[ENTRY].NAME`) names.
+  function defOf(schema, path) {
+    const top = /^fields\.(.+)$/.exec(path);
+    if (top) return schema?.fields.find((f) => f.id === top[1]) ?? null;
+    const inLog = /^log\[[^\]]*\]\.(.+)$/.exec(path);
+    if (inLog) return schema?.log?.fields.find((f) => f.id === inLog[1]) ?? null;
+    return null;
+  }
+
+  function fieldText(def, value) {
+    if (value === null || value === undefined || value === '') return t('none');
+    if (value === '***') return t('redacted');
+    if (Array.isArray(value)) return value.map((v) => fieldText(def, v)).join('、');
+    if (def?.choices?.length) return label(def.choices.find((c) => c.id === value)?.label) || String(value);
+    if (def?.type === 'person_ref') return person(value);
+    if (typeof value === 'boolean') return t(value ? 'yes' : 'no');
+    if (typeof value === 'object') {
+      if ('lat' in value && 'lon' in value) return `${value.lat}, ${value.lon}`;
+      return JSON.stringify(value);
+    }
+    return String(value);
+  }
+
+  function statusText(kind, version, status) {
+    const schema = schemaOf(kind, version);
+    const def = schema?.fields.find((f) => f.id === schema.status_field);
+    return fieldText(def, status);
+  }
+
+  // ---- shell and routing ---------------------------------------------------------------------
+
+  let flash = null;
+  let renderCount = 0;
+
+  const NAV = [
+    ['dashboard', 'nav_dashboard', () => true],
+    ['reports', 'nav_reports', () => true],
+    ['conflicts', 'nav_conflicts', canReview],
+    ['users', 'nav_users', canListUsers],
+    ['devices', 'nav_devices', () => true],
+    ['org', 'nav_org', () => true],
+    ['export', 'nav_export', () => true],
+  ];
+
+  const PAGES = [
+    [/^\/dashboard$/, pageDashboard],
+    [/^\/reports$/, pageReports],
+    [/^\/reports\/([^/]+)$/, pageReport],
+    [/^\/conflicts$/, pageConflicts],
+    [/^\/users$/, pageUsers],
+    [/^\/devices$/, pageDevices],
+    [/^\/org$/, pageOrg],
+    [/^\/export$/, pageExport],
+  ];
+
+  function langButton() {
+    return h(
+      'button',
+      {
+        type: 'button',
+        class: 'lang',
+        id: 'lang-toggle',
+        onclick: () => {
+          lang = lang === 'zh' ? 'en' : 'zh';
+          localStorage.setItem(LANG_KEY, lang);
+          render();
+        },
+      },
+      t('lang_switch'),
+    );
+  }
+
+  function route() {
+    const [path, query] = location.hash.replace(/^#/, '').split('?');
+    return { path: path || '/dashboard', query: new URLSearchParams(query || '') };
+  }
+
+  function go(path, query) {
+    const q = query ? new URLSearchParams([...query].filter(([, v]) => v !== '')).toString() : '';
+    location.hash = `#${path}${q ? `?${q}` : ''}`;
+  }
+
+  async function render() {
+    const count = ++renderCount;
+    document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+    document.title = t('app_title');
+    const app = document.getElementById('app');
+    const { path, query } = route();
+    if (!session.me) {
+      app.replaceChildren(pageLogin());
+      return;
+    }
+    if (path === '/login') {
+      go('/dashboard');
+      return;
+    }
+    const main = h('main', { id: 'main' }, h('p', { class: 'muted' }, t('loading')));
+    const section = path.split('/')[1];
+    app.replaceChildren(
+      h(
+        'header',
+        { class: 'top' },
+        h('span', { class: 'brand' }, t('app_title')),
+        h(
+          'nav',
+          {},
+          NAV.filter(([, , allowed]) => allowed()).map(([id, key]) =>
+            h('a', { href: `#/${id}`, class: id === section ? 'current' : null, id: `nav-${id}` }, t(key)),
+          ),
+        ),
+        h(
+          'span',
+          { class: 'who' },
+          `${session.me.display_name} · ${t(`role_${session.me.role}`)}`,
+        ),
+        langButton(),
+        h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('logout')),
+      ),
+      main,
+    );
+    const page = PAGES.find(([re]) => re.test(path));
+    if (!page) {
+      go('/dashboard');
+      return;
+    }
+    const args = page[0].exec(path).slice(1).map(decodeURIComponent);
+    try {
+      const content = await page[1](query, ...args);
+      if (count === renderCount) main.replaceChildren(...[flashBox(), content].flat().filter(Boolean));
+    } catch (e) {
+      if (count === renderCount) main.replaceChildren(failure(e));
+    }
+  }
+
+  function flashBox() {
+    if (!flash) return null;
+    const box = h('p', { class: 'flash', role: 'status' }, flash);
+    flash = null;
+    return box;
+  }
+
+  function failure(e) {
+    if (!(e instanceof ApiFailure)) {
+      console.error(e);
+      return h('p', { class: 'error' }, t('error', { detail: e.message }));
+    }
+    if (e.status === 403) return h('p', { class: 'error' }, t('forbidden'));
+    if (e.status === 404) return h('p', { class: 'error' }, t('not_found'));
+    return h('p', { class: 'error' }, t('error', { detail: `${e.message} (${e.code || e.status})` }));
+  }
+
+  // A panel whose endpoint may not exist on this server yet: 404 means "unavailable".
+  async function optional(fetcher, draw) {
+    try {
+      return draw(await fetcher());
+    } catch (e) {
+      if (e instanceof ApiFailure && e.status === 404) return h('p', { class: 'unavailable' }, t('unavailable'));
+      return failure(e);
+    }
+  }
+
+  function table(headers, rows, attrs = {}) {
+    return h(
+      'table',
+      attrs,
+      h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
+      h('tbody', {}, rows),
+    );
+  }
+
+  function field(labelText, control) {
+    return h('label', { class: 'field' }, h('span', {}, labelText), control);
+  }
+
+  function select(name, options, current) {
+    return h(
+      'select',
+      { name, id: `f-${name}` },
+      options.map(([value, text]) => h('option', { value, selected: value === (current ?? '') }, text)),
+    );
+  }
+
+  // Units of the caller's tree, indented by depth, for filters.
+  function orgOptions(withAll) {
+    const rootDepth = (cache.units.get(cache.root)?.path.split('/').length ?? 0);
+    const units = [...cache.units.values()].sort((a, b) => a.path.localeCompare(b.path));
+    const options = units.map((u) => [
+      u.id,
+      `${'\u3000'.repeat(Math.max(0, u.path.split('/').length - rootDepth))}${u.name}（${levelName(u.level)}）`,
+    ]);
+    return withAll ? [['', t('all')], ...options] : options;
+  }
+
+  // ---- login ---------------------------------------------------------------------------------
+
+  function pageLogin() {
+    const message = h('p', { class: 'error', role: 'alert' }, flashBox()?.textContent ?? '');
+    const form = h(
+      'form',
+      {
+        class: 'login',
+        id: 'login-form',
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const data = new FormData(form);
+          message.textContent = '';
+          try {
+            await login(String(data.get('username')), String(data.get('password')));
+            if (route().path === '/login') go('/dashboard');
+            else render();
+          } catch (e) {
+            const key = `err_${e.code}`;
+            message.textContent = I18N[lang][key] ? t(key) : t('error', { detail: e.message });
+          }
+        },
+      },
+      h('h1', {}, t('app_title')),
+      h('h2', {}, t('login_title')),
+      field(t('username'), h('input', { name: 'username', id: 'username', autocomplete: 'username', required: true })),
+      field(
+        t('password'),
+        h('input', { name: 'password', id: 'password', type: 'password', autocomplete: 'current-password', required: true }),
+      ),
+      message,
+      h('button', { type: 'submit', id: 'login-submit' }, t('login')),
+      langButton(),
+    );
+    return h('div', { class: 'login-page' }, form);
+  }
+
+  // ---- dashboard -----------------------------------------------------------------------------
+
+  async function pageDashboard(query) {
+    const now = new Date();
+    const from = query.get('from') || fmtDate(new Date(now.getFullYear(), now.getMonth(), 1));
+    const to = query.get('to') || fmtDate(now);
+    const org = query.get('org') || cache.root;
+    const unit = cache.units.get(org);
+    const params = new URLSearchParams({ from, to, org });
+
+    const form = h(
+      'form',
+      {
+        class: 'filters',
+        onsubmit: (event) => {
+          event.preventDefault();
+          go('/dashboard', new FormData(form));
+        },
+      },
+      field(t('from'), h('input', { type: 'date', name: 'from', value: from })),
+      field(t('to'), h('input', { type: 'date', name: 'to', value: to })),
+      field(t('org'), select('org', orgOptions(false), org)),
+      h('button', { type: 'submit' }, t('apply')),
+    );
+
+    // Rural townships and urban streets are ranked apart; below the district there is one group.
+    const groups = unit?.level === 'district' ? ['township', 'street'] : [null];
+    const canvassTitle = (group) => (group ? t('dash_satisfaction', { level: levelName(group) }) : t('dash_satisfaction_plain'));
+    const canvass = groups.map((group) => {
+      const p = new URLSearchParams(params);
+      if (group) p.set('group', group);
+      return optional(
+        () => getJson(`/api/v1/stats/canvass?${p}`),
+        (answer) => canvassChart(answer),
+      ).then((content) => panel(canvassTitle(group), content, `canvass-${group ?? 'all'}`));
+    });
+    const worries = optional(
+      () => getJson(`/api/v1/stats/canvass?${params}`),
+      (answer) => worriesChart(answer.worries),
+    ).then((content) => panel(t('dash_worries'), content, 'worries'));
+    const disputes = optional(
+      () => getJson(`/api/v1/stats/disputes?${params}`),
+      (answer) => [disputesChart(answer), h('h3', { class: 'sub' }, t('dash_disputes_table')), disputesTable(answer)],
+    ).then((content) => panel(t('dash_disputes'), content, 'disputes'));
+    const drug = optional(
+      () => getJson(`/api/v1/stats/drug?org=${encodeURIComponent(org)}`),
+      (answer) => [h('p', { class: 'muted' }, t('dash_as_of', { date: answer.as_of })), drugTable(answer)],
+    ).then((content) => panel(t('dash_drug'), content, 'drug'));
+    const panels = await Promise.all([...canvass, worries, disputes, drug]);
+    return [form, h('div', { class: 'dashboard' }, panels)];
+  }
+
+  function panel(title, content, id) {
+    return h('section', { class: 'panel', id: `panel-${id}` }, h('h2', {}, title), content);
+  }
+
+  // Satisfaction per unit as bars with their 95% interval; units with few interviews are drawn
+  // pale and dashed and their rank is not stated.
+  function canvassChart(answer) {
+    const units = [...answer.units].sort((a, b) => (a.rank ?? 1e9) - (b.rank ?? 1e9));
+    if (!units.length) return h('p', { class: 'muted' }, t('no_items'));
+    const row = 28;
+    // Sized for a full-width panel at 1366 px, so the text is drawn at about its CSS size.
+    const [left, width, right] = [150, 760, 380];
+    const values = units.flatMap((u) => (u.satisfaction ? [u.satisfaction.low, u.satisfaction.index] : []));
+    const min = Math.max(0, Math.floor((Math.min(100, ...values) - 5) / 10) * 10);
+    const x = (v) => left + ((v - min) / (100 - min)) * width;
+    const svg = s('svg', {
+      viewBox: `0 0 ${left + width + right} ${units.length * row + (values.length ? 24 : 4)}`,
+      class: 'chart',
+      role: 'img',
+    });
+    // No axis when no unit has interviews: there is nothing to measure against it.
+    for (const tick of values.length ? [min, (min + 100) / 2, 100] : []) {
+      svg.append(
+        s('line', { x1: x(tick), x2: x(tick), y1: 0, y2: units.length * row, class: 'grid-line' }),
+        s('text', { x: x(tick), y: units.length * row + 16, class: 'tick', 'text-anchor': 'middle' }, String(tick)),
+      );
+    }
+    units.forEach((u, i) => {
+      const y = i * row;
+      const sat = u.satisfaction;
+      svg.append(s('text', { x: left - 6, y: y + 18, 'text-anchor': 'end', class: 'name' }, u.name));
+      if (!sat) {
+        svg.append(s('text', { x: left + 4, y: y + 18, class: 'note' }, t('dash_no_interviews')));
+        return;
+      }
+      const cls = u.few_interviews ? 'bar few' : 'bar';
+      svg.append(
+        s('rect', { x: left, y: y + 6, width: Math.max(1, x(sat.index) - left), height: row - 12, class: cls }),
+        s('line', { x1: x(sat.low), x2: x(sat.high), y1: y + row / 2, y2: y + row / 2, class: 'whisker' }),
+        s('line', { x1: x(sat.low), x2: x(sat.low), y1: y + 8, y2: y + row - 8, class: 'whisker' }),
+        s('line', { x1: x(sat.high), x2: x(sat.high), y1: y + 8, y2: y + row - 8, class: 'whisker' }),
+      );
+      const parts = [fmtNumber(sat.index), t('dash_interviews', { n: u.interviews })];
+      if (u.few_interviews) parts.push(t('dash_few'));
+      else if (u.rank !== null && u.rank !== undefined)
+        parts.push(
+          u.rank_best === u.rank_worst
+            ? t('dash_rank_single', { rank: u.rank })
+            : t('dash_rank', { rank: u.rank, best: u.rank_best, worst: u.rank_worst }),
+        );
+      if (u.change?.satisfaction !== null && u.change?.satisfaction !== undefined) {
+        const c = u.change.satisfaction;
+        parts.push(t('dash_change', { change: `${c > 0 ? '+' : ''}${c.toFixed(1)}` }));
+      }
+      svg.append(
+        s('text', { x: left + width + 8, y: y + 18, class: u.few_interviews ? 'value few-text' : 'value' }, parts.join(' · ')),
+      );
+    });
+    return [svg, h('p', { class: 'hint' }, t('dash_satisfaction_hint'))];
+  }
+
+  function worriesChart(worries) {
+    if (!worries?.length) return h('p', { class: 'muted' }, t('no_items'));
+    const top = worries.slice(0, 8);
+    const max = Math.max(...top.map((w) => w.count));
+    return h(
+      'ol',
+      { class: 'bars' },
+      top.map((w) =>
+        h(
+          'li',
+          {},
+          h('span', { class: 'bar-label' }, label(w.label) || w.worry),
+          meter(w.count / max),
+          h('span', { class: 'bar-value' }, `${w.count}（${fmtPercent(w.share)}）`),
+        ),
+      ),
+    );
+  }
+
+  function meter(fraction) {
+    const svg = s('svg', { viewBox: '0 0 100 10', preserveAspectRatio: 'none', class: 'meter' });
+    svg.append(s('rect', { x: 0, y: 0, width: Math.max(0.5, fraction * 100), height: 10, class: 'bar' }));
+    return svg;
+  }
+
+  const DISPUTE_STATUSES = ['reported', 'mediating', 'resolved', 'referred', 'escalated'];
+
+  // Disputes found in the period per unit, stacked by status.
+  function disputesChart(answer) {
+    const units = answer.units;
+    if (!units.length) return h('p', { class: 'muted' }, t('no_items'));
+    const row = 24;
+    // Sized for a half-width panel at 1366 px.
+    const [left, width] = [100, 400];
+    const max = Math.max(1, ...units.map((u) => DISPUTE_STATUSES.reduce((n, st) => n + (u.by_status?.[st] ?? 0), 0)));
+    const svg = s('svg', { viewBox: `0 0 ${left + width + 50} ${units.length * row}`, class: 'chart', role: 'img' });
+    units.forEach((u, i) => {
+      const y = i * row;
+      svg.append(s('text', { x: left - 6, y: y + 16, 'text-anchor': 'end', class: 'name' }, u.name));
+      let at = left;
+      let sum = 0;
+      for (const st of DISPUTE_STATUSES) {
+        const n = u.by_status?.[st] ?? 0;
+        if (!n) continue;
+        const w = (n / max) * width;
+        svg.append(
+          s('rect', { x: at, y: y + 4, width: w, height: row - 8, class: `seg st-${st}` }, s('title', {}, `${statusText('dispute_check', 1, st)}: ${n}`)),
+        );
+        at += w;
+        sum += n;
+      }
+      svg.append(s('text', { x: at + 6, y: y + 16, class: 'value' }, String(sum)));
+    });
+    const legend = h(
+      'p',
+      { class: 'legend' },
+      DISPUTE_STATUSES.map((st) => h('span', {}, h('i', { class: `swatch st-${st}` }), statusText('dispute_check', 1, st))),
+    );
+    return [svg, legend];
+  }
+
+  function disputesTable(answer) {
+    const line = (u, name) =>
+      h(
+        'tr',
+        {},
+        h('td', {}, name),
+        h('td', { class: 'num' }, u.found),
+        h('td', { class: 'num' }, u.open),
+        h('td', { class: 'num' }, u.open_by_risk?.high ?? 0),
+        h('td', { class: 'num' }, fmtPercent(u.resolved_in_village?.share)),
+        h('td', { class: 'num' }, fmtNumber(u.median_days_to_resolution)),
+        h('td', { class: `num ${u.overdue_follow_ups ? 'alert' : ''}` }, u.overdue_follow_ups),
+      );
+    return table(
+      [t('org'), t('dash_found'), t('dash_open'), t('dash_open_high'), t('dash_in_village'), t('dash_median_days'), t('dash_overdue_follow_ups')],
+      [...answer.units.map((u) => line(u, u.name)), answer.total ? line(answer.total, t('dash_total')) : null],
+      { class: 'compact' },
+    );
+  }
+
+  function drugTable(answer) {
+    const line = (u, name) =>
+      h(
+        'tr',
+        {},
+        h('td', {}, name),
+        h('td', { class: 'num' }, u.active),
+        h('td', { class: 'num' }, u.relapsed),
+        h('td', { class: `num ${u.visits_overdue ? 'alert' : ''}` }, u.visits_overdue),
+        h('td', { class: 'num' }, u.tests_due),
+      );
+    return table(
+      [t('org'), t('dash_active'), t('dash_relapsed'), t('dash_visits_overdue'), t('dash_tests_due')],
+      [...answer.units.map((u) => line(u, u.name)), answer.total ? line(answer.total, t('dash_total')) : null],
+      { class: 'compact' },
+    );
+  }
+
+  // ---- reports -------------------------------------------------------------------------------
+
+  const REVIEW_STATES = ['received', 'needs_attention', 'approved'];
+  const FILTERS = ['kind', 'org', 'status', 'review_state', 'has_conflicts', 'q'];
+
+  function statusOptions(kind) {
+    const seen = new Map();
+    for (const schema of latestSchemas()) {
+      if (kind && schema.kind !== kind) continue;
+      const def = schema.fields.find((f) => f.id === schema.status_field);
+      for (const c of def?.choices ?? []) if (!seen.has(c.id)) seen.set(c.id, label(c.label));
+    }
+    return [['', t('all')], ...seen];
+  }
+
+  // The first filled, readable text field: what a person would call the report.
+  function summaryOf(report) {
+    const schema = schemaOf(report.kind, report.schema_version);
+    for (const def of schema?.fields ?? []) {
+      const value = report.fields?.[def.id];
+      if (def.type === 'text' && typeof value === 'string' && value && value !== '***') {
+        return value.length > 40 ? `${value.slice(0, 40)}…` : value;
+      }
+    }
+    return t('none');
+  }
+
+  async function pageReports(query) {
+    const params = new URLSearchParams();
+    for (const name of [...FILTERS, 'cursor']) if (query.get(name)) params.set(name, query.get(name));
+    params.set('limit', '25');
+    const pageNo = Number(query.get('page') || 1);
+    const list = await getJson(`/api/v1/reports?${params}`);
+    const kind = query.get('kind') || '';
+
+    const form = h(
+      'form',
+      {
+        class: 'filters',
+        id: 'report-filters',
+        onsubmit: (event) => {
+          event.preventDefault();
+          const data = new FormData(form);
+          go('/reports', new URLSearchParams(FILTERS.map((f) => [f, String(data.get(f) ?? '')])));
+        },
+      },
+      field(t('kind'), select('kind', [['', t('all')], ...latestSchemas().map((sc) => [sc.kind, label(sc.label)])], kind)),
+      field(t('org'), select('org', orgOptions(true), query.get('org'))),
+      field(t('status'), select('status', statusOptions(kind), query.get('status'))),
+      field(
+        t('review_state'),
+        select('review_state', [['', t('all')], ...REVIEW_STATES.map((r) => [r, t(`review_${r}`)])], query.get('review_state')),
+      ),
+      h(
+        'label',
+        { class: 'check' },
+        h('input', { type: 'checkbox', name: 'has_conflicts', value: 'true', id: 'f-has_conflicts', checked: query.get('has_conflicts') === 'true' }),
+        t('has_conflicts'),
+      ),
+      field(t('search'), h('input', { type: 'search', name: 'q', value: query.get('q') || '', placeholder: t('search_placeholder') })),
+      h('button', { type: 'submit', id: 'apply-filters' }, t('apply')),
+      h('button', { type: 'button', class: 'link', onclick: () => go('/reports') }, t('reset')),
+    );
+
+    const rows = list.items.map((r) =>
+      h(
+        'tr',
+        { class: r.has_conflicts ? 'has-conflicts' : null },
+        h('td', {}, h('a', { href: `#/reports/${encodeURIComponent(r.id)}`, class: 'report-link' }, kindLabel(r.kind))),
+        h('td', {}, placeOf(r.org_path)),
+        h('td', {}, statusText(r.kind, r.schema_version, r.status)),
+        h('td', {}, t(`review_${r.review_state}`)),
+        h('td', {}, r.has_conflicts ? h('span', { class: 'badge conflict' }, t('has_conflicts')) : ''),
+        h('td', { class: 'summary' }, summaryOf(r)),
+        h('td', { class: 'time' }, fmtTime(r.updated_at)),
+      ),
+    );
+    const pager = h(
+      'div',
+      { class: 'pager' },
+      h('span', {}, `${t('total_items', { n: list.total })} · ${t('page_n', { n: pageNo })}`),
+      pageNo > 1 ? h('button', { type: 'button', onclick: () => history.back() }, t('prev_page')) : null,
+      list.next_cursor
+        ? h(
+            'button',
+            {
+              type: 'button',
+              id: 'next-page',
+              onclick: () => {
+                const next = new URLSearchParams(query);
+                next.set('cursor', list.next_cursor);
+                next.set('page', String(pageNo + 1));
+                go('/reports', next);
+              },
+            },
+            t('next_page'),
+          )
+        : null,
+    );
+    return [
+      form,
+      rows.length
+        ? table([t('kind'), t('grid'), t('status'), t('review_state'), '', t('summary'), t('updated_at')], rows, { id: 'report-list' })
+        : h('p', { class: 'muted' }, t('no_items')),
+      pager,
+    ];
+  }
+
+  async function pageReport(_query, id) {
+    const path = `/api/v1/reports/${encodeURIComponent(id)}`;
+    const [report, history] = await Promise.all([getJson(path), getJson(`${path}/history`)]);
+    const schema = schemaOf(report.kind, report.schema_version);
+    const fieldDefs = new Map((schema?.fields ?? []).map((f) => [f.id, f]));
+
+    const review = canReview()
+      ? h(
+          'div',
+          { class: 'review', id: 'review' },
+          h('span', {}, `${t('review_state')}${t('colon')}`),
+          REVIEW_STATES.map((state) =>
+            h(
+              'button',
+              {
+                type: 'button',
+                class: state === report.review_state ? 'current' : null,
+                disabled: state === report.review_state,
+                'data-state': state,
+                onclick: async () => {
+                  try {
+                    await send('POST', `${path}/review`, { state });
+                    flash = t('review_saved');
+                  } catch (e) {
+                    flash = failure(e).textContent;
+                  }
+                  render();
+                },
+              },
+              t(`review_${state}`),
+            ),
+          ),
+        )
+      : h('p', {}, `${t('review_state')}${t('colon')}${t(`review_${report.review_state}`)}`);
+
+    const header = h(
+      'div',
+      { class: 'report-head' },
+      h('h1', {}, `${kindLabel(report.kind)} · ${placeOf(report.org_path)}`),
+      h(
+        'p',
+        { class: 'muted' },
+        `${statusText(report.kind, report.schema_version, report.status)} · ${t('report_created_by', {
+          who: person(report.created_by),
+          when: fmtTime(report.created_at),
+        })} · ${report.id}`,
+      ),
+      review,
+    );
+
+    const conflicts = report.conflicts.length
+      ? h('section', { class: 'conflicts', id: 'conflicts' }, h('h2', {}, t('report_conflicts')), report.conflicts.map((c) => conflictCard(c, schema)))
+      : null;
+
+    const problems = report.problems.length
+      ? h(
+          'section',
+          { class: 'problems' },
+          h('h2', {}, t('report_problems')),
+          h(
+            'ul',
+            {},
+            report.problems.map((p) =>
+              h('li', {}, `${label(defOf(schema, p.path)?.label) || p.path}${t('colon')}${I18N[lang][`problem_${p.code}`] ? t(`problem_${p.code}`) : p.message}`),
+            ),
+          ),
+        )
+      : null;
+
+    const fields = h(
+      'section',
+      { id: 'fields' },
+      h('h2', {}, t('report_fields')),
+      h(
+        'dl',
+        { class: 'fields' },
+        [...fieldDefs.values()].map((def) => [
+          h('dt', { class: def.sensitive ? 'sensitive' : null }, label(def.label)),
+          h(
+            'dd',
+            { 'data-field': def.id },
+            def.type === 'attachment' ? attachmentNames(report.attachments, def.id) : fieldText(def, report.fields[def.id]),
+          ),
+        ]),
+        Object.keys(report.fields)
+          .filter((k) => !fieldDefs.has(k))
+          .map((k) => [h('dt', {}, k), h('dd', { 'data-field': k }, fieldText(null, report.fields[k]))]),
+      ),
+    );
+
+    const log = schema?.log && report.log.length ? logTable(schema.log, report.log) : null;
+    const attachments = report.attachments?.length ? attachmentsSection(report.id, schema, report.attachments) : null;
+
+    return [
+      header,
+      conflicts,
+      problems,
+      h('div', { class: 'columns' }, fields, historySection(schema, history.changes)),
+      log,
+      attachments,
+    ];
+  }
+
+  function conflictCard(conflict, schema) {
+    const def = defOf(schema, conflict.path);
+    const name = label(def?.label) || conflict.path;
+    if (conflict.code !== 'concurrent_values') {
+      // A rule flag: its message, and a note to close it with.
+      const note = h('input', { type: 'text', name: 'note', placeholder: t('conflict_note') });
+      const message = typeof conflict.detail === 'string' ? conflict.detail : label(conflict.detail?.message ?? conflict.detail) || JSON.stringify(conflict.detail);
+      return h(
+        'div',
+        { class: 'conflict flag', 'data-conflict': conflict.id },
+        h('h3', {}, t('conflict_field', { field: name })),
+        h('p', {}, message),
+        note,
+        h('button', { type: 'button', onclick: () => resolve(conflict, null, note.value || null) }, t('conflict_flag_resolve')),
+      );
+    }
+    const values = Array.isArray(conflict.detail) ? conflict.detail : [];
+    return h(
+      'div',
+      { class: 'conflict', 'data-conflict': conflict.id },
+      h('h3', {}, t('conflict_field', { field: name })),
+      h(
+        'div',
+        { class: 'sides' },
+        values.map((v, i) =>
+          h(
+            'div',
+            { class: 'side' },
+            h('p', { class: 'value' }, fieldText(def, v.value)),
+            h('p', { class: 'muted' }, `${person(v.author)} · ${fmtTime(v.time)}${i === 0 ? ` · ${t('conflict_shown')}` : ''}`),
+            v.value === '***'
+              ? h('p', { class: 'muted' }, t('conflict_redacted'))
+              : h('button', { type: 'button', class: 'pick', onclick: () => resolve(conflict, v.value, null) }, t('conflict_pick')),
+          ),
+        ),
+      ),
+    );
+  }
+
+  async function resolve(conflict, value, note) {
+    try {
+      await send('POST', `/api/v1/conflicts/${conflict.id}/resolve`, note ? { value, note } : { value });
+      flash = t('conflict_resolved');
+    } catch (e) {
+      flash = failure(e).textContent;
+    }
+    render();
+  }
+
+  function logTable(logDef, entries) {
+    return h(
+      'section',
+      { id: 'log' },
+      h('h2', {}, `${t('report_log')} · ${label(logDef.label)}`),
+      h(
+        'div',
+        { class: 'scroll' },
+        table(
+          logDef.fields.map((f) => label(f.label)),
+          entries.map((entry) => h('tr', {}, logDef.fields.map((f) => h('td', {}, fieldText(f, entry[f.id]))))),
+          { class: 'compact' },
+        ),
+      ),
+    );
+  }
+
+  function historySection(schema, changes) {
+    const fieldName = (id) => label(schema?.fields.find((f) => f.id === id)?.label) || id;
+    const logFieldName = (id) => label(schema?.log?.fields.find((f) => f.id === id)?.label) || id;
+    const what = (c) => {
+      const parts = [];
+      if (c.created) parts.push(t('history_created'));
+      if (c.fields.length) parts.push(c.fields.map(fieldName).join('、'));
+      if (c.attachments?.length) parts.push(t('history_attachments', { n: c.attachments.length }));
+      for (const touch of c.log) {
+        parts.push(
+          t('history_log', {
+            log: label(schema?.log?.label) || t('report_log'),
+            action: t(`log_${touch.action}`),
+            fields: (touch.fields ?? []).map(logFieldName).join('、'),
+          }),
+        );
+      }
+      return parts.join('；');
+    };
+    return h(
+      'section',
+      { id: 'history' },
+      h('h2', {}, t('report_history')),
+      table(
+        [t('history_time'), t('history_author'), t('history_device'), t('history_what')],
+        [...changes].reverse().map((c) =>
+          h(
+            'tr',
+            {},
+            h('td', { class: 'time' }, fmtTime(c.time)),
+            h('td', {}, person(c.author)),
+            h('td', { class: 'nowrap', title: c.device_id ?? '' }, c.device_id ? shortId(c.device_id) : t('history_in_browser')),
+            h('td', {}, what(c)),
+          ),
+        ),
+        { class: 'compact' },
+      ),
+    );
+  }
+
+  // Thumbnails and full views are fetched with the bearer token and shown from blob URLs.
+  async function blobUrl(path) {
+    const response = await request('GET', path);
+    return URL.createObjectURL(await response.blob());
+  }
+
+  const attachmentName = (a) => (a.name === '***' ? t('redacted') : a.name || a.sha256.slice(0, 12));
+
+  // An attachment field's value: the names of the files attached under it.
+  function attachmentNames(attachments, fieldId) {
+    const names = (attachments ?? []).filter((a) => a.field === fieldId).map(attachmentName);
+    return names.length ? names.join('、') : t('none');
+  }
+
+  function attachmentsSection(reportId, schema, attachments) {
+    const items = attachments.map((a) => {
+      const caption = `${label(schema?.fields.find((f) => f.id === a.field)?.label) || a.field} · ${attachmentName(a)}`;
+      const item = h('figure', { class: 'attachment' }, h('figcaption', { title: caption }, caption));
+      if (!a.uploaded) {
+        item.prepend(h('div', { class: 'thumb pending' }, t('attachment_pending')));
+        return item;
+      }
+      const full = `/api/v1/reports/${encodeURIComponent(reportId)}/attachments/${a.sha256}`;
+      const open = h('button', { type: 'button', class: 'thumb', title: t('attachment_open'), onclick: () => showFull(full, a) });
+      item.prepend(open);
+      if (a.thumbnail) {
+        blobUrl(a.thumbnail)
+          .then((url) => open.append(h('img', { src: url, alt: a.name || '' })))
+          .catch(() => open.append(t('unavailable')));
+      } else {
+        open.append(a.media_type);
+      }
+      return item;
+    });
+    return h('section', { id: 'attachments' }, h('h2', {}, t('report_attachments')), h('div', { class: 'thumbs' }, items));
+  }
+
+  async function showFull(path, attachment) {
+    const overlay = h('div', { class: 'overlay', onclick: () => overlay.remove() }, h('p', {}, t('loading')));
+    document.body.append(overlay);
+    try {
+      const url = await blobUrl(path);
+      overlay.replaceChildren(
+        attachment.media_type.startsWith('image/')
+          ? h('img', { src: url, alt: attachment.name || '' })
+          : h('a', { href: url, download: attachmentName(attachment) }, t('download')),
+        h('button', { type: 'button', class: 'close' }, t('close')),
+      );
+    } catch (e) {
+      overlay.replaceChildren(failure(e));
+    }
+  }
+
+  // ---- conflicts -----------------------------------------------------------------------------
+
+  async function pageConflicts(query) {
+    const params = new URLSearchParams({ limit: '50' });
+    if (query.get('cursor')) params.set('cursor', query.get('cursor'));
+    const list = await getJson(`/api/v1/conflicts?${params}`);
+    const rows = list.items.map((c) => {
+      const schema = schemaOf(c.kind);
+      const def = defOf(schema, c.path);
+      const values = Array.isArray(c.detail) ? c.detail.map((v) => fieldText(def, v.value)).join(' ↔ ') : '';
+      return h(
+        'tr',
+        {},
+        h('td', {}, h('a', { href: `#/reports/${encodeURIComponent(c.report_id)}` }, kindLabel(c.kind))),
+        h('td', {}, unitName(c.grid_id)),
+        h('td', {}, label(def?.label) || c.path),
+        h('td', {}, values),
+        h('td', { class: 'time' }, fmtTime(c.detected_at)),
+      );
+    });
+    return [
+      h('h1', {}, t('conflicts_title')),
+      rows.length
+        ? table([t('conflict_report'), t('grid'), t('field_name'), t('conflict_values'), t('detected_at')], rows, { id: 'conflict-list' })
+        : h('p', { class: 'muted' }, t('no_items')),
+      h(
+        'div',
+        { class: 'pager' },
+        h('span', {}, t('total_items', { n: list.total })),
+        list.next_cursor ? h('button', { type: 'button', onclick: () => go('/conflicts', new URLSearchParams({ cursor: list.next_cursor })) }, t('next_page')) : null,
+      ),
+    ];
+  }
+
+  // ---- users and devices ---------------------------------------------------------------------
+
+  async function pageUsers() {
+    const users = [];
+    for await (const user of pages('/api/v1/users?limit=200')) users.push(user);
+    for (const user of users) cache.users.set(user.id, user);
+    const rows = users.map((u) =>
+      h(
+        'tr',
+        { class: u.disabled ? 'disabled' : null },
+        h('td', {}, u.username),
+        h('td', {}, u.display_name),
+        h('td', {}, t(`role_${u.role}`)),
+        h('td', {}, unitName(u.org_unit_id)),
+        h('td', {}, u.disabled ? t('disabled') : t('active')),
+        h(
+          'td',
+          {},
+          isAdmin() && u.id !== session.me.id
+            ? h(
+                'button',
+                {
+                  type: 'button',
+                  onclick: async () => {
+                    if (!u.disabled && !confirm(t('confirm_disable', { name: u.display_name }))) return;
+                    try {
+                      await send('PATCH', `/api/v1/users/${encodeURIComponent(u.id)}`, { disabled: !u.disabled });
+                      flash = t('saved');
+                    } catch (e) {
+                      flash = failure(e).textContent;
+                    }
+                    render();
+                  },
+                },
+                u.disabled ? t('enable_user') : t('disable_user'),
+              )
+            : '',
+        ),
+      ),
+    );
+    return [
+      h('h1', {}, t('users_title')),
+      table([t('username'), t('display_name'), t('role'), t('org'), t('status'), ''], rows, { id: 'user-list' }),
+    ];
+  }
+
+  async function pageDevices() {
+    const devices = await getJson('/api/v1/devices');
+    devices.sort((a, b) => b.last_seen_at - a.last_seen_at);
+    const rows = devices.map((d) =>
+      h(
+        'tr',
+        { class: d.revoked_at ? 'disabled' : null },
+        h('td', {}, d.name, d.id === session.me.device_id ? ` ${t('this_device')}` : ''),
+        h('td', {}, person(d.user_id)),
+        h('td', { class: 'time' }, fmtTime(d.created_at)),
+        h('td', { class: 'time' }, fmtTime(d.last_seen_at)),
+        h('td', {}, d.revoked_at ? `${t('revoked')} ${fmtTime(d.revoked_at)}` : t('active')),
+        h(
+          'td',
+          {},
+          d.revoked_at
+            ? ''
+            : h(
+                'button',
+                {
+                  type: 'button',
+                  onclick: async () => {
+                    if (!confirm(t('confirm_revoke', { name: d.name }))) return;
+                    try {
+                      await send('POST', `/api/v1/devices/${encodeURIComponent(d.id)}/revoke`);
+                      flash = t('saved');
+                    } catch (e) {
+                      flash = failure(e).textContent;
+                    }
+                    render();
+                  },
+                },
+                t('revoke'),
+              ),
+        ),
+      ),
+    );
+    return [
+      h('h1', {}, t('devices_title')),
+      table([t('device'), t('user'), t('created_at'), t('last_seen_at'), t('status'), ''], rows, { id: 'device-list' }),
+    ];
+  }
+
+  // ---- org tree ------------------------------------------------------------------------------
+
+  async function pageOrg() {
+    const children = new Map();
+    for (const unit of cache.units.values()) {
+      const parent = unit.parent_id ?? '';
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push(unit);
+    }
+    for (const list of children.values()) list.sort((a, b) => a.name.localeCompare(b.name, 'zh'));
+    const branch = (unit) =>
+      h(
+        'li',
+        {},
+        h('span', { class: 'unit' }, unit.name),
+        h('span', { class: 'level' }, levelName(unit.level)),
+        h('span', { class: 'muted' }, unit.id),
+        children.has(unit.id) ? h('ul', {}, children.get(unit.id).map(branch)) : null,
+      );
+    const root = cache.units.get(cache.root);
+    return [
+      h('h1', {}, t('org_title')),
+      h('p', { class: 'muted' }, [...cache.ancestors.map((a) => a.name), root?.name].filter(Boolean).join(' / '), ' · ', t('org_units', { n: cache.units.size })),
+      root ? h('ul', { class: 'tree', id: 'org-tree' }, branch(root)) : null,
+    ];
+  }
+
+  // ---- ledger export -------------------------------------------------------------------------
+
+  async function pageExport(query) {
+    const now = new Date();
+    const values = {
+      kind: query.get('kind') || latestSchemas()[0]?.kind || '',
+      format: query.get('format') || 'xlsx',
+      from: query.get('from') || fmtDate(new Date(now.getFullYear(), now.getMonth(), 1)),
+      to: query.get('to') || fmtDate(now),
+      org: query.get('org') || cache.root,
+      lang: query.get('lang') || lang,
+    };
+    const url = h('output', { id: 'export-url' });
+    const message = h('p', { role: 'status', id: 'export-status' });
+    const exportUrl = () => `/api/v1/export?${new URLSearchParams(new FormData(form))}`;
+    const form = h(
+      'form',
+      {
+        class: 'filters export',
+        id: 'export-form',
+        oninput: () => {
+          url.textContent = exportUrl();
+        },
+        onsubmit: async (event) => {
+          event.preventDefault();
+          message.replaceChildren(t('loading'));
+          try {
+            const response = await request('GET', exportUrl());
+            const disposition = response.headers.get('Content-Disposition') || '';
+            const name = decodeURIComponent(/filename\*=UTF-8''([^;]+)/i.exec(disposition)?.[1] ?? /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? `ledger.${values.format}`);
+            const link = h('a', { href: URL.createObjectURL(await response.blob()), download: name });
+            document.body.append(link);
+            link.click();
+            link.remove();
+            message.replaceChildren(t('export_done', { name }));
+          } catch (e) {
+            message.replaceChildren(e instanceof ApiFailure && e.status === 404 ? t('unavailable') : failure(e).textContent);
+          }
+        },
+      },
+      field(t('kind'), select('kind', latestSchemas().map((sc) => [sc.kind, label(sc.label)]), values.kind)),
+      field(t('export_format'), select('format', [['xlsx', 'Excel (XLSX)'], ['csv', 'CSV']], values.format)),
+      field(t('from'), h('input', { type: 'date', name: 'from', value: values.from })),
+      field(t('to'), h('input', { type: 'date', name: 'to', value: values.to })),
+      field(t('org'), select('org', orgOptions(false), values.org)),
+      field(t('export_lang'), select('lang', [['zh', t('export_lang_zh')], ['en', t('export_lang_en')]], values.lang)),
+      h('button', { type: 'submit', id: 'export-submit' }, t('download')),
+    );
+    url.textContent = exportUrl();
+    return [h('h1', {}, t('export_title')), form, h('p', { class: 'url' }, `${t('export_url')}${t('colon')}`, url), message];
+  }
+
+  // ---- live updates --------------------------------------------------------------------------
+
+  // The server pokes the console over /api/v1/live when the caller's scope gained changes; the
+  // page showing server data is then drawn again, unless someone is typing in it. A server
+  // without the endpoint just means no pokes: retries back off to once every five minutes.
+  const live = { socket: null, timer: null, delay: 5, redraw: null };
+
+  function connectLive() {
+    clearTimeout(live.timer);
+    if (!session.access || live.socket) return;
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    const socket = new WebSocket(`${scheme}//${location.host}/api/v1/live?access_token=${encodeURIComponent(session.access)}`);
+    live.socket = socket;
+    socket.onopen = () => {
+      live.delay = 5;
+    };
+    socket.onmessage = (event) => {
+      let message = null;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (message?.type === 'changed') {
+        clearTimeout(live.redraw);
+        live.redraw = setTimeout(redrawForChanges, 500);
+      }
+    };
+    socket.onclose = () => {
+      live.socket = null;
+      if (!session.access) return;
+      live.timer = setTimeout(connectLive, live.delay * 1000);
+      live.delay = Math.min(live.delay * 2, 300);
+    };
+  }
+
+  function disconnectLive() {
+    clearTimeout(live.timer);
+    const socket = live.socket;
+    live.socket = null;
+    socket?.close();
+  }
+
+  function redrawForChanges() {
+    const section = route().path.split('/')[1];
+    const typing = document.activeElement?.matches('input, select, textarea');
+    if (!typing && ['dashboard', 'reports', 'conflicts'].includes(section)) render();
+  }
+
+  // ---- start ---------------------------------------------------------------------------------
+
+  window.addEventListener('hashchange', render);
+  (async () => {
+    // A reload keeps the session of this tab: the refresh token survives in sessionStorage.
+    if (sessionStorage.getItem(REFRESH_KEY) && (await refresh())) {
+      try {
+        await loadSession();
+      } catch {
+        endSession();
+        return;
+      }
+    }
+    render();
+  })();
+})();

@@ -1,0 +1,221 @@
+// Drives the console in headless Chromium (Debian's chromium through playwright-core) against a
+// running `gridsync serve`: log in, open the dashboard, see the token renewed before it expires,
+// find the report with a conflict, see its photo, resolve it by clicking the chosen value, check the conflict is
+// gone and the value shown, switch to English and check it persists across a reload, disable a
+// user and revoke a device; then, as township staff, find a dispute and see its parties redacted.
+// Screenshots of every step go to SHOTS.
+// Run by tests/tests/console_in_browser.rs, which seeds the server and checks the outcome again
+// through the API. Exits non-zero on any failure.
+'use strict';
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const assert = require('node:assert/strict');
+const { chromium } = require('playwright-core');
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+};
+const BASE = env('CONSOLE_BASE');
+const USERNAME = env('CONSOLE_USERNAME');
+const PASSWORD = env('CONSOLE_PASSWORD');
+const STAFF = env('CONSOLE_STAFF_USERNAME');
+const STAFF_PASSWORD = env('CONSOLE_STAFF_PASSWORD');
+const CHOSEN = env('CONSOLE_CHOSEN_VALUE');
+const OTHER = env('CONSOLE_OTHER_VALUE');
+const SHOTS = env('CONSOLE_SHOTS');
+const PHOTO_NAME = env('CONSOLE_PHOTO_NAME');
+const CHROMIUM = env('CONSOLE_CHROMIUM');
+
+const FLAGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+async function main() {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'gridsync-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: FLAGS,
+    viewport: { width: 1366, height: 768 },
+    locale: 'zh-CN',
+    timeout: 60_000,
+  });
+  const failures = [];
+  const foreign = [];
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(15_000);
+    page.on('pageerror', (e) => failures.push(`page error: ${e.message}`));
+    page.on('console', (m) => {
+      if (m.type() === 'error' && m.text().startsWith('missing label')) failures.push(m.text());
+    });
+    page.on('request', (r) => {
+      const url = r.url();
+      if (!url.startsWith(`${BASE}/`) && !url.startsWith('blob:') && !url.startsWith('data:')) foreign.push(url);
+    });
+    let step = 0;
+    const shot = async (name) => {
+      step += 1;
+      await page.screenshot({ path: path.join(SHOTS, `${String(step).padStart(2, '0')}-${name}.png`), fullPage: true });
+    };
+
+    // A page clock the test can move, to see the token renewed before it expires.
+    await page.clock.install();
+
+    // Login, in Chinese.
+    await page.goto(`${BASE}/`);
+    await page.waitForSelector('#login-form');
+    assert.equal(await page.getAttribute('html', 'lang'), 'zh-CN');
+    assert.equal(await page.textContent('#login-submit'), '登录');
+    await shot('login');
+    await page.fill('#username', USERNAME);
+    await page.fill('#password', 'wrong password');
+    await page.click('#login-submit');
+    await page.waitForSelector('#login-form .error:has-text("用户名或密码错误")');
+    await page.fill('#password', PASSWORD);
+    await page.click('#login-submit');
+
+    // Dashboard: every panel settles, drawn or saying it is unavailable.
+    await page.waitForSelector('#nav-dashboard.current');
+    await page.waitForSelector('.dashboard');
+    assert.ok((await page.locator('.panel').count()) >= 3, 'the dashboard shows its panels');
+    await shot('dashboard');
+
+    // Fourteen and a half minutes later the 15-minute access token is renewed, unasked, and the
+    // next requests carry the new one.
+    const renewed = page.waitForResponse((r) => r.url() === `${BASE}/api/v1/auth/refresh`);
+    await page.clock.fastForward('14:30');
+    assert.equal((await renewed).status(), 200, 'the refresh token bought a new pair');
+
+    // The report list, filtered to reports with conflicts.
+    await page.click('#nav-reports');
+    await page.waitForSelector('#report-list');
+    await shot('reports');
+    await page.check('#f-has_conflicts');
+    await page.click('#apply-filters');
+    await page.waitForFunction(() => location.hash.includes('has_conflicts=true'));
+    await page.waitForSelector('#report-list');
+    assert.equal(await page.locator('#report-list tbody tr').count(), 1, 'one report has a conflict');
+    await page.click('#report-list .report-link');
+
+    // The report: the two values side by side with their authors; click one.
+    await page.waitForSelector('#conflicts .conflict');
+    const sides = page.locator('#conflicts .side');
+    assert.equal(await sides.count(), 2, 'both concurrent values are shown');
+    const texts = await sides.locator('.value').allTextContents();
+    assert.deepEqual([...texts].sort(), [CHOSEN, OTHER].sort());
+    await shot('conflict');
+
+    // The site photo: a thumbnail, and the full picture on click.
+    await page.waitForFunction(() => document.querySelector('#attachments .thumb img')?.naturalWidth > 0);
+    assert.match(await page.textContent('#attachments figcaption'), new RegExp(PHOTO_NAME));
+    assert.equal((await page.textContent('dd[data-field="site_photos"]')).trim(), PHOTO_NAME);
+    await page.click('#attachments .thumb');
+    await page.waitForFunction(() => document.querySelector('.overlay img')?.naturalWidth > 320);
+    await shot('photo');
+    await page.click('.overlay');
+    await page.waitForSelector('.overlay', { state: 'detached' });
+    await sides.filter({ has: page.locator('.value', { hasText: CHOSEN }) }).locator('button.pick').click();
+    await page.waitForSelector('.flash');
+    assert.equal(await page.locator('#conflicts').count(), 0, 'the conflict is gone');
+    assert.equal((await page.textContent('dd[data-field="place"]')).trim(), CHOSEN);
+    const history = await page.textContent('#history');
+    assert.ok(history.includes('发生地点'), 'the history names the changed field by its label');
+    await shot('resolved');
+
+    // Review state.
+    await page.click('#review button[data-state="approved"]');
+    await page.waitForSelector('#review button.current[data-state="approved"]');
+
+    // English, which persists across a reload of the same tab (the session too).
+    await page.click('#lang-toggle');
+    await page.waitForSelector('html[lang="en"]');
+    assert.equal(await page.textContent('#nav-reports'), 'Reports');
+    assert.equal(await page.textContent('#review button.current'), 'Approved');
+    await shot('report-english');
+    await page.reload();
+    await page.waitForSelector('#nav-reports');
+    assert.equal(await page.textContent('#nav-reports'), 'Reports');
+    assert.equal((await page.textContent('dd[data-field="place"]')).trim(), CHOSEN);
+
+    for (const name of ['dashboard', 'users', 'devices', 'org', 'export']) {
+      await page.click(`#nav-${name}`);
+      await page.waitForSelector(`#nav-${name}.current`);
+      await page.waitForFunction(() => !document.querySelector('#main > p.muted:only-child'));
+      await shot(`${name}-english`);
+    }
+    // The ledger form downloads the file, or says the server has no export yet.
+    await page.click('#export-submit');
+    await page.waitForFunction(() => {
+      const text = document.querySelector('#export-status').textContent;
+      return text && text !== 'Loading…';
+    });
+    assert.match(await page.textContent('#export-status'), /^(Downloaded .+\.xlsx\.|Unavailable: .*)$/);
+    await shot('export-done');
+
+    // An admin disables a user and revokes a device, each after a confirmation.
+    page.on('dialog', (dialog) => dialog.accept());
+    await page.click('#nav-users');
+    await page.waitForSelector('#user-list');
+    await page.locator('#user-list tr', { hasText: 'wang' }).locator('button').click();
+    await page.waitForSelector('.flash');
+    assert.match(await page.locator('#user-list tr', { hasText: 'wang' }).textContent(), /Disabled/);
+    await page.click('#nav-devices');
+    await page.waitForSelector('#device-list');
+    await page.locator('#device-list tr', { hasText: 'seed-office' }).locator('button').click();
+    await page.waitForSelector('.flash');
+    assert.match(await page.locator('#device-list tr', { hasText: 'seed-office' }).textContent(), /Revoked/);
+    await shot('device-revoked');
+
+    // Back to Chinese, then log out.
+    await page.click('#lang-toggle');
+    await page.waitForSelector('html[lang="zh-CN"]');
+    await page.click('#logout');
+    await page.waitForSelector('#login-form');
+
+    // Township staff have no clearance: they find a dispute by its text, and its parties read
+    // as redacted.
+    await page.fill('#username', STAFF);
+    await page.fill('#password', STAFF_PASSWORD);
+    await page.click('#login-submit');
+    await page.waitForSelector('#nav-dashboard.current');
+    await page.click('#nav-reports');
+    await page.waitForSelector('#report-list');
+    await page.fill('input[name="q"]', '宅基地');
+    await page.click('#apply-filters');
+    await page.waitForFunction(() => location.hash.includes('q='));
+    await page.waitForSelector('#report-list');
+    assert.equal(await page.locator('#report-list tbody tr').count(), 1, 'the search finds one dispute');
+    await page.click('#report-list .report-link');
+    await page.waitForSelector('#fields');
+    assert.equal((await page.textContent('dd[data-field="parties"]')).trim(), '（已脱敏）');
+    assert.equal(await page.locator('#review button').count(), 3, 'staff review reports');
+    await shot('staff-redacted');
+    await page.click('#logout');
+    await page.waitForSelector('#login-form');
+  } finally {
+    await context.close();
+    fs.rmSync(profile, { recursive: true, force: true });
+  }
+  assert.deepEqual(foreign, [], 'the console loads nothing from outside the server');
+  assert.deepEqual(failures, [], 'no script errors and no missing labels');
+}
+
+main().then(
+  () => console.log(`console test passed; screenshots in ${SHOTS}`),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

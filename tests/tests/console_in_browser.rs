@@ -1,0 +1,357 @@
+//! The office console in a real browser: a real `gridsync serve` (SQLite, then Postgres) seeded
+//! with an org tree, reports and a conflict that two offline replicas made, driven by headless
+//! Chromium through playwright-core (`tests/browser/console.cjs`). Screenshots land in
+//! `target/console-screenshots/<database>/`.
+//!
+//! Needs Debian's `chromium` and the npm package `playwright-core` in
+//! `$GRIDSYNC_TOOLS_DIR/playwright` (default `~/.cache/gridsync-tools`); `./scripts/test`
+//! installs both. Without them the test fails and says so: it never skips.
+
+use std::path::{Path, PathBuf};
+
+use gridsync_core::DocId;
+use gridsync_core::attachment::Attachment;
+use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_e2e::client::Client;
+use gridsync_e2e::field::fresh_postgres_database;
+use gridsync_e2e::{Server, server_binary};
+use gridsync_server::store::{self, Level, OrgUnit};
+use reqwest::Method;
+use serde_json::{Value, json};
+use sha2::Digest;
+
+const PASSWORD: &str = "console admin password";
+/// The file name of the site photo attached to the conflicted report.
+const PHOTO_NAME: &str = "界桩现场.jpg";
+/// Township staff of t1: no clearance for personal data.
+const STAFF: &str = "zhao";
+const STAFF_PASSWORD: &str = "township staff password";
+/// The two values of the conflicting field; the test keeps the one that automerge did not show.
+const VALUES: [&str; 2] = ["村委会门口", "河边晒谷场"];
+
+const UNITS: [(&str, Option<&str>, Level, &str); 7] = [
+    ("d", None, Level::District, "城东区"),
+    ("t1", Some("d"), Level::Township, "青山镇"),
+    ("s1", Some("d"), Level::Street, "解放街道"),
+    ("v1", Some("t1"), Level::Village, "河口村"),
+    ("c1", Some("s1"), Level::Community, "和平社区"),
+    ("g1", Some("v1"), Level::Grid, "河口村第一网格"),
+    ("g2", Some("c1"), Level::Grid, "和平社区第二网格"),
+];
+
+async fn seed_org(db: &str) {
+    let store = store::open(db).await.expect("open the database");
+    for (id, parent, level, name) in UNITS {
+        store
+            .upsert_org_unit(&OrgUnit {
+                id: id.into(),
+                parent_id: parent.map(Into::into),
+                level,
+                name: name.into(),
+                path: format!("/{}/", ancestry(id).join("/")),
+            })
+            .await
+            .expect("org unit");
+    }
+}
+
+/// The ids from the root down to `id`.
+fn ancestry(id: &str) -> Vec<&'static str> {
+    let unit = UNITS.iter().find(|u| u.0 == id).expect("a seeded unit");
+    let mut path = unit.1.map(ancestry).unwrap_or_default();
+    path.push(unit.0);
+    path
+}
+
+/// A JSON request as `client`; panics unless it answers 2xx.
+async fn call(client: &Client, method: Method, path: &str, body: Option<Value>) -> Value {
+    let mut request = reqwest::Client::new()
+        .request(method, format!("{}{path}", client.base))
+        .bearer_auth(&client.token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    assert!(status.is_success(), "{path} answered {status}: {text}");
+    serde_json::from_str(&text).expect("JSON answer")
+}
+
+/// Reports for the list, and one whose `place` two offline replicas set at the same time.
+/// Returns that report's id and the value the console must keep.
+async fn seed_reports(server: &Server) -> (DocId, String) {
+    let office = Client::login(&server.base, "admin", PASSWORD, "seed-office").await;
+    for (username, name, password, role, unit) in [
+        (
+            "wang",
+            "王小明",
+            "a grid worker's password",
+            "grid_worker",
+            "g1",
+        ),
+        (STAFF, "赵主任", STAFF_PASSWORD, "township_staff", "t1"),
+    ] {
+        let user = json!({
+            "username": username, "display_name": name, "password": password,
+            "role": role, "org_unit_id": unit,
+        });
+        call(&office, Method::POST, "/api/v1/users", Some(user)).await;
+    }
+    let reports = [
+        (
+            "g1",
+            json!({
+                "category": "neighbour", "description": "宅基地边界争议，双方多次争吵",
+                "parties": "张某、李某", "risk_level": "medium", "status": "mediating",
+                "found_on": "2026-11-02",
+            }),
+        ),
+        (
+            "g1",
+            json!({
+                "category": "labour_wages", "description": "工地拖欠三名村民工资",
+                "risk_level": "high", "status": "reported", "found_on": "2026-11-20",
+            }),
+        ),
+        (
+            "g2",
+            json!({
+                "category": "environment_nuisance", "description": "夜市噪音扰民",
+                "risk_level": "low", "status": "resolved", "found_on": "2026-10-15",
+            }),
+        ),
+    ];
+    for (grid, fields) in reports {
+        call(
+            &office,
+            Method::POST,
+            "/api/v1/reports",
+            Some(json!({"kind": "dispute_check", "grid_id": grid, "fields": fields})),
+        )
+        .await;
+    }
+
+    let (mut a, mut b) = (
+        Client::login(&server.base, "admin", PASSWORD, "phone-a").await,
+        Client::login(&server.base, "admin", PASSWORD, "phone-b").await,
+    );
+    let id = DocId::new_v4();
+    let editor = Editor::new(&a.user_id, 1_795_165_200);
+    let mut doc = ReportDoc::create(id, "dispute_check", 1, "g1", &editor).expect("create");
+    for (field, value) in [
+        ("category", json!("land_property")),
+        ("description", json!("承包地界桩被移动")),
+        ("risk_level", json!("medium")),
+        ("status", json!("mediating")),
+        ("found_on", json!("2026-11-10")),
+    ] {
+        doc.set_field(field, &value, &editor).expect("set");
+    }
+    // A site photo, recorded in the document offline and uploaded after the push, as a phone does.
+    let photo = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../mobile-bindings/tests/bindings/site_photo.jpg"),
+    )
+    .expect("the test photo");
+    let sha256 = hex::encode(sha2::Sha256::digest(&photo));
+    doc.attach(
+        Attachment {
+            sha256: sha256.clone(),
+            media_type: "image/jpeg".into(),
+            size: photo.len() as u64,
+            name: PHOTO_NAME.into(),
+            field: "site_photos".into(),
+            entry: None,
+            taken_at: "2026-11-10T09:30:00+08:00".into(),
+            location: None,
+            attached_by: String::new(),
+        },
+        &editor,
+    )
+    .expect("attach");
+    a.replica.insert(doc);
+    a.sync().await;
+    let uploaded = reqwest::Client::new()
+        .put(format!(
+            "{}/api/v1/reports/{id}/attachments/{sha256}",
+            server.base
+        ))
+        .bearer_auth(&a.token)
+        .header("content-type", "image/jpeg")
+        .header(
+            "content-range",
+            format!("bytes 0-{}/{}", photo.len() - 1, photo.len()),
+        )
+        .body(photo)
+        .send()
+        .await
+        .expect("upload");
+    assert!(
+        uploaded.status().is_success(),
+        "upload: {}",
+        uploaded.status()
+    );
+    b.sync().await;
+    // Both phones are offline when they set the place.
+    let author = a.user_id.clone();
+    for (phone, value, at) in [
+        (&mut a, VALUES[0], 1_795_744_800),
+        (&mut b, VALUES[1], 1_795_745_460),
+    ] {
+        phone
+            .replica
+            .doc_mut(&id)
+            .expect("held")
+            .set_field("place", &json!(value), &Editor::new(&author, at))
+            .expect("edit");
+    }
+    a.sync().await;
+    b.sync().await;
+
+    let report = call(&office, Method::GET, &format!("/api/v1/reports/{id}"), None).await;
+    let conflicts = report["conflicts"].as_array().expect("conflicts");
+    assert_eq!(conflicts.len(), 1, "the seeded conflict is open: {report}");
+    let shown = report["fields"]["place"].as_str().expect("a place");
+    let chosen = VALUES
+        .iter()
+        .find(|v| **v != shown)
+        .expect("the other value");
+    (id, (*chosen).to_owned())
+}
+
+fn tools_dir() -> PathBuf {
+    std::env::var_os("GRIDSYNC_TOOLS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set"))
+                .join(".cache/gridsync-tools")
+        })
+}
+
+/// `target/console-screenshots/<name>`, beside the profile directory the binary was built in.
+fn screenshot_dir(name: &str) -> PathBuf {
+    let bin = server_binary();
+    let target = bin
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary sits in target/<profile>/");
+    target.join("console-screenshots").join(name)
+}
+
+async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
+    let chromium =
+        std::env::var("GRIDSYNC_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let node_modules = tools_dir().join("playwright/node_modules");
+    assert!(
+        Path::new(&chromium).exists(),
+        "{chromium} is missing: install Debian's chromium (./scripts/test does) or set GRIDSYNC_CHROMIUM"
+    );
+    assert!(
+        node_modules.join("playwright-core").exists(),
+        "playwright-core is missing from {}: ./scripts/test installs it (npm install --prefix {} playwright-core@1)",
+        node_modules.display(),
+        tools_dir().join("playwright").display()
+    );
+
+    seed_org(db).await;
+    let server = Server::start(db, PASSWORD).await;
+    let (id, chosen) = seed_reports(&server).await;
+    let other = VALUES.iter().find(|v| **v != chosen).expect("two values");
+
+    let page = reqwest::get(format!("{}/", server.base))
+        .await
+        .expect("GET /");
+    let csp = page
+        .headers()
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+
+    let shots = screenshot_dir(name);
+    let _ = std::fs::remove_dir_all(&shots);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/console.cjs");
+    let run = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("NODE_PATH", &node_modules)
+        .env("CONSOLE_BASE", &server.base)
+        .env("CONSOLE_USERNAME", "admin")
+        .env("CONSOLE_PASSWORD", PASSWORD)
+        .env("CONSOLE_STAFF_USERNAME", STAFF)
+        .env("CONSOLE_STAFF_PASSWORD", STAFF_PASSWORD)
+        .env("CONSOLE_CHOSEN_VALUE", &chosen)
+        .env("CONSOLE_OTHER_VALUE", other)
+        .env("CONSOLE_PHOTO_NAME", PHOTO_NAME)
+        .env("CONSOLE_SHOTS", &shots)
+        .env("CONSOLE_CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the browser test ends within 3 minutes")
+        .expect("run node (Debian's nodejs)");
+    assert!(status.success(), "the browser test failed: {status}");
+    let saved: Vec<String> = std::fs::read_dir(&shots)
+        .expect("the screenshot folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for step in [
+        "-dashboard.png",
+        "-photo.png",
+        "-resolved.png",
+        "-report-english.png",
+    ] {
+        assert!(
+            saved.iter().any(|name| name.ends_with(step)),
+            "no *{step} in {}: {saved:?}",
+            shots.display()
+        );
+    }
+
+    // What the browser did is what the server holds.
+    let office = Client::login(&server.base, "admin", PASSWORD, "check").await;
+    let report = call(&office, Method::GET, &format!("/api/v1/reports/{id}"), None).await;
+    assert_eq!(report["conflicts"], json!([]));
+    assert_eq!(report["fields"]["place"], json!(chosen));
+    assert_eq!(report["review_state"], json!("approved"));
+    let devices = call(&office, Method::GET, "/api/v1/devices", None).await;
+    let devices = devices.as_array().expect("devices");
+    assert!(
+        devices
+            .iter()
+            .any(|d| d["id"].as_str().is_some_and(|i| i.starts_with("console-"))),
+        "the browser logged in as a device of its own: {devices:?}"
+    );
+    let revoked = devices
+        .iter()
+        .find(|d| d["id"] == "seed-office")
+        .expect("the seeding device");
+    assert!(revoked["revoked_at"].is_i64(), "{revoked}");
+    let users = call(&office, Method::GET, "/api/v1/users", None).await;
+    let wang = users["items"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == "wang")
+        .expect("wang");
+    assert_eq!(wang["disabled"], json!(true));
+    assert!(server.stop().await.success());
+}
+
+#[tokio::test]
+async fn an_admin_works_the_console_in_headless_chromium_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("gridsync.db").display());
+    an_admin_works_the_console_in_headless_chromium(&db, "sqlite").await;
+}
+
+#[tokio::test]
+async fn an_admin_works_the_console_in_headless_chromium_on_postgres() {
+    let db = fresh_postgres_database("gridsync_console").await;
+    an_admin_works_the_console_in_headless_chromium(&db, "postgres").await;
+}
