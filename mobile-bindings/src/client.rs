@@ -38,6 +38,8 @@ use crate::model::{
 use crate::store::{Batch, Profile, Session, Store};
 use crate::transport::{Answer, Settings, Traffic, Transport};
 
+mod attachments;
+
 const FRAME: &str = "application/x-gridsync";
 const JSON: &str = "application/json";
 /// Refresh this long before the access token's stated expiry, for clock skew and slow links.
@@ -646,10 +648,13 @@ impl Client {
             bytes_received: 0,
             requests: 0,
             diverged: false,
+            uploaded_attachments: 0,
+            pending_uploads: 0,
         };
         let outcome = self
             .push_all(&mut summary, &mut traffic, progress)
-            .and_then(|()| self.pull_all(&mut summary, &mut traffic, progress));
+            .and_then(|()| self.pull_all(&mut summary, &mut traffic, progress))
+            .and_then(|()| self.upload_pending(&mut summary, &mut traffic));
         outcome?;
         summary.bytes_sent = traffic.sent;
         summary.bytes_received = traffic.received;

@@ -45,10 +45,12 @@ impl From<rusqlite::Error> for ClientError {
 impl From<gridsync_core::Error> for ClientError {
     fn from(e: gridsync_core::Error) -> Self {
         match e {
-            gridsync_core::Error::NoSuchLogEntry(_) => ClientError::NotFound(e.to_string()),
-            gridsync_core::Error::ReservedKey(_) | gridsync_core::Error::BadPath(_) => {
-                ClientError::Invalid(e.to_string())
+            gridsync_core::Error::NoSuchLogEntry(_) | gridsync_core::Error::NoSuchAttachment(_) => {
+                ClientError::NotFound(e.to_string())
             }
+            gridsync_core::Error::ReservedKey(_)
+            | gridsync_core::Error::BadPath(_)
+            | gridsync_core::Error::InvalidAttachment(_) => ClientError::Invalid(e.to_string()),
             other => ClientError::Storage(other.to_string()),
         }
     }

@@ -161,6 +161,36 @@ impl FieldClient {
     }
 
     /// Local changes the server has not acknowledged yet.
+    pub fn attach_file(
+        &self,
+        id: String,
+        attachment: NewAttachment,
+        path: String,
+    ) -> Result<String> {
+        self.inner.attach_file(&id, attachment, &path)
+    }
+
+    pub fn attach_bytes(
+        &self,
+        id: String,
+        attachment: NewAttachment,
+        bytes: Vec<u8>,
+    ) -> Result<String> {
+        self.inner.attach_bytes(&id, attachment, &bytes)
+    }
+
+    pub fn detach(&self, id: String, sha256: String) -> Result<()> {
+        self.inner.detach(&id, &sha256)
+    }
+
+    pub fn attachments(&self, id: String) -> Result<Vec<AttachmentInfo>> {
+        self.inner.attachments(&id)
+    }
+
+    pub fn fetch_attachment(&self, id: String, sha256: String) -> Result<Vec<u8>> {
+        self.inner.fetch_attachment(&id, &sha256)
+    }
+
     pub fn pending_changes(&self) -> u64 {
         self.inner.pending_changes()
     }

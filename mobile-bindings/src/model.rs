@@ -23,10 +23,15 @@ pub struct ClientConfig {
     pub push_max_bytes: u64,
     /// Bytes of changes per pull page: small pages make progress on a slow link.
     pub pull_byte_budget: u32,
+    /// Bytes per attachment upload request; a cut upload resumes at the last whole chunk.
+    pub upload_chunk_bytes: u64,
+    /// Bound on fetched attachments kept on the phone; attachments waiting for upload are
+    /// kept whatever their size.
+    pub attachment_cache_bytes: u64,
 }
 
 /// The defaults: 10 s to connect, 60 s per request, 4 tries from 0.5 s apart, 256 KiB pushes,
-/// 64 KiB pull pages.
+/// 64 KiB pull pages, 128 KiB upload chunks, 50 MiB of fetched attachments.
 #[uniffi::export]
 pub fn default_client_config() -> ClientConfig {
     ClientConfig {
@@ -36,6 +41,8 @@ pub fn default_client_config() -> ClientConfig {
         retry_base_delay_ms: 500,
         push_max_bytes: 256 * 1024,
         pull_byte_budget: 64 * 1024,
+        upload_chunk_bytes: 128 * 1024,
+        attachment_cache_bytes: 50 * 1024 * 1024,
     }
 }
 
@@ -172,6 +179,48 @@ pub enum FieldType {
     MultipleChoice,
     Location,
     PersonRef,
+    /// Photos, recordings, documents: added with `attach_file`/`attach_bytes`, not `set_field`.
+    Attachment,
+}
+
+/// Where a photo was taken.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct GeoPoint {
+    pub lat: f64,
+    pub lon: f64,
+    pub accuracy_m: Option<f64>,
+}
+
+/// An attachment to add to a report; its bytes are passed beside it (a file or bytes).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct NewAttachment {
+    /// An attachment field of the report's kind; with `entry`, a field of its log entries.
+    pub field: String,
+    pub entry: Option<String>,
+    /// The name shown to people; a file's own name when attaching a file and this is `None`.
+    pub name: Option<String>,
+    /// One of the field's `media_types`; the app has already downscaled a photo.
+    pub media_type: String,
+    /// When the photo was taken (RFC 3339); now when `None`.
+    pub taken_at: Option<String>,
+    pub location: Option<GeoPoint>,
+}
+
+/// An attachment of a report and where its bytes are.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct AttachmentInfo {
+    pub sha256: String,
+    pub media_type: String,
+    pub size: u64,
+    pub name: String,
+    pub field: String,
+    pub entry: Option<String>,
+    pub taken_at: String,
+    pub attached_by: String,
+    /// The bytes are on this phone (attached here, or fetched before).
+    pub local: bool,
+    /// Attached here and not yet uploaded.
+    pub pending_upload: bool,
 }
 
 /// What a form needs to draw and check one field.
@@ -189,6 +238,10 @@ pub struct FieldDef {
     pub max: Option<f64>,
     /// In characters.
     pub max_len: Option<u32>,
+    /// Attachment fields: the media types allowed.
+    pub media_types: Vec<String>,
+    /// Attachment fields: the largest attachment, in bytes.
+    pub max_size: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
@@ -277,6 +330,10 @@ pub struct SyncSummary {
     pub requests: u32,
     /// The server's digest still disagreed after pulling everything again.
     pub diverged: bool,
+    /// Attachments whose upload completed in this sync.
+    pub uploaded_attachments: u32,
+    /// Attachments still waiting for upload (their report is not pushed, or the sync broke off).
+    pub pending_uploads: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -324,6 +381,7 @@ pub(crate) fn field_type(t: CoreFieldType) -> FieldType {
         CoreFieldType::MultipleChoice => FieldType::MultipleChoice,
         CoreFieldType::Location => FieldType::Location,
         CoreFieldType::PersonRef => FieldType::PersonRef,
+        CoreFieldType::Attachment => FieldType::Attachment,
     }
 }
 
@@ -349,6 +407,8 @@ pub(crate) fn field_def(d: &CoreFieldDef) -> FieldDef {
         min: d.min,
         max: d.max,
         max_len: d.max_len,
+        media_types: d.media_types.clone(),
+        max_size: d.max_size,
     }
 }
 

@@ -26,7 +26,7 @@ use crate::seal::Sealer;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "gridsync-field.db";
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 const KEY_CHECK: &[u8] = b"gridsync field store";
 
 /// Who is logged in on this phone and the tokens of the session.
@@ -108,6 +108,17 @@ impl Batch {
     }
 }
 
+/// An attachment's bytes as this phone keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalBlob {
+    pub doc_id: DocId,
+    pub sha256: String,
+    pub media_type: String,
+    pub size: u64,
+    /// Attached here and not yet uploaded.
+    pub pending: bool,
+}
+
 /// The open database and the key that seals its blobs.
 #[derive(Debug)]
 pub struct Store {
@@ -166,7 +177,146 @@ impl Store {
             )?;
             tx.commit()?;
         }
+        if version < 2 {
+            // Attachment bytes, sealed like documents. `pending` ones wait for upload and are
+            // never evicted; the others are a cache of fetched attachments, evicted oldest
+            // used first.
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE attachments (
+                     doc_id TEXT NOT NULL,
+                     sha256 TEXT NOT NULL,
+                     media_type TEXT NOT NULL,
+                     size INTEGER NOT NULL,
+                     bytes BLOB NOT NULL,
+                     pending INTEGER NOT NULL,
+                     used_at INTEGER NOT NULL,
+                     PRIMARY KEY (doc_id, sha256)
+                 );
+                 PRAGMA user_version = 2;",
+            )?;
+            tx.commit()?;
+        }
         Ok(())
+    }
+
+    /// Keeps the bytes of an attachment: `pending` until the server has them, else as cache.
+    pub fn put_attachment(&self, blob: &LocalBlob, bytes: &[u8], now: i64) -> Result<()> {
+        let sealed = self
+            .sealer
+            .seal(&blob_aad(&blob.doc_id, &blob.sha256), bytes)?;
+        self.conn.execute(
+            "INSERT INTO attachments (doc_id, sha256, media_type, size, bytes, pending, used_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+             ON CONFLICT (doc_id, sha256) DO UPDATE SET bytes = excluded.bytes, \
+             pending = max(pending, excluded.pending), used_at = excluded.used_at",
+            rusqlite::params![
+                blob.doc_id.to_string(),
+                blob.sha256,
+                blob.media_type,
+                blob.size as i64,
+                sealed,
+                blob.pending,
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The bytes of an attachment kept here, marked used at `now`.
+    pub fn attachment_bytes(
+        &self,
+        doc_id: &DocId,
+        sha256: &str,
+        now: i64,
+    ) -> Result<Option<Vec<u8>>> {
+        let sealed: Option<Vec<u8>> = self
+            .conn
+            .query_row(
+                "SELECT bytes FROM attachments WHERE doc_id = ?1 AND sha256 = ?2",
+                rusqlite::params![doc_id.to_string(), sha256],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(sealed) = sealed else {
+            return Ok(None);
+        };
+        self.conn.execute(
+            "UPDATE attachments SET used_at = ?3 WHERE doc_id = ?1 AND sha256 = ?2",
+            rusqlite::params![doc_id.to_string(), sha256, now],
+        )?;
+        self.sealer
+            .open(&blob_aad(doc_id, sha256), &sealed)
+            .map(Some)
+    }
+
+    /// Every attachment kept here (without bytes).
+    pub fn attachments(&self) -> Result<Vec<LocalBlob>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT doc_id, sha256, media_type, size, pending FROM attachments \
+             ORDER BY used_at, doc_id, sha256",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (doc_id, sha256, media_type, size, pending) = row?;
+            out.push(LocalBlob {
+                doc_id: doc_id
+                    .parse()
+                    .map_err(|_| ClientError::Storage(format!("bad attachment row {doc_id}")))?,
+                sha256,
+                media_type,
+                size: u64::try_from(size).unwrap_or_default(),
+                pending,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The server has the bytes: they stay as cache.
+    pub fn mark_uploaded(&self, doc_id: &DocId, sha256: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE attachments SET pending = 0 WHERE doc_id = ?1 AND sha256 = ?2",
+            rusqlite::params![doc_id.to_string(), sha256],
+        )?;
+        Ok(())
+    }
+
+    pub fn delete_attachment(&self, doc_id: &DocId, sha256: &str) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM attachments WHERE doc_id = ?1 AND sha256 = ?2",
+            rusqlite::params![doc_id.to_string(), sha256],
+        )?;
+        Ok(())
+    }
+
+    /// Evicts cached (not pending) attachments, least recently used first, until they hold at
+    /// most `max_bytes`; returns how many were evicted.
+    pub fn evict_cache(&self, max_bytes: u64) -> Result<usize> {
+        let mut held: u64 = self
+            .attachments()?
+            .iter()
+            .filter(|b| !b.pending)
+            .map(|b| b.size)
+            .sum();
+        let mut evicted = 0;
+        for blob in self.attachments()?.into_iter().filter(|b| !b.pending) {
+            if held <= max_bytes {
+                break;
+            }
+            self.delete_attachment(&blob.doc_id, &blob.sha256)?;
+            held -= blob.size;
+            evicted += 1;
+        }
+        Ok(evicted)
     }
 
     /// Writes the key check on a new store; on an existing one, proves the key opens it.
@@ -411,6 +561,10 @@ impl Store {
     }
 }
 
+fn blob_aad(id: &DocId, sha256: &str) -> String {
+    format!("attachment:{id}:{sha256}")
+}
+
 fn doc_aad(id: &DocId) -> String {
     format!("doc:{id}")
 }
@@ -603,5 +757,77 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         let store = Store::open(dir.path(), &KEY).unwrap();
         assert!(store.load_docs().unwrap().is_empty());
+    }
+
+    fn blob(id: u128, sha: char, size: u64, pending: bool) -> LocalBlob {
+        LocalBlob {
+            doc_id: DocId::from_u128(id),
+            sha256: sha.to_string().repeat(64),
+            media_type: "image/jpeg".into(),
+            size,
+            pending,
+        }
+    }
+
+    #[test]
+    fn the_cache_evicts_least_recently_used_fetched_attachments_and_never_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &KEY).unwrap();
+        let pending = blob(1, 'a', 400, true);
+        store.put_attachment(&pending, &[1; 400], 10).unwrap();
+        for (i, sha) in ['b', 'c', 'd'].into_iter().enumerate() {
+            store
+                .put_attachment(&blob(1, sha, 300, false), &[2; 300], 20 + i as i64)
+                .unwrap();
+        }
+        // Reading `b` makes it the most recently used.
+        let b = blob(1, 'b', 300, false);
+        assert_eq!(
+            store.attachment_bytes(&b.doc_id, &b.sha256, 30).unwrap(),
+            Some(vec![2; 300])
+        );
+        assert_eq!(store.evict_cache(600).unwrap(), 1);
+        let left: Vec<char> = store
+            .attachments()
+            .unwrap()
+            .iter()
+            .map(|b| b.sha256.chars().next().unwrap())
+            .collect();
+        assert_eq!(left, ['a', 'd', 'b']);
+        assert_eq!(store.evict_cache(0).unwrap(), 2);
+        assert_eq!(store.attachments().unwrap(), std::slice::from_ref(&pending));
+        store
+            .mark_uploaded(&pending.doc_id, &pending.sha256)
+            .unwrap();
+        assert_eq!(store.evict_cache(0).unwrap(), 1);
+    }
+
+    #[test]
+    fn attachment_bytes_are_sealed_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), &KEY).unwrap();
+        let secret = "签字的调解协议书 signed agreement".repeat(20);
+        store
+            .put_attachment(
+                &blob(1, 'e', secret.len() as u64, true),
+                secret.as_bytes(),
+                1,
+            )
+            .unwrap();
+        drop(store);
+        let mut raw = Vec::new();
+        for suffix in ["", "-wal"] {
+            let mut file = dir.path().join(DB_FILE).into_os_string();
+            file.push(suffix);
+            raw.extend(std::fs::read(file).unwrap_or_default());
+        }
+        let needle = "signed agreement".as_bytes();
+        assert!(!raw.windows(needle.len()).any(|w| w == needle));
+        let store = Store::open(dir.path(), &KEY).unwrap();
+        let b = blob(1, 'e', 0, true);
+        assert_eq!(
+            store.attachment_bytes(&b.doc_id, &b.sha256, 2).unwrap(),
+            Some(secret.into_bytes())
+        );
     }
 }

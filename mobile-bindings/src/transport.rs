@@ -56,6 +56,8 @@ pub struct Traffic {
 pub struct Answer {
     pub status: u16,
     pub body: Vec<u8>,
+    /// `Upload-Offset`: where an attachment upload stands on the server.
+    pub upload_offset: Option<u64>,
 }
 
 /// The `code` and `detail` of an RFC 9457 problem body.
@@ -136,6 +138,26 @@ impl Transport {
         self.with_retries(traffic, |t| self.once("GET", path, None, bearer, t))
     }
 
+    /// PUTs `body` with extra `headers` (an attachment chunk), retrying like a POST. Safe to
+    /// repeat: a chunk the server already holds is answered with where to continue.
+    pub fn put(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+        bearer: Option<&str>,
+        traffic: &mut Traffic,
+    ) -> Result<Answer> {
+        self.with_retries(traffic, |t| {
+            self.send("PUT", path, headers, Some(body), bearer, t)
+        })
+    }
+
+    /// A HEAD request (where an attachment upload stands).
+    pub fn head(&self, path: &str, bearer: Option<&str>, traffic: &mut Traffic) -> Result<Answer> {
+        self.with_retries(traffic, |t| self.send("HEAD", path, &[], None, bearer, t))
+    }
+
     /// One try only: for requests that must not be repeated (a refresh).
     pub fn post_once(
         &self,
@@ -191,36 +213,68 @@ impl Transport {
         bearer: Option<&str>,
         traffic: &mut Traffic,
     ) -> std::result::Result<Answer, Failure> {
+        match body {
+            Some((content_type, bytes)) => self.send(
+                method,
+                path,
+                &[("content-type", content_type.to_owned())],
+                Some(bytes),
+                bearer,
+                traffic,
+            ),
+            None => self.send(method, path, &[], None, bearer, traffic),
+        }
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Option<&[u8]>,
+        bearer: Option<&str>,
+        traffic: &mut Traffic,
+    ) -> std::result::Result<Answer, Failure> {
         let url = format!("{}{path}", self.base);
         traffic.requests += 1;
-        let auth = bearer.map(|t| format!("Bearer {t}"));
-        let sent = match (method, body) {
-            ("POST", Some((content_type, bytes))) => {
+        let mut request = ureq::http::Request::builder().method(method).uri(&url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        if let Some(token) = bearer {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let built = |e: ureq::http::Error| Failure::Network(format!("building the request: {e}"));
+        let sent = match body {
+            Some(bytes) => {
                 traffic.sent += bytes.len() as u64;
-                let mut request = self.agent.post(&url).header("content-type", content_type);
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.send(bytes)
+                self.agent.run(request.body(bytes).map_err(built)?)
             }
-            _ => {
-                let mut request = self.agent.get(&url);
-                if let Some(auth) = &auth {
-                    request = request.header("authorization", auth);
-                }
-                request.call()
-            }
+            None => self.agent.run(request.body(()).map_err(built)?),
         };
         let mut response = sent.map_err(|e| Failure::Network(e.to_string()))?;
         let status = response.status().as_u16();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(MAX_BODY)
-            .read_to_vec()
-            .map_err(|e| Failure::Network(format!("reading the answer: {e}")))?;
+        let upload_offset = response
+            .headers()
+            .get("upload-offset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let body = if method == "HEAD" {
+            Vec::new()
+        } else {
+            response
+                .body_mut()
+                .with_config()
+                .limit(MAX_BODY)
+                .read_to_vec()
+                .map_err(|e| Failure::Network(format!("reading the answer: {e}")))?
+        };
         traffic.received += body.len() as u64;
-        let answer = Answer { status, body };
+        let answer = Answer {
+            status,
+            body,
+            upload_offset,
+        };
         if status >= 500 {
             return Err(Failure::Status(answer));
         }

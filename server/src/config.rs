@@ -32,20 +32,16 @@ impl Default for Config {
     }
 }
 
-/// Largest attachment (photo, audio, document) the server stores, in bytes. Phones downscale
-/// photos before attaching them; this bounds what one upload may hold in the database.
-pub const MAX_ATTACHMENT_BYTES: i64 = 20 * 1024 * 1024;
+/// Largest attachment (photo, audio, document) the server stores, in bytes: the largest any
+/// schema may allow.
+pub const MAX_ATTACHMENT_BYTES: i64 = gridsync_core::attachment::MAX_SIZE as i64;
 
-/// The media types an attachment may have.
-pub const ATTACHMENT_MEDIA_TYPES: [&str; 6] = [
-    "image/jpeg",
-    "image/png",
-    "image/webp",
-    "audio/mpeg",
-    "audio/mp4",
-    "application/pdf",
-];
+/// The media types an attachment may have: those any schema may allow.
+pub const ATTACHMENT_MEDIA_TYPES: [&str; 6] = gridsync_core::attachment::MEDIA_TYPES;
 
 /// How long an upload may rest untouched, and an unlinked blob stay stored, before
 /// [`crate::store::Store::collect_orphans`] deletes them.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+
+/// How often `gridsync serve` collects orphaned blobs and abandoned uploads.
+pub const ORPHAN_COLLECTION_EVERY: Duration = Duration::from_secs(60 * 60);

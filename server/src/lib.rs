@@ -4,9 +4,12 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cli;
 pub mod clock;
+pub mod collect;
 pub mod config;
 pub mod http;
 pub mod scope;
 pub mod store;
 pub mod sync;
+pub mod thumbnail;

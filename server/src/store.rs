@@ -30,6 +30,16 @@ pub enum StoreError {
     Duplicate(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// The database lacks migrations this binary has: commands other than `migrate` and
+    /// `serve` do not upgrade a database behind the operator's back.
+    #[error("the database is at migration {have} but this gridsync needs {need}")]
+    NotMigrated { have: i64, need: i64 },
+    /// The database holds a migration this binary does not know: a newer gridsync upgraded it.
+    #[error("the database has migration {0}, which this gridsync does not know")]
+    Newer(i64),
+    /// An operation this kind of database does its own way; the message says which.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -401,6 +411,8 @@ pub enum UploadOutcome {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct OrphansCollected {
     pub uploads: u64,
+    /// Links to reports whose document no longer names the blob (it was detached).
+    pub links: u64,
     pub blobs: u64,
 }
 
@@ -507,6 +519,12 @@ impl PieceHasher {
 pub trait Store: Send + Sync {
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
+    /// Checks, without changing anything, that every migration of this binary and no other has
+    /// been applied: `NotMigrated` or `Newer` otherwise.
+    async fn check_migrations(&self) -> Result<()>;
+    /// Writes a consistent copy of the whole database, as it is while in use, to the new file
+    /// `to`. `Unsupported` on Postgres, which has its own tools for this.
+    async fn backup(&self, to: &std::path::Path) -> Result<()>;
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
 
@@ -615,9 +633,17 @@ pub trait Store: Send + Sync {
     async fn attachments_of(&self, doc_id: &DocId) -> Result<Vec<Attachment>>;
     /// Bytes `start..end` of the stored blob `hash`; `None` when no such blob is stored.
     async fn read_blob(&self, hash: &str, start: i64, end: i64) -> Result<Option<Vec<u8>>>;
-    /// Deletes uploads not written to since before `before`, and blobs stored before `before`
-    /// that no report links to.
+    /// Deletes uploads not written to since before `before`; links made before `before` of
+    /// reports whose document no longer names the blob; then blobs stored before `before` (with
+    /// their thumbnails) that no report links to.
     async fn collect_orphans(&self, before: i64) -> Result<OrphansCollected>;
+    /// Stores the thumbnail of blob `hash` (replacing one made before).
+    async fn put_thumbnail(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()>;
+    /// The thumbnail of blob `hash` as linked to report `doc_id`: `None` when the report has no
+    /// such attachment or it has no thumbnail.
+    async fn thumbnail(&self, doc_id: &DocId, hash: &str) -> Result<Option<Vec<u8>>>;
+    /// The hashes of the attachments of report `doc_id` that have a thumbnail.
+    async fn thumbnails_of(&self, doc_id: &DocId) -> Result<Vec<String>>;
     /// How much blob storage holds: for monitoring, and for tests that count rows.
     async fn blob_usage(&self) -> Result<BlobUsage>;
 
@@ -629,15 +655,35 @@ pub trait Store: Send + Sync {
 
 /// Opens the database named by `url` (`sqlite://…` or `postgres://…`) and migrates it.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+    let store = connect(url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+/// Opens the database named by `url` as it is, without migrating it.
+pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    Ok(if url.starts_with("sqlite:") {
         Arc::new(sqlite::SqliteStore::connect(url).await?)
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Arc::new(postgres::PgStore::connect(url).await?)
     } else {
         return Err(StoreError::UnsupportedUrl(url.to_owned()));
-    };
-    store.migrate().await?;
-    Ok(store)
+    })
+}
+
+/// Compares the migrations applied to a database with those `known` to this binary.
+pub(crate) fn migration_gap(known: &sqlx::migrate::Migrator, applied: &[i64]) -> Result<()> {
+    let versions: Vec<i64> = known.iter().map(|m| m.version).collect();
+    if let Some(v) = applied.iter().find(|v| !versions.contains(v)) {
+        return Err(StoreError::Newer(*v));
+    }
+    if versions.iter().any(|v| !applied.contains(v)) {
+        return Err(StoreError::NotMigrated {
+            have: applied.iter().copied().max().unwrap_or(0),
+            need: versions.iter().copied().max().unwrap_or(0),
+        });
+    }
+    Ok(())
 }
 
 /// Heads as stored: 32-byte hashes back to back.
@@ -788,8 +834,8 @@ pub(crate) fn page_doc_from(r: PageRow) -> Result<PageDoc> {
     })
 }
 
-/// doc_id, seq, device_id, bytes.
-pub(crate) type PulledRow = (String, i64, Option<String>, Vec<u8>);
+/// doc_id, seq, device_id, hash, bytes.
+pub(crate) type PulledRow = (String, i64, Option<String>, Vec<u8>, Vec<u8>);
 
 pub(crate) fn pulled_change_from(r: PulledRow) -> Result<(DocId, PulledChange)> {
     Ok((
@@ -797,9 +843,22 @@ pub(crate) fn pulled_change_from(r: PulledRow) -> Result<(DocId, PulledChange)> 
         PulledChange {
             seq: r.1,
             device_id: r.2,
-            bytes: r.3,
+            hash: r.3,
+            bytes: r.4,
         },
     ))
+}
+
+/// seq, device_id, hash, bytes: a change of one known document.
+pub(crate) type DocChangeRow = (i64, Option<String>, Vec<u8>, Vec<u8>);
+
+pub(crate) fn doc_change_from((seq, device_id, hash, bytes): DocChangeRow) -> PulledChange {
+    PulledChange {
+        seq,
+        device_id,
+        hash,
+        bytes,
+    }
 }
 
 /// hash, seq, author, device_id, time.

@@ -30,6 +30,9 @@ on_both_test_stores!(
     township_staff_may_not_download_attachments,
     a_range_download_is_206_with_exactly_those_bytes,
     downloading_a_drug_case_attachment_is_audited,
+    bytes_the_report_does_not_name_or_names_otherwise_are_refused_and_nothing_is_stored,
+    the_report_lists_its_attachments_and_a_photo_gets_a_thumbnail_when_uploaded,
+    a_thumbnail_is_read_under_the_rules_of_the_download,
 );
 
 /// Users: w1 (g1), w3 (g3), c1 (cadre of v1), ts (township staff of t1), o1 (drug-control
@@ -218,10 +221,26 @@ impl Api {
         r
     }
 
-    async fn report(&self, id: u128, user: &str) -> DocId {
+    /// A dispute check of `user`'s grid that names `blobs` (bytes, media type) as attachments.
+    async fn report(&self, id: u128, user: &str, blobs: &[(&[u8], &str)]) -> DocId {
         let (_, _, grid) = USERS.iter().find(|u| u.0 == user).expect("user");
         let mut doc = dispute(id, grid, user);
+        for (bytes, media_type) in blobs {
+            attach(&mut doc, user, field_for(media_type), media_type, bytes);
+        }
         self.push(user, &mut doc).await
+    }
+
+    async fn report_json(&self, user: &str, doc: DocId) -> Value {
+        let r = self
+            .send(
+                user,
+                Request::get(format!("/api/v1/reports/{doc}")),
+                Vec::new(),
+            )
+            .await;
+        r.assert_status(StatusCode::OK);
+        r.json()
     }
 
     async fn push(&self, user: &str, doc: &mut gridsync_core::report::ReportDoc) -> DocId {
@@ -242,6 +261,29 @@ impl Api {
     }
 }
 
+/// The dispute-check field that takes `media_type`: photos are site photos, PDFs the agreement.
+fn field_for(media_type: &str) -> &'static str {
+    if media_type == "application/pdf" {
+        "signed_agreement"
+    } else {
+        "site_photos"
+    }
+}
+
+/// A JPEG photo of `width` × `height` pixels.
+fn jpeg(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x % 251) as u8, (y % 241) as u8, ((x + y) % 239) as u8])
+    });
+    let mut out = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut out),
+        image::ImageFormat::Jpeg,
+    )
+    .expect("encode");
+    out
+}
+
 /// A tiny deterministic generator for chunk boundaries.
 struct Rng(u64);
 
@@ -258,10 +300,14 @@ async fn an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for
     t: &TestStore,
 ) {
     let api = api(t).await;
-    let doc = api.report(1, "w1").await;
-    for seed in 1..=3u64 {
-        let blob = noise(600_000 + seed as usize * 7, seed);
-        let hash = sha256_hex(&blob);
+    let blobs: Vec<Vec<u8>> = (1..=3u64)
+        .map(|seed| noise(600_000 + seed as usize * 7, seed))
+        .collect();
+    let named: Vec<(&[u8], &str)> = blobs.iter().map(|b| (&b[..], "image/jpeg")).collect();
+    let doc = api.report(1, "w1", &named).await;
+    for (blob, seed) in blobs.iter().zip(1..=3u64) {
+        let blob = blob.as_slice();
+        let hash = sha256_hex(blob);
         let mut rng = Rng(seed * 7919);
         // Nothing held yet.
         api.head("w1", doc, &hash)
@@ -272,7 +318,7 @@ async fn an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for
         loop {
             let end = (offset + 1 + rng.below(120_000)).min(blob.len());
             let r = api
-                .put("w1", doc, &hash, "image/jpeg", &blob, offset, end)
+                .put("w1", doc, &hash, "image/jpeg", blob, offset, end)
                 .await;
             if end == blob.len() {
                 r.assert_status(StatusCode::CREATED);
@@ -286,9 +332,7 @@ async fn an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for
                 // The client is killed: it forgot where it was, and retries a chunk that the
                 // server already holds (its answer was lost), then asks where to resume.
                 interrupted = true;
-                let again = api
-                    .put("w1", doc, &hash, "image/jpeg", &blob, 0, 1000)
-                    .await;
+                let again = api.put("w1", doc, &hash, "image/jpeg", blob, 0, 1000).await;
                 again.assert_problem(StatusCode::CONFLICT, "wrong_offset");
                 assert_eq!(again.offset(), offset as i64);
                 let head = api.head("w1", doc, &hash).await;
@@ -318,10 +362,11 @@ async fn an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for
 
 async fn a_second_upload_of_the_same_bytes_stores_nothing_new(t: &TestStore) {
     let api = api(t).await;
-    let d1 = api.report(1, "w1").await;
-    let d2 = api.report(2, "w1").await;
-    let d3 = api.report(3, "w3").await;
     let blob = noise(300_000, 9);
+    let named: [(&[u8], &str); 1] = [(&blob, "image/jpeg")];
+    let d1 = api.report(1, "w1", &named).await;
+    let d2 = api.report(2, "w1", &named).await;
+    let d3 = api.report(3, "w3", &named).await;
     let hash = sha256_hex(&blob);
     api.upload("w1", d1, &blob)
         .await
@@ -350,9 +395,19 @@ async fn a_second_upload_of_the_same_bytes_stores_nothing_new(t: &TestStore) {
 
 async fn a_wrong_hash_is_422_and_leaves_nothing_visible(t: &TestStore) {
     let api = api(t).await;
-    let doc = api.report(1, "w1").await;
     let blob = noise(50_000, 3);
     let wrong = sha256_hex(b"not these bytes");
+    let mut report = dispute(1, G1, "w1");
+    attach_named(
+        &mut report,
+        "w1",
+        "site_photos",
+        None,
+        "image/png",
+        &wrong,
+        blob.len(),
+    );
+    let doc = api.push("w1", &mut report).await;
     api.put("w1", doc, &wrong, "image/png", &blob, 0, 20_000)
         .await
         .assert_status(StatusCode::ACCEPTED);
@@ -373,7 +428,10 @@ async fn a_wrong_hash_is_422_and_leaves_nothing_visible(t: &TestStore) {
 
 async fn an_oversized_attachment_is_413_and_an_unknown_media_type_415(t: &TestStore) {
     let api = api(t).await;
-    let doc = api.report(1, "w1").await;
+    let body = noise(100, 1);
+    let doc = api
+        .report(1, "w1", &[(b"x", "application/pdf"), (&body, "image/jpeg")])
+        .await;
     let hash = sha256_hex(b"x");
     let too_big = MAX_ATTACHMENT_BYTES + 1;
     let req = Request::put(path(doc, &hash))
@@ -401,11 +459,10 @@ async fn an_oversized_attachment_is_413_and_an_unknown_media_type_415(t: &TestSt
     r.assert_status(StatusCode::CREATED);
     assert_eq!(r.json()["media_type"], json!("application/pdf"));
     // A body longer than Content-Range says is refused.
-    let blob = noise(100, 1);
-    let req = Request::put(path(doc, &sha256_hex(&blob)))
+    let req = Request::put(path(doc, &sha256_hex(&body)))
         .header(header::CONTENT_TYPE, "image/jpeg")
         .header(header::CONTENT_RANGE, "bytes 0-9/100");
-    api.send("w1", req, blob.clone())
+    api.send("w1", req, body.clone())
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(api.usage().await.uploads, 0);
@@ -413,8 +470,8 @@ async fn an_oversized_attachment_is_413_and_an_unknown_media_type_415(t: &TestSt
 
 async fn a_chunk_at_the_wrong_offset_is_409_with_the_servers_offset(t: &TestStore) {
     let api = api(t).await;
-    let doc = api.report(1, "w1").await;
     let blob = noise(10_000, 4);
+    let doc = api.report(1, "w1", &[(&blob, "image/webp")]).await;
     let hash = sha256_hex(&blob);
     // Nothing held: the upload starts at 0.
     let r = api
@@ -442,11 +499,24 @@ async fn a_chunk_at_the_wrong_offset_is_409_with_the_servers_offset(t: &TestStor
 
 async fn a_worker_of_another_grid_gets_the_same_404_for_any_hash_and_cannot_upload(t: &TestStore) {
     let api = api(t).await;
-    let d1 = api.report(1, "w1").await;
-    let d3 = api.report(3, "w3").await;
     let blob = noise(20_000, 5);
     let hash = sha256_hex(&blob);
     let unknown = sha256_hex(b"never uploaded");
+    let d1 = api.report(1, "w1", &[(&blob, "image/jpeg")]).await;
+    // w3's own report names both hashes, with the same size: only the bytes could differ.
+    let mut report = dispute(3, G3, "w3");
+    for sha in [&hash, &unknown] {
+        attach_named(
+            &mut report,
+            "w3",
+            "site_photos",
+            None,
+            "image/jpeg",
+            sha,
+            blob.len(),
+        );
+    }
+    let d3 = api.push("w3", &mut report).await;
     api.upload("w1", d1, &blob).await;
 
     // Through the report of g1, which w3 does not see: all the same 404.
@@ -493,8 +563,8 @@ async fn a_worker_of_another_grid_gets_the_same_404_for_any_hash_and_cannot_uplo
 
 async fn township_staff_may_not_download_attachments(t: &TestStore) {
     let api = api(t).await;
-    let doc = api.report(1, "w1").await;
     let blob = noise(5000, 6);
+    let doc = api.report(1, "w1", &[(&blob, "image/jpeg")]).await;
     let hash = sha256_hex(&blob);
     api.upload("w1", doc, &blob).await;
     api.get("ts", doc, &hash, None)
@@ -509,8 +579,8 @@ async fn township_staff_may_not_download_attachments(t: &TestStore) {
 
 async fn a_range_download_is_206_with_exactly_those_bytes(t: &TestStore) {
     let api = api(t).await;
-    let doc = api.report(1, "w1").await;
     let blob = noise(700_000, 7);
+    let doc = api.report(1, "w1", &[(&blob, "image/jpeg")]).await;
     let hash = sha256_hex(&blob);
     api.upload("w1", doc, &blob).await;
     let n = blob.len();
@@ -538,9 +608,23 @@ async fn a_range_download_is_206_with_exactly_those_bytes(t: &TestStore) {
 async fn downloading_a_drug_case_attachment_is_audited(t: &TestStore) {
     let api = api(t).await;
     let mut case = drug_case(8, G1, "w1", "w1");
-    let doc = api.push("w1", &mut case).await;
     let blob = noise(4000, 8);
     let hash = sha256_hex(&blob);
+    let mut visit = serde_json::Map::new();
+    visit.insert("date".into(), json!("2026-11-03"));
+    let entry = case
+        .append_log(&visit, &gridsync_core::report::Editor::new("w1", 1_002))
+        .expect("visit");
+    attach_named(
+        &mut case,
+        "w1",
+        "visit_record",
+        Some(&entry),
+        "image/jpeg",
+        &hash,
+        blob.len(),
+    );
+    let doc = api.push("w1", &mut case).await;
     api.upload("w1", doc, &blob).await;
     let query = AuditQuery {
         action: Some("read_attachment".into()),
@@ -563,10 +647,155 @@ async fn downloading_a_drug_case_attachment_is_audited(t: &TestStore) {
     assert_eq!(entries[0].detail["sha256"], json!(hash));
     assert_eq!(entries[0].detail["range"], json!("0-9"));
     // An ordinary report's attachment is not audited.
-    let plain = api.report(2, "w1").await;
+    let plain = api.report(2, "w1", &[(&noise(10, 1), "image/jpeg")]).await;
     api.upload("w1", plain, &noise(10, 1)).await;
     api.get("c1", plain, &sha256_hex(&noise(10, 1)), None)
         .await
         .assert_status(StatusCode::OK);
     assert_eq!(api.store.audit_page(&query).await.expect("audit").total, 2);
+}
+
+async fn bytes_the_report_does_not_name_or_names_otherwise_are_refused_and_nothing_is_stored(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let blob = noise(5000, 11);
+    let doc = api.report(1, "w1", &[(&blob, "image/png")]).await;
+    let other = noise(5000, 12);
+    let r = api
+        .put(
+            "w1",
+            doc,
+            &sha256_hex(&other),
+            "image/png",
+            &other,
+            0,
+            other.len(),
+        )
+        .await;
+    r.assert_problem(StatusCode::CONFLICT, "not_attached");
+    let hash = sha256_hex(&blob);
+    // Another media type, another size: the document's metadata rules.
+    api.put("w1", doc, &hash, "image/jpeg", &blob, 0, blob.len())
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "attachment_mismatch");
+    api.put("w1", doc, &hash, "image/png", &blob, 0, 4000)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    let longer = [blob.clone(), vec![0; 10]].concat();
+    api.put("w1", doc, &hash, "image/png", &longer, 0, 10)
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "attachment_mismatch");
+    // The refused chunks changed nothing: the upload continues where it was.
+    assert_eq!(api.head("w1", doc, &hash).await.offset(), 4000);
+    let usage = api.usage().await;
+    assert_eq!(
+        (usage.blobs, usage.uploads, usage.upload_bytes),
+        (0, 1, 4000)
+    );
+}
+
+async fn the_report_lists_its_attachments_and_a_photo_gets_a_thumbnail_when_uploaded(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let photo = jpeg(1200, 800);
+    let pdf = noise(3000, 13);
+    let doc = api
+        .report(
+            1,
+            "w1",
+            &[(&photo, "image/jpeg"), (&pdf, "application/pdf")],
+        )
+        .await;
+    let (photo_hash, pdf_hash) = (sha256_hex(&photo), sha256_hex(&pdf));
+    let listed = |report: &Value, hash: &str| -> Value {
+        report["attachments"]
+            .as_array()
+            .expect("attachments")
+            .iter()
+            .find(|a| a["sha256"] == json!(hash))
+            .cloned()
+            .expect("listed")
+    };
+    let before = api.report_json("c1", doc).await;
+    assert_eq!(before["attachments"].as_array().map(Vec::len), Some(2));
+    let a = listed(&before, &photo_hash);
+    assert_eq!(
+        (&a["media_type"], &a["size"], &a["field"], &a["attached_by"]),
+        (
+            &json!("image/jpeg"),
+            &json!(photo.len()),
+            &json!("site_photos"),
+            &json!("w1")
+        )
+    );
+    assert_eq!(
+        (&a["uploaded"], &a["thumbnail"]),
+        (&json!(false), &Value::Null)
+    );
+    assert_eq!(a["taken_at"], json!("2026-11-03T10:00:00Z"));
+
+    api.upload("w1", doc, &photo)
+        .await
+        .assert_status(StatusCode::CREATED);
+    api.put("w1", doc, &pdf_hash, "application/pdf", &pdf, 0, pdf.len())
+        .await
+        .assert_status(StatusCode::CREATED);
+    let after = api.report_json("c1", doc).await;
+    let a = listed(&after, &photo_hash);
+    let thumb = format!("/api/v1/reports/{doc}/attachments/{photo_hash}/thumbnail");
+    assert_eq!(
+        (&a["uploaded"], &a["thumbnail"]),
+        (&json!(true), &json!(thumb))
+    );
+    let p = listed(&after, &pdf_hash);
+    assert_eq!(
+        (&p["uploaded"], &p["thumbnail"]),
+        (&json!(true), &Value::Null)
+    );
+
+    let r = api.send("c1", Request::get(&thumb), Vec::new()).await;
+    r.assert_status(StatusCode::OK);
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    let small =
+        image::load_from_memory_with_format(&r.bytes, image::ImageFormat::Jpeg).expect("a JPEG");
+    assert_eq!((small.width(), small.height()), (320, 213));
+    // Without clearance: the list shows no thumbnail, the sensitive agreement's name is hidden.
+    let staff = api.report_json("ts", doc).await;
+    assert_eq!(listed(&staff, &photo_hash)["thumbnail"], Value::Null);
+    assert_eq!(listed(&staff, &pdf_hash)["name"], json!("***"));
+    assert_ne!(listed(&staff, &photo_hash)["name"], json!("***"));
+}
+
+async fn a_thumbnail_is_read_under_the_rules_of_the_download(t: &TestStore) {
+    let api = api(t).await;
+    let photo = jpeg(64, 48);
+    let hash = sha256_hex(&photo);
+    let doc = api.report(1, "w1", &[(&photo, "image/jpeg")]).await;
+    let thumb = |doc: DocId, hash: &str| {
+        Request::get(format!(
+            "/api/v1/reports/{doc}/attachments/{hash}/thumbnail"
+        ))
+    };
+    // Not uploaded yet: nothing to show.
+    api.send("w1", thumb(doc, &hash), Vec::new())
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    api.upload("w1", doc, &photo).await;
+    let small = api.send("w1", thumb(doc, &hash), Vec::new()).await;
+    small.assert_status(StatusCode::OK);
+    // A small photo keeps its size.
+    let decoded = image::load_from_memory(&small.bytes).expect("image");
+    assert_eq!((decoded.width(), decoded.height()), (64, 48));
+    // Another grid: the same 404 as for a hash nobody has.
+    let x = api.send("w3", thumb(doc, &hash), Vec::new()).await;
+    let y = api
+        .send("w3", thumb(doc, &sha256_hex(b"nothing")), Vec::new())
+        .await;
+    x.assert_problem(StatusCode::NOT_FOUND, "not_found");
+    assert_eq!((x.status, x.bytes), (y.status, y.bytes));
+    api.send("ts", thumb(doc, &hash), Vec::new())
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
 }

@@ -14,10 +14,10 @@ use gridsync_core::protocol::{self, PullResult, Push, PushDoc, PushOutcome, Push
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_server::scope::Role;
-use gridsync_server::store::ConflictQuery;
+use gridsync_server::store::{ConflictQuery, UploadChunk, UploadOutcome};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use support::http::{Api, add_user, api_over};
+use support::http::{Api, CLIENT, add_user, api_over, authed, with_addr};
 use support::*;
 use tower::ServiceExt;
 
@@ -47,6 +47,14 @@ const VISIBLE: [[bool; 4]; 5] = [
     [false, false, true, false], // o1: drug cases of the township only
     [true, true, true, true],    // admin
 ];
+
+/// The photo every report names and holds.
+const PHOTO: &[u8] = b"not really a JPEG, but bytes all the same";
+
+fn photo_hash() -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(PHOTO))
+}
 
 /// Whether the role reads personal data.
 const CLEARANCE: [bool; 5] = [true, true, false, true, true];
@@ -111,6 +119,25 @@ async fn seed(t: &TestStore) -> Vec<ReportDoc> {
         let (field, value) = sensitive(n);
         doc.set_field(field, &json!(value), &Editor::new("admin", 1_002))
             .expect("set");
+        // The same photo on every report: a site photo, or a drug-control visit's record.
+        if n <= 2 {
+            attach(doc, "admin", "site_photos", "image/jpeg", PHOTO);
+        } else {
+            let mut visit = serde_json::Map::new();
+            visit.insert("date".into(), json!("2026-11-03"));
+            let entry = doc
+                .append_log(&visit, &Editor::new("admin", 1_002))
+                .expect("visit");
+            attach_named(
+                doc,
+                "admin",
+                "visit_record",
+                Some(&entry),
+                "image/jpeg",
+                &photo_hash(),
+                PHOTO.len(),
+            );
+        }
     }
     let mut refs: Vec<&mut ReportDoc> = docs.iter_mut().collect();
     let result = store
@@ -118,6 +145,30 @@ async fn seed(t: &TestStore) -> Vec<ReportDoc> {
         .await
         .expect("ingest");
     assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
+    let hash = photo_hash();
+    for n in REPORTS {
+        let outcome = store
+            .upload_chunk(&UploadChunk {
+                doc_id: id(n),
+                hash: &hash,
+                media_type: "image/jpeg",
+                total: PHOTO.len() as i64,
+                offset: 0,
+                bytes: PHOTO,
+                user_id: "admin",
+                now: 1_800_000_000,
+            })
+            .await
+            .expect("upload");
+        assert!(
+            matches!(outcome, UploadOutcome::Complete { .. }),
+            "{outcome:?}"
+        );
+    }
+    store
+        .put_thumbnail(&hash, b"thumbnail", 1_800_000_000)
+        .await
+        .expect("thumbnail");
     // Two open conflicts on the g1 dispute (so two roles can each resolve one) and one on g3.
     for (n, fields) in [(1, &["place", "description"][..]), (2, &["place"][..])] {
         let doc = &mut docs[n - 1];
@@ -230,6 +281,27 @@ async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
             }
             let history = api.get(&format!("{path}/history"), &token).await;
             cells.check(&format!("{user} GET history {n}"), history.status, found);
+
+            // Attachment bytes and thumbnails: personal data, so clearance on top of scope.
+            let want = match (seen, CLEARANCE[r]) {
+                (false, _) => StatusCode::NOT_FOUND,
+                (true, false) => StatusCode::FORBIDDEN,
+                (true, true) => StatusCode::OK,
+            };
+            for suffix in ["", "/thumbnail"] {
+                let url = format!("{path}/attachments/{}{suffix}", photo_hash());
+                let res = api
+                    .app
+                    .clone()
+                    .oneshot(with_addr(authed("GET", &url, &token), CLIENT))
+                    .await
+                    .expect("infallible");
+                cells.check(
+                    &format!("{user} GET attachment{suffix} {n}"),
+                    res.status(),
+                    want,
+                );
+            }
 
             let (field, value) = ordinary(*n);
             let patch = api

@@ -53,6 +53,7 @@ on_both_backends!(
     a_dismissed_rule_flag_stays_dismissed_after_later_edits,
     scopes_compare_org_paths_exactly_with_their_case_and_wildcards,
     a_text_with_a_nul_character_is_refused_for_its_report_alone,
+    a_migrated_database_passes_the_migration_check,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -66,11 +67,10 @@ async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn S
         )
         .await
         .expect("ingest");
+    // Nobody else changed the report, so its heads are those pushed and go unlisted.
     assert_eq!(
         result.docs[0].outcome,
-        PushOutcome::Acked {
-            heads: doc.heads().iter().map(|h| h.0).collect()
-        }
+        PushOutcome::Acked { heads: Vec::new() }
     );
     let row = store
         .document(&doc.id())
@@ -115,7 +115,18 @@ async fn pushing_the_same_changes_twice_stores_nothing_twice(store: &dyn Store) 
         .ingest(&w, &push, &registry())
         .await
         .expect("ingest again");
-    assert_eq!(first, second);
+    // Both acknowledge the same heads: the first leaves them unlisted, being those pushed; the
+    // retry, which brought nothing new, lists them.
+    assert_eq!(
+        first.docs[0].outcome,
+        PushOutcome::Acked { heads: Vec::new() }
+    );
+    assert_eq!(
+        second.docs[0].outcome,
+        PushOutcome::Acked {
+            heads: doc.heads().iter().map(|h| h.0).collect()
+        }
+    );
     assert_eq!(store.changes_of(&doc.id()).await.expect("changes").len(), 2);
     assert_eq!(
         store
@@ -2052,33 +2063,38 @@ async fn a_second_upload_of_stored_bytes_adds_no_blob(store: &dyn Store) {
 async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &TestStore) {
     let store = t.store.as_ref();
     seed_org(store).await;
-    let d1 = seeded_dispute(store, 1, G1, "w1", Role::GridWorker).await;
+    let w1 = writer("w1", Role::GridWorker, G1, "dev-w1");
     let kept = blob_bytes(3000, 6);
     let unlinked = blob_bytes(3000, 7);
     let young = blob_bytes(3000, 8);
-    assert!(matches!(
-        upload(store, d1, &kept, 3000, 100).await,
-        UploadOutcome::Complete { .. }
-    ));
-    assert!(matches!(
-        upload(store, d1, &unlinked, 3000, 100).await,
-        UploadOutcome::Complete { .. }
-    ));
-    assert!(matches!(
-        upload(store, d1, &young, 3000, 300).await,
-        UploadOutcome::Complete { .. }
-    ));
-    // Links are only ever dropped with the report's metadata (not yet built): drop two here.
-    for bytes in [&unlinked, &young] {
-        execute_sql(
-            &t.url,
-            &format!(
-                "DELETE FROM attachments WHERE hash = '{}'",
-                sha256_hex(bytes)
-            ),
-        )
-        .await;
+    let mut doc = dispute(1, G1, "w1");
+    for bytes in [&kept, &unlinked, &young] {
+        attach(&mut doc, "w1", "site_photos", "image/jpeg", bytes);
     }
+    store
+        .ingest(&w1, &push_all(&mut [&mut doc]), &registry())
+        .await
+        .expect("ingest");
+    let d1 = doc.id();
+    for (bytes, now) in [(&kept, 100), (&unlinked, 100), (&young, 300)] {
+        assert!(matches!(
+            upload(store, d1, bytes, 3000, now).await,
+            UploadOutcome::Complete { .. }
+        ));
+    }
+    store
+        .put_thumbnail(&sha256_hex(&unlinked), b"jpeg", 100)
+        .await
+        .expect("thumbnail");
+    // The report detaches two: the link made before the grace period goes, the young one stays.
+    for bytes in [&unlinked, &young] {
+        doc.detach(&sha256_hex(bytes), &Editor::new("w1", 1_003))
+            .expect("detach");
+    }
+    store
+        .ingest(&w1, &push_all(&mut [&mut doc]), &registry())
+        .await
+        .expect("ingest");
     let stale = blob_bytes(3000, 9);
     let fresh = blob_bytes(3000, 10);
     let (stale_hash, fresh_hash) = (sha256_hex(&stale), sha256_hex(&fresh));
@@ -2096,6 +2112,7 @@ async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &Te
         collected,
         OrphansCollected {
             uploads: 1,
+            links: 1,
             blobs: 1
         }
     );
@@ -2141,4 +2158,29 @@ async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &Te
         store.collect_orphans(200).await.expect("collect"),
         OrphansCollected::default()
     );
+    // The collected blob's thumbnail went with it: the same bytes uploaded again have none.
+    assert!(matches!(
+        upload(store, d1, &unlinked, 3000, 400).await,
+        UploadOutcome::Complete { new_blob: true, .. }
+    ));
+    assert_eq!(
+        store
+            .thumbnail(&d1, &sha256_hex(&unlinked))
+            .await
+            .expect("thumbnail"),
+        None
+    );
+}
+
+async fn a_migrated_database_passes_the_migration_check(store: &dyn Store) {
+    store
+        .check_migrations()
+        .await
+        .expect("every migration is applied");
+    // Migrating again changes nothing the check could see.
+    store.migrate().await.expect("migrate again");
+    store
+        .check_migrations()
+        .await
+        .expect("still every migration");
 }

@@ -43,6 +43,9 @@ pub struct ChangeSummary {
     pub fields: Vec<String>,
     /// Log entries added, edited or removed, by entry id.
     pub log: Vec<LogTouch>,
+    /// Attachments added, changed or removed, by sha256.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 #[derive(Default)]
@@ -50,6 +53,7 @@ struct Touches {
     created: bool,
     fields: BTreeSet<String>,
     log: BTreeMap<String, (LogAction, BTreeSet<String>)>,
+    attachments: BTreeSet<String>,
 }
 
 impl Touches {
@@ -107,6 +111,7 @@ impl ReportDoc {
                         fields: fields.into_iter().collect(),
                     })
                     .collect(),
+                attachments: touches.attachments.into_iter().collect(),
             });
         }
         Ok(out)
@@ -135,6 +140,14 @@ impl ReportDoc {
                     t.fields.extend(name);
                 }
                 "log" => self.log_touch(&mut t, patch, before, after),
+                "attachments" => {
+                    let sha = match patch.path.get(1) {
+                        Some((_, Prop::Map(sha))) => Some(sha.clone()),
+                        Some((_, Prop::Seq(_))) => None,
+                        None => action_key(&patch.action),
+                    };
+                    t.attachments.extend(sha);
+                }
                 _ => {}
             }
         }

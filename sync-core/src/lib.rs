@@ -2,6 +2,7 @@
 //! sync protocol and the client replica. It performs no I/O, so the server and the phone library
 //! share every rule about what a report is and how it merges.
 
+pub mod attachment;
 pub mod conflict;
 pub mod history;
 pub mod ingest;
@@ -27,6 +28,10 @@ pub enum Error {
     NoSuchLogEntry(String),
     #[error("`{0}` is maintained by the document and cannot be written")]
     ReservedKey(String),
+    #[error("invalid attachment: {0}")]
+    InvalidAttachment(String),
+    #[error("no attachment {0} on this report")]
+    NoSuchAttachment(String),
     #[error("not a field path: {0} (expected fields.NAME or log[ENTRY].NAME)")]
     BadPath(String),
 }

@@ -12,7 +12,7 @@
 //! ```text
 //! offset  size  content
 //! 0       2     magic b"GS" (0x47 0x53)
-//! 2       1     protocol version, 0x01 (PROTOCOL_VERSION)
+//! 2       1     protocol version, 0x02 (PROTOCOL_VERSION)
 //! 3       1     message kind: 0x01 Push, 0x02 PushResult, 0x03 Pull, 0x04 PullResult
 //! 4       1     flags: bit 0 set = the body is zstd-compressed; bits 1..=7 must be 0
 //! 5       ..    body: one CBOR value (below), or one zstd frame holding it
@@ -40,13 +40,13 @@
 //! PushDoc       = [doc: bytes(16), changes: [* bytes]]
 //! PushResult    = [docs: [* PushDocResult]]
 //! PushDocResult = [doc: bytes(16), outcome: PushOutcome]
-//! PushOutcome   = [0, heads: [* bytes(32)]]             ; Acked
+//! PushOutcome   = [0, heads: [* bytes(32)]]             ; Acked (heads empty: those pushed)
 //!               / [1, missing: [* bytes(32)]]           ; MissingDeps
 //!               / [2, code: text, reason: text]         ; Rejected
 //! Pull          = [since: uint, after: uint, byte_budget: uint, resend: [* bytes(16)]]
 //! PullResult    = [docs: [* PullDoc], evicted: [* bytes(16)], after: uint, more: bool,
-//!                  digest: bytes(32)]
-//! PullDoc       = [doc: bytes(16), heads: [* bytes(32)], body: PullBody]
+//!                  digest: bytes(16)]
+//! PullDoc       = [doc: bytes(16), heads: [* bytes(32)], body: PullBody]   ; heads empty: all in body
 //! PullBody      = [0, changes: [* bytes]]               ; Changes
 //!               / [1, snapshot: bytes]                  ; Snapshot
 //! ```
@@ -54,7 +54,7 @@
 //! For example a push of one 100-byte change to one document is 128 bytes:
 //!
 //! ```text
-//! 47 53 01 01 00      frame header: "GS", version 1, kind 1 (Push), flags 0
+//! 47 53 02 01 00      frame header: "GS", version 2, kind 1 (Push), flags 0
 //! 81                  Push: array(1)
 //!   81                  docs: array(1)
 //!     82                  PushDoc: array(2)
@@ -100,8 +100,28 @@ pub type DocId = uuid::Uuid;
 /// An automerge change hash.
 pub type Hash = [u8; 32];
 
-/// The frame version this module writes and the only one it reads.
-pub const PROTOCOL_VERSION: u8 = 1;
+/// A [`scope_digest`]: 128 bits tell a divergence apart from chance, and a pull answer is often
+/// only a few dozen bytes besides it.
+pub type Digest = [u8; 16];
+
+/// The frame version this module writes and the only one it reads. Version 2 shortened the
+/// digest to 16 bytes and lets heads be left out where the client can tell them.
+pub const PROTOCOL_VERSION: u8 = 2;
+
+/// The heads to list for a document in a [`PushOutcome::Acked`] or a [`PullDoc`]: none when
+/// every one of them is among `carried`, the hashes of the changes the exchange carried for the
+/// document (the client then tells them itself from those changes), otherwise all of them.
+pub fn listed_heads<'a>(
+    heads: Vec<Hash>,
+    carried: impl IntoIterator<Item = &'a [u8]>,
+) -> Vec<Hash> {
+    let carried: Vec<&[u8]> = carried.into_iter().collect();
+    if heads.iter().all(|h| carried.contains(&h.as_slice())) {
+        Vec::new()
+    } else {
+        heads
+    }
+}
 
 /// The client's changes that the server has not acknowledged yet, by document.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
@@ -139,7 +159,8 @@ pub struct PushDocResult {
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[cbor(flat)]
 pub enum PushOutcome {
-    /// Committed; `heads` are the server's heads of the document now.
+    /// Committed; `heads` are the server's heads of the document now, or empty when they are
+    /// exactly the heads of what the client pushed (nobody else changed the document).
     #[n(0)]
     Acked {
         #[cbor(n(0), with = "cbor::hashes")]
@@ -196,7 +217,7 @@ pub struct PullResult {
     pub more: bool,
     /// [`scope_digest`] of the whole scope as the server holds it.
     #[cbor(n(4), with = "minicbor::bytes")]
-    pub digest: Hash,
+    pub digest: Digest,
 }
 
 /// What changed in one document.
@@ -204,7 +225,8 @@ pub struct PullResult {
 pub struct PullDoc {
     #[cbor(n(0), with = "cbor::doc_id")]
     pub doc: DocId,
-    /// The server's heads of the document after applying `body`.
+    /// The server's heads of the document after applying `body`; empty when every one of them
+    /// is in the body (always, for a snapshot), so the client can tell them itself.
     #[cbor(n(1), with = "cbor::hashes")]
     pub heads: Vec<Hash>,
     #[n(2)]

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use automerge::ChangeHash;
 
 use crate::protocol::{
-    self, Hash, Pull, PullBody, PullResult, Push, PushDoc, PushOutcome, PushResult,
+    self, Digest, Hash, Pull, PullBody, PullResult, Push, PushDoc, PushOutcome, PushResult,
 };
 use crate::report::ReportDoc;
 use crate::{DocId, Result};
@@ -168,6 +168,7 @@ impl Replica {
             let pushed = self.in_flight.remove(&item.doc);
             match &item.outcome {
                 PushOutcome::Acked { heads } => {
+                    // No heads listed: the server's heads are those of the push.
                     let mut acked = pushed.unwrap_or_default();
                     acked.extend(heads.iter().map(|h| ChangeHash(*h)));
                     local.acked = known_frontier(&mut local.doc, acked);
@@ -215,16 +216,22 @@ impl Replica {
                 acked: Vec::new(),
                 rejected: None,
             });
-            match &item.body {
+            let received = match &item.body {
                 PullBody::Snapshot(bytes) => local.doc.merge_snapshot(bytes)?,
                 PullBody::Changes(changes) => local.doc.apply_changes(changes)?,
-            }
+            };
             if !local.doc.missing_deps().is_empty() {
                 self.resend.insert(item.doc);
                 continue;
             }
+            // No heads listed: the server's heads are all in the body, so the frontier of what
+            // it was known to hold plus what it sent is exactly its heads.
             let mut acked = std::mem::take(&mut local.acked);
-            acked.extend(item.heads.iter().map(|h| ChangeHash(*h)));
+            if item.heads.is_empty() {
+                acked.extend(received);
+            } else {
+                acked.extend(item.heads.iter().map(|h| ChangeHash(*h)));
+            }
             local.acked = known_frontier(&mut local.doc, acked);
             summary.docs += 1;
         }
@@ -264,7 +271,7 @@ impl Replica {
 
     /// The scope digest over what the server is known to hold of each document. Documents the
     /// server has never acknowledged are not in its scope yet.
-    pub fn digest(&self) -> Hash {
+    pub fn digest(&self) -> Digest {
         let heads: Vec<(DocId, Vec<Hash>)> = self
             .docs
             .iter()

@@ -7,6 +7,11 @@
 //!   fields merge, concurrent writes of the same field become a conflict (see `conflict`).
 //! - `log`: a list of maps (mediation steps, visits), each with its own `id`, so concurrent appends
 //!   both survive and each entry's fields merge like top-level fields.
+//! - `attachments`: a map keyed by sha256, each value the metadata of one attachment (which field
+//!   or log entry it belongs to, media type, size, name, when, where, by whom). Keyed by content,
+//!   not by list position, so two phones attaching photos offline both keep theirs. Documents
+//!   created before attachments existed get the map on their first attachment; if two phones
+//!   create it concurrently, reads take the union of both maps, so neither loses its photos.
 //!
 //! The document knows nothing of schemas: validation runs on the JSON projection.
 
@@ -17,6 +22,7 @@ use automerge::{
 };
 use serde_json::{Map, Value as Json};
 
+use crate::attachment::{Attachment, is_sha256};
 use crate::time::rfc3339;
 use crate::{DocId, Error, Result};
 
@@ -57,6 +63,7 @@ pub struct ReportDoc {
 const META: &str = "meta";
 const FIELDS: &str = "fields";
 const LOG: &str = "log";
+const ATTACHMENTS: &str = "attachments";
 /// Keys of a log entry that the document itself maintains; every other key is a log field.
 pub const LOG_ENTRY_KEYS: [&str; 3] = ["id", "created_by", "created_at"];
 
@@ -83,6 +90,7 @@ impl ReportDoc {
             doc.put(&meta, "created_at", rfc3339(by.at))?;
             doc.put_object(ROOT, FIELDS, ObjType::Map)?;
             doc.put_object(ROOT, LOG, ObjType::List)?;
+            doc.put_object(ROOT, ATTACHMENTS, ObjType::Map)?;
             Ok(())
         })?;
         Ok(report)
@@ -206,11 +214,149 @@ impl ReportDoc {
         })
     }
 
-    /// Removes a log entry. Its history stays in the document.
+    /// Removes a log entry and its attachments. Its history stays in the document.
     pub fn remove_log(&mut self, entry_id: &str, by: &Editor) -> Result<()> {
         let (index, _) = self.find_log_entry(entry_id)?;
         let log = self.log_obj()?;
-        self.edit(by, |doc| doc.delete(&log, index))
+        let owned: Vec<(ObjId, String)> = self
+            .attachment_keys()?
+            .into_iter()
+            .filter(|(_, _, entry)| entry.as_deref() == Some(entry_id))
+            .map(|(map, sha, _)| (map, sha))
+            .collect();
+        self.edit(by, |doc| {
+            for (map, sha) in &owned {
+                doc.delete(map, sha.as_str())?;
+            }
+            doc.delete(&log, index)
+        })
+    }
+
+    /// Records an attachment (its bytes travel separately). `attached_by` is set to the editor.
+    /// Attaching the same bytes again replaces their metadata.
+    pub fn attach(&mut self, mut attachment: Attachment, by: &Editor) -> Result<()> {
+        if !is_sha256(&attachment.sha256) {
+            return Err(Error::InvalidAttachment(format!(
+                "{:?} is not a sha256 in lowercase hex",
+                attachment.sha256
+            )));
+        }
+        if let Some(entry) = &attachment.entry {
+            self.find_log_entry(entry)?;
+        }
+        attachment.attached_by = by.user.clone();
+        let Json::Object(mut values) = serde_json::to_value(&attachment)
+            .map_err(|e| Error::InvalidAttachment(e.to_string()))?
+        else {
+            return Err(Error::InvalidAttachment("not an object".into()));
+        };
+        let sha = values
+            .remove("sha256")
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let sha = sha.unwrap_or_default();
+        let existing = self.attachments_obj()?;
+        self.edit(by, |doc| {
+            let map = match existing {
+                Some(map) => map,
+                None => doc.put_object(ROOT, ATTACHMENTS, ObjType::Map)?,
+            };
+            let one = doc.put_object(&map, sha.as_str(), ObjType::Map)?;
+            for (key, value) in &values {
+                write_json(doc, &one, key, value)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Removes an attachment from the report. The bytes stay on the server until no report
+    /// names them.
+    pub fn detach(&mut self, sha256: &str, by: &Editor) -> Result<()> {
+        let holding: Vec<ObjId> = self
+            .attachment_keys()?
+            .into_iter()
+            .filter(|(_, sha, _)| sha == sha256)
+            .map(|(map, _, _)| map)
+            .collect();
+        if holding.is_empty() {
+            return Err(Error::NoSuchAttachment(sha256.to_owned()));
+        }
+        self.edit(by, |doc| {
+            for map in &holding {
+                doc.delete(map, sha256)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every attachment the document records, ordered by sha256. Entries that do not parse (a
+    /// buggy or hostile client) are left out here; the projection shows them, so validation
+    /// reports them.
+    pub fn attachments(&self) -> Result<Vec<Attachment>> {
+        Ok(self
+            .attachments_json()?
+            .into_iter()
+            .filter_map(|json| serde_json::from_value(json).ok())
+            .collect())
+    }
+
+    /// The attachments as JSON objects with their `sha256`, ordered by it, each once.
+    fn attachments_json(&self) -> Result<Vec<Json>> {
+        let mut out = std::collections::BTreeMap::new();
+        for map in self.attachment_maps()? {
+            for sha in self.doc.keys(&map) {
+                if out.contains_key(&sha) {
+                    continue;
+                }
+                let mut value = match read_json(&self.doc, &map, &sha)? {
+                    Some(Json::Object(value)) => value,
+                    Some(other) => {
+                        out.insert(sha, other);
+                        continue;
+                    }
+                    None => continue,
+                };
+                value.insert("sha256".into(), Json::String(sha.clone()));
+                out.insert(sha, Json::Object(value));
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// (map, sha256, log entry) of every attachment, in every concurrent `attachments` map.
+    fn attachment_keys(&self) -> Result<Vec<(ObjId, String, Option<String>)>> {
+        let mut out = Vec::new();
+        for map in self.attachment_maps()? {
+            for sha in self.doc.keys(&map) {
+                let entry = match self.doc.get(&map, sha.as_str()).map_err(am)? {
+                    Some((Value::Object(ObjType::Map), one)) => {
+                        match read_json(&self.doc, &one, "entry")? {
+                            Some(Json::String(entry)) => Some(entry),
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                out.push((map.clone(), sha, entry));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every `attachments` map: one, or several when phones created it concurrently.
+    fn attachment_maps(&self) -> Result<Vec<ObjId>> {
+        Ok(self
+            .doc
+            .get_all(ROOT, ATTACHMENTS)
+            .map_err(am)?
+            .into_iter()
+            .filter(|(value, _)| matches!(value, Value::Object(ObjType::Map)))
+            .map(|(_, id)| id)
+            .collect())
+    }
+
+    /// The `attachments` map new attachments go into (automerge's winner when there are several).
+    fn attachments_obj(&self) -> Result<Option<ObjId>> {
+        self.map_at_root(ATTACHMENTS)
     }
 
     /// The ids of the log entries in order, paired with their object ids.
@@ -237,7 +383,8 @@ impl ReportDoc {
             .ok_or_else(|| Error::NoSuchLogEntry(entry_id.to_owned()))
     }
 
-    /// The JSON projection: meta keys at the top level, then `fields` and `log`.
+    /// The JSON projection: meta keys at the top level, then `fields`, `log` and, when there are
+    /// any, `attachments`.
     /// This is what validation, the server's query columns and the apps read.
     pub fn to_json(&self) -> Result<Json> {
         let meta = self.meta()?;
@@ -252,6 +399,11 @@ impl ReportDoc {
             log.push(obj_to_json(&self.doc, &entry)?);
         }
         out.insert(LOG.into(), Json::Array(log));
+        // Absent rather than empty, so reports without attachments project as they always did.
+        let attachments = self.attachments_json()?;
+        if !attachments.is_empty() {
+            out.insert(ATTACHMENTS.into(), Json::Array(attachments));
+        }
         Ok(Json::Object(out))
     }
 
@@ -295,18 +447,22 @@ impl ReportDoc {
         self.doc.get_change_meta_by_hash(hash).is_some()
     }
 
-    /// Applies changes received from elsewhere. Changes whose dependencies are missing are
-    /// queued by automerge until those arrive; see `missing_deps`.
-    pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<()> {
+    /// Applies changes received from elsewhere and returns their hashes. Changes whose
+    /// dependencies are missing are queued by automerge until those arrive; see `missing_deps`.
+    pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<Vec<ChangeHash>> {
         let changes = decode_changes(raw)?;
-        self.doc.apply_changes(changes).map_err(am)
+        let hashes = changes.iter().map(Change::hash).collect();
+        self.doc.apply_changes(changes).map_err(am)?;
+        Ok(hashes)
     }
 
-    /// Merges a whole document (a snapshot) into this one; local changes are kept.
-    pub fn merge_snapshot(&mut self, bytes: &[u8]) -> Result<()> {
+    /// Merges a whole document (a snapshot) into this one, keeping local changes, and returns
+    /// the snapshot's own heads.
+    pub fn merge_snapshot(&mut self, bytes: &[u8]) -> Result<Vec<ChangeHash>> {
         let mut other = AutoCommit::load(bytes).map_err(am)?;
+        let heads = other.get_heads();
         self.doc.merge(&mut other).map_err(am)?;
-        Ok(())
+        Ok(heads)
     }
 
     /// Hashes that applied changes depend on but that this document lacks.
@@ -503,5 +659,56 @@ fn scalar_to_json(s: &ScalarValue) -> Json {
         ScalarValue::Boolean(b) => Json::Bool(*b),
         ScalarValue::Bytes(b) => Json::String(hex::encode(b)),
         ScalarValue::Unknown { .. } | ScalarValue::Null => Json::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attachment::Attachment;
+
+    fn photo(sha: char) -> Attachment {
+        Attachment {
+            sha256: sha.to_string().repeat(64),
+            media_type: "image/jpeg".into(),
+            size: 10,
+            name: "p.jpg".into(),
+            field: "site_photos".into(),
+            entry: None,
+            taken_at: "2026-11-03T10:00:00Z".into(),
+            location: None,
+            attached_by: String::new(),
+        }
+    }
+
+    #[test]
+    fn phones_creating_the_attachments_map_of_an_older_report_concurrently_lose_nothing() {
+        let wang = Editor::new("u-wang", 1_800_000_000);
+        let li = Editor::new("u-li", 1_800_000_100);
+        let mut a = ReportDoc::create(uuid::Uuid::new_v4(), "dispute_check", 1, "g1", &wang)
+            .expect("create");
+        // A report created before attachments existed has no `attachments` map.
+        a.edit(&wang, |doc| doc.delete(ROOT, ATTACHMENTS))
+            .expect("edit");
+        let mut b = ReportDoc::load(a.id(), &a.save()).expect("load");
+        a.attach(photo('a'), &wang).expect("attach");
+        b.attach(photo('b'), &li).expect("attach");
+        a.merge_snapshot(&b.save()).expect("merge");
+        let shas: Vec<String> = a
+            .attachments()
+            .expect("read")
+            .into_iter()
+            .map(|x| x.sha256)
+            .collect();
+        assert_eq!(shas, ["a".repeat(64), "b".repeat(64)]);
+        // Detaching reaches into whichever map holds it.
+        a.detach(&"b".repeat(64), &wang).expect("detach");
+        let shas: Vec<String> = a
+            .attachments()
+            .expect("read")
+            .into_iter()
+            .map(|x| x.sha256)
+            .collect();
+        assert_eq!(shas, ["a".repeat(64)]);
     }
 }

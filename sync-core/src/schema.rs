@@ -45,6 +45,9 @@ pub enum FieldType {
     MultipleChoice,
     Location,
     PersonRef,
+    /// Photos, recordings or documents: not a value under `fields` but entries of the report's
+    /// `attachments` naming this field (see `attachment`).
+    Attachment,
 }
 
 impl FieldType {
@@ -61,6 +64,7 @@ impl FieldType {
             FieldType::MultipleChoice => "multiple_choice",
             FieldType::Location => "location",
             FieldType::PersonRef => "person_ref",
+            FieldType::Attachment => "attachment",
         }
     }
 
@@ -138,6 +142,12 @@ pub struct FieldDef {
     /// The index (such as "satisfaction" or "safety") that this canvass question feeds.
     #[serde(default)]
     pub index: Option<String>,
+    /// For attachment fields: the media types allowed, from [`crate::attachment::MEDIA_TYPES`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media_types: Vec<String>,
+    /// For attachment fields: the largest attachment, in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
 }
 
 impl FieldDef {
@@ -245,10 +255,40 @@ impl Schema {
         validate::single(self, self.log_field(id), id, value, "log.")
     }
 
+    /// The attachment field an attachment names: a log field when it belongs to a log entry.
+    pub fn attachment_field(&self, field: &str, in_log: bool) -> Option<&FieldDef> {
+        let def = if in_log {
+            self.log_field(field)
+        } else {
+            self.field(field)
+        };
+        def.filter(|d| d.ty == FieldType::Attachment)
+    }
+
     /// Replaces the value of every sensitive field, top-level and in log entries, by
-    /// [`REDACTED`]. Keys that the schema does not declare are redacted too: what is not known to
-    /// be harmless is treated as sensitive.
+    /// [`REDACTED`], and the name and location of attachments of sensitive attachment fields.
+    /// Keys that the schema does not declare are redacted too: what is not known to be harmless
+    /// is treated as sensitive.
     pub fn redact(&self, projection: &mut Value) {
+        if let Some(attachments) = projection
+            .get_mut("attachments")
+            .and_then(Value::as_array_mut)
+        {
+            for a in attachments.iter_mut().filter_map(Value::as_object_mut) {
+                let field = a.get("field").and_then(Value::as_str).unwrap_or_default();
+                let in_log = a.get("entry").is_some_and(|e| !e.is_null());
+                if self
+                    .attachment_field(field, in_log)
+                    .is_none_or(|d| d.sensitive)
+                {
+                    for key in ["name", "location"] {
+                        if a.get(key).is_some_and(|v| !v.is_null()) {
+                            a.insert(key.into(), Value::String(REDACTED.to_owned()));
+                        }
+                    }
+                }
+            }
+        }
         if let Some(fields) = projection.get_mut("fields").and_then(Value::as_object_mut) {
             redact_values(&self.fields, fields, &[]);
         }
@@ -431,6 +471,9 @@ pub enum ProblemCode {
     UnknownSchemaVersion,
     LogNotAllowed,
     InvalidLogEntry,
+    InvalidAttachment,
+    MediaTypeNotAllowed,
+    TooLarge,
 }
 
 impl ProblemCode {
@@ -451,6 +494,9 @@ impl ProblemCode {
             ProblemCode::UnknownSchemaVersion => "unknown_schema_version",
             ProblemCode::LogNotAllowed => "log_not_allowed",
             ProblemCode::InvalidLogEntry => "invalid_log_entry",
+            ProblemCode::InvalidAttachment => "invalid_attachment",
+            ProblemCode::MediaTypeNotAllowed => "media_type_not_allowed",
+            ProblemCode::TooLarge => "too_large",
         }
     }
 }
@@ -542,6 +588,10 @@ pub enum SchemaError {
         field: String,
         why: String,
     },
+    #[error(
+        "{kind} is anonymous but field `{field}` holds attachments, which could identify the respondent"
+    )]
+    AttachmentInAnonymousKind { kind: String, field: String },
     #[error("{kind} version {version} is already loaded")]
     DuplicateKindVersion { kind: String, version: u32 },
 }

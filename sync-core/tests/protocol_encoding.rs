@@ -7,13 +7,13 @@ use std::cell::Cell;
 use std::io::Write as _;
 
 use gridsync_core::protocol::{
-    self, DecodeError, DocId, Hash, Limits, Message, Pull, PullBody, PullDoc, PullResult, Push,
-    PushDoc, PushDocResult, PushOutcome, PushResult,
+    self, DecodeError, Digest, DocId, Hash, Limits, Message, Pull, PullBody, PullDoc, PullResult,
+    Push, PushDoc, PushDocResult, PushOutcome, PushResult,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 // ---------------------------------------------------------------------------------------------
 // Largest single allocation made by the current thread, to prove bombs are refused cheaply.
@@ -110,7 +110,7 @@ fn sample_pull_result() -> PullResult {
         evicted: vec![doc(3)],
         after: 77,
         more: true,
-        digest: [4; 32],
+        digest: [4; 16],
     }
 }
 
@@ -219,7 +219,7 @@ fn pull_result() -> impl Strategy<Value = PullResult> {
         vec(doc_id(), 0..12),
         any::<u64>(),
         any::<bool>(),
-        hash(),
+        any::<[u8; 16]>(),
     )
         .prop_map(|(docs, evicted, after, more, digest)| PullResult {
             docs,
@@ -384,7 +384,7 @@ fn push_wire_layout_matches_the_module_docs() {
             changes: vec![vec![0xAB; 100]],
         }],
     };
-    let mut expected = vec![0x47, 0x53, 0x01, 0x01, 0x00, 0x81, 0x81, 0x82, 0x50];
+    let mut expected = vec![0x47, 0x53, 0x02, 0x01, 0x00, 0x81, 0x81, 0x82, 0x50];
     expected.extend([0x11; 16]);
     expected.extend([0x81, 0x58, 0x64]);
     expected.extend([0xAB; 100]);
@@ -399,7 +399,7 @@ fn every_message_wire_layout_matches_the_module_docs() {
         byte_budget: 65_536,
         resend: vec![doc(1)],
     };
-    let mut expected = vec![0x47, 0x53, 0x01, 0x03, 0x00];
+    let mut expected = vec![0x47, 0x53, 0x02, 0x03, 0x00];
     expected.extend([
         0x84, 0x18, 0x2A, 0x18, 0x32, 0x1A, 0x00, 0x01, 0x00, 0x00, 0x81, 0x50,
     ]);
@@ -427,7 +427,7 @@ fn every_message_wire_layout_matches_the_module_docs() {
             },
         ],
     };
-    let mut expected = vec![0x47, 0x53, 0x01, 0x02, 0x00, 0x81, 0x83];
+    let mut expected = vec![0x47, 0x53, 0x02, 0x02, 0x00, 0x81, 0x83];
     expected.extend([0x82, 0x50]);
     expected.extend([1; 16]);
     expected.extend([0x82, 0x00, 0x81, 0x58, 0x20]);
@@ -449,13 +449,13 @@ fn every_message_wire_layout_matches_the_module_docs() {
         evicted: vec![],
         after: 5,
         more: false,
-        digest: [3; 32],
+        digest: [3; 16],
     };
-    let mut expected = vec![0x47, 0x53, 0x01, 0x04, 0x00, 0x85, 0x81, 0x83, 0x50];
+    let mut expected = vec![0x47, 0x53, 0x02, 0x04, 0x00, 0x85, 0x81, 0x83, 0x50];
     expected.extend([1; 16]);
     expected.extend([0x80, 0x82, 0x01, 0x42, 0xCD, 0xCD]);
-    expected.extend([0x80, 0x05, 0xF4, 0x58, 0x20]);
-    expected.extend([3; 32]);
+    expected.extend([0x80, 0x05, 0xF4, 0x50]);
+    expected.extend([3; 16]);
     assert_eq!(protocol::encode(&result), expected);
 }
 
@@ -499,11 +499,13 @@ fn bad_magic_is_rejected() {
 #[test]
 fn unsupported_version_is_rejected() {
     let mut f = protocol::encode(&push_of(1));
-    f[2] = 2;
-    assert_eq!(
-        protocol::decode::<Push>(&f),
-        Err(DecodeError::UnsupportedVersion(2))
-    );
+    for version in [1, 3] {
+        f[2] = version;
+        assert_eq!(
+            protocol::decode::<Push>(&f),
+            Err(DecodeError::UnsupportedVersion(version))
+        );
+    }
 }
 
 #[test]
@@ -822,7 +824,7 @@ fn every_limit_is_enforced_on_decode_and_by_check_limits() {
         evicted,
         after: 0,
         more: false,
-        digest: [0; 32],
+        digest: [0; 16],
     };
     let one = vec![[1; 32]];
     let fine = PullBody::Snapshot(vec![0; 4]);
@@ -1012,7 +1014,7 @@ proptest! {
 
 #[test]
 fn empty_scope_digests_to_zeros() {
-    assert_eq!(protocol::scope_digest([]), [0; 32]);
+    assert_eq!(protocol::scope_digest([]), [0; 16]);
 }
 
 #[test]
@@ -1024,8 +1026,9 @@ fn doc_digest_is_sha256_of_id_then_sorted_heads() {
     let expected: Hash = hasher.finalize().into();
     assert_eq!(protocol::doc_digest(doc(9), &[[2; 32], [1; 32]]), expected);
     assert_eq!(
-        protocol::scope_digest([(doc(9), &[[1; 32], [2; 32]][..])]),
-        expected
+        protocol::scope_digest([(doc(9), &[[1; 32], [2; 32]][..])])[..],
+        expected[..16],
+        "a scope digest keeps the first 16 bytes"
     );
 }
 
@@ -1055,7 +1058,8 @@ fn scope_digest_changes_when_a_head_changes() {
     );
 }
 
-fn xor(a: Hash, b: Hash) -> Hash {
+/// XOR of two digests, or of a digest and the first 16 bytes of a document's digest.
+fn xor(a: Digest, b: &[u8]) -> Digest {
     std::array::from_fn(|i| a[i] ^ b[i])
 }
 
@@ -1069,7 +1073,7 @@ proptest! {
             protocol::scope_digest(docs.iter().map(|(doc, heads)| (*doc, heads.as_slice())))
         };
         let union: Vec<_> = a.iter().chain(&b).cloned().collect();
-        prop_assert_eq!(digest(&union), xor(digest(&a), digest(&b)));
+        prop_assert_eq!(digest(&union), xor(digest(&a), &digest(&b)));
     }
 
     #[test]
@@ -1084,8 +1088,8 @@ proptest! {
         let mut after = docs.clone();
         after[0].1 = new_heads.clone();
         let incremental = xor(
-            xor(digest(&docs), protocol::doc_digest(moved, &old_heads)),
-            protocol::doc_digest(moved, &new_heads),
+            xor(digest(&docs), &protocol::doc_digest(moved, &old_heads)),
+            &protocol::doc_digest(moved, &new_heads),
         );
         prop_assert_eq!(digest(&after), incremental);
     }

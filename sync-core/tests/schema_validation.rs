@@ -801,7 +801,7 @@ fn drug_control_case_without_assigned_worker_is_rejected_with_required() {
 }
 
 #[test]
-fn drug_control_sensitive_fields_are_subject_data_and_visit_notes() {
+fn drug_control_sensitive_fields_are_subject_data_and_visit_notes_and_records() {
     let s = schema("drug_control_case");
     let ids: Vec<&str> = s.sensitive_fields().map(|f| f.id.as_str()).collect();
     assert_eq!(
@@ -810,7 +810,8 @@ fn drug_control_sensitive_fields_are_subject_data_and_visit_notes() {
             "subject_name",
             "subject_id_number",
             "subject_address",
-            "notes"
+            "notes",
+            "visit_record"
         ]
     );
 }

@@ -1,5 +1,6 @@
 //! Wire size of the typical case: one field edited on one report, as a push and as the pull that
-//! delivers it to another device. Prints the figures the issue note reports and bounds them.
+//! delivers it to another device. Prints the figures the issue note reports and bounds them by the
+//! performance target (BENCHMARKS.md, W3).
 
 mod support;
 
@@ -43,9 +44,12 @@ fn one_changed_field_costs_a_small_push_and_a_small_pull() {
         "one field: change {change_bytes} B, push {push_bytes} B, ack {ack_bytes} B, \
          pull request {pull_bytes} B, pull answer {answer_bytes} B"
     );
-    assert!(push_bytes <= change_bytes + 40, "push overhead");
+    // The performance target: 1.2 times the change plus 40 bytes for the document, each way.
+    let target = 1.2 * change_bytes as f64 + 40.0;
+    assert!(push_bytes as f64 <= target, "push overhead");
     assert!(
-        answer_bytes <= change_bytes + 120,
-        "pull overhead (doc id, heads, cursor, digest)"
+        answer_bytes as f64 <= target,
+        "pull overhead (doc id, cursor, digest; the heads are the change's)"
     );
+    assert!(ack_bytes <= 40, "an ack of what was pushed lists no heads");
 }

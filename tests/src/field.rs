@@ -95,6 +95,8 @@ pub async fn fresh_postgres_database(prefix: &str) -> String {
 
 /// A TCP relay on 127.0.0.1 in front of a server: counts the bytes each way (headers included:
 /// what a phone's radio carries, less TLS) and can refuse connections, like a phone offline.
+/// Clones share the relay, so another thread can cut it.
+#[derive(Clone)]
 pub struct Relay {
     /// `http://127.0.0.1:PORT` of the relay.
     pub base: String,

@@ -29,6 +29,21 @@ pub fn server_binary() -> PathBuf {
     bin
 }
 
+/// Runs `gridsync ARGS` to its end with the variables `env` set (and no GRIDSYNC_* variables
+/// from the test's own environment), logs off so that stderr holds only what the command
+/// says on failure.
+pub fn gridsync(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut command = std::process::Command::new(server_binary());
+    command.args(args).env("RUST_LOG", "off");
+    for (name, _) in std::env::vars() {
+        if name.starts_with("GRIDSYNC_") {
+            command.env_remove(name);
+        }
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("run gridsync")
+}
+
 /// A running `gridsync serve` on a free port, stopped with SIGTERM by [`Server::stop`] (and
 /// killed if dropped without it).
 pub struct Server {
@@ -43,12 +58,18 @@ impl Server {
     /// Starts the binary on `db` with the first admin's password set, and waits until it
     /// answers `/healthz`.
     pub async fn start(db: &str, admin_password: &str) -> Server {
+        Server::start_with(db, admin_password, &[]).await
+    }
+
+    /// [`Server::start`] with more flags for `serve`.
+    pub async fn start_with(db: &str, admin_password: &str, flags: &[&str]) -> Server {
         use std::process::Stdio;
         use std::time::Duration;
         use tokio::io::{AsyncBufReadExt, BufReader};
 
         let mut child = tokio::process::Command::new(server_binary())
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(flags)
             .env("GRIDSYNC_DB", db)
             .env("GRIDSYNC_ADMIN_PASSWORD", admin_password)
             .env("RUST_LOG", "warn")
@@ -69,7 +90,8 @@ impl Server {
             }
         });
         let mut said = Vec::new();
-        let base = tokio::time::timeout(Duration::from_secs(30), async {
+        // `serve --demo` fills the database first: a minute or two in a debug build.
+        let base = tokio::time::timeout(Duration::from_secs(300), async {
             while let Some(line) = lines.recv().await {
                 said.push(line.clone());
                 if let Some(addr) = line.strip_prefix("gridsync is serving on ") {
@@ -79,7 +101,7 @@ impl Server {
             panic!("gridsync exited before serving; it said {said:?}");
         })
         .await
-        .expect("gridsync serves within 30 s");
+        .expect("gridsync serves within 300 s");
 
         let http = reqwest::Client::new();
         for _ in 0..50 {

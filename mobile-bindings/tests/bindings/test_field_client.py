@@ -11,12 +11,98 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.request
 from pathlib import Path
 
 import gridsync_mobile as gm
 from harness import GRID, PASSWORD, Server, log, phone, projection, text, texts
 
 HERE = Path(__file__).resolve().parent
+
+
+
+class PhotoOnADisputeCheck(unittest.TestCase):
+    """A phone attaches a photo offline and syncs; an office user sees its thumbnail through the
+    API; a second phone syncs without downloading the photo, and fetches it when asked."""
+
+    def setUp(self):
+        self.server = Server()
+        self.dir = Path(tempfile.mkdtemp(prefix="gridsync-photo-"))
+
+    def tearDown(self):
+        self.server.close()
+
+    def test_a_photo_attached_offline_reaches_the_office_and_the_other_phone_only_on_demand(self):
+        base = self.server.base
+        wang = phone(self.dir / "wang", base)
+        li = phone(self.dir / "li", base)
+        wang.login("wang", PASSWORD, "wang's phone")
+        li.login("li", PASSWORD, "li's phone")
+        photo_path = HERE / "site_photo.jpg"
+        photo = photo_path.read_bytes()
+
+        self.server.stop()
+        rid = wang.create_report("dispute_check", GRID)
+        wang.set_fields(
+            rid,
+            texts(
+                category="land_property",
+                parties="张三, 李四",
+                description="围墙越界",
+                found_on="2026-11-02",
+                risk_level="medium",
+                status="reported",
+            ),
+        )
+        new = gm.NewAttachment(
+            field="site_photos",
+            entry=None,
+            name=None,
+            media_type="image/jpeg",
+            taken_at="2026-11-02T09:30:00+08:00",
+            location=gm.GeoPoint(lat=30.27, lon=120.15, accuracy_m=6.0),
+        )
+        sha = wang.attach_file(rid, new, str(photo_path))
+        [mine] = wang.attachments(rid)
+        self.assertEqual((mine.name, mine.size, mine.pending_upload), ("site_photo.jpg", len(photo), True))
+        with self.assertRaises(gm.ClientError.Validation):
+            wang.attach_bytes(rid, gm.NewAttachment(
+                field="site_photos", entry=None, name="a.pdf", media_type="application/pdf",
+                taken_at=None, location=None), b"%PDF-1.4")
+        with self.assertRaises(gm.ClientError.Network):
+            wang.sync()
+
+        self.server.start()
+        summary = wang.sync()
+        self.assertEqual((summary.uploaded_attachments, summary.pending_uploads), (1, 0))
+        self.assertFalse(wang.attachments(rid)[0].pending_upload)
+
+        # The office sees the photo listed with its thumbnail.
+        token = self.server.admin_token()
+        report = self.server.get_json(f"/api/v1/reports/{rid}", token)
+        [listed] = report["attachments"]
+        self.assertEqual(
+            (listed["sha256"], listed["field"], listed["attached_by"], listed["uploaded"]),
+            (sha, "site_photos", "user-wang", True),
+        )
+        req = urllib.request.Request(
+            f"{base}{listed['thumbnail']}", headers={"authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            self.assertEqual(r.headers["content-type"], "image/jpeg")
+            thumbnail = r.read()
+        self.assertTrue(thumbnail.startswith(b"\xff\xd8"), "a JPEG")
+        self.assertLess(len(thumbnail), len(photo))
+
+        # The second phone learns of the photo but does not download it until asked.
+        pulled = li.sync()
+        self.assertLess(pulled.bytes_received, len(photo) // 4)
+        [theirs] = li.attachments(rid)
+        self.assertEqual((theirs.sha256, theirs.local), (sha, False))
+        self.assertEqual(li.fetch_attachment(rid, sha), photo)
+        self.assertTrue(li.attachments(rid)[0].local)
+        self.server.stop()
+        self.assertEqual(li.fetch_attachment(rid, sha), photo)
 
 
 class TwoPhonesOffline(unittest.TestCase):

@@ -1,9 +1,13 @@
 //! Attachments of reports under `/api/v1/reports/{id}/attachments/{sha256}`: resumable chunked
-//! upload, upload status, and ranged download. The bytes are content-addressed blobs in the
-//! database (deduplicated by sha256); a blob is downloadable through a report only once linked
-//! to it, and only by callers who see that report.
+//! upload, upload status, ranged download and thumbnails. The bytes are content-addressed blobs
+//! in the database (deduplicated by sha256); a blob is downloadable through a report only once
+//! linked to it, and only by callers who see that report.
 //!
 //! # Upload protocol
+//!
+//! The report's document must name the attachment first (the phone pushes the report's
+//! changes, then uploads): bytes no document names are 409 `not_attached`, and a media type or
+//! size other than the document's is 422 `attachment_mismatch`.
 //!
 //! `PUT /api/v1/reports/{id}/attachments/{sha256}` sends one chunk:
 //! - `Content-Type`: the attachment's media type (one of [`ATTACHMENT_MEDIA_TYPES`]; else 415
@@ -33,12 +37,18 @@
 //! documents are personal data); downloads of restricted reports (drug-control cases) are
 //! audited as `read_attachment`. A report the caller cannot see, and a hash not linked to the
 //! report, answer the same 404 whether or not the blob is stored elsewhere.
+//!
+//! `GET …/{sha256}/thumbnail` answers a JPEG at most 320 px on its longer side, made when the
+//! upload of a photo completed, under the same rules.
+
+use std::collections::HashSet;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gridsync_core::DocId;
+use gridsync_core::attachment::Attachment as CoreAttachment;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -51,13 +61,106 @@ use super::{ApiError, AppState, Json, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::config::{ATTACHMENT_MEDIA_TYPES, MAX_ATTACHMENT_BYTES};
-use crate::store::{Attachment, AuditEntry, UploadChunk, UploadOutcome};
+use crate::store::{Attachment, AuditEntry, DocumentRow, UploadChunk, UploadOutcome};
+use crate::thumbnail;
 
 /// The total size of an upload (tus names it so).
 pub const UPLOAD_LENGTH: &str = "upload-length";
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(put_attachment, head_attachment, get_attachment))
+    OpenApiRouter::new()
+        .routes(routes!(put_attachment, head_attachment, get_attachment))
+        .routes(routes!(get_thumbnail))
+}
+
+/// An attachment as a report lists it: the document's metadata, whether the server holds the
+/// bytes, and where its thumbnail is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentListing {
+    /// sha256 of the bytes, lowercase hex.
+    pub sha256: String,
+    pub media_type: String,
+    pub size: u64,
+    /// `***` for sensitive attachment fields and roles without clearance.
+    pub name: String,
+    /// The attachment field it belongs to.
+    pub field: String,
+    /// The log entry it belongs to, for attachments of log fields.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
+    pub taken_at: String,
+    pub attached_by: String,
+    /// Whether the server holds the bytes (the phone may not have uploaded them yet).
+    pub uploaded: bool,
+    /// The thumbnail's path, for uploaded photos that the caller may see.
+    pub thumbnail: Option<String>,
+}
+
+/// The attachments a report's (redacted) projection names, for the report's JSON.
+pub(crate) async fn listing(
+    state: &AppState,
+    caller: &Caller,
+    row: &DocumentRow,
+    projection: &serde_json::Value,
+) -> Result<Vec<AttachmentListing>, ApiError> {
+    let named: Vec<CoreAttachment> = projection
+        .get("attachments")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|a| serde_json::from_value(a.clone()).ok())
+        .collect();
+    if named.is_empty() {
+        return Ok(Vec::new());
+    }
+    let uploaded: HashSet<String> = state
+        .store
+        .attachments_of(&row.id)
+        .await?
+        .into_iter()
+        .map(|a| a.hash)
+        .collect();
+    let thumbnails: HashSet<String> = if caller.role().has_clearance() {
+        state
+            .store
+            .thumbnails_of(&row.id)
+            .await?
+            .into_iter()
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    Ok(named
+        .into_iter()
+        .map(|a| AttachmentListing {
+            uploaded: uploaded.contains(&a.sha256),
+            thumbnail: thumbnails.contains(&a.sha256).then(|| {
+                format!(
+                    "/api/v1/reports/{}/attachments/{}/thumbnail",
+                    row.id, a.sha256
+                )
+            }),
+            sha256: a.sha256,
+            media_type: a.media_type,
+            size: a.size,
+            name: a.name,
+            field: a.field,
+            entry: a.entry,
+            taken_at: a.taken_at,
+            attached_by: a.attached_by,
+        })
+        .collect())
+}
+
+/// The attachment `hash` as the report's document names it.
+fn named_in(report: &DocumentRow, hash: &str) -> Option<CoreAttachment> {
+    report
+        .projection
+        .get("attachments")?
+        .as_array()?
+        .iter()
+        .find(|a| a.get("sha256").and_then(serde_json::Value::as_str) == Some(hash))
+        .and_then(|a| serde_json::from_value(a.clone()).ok())
 }
 
 /// An attachment of a report.
@@ -129,6 +232,14 @@ async fn put_attachment(
     if total > MAX_ATTACHMENT_BYTES {
         return Err(ApiError::PayloadTooLarge(MAX_ATTACHMENT_BYTES as usize));
     }
+    let named = named_in(&report, &hash).ok_or(ApiError::NotAttached)?;
+    if named.media_type != media_type || i64::try_from(named.size) != Ok(total) {
+        return Err(ApiError::AttachmentMismatch(format!(
+            "the report names this attachment as {} bytes of {}; the upload says {total} bytes \
+             of {media_type}",
+            named.size, named.media_type
+        )));
+    }
     let now = clock::now();
     let link = Attachment {
         doc_id: report.id,
@@ -176,7 +287,13 @@ async fn put_attachment(
             .into_response()),
         UploadOutcome::WrongOffset { received } => Err(ApiError::WrongOffset { offset: received }),
         UploadOutcome::HashMismatch => Err(ApiError::HashMismatch),
-        UploadOutcome::Complete { attachment, .. } => {
+        UploadOutcome::Complete {
+            attachment,
+            new_blob,
+        } => {
+            if new_blob {
+                store_thumbnail(&state, &attachment).await?;
+            }
             Ok((StatusCode::CREATED, Json(view(attachment))).into_response())
         }
     }
@@ -291,12 +408,107 @@ async fn get_attachment(
     Ok(response)
 }
 
+/// Makes and stores the thumbnail of a photo whose upload just completed. A photo that does not
+/// decode keeps its place on the report without one: the upload itself is fine.
+async fn store_thumbnail(state: &AppState, attachment: &Attachment) -> Result<(), ApiError> {
+    let Some(format) = thumbnail::photo_format(&attachment.media_type) else {
+        return Ok(());
+    };
+    let bytes = state
+        .store
+        .read_blob(&attachment.hash, 0, attachment.size)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("attachment {} has no blob", attachment.hash)))?;
+    let made = tokio::task::spawn_blocking(move || thumbnail::make(&bytes, format))
+        .await
+        .map_err(|e| ApiError::Internal(format!("thumbnail task: {e}")))?;
+    match made {
+        Ok(jpeg) => {
+            state
+                .store
+                .put_thumbnail(&attachment.hash, &jpeg, clock::now())
+                .await?
+        }
+        Err(e) => tracing::warn!(hash = %attachment.hash, error = %e, "no thumbnail"),
+    }
+    Ok(())
+}
+
+/// The thumbnail of a photo attachment: a JPEG at most 320 px on its longer side.
+#[utoipa::path(get, path = "/api/v1/reports/{id}/attachments/{sha256}/thumbnail",
+    tag = "attachments", security(("bearer" = [])),
+    params(
+        ("id" = String, Path, description = "report id"),
+        ("sha256" = String, Path, description = "sha256 of the attachment, hex"),
+    ),
+    responses(
+        (status = 200, description = "image/jpeg"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json",
+            description = "the role has no clearance for personal data"),
+        (status = 404, body = Problem, content_type = "application/problem+json",
+            description = "no such uploaded photo on this report, or it has no thumbnail"),
+    ))]
+async fn get_thumbnail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, hash)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let report = visible_report(&state, &caller, &id).await?;
+    if !caller.role().has_clearance() {
+        return Err(ApiError::Forbidden(format!(
+            "the role {} may not see attachments: they hold personal data",
+            caller.role()
+        )));
+    }
+    let hash = parse_hash(&hash).ok_or_else(not_found)?;
+    let jpeg = state
+        .store
+        .thumbnail(&report.id, &hash)
+        .await?
+        .ok_or_else(not_found)?;
+    if report.restricted {
+        audit_read(
+            &state,
+            &caller,
+            report.id,
+            json!({"sha256": hash, "thumbnail": true}),
+        )
+        .await?;
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg"),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        jpeg,
+    )
+        .into_response())
+}
+
 async fn audit_download(
     state: &AppState,
     caller: &Caller,
     doc_id: DocId,
     hash: &str,
     range: Option<(i64, i64)>,
+) -> Result<(), ApiError> {
+    let detail = json!({
+        "sha256": hash,
+        "range": range.map(|(s, e)| format!("{s}-{}", e - 1)),
+    });
+    audit_read(state, caller, doc_id, detail).await
+}
+
+async fn audit_read(
+    state: &AppState,
+    caller: &Caller,
+    doc_id: DocId,
+    detail: serde_json::Value,
 ) -> Result<(), ApiError> {
     state
         .store
@@ -306,10 +518,7 @@ async fn audit_download(
             device_id: Some(caller.device_id().to_owned()),
             action: "read_attachment".into(),
             doc_id: Some(doc_id),
-            detail: json!({
-                "sha256": hash,
-                "range": range.map(|(s, e)| format!("{s}-{}", e - 1)),
-            }),
+            detail,
         })
         .await?;
     Ok(())

@@ -71,6 +71,12 @@ pub enum ApiError {
     /// A complete upload whose bytes do not hash to the hash it was declared under.
     #[error("the uploaded bytes do not have the sha256 named in the path; the upload is discarded")]
     HashMismatch,
+    /// An upload of bytes the report's document does not name: push the report's changes first.
+    #[error("the report names no attachment with this sha256; push the report's changes first")]
+    NotAttached,
+    /// An upload whose media type or size differs from what the report's document says.
+    #[error("{0}")]
+    AttachmentMismatch(String),
     /// A chunk that does not start where the server's copy of the upload ends.
     #[error("the upload continues at byte {offset}")]
     WrongOffset { offset: i64 },
@@ -98,7 +104,8 @@ impl ApiError {
             BadFrame(_) => StatusCode::BAD_REQUEST,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             MediaTypeNotAllowed(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            HashMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            HashMismatch | AttachmentMismatch(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            NotAttached => StatusCode::CONFLICT,
             WrongOffset { .. } => StatusCode::CONFLICT,
             RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -132,6 +139,8 @@ impl ApiError {
             PayloadTooLarge(_) => "payload_too_large",
             MediaTypeNotAllowed(_) => "unsupported_media_type",
             HashMismatch => "hash_mismatch",
+            NotAttached => "not_attached",
+            AttachmentMismatch(_) => "attachment_mismatch",
             WrongOffset { .. } => "wrong_offset",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
             Internal(_) => "internal",

@@ -95,6 +95,8 @@ pub struct ReportDetail {
     #[schema(value_type = Vec<Object>)]
     pub problems: Vec<SchemaProblem>,
     pub conflicts: Vec<ConflictView>,
+    /// Photos, recordings and documents the report names, whether or not uploaded yet.
+    pub attachments: Vec<super::attachments::AttachmentListing>,
 }
 
 /// One change of a report's history.
@@ -116,6 +118,9 @@ pub struct HistoryEntry {
     /// Log entries it added, edited or removed: `{entry, action, fields}`.
     #[schema(value_type = Vec<Object>)]
     pub log: Vec<LogTouch>,
+    /// Attachments it added, changed or removed, by sha256.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -356,6 +361,7 @@ async fn report_history(
                 created: s.created,
                 fields: s.fields,
                 log: s.log,
+                attachments: s.attachments,
             }
         })
         .collect();
@@ -661,7 +667,9 @@ pub(crate) async fn detail(
         .filter(|c| c.resolved_at.is_none())
         .map(|c| conflict_view(c, &row.kind, &row.grid_id, schema, cleared))
         .collect();
+    let attachments = super::attachments::listing(state, caller, &row, &projection).await?;
     Ok(ReportDetail {
+        attachments,
         report: summary(&row, &projection),
         log: projection.get("log").cloned().unwrap_or(json!([])),
         heads: row.heads.iter().map(ChangeHash::to_string).collect(),

@@ -17,7 +17,7 @@ use super::{ApiError, AppState, Json, Problem};
 use crate::auth::{Caller, password};
 use crate::clock;
 use crate::scope::Role;
-use crate::store::{AuditEntry, Level, User, UserPatch, UserQuery};
+use crate::store::{AuditEntry, Level, Store, User, UserPatch, UserQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -108,9 +108,12 @@ pub fn levels_for(role: Role) -> &'static [Level] {
 }
 
 /// Checks that `role` fits the org unit `unit_id`, which must exist.
-async fn check_placement(state: &AppState, role: Role, unit_id: &str) -> Result<(), ApiError> {
-    let unit = state
-        .store
+pub(crate) async fn check_placement(
+    store: &dyn Store,
+    role: Role,
+    unit_id: &str,
+) -> Result<(), ApiError> {
+    let unit = store
         .org_unit(unit_id)
         .await?
         .ok_or_else(|| ApiError::BadRequest(format!("org unit {unit_id} does not exist")))?;
@@ -126,7 +129,7 @@ async fn check_placement(state: &AppState, role: Role, unit_id: &str) -> Result<
     Ok(())
 }
 
-fn check_password(password: &str) -> Result<(), ApiError> {
+pub(crate) fn check_password(password: &str) -> Result<(), ApiError> {
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(ApiError::BadRequest(format!(
             "password must be at least {MIN_PASSWORD_CHARS} characters"
@@ -141,7 +144,7 @@ fn check_password(password: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_username(username: &str) -> Result<(), ApiError> {
+pub(crate) fn check_username(username: &str) -> Result<(), ApiError> {
     if username.is_empty()
         || username.chars().count() > MAX_USERNAME_CHARS
         || username.chars().any(char::is_whitespace)
@@ -215,7 +218,7 @@ async fn create_user(
     check_username(&req.username)?;
     check_name("display_name", &req.display_name, MAX_DISPLAY_NAME_CHARS)?;
     check_password(&req.password)?;
-    check_placement(&state, req.role, &req.org_unit_id).await?;
+    check_placement(state.store.as_ref(), req.role, &req.org_unit_id).await?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
         username: req.username,
@@ -304,7 +307,7 @@ async fn update_user(
     let role = req.role.unwrap_or(user.role);
     let unit = req.org_unit_id.as_deref().unwrap_or(&user.org_unit_id);
     if req.role.is_some() || req.org_unit_id.is_some() {
-        check_placement(&state, role, unit).await?;
+        check_placement(state.store.as_ref(), role, unit).await?;
     }
     let password_hash = match req.password {
         Some(pw) => Some(password::hash(pw).await?),

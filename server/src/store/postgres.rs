@@ -19,15 +19,15 @@ use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, Attachment, AttachmentRow, AuditEntry, AuditQuery,
     AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage, CONFLICT_ITEM_COLUMNS, ChangeLogRow,
     ChangeRow, ConflictItem, ConflictItemRecord, ConflictQuery, ConflictRecord, ConflictRow,
-    DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit,
-    OrphansCollected, Page, PageRow, PieceHasher, PulledRow, RefreshToken, ReportQuery, Result,
-    SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
+    DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocChangeRow, DocRecord, DocumentRow, OrgRow,
+    OrgUnit, OrphansCollected, Page, PageRow, PieceHasher, PulledRow, RefreshToken, ReportQuery,
+    Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
     UploadState, User, UserPatch, UserQuery, UserRow, UserUpdated, Writer, attachment_from,
     audit_filter, audit_from, audit_record_from, change_row_from, conflict_from,
-    conflict_item_from, conflict_list_where, cut_range, device_from, heads_to_bytes,
-    json_contains_pattern, org_from, org_insert_result, page_doc_from, parse_doc_id, pieces,
-    pulled_change_from, report_list_where, scope_filter, user_from, user_update_result,
-    users_under,
+    conflict_item_from, conflict_list_where, cut_range, device_from, doc_change_from,
+    heads_to_bytes, json_contains_pattern, org_from, org_insert_result, page_doc_from,
+    parse_doc_id, pieces, pulled_change_from, report_list_where, scope_filter, user_from,
+    user_update_result, users_under,
 };
 use crate::scope::{Restricted, Scope};
 use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
@@ -48,6 +48,9 @@ pub struct PgStore {
 
 impl PgStore {
     pub async fn connect(url: &str) -> Result<Self> {
+        // One plain connection first: the pool retries a refused or failed connection until its
+        // acquire timeout, and then reports only the timeout, not why.
+        sqlx::Connection::close(<PgConnection as sqlx::Connection>::connect(url).await?).await?;
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -352,7 +355,7 @@ impl PullReads for PgConnection {
     ) -> Result<Vec<(DocId, PulledChange)>> {
         let (prefix, open, all, assigned) = scope_binds(scope);
         let rows: Vec<PulledRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
+            "SELECT c.doc_id, c.seq, c.device_id, c.hash, c.bytes FROM changes c \
              JOIN documents d ON d.id = c.doc_id \
              WHERE d.seq > $1 AND d.seq <= $6 AND {f} \
              AND c.seq > COALESCE($7, d.snapshot_seq) ORDER BY c.seq",
@@ -434,21 +437,14 @@ impl PullReads for PgConnection {
 }
 
 async fn changes_after(conn: &mut PgConnection, id: &DocId, seq: i64) -> Result<Vec<PulledChange>> {
-    let rows: Vec<(i64, Option<String>, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, device_id, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq",
+    let rows: Vec<DocChangeRow> = sqlx::query_as(
+        "SELECT seq, device_id, hash, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq",
     )
     .bind(id.to_string())
     .bind(seq)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, device_id, bytes)| PulledChange {
-            seq,
-            device_id,
-            bytes,
-        })
-        .collect())
+    Ok(rows.into_iter().map(doc_change_from).collect())
 }
 
 #[async_trait]
@@ -458,6 +454,30 @@ impl Store for PgStore {
             .run(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn check_migrations(&self) -> Result<()> {
+        let tracked: bool =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                .fetch_one(&self.pool)
+                .await?;
+        let applied: Vec<i64> = if tracked {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await?
+        } else {
+            Vec::new()
+        };
+        super::migration_gap(&sqlx::migrate!("../migrations/postgres"), &applied)
+    }
+
+    async fn backup(&self, _to: &std::path::Path) -> Result<()> {
+        Err(StoreError::Unsupported(
+            "gridsync backup copies SQLite databases only; back up Postgres with its own tools: \
+             pg_dump --format=custom --file=FILE 'URL' (and restore with pg_restore --clean \
+             --dbname='URL' FILE)"
+                .into(),
+        ))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -1427,14 +1447,26 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let orphan = "SELECT hash FROM blobs b WHERE b.created_at < $1 \
-                      AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = b.hash)";
-        sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM blob_chunks WHERE hash IN ({orphan})"
-        )))
+        // A link outlives its attachment when the report detaches it; the document decides.
+        let links = sqlx::query(
+            "DELETE FROM attachments WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM documents d WHERE d.id = attachments.doc_id AND \
+             d.projection -> 'attachments' @> jsonb_build_array(jsonb_build_object('sha256', attachments.hash)))",
+        )
         .bind(before)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        let orphan = "SELECT hash FROM blobs b WHERE b.created_at < $1 \
+                      AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = b.hash)";
+        for table in ["blob_chunks", "thumbnails"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE hash IN ({orphan})"
+            )))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        }
         let blobs = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM blobs WHERE hash IN ({orphan})"
         )))
@@ -1443,7 +1475,47 @@ impl Store for PgStore {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(OrphansCollected { uploads, blobs })
+        Ok(OrphansCollected {
+            uploads,
+            links,
+            blobs,
+        })
+    }
+
+    async fn put_thumbnail(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO thumbnails (hash, bytes, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (hash) DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+        )
+        .bind(hash)
+        .bind(bytes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn thumbnail(&self, doc_id: &DocId, hash: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT t.bytes FROM thumbnails t JOIN attachments a ON a.hash = t.hash \
+             WHERE a.doc_id = $1 AND a.hash = $2",
+        )
+        .bind(doc_id.to_string())
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn thumbnails_of(&self, doc_id: &DocId) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT t.hash FROM thumbnails t JOIN attachments a ON a.hash = t.hash \
+             WHERE a.doc_id = $1 ORDER BY t.hash",
+        )
+        .bind(doc_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     async fn blob_usage(&self) -> Result<BlobUsage> {

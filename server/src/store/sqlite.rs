@@ -2,6 +2,7 @@
 //! and one connection avoids lock-upgrade deadlocks) beside a pool of readers.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -20,15 +21,15 @@ use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, Attachment, AttachmentRow, AuditEntry, AuditQuery,
     AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage, CONFLICT_ITEM_COLUMNS, ChangeLogRow,
     ChangeRow, ConflictItem, ConflictItemRecord, ConflictQuery, ConflictRecord, ConflictRow,
-    DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocRecord, DocumentRow, OrgRow, OrgUnit,
-    OrphansCollected, Page, PageRow, PieceHasher, PulledRow, RefreshToken, ReportQuery, Result,
-    SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
+    DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocChangeRow, DocRecord, DocumentRow, OrgRow,
+    OrgUnit, OrphansCollected, Page, PageRow, PieceHasher, PulledRow, RefreshToken, ReportQuery,
+    Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
     UploadState, User, UserPatch, UserQuery, UserRow, UserUpdated, Writer, attachment_from,
     audit_filter, audit_from, audit_record_from, change_row_from, conflict_from,
-    conflict_item_from, conflict_list_where, cut_range, device_from, heads_to_bytes,
-    json_contains_pattern, org_from, org_insert_result, page_doc_from, parse_doc_id, pieces,
-    pulled_change_from, report_list_where, scope_filter, user_from, user_update_result,
-    users_under,
+    conflict_item_from, conflict_list_where, cut_range, device_from, doc_change_from,
+    heads_to_bytes, json_contains_pattern, org_from, org_insert_result, page_doc_from,
+    parse_doc_id, pieces, pulled_change_from, report_list_where, scope_filter, user_from,
+    user_update_result, users_under,
 };
 use crate::scope::{Restricted, Scope};
 use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
@@ -64,6 +65,36 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore { write, read })
+    }
+
+    /// Checks that the file at `path` is a sound SQLite database with no migration unknown to
+    /// this binary (fewer is fine: serving it migrates it), without writing to it.
+    pub async fn check_copy(path: &Path) -> Result<()> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        let verdict: String = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_one(&pool)
+            .await?;
+        if verdict != "ok" {
+            return Err(StoreError::Corrupt(format!(
+                "{}: {verdict}",
+                path.display()
+            )));
+        }
+        let copy = SqliteStore {
+            write: pool.clone(),
+            read: pool,
+        };
+        match copy.check_migrations().await {
+            Ok(()) | Err(StoreError::NotMigrated { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -347,7 +378,7 @@ impl PullReads for SqliteConnection {
     ) -> Result<Vec<(DocId, PulledChange)>> {
         let (prefix, open, all, assigned) = scope_binds(scope);
         let rows: Vec<PulledRow> = sqlx::query_as(AssertSqlSafe(format!(
-            "SELECT c.doc_id, c.seq, c.device_id, c.bytes FROM changes c \
+            "SELECT c.doc_id, c.seq, c.device_id, c.hash, c.bytes FROM changes c \
              JOIN documents d ON d.id = c.doc_id \
              WHERE d.seq > ?1 AND d.seq <= ?6 AND {f} \
              AND c.seq > COALESCE(?7, d.snapshot_seq) ORDER BY c.seq",
@@ -434,21 +465,14 @@ async fn changes_after(
     id: &DocId,
     seq: i64,
 ) -> Result<Vec<PulledChange>> {
-    let rows: Vec<(i64, Option<String>, Vec<u8>)> = sqlx::query_as(
-        "SELECT seq, device_id, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
+    let rows: Vec<DocChangeRow> = sqlx::query_as(
+        "SELECT seq, device_id, hash, bytes FROM changes WHERE doc_id = ?1 AND seq > ?2 ORDER BY seq",
     )
     .bind(id.to_string())
     .bind(seq)
     .fetch_all(conn)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(seq, device_id, bytes)| PulledChange {
-            seq,
-            device_id,
-            bytes,
-        })
-        .collect())
+    Ok(rows.into_iter().map(doc_change_from).collect())
 }
 
 #[async_trait]
@@ -456,6 +480,34 @@ impl Store for SqliteStore {
     async fn migrate(&self) -> Result<()> {
         sqlx::migrate!("../migrations/sqlite")
             .run(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn check_migrations(&self) -> Result<()> {
+        let tracked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')",
+        )
+        .fetch_one(&self.read)
+        .await?;
+        let applied: Vec<i64> = if tracked {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.read)
+                .await?
+        } else {
+            Vec::new()
+        };
+        super::migration_gap(&sqlx::migrate!("../migrations/sqlite"), &applied)
+    }
+
+    async fn backup(&self, to: &Path) -> Result<()> {
+        let to = to
+            .to_str()
+            .ok_or_else(|| StoreError::Unsupported(format!("{} is not UTF-8", to.display())))?;
+        // VACUUM INTO reads one snapshot, so the copy is consistent while the server writes.
+        sqlx::query("VACUUM INTO ?1")
+            .bind(to)
+            .execute(&self.read)
             .await?;
         Ok(())
     }
@@ -1402,14 +1454,27 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let orphan = "SELECT hash FROM blobs b WHERE b.created_at < ?1 \
-                      AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = b.hash)";
-        sqlx::query(AssertSqlSafe(format!(
-            "DELETE FROM blob_chunks WHERE hash IN ({orphan})"
-        )))
+        // A link outlives its attachment when the report detaches it; the document decides.
+        let links = sqlx::query(
+            "DELETE FROM attachments WHERE created_at < ?1 AND NOT EXISTS \
+             (SELECT 1 FROM documents d WHERE d.id = attachments.doc_id AND \
+             EXISTS (SELECT 1 FROM json_each(d.projection, '$.attachments') j \
+             WHERE CASE WHEN j.type = 'object' THEN json_extract(j.value, '$.sha256') END = attachments.hash))",
+        )
         .bind(before)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        let orphan = "SELECT hash FROM blobs b WHERE b.created_at < ?1 \
+                      AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = b.hash)";
+        for table in ["blob_chunks", "thumbnails"] {
+            sqlx::query(AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE hash IN ({orphan})"
+            )))
+            .bind(before)
+            .execute(&mut *tx)
+            .await?;
+        }
         let blobs = sqlx::query(AssertSqlSafe(format!(
             "DELETE FROM blobs WHERE hash IN ({orphan})"
         )))
@@ -1418,7 +1483,47 @@ impl Store for SqliteStore {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(OrphansCollected { uploads, blobs })
+        Ok(OrphansCollected {
+            uploads,
+            links,
+            blobs,
+        })
+    }
+
+    async fn put_thumbnail(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO thumbnails (hash, bytes, created_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (hash) DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+        )
+        .bind(hash)
+        .bind(bytes)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn thumbnail(&self, doc_id: &DocId, hash: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT t.bytes FROM thumbnails t JOIN attachments a ON a.hash = t.hash \
+             WHERE a.doc_id = ?1 AND a.hash = ?2",
+        )
+        .bind(doc_id.to_string())
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn thumbnails_of(&self, doc_id: &DocId) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT t.hash FROM thumbnails t JOIN attachments a ON a.hash = t.hash \
+             WHERE a.doc_id = ?1 ORDER BY t.hash",
+        )
+        .bind(doc_id.to_string())
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
     }
 
     async fn blob_usage(&self) -> Result<BlobUsage> {

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use gridsync_core::DocId;
 use gridsync_core::ingest::{Ingested, NewChange, Refusal, ingest};
-use gridsync_core::protocol::{Push, PushDoc, PushDocResult, PushOutcome, PushResult};
+use gridsync_core::protocol::{
+    Push, PushDoc, PushDocResult, PushOutcome, PushResult, listed_heads,
+};
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::{Access, Registry};
 
@@ -332,7 +334,10 @@ fn plan(
         ));
     }
     let outcome = PushOutcome::Acked {
-        heads: ingested.heads.iter().map(|h| h.0).collect(),
+        heads: listed_heads(
+            ingested.heads.iter().map(|h| h.0).collect(),
+            ingested.new_changes.iter().map(|c| c.hash.0.as_slice()),
+        ),
     };
     if ingested.new_changes.is_empty() {
         return Ok(Plan {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use gridsync_core::DocId;
-use gridsync_core::protocol::{Hash, Pull, PullBody, PullDoc, PullResult};
+use gridsync_core::protocol::{Digest, Hash, Pull, PullBody, PullDoc, PullResult, listed_heads};
 
 use crate::scope::Scope;
 use crate::store::Result;
@@ -34,6 +34,7 @@ pub struct PageDoc {
 pub struct PulledChange {
     pub seq: i64,
     pub device_id: Option<String>,
+    pub hash: Vec<u8>,
     pub bytes: Vec<u8>,
 }
 
@@ -74,7 +75,11 @@ pub trait PullReads: Send {
 enum Body {
     /// The stored snapshot followed by the changes after it.
     Snapshot,
-    Changes(Vec<Vec<u8>>),
+    /// Changes, with the heads to list beside them (none when they are all among the changes).
+    Changes {
+        changes: Vec<Vec<u8>>,
+        heads: Vec<Hash>,
+    },
     /// Everything new is the caller's own; its push ack already told it the heads.
     Skip,
 }
@@ -97,7 +102,7 @@ pub async fn pull_page<R: PullReads + ?Sized>(
             evicted: Vec::new(),
             after: 0,
             more: true,
-            digest: [0; 32],
+            digest: [0; 16],
         });
     }
     // A client that holds nothing, or whose changes may have been pruned, gets snapshots.
@@ -113,7 +118,7 @@ pub async fn pull_page<R: PullReads + ?Sized>(
         match reads.scoped_doc(scope, id).await? {
             Some((doc, snapshot)) => {
                 let changes = reads.changes_after(id, doc.snapshot_seq).await?;
-                page.push(&doc, snapshot_body(snapshot, &changes));
+                page.push(&doc, snapshot_body(snapshot, &changes), Vec::new());
             }
             // Out of scope (moved, reassigned) or unknown: the client should not hold it.
             None => page.evicted.push(*id),
@@ -165,7 +170,9 @@ pub async fn pull_page<R: PullReads + ?Sized>(
             position = doc.seq;
             match choose_body(doc, full, &changes, device) {
                 Body::Skip => {}
-                Body::Changes(c) => page.push(doc, PullBody::Changes(c)),
+                Body::Changes { changes, heads } => {
+                    page.push(doc, PullBody::Changes(changes), heads)
+                }
                 Body::Snapshot => {
                     let after_snapshot = if full {
                         changes
@@ -196,7 +203,7 @@ pub async fn pull_page<R: PullReads + ?Sized>(
     }
 
     let digest = if page.more {
-        [0; 32]
+        [0; 16]
     } else {
         // This read saw every commit up to `last_seq` and nothing after it, and the pull has
         // now been through everything in the scope up to there.
@@ -255,17 +262,18 @@ impl Page {
             doc: doc.id,
             changes,
         });
-        self.push(doc, PullBody::Changes(Vec::new()));
+        self.push(doc, PullBody::Changes(Vec::new()), Vec::new());
     }
 
-    fn push(&mut self, doc: &PageDoc, body: PullBody) {
+    /// Adds a document; a snapshot lists no heads, since the client reads them off it.
+    fn push(&mut self, doc: &PageDoc, body: PullBody, heads: Vec<Hash>) {
         self.bytes += match &body {
             PullBody::Snapshot(s) => s.len(),
             PullBody::Changes(c) => c.iter().map(Vec::len).sum(),
         };
         self.docs.push(PullDoc {
             doc: doc.id,
-            heads: split_heads(&doc.heads),
+            heads,
             body,
         });
     }
@@ -288,7 +296,13 @@ fn choose_body(doc: &PageDoc, full: bool, changes: &[PulledChange], device: Opti
     if delta > doc.snapshot_len + doc.incremental_bytes {
         return Body::Snapshot;
     }
-    Body::Changes(theirs.into_iter().map(|c| c.bytes.clone()).collect())
+    Body::Changes {
+        heads: listed_heads(
+            split_heads(&doc.heads),
+            theirs.iter().map(|c| c.hash.as_slice()),
+        ),
+        changes: theirs.into_iter().map(|c| c.bytes.clone()).collect(),
+    }
 }
 
 /// A snapshot body: automerge loads a saved document followed by raw changes as one document.
@@ -310,7 +324,7 @@ fn split_heads(bytes: &[u8]) -> Vec<Hash> {
 }
 
 /// The scope digest over stored (document id, heads) rows.
-fn digest(rows: &[(DocId, Vec<u8>)]) -> Hash {
+fn digest(rows: &[(DocId, Vec<u8>)]) -> Digest {
     let parsed: Vec<(DocId, Vec<Hash>)> = rows
         .iter()
         .map(|(id, heads)| (*id, split_heads(heads)))

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gridsync_core::DocId;
+use gridsync_core::attachment::Attachment;
 use gridsync_core::protocol::{Pull, PullResult, Push, PushDoc, PushOutcome};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
@@ -226,6 +227,48 @@ pub fn drug_case(id: u128, grid: &str, user: &str, assigned: &str) -> ReportDoc 
 }
 
 /// A push of every change of `docs` (as a phone that never synced would send).
+/// Records on `doc` an attachment of `bytes` to the top-level `field` by `user`, as a phone does
+/// before uploading them; returns their sha256.
+pub fn attach(
+    doc: &mut ReportDoc,
+    user: &str,
+    field: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> String {
+    use sha2::Digest;
+    let sha256 = hex::encode(sha2::Sha256::digest(bytes));
+    attach_named(doc, user, field, None, media_type, &sha256, bytes.len());
+    sha256
+}
+
+/// Records on `doc` an attachment named by `sha256` and `size`, whatever bytes may come.
+pub fn attach_named(
+    doc: &mut ReportDoc,
+    user: &str,
+    field: &str,
+    entry: Option<&str>,
+    media_type: &str,
+    sha256: &str,
+    size: usize,
+) {
+    doc.attach(
+        Attachment {
+            sha256: sha256.into(),
+            media_type: media_type.into(),
+            size: size as u64,
+            name: format!("{}.bin", &sha256[..8]),
+            field: field.into(),
+            entry: entry.map(str::to_owned),
+            taken_at: "2026-11-03T10:00:00Z".into(),
+            location: None,
+            attached_by: String::new(),
+        },
+        &Editor::new(user, 1_002),
+    )
+    .expect("attach");
+}
+
 pub fn push_all(docs: &mut [&mut ReportDoc]) -> Push {
     Push {
         docs: docs

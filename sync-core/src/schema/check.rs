@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use super::validate::ENTRY_META_KEYS;
 use super::{Access, Condition, FieldDef, FieldType, Label, Schema, SchemaError};
+use crate::attachment::{MAX_SIZE, MEDIA_TYPES};
 
 /// Words in a field id that, in an anonymous kind, mean the field records who the respondent is.
 const IDENTIFYING_ID_WORDS: [&str; 10] = [
@@ -112,6 +113,12 @@ fn anonymous(schema: &Schema) -> Result<(), SchemaError> {
         .iter()
         .chain(schema.log.iter().flat_map(|l| l.fields.iter()));
     for def in all {
+        if def.ty == FieldType::Attachment {
+            return Err(SchemaError::AttachmentInAnonymousKind {
+                kind: kind.into(),
+                field: def.id.clone(),
+            });
+        }
         if def.sensitive {
             return Err(SchemaError::SensitiveFieldInAnonymousKind {
                 kind: kind.into(),
@@ -244,7 +251,38 @@ fn constraints(kind: &str, def: &FieldDef) -> Result<(), SchemaError> {
         }
         id("index", index)?;
     }
-    Ok(())
+    attachment(def).map_or(Ok(()), invalid)
+}
+
+/// What is wrong with the attachment constraints of `def`, if anything.
+fn attachment(def: &FieldDef) -> Option<String> {
+    if def.ty != FieldType::Attachment {
+        return (!def.media_types.is_empty() || def.max_size.is_some())
+            .then(|| "media_types and max_size apply to attachment fields only".into());
+    }
+    if def.required || def.required_when.is_some() {
+        // A draft is saved before its photos exist; requiring them would hold every draft invalid.
+        return Some("an attachment field cannot be required".into());
+    }
+    if def.media_types.is_empty() {
+        return Some("an attachment field must list its media_types".into());
+    }
+    if let Some(unknown) = def
+        .media_types
+        .iter()
+        .find(|m| !MEDIA_TYPES.contains(&m.as_str()))
+    {
+        return Some(format!(
+            "media type {unknown} is not one of {}",
+            MEDIA_TYPES.join(", ")
+        ));
+    }
+    match def.max_size {
+        None => Some("an attachment field must give its max_size in bytes".into()),
+        Some(0) => Some("max_size 0 would refuse every attachment".into()),
+        Some(n) if n > MAX_SIZE => Some(format!("max_size may be at most {MAX_SIZE} bytes")),
+        Some(_) => None,
+    }
 }
 
 /// A condition (required_when or a rule) must name a choice field of the same scope and list

@@ -7,6 +7,7 @@ use serde_json::{Map, Value};
 
 use super::scan;
 use super::{FieldDef, FieldType, Problem, ProblemCode, Schema};
+use crate::attachment::is_sha256;
 
 /// Keys at the top of a projection, besides `fields` and `log`.
 const META_KEYS: [&str; 6] = [
@@ -51,7 +52,9 @@ pub(super) fn projection(schema: &Schema, projection: &Value) -> Vec<Problem> {
     };
     meta(schema, root, &mut check);
     for key in root.keys() {
-        if !META_KEYS.contains(&key.as_str()) && key != "fields" && key != "log" {
+        if !META_KEYS.contains(&key.as_str())
+            && !["fields", "log", "attachments"].contains(&key.as_str())
+        {
             check.push(
                 key.as_str(),
                 ProblemCode::UnknownField,
@@ -69,7 +72,147 @@ pub(super) fn projection(schema: &Schema, projection: &Value) -> Vec<Problem> {
         ),
     }
     log(schema, root.get("log"), &mut check);
+    attachments(schema, root, &mut check);
     check.problems
+}
+
+/// Checks the `attachments` array: each names an attachment field of the schema (and, for a log
+/// field, an existing entry), a media type and size the field allows, and who attached it when.
+fn attachments(schema: &Schema, root: &Map<String, Value>, check: &mut Check) {
+    let items = match root.get("attachments") {
+        None | Some(Value::Null) => return,
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            check.push(
+                "attachments",
+                ProblemCode::WrongType,
+                format!("`attachments` must be an array, not {}", json_type(other)),
+            );
+            return;
+        }
+    };
+    let entry_ids: HashSet<&str> = root
+        .get("log")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.get("id").and_then(Value::as_str))
+        .collect();
+    for (i, item) in items.iter().enumerate() {
+        let Some(a) = item.as_object() else {
+            check.push(
+                format!("attachments[{i}]"),
+                ProblemCode::InvalidAttachment,
+                format!("an attachment must be an object, not {}", json_type(item)),
+            );
+            continue;
+        };
+        let sha = a.get("sha256").and_then(Value::as_str).unwrap_or_default();
+        let path = if is_sha256(sha) {
+            format!("attachments.{sha}")
+        } else {
+            check.push(
+                format!("attachments[{i}]"),
+                ProblemCode::InvalidAttachment,
+                format!("the attachment's key {sha:?} is not a sha256 in lowercase hex"),
+            );
+            format!("attachments[{i}]")
+        };
+        attachment(schema, a, &entry_ids, &path, check);
+    }
+}
+
+fn attachment(
+    schema: &Schema,
+    a: &Map<String, Value>,
+    entry_ids: &HashSet<&str>,
+    path: &str,
+    check: &mut Check,
+) {
+    let entry = match a.get("entry") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(entry)) => {
+            if !entry_ids.contains(entry.as_str()) {
+                check.push(
+                    path,
+                    ProblemCode::InvalidAttachment,
+                    format!("the attachment belongs to log entry {entry}, which is not in the log"),
+                );
+            }
+            Some(entry)
+        }
+        Some(other) => {
+            check.push(
+                path,
+                ProblemCode::WrongType,
+                format!("`entry` must be a log entry id, not {}", json_type(other)),
+            );
+            None
+        }
+    };
+    let field = a.get("field").and_then(Value::as_str).unwrap_or_default();
+    let Some(def) = schema.attachment_field(field, entry.is_some()) else {
+        check.push(
+            path,
+            ProblemCode::UnknownField,
+            format!(
+                "`{field}` is not an attachment field of {}{}",
+                schema.kind,
+                if entry.is_some() { " log entries" } else { "" }
+            ),
+        );
+        return;
+    };
+    match a.get("media_type").and_then(Value::as_str) {
+        Some(m) if def.media_types.iter().any(|t| t == m) => {}
+        m => check.push(
+            path,
+            ProblemCode::MediaTypeNotAllowed,
+            format!(
+                "`{field}` takes {}, not {}",
+                def.media_types.join(", "),
+                m.unwrap_or("an attachment without a media type")
+            ),
+        ),
+    }
+    match a.get("size").and_then(Value::as_u64) {
+        Some(n) if n > 0 && def.max_size.is_none_or(|max| n <= max) => {}
+        Some(n) if n > 0 => check.push(
+            path,
+            ProblemCode::TooLarge,
+            format!(
+                "`{field}` takes attachments of at most {} bytes; this one has {n}",
+                def.max_size.unwrap_or_default()
+            ),
+        ),
+        _ => check.push(
+            path,
+            ProblemCode::InvalidAttachment,
+            "the attachment's `size` must be a positive number of bytes".into(),
+        ),
+    }
+    for key in ["name", "attached_by"] {
+        if let Some(value) = a.get(key) {
+            non_blank_string(value, path, key, ProblemCode::InvalidAttachment, check);
+        } else {
+            check.push(
+                path,
+                ProblemCode::InvalidAttachment,
+                format!("the attachment has no `{key}`"),
+            );
+        }
+    }
+    match a.get("taken_at") {
+        Some(value) => datetime(value, path, "taken_at", check),
+        None => check.push(
+            path,
+            ProblemCode::InvalidAttachment,
+            "the attachment has no `taken_at`".into(),
+        ),
+    }
+    if let Some(value) = a.get("location").filter(|v| !v.is_null()) {
+        location("location", value, path, check);
+    }
 }
 
 pub(super) fn single(
@@ -374,6 +517,11 @@ fn field_value(def: &FieldDef, value: &Value, path: &str, check: &mut Check) {
         FieldType::PersonRef => {
             non_blank_string(value, path, id, ProblemCode::WrongType, check);
         }
+        FieldType::Attachment => check.push(
+            path,
+            ProblemCode::WrongType,
+            format!("`{id}` holds attachments, which are attached, not written as a value"),
+        ),
     }
 }
 

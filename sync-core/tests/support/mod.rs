@@ -19,6 +19,7 @@ use gridsync_core::schema::Registry;
 struct Logged {
     seq: u64,
     device: String,
+    hash: ChangeHash,
     bytes: Vec<u8>,
 }
 
@@ -60,19 +61,22 @@ impl MemoryServer {
                         seq: 0,
                         log: Vec::new(),
                     });
+                    let heads = protocol::listed_heads(
+                        hashes(&ingested.heads),
+                        ingested.new_changes.iter().map(|c| c.hash.0.as_slice()),
+                    );
                     for change in ingested.new_changes {
                         self.seq += 1;
                         entry.seq = self.seq;
                         entry.log.push(Logged {
                             seq: self.seq,
                             device: device.to_owned(),
+                            hash: change.hash,
                             bytes: change.bytes,
                         });
                     }
                     entry.doc = doc;
-                    PushOutcome::Acked {
-                        heads: ingested.heads.iter().map(|h| h.0).collect(),
-                    }
+                    PushOutcome::Acked { heads }
                 }
                 Err(Refusal::MissingDeps(missing)) => PushOutcome::MissingDeps {
                     missing: missing.iter().map(|h| h.0).collect(),
@@ -108,7 +112,7 @@ impl MemoryServer {
                     bytes += snapshot.len();
                     out.push(PullDoc {
                         doc: *id,
-                        heads: hashes(&d.doc.heads()),
+                        heads: Vec::new(),
                         body: PullBody::Snapshot(snapshot),
                     });
                 }
@@ -134,20 +138,24 @@ impl MemoryServer {
                 continue;
             };
             position = seq;
-            let body = if pull.since == 0 {
-                PullBody::Snapshot(d.doc.save())
+            let (body, heads) = if pull.since == 0 {
+                (PullBody::Snapshot(d.doc.save()), Vec::new())
             } else {
-                let changes: Vec<Vec<u8>> = d
+                let changes: Vec<&Logged> = d
                     .log
                     .iter()
                     .filter(|l| l.seq > pull.since && l.device != device)
-                    .map(|l| l.bytes.clone())
                     .collect();
                 // Everything new is the caller's own: it learnt the heads from its push ack.
                 if changes.is_empty() {
                     continue;
                 }
-                PullBody::Changes(changes)
+                let heads = protocol::listed_heads(
+                    hashes(&d.doc.heads()),
+                    changes.iter().map(|l| l.hash.0.as_slice()),
+                );
+                let body = PullBody::Changes(changes.iter().map(|l| l.bytes.clone()).collect());
+                (body, heads)
             };
             bytes += match &body {
                 PullBody::Snapshot(s) => s.len(),
@@ -155,7 +163,7 @@ impl MemoryServer {
             };
             out.push(PullDoc {
                 doc: id,
-                heads: hashes(&d.doc.heads()),
+                heads,
                 body,
             });
         }
@@ -169,7 +177,7 @@ impl MemoryServer {
         })
     }
 
-    pub fn digest(&mut self) -> protocol::Hash {
+    pub fn digest(&mut self) -> protocol::Digest {
         let heads: Vec<(DocId, Vec<protocol::Hash>)> = self
             .docs
             .iter_mut()

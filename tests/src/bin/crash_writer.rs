@@ -78,7 +78,14 @@ async fn main() -> Result<()> {
         for item in &result.docs {
             match &item.outcome {
                 PushOutcome::Acked { heads } => {
-                    let heads: Vec<String> = heads.iter().map(hex::encode).collect();
+                    // Unlisted heads are those pushed: the document's own, as nobody else writes.
+                    let heads: Vec<String> = if heads.is_empty() {
+                        let doc = docs.iter_mut().find(|d| d.id() == item.doc);
+                        let pushed = doc.map(|d| d.heads()).unwrap_or_default();
+                        pushed.iter().map(|h| hex::encode(h.0)).collect()
+                    } else {
+                        heads.iter().map(hex::encode).collect()
+                    };
                     writeln!(out, "ack {} {}", item.doc, heads.join(","))?;
                 }
                 other => bail!("document {} was not acknowledged: {other:?}", item.doc),

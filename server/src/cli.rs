@@ -1,0 +1,265 @@
+//! The `gridsync` command line: its commands and flags (clap), and running each command. The
+//! binary's `main` only sets up logging, calls [`run`] and turns an error into one line.
+
+pub mod accounts;
+pub mod backup;
+pub mod demo;
+pub mod friendly;
+pub mod org_import;
+pub mod serve;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::scope::Role;
+use crate::store::{self, Store, StoreError};
+use settings::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gridsync",
+    version,
+    about = "Gridsync: offline-first field reporting server"
+)]
+pub struct Cli {
+    /// TOML file of settings; flags and GRIDSYNC_* variables override its keys.
+    #[arg(long, env = "GRIDSYNC_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (created if missing) or postgres://USER@HOST/DB
+    /// [default: sqlite://gridsync.db].
+    #[arg(long, env = "GRIDSYNC_DB", global = true)]
+    pub db: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API (migrates the database first).
+    Serve(ServeArgs),
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Fill an empty database with a demo district: org tree, users, months of reports.
+    Demo(DemoArgs),
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List and revoke devices (phones, office PCs).
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// The org tree.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// Write a consistent copy of a SQLite database, also while the server runs.
+    Backup(BackupArgs),
+    /// Replace a SQLite database with a backup (stop the server first).
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free one (the address is printed)
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, env = "GRIDSYNC_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// On a database without users, create the demo district first (as `gridsync demo`).
+    #[arg(long)]
+    pub demo: bool,
+    /// Lifetime of access tokens, in minutes [default: 15].
+    #[arg(long, env = "GRIDSYNC_ACCESS_TOKEN_MINUTES")]
+    pub access_token_minutes: Option<u64>,
+    /// Lifetime of refresh tokens, in days: how long a phone may stay offline [default: 60].
+    #[arg(long, env = "GRIDSYNC_REFRESH_TOKEN_DAYS")]
+    pub refresh_token_days: Option<u64>,
+    /// Failed logins allowed per username and per address within the login window [default: 5].
+    #[arg(long, env = "GRIDSYNC_LOGIN_MAX_FAILURES")]
+    pub login_max_failures: Option<u32>,
+    /// The login window, in minutes [default: 15].
+    #[arg(long, env = "GRIDSYNC_LOGIN_WINDOW_MINUTES")]
+    pub login_window_minutes: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// The same seed on the same day gives the same district, people and report contents.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. The password comes from GRIDSYNC_NEW_PASSWORD, or is generated and
+    /// printed once.
+    Add {
+        username: String,
+        /// grid_worker, village_cadre, township_staff, drug_control_officer or district_admin.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Id of the org unit the user works in; it must fit the role.
+        #[arg(long)]
+        org: String,
+        /// Name shown to others [default: the username].
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List every user.
+    List,
+    /// Disable a user: their devices are revoked and they can no longer log in.
+    Disable { username: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// List devices, revoked ones included.
+    List {
+        /// Only the devices of this user.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Cut a device off (a lost phone): it wipes its data at its next sync.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Import org units and users' placements from a CSV file (see README: Importing the org
+    /// tree). Nothing is imported when any row is bad; importing the same file again changes
+    /// nothing.
+    Import { file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The copy to write; it must not exist yet.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A copy written by `gridsync backup`.
+    pub file: PathBuf,
+    /// Replace the database even when it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse().map_err(|e: crate::scope::UnknownRole| {
+        format!(
+            "{e}: use grid_worker, village_cadre, township_staff, drug_control_officer or \
+             district_admin"
+        )
+    })
+}
+
+/// Why a command failed. [`friendly::explain`] turns each into one line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database named on the command line could not be opened, migrated or checked.
+    #[error("{url}: {source}")]
+    Open { url: String, source: StoreError },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    /// A bad value on the command line or in a file; the message says what to change.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("config file {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("could not listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    /// Rows of an import file that are wrong, each with its line number; nothing was imported.
+    #[error("nothing was imported; fix these rows and import again:\n{}", .0.join("\n"))]
+    Import(Vec<String>),
+    /// The server refused the demo's own changes: a defect of the demo generator.
+    #[error("the demo data was refused: {0}")]
+    Demo(String),
+    #[error("the server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs one command of the command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let settings = Settings::resolve(&cli)?;
+    match cli.command {
+        Command::Serve(args) => serve::serve(&settings, args.demo).await,
+        Command::Migrate => {
+            open(&settings.db, Open::Migrate).await?;
+            say(&format!("{} is migrated", settings.db));
+            Ok(())
+        }
+        Command::Demo(args) => {
+            let store = open(&settings.db, Open::Migrate).await?;
+            demo::fill_empty(store.as_ref(), args.seed).await
+        }
+        Command::User(command) => {
+            accounts::user(open(&settings.db, Open::Existing).await?.as_ref(), command).await
+        }
+        Command::Device(command) => {
+            accounts::device(open(&settings.db, Open::Existing).await?.as_ref(), command).await
+        }
+        Command::Org(OrgCommand::Import { file }) => {
+            let store = open(&settings.db, Open::Existing).await?;
+            org_import::import(store.as_ref(), &file).await
+        }
+        Command::Backup(args) => backup::backup(&settings.db, &args.file).await,
+        Command::Restore(args) => backup::restore(&settings.db, &args.file, args.force).await,
+    }
+}
+
+/// How a command opens its database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Open {
+    /// Create it if missing and apply pending migrations (`serve`, `migrate`, `demo`).
+    Migrate,
+    /// It must exist and be migrated to this version already: an admin command never upgrades a
+    /// database behind the operator's back.
+    Existing,
+    /// It must exist; its migrations do not matter (a backup copies whatever is there).
+    AsIs,
+}
+
+pub async fn open(url: &str, how: Open) -> Result<Arc<dyn Store>> {
+    let failed = |source| Error::Open {
+        url: url.to_owned(),
+        source,
+    };
+    if how != Open::Migrate
+        && let Some(path) = settings::sqlite_path(url)
+        && !path.exists()
+    {
+        return Err(Error::Invalid(format!(
+            "there is no database at {}: check --db (or GRIDSYNC_DB), or create it with \
+             `gridsync migrate`",
+            path.display()
+        )));
+    }
+    let store = store::connect(url).await.map_err(failed)?;
+    match how {
+        Open::Migrate => store.migrate().await.map_err(failed)?,
+        Open::Existing => store.check_migrations().await.map_err(failed)?,
+        Open::AsIs => {}
+    }
+    Ok(store)
+}
+
+/// What a command tells the operator goes to stdout, apart from the logs on stderr.
+#[expect(clippy::print_stdout, reason = "talks to the operator on the terminal")]
+pub fn say(message: &str) {
+    println!("{message}");
+}

@@ -1,0 +1,101 @@
+//! `gridsync serve`: migrate, create the first admin (or the demo district), listen, and stop
+//! gracefully on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+
+use super::settings::Settings;
+use super::{Error, Open, Result, demo, open, say};
+use crate::auth::bootstrap::{self, FirstAdmin};
+use crate::http::{AppState, app};
+
+/// The first admin's password, read from the environment only: a command-line flag would show
+/// it to every user of the machine in the process list.
+pub const ADMIN_PASSWORD_ENV: &str = "GRIDSYNC_ADMIN_PASSWORD";
+
+pub async fn serve(settings: &Settings, with_demo: bool) -> Result<()> {
+    let db = settings.db.as_str();
+    // Bind before the database is touched, so a port in use leaves a new database unmade.
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: settings.bind,
+            source,
+        })?;
+    let store = open(db, Open::Migrate).await?;
+    if with_demo {
+        if store.count_users().await? == 0 {
+            demo::fill(store.as_ref(), demo::DEFAULT_SEED).await?;
+        } else {
+            say("The database has users already: --demo adds nothing to it.");
+        }
+    }
+    let password = std::env::var(ADMIN_PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty());
+    if let Some(admin) = bootstrap::first_start(store.as_ref(), password).await? {
+        announce(&admin);
+    }
+    tokio::spawn(crate::collect::every(
+        store.clone(),
+        crate::config::ORPHAN_COLLECTION_EVERY,
+    ));
+    let state = AppState::new(store, settings.api.clone()).await?;
+    let addr = listener.local_addr().map_err(Error::Serve)?;
+    say(&format!("gridsync is serving on http://{addr}"));
+    tracing::info!(%addr, "serving");
+    axum::serve(
+        listener,
+        app(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(Error::Serve)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn announce(admin: &FirstAdmin) {
+    match &admin.generated_password {
+        Some(password) => say(&format!(
+            "First start: created the account `{}` (district admin).\n\
+             Log in with username `{}` and password `{password}`\n\
+             This password is shown only this once; keep it safe.",
+            admin.username, admin.username
+        )),
+        None => say(&format!(
+            "First start: created the account `{}` (district admin) with the password from \
+             {ADMIN_PASSWORD_ENV}.",
+            admin.username
+        )),
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM; the server then stops accepting and finishes what is in flight.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
