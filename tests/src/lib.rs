@@ -5,20 +5,23 @@ pub mod field;
 
 use std::path::PathBuf;
 
-/// The `gridsync` binary of this build: `GRIDSYNC_BIN` when set, otherwise beside the test
-/// executable's `deps/` folder (`target/<profile>/gridsync`), where building the workspace
-/// (`cargo build --workspace`, `cargo nextest run --workspace`) puts it. Cargo builds another
-/// package's binaries only when asked, so a test of this package alone needs that build first.
+/// The `gridsync` binary of this build: `GRIDSYNC_BIN` when set, otherwise the one in the
+/// same `target/<profile>/` folder as the running executable — beside it for a binary of this
+/// package (gridsync-bench), one level up for a test (`target/<profile>/deps/`). Cargo builds
+/// another package's binaries only when asked, so building the whole workspace
+/// (`cargo build --workspace`, `cargo nextest run --workspace`) is what puts it there.
 pub fn server_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("GRIDSYNC_BIN") {
         return PathBuf::from(path);
     }
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test runs from target/<profile>/deps");
-    let bin = profile_dir.join(format!("gridsync{}", std::env::consts::EXE_SUFFIX));
+    let name = format!("gridsync{}", std::env::consts::EXE_SUFFIX);
+    let exe = std::env::current_exe().expect("the executable knows its own path");
+    let beside = exe.parent().expect("the executable is in a folder");
+    let bin = if beside.ends_with("deps") {
+        beside.parent().unwrap_or(beside).join(name)
+    } else {
+        beside.join(name)
+    };
     assert!(
         bin.exists(),
         "{} is missing: build the whole workspace first (cargo build --workspace) or set GRIDSYNC_BIN",
@@ -120,6 +123,11 @@ impl Server {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("/healthz did not answer 200 within 5 s");
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running until stopped")
     }
 
     /// Sends SIGTERM and waits for the exit.

@@ -1,0 +1,125 @@
+//! Micro-benchmarks of the per-document work behind every sync: checking and applying a pushed
+//! change as the server does, encoding and decoding a push, and scanning a document for
+//! conflicts. `cargo bench -p gridsync-core --bench core`.
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use gridsync_core::DocId;
+use gridsync_core::ingest::ingest;
+use gridsync_core::protocol::{self, Push, PushDoc};
+use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_core::schema::Registry;
+use serde_json::{Map, Value, json};
+
+const USER: &str = "w1";
+
+fn fields(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// A dispute check with its form and `edits` follow-up edits, as a phone would have it.
+fn report(edits: usize) -> ReportDoc {
+    let editor = Editor::new(USER, 1_000);
+    let mut doc = ReportDoc::create(DocId::new_v4(), "dispute_check", 1, "g1", &editor)
+        .expect("create a report");
+    let form = json!({
+        "category": "neighbour", "parties": "张三；李四", "description": "围墙边界争执",
+        "found_on": "2026-10-01", "risk_level": "medium", "status": "reported",
+    });
+    doc.set_fields(&fields(form), &editor).expect("form");
+    for n in 0..edits {
+        let at = Editor::new(USER, 1_001 + n as i64);
+        doc.set_field("place", &json!(format!("村东头 {n} 号")), &at)
+            .expect("edit");
+    }
+    doc
+}
+
+/// The saved report and one new change on top of it.
+fn report_and_change(edits: usize) -> (DocId, Vec<u8>, Vec<u8>) {
+    let mut doc = report(edits);
+    let saved = doc.save();
+    let heads = doc.heads();
+    doc.set_field("risk_level", &json!("high"), &Editor::new(USER, 9_999))
+        .expect("edit");
+    let change = doc.changes_since(&heads).remove(0);
+    (doc.id(), saved, change)
+}
+
+fn ingest_one_change(c: &mut Criterion) {
+    let registry = Registry::builtin();
+    let (id, saved, change) = report_and_change(20);
+    let raw = vec![change];
+    c.bench_function(
+        "ingest: one field change into a report of 22 changes",
+        |b| {
+            b.iter_batched(
+                || ReportDoc::load(id, &saved).expect("load"),
+                |mut doc| black_box(ingest(&mut doc, &raw, USER, &registry).expect("ingested")),
+                BatchSize::SmallInput,
+            )
+        },
+    );
+    c.bench_function("apply: one change to a report of 22 changes", |b| {
+        b.iter_batched(
+            || ReportDoc::load(id, &saved).expect("load"),
+            |mut doc| doc.apply_changes(&raw).expect("applied"),
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("load: a saved report of 22 changes", |b| {
+        b.iter(|| black_box(ReportDoc::load(id, &saved).expect("load")))
+    });
+}
+
+fn push_codec(c: &mut Criterion) {
+    let push = Push {
+        docs: (0..100)
+            .map(|_| {
+                let (doc, _, change) = report_and_change(2);
+                PushDoc {
+                    doc,
+                    changes: vec![change],
+                }
+            })
+            .collect(),
+    };
+    let bytes = protocol::encode(&push);
+    c.bench_function("protocol: encode a push of 100 one-change documents", |b| {
+        b.iter(|| black_box(protocol::encode(black_box(&push))))
+    });
+    c.bench_function("protocol: decode a push of 100 one-change documents", |b| {
+        b.iter(|| black_box(protocol::decode::<Push>(black_box(&bytes)).expect("decode")))
+    });
+}
+
+fn conflict_scan(c: &mut Criterion) {
+    // Two phones edit the same five fields offline, then merge: five open conflicts.
+    let mut a = report(5);
+    let mut b = ReportDoc::load(a.id(), &a.save()).expect("load");
+    for (doc, who) in [(&mut a, "w1"), (&mut b, "c1")] {
+        let values = json!({
+            "place": who, "description": who, "risk_level": "high",
+            "status": "mediating", "next_follow_up": "2026-11-02",
+        });
+        doc.set_fields(&fields(values), &Editor::new(who, 5_000))
+            .expect("edit");
+    }
+    a.merge_snapshot(&b.save()).expect("merge");
+    let saved = a.save();
+    let id = a.id();
+    c.bench_function("conflicts: scan a report with five open conflicts", |b| {
+        b.iter_batched(
+            || ReportDoc::load(id, &saved).expect("load"),
+            |mut doc| black_box(doc.conflicts().expect("scan")),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, ingest_one_change, push_codec, conflict_scan);
+criterion_main!(benches);

@@ -1,0 +1,166 @@
+//! The benchmark's world: a fresh database on the chosen backend, a district with one village
+//! of grids and a worker per grid, the real `gridsync serve` on it, and readings of the
+//! server's memory and the database's size.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use gridsync_e2e::Server;
+use gridsync_e2e::field::fresh_postgres_database;
+use gridsync_server::auth::password;
+use gridsync_server::scope::Role;
+use gridsync_server::store::{self, Level, OrgUnit, User};
+use sqlx::Connection;
+
+pub const PASSWORD: &str = "bench password";
+/// The village cadre who oversees every grid: the office client that pulls the whole scope.
+pub const OFFICE: &str = "office";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh database with `grids` grids and a worker `w{i}` for grid `g{i}`, served by a real
+/// `gridsync serve`. The SQLite file lives in a temporary directory removed on drop; a Postgres
+/// database is created anew on the server GRIDSYNC_TEST_DATABASE_URL names.
+pub struct District {
+    pub server: Server,
+    pub db: String,
+    sqlite_file: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+pub fn grid(i: usize) -> String {
+    format!("g{i}")
+}
+
+pub fn worker(i: usize) -> String {
+    format!("w{i}")
+}
+
+impl District {
+    pub async fn start(backend: Backend, grids: usize) -> anyhow::Result<District> {
+        let dir = tempfile::tempdir()?;
+        let (db, sqlite_file) = match backend {
+            Backend::Sqlite => {
+                let file = dir.path().join("bench.db");
+                (format!("sqlite://{}", file.display()), Some(file))
+            }
+            Backend::Postgres => (fresh_postgres_database("gridsync_bench").await, None),
+        };
+        seed(&db, grids).await?;
+        let server = Server::start(&db, PASSWORD).await;
+        Ok(District {
+            server,
+            db,
+            sqlite_file,
+            _dir: dir,
+        })
+    }
+
+    /// The server's peak resident memory so far (VmHWM), in bytes.
+    pub fn server_peak_memory(&self) -> anyhow::Result<u64> {
+        proc_status_kib(self.server.pid(), "VmHWM:").map(|kib| kib * 1024)
+    }
+
+    /// The server's resident memory now (VmRSS), in bytes.
+    pub fn server_memory(&self) -> anyhow::Result<u64> {
+        proc_status_kib(self.server.pid(), "VmRSS:").map(|kib| kib * 1024)
+    }
+
+    /// The database's size on disk: the SQLite file and its write-ahead log, or what Postgres
+    /// reports for the database.
+    pub async fn database_size(&self) -> anyhow::Result<u64> {
+        match &self.sqlite_file {
+            Some(file) => {
+                let mut size = std::fs::metadata(file)?.len();
+                let wal = file.with_extension("db-wal");
+                if let Ok(meta) = std::fs::metadata(wal) {
+                    size += meta.len();
+                }
+                Ok(size)
+            }
+            None => {
+                let mut conn = sqlx::PgConnection::connect(&self.db).await?;
+                let size: i64 = sqlx::query_scalar("SELECT pg_database_size(current_database())")
+                    .fetch_one(&mut conn)
+                    .await?;
+                Ok(size as u64)
+            }
+        }
+    }
+}
+
+fn proc_status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with(key))
+        .with_context(|| format!("no {key} in /proc/{pid}/status"))?;
+    let kib = line
+        .split_whitespace()
+        .nth(1)
+        .with_context(|| format!("no number in {line:?}"))?;
+    Ok(kib.parse()?)
+}
+
+/// d → t → v → g0..g{grids-1}; worker w{i} in g{i}; the cadre `office` in v.
+async fn seed(db: &str, grids: usize) -> anyhow::Result<()> {
+    let store = store::open(db).await?;
+    let mut units = vec![
+        ("d".to_owned(), None, Level::District, "/d/".to_owned()),
+        (
+            "t".into(),
+            Some("d".to_owned()),
+            Level::Township,
+            "/d/t/".into(),
+        ),
+        (
+            "v".into(),
+            Some("t".into()),
+            Level::Village,
+            "/d/t/v/".into(),
+        ),
+    ];
+    units.extend((0..grids).map(|i| {
+        (
+            grid(i),
+            Some("v".to_owned()),
+            Level::Grid,
+            format!("/d/t/v/{}/", grid(i)),
+        )
+    }));
+    for (id, parent_id, level, path) in units {
+        store
+            .upsert_org_unit(&OrgUnit {
+                name: id.clone(),
+                id,
+                parent_id,
+                level,
+                path,
+            })
+            .await?;
+    }
+    let hash = password::hash(PASSWORD.into()).await?;
+    let people = (0..grids)
+        .map(|i| (worker(i), Role::GridWorker, grid(i)))
+        .chain([(OFFICE.to_owned(), Role::VillageCadre, "v".to_owned())]);
+    for (name, role, unit) in people {
+        store
+            .insert_user(&User {
+                id: name.clone(),
+                username: name.clone(),
+                display_name: name,
+                password_hash: hash.clone(),
+                role,
+                org_unit_id: unit,
+                disabled: false,
+                created_at: 0,
+            })
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,128 @@
+//! W4, sustained: N devices, each syncing one small change every few seconds for a set time,
+//! all at once against one server. Reports syncs per second, latency percentiles of a whole
+//! sync (push and pull), errors, and the server's memory over the run.
+
+use std::time::{Duration, Instant};
+
+use gridsync_e2e::percentile_ms;
+use serde_json::{Value, json};
+
+use crate::district::{Backend, District, PASSWORD, grid, worker};
+use crate::phone::Phone;
+use crate::work::{new_dispute, touch};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Devices syncing at once.
+    #[arg(long, default_value_t = 200)]
+    pub devices: usize,
+    /// Seconds to run.
+    #[arg(long, default_value_t = 60)]
+    pub secs: u64,
+    /// Mean seconds between a device's syncs (each waits a random 0.5–1.5 times this).
+    #[arg(long, default_value_t = 3.0)]
+    pub every: f64,
+    /// Reports each device owns and edits in turn.
+    #[arg(long, default_value_t = 5)]
+    pub docs: usize,
+}
+
+#[derive(Default)]
+struct Outcome {
+    syncs: Vec<Duration>,
+    errors: Vec<String>,
+}
+
+pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
+    let district = District::start(backend, args.devices).await?;
+    let base = district.server.base.clone();
+
+    // Every device logs in and uploads its reports before the clock starts.
+    let mut devices = Vec::with_capacity(args.devices);
+    for i in 0..args.devices {
+        let mut phone = Phone::login(&base, &worker(i), PASSWORD, &format!("device-{i}")).await?;
+        for d in 0..args.docs {
+            phone
+                .replica
+                .insert(new_dispute(&grid(i), &phone.user, 1_000 + d as i64)?);
+        }
+        phone.sync().await?;
+        devices.push(phone);
+    }
+
+    let memory_at_start = district.server_memory()?;
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(args.secs);
+    let every = args.every;
+    let tasks: Vec<_> = devices
+        .into_iter()
+        .enumerate()
+        .map(|(i, phone)| tokio::spawn(device(i, phone, every, deadline)))
+        .collect();
+    let mut memory = Vec::new();
+    while Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_secs(1).min(deadline - Instant::now())).await;
+        memory.push(district.server_memory()?);
+    }
+    let mut all = Outcome::default();
+    for task in tasks {
+        let outcome = task.await?;
+        all.syncs.extend(outcome.syncs);
+        all.errors.extend(outcome.errors);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    all.syncs.sort();
+    Ok(json!({
+        "workload": "W4 sustained",
+        "backend": backend,
+        "devices": args.devices, "seconds": secs, "mean_seconds_between_syncs": every,
+        "syncs": all.syncs.len(),
+        "syncs_per_second": all.syncs.len() as f64 / secs,
+        "sync_ms": {
+            "p50": percentile_ms(&all.syncs, 0.50),
+            "p99": percentile_ms(&all.syncs, 0.99),
+            "max": percentile_ms(&all.syncs, 1.0),
+        },
+        "errors": all.errors.len(),
+        "first_errors": all.errors.iter().take(5).collect::<Vec<_>>(),
+        "server_memory_bytes": {
+            "start": memory_at_start,
+            "max": memory.iter().max(),
+            "end": memory.last(),
+        },
+        "server_peak_memory_bytes": district.server_peak_memory()?,
+    }))
+}
+
+/// One device: waits, edits one report, syncs; until the deadline.
+async fn device(i: usize, mut phone: Phone, every: f64, deadline: Instant) -> Outcome {
+    let mut outcome = Outcome::default();
+    let ids: Vec<_> = phone.replica.ids().copied().collect();
+    // A cheap per-device generator: the spread of waits matters, not their quality.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ i as u64;
+    let mut n = 0u64;
+    loop {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let jitter = 0.5 + (state % 1_000) as f64 / 1_000.0;
+        let wake = Instant::now() + Duration::from_secs_f64(every * jitter);
+        if wake >= deadline {
+            return outcome;
+        }
+        tokio::time::sleep_until(wake.into()).await;
+        n += 1;
+        let id = ids[n as usize % ids.len()];
+        if let Some(doc) = phone.replica.doc_mut(&id)
+            && let Err(e) = touch(doc, n, &worker(i), 2_000_000 + n as i64)
+        {
+            outcome.errors.push(format!("edit: {e:#}"));
+            continue;
+        }
+        let start = Instant::now();
+        match phone.sync().await {
+            Ok(()) => outcome.syncs.push(start.elapsed()),
+            Err(e) => outcome.errors.push(format!("sync: {e:#}")),
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! Every workload of gridsync-bench runs once at a tiny size on both backends, so the benchmark
+//! keeps working; the figures themselves come from release runs (BENCHMARKS.md).
+
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Runs one workload and returns its JSON lines (SQLite first, then Postgres).
+fn bench(args: &[&str]) -> Vec<Value> {
+    let out = Command::new(env!("CARGO_BIN_EXE_gridsync-bench"))
+        .args(args)
+        .env("GRIDSYNC_BIN", gridsync_e2e::server_binary())
+        .output()
+        .expect("run gridsync-bench");
+    assert!(
+        out.status.success(),
+        "gridsync-bench {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "one line per backend: {lines:?}");
+    assert_eq!(lines[0]["backend"], "sqlite");
+    assert_eq!(lines[1]["backend"], "postgres");
+    lines
+}
+
+#[test]
+fn upload_workload_converges_and_reports_every_figure() {
+    for line in bench(&["w1", "--phones", "2", "--docs", "3", "--edits", "2"]) {
+        assert_eq!(line["converged"], true, "{line}");
+        assert_eq!(line["edits"], 2 * 3 * (2 + 2));
+        assert_eq!(line["office_pull"]["docs"], 6);
+        assert!(
+            line["upload"]["wire_bytes_up"].as_u64()
+                > line["upload"]["push_body_bytes_up"].as_u64()
+        );
+        assert!(line["office_pull"]["compacted_doc_bytes"].as_u64() > Some(0));
+        assert!(line["server_peak_memory_bytes"].as_u64() > Some(0));
+        assert!(line["database_bytes"].as_u64() > Some(0));
+    }
+}
+
+#[test]
+fn a_no_op_sync_is_one_small_request() {
+    for line in bench(&["w2", "--docs", "20"]) {
+        assert_eq!(line["requests"], 1, "{line}");
+        assert!(line["wire_bytes_total"].as_u64() < Some(1_024), "{line}");
+    }
+}
+
+#[test]
+fn an_incremental_sync_carries_about_the_change() {
+    for line in bench(&["w3", "--docs", "20"]) {
+        assert_eq!(line["converged"], true, "{line}");
+        assert_eq!(line["push"]["requests"], 1, "{line}");
+        assert_eq!(line["pull"]["requests"], 1, "{line}");
+        let change = line["change_bytes"].as_f64().expect("change bytes");
+        let pulled = line["pull"]["body_bytes_down"]
+            .as_f64()
+            .expect("pulled bytes");
+        assert!(pulled > change, "the pull carries the change: {line}");
+    }
+}
+
+#[test]
+fn sustained_workload_runs_without_errors() {
+    for line in bench(&["w4", "--devices", "3", "--secs", "3", "--every", "0.5"]) {
+        assert_eq!(line["errors"], 0, "{line}");
+        assert!(line["syncs"].as_u64() > Some(0), "{line}");
+    }
+}
