@@ -14,5 +14,5 @@ pub mod metrics;
 pub mod scope;
 pub mod store;
 pub mod sync;
-pub mod thumbnail;
 pub mod telemetry;
+pub mod thumbnail;
