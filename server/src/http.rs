@@ -12,6 +12,7 @@ pub mod json;
 pub mod org;
 pub mod query;
 pub mod reports;
+pub mod stats;
 pub mod sync;
 pub mod users;
 pub mod validate;
@@ -103,6 +104,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(reports::routes())
         .merge(conflicts::routes())
         .merge(attachments::routes())
+        .merge(stats::routes())
 }
 
 /// The whole API, ready to serve.

@@ -8,5 +8,6 @@ pub mod clock;
 pub mod config;
 pub mod http;
 pub mod scope;
+pub mod stats;
 pub mod store;
 pub mod sync;
