@@ -7,6 +7,7 @@ pub mod auth;
 pub mod conflicts;
 pub mod devices;
 pub mod error;
+pub mod export;
 pub mod health;
 pub mod json;
 pub mod org;
@@ -105,6 +106,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(conflicts::routes())
         .merge(attachments::routes())
         .merge(stats::routes())
+        .merge(export::routes())
 }
 
 /// The whole API, ready to serve.

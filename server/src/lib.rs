@@ -7,6 +7,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod ledger;
 pub mod scope;
 pub mod stats;
 pub mod store;
