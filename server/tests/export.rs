@@ -11,16 +11,15 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use calamine::{Reader, Xlsx};
 use gridsync_core::DocId;
-use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
 use gridsync_server::store::{Store, UploadChunk, UploadOutcome};
 use http_body_util::BodyExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use sha2::Digest;
 use support::http::add_users_with_devices;
-use support::{TestStore, admin, is_acked, registry, seed_org};
+use support::{TestStore, file_report, seed_org};
 use tower::ServiceExt;
 
 on_both_test_stores!(
@@ -31,28 +30,6 @@ on_both_test_stores!(
     drug_control_exports_are_audited,
     bad_export_parameters_are_answered_400_or_404,
 );
-
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
-}
-
-async fn file(store: &dyn Store, id: u128, kind: &str, grid: &str, fields: Value, log: &[Value]) {
-    let by = Editor::new("admin", 1_000);
-    let mut doc = ReportDoc::create(DocId::from_u128(id), kind, 1, grid, &by).expect("create");
-    doc.set_fields(&obj(fields), &by).expect("fields");
-    for entry in log {
-        doc.append_log(&obj(entry.clone()), &by).expect("log");
-    }
-    let push = support::push_all(&mut [&mut doc]);
-    let result = store
-        .ingest(&admin(), &push, &registry())
-        .await
-        .expect("ingest");
-    assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
-}
 
 const PHOTO: &[u8] = b"\xff\xd8\xff\xe0 not really a photo";
 
@@ -71,7 +48,7 @@ async fn seed(t: &TestStore) -> (axum::Router, AppState) {
         ],
     )
     .await;
-    file(
+    file_report(
         store,
         1,
         "dispute_check",
@@ -83,7 +60,7 @@ async fn seed(t: &TestStore) -> (axum::Router, AppState) {
         &[json!({"date": "2026-10-05", "mediator": "c1", "method": "上门调解", "outcome": "初步和解"})],
     )
     .await;
-    file(
+    file_report(
         store,
         2,
         "dispute_check",
@@ -93,7 +70,7 @@ async fn seed(t: &TestStore) -> (axum::Router, AppState) {
         &[],
     )
     .await;
-    file(
+    file_report(
         store,
         3,
         "dispute_check",
@@ -103,7 +80,7 @@ async fn seed(t: &TestStore) -> (axum::Router, AppState) {
         &[],
     )
     .await;
-    file(
+    file_report(
         store,
         4,
         "drug_control_case",

@@ -7,16 +7,16 @@ mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use gridsync_core::DocId;
-use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_core::report::Editor;
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::stats::{self, Day, Days, Group};
 use gridsync_server::store::{Level, OrgUnit, Store};
 use http_body_util::BodyExt;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use support::http::add_users_with_devices;
-use support::{TestStore, admin, is_acked, path_of, registry, seed_org};
+use support::{TestStore, admin, file_report, is_acked, object, path_of, registry, seed_org};
 use tower::ServiceExt;
 
 on_both_backends!(
@@ -81,29 +81,6 @@ fn everything() -> Scope {
     Scope::for_role("admin", Role::DistrictAdmin, "/d/")
 }
 
-fn obj(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        other => panic!("not an object: {other}"),
-    }
-}
-
-/// A report by the admin with these fields and log entries, ingested.
-async fn file(store: &dyn Store, id: u128, kind: &str, grid: &str, fields: Value, log: &[Value]) {
-    let by = Editor::new("admin", 1_000);
-    let mut doc = ReportDoc::create(DocId::from_u128(id), kind, 1, grid, &by).expect("create");
-    doc.set_fields(&obj(fields), &by).expect("fields");
-    for entry in log {
-        doc.append_log(&obj(entry.clone()), &by).expect("log");
-    }
-    let push = support::push_all(&mut [&mut doc]);
-    let result = store
-        .ingest(&admin(), &push, &registry())
-        .await
-        .expect("ingest");
-    assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
-}
-
 /// A canvass interview: satisfaction answers (police, courts, mediation, services), safety
 /// answers (overall, night), worries, date.
 async fn interview(
@@ -136,7 +113,7 @@ async fn interview(
     if !worries.is_empty() {
         fields["worries"] = json!(worries);
     }
-    file(store, id, "satisfaction_canvass", grid, fields, &[]).await;
+    file_report(store, id, "satisfaction_canvass", grid, fields, &[]).await;
 }
 
 /// t1: 11 interviews in October 2026, 10 with a satisfaction answer, 8 of them satisfied (two
@@ -389,10 +366,10 @@ async fn streets_are_ranked_apart_from_townships(store: &dyn Store) {
 
 async fn dispute(store: &dyn Store, id: u128, grid: &str, fields: Value) {
     let mut all = json!({"parties": "张三、李四", "description": "纠纷"});
-    for (k, v) in obj(fields) {
+    for (k, v) in object(fields) {
         all[k] = v;
     }
-    file(store, id, "dispute_check", grid, all, &[]).await;
+    file_report(store, id, "dispute_check", grid, all, &[]).await;
 }
 
 async fn dispute_figures_match_hand_computed_values(store: &dyn Store) {
@@ -534,7 +511,7 @@ async fn drug_case(
     let fields = json!({"subject_name": "王五", "subject_id_number": "110101199001011234",
         "programme": "community_rehabilitation", "programme_start": start,
         "assigned_worker": "w1", "status": status});
-    file(store, id, "drug_control_case", grid, fields, visits).await;
+    file_report(store, id, "drug_control_case", grid, fields, visits).await;
 }
 
 fn visit(date: &str, test: &str, next: Option<&str>) -> Value {
@@ -680,7 +657,7 @@ async fn figures_follow_edits_and_count_only_the_scope(store: &dyn Store) {
     let mut doc = store.load_doc(&DocId::from_u128(1)).await.unwrap().unwrap();
     let heads = doc.heads();
     doc.set_fields(
-        &obj(json!({"status": "resolved", "resolved_on": "2026-10-19", "agreement": "和解"})),
+        &object(json!({"status": "resolved", "resolved_on": "2026-10-19", "agreement": "和解"})),
         &by,
     )
     .unwrap();
