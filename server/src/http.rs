@@ -8,6 +8,7 @@ pub mod conflicts;
 pub mod console;
 pub mod devices;
 pub mod error;
+pub mod export;
 pub mod health;
 pub mod json;
 pub mod live;
@@ -16,6 +17,7 @@ pub mod org;
 pub mod query;
 pub mod reports;
 pub mod schemas;
+pub mod stats;
 pub mod sync;
 pub mod trace;
 pub mod users;
@@ -131,6 +133,8 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(attachments::routes())
         .merge(live::routes())
         .merge(metrics::routes())
+        .merge(stats::routes())
+        .merge(export::routes())
 }
 
 /// The whole API, ready to serve.

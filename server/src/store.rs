@@ -1,6 +1,7 @@
 //! Durable storage: the `Store` trait, its row types, and choosing SQLite or Postgres from the
 //! database URL. Each implementation owns its SQL; the rules they share live in `crate::sync`.
 
+pub mod facts;
 pub mod postgres;
 pub mod sqlite;
 
@@ -15,6 +16,9 @@ use gridsync_core::schema::Registry;
 
 use crate::live::Changed;
 use crate::scope::{Role, Scope};
+use crate::store::facts::{
+    CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
+};
 use crate::sync::pull::{PageDoc, PulledChange};
 
 #[derive(Debug, thiserror::Error)]
@@ -694,6 +698,25 @@ pub trait Store: Send + Sync {
     /// How much blob storage holds: for monitoring, and for tests that count rows.
     async fn blob_usage(&self) -> Result<BlobUsage>;
 
+    /// Satisfaction canvass counts per org path for `period`, in `scope` (`store::facts`).
+    async fn canvass_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<CanvassCounts>>;
+    /// How many canvass interviews in `period` and `scope` raised each worry.
+    async fn worry_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<(String, i64)>>;
+    /// Dispute counts per org path, status, risk and category for `period`, in `scope`; a
+    /// follow-up before `today` is overdue.
+    async fn dispute_counts(
+        &self,
+        scope: &Scope,
+        period: &Period,
+        today: &str,
+    ) -> Result<Vec<DisputeCounts>>;
+    /// Resolved disputes of `period` per org path and days to resolution, in `scope`.
+    async fn resolution_days(&self, scope: &Scope, period: &Period) -> Result<Vec<ResolutionDays>>;
+    /// Drug-control case counts per org path under `due.org_path`, in `scope`.
+    async fn drug_counts(&self, scope: &Scope, due: &DrugDue) -> Result<Vec<DrugCounts>>;
+    /// A page of a ledger: the reports of `query`, in `scope`, by id.
+    async fn ledger_page(&self, scope: &Scope, query: &LedgerQuery) -> Result<Vec<DocumentRow>>;
+
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>>;
     /// Audit entries matching every filter of `query`, newest first, with their total.
@@ -1050,6 +1073,7 @@ pub(crate) fn user_update_result(result: Result<(), sqlx::Error>, user: &User) -
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
     Text(String),
+    MaybeText(Option<String>),
     Int(i64),
 }
 

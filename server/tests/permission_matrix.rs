@@ -503,6 +503,51 @@ async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
             audit.status,
             admin_only(StatusCode::OK),
         );
+        for path in ["/api/v1/stats/canvass", "/api/v1/stats/disputes"] {
+            let stats = api.get(path, &token).await;
+            cells.check(&format!("{user} GET {path}"), stats.status, StatusCode::OK);
+            // s2 is outside every scope but the admin's: 404, like a missing unit.
+            let foreign = api.get(&format!("{path}?org=s2"), &token).await;
+            cells.check(
+                &format!("{user} GET {path} of s2"),
+                foreign.status,
+                if *role == Role::DistrictAdmin {
+                    StatusCode::OK
+                } else {
+                    StatusCode::NOT_FOUND
+                },
+            );
+        }
+        let drug = api.get("/api/v1/stats/drug", &token).await;
+        let drug_counts = matches!(
+            *role,
+            Role::TownshipStaff | Role::DrugControlOfficer | Role::DistrictAdmin
+        );
+        cells.check(
+            &format!("{user} GET stats/drug"),
+            drug.status,
+            if drug_counts {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            },
+        );
+        // A ledger is a file, not JSON: only its status is read here (tests/export.rs reads it).
+        let ledger = api
+            .app
+            .clone()
+            .oneshot(authed(
+                "GET",
+                "/api/v1/export?kind=dispute_check&format=csv",
+                &token,
+            ))
+            .await
+            .expect("infallible");
+        cells.check(
+            &format!("{user} GET export"),
+            ledger.status(),
+            StatusCode::OK,
+        );
         let devices = api.get("/api/v1/devices", &token).await;
         cells.check(
             &format!("{user} GET devices"),

@@ -15,6 +15,9 @@ use gridsync_core::schema::Registry;
 use sqlx::AssertSqlSafe;
 use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 
+use super::facts::{
+    self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
+};
 use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, Attachment, AttachmentRow, AuditEntry, AuditQuery,
     AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage, CONFLICT_ITEM_COLUMNS, ChangeLogRow,
@@ -77,6 +80,30 @@ fn scope_binds(scope: &Scope) -> (String, bool, bool, String) {
             String::new()
         },
     )
+}
+
+impl PgStore {
+    /// Runs one of the `store::facts` queries: the scope on placeholders 1–4, then its own
+    /// values.
+    async fn facts<T>(&self, scope: &Scope, (sql, binds): (String, Vec<Bind>)) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        let (prefix, open, all, assigned) = scope_binds(scope);
+        let mut query = sqlx::query_as::<_, T>(AssertSqlSafe(sql))
+            .bind(prefix)
+            .bind(open)
+            .bind(all)
+            .bind(assigned);
+        for b in binds {
+            query = match b {
+                Bind::Text(v) => query.bind(v),
+                Bind::MaybeText(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+            };
+        }
+        Ok(query.fetch_all(&self.pool).await?)
+    }
 }
 
 fn is_unique_violation(e: &StoreError) -> bool {
@@ -1122,6 +1149,7 @@ impl Store for PgStore {
         for b in page_binds {
             select = match b {
                 Bind::Text(v) => select.bind(v),
+                Bind::MaybeText(v) => select.bind(v),
                 Bind::Int(v) => select.bind(v),
             };
         }
@@ -1132,6 +1160,7 @@ impl Store for PgStore {
         for b in count_binds {
             count = match b {
                 Bind::Text(v) => count.bind(v),
+                Bind::MaybeText(v) => count.bind(v),
                 Bind::Int(v) => count.bind(v),
             };
         }
@@ -1546,6 +1575,36 @@ impl Store for PgStore {
             uploads,
             upload_bytes,
         })
+    }
+
+    async fn canvass_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<CanvassCounts>> {
+        self.facts(scope, facts::canvass('$', period)).await
+    }
+
+    async fn worry_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<(String, i64)>> {
+        self.facts(scope, facts::worries('$', period)).await
+    }
+
+    async fn dispute_counts(
+        &self,
+        scope: &Scope,
+        period: &Period,
+        today: &str,
+    ) -> Result<Vec<DisputeCounts>> {
+        self.facts(scope, facts::disputes('$', period, today)).await
+    }
+
+    async fn resolution_days(&self, scope: &Scope, period: &Period) -> Result<Vec<ResolutionDays>> {
+        self.facts(scope, facts::resolution_days('$', period)).await
+    }
+
+    async fn drug_counts(&self, scope: &Scope, due: &DrugDue) -> Result<Vec<DrugCounts>> {
+        self.facts(scope, facts::drug('$', due)).await
+    }
+
+    async fn ledger_page(&self, scope: &Scope, query: &LedgerQuery) -> Result<Vec<DocumentRow>> {
+        let rows: Vec<DocRecord> = self.facts(scope, facts::ledger('$', query)).await?;
+        rows.into_iter().map(DocumentRow::try_from).collect()
     }
 
     async fn audit(&self, e: &AuditEntry) -> Result<()> {

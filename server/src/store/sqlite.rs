@@ -17,6 +17,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{AssertSqlSafe, SqliteConnection};
 
+use super::facts::{
+    self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
+};
 use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, Attachment, AttachmentRow, AuditEntry, AuditQuery,
     AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage, CONFLICT_ITEM_COLUMNS, ChangeLogRow,
@@ -115,6 +118,30 @@ fn scope_binds(scope: &Scope) -> (String, bool, bool, String) {
             String::new()
         },
     )
+}
+
+impl SqliteStore {
+    /// Runs one of the `store::facts` queries: the scope on placeholders 1–4, then its own
+    /// values.
+    async fn facts<T>(&self, scope: &Scope, (sql, binds): (String, Vec<Bind>)) -> Result<Vec<T>>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow> + Send + Unpin,
+    {
+        let (prefix, open, all, assigned) = scope_binds(scope);
+        let mut query = sqlx::query_as::<_, T>(AssertSqlSafe(sql))
+            .bind(prefix)
+            .bind(open)
+            .bind(all)
+            .bind(assigned);
+        for b in binds {
+            query = match b {
+                Bind::Text(v) => query.bind(v),
+                Bind::MaybeText(v) => query.bind(v),
+                Bind::Int(v) => query.bind(v),
+            };
+        }
+        Ok(query.fetch_all(&self.read).await?)
+    }
 }
 
 #[async_trait]
@@ -1130,6 +1157,7 @@ impl Store for SqliteStore {
         for b in page_binds {
             select = match b {
                 Bind::Text(v) => select.bind(v),
+                Bind::MaybeText(v) => select.bind(v),
                 Bind::Int(v) => select.bind(v),
             };
         }
@@ -1140,6 +1168,7 @@ impl Store for SqliteStore {
         for b in count_binds {
             count = match b {
                 Bind::Text(v) => count.bind(v),
+                Bind::MaybeText(v) => count.bind(v),
                 Bind::Int(v) => count.bind(v),
             };
         }
@@ -1554,6 +1583,36 @@ impl Store for SqliteStore {
             uploads,
             upload_bytes,
         })
+    }
+
+    async fn canvass_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<CanvassCounts>> {
+        self.facts(scope, facts::canvass('?', period)).await
+    }
+
+    async fn worry_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<(String, i64)>> {
+        self.facts(scope, facts::worries('?', period)).await
+    }
+
+    async fn dispute_counts(
+        &self,
+        scope: &Scope,
+        period: &Period,
+        today: &str,
+    ) -> Result<Vec<DisputeCounts>> {
+        self.facts(scope, facts::disputes('?', period, today)).await
+    }
+
+    async fn resolution_days(&self, scope: &Scope, period: &Period) -> Result<Vec<ResolutionDays>> {
+        self.facts(scope, facts::resolution_days('?', period)).await
+    }
+
+    async fn drug_counts(&self, scope: &Scope, due: &DrugDue) -> Result<Vec<DrugCounts>> {
+        self.facts(scope, facts::drug('?', due)).await
+    }
+
+    async fn ledger_page(&self, scope: &Scope, query: &LedgerQuery) -> Result<Vec<DocumentRow>> {
+        let rows: Vec<DocRecord> = self.facts(scope, facts::ledger('?', query)).await?;
+        rows.into_iter().map(DocumentRow::try_from).collect()
     }
 
     async fn audit(&self, e: &AuditEntry) -> Result<()> {

@@ -315,3 +315,34 @@ pub async fn pull_all(
     }
     panic!("pull did not finish in 10,000 pages");
 }
+
+/// `v` as a JSON object; panics on anything else.
+pub fn object(v: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match v {
+        serde_json::Value::Object(m) => m,
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// A report by the admin with these fields and log entries, ingested and acknowledged.
+pub async fn file_report(
+    store: &dyn Store,
+    id: u128,
+    kind: &str,
+    grid: &str,
+    fields: serde_json::Value,
+    log: &[serde_json::Value],
+) {
+    let by = Editor::new("admin", 1_000);
+    let mut doc = ReportDoc::create(DocId::from_u128(id), kind, 1, grid, &by).expect("create");
+    doc.set_fields(&object(fields), &by).expect("fields");
+    for entry in log {
+        doc.append_log(&object(entry.clone()), &by).expect("log");
+    }
+    let push = push_all(&mut [&mut doc]);
+    let result = store
+        .ingest(&admin(), &push, &registry())
+        .await
+        .expect("ingest");
+    assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
+}

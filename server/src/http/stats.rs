@@ -1,0 +1,182 @@
+//! Statistics under `/api/v1/stats` (canvass, disputes, drug): query parameters, who may ask,
+//! and the `stats` module's figures as JSON. Every figure is counted within the caller's scope.
+
+use axum::extract::State;
+use axum::http::Uri;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::query::Params;
+use super::{ApiError, AppState, Json, Problem};
+use crate::auth::Caller;
+use crate::clock;
+use crate::scope::{Restricted, Role, Scope};
+use crate::stats::{self, CanvassStats, Day, Days, DisputeStats, DrugStats, Group};
+use crate::store::OrgUnit;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(canvass))
+        .routes(routes!(disputes))
+        .routes(routes!(drug))
+}
+
+/// Today as the server's clock says (UTC).
+pub fn today() -> Day {
+    Day::of_unix(clock::now())
+}
+
+/// The org unit named by `org`, or the caller's own; a unit outside the caller's scope is
+/// answered 404 like a missing one.
+pub(crate) async fn org_param(
+    state: &AppState,
+    caller: &Caller,
+    org: Option<&str>,
+) -> Result<OrgUnit, ApiError> {
+    let id = org.unwrap_or(&caller.user.org_unit_id);
+    state
+        .store
+        .org_unit(id)
+        .await?
+        .filter(|u| u.path.starts_with(&caller.scope.prefix))
+        .ok_or_else(|| ApiError::NotFound(format!("org unit {id} not found")))
+}
+
+/// A `YYYY-MM-DD` parameter.
+pub(crate) fn day_param(p: &Params, name: &str) -> Result<Option<Day>, ApiError> {
+    p.get(name)
+        .map(|v| {
+            Day::parse(v).ok_or_else(|| {
+                ApiError::BadRequest(format!("`{name}` must be a date YYYY-MM-DD, not {v:?}"))
+            })
+        })
+        .transpose()
+}
+
+/// `from` and `to`, both included; by default from the first of this month to today.
+fn period(p: &Params) -> Result<Days, ApiError> {
+    let to = day_param(p, "to")?.unwrap_or_else(today);
+    let from = match day_param(p, "from")? {
+        Some(from) => from,
+        None => {
+            let first = format!("{}-01", &to.to_string()[..7]);
+            Day::parse(&first).unwrap_or(to)
+        }
+    };
+    if from > to {
+        return Err(ApiError::BadRequest(format!(
+            "`from` ({from}) is after `to` ({to})"
+        )));
+    }
+    Ok(Days { from, to })
+}
+
+/// Satisfaction and safety indexes per unit with their 95% intervals, interval-aware ranks,
+/// the previous period of the same length, and the worries raised most often.
+#[utoipa::path(get, path = "/api/v1/stats/canvass", tag = "stats", security(("bearer" = [])),
+    params(
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD, included; default the first of to's month"),
+        ("to" = Option<String>, Query, description = "YYYY-MM-DD, included; default today"),
+        ("org" = Option<String>, Query, description = "org unit id; default the caller's own"),
+        ("group" = Option<String>, Query, description = "township, street, village or grid; default the level below org"),
+    ),
+    responses(
+        (status = 200, body = CanvassStats),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "org is not a unit in the caller's scope",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn canvass(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<CanvassStats>, ApiError> {
+    let p = Params::parse(&uri, &["from", "to", "org", "group"])?;
+    let period = period(&p)?;
+    let org = org_param(&state, &caller, p.get("org")).await?;
+    let group = match p.one_of("group", &Group::NAMES)? {
+        Some(g) => Group::parse(&g).unwrap_or(Group::below(org.level)),
+        None => Group::below(org.level),
+    };
+    let stats = stats::canvass(
+        state.store.as_ref(),
+        &state.registry,
+        &caller.scope,
+        &org,
+        group,
+        period,
+    )
+    .await?;
+    Ok(Json(stats))
+}
+
+/// Disputes found in the period, per child of `org` and in total: open by risk and category,
+/// status, share resolved within the village, median days to resolution, overdue follow-ups.
+#[utoipa::path(get, path = "/api/v1/stats/disputes", tag = "stats", security(("bearer" = [])),
+    params(
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD, included; default the first of to's month"),
+        ("to" = Option<String>, Query, description = "YYYY-MM-DD, included; default today"),
+        ("org" = Option<String>, Query, description = "org unit id; default the caller's own"),
+    ),
+    responses(
+        (status = 200, body = DisputeStats),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "org is not a unit in the caller's scope",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn disputes(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<DisputeStats>, ApiError> {
+    let p = Params::parse(&uri, &["from", "to", "org"])?;
+    let period = period(&p)?;
+    let org = org_param(&state, &caller, p.get("org")).await?;
+    let stats = stats::disputes(
+        state.store.as_ref(),
+        &state.registry,
+        &caller.scope,
+        &org,
+        period,
+        today(),
+    )
+    .await?;
+    Ok(Json(stats))
+}
+
+/// Drug-control cases as of today per township or street: active, relapsed, visits overdue,
+/// tests due. Counts only, for drug-control officers, admins and township or street staff;
+/// grid workers and village cadres get 403.
+#[utoipa::path(get, path = "/api/v1/stats/drug", tag = "stats", security(("bearer" = [])),
+    params(("org" = Option<String>, Query, description = "org unit id; default the caller's own")),
+    responses(
+        (status = 200, body = DrugStats),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "org is not a unit in the caller's scope",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn drug(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: Uri,
+) -> Result<Json<DrugStats>, ApiError> {
+    caller.require_role(&[
+        Role::TownshipStaff,
+        Role::DrugControlOfficer,
+        Role::DistrictAdmin,
+    ])?;
+    let p = Params::parse(&uri, &["org"])?;
+    let org = org_param(&state, &caller, p.get("org")).await?;
+    // Township and street staff may not read a case, but the issue asks them to oversee the
+    // work: they count every case of their township, and the answer names no one.
+    let scope = Scope {
+        restricted: Restricted::All,
+        ..caller.scope.clone()
+    };
+    let stats = stats::drug(state.store.as_ref(), &scope, &org, today()).await?;
+    Ok(Json(stats))
+}
