@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod backup;
 pub mod demo;
+pub mod export;
 pub mod friendly;
 pub mod org_import;
 pub mod serve;
@@ -55,6 +56,8 @@ pub enum Command {
     /// The org tree.
     #[command(subcommand)]
     Org(OrgCommand),
+    /// Write a ledger (台账) of one report kind to a .csv or .xlsx file.
+    Export(ExportArgs),
     /// Write a consistent copy of a SQLite database, also while the server runs.
     Backup(BackupArgs),
     /// Replace a SQLite database with a backup (stop the server first).
@@ -85,6 +88,30 @@ pub struct ServeArgs {
     /// Log lines for a terminal (human) or for a log collector (json, one object per line).
     #[arg(long, env = "GRIDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The report kind: dispute_check, drug_control_case or satisfaction_canvass.
+    #[arg(long)]
+    pub kind: String,
+    /// Only reports found, interviewed or running on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only those on or before this day (YYYY-MM-DD).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The org unit whose reports to export [default: the whole district].
+    #[arg(long)]
+    pub org: Option<String>,
+    /// English column headers and labels instead of Chinese.
+    #[arg(long)]
+    pub english: bool,
+    /// For a .csv file: the log entries (mediation steps, visits) rather than the reports.
+    #[arg(long)]
+    pub log: bool,
+    /// The file to write; its extension, .csv or .xlsx, decides the format.
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -220,6 +247,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Org(OrgCommand::Import { file }) => {
             let store = open(&settings.db, Open::Existing).await?;
             org_import::import(store.as_ref(), &file).await
+        }
+        Command::Export(args) => {
+            let store = open(&settings.db, Open::Existing).await?;
+            export::export(store.as_ref(), &args).await
         }
         Command::Backup(args) => backup::backup(&settings.db, &args.file).await,
         Command::Restore(args) => backup::restore(&settings.db, &args.file, args.force).await,

@@ -279,14 +279,46 @@ impl Table<'_> {
         cells.push(row.created_by.clone());
         cells.push(gridsync_core::time::rfc3339(row.created_at));
         cells.push(gridsync_core::time::rfc3339(row.updated_at));
-        cells.push(
-            attachments
-                .iter()
-                .map(|a| format!("{} sha256:{}", a.media_type, a.hash))
-                .collect::<Vec<_>>()
-                .join("\n"),
-        );
+        cells.push(self.attachments_cell(projection, attachments));
         cells
+    }
+
+    /// One line per attachment: its name as the report names it (when it does), media type and
+    /// sha256 of what the server holds, then those the report names whose bytes have not
+    /// arrived yet, marked so.
+    fn attachments_cell(
+        &self,
+        projection: &Value,
+        uploaded: &[crate::store::Attachment],
+    ) -> String {
+        let named: Vec<&Value> = projection["attachments"]
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let name_of = |hash: &str| {
+            named
+                .iter()
+                .find(|a| a["sha256"].as_str() == Some(hash))
+                .and_then(|a| a["name"].as_str())
+        };
+        let mut lines: Vec<String> = uploaded
+            .iter()
+            .map(|a| match name_of(&a.hash) {
+                Some(name) => format!("{name} {} sha256:{}", a.media_type, a.hash),
+                None => format!("{} sha256:{}", a.media_type, a.hash),
+            })
+            .collect();
+        let pending = self.lang.text("（未上传）", " (not uploaded yet)");
+        lines.extend(named.iter().filter_map(|a| {
+            let hash = a["sha256"].as_str()?;
+            if uploaded.iter().any(|u| u.hash == hash) {
+                return None;
+            }
+            let name = a["name"].as_str().unwrap_or_default();
+            let media = a["media_type"].as_str().unwrap_or_default();
+            Some(format!("{name} {media} sha256:{hash}{pending}"))
+        }));
+        lines.join("\n")
     }
 
     fn log_rows(&self, row: &DocumentRow, projection: &Value) -> Vec<Vec<String>> {

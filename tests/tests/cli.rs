@@ -716,9 +716,64 @@ async fn demo_data_passes_validation_and_holds_open_conflicts(db: &str) {
             .iter()
             .any(|c| c.conflict.path == "fields.risk_level")
     );
+    exports_hold_every_report(db, &counts);
     // A demo database is not filled twice.
     let said = fails(&["--db", db, "demo"], &[]);
     assert!(one_line(&said).contains("empty database"), "{said}");
+}
+
+/// `gridsync export` writes a ledger of every report of a kind, CSV or XLSX as the file name
+/// says, and refuses a kind or a file name it cannot honour in one line.
+fn exports_hold_every_report(db: &str, counts: &std::collections::HashMap<String, usize>) {
+    let dir = tempfile::tempdir().expect("dir");
+    for (kind, file) in [
+        ("dispute_check", "disputes.csv"),
+        ("drug_control_case", "drug.xlsx"),
+    ] {
+        let out = dir.path().join(file);
+        let out = out.to_str().expect("utf-8 path");
+        let said = ok(&["--db", db, "export", "--kind", kind, out], &[]);
+        assert!(
+            said.contains(&format!("{} reports of {kind}", counts[kind])),
+            "{said}"
+        );
+        let bytes = std::fs::read(out).expect("the ledger was written");
+        if file.ends_with(".csv") {
+            assert!(
+                bytes.starts_with("\u{feff}报告编号".as_bytes()),
+                "BOM, then Chinese headers"
+            );
+        } else {
+            assert!(bytes.starts_with(b"PK"), "an XLSX is a zip file");
+        }
+    }
+    let out = dir.path().join("ledger.txt");
+    let said = fails(
+        &[
+            "--db",
+            db,
+            "export",
+            "--kind",
+            "dispute_check",
+            out.to_str().expect("path"),
+        ],
+        &[],
+    );
+    assert!(one_line(&said).contains(".csv or .xlsx"), "{said}");
+    let out = dir.path().join("ledger.csv");
+    let said = fails(
+        &[
+            "--db",
+            db,
+            "export",
+            "--kind",
+            "parking",
+            out.to_str().expect("path"),
+        ],
+        &[],
+    );
+    assert!(one_line(&said).contains("parking"), "{said}");
+    assert!(!out.exists(), "nothing written for a refused export");
 }
 
 #[tokio::test]

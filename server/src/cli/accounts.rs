@@ -175,7 +175,11 @@ async fn find_user(store: &dyn Store, username: &str) -> Result<User> {
 
 /// Records a change made on the command line: no user or device is logged in, so both are
 /// empty and `via` says where it came from.
-async fn audit(store: &dyn Store, action: &str, mut detail: serde_json::Value) -> Result<()> {
+pub(super) async fn audit(
+    store: &dyn Store,
+    action: &str,
+    mut detail: serde_json::Value,
+) -> Result<()> {
     detail["via"] = json!("command line");
     store
         .audit(&AuditEntry {
