@@ -351,6 +351,11 @@ async fn an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for
         got.assert_status(StatusCode::OK);
         assert_eq!(got.header("content-type"), Some("image/jpeg"));
         assert_eq!(got.header("etag"), Some(format!("\"{hash}\"").as_str()));
+        assert_eq!(
+            got.header("cache-control"),
+            Some("no-store"),
+            "personal data is not kept in a browser's cache"
+        );
         assert!(
             got.bytes == blob,
             "the downloaded bytes differ from the upload"
