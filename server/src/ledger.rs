@@ -205,12 +205,7 @@ impl Table<'_> {
         ]
         .map(str::to_owned)
         .to_vec();
-        h.extend(
-            self.schema
-                .fields
-                .iter()
-                .map(|f| l.pick(&f.label).to_owned()),
-        );
+        h.extend(columns(&self.schema.fields).map(|f| l.pick(&f.label).to_owned()));
         h.extend(
             [
                 l.text("审核状态", "Review state"),
@@ -231,7 +226,7 @@ impl Table<'_> {
             l.text("记录编号", "Entry ID").to_owned(),
         ];
         if let Some(log) = &self.schema.log {
-            h.extend(log.fields.iter().map(|f| l.pick(&f.label).to_owned()));
+            h.extend(columns(&log.fields).map(|f| l.pick(&f.label).to_owned()));
         }
         h.push(l.text("记录人", "Recorded by").to_owned());
         h.push(l.text("记录时间", "Recorded at").to_owned());
@@ -270,9 +265,7 @@ impl Table<'_> {
         };
         let mut cells = vec![row.id.to_string(), name(1), name(2), name(3)];
         cells.extend(
-            self.schema
-                .fields
-                .iter()
+            columns(&self.schema.fields)
                 .map(|f| self.cell(f, &projection["fields"][f.id.as_str()])),
         );
         cells.push(self.review_state(&row.review_state).to_owned());
@@ -333,7 +326,7 @@ impl Table<'_> {
             .iter()
             .map(|e| {
                 let mut cells = vec![row.id.to_string(), plain(&e["id"])];
-                cells.extend(log.fields.iter().map(|f| self.cell(f, &e[f.id.as_str()])));
+                cells.extend(columns(&log.fields).map(|f| self.cell(f, &e[f.id.as_str()])));
                 cells.push(plain(&e["created_by"]));
                 cells.push(plain(&e["created_at"]));
                 cells
@@ -506,4 +499,10 @@ fn sheet_name(label: &str) -> String {
         .filter(|c| !"[]:*?/\\".contains(*c))
         .take(31)
         .collect()
+}
+
+/// The fields that get a column of their own: attachment fields hold no value in the report's
+/// fields (the document keeps attachments apart), so the attachments column lists them instead.
+fn columns(fields: &[FieldDef]) -> impl Iterator<Item = &FieldDef> {
+    fields.iter().filter(|f| f.ty != FieldType::Attachment)
 }

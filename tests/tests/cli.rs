@@ -740,7 +740,7 @@ fn exports_hold_every_report(db: &str, counts: &std::collections::HashMap<String
         let bytes = std::fs::read(out).expect("the ledger was written");
         if file.ends_with(".csv") {
             assert!(
-                bytes.starts_with("\u{feff}报告编号".as_bytes()),
+                bytes.starts_with("\u{feff}编号".as_bytes()),
                 "BOM, then Chinese headers"
             );
         } else {
