@@ -8,17 +8,9 @@
 // through the API. Exits non-zero on any failure.
 'use strict';
 
-const fs = require('node:fs');
-const os = require('node:os');
-const path = require('node:path');
 const assert = require('node:assert/strict');
-const { chromium } = require('playwright-core');
+const { env, withConsole, logIn, run } = require('./common.cjs');
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set`);
-  return value;
-};
 const BASE = env('CONSOLE_BASE');
 const USERNAME = env('CONSOLE_USERNAME');
 const PASSWORD = env('CONSOLE_PASSWORD');
@@ -30,46 +22,8 @@ const SHOTS = env('CONSOLE_SHOTS');
 const PHOTO_NAME = env('CONSOLE_PHOTO_NAME');
 const CHROMIUM = env('CONSOLE_CHROMIUM');
 
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
 async function main() {
-  fs.mkdirSync(SHOTS, { recursive: true });
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'gridsync-chromium-'));
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: FLAGS,
-    viewport: { width: 1366, height: 768 },
-    locale: 'zh-CN',
-    timeout: 60_000,
-  });
-  const failures = [];
-  const foreign = [];
-  try {
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.setDefaultTimeout(15_000);
-    page.on('pageerror', (e) => failures.push(`page error: ${e.message}`));
-    page.on('console', (m) => {
-      if (m.type() === 'error' && m.text().startsWith('missing label')) failures.push(m.text());
-    });
-    page.on('request', (r) => {
-      const url = r.url();
-      if (!url.startsWith(`${BASE}/`) && !url.startsWith('blob:') && !url.startsWith('data:')) foreign.push(url);
-    });
-    let step = 0;
-    const shot = async (name) => {
-      step += 1;
-      await page.screenshot({ path: path.join(SHOTS, `${String(step).padStart(2, '0')}-${name}.png`), fullPage: true });
-    };
-
+  await withConsole({ base: BASE, shots: SHOTS, chromiumPath: CHROMIUM }, async ({ page, shot }) => {
     // A page clock the test can move, to see the token renewed before it expires.
     await page.clock.install();
 
@@ -186,10 +140,7 @@ async function main() {
 
     // Township staff have no clearance: they find a dispute by its text, and its parties read
     // as redacted.
-    await page.fill('#username', STAFF);
-    await page.fill('#password', STAFF_PASSWORD);
-    await page.click('#login-submit');
-    await page.waitForSelector('#nav-dashboard.current');
+    await logIn(page, STAFF, STAFF_PASSWORD);
     await page.click('#nav-reports');
     await page.waitForSelector('#report-list');
     await page.fill('input[name="q"]', '宅基地');
@@ -204,18 +155,7 @@ async function main() {
     await shot('staff-redacted');
     await page.click('#logout');
     await page.waitForSelector('#login-form');
-  } finally {
-    await context.close();
-    fs.rmSync(profile, { recursive: true, force: true });
-  }
-  assert.deepEqual(foreign, [], 'the console loads nothing from outside the server');
-  assert.deepEqual(failures, [], 'no script errors and no missing labels');
+  });
 }
 
-main().then(
-  () => console.log(`console test passed; screenshots in ${SHOTS}`),
-  (e) => {
-    console.error(e);
-    process.exit(1);
-  },
-);
+run(main, `console test passed; screenshots in ${SHOTS}`);

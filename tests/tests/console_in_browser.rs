@@ -6,6 +6,9 @@
 //! Needs Debian's `chromium` and the npm package `playwright-core` in
 //! `$GRIDSYNC_TOOLS_DIR/playwright` (default `~/.cache/gridsync-tools`); `./scripts/test`
 //! installs both. Without them the test fails and says so: it never skips.
+//!
+//! A second, smaller test runs `tests/browser/demo_console.cjs` against `gridsync serve --demo`
+//! (SQLite only): the dashboard over the demo district and one of its conflicts resolved.
 
 use std::path::{Path, PathBuf};
 
@@ -239,7 +242,9 @@ fn screenshot_dir(name: &str) -> PathBuf {
     target.join("console-screenshots").join(name)
 }
 
-async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
+/// Debian's chromium (or `GRIDSYNC_CHROMIUM`) and the `node_modules` holding playwright-core;
+/// panics, saying how to install them, when either is missing.
+fn browser_tools() -> (String, PathBuf) {
     let chromium =
         std::env::var("GRIDSYNC_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let node_modules = tools_dir().join("playwright/node_modules");
@@ -253,7 +258,26 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         node_modules.display(),
         tools_dir().join("playwright").display()
     );
+    (chromium, node_modules)
+}
 
+/// The screenshots in `shots` include one ending in each of `steps`.
+fn assert_screenshots(shots: &Path, steps: &[&str]) {
+    let saved: Vec<String> = std::fs::read_dir(shots)
+        .expect("the screenshot folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for step in steps {
+        assert!(
+            saved.iter().any(|name| name.ends_with(step)),
+            "no *{step} in {}: {saved:?}",
+            shots.display()
+        );
+    }
+}
+
+async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
+    let (chromium, node_modules) = browser_tools();
     seed_org(db).await;
     let server = Server::start(db, PASSWORD).await;
     let (id, chosen) = seed_reports(&server).await;
@@ -296,22 +320,15 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .expect("the browser test ends within 3 minutes")
         .expect("run node (Debian's nodejs)");
     assert!(status.success(), "the browser test failed: {status}");
-    let saved: Vec<String> = std::fs::read_dir(&shots)
-        .expect("the screenshot folder")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    for step in [
-        "-dashboard.png",
-        "-photo.png",
-        "-resolved.png",
-        "-report-english.png",
-    ] {
-        assert!(
-            saved.iter().any(|name| name.ends_with(step)),
-            "no *{step} in {}: {saved:?}",
-            shots.display()
-        );
-    }
+    assert_screenshots(
+        &shots,
+        &[
+            "-dashboard.png",
+            "-photo.png",
+            "-resolved.png",
+            "-report-english.png",
+        ],
+    );
 
     // What the browser did is what the server holds.
     let office = Client::login(&server.base, "admin", PASSWORD, "check").await;
@@ -354,4 +371,101 @@ async fn an_admin_works_the_console_in_headless_chromium_on_sqlite() {
 async fn an_admin_works_the_console_in_headless_chromium_on_postgres() {
     let db = fresh_postgres_database("gridsync_console").await;
     an_admin_works_the_console_in_headless_chromium(&db, "postgres").await;
+}
+
+/// The demo district's admin; its password is the demo's, whatever `GRIDSYNC_ADMIN_PASSWORD` says.
+const DEMO_ADMIN: &str = "admin";
+const DEMO_PASSWORD: &str = "gridsync-demo";
+
+/// Every open conflict the demo admin sees, and their total.
+async fn open_conflicts(client: &Client) -> (Vec<Value>, i64) {
+    let mut items = Vec::new();
+    let mut path = "/api/v1/conflicts?limit=200".to_owned();
+    loop {
+        let page = call(client, Method::GET, &path, None).await;
+        items.extend(page["items"].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/api/v1/conflicts?limit=200&cursor={cursor}"),
+            None => return (items, page["total"].as_i64().expect("total")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_admin_resolves_a_demo_conflict_in_headless_chromium() {
+    let (chromium, node_modules) = browser_tools();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("demo.db").display());
+    let server = Server::start_with(&db, "unused: the demo makes admin", &["--demo"]).await;
+
+    // A conflict of two values of a top-level field, which the report page shows among its fields.
+    let office = Client::login(&server.base, DEMO_ADMIN, DEMO_PASSWORD, "check").await;
+    let (conflicts, total) = open_conflicts(&office).await;
+    assert_eq!(conflicts.len() as i64, total);
+    let conflict = conflicts
+        .iter()
+        .find(|c| {
+            c["code"] == "concurrent_values"
+                && c["path"].as_str().is_some_and(|p| p.starts_with("fields."))
+                && c["detail"].as_array().is_some_and(|d| {
+                    d.len() == 2 && d[0]["value"] != d[1]["value"] && d[1]["value"] != "***"
+                })
+        })
+        .unwrap_or_else(|| panic!("the demo holds a conflict of two field values: {conflicts:?}"));
+    let id = conflict["id"].as_i64().expect("conflict id");
+    let report_id = conflict["report_id"].as_str().expect("report id");
+    let field = &conflict["path"].as_str().expect("path")["fields.".len()..];
+    let chosen = conflict["detail"][1]["value"].clone();
+
+    let shots = screenshot_dir("demo");
+    let _ = std::fs::remove_dir_all(&shots);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/demo_console.cjs");
+    let run = tokio::process::Command::new("node")
+        .arg(&script)
+        .env("NODE_PATH", &node_modules)
+        .env("CONSOLE_BASE", &server.base)
+        .env("CONSOLE_USERNAME", DEMO_ADMIN)
+        .env("CONSOLE_PASSWORD", DEMO_PASSWORD)
+        .env("CONSOLE_REPORT_ID", report_id)
+        .env("CONSOLE_CONFLICT_ID", id.to_string())
+        .env("CONSOLE_FIELD", field)
+        .env("CONSOLE_SHOTS", &shots)
+        .env("CONSOLE_CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(180), run)
+        .await
+        .expect("the browser test ends within 3 minutes")
+        .expect("run node (Debian's nodejs)");
+    assert!(status.success(), "the browser test failed: {status}");
+    assert_screenshots(
+        &shots,
+        &[
+            "-dashboard.png",
+            "-conflicts.png",
+            "-resolved.png",
+            "-report-english.png",
+        ],
+    );
+
+    // What the browser did is what the server holds: one conflict fewer, the chosen value kept.
+    let (after, left) = open_conflicts(&office).await;
+    assert_eq!(
+        left,
+        total - 1,
+        "the count of open conflicts dropped by one"
+    );
+    assert!(
+        after.iter().all(|c| c["id"] != id),
+        "conflict {id} is closed"
+    );
+    let report = call(
+        &office,
+        Method::GET,
+        &format!("/api/v1/reports/{report_id}"),
+        None,
+    )
+    .await;
+    assert_eq!(report["fields"][field], chosen, "{report}");
+    assert!(server.stop().await.success());
 }

@@ -1,0 +1,89 @@
+// Drives the console in headless Chromium against `gridsync serve --demo`: log in as the demo's
+// admin, open the dashboard for the last 180 days and see the demo townships' satisfaction with
+// 柳河乡 marked as resting on few interviews, open the conflicts page, open the report of the
+// conflict the Rust test picked, resolve it by clicking its second (not shown) value, check the
+// conflict is gone and the value shown, and switch to English. Screenshots of every step go to
+// SHOTS.
+// Run by tests/tests/console_in_browser.rs, which checks the outcome again through the API.
+// Exits non-zero on any failure.
+'use strict';
+
+const assert = require('node:assert/strict');
+const { env, withConsole, logIn, run } = require('./common.cjs');
+
+const BASE = env('CONSOLE_BASE');
+const USERNAME = env('CONSOLE_USERNAME');
+const PASSWORD = env('CONSOLE_PASSWORD');
+const REPORT = env('CONSOLE_REPORT_ID');
+const CONFLICT = env('CONSOLE_CONFLICT_ID');
+const FIELD = env('CONSOLE_FIELD');
+const SHOTS = env('CONSOLE_SHOTS');
+const CHROMIUM = env('CONSOLE_CHROMIUM');
+
+/** `date` as YYYY-MM-DD in local time, as a date input takes it. */
+const ymd = (date) =>
+  `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, '0')}-${String(date.getDate()).padStart(2, '0')}`;
+
+async function main() {
+  await withConsole({ base: BASE, shots: SHOTS, chromiumPath: CHROMIUM }, async ({ page, shot }) => {
+    await page.goto(`${BASE}/`);
+    await page.waitForSelector('#login-form');
+    await logIn(page, USERNAME, PASSWORD);
+
+    // The dashboard over the demo's 180 days: the three townships ranked apart from the streets,
+    // 柳河乡 pale and without a rank for its handful of interviews.
+    await page.waitForSelector('.dashboard');
+    const today = new Date();
+    await page.fill('input[name="from"]', ymd(new Date(today.getTime() - 180 * 86_400_000)));
+    await page.fill('input[name="to"]', ymd(today));
+    await page.click('form.filters button[type="submit"]');
+    await page.waitForFunction(() => location.hash.includes('from='));
+    await page.waitForSelector('#panel-canvass-township svg.chart');
+    const rows = await page.$$eval('#panel-canvass-township svg.chart text.name', (names) =>
+      names.map((name) => {
+        const y = name.getAttribute('y');
+        const value = [...name.parentNode.querySelectorAll('text.value')].find((v) => v.getAttribute('y') === y);
+        return { name: name.textContent, value: value?.textContent ?? '', few: value?.classList.contains('few-text') ?? false };
+      }),
+    );
+    assert.deepEqual(rows.map((r) => r.name).sort(), ['柳河乡', '白沙镇', '青山镇'].sort(), JSON.stringify(rows));
+    const liuhe = rows.find((r) => r.name === '柳河乡');
+    assert.ok(liuhe.few && liuhe.value.includes('样本不足'), `柳河乡 is marked as having few interviews: ${JSON.stringify(liuhe)}`);
+    for (const r of rows.filter((r) => r.name !== '柳河乡')) {
+      assert.ok(!r.few && /第 \d+ 名/.test(r.value), `${r.name} is ranked: ${JSON.stringify(r)}`);
+    }
+    assert.equal(await page.locator('#panel-canvass-township rect.bar.few').count(), 1, 'one pale bar');
+    await shot('dashboard');
+
+    // The conflicts page links to the report; there the picked conflict shows both values.
+    await page.click('#nav-conflicts');
+    await page.waitForSelector('#conflict-list');
+    await shot('conflicts');
+    await page.click(`#conflict-list a[href="#/reports/${REPORT}"] >> nth=0`);
+    const card = page.locator(`#conflicts .conflict[data-conflict="${CONFLICT}"]`);
+    await card.waitFor();
+    const sides = card.locator('.side');
+    assert.equal(await sides.count(), 2, 'both concurrent values are shown');
+    const chosen = (await sides.nth(1).locator('.value').textContent()).trim();
+    const before = await page.locator('#conflicts .conflict').count();
+    await shot('conflict');
+
+    // Keep the value automerge did not show.
+    await sides.nth(1).locator('button.pick').click();
+    await page.waitForSelector('.flash');
+    assert.equal(await card.count(), 0, 'the conflict is gone');
+    assert.equal(await page.locator('#conflicts .conflict').count(), before - 1, 'only that conflict closed');
+    assert.equal((await page.textContent(`dd[data-field="${FIELD}"]`)).trim(), chosen);
+    await shot('resolved');
+
+    // English.
+    await page.click('#lang-toggle');
+    await page.waitForSelector('html[lang="en"]');
+    assert.equal(await page.textContent('#nav-conflicts'), 'Conflicts');
+    assert.equal(await page.textContent('#nav-reports'), 'Reports');
+    assert.equal((await page.textContent(`dd[data-field="${FIELD}"]`)).trim().length > 0, true);
+    await shot('report-english');
+  });
+}
+
+run(main, `demo console test passed; screenshots in ${SHOTS}`);
