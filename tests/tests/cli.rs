@@ -666,6 +666,7 @@ async fn demo_data_passes_validation_and_holds_open_conflicts(db: &str) {
         .expect("read")
         .expect("admin");
     let scope = Scope::for_role(&admin.id, Role::DistrictAdmin, "/pingan/");
+    let now = gridsync_server::clock::now();
     let mut counts = std::collections::HashMap::new();
     let mut after = None;
     loop {
@@ -689,6 +690,12 @@ async fn demo_data_passes_validation_and_holds_open_conflicts(db: &str) {
                 report.kind
             );
             *counts.entry(report.kind.clone()).or_insert(0) += 1;
+            let changes = store.changes_of(&report.id).await.expect("changes");
+            assert!(
+                changes.iter().all(|c| c.time <= now),
+                "report {} has an edit dated in the future",
+                report.id
+            );
         }
         if !page.more {
             break;

@@ -220,10 +220,12 @@ pub async fn fill_empty(store: &dyn Store, seed: u64) -> Result<()> {
 /// Creates the demo district and prints what it made and how to log in.
 pub async fn fill(store: &dyn Store, seed: u64) -> Result<Summary> {
     let started = std::time::Instant::now();
-    let today = clock::now() / DAY * DAY;
+    let now = clock::now();
+    let today = now / DAY * DAY;
     let mut demo = Demo {
         rng: ChaCha8Rng::seed_from_u64(seed),
         today,
+        now,
         people: Vec::new(),
         sessions: Vec::new(),
         summary: Summary::default(),
@@ -258,6 +260,7 @@ pub async fn fill(store: &dyn Store, seed: u64) -> Result<Summary> {
 struct Demo {
     rng: ChaCha8Rng,
     today: i64,
+    now: i64,
     people: Vec<Person>,
     sessions: Vec<Session>,
     summary: Summary,
@@ -443,7 +446,7 @@ impl Demo {
 
     fn new_report(&mut self, kind: &'static str, grid: &str, by: usize, at: i64) -> Result<Draft> {
         let id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
-        let editor = Editor::new(self.people[by].id.clone(), at);
+        let editor = self.editor(by, at);
         let doc = ReportDoc::create(id, kind, 1, grid, &editor).map_err(demo)?;
         *self.summary.reports.entry(kind).or_default() += 1;
         Ok(Draft {
@@ -734,8 +737,9 @@ impl Demo {
         "other"
     }
 
+    /// `person` editing at `at`, or now if `at` is later: today's working hours may not be over.
     fn editor(&self, person: usize, at: i64) -> Editor {
-        Editor::new(self.people[person].id.clone(), at)
+        Editor::new(self.people[person].id.clone(), at.min(self.now))
     }
 }
 
