@@ -184,7 +184,7 @@ fn check_result(
             kind: meta.kind.clone(),
             version: meta.schema_version,
         })?;
-    let projection = doc.to_json()?;
+    let projection = doc.to_json_with(&meta)?;
     if holds_nul(&projection) {
         return Err(Refusal::NulText);
     }
