@@ -66,9 +66,53 @@ fn an_incremental_sync_carries_about_the_change() {
 }
 
 #[test]
-fn sustained_workload_runs_without_errors() {
-    for line in bench(&["w4", "--devices", "3", "--secs", "3", "--every", "0.5"]) {
+fn sustained_workload_with_statistics_runs_without_errors() {
+    let args = [
+        "w4",
+        "--devices",
+        "3",
+        "--secs",
+        "3",
+        "--every",
+        "0.5",
+        "--stats",
+    ];
+    for line in bench(&args) {
         assert_eq!(line["errors"], 0, "{line}");
         assert!(line["syncs"].as_u64() > Some(0), "{line}");
+        assert_eq!(line["office_statistics"]["errors"], 0, "{line}");
+        assert!(
+            line["office_statistics"]["requests"].as_u64() > Some(0),
+            "{line}"
+        );
     }
+}
+
+#[test]
+fn scale_workload_copies_reports_in_postgres_and_pulls_a_township() {
+    let args = [
+        "w5",
+        "--reports",
+        "400",
+        "--templates",
+        "100",
+        "--townships",
+        "2",
+    ];
+    let lines = bench(&[&args[..], &["--runs", "1"]].concat());
+    assert!(
+        lines[0]["skipped"].is_string(),
+        "SQLite is skipped: {}",
+        lines[0]
+    );
+    let line = &lines[1];
+    assert_eq!(line["reports"], 400, "{line}");
+    // Township t1 holds half the reports; a village cadre's scope leaves out the drug cases.
+    assert_eq!(line["township_pull"]["docs"], 180, "{line}");
+    assert_eq!(line["township_no_op_sync"]["requests"], 1, "{line}");
+    assert_eq!(
+        line["requests"].as_array().map(Vec::len),
+        Some(10),
+        "{line}"
+    );
 }

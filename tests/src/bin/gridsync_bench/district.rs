@@ -23,9 +23,9 @@ pub enum Backend {
     Postgres,
 }
 
-/// A fresh database with `grids` grids and a worker `w{i}` for grid `g{i}`, served by a real
-/// `gridsync serve`. The SQLite file lives in a temporary directory removed on drop; a Postgres
-/// database is created anew on the server GRIDSYNC_TEST_DATABASE_URL names.
+/// A fresh database with an org tree and its people, served by a real `gridsync serve`. The
+/// SQLite file lives in a temporary directory removed on drop; a Postgres database is created
+/// anew on the server GRIDSYNC_TEST_DATABASE_URL names.
 pub struct District {
     pub server: Server,
     pub db: String,
@@ -43,6 +43,33 @@ pub fn worker(i: usize) -> String {
 
 impl District {
     pub async fn start(backend: Backend, grids: usize) -> anyhow::Result<District> {
+        let mut units = vec![
+            unit("d", None, Level::District, "/d/"),
+            unit("t", Some("d"), Level::Township, "/d/t/"),
+            unit("v", Some("t"), Level::Village, "/d/t/v/"),
+        ];
+        units.extend((0..grids).map(|i| {
+            unit(
+                &grid(i),
+                Some("v"),
+                Level::Grid,
+                &format!("/d/t/v/{}/", grid(i)),
+            )
+        }));
+        let people: Vec<_> = (0..grids)
+            .map(|i| (worker(i), Role::GridWorker, grid(i)))
+            .chain([(OFFICE.to_owned(), Role::VillageCadre, "v".to_owned())])
+            .collect();
+        District::start_with(backend, &units, &people).await
+    }
+
+    /// A fresh database with the given org tree and people (name, role, org unit), each with
+    /// the password [`PASSWORD`], served by a real `gridsync serve`.
+    pub async fn start_with(
+        backend: Backend,
+        units: &[OrgUnit],
+        people: &[(String, Role, String)],
+    ) -> anyhow::Result<District> {
         let dir = tempfile::tempdir()?;
         let (db, sqlite_file) = match backend {
             Backend::Sqlite => {
@@ -51,7 +78,7 @@ impl District {
             }
             Backend::Postgres => (fresh_postgres_database("gridsync_bench").await, None),
         };
-        seed(&db, grids).await?;
+        seed(&db, units, people).await?;
         let server = Server::start(&db, PASSWORD).await;
         Ok(District {
             server,
@@ -59,6 +86,13 @@ impl District {
             sqlite_file,
             _dir: dir,
         })
+    }
+
+    /// Replaces the server with a new one on the same database, so that memory readings cover
+    /// only what follows.
+    pub async fn restart(&mut self) {
+        let old = std::mem::replace(&mut self.server, Server::start(&self.db, PASSWORD).await);
+        old.stop().await;
     }
 
     /// The server's peak resident memory so far (VmHWM), in bytes.
@@ -107,56 +141,36 @@ fn proc_status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
     Ok(kib.parse()?)
 }
 
-/// d → t → v → g0..g{grids-1}; worker w{i} in g{i}; the cadre `office` in v.
-async fn seed(db: &str, grids: usize) -> anyhow::Result<()> {
+/// An org unit named by its id.
+pub fn unit(id: &str, parent: Option<&str>, level: Level, path: &str) -> OrgUnit {
+    OrgUnit {
+        id: id.to_owned(),
+        parent_id: parent.map(str::to_owned),
+        level,
+        name: id.to_owned(),
+        path: path.to_owned(),
+    }
+}
+
+async fn seed(
+    db: &str,
+    units: &[OrgUnit],
+    people: &[(String, Role, String)],
+) -> anyhow::Result<()> {
     let store = store::open(db).await?;
-    let mut units = vec![
-        ("d".to_owned(), None, Level::District, "/d/".to_owned()),
-        (
-            "t".into(),
-            Some("d".to_owned()),
-            Level::Township,
-            "/d/t/".into(),
-        ),
-        (
-            "v".into(),
-            Some("t".into()),
-            Level::Village,
-            "/d/t/v/".into(),
-        ),
-    ];
-    units.extend((0..grids).map(|i| {
-        (
-            grid(i),
-            Some("v".to_owned()),
-            Level::Grid,
-            format!("/d/t/v/{}/", grid(i)),
-        )
-    }));
-    for (id, parent_id, level, path) in units {
-        store
-            .upsert_org_unit(&OrgUnit {
-                name: id.clone(),
-                id,
-                parent_id,
-                level,
-                path,
-            })
-            .await?;
+    for unit in units {
+        store.upsert_org_unit(unit).await?;
     }
     let hash = password::hash(PASSWORD.into()).await?;
-    let people = (0..grids)
-        .map(|i| (worker(i), Role::GridWorker, grid(i)))
-        .chain([(OFFICE.to_owned(), Role::VillageCadre, "v".to_owned())]);
     for (name, role, unit) in people {
         store
             .insert_user(&User {
                 id: name.clone(),
                 username: name.clone(),
-                display_name: name,
+                display_name: name.clone(),
                 password_hash: hash.clone(),
-                role,
-                org_unit_id: unit,
+                role: *role,
+                org_unit_id: unit.clone(),
                 disabled: false,
                 created_at: 0,
             })

@@ -14,6 +14,7 @@
 
 mod district;
 mod phone;
+mod scale;
 mod scope;
 mod sustained;
 mod upload;
@@ -42,6 +43,8 @@ enum Workload {
     W3(scope::Args),
     /// W4: many devices each syncing a small change every few seconds.
     W4(sustained::Args),
+    /// W5: a district of a million reports in Postgres; a township's pull, statistics, memory.
+    W5(scale::Args),
 }
 
 #[tokio::main]
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
             Workload::W2(args) => scope::no_op(backend, args).await?,
             Workload::W3(args) => scope::incremental(backend, args).await?,
             Workload::W4(args) => sustained::run(backend, args).await?,
+            Workload::W5(args) => scale::run(backend, args).await?,
         };
         println!("{line}");
     }

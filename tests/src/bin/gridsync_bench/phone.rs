@@ -1,7 +1,7 @@
 //! A simulated phone: sync-core's replica speaking the sync protocol over HTTP, exactly as the
 //! phone library does, counting requests and body bytes each way.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use automerge::ChangeHash;
@@ -14,12 +14,14 @@ use serde_json::{Value, json};
 pub const PUSH_BYTES: usize = 256 * 1024;
 pub const PULL_BUDGET: u32 = 512 * 1024;
 
-/// Requests made and body bytes sent and received, headers excluded (a relay counts those).
+/// Requests made and body bytes sent and received, headers excluded (a relay counts those),
+/// and the time spent waiting for answers: the server's share of a sync, without the client's.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Traffic {
     pub requests: u64,
     pub body_up: u64,
     pub body_down: u64,
+    pub wait: Duration,
 }
 
 impl Traffic {
@@ -28,6 +30,7 @@ impl Traffic {
             requests: self.requests + other.requests,
             body_up: self.body_up + other.body_up,
             body_down: self.body_down + other.body_down,
+            wait: self.wait + other.wait,
         }
     }
 
@@ -36,6 +39,7 @@ impl Traffic {
             requests: self.requests - before.requests,
             body_up: self.body_up - before.body_up,
             body_down: self.body_down - before.body_down,
+            wait: self.wait - before.wait,
         }
     }
 }
@@ -106,22 +110,28 @@ impl Phone {
         Ok(())
     }
 
-    /// Pulls page after page until the server has nothing more; fails on a digest mismatch,
-    /// which would mean the replica and the server hold different documents.
+    /// Pulls page after page until the server has nothing more.
     pub async fn pull_all(&mut self) -> anyhow::Result<usize> {
         let mut docs = 0;
         loop {
-            let pull = self.replica.build_pull(PULL_BUDGET);
-            let result: PullResult = self.exchange("pull", &pull).await?;
-            let summary = self.replica.apply_pull_result(result)?;
-            if summary.diverged {
-                bail!("the scope digest differs from the server's after a complete pull");
-            }
-            docs += summary.docs;
-            if !summary.more {
+            let (n, more) = self.pull_page().await?;
+            docs += n;
+            if !more {
                 return Ok(docs);
             }
         }
+    }
+
+    /// Pulls one page: the documents it carried and whether more follow. Fails on a digest
+    /// mismatch, which would mean the replica and the server hold different documents.
+    pub async fn pull_page(&mut self) -> anyhow::Result<(usize, bool)> {
+        let pull = self.replica.build_pull(PULL_BUDGET);
+        let result: PullResult = self.exchange("pull", &pull).await?;
+        let summary = self.replica.apply_pull_result(result)?;
+        if summary.diverged {
+            bail!("the scope digest differs from the server's after a complete pull");
+        }
+        Ok((summary.docs, summary.more))
     }
 
     /// One sync as the phone library does it: push, then pull.
@@ -129,6 +139,23 @@ impl Phone {
         self.push_all().await?;
         self.pull_all().await?;
         Ok(())
+    }
+
+    /// A GET of the JSON API as this user: how long the answer took and its size in bytes.
+    pub async fn get(&self, path: &str) -> anyhow::Result<(Duration, usize)> {
+        let started = Instant::now();
+        let answer = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
+        let status = answer.status();
+        let bytes = answer.bytes().await?;
+        if !status.is_success() {
+            bail!("GET {path}: {status} {}", String::from_utf8_lossy(&bytes));
+        }
+        Ok((started.elapsed(), bytes.len()))
     }
 
     async fn exchange<Q: Message, A: Message>(
@@ -139,6 +166,7 @@ impl Phone {
         let body = protocol::encode(message);
         self.traffic.requests += 1;
         self.traffic.body_up += body.len() as u64;
+        let started = Instant::now();
         let answer = self
             .http
             .post(format!("{}/api/v1/sync/{what}", self.base))
@@ -149,6 +177,7 @@ impl Phone {
             .await?;
         let status = answer.status();
         let bytes = answer.bytes().await?;
+        self.traffic.wait += started.elapsed();
         self.traffic.body_down += bytes.len() as u64;
         if !status.is_success() {
             bail!("{what}: {status} {}", String::from_utf8_lossy(&bytes));

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 use gridsync_e2e::percentile_ms;
 use serde_json::{Value, json};
 
-use crate::district::{Backend, District, PASSWORD, grid, worker};
+use crate::district::{Backend, District, OFFICE, PASSWORD, grid, worker};
 use crate::phone::Phone;
-use crate::work::{new_dispute, touch};
+use crate::work::{Rng, new_dispute, touch};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,8 +25,12 @@ pub struct Args {
     /// Reports each device owns and edits in turn.
     #[arg(long, default_value_t = 5)]
     pub docs: usize,
+    /// Also run an office client asking for statistics back to back the whole time.
+    #[arg(long)]
+    pub stats: bool,
 }
 
+/// Time taken by each successful sync (or statistics request) and what went wrong.
 #[derive(Default)]
 struct Outcome {
     syncs: Vec<Duration>,
@@ -59,6 +63,12 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         .enumerate()
         .map(|(i, phone)| tokio::spawn(device(i, phone, every, deadline)))
         .collect();
+    let office = if args.stats {
+        let phone = Phone::login(&base, OFFICE, PASSWORD, "office-pc").await?;
+        Some(tokio::spawn(statistics(phone, deadline)))
+    } else {
+        None
+    };
     let mut memory = Vec::new();
     while Instant::now() < deadline {
         tokio::time::sleep(Duration::from_secs(1).min(deadline - Instant::now())).await;
@@ -72,6 +82,22 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     }
     let secs = started.elapsed().as_secs_f64();
     all.syncs.sort();
+    let stats = match office {
+        Some(task) => {
+            let mut outcome = task.await?;
+            outcome.syncs.sort();
+            json!({
+                "requests": outcome.syncs.len(),
+                "ms": {
+                    "p50": percentile_ms(&outcome.syncs, 0.50),
+                    "p99": percentile_ms(&outcome.syncs, 0.99),
+                },
+                "errors": outcome.errors.len(),
+                "first_errors": outcome.errors.iter().take(5).collect::<Vec<_>>(),
+            })
+        }
+        None => Value::Null,
+    };
     Ok(json!({
         "workload": "W4 sustained",
         "backend": backend,
@@ -85,6 +111,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         },
         "errors": all.errors.len(),
         "first_errors": all.errors.iter().take(5).collect::<Vec<_>>(),
+        "office_statistics": stats,
         "server_memory_bytes": {
             "start": memory_at_start,
             "max": memory.iter().max(),
@@ -98,14 +125,10 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
 async fn device(i: usize, mut phone: Phone, every: f64, deadline: Instant) -> Outcome {
     let mut outcome = Outcome::default();
     let ids: Vec<_> = phone.replica.ids().copied().collect();
-    // A cheap per-device generator: the spread of waits matters, not their quality.
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ i as u64;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15u64 ^ i as u64);
     let mut n = 0u64;
     loop {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let jitter = 0.5 + (state % 1_000) as f64 / 1_000.0;
+        let jitter = 0.5 + rng.below(1_000) as f64 / 1_000.0;
         let wake = Instant::now() + Duration::from_secs_f64(every * jitter);
         if wake >= deadline {
             return outcome;
@@ -125,4 +148,24 @@ async fn device(i: usize, mut phone: Phone, every: f64, deadline: Instant) -> Ou
             Err(e) => outcome.errors.push(format!("sync: {e:#}")),
         }
     }
+}
+
+/// The office client: the village's canvass and dispute statistics for the year, one request
+/// after another until the deadline.
+async fn statistics(phone: Phone, deadline: Instant) -> Outcome {
+    let mut outcome = Outcome::default();
+    let paths = [
+        "/api/v1/stats/disputes?from=2026-01-01&to=2026-12-31",
+        "/api/v1/stats/canvass?from=2026-01-01&to=2026-12-31",
+    ];
+    for path in paths.iter().cycle() {
+        if Instant::now() >= deadline {
+            break;
+        }
+        match phone.get(path).await {
+            Ok((took, _)) => outcome.syncs.push(took),
+            Err(e) => outcome.errors.push(format!("{e:#}")),
+        }
+    }
+    outcome
 }
