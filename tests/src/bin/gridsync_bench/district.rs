@@ -88,6 +88,16 @@ impl District {
         })
     }
 
+    /// A real `gridsync serve` on a Postgres database an earlier run filled and kept.
+    pub async fn reopen(db: &str) -> anyhow::Result<District> {
+        Ok(District {
+            server: Server::start(db, PASSWORD).await,
+            db: db.to_owned(),
+            sqlite_file: None,
+            _dir: tempfile::tempdir()?,
+        })
+    }
+
     /// Replaces the server with a new one on the same database, so that memory readings cover
     /// only what follows.
     pub async fn restart(&mut self) {

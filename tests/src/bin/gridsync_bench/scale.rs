@@ -34,6 +34,10 @@ pub struct Args {
     /// Timed runs of each statistics and list request; the median and the fastest are reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Measure the database an earlier W5 run filled (its URL is printed on standard error)
+    /// instead of generating a new one; --reports, --templates and --townships are then ignored.
+    #[arg(long)]
+    pub db: Option<String>,
 }
 
 /// The district's head, who pushes the templates and reads district-wide statistics.
@@ -54,34 +58,10 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     if args.templates == 0 || args.reports < args.templates {
         bail!("--reports must be at least --templates, which must be at least 1");
     }
-    let (units, grids) = tree(args.townships);
-    let people = [
-        (ADMIN.to_owned(), Role::DistrictAdmin, "d".to_owned()),
-        (STAFF.to_owned(), Role::TownshipStaff, "t1".to_owned()),
-        (
-            TOWNSHIP_OFFICE.to_owned(),
-            Role::VillageCadre,
-            "t1".to_owned(),
-        ),
-    ];
-    let mut district = District::start_with(backend, &units, &people).await?;
-
-    let started = Instant::now();
-    let mut pusher = Phone::login(&district.server.base, ADMIN, PASSWORD, "admin-pc").await?;
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    for n in 0..args.templates {
-        let doc = any_report(&mut rng, n, &grids[n % grids.len()], ADMIN)?;
-        pusher.replica.insert(doc);
-    }
-    pusher.push_all().await?;
-    let templates_secs = started.elapsed().as_secs_f64();
-
-    let started = Instant::now();
-    let copies = args.reports / args.templates - 1;
-    let reports = copy_templates(&district.db, args.templates, copies).await?;
-    let copy_secs = started.elapsed().as_secs_f64();
-    eprintln!("W5: {reports} reports ({templates_secs:.0} s of pushes, {copy_secs:.0} s of SQL)");
-
+    let (mut district, generated) = match &args.db {
+        Some(db) => (District::reopen(db).await?, Value::Null),
+        None => generate(args).await?,
+    };
     district.restart().await;
     let memory_at_start = district.server_memory()?;
     let mut memory = vec![memory_at_start];
@@ -147,10 +127,8 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     Ok(json!({
         "workload": "W5 scale",
         "backend": backend,
-        "reports": reports,
-        "templates": args.templates,
-        "townships": args.townships,
-        "generate_seconds": {"template_pushes": templates_secs, "sql_copies": copy_secs},
+        "reports": reports(&district.db).await?,
+        "generated": generated,
         "database_bytes": district.database_size().await?,
         "township_pull": {
             "docs": docs,
@@ -175,6 +153,45 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         },
         "server_peak_memory_bytes": district.server_peak_memory()?,
     }))
+}
+
+/// A new district of `args.reports` reports: the templates pushed through the server, then
+/// copied in SQL. Returns it with what the generation took.
+async fn generate(args: &Args) -> anyhow::Result<(District, Value)> {
+    let (units, grids) = tree(args.townships);
+    let people = [
+        (ADMIN.to_owned(), Role::DistrictAdmin, "d".to_owned()),
+        (STAFF.to_owned(), Role::TownshipStaff, "t1".to_owned()),
+        (TOWNSHIP_OFFICE.to_owned(), Role::VillageCadre, "t1".to_owned()),
+    ];
+    let district = District::start_with(Backend::Postgres, &units, &people).await?;
+    eprintln!("W5: generating in {} (kept; measure it again with --db)", district.db);
+
+    let started = Instant::now();
+    let mut pusher = Phone::login(&district.server.base, ADMIN, PASSWORD, "admin-pc").await?;
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    for n in 0..args.templates {
+        let doc = any_report(&mut rng, n, &grids[n % grids.len()], ADMIN)?;
+        pusher.replica.insert(doc);
+    }
+    pusher.push_all().await?;
+    let templates_secs = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    copy_templates(&district.db, args.templates, args.reports / args.templates - 1).await?;
+    let copy_secs = started.elapsed().as_secs_f64();
+    let generated = json!({
+        "templates": args.templates, "townships": args.townships,
+        "seconds": {"template_pushes": templates_secs, "sql_copies": copy_secs},
+    });
+    Ok((district, generated))
+}
+
+async fn reports(db: &str) -> anyhow::Result<i64> {
+    let mut conn = sqlx::PgConnection::connect(db).await?;
+    Ok(sqlx::query_scalar("SELECT count(*) FROM documents")
+        .fetch_one(&mut conn)
+        .await?)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -212,8 +229,8 @@ fn tree(townships: usize) -> (Vec<gridsync_server::store::OrgUnit>, Vec<String>)
 
 /// Copies each of the `templates` stored reports `copies` times, in statements of about
 /// 100,000 rows: a new id and sequence number, everything else as stored, so the triggers keep
-/// the statistics tables as an ingest would. Returns the reports stored in all.
-async fn copy_templates(db: &str, templates: usize, copies: usize) -> anyhow::Result<i64> {
+/// the statistics tables as an ingest would.
+async fn copy_templates(db: &str, templates: usize, copies: usize) -> anyhow::Result<()> {
     let mut conn = sqlx::PgConnection::connect(db).await?;
     let base: i64 = sqlx::query_scalar("SELECT max(seq) FROM documents")
         .fetch_one(&mut conn)
@@ -249,7 +266,5 @@ async fn copy_templates(db: &str, templates: usize, copies: usize) -> anyhow::Re
         .execute(&mut conn)
         .await?;
     sqlx::query("ANALYZE").execute(&mut conn).await?;
-    Ok(sqlx::query_scalar("SELECT count(*) FROM documents")
-        .fetch_one(&mut conn)
-        .await?)
+    Ok(())
 }
