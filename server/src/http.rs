@@ -14,6 +14,7 @@ pub mod json;
 pub mod live;
 pub mod metrics;
 pub mod org;
+pub mod path;
 pub mod query;
 pub mod reports;
 pub mod schemas;
@@ -36,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
 pub use json::Json;
+pub use path::Path;
 
 use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::token::Keys;
