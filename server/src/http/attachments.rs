@@ -616,7 +616,8 @@ fn parse_range(value: &str, size: i64) -> Result<Option<(i64, i64)>, ApiError> {
                 size
             } else {
                 match num(b) {
-                    Some(e) if e >= start => (e + 1).min(size),
+                    // `e` may be i64::MAX: clip before adding one.
+                    Some(e) if e >= start => e.min(size - 1) + 1,
                     _ => return Ok(None),
                 }
             };
