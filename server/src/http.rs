@@ -172,7 +172,6 @@ async fn refuse_content_encoding(
         .iter()
         .flat_map(|v| {
             String::from_utf8_lossy(v.as_bytes())
-                .into_owned()
                 .split(',')
                 .map(|c| c.trim().to_ascii_lowercase())
                 .collect::<Vec<_>>()

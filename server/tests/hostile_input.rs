@@ -713,6 +713,9 @@ fn forge(
         .collect()
 }
 
+/// An edit of a raw automerge document.
+type Edit = Box<dyn FnOnce(&mut AutoCommit)>;
+
 fn meta_of(am: &AutoCommit) -> automerge::ObjId {
     match am.get(ROOT, "meta").expect("read") {
         Some((_, id)) => id,
@@ -791,7 +794,7 @@ async fn changes_to_the_server_managed_meta_are_refused_and_nothing_is_stored(t:
         .expect("read")
         .expect("stored")
         .heads;
-    let edits: Vec<(&str, Box<dyn FnOnce(&mut AutoCommit)>)> = vec![
+    let edits: Vec<(&str, Edit)> = vec![
         (
             "kind",
             Box::new(|am| {
