@@ -532,7 +532,9 @@ fn check_log_keys(values: &Map<String, Json>) -> Result<()> {
 
 /// Decodes raw change bytes, refusing anything automerge cannot parse or whose checksum is wrong.
 pub fn decode_changes(raw: &[Vec<u8>]) -> Result<Vec<Change>> {
-    raw.iter().map(|bytes| decode_change(bytes.clone())).collect()
+    raw.iter()
+        .map(|bytes| decode_change(bytes.clone()))
+        .collect()
 }
 
 /// Decodes one change, refusing anything automerge cannot parse and bytes altered after the
