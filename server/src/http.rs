@@ -14,6 +14,7 @@ pub mod json;
 pub mod live;
 pub mod metrics;
 pub mod org;
+pub mod path;
 pub mod query;
 pub mod reports;
 pub mod schemas;
@@ -36,6 +37,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use error::{ApiError, Problem};
 pub use json::Json;
+pub use path::Path;
 
 use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::token::Keys;
@@ -151,9 +153,36 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(console::routes())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn(refuse_content_encoding))
         .layer(axum::middleware::map_response(no_store_by_default))
         .layer(from_fn_with_state(state.clone(), trace::observe))
         .with_state(state)
+}
+
+/// Refuses a body sent with any `Content-Encoding` but `identity` before a handler reads it: no
+/// handler decodes one, so a gzip body would otherwise surface as a confusing bad frame or bad
+/// JSON, and a compression bomb has nothing here to explode in.
+async fn refuse_content_encoding(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Result<axum::response::Response, ApiError> {
+    let codings: Vec<String> = req
+        .headers()
+        .get_all(axum::http::header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| {
+            String::from_utf8_lossy(v.as_bytes())
+                .split(',')
+                .map(|c| c.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .filter(|c| !c.is_empty() && c != "identity")
+        .collect();
+    if codings.is_empty() {
+        Ok(next.run(req).await)
+    } else {
+        Err(ApiError::UnsupportedEncoding(codings.join(", ")))
+    }
 }
 
 /// `Cache-Control: no-store` on every answer that did not choose its own: API answers carry

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::{ActorId, Change, ChangeHash};
 
 use crate::conflict::{Conflict, Flag};
-use crate::report::{Meta, ReportDoc};
+use crate::report::{Meta, ReportDoc, decode_change};
 use crate::schema::{Problem, ProblemCode, Registry};
 use crate::{DocId, Error};
 
@@ -49,6 +49,9 @@ pub enum Refusal {
         claimed: Option<String>,
         user: String,
     },
+    /// A new report whose meta names someone else as its creator; ledgers list the creator.
+    #[error("the report claims to be created by {claimed:?}, not by the pushing user {user}")]
+    ForeignCreator { claimed: String, user: String },
     #[error("not a valid report: {0}")]
     NotAReport(String),
     #[error("unknown report kind {kind} version {version}")]
@@ -68,7 +71,7 @@ impl Refusal {
         match self {
             Refusal::MissingDeps(_) => "missing_deps",
             Refusal::InvalidChange(_) => "invalid_change",
-            Refusal::ForeignAuthor { .. } => "foreign_author",
+            Refusal::ForeignAuthor { .. } | Refusal::ForeignCreator { .. } => "foreign_author",
             Refusal::NotAReport(_) => "not_a_report",
             Refusal::UnknownKind { .. } => "unknown_kind",
             Refusal::MetaChanged(_) => "meta_changed",
@@ -101,8 +104,7 @@ pub fn ingest(
     let mut batch: Vec<Change> = Vec::new();
     let mut in_batch = HashSet::new();
     for bytes in raw {
-        let change =
-            Change::from_bytes(bytes.clone()).map_err(|e| Refusal::InvalidChange(e.to_string()))?;
+        let change = decode_change(bytes.clone())?;
         let hash = change.hash();
         if !doc.has_change(&hash) && in_batch.insert(hash) {
             batch.push(change);
@@ -138,7 +140,7 @@ pub fn ingest(
     if !doc.missing_deps().is_empty() {
         return Err(Refusal::InvalidChange("changes out of causal order".into()));
     }
-    check_result(doc, before.as_ref(), registry, new_changes)
+    check_result(doc, before.as_ref(), user, registry, new_changes)
 }
 
 /// Refuses any new change not written by `user`. automerge records the author only in an actor's
@@ -173,11 +175,12 @@ fn check_authors(doc: &ReportDoc, batch: &[Change], user: &str) -> Result<(), Re
 fn check_result(
     doc: &mut ReportDoc,
     before: Option<&Meta>,
+    user: &str,
     registry: &Registry,
     new_changes: Vec<NewChange>,
 ) -> Result<Ingested, Refusal> {
     let meta = doc.meta().map_err(|e| Refusal::NotAReport(e.to_string()))?;
-    check_meta(doc.id(), &meta, before)?;
+    check_meta(doc.id(), &meta, before, user)?;
     let schema = registry
         .get(&meta.kind, meta.schema_version)
         .ok_or_else(|| Refusal::UnknownKind {
@@ -213,11 +216,18 @@ fn check_result(
     })
 }
 
-fn check_meta(id: DocId, meta: &Meta, before: Option<&Meta>) -> Result<(), Refusal> {
+/// The meta is written once: by its creator, who must be the user pushing it, and never again.
+fn check_meta(id: DocId, meta: &Meta, before: Option<&Meta>, user: &str) -> Result<(), Refusal> {
     if meta.id != id {
         return Err(Refusal::MetaChanged("id"));
     }
     let Some(before) = before else {
+        if meta.created_by != user {
+            return Err(Refusal::ForeignCreator {
+                claimed: meta.created_by.clone(),
+                user: user.to_owned(),
+            });
+        }
         return Ok(());
     };
     if meta.kind != before.kind {

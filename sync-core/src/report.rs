@@ -533,10 +533,23 @@ fn check_log_keys(values: &Map<String, Json>) -> Result<()> {
 /// Decodes raw change bytes, refusing anything automerge cannot parse or whose checksum is wrong.
 pub fn decode_changes(raw: &[Vec<u8>]) -> Result<Vec<Change>> {
     raw.iter()
-        .map(|bytes| {
-            Change::from_bytes(bytes.clone()).map_err(|e| Error::InvalidChange(e.to_string()))
-        })
+        .map(|bytes| decode_change(bytes.clone()))
         .collect()
+}
+
+/// Decodes one change, refusing anything automerge cannot parse and bytes altered after the
+/// change was hashed. automerge hashes what it parsed without comparing the hash with the
+/// checksum in the chunk header (bytes 4..8), yet refuses that mismatch when it loads a saved
+/// document: a change let through here would make its document unloadable.
+pub fn decode_change(bytes: Vec<u8>) -> Result<Change> {
+    let stated = bytes.get(4..8).map(<[u8]>::to_vec);
+    let change = Change::from_bytes(bytes).map_err(|e| Error::InvalidChange(e.to_string()))?;
+    if stated.as_deref() != Some(&change.hash().0[..4]) {
+        return Err(Error::InvalidChange(
+            "the checksum does not match the change's contents".into(),
+        ));
+    }
+    Ok(change)
 }
 
 pub(crate) fn am(e: automerge::AutomergeError) -> Error {

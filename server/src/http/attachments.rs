@@ -44,7 +44,7 @@
 use std::collections::HashSet;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gridsync_core::DocId;
@@ -57,7 +57,7 @@ use utoipa_axum::routes;
 
 use super::error::UPLOAD_OFFSET;
 use super::reports::visible_report;
-use super::{ApiError, AppState, Json, Problem};
+use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::config::{ATTACHMENT_MEDIA_TYPES, MAX_ATTACHMENT_BYTES};
@@ -616,7 +616,8 @@ fn parse_range(value: &str, size: i64) -> Result<Option<(i64, i64)>, ApiError> {
                 size
             } else {
                 match num(b) {
-                    Some(e) if e >= start => (e + 1).min(size),
+                    // `e` may be i64::MAX: clip before adding one.
+                    Some(e) if e >= start => e.min(size - 1) + 1,
                     _ => return Ok(None),
                 }
             };

@@ -4,7 +4,7 @@
 
 use std::str::FromStr;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::Uri;
 use gridsync_core::DocId;
 use gridsync_core::conflict::FieldPath;
@@ -20,7 +20,7 @@ use super::query::{Params, decode_cursor, encode_cursor};
 use super::reports::{
     REVIEWERS, audit_reads, check_note, doc_error, ingest_edit, path_is_sensitive,
 };
-use super::{ApiError, AppState, Json, Problem};
+use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::store::{AuditEntry, ConflictQuery, ConflictRow};

@@ -23,6 +23,10 @@ pub enum ApiError {
     InvalidJson(String),
     #[error("expected a JSON body with content type application/json")]
     UnsupportedMediaType,
+    /// A body sent with a `Content-Encoding`: the server reads bodies only as they are (sync
+    /// frames compress themselves), so it neither guesses nor decompresses.
+    #[error("request bodies must not be content-encoded (got {0:?}); send them as they are")]
+    UnsupportedEncoding(String),
     #[error("no bearer token in the Authorization header")]
     Unauthenticated,
     #[error("wrong username or password")]
@@ -92,7 +96,7 @@ impl ApiError {
         use ApiError::*;
         match self {
             BadRequest(_) | InvalidJson(_) => StatusCode::BAD_REQUEST,
-            UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            UnsupportedMediaType | UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidCredentials | TokenExpired | TokenInvalid | RefreshInvalid
             | RefreshReused | DeviceRevoked | AccountDisabled => StatusCode::UNAUTHORIZED,
             Forbidden(_) | OutOfScope(_) => StatusCode::FORBIDDEN,
@@ -119,6 +123,7 @@ impl ApiError {
             BadRequest(_) => "bad_request",
             InvalidJson(_) => "invalid_json",
             UnsupportedMediaType => "unsupported_media_type",
+            UnsupportedEncoding(_) => "unsupported_content_encoding",
             Unauthenticated => "unauthenticated",
             InvalidCredentials => "invalid_credentials",
             TokenExpired => "token_expired",
@@ -209,6 +214,13 @@ impl IntoResponse for ApiError {
             // Round up: a client that waits exactly this long must be let in.
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let ApiError::UnsupportedEncoding(_) = self {
+            // RFC 9110 §15.5.16: say which codings would have been accepted.
+            headers.insert(
+                header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
         }
         if let ApiError::WrongOffset { offset } = self {
             headers.insert(UPLOAD_OFFSET, HeaderValue::from(offset));

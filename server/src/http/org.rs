@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::json;
@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::validate::check_name;
-use super::{ApiError, AppState, Json, Problem};
+use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Role;

@@ -20,6 +20,11 @@ pub struct Params(Vec<(String, String)>);
 impl Params {
     /// Parses the query string of `uri`, refusing names not in `allowed` and names given twice.
     pub fn parse(uri: &Uri, allowed: &[&str]) -> Result<Params, ApiError> {
+        if !uri.query().is_none_or(percent_decodes_to_utf8) {
+            return Err(ApiError::BadRequest(
+                "the query string does not decode to UTF-8".into(),
+            ));
+        }
         let Query(pairs) = Query::<Vec<(String, String)>>::try_from_uri(uri)
             .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))?;
         for (i, (name, value)) in pairs.iter().enumerate() {
@@ -117,6 +122,28 @@ impl Params {
                 }),
         }
     }
+}
+
+/// Whether `query` percent-decodes to UTF-8. The query parser decodes lossily, which would turn
+/// bytes that are no text into U+FFFD and, say, search for that.
+fn percent_decodes_to_utf8(query: &str) -> bool {
+    let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+    let bytes = query.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(high), Some(low)) => {
+                decoded.extend(u8::try_from(high * 16 + low).ok());
+                i += 3;
+            }
+            (b, _, _) => {
+                decoded.push(b);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
 }
 
 /// An opaque list cursor: `parts` joined by newlines, base64url. Newlines cannot occur in ids.

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 use automerge::ChangeHash;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use gridsync_core::DocId;
 use gridsync_core::conflict::FieldPath;
@@ -23,7 +23,7 @@ use utoipa_axum::routes;
 
 use super::conflicts::{ConflictView, conflict_view};
 use super::query::{Params, decode_cursor, encode_cursor};
-use super::{ApiError, AppState, Json, Problem};
+use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Role;

@@ -2,7 +2,7 @@
 //! admins only) creating and changing them. A change of role or org unit, or disabling, revokes
 //! the user's devices, so each phone wipes itself and pulls its new scope afresh.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::http::Uri;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use utoipa_axum::routes;
 
 use super::query::Params;
 use super::validate::{check_name, has_control};
-use super::{ApiError, AppState, Json, Problem};
+use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::{Caller, password};
 use crate::clock;
 use crate::scope::Role;

@@ -133,6 +133,34 @@ pub async fn execute_sql(url: &str, sql: &str) {
     }
 }
 
+/// Row counts of the tables a write would touch, and the sequence counter: equal before and
+/// after a refused request when it stored nothing.
+pub async fn fingerprint(url: &str) -> Vec<i64> {
+    const SQL: &str = "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM changes), \
+         (SELECT COUNT(*) FROM conflicts), (SELECT COUNT(*) FROM users), \
+         (SELECT COUNT(*) FROM devices), (SELECT COUNT(*) FROM org_units), \
+         (SELECT COUNT(*) FROM scope_exits), (SELECT value FROM counters WHERE name = 'seq')";
+    type Row = (i64, i64, i64, i64, i64, i64, i64, i64);
+    let row: Row = if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url)
+            .await
+            .expect("connect sqlite");
+        sqlx::query_as(SQL)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .expect("connect postgres");
+        sqlx::query_as(SQL)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count")
+    };
+    vec![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7]
+}
+
 pub const G1: &str = "g1";
 pub const G2: &str = "g2";
 pub const G3: &str = "g3";
