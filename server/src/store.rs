@@ -1028,18 +1028,26 @@ pub(crate) fn audit_record_from(r: AuditRecordRow) -> Result<AuditRecord> {
 
 pub(crate) const AUDIT_RECORD_COLUMNS: &str = "id, at, user_id, device_id, action, doc_id, detail";
 
-/// The condition that the org path in `column` lies under the path bound to `placeholder`
-/// (starts with it). Compared exactly rather than with LIKE, which SQLite matches without
-/// regard to ASCII case and which would need its wildcards escaped.
-pub(crate) fn path_under(column: &str, placeholder: &str) -> String {
-    format!("substr({column}, 1, length({placeholder})) = {placeholder}")
+/// The condition that the org path in `column` lies under the path bound to placeholder `n`
+/// (written with `mark`: `?` SQLite, `$` Postgres). Org paths end with '/', so the paths under
+/// `/d/t1/` are exactly those from `/d/t1/` up to, not including, `/d/t10` ('0' follows '/'),
+/// and the empty path (a district admin's) takes every path. A range, unlike a prefix test, can
+/// use an index on the column; Postgres compares bytes (`COLLATE "C"`), since a linguistic
+/// collation may ignore the slashes.
+pub(crate) fn path_under(column: &str, mark: char, n: usize) -> String {
+    let p = format!("{mark}{n}");
+    if mark == '$' {
+        format!("({column} COLLATE \"C\" >= {p} AND {column} COLLATE \"C\" < (left({p}, -1) || '0'))")
+    } else {
+        format!("({column} >= {p} AND {column} < (substr({p}, 1, length({p}) - 1) || '0'))")
+    }
 }
 
 /// The condition that a user's org unit lies under the path bound to placeholder 1.
 pub(crate) fn users_under(mark: char) -> String {
     format!(
         "org_unit_id IN (SELECT id FROM org_units WHERE {})",
-        path_under("path", &format!("{mark}1"))
+        path_under("path", mark, 1)
     )
 }
 
@@ -1152,7 +1160,7 @@ pub(crate) fn report_list_where(mark: char, like: &str) -> String {
         scope = scope_filter("d", mark, 1),
         k = p(5),
         o = p(6),
-        o_under = path_under("d.org_path", &p(6)),
+        o_under = path_under("d.org_path", mark, 6),
         s = p(7),
         r = p(8),
         u = p(9),
@@ -1172,7 +1180,7 @@ pub(crate) fn conflict_list_where(mark: char) -> String {
          AND ({mark}6 IS NULL OR {o_under}) \
          AND ({mark}7 IS NULL OR c.id > {mark}7)",
         scope = scope_filter("d", mark, 1),
-        o_under = path_under("d.org_path", &format!("{mark}6")),
+        o_under = path_under("d.org_path", mark, 6),
     )
 }
 
@@ -1216,8 +1224,8 @@ pub(crate) fn conflict_item_from(r: ConflictItemRecord) -> Result<ConflictItem> 
 /// placeholders from `first`, written with `mark` (`?` or `$`). The same rule as
 /// [`Scope::allows`].
 pub(crate) fn scope_filter(table: &str, mark: char, first: usize) -> String {
-    let [prefix, open, all, user] = [0, 1, 2, 3].map(|i| format!("{mark}{}", first + i));
-    let under = path_under(&format!("{table}.org_path"), &prefix);
+    let [open, all, user] = [1, 2, 3].map(|i| format!("{mark}{}", first + i));
+    let under = path_under(&format!("{table}.org_path"), mark, first);
     format!(
         "{under} AND ((NOT {table}.restricted AND {open}) \
          OR ({table}.restricted AND ({all} OR {table}.assigned_to = {user})))"

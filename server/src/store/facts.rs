@@ -96,7 +96,7 @@ fn in_period(mark: char, kind: &str) -> String {
     format!(
         "{scope} AND f.kind = '{kind}' AND {under} AND f.day >= {mark}6 AND f.day <= {mark}7",
         scope = scope_filter("f", mark, 1),
-        under = path_under("f.org_path", &format!("{mark}5")),
+        under = path_under("f.org_path", mark, 5),
     )
 }
 
@@ -177,7 +177,7 @@ pub(crate) fn drug(mark: char, due: &DrugDue) -> (String, Vec<Bind>) {
          FROM report_facts f WHERE {scope} AND f.kind = 'drug_control_case' AND {under} \
          GROUP BY f.org_path",
         scope = scope_filter("f", mark, 1),
-        under = path_under("f.org_path", &format!("{mark}5")),
+        under = path_under("f.org_path", mark, 5),
     );
     let binds = vec![
         Bind::Text(due.org_path.clone()),
@@ -201,7 +201,7 @@ pub(crate) fn ledger(mark: char, q: &LedgerQuery) -> (String, Vec<Bind>) {
         columns = super::DOC_COLUMNS,
         scope = scope_filter("f", mark, 1),
         kind = p(5),
-        under = path_under("f.org_path", &p(6)),
+        under = path_under("f.org_path", mark, 6),
         from = p(7),
         to = p(8),
         after = p(9),
