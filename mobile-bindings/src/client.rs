@@ -1005,10 +1005,16 @@ fn parse_json<T: serde::de::DeserializeOwned>(answer: &Answer) -> Result<T> {
 
 fn unexpected(answer: &Answer) -> ClientError {
     let problem = answer.problem();
-    ClientError::Server(format!(
+    let message = format!(
         "HTTP {} {}: {}",
         answer.status, problem.code, problem.detail
-    ))
+    );
+    // A failing server (a refresh is tried once, so its 5xx lands here) is one to try again later.
+    if answer.status >= 500 {
+        ClientError::Network(message)
+    } else {
+        ClientError::Server(message)
+    }
 }
 
 fn user_info(p: &Profile) -> UserInfo {

@@ -5,7 +5,8 @@
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 #[uniffi(flat_error)]
 pub enum ClientError {
-    /// No connection, a timeout, or the server kept failing; nothing was lost, sync again later.
+    /// No connection, a timeout, or the server failing or unavailable (HTTP 5xx, say its disk is
+    /// full); nothing was lost, sync again later.
     #[error("network: {0}")]
     Network(String),
     /// The server answered something this client does not understand.

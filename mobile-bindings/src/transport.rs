@@ -1,5 +1,7 @@
 //! Blocking HTTP to the Gridsync server: ureq over rustls (ring provider, no OpenSSL), connect
-//! and request timeouts, and retries with exponential backoff on network errors and 5xx answers.
+//! and request timeouts, and retries with exponential backoff on network errors and 5xx answers
+//! (never sooner than the server's `Retry-After`, and not at all when it asks for longer than
+//! the backoff would ever wait).
 //!
 //! This layer knows nothing of tokens or sync: it posts a body and hands back the status and
 //! body, counting the bytes of request and response bodies into a [`Traffic`]. Retrying is safe
@@ -58,6 +60,8 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// `Upload-Offset`: where an attachment upload stands on the server.
     pub upload_offset: Option<u64>,
+    /// `Retry-After`, in seconds: how long the server asks to be left alone.
+    pub retry_after: Option<Duration>,
 }
 
 /// The `code` and `detail` of an RFC 9457 problem body.
@@ -187,20 +191,29 @@ impl Transport {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => failure,
             };
-            if tries >= self.settings.max_attempts {
-                return Err(match failure {
-                    Failure::Network(e) => ClientError::Network(format!(
-                        "{} not reachable after {tries} tries: {e}",
-                        self.base
-                    )),
-                    Failure::Status(answer) => ClientError::Server(format!(
-                        "the server kept failing (HTTP {} after {tries} tries): {}",
-                        answer.status,
-                        answer.problem().detail
-                    )),
-                });
+            let asked = match &failure {
+                Failure::Status(answer) => answer.retry_after,
+                Failure::Network(_) => None,
+            };
+            // A server that asks for minutes (a full disk) is not helped by a retry in seconds,
+            // which would only resend the body over a costly link.
+            let hopeless = asked.is_some_and(|wait| wait > self.settings.max_delay);
+            if tries >= self.settings.max_attempts || hopeless {
+                // Either way nothing was lost: the caller keeps its changes and tries later.
+                return Err(ClientError::Network(match failure {
+                    Failure::Network(e) => {
+                        format!("{} not reachable after {tries} tries: {e}", self.base)
+                    }
+                    Failure::Status(answer) => {
+                        let problem = answer.problem();
+                        format!(
+                            "the server is failing (HTTP {} {} after {tries} tries): {}",
+                            answer.status, problem.code, problem.detail
+                        )
+                    }
+                }));
             }
-            std::thread::sleep(jittered(delay));
+            std::thread::sleep(jittered(asked.map_or(delay, |wait| wait.max(delay))));
             delay = (delay * 2).min(self.settings.max_delay);
         }
     }
@@ -254,11 +267,12 @@ impl Transport {
         };
         let mut response = sent.map_err(|e| Failure::Network(e.to_string()))?;
         let status = response.status().as_u16();
-        let upload_offset = response
-            .headers()
-            .get("upload-offset")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
+        let number = |name: &str| -> Option<u64> {
+            let value = response.headers().get(name)?;
+            value.to_str().ok()?.trim().parse().ok()
+        };
+        let upload_offset = number("upload-offset");
+        let retry_after = number("retry-after").map(Duration::from_secs);
         let body = if method == "HEAD" {
             Vec::new()
         } else {
@@ -274,6 +288,7 @@ impl Transport {
             status,
             body,
             upload_offset,
+            retry_after,
         };
         if status >= 500 {
             return Err(Failure::Status(answer));
@@ -317,17 +332,24 @@ mod tests {
 
     /// Answers each connection with the next of `answers` (status, body), then stops.
     fn fake_server(answers: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<usize>) {
+        fake_server_with(answers.into_iter().map(|(s, b)| (s, "", b)).collect())
+    }
+
+    /// [`fake_server`] with extra header lines (each ending in `\r\n`) per answer.
+    fn fake_server_with(
+        answers: Vec<(u16, &'static str, &'static str)>,
+    ) -> (String, std::thread::JoinHandle<usize>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let handle = std::thread::spawn(move || {
             let mut served = 0;
-            for (status, body) in answers {
+            for (status, headers, body) in answers {
                 let (mut stream, _) = listener.accept().unwrap();
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf);
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 {status} X\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
                 );
                 served += 1;
@@ -350,6 +372,63 @@ mod tests {
         assert_eq!(traffic.requests, 3);
         assert_eq!(traffic.sent, 15);
         assert_eq!(traffic.received, 4 + 4 + 4);
+    }
+
+    #[test]
+    fn a_server_that_keeps_failing_is_a_network_error_to_sync_again_later() {
+        let problem = r#"{"code":"database_unavailable","detail":"try again shortly"}"#;
+        let (base, server) = fake_server(vec![(503, problem), (503, problem), (503, problem)]);
+        let transport = Transport::new(&base, quick()).unwrap();
+        let err = transport
+            .post("/x", "text/plain", b"", None, &mut Traffic::default())
+            .unwrap_err();
+        match err {
+            ClientError::Network(message) => {
+                assert!(message.contains("503 database_unavailable"), "{message}")
+            }
+            other => panic!("expected Network, got {other:?}"),
+        }
+        assert_eq!(server.join().unwrap(), 3);
+    }
+
+    /// A full disk asks for a minute: retrying within the backoff would only resend the body.
+    #[test]
+    fn a_retry_after_beyond_the_backoff_stops_retrying_at_once() {
+        let (base, server) = fake_server_with(vec![(
+            503,
+            "retry-after: 60\r\n",
+            r#"{"code":"storage_full","detail":"full"}"#,
+        )]);
+        let transport = Transport::new(&base, quick()).unwrap();
+        let mut traffic = Traffic::default();
+        let err = transport
+            .post("/x", "text/plain", b"changes", None, &mut traffic)
+            .unwrap_err();
+        assert!(
+            matches!(&err, ClientError::Network(m) if m.contains("storage_full")),
+            "{err:?}"
+        );
+        assert_eq!((server.join().unwrap(), traffic.requests), (1, 1));
+    }
+
+    #[test]
+    fn a_retry_waits_at_least_the_retry_after_the_server_asks_for() {
+        let (base, server) = fake_server_with(vec![
+            (503, "retry-after: 1\r\n", "restarting"),
+            (200, "", "fine"),
+        ]);
+        let settings = Settings {
+            max_delay: Duration::from_secs(2),
+            ..quick()
+        };
+        let transport = Transport::new(&base, settings).unwrap();
+        let started = Instant::now();
+        let answer = transport
+            .post("/x", "text/plain", b"", None, &mut Traffic::default())
+            .unwrap();
+        assert_eq!(answer.status, 200);
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert_eq!(server.join().unwrap(), 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use gridsync_core::protocol::DecodeError;
 
 use crate::auth::AuthError;
 use crate::auth::token::TokenError;
-use crate::store::StoreError;
+use crate::store::{Outage, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -64,6 +64,9 @@ pub enum ApiError {
     RateLimited { retry_after: Duration },
     #[error("{0}")]
     Unavailable(String),
+    /// The database cannot do the work now; `cause` goes to the log, never to the client.
+    #[error("{cause}")]
+    Database { outage: Outage, cause: String },
     /// A sync body that is not a valid frame of the expected message.
     #[error("bad sync frame: {0}")]
     BadFrame(#[from] DecodeError),
@@ -104,7 +107,7 @@ impl ApiError {
             NotFound(_) => StatusCode::NOT_FOUND,
             Conflict(_) | DeviceTaken => StatusCode::CONFLICT,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | Database { .. } => StatusCode::SERVICE_UNAVAILABLE,
             BadFrame(_) => StatusCode::BAD_REQUEST,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             MediaTypeNotAllowed(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -140,6 +143,12 @@ impl ApiError {
             DeviceTaken => "device_taken",
             RateLimited { .. } => "rate_limited",
             Unavailable(_) => "unavailable",
+            Database { outage, .. } => match outage {
+                Outage::Full => "storage_full",
+                Outage::ReadOnly => "storage_read_only",
+                Outage::Failing => "storage_failing",
+                Outage::Unavailable => "database_unavailable",
+            },
             BadFrame(_) => "bad_frame",
             PayloadTooLarge(_) => "payload_too_large",
             MediaTypeNotAllowed(_) => "unsupported_media_type",
@@ -179,7 +188,16 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let code = self.code();
-        let detail = if status.is_server_error() {
+        let detail = if let ApiError::Database { outage, cause } = &self {
+            // Not a bug, so no internal error: a database restart is routine, while a full or
+            // failing disk needs the operator.
+            if *outage == Outage::Unavailable {
+                tracing::warn!(code, cause, "request failed: the database is unavailable");
+            } else {
+                tracing::error!(code, cause, "request failed: the database's storage");
+            }
+            outage_detail(*outage).to_owned()
+        } else if status.is_server_error() {
             tracing::error!(code, error = %self, "request failed");
             status
                 .canonical_reason()
@@ -222,6 +240,9 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("identity"),
             );
         }
+        if let ApiError::Database { outage, .. } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after(outage)));
+        }
         if let ApiError::WrongOffset { offset } = self {
             headers.insert(UPLOAD_OFFSET, HeaderValue::from(offset));
         }
@@ -240,8 +261,33 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// What a client is told of an outage: that it is the server's, and to try again later.
+fn outage_detail(outage: Outage) -> &'static str {
+    match outage {
+        Outage::Full => "the server's storage is full; try again later",
+        Outage::ReadOnly => "the server's database is read-only; try again later",
+        Outage::Failing => "the server's storage is failing; try again later",
+        Outage::Unavailable => "the server's database is unavailable; try again shortly",
+    }
+}
+
+/// Seconds a client should wait: a database restart takes seconds, while a full or broken disk
+/// waits for the operator.
+fn retry_after(outage: Outage) -> u64 {
+    match outage {
+        Outage::Unavailable => 5,
+        Outage::Full | Outage::ReadOnly | Outage::Failing => 60,
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        if let Some(outage) = e.outage() {
+            return ApiError::Database {
+                outage,
+                cause: e.to_string(),
+            };
+        }
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Duplicate(what) => ApiError::Conflict(format!("{what} already exists")),

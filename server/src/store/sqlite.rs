@@ -15,7 +15,7 @@ use gridsync_core::schema::Registry;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::{AssertSqlSafe, Connection, SqliteConnection};
 
 use super::facts::{
     self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
@@ -60,6 +60,7 @@ impl SqliteStore {
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            .before_acquire(|conn, _| Box::pin(std::future::ready(Ok(reusable(conn)))))
             .connect_with(options.clone())
             .await?;
         let read = SqlitePoolOptions::new()
@@ -99,6 +100,19 @@ impl SqliteStore {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Whether a connection taken from the pool (after the pool's ping, so any rollback queued on
+/// its release has run) may be used: not when sqlx still counts it inside a transaction. When
+/// a COMMIT fails for a full disk, SQLite rolls the transaction back by itself, sqlx's own
+/// ROLLBACK then fails and its count stays at one, so every later BEGIN on the connection
+/// would fail and the writer stay stuck, even once space returns. Dropped, it is opened anew.
+fn reusable(conn: &SqliteConnection) -> bool {
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+        return false;
+    }
+    true
 }
 
 /// The scope condition on `table`'s rows, with the four binds of [`scope_binds`] from
