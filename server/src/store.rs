@@ -1098,19 +1098,24 @@ pub(crate) fn audit_record_from(r: AuditRecordRow) -> Result<AuditRecord> {
 
 pub(crate) const AUDIT_RECORD_COLUMNS: &str = "id, at, user_id, device_id, action, doc_id, detail";
 
-/// The condition that the org path in `column` lies under the path bound to placeholder `n`
-/// (written with `mark`: `?` SQLite, `$` Postgres). Org paths end with '/', so the paths under
-/// `/d/t1/` are exactly those from `/d/t1/` up to, not including, `/d/t10` ('0' follows '/'),
-/// and the empty path (a district admin's) takes every path. A range, unlike a prefix test, can
-/// use an index on the column; Postgres compares bytes (`COLLATE "C"`), since a linguistic
-/// collation may ignore the slashes.
+/// The condition that the org path in `column` starts with the text bound to placeholder `n`
+/// (written with `mark`: `?` SQLite, `$` Postgres), compared exactly: LIKE would need its
+/// wildcards escaped, and SQLite's ignores ASCII case. The byte range from the prefix to the
+/// prefix followed by the last code point holds every such path, and lets an index on the column
+/// find a township's reports without reading the district's; the prefix test then makes the
+/// match exact. Postgres compares the range as bytes (`COLLATE "C"`): a linguistic collation
+/// may ignore the slashes.
 pub(crate) fn path_under(column: &str, mark: char, n: usize) -> String {
     let p = format!("{mark}{n}");
-    if mark == '$' {
-        format!("({column} COLLATE \"C\" >= {p} AND {column} COLLATE \"C\" < (left({p}, -1) || '0'))")
+    let (col, last) = if mark == '$' {
+        (format!("{column} COLLATE \"C\""), "chr(1114111)")
     } else {
-        format!("({column} >= {p} AND {column} < (substr({p}, 1, length({p}) - 1) || '0'))")
-    }
+        (column.to_owned(), "char(1114111)")
+    };
+    format!(
+        "({col} >= {p} AND {col} < ({p} || {last}) \
+         AND substr({column}, 1, length({p})) = {p})"
+    )
 }
 
 /// The condition that a user's org unit lies under the path bound to placeholder 1.

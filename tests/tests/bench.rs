@@ -107,7 +107,10 @@ fn scale_workload_copies_reports_in_postgres_and_pulls_a_township() {
     );
     let line = &lines[1];
     assert_eq!(line["reports"], 400, "{line}");
-    assert!(line["generated"]["seconds"]["sql_copies"].is_number(), "{line}");
+    assert!(
+        line["generated"]["seconds"]["sql_copies"].is_number(),
+        "{line}"
+    );
     // Township t1 holds half the reports; a village cadre's scope leaves out the drug cases.
     assert_eq!(line["township_pull"]["docs"], 180, "{line}");
     assert_eq!(line["township_no_op_sync"]["requests"], 1, "{line}");

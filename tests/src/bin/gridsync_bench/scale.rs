@@ -162,10 +162,17 @@ async fn generate(args: &Args) -> anyhow::Result<(District, Value)> {
     let people = [
         (ADMIN.to_owned(), Role::DistrictAdmin, "d".to_owned()),
         (STAFF.to_owned(), Role::TownshipStaff, "t1".to_owned()),
-        (TOWNSHIP_OFFICE.to_owned(), Role::VillageCadre, "t1".to_owned()),
+        (
+            TOWNSHIP_OFFICE.to_owned(),
+            Role::VillageCadre,
+            "t1".to_owned(),
+        ),
     ];
     let district = District::start_with(Backend::Postgres, &units, &people).await?;
-    eprintln!("W5: generating in {} (kept; measure it again with --db)", district.db);
+    eprintln!(
+        "W5: generating in {} (kept; measure it again with --db)",
+        district.db
+    );
 
     let started = Instant::now();
     let mut pusher = Phone::login(&district.server.base, ADMIN, PASSWORD, "admin-pc").await?;
@@ -178,7 +185,12 @@ async fn generate(args: &Args) -> anyhow::Result<(District, Value)> {
     let templates_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    copy_templates(&district.db, args.templates, args.reports / args.templates - 1).await?;
+    copy_templates(
+        &district.db,
+        args.templates,
+        args.reports / args.templates - 1,
+    )
+    .await?;
     let copy_secs = started.elapsed().as_secs_f64();
     let generated = json!({
         "templates": args.templates, "townships": args.townships,
