@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod field;
+pub mod integrity;
 
 use std::path::PathBuf;
 
@@ -73,12 +74,18 @@ impl Server {
 
     /// [`Server::start`] with more flags for `serve`.
     pub async fn start_with(db: &str, admin_password: &str, flags: &[&str]) -> Server {
+        Server::start_at("127.0.0.1:0", db, admin_password, flags).await
+    }
+
+    /// [`Server::start_with`] listening on `bind` (`HOST:PORT`): a restart on the port a killed
+    /// server had.
+    pub async fn start_at(bind: &str, db: &str, admin_password: &str, flags: &[&str]) -> Server {
         use std::process::Stdio;
         use std::time::Duration;
         use tokio::io::{AsyncBufReadExt, BufReader};
 
         let mut child = tokio::process::Command::new(server_binary())
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(["serve", "--bind", bind])
             .args(flags)
             .env("GRIDSYNC_DB", db)
             .env("GRIDSYNC_ADMIN_PASSWORD", admin_password)
@@ -128,6 +135,20 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running until stopped")
+    }
+
+    /// `HOST:PORT` it listens on.
+    pub fn addr(&self) -> &str {
+        self.base.strip_prefix("http://").unwrap_or(&self.base)
+    }
+
+    /// SIGKILLs it (no shutdown of any kind) and waits until it is gone.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL gridsync");
+        self.child
+            .wait()
+            .await
+            .expect("wait for the killed gridsync");
     }
 
     /// Sends SIGTERM and waits for the exit.
