@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod field;
+pub mod fleet;
 pub mod integrity;
 
 use std::path::PathBuf;
@@ -44,6 +45,24 @@ pub fn gridsync(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     }
     command.envs(env.iter().copied());
     command.output().expect("run gridsync")
+}
+
+/// The number in the variable `name`, if set: a knob of a long-mode test.
+pub fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")),
+    )
+}
+
+/// The seed of a randomised test: `GRIDSYNC_SEED`, or a fresh one. Printed, so that a failing
+/// run can be replayed.
+pub fn seed() -> u64 {
+    let seed = env_number("GRIDSYNC_SEED").unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    eprintln!("GRIDSYNC_SEED={seed}");
+    seed
 }
 
 /// The `p` quantile (0 to 1) of `sorted` durations, in milliseconds; 0 for none.
