@@ -1,6 +1,7 @@
 //! Shared helpers of the end-to-end tests.
 
 pub mod client;
+pub mod faulty;
 pub mod field;
 pub mod fleet;
 pub mod integrity;
