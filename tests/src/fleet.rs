@@ -220,7 +220,10 @@ pub struct Tally {
     pub appended: u64,
     pub syncs: u64,
     pub failed_syncs: u64,
-    /// Sessions that ended (a refresh cut after the server had rotated it) and a new login.
+    /// Syncs that began with a refresh of the access token.
+    pub refreshes: u64,
+    /// Sessions that ended (a refresh whose answer was lost after the server had rotated the
+    /// token) and were logged in again.
     pub logins: u64,
     /// The first few failures, for the report.
     pub failures: Vec<String>,
@@ -236,6 +239,7 @@ impl Tally {
         self.appended += other.appended;
         self.syncs += other.syncs;
         self.failed_syncs += other.failed_syncs;
+        self.refreshes += other.refreshes;
         self.logins += other.logins;
         for failure in other.failures {
             if self.failures.len() < KEPT_MESSAGES {
@@ -247,7 +251,9 @@ impl Tally {
 
 /// Edits and syncs on `phone` until `shared.stop`: each round one edit (a new report now and
 /// then, a field, or a mediation step) of a random report of the grid, then a sync, then a
-/// short pause. Failed syncs are left for the next round, as the app does.
+/// short pause. Failed syncs are left for the next round, as the app does. One round in 20
+/// marks the access token expired first, so that sync starts with a refresh, as it does every
+/// 15 minutes in the field.
 fn work(phone: &Phone, seed: u64, shared: &Shared) -> Tally {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut tally = Tally::default();
@@ -302,6 +308,13 @@ fn work(phone: &Phone, seed: u64, shared: &Shared) -> Tally {
         tally.edits += changes;
         *unacked.entry(id).or_default() += changes;
 
+        if rng.random_bool(0.05) {
+            phone
+                .client
+                .expire_access_token()
+                .expect("expire the token");
+            tally.refreshes += 1;
+        }
         shared.in_flight.fetch_add(1, Ordering::SeqCst);
         let outcome = phone.client.sync(None);
         shared.in_flight.fetch_sub(1, Ordering::SeqCst);
