@@ -59,17 +59,26 @@ impl Phone {
         phone
     }
 
+    /// Logs in, retrying while the link fails; for a sound link.
     fn login(&self) {
+        let mut last = String::new();
         for _ in 0..100 {
-            match self.client.login(self.user, PASSWORD, &self.device) {
-                Ok(_) => return,
-                Err(ClientError::Network(_) | ClientError::Server(_)) => {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!("{} cannot log in: {e}", self.device),
+            match self.try_login() {
+                Ok(()) => return,
+                Err(e) => last = e,
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("{} could not log in in 100 tries", self.device);
+        panic!("{} could not log in in 100 tries: {last}", self.device);
+    }
+
+    /// One login; a failed link is an `Err` to try again later, anything else a panic.
+    fn try_login(&self) -> Result<(), String> {
+        match self.client.login(self.user, PASSWORD, &self.device) {
+            Ok(_) => Ok(()),
+            Err(ClientError::Network(e) | ClientError::Server(e)) => Err(e),
+            Err(e) => panic!("{} cannot log in: {e}", self.device),
+        }
     }
 
     /// A sync that must succeed: the link is sound now. Retries network failures a few times,
@@ -222,8 +231,8 @@ pub struct Tally {
     pub failed_syncs: u64,
     /// Syncs that began with a refresh of the access token.
     pub refreshes: u64,
-    /// Sessions that ended (a refresh whose answer was lost after the server had rotated the
-    /// token) and were logged in again.
+    /// Logins after a session ended (a refresh whose answer was lost after the server had
+    /// rotated the token).
     pub logins: u64,
     /// The first few failures, for the report.
     pub failures: Vec<String>,
@@ -263,6 +272,16 @@ fn work(phone: &Phone, seed: u64, shared: &Shared) -> Tally {
     let mut round = 0u64;
     while !shared.stop.load(Ordering::SeqCst) {
         round += 1;
+        if phone.client.current_user().is_none() {
+            // The session ended; without one the app cannot edit. One try a round: a server
+            // that keeps crashing may not finish a login for a while.
+            if phone.try_login().is_ok() {
+                tally.logins += 1;
+            } else {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            continue;
+        }
         if round % 10 == 1 {
             reports = phone
                 .client
@@ -332,11 +351,7 @@ fn work(phone: &Phone, seed: u64, shared: &Shared) -> Tally {
                     tally.failures.push(e);
                 }
             }
-            Err(ClientError::Unauthorized(_)) => {
-                tally.failed_syncs += 1;
-                tally.logins += 1;
-                phone.login();
-            }
+            Err(ClientError::Unauthorized(_)) => tally.failed_syncs += 1,
             Err(e) => panic!("{}: sync failed: {e}", phone.device),
         }
         // Whatever the sync got through, finished or not, is what the phone was told was saved.

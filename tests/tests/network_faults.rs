@@ -47,7 +47,7 @@ async fn phones_behind_a_network_that_drops_delays_cuts_and_repeats_requests_los
     let counts = proxy.counts();
     eprintln!(
         "{seconds} s of faults {counts:?}: {acked} acknowledged heads covering {} of {} edits \
-         stored, {} reports, {} log entries, {} changes; {} syncs, {} failed, {} began with a refresh, {} sessions ended; \
+         stored, {} reports, {} log entries, {} changes; {} syncs, {} failed, {} began with a refresh, {} logins after a session ended; \
          the office pulled {office_pulls} times",
         tally.acked_edits,
         tally.edits,

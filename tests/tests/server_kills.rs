@@ -80,7 +80,7 @@ async fn kill_repeatedly(db: &str, dir: &Path) {
     eprintln!(
         "{kills} kills ({mid_sync} with a phone mid-sync) survived in {:.1} s: {} acknowledged \
          heads covering {} of {} edits stored, {} reports, {} log entries, {} changes (seq counter \
-         {}); {} syncs, {} failed, {} began with a refresh, {} sessions ended; the office pulled {office_pulls} times; {:.1} s \
+         {}); {} syncs, {} failed, {} began with a refresh, {} logins after a session ended; the office pulled {office_pulls} times; {:.1} s \
          in all",
         killing.as_secs_f64(),
         acked,
