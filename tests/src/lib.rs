@@ -1,7 +1,10 @@
 //! Shared helpers of the end-to-end tests.
 
 pub mod client;
+pub mod faulty;
 pub mod field;
+pub mod fleet;
+pub mod integrity;
 
 use std::path::PathBuf;
 
@@ -45,6 +48,24 @@ pub fn gridsync(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     command.output().expect("run gridsync")
 }
 
+/// The number in the variable `name`, if set: a knob of a long-mode test.
+pub fn env_number(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")),
+    )
+}
+
+/// The seed of a randomised test: `GRIDSYNC_SEED`, or a fresh one. Printed, so that a failing
+/// run can be replayed.
+pub fn seed() -> u64 {
+    let seed = env_number("GRIDSYNC_SEED").unwrap_or_else(|| uuid::Uuid::new_v4().as_u64_pair().0);
+    eprintln!("GRIDSYNC_SEED={seed}");
+    seed
+}
+
 /// The `p` quantile (0 to 1) of `sorted` durations, in milliseconds; 0 for none.
 pub fn percentile_ms(sorted: &[std::time::Duration], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -73,12 +94,18 @@ impl Server {
 
     /// [`Server::start`] with more flags for `serve`.
     pub async fn start_with(db: &str, admin_password: &str, flags: &[&str]) -> Server {
+        Server::start_at("127.0.0.1:0", db, admin_password, flags).await
+    }
+
+    /// [`Server::start_with`] listening on `bind` (`HOST:PORT`): a restart on the port a killed
+    /// server had.
+    pub async fn start_at(bind: &str, db: &str, admin_password: &str, flags: &[&str]) -> Server {
         use std::process::Stdio;
         use std::time::Duration;
         use tokio::io::{AsyncBufReadExt, BufReader};
 
         let mut child = tokio::process::Command::new(server_binary())
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(["serve", "--bind", bind])
             .args(flags)
             .env("GRIDSYNC_DB", db)
             .env("GRIDSYNC_ADMIN_PASSWORD", admin_password)
@@ -128,6 +155,20 @@ impl Server {
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running until stopped")
+    }
+
+    /// `HOST:PORT` it listens on.
+    pub fn addr(&self) -> &str {
+        self.base.strip_prefix("http://").unwrap_or(&self.base)
+    }
+
+    /// SIGKILLs it (no shutdown of any kind) and waits until it is gone.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL gridsync");
+        self.child
+            .wait()
+            .await
+            .expect("wait for the killed gridsync");
     }
 
     /// Sends SIGTERM and waits for the exit.

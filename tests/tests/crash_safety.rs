@@ -7,15 +7,14 @@
 //! ingest, so a store that answered before its commit (or a writer that printed its acks early)
 //! loses acknowledged changes here and fails.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use automerge::ChangeHash;
 use gridsync_core::DocId;
-use gridsync_server::store;
-use sqlx::Connection;
+use gridsync_e2e::{field, integrity};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
@@ -32,33 +31,9 @@ async fn killed_writer_loses_no_acknowledged_change_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_writer_loses_no_acknowledged_change_on_postgres() {
-    let url = fresh_postgres_database().await;
+    // The writer migrates it.
+    let url = field::fresh_postgres_database("gridsync_crash").await;
     kill_and_check(&url).await;
-}
-
-/// A new, empty database on the server named by GRIDSYNC_TEST_DATABASE_URL; the writer
-/// migrates it. Never skipped: without the variable the test fails and says what to set.
-async fn fresh_postgres_database() -> String {
-    let base = std::env::var("GRIDSYNC_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "GRIDSYNC_TEST_DATABASE_URL is not set: run ./scripts/test, which starts a throwaway \
-             Postgres, or point it at a server where the user may CREATE DATABASE"
-        )
-    });
-    let name = format!("gridsync_crash_{}", uuid::Uuid::new_v4().simple());
-    let mut admin =
-        tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&base))
-            .await
-            .expect("Postgres answers within 10 s")
-            .expect("connect to GRIDSYNC_TEST_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create test database");
-    match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("GRIDSYNC_TEST_DATABASE_URL has no database name: {base}"),
-    }
 }
 
 /// A line of the writer's stdout.
@@ -229,92 +204,27 @@ fn random_fraction() -> f64 {
     bits as f64 / (1u64 << 53) as f64
 }
 
-/// Every acknowledged head is stored, and every stored document is whole: it loads, its row's
-/// heads are the loaded document's, its change log holds exactly its history, and the sequence
+/// Every acknowledged head is stored, the database passes [`integrity::check`], and the sequence
 /// counter accounts for every change once.
 async fn check_store(url: &str, acked: &[(DocId, Vec<ChangeHash>)]) {
-    let store = store::open(url)
-        .await
-        .expect("open the store after the kills");
-    let db = Db::connect(url).await;
-
-    let orphans = db
-        .int("SELECT COUNT(*) FROM changes c WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.id = c.doc_id)")
-        .await;
-    assert_eq!(orphans, 0, "change rows without their document");
-    let bare = db
-        .int(
-            "SELECT COUNT(*) FROM documents d WHERE length(d.snapshot) = 0 \
-              OR NOT EXISTS (SELECT 1 FROM changes c WHERE c.doc_id = d.id)",
-        )
-        .await;
-    assert_eq!(bare, 0, "documents without a snapshot or without changes");
-    let stale = db
-        .int(
-            "SELECT COUNT(*) FROM documents d WHERE d.snapshot_seq > d.seq \
-              OR d.seq <> (SELECT MAX(c.seq) FROM changes c WHERE c.doc_id = d.id)",
-        )
-        .await;
-    assert_eq!(stale, 0, "documents whose seq is not their latest change's");
-    let counter = db
-        .int("SELECT value FROM counters WHERE name = 'seq'")
-        .await;
-    let changes = db.int("SELECT COUNT(*) FROM changes").await;
-    let distinct = db.int("SELECT COUNT(DISTINCT seq) FROM changes").await;
-    let max = db.int("SELECT COALESCE(MAX(seq), 0) FROM changes").await;
-    assert_eq!(distinct, changes, "two changes share a sequence number");
+    let mut checked = integrity::check(url).await;
     // Nothing was pruned, so a batch that moved the counter and lost some of its changes (or
-    // stored changes without moving it) shows as a gap or an overlap here.
+    // stored changes without moving it) shows as a gap here.
     assert_eq!(
-        (changes, max),
-        (counter, counter),
-        "the seq counter does not match the change log: {changes} changes, highest seq {max}, counter {counter}"
+        checked.changes, checked.counter,
+        "the seq counter does not match the change log: {} changes, counter {}",
+        checked.changes, checked.counter
     );
-
-    let ids = db.strings("SELECT id FROM documents ORDER BY id").await;
-    let mut stored = BTreeMap::new();
-    for id in &ids {
-        let id: DocId = id.parse().expect("document id");
-        let row = store
-            .document(&id)
-            .await
-            .expect("read document row")
-            .expect("listed document has a row");
-        let mut doc = store
-            .load_doc(&id)
-            .await
-            .unwrap_or_else(|e| panic!("document {id} does not load: {e}"))
-            .expect("listed document loads");
-        let heads: BTreeSet<ChangeHash> = doc.heads().into_iter().collect();
-        let row_heads: BTreeSet<ChangeHash> = row.heads.iter().copied().collect();
-        assert_eq!(
-            heads, row_heads,
-            "stored heads of {id} are not its document's"
-        );
-        let log = store.changes_of(&id).await.expect("changes of document");
-        assert_eq!(
-            log.len(),
-            doc.count_changes_since(&[]),
-            "the change log of {id} is not the document's history"
-        );
-        for change in &log {
-            assert!(
-                doc.has_change(&change.hash),
-                "change {} of {id} is logged but not in the document",
-                change.hash
-            );
-        }
-        stored.insert(id, doc);
-    }
 
     let mut acked_docs = BTreeSet::new();
     for (id, heads) in acked {
-        let doc = stored
+        let stored = checked
+            .reports
             .get_mut(id)
             .unwrap_or_else(|| panic!("acknowledged document {id} is not stored"));
         for head in heads {
             assert!(
-                doc.has_change(head),
+                stored.doc.has_change(head),
                 "acknowledged head {head} of {id} is not stored"
             );
         }
@@ -322,48 +232,8 @@ async fn check_store(url: &str, acked: &[(DocId, Vec<ChangeHash>)]) {
     }
     eprintln!(
         "{} documents stored, {} of them acknowledged ({} committed before a kill cut off their ack)",
-        stored.len(),
+        checked.reports.len(),
         acked_docs.len(),
-        stored.len() - acked_docs.len()
+        checked.reports.len() - acked_docs.len()
     );
-}
-
-/// Direct SQL for what the `Store` trait does not expose: listing every document and checking
-/// the tables against each other. The queries are plain SQL that both backends accept.
-enum Db {
-    Sqlite(sqlx::SqlitePool),
-    Postgres(sqlx::PgPool),
-}
-
-impl Db {
-    async fn connect(url: &str) -> Db {
-        if url.starts_with("sqlite:") {
-            Db::Sqlite(
-                sqlx::SqlitePool::connect(url)
-                    .await
-                    .expect("connect SQLite"),
-            )
-        } else {
-            Db::Postgres(sqlx::PgPool::connect(url).await.expect("connect Postgres"))
-        }
-    }
-
-    /// The one integer that `sql` selects.
-    async fn int(&self, sql: &'static str) -> i64 {
-        let (n,): (i64,) = match self {
-            Db::Sqlite(pool) => sqlx::query_as(sql).fetch_one(pool).await,
-            Db::Postgres(pool) => sqlx::query_as(sql).fetch_one(pool).await,
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        n
-    }
-
-    async fn strings(&self, sql: &'static str) -> Vec<String> {
-        let rows: Vec<(String,)> = match self {
-            Db::Sqlite(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-            Db::Postgres(pool) => sqlx::query_as(sql).fetch_all(pool).await,
-        }
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        rows.into_iter().map(|r| r.0).collect()
-    }
 }
