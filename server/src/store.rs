@@ -1098,23 +1098,31 @@ pub(crate) fn audit_record_from(r: AuditRecordRow) -> Result<AuditRecord> {
 
 pub(crate) const AUDIT_RECORD_COLUMNS: &str = "id, at, user_id, device_id, action, doc_id, detail";
 
-/// The condition that the org path in `column` starts with the text bound to placeholder `n`
-/// (written with `mark`: `?` SQLite, `$` Postgres), compared exactly: LIKE would need its
-/// wildcards escaped, and SQLite's ignores ASCII case. The byte range from the prefix to the
-/// prefix followed by the last code point holds every such path, and lets an index on the column
-/// find a township's reports without reading the district's; the prefix test then makes the
-/// match exact. Postgres compares the range as bytes (`COLLATE "C"`): a linguistic collation
-/// may ignore the slashes.
+/// The condition that the org path in `column` lies under the path bound to placeholder `n`
+/// (written with `mark`: `?` SQLite, `$` Postgres): a byte range, which an index on the column
+/// serves, so that a township's reports are found without reading the district's. Org paths end
+/// with '/', so those under `/d/t1/` are exactly the paths from `/d/t1/` up to, not including,
+/// `/d/t10` ('0' follows '/'); the empty path (a district admin's) takes every path, and any
+/// other text none. Postgres compares bytes (`COLLATE "C"`): a linguistic collation may ignore
+/// the slashes.
 pub(crate) fn path_under(column: &str, mark: char, n: usize) -> String {
     let p = format!("{mark}{n}");
-    let (col, last) = if mark == '$' {
-        (format!("{column} COLLATE \"C\""), "chr(1114111)")
+    let (col, last, all_but_last) = if mark == '$' {
+        (
+            format!("{column} COLLATE \"C\""),
+            format!("right({p}, 1)"),
+            format!("left({p}, -1)"),
+        )
     } else {
-        (column.to_owned(), "char(1114111)")
+        (
+            column.to_owned(),
+            format!("substr({p}, -1)"),
+            format!("substr({p}, 1, length({p}) - 1)"),
+        )
     };
     format!(
-        "({col} >= {p} AND {col} < ({p} || {last}) \
-         AND substr({column}, 1, length({p})) = {p})"
+        "({col} >= {p} AND {col} < (CASE WHEN {p} = '' THEN '0' \
+         WHEN {last} = '/' THEN {all_but_last} || '0' ELSE {p} END))"
     )
 }
 
