@@ -144,6 +144,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
             "requests": no_op.requests,
             "body_bytes": no_op.body_up + no_op.body_down,
             "milliseconds": no_op_ms,
+            "server_wait_ms": ms(no_op.wait),
         },
         "requests": timings,
         "server_memory_bytes": {
