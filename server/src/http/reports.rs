@@ -838,7 +838,9 @@ pub(crate) async fn ingest_edit(
     outcome(result)
 }
 
-fn outcome(result: PushResult) -> Result<(), ApiError> {
+/// The answer to an office edit, from the outcome of its ingestion: refusals the request caused
+/// are client errors, anything else is the server's fault.
+pub fn outcome(result: PushResult) -> Result<(), ApiError> {
     match result.docs.into_iter().next().map(|d| d.outcome) {
         Some(PushOutcome::Acked { .. }) => Ok(()),
         Some(PushOutcome::Rejected { code, reason }) => Err(match code.as_str() {
