@@ -845,7 +845,8 @@ pub fn outcome(result: PushResult) -> Result<(), ApiError> {
         Some(PushOutcome::Acked { .. }) => Ok(()),
         Some(PushOutcome::Rejected { code, reason }) => Err(match code.as_str() {
             "out_of_scope" => ApiError::OutOfScope(reason),
-            "unknown_grid" | "unknown_kind" | "refused" => ApiError::Invalid {
+            // invalid_text: a NUL in text the field checks do not cover, such as the grid id.
+            "unknown_grid" | "unknown_kind" | "refused" | "invalid_text" => ApiError::Invalid {
                 detail: format!("{code}: {reason}"),
                 problems: Vec::new(),
             },
