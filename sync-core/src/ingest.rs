@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::{ActorId, Change, ChangeHash};
 
 use crate::conflict::{Conflict, Flag};
-use crate::report::{Meta, ReportDoc};
+use crate::report::{Meta, ReportDoc, decode_change};
 use crate::schema::{Problem, ProblemCode, Registry};
 use crate::{DocId, Error};
 
@@ -101,8 +101,7 @@ pub fn ingest(
     let mut batch: Vec<Change> = Vec::new();
     let mut in_batch = HashSet::new();
     for bytes in raw {
-        let change =
-            Change::from_bytes(bytes.clone()).map_err(|e| Refusal::InvalidChange(e.to_string()))?;
+        let change = decode_change(bytes)?;
         let hash = change.hash();
         if !doc.has_change(&hash) && in_batch.insert(hash) {
             batch.push(change);

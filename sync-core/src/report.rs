@@ -532,11 +532,25 @@ fn check_log_keys(values: &Map<String, Json>) -> Result<()> {
 
 /// Decodes raw change bytes, refusing anything automerge cannot parse or whose checksum is wrong.
 pub fn decode_changes(raw: &[Vec<u8>]) -> Result<Vec<Change>> {
-    raw.iter()
-        .map(|bytes| {
-            Change::from_bytes(bytes.clone()).map_err(|e| Error::InvalidChange(e.to_string()))
-        })
-        .collect()
+    raw.iter().map(|bytes| decode_change(bytes)).collect()
+}
+
+/// Decodes one change, refusing anything automerge cannot parse or whose checksum is wrong.
+///
+/// automerge's `Change::from_bytes` does not check the checksum, though its `load` does: a
+/// change with a wrong one would be applied and stored, and then every load of the stored
+/// document would fail.
+pub fn decode_change(bytes: &[u8]) -> Result<Change> {
+    let change =
+        Change::from_bytes(bytes.to_vec()).map_err(|e| Error::InvalidChange(e.to_string()))?;
+    // Bytes 4..8 of a change chunk, compressed or not, are the first four of the change's hash.
+    if bytes.get(4..8) != Some(&change.hash().0[..4]) {
+        return Err(Error::InvalidChange(format!(
+            "the checksum does not match change {}",
+            change.hash()
+        )));
+    }
+    Ok(change)
 }
 
 pub(crate) fn am(e: automerge::AutomergeError) -> Error {
