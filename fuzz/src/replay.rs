@@ -51,4 +51,3 @@ fn every_target_has_a_corpus_directory() {
     targets.sort();
     assert_eq!(dirs, targets);
 }
-
