@@ -15,6 +15,8 @@
 //!
 //! The document knows nothing of schemas: validation runs on the JSON projection.
 
+use std::collections::HashSet;
+
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, Author, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue,
@@ -456,9 +458,34 @@ impl ReportDoc {
     /// dependencies are missing are queued by automerge until those arrive; see `missing_deps`.
     pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<Vec<ChangeHash>> {
         let changes = decode_changes(raw)?;
+        self.check_actors(&changes)?;
         let hashes = changes.iter().map(Change::hash).collect();
         self.doc.apply_changes(changes).map_err(am)?;
         Ok(hashes)
+    }
+
+    /// Refuses changes that name an actor this document has never seen, which automerge 0.12
+    /// panics on while applying (it unwraps the lookup of every actor a change names). An actor
+    /// enters a document with its first change, which records its author: from the document or
+    /// from this batch.
+    fn check_actors(&self, changes: &[Change]) -> Result<()> {
+        let first: HashSet<&ActorId> = changes
+            .iter()
+            .filter(|c| c.seq() == 1)
+            .map(Change::actor_id)
+            .collect();
+        for change in changes {
+            if let Some(actor) = change
+                .actors()
+                .find(|a| !first.contains(a) && self.doc.get_author_for_actor(a).is_none())
+            {
+                return Err(Error::InvalidChange(format!(
+                    "change {} names actor {actor}, whose first change this document lacks",
+                    change.hash()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Merges a whole document (a snapshot) into this one, keeping local changes, and returns

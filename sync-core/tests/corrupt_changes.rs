@@ -1,7 +1,8 @@
-//! Changes whose checksum does not match their content, as a corrupted or hostile push or pull
-//! carries them: refused with a typed error before anything is applied, so the stored document
-//! keeps loading. Found by the `ingest` and `replica_apply` fuzz targets (fuzz/README.md).
+//! Changes that are corrupt or forged, as a corrupted or hostile push or pull carries them:
+//! refused with a typed error before anything is applied, so the stored document keeps loading
+//! and nothing panics. Found by the `ingest` and `replica_apply` fuzz targets (fuzz/README.md).
 
+use automerge::Change;
 use gridsync_core::DocId;
 use gridsync_core::ingest::{Refusal, ingest};
 use gridsync_core::report::{Editor, ReportDoc};
@@ -76,4 +77,29 @@ fn a_pulled_change_with_a_wrong_checksum_is_refused_by_the_phone() {
         );
         assert_eq!(phone.heads(), heads, "nothing applied");
     }
+}
+
+#[test]
+fn a_change_naming_an_actor_the_document_never_saw_is_refused_not_a_panic() {
+    let mut creator =
+        ReportDoc::create(ID, "dispute_check", 1, "g", &Editor::new("u1", 1)).expect("create");
+    // Another phone: loading gives it an actor of its own.
+    let mut other = ReportDoc::load(ID, &creator.save()).expect("load");
+    let before = other.heads();
+    other
+        .set_field("description", &json!("楼上漏水"), &Editor::new("u1", 2))
+        .expect("edit");
+    let mut forged = Change::from_bytes(other.changes_since(&before).remove(0))
+        .expect("decode")
+        .decode();
+    // Forged to claim no history, while its operation still names the creator's objects.
+    forged.deps.clear();
+    let forged = Change::from(forged).raw_bytes().to_vec();
+    let error = ReportDoc::empty(ID)
+        .apply_changes(&[forged])
+        .expect_err("a change naming an unknown actor is refused");
+    assert!(
+        matches!(error, gridsync_core::Error::InvalidChange(_)),
+        "{error:?}"
+    );
 }
