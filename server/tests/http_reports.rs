@@ -36,6 +36,7 @@ on_both_test_stores!(
     a_rule_flag_is_resolved_with_null_and_a_note,
     review_states_are_set_validated_and_audited,
     malformed_or_invalid_bodies_are_problem_details_and_store_nothing,
+    a_nul_in_a_new_reports_grid_id_is_a_validation_problem_not_a_server_error,
 );
 
 struct Api {
@@ -1080,5 +1081,25 @@ async fn malformed_or_invalid_bodies_are_problem_details_and_store_nothing(t: &T
         api.get("admin", &doc_path).await.ok(),
         before_doc,
         "nothing changed"
+    );
+}
+
+/// Found by the `json_bodies` fuzz target: the grid id is the one text of a new report that the
+/// field checks do not see, and ingest's refusal of the NUL came back as a 500.
+async fn a_nul_in_a_new_reports_grid_id_is_a_validation_problem_not_a_server_error(t: &TestStore) {
+    let api = api(t).await;
+    seed_reports(&api).await;
+    let before = api.list_all("admin", "", 50).await;
+    api.post(
+        "c1",
+        "/api/v1/reports",
+        json!({"kind": "dispute_check", "grid_id": "g1\u{0}"}),
+    )
+    .await
+    .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
+    assert_eq!(
+        api.list_all("admin", "", 50).await,
+        before,
+        "nothing stored"
     );
 }

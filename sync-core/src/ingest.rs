@@ -104,7 +104,7 @@ pub fn ingest(
     let mut batch: Vec<Change> = Vec::new();
     let mut in_batch = HashSet::new();
     for bytes in raw {
-        let change = decode_change(bytes.clone())?;
+        let change = decode_change(bytes)?;
         let hash = change.hash();
         if !doc.has_change(&hash) && in_batch.insert(hash) {
             batch.push(change);

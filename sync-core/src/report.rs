@@ -15,6 +15,8 @@
 //!
 //! The document knows nothing of schemas: validation runs on the JSON projection.
 
+use std::collections::HashSet;
+
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{
     ActorId, Author, AutoCommit, Change, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue,
@@ -456,9 +458,34 @@ impl ReportDoc {
     /// dependencies are missing are queued by automerge until those arrive; see `missing_deps`.
     pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<Vec<ChangeHash>> {
         let changes = decode_changes(raw)?;
+        self.check_actors(&changes)?;
         let hashes = changes.iter().map(Change::hash).collect();
         self.doc.apply_changes(changes).map_err(am)?;
         Ok(hashes)
+    }
+
+    /// Refuses changes that name an actor this document has never seen, which automerge 0.12
+    /// panics on while applying (it unwraps the lookup of every actor a change names). An actor
+    /// enters a document with its first change, which records its author: from the document or
+    /// from this batch.
+    fn check_actors(&self, changes: &[Change]) -> Result<()> {
+        let first: HashSet<&ActorId> = changes
+            .iter()
+            .filter(|c| c.seq() == 1)
+            .map(Change::actor_id)
+            .collect();
+        for change in changes {
+            if let Some(actor) = change
+                .actors()
+                .find(|a| !first.contains(a) && self.doc.get_author_for_actor(a).is_none())
+            {
+                return Err(Error::InvalidChange(format!(
+                    "change {} names actor {actor}, whose first change this document lacks",
+                    change.hash()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Merges a whole document (a snapshot) into this one, keeping local changes, and returns
@@ -532,22 +559,23 @@ fn check_log_keys(values: &Map<String, Json>) -> Result<()> {
 
 /// Decodes raw change bytes, refusing anything automerge cannot parse or whose checksum is wrong.
 pub fn decode_changes(raw: &[Vec<u8>]) -> Result<Vec<Change>> {
-    raw.iter()
-        .map(|bytes| decode_change(bytes.clone()))
-        .collect()
+    raw.iter().map(|bytes| decode_change(bytes)).collect()
 }
 
-/// Decodes one change, refusing anything automerge cannot parse and bytes altered after the
-/// change was hashed. automerge hashes what it parsed without comparing the hash with the
-/// checksum in the chunk header (bytes 4..8), yet refuses that mismatch when it loads a saved
-/// document: a change let through here would make its document unloadable.
-pub fn decode_change(bytes: Vec<u8>) -> Result<Change> {
-    let stated = bytes.get(4..8).map(<[u8]>::to_vec);
-    let change = Change::from_bytes(bytes).map_err(|e| Error::InvalidChange(e.to_string()))?;
-    if stated.as_deref() != Some(&change.hash().0[..4]) {
-        return Err(Error::InvalidChange(
-            "the checksum does not match the change's contents".into(),
-        ));
+/// Decodes one change, refusing anything automerge cannot parse or whose checksum is wrong.
+///
+/// automerge's `Change::from_bytes` does not check the checksum, though its `load` does: a
+/// change with a wrong one would be applied and stored, and then every load of the stored
+/// document would fail.
+pub fn decode_change(bytes: &[u8]) -> Result<Change> {
+    let change =
+        Change::from_bytes(bytes.to_vec()).map_err(|e| Error::InvalidChange(e.to_string()))?;
+    // Bytes 4..8 of a change chunk, compressed or not, are the first four of the change's hash.
+    if bytes.get(4..8) != Some(&change.hash().0[..4]) {
+        return Err(Error::InvalidChange(format!(
+            "the checksum does not match change {}",
+            change.hash()
+        )));
     }
     Ok(change)
 }

@@ -21,7 +21,8 @@ use crate::store::{AuditEntry, Level, OrgUnit, Store, User, UserPatch};
 pub const COLUMNS: [&str; 5] = ["id", "parent_id", "level", "name", "users"];
 
 /// One checked row: what to write for it.
-struct Row {
+#[derive(Debug)]
+pub struct Row {
     unit: OrgUnit,
     /// Whether the unit is stored already, and under which name.
     stored_name: Option<String>,
@@ -34,7 +35,7 @@ pub async fn import(store: &dyn Store, file: &Path) -> Result<()> {
         path: file.to_owned(),
         source,
     })?;
-    let rows = check(store, &text).await?;
+    let rows = check(store.org_units().await?, store.users().await?, &text)?;
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {msg}")
@@ -89,21 +90,12 @@ pub async fn import(store: &dyn Store, file: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Checks every row; the rows to write, or every problem found, each with its line number.
-async fn check(store: &dyn Store, text: &[u8]) -> Result<Vec<Row>> {
-    let stored: HashMap<String, OrgUnit> = store
-        .org_units()
-        .await?
-        .into_iter()
-        .map(|u| (u.id.clone(), u))
-        .collect();
+/// Checks every row of `text` against the units and users stored now; the rows to write, or
+/// every problem found, each with its line number.
+pub fn check(units: Vec<OrgUnit>, users: Vec<User>, text: &[u8]) -> Result<Vec<Row>> {
+    let stored: HashMap<String, OrgUnit> = units.into_iter().map(|u| (u.id.clone(), u)).collect();
     let root = stored.values().find(|u| u.parent_id.is_none()).cloned();
-    let users: HashMap<String, User> = store
-        .users()
-        .await?
-        .into_iter()
-        .map(|u| (u.username.clone(), u))
-        .collect();
+    let users: HashMap<String, User> = users.into_iter().map(|u| (u.username.clone(), u)).collect();
 
     let mut reader = csv::ReaderBuilder::new().from_reader(text);
     let header = reader

@@ -37,6 +37,30 @@ pub struct LoginRequest {
     pub device_name: String,
 }
 
+impl LoginRequest {
+    /// The checks that need nothing but the request itself, made before any lookup.
+    pub fn check(&self) -> Result<(), ApiError> {
+        for (field, value) in [
+            ("username", &self.username),
+            ("device_id", &self.device_id),
+            ("device_name", &self.device_name),
+        ] {
+            if value.trim().is_empty() || value.len() > MAX_NAME_LEN {
+                return Err(ApiError::BadRequest(format!(
+                    "{field} must be 1 to {MAX_NAME_LEN} bytes"
+                )));
+            }
+        }
+        if self.password.len() > password::MAX_LEN {
+            return Err(ApiError::BadRequest(format!(
+                "password must be at most {} bytes",
+                password::MAX_LEN
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
@@ -102,23 +126,7 @@ async fn login(
     ClientAddr(addr): ClientAddr,
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
-    for (field, value) in [
-        ("username", &req.username),
-        ("device_id", &req.device_id),
-        ("device_name", &req.device_name),
-    ] {
-        if value.trim().is_empty() || value.len() > MAX_NAME_LEN {
-            return Err(ApiError::BadRequest(format!(
-                "{field} must be 1 to {MAX_NAME_LEN} bytes"
-            )));
-        }
-    }
-    if req.password.len() > password::MAX_LEN {
-        return Err(ApiError::BadRequest(format!(
-            "password must be at most {} bytes",
-            password::MAX_LEN
-        )));
-    }
+    req.check()?;
     let limiter = &state.login_limiter;
     limiter
         .check(&req.username, addr)

@@ -70,6 +70,28 @@ pub struct ResolveRequest {
     pub note: Option<String>,
 }
 
+impl ResolveRequest {
+    /// Checks the chosen value against the definition of the field at `path`; `null` (clearing
+    /// the field) is always allowed.
+    pub fn check_value(&self, schema: &Schema, path: &FieldPath) -> Result<(), ApiError> {
+        if self.value.is_null() {
+            return Ok(());
+        }
+        let mut problems = match path {
+            FieldPath::Field(name) => schema.validate_field(name, &self.value),
+            FieldPath::Log { field, .. } => schema.validate_log_field(field, &self.value),
+        };
+        problems.retain(|p| p.code != ProblemCode::Required);
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::Invalid {
+            detail: format!("the value for {path} is not valid"),
+            problems,
+        })
+    }
+}
+
 pub(crate) fn conflict_view(
     c: ConflictRow,
     kind: &str,
@@ -250,20 +272,8 @@ async fn resolve_conflict(
                 item.conflict.path
             )));
         }
-        if let Some(schema) = schema
-            && !body.value.is_null()
-        {
-            let mut problems = match &path {
-                FieldPath::Field(name) => schema.validate_field(name, &body.value),
-                FieldPath::Log { field, .. } => schema.validate_log_field(field, &body.value),
-            };
-            problems.retain(|p| p.code != ProblemCode::Required);
-            if !problems.is_empty() {
-                return Err(ApiError::Invalid {
-                    detail: format!("the value for {} is not valid", item.conflict.path),
-                    problems,
-                });
-            }
+        if let Some(schema) = schema {
+            body.check_value(schema, &path)?;
         }
         let mut doc = state.store.load_doc(&row.id).await?.ok_or_else(not_found)?;
         let before = doc.heads();

@@ -83,6 +83,20 @@ pub struct NewOrgUnit {
     pub name: String,
 }
 
+impl NewOrgUnit {
+    /// The checks that need nothing but the request itself, made before any lookup.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if !valid_unit_id(&self.id) {
+            return Err(ApiError::BadRequest(format!(
+                "id must be 1 to {MAX_ID_LEN} characters of a-z, 0-9 and '-': org paths are built \
+                 from ids and matched as prefixes, so '/', '%', '_' and '\\' cannot appear, \
+                 and ids must not differ only in case"
+            )));
+        }
+        check_name("name", &self.name, MAX_NAME_CHARS)
+    }
+}
+
 /// A rename. `parent_id` and `level` may be sent (a console sending the whole unit back) but
 /// only with their current values: units are never moved or re-levelled.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -173,14 +187,7 @@ async fn create_org_unit(
     Json(req): Json<NewOrgUnit>,
 ) -> Result<(StatusCode, Json<OrgUnitInfo>), ApiError> {
     caller.require_role(&[Role::DistrictAdmin])?;
-    if !valid_unit_id(&req.id) {
-        return Err(ApiError::BadRequest(format!(
-            "id must be 1 to {MAX_ID_LEN} characters of a-z, 0-9 and '-': org paths are built \
-             from ids and matched as prefixes, so '/', '%', '_' and '\\' cannot appear, and \
-             ids must not differ only in case"
-        )));
-    }
-    check_name("name", &req.name, MAX_NAME_CHARS)?;
+    req.check()?;
     let parent = state.store.org_unit(&req.parent_id).await?.ok_or_else(|| {
         ApiError::BadRequest(format!("parent org unit {} does not exist", req.parent_id))
     })?;

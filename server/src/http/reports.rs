@@ -161,6 +161,52 @@ pub struct ReportPatch {
     pub log_remove: Vec<String>,
 }
 
+impl NewReport {
+    /// Checks the values against `schema` for a caller of `role`, before anything is written.
+    pub fn check(&self, schema: &Schema, role: Role) -> Result<(), ApiError> {
+        check_writes(schema, role, &self.fields, &[], &BTreeMap::new())
+    }
+
+    /// The new report document `id`, with its fields, written by `editor`.
+    pub fn to_doc(
+        &self,
+        schema: &Schema,
+        id: DocId,
+        editor: &Editor,
+    ) -> Result<ReportDoc, ApiError> {
+        let mut doc = ReportDoc::create(id, &schema.kind, schema.version, &self.grid_id, editor)
+            .map_err(doc_error)?;
+        if !self.fields.is_empty() {
+            doc.set_fields(&self.fields, editor).map_err(doc_error)?;
+        }
+        Ok(doc)
+    }
+}
+
+impl ReportPatch {
+    /// Checks the values against `schema` for a caller of `role`, before anything is written.
+    pub fn check(&self, schema: &Schema, role: Role) -> Result<(), ApiError> {
+        check_writes(schema, role, &self.fields, &self.log_append, &self.log_edit)
+    }
+
+    /// Makes the edits as changes of `doc` by `editor`.
+    pub fn apply(&self, doc: &mut ReportDoc, editor: &Editor) -> Result<(), ApiError> {
+        if !self.fields.is_empty() {
+            doc.set_fields(&self.fields, editor).map_err(doc_error)?;
+        }
+        for entry in &self.log_append {
+            doc.append_log(entry, editor).map_err(doc_error)?;
+        }
+        for (entry, values) in &self.log_edit {
+            doc.edit_log(entry, values, editor).map_err(doc_error)?;
+        }
+        for entry in &self.log_remove {
+            doc.remove_log(entry, editor).map_err(doc_error)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewState {
@@ -402,15 +448,10 @@ async fn create_report(
             detail: format!("unknown report kind {:?}", body.kind),
             problems: Vec::new(),
         })?;
-    check_writes(schema, &caller, &body.fields, &[], &BTreeMap::new())?;
+    body.check(schema, caller.role())?;
     let now = clock::now();
-    let editor = Editor::new(caller.user_id(), now);
-    let id = DocId::new_v4();
-    let mut doc = ReportDoc::create(id, &schema.kind, schema.version, &body.grid_id, &editor)
-        .map_err(doc_error)?;
-    if !body.fields.is_empty() {
-        doc.set_fields(&body.fields, &editor).map_err(doc_error)?;
-    }
+    let mut doc = body.to_doc(schema, DocId::new_v4(), &Editor::new(caller.user_id(), now))?;
+    let id = doc.id();
     ingest_edit(&state, &caller, &mut doc, &[], now).await?;
     let row = state
         .store
@@ -449,13 +490,7 @@ async fn patch_report(
         .registry
         .get(&row.kind, row.schema_version)
         .ok_or_else(|| ApiError::Internal(format!("report {id} of unknown kind {}", row.kind)))?;
-    check_writes(
-        schema,
-        &caller,
-        &body.fields,
-        &body.log_append,
-        &body.log_edit,
-    )?;
+    body.check(schema, caller.role())?;
     let mut doc = state
         .store
         .load_doc(&row.id)
@@ -463,19 +498,7 @@ async fn patch_report(
         .ok_or_else(|| not_found(&id))?;
     let before = doc.heads();
     let now = clock::now();
-    let editor = Editor::new(caller.user_id(), now);
-    if !body.fields.is_empty() {
-        doc.set_fields(&body.fields, &editor).map_err(doc_error)?;
-    }
-    for entry in &body.log_append {
-        doc.append_log(entry, &editor).map_err(doc_error)?;
-    }
-    for (entry, values) in &body.log_edit {
-        doc.edit_log(entry, values, &editor).map_err(doc_error)?;
-    }
-    for entry in &body.log_remove {
-        doc.remove_log(entry, &editor).map_err(doc_error)?;
-    }
+    body.apply(&mut doc, &Editor::new(caller.user_id(), now))?;
     ingest_edit(&state, &caller, &mut doc, &before, now).await?;
     let row = state
         .store
@@ -678,7 +701,7 @@ pub(crate) async fn detail(
     })
 }
 
-pub(crate) fn check_note(note: Option<&str>) -> Result<(), ApiError> {
+pub fn check_note(note: Option<&str>) -> Result<(), ApiError> {
     match note {
         Some(n) if n.chars().count() > MAX_NOTE_CHARS || n.contains('\0') => {
             Err(ApiError::Invalid {
@@ -696,7 +719,7 @@ pub(crate) fn check_note(note: Option<&str>) -> Result<(), ApiError> {
 /// cannot read.
 fn check_writes(
     schema: &Schema,
-    caller: &Caller,
+    role: Role,
     fields: &Map<String, Value>,
     appended: &[Map<String, Value>],
     edited: &BTreeMap<String, Map<String, Value>>,
@@ -756,10 +779,9 @@ fn check_writes(
             problems,
         });
     }
-    if !caller.role().has_clearance() && !sensitive.is_empty() {
+    if !role.has_clearance() && !sensitive.is_empty() {
         return Err(ApiError::Forbidden(format!(
-            "the role {} may not write personal data ({})",
-            caller.role(),
+            "the role {role} may not write personal data ({})",
             sensitive.join(", ")
         )));
     }
@@ -816,12 +838,15 @@ pub(crate) async fn ingest_edit(
     outcome(result)
 }
 
-fn outcome(result: PushResult) -> Result<(), ApiError> {
+/// The answer to an office edit, from the outcome of its ingestion: refusals the request caused
+/// are client errors, anything else is the server's fault.
+pub fn outcome(result: PushResult) -> Result<(), ApiError> {
     match result.docs.into_iter().next().map(|d| d.outcome) {
         Some(PushOutcome::Acked { .. }) => Ok(()),
         Some(PushOutcome::Rejected { code, reason }) => Err(match code.as_str() {
             "out_of_scope" => ApiError::OutOfScope(reason),
-            "unknown_grid" | "unknown_kind" | "refused" => ApiError::Invalid {
+            // invalid_text: a NUL in text the field checks do not cover, such as the grid id.
+            "unknown_grid" | "unknown_kind" | "refused" | "invalid_text" => ApiError::Invalid {
                 detail: format!("{code}: {reason}"),
                 problems: Vec::new(),
             },

@@ -80,6 +80,15 @@ pub struct NewUser {
     pub org_unit_id: String,
 }
 
+impl NewUser {
+    /// The checks that need nothing but the request itself, made before any lookup.
+    pub fn check(&self) -> Result<(), ApiError> {
+        check_username(&self.username)?;
+        check_name("display_name", &self.display_name, MAX_DISPLAY_NAME_CHARS)?;
+        check_password(&self.password)
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserUpdate {
@@ -88,6 +97,37 @@ pub struct UserUpdate {
     pub org_unit_id: Option<String>,
     pub disabled: Option<bool>,
     pub password: Option<String>,
+}
+
+impl UserUpdate {
+    /// The names of the fields this update sets, for the audit log.
+    pub fn changed(&self) -> Vec<&'static str> {
+        [
+            ("display_name", self.display_name.is_some()),
+            ("role", self.role.is_some()),
+            ("org_unit_id", self.org_unit_id.is_some()),
+            ("disabled", self.disabled.is_some()),
+            ("password", self.password.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, given)| given.then_some(field))
+        .collect()
+    }
+
+    /// The checks that need nothing but the request itself: something to change, and a valid
+    /// name and password where given.
+    pub fn check(&self) -> Result<(), ApiError> {
+        if self.changed().is_empty() {
+            return Err(ApiError::BadRequest("nothing to change".into()));
+        }
+        if let Some(name) = &self.display_name {
+            check_name("display_name", name, MAX_DISPLAY_NAME_CHARS)?;
+        }
+        if let Some(pw) = &self.password {
+            check_password(pw)?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -215,9 +255,7 @@ async fn create_user(
     Json(req): Json<NewUser>,
 ) -> Result<(StatusCode, Json<UserInfo>), ApiError> {
     caller.require_role(&[Role::DistrictAdmin])?;
-    check_username(&req.username)?;
-    check_name("display_name", &req.display_name, MAX_DISPLAY_NAME_CHARS)?;
-    check_password(&req.password)?;
+    req.check()?;
     check_placement(state.store.as_ref(), req.role, &req.org_unit_id).await?;
     let user = User {
         id: uuid::Uuid::new_v4().to_string(),
@@ -274,27 +312,8 @@ async fn update_user(
         .user(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("user {id} not found")))?;
-    let mut changed = Vec::new();
-    for (field, given) in [
-        ("display_name", req.display_name.is_some()),
-        ("role", req.role.is_some()),
-        ("org_unit_id", req.org_unit_id.is_some()),
-        ("disabled", req.disabled.is_some()),
-        ("password", req.password.is_some()),
-    ] {
-        if given {
-            changed.push(field);
-        }
-    }
-    if changed.is_empty() {
-        return Err(ApiError::BadRequest("nothing to change".into()));
-    }
-    if let Some(name) = &req.display_name {
-        check_name("display_name", name, MAX_DISPLAY_NAME_CHARS)?;
-    }
-    if let Some(pw) = &req.password {
-        check_password(pw)?;
-    }
+    req.check()?;
+    let changed = req.changed();
     if id == caller.user_id()
         && (req.disabled == Some(true) || req.role.is_some_and(|r| r != user.role))
     {
