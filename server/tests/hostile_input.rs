@@ -19,12 +19,10 @@ use gridsync_core::protocol::{self, Pull, PullResult, Push, PushDoc, PushOutcome
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_server::scope::Role;
 use gridsync_server::store::{UploadChunk, UploadOutcome};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::Digest;
-use support::http::{Api, CLIENT, add_user, api_over, authed, authed_json, with_addr};
+use support::http::{Api, add_user, api_over, authed, authed_json, frame_request};
 use support::*;
-use tower::ServiceExt;
 
 on_both_test_stores!(
     a_zstd_bomb_in_a_sync_body_is_refused_before_it_is_decompressed,
@@ -60,27 +58,6 @@ async fn token(api: &Api, user: &str) -> String {
     api.tokens(user, PW, &format!("{user}-phone")).await.0
 }
 
-/// (status, headers, body bytes) of any request, whatever the body holds.
-async fn raw(api: &Api, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let res = api
-        .app
-        .clone()
-        .oneshot(with_addr(req, CLIENT))
-        .await
-        .expect("infallible");
-    let (status, headers) = (res.status(), res.headers().clone());
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (status, headers, bytes.to_vec())
-}
-
-fn frame_request(path: &str, token: &str, frame: Vec<u8>) -> Request<Body> {
-    Request::post(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/x-gridsync")
-        .body(Body::from(frame))
-        .expect("request")
-}
-
 /// Asserts a problem-details answer with this status and code.
 fn assert_problem(answer: &(StatusCode, HeaderMap, Vec<u8>), status: StatusCode, code: &str) {
     let body: Value = serde_json::from_slice(&answer.2).unwrap_or_else(|_| {
@@ -103,11 +80,13 @@ fn assert_problem(answer: &(StatusCode, HeaderMap, Vec<u8>), status: StatusCode,
 }
 
 async fn push(api: &Api, token: &str, push: &Push) -> PushResult {
-    let answer = raw(
-        api,
-        frame_request("/api/v1/sync/push", token, protocol::encode(push)),
-    )
-    .await;
+    let answer = api
+        .raw(frame_request(
+            "/api/v1/sync/push",
+            token,
+            protocol::encode(push),
+        ))
+        .await;
     assert_eq!(
         answer.0,
         StatusCode::OK,
@@ -173,11 +152,13 @@ async fn a_zstd_bomb_in_a_sync_body_is_refused_before_it_is_decompressed(t: &Tes
     ] {
         assert!(body.len() < 64 * 1024, "{what}: {} bytes", body.len());
         for kind_path in [(PUSH, "/api/v1/sync/push"), (PULL, "/api/v1/sync/pull")] {
-            let answer = raw(
-                &api,
-                frame_request(kind_path.1, &w1, frame(kind_path.0, 1, &body)),
-            )
-            .await;
+            let answer = api
+                .raw(frame_request(
+                    kind_path.1,
+                    &w1,
+                    frame(kind_path.0, 1, &body),
+                ))
+                .await;
             assert_problem(&answer, StatusCode::BAD_REQUEST, "bad_frame");
         }
     }
@@ -223,7 +204,7 @@ async fn a_content_encoded_body_is_refused_415_and_never_decoded(t: &TestStore) 
             .header(header::CONTENT_ENCODING, encoding)
             .body(Body::from(gzip(login.as_bytes())))
             .expect("request");
-        let answer = raw(&api, req).await;
+        let answer = api.raw(req).await;
         assert_problem(
             &answer,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -234,7 +215,7 @@ async fn a_content_encoded_body_is_refused_415_and_never_decoded(t: &TestStore) 
         req.headers_mut()
             .insert(header::CONTENT_ENCODING, encoding.parse().expect("header"));
         assert_problem(
-            &raw(&api, req).await,
+            &api.raw(req).await,
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_content_encoding",
         );
@@ -246,7 +227,7 @@ async fn a_content_encoded_body_is_refused_415_and_never_decoded(t: &TestStore) 
         header::CONTENT_ENCODING,
         "identity".parse().expect("header"),
     );
-    let answer = raw(&api, req).await;
+    let answer = api.raw(req).await;
     assert_eq!(answer.0, StatusCode::OK);
 }
 
@@ -330,7 +311,7 @@ async fn deeply_nested_json(t: &TestStore) {
         ];
         for (method, path, body) in endpoints {
             let req = authed_json(method, path, &admin, &body);
-            let answer = raw(&api, req).await;
+            let answer = api.raw(req).await;
             assert_problem(&answer, StatusCode::BAD_REQUEST, "invalid_json");
         }
     }
@@ -378,7 +359,9 @@ async fn huge_counts_in_tiny_frames_and_query_parameters_are_refused_and_nothing
         } else {
             "/api/v1/sync/pull"
         };
-        let answer = raw(&api, frame_request(path, &w1, frame(kind, 0, &body))).await;
+        let answer = api
+            .raw(frame_request(path, &w1, frame(kind, 0, &body)))
+            .await;
         assert!(body.len() < 40, "{what}");
         assert_problem(&answer, StatusCode::BAD_REQUEST, "bad_frame");
     }
@@ -389,11 +372,13 @@ async fn huge_counts_in_tiny_frames_and_query_parameters_are_refused_and_nothing
         byte_budget: u32::MAX,
         resend: vec![],
     };
-    let answer = raw(
-        &api,
-        frame_request("/api/v1/sync/pull", &w1, protocol::encode(&pull)),
-    )
-    .await;
+    let answer = api
+        .raw(frame_request(
+            "/api/v1/sync/pull",
+            &w1,
+            protocol::encode(&pull),
+        ))
+        .await;
     assert_eq!(
         answer.0,
         StatusCode::OK,
@@ -474,7 +459,7 @@ async fn a_range_ending_at_the_largest_integer_is_served_clipped_not_overflowed(
         let mut req = authed("GET", &url, &w1);
         req.headers_mut()
             .insert(header::RANGE, range.parse().expect("header"));
-        let (got, _, body) = raw(&api, req).await;
+        let (got, _, body) = api.raw(req).await;
         assert_eq!((got, body.as_slice()), (status, want), "{range}");
     }
     let mut req = authed("GET", &url, &w1);
@@ -482,7 +467,7 @@ async fn a_range_ending_at_the_largest_integer_is_served_clipped_not_overflowed(
         header::RANGE,
         format!("bytes={}-", i64::MAX).parse().expect("header"),
     );
-    assert_eq!(raw(&api, req).await.0, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(api.raw(req).await.0, StatusCode::RANGE_NOT_SATISFIABLE);
 }
 
 async fn invalid_utf8_in_bodies_query_strings_and_paths_is_400_and_nothing_is_stored(
@@ -536,11 +521,7 @@ async fn invalid_utf8_in_bodies_query_strings_and_paths_is_400_and_nothing_is_st
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(body))
             .expect("request");
-        assert_problem(
-            &raw(&api, req).await,
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-        );
+        assert_problem(&api.raw(req).await, StatusCode::BAD_REQUEST, "invalid_json");
     }
 
     // Query strings: percent-encoded bytes that decode to no UTF-8.
@@ -575,11 +556,7 @@ async fn invalid_utf8_in_bodies_query_strings_and_paths_is_400_and_nothing_is_st
         ),
     ] {
         let req = authed_json(method, &path, &admin, "{}");
-        assert_problem(
-            &raw(&api, req).await,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        );
+        assert_problem(&api.raw(req).await, StatusCode::BAD_REQUEST, "bad_request");
     }
     assert_eq!(fingerprint(&t.url).await, before);
 }

@@ -24,17 +24,15 @@ mod support;
 use std::collections::BTreeSet;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use gridsync_core::DocId;
 use gridsync_core::protocol::{self, PullResult, Push, PushDoc, PushOutcome, PushResult};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::Role;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use support::http::{Api, CLIENT, add_user, api_over, authed, with_addr};
+use support::http::{Api, add_user, api_over, authed, frame_request};
 use support::*;
-use tower::ServiceExt;
 
 on_both_test_stores!(
     a_worker_cannot_read_a_drug_case_of_their_own_grid_assigned_to_someone_else,
@@ -89,33 +87,14 @@ fn id(n: u128) -> DocId {
     DocId::from_u128(n)
 }
 
-/// (status, headers, body bytes) of any request.
-async fn raw(api: &Api, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
-    let res = api
-        .app
-        .clone()
-        .oneshot(with_addr(req, CLIENT))
-        .await
-        .expect("infallible");
-    let (status, headers) = (res.status(), res.headers().clone());
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (status, headers, bytes.to_vec())
-}
-
-fn frame(path: &str, token: &str, body: Vec<u8>) -> Request<Body> {
-    Request::post(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/x-gridsync")
-        .body(Body::from(body))
-        .expect("request")
-}
-
 /// The report ids a full pull gives `token`'s caller.
 async fn pulled(api: &Api, token: &str) -> BTreeSet<DocId> {
     let mut replica = Replica::new();
     loop {
         let pull = protocol::encode(&replica.build_pull(1 << 20));
-        let (status, _, body) = raw(api, frame("/api/v1/sync/pull", token, pull)).await;
+        let (status, _, body) = api
+            .raw(frame_request("/api/v1/sync/pull", token, pull))
+            .await;
         assert_eq!(status, StatusCode::OK);
         let page: PullResult = protocol::decode(&body).expect("frame");
         if !replica.apply_pull_result(page).expect("apply").more {
@@ -150,15 +129,13 @@ async fn a_worker_cannot_read_a_drug_case_of_their_own_grid_assigned_to_someone_
             sees,
             "{user}'s pull"
         );
-        let (status, _, ledger) = raw(
-            &api,
-            authed(
+        let (status, _, ledger) = api
+            .raw(authed(
                 "GET",
                 "/api/v1/export?kind=drug_control_case&format=csv",
                 &token,
-            ),
-        )
-        .await;
+            ))
+            .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
             String::from_utf8_lossy(&ledger).contains(&case),
@@ -215,11 +192,13 @@ async fn a_worker_cannot_write_into_another_grid_through_sync_or_the_json_api(t:
             },
         ],
     };
-    let (status, _, body) = raw(
-        &api,
-        frame("/api/v1/sync/push", &w1, protocol::encode(&push)),
-    )
-    .await;
+    let (status, _, body) = api
+        .raw(frame_request(
+            "/api/v1/sync/push",
+            &w1,
+            protocol::encode(&push),
+        ))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let result: PushResult = protocol::decode(&body).expect("frame");
     for doc in &result.docs {
@@ -321,11 +300,9 @@ async fn export_parameters_shaped_like_paths_are_refused_and_never_reach_the_fil
         "kind=dispute_check",
         "kind=drug_control_case&format=csv&part=log&org=g1&from=2026-01-01&to=2026-12-31",
     ] {
-        let (status, headers, _) = raw(
-            &api,
-            authed("GET", &format!("/api/v1/export?{query}"), &admin),
-        )
-        .await;
+        let (status, headers, _) = api
+            .raw(authed("GET", &format!("/api/v1/export?{query}"), &admin))
+            .await;
         assert_eq!(status, StatusCode::OK, "{query}");
         let disposition = headers[header::CONTENT_DISPOSITION]
             .to_str()
@@ -416,7 +393,7 @@ async fn sql_metacharacters_in_every_report_conflict_stats_and_export_filter_cha
         for param in params {
             for nasty in NASTY {
                 let path = format!("{base}{param}={}{rest}", enc(nasty));
-                let (status, _, body) = raw(&api, authed("GET", &path, &admin)).await;
+                let (status, _, body) = api.raw(authed("GET", &path, &admin)).await;
                 cells += 1;
                 match status {
                     // A literal filter matching nothing: an empty list. (`q` searches the text,
@@ -475,18 +452,16 @@ async fn personal_data_answers_are_never_cached_and_no_answer_names_the_server_s
         "/api/v1/export?kind=dispute_check".to_owned(),
         "/api/v1/export?kind=drug_control_case&format=csv".to_owned(),
     ] {
-        let (_, headers, _) = raw(&api, authed("GET", &path, &admin)).await;
+        let (_, headers, _) = api.raw(authed("GET", &path, &admin)).await;
         answers.push((path, headers));
     }
     let pull = protocol::encode(&Replica::new().build_pull(1 << 20));
-    let (status, headers, _) = raw(&api, frame("/api/v1/sync/pull", &w1, pull)).await;
+    let (status, headers, _) = api.raw(frame_request("/api/v1/sync/pull", &w1, pull)).await;
     assert_eq!(status, StatusCode::OK);
     answers.push(("sync pull".to_owned(), headers));
-    let (_, headers, _) = raw(
-        &api,
-        Request::get("/").body(Body::empty()).expect("request"),
-    )
-    .await;
+    let (_, headers, _) = api
+        .raw(Request::get("/").body(Body::empty()).expect("request"))
+        .await;
     answers.push(("console".to_owned(), headers.clone()));
     for (what, headers) in &answers {
         if what != "console" {

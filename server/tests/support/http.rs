@@ -127,6 +127,19 @@ pub async fn add_users_with_devices(store: &dyn Store, users: &[(&str, Role, &st
 pub const CLIENT: &str = "192.0.2.1:40000";
 
 impl Api {
+    /// (status, headers, body bytes) of any request, whatever the body holds.
+    pub async fn raw(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let res = self
+            .app
+            .clone()
+            .oneshot(with_addr(req, CLIENT))
+            .await
+            .expect("infallible");
+        let (status, headers) = (res.status(), res.headers().clone());
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        (status, headers, bytes.to_vec())
+    }
+
     pub async fn send(&self, mut req: Request<Body>) -> Reply {
         if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
             req.extensions_mut()
@@ -196,6 +209,15 @@ impl Api {
     pub async fn devices(&self, token: &str) -> Reply {
         self.get("/api/v1/devices", token).await
     }
+}
+
+/// A sync request (push or pull) carrying `frame`.
+pub fn frame_request(path: &str, token: &str, frame: Vec<u8>) -> Request<Body> {
+    Request::post(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/x-gridsync")
+        .body(Body::from(frame))
+        .expect("request")
 }
 
 pub fn json_request(path: &str, body: &Value) -> Request<Body> {
