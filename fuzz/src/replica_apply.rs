@@ -44,9 +44,8 @@ pub fn replica() -> Replica {
             let acked: Vec<ChangeHash> = vec![first.hash()];
             let mut replica = Replica::from_parts(
                 [LocalDoc {
-                    doc,
                     acked,
-                    rejected: None,
+                    ..LocalDoc::new(doc)
                 }],
                 CURSOR,
             );

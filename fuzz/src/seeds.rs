@@ -400,6 +400,7 @@ fn pull_result(docs: Vec<PullDoc>) -> PullResult {
         after: CURSOR.since + 3,
         more: false,
         digest: [0; 16],
+        rescoped: false,
     }
 }
 

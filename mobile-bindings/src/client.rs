@@ -31,16 +31,18 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::error::{ClientError, Result};
 use crate::model::{
-    self, ClientConfig, ConflictValue, FieldConflict, FieldValue, KindSchema, LogEntry,
+    self, ClientConfig, ConflictValue, FieldConflict, FieldValue, HeldReport, KindSchema, LogEntry,
     RejectedReport, Report, ReportSummary, SyncPhase, SyncProgress, SyncSummary, UserInfo,
     ValidationProblem,
 };
-use crate::store::{Batch, Profile, Session, Store};
+use crate::store::{Batch, Profile, Session, Store, SyncState};
 use crate::transport::{Answer, Settings, Traffic, Transport};
 
 mod attachments;
 
 const FRAME: &str = "application/x-gridsync";
+/// The header in which a sync says how many changes this phone holds undelivered.
+const PENDING_HEADER: &str = "x-gridsync-pending";
 const JSON: &str = "application/json";
 /// Refresh this long before the access token's stated expiry, for clock skew and slow links.
 const EXPIRY_MARGIN_SECS: i64 = 30;
@@ -302,7 +304,7 @@ impl Client {
                 fields: model::entries(log_defs, entry, &LOG_ENTRY_KEYS),
             })
             .collect();
-        let pending = local.doc.count_changes_since(&local.acked) as u64;
+        let pending = local.pending() as u64;
         let mut heads: Vec<String> = local.doc.heads().iter().map(|h| h.to_string()).collect();
         heads.sort();
         let open_conflicts = local.doc.conflicts()?.len() as u32;
@@ -323,6 +325,8 @@ impl Client {
                 .rejected
                 .as_ref()
                 .map(|r| format!("{}: {}", r.code, r.reason)),
+            held: !local.held.is_empty(),
+            out_of_scope: local.out_of_scope,
         })
     }
 
@@ -468,7 +472,7 @@ impl Client {
                     .and_then(|f| projection["fields"][f].as_str())
                     .map(str::to_owned),
                 log_entries: projection["log"].as_array().map_or(0, Vec::len) as u32,
-                pending_changes: local.doc.count_changes_since(&local.acked) as u64,
+                pending_changes: local.pending() as u64,
                 open_conflicts: local.doc.conflicts()?.len() as u32,
                 kind: meta.kind,
                 grid: meta.grid,
@@ -642,6 +646,8 @@ impl Client {
             pulled_reports: 0,
             evicted_reports: 0,
             rejected: Vec::new(),
+            held: Vec::new(),
+            rescoped: false,
             open_conflicts: 0,
             pending_changes: 0,
             bytes_sent: 0,
@@ -654,8 +660,12 @@ impl Client {
         let outcome = self
             .push_all(&mut summary, &mut traffic, progress)
             .and_then(|()| self.pull_all(&mut summary, &mut traffic, progress))
-            .and_then(|()| self.upload_pending(&mut summary, &mut traffic));
+            .and_then(|()| self.upload_pending(&mut summary, &mut traffic))
+            .and_then(|()| self.release_delivered(&mut summary));
         outcome?;
+        if summary.rescoped {
+            self.refresh_profile(&mut traffic)?;
+        }
         summary.bytes_sent = traffic.sent;
         summary.bytes_received = traffic.received;
         summary.requests = traffic.requests;
@@ -700,6 +710,16 @@ impl Client {
             }
             state.store()?.commit(batch)?;
             drop(state);
+            summary.held.extend(
+                applied
+                    .held
+                    .into_iter()
+                    .map(|(id, code, reason)| HeldReport {
+                        id: id.to_string(),
+                        code,
+                        reason,
+                    }),
+            );
             summary
                 .rejected
                 .extend(
@@ -746,9 +766,9 @@ impl Client {
                 let pull = self.lock().replica.build_pull(self.config.pull_byte_budget);
                 let result: PullResult =
                     self.exchange("/api/v1/sync/pull", protocol::encode(&pull), traffic)?;
+                summary.rescoped |= result.rescoped;
                 let pulled = self.apply_page(result)?;
                 summary.pulled_reports += pulled.docs as u32;
-                summary.evicted_reports += pulled.evicted as u32;
                 if let Some(p) = progress {
                     p.progress(SyncProgress {
                         phase: SyncPhase::Pull,
@@ -774,16 +794,18 @@ impl Client {
     fn apply_page(&self, result: PullResult) -> Result<gridsync_core::replica::PullSummary> {
         let ids: Vec<DocId> = result.docs.iter().map(|d| d.doc).collect();
         let evicted = result.evicted.clone();
+        let rescoped = result.rescoped;
         let mut state = self.lock();
         let since_before = state.replica.cursor().since;
         let pulled = state.replica.apply_pull_result(result)?;
-        let started_over = pulled.diverged || state.replica.cursor().since < since_before;
+        let started_over =
+            rescoped || pulled.diverged || state.replica.cursor().since < since_before;
         let mut batch = Batch::default();
         for id in &ids {
             if let Some(doc) = state.replica.doc_mut(id) {
                 let bytes = doc.save();
                 let local = state.replica.get(id).expect("just saved");
-                batch.put_doc_parts(*id, bytes, local.acked.clone(), local.rejected.clone());
+                batch.put_doc_parts(*id, bytes, SyncState::of(local));
             }
         }
         if started_over {
@@ -791,8 +813,11 @@ impl Client {
                 batch.put_acked(local);
             }
         }
+        // Evicted reports stay until delivered (`release_delivered` drops them after the sync).
         for id in evicted {
-            batch.delete_doc(id);
+            if let Some(local) = state.replica.get(&id) {
+                batch.put_acked(local);
+            }
         }
         batch.set_cursor(state.replica.cursor());
         state.store()?.commit(batch)?;
@@ -803,11 +828,17 @@ impl Client {
     /// decodes the answer.
     fn exchange<A: Message>(&self, path: &str, frame: Vec<u8>, traffic: &mut Traffic) -> Result<A> {
         let mut refreshed = false;
+        // What would be lost were this phone wiped now, for the admin's device list.
+        let pending = self.lock().replica.pending().to_string();
+        let headers = [
+            ("content-type", FRAME.to_owned()),
+            (PENDING_HEADER, pending),
+        ];
         loop {
             let token = self.access_token(traffic)?;
             let answer = self
                 .transport
-                .post(path, FRAME, &frame, Some(&token), traffic)?;
+                .post_with(path, &headers, &frame, Some(&token), traffic)?;
             if answer.ok() {
                 return protocol::decode(&answer.body).map_err(|e| {
                     ClientError::Server(format!("the server's answer is not a sync frame: {e}"))
@@ -820,6 +851,10 @@ impl Client {
                     self.refresh(traffic)?;
                 }
                 (401, "device_revoked") => return Err(self.wipe_revoked()?),
+                (410, "device_retired") => return Err(self.wipe_retired()?),
+                (409, "device_retiring") => {
+                    return Err(ClientError::DeviceRetiring(problem.detail));
+                }
                 (401, _) => {
                     return Err(ClientError::Unauthorized(problem.detail));
                 }
@@ -898,6 +933,75 @@ impl Client {
         Ok(tokens.access_token)
     }
 
+    /// The phone was handed in and the server holds everything it sent: delete the local data,
+    /// unless something was recorded here since, which the next sync delivers first.
+    fn wipe_retired(&self) -> Result<ClientError> {
+        let undelivered = {
+            let mut state = self.lock();
+            let pending = state.replica.pending();
+            let uploads = state
+                .store()?
+                .attachments()?
+                .iter()
+                .filter(|b| b.pending)
+                .count();
+            pending + uploads
+        };
+        if undelivered > 0 {
+            return Ok(ClientError::DeviceRetiring(format!(
+                "this phone is being handed in; {undelivered} changes or photos recorded during \
+                 the sync are still to be delivered: sync again"
+            )));
+        }
+        self.reset_local_data()?;
+        Ok(ClientError::DeviceRetired(
+            "this phone was handed in: everything it held was delivered, and its local data \
+             has been deleted"
+                .into(),
+        ))
+    }
+
+    /// Drops the reports that left this user's scope once everything of them is delivered:
+    /// every change acknowledged or held by the server, and no photo waiting for upload.
+    fn release_delivered(&self, summary: &mut SyncSummary) -> Result<()> {
+        let mut state = self.lock();
+        let waiting: Vec<DocId> = state
+            .store()?
+            .attachments()?
+            .into_iter()
+            .filter(|b| b.pending)
+            .map(|b| b.doc_id)
+            .collect();
+        let mut batch = Batch::default();
+        for id in state.replica.releasable() {
+            if waiting.contains(&id) {
+                continue;
+            }
+            state.replica.remove(&id);
+            batch.delete_doc(id);
+            summary.evicted_reports += 1;
+        }
+        state.store()?.commit(batch)
+    }
+
+    /// Reads who this user is now (a new grid or role) and keeps it with the session.
+    fn refresh_profile(&self, traffic: &mut Traffic) -> Result<()> {
+        let token = self.access_token(traffic)?;
+        let me = self.transport.get("/api/v1/me", Some(&token), traffic)?;
+        if !me.ok() {
+            return Err(unexpected(&me));
+        }
+        let user: Profile = parse_json(&me)?;
+        let mut state = self.lock();
+        let Some(mut session) = state.session.clone() else {
+            return Ok(());
+        };
+        session.user = user;
+        state.store()?.set_session(Some(&session))?;
+        state.session = Some(session);
+        Ok(())
+    }
+
     /// The server revoked this device: delete the local data and answer `DeviceRevoked`.
     fn wipe_revoked(&self) -> Result<ClientError> {
         self.reset_local_data()?;
@@ -968,7 +1072,7 @@ fn persist_doc(state: &mut State, id: &DocId) -> Result<()> {
         .save();
     let local = state.replica.get(id).ok_or_else(|| not_found(id))?;
     let mut batch = Batch::default();
-    batch.put_doc_parts(*id, bytes, local.acked.clone(), local.rejected.clone());
+    batch.put_doc_parts(*id, bytes, SyncState::of(local));
     state.store()?.commit(batch)
 }
 

@@ -18,6 +18,13 @@ pub enum ClientError {
     /// The server cut this device off; the local data has been wiped.
     #[error("device revoked: {0}")]
     DeviceRevoked(String),
+    /// The phone was handed in: it delivered everything it held, then wiped its data.
+    #[error("device retired: {0}")]
+    DeviceRetired(String),
+    /// The phone is being handed in, but holds work the server refused: fix or discard those
+    /// reports (the stuck-report calls), then sync again. Nothing was wiped.
+    #[error("device retiring: {0}")]
+    DeviceRetiring(String),
     /// A value does not fit its field.
     #[error("validation: {0}")]
     Validation(String),

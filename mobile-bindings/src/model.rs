@@ -125,12 +125,19 @@ pub struct Report {
     pub json: String,
     /// The document's heads (change hashes, hex, sorted): equal heads, equal reports.
     pub heads: Vec<String>,
-    /// Local changes the server has not acknowledged yet.
+    /// Local changes the server has neither acknowledged nor taken as held work.
     pub pending_changes: u64,
     /// Fields holding concurrent values that someone must resolve.
     pub open_conflicts: u32,
     /// Why the server refused the last push of this report, if it did.
     pub rejected: Option<String>,
+    /// The server keeps changes of this report as held work: the user may no longer edit it
+    /// (a case reassigned, a move to another grid), and whoever owns it now merges or declines
+    /// them. Nothing of it is lost when the phone later drops the report.
+    pub held: bool,
+    /// The report left this user's scope; the phone keeps it only until everything in it is
+    /// delivered.
+    pub out_of_scope: bool,
 }
 
 /// A line of a report list.
@@ -308,6 +315,14 @@ pub struct RejectedReport {
     pub reason: String,
 }
 
+/// A report whose changes the server took as held work, for the office to merge or decline.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct HeldReport {
+    pub id: String,
+    pub code: String,
+    pub reason: String,
+}
+
 /// What a sync did.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct SyncSummary {
@@ -317,9 +332,14 @@ pub struct SyncSummary {
     pub pushed_reports: u32,
     /// Reports that arrived or changed from the server.
     pub pulled_reports: u32,
-    /// Reports dropped because they left this user's scope.
+    /// Reports dropped because they left this user's scope, each once everything in it was
+    /// delivered (acknowledged, or held).
     pub evicted_reports: u32,
     pub rejected: Vec<RejectedReport>,
+    /// Reports whose changes the server keeps as held work.
+    pub held: Vec<HeldReport>,
+    /// This user's scope changed (a new grid or role): the pull started over.
+    pub rescoped: bool,
     /// Open conflicts over all local reports after the sync.
     pub open_conflicts: u32,
     /// Local changes still waiting (refused ones, or edits made during the sync).

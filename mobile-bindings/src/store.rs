@@ -26,7 +26,7 @@ use crate::seal::Sealer;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "gridsync-field.db";
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 const KEY_CHECK: &[u8] = b"gridsync field store";
 
 /// Who is logged in on this phone and the tokens of the session.
@@ -52,14 +52,39 @@ pub struct Profile {
     pub device_id: String,
 }
 
-/// A document to store whole: id, saved bytes, acknowledged heads, rejection.
-type DocRow = (DocId, Vec<u8>, Vec<ChangeHash>, Option<Rejection>);
+/// What the server holds of a document, as this phone knows it (see `LocalDoc`).
+#[derive(Debug, Clone)]
+pub struct SyncState {
+    pub acked: Vec<ChangeHash>,
+    pub rejected: Option<Rejection>,
+    pub held: Vec<ChangeHash>,
+    pub out_of_scope: bool,
+}
+
+impl SyncState {
+    pub fn of(local: &LocalDoc) -> Self {
+        SyncState {
+            acked: local.acked.clone(),
+            rejected: local.rejected.clone(),
+            held: local.held.clone(),
+            out_of_scope: local.out_of_scope,
+        }
+    }
+}
+
+/// A document to store whole: its saved bytes and its sync state.
+#[derive(Debug)]
+struct DocRow {
+    id: DocId,
+    bytes: Vec<u8>,
+    state: SyncState,
+}
 
 /// Writes of one step, committed together by [`Store::commit`].
 #[derive(Debug, Default)]
 pub struct Batch {
     docs: Vec<DocRow>,
-    acked: Vec<(DocId, Vec<ChangeHash>, Option<Rejection>)>,
+    states: Vec<(DocId, SyncState)>,
     deleted: Vec<DocId>,
     cursor: Option<Cursor>,
 }
@@ -67,29 +92,18 @@ pub struct Batch {
 impl Batch {
     /// Stores a document whole: its saved bytes and what the server holds of it.
     pub fn put_doc(&mut self, local: &mut LocalDoc) {
-        self.docs.push((
-            local.doc.id(),
-            local.doc.save(),
-            local.acked.clone(),
-            local.rejected.clone(),
-        ));
+        let bytes = local.doc.save();
+        self.put_doc_parts(local.doc.id(), bytes, SyncState::of(local));
     }
 
     /// Like [`Batch::put_doc`] from the parts.
-    pub fn put_doc_parts(
-        &mut self,
-        id: DocId,
-        bytes: Vec<u8>,
-        acked: Vec<ChangeHash>,
-        rejected: Option<Rejection>,
-    ) {
-        self.docs.push((id, bytes, acked, rejected));
+    pub fn put_doc_parts(&mut self, id: DocId, bytes: Vec<u8>, state: SyncState) {
+        self.docs.push(DocRow { id, bytes, state });
     }
 
     /// Stores only what the server holds of a document whose bytes did not change.
     pub fn put_acked(&mut self, local: &LocalDoc) {
-        self.acked
-            .push((local.doc.id(), local.acked.clone(), local.rejected.clone()));
+        self.states.push((local.doc.id(), SyncState::of(local)));
     }
 
     pub fn delete_doc(&mut self, id: DocId) {
@@ -102,7 +116,7 @@ impl Batch {
 
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
-            && self.acked.is_empty()
+            && self.states.is_empty()
             && self.deleted.is_empty()
             && self.cursor.is_none()
     }
@@ -194,6 +208,17 @@ impl Store {
                      PRIMARY KEY (doc_id, sha256)
                  );
                  PRAGMA user_version = 2;",
+            )?;
+            tx.commit()?;
+        }
+        if version < 3 {
+            // What the server took as held work (heads), and whether the document left the
+            // scope while it still held undelivered changes.
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "ALTER TABLE docs ADD COLUMN held BLOB NOT NULL DEFAULT x'';
+                 ALTER TABLE docs ADD COLUMN out_of_scope INTEGER NOT NULL DEFAULT 0;
+                 PRAGMA user_version = 3;",
             )?;
             tx.commit()?;
         }
@@ -428,27 +453,30 @@ impl Store {
 
     /// Every stored document, opened.
     pub fn load_docs(&self) -> Result<Vec<LocalDoc>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT id, bytes, acked, rejected FROM docs ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT id, bytes, acked, rejected, held, out_of_scope FROM docs ORDER BY id",
+        )?;
         let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, Vec<u8>>(1)?,
-                r.get::<_, Vec<u8>>(2)?,
-                r.get::<_, Option<Vec<u8>>>(3)?,
-            ))
+            Ok(StoredDoc {
+                id: r.get(0)?,
+                bytes: r.get(1)?,
+                acked: r.get(2)?,
+                rejected: r.get(3)?,
+                held: r.get(4)?,
+                out_of_scope: r.get(5)?,
+            })
         })?;
         let mut docs = Vec::new();
         for row in rows {
-            let (id, bytes, acked, rejected) = row?;
-            let id: DocId = id
+            let row = row?;
+            let id: DocId = row
+                .id
                 .parse()
-                .map_err(|_| ClientError::Storage(format!("stored document id {id}")))?;
-            let plain = self.sealer.open(&doc_aad(&id), &bytes)?;
+                .map_err(|_| ClientError::Storage(format!("stored document id {}", row.id)))?;
+            let plain = self.sealer.open(&doc_aad(&id), &row.bytes)?;
             let doc = ReportDoc::load(id, &plain)
                 .map_err(|e| ClientError::Storage(format!("stored report {id}: {e}")))?;
-            let rejected = match rejected {
+            let rejected = match row.rejected {
                 None => None,
                 Some(blob) => {
                     let plain = self.sealer.open(&rejected_aad(&id), &blob)?;
@@ -459,9 +487,11 @@ impl Store {
                 }
             };
             docs.push(LocalDoc {
-                doc,
-                acked: heads_from_bytes(&acked)?,
+                acked: heads_from_bytes(&row.acked)?,
                 rejected,
+                held: heads_from_bytes(&row.held)?,
+                out_of_scope: row.out_of_scope,
+                ..LocalDoc::new(doc)
             });
         }
         Ok(docs)
@@ -475,39 +505,48 @@ impl Store {
         let sealed_docs = batch
             .docs
             .into_iter()
-            .map(|(id, bytes, acked, rejected)| {
+            .map(|row| {
                 Ok((
-                    id,
-                    self.sealer.seal(&doc_aad(&id), &bytes)?,
-                    heads_to_bytes(&acked),
-                    self.seal_rejection(&id, rejected.as_ref())?,
+                    row.id,
+                    self.sealer.seal(&doc_aad(&row.id), &row.bytes)?,
+                    self.seal_state(&row.id, &row.state)?,
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let sealed_acked = batch
-            .acked
+        let sealed_states = batch
+            .states
             .into_iter()
-            .map(|(id, acked, rejected)| {
-                Ok((
-                    id,
-                    heads_to_bytes(&acked),
-                    self.seal_rejection(&id, rejected.as_ref())?,
-                ))
-            })
+            .map(|(id, state)| Ok((id, self.seal_state(&id, &state)?)))
             .collect::<Result<Vec<_>>>()?;
         let tx = self.conn.transaction()?;
-        for (id, bytes, acked, rejected) in sealed_docs {
+        for (id, bytes, state) in sealed_docs {
             tx.execute(
-                "INSERT INTO docs (id, bytes, acked, rejected) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO docs (id, bytes, acked, rejected, held, out_of_scope)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, acked = excluded.acked,
-                     rejected = excluded.rejected",
-                params![id.to_string(), bytes, acked, rejected],
+                     rejected = excluded.rejected, held = excluded.held,
+                     out_of_scope = excluded.out_of_scope",
+                params![
+                    id.to_string(),
+                    bytes,
+                    state.acked,
+                    state.rejected,
+                    state.held,
+                    state.out_of_scope
+                ],
             )?;
         }
-        for (id, acked, rejected) in sealed_acked {
+        for (id, state) in sealed_states {
             tx.execute(
-                "UPDATE docs SET acked = ?2, rejected = ?3 WHERE id = ?1",
-                params![id.to_string(), acked, rejected],
+                "UPDATE docs SET acked = ?2, rejected = ?3, held = ?4, out_of_scope = ?5
+                 WHERE id = ?1",
+                params![
+                    id.to_string(),
+                    state.acked,
+                    state.rejected,
+                    state.held,
+                    state.out_of_scope
+                ],
             )?;
         }
         for id in batch.deleted {
@@ -529,14 +568,23 @@ impl Store {
         Ok(())
     }
 
-    fn seal_rejection(&self, id: &DocId, rejected: Option<&Rejection>) -> Result<Option<Vec<u8>>> {
-        rejected
+    /// A sync state as its columns hold it: the rejection sealed, heads as bytes.
+    fn seal_state(&self, id: &DocId, state: &SyncState) -> Result<StateColumns> {
+        let rejected = state
+            .rejected
+            .as_ref()
             .map(|r| {
                 let json = serde_json::to_vec(&StoredRejection::from(r))
                     .map_err(|e| ClientError::Storage(format!("rejection: {e}")))?;
                 self.sealer.seal(&rejected_aad(id), &json)
             })
-            .transpose()
+            .transpose()?;
+        Ok(StateColumns {
+            acked: heads_to_bytes(&state.acked),
+            rejected,
+            held: heads_to_bytes(&state.held),
+            out_of_scope: state.out_of_scope,
+        })
     }
 
     /// Closes the database and deletes its files (with the WAL and shared-memory files).
@@ -559,6 +607,24 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// A `docs` row as read.
+struct StoredDoc {
+    id: String,
+    bytes: Vec<u8>,
+    acked: Vec<u8>,
+    rejected: Option<Vec<u8>>,
+    held: Vec<u8>,
+    out_of_scope: bool,
+}
+
+/// The sync-state columns of a `docs` row, ready to write.
+struct StateColumns {
+    acked: Vec<u8>,
+    rejected: Option<Vec<u8>>,
+    held: Vec<u8>,
+    out_of_scope: bool,
 }
 
 fn blob_aad(id: &DocId, sha256: &str) -> String {
@@ -642,11 +708,7 @@ mod tests {
             ReportDoc::create(DocId::from_u128(id), "dispute_check", 1, "g1", &by).expect("create");
         doc.set_field("parties", &json!("张三 and 李四"), &by)
             .expect("set");
-        LocalDoc {
-            doc,
-            acked: Vec::new(),
-            rejected: None,
-        }
+        LocalDoc::new(doc)
     }
 
     #[test]

@@ -142,6 +142,21 @@ impl Transport {
         self.with_retries(traffic, |t| self.once("GET", path, None, bearer, t))
     }
 
+    /// POSTs `body` with its `headers` (a sync frame and what the phone says of itself),
+    /// retrying like [`Transport::post`].
+    pub fn post_with(
+        &self,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &[u8],
+        bearer: Option<&str>,
+        traffic: &mut Traffic,
+    ) -> Result<Answer> {
+        self.with_retries(traffic, |t| {
+            self.send("POST", path, headers, Some(body), bearer, t)
+        })
+    }
+
     /// PUTs `body` with extra `headers` (an attachment chunk), retrying like a POST. Safe to
     /// repeat: a chunk the server already holds is answered with where to continue.
     pub fn put(

@@ -91,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         device_id: Some("bench".into()),
         scope: Scope::for_role("admin", Role::DistrictAdmin, "/d/"),
         now: 1_800_000_000,
+        hold_out_of_scope: false,
     };
     let registry = gridsync_core::schema::Registry::builtin();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -357,6 +358,10 @@ async fn add_user(store: &dyn Store, id: &str, role: Role, unit: &str) -> anyhow
             last_seen_at: 1,
             revoked_at: None,
             cursor: 0,
+            pending_changes: None,
+            pending_at: None,
+            retiring_at: None,
+            scope_key: None,
         })
         .await?;
     Ok(())

@@ -54,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         device_id: Some("phone".into()),
         scope: Scope::for_role("w1", Role::DistrictAdmin, "/d/"),
         now: 1_800_000_000,
+        hold_out_of_scope: false,
     };
     let scope = Scope::for_role("office", Role::DistrictAdmin, "/d/");
 

@@ -151,8 +151,11 @@ pub enum DeviceCommand {
         #[arg(long)]
         user: Option<String>,
     },
-    /// Cut a device off (a lost phone): it wipes its data at its next sync.
+    /// Cut a device off (a lost or stolen phone): it wipes its data at its next contact,
+    /// whatever it holds unsent (`device list` shows how much that is).
     Revoke { id: String },
+    /// Retire a device (a phone handed in): it delivers everything it holds, then wipes itself.
+    Retire { id: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ pub mod devices;
 pub mod error;
 pub mod export;
 pub mod health;
+pub mod held;
 pub mod json;
 pub mod live;
 pub mod metrics;
@@ -132,6 +133,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(reports::routes())
         .merge(schemas::routes())
         .merge(conflicts::routes())
+        .merge(held::routes())
         .merge(attachments::routes())
         .merge(live::routes())
         .merge(metrics::routes())

@@ -99,6 +99,17 @@ impl Scope {
         }
     }
 
+    /// Names what the scope holds: a device that pulled under one key and pulls under another
+    /// was moved (a new grid or role) and starts its pull over.
+    pub fn key(&self) -> String {
+        let restricted = match self.restricted {
+            Restricted::None => "none",
+            Restricted::Assigned => "assigned",
+            Restricted::All => "all",
+        };
+        format!("{}|{}|{restricted}", self.prefix, self.open_kinds)
+    }
+
     /// Whether a report at `org_path` is in this scope.
     pub fn allows(&self, org_path: &str, restricted: bool, assigned_to: Option<&str>) -> bool {
         if !org_path.starts_with(&self.prefix) {

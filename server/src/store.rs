@@ -2,6 +2,9 @@
 //! database URL. Each implementation owns its SQL; the rules they share live in `crate::sync`.
 
 pub mod facts;
+pub mod held;
+
+pub use held::{HeldDecision, HeldItem, HeldQuery, HeldState};
 pub mod postgres;
 pub mod sqlite;
 
@@ -191,7 +194,7 @@ pub struct User {
     pub created_at: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Device {
     pub id: String,
     pub user_id: String,
@@ -201,6 +204,13 @@ pub struct Device {
     pub revoked_at: Option<i64>,
     /// The last cursor this device pulled from.
     pub cursor: i64,
+    /// Changes the phone said at its last sync it had not delivered, and when it said so.
+    pub pending_changes: Option<i64>,
+    pub pending_at: Option<i64>,
+    /// Set while the phone is being handed in: it delivers everything, then wipes itself.
+    pub retiring_at: Option<i64>,
+    /// The scope this device last pulled under ([`crate::scope::Scope::key`]).
+    pub scope_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,10 +297,10 @@ pub struct UserPatch {
 }
 
 impl UserPatch {
-    /// `user` with the patch applied, and whether the change ends the user's devices: a new
-    /// role or org unit changes the scope a phone holds data for, and a disabled user keeps
-    /// none. Each phone then gets `device_revoked`, wipes itself and logs in again for a clean
-    /// pull of the new scope.
+    /// `user` with the patch applied, and whether the change retires the user's devices: a
+    /// disabled user keeps no phone, but what the phones hold unsent is delivered first (each
+    /// phone pushes, then wipes itself). A new role or org unit retires nothing: the phones
+    /// deliver what they hold, drop what the new scope excludes and pull what it includes.
     pub fn apply(&self, user: &User) -> (User, bool) {
         let mut new = user.clone();
         if let Some(v) = &self.display_name {
@@ -308,18 +318,56 @@ impl UserPatch {
         if let Some(v) = &self.password_hash {
             new.password_hash.clone_from(v);
         }
-        let revoke = new.role != user.role
-            || new.org_unit_id != user.org_unit_id
-            || (new.disabled && !user.disabled);
-        (new, revoke)
+        let retire = new.disabled && !user.disabled;
+        (new, retire)
     }
 }
 
-/// The result of [`Store::update_user`]: the user as stored now, and the devices it revoked.
+/// Where a device stands: what an admin chose for it, and whether it is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    Active,
+    /// Handed in: it delivers what it holds at its next sync, then wipes itself.
+    Retiring,
+    /// Handed in, everything delivered, wiped.
+    Retired,
+    /// Cut off (lost or stolen): it wipes itself at its next contact, whatever it holds.
+    Revoked,
+}
+
+impl DeviceState {
+    pub fn of(d: &Device) -> Self {
+        match (d.revoked_at, d.retiring_at) {
+            (Some(_), Some(_)) => DeviceState::Retired,
+            (Some(_), None) => DeviceState::Revoked,
+            (None, Some(_)) => DeviceState::Retiring,
+            (None, None) => DeviceState::Active,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            DeviceState::Active => "active",
+            DeviceState::Retiring => "retiring (delivers, then wipes)",
+            DeviceState::Retired => "retired",
+            DeviceState::Revoked => "revoked (wiped at next contact)",
+        }
+    }
+}
+
+/// A restricted report assigned to someone, and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AssignedReport {
+    pub id: String,
+    pub org_path: String,
+}
+
+/// The result of [`Store::update_user`]: the user as stored now, and the devices it retired.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserUpdated {
     pub user: User,
-    pub revoked_devices: Vec<String>,
+    pub retiring_devices: Vec<String>,
 }
 
 /// A page of users, ordered by username.
@@ -451,6 +499,10 @@ pub struct Writer {
     pub device_id: Option<String>,
     pub scope: Scope,
     pub now: i64,
+    /// Changes a phone made offline: what the writer may no longer write is kept as held work
+    /// rather than refused, since its author is not there to act on a refusal. Office edits and
+    /// merges of held work are refused instead.
+    pub hold_out_of_scope: bool,
 }
 
 /// Largest piece of a blob stored in one row: a chunk received whole is stored in pieces of at
@@ -649,8 +701,8 @@ pub trait Store: Send + Sync {
     async fn count_users(&self) -> Result<i64>;
     /// Users whose org unit is under `query.org_prefix`, by username, with their total.
     async fn users_page(&self, query: &UserQuery) -> Result<Page<User>>;
-    /// Applies `patch` to user `id` and, when [`UserPatch::apply`] says so, revokes every live
-    /// device of the user (dropping their refresh tokens) at `now`, all in one transaction.
+    /// Applies `patch` to user `id` and, when [`UserPatch::apply`] says so, marks every live
+    /// device of the user as retiring at `now`, all in one transaction.
     /// `None` when there is no such user.
     async fn update_user(
         &self,
@@ -662,10 +714,23 @@ pub trait Store: Send + Sync {
     async fn upsert_device(&self, device: &Device) -> Result<()>;
     async fn device(&self, id: &str) -> Result<Option<Device>>;
     async fn devices(&self) -> Result<Vec<Device>>;
+    /// Restricted reports (drug-control cases) assigned to a user, with where they are.
+    async fn assigned_reports(&self, user_id: &str) -> Result<Vec<AssignedReport>>;
     /// The devices of one user, revoked ones included, oldest first.
     async fn devices_of_user(&self, user_id: &str) -> Result<Vec<Device>>;
-    /// Marks a device revoked and drops its refresh tokens; false when there is no such device.
+    /// Marks a device revoked (a lost phone: no longer retiring) and drops its refresh tokens;
+    /// false when there is no such device.
     async fn revoke_device(&self, id: &str, at: i64) -> Result<bool>;
+    /// Ends a retiring device that delivered everything: revoked like a lost one, but kept
+    /// marked as retired.
+    async fn finish_retirement(&self, id: &str, at: i64) -> Result<()>;
+    /// Marks a device as being handed in (kept when it already is); false when there is no such
+    /// live device.
+    async fn retire_device(&self, id: &str, at: i64) -> Result<bool>;
+    /// Records how many changes a device said at a sync it had not delivered yet.
+    async fn note_device_pending(&self, id: &str, pending: i64, at: i64) -> Result<()>;
+    /// Records the scope a device pulls under from now on.
+    async fn set_device_scope(&self, id: &str, scope_key: &str) -> Result<()>;
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
     /// Marks a refresh token used and returns it as it was before; `None` when unknown.
@@ -725,6 +790,14 @@ pub trait Store: Send + Sync {
     /// change resolves) resolved by `audit.user_id` at `audit.at`, updates the report's
     /// `has_conflicts` and records `audit`, in one transaction. False when no such flag is open.
     async fn dismiss_flag(&self, id: i64, audit: &AuditEntry) -> Result<bool>;
+
+    /// A page of the held work placed in `scope`, newest first.
+    async fn held_work(&self, scope: &Scope, query: &HeldQuery) -> Result<Vec<HeldItem>>;
+    async fn held_item(&self, id: i64) -> Result<Option<HeldItem>>;
+    /// The changes an item holds, in the order they arrived.
+    async fn held_changes(&self, id: i64) -> Result<Vec<Vec<u8>>>;
+    /// Records a decision on an open item; false when it is not open (decided already, or none).
+    async fn decide_held(&self, id: i64, decision: &HeldDecision) -> Result<bool>;
 
     /// Deletes change-log rows that every live device has pulled past and that a snapshot
     /// already contains; returns how many. Clients behind the new horizon get snapshots.
@@ -874,12 +947,11 @@ pub(crate) fn parse_role(s: &str) -> Result<Role> {
 }
 
 pub(crate) type UserRow = (String, String, String, String, String, String, bool, i64);
-pub(crate) type DeviceRow = (String, String, String, i64, i64, Option<i64>, i64);
 
 pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, password_hash, role, org_unit_id, disabled, created_at";
-pub(crate) const DEVICE_COLUMNS: &str =
-    "id, user_id, name, created_at, last_seen_at, revoked_at, cursor";
+pub(crate) const DEVICE_COLUMNS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at, \
+     cursor, pending_changes, pending_at, retiring_at, scope_key";
 pub(crate) const DOC_COLUMNS: &str = "id, kind, CAST(schema_version AS BIGINT) AS schema_version, grid_id, org_path, restricted, assigned_to, seq, heads, \
      CAST(projection AS TEXT) AS projection, status, review_state, has_conflicts, problems, \
      created_by, created_at, updated_at";
@@ -895,18 +967,6 @@ pub(crate) fn user_from(r: UserRow) -> Result<User> {
         disabled: r.6,
         created_at: r.7,
     })
-}
-
-pub(crate) fn device_from(r: DeviceRow) -> Device {
-    Device {
-        id: r.0,
-        user_id: r.1,
-        name: r.2,
-        created_at: r.3,
-        last_seen_at: r.4,
-        revoked_at: r.5,
-        cursor: r.6,
-    }
 }
 
 pub(crate) type OrgRow = (String, Option<String>, String, String, String);

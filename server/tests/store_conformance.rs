@@ -11,9 +11,10 @@ use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{
-    Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device, Level,
-    OrgUnit, OrphansCollected, RefreshToken, ReportQuery, SigningKey, Store, StoreError,
-    UploadChunk, UploadOutcome, User, UserPatch, UserQuery, Writer,
+    Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device,
+    HeldDecision, HeldQuery, HeldState, Level, OrgUnit, OrphansCollected, RefreshToken,
+    ReportQuery, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch,
+    UserQuery, Writer,
 };
 use serde_json::json;
 use support::*;
@@ -34,13 +35,15 @@ on_both_backends!(
     users_devices_and_refresh_tokens_round_trip,
     the_audit_log_keeps_entries_newest_first,
     a_reassigned_case_is_evicted_from_the_former_workers_phone,
+    changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_report_now,
+    a_case_is_reassigned_only_to_someone_who_can_see_it,
     a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back,
     signing_keys_come_back_newest_first_with_their_secrets,
     a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second,
     an_org_unit_is_inserted_once_and_renamed,
     users_page_by_username_under_an_org_prefix_with_their_total,
     a_users_prefix_matches_literally_and_with_its_case,
-    updating_a_users_role_unit_or_disabling_revokes_their_devices_at_once,
+    a_move_keeps_a_users_devices_and_disabling_retires_them,
     a_display_name_or_password_change_leaves_devices_alone,
     updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing,
     devices_of_a_user_are_theirs_only,
@@ -569,6 +572,10 @@ async fn users_devices_and_refresh_tokens_round_trip(store: &dyn Store) {
         last_seen_at: 2,
         revoked_at: None,
         cursor: 0,
+        pending_changes: None,
+        pending_at: None,
+        retiring_at: None,
+        scope_key: None,
     };
     store.upsert_device(&device).await.expect("device");
     let token = RefreshToken {
@@ -634,6 +641,12 @@ async fn the_audit_log_keeps_entries_newest_first(store: &dyn Store) {
 
 async fn a_reassigned_case_is_evicted_from_the_former_workers_phone(store: &dyn Store) {
     seed_org(store).await;
+    for id in ["w1", "w2"] {
+        store
+            .insert_user(&user(id, Role::GridWorker, G1))
+            .await
+            .expect("user");
+    }
     let officer = writer("o1", Role::DrugControlOfficer, "t1", "o-pc");
     let mut case = drug_case(21, G1, "o1", "w1");
     let mut other = drug_case(22, G1, "o1", "w1");
@@ -672,9 +685,15 @@ async fn a_reassigned_case_is_evicted_from_the_former_workers_phone(store: &dyn 
     let evicted: Vec<DocId> = pages.iter().flat_map(|p| p.evicted.clone()).collect();
     assert_eq!(evicted, vec![case.id()]);
     assert!(
-        phone.get(&case.id()).is_none(),
-        "the former worker no longer holds it"
+        phone.get(&case.id()).is_some_and(|d| d.out_of_scope),
+        "marked as gone, kept until nothing of it is pending"
     );
+    assert_eq!(
+        phone.releasable(),
+        vec![case.id()],
+        "nothing pending: it may go"
+    );
+    phone.remove(&case.id());
     assert!(phone.get(&other.id()).is_some(), "the other case stays");
 
     // The new assignee receives it; a later pull of the former one evicts nothing more.
@@ -684,6 +703,247 @@ async fn a_reassigned_case_is_evicted_from_the_former_workers_phone(store: &dyn 
     assert!(phone2.get(&case.id()).is_some());
     let pages = pull_all(store, &w1, Some("p1"), &mut phone, 1 << 20).await;
     assert!(pages.iter().all(|p| p.evicted.is_empty()));
+}
+
+async fn changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_report_now(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    for (id, role, unit) in [
+        ("w1", Role::GridWorker, G1),
+        ("w2", Role::GridWorker, G1),
+        ("o1", Role::DrugControlOfficer, "t1"),
+        ("c1", Role::VillageCadre, "v1"),
+    ] {
+        store
+            .insert_user(&user(id, role, unit))
+            .await
+            .expect("user");
+    }
+    let officer = writer("o1", Role::DrugControlOfficer, "t1", "o-pc");
+    let mut case = drug_case(41, G1, "o1", "w1");
+    store
+        .ingest(&officer, &push_all(&mut [&mut case]), &registry())
+        .await
+        .expect("ingest");
+    let mut w1 = writer("w1", Role::GridWorker, G1, "p1");
+    w1.hold_out_of_scope = true;
+    let mut phone = Replica::new();
+    pull_all(store, &w1.scope, Some("p1"), &mut phone, 1 << 20).await;
+
+    // Offline, the worker records a relapse; meanwhile the officer reassigns the case.
+    let by = Editor::new("w1", 3_000);
+    let doc = phone.doc_mut(&case.id()).expect("held by the phone");
+    doc.set_field("status", &json!("relapsed"), &by)
+        .expect("status");
+    let before = case.heads();
+    case.set_field("assigned_worker", &json!("w2"), &Editor::new("o1", 2_000))
+        .expect("reassign");
+    let reassign = gridsync_core::protocol::Push {
+        docs: vec![gridsync_core::protocol::PushDoc {
+            doc: case.id(),
+            changes: case.changes_since(&before),
+        }],
+    };
+    let result = store
+        .ingest(&officer, &reassign, &registry())
+        .await
+        .expect("ingest");
+    assert!(is_acked(&result.docs[0].outcome));
+
+    let push = phone.build_push(1 << 20).expect("pending");
+    for attempt in 0..2 {
+        // The second push is the same one again, as after an answer lost on the way.
+        let result = store.ingest(&w1, &push, &registry()).await.expect("push");
+        assert!(
+            matches!(&result.docs[0].outcome, PushOutcome::Held { code, .. } if code == "out_of_scope"),
+            "attempt {attempt}: {:?}",
+            result.docs[0].outcome
+        );
+        phone.apply_push_result(&result);
+    }
+    assert_eq!(
+        phone.pending(),
+        0,
+        "held changes are delivered, not pending"
+    );
+    let row = store
+        .document(&case.id())
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(
+        row.projection["fields"]["status"],
+        json!(null),
+        "nothing applied"
+    );
+
+    let held_query = HeldQuery {
+        limit: 10,
+        ..HeldQuery::default()
+    };
+    let for_officer = store
+        .held_work(&officer.scope, &held_query)
+        .await
+        .expect("list");
+    assert_eq!(
+        for_officer.len(),
+        1,
+        "one item, however often it was pushed"
+    );
+    let item = &for_officer[0];
+    assert_eq!(
+        (
+            item.author_id.as_str(),
+            item.device_id.as_str(),
+            item.changes
+        ),
+        ("w1", "p1", 1)
+    );
+    assert_eq!(item.state, HeldState::Held);
+    assert_eq!(item.projection["fields"]["status"], json!("relapsed"));
+    assert_eq!(
+        item.assigned_to.as_deref(),
+        Some("w2"),
+        "placed like the case is now"
+    );
+    let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    for scope in [&cadre, &w1.scope] {
+        let seen = store.held_work(scope, &held_query).await.expect("list");
+        assert!(
+            seen.is_empty(),
+            "a restricted case's held work is as restricted as the case"
+        );
+    }
+    let w2 = Scope::for_role("w2", Role::GridWorker, path_of(G1));
+    assert_eq!(
+        store.held_work(&w2, &held_query).await.expect("list").len(),
+        1
+    );
+
+    // The phone drops the case only once the server holds its work.
+    pull_all(store, &w1.scope, Some("p1"), &mut phone, 1 << 20).await;
+    assert_eq!(phone.releasable(), vec![case.id()]);
+
+    // Merged: the author's change, applied in the officer's scope, attributed to the author.
+    let changes = store.held_changes(item.id).await.expect("changes");
+    let merge = gridsync_core::protocol::Push {
+        docs: vec![gridsync_core::protocol::PushDoc {
+            doc: case.id(),
+            changes,
+        }],
+    };
+    let merger = Writer {
+        user_id: "w1".into(),
+        device_id: Some("p1".into()),
+        ..officer.clone()
+    };
+    let result = store
+        .ingest(&merger, &merge, &registry())
+        .await
+        .expect("merge");
+    assert!(
+        is_acked(&result.docs[0].outcome),
+        "{:?}",
+        result.docs[0].outcome
+    );
+    let decision = HeldDecision {
+        state: HeldState::Merged,
+        by: "o1".into(),
+        at: 4_000,
+        note: None,
+    };
+    assert!(store.decide_held(item.id, &decision).await.expect("decide"));
+    assert!(
+        !store.decide_held(item.id, &decision).await.expect("decide"),
+        "decided once"
+    );
+    let row = store
+        .document(&case.id())
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.projection["fields"]["status"], json!("relapsed"));
+    assert_eq!(row.projection["fields"]["assigned_worker"], json!("w2"));
+    let changes = store.changes_of(&case.id()).await.expect("changes");
+    let last = changes.last().expect("a change");
+    assert_eq!(
+        (last.author.as_str(), last.device_id.as_deref()),
+        ("w1", Some("p1"))
+    );
+    let merged = store.held_item(item.id).await.expect("read").expect("item");
+    assert_eq!(
+        (merged.state, merged.decided_by.as_deref()),
+        (HeldState::Merged, Some("o1"))
+    );
+
+    // A new report for a grid the worker no longer covers is held for that grid's people.
+    let mut elsewhere = dispute(42, G2, "w1");
+    let result = store
+        .ingest(&w1, &push_all(&mut [&mut elsewhere]), &registry())
+        .await
+        .expect("push");
+    assert!(matches!(result.docs[0].outcome, PushOutcome::Held { .. }));
+    assert!(
+        store
+            .document(&elsewhere.id())
+            .await
+            .expect("read")
+            .is_none()
+    );
+    let seen = store.held_work(&cadre, &held_query).await.expect("list");
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].grid_id, G2);
+}
+
+async fn a_case_is_reassigned_only_to_someone_who_can_see_it(store: &dyn Store) {
+    seed_org(store).await;
+    store
+        .insert_user(&user("w1", Role::GridWorker, G1))
+        .await
+        .expect("user");
+    store
+        .insert_user(&user("w3", Role::GridWorker, G3))
+        .await
+        .expect("user");
+    let officer = admin();
+    let mut case = drug_case(43, G1, "admin", "w1");
+    store
+        .ingest(&officer, &push_all(&mut [&mut case]), &registry())
+        .await
+        .expect("ingest");
+    for stranger in ["w3", "nobody"] {
+        let mut moved = case.clone();
+        let before = moved.heads();
+        moved
+            .set_field(
+                "assigned_worker",
+                &json!(stranger),
+                &Editor::new("admin", 2_000),
+            )
+            .expect("reassign");
+        let push = gridsync_core::protocol::Push {
+            docs: vec![gridsync_core::protocol::PushDoc {
+                doc: case.id(),
+                changes: moved.changes_since(&before),
+            }],
+        };
+        let result = store
+            .ingest(&officer, &push, &registry())
+            .await
+            .expect("push");
+        assert!(
+            matches!(&result.docs[0].outcome, PushOutcome::Rejected { code, .. } if code == "assignee_out_of_reach"),
+            "{stranger}: {:?}",
+            result.docs[0].outcome
+        );
+    }
+    let row = store
+        .document(&case.id())
+        .await
+        .expect("read")
+        .expect("row");
+    assert_eq!(row.assigned_to.as_deref(), Some("w1"), "nothing stored");
 }
 
 async fn a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back(store: &dyn Store) {
@@ -821,6 +1081,10 @@ fn device(id: &str, user: &str, created_at: i64) -> Device {
         last_seen_at: created_at,
         revoked_at: None,
         cursor: 0,
+        pending_changes: None,
+        pending_at: None,
+        retiring_at: None,
+        scope_key: None,
     }
 }
 
@@ -935,7 +1199,7 @@ async fn a_users_prefix_matches_literally_and_with_its_case(store: &dyn Store) {
     assert_eq!(store.count_users().await.expect("count"), 1);
 }
 
-async fn updating_a_users_role_unit_or_disabling_revokes_their_devices_at_once(store: &dyn Store) {
+async fn a_move_keeps_a_users_devices_and_disabling_retires_them(store: &dyn Store) {
     seed_org(store).await;
     store
         .insert_user(&user("w1", Role::GridWorker, G1))
@@ -980,55 +1244,64 @@ async fn updating_a_users_role_unit_or_disabling_revokes_their_devices_at_once(s
         .expect("update")
         .expect("user");
     assert_eq!(moved.user.org_unit_id, G2);
-    assert_eq!(moved.revoked_devices, ["p1", "p2"]);
+    assert!(moved.retiring_devices.is_empty(), "a move is no retirement");
     assert_eq!(
         store.user("w1").await.expect("read"),
         Some(moved.user.clone())
     );
     for d in store.devices_of_user("w1").await.expect("devices") {
-        assert_eq!(d.revoked_at, Some(50), "{}", d.id);
+        assert_eq!((d.revoked_at, d.retiring_at), (None, None), "{}", d.id);
     }
-    assert_eq!(
-        store.use_refresh_token(&[1; 32], 60).await.expect("use"),
-        None
+    assert!(
+        store
+            .use_refresh_token(&[1; 32], 60)
+            .await
+            .expect("use")
+            .is_some(),
+        "the phone keeps its session, so it can deliver and pull its new scope"
     );
+
+    // A role change keeps them too; disabling retires every live one, sessions kept so that
+    // each can deliver what it holds before it wipes itself.
+    let done = store
+        .update_user(
+            "w1",
+            &UserPatch {
+                role: Some(Role::VillageCadre),
+                ..UserPatch::default()
+            },
+            100,
+        )
+        .await
+        .expect("update")
+        .expect("user");
+    assert!(done.retiring_devices.is_empty());
+    store.revoke_device("p2", 150).await.expect("revoke");
+    let done = store
+        .update_user(
+            "w1",
+            &UserPatch {
+                disabled: Some(true),
+                ..UserPatch::default()
+            },
+            200,
+        )
+        .await
+        .expect("update")
+        .expect("user");
+    assert_eq!(done.retiring_devices, ["p1"], "only live devices retire");
+    let p1 = store.device("p1").await.expect("read").expect("device");
+    assert_eq!((p1.retiring_at, p1.revoked_at), (Some(200), None));
     assert_eq!(
         store
             .device("other")
             .await
             .expect("read")
             .expect("device")
-            .revoked_at,
+            .retiring_at,
         None,
         "another user's device is untouched"
     );
-
-    // A new device after the move; a role change alone, and then disabling, each revoke it.
-    for (i, patch) in [
-        UserPatch {
-            role: Some(Role::VillageCadre),
-            ..UserPatch::default()
-        },
-        UserPatch {
-            disabled: Some(true),
-            ..UserPatch::default()
-        },
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let id = format!("new{i}");
-        store
-            .upsert_device(&device(&id, "w1", 100))
-            .await
-            .expect("device");
-        let done = store
-            .update_user("w1", &patch, 200)
-            .await
-            .expect("update")
-            .expect("user");
-        assert_eq!(done.revoked_devices, [id], "only live devices are revoked");
-    }
     let w1 = store.user("w1").await.expect("read").expect("user");
     assert_eq!((w1.role, w1.disabled), (Role::VillageCadre, true));
 }
@@ -1059,7 +1332,7 @@ async fn a_display_name_or_password_change_leaves_devices_alone(store: &dyn Stor
         .await
         .expect("update")
         .expect("user");
-    assert!(done.revoked_devices.is_empty());
+    assert!(done.retiring_devices.is_empty());
     let w1 = store.user("w1").await.expect("read").expect("user");
     assert_eq!(
         (w1.display_name.as_str(), w1.password_hash.as_str()),
@@ -1491,6 +1764,7 @@ async fn conflicted(store: &dyn Store, id: u128, grid: &str, field: &str) {
         device_id: None,
         scope: Scope::for_role("w", Role::DistrictAdmin, "/d/"),
         now: 1_000,
+        hold_out_of_scope: false,
     };
     push_one(store, &w, &mut doc).await;
     let mut other = doc.clone();
@@ -1615,6 +1889,7 @@ async fn a_dismissed_rule_flag_stays_dismissed_after_later_edits(store: &dyn Sto
         device_id: None,
         scope: Scope::for_role("w", Role::DistrictAdmin, "/d/"),
         now: 1_000,
+        hold_out_of_scope: false,
     };
     let mut doc = dispute(11, G1, "w");
     push_one(store, &admin_w, &mut doc).await;

@@ -43,9 +43,10 @@
 //! PushOutcome   = [0, heads: [* bytes(32)]]             ; Acked (heads empty: those pushed)
 //!               / [1, missing: [* bytes(32)]]           ; MissingDeps
 //!               / [2, code: text, reason: text]         ; Rejected
+//!               / [3, code: text, reason: text]         ; Held
 //! Pull          = [since: uint, after: uint, byte_budget: uint, resend: [* bytes(16)]]
 //! PullResult    = [docs: [* PullDoc], evicted: [* bytes(16)], after: uint, more: bool,
-//!                  digest: bytes(16)]
+//!                  digest: bytes(16), ? rescoped: true]   ; written only when true
 //! PullDoc       = [doc: bytes(16), heads: [* bytes(32)], body: PullBody]   ; heads empty: all in body
 //! PullBody      = [0, changes: [* bytes]]               ; Changes
 //!               / [1, snapshot: bytes]                  ; Snapshot
@@ -173,9 +174,19 @@ pub enum PushOutcome {
         #[cbor(n(0), with = "cbor::hashes")]
         missing: Vec<Hash>,
     },
-    /// Refused for good, e.g. `code` "out_of_scope", "invalid_change" or "validation".
+    /// Refused for good, e.g. `code` "invalid_change" or "unknown_grid".
     #[n(2)]
     Rejected {
+        #[n(0)]
+        code: String,
+        #[n(1)]
+        reason: String,
+    },
+    /// Stored as held work, not applied: the pusher may no longer write this report (`code`
+    /// "out_of_scope": a case reassigned or a worker moved while the phone was offline). Someone
+    /// who owns the report now merges or declines it; the phone need not send these changes again.
+    #[n(3)]
+    Held {
         #[n(0)]
         code: String,
         #[n(1)]
@@ -218,6 +229,10 @@ pub struct PullResult {
     /// [`scope_digest`] of the whole scope as the server holds it.
     #[cbor(n(4), with = "minicbor::bytes")]
     pub digest: Digest,
+    /// The caller's scope changed since its last pull (a new grid or role): this answer starts
+    /// the pull over from zero, and the client drops what it holds that it has delivered.
+    #[cbor(n(5), skip_if = "cbor::is_false")]
+    pub rescoped: bool,
 }
 
 /// What changed in one document.
@@ -273,7 +288,7 @@ impl Message for PushResult {
             PushOutcome::MissingDeps { missing } => {
                 at_most("missing deps", missing.len(), limits.max_changes_per_doc)
             }
-            PushOutcome::Rejected { .. } => Ok(()),
+            PushOutcome::Rejected { .. } | PushOutcome::Held { .. } => Ok(()),
         })
     }
 }

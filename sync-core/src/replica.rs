@@ -9,6 +9,11 @@
 //! hold (`acked`); the outbox is every change not reachable from them. A list could disagree with
 //! the documents after a crash between two writes; heads cannot, and a retried push is harmless
 //! because the server skips hashes it has.
+//!
+//! Nothing leaves the replica while it holds undelivered changes. A document that leaves the
+//! scope (evicted, or not sent again after the scope itself changed) is marked `out_of_scope`
+//! and stays until every change of it is delivered: acknowledged, or taken by the server as
+//! held work for the people who own the report now. [`Replica::releasable`] names what may go.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -29,6 +34,37 @@ pub struct LocalDoc {
     /// Set when the server refused the document at these heads; it is not pushed again until
     /// the document changes.
     pub rejected: Option<Rejection>,
+    /// Heads at which the server took the document's changes as held work: they are delivered,
+    /// not pending, though the server's document does not hold them.
+    pub held: Vec<ChangeHash>,
+    /// The document left this client's scope while it still held undelivered changes. It stays
+    /// until they are delivered (acknowledged or held), then it is released.
+    pub out_of_scope: bool,
+}
+
+impl LocalDoc {
+    /// A document the server has not seen.
+    pub fn new(doc: ReportDoc) -> Self {
+        LocalDoc {
+            doc,
+            acked: Vec::new(),
+            rejected: None,
+            held: Vec::new(),
+            out_of_scope: false,
+        }
+    }
+
+    /// Changes neither acknowledged nor held by the server.
+    pub fn pending(&mut self) -> usize {
+        let delivered: Vec<ChangeHash> = self.acked.iter().chain(&self.held).copied().collect();
+        self.doc.count_changes_since(&delivered)
+    }
+
+    /// Whether the server keeps this document for someone else now: it left the scope, or it
+    /// was held without the server's copy ever being this client's.
+    fn outside(&self) -> bool {
+        self.out_of_scope || (self.acked.is_empty() && !self.held.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +79,8 @@ pub struct Rejection {
 pub struct PushSummary {
     pub acked: usize,
     pub rejected: Vec<(DocId, String, String)>,
+    /// Documents whose changes the server keeps as held work, with its code and reason.
+    pub held: Vec<(DocId, String, String)>,
     /// Documents the server lacked history for; they are pushed again in full.
     pub resend: usize,
 }
@@ -51,6 +89,7 @@ pub struct PushSummary {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PullSummary {
     pub docs: usize,
+    /// Documents that left the scope (explicitly, or because the scope itself changed).
     pub evicted: usize,
     pub more: bool,
     /// The scope digest disagreed after the last page: the next pull starts again from zero.
@@ -96,15 +135,24 @@ impl Replica {
     }
 
     pub fn insert(&mut self, doc: ReportDoc) {
-        let id = doc.id();
-        self.docs.insert(
-            id,
-            LocalDoc {
-                doc,
-                acked: Vec::new(),
-                rejected: None,
-            },
-        );
+        self.docs.insert(doc.id(), LocalDoc::new(doc));
+    }
+
+    /// Forgets a document. Callers release only what [`Replica::releasable`] names, or what a
+    /// person chose to discard.
+    pub fn remove(&mut self, id: &DocId) -> Option<LocalDoc> {
+        self.resend.remove(id);
+        self.docs.remove(id)
+    }
+
+    /// Documents this client no longer keeps for the server and whose every change the server
+    /// has (acknowledged or held): they may be dropped without losing anything.
+    pub fn releasable(&mut self) -> Vec<DocId> {
+        self.docs
+            .iter_mut()
+            .filter(|(_, d)| d.outside())
+            .filter_map(|(id, d)| (d.pending() == 0).then_some(*id))
+            .collect()
     }
 
     pub fn get(&self, id: &DocId) -> Option<&LocalDoc> {
@@ -123,12 +171,9 @@ impl Replica {
         self.docs.values()
     }
 
-    /// Number of local changes the server has not acknowledged.
+    /// Number of local changes the server has neither acknowledged nor held.
     pub fn pending(&mut self) -> usize {
-        self.docs
-            .values_mut()
-            .map(|d| d.doc.count_changes_since(&d.acked))
-            .sum()
+        self.docs.values_mut().map(LocalDoc::pending).sum()
     }
 
     /// A push of every pending change, whole documents at a time, until `max_bytes` of change
@@ -140,7 +185,7 @@ impl Replica {
         self.in_flight.clear();
         for (id, local) in &mut self.docs {
             let heads = local.doc.heads();
-            if local.rejected.as_ref().is_some_and(|r| r.heads == heads) {
+            if local.rejected.as_ref().is_some_and(|r| r.heads == heads) || local.held == heads {
                 continue;
             }
             let changes = local.doc.changes_since(&local.acked);
@@ -174,6 +219,13 @@ impl Replica {
                     local.acked = known_frontier(&mut local.doc, acked);
                     local.rejected = None;
                     summary.acked += 1;
+                }
+                PushOutcome::Held { code, reason } => {
+                    if let Some(pushed) = pushed {
+                        local.held = pushed;
+                    }
+                    local.rejected = None;
+                    summary.held.push((item.doc, code.clone(), reason.clone()));
                 }
                 PushOutcome::MissingDeps { .. } => {
                     // The server lacks history we thought it had (a restored backup, say):
@@ -209,13 +261,22 @@ impl Replica {
     /// never substituted. The summary's `more` also holds while documents wait to be resent.
     pub fn apply_pull_result(&mut self, result: PullResult) -> Result<PullSummary> {
         let mut summary = PullSummary::default();
+        if result.rescoped {
+            // Whatever the new scope holds arrives on this pull, which starts from zero; what
+            // does not arrive is released at its end, once delivered.
+            self.cursor = Cursor::default();
+            self.resend.clear();
+            for local in self.docs.values_mut() {
+                local.out_of_scope = true;
+            }
+        }
         for item in result.docs {
             self.resend.remove(&item.doc);
-            let local = self.docs.entry(item.doc).or_insert_with(|| LocalDoc {
-                doc: ReportDoc::empty(item.doc),
-                acked: Vec::new(),
-                rejected: None,
-            });
+            let local = self
+                .docs
+                .entry(item.doc)
+                .or_insert_with(|| LocalDoc::new(ReportDoc::empty(item.doc)));
+            local.out_of_scope = false;
             let received = match &item.body {
                 PullBody::Snapshot(bytes) => local.doc.merge_snapshot(bytes)?,
                 PullBody::Changes(changes) => local.doc.apply_changes(changes)?,
@@ -235,8 +296,11 @@ impl Replica {
             local.acked = known_frontier(&mut local.doc, acked);
             summary.docs += 1;
         }
+        // An evicted document is released once nothing of it is pending; until then it stays,
+        // so that changes made offline reach the server (as held work) before it goes.
         for id in result.evicted {
-            if self.docs.remove(&id).is_some() {
+            if let Some(local) = self.docs.get_mut(&id) {
+                local.out_of_scope = true;
                 summary.evicted += 1;
             }
             self.resend.remove(&id);
@@ -270,12 +334,13 @@ impl Replica {
     }
 
     /// The scope digest over what the server is known to hold of each document. Documents the
-    /// server has never acknowledged are not in its scope yet.
+    /// server has never acknowledged are not in its scope yet, and those that left it no longer
+    /// are.
     pub fn digest(&self) -> Digest {
         let heads: Vec<(DocId, Vec<Hash>)> = self
             .docs
             .iter()
-            .filter(|(_, d)| !d.acked.is_empty())
+            .filter(|(_, d)| !d.acked.is_empty() && !d.out_of_scope)
             .map(|(id, d)| (*id, d.acked.iter().map(|h| h.0).collect()))
             .collect();
         protocol::scope_digest(heads.iter().map(|(id, h)| (*id, h.as_slice())))

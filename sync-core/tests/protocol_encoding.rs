@@ -111,6 +111,7 @@ fn sample_pull_result() -> PullResult {
         after: 77,
         more: true,
         digest: [4; 16],
+        rescoped: false,
     }
 }
 
@@ -227,6 +228,7 @@ fn pull_result() -> impl Strategy<Value = PullResult> {
             after,
             more,
             digest,
+            rescoped: false,
         })
 }
 
@@ -450,6 +452,7 @@ fn every_message_wire_layout_matches_the_module_docs() {
         after: 5,
         more: false,
         digest: [3; 16],
+        rescoped: false,
     };
     let mut expected = vec![0x47, 0x53, 0x02, 0x04, 0x00, 0x85, 0x81, 0x83, 0x50];
     expected.extend([1; 16]);
@@ -825,6 +828,7 @@ fn every_limit_is_enforced_on_decode_and_by_check_limits() {
         after: 0,
         more: false,
         digest: [0; 16],
+        rescoped: false,
     };
     let one = vec![[1; 32]];
     let fine = PullBody::Snapshot(vec![0; 4]);

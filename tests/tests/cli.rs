@@ -290,6 +290,10 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
                 last_seen_at: 2,
                 revoked_at: None,
                 cursor: 0,
+                pending_changes: None,
+                pending_at: None,
+                retiring_at: None,
+                scope_key: None,
             })
             .await
             .expect("device");

@@ -235,8 +235,13 @@ impl Client {
                                 && a.media_type == blob.media_type
                                 && a.size == blob.size
                         });
+                        // A report that left the scope or is held is not the user's to upload
+                        // to: its photo stays here, and so does the report.
                         let mut doc = local.doc.clone();
-                        (named, doc.count_changes_since(&local.acked) == 0)
+                        let pushed = !local.out_of_scope
+                            && local.held.is_empty()
+                            && doc.count_changes_since(&local.acked) == 0;
+                        (named, pushed)
                     }
                 }
             };

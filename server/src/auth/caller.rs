@@ -1,7 +1,9 @@
 //! `Caller`: the extractor every authenticated handler takes. It checks the bearer access token,
-//! then that the user is still enabled and the device not revoked, and derives the scope.
+//! then that the user is still enabled (or delivering from a retiring phone) and the device not
+//! revoked, and derives the scope.
 
 use axum::extract::FromRequestParts;
+use axum::http::Method;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
@@ -46,11 +48,26 @@ impl Caller {
     }
 }
 
+/// Whether a request is one a retiring phone delivers with: a sync, or an attachment upload.
+fn is_delivery(parts: &Parts) -> bool {
+    let path = parts.uri.path();
+    let upload = (parts.method == Method::PUT || parts.method == Method::HEAD)
+        && path.starts_with("/api/v1/reports/")
+        && path.contains("/attachments/");
+    upload || path == "/api/v1/sync/push" || path == "/api/v1/sync/pull"
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Caller::from_token(state, bearer(parts)?).await
+        let caller = Caller::from_token(state, bearer(parts)?).await?;
+        // A disabled user's retiring phone only delivers: it pushes, uploads and hears at its
+        // pull that it is retired. Nothing else is served to a disabled account.
+        if caller.user.disabled && !is_delivery(parts) {
+            return Err(ApiError::AccountDisabled);
+        }
+        Ok(caller)
     }
 }
 
@@ -88,7 +105,8 @@ impl Caller {
         if device.revoked_at.is_some() {
             return Err(ApiError::DeviceRevoked);
         }
-        if user.disabled {
+        // A disabled user's retiring phone may still deliver what it holds (see `retiring`).
+        if user.disabled && device.retiring_at.is_none() {
             return Err(ApiError::AccountDisabled);
         }
         let unit = state

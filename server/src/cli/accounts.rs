@@ -8,7 +8,7 @@ use crate::auth::{password, secret};
 use crate::clock;
 use crate::http::users::{MAX_DISPLAY_NAME_CHARS, check_password, check_placement, check_username};
 use crate::http::validate::check_name;
-use crate::store::{AuditEntry, Store, User, UserPatch};
+use crate::store::{AuditEntry, DeviceState, Store, User, UserPatch};
 
 /// The new user's password, from the environment only: a flag would show it to every user of
 /// the machine in the process list.
@@ -102,16 +102,16 @@ pub async fn user(store: &dyn Store, command: UserCommand) -> Result<()> {
                     "user": user.id,
                     "changed": ["disabled"],
                     "disabled": true,
-                    "revoked_devices": updated.revoked_devices,
+                    "retiring_devices": updated.retiring_devices,
                 }),
             )
             .await?;
             say(&format!(
-                "disabled {username}; revoked devices: {}",
-                if updated.revoked_devices.is_empty() {
+                "disabled {username}; devices delivering what they hold, then wiping: {}",
+                if updated.retiring_devices.is_empty() {
                     "none".to_owned()
                 } else {
-                    updated.revoked_devices.join(", ")
+                    updated.retiring_devices.join(", ")
                 }
             ));
         }
@@ -131,8 +131,8 @@ pub async fn device(store: &dyn Store, command: DeviceCommand) -> Result<()> {
             };
             let users = store.users().await?;
             say(&format!(
-                "{:<38} {:<24} {:<24} {:<20} revoked",
-                "id", "user", "name", "last seen"
+                "{:<38} {:<24} {:<24} {:<20} {:<8} state",
+                "id", "user", "name", "last seen", "unsent"
             ));
             for d in devices {
                 let username = users
@@ -140,13 +140,14 @@ pub async fn device(store: &dyn Store, command: DeviceCommand) -> Result<()> {
                     .find(|u| u.id == d.user_id)
                     .map_or(d.user_id.as_str(), |u| u.username.as_str());
                 say(&format!(
-                    "{:<38} {:<24} {:<24} {:<20} {}",
+                    "{:<38} {:<24} {:<24} {:<20} {:<8} {}",
                     d.id,
                     username,
                     d.name,
                     gridsync_core::time::rfc3339(d.last_seen_at),
-                    d.revoked_at
-                        .map_or_else(|| "no".to_owned(), gridsync_core::time::rfc3339)
+                    d.pending_changes
+                        .map_or_else(|| "?".to_owned(), |n| n.to_string()),
+                    DeviceState::of(&d).describe(),
                 ));
             }
         }
@@ -159,6 +160,17 @@ pub async fn device(store: &dyn Store, command: DeviceCommand) -> Result<()> {
             audit(store, "device_revoke", json!({ "device": id })).await?;
             say(&format!(
                 "revoked {id}: it deletes its local data at its next sync"
+            ));
+        }
+        DeviceCommand::Retire { id } => {
+            if !store.retire_device(&id, clock::now()).await? {
+                return Err(Error::Invalid(format!(
+                    "there is no live device {id}: `gridsync device list` shows them"
+                )));
+            }
+            audit(store, "device_retire", json!({ "device": id })).await?;
+            say(&format!(
+                "retiring {id}: at its next sync it delivers what it holds, then deletes its data"
             ));
         }
     }

@@ -411,6 +411,10 @@ impl Demo {
                 last_seen_at: self.today,
                 revoked_at: None,
                 cursor: 0,
+                pending_changes: None,
+                pending_at: None,
+                retiring_at: None,
+                scope_key: None,
             })
             .await?;
         self.summary.users += 1;
@@ -854,6 +858,7 @@ async fn send(
         device_id: Some(person.device.clone()),
         scope: Scope::for_role(&person.id, person.role, &person.path),
         now: sessions.iter().map(|s| s.at).max().unwrap_or(0),
+        hold_out_of_scope: false,
     };
     let docs = sessions
         .into_iter()

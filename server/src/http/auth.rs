@@ -167,6 +167,10 @@ async fn login(
             last_seen_at: now,
             revoked_at: None,
             cursor: 0,
+            pending_changes: None,
+            pending_at: None,
+            retiring_at: None,
+            scope_key: None,
         },
     };
     state.store.upsert_device(&device).await?;

@@ -1,4 +1,6 @@
-//! Devices under `/api/v1/devices`: listing them and revoking one (a lost phone).
+//! Devices under `/api/v1/devices`: listing them with what each holds unsent, revoking one (a
+//! lost or stolen phone: wiped at its next contact) and retiring one (a phone handed in: it
+//! delivers everything, then wipes itself).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,12 +14,13 @@ use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Role;
-use crate::store::{AuditEntry, Device};
+use crate::store::{AuditEntry, Device, DeviceState};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_devices))
         .routes(routes!(revoke_device))
+        .routes(routes!(retire_device))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -28,17 +31,28 @@ pub struct DeviceInfo {
     pub created_at: i64,
     pub last_seen_at: i64,
     pub revoked_at: Option<i64>,
+    pub retiring_at: Option<i64>,
+    pub state: DeviceState,
+    /// Changes the phone said at its last sync it had not delivered: what a revocation would
+    /// destroy. Absent until it has said.
+    pub pending_changes: Option<i64>,
+    /// When it said so.
+    pub pending_at: Option<i64>,
 }
 
 impl From<Device> for DeviceInfo {
     fn from(d: Device) -> Self {
         DeviceInfo {
+            state: DeviceState::of(&d),
             id: d.id,
             user_id: d.user_id,
             name: d.name,
             created_at: d.created_at,
             last_seen_at: d.last_seen_at,
             revoked_at: d.revoked_at,
+            retiring_at: d.retiring_at,
+            pending_changes: d.pending_changes,
+            pending_at: d.pending_at,
         }
     }
 }
@@ -64,7 +78,9 @@ async fn list_devices(
     ))
 }
 
-/// Cuts a device off: its next request is refused with `device_revoked` and its sessions end.
+/// Cuts a device off (lost or stolen): its next request is refused with `device_revoked`, its
+/// sessions end and the phone deletes its data, including changes it never delivered (the
+/// device list shows how many it reported). For a phone handed in, retire it instead.
 /// A district admin may revoke any device; anyone else only their own.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/revoke", tag = "devices",
     security(("bearer" = [])),
@@ -80,27 +96,73 @@ async fn revoke_device(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let visible = state
-        .store
-        .device(&id)
-        .await?
-        .is_some_and(|d| caller.role() == Role::DistrictAdmin || d.user_id == caller.user_id());
-    // Someone else's device answers like a missing one: ids are not for probing.
-    if !visible {
-        return Err(ApiError::NotFound(format!("device {id} not found")));
-    }
+    visible_device(&state, &caller, &id).await?;
     let now = clock::now();
     state.store.revoke_device(&id, now).await?;
+    audit(&state, &caller, "device_revoke", &id, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Retires a device (a phone handed in, a worker leaving): it keeps working until its next
+/// sync, which delivers everything it holds; then it is told `device_retired` and deletes its
+/// data. A phone holding work the server refused is told `device_retiring` until someone fixes
+/// or discards that work. A district admin may retire any device; anyone else only their own.
+#[utoipa::path(post, path = "/api/v1/devices/{id}/retire", tag = "devices",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "device id")),
+    responses(
+        (status = 204, description = "retiring (or already was)"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such live device among those the caller may see",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn retire_device(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    visible_device(&state, &caller, &id).await?;
+    let now = clock::now();
+    if !state.store.retire_device(&id, now).await? {
+        return Err(ApiError::NotFound(format!(
+            "device {id} is revoked already"
+        )));
+    }
+    audit(&state, &caller, "device_retire", &id, now).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Someone else's device answers like a missing one: ids are not for probing.
+async fn visible_device(state: &AppState, caller: &Caller, id: &str) -> Result<(), ApiError> {
+    let visible = state
+        .store
+        .device(id)
+        .await?
+        .is_some_and(|d| caller.role() == Role::DistrictAdmin || d.user_id == caller.user_id());
+    if visible {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("device {id} not found")))
+    }
+}
+
+async fn audit(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    device: &str,
+    now: i64,
+) -> Result<(), ApiError> {
     state
         .store
         .audit(&AuditEntry {
             at: now,
             user_id: Some(caller.user_id().to_owned()),
             device_id: Some(caller.device_id().to_owned()),
-            action: "device_revoke".into(),
+            action: action.into(),
             doc_id: None,
-            detail: json!({ "device": id }),
+            detail: json!({ "device": device }),
         })
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }

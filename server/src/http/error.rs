@@ -41,6 +41,10 @@ pub enum ApiError {
     RefreshReused,
     #[error("this device has been revoked")]
     DeviceRevoked,
+    #[error("this phone was handed in and has delivered everything it held; it deletes its data")]
+    DeviceRetired,
+    #[error("{0}")]
+    DeviceRetiring(String),
     #[error("this account is disabled")]
     AccountDisabled,
     #[error("{0}")]
@@ -105,7 +109,8 @@ impl ApiError {
             Forbidden(_) | OutOfScope(_) => StatusCode::FORBIDDEN,
             Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             NotFound(_) => StatusCode::NOT_FOUND,
-            Conflict(_) | DeviceTaken => StatusCode::CONFLICT,
+            Conflict(_) | DeviceTaken | DeviceRetiring(_) => StatusCode::CONFLICT,
+            DeviceRetired => StatusCode::GONE,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Unavailable(_) | Database { .. } => StatusCode::SERVICE_UNAVAILABLE,
             BadFrame(_) => StatusCode::BAD_REQUEST,
@@ -134,6 +139,8 @@ impl ApiError {
             RefreshInvalid => "refresh_invalid",
             RefreshReused => "refresh_reused",
             DeviceRevoked => "device_revoked",
+            DeviceRetired => "device_retired",
+            DeviceRetiring(_) => "device_retiring",
             AccountDisabled => "account_disabled",
             Forbidden(_) => "forbidden",
             OutOfScope(_) => "out_of_scope",

@@ -833,6 +833,7 @@ pub(crate) async fn ingest_edit(
         device_id: None,
         scope: caller.scope.clone(),
         now,
+        hold_out_of_scope: false,
     };
     let result = state.ingest(&writer, &push).await?;
     outcome(result)
@@ -846,12 +847,20 @@ pub fn outcome(result: PushResult) -> Result<(), ApiError> {
         Some(PushOutcome::Rejected { code, reason }) => Err(match code.as_str() {
             "out_of_scope" => ApiError::OutOfScope(reason),
             // invalid_text: a NUL in text the field checks do not cover, such as the grid id.
-            "unknown_grid" | "unknown_kind" | "refused" | "invalid_text" => ApiError::Invalid {
+            "unknown_grid"
+            | "unknown_kind"
+            | "refused"
+            | "invalid_text"
+            | "assignee_out_of_reach" => ApiError::Invalid {
                 detail: format!("{code}: {reason}"),
                 problems: Vec::new(),
             },
             _ => ApiError::Internal(format!("own edit rejected: {code}: {reason}")),
         }),
+        // Office edits are refused rather than held (`Writer::hold_out_of_scope`).
+        Some(PushOutcome::Held { code, reason }) => Err(ApiError::Internal(format!(
+            "own edit held: {code}: {reason}"
+        ))),
         Some(PushOutcome::MissingDeps { .. }) => Err(ApiError::Internal(
             "own edit missing dependencies".to_owned(),
         )),

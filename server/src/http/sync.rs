@@ -1,11 +1,17 @@
 //! The sync endpoints: `POST /api/v1/sync/push` and `POST /api/v1/sync/pull`, carrying the binary
 //! frames of `gridsync_core::protocol` both ways.
+//!
+//! A pull also carries the device's own account of itself: the `X-Gridsync-Pending` header
+//! (changes it holds undelivered, shown to admins before they revoke a phone). A pull under
+//! another scope than the device last pulled under (its user moved to a new grid or role)
+//! starts over from zero with `rescoped` set; a retiring device that holds nothing undelivered
+//! is told `device_retired` and wipes itself.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridsync_core::protocol::{self, Limits, Message, Pull, Push};
 use serde_json::json;
@@ -20,6 +26,9 @@ use crate::store::{AuditEntry, Writer};
 
 /// Media type of a sync frame.
 pub const FRAME_TYPE: &str = "application/x-gridsync";
+
+/// The request header in which a phone says how many changes it holds undelivered.
+pub const PENDING_HEADER: &str = "x-gridsync-pending";
 
 /// What a request frame may make the server decode and hold.
 const LIMITS: Limits = Limits::DEFAULT;
@@ -59,6 +68,7 @@ async fn push(
         device_id: Some(caller.device.id.clone()),
         scope: caller.scope.clone(),
         now: clock::now(),
+        hold_out_of_scope: true,
     };
     let result = state.ingest(&writer, &push).await?;
     state.metrics.sync_pushes.inc();
@@ -80,14 +90,40 @@ async fn push(
 async fn pull(
     State(state): State<AppState>,
     caller: Caller,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_clearance(&caller)?;
-    let pull: Pull = decode(&state, body)?;
-    let result = state
+    let mut pull: Pull = decode(&state, body)?;
+    let now = clock::now();
+    let pending = headers
+        .get(PENDING_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|n| *n >= 0);
+    let device = &caller.device;
+    if let Some(n) = pending.filter(|_| pull.after <= pull.since) {
+        state.store.note_device_pending(&device.id, n, now).await?;
+    }
+    if device.retiring_at.is_some() {
+        return Err(retire(&state, &caller, pending, now).await?);
+    }
+    let key = caller.scope.key();
+    let rescoped = pull.since > 0 && device.scope_key.as_deref().is_some_and(|k| k != key);
+    if rescoped {
+        // What it holds was pulled under a scope it no longer has: start over from zero.
+        // The key is recorded only once the device asks from zero itself, so an answer lost
+        // on the way leaves the next pull rescoped too.
+        pull.since = 0;
+        pull.after = 0;
+    } else if device.scope_key.as_deref() != Some(key.as_str()) {
+        state.store.set_device_scope(&device.id, &key).await?;
+    }
+    let mut result = state
         .store
         .pull(&caller.scope, Some(caller.device_id()), &pull)
         .await?;
+    result.rescoped = rescoped;
     // Drug-control cases are personal data whose every read is audited; a scope that holds any
     // records which documents each page delivered.
     if caller.scope.restricted != Restricted::None && !result.docs.is_empty() {
@@ -106,6 +142,42 @@ async fn pull(
     }
     state.metrics.sync_pulls.inc();
     Ok(frame(&state, &result))
+}
+
+/// The answer to a retiring device: once it holds nothing undelivered it is revoked (its
+/// sessions end) and told to wipe itself; until then it is told what still waits.
+async fn retire(
+    state: &AppState,
+    caller: &Caller,
+    pending: Option<i64>,
+    now: i64,
+) -> Result<ApiError, ApiError> {
+    match pending {
+        Some(0) => {
+            state
+                .store
+                .finish_retirement(&caller.device.id, now)
+                .await?;
+            state
+                .store
+                .audit(&AuditEntry {
+                    at: now,
+                    user_id: Some(caller.user.id.clone()),
+                    device_id: Some(caller.device.id.clone()),
+                    action: "device_retired".into(),
+                    doc_id: None,
+                    detail: json!({ "device": caller.device.id }),
+                })
+                .await?;
+            Ok(ApiError::DeviceRetired)
+        }
+        // A phone that does not say is taken to hold something: nothing is wiped on a guess.
+        other => Ok(ApiError::DeviceRetiring(format!(
+            "this phone is being handed in, but it still holds {} undelivered changes (refused \
+             reports, say): fix or discard them, then sync again",
+            other.map_or_else(|| "some".to_owned(), |n| n.to_string())
+        ))),
+    }
 }
 
 /// Sync carries whole automerge documents, whose history holds every value a field ever had,

@@ -16,7 +16,7 @@ use super::validate::{check_name, has_control};
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::{Caller, password};
 use crate::clock;
-use crate::scope::Role;
+use crate::scope::{Role, Scope};
 use crate::store::{AuditEntry, Level, Store, User, UserPatch, UserQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -133,8 +133,9 @@ impl UserUpdate {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UserUpdateResult {
     pub user: UserInfo,
-    /// Devices revoked because the role or org unit changed or the user was disabled.
-    pub revoked_devices: Vec<String>,
+    /// Devices retiring because the user was disabled: each delivers what it holds unsent at
+    /// its next sync, then wipes itself. A new role or org unit retires nothing.
+    pub retiring_devices: Vec<String>,
 }
 
 /// The levels a unit must have for a user of `role` to be placed at it.
@@ -167,6 +168,36 @@ pub(crate) async fn check_placement(
         )));
     }
     Ok(())
+}
+
+/// Refuses a move that would leave a case of the user's visible to no phone that should hold
+/// it: cases assigned to them outside where they would work are reassigned first.
+async fn keeps_cases_in_reach(
+    store: &dyn Store,
+    user: &User,
+    role: Role,
+    unit_id: &str,
+) -> Result<(), ApiError> {
+    let unit = store
+        .org_unit(unit_id)
+        .await?
+        .ok_or_else(|| ApiError::BadRequest(format!("org unit {unit_id} does not exist")))?;
+    let scope = Scope::for_role(&user.id, role, &unit.path);
+    let stranded: Vec<String> = store
+        .assigned_reports(&user.id)
+        .await?
+        .into_iter()
+        .filter(|r| !scope.allows(&r.org_path, true, Some(&user.id)))
+        .map(|r| r.id.to_string())
+        .collect();
+    if stranded.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::Conflict(format!(
+        "{} would no longer see the cases assigned to them: {}; assign them to someone else first",
+        user.username,
+        stranded.join(", ")
+    )))
 }
 
 pub(crate) fn check_password(password: &str) -> Result<(), ApiError> {
@@ -287,10 +318,12 @@ async fn create_user(
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
-/// Changes a user. District admins only. A new role or org unit, or disabling, revokes every
-/// device of the user: each phone's next request gets `device_revoked`, and the app wipes its
-/// data and logs in again for a clean pull of the new scope. Admins cannot disable or demote
-/// themselves (so that the district always keeps one).
+/// Changes a user. District admins only. A new role or org unit keeps the user's phones: at
+/// their next sync they deliver what they hold (what the new scope excludes becomes held work),
+/// drop what they may no longer see and pull the new scope; a move that would strand a case
+/// assigned to the user is refused. Disabling retires every device of the user: each delivers
+/// what it holds unsent, then wipes itself. Admins cannot disable or demote themselves (so that
+/// the district always keeps one).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
     request_body = UserUpdate,
@@ -327,6 +360,7 @@ async fn update_user(
     let unit = req.org_unit_id.as_deref().unwrap_or(&user.org_unit_id);
     if req.role.is_some() || req.org_unit_id.is_some() {
         check_placement(state.store.as_ref(), role, unit).await?;
+        keeps_cases_in_reach(state.store.as_ref(), &user, role, unit).await?;
     }
     let password_hash = match req.password {
         Some(pw) => Some(password::hash(pw).await?),
@@ -359,12 +393,12 @@ async fn update_user(
                 "role": updated.user.role,
                 "org_unit_id": updated.user.org_unit_id,
                 "disabled": updated.user.disabled,
-                "revoked_devices": updated.revoked_devices,
+                "retiring_devices": updated.retiring_devices,
             }),
         })
         .await?;
     Ok(Json(UserUpdateResult {
         user: updated.user.into(),
-        revoked_devices: updated.revoked_devices,
+        retiring_devices: updated.retiring_devices,
     }))
 }

@@ -18,22 +18,25 @@ use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use super::facts::{
     self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
 };
+use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
 use super::{
-    ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, Attachment, AttachmentRow, AuditEntry, AuditQuery,
-    AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage, CONFLICT_ITEM_COLUMNS, ChangeLogRow,
-    ChangeRow, Committed, ConflictItem, ConflictItemRecord, ConflictQuery, ConflictRecord,
-    ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DeviceRow, DocChangeRow, DocRecord,
-    DocumentRow, OrgRow, OrgUnit, OrphansCollected, Page, PageRow, PieceHasher, PoolUse, PulledRow,
-    RefreshToken, ReportQuery, Result, SigningKey, Store, StoreError, StoredRow, USER_COLUMNS,
-    UploadChunk, UploadOutcome, UploadState, User, UserPatch, UserQuery, UserRow, UserUpdated,
-    Writer, attachment_from, audit_filter, audit_from, audit_record_from, change_row_from,
-    conflict_from, conflict_item_from, conflict_list_where, cut_range, device_from,
+    ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, AssignedReport, Attachment, AttachmentRow,
+    AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage,
+    CONFLICT_ITEM_COLUMNS, ChangeLogRow, ChangeRow, Committed, ConflictItem, ConflictItemRecord,
+    ConflictQuery, ConflictRecord, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DocChangeRow,
+    DocRecord, DocumentRow, OrgRow, OrgUnit, OrphansCollected, Page, PageRow, PieceHasher, PoolUse,
+    PulledRow, RefreshToken, ReportQuery, Result, SigningKey, Store, StoreError, StoredRow,
+    USER_COLUMNS, UploadChunk, UploadOutcome, UploadState, User, UserPatch, UserQuery, UserRow,
+    UserUpdated, Writer, attachment_from, audit_filter, audit_from, audit_record_from,
+    change_row_from, conflict_from, conflict_item_from, conflict_list_where, cut_range,
     doc_change_from, heads_to_bytes, json_contains_pattern, org_from, org_insert_result,
     page_doc_from, parse_doc_id, pieces, pool_use, pulled_change_from, report_list_where,
     scope_filter, user_from, user_update_result, users_under,
 };
-use crate::scope::{Restricted, Scope};
-use crate::sync::ingest::{DocWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch};
+use crate::scope::{Restricted, Role, Scope};
+use crate::sync::ingest::{
+    DocWrite, HeldWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch,
+};
 use crate::sync::pull::{PageDoc, PullReads, PulledChange, pull_page};
 /// Connections in the pool.
 const MAX_CONNECTIONS: u32 = 16;
@@ -306,6 +309,73 @@ impl IngestTx for PgConnection {
         .bind(&from.assigned_to)
         .execute(self)
         .await?;
+        Ok(())
+    }
+
+    async fn user_scope(&mut self, user_id: &str) -> Result<Option<Scope>> {
+        let row: Option<(String, String)> = sqlx::query_as(
+            "SELECT u.role, o.path FROM users u JOIN org_units o ON o.id = u.org_unit_id \
+             WHERE u.id = $1 AND NOT u.disabled",
+        )
+        .bind(user_id)
+        .fetch_optional(&mut *self)
+        .await?;
+        let Some((role, path)) = row else {
+            return Ok(None);
+        };
+        let role: Role = role
+            .parse()
+            .map_err(|e| StoreError::Corrupt(format!("user {user_id}: {e}")))?;
+        Ok(Some(Scope::for_role(user_id, role, &path)))
+    }
+
+    async fn hold(&mut self, h: &HeldWrite, writer: &Writer) -> Result<()> {
+        let device = writer.device_id.clone().unwrap_or_default();
+        let open: Option<(i64,)> = sqlx::query_as(held::FIND_OPEN)
+            .bind(h.doc.to_string())
+            .bind(&device)
+            .fetch_optional(&mut *self)
+            .await?;
+        let id = match open {
+            Some((id,)) => {
+                sqlx::query(held::UPDATE)
+                    .bind(id)
+                    .bind(&h.code)
+                    .bind(&h.placement.org_path)
+                    .bind(h.placement.restricted)
+                    .bind(&h.placement.assigned_to)
+                    .bind(&h.projection)
+                    .bind(writer.now)
+                    .execute(&mut *self)
+                    .await?;
+                id
+            }
+            None => {
+                let (id,): (i64,) = sqlx::query_as(held::INSERT)
+                    .bind(h.doc.to_string())
+                    .bind(&writer.user_id)
+                    .bind(&device)
+                    .bind(&h.code)
+                    .bind(&h.kind)
+                    .bind(&h.grid_id)
+                    .bind(&h.placement.org_path)
+                    .bind(h.placement.restricted)
+                    .bind(&h.placement.assigned_to)
+                    .bind(&h.projection)
+                    .bind(writer.now)
+                    .fetch_one(&mut *self)
+                    .await?;
+                id
+            }
+        };
+        for change in &h.changes {
+            sqlx::query(held::INSERT_CHANGE)
+                .bind(id)
+                .bind(change.hash.0.as_slice())
+                .bind(&change.bytes)
+                .execute(&mut *self)
+                .await?;
+        }
         Ok(())
     }
 }
@@ -634,39 +704,91 @@ impl Store for PgStore {
     }
 
     async fn device(&self, id: &str) -> Result<Option<Device>> {
-        let row: Option<DeviceRow> = sqlx::query_as(AssertSqlSafe(format!(
+        let row: Option<Device> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(device_from))
+        Ok(row)
     }
 
     async fn devices(&self) -> Result<Vec<Device>> {
-        let rows: Vec<DeviceRow> = sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<Device> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, id"
         )))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(device_from).collect())
+        Ok(rows.into_iter().collect())
     }
 
     async fn revoke_device(&self, id: &str, at: i64) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let done =
-            sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(id)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let done = sqlx::query(
+            "UPDATE devices SET revoked_at = $2, retiring_at = NULL WHERE id = $1 \
+                 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         sqlx::query("DELETE FROM refresh_tokens WHERE device_id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(done > 0)
+    }
+
+    async fn finish_retirement(&self, id: &str, at: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM refresh_tokens WHERE device_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retire_device(&self, id: &str, at: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE devices SET retiring_at = COALESCE(retiring_at, $2) \
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(done > 0)
+    }
+
+    async fn note_device_pending(&self, id: &str, pending: i64, at: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE devices SET pending_changes = $2, pending_at = $3, last_seen_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(pending)
+        .bind(at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_device_scope(&self, id: &str, scope_key: &str) -> Result<()> {
+        sqlx::query("UPDATE devices SET scope_key = $2 WHERE id = $1")
+            .bind(id)
+            .bind(scope_key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {
@@ -991,6 +1113,51 @@ impl Store for PgStore {
         Ok(true)
     }
 
+    async fn held_work(&self, scope: &Scope, q: &HeldQuery) -> Result<Vec<HeldItem>> {
+        let (prefix, open, all, assigned) = scope_binds(scope);
+        let rows: Vec<held::HeldRow> = sqlx::query_as(AssertSqlSafe(held::list('$')))
+            .bind(&prefix)
+            .bind(open)
+            .bind(all)
+            .bind(&assigned)
+            .bind(q.state.map(HeldState::as_str))
+            .bind(q.doc_id.map(|d| d.to_string()))
+            .bind(q.before)
+            .bind(q.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter().map(HeldItem::try_from).collect()
+    }
+
+    async fn held_item(&self, id: i64) -> Result<Option<HeldItem>> {
+        let row: Option<held::HeldRow> = sqlx::query_as(AssertSqlSafe(held::one()))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(HeldItem::try_from).transpose()
+    }
+
+    async fn held_changes(&self, id: i64) -> Result<Vec<Vec<u8>>> {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(held::CHANGES)
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(bytes,)| bytes).collect())
+    }
+
+    async fn decide_held(&self, id: i64, d: &HeldDecision) -> Result<bool> {
+        let done = sqlx::query(held::DECIDE)
+            .bind(id)
+            .bind(d.state.as_str())
+            .bind(&d.by)
+            .bind(d.at)
+            .bind(&d.note)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(done > 0)
+    }
+
     async fn prune(&self) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let (horizon,): (i64,) = sqlx::query_as(
@@ -1086,7 +1253,7 @@ impl Store for PgStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let (user, revoke) = patch.apply(&user_from(row)?);
+        let (user, retire) = patch.apply(&user_from(row)?);
         let result = sqlx::query(
             "UPDATE users SET display_name = $2, password_hash = $3, role = $4, \
              org_unit_id = $5, disabled = $6 WHERE id = $1",
@@ -1100,41 +1267,43 @@ impl Store for PgStore {
         .execute(&mut *tx)
         .await;
         user_update_result(result.map(|_| ()), &user)?;
-        let mut revoked_devices = Vec::new();
-        if revoke {
+        let mut retiring_devices = Vec::new();
+        if retire {
             let ids: Vec<(String,)> = sqlx::query_as(
-                "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL \
-                 RETURNING id",
+                "UPDATE devices SET retiring_at = $2 WHERE user_id = $1 AND revoked_at IS NULL \
+                 AND retiring_at IS NULL RETURNING id",
             )
             .bind(id)
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
-            sqlx::query(
-                "DELETE FROM refresh_tokens WHERE device_id IN \
-                 (SELECT id FROM devices WHERE user_id = $1)",
-            )
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            revoked_devices = ids.into_iter().map(|(d,)| d).collect();
-            revoked_devices.sort();
+            retiring_devices = ids.into_iter().map(|(d,)| d).collect();
+            retiring_devices.sort();
         }
         tx.commit().await?;
         Ok(Some(UserUpdated {
             user,
-            revoked_devices,
+            retiring_devices,
         }))
     }
 
+    async fn assigned_reports(&self, user_id: &str) -> Result<Vec<AssignedReport>> {
+        Ok(sqlx::query_as(
+            "SELECT id, org_path FROM documents WHERE restricted AND assigned_to = $1 ORDER BY id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     async fn devices_of_user(&self, user_id: &str) -> Result<Vec<Device>> {
-        let rows: Vec<DeviceRow> = sqlx::query_as(AssertSqlSafe(format!(
+        let rows: Vec<Device> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY created_at, id"
         )))
         .bind(user_id)
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows.into_iter().map(device_from).collect())
+        Ok(rows.into_iter().collect())
     }
 
     async fn audit_page(&self, q: &AuditQuery) -> Result<Page<AuditRecord>> {

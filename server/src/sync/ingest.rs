@@ -1,5 +1,10 @@
 //! Ingest of a pushed batch: what to write for each document, checked against the writer's
 //! scope before and after, and the order of the writes. Each store runs the SQL.
+//!
+//! Changes the writer may no longer write (the report left their scope while they edited it
+//! offline, or their edit would move it out) are not refused: they are kept as held work, with
+//! their author, device and reason, for the people who own the report now to merge or decline.
+//! Only changes the server can tell are broken or forged are refused.
 
 use std::collections::HashSet;
 
@@ -14,6 +19,7 @@ use gridsync_core::schema::{Access, Registry};
 
 use super::CONCURRENT_VALUES;
 use crate::live::{Changed, Touched};
+use crate::scope::Scope;
 use crate::store::{Committed, Result, StoreError, Writer, heads_to_bytes};
 
 /// The statements of an ingest, run by each store inside the batch's write transaction.
@@ -24,6 +30,8 @@ pub trait IngestTx: Send {
     async fn stored(&mut self, id: &DocId) -> Result<Option<StoredDoc>>;
     /// The org path of a grid; `None` when no grid has this id.
     async fn grid_path(&mut self, grid: &str) -> Result<Option<String>>;
+    /// The scope of an enabled user; `None` when there is no such user or they are disabled.
+    async fn user_scope(&mut self, user_id: &str) -> Result<Option<Scope>>;
     /// Takes `count` sequence numbers and returns the first. Called last in the transaction,
     /// so that the counter's lock orders commits as it orders numbers.
     async fn take_seqs(&mut self, count: i64) -> Result<i64>;
@@ -51,6 +59,9 @@ pub trait IngestTx: Send {
     ) -> Result<()>;
     /// Records that a document left `from` with the change numbered `seq`.
     async fn insert_exit(&mut self, doc: &DocId, seq: i64, from: &Placement) -> Result<()>;
+    /// Keeps changes as held work: added to the open item of the same report and device, or a
+    /// new item. Changes it holds already are skipped.
+    async fn hold(&mut self, held: &HeldWrite, writer: &Writer) -> Result<()>;
 }
 
 /// Ingests `push` for `writer`: one outcome per document, in push order, and what the writes
@@ -84,10 +95,21 @@ pub async fn ingest_batch<T: IngestTx + ?Sized>(
         let outcome = match apply(loaded, item, writer, registry) {
             Ok(applied) => {
                 let org_path = tx.grid_path(applied.grid()).await?;
-                match plan(applied, org_path, writer, registry) {
-                    Ok(plan) => {
-                        writes.extend(plan.write.map(|w| (i, w)));
-                        plan.outcome
+                let assignee = match new_assignee(&applied, registry) {
+                    Some(user) => {
+                        let scope = tx.user_scope(&user).await?;
+                        Some(Assignee { user, scope })
+                    }
+                    None => None,
+                };
+                match plan(applied, org_path, assignee, writer, registry) {
+                    Ok(Plan::Write { outcome, write }) => {
+                        writes.extend(write.map(|w| (i, w)));
+                        outcome
+                    }
+                    Ok(Plan::Hold { outcome, held }) => {
+                        tx.hold(&held, writer).await?;
+                        outcome
                     }
                     Err(outcome) => outcome,
                 }
@@ -280,11 +302,54 @@ pub struct DocWrite {
     pub left: Option<Placement>,
 }
 
-/// The acknowledgement for a document and, when something was new, what to write.
+/// Whom a push newly assigns a restricted report to, and what that person may see.
+struct Assignee {
+    user: String,
+    scope: Option<Scope>,
+}
+
+/// The user a stored restricted report is reassigned to by the push. A case is created by an
+/// officer or its worker; it is reassignments that can leave it with nobody.
+fn new_assignee(applied: &Applied, registry: &Registry) -> Option<String> {
+    let meta = &applied.ingested.meta;
+    let schema = registry.get(&meta.kind, meta.schema_version)?;
+    let Access::Restricted { assigned_field } = &schema.access else {
+        return None;
+    };
+    let now = applied.ingested.projection["fields"][assigned_field.as_str()].as_str()?;
+    let before = applied.before.as_ref()?.assigned_to.as_deref();
+    (before != Some(now)).then(|| now.to_owned())
+}
+
+/// Changes kept as held work, and where the report they belong to sits now.
 #[derive(Debug)]
-struct Plan {
-    outcome: PushOutcome,
-    write: Option<DocWrite>,
+pub struct HeldWrite {
+    pub doc: DocId,
+    pub kind: String,
+    pub grid_id: String,
+    /// The report's place now (or, for a report new to the server, the place it names): the
+    /// people it puts in scope are the ones who decide.
+    pub placement: Placement,
+    /// The report as the held changes would leave it.
+    pub projection: String,
+    pub changes: Vec<NewChange>,
+    pub code: String,
+    pub reason: String,
+}
+
+/// What to do with one document's push.
+#[derive(Debug)]
+enum Plan {
+    /// Acknowledge, writing what was new (nothing when every change was known).
+    Write {
+        outcome: PushOutcome,
+        write: Option<DocWrite>,
+    },
+    /// Keep the new changes as held work.
+    Hold {
+        outcome: PushOutcome,
+        held: HeldWrite,
+    },
 }
 
 /// Applies pushed changes to the stored document (or to a new one).
@@ -316,6 +381,7 @@ fn apply(
 fn plan(
     applied: Applied,
     org_path: Option<String>,
+    assignee: Option<Assignee>,
     writer: &Writer,
     registry: &Registry,
 ) -> Result<Plan, PushOutcome> {
@@ -348,16 +414,6 @@ fn plan(
             .scope
             .allows(&b.org_path, b.restricted, b.assigned_to.as_deref())
     });
-    if !was_allowed
-        || !writer
-            .scope
-            .allows(&org_path, restricted, assigned_to.as_deref())
-    {
-        return Err(rejected(
-            "out_of_scope",
-            "this report is outside what you may edit".to_owned(),
-        ));
-    }
     let outcome = PushOutcome::Acked {
         heads: listed_heads(
             ingested.heads.iter().map(|h| h.0).collect(),
@@ -365,10 +421,71 @@ fn plan(
         ),
     };
     if ingested.new_changes.is_empty() {
-        return Ok(Plan {
+        // Everything pushed is in the report already (merged from held work, say).
+        return Ok(Plan::Write {
             outcome,
             write: None,
         });
+    }
+    if !was_allowed
+        || !writer
+            .scope
+            .allows(&org_path, restricted, assigned_to.as_deref())
+    {
+        if !writer.hold_out_of_scope {
+            return Err(rejected(
+                "out_of_scope",
+                "this report is outside what you may edit".to_owned(),
+            ));
+        }
+        let placement = match &before {
+            Some(b) => Placement {
+                org_path: b.org_path.clone(),
+                restricted: b.restricted,
+                assigned_to: b.assigned_to.clone(),
+            },
+            None => Placement {
+                org_path,
+                restricted,
+                assigned_to,
+            },
+        };
+        let (code, reason) = (
+            "out_of_scope",
+            "you may no longer edit this report; the server keeps your changes for the people \
+             who own it now to merge or decline",
+        );
+        return Ok(Plan::Hold {
+            outcome: PushOutcome::Held {
+                code: code.to_owned(),
+                reason: reason.to_owned(),
+            },
+            held: HeldWrite {
+                doc: doc.id(),
+                kind: meta.kind.clone(),
+                grid_id: meta.grid.clone(),
+                placement,
+                projection: ingested.projection.to_string(),
+                changes: ingested.new_changes,
+                code: code.to_owned(),
+                reason: reason.to_owned(),
+            },
+        });
+    }
+    // No report may belong to nobody: a case is reassigned only to someone who can see it
+    // where it is.
+    if let Some(Assignee { user, scope }) = &assignee
+        && !scope
+            .as_ref()
+            .is_some_and(|s| s.allows(&org_path, restricted, Some(user)))
+    {
+        return Err(rejected(
+            "assignee_out_of_reach",
+            format!(
+                "{user} cannot see a case of grid {}: assign someone who works there",
+                meta.grid
+            ),
+        ));
     }
     let added: i64 = ingested
         .new_changes
@@ -442,7 +559,7 @@ fn plan(
         conflicts,
         left,
     };
-    Ok(Plan {
+    Ok(Plan::Write {
         outcome,
         write: Some(write),
     })

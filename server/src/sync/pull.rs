@@ -103,6 +103,7 @@ pub async fn pull_page<R: PullReads + ?Sized>(
             after: 0,
             more: true,
             digest: [0; 16],
+            rescoped: false,
         });
     }
     // A client that holds nothing, or whose changes may have been pruned, gets snapshots.
@@ -216,6 +217,7 @@ pub async fn pull_page<R: PullReads + ?Sized>(
         after: u64::try_from(position).unwrap_or(0),
         more: page.more,
         digest,
+        rescoped: false,
     })
 }
 

@@ -118,6 +118,10 @@ pub async fn add_users_with_devices(store: &dyn Store, users: &[(&str, Role, &st
                 last_seen_at: 1,
                 revoked_at: None,
                 cursor: 0,
+                pending_changes: None,
+                pending_at: None,
+                retiring_at: None,
+                scope_key: None,
             })
             .await
             .expect("device");

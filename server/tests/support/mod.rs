@@ -211,6 +211,7 @@ pub fn writer(user: &str, role: Role, unit: &str, device: &str) -> Writer {
         device_id: Some(device.into()),
         scope: Scope::for_role(user, role, path_of(unit)),
         now: 1_800_000_000,
+        hold_out_of_scope: false,
     }
 }
 

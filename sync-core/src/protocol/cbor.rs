@@ -124,3 +124,8 @@ pub(super) mod byte_strings {
         Ok(items.into_iter().map(Vec::from).collect())
     }
 }
+
+/// For `skip_if`: a flag that is only written when set, so frames without it stay as they were.
+pub fn is_false(flag: &bool) -> bool {
+    !*flag
+}

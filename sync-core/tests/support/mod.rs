@@ -174,6 +174,7 @@ impl MemoryServer {
             after: position,
             more,
             digest,
+            rescoped: false,
         })
     }
 

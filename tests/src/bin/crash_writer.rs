@@ -37,6 +37,7 @@ async fn main() -> Result<()> {
         device_id: Some("crash-phone".into()),
         scope: Scope::for_role(USER, Role::GridWorker, "/d/t1/v1/g1/"),
         now: START,
+        hold_out_of_scope: false,
     };
     // Every document this run created. Each one's state is what the store acknowledged: a
     // batch either comes back acknowledged in full or ends the process.
