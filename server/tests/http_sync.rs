@@ -25,7 +25,7 @@ use tower::ServiceExt;
 
 on_both_test_stores!(
     two_phones_and_an_office_converge_through_the_sync_endpoints,
-    a_pushed_report_outside_the_scope_is_refused_alone,
+    a_pushed_report_outside_the_scope_is_held_alone,
     bad_frames_are_refused_as_problems_and_nothing_is_stored,
     pulling_drug_cases_is_audited,
 );
@@ -221,7 +221,7 @@ async fn two_phones_and_an_office_converge_through_the_sync_endpoints(t: &TestSt
     );
 }
 
-async fn a_pushed_report_outside_the_scope_is_refused_alone(t: &TestStore) {
+async fn a_pushed_report_outside_the_scope_is_held_alone(t: &TestStore) {
     let api = api(t).await;
     let w1 = api.token("w1", "p1").await;
     let mut mine = dispute(1, G1, "w1");
@@ -234,7 +234,7 @@ async fn a_pushed_report_outside_the_scope_is_refused_alone(t: &TestStore) {
     assert!(is_acked(&result.docs[0].outcome));
     assert!(matches!(
         &result.docs[1].outcome,
-        PushOutcome::Rejected { code, .. } if code == "out_of_scope"
+        PushOutcome::Held { code, .. } if code == "out_of_scope"
     ));
     assert!(t.store.document(&mine.id()).await.expect("read").is_some());
     assert!(

@@ -419,11 +419,12 @@ async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
             assert_eq!(pulled, visible, "{user}'s pull");
             cells.check(&format!("{user} pushes"), push_status, StatusCode::OK);
             let result: PushResult = protocol::decode(&push_body).expect("frame");
-            let refused = matches!(
+            // Not applied, but kept as held work for the report's own people.
+            let held = matches!(
                 &result.docs[0].outcome,
-                PushOutcome::Rejected { code, .. } if code == "out_of_scope"
+                PushOutcome::Held { code, .. } if code == "out_of_scope"
             );
-            assert_eq!(!refused, VISIBLE[r][1], "{user} pushes to report 2");
+            assert_eq!(!held, VISIBLE[r][1], "{user} pushes to report 2");
         } else {
             cells.check(&format!("{user} pulls"), status, StatusCode::FORBIDDEN);
             cells.check(
@@ -554,6 +555,50 @@ async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
             devices.status,
             StatusCode::OK,
         );
+        cells.check(
+            &format!("{user} retires an unknown device"),
+            api.call(
+                "POST",
+                "/api/v1/devices/no-such-phone/retire",
+                &token,
+                json!({}),
+            )
+            .await
+            .status,
+            StatusCode::NOT_FOUND,
+        );
+
+        // Held work: everyone lists what is placed in their scope; reviewers decide.
+        let held = api.get("/api/v1/held", &token).await;
+        cells.check(&format!("{user} GET held"), held.status, StatusCode::OK);
+        let placed_in_g3 = held.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| i["report_id"] == json!(id(2).to_string()));
+        assert_eq!(
+            placed_in_g3, VISIBLE[r][1],
+            "{user} sees report 2's held work"
+        );
+        let decider = if *role == Role::GridWorker {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::NOT_FOUND
+        };
+        for action in ["merge", "decline"] {
+            cells.check(
+                &format!("{user} {action}s unknown held work"),
+                api.call(
+                    "POST",
+                    &format!("/api/v1/held/999999/{action}"),
+                    &token,
+                    json!({ "note": "n" }),
+                )
+                .await
+                .status,
+                decider,
+            );
+        }
     }
     eprintln!("permission matrix: {} cells checked", cells.0);
 }

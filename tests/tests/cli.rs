@@ -323,10 +323,17 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
         "{unknown}"
     );
 
+    let devices = ok(&["--db", db, "device", "list", "--user", "li"], &[]);
+    assert!(
+        devices
+            .lines()
+            .any(|l| l.contains("li-phone") && l.contains("revoked")),
+        "{devices}"
+    );
     let disabled = ok(&["--db", db, "user", "disable", "li"], &[]);
     assert!(
         disabled.contains("li-pc"),
-        "the remaining device is revoked: {disabled}"
+        "the remaining device retires: it delivers, then wipes: {disabled}"
     );
     let li = store
         .user_by_username("li")
@@ -334,17 +341,31 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
         .expect("read")
         .expect("li");
     assert!(li.disabled);
+    let pc = store.device("li-pc").await.expect("read").expect("pc");
     assert!(
-        store
-            .device("li-pc")
-            .await
-            .expect("read")
-            .expect("pc")
-            .revoked_at
-            .is_some()
+        pc.retiring_at.is_some() && pc.revoked_at.is_none(),
+        "{pc:?}"
+    );
+    let devices = ok(&["--db", db, "device", "list", "--user", "li"], &[]);
+    assert!(
+        devices
+            .lines()
+            .any(|l| l.contains("li-pc") && l.contains("retiring")),
+        "{devices}"
+    );
+    ok(&["--db", db, "device", "retire", "li-pc"], &[]);
+    let gone = fails(&["--db", db, "device", "retire", "li-phone"], &[]);
+    assert!(
+        one_line(&gone).contains("no live device li-phone"),
+        "{gone}"
     );
     let audit = store.audit_log(10).await.expect("audit");
-    for action in ["user_create", "device_revoke", "user_update"] {
+    for action in [
+        "user_create",
+        "device_revoke",
+        "user_update",
+        "device_retire",
+    ] {
         assert!(
             audit.iter().any(|e| e.action == action),
             "{action} is audited: {audit:?}"

@@ -359,12 +359,12 @@ async fn view(state: &AppState, caller: &Caller, item: HeldItem) -> Result<HeldV
         .document(&item.doc_id)
         .await?
         .map(|d| d.projection);
-    if !caller.role().has_clearance() {
-        if let Some(schema) = schema {
-            schema.redact(&mut held);
-            if let Some(current) = &mut current {
-                schema.redact(current);
-            }
+    if !caller.role().has_clearance()
+        && let Some(schema) = schema
+    {
+        schema.redact(&mut held);
+        if let Some(current) = &mut current {
+            schema.redact(current);
         }
     }
     Ok(HeldView {

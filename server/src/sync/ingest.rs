@@ -104,7 +104,7 @@ pub async fn ingest_batch<T: IngestTx + ?Sized>(
                 };
                 match plan(applied, org_path, assignee, writer, registry) {
                     Ok(Plan::Write { outcome, write }) => {
-                        writes.extend(write.map(|w| (i, w)));
+                        writes.extend(write.map(|w| (i, *w)));
                         outcome
                     }
                     Ok(Plan::Hold { outcome, held }) => {
@@ -343,7 +343,7 @@ enum Plan {
     /// Acknowledge, writing what was new (nothing when every change was known).
     Write {
         outcome: PushOutcome,
-        write: Option<DocWrite>,
+        write: Option<Box<DocWrite>>,
     },
     /// Keep the new changes as held work.
     Hold {
@@ -460,7 +460,7 @@ fn plan(
                 code: code.to_owned(),
                 reason: reason.to_owned(),
             },
-            held: HeldWrite {
+            held: Box::new(HeldWrite {
                 doc: doc.id(),
                 kind: meta.kind.clone(),
                 grid_id: meta.grid.clone(),
@@ -469,7 +469,7 @@ fn plan(
                 changes: ingested.new_changes,
                 code: code.to_owned(),
                 reason: reason.to_owned(),
-            },
+            }),
         });
     }
     // No report may belong to nobody: a case is reassigned only to someone who can see it
@@ -561,7 +561,7 @@ fn plan(
     };
     Ok(Plan::Write {
         outcome,
-        write: Some(write),
+        write: Some(Box::new(write)),
     })
 }
 

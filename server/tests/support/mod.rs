@@ -134,13 +134,14 @@ pub async fn execute_sql(url: &str, sql: &str) {
 }
 
 /// Row counts of the tables a write would touch, and the sequence counter: equal before and
-/// after a refused request when it stored nothing.
+/// after a refused request when it stored nothing. The last two are held work and its changes.
 pub async fn fingerprint(url: &str) -> Vec<i64> {
     const SQL: &str = "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM changes), \
          (SELECT COUNT(*) FROM conflicts), (SELECT COUNT(*) FROM users), \
          (SELECT COUNT(*) FROM devices), (SELECT COUNT(*) FROM org_units), \
-         (SELECT COUNT(*) FROM scope_exits), (SELECT value FROM counters WHERE name = 'seq')";
-    type Row = (i64, i64, i64, i64, i64, i64, i64, i64);
+         (SELECT COUNT(*) FROM scope_exits), (SELECT value FROM counters WHERE name = 'seq'), \
+         (SELECT COUNT(*) FROM held_work), (SELECT COUNT(*) FROM held_changes)";
+    type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
     let row: Row = if url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(url)
             .await
@@ -158,7 +159,9 @@ pub async fn fingerprint(url: &str) -> Vec<i64> {
             .await
             .expect("count")
     };
-    vec![row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7]
+    vec![
+        row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,
+    ]
 }
 
 pub const G1: &str = "g1";
