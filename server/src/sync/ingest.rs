@@ -348,7 +348,7 @@ enum Plan {
     /// Keep the new changes as held work.
     Hold {
         outcome: PushOutcome,
-        held: HeldWrite,
+        held: Box<HeldWrite>,
     },
 }
 
