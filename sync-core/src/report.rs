@@ -72,7 +72,8 @@ pub struct ReportDoc {
 const META: &str = "meta";
 const FIELDS: &str = "fields";
 const LOG: &str = "log";
-const ATTACHMENTS: &str = "attachments";
+/// The root map of attachments, and the projection's key for those shown.
+pub const ATTACHMENTS: &str = "attachments";
 /// Keys of a log entry that the document itself maintains; every other key is a log field.
 pub const LOG_ENTRY_KEYS: [&str; 5] = ["id", "created_by", "created_at", REMOVED_BY, REMOVED_AT];
 /// Who removed a log entry; an entry holding this key is removed.
