@@ -573,7 +573,7 @@ impl Client {
         };
         let meta = doc.meta()?;
         let schema = self.registry.get(&meta.kind, meta.schema_version);
-        Ok(doc
+        let mut conflicts: Vec<FieldConflict> = doc
             .conflicts()?
             .into_iter()
             .map(|c| {
@@ -599,18 +599,66 @@ impl Client {
                             time: v.time,
                         })
                         .collect(),
+                    code: "concurrent_values".to_owned(),
+                    message: None,
+                    removal: None,
                 }
             })
-            .collect())
+            .collect();
+        let log_defs = schema
+            .and_then(|s| s.log.as_ref())
+            .map(|l| l.fields.as_slice())
+            .unwrap_or_default();
+        // Only the flag the phone can resolve itself: a kind's rule flags are dismissed at the
+        // office, which the document does not record.
+        for flag in doc.edited_after_removal()? {
+            let removal = flag.removal.as_ref().map(|r| model::RemovedEntry {
+                removed_by: r.removed_by.clone(),
+                removed_at: r.removed_at.clone(),
+                edited_by: r.edited_by.clone(),
+                fields: model::entries(log_defs, &r.values, &LOG_ENTRY_KEYS),
+            });
+            conflicts.push(FieldConflict {
+                path: flag.path(),
+                field: String::new(),
+                entry_id: Some(flag.entry.clone()),
+                values: Vec::new(),
+                code: flag.code.clone(),
+                message: Some(model::label(&flag.message)),
+                removal,
+            });
+        }
+        Ok(conflicts)
     }
 
     /// Resolves the conflict at `path` with `value_json` (one of the values offered, or a new
-    /// one): a change by the logged-in user, synced like any edit.
+    /// one): a change by the logged-in user, synced like any edit. A log entry edited after its
+    /// removal (`log[ENTRY_ID]`) takes `"restore"` to bring it back, or `null` to confirm the
+    /// removal.
     pub fn resolve_conflict(&self, id: &str, path: &str, value_json: &str) -> Result<()> {
         let id = parse_id(id)?;
-        let path: FieldPath = path.parse()?;
         let value: Json = serde_json::from_str(value_json)
             .map_err(|e| ClientError::Invalid(format!("the value is not JSON: {e}")))?;
+        if let Some(entry) = gridsync_core::conflict::flagged_entry(path) {
+            let restore = match &value {
+                Json::Null => false,
+                Json::String(s) if s == "restore" => true,
+                _ => {
+                    return Err(ClientError::Invalid(format!(
+                        "{path} was edited after its removal: resolve it with \"restore\" or null"
+                    )));
+                }
+            };
+            return self.edit(&id, |doc, by| {
+                if restore {
+                    doc.restore_log(entry, by)
+                } else {
+                    doc.confirm_removal(entry, by)
+                }
+                .map_err(Into::into)
+            });
+        }
+        let path: FieldPath = path.parse()?;
         let schema = self.schema_of_doc(&id)?;
         match &path {
             FieldPath::Field(f) => check_value(schema.validate_field(f, &value))?,

@@ -57,6 +57,7 @@ impl From<gridsync_core::Error> for ClientError {
                 ClientError::NotFound(e.to_string())
             }
             gridsync_core::Error::ReservedKey(_)
+            | gridsync_core::Error::NotRemoved(_)
             | gridsync_core::Error::BadPath(_)
             | gridsync_core::Error::InvalidAttachment(_) => ClientError::Invalid(e.to_string()),
             other => ClientError::Storage(other.to_string()),

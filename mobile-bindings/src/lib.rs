@@ -149,13 +149,13 @@ impl FieldClient {
         self.inner.validate_value(&kind, &field, log, value)
     }
 
-    /// Fields of a report holding concurrent values.
+    /// Fields of a report holding concurrent values, and log entries edited after their removal.
     pub fn conflicts(&self, id: String) -> Result<Vec<FieldConflict>> {
         self.inner.conflicts(&id)
     }
 
-    /// Resolves a conflict with a value (JSON, e.g. one of the `value_json` offered); synced
-    /// like any edit.
+    /// Resolves a conflict with a value (JSON, e.g. one of the `value_json` offered; for an
+    /// entry edited after its removal `"restore"` or `null`); synced like any edit.
     pub fn resolve_conflict(&self, id: String, path: String, value_json: String) -> Result<()> {
         self.inner.resolve_conflict(&id, &path, &value_json)
     }

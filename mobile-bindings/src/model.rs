@@ -295,16 +295,38 @@ pub struct ConflictValue {
     pub time: i64,
 }
 
-/// A field holding more than one concurrent value. The first value is what the report shows
-/// until someone resolves it.
+/// A field holding more than one concurrent value (the first value is what the report shows
+/// until someone resolves it), or a log entry someone edited while someone else removed it.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct FieldConflict {
-    /// `fields.NAME` or `log[ENTRY_ID].NAME`; pass it to `resolve_conflict`.
+    /// `fields.NAME` or `log[ENTRY_ID].NAME`, or `log[ENTRY_ID]` for a removed entry; pass it to
+    /// `resolve_conflict`.
     pub path: String,
+    /// The field; empty for a removed entry.
     pub field: String,
     /// The log entry, for a conflict inside one.
     pub entry_id: Option<String>,
+    /// The concurrent values; none for a removed entry.
     pub values: Vec<ConflictValue>,
+    /// `concurrent_values`, or `edited_after_removal`: `resolve_conflict` with `"restore"`
+    /// brings the entry back with the edits, with `null` confirms its removal.
+    pub code: String,
+    /// What happened, for `edited_after_removal`.
+    pub message: Option<Label>,
+    pub removal: Option<RemovedEntry>,
+}
+
+/// A log entry removed while someone edited it: hidden from the report's log until someone
+/// restores it or confirms the removal.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct RemovedEntry {
+    pub removed_by: String,
+    /// RFC 3339, as the removing device recorded it.
+    pub removed_at: String,
+    /// Who edited it without seeing the removal.
+    pub edited_by: Vec<String>,
+    /// Its fields as they now stand, those edits included.
+    pub fields: Vec<FieldEntry>,
 }
 
 /// A report the server refused for good.

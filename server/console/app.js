@@ -902,6 +902,7 @@
   function conflictCard(conflict, schema) {
     const def = defOf(schema, conflict.path);
     const name = label(def?.label) || conflict.path;
+    if (conflict.code === 'edited_after_removal') return removalCard(conflict, schema);
     if (conflict.code !== 'concurrent_values') {
       // A rule flag: its message, and a note to close it with.
       const note = h('input', { type: 'text', name: 'note', placeholder: t('conflict_note') });
@@ -935,6 +936,41 @@
           ),
         ),
       ),
+    );
+  }
+
+  // A log entry removed while someone edited it: what it holds now, and whether to bring it
+  // back with the edit or confirm the removal.
+  function removalCard(conflict, schema) {
+    const detail = conflict.detail ?? {};
+    const defs = schema?.log?.fields ?? [];
+    const note = h('input', { type: 'text', name: 'note', placeholder: t('conflict_note') });
+    const removedAt = Date.parse(detail.removed_at ?? '');
+    return h(
+      'div',
+      { class: 'conflict flag', 'data-conflict': conflict.id },
+      h('h3', {}, label(schema?.log?.label) || t('report_log')),
+      h('p', {}, label(detail.message)),
+      h(
+        'p',
+        { class: 'muted' },
+        t('removal_by', {
+          who: person(detail.removed_by),
+          when: Number.isNaN(removedAt) ? t('none') : fmtTime(removedAt / 1000),
+          editors: (detail.edited_by ?? []).map(person).join('、'),
+        }),
+      ),
+      h(
+        'dl',
+        { class: 'fields' },
+        Object.entries(detail.values ?? {}).map(([id, value]) => {
+          const def = defs.find((f) => f.id === id) ?? null;
+          return [h('dt', {}, label(def?.label) || id), h('dd', {}, fieldText(def, value))];
+        }),
+      ),
+      note,
+      h('button', { type: 'button', onclick: () => resolve(conflict, 'restore', note.value || null) }, t('removal_restore')),
+      h('button', { type: 'button', onclick: () => resolve(conflict, null, note.value || null) }, t('removal_confirm')),
     );
   }
 
@@ -1067,7 +1103,8 @@
     const rows = list.items.map((c) => {
       const schema = schemaOf(c.kind);
       const def = defOf(schema, c.path);
-      const values = Array.isArray(c.detail) ? c.detail.map((v) => fieldText(def, v.value)).join(' ↔ ') : '';
+      // Concurrent values side by side; a flag's message otherwise.
+      const values = Array.isArray(c.detail) ? c.detail.map((v) => fieldText(def, v.value)).join(' ↔ ') : label(c.detail?.message ?? c.detail);
       return h(
         'tr',
         {},

@@ -10,6 +10,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use gridsync_core::DocId;
+use gridsync_core::report::Editor;
 use gridsync_server::config::{Config, MAX_ATTACHMENT_BYTES};
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
@@ -33,6 +34,7 @@ on_both_test_stores!(
     bytes_the_report_does_not_name_or_names_otherwise_are_refused_and_nothing_is_stored,
     the_report_lists_its_attachments_and_a_photo_gets_a_thumbnail_when_uploaded,
     a_thumbnail_is_read_under_the_rules_of_the_download,
+    a_removed_entrys_attachments_are_unlisted_but_uploaded_and_kept_for_a_restore,
 );
 
 /// Users: w1 (g1), w3 (g3), c1 (cadre of v1), ts (township staff of t1), o1 (drug-control
@@ -618,7 +620,7 @@ async fn downloading_a_drug_case_attachment_is_audited(t: &TestStore) {
     let mut visit = serde_json::Map::new();
     visit.insert("date".into(), json!("2026-11-03"));
     let entry = case
-        .append_log(&visit, &gridsync_core::report::Editor::new("w1", 1_002))
+        .append_log(&visit, &Editor::new("w1", 1_002))
         .expect("visit");
     attach_named(
         &mut case,
@@ -803,4 +805,78 @@ async fn a_thumbnail_is_read_under_the_rules_of_the_download(t: &TestStore) {
     api.send("ts", thumb(doc, &hash), Vec::new())
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+}
+
+async fn a_removed_entrys_attachments_are_unlisted_but_uploaded_and_kept_for_a_restore(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let mut case = drug_case(9, G1, "w1", "w1");
+    let w1 = Editor::new("w1", 1_002);
+    let mut visit = serde_json::Map::new();
+    visit.insert("date".into(), json!("2026-11-03"));
+    let removed = case.append_log(&visit, &w1).expect("visit");
+    let kept = case.append_log(&visit, &w1).expect("visit");
+    let (uploaded, late, detached) = (noise(3000, 21), noise(3000, 22), noise(3000, 23));
+    for (blob, entry) in [(&uploaded, &removed), (&late, &removed), (&detached, &kept)] {
+        let hash = sha256_hex(blob);
+        attach_named(
+            &mut case,
+            "w1",
+            "visit_record",
+            Some(entry),
+            "image/jpeg",
+            &hash,
+            3000,
+        );
+    }
+    let doc = api.push("w1", &mut case).await;
+    api.upload("w1", doc, &uploaded).await;
+    api.upload("w1", doc, &detached).await;
+    case.remove_log(&removed, &w1).expect("remove");
+    case.detach(&sha256_hex(&detached), &w1).expect("detach");
+    api.push("w1", &mut case).await;
+
+    // Hidden with their entry, yet still the report's: the bytes not sent yet are taken.
+    assert_eq!(api.report_json("o1", doc).await["attachments"], json!([]));
+    assert_eq!(
+        api.upload("w1", doc, &late).await.status,
+        StatusCode::CREATED
+    );
+    api.put(
+        "w1",
+        doc,
+        &sha256_hex(&detached),
+        "image/jpeg",
+        &detached,
+        0,
+        3000,
+    )
+    .await
+    .assert_problem(StatusCode::CONFLICT, "not_attached");
+    let collected = api.store.collect_orphans(i64::MAX).await.expect("collect");
+    assert_eq!((collected.links, collected.blobs), (1, 1));
+    assert_eq!(api.usage().await.blobs, 2);
+
+    case.restore_log(&removed, &Editor::new("o1", 1_003))
+        .expect("restore");
+    let mut office = case.clone();
+    api.push("o1", &mut office).await;
+    let listed = api.report_json("o1", doc).await["attachments"].clone();
+    let listed: Vec<(String, bool)> = listed
+        .as_array()
+        .expect("attachments")
+        .iter()
+        .map(|a| {
+            let sha = a["sha256"].as_str().expect("sha").to_owned();
+            (sha, a["uploaded"] == json!(true))
+        })
+        .collect();
+    let mut expected = [sha256_hex(&uploaded), sha256_hex(&late)];
+    expected.sort();
+    assert_eq!(listed, expected.map(|sha| (sha, true)));
+    assert_eq!(
+        api.get("o1", doc, &sha256_hex(&late), None).await.bytes,
+        late
+    );
 }

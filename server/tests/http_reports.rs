@@ -34,6 +34,7 @@ on_both_test_stores!(
     office_edits_show_in_history_with_their_author_and_reach_a_phone,
     concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_cannot,
     a_rule_flag_is_resolved_with_null_and_a_note,
+    an_entry_edited_while_removed_is_flagged_then_restored_or_its_removal_confirmed,
     review_states_are_set_validated_and_audited,
     malformed_or_invalid_bodies_are_problem_details_and_store_nothing,
     a_nul_in_a_new_reports_grid_id_is_a_validation_problem_not_a_server_error,
@@ -889,6 +890,175 @@ async fn a_rule_flag_is_resolved_with_null_and_a_note(t: &TestStore) {
     assert_eq!(
         audit[0].detail["code"],
         json!("mediation_step_after_resolved")
+    );
+}
+
+/// Removes `entry` on `remover`'s copy and edits it on `editor`'s, each pushing in turn, so
+/// that neither saw the other's change.
+async fn remove_while_editing(
+    api: &Api,
+    doc: &ReportDoc,
+    entry: &str,
+    (remover, editor): (&str, &str),
+    values: Value,
+) {
+    let mut removing = doc.clone();
+    let mut editing = doc.clone();
+    removing
+        .remove_log(entry, &Editor::new(remover, 2_000))
+        .expect("remove");
+    editing
+        .edit_log(entry, &object(values), &Editor::new(editor, 2_001))
+        .expect("edit");
+    api.push(remover, &mut removing).await;
+    api.push(editor, &mut editing).await;
+}
+
+async fn an_entry_edited_while_removed_is_flagged_then_restored_or_its_removal_confirmed(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let mut doc = dispute(50, G1, "w1");
+    let entry = doc
+        .append_log(
+            &object(json!({"date": "2026-11-04", "mediator": "w1", "method": "面谈"})),
+            &Editor::new("w1", 1_500),
+        )
+        .expect("append");
+    api.push("w1", &mut doc).await;
+    let report_path = format!("/api/v1/reports/{}", id(50));
+    remove_while_editing(
+        &api,
+        &doc,
+        &entry,
+        ("w1", "c1"),
+        json!({"outcome": "双方和解"}),
+    )
+    .await;
+
+    // The removal holds, the edit is kept out of sight, and the office is told.
+    let report = api.get("c1", &report_path).await.ok();
+    assert_eq!(report["log"], json!([]));
+    assert_eq!(report["has_conflicts"], json!(true));
+    let list = api.get("c1", "/api/v1/conflicts").await.ok();
+    assert_eq!(list["total"], json!(1));
+    let flag = &list["items"][0];
+    assert_eq!(flag["code"], json!("edited_after_removal"));
+    assert_eq!(flag["path"], json!(format!("log[{entry}]")));
+    assert_eq!(flag["detail"]["removed_by"], json!("w1"));
+    assert_eq!(flag["detail"]["edited_by"], json!(["c1"]));
+    assert_eq!(flag["detail"]["values"]["outcome"], json!("双方和解"));
+    assert_eq!(flag["detail"]["values"]["method"], json!("面谈"));
+    assert!(
+        flag["detail"]["message"]["zh"].is_string() && flag["detail"]["message"]["en"].is_string()
+    );
+    assert_eq!(report["conflicts"][0]["id"], flag["id"]);
+    let resolve = format!("/api/v1/conflicts/{}/resolve", flag["id"]);
+    api.post("c1", &resolve, json!({"value": "keep"}))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    api.post("w1", &resolve, json!({"value": "restore"}))
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    api.post("c2", &resolve, json!({"value": "restore"}))
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+
+    // Restored: the entry is back with the edit, as a change by the cadre.
+    let done = api
+        .post(
+            "c1",
+            &resolve,
+            json!({"value": "restore", "note": "调解结果有效"}),
+        )
+        .await
+        .ok();
+    assert_eq!(done["resolved_by"], json!("c1"));
+    api.post("c1", &resolve, json!({"value": "restore"}))
+        .await
+        .assert_problem(StatusCode::CONFLICT, "conflict");
+    let report = api.get("c1", &report_path).await.ok();
+    assert_eq!(report["has_conflicts"], json!(false));
+    assert_eq!(report["log"][0]["outcome"], json!("双方和解"));
+    let audit = api.store.audit_log(1).await.expect("audit");
+    assert_eq!(audit[0].action, "resolve_conflict");
+    assert_eq!(audit[0].detail["code"], json!("edited_after_removal"));
+    assert_eq!(audit[0].detail["choice"], json!("restore"));
+    assert_eq!(audit[0].detail["note"], json!("调解结果有效"));
+    let history = api.get("c1", &format!("{report_path}/history")).await.ok();
+    let last = history["changes"]
+        .as_array()
+        .expect("changes")
+        .last()
+        .expect("change")
+        .clone();
+    assert_eq!(last["author"], json!("c1"));
+    assert_eq!(last["log"][0]["action"], json!("restored"));
+    // The grid worker's phone gets the entry back.
+    let mut replica = Replica::new();
+    pull_all(
+        api.store.as_ref(),
+        &scope_of("w1"),
+        Some("dev-w1"),
+        &mut replica,
+        1 << 20,
+    )
+    .await;
+    let pulled = replica
+        .get(&DocId::from_u128(50))
+        .expect("pulled")
+        .doc
+        .to_json()
+        .expect("json");
+    assert_eq!(pulled["log"][0]["outcome"], json!("双方和解"));
+
+    // Removed again while edited again: a new flag, though the first was resolved; the
+    // removal is confirmed this time, and stays so through later edits of the report.
+    let doc = api
+        .store
+        .load_doc(&DocId::from_u128(50))
+        .await
+        .expect("load")
+        .expect("stored");
+    remove_while_editing(
+        &api,
+        &doc,
+        &entry,
+        ("c1", "w1"),
+        json!({"outcome": "未和解"}),
+    )
+    .await;
+    let list = api.get("admin", "/api/v1/conflicts").await.ok();
+    assert_eq!(list["total"], json!(1));
+    let flag = &list["items"][0];
+    assert_eq!(flag["detail"]["removed_by"], json!("c1"));
+    assert_eq!(flag["detail"]["edited_by"], json!(["w1"]));
+    let resolve = format!("/api/v1/conflicts/{}/resolve", flag["id"]);
+    let done = api
+        .post(
+            "admin",
+            &resolve,
+            json!({"value": null, "note": "记录重复"}),
+        )
+        .await
+        .ok();
+    assert_eq!(done["resolved_by"], json!("admin"));
+    let audit = api.store.audit_log(1).await.expect("audit");
+    assert_eq!(audit[0].detail["choice"], json!("remove"));
+    let mut doc = api
+        .store
+        .load_doc(&DocId::from_u128(50))
+        .await
+        .expect("load")
+        .expect("stored");
+    set(&mut doc, "w1", json!({"place": "村委会"}));
+    api.push("w1", &mut doc).await;
+    let report = api.get("c1", &report_path).await.ok();
+    assert_eq!(report["log"], json!([]));
+    assert_eq!(report["has_conflicts"], json!(false));
+    assert_eq!(
+        api.get("c1", "/api/v1/conflicts").await.ok()["total"],
+        json!(0)
     );
 }
 

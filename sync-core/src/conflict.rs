@@ -1,14 +1,19 @@
 //! Conflicts a CRDT cannot decide for people: concurrent values of one field with their
-//! attribution, the change that resolves them, and semantic flags from a kind's rules.
+//! attribution, the change that resolves them, semantic flags from a kind's rules, and the
+//! flag on a log entry edited concurrently with its removal.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::str::FromStr;
 
+use automerge::legacy;
 use automerge::{ChangeHash, ObjId, ReadDoc, Value};
 use serde_json::{Map, Value as Json};
 
-use crate::report::{Editor, ReportDoc, am, value_to_json};
+use crate::report::{
+    Editor, LOG_ENTRY_KEYS, REMOVED_AT, REMOVED_BY, ReportDoc, am, obj_to_json, read_json,
+    value_to_json,
+};
 use crate::schema::{ConcurrencyRule, Label};
 use crate::{Error, Result};
 
@@ -77,13 +82,46 @@ pub struct Conflict {
     pub values: Vec<ConflictValue>,
 }
 
-/// A semantic conflict found by a kind's rule: a log entry added concurrently with the change
-/// that closed the report.
+/// The code of the flag on a removed log entry that a change concurrent with its removal
+/// wrote into. Every kind has it; no schema rule may take the code.
+pub const EDITED_AFTER_REMOVAL: &str = "edited_after_removal";
+
+/// A semantic conflict about one log entry: found by a kind's rule (an entry added concurrently
+/// with the change that closed the report), or [`EDITED_AFTER_REMOVAL`].
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Flag {
     pub code: String,
     pub entry: String,
     pub message: Label,
+    /// For [`EDITED_AFTER_REMOVAL`]: the removal and what the entry now holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removal: Option<Removal>,
+}
+
+impl Flag {
+    /// `log[ENTRY]`, where a flag is listed among conflicts.
+    pub fn path(&self) -> String {
+        format!("log[{}]", self.entry)
+    }
+}
+
+/// The entry of a flag's path `log[ENTRY]`, `None` for any other path.
+pub fn flagged_entry(path: &str) -> Option<&str> {
+    path.strip_prefix("log[")?
+        .strip_suffix(']')
+        .filter(|entry| !entry.is_empty() && !entry.contains(']'))
+}
+
+/// Who removed a log entry flagged [`EDITED_AFTER_REMOVAL`], and what it holds now.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Removal {
+    pub removed_by: String,
+    /// RFC 3339, as the removing device recorded it.
+    pub removed_at: String,
+    /// The entry's fields as they stand, the edits made concurrently with the removal included.
+    pub values: Map<String, Json>,
+    /// The users whose edits were concurrent with the removal.
+    pub edited_by: Vec<String>,
 }
 
 impl ReportDoc {
@@ -164,12 +202,126 @@ impl ReportDoc {
                             code: rule.code.clone(),
                             entry: entry_id.clone(),
                             message: rule.message.clone(),
+                            removal: None,
                         });
                     }
                 }
             }
         }
+        flags.extend(self.edited_after_removal()?);
         Ok(flags)
+    }
+
+    /// Flags every removed log entry that a change concurrent with its removal (neither saw
+    /// the other) wrote a field of. An edit made before the removal was seen by whoever removed
+    /// the entry, and raises nothing.
+    pub fn edited_after_removal(&mut self) -> Result<Vec<Flag>> {
+        let mut flags = Vec::new();
+        for map in self.log_maps()?.into_iter().filter(|m| m.removed) {
+            let removals: Vec<ChangeHash> = self
+                .doc()
+                .get_all(&map.obj, REMOVED_BY)
+                .map_err(am)?
+                .into_iter()
+                .filter_map(|(_, op)| self.doc().hash_for_opid(&op))
+                .collect();
+            let mut edited_by = BTreeSet::new();
+            for removal in removals {
+                for change in self.concurrent_with(removal) {
+                    if self.writes_into(&change, &map.obj)? {
+                        edited_by.insert(self.author_of_change(&change).unwrap_or_default());
+                    }
+                }
+            }
+            if edited_by.is_empty() {
+                continue;
+            }
+            let text = |key| match read_json(self.doc(), &map.obj, key) {
+                Ok(Some(Json::String(s))) => s,
+                _ => String::new(),
+            };
+            let Json::Object(mut values) = obj_to_json(self.doc(), &map.obj)? else {
+                continue;
+            };
+            values.retain(|key, _| !LOG_ENTRY_KEYS.contains(&key.as_str()));
+            flags.push(Flag {
+                code: EDITED_AFTER_REMOVAL.to_owned(),
+                entry: map.id,
+                message: Label {
+                    zh: "这条记录被删除时，有人同时修改了它：请恢复记录，或确认删除".to_owned(),
+                    en: "This entry was removed while someone edited it: restore it, or \
+                         confirm the removal"
+                        .to_owned(),
+                },
+                removal: Some(Removal {
+                    removed_by: text(REMOVED_BY),
+                    removed_at: text(REMOVED_AT),
+                    values,
+                    edited_by: edited_by.into_iter().collect(),
+                }),
+            });
+        }
+        Ok(flags)
+    }
+
+    /// Changes concurrent with `hash`: neither among its ancestors nor among its descendants.
+    fn concurrent_with(&mut self, hash: ChangeHash) -> Vec<ChangeHash> {
+        let later: Vec<(ChangeHash, Vec<ChangeHash>)> = self
+            .doc_mut()
+            .get_changes_meta(&[hash])
+            .into_iter()
+            .map(|meta| (meta.hash, meta.deps))
+            .collect();
+        let mut descendants = HashSet::from([hash]);
+        // Repeated until nothing is added, so the order automerge lists changes in is no matter.
+        loop {
+            let known = descendants.len();
+            for (change, deps) in &later {
+                if deps.iter().any(|d| descendants.contains(d)) {
+                    descendants.insert(*change);
+                }
+            }
+            if descendants.len() == known {
+                break;
+            }
+        }
+        later
+            .into_iter()
+            .map(|(change, _)| change)
+            .filter(|change| !descendants.contains(change))
+            .collect()
+    }
+
+    /// Whether `change` wrote or cleared a field of the log entry `entry`; marking it removed
+    /// does not count.
+    fn writes_into(&mut self, change: &ChangeHash, entry: &ObjId) -> Result<bool> {
+        let ObjId::Id(counter, actor, _) = entry else {
+            return Ok(false);
+        };
+        let Some(change) = self.doc_mut().get_change_by_hash(change) else {
+            return Ok(false);
+        };
+        // automerge's `decode` unwraps actor indexes, which a corrupt document loaded from disk
+        // may lack: a panic there is an error, not a crash.
+        let ops = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            change.decode().operations
+        }))
+        .map_err(|_| Error::Automerge(format!("change {} does not decode", change.hash())))?;
+        Ok(ops.iter().any(|op| {
+            matches!(&op.obj, legacy::ObjectId::Id(id) if id.counter() == *counter && id.actor() == actor)
+                && matches!(&op.key, legacy::Key::Map(key) if ![REMOVED_BY, REMOVED_AT].contains(&key.as_str()))
+        }))
+    }
+
+    /// The user who made `change`: automerge records the author in an actor's first change only.
+    fn author_of_change(&mut self, change: &ChangeHash) -> Option<String> {
+        let meta = self.doc_mut().get_change_meta_by_hash(change)?;
+        let recorded = meta
+            .author
+            .as_ref()
+            .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned());
+        let actor = meta.actor.into_owned();
+        recorded.or_else(|| self.author_of(&actor))
     }
 
     /// Changes that are neither `hash` nor among its ancestors.

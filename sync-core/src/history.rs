@@ -8,7 +8,7 @@ use automerge::patches::{Patch, PatchAction};
 use automerge::{ChangeHash, ObjId, Prop, ReadDoc, Value};
 
 use crate::Result;
-use crate::report::ReportDoc;
+use crate::report::{LOG_ENTRY_KEYS, REMOVED_BY, ReportDoc};
 
 /// What one change did to a log entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -17,6 +17,8 @@ pub enum LogAction {
     Added,
     Edited,
     Removed,
+    /// A removed entry brought back.
+    Restored,
 }
 
 /// One log entry a change touched, and which of its fields.
@@ -62,7 +64,7 @@ impl Touches {
             .log
             .entry(id)
             .or_insert_with(|| (action, BTreeSet::new()));
-        // Added and removed say more than edited; keep them.
+        // Added, removed and restored say more than edited; keep them.
         if slot.0 == LogAction::Edited {
             slot.0 = action;
         }
@@ -199,8 +201,18 @@ impl ReportDoc {
                     Some((_, Prop::Seq(_))) => None,
                     None => action_key(&patch.action),
                 };
-                let field = field.filter(|f| !crate::report::LOG_ENTRY_KEYS.contains(&f.as_str()));
-                t.entry(id, LogAction::Edited, field);
+                // Removal marks the entry; it edits none of its fields.
+                let action = match (&patch.action, patch.path.get(2)) {
+                    (PatchAction::PutMap { key, .. }, None) if key == REMOVED_BY => {
+                        LogAction::Removed
+                    }
+                    (PatchAction::DeleteMap { key }, None) if key == REMOVED_BY => {
+                        LogAction::Restored
+                    }
+                    _ => LogAction::Edited,
+                };
+                let field = field.filter(|f| !LOG_ENTRY_KEYS.contains(&f.as_str()));
+                t.entry(id, action, field);
             }
             Some((_, Prop::Map(_))) => {}
         }

@@ -26,6 +26,8 @@ pub enum Error {
     NotAReport(&'static str),
     #[error("no log entry with id {0}")]
     NoSuchLogEntry(String),
+    #[error("log entry {0} is not removed")]
+    NotRemoved(String),
     #[error("`{0}` is maintained by the document and cannot be written")]
     ReservedKey(String),
     #[error("invalid attachment: {0}")]

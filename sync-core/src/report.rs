@@ -6,12 +6,19 @@
 //!   whole on every write, so each field behaves as one register: concurrent writes of different
 //!   fields merge, concurrent writes of the same field become a conflict (see `conflict`).
 //! - `log`: a list of maps (mediation steps, visits), each with its own `id`, so concurrent appends
-//!   both survive and each entry's fields merge like top-level fields.
+//!   both survive and each entry's fields merge like top-level fields. Removing an entry marks it
+//!   with `removed_by` and `removed_at` instead of deleting it from the list: an edit made
+//!   elsewhere at the same time would vanish with a deleted map, but stays in a marked one, where
+//!   `conflict` flags it and the office can restore the entry. Every reader (the projection,
+//!   conflicts, attachments) skips removed entries. Entries that older versions deleted stay
+//!   deleted.
 //! - `attachments`: a map keyed by sha256, each value the metadata of one attachment (which field
 //!   or log entry it belongs to, media type, size, name, when, where, by whom). Keyed by content,
 //!   not by list position, so two phones attaching photos offline both keep theirs. Documents
 //!   created before attachments existed get the map on their first attachment; if two phones
 //!   create it concurrently, reads take the union of both maps, so neither loses its photos.
+//!   The attachments of a removed log entry stay in the map (a restore brings them back, and the
+//!   server keeps their bytes) but are hidden with their entry.
 //!
 //! The document knows nothing of schemas: validation runs on the JSON projection.
 
@@ -65,9 +72,32 @@ pub struct ReportDoc {
 const META: &str = "meta";
 const FIELDS: &str = "fields";
 const LOG: &str = "log";
-const ATTACHMENTS: &str = "attachments";
+/// The root map of attachments, and the projection's key for those shown.
+pub const ATTACHMENTS: &str = "attachments";
 /// Keys of a log entry that the document itself maintains; every other key is a log field.
-pub const LOG_ENTRY_KEYS: [&str; 3] = ["id", "created_by", "created_at"];
+pub const LOG_ENTRY_KEYS: [&str; 5] = ["id", "created_by", "created_at", REMOVED_BY, REMOVED_AT];
+/// Who removed a log entry; an entry holding this key is removed.
+pub(crate) const REMOVED_BY: &str = "removed_by";
+/// When a log entry was removed (RFC 3339).
+pub(crate) const REMOVED_AT: &str = "removed_at";
+/// The projection's key for the attachments of removed log entries: sha256, media type and
+/// size only, which is what the server needs to accept their upload and keep their bytes, and
+/// nothing a reader could learn the hidden entry from.
+pub const HIDDEN_ATTACHMENTS: &str = "hidden_attachments";
+
+/// One map of the `log` list: a log entry, or one that was removed.
+pub(crate) struct LogMap {
+    pub id: String,
+    pub obj: ObjId,
+    pub removed: bool,
+}
+
+/// A document's attachments as JSON objects with their `sha256`: those shown, and those hidden
+/// with the removed log entry they belong to.
+struct AttachmentsJson {
+    shown: Vec<Json>,
+    hidden: Vec<Json>,
+}
 
 impl ReportDoc {
     /// Creates a report with its meta and empty fields and log, in one change by `by`.
@@ -209,7 +239,7 @@ impl ReportDoc {
         by: &Editor,
     ) -> Result<()> {
         check_log_keys(values)?;
-        let (_, entry) = self.find_log_entry(entry_id)?;
+        let entry = self.find_log_entry(entry_id)?;
         self.edit(by, |doc| {
             for (name, value) in values {
                 write_json(doc, &entry, name, value)?;
@@ -218,21 +248,48 @@ impl ReportDoc {
         })
     }
 
-    /// Removes a log entry and its attachments. Its history stays in the document.
+    /// Removes a log entry, and with it its attachments, from every reader. The entry stays in
+    /// the document marked as removed, so that an edit of it made elsewhere meanwhile survives
+    /// the merge and is flagged (see `conflict`).
     pub fn remove_log(&mut self, entry_id: &str, by: &Editor) -> Result<()> {
-        let (index, _) = self.find_log_entry(entry_id)?;
-        let log = self.log_obj()?;
-        let owned: Vec<(ObjId, String)> = self
-            .attachment_keys()?
-            .into_iter()
-            .filter(|(_, _, entry)| entry.as_deref() == Some(entry_id))
-            .map(|(map, sha, _)| (map, sha))
-            .collect();
+        let entry = self.find_log_entry(entry_id)?;
+        let at = rfc3339(by.at);
+        self.edit(by, |doc| mark_removed(doc, &entry, &by.user, &at))
+    }
+
+    /// Brings a removed log entry back as it now stands, edits made after its removal and
+    /// attachments included.
+    pub fn restore_log(&mut self, entry_id: &str, by: &Editor) -> Result<()> {
+        let entry = self.find_removed_entry(entry_id)?;
         self.edit(by, |doc| {
-            for (map, sha) in &owned {
-                doc.delete(map, sha.as_str())?;
+            for key in [REMOVED_BY, REMOVED_AT] {
+                if doc.get(&entry, key)?.is_some() {
+                    doc.delete(&entry, key)?;
+                }
             }
-            doc.delete(&log, index)
+            Ok(())
+        })
+    }
+
+    /// Confirms the removal of a log entry that was edited after it: the removal is written
+    /// again, by `by` and after every edit this document holds, so the entry stays removed (by
+    /// whoever removed it, when they did) and no longer counts as edited after its removal.
+    pub fn confirm_removal(&mut self, entry_id: &str, by: &Editor) -> Result<()> {
+        let entry = self.find_removed_entry(entry_id)?;
+        let text = |key| match read_json(&self.doc, &entry, key) {
+            Ok(Some(Json::String(s))) => s,
+            _ => String::new(),
+        };
+        let (removed_by, removed_at) = (text(REMOVED_BY), text(REMOVED_AT));
+        self.edit(by, |doc| {
+            // automerge writes nothing for a value a key already holds, so the old values go
+            // first: the new writes are what make the edits ancestors of the removal.
+            for key in [REMOVED_BY, REMOVED_AT] {
+                if doc.get(&entry, key)?.is_some() {
+                    doc.delete(&entry, key)?;
+                }
+            }
+            mark_removed(doc, &entry, &removed_by, &removed_at)
         })
     }
 
@@ -275,12 +332,12 @@ impl ReportDoc {
     /// Removes an attachment from the report. The bytes stay on the server until no report
     /// names them.
     pub fn detach(&mut self, sha256: &str, by: &Editor) -> Result<()> {
-        let holding: Vec<ObjId> = self
-            .attachment_keys()?
-            .into_iter()
-            .filter(|(_, sha, _)| sha == sha256)
-            .map(|(map, _, _)| map)
-            .collect();
+        let mut holding: Vec<ObjId> = Vec::new();
+        for map in self.attachment_maps()? {
+            if self.doc.get(&map, sha256).map_err(am)?.is_some() {
+                holding.push(map);
+            }
+        }
         if holding.is_empty() {
             return Err(Error::NoSuchAttachment(sha256.to_owned()));
         }
@@ -292,15 +349,33 @@ impl ReportDoc {
         })
     }
 
-    /// Every attachment the document records, ordered by sha256. Entries that do not parse (a
-    /// buggy or hostile client) are left out here; the projection shows them, so validation
-    /// reports them.
+    /// The attachments the report shows, ordered by sha256: every one the document records
+    /// except those of removed log entries. Entries that do not parse (a buggy or hostile
+    /// client) are left out here; the projection shows them, so validation reports them.
     pub fn attachments(&self) -> Result<Vec<Attachment>> {
-        Ok(self
-            .attachments_json()?
+        Ok(parsed(self.split_attachments()?.shown))
+    }
+
+    /// Every attachment the document records, those of removed log entries included: the
+    /// bytes a phone must still upload, since restoring the entry brings them back.
+    pub fn all_attachments(&self) -> Result<Vec<Attachment>> {
+        Ok(parsed(self.attachments_json()?))
+    }
+
+    /// The attachments, shown and hidden with a removed log entry.
+    fn split_attachments(&self) -> Result<AttachmentsJson> {
+        let removed: HashSet<String> = self
+            .log_maps()?
             .into_iter()
-            .filter_map(|json| serde_json::from_value(json).ok())
-            .collect())
+            .filter(|m| m.removed)
+            .map(|m| m.id)
+            .collect();
+        let (hidden, shown) = self.attachments_json()?.into_iter().partition(|a| {
+            a.get("entry")
+                .and_then(Json::as_str)
+                .is_some_and(|entry| removed.contains(entry))
+        });
+        Ok(AttachmentsJson { shown, hidden })
     }
 
     /// The attachments as JSON objects with their `sha256`, ordered by it, each once.
@@ -326,26 +401,6 @@ impl ReportDoc {
         Ok(out.into_values().collect())
     }
 
-    /// (map, sha256, log entry) of every attachment, in every concurrent `attachments` map.
-    fn attachment_keys(&self) -> Result<Vec<(ObjId, String, Option<String>)>> {
-        let mut out = Vec::new();
-        for map in self.attachment_maps()? {
-            for sha in self.doc.keys(&map) {
-                let entry = match self.doc.get(&map, sha.as_str()).map_err(am)? {
-                    Some((Value::Object(ObjType::Map), one)) => {
-                        match read_json(&self.doc, &one, "entry")? {
-                            Some(Json::String(entry)) => Some(entry),
-                            _ => None,
-                        }
-                    }
-                    _ => None,
-                };
-                out.push((map.clone(), sha, entry));
-            }
-        }
-        Ok(out)
-    }
-
     /// Every `attachments` map: one, or several when phones created it concurrently.
     fn attachment_maps(&self) -> Result<Vec<ObjId>> {
         Ok(self
@@ -363,32 +418,51 @@ impl ReportDoc {
         self.map_at_root(ATTACHMENTS)
     }
 
-    /// The ids of the log entries in order, paired with their object ids.
+    /// The ids of the log entries in order, paired with their object ids; removed ones left out.
     pub(crate) fn log_entries(&self) -> Result<Vec<(String, ObjId)>> {
-        let log = self.log_obj()?;
-        let mut entries = Vec::new();
-        for index in 0..self.doc.length(&log) {
-            if let Some((Value::Object(ObjType::Map), entry)) =
-                self.doc.get(&log, index).map_err(am)?
-                && let Some(Json::String(id)) = read_json(&self.doc, &entry, "id")?
-            {
-                entries.push((id, entry));
-            }
-        }
-        Ok(entries)
+        Ok(self
+            .log_maps()?
+            .into_iter()
+            .filter(|m| !m.removed)
+            .map(|m| (m.id, m.obj))
+            .collect())
     }
 
-    fn find_log_entry(&self, entry_id: &str) -> Result<(usize, ObjId)> {
+    /// Every map of the log in order, removed entries included.
+    pub(crate) fn log_maps(&self) -> Result<Vec<LogMap>> {
+        let log = self.log_obj()?;
+        let mut maps = Vec::new();
+        for index in 0..self.doc.length(&log) {
+            if let Some((Value::Object(ObjType::Map), obj)) =
+                self.doc.get(&log, index).map_err(am)?
+                && let Some(Json::String(id)) = read_json(&self.doc, &obj, "id")?
+            {
+                let removed = self.doc.get(&obj, REMOVED_BY).map_err(am)?.is_some();
+                maps.push(LogMap { id, obj, removed });
+            }
+        }
+        Ok(maps)
+    }
+
+    fn find_log_entry(&self, entry_id: &str) -> Result<ObjId> {
         self.log_entries()?
             .into_iter()
-            .enumerate()
-            .find(|(_, (id, _))| id == entry_id)
-            .map(|(index, (_, obj))| (index, obj))
+            .find(|(id, _)| id == entry_id)
+            .map(|(_, obj)| obj)
             .ok_or_else(|| Error::NoSuchLogEntry(entry_id.to_owned()))
     }
 
+    fn find_removed_entry(&self, entry_id: &str) -> Result<ObjId> {
+        match self.log_maps()?.into_iter().find(|m| m.id == entry_id) {
+            Some(m) if m.removed => Ok(m.obj),
+            Some(_) => Err(Error::NotRemoved(entry_id.to_owned())),
+            None => Err(Error::NoSuchLogEntry(entry_id.to_owned())),
+        }
+    }
+
     /// The JSON projection: meta keys at the top level, then `fields`, `log` and, when there are
-    /// any, `attachments`.
+    /// any, `attachments` and [`HIDDEN_ATTACHMENTS`]. Removed log entries and their attachments
+    /// are not in `log` and `attachments`.
     /// This is what validation, the server's query columns and the apps read.
     pub fn to_json(&self) -> Result<Json> {
         self.to_json_with(&self.meta()?)
@@ -409,9 +483,23 @@ impl ReportDoc {
         }
         out.insert(LOG.into(), Json::Array(log));
         // Absent rather than empty, so reports without attachments project as they always did.
-        let attachments = self.attachments_json()?;
-        if !attachments.is_empty() {
-            out.insert(ATTACHMENTS.into(), Json::Array(attachments));
+        let attachments = self.split_attachments()?;
+        if !attachments.shown.is_empty() {
+            out.insert(ATTACHMENTS.into(), Json::Array(attachments.shown));
+        }
+        if !attachments.hidden.is_empty() {
+            let kept = attachments
+                .hidden
+                .iter()
+                .map(|a| {
+                    serde_json::json!({
+                        "sha256": a.get("sha256"),
+                        "media_type": a.get("media_type"),
+                        "size": a.get("size"),
+                    })
+                })
+                .collect();
+            out.insert(HIDDEN_ATTACHMENTS.into(), Json::Array(kept));
         }
         Ok(Json::Object(out))
     }
@@ -550,6 +638,24 @@ impl ReportDoc {
             _ => Err(Error::NotAReport("no log")),
         }
     }
+}
+
+/// Marks `entry` removed by `by` at `at`.
+fn mark_removed(
+    doc: &mut AutoCommit,
+    entry: &ObjId,
+    by: &str,
+    at: &str,
+) -> std::result::Result<(), automerge::AutomergeError> {
+    doc.put(entry, REMOVED_BY, by)?;
+    doc.put(entry, REMOVED_AT, at)
+}
+
+fn parsed(attachments: Vec<Json>) -> Vec<Attachment> {
+    attachments
+        .into_iter()
+        .filter_map(|json| serde_json::from_value(json).ok())
+        .collect()
 }
 
 fn check_log_keys(values: &Map<String, Json>) -> Result<()> {
@@ -695,7 +801,7 @@ pub(crate) fn value_to_json(doc: &AutoCommit, value: Value<'_>, id: &ObjId) -> R
     })
 }
 
-fn obj_to_json(doc: &AutoCommit, obj: &ObjId) -> Result<Json> {
+pub(crate) fn obj_to_json(doc: &AutoCommit, obj: &ObjId) -> Result<Json> {
     match doc.object_type(obj).map_err(am)? {
         ObjType::Map | ObjType::Table => {
             let mut map = Map::new();

@@ -578,9 +578,11 @@ pub enum SchemaError {
         choice: String,
     },
     #[error(
-        "{kind}: log field `{field}` clashes with the entry key of the same name (id, created_by, created_at)"
+        "{kind}: log field `{field}` clashes with the entry key of the same name (id, created_by, created_at, removed_by, removed_at)"
     )]
     ReservedLogField { kind: String, field: String },
+    #[error("{kind}: rule `{code}` takes the code of a flag every kind has")]
+    ReservedRule { kind: String, code: String },
     #[error("{kind}: rule `{code}` is declared more than once")]
     DuplicateRule { kind: String, code: String },
     #[error("{kind}: rule `{code}` is about log entries, but the kind has no log")]

@@ -380,6 +380,20 @@ fn log_field_named_like_an_entry_key_is_refused() {
     assert!(
         matches!(load(&schema), Err(SchemaError::ReservedLogField { field, .. }) if field == "created_by")
     );
+    // The keys that mark a removed entry are the document's too.
+    schema["log"]["fields"][0]["id"] = json!("removed_by");
+    assert!(
+        matches!(load(&schema), Err(SchemaError::ReservedLogField { field, .. }) if field == "removed_by")
+    );
+}
+
+#[test]
+fn a_rule_taking_the_code_of_the_removal_flag_is_refused() {
+    let mut schema = case_file();
+    schema["rules"][0]["code"] = json!("edited_after_removal");
+    assert!(
+        matches!(load(&schema), Err(SchemaError::ReservedRule { code, .. }) if code == "edited_after_removal")
+    );
 }
 
 #[test]

@@ -230,7 +230,8 @@ impl Client {
                 match state.replica.get(&blob.doc_id) {
                     None => (false, false),
                     Some(local) => {
-                        let named = local.doc.attachments()?.iter().any(|a| {
+                        // Those of a removed log entry too: restoring it brings them back.
+                        let named = local.doc.all_attachments()?.iter().any(|a| {
                             a.sha256 == blob.sha256
                                 && a.media_type == blob.media_type
                                 && a.size == blob.size

@@ -7,7 +7,9 @@
 //!
 //! The report's document must name the attachment first (the phone pushes the report's
 //! changes, then uploads): bytes no document names are 409 `not_attached`, and a media type or
-//! size other than the document's is 422 `attachment_mismatch`.
+//! size other than the document's is 422 `attachment_mismatch`. The attachments of a removed
+//! log entry count as named, since restoring the entry brings them back, though no listing
+//! shows them.
 //!
 //! `PUT /api/v1/reports/{id}/attachments/{sha256}` sends one chunk:
 //! - `Content-Type`: the attachment's media type (one of [`ATTACHMENT_MEDIA_TYPES`]; else 415
@@ -49,7 +51,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use gridsync_core::DocId;
 use gridsync_core::attachment::Attachment as CoreAttachment;
-use serde::Serialize;
+use gridsync_core::report::{ATTACHMENTS, HIDDEN_ATTACHMENTS};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -104,7 +107,7 @@ pub(crate) async fn listing(
     projection: &serde_json::Value,
 ) -> Result<Vec<AttachmentListing>, ApiError> {
     let named: Vec<CoreAttachment> = projection
-        .get("attachments")
+        .get(ATTACHMENTS)
         .and_then(serde_json::Value::as_array)
         .into_iter()
         .flatten()
@@ -152,13 +155,20 @@ pub(crate) async fn listing(
         .collect())
 }
 
-/// The attachment `hash` as the report's document names it.
-fn named_in(report: &DocumentRow, hash: &str) -> Option<CoreAttachment> {
-    report
-        .projection
-        .get("attachments")?
-        .as_array()?
-        .iter()
+/// What the report's document says of the bytes of one attachment.
+#[derive(Deserialize)]
+struct Named {
+    media_type: String,
+    size: u64,
+}
+
+/// The attachment `hash` as the report's document names it: shown, or hidden with a removed
+/// log entry.
+fn named_in(report: &DocumentRow, hash: &str) -> Option<Named> {
+    [ATTACHMENTS, HIDDEN_ATTACHMENTS]
+        .into_iter()
+        .filter_map(|key| report.projection.get(key)?.as_array())
+        .flatten()
         .find(|a| a.get("sha256").and_then(serde_json::Value::as_str) == Some(hash))
         .and_then(|a| serde_json::from_value(a.clone()).ok())
 }

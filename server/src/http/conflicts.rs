@@ -1,13 +1,14 @@
 //! Conflicts under `/api/v1/conflicts`: the open ones in the caller's scope, and resolving one.
-//! Concurrent values of a field are resolved by a change in the resolver's name, ingested like
-//! any edit, after which ingest closes the conflict; a rule flag is marked resolved.
+//! Concurrent values of a field, and a log entry edited after its removal (restored, or its
+//! removal confirmed), are resolved by a change in the resolver's name, ingested like any edit,
+//! after which ingest closes the conflict; a rule flag is marked resolved.
 
 use std::str::FromStr;
 
 use axum::extract::State;
 use axum::http::Uri;
 use gridsync_core::DocId;
-use gridsync_core::conflict::FieldPath;
+use gridsync_core::conflict::{EDITED_AFTER_REMOVAL, FieldPath, flagged_entry};
 use gridsync_core::report::Editor;
 use gridsync_core::schema::{ProblemCode, REDACTED, Schema};
 use serde::{Deserialize, Serialize};
@@ -41,10 +42,14 @@ pub struct ConflictView {
     pub grid_id: String,
     /// `fields.NAME`, `log[ENTRY].NAME`, or `log[ENTRY]` for a rule flag.
     pub path: String,
-    /// `concurrent_values`, or the code of the rule that flagged it.
+    /// `concurrent_values`, `edited_after_removal` (a log entry someone edited while someone
+    /// else removed it), or the code of the rule that flagged it.
     pub code: String,
     /// For `concurrent_values`, the values (`value`, `author`, `time`, `change`), the shown one
-    /// first; sensitive values read `***` for roles without clearance. For a flag, its message.
+    /// first; sensitive values read `***` for roles without clearance. For
+    /// `edited_after_removal`: `message` (`zh`, `en`), `removed_by`, `removed_at`,
+    /// `edited_by` and the entry's `values` as they were when the flag was raised, sensitive ones
+    /// `***` for roles without clearance. For a rule flag, its message.
     #[schema(value_type = Object)]
     pub detail: Value,
     pub detected_at: i64,
@@ -63,7 +68,8 @@ pub struct ConflictList {
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     /// The value to keep (one of the concurrent values, or a new one; `null` clears the
-    /// field). A rule flag is resolved with `null` and a note.
+    /// field). A rule flag is resolved with `null` and a note. `edited_after_removal`:
+    /// `"restore"` brings the entry back with the edits it holds, `null` confirms the removal.
     #[schema(value_type = Object)]
     pub value: Value,
     #[serde(default)]
@@ -108,6 +114,16 @@ pub(crate) fn conflict_view(
         for value in values.iter_mut().filter_map(Value::as_object_mut) {
             if value.get("value").is_some_and(|v| !v.is_null()) {
                 value.insert("value".into(), json!(REDACTED));
+            }
+        }
+    }
+    if !cleared
+        && c.code == EDITED_AFTER_REMOVAL
+        && let Some(values) = detail.get_mut("values").and_then(Value::as_object_mut)
+    {
+        for (field, value) in values.iter_mut() {
+            if !value.is_null() && path_is_sensitive(schema, &format!("{}.{field}", c.path)) {
+                *value = json!(REDACTED);
             }
         }
     }
@@ -200,8 +216,11 @@ async fn list_conflicts(
 }
 
 /// Resolves a conflict. Concurrent values: writes `value` over them as a change by the caller,
-/// which syncs to every phone like any edit, and the conflict closes. A rule flag: `value`
-/// must be `null`; the flag is marked resolved. Not for grid workers.
+/// which syncs to every phone like any edit, and the conflict closes. `edited_after_removal`:
+/// `"restore"` brings the removed entry back with the edits made meanwhile, `null` confirms its
+/// removal; either is a change by the caller that syncs to every phone, and the conflict
+/// closes. Another rule flag: `value` must be `null`; the flag is marked resolved. Not for grid
+/// workers. Audited as `resolve_conflict`.
 #[utoipa::path(post, path = "/api/v1/conflicts/{id}/resolve", tag = "conflicts",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "conflict id")),
@@ -212,7 +231,7 @@ async fn list_conflicts(
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "already resolved",
+        (status = 409, description = "already resolved, or the entry is no longer removed",
             body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
     ))]
@@ -249,7 +268,7 @@ async fn resolve_conflict(
     let schema = state.registry.get(&row.kind, row.schema_version);
     let cleared = caller.role().has_clearance();
     let now = clock::now();
-    let audit = AuditEntry {
+    let mut audit = AuditEntry {
         at: now,
         user_id: Some(caller.user_id().to_owned()),
         device_id: Some(caller.device_id().to_owned()),
@@ -281,6 +300,32 @@ async fn resolve_conflict(
             .map_err(doc_error)?;
         ingest_edit(&state, &caller, &mut doc, &before, now).await?;
         state.store.audit(&audit).await?;
+    } else if item.conflict.code == EDITED_AFTER_REMOVAL {
+        let entry = flagged_entry(&item.conflict.path)
+            .ok_or_else(|| ApiError::Internal(format!("conflict {id}: not a log entry path")))?;
+        let restore = match &body.value {
+            Value::Null => false,
+            Value::String(s) if s == "restore" => true,
+            _ => {
+                return Err(ApiError::BadRequest(format!(
+                    "{} was edited after its removal: resolve it with value \"restore\" to \
+                     bring the entry back, or null to confirm the removal",
+                    item.conflict.path
+                )));
+            }
+        };
+        let mut doc = state.store.load_doc(&row.id).await?.ok_or_else(not_found)?;
+        let before = doc.heads();
+        let editor = Editor::new(caller.user_id(), now);
+        if restore {
+            doc.restore_log(entry, &editor)
+        } else {
+            doc.confirm_removal(entry, &editor)
+        }
+        .map_err(doc_error)?;
+        ingest_edit(&state, &caller, &mut doc, &before, now).await?;
+        audit.detail["choice"] = json!(if restore { "restore" } else { "remove" });
+        state.store.audit(&audit).await?;
     } else {
         if !body.value.is_null() {
             return Err(ApiError::BadRequest(format!(
@@ -310,4 +355,41 @@ async fn resolve_conflict(
         schema,
         cleared,
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use gridsync_core::schema::Registry;
+
+    use super::*;
+
+    #[test]
+    fn a_removed_entrys_sensitive_values_are_redacted_for_roles_without_clearance() {
+        let registry = Registry::builtin();
+        let schema = registry.latest("drug_control_case");
+        let row = || ConflictRow {
+            id: 1,
+            doc_id: DocId::from_u128(1),
+            path: "log[e1]".into(),
+            code: EDITED_AFTER_REMOVAL.into(),
+            detail: json!({
+                "message": {"zh": "…", "en": "…"},
+                "removed_by": "w1",
+                "removed_at": "2026-11-04T08:00:00Z",
+                "edited_by": ["o1"],
+                "values": {"date": "2026-11-04", "notes": "尿检阴性", "place": null},
+            }),
+            detected_at: 0,
+            resolved_at: None,
+            resolved_by: None,
+        };
+        let hidden = conflict_view(row(), "drug_control_case", "g1", schema, false);
+        assert_eq!(
+            hidden.detail["values"],
+            json!({"date": "2026-11-04", "notes": REDACTED, "place": null})
+        );
+        assert_eq!(hidden.detail["removed_by"], json!("w1"));
+        let shown = conflict_view(row(), "drug_control_case", "g1", schema, true);
+        assert_eq!(shown.detail, row().detail);
+    }
 }

@@ -809,6 +809,7 @@ pub(crate) fn doc_error(e: gridsync_core::Error) -> ApiError {
             detail: e.to_string(),
             problems: Vec::new(),
         },
+        E::NotRemoved(_) => ApiError::Conflict(e.to_string()),
         other => ApiError::Internal(other.to_string()),
     }
 }

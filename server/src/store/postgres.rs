@@ -1658,10 +1658,12 @@ impl Store for PgStore {
             .await?
             .rows_affected();
         // A link outlives its attachment when the report detaches it; the document decides.
+        // The attachments of a removed log entry stay: restoring the entry brings them back.
         let links = sqlx::query(
             "DELETE FROM attachments WHERE created_at < $1 AND NOT EXISTS \
              (SELECT 1 FROM documents d WHERE d.id = attachments.doc_id AND \
-             d.projection -> 'attachments' @> jsonb_build_array(jsonb_build_object('sha256', attachments.hash)))",
+             (d.projection -> 'attachments' @> jsonb_build_array(jsonb_build_object('sha256', attachments.hash)) \
+             OR d.projection -> 'hidden_attachments' @> jsonb_build_array(jsonb_build_object('sha256', attachments.hash))))",
         )
         .bind(before)
         .execute(&mut *tx)

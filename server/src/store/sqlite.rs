@@ -1679,10 +1679,13 @@ impl Store for SqliteStore {
             .await?
             .rows_affected();
         // A link outlives its attachment when the report detaches it; the document decides.
+        // The attachments of a removed log entry stay: restoring the entry brings them back.
         let links = sqlx::query(
             "DELETE FROM attachments WHERE created_at < ?1 AND NOT EXISTS \
              (SELECT 1 FROM documents d WHERE d.id = attachments.doc_id AND \
              EXISTS (SELECT 1 FROM json_each(d.projection, '$.attachments') j \
+             WHERE CASE WHEN j.type = 'object' THEN json_extract(j.value, '$.sha256') END = attachments.hash \
+             UNION ALL SELECT 1 FROM json_each(d.projection, '$.hidden_attachments') j \
              WHERE CASE WHEN j.type = 'object' THEN json_extract(j.value, '$.sha256') END = attachments.hash))",
         )
         .bind(before)

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 
 use async_trait::async_trait;
 use gridsync_core::DocId;
+use gridsync_core::conflict::EDITED_AFTER_REMOVAL;
 use gridsync_core::ingest::{Ingested, NewChange, Refusal, ingest};
 use gridsync_core::protocol::{
     Push, PushDoc, PushDocResult, PushOutcome, PushResult, listed_heads,
@@ -172,8 +173,12 @@ async fn write_doc<T: IngestTx + ?Sized>(
 ) -> Result<()> {
     if !w.is_new {
         let dismissed = tx.dismissed_flags(&w.id).await?;
+        // Values and removals are resolved by a change to the document, after which the
+        // document no longer raises them: a later raise is about new edits.
         w.conflicts.retain(|(path, code, _)| {
-            code == CONCURRENT_VALUES || !dismissed.iter().any(|(p, c)| p == path && c == code)
+            code == CONCURRENT_VALUES
+                || code == EDITED_AFTER_REMOVAL
+                || !dismissed.iter().any(|(p, c)| p == path && c == code)
         });
         w.has_conflicts = !w.conflicts.is_empty();
     }
@@ -514,11 +519,18 @@ fn plan(
         })
         .collect();
     conflicts.extend(ingested.flags.iter().map(|f| {
-        (
-            format!("log[{}]", f.entry),
-            f.code.clone(),
-            serde_json::to_string(&f.message).unwrap_or_default(),
-        )
+        let detail = match &f.removal {
+            // Who removed the entry and what it holds, beside the message.
+            Some(removal) => serde_json::json!({
+                "message": f.message,
+                "removed_by": removal.removed_by,
+                "removed_at": removal.removed_at,
+                "edited_by": removal.edited_by,
+                "values": removal.values,
+            }),
+            None => serde_json::json!(f.message),
+        };
+        (f.path(), f.code.clone(), detail.to_string())
     }));
     let left = before
         .as_ref()

@@ -3,9 +3,10 @@
 
 use std::collections::HashSet;
 
-use super::validate::ENTRY_META_KEYS;
 use super::{Access, Condition, FieldDef, FieldType, Label, Schema, SchemaError};
 use crate::attachment::{MAX_SIZE, MEDIA_TYPES};
+use crate::conflict::EDITED_AFTER_REMOVAL;
+use crate::report::LOG_ENTRY_KEYS;
 
 /// Words in a field id that, in an anonymous kind, mean the field records who the respondent is.
 const IDENTIFYING_ID_WORDS: [&str; 10] = [
@@ -64,7 +65,7 @@ pub(super) fn schema(schema: &Schema) -> Result<(), SchemaError> {
         if let Some(def) = log
             .fields
             .iter()
-            .find(|f| ENTRY_META_KEYS.contains(&f.id.as_str()))
+            .find(|f| LOG_ENTRY_KEYS.contains(&f.id.as_str()))
         {
             return Err(SchemaError::ReservedLogField {
                 kind: kind.into(),
@@ -77,6 +78,12 @@ pub(super) fn schema(schema: &Schema) -> Result<(), SchemaError> {
     let mut codes = HashSet::new();
     for rule in &schema.rules {
         id("rule", &rule.code)?;
+        if rule.code == EDITED_AFTER_REMOVAL {
+            return Err(SchemaError::ReservedRule {
+                kind: kind.into(),
+                code: rule.code.clone(),
+            });
+        }
         if !codes.insert(rule.code.as_str()) {
             return Err(SchemaError::DuplicateRule {
                 kind: kind.into(),

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::scan;
 use super::{FieldDef, FieldType, Problem, ProblemCode, Schema};
 use crate::attachment::is_sha256;
+use crate::report::HIDDEN_ATTACHMENTS;
 
 /// Keys at the top of a projection, besides `fields` and `log`.
 const META_KEYS: [&str; 6] = [
@@ -53,7 +54,7 @@ pub(super) fn projection(schema: &Schema, projection: &Value) -> Vec<Problem> {
     meta(schema, root, &mut check);
     for key in root.keys() {
         if !META_KEYS.contains(&key.as_str())
-            && !["fields", "log", "attachments"].contains(&key.as_str())
+            && !["fields", "log", "attachments", HIDDEN_ATTACHMENTS].contains(&key.as_str())
         {
             check.push(
                 key.as_str(),
