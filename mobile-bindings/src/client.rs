@@ -30,6 +30,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::error::{ClientError, Result};
+use crate::folder_lock::FolderLock;
 use crate::model::{
     self, ClientConfig, ConflictValue, FieldConflict, FieldValue, KindSchema, LogEntry,
     RejectedReport, Report, ReportSummary, SyncPhase, SyncProgress, SyncSummary, UserInfo,
@@ -88,6 +89,8 @@ impl State {
 
 /// The offline field client of one phone (one data directory).
 pub struct Client {
+    /// Held as long as the client lives, through wipes.
+    _folder: FolderLock,
     dir: PathBuf,
     key: Vec<u8>,
     transport: Transport,
@@ -108,6 +111,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Opens the phone's store in `dir` under `key` (32 bytes from the platform keystore).
+    /// `InUse` while another client has `dir` open.
     pub fn open(dir: &Path, server_url: &str, key: &[u8], config: ClientConfig) -> Result<Client> {
         let transport = Transport::new(
             server_url,
@@ -119,10 +123,12 @@ impl Client {
                 max_delay: Duration::from_secs(8),
             },
         )?;
+        let folder = FolderLock::acquire(dir)?;
         let store = Store::open(dir, key)?;
         store.device_id()?;
         let state = load_state(store)?;
         Ok(Client {
+            _folder: folder,
             dir: dir.to_owned(),
             key: key.to_vec(),
             transport,

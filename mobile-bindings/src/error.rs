@@ -33,6 +33,9 @@ pub enum ClientError {
     /// A call that cannot be carried out as asked (a bad argument, a malformed value).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// Another `FieldClient`, in this process or another, has this data folder open.
+    #[error("in use: {0}")]
+    InUse(String),
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

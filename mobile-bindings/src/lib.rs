@@ -3,10 +3,12 @@
 //! [`FieldClient`] is the one object the app holds: each method is one line over
 //! [`client::Client`], which holds the logic (tested in Rust) over the local [`store`] (SQLite,
 //! sealed with [`seal`]) and the [`transport`] (HTTP over rustls). [`model`] has the records
-//! the app sees; [`error::ClientError`] is the one error every call returns.
+//! the app sees; [`error::ClientError`] is the one error every call returns; [`folder_lock`]
+//! keeps a data directory to one client.
 
 pub mod client;
 pub mod error;
+pub mod folder_lock;
 pub mod model;
 pub mod seal;
 pub mod store;
@@ -21,9 +23,9 @@ pub use model::*;
 
 uniffi::setup_scaffolding!();
 
-/// The offline field client of one phone: its reports, its session and sync. Open one per data
-/// directory; every method may be called from any thread, and `sync` may run on a background
-/// thread while the UI keeps editing.
+/// The offline field client of one phone: its reports, its session and sync. One per data
+/// directory (a second one there fails with `InUse`); every method may be called from any
+/// thread, and `sync` may run on a background thread while the UI keeps editing.
 #[derive(Debug, uniffi::Object)]
 pub struct FieldClient {
     inner: client::Client,
