@@ -57,7 +57,8 @@ impl FieldClient {
         self.inner.device_id()
     }
 
-    /// Logs in and registers this device; the session is kept across restarts.
+    /// Logs in and registers this device; the session is kept across restarts. Another user than
+    /// the last one is refused with `UnsentWork` while the last user's work is unsent.
     pub fn login(
         &self,
         username: String,
@@ -72,12 +73,18 @@ impl FieldClient {
         self.inner.logout()
     }
 
-    /// The logged-in user and their scope, `None` when logged out.
+    /// The logged-in user and their scope, `None` when logged out or the session ended.
     pub fn current_user(&self) -> Option<UserInfo> {
         self.inner.current_user()
     }
 
-    /// Creates a report of `kind` for `grid`; returns its id.
+    /// The user who logged in here last, kept after logout: new edits are theirs.
+    pub fn last_user(&self) -> Option<UserInfo> {
+        self.inner.last_user()
+    }
+
+    /// Creates a report of `kind` for `grid`; returns its id. Edits need no session: they are
+    /// the last user's.
     pub fn create_report(&self, kind: String, grid: String) -> Result<String> {
         self.inner.create_report(&kind, &grid)
     }
