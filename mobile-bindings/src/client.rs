@@ -11,9 +11,13 @@
 //! sent again is a no-op at the server, a page pulled again merges to the same documents.
 //!
 //! Sessions: an access token past its expiry (or refused as expired) is exchanged once for a
-//! new pair, which is stored before it is used; a refused refresh ends the session. A server
-//! that says `device_revoked` gets this phone's data deleted: the database file goes, and a
-//! fresh, empty store with a new device id takes its place.
+//! new pair, which is stored before it is used; a refresh that got no answer is sent once more
+//! with the same token (the server's grace window takes it); a refused refresh ends the
+//! session and touches no local data. Editing needs no session: edits are the last logged-in
+//! user's, and their next login syncs them. Another user may log in only when the last one
+//! has nothing unsent; the phone then starts over empty. A server that says `device_revoked`
+//! gets this phone's data deleted: the database file goes, and a fresh, empty store with a new
+//! device id takes its place. The data folder stays locked to this client throughout.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,6 +34,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::error::{ClientError, Result};
+use crate::folder_lock::FolderLock;
 use crate::model::{
     self, ClientConfig, ConflictValue, FieldConflict, FieldValue, HeldReport, KindSchema, LogEntry,
     RejectedReport, Report, ReportSummary, SyncPhase, SyncProgress, SyncSummary, UserInfo,
@@ -67,6 +72,9 @@ struct State {
     store: Option<Store>,
     replica: Replica,
     session: Option<Session>,
+    /// Who logged in here last. Local edits are theirs, with or without a session: a worker
+    /// whose session ended in a dead zone keeps working, and their next login syncs it.
+    last_user: Option<Profile>,
 }
 
 impl State {
@@ -76,6 +84,7 @@ impl State {
             .ok_or_else(|| ClientError::Storage("the local store is closed".into()))
     }
 
+    /// The user of the live session: talking to the server needs one.
     fn user(&self) -> Result<&Profile> {
         self.session
             .as_ref()
@@ -84,12 +93,59 @@ impl State {
     }
 
     fn editor(&self) -> Result<Editor> {
-        Ok(Editor::new(self.user()?.id.clone(), now()))
+        let author = self.last_user.as_ref().ok_or_else(|| {
+            ClientError::Unauthorized("nobody has logged in on this phone yet; log in first".into())
+        })?;
+        Ok(Editor::new(author.id.clone(), now()))
+    }
+
+    /// Changes and attachments not yet on the server: work that a wipe would destroy.
+    fn unsent(&mut self) -> Result<Unsent> {
+        let uploads = match &self.store {
+            Some(store) => store.attachments()?.iter().filter(|b| b.pending).count(),
+            None => 0,
+        };
+        Ok(Unsent {
+            changes: self.replica.pending(),
+            uploads,
+        })
+    }
+
+    fn end_session(&mut self) -> Result<()> {
+        self.store()?.set_session(None)?;
+        self.session = None;
+        Ok(())
+    }
+}
+
+/// What this phone holds that the server has not received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Unsent {
+    changes: usize,
+    /// Attachments whose bytes wait for upload.
+    uploads: usize,
+}
+
+impl Unsent {
+    fn is_empty(self) -> bool {
+        self.changes == 0 && self.uploads == 0
+    }
+
+    /// The refusal of another user's login over this work of `owner`.
+    fn refuse_handover(self, owner: Option<&Profile>) -> ClientError {
+        let owner = owner.map_or_else(|| "the last user".to_owned(), |p| p.display_name.clone());
+        ClientError::UnsentWork(format!(
+            "this phone holds {} unsent changes and {} attachments waiting for upload of {owner}; \
+             they must log in and sync before anyone else logs in here",
+            self.changes, self.uploads
+        ))
     }
 }
 
 /// The offline field client of one phone (one data directory).
 pub struct Client {
+    /// Held as long as the client lives, through wipes.
+    _folder: FolderLock,
     dir: PathBuf,
     key: Vec<u8>,
     transport: Transport,
@@ -110,6 +166,7 @@ impl std::fmt::Debug for Client {
 
 impl Client {
     /// Opens the phone's store in `dir` under `key` (32 bytes from the platform keystore).
+    /// `InUse` while another client has `dir` open.
     pub fn open(dir: &Path, server_url: &str, key: &[u8], config: ClientConfig) -> Result<Client> {
         let transport = Transport::new(
             server_url,
@@ -121,10 +178,12 @@ impl Client {
                 max_delay: Duration::from_secs(8),
             },
         )?;
+        let folder = FolderLock::acquire(dir)?;
         let store = Store::open(dir, key)?;
         store.device_id()?;
         let state = load_state(store)?;
         Ok(Client {
+            _folder: folder,
             dir: dir.to_owned(),
             key: key.to_vec(),
             transport,
@@ -155,14 +214,14 @@ impl Client {
         let mut traffic = Traffic::default();
         match self.try_login(username, password, device_name, &mut traffic) {
             Err(ClientError::Invalid(msg)) if msg == DEVICE_TAKEN => {
-                // The device id belongs to another user: this phone changed hands. Start over
-                // under a new device id, unless that would lose the other user's unsent edits.
-                let pending = self.lock().replica.pending();
-                if pending > 0 {
-                    return Err(ClientError::Invalid(format!(
-                        "this phone holds {pending} unsent changes of another user; let them \
-                         log in and sync first"
-                    )));
+                // This phone changed hands. Start over under a new device id, unless that would
+                // lose the last user's unsent work; never let the two users' work mix.
+                {
+                    let mut state = self.lock();
+                    let unsent = state.unsent()?;
+                    if !unsent.is_empty() {
+                        return Err(unsent.refuse_handover(state.last_user.as_ref()));
+                    }
                 }
                 self.reset_local_data()?;
                 self.try_login(username, password, device_name, &mut traffic)
@@ -210,6 +269,23 @@ impl Client {
             return Err(unexpected(&me));
         }
         let user: Profile = parse_json(&me)?;
+        let handed_over = self
+            .lock()
+            .last_user
+            .as_ref()
+            .is_some_and(|last| last.id != user.id);
+        if handed_over {
+            // The server knew this device under no one or under this user (its database was
+            // replaced, say), yet the phone's data is another user's: a handover all the same.
+            let _ = self.transport.post_once(
+                "/api/v1/auth/logout",
+                JSON,
+                b"",
+                Some(&tokens.access_token),
+                traffic,
+            );
+            return Err(ClientError::Invalid(DEVICE_TAKEN.into()));
+        }
         let session = Session {
             access_token: tokens.access_token,
             refresh_token: tokens.refresh_token,
@@ -217,13 +293,15 @@ impl Client {
             user,
         };
         let mut state = self.lock();
-        state.store()?.set_session(Some(&session))?;
+        state.store()?.start_session(&session)?;
         let info = user_info(&session.user);
+        state.last_user = Some(session.user.clone());
         state.session = Some(session);
         Ok(info)
     }
 
-    /// Ends the session here and, when the server is reachable, there. Local reports stay.
+    /// Ends the session here and, when the server is reachable, there. Local reports stay, and
+    /// the user stays the author of local edits until someone else logs in.
     pub fn logout(&self) -> Result<()> {
         let _sync = self.sync_guard();
         let session = self.lock().session.clone();
@@ -237,14 +315,17 @@ impl Client {
                 &mut Traffic::default(),
             );
         }
-        let mut state = self.lock();
-        state.store()?.set_session(None)?;
-        state.session = None;
-        Ok(())
+        self.lock().end_session()
     }
 
+    /// The user of the live session; `None` when logged out or the session ended.
     pub fn current_user(&self) -> Option<UserInfo> {
         self.lock().session.as_ref().map(|s| user_info(&s.user))
+    }
+
+    /// The user who logged in here last, session or not: the author of local edits.
+    pub fn last_user(&self) -> Option<UserInfo> {
+        self.lock().last_user.as_ref().map(user_info)
     }
 
     // ---- reports ----
@@ -933,8 +1014,11 @@ impl Client {
         self.refresh(traffic)
     }
 
-    /// Exchanges the refresh token for a new pair and stores it before anything uses it. Sent
-    /// once, never retried: a spent refresh token sent again ends the session.
+    /// Exchanges the refresh token for a new pair and stores it before anything uses it. A
+    /// spent refresh token sent again ends the session, except once within the server's grace
+    /// window: so it is retried once, with the same token, only when no answer came (the server
+    /// may have spent it), and never after an answer. A refused refresh ends the session and
+    /// leaves the local data alone.
     fn refresh(&self, traffic: &mut Traffic) -> Result<String> {
         let refresh_token = {
             let state = self.lock();
@@ -945,21 +1029,20 @@ impl Client {
                 .ok_or_else(|| ClientError::Unauthorized("log in first".into()))?
         };
         let body = json!({ "refresh_token": refresh_token }).to_string();
-        let answer = self.transport.post_once(
-            "/api/v1/auth/refresh",
-            JSON,
-            body.as_bytes(),
-            None,
-            traffic,
-        )?;
+        let send = |traffic: &mut Traffic| {
+            self.transport
+                .post_once("/api/v1/auth/refresh", JSON, body.as_bytes(), None, traffic)
+        };
+        let answer = match send(traffic) {
+            Err(ClientError::Network(_)) => send(traffic)?,
+            other => other?,
+        };
         if !answer.ok() {
             let problem = answer.problem();
             return Err(match problem.code.as_str() {
                 "device_revoked" => self.wipe_revoked()?,
                 "refresh_invalid" | "refresh_reused" | "account_disabled" => {
-                    let mut state = self.lock();
-                    state.store()?.set_session(None)?;
-                    state.session = None;
+                    self.lock().end_session()?;
                     ClientError::Unauthorized(format!(
                         "the session ended ({}); log in again",
                         problem.detail
@@ -1066,6 +1149,7 @@ impl Client {
         }
         state.replica = Replica::new();
         state.session = None;
+        state.last_user = None;
         let store = Store::open(&self.dir, &self.key)?;
         store.device_id()?;
         state.store = Some(store);
@@ -1098,10 +1182,16 @@ struct Tokens {
 fn load_state(store: Store) -> Result<State> {
     let replica = Replica::from_parts(store.load_docs()?, store.cursor()?);
     let session = store.session()?;
+    // A store from before the last user was kept has at most the session's user.
+    let last_user = match store.last_user()? {
+        Some(user) => Some(user),
+        None => session.as_ref().map(|s| s.user.clone()),
+    };
     Ok(State {
         store: Some(store),
         replica,
         session,
+        last_user,
     })
 }
 

@@ -40,6 +40,13 @@ pub enum ClientError {
     /// A call that cannot be carried out as asked (a bad argument, a malformed value).
     #[error("invalid: {0}")]
     Invalid(String),
+    /// Another user tried to log in while the phone holds the last user's unsent work: nothing
+    /// was wiped or mixed; the last user must log in and sync first.
+    #[error("unsent work: {0}")]
+    UnsentWork(String),
+    /// Another `FieldClient`, in this process or another, has this data folder open.
+    #[error("in use: {0}")]
+    InUse(String),
 }
 
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;

@@ -3,10 +3,12 @@
 //! [`FieldClient`] is the one object the app holds: each method is one line over
 //! [`client::Client`], which holds the logic (tested in Rust) over the local [`store`] (SQLite,
 //! sealed with [`seal`]) and the [`transport`] (HTTP over rustls). [`model`] has the records
-//! the app sees; [`error::ClientError`] is the one error every call returns.
+//! the app sees; [`error::ClientError`] is the one error every call returns; [`folder_lock`]
+//! keeps a data directory to one client.
 
 pub mod client;
 pub mod error;
+pub mod folder_lock;
 pub mod model;
 pub mod seal;
 pub mod store;
@@ -21,9 +23,9 @@ pub use model::*;
 
 uniffi::setup_scaffolding!();
 
-/// The offline field client of one phone: its reports, its session and sync. Open one per data
-/// directory; every method may be called from any thread, and `sync` may run on a background
-/// thread while the UI keeps editing.
+/// The offline field client of one phone: its reports, its session and sync. One per data
+/// directory (a second one there fails with `InUse`); every method may be called from any
+/// thread, and `sync` may run on a background thread while the UI keeps editing.
 #[derive(Debug, uniffi::Object)]
 pub struct FieldClient {
     inner: client::Client,
@@ -55,7 +57,8 @@ impl FieldClient {
         self.inner.device_id()
     }
 
-    /// Logs in and registers this device; the session is kept across restarts.
+    /// Logs in and registers this device; the session is kept across restarts. Another user than
+    /// the last one is refused with `UnsentWork` while the last user's work is unsent.
     pub fn login(
         &self,
         username: String,
@@ -70,12 +73,18 @@ impl FieldClient {
         self.inner.logout()
     }
 
-    /// The logged-in user and their scope, `None` when logged out.
+    /// The logged-in user and their scope, `None` when logged out or the session ended.
     pub fn current_user(&self) -> Option<UserInfo> {
         self.inner.current_user()
     }
 
-    /// Creates a report of `kind` for `grid`; returns its id.
+    /// The user who logged in here last, kept after logout: new edits are theirs.
+    pub fn last_user(&self) -> Option<UserInfo> {
+        self.inner.last_user()
+    }
+
+    /// Creates a report of `kind` for `grid`; returns its id. Edits need no session: they are
+    /// the last user's.
     pub fn create_report(&self, kind: String, grid: String) -> Result<String> {
         self.inner.create_report(&kind, &grid)
     }

@@ -13,7 +13,10 @@ use crate::error::{ClientError, Result};
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ClientConfig {
     pub connect_timeout_ms: u64,
-    /// The whole of one request, answer included.
+    /// The whole of one request, answer included. Together with `connect_timeout_ms` it must
+    /// fit inside the server's refresh grace window of 120 s: a refresh whose answer is lost is
+    /// retried once after waiting this long, and the server takes the retry only within the
+    /// window, counted from when it answered the first.
     pub request_timeout_ms: u64,
     /// Tries per request on network errors and 5xx answers, the first included.
     pub max_attempts: u32,

@@ -1,13 +1,14 @@
 //! The phone's local store: one SQLite file holding the documents (saved automerge bytes), what
-//! the server has acknowledged of each (the outbox, as heads), the pull cursor, the session and
-//! the device id.
+//! the server has acknowledged of each (the outbox, as heads), the pull cursor, the session, the
+//! last user to log in and the device id.
 //!
 //! Durability: WAL journal with `synchronous = FULL`, and every user action or sync step is one
 //! transaction, so a write that returned survives a killed app or a power cut, and a step cut
 //! halfway leaves the previous state. A pull page commits its documents together with the cursor
 //! that points past them; a push result commits the acknowledged heads of its documents.
 //!
-//! Encryption: document bytes, rejection notes and the session (tokens, user profile) are sealed
+//! Encryption: document bytes, rejection notes, the session (tokens, user profile) and the last
+//! user's profile are sealed
 //! with [`Sealer`] under the app's key, with the row's identity as associated data. Table
 //! structure, document ids, acknowledged heads (hashes), the cursor and the device id are not
 //! encrypted. A `key_check` blob written on creation tells a wrong key apart from corrupt data.
@@ -409,22 +410,55 @@ impl Store {
     }
 
     pub fn session(&self) -> Result<Option<Session>> {
-        let Some(blob) = self.meta_blob("session")? else {
+        self.sealed_json("session")
+    }
+
+    /// The user who logged in here last, kept when their session ends: the author of local
+    /// edits until another user logs in.
+    pub fn last_user(&self) -> Result<Option<Profile>> {
+        self.sealed_json("last_user")
+    }
+
+    /// Stores a new login's session and its user as the last user, together.
+    pub fn start_session(&mut self, session: &Session) -> Result<()> {
+        let sealed = [
+            ("session", self.seal_json("session", session)?),
+            ("last_user", self.seal_json("last_user", &session.user)?),
+        ];
+        let tx = self.conn.transaction()?;
+        for (key, value) in sealed {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// A meta value sealed under its key, as JSON.
+    fn seal_json(&self, key: &str, value: &impl Serialize) -> Result<Vec<u8>> {
+        let json =
+            serde_json::to_vec(value).map_err(|e| ClientError::Storage(format!("{key}: {e}")))?;
+        self.sealer.seal(key, &json)
+    }
+
+    fn sealed_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let Some(blob) = self.meta_blob(key)? else {
             return Ok(None);
         };
-        let plain = self.sealer.open("session", &blob)?;
+        let plain = self.sealer.open(key, &blob)?;
         serde_json::from_slice(&plain)
             .map(Some)
-            .map_err(|e| ClientError::Storage(format!("stored session: {e}")))
+            .map_err(|e| ClientError::Storage(format!("stored {key}: {e}")))
     }
 
     /// Stores the session (sealed), or removes it.
     pub fn set_session(&self, session: Option<&Session>) -> Result<()> {
         match session {
             Some(s) => {
-                let json = serde_json::to_vec(s)
-                    .map_err(|e| ClientError::Storage(format!("session: {e}")))?;
-                let blob = self.sealer.seal("session", &json)?;
+                let blob = self.seal_json("session", s)?;
                 self.set_meta_blob("session", &blob)
             }
             None => {
@@ -798,6 +832,41 @@ mod tests {
                 String::from_utf8_lossy(needle)
             );
         }
+    }
+
+    #[test]
+    fn the_last_user_outlives_the_session_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        assert_eq!(store.last_user().unwrap(), None);
+        let session = Session {
+            access_token: "a".into(),
+            refresh_token: "r".into(),
+            access_expires_at: 5,
+            user: Profile {
+                id: "u1".into(),
+                username: "wang".into(),
+                display_name: "SECRETNAME".into(),
+                role: "grid_worker".into(),
+                org_unit_id: "g1".into(),
+                scope_path: "/d/g1/".into(),
+                clearance: true,
+                device_id: "d".into(),
+            },
+        };
+        store.start_session(&session).unwrap();
+        store.set_session(None).unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path(), &KEY).unwrap();
+        assert_eq!(store.session().unwrap(), None);
+        assert_eq!(store.last_user().unwrap(), Some(session.user));
+        drop(store);
+        let mut bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        if let Ok(wal) = std::fs::read(dir.path().join(format!("{DB_FILE}-wal"))) {
+            bytes.extend(wal);
+        }
+        assert!(!bytes.windows(10).any(|w| w == b"SECRETNAME"));
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! This layer knows nothing of tokens or sync: it posts a body and hands back the status and
 //! body, counting the bytes of request and response bodies into a [`Traffic`]. Retrying is safe
 //! for every request the client makes: a push is idempotent (the server skips changes it has),
-//! a pull only reads, and a refresh is never retried (see `client`), since a spent refresh token
-//! sent twice ends the session.
+//! a pull only reads. A refresh is not retried here (see `client`): a spent refresh token sent
+//! again ends the session unless it comes within the server's grace window, which the client's
+//! one retry after a lost answer fits.
 
 use std::time::Duration;
 

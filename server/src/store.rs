@@ -213,13 +213,40 @@ pub struct Device {
     pub scope_key: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefreshToken {
     pub token_hash: Vec<u8>,
     pub device_id: String,
     pub family: String,
     pub expires_at: i64,
     pub used_at: Option<i64>,
+    /// The hash of the token this one replaced; `None` for the first of a login.
+    pub replaces: Option<Vec<u8>>,
+}
+
+/// The columns of [`RefreshToken`], as both stores select them.
+pub(crate) const REFRESH_COLUMNS: &str =
+    "token_hash, device_id, family, expires_at, used_at, replaces";
+
+/// A minted successor of a refresh token: it takes the device and family of the token it
+/// replaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextRefreshToken {
+    pub token_hash: Vec<u8>,
+    pub expires_at: i64,
+}
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// No such token, or it expired unused: nothing changed.
+    Refused,
+    /// The token is spent and its successor stored. `grace`: it had been spent before, within
+    /// the grace window, by a refresh whose answer never arrived; that answer's token is now
+    /// spent unseen.
+    Rotated { spent: RefreshToken, grace: bool },
+    /// A spent token came back outside the grace rule: its whole family is revoked.
+    Reused { spent: RefreshToken },
 }
 
 /// A key that signs access tokens; `kid` names it in each token's header.
@@ -733,8 +760,17 @@ pub trait Store: Send + Sync {
     async fn set_device_scope(&self, id: &str, scope_key: &str) -> Result<()>;
 
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
-    /// Marks a refresh token used and returns it as it was before; `None` when unknown.
-    async fn use_refresh_token(&self, token_hash: &[u8], at: i64) -> Result<Option<RefreshToken>>;
+    /// Presents the refresh token hashed `presented` at `now`: as [`refresh::judge`] rules, spends
+    /// it and stores `next` as its successor, or revokes its family. One transaction, in which
+    /// refreshes of one device take turns, so of two concurrent uses of a token one loses.
+    ///
+    /// [`refresh::judge`]: crate::auth::refresh::judge
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        next: &NextRefreshToken,
+        now: i64,
+    ) -> Result<Rotation>;
     async fn revoke_token_family(&self, family: &str) -> Result<()>;
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<()>;

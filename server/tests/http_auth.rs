@@ -21,6 +21,10 @@ on_both_test_stores!(
     a_disabled_user_cannot_log_in_and_its_tokens_are_refused_with_account_disabled,
     expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_code,
     a_refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_the_session,
+    a_refresh_whose_answer_was_lost_is_answered_again_and_the_unseen_token_dies,
+    a_retry_after_the_grace_window_revokes_the_session,
+    a_retry_after_the_successor_was_used_revokes_the_session,
+    a_second_grace_retry_revokes_the_session,
     logout_ends_the_session_so_its_refresh_token_is_refused,
     a_revoked_device_is_refused_with_device_revoked_on_its_next_request,
     a_worker_lists_and_revokes_only_their_own_devices_and_an_admin_any,
@@ -217,29 +221,108 @@ async fn expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_co
     assert!(none.headers.contains_key(header::WWW_AUTHENTICATE));
 }
 
+/// The (access, refresh) tokens of a successful login or refresh.
+fn pair(r: &Reply) -> (String, String) {
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let token = |name: &str| r.body[name].as_str().expect(name).to_owned();
+    (token("access_token"), token("refresh_token"))
+}
+
 async fn a_refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_the_session(t: &TestStore) {
     let api = api(t).await;
     let (_, first) = api.tokens("w1", WORKER_PW, "phone-1").await;
-    let r = api.refresh(&first).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let second = r.body["refresh_token"]
-        .as_str()
-        .expect("refresh")
-        .to_owned();
-    let access = r.body["access_token"].as_str().expect("access").to_owned();
+    let (access, second) = pair(&api.refresh(&first).await);
     assert_ne!(first, second);
     assert_eq!(api.devices(&access).await.status, StatusCode::OK);
+    let (_, third) = pair(&api.refresh(&second).await);
+    let (_, fourth) = pair(&api.refresh(&third).await);
 
+    // Two generations back: its successor was used long since.
+    api.refresh(&second)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_reused");
+    for token in [&fourth, &third, &first] {
+        api.refresh(token)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    }
+    api.refresh("never issued")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+}
+
+async fn a_refresh_whose_answer_was_lost_is_answered_again_and_the_unseen_token_dies(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let (_, first) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    // The server spends `first`; its answer never reaches the phone.
+    let (_, lost) = pair(&api.refresh(&first).await);
+    let (access, retried) = pair(&api.refresh(&first).await);
+    assert_ne!(retried, lost);
+    assert_eq!(api.devices(&access).await.status, StatusCode::OK);
+    let (_, next) = pair(&api.refresh(&retried).await);
+    assert_eq!(
+        api.refresh(&next).await.status,
+        StatusCode::OK,
+        "the session goes on"
+    );
+    let log = api.store.audit_log(10).await.expect("audit");
+    let grace: Vec<_> = log.iter().filter(|e| e.action == "refresh_grace").collect();
+    assert_eq!(grace.len(), 1, "{log:?}");
+    assert_eq!(grace[0].device_id.as_deref(), Some("phone-1"));
+
+    // The lost token turning up after all means someone else has it.
+    api.refresh(&lost)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_reused");
+    api.refresh(&next)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+}
+
+async fn a_retry_after_the_grace_window_revokes_the_session(t: &TestStore) {
+    let api = api(t).await;
+    let (_, first) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (_, lost) = pair(&api.refresh(&first).await);
+    execute_sql(
+        &t.url,
+        &format!(
+            "UPDATE refresh_tokens SET used_at = used_at - {} WHERE used_at IS NOT NULL",
+            gridsync_server::auth::refresh::GRACE_SECS + 1
+        ),
+    )
+    .await;
     api.refresh(&first)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "refresh_reused");
-    api.refresh(&second)
+    api.refresh(&lost)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+}
+
+async fn a_retry_after_the_successor_was_used_revokes_the_session(t: &TestStore) {
+    let api = api(t).await;
+    let (_, first) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (_, second) = pair(&api.refresh(&first).await);
+    let (_, third) = pair(&api.refresh(&second).await);
     api.refresh(&first)
         .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_reused");
+    api.refresh(&third)
+        .await
         .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
-    api.refresh("never issued")
+}
+
+async fn a_second_grace_retry_revokes_the_session(t: &TestStore) {
+    let api = api(t).await;
+    let (_, first) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    pair(&api.refresh(&first).await);
+    let (_, retried) = pair(&api.refresh(&first).await);
+    api.refresh(&first)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_reused");
+    api.refresh(&retried)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
 }

@@ -11,7 +11,7 @@ use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{
-    Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device,
+    Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device, NextRefreshToken, Rotation,
     HeldDecision, HeldQuery, HeldState, Level, OrgUnit, OrphansCollected, RefreshToken,
     ReportQuery, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch,
     UserQuery, Writer,
@@ -33,6 +33,7 @@ on_both_backends!(
     compaction_rewrites_the_snapshot_and_pulls_still_converge,
     pruning_keeps_clients_behind_the_horizon_converging_through_snapshots,
     users_devices_and_refresh_tokens_round_trip,
+    concurrent_refreshes_with_one_token_leave_at_most_one_working_successor,
     the_audit_log_keeps_entries_newest_first,
     a_reassigned_case_is_evicted_from_the_former_workers_phone,
     changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_report_now,
@@ -584,18 +585,62 @@ async fn users_devices_and_refresh_tokens_round_trip(store: &dyn Store) {
         family: "f1".into(),
         expires_at: 100,
         used_at: None,
+        replaces: None,
     };
     store.insert_refresh_token(&token).await.expect("token");
+    let next = |id: u8| NextRefreshToken {
+        token_hash: vec![id; 32],
+        expires_at: 200,
+    };
     assert_eq!(
-        store.use_refresh_token(&[7; 32], 50).await.expect("use"),
-        Some(token.clone())
+        store
+            .rotate_refresh_token(&[7; 32], &next(8), 50)
+            .await
+            .expect("rotate"),
+        Rotation::Rotated {
+            spent: token.clone(),
+            grace: false
+        }
     );
-    let reused = store
-        .use_refresh_token(&[7; 32], 60)
+    assert_eq!(
+        store
+            .rotate_refresh_token(&[8; 32], &next(9), 60)
+            .await
+            .expect("rotate"),
+        Rotation::Rotated {
+            spent: RefreshToken {
+                token_hash: vec![8; 32],
+                expires_at: 200,
+                replaces: Some(vec![7; 32]),
+                ..token.clone()
+            },
+            grace: false
+        },
+        "the successor takes the device and family and names the token it replaced"
+    );
+    let Rotation::Reused { spent } = store
+        .rotate_refresh_token(&[7; 32], &next(10), 65)
         .await
-        .expect("use")
-        .expect("known");
-    assert_eq!(reused.used_at, Some(50), "a second use shows the first");
+        .expect("rotate")
+    else {
+        panic!("a token two generations back is reuse");
+    };
+    assert_eq!(spent.used_at, Some(50), "a second use shows the first");
+    assert_eq!(
+        store
+            .rotate_refresh_token(&[9; 32], &next(11), 66)
+            .await
+            .expect("rotate"),
+        Rotation::Refused,
+        "reuse revoked the family"
+    );
+    store
+        .insert_refresh_token(&RefreshToken {
+            family: "f2".into(),
+            ..token.clone()
+        })
+        .await
+        .expect("token");
     assert!(store.revoke_device("p1", 70).await.expect("revoke"));
     assert!(
         !store.revoke_device("p1", 71).await.expect("revoke"),
@@ -611,10 +656,92 @@ async fn users_devices_and_refresh_tokens_round_trip(store: &dyn Store) {
         Some(70)
     );
     assert_eq!(
-        store.use_refresh_token(&[7; 32], 80).await.expect("use"),
-        None,
+        store
+            .rotate_refresh_token(&[7; 32], &next(12), 80)
+            .await
+            .expect("rotate"),
+        Rotation::Refused,
         "revocation drops tokens"
     );
+}
+
+async fn concurrent_refreshes_with_one_token_leave_at_most_one_working_successor(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    http::add_users_with_devices(store, &[("w1", Role::GridWorker, G1)]).await;
+    let next = |id: u8| NextRefreshToken {
+        token_hash: vec![id; 32],
+        expires_at: 1_000,
+    };
+    for (family, first, racers) in [("two", 10u8, 2u8), ("three", 20, 3)] {
+        store
+            .insert_refresh_token(&RefreshToken {
+                token_hash: vec![first; 32],
+                device_id: "dev-w1".into(),
+                family: family.into(),
+                expires_at: 1_000,
+                used_at: None,
+                replaces: None,
+            })
+            .await
+            .expect("token");
+        let rotate = |i: u8| async move {
+            store
+                .rotate_refresh_token(&[first; 32], &next(first + i), 50)
+                .await
+        };
+        let (a, b, c) = tokio::join!(rotate(1), rotate(2), async {
+            if racers == 3 {
+                Some(rotate(3).await)
+            } else {
+                None
+            }
+        });
+        let outcomes: Vec<&str> = [Some(a), Some(b), c]
+            .into_iter()
+            .flatten()
+            .map(|r| match r.expect("rotate") {
+                Rotation::Rotated { grace: false, .. } => "spent",
+                Rotation::Rotated { grace: true, .. } => "grace",
+                Rotation::Reused { .. } => "reused",
+                Rotation::Refused => "refused",
+            })
+            .collect();
+        let mut sorted = outcomes.clone();
+        sorted.sort_unstable();
+        // What each racer's new token does now, the retry's first: presenting a dead one
+        // revokes the family.
+        let mut order: Vec<u8> = (1..=racers).collect();
+        order.sort_by_key(|i| outcomes[usize::from(i - 1)] != "grace");
+        let mut now_presented = Vec::new();
+        for i in order {
+            let rotation = store
+                .rotate_refresh_token(&[first + i; 32], &next(first + 10 + i), 51)
+                .await
+                .expect("rotate");
+            now_presented.push(match rotation {
+                Rotation::Rotated { grace: false, .. } => "works",
+                Rotation::Rotated { grace: true, .. } => "grace",
+                Rotation::Reused { .. } => "reused",
+                Rotation::Refused => "refused",
+            });
+        }
+        if racers == 2 {
+            assert_eq!(sorted, ["grace", "spent"], "the second looks like a retry");
+            assert_eq!(
+                now_presented,
+                ["works", "reused"],
+                "only the retry's token works; the other was spent unseen"
+            );
+        } else {
+            assert_eq!(sorted, ["grace", "reused", "spent"]);
+            assert_eq!(
+                now_presented, ["refused"; 3],
+                "the third use revoked the family"
+            );
+        }
+    }
 }
 
 async fn the_audit_log_keeps_entries_newest_first(store: &dyn Store) {
@@ -1228,6 +1355,7 @@ async fn a_move_keeps_a_users_devices_and_disabling_retires_them(store: &dyn Sto
             family: "f".into(),
             expires_at: 1_000,
             used_at: None,
+            replaces: None,
         })
         .await
         .expect("token");
@@ -1253,11 +1381,20 @@ async fn a_move_keeps_a_users_devices_and_disabling_retires_them(store: &dyn Sto
         assert_eq!((d.revoked_at, d.retiring_at), (None, None), "{}", d.id);
     }
     assert!(
-        store
-            .use_refresh_token(&[1; 32], 60)
-            .await
-            .expect("use")
-            .is_some(),
+        matches!(
+            store
+                .rotate_refresh_token(
+                    &[1; 32],
+                    &NextRefreshToken {
+                        token_hash: vec![2; 32],
+                        expires_at: 1_000
+                    },
+                    60
+                )
+                .await
+                .expect("rotate"),
+            Rotation::Rotated { .. }
+        ),
         "the phone keeps its session, so it can deliver and pull its new scope"
     );
 

@@ -7,10 +7,11 @@
 //! answer ends where the server's connection does) and passes the server's `connection: close`
 //! on, so the phone opens a new connection for its next request.
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::ChaCha8Rng;
@@ -54,6 +55,8 @@ pub struct FaultyProxy {
     /// `http://127.0.0.1:PORT` of the proxy.
     pub base: String,
     faulty: Arc<AtomicBool>,
+    /// Faults for the next connections, in order, before the random or sound link.
+    scripted: Arc<Mutex<VecDeque<Fault>>>,
     counts: Arc<[AtomicU64; FAULTS.len()]>,
 }
 
@@ -69,14 +72,25 @@ impl FaultyProxy {
         let proxy = FaultyProxy {
             base: format!("http://{}", listener.local_addr().expect("address")),
             faulty: Arc::new(AtomicBool::new(true)),
+            scripted: Arc::default(),
             counts: Arc::new(Default::default()),
         };
-        let (faulty, counts) = (proxy.faulty.clone(), proxy.counts.clone());
+        let (faulty, scripted, counts) = (
+            proxy.faulty.clone(),
+            proxy.scripted.clone(),
+            proxy.counts.clone(),
+        );
         std::thread::spawn(move || {
             for (n, phone) in listener.incoming().enumerate() {
                 let Ok(phone) = phone else { continue };
                 let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(n as u64));
-                let fault = if faulty.load(Ordering::SeqCst) {
+                let next = scripted
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop_front();
+                let fault = if let Some(fault) = next {
+                    fault
+                } else if faulty.load(Ordering::SeqCst) {
                     FAULTS[rng.random_range(0..FAULTS.len())]
                 } else {
                     Fault::Pass
@@ -96,6 +110,14 @@ impl FaultyProxy {
     /// Faulty or a sound link from the next connection on.
     pub fn set_faulty(&self, faulty: bool) {
         self.faulty.store(faulty, Ordering::SeqCst);
+    }
+
+    /// The next connections meet `faults`, one each in order; then the link is as before.
+    pub fn script(&self, faults: &[Fault]) {
+        self.scripted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(faults);
     }
 
     /// How many requests each fault hit (in [`FAULTS`] order).

@@ -273,8 +273,8 @@ fn work(phone: &Phone, seed: u64, shared: &Shared) -> Tally {
     while !shared.stop.load(Ordering::SeqCst) {
         round += 1;
         if phone.client.current_user().is_none() {
-            // The session ended; without one the app cannot edit. One try a round: a server
-            // that keeps crashing may not finish a login for a while.
+            // The session ended; edits would still be kept, but only a login lets them sync.
+            // One try a round: a server that keeps crashing may not finish a login for a while.
             if phone.try_login().is_ok() {
                 tally.logins += 1;
             } else {

@@ -14,7 +14,7 @@ use utoipa_axum::routes;
 use super::{ApiError, AppState, Json, Problem};
 use crate::auth::{Caller, password, refresh};
 use crate::clock;
-use crate::store::{AuditEntry, Device, User};
+use crate::store::{AuditEntry, Device, RefreshToken, Rotation, User};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -175,7 +175,19 @@ async fn login(
     };
     state.store.upsert_device(&device).await?;
     let family = uuid::Uuid::new_v4().simple().to_string();
-    let tokens = issue(&state, &user, &device.id, &family, now).await?;
+    let first = refresh::mint(refresh_expiry(&state, now))?;
+    state
+        .store
+        .insert_refresh_token(&RefreshToken {
+            token_hash: first.stored.token_hash,
+            device_id: device.id.clone(),
+            family: family.clone(),
+            expires_at: first.stored.expires_at,
+            used_at: None,
+            replaces: None,
+        })
+        .await?;
+    let tokens = issue(&state, &user, &device.id, &family, first.text).await?;
     state
         .store
         .audit(&AuditEntry {
@@ -191,7 +203,9 @@ async fn login(
 }
 
 /// Exchanges a refresh token for a new pair. The old one is spent: presenting it again revokes
-/// the whole session (`refresh_reused`), since it must have been copied.
+/// the whole session (`refresh_reused`), since it must have been copied. Except once, within
+/// two minutes, while its successor is unused: a refresh whose answer was lost on the way is
+/// answered again with a new pair, and the successor the phone never received stops working.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, body = Tokens),
@@ -204,19 +218,19 @@ async fn refresh_tokens(
     Json(req): Json<RefreshRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     let now = clock::now();
-    let spent = state
+    let next = refresh::mint(refresh_expiry(&state, now))?;
+    let rotation = state
         .store
-        .use_refresh_token(&refresh::hash(&req.refresh_token), now)
-        .await?
-        .ok_or(ApiError::RefreshInvalid)?;
-    if spent.used_at.is_some() {
-        state.store.revoke_token_family(&spent.family).await?;
-        tracing::warn!(device = %spent.device_id, "a used refresh token came back; session revoked");
-        return Err(ApiError::RefreshReused);
-    }
-    if spent.expires_at <= now {
-        return Err(ApiError::RefreshInvalid);
-    }
+        .rotate_refresh_token(&refresh::hash(&req.refresh_token), &next.stored, now)
+        .await?;
+    let (spent, grace) = match rotation {
+        Rotation::Refused => return Err(ApiError::RefreshInvalid),
+        Rotation::Reused { spent } => {
+            tracing::warn!(device = %spent.device_id, "a used refresh token came back; session revoked");
+            return Err(ApiError::RefreshReused);
+        }
+        Rotation::Rotated { spent, grace } => (spent, grace),
+    };
     let device = state
         .store
         .device(&spent.device_id)
@@ -230,11 +244,28 @@ async fn refresh_tokens(
         .user(&device.user_id)
         .await?
         .ok_or(ApiError::RefreshInvalid)?;
-    if user.disabled {
+    // A disabled user's retiring phone keeps its session until it has delivered what it holds.
+    if user.disabled && device.retiring_at.is_none() {
         return Err(ApiError::AccountDisabled);
     }
+    if grace {
+        // A lost answer is ordinary on a rural network, but a copied token presented in the
+        // same two minutes looks the same: the audit lets an admin tell them apart.
+        tracing::info!(device = %device.id, "a refresh was answered again after its answer was lost");
+        state
+            .store
+            .audit(&AuditEntry {
+                at: now,
+                user_id: Some(user.id.clone()),
+                device_id: Some(device.id.clone()),
+                action: "refresh_grace".into(),
+                doc_id: None,
+                detail: json!({ "spent_at": spent.used_at }),
+            })
+            .await?;
+    }
     Ok(Json(
-        issue(&state, &user, &device.id, &spent.family, now).await?,
+        issue(&state, &user, &device.id, &spent.family, next.text).await?,
     ))
 }
 
@@ -250,17 +281,21 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusC
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A new access token and refresh token for `user` on `device_id` in session `family`.
+/// When a refresh token minted at `now` expires.
+fn refresh_expiry(state: &AppState, now: i64) -> i64 {
+    let refresh_ttl = i64::try_from(state.config.refresh_ttl.as_secs()).unwrap_or(i64::MAX);
+    now.saturating_add(refresh_ttl)
+}
+
+/// The answer of a login or refresh: a new access token for `user` on `device_id` in session
+/// `family`, with the refresh token minted and stored for it.
 async fn issue(
     state: &AppState,
     user: &User,
     device_id: &str,
     family: &str,
-    now: i64,
+    refresh_token: String,
 ) -> Result<Tokens, ApiError> {
-    let refresh_ttl = i64::try_from(state.config.refresh_ttl.as_secs()).unwrap_or(i64::MAX);
-    let (refresh_token, row) = refresh::mint(device_id, family, now.saturating_add(refresh_ttl))?;
-    state.store.insert_refresh_token(&row).await?;
     let access_token = state.keys.issue(&user.id, device_id, family).await?;
     Ok(Tokens {
         access_token,

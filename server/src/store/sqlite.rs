@@ -22,7 +22,7 @@ use super::facts::{
 };
 use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
 use super::{
-    ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, AssignedReport, Attachment, AttachmentRow,
+    ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, NextRefreshToken, REFRESH_COLUMNS, Rotation, AssignedReport, Attachment, AttachmentRow,
     AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage,
     CONFLICT_ITEM_COLUMNS, ChangeLogRow, ChangeRow, Committed, ConflictItem, ConflictItemRecord,
     ConflictQuery, ConflictRecord, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DocChangeRow,
@@ -35,6 +35,7 @@ use super::{
     page_doc_from, parse_doc_id, pieces, pool_use, pulled_change_from, report_list_where,
     scope_filter, user_from, user_update_result, users_under,
 };
+use crate::auth::refresh::{self, Verdict};
 use crate::scope::{Restricted, Role, Scope};
 use crate::sync::ingest::{
     DocWrite, HeldWrite, IngestTx, Loaded, Placement, StoredDoc, ingest_batch,
@@ -839,43 +840,77 @@ impl Store for SqliteStore {
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {
         sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, device_id, family, expires_at, used_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO refresh_tokens \
+             (token_hash, device_id, family, expires_at, used_at, replaces) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
         .bind(&t.token_hash)
         .bind(&t.device_id)
         .bind(&t.family)
         .bind(t.expires_at)
         .bind(t.used_at)
+        .bind(&t.replaces)
         .execute(&self.write)
         .await?;
         Ok(())
     }
 
-    async fn use_refresh_token(&self, token_hash: &[u8], at: i64) -> Result<Option<RefreshToken>> {
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        next: &NextRefreshToken,
+        now: i64,
+    ) -> Result<Rotation> {
+        // The single writer connection makes refreshes take turns.
         let mut tx = self.write.begin_with(BEGIN_WRITE).await?;
-        let row: Option<(Vec<u8>, String, String, i64, Option<i64>)> = sqlx::query_as(
-            "SELECT token_hash, device_id, family, expires_at, used_at FROM refresh_tokens \
-             WHERE token_hash = ?1",
-        )
-        .bind(token_hash)
+        let spent: Option<RefreshToken> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = ?1"
+        )))
+        .bind(presented)
         .fetch_optional(&mut *tx)
         .await?;
-        if row.as_ref().is_some_and(|r| r.4.is_none()) {
-            sqlx::query("UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1")
-                .bind(token_hash)
-                .bind(at)
-                .execute(&mut *tx)
-                .await?;
-        }
+        let Some(spent) = spent else {
+            return Ok(Rotation::Refused);
+        };
+        let successors: Vec<RefreshToken> = sqlx::query_as(AssertSqlSafe(format!(
+            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE replaces = ?1"
+        )))
+        .bind(presented)
+        .fetch_all(&mut *tx)
+        .await?;
+        let spend = match refresh::judge(&spent, &successors, now) {
+            Verdict::Expired => return Ok(Rotation::Refused),
+            Verdict::Reused => {
+                sqlx::query("DELETE FROM refresh_tokens WHERE family = ?1")
+                    .bind(&spent.family)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(Rotation::Reused { spent });
+            }
+            Verdict::Fresh => presented.to_vec(),
+            Verdict::Grace { lost } => lost,
+        };
+        sqlx::query("UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1")
+            .bind(&spend)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens \
+             (token_hash, device_id, family, expires_at, used_at, replaces) \
+             VALUES (?1, ?2, ?3, ?4, NULL, ?5)",
+        )
+        .bind(&next.token_hash)
+        .bind(&spent.device_id)
+        .bind(&spent.family)
+        .bind(next.expires_at)
+        .bind(presented)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
-        Ok(row.map(|r| RefreshToken {
-            token_hash: r.0,
-            device_id: r.1,
-            family: r.2,
-            expires_at: r.3,
-            used_at: r.4,
-        }))
+        let grace = spend != presented;
+        Ok(Rotation::Rotated { spent, grace })
     }
 
     async fn revoke_token_family(&self, family: &str) -> Result<()> {

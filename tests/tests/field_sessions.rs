@@ -1,0 +1,332 @@
+//! Sessions on bad networks and shared phones, through the phone library (gridsync-mobile's
+//! `Client`) against a real `gridsync serve` on SQLite and Postgres: a refresh whose answer is
+//! lost is retried within the server's grace window and the phone stays logged in; editing
+//! needs no session and the last user's next login syncs the work; another user's login is
+//! refused while the last user's work is unsent and wipes nothing; and one data folder holds
+//! one client, even across a killed process.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use gridsync_e2e::Server;
+use gridsync_e2e::faulty::{Fault, FaultyProxy};
+use gridsync_e2e::field::{self, GRID, PASSWORD};
+use gridsync_mobile::client::Client;
+use gridsync_mobile::{ClientConfig, ClientError, FieldValue, GeoPoint, NewAttachment};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const KEY: [u8; 32] = [0x5a; 32];
+
+/// Short timeouts and two tries a request, so the offline cases fail in well under a second.
+fn quick() -> ClientConfig {
+    ClientConfig {
+        connect_timeout_ms: 2_000,
+        request_timeout_ms: 20_000,
+        max_attempts: 2,
+        retry_base_delay_ms: 20,
+        push_max_bytes: 256 * 1024,
+        pull_byte_budget: 64 * 1024,
+        upload_chunk_bytes: 64 * 1024,
+        attachment_cache_bytes: 1024 * 1024,
+    }
+}
+
+fn phone(dir: &Path, base: &str) -> Client {
+    Client::open(dir, base, &KEY, quick()).expect("open the phone's store")
+}
+
+fn text(value: &str) -> Option<FieldValue> {
+    Some(FieldValue::Text {
+        value: value.into(),
+    })
+}
+
+/// A proxy that passes everything until told otherwise with [`FaultyProxy::script`].
+fn sound_proxy(base: &str) -> FaultyProxy {
+    let proxy = FaultyProxy::start(base, 0);
+    proxy.set_faulty(false);
+    proxy
+}
+
+/// Runs a blocking client scenario off the async runtime the server helper lives on.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("scenario")
+}
+
+/// Runs `scenario(db, base, dir)` against a seeded server on SQLite, or on a fresh Postgres
+/// database when `postgres`.
+async fn on_server(postgres: bool, scenario: fn(&str, &str, &Path)) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = if postgres {
+        field::fresh_postgres_database("gridsync_sessions").await
+    } else {
+        format!("sqlite://{}", dir.path().join("server.db").display())
+    };
+    field::seed(&db).await;
+    let server = Server::start(&db, PASSWORD).await;
+    let base = server.base.clone();
+    blocking(move || scenario(&db, &base, dir.path())).await;
+    assert!(server.stop().await.success());
+}
+
+/// Runs `sql` on the server's database, beside the running server.
+fn server_sql(db: &str, sql: &'static str) {
+    tokio::runtime::Handle::current().block_on(async {
+        if db.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(db).await.expect("sqlite");
+            sqlx::query(sql).execute(&mut conn).await.expect("execute");
+        } else {
+            let mut conn = sqlx::PgConnection::connect(db).await.expect("postgres");
+            sqlx::query(sql).execute(&mut conn).await.expect("execute");
+        }
+    });
+}
+
+/// The actions of the server's audit log, newest first.
+fn audit_actions(db: &str) -> Vec<String> {
+    tokio::runtime::Handle::current().block_on(async {
+        let store = gridsync_server::store::open(db).await.expect("open");
+        let log = store.audit_log(100).await.expect("audit");
+        log.into_iter().map(|e| e.action).collect()
+    })
+}
+
+/// The projection and author of a report as the server stores it.
+fn server_report(db: &str, id: &str) -> (Value, String) {
+    let id: uuid::Uuid = id.parse().expect("id");
+    tokio::runtime::Handle::current().block_on(async {
+        let store = gridsync_server::store::open(db).await.expect("open");
+        let row = store.document(&id).await.expect("row").expect("stored");
+        (row.projection, row.created_by)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_refresh_answer_is_retried_and_the_phone_stays_logged_in_on_sqlite() {
+    on_server(false, lost_refresh_scenario).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_refresh_answer_is_retried_and_the_phone_stays_logged_in_on_postgres() {
+    on_server(true, lost_refresh_scenario).await;
+}
+
+fn lost_refresh_scenario(db: &str, base: &str, dir: &Path) {
+    let proxy = sound_proxy(base);
+    let data = dir.join("wang");
+    let wang = phone(&data, &proxy.base);
+    wang.login("wang", PASSWORD, "phone").expect("login");
+    let id = wang.create_report("dispute_check", GRID).expect("create");
+
+    // The sync starts with a refresh; the server spends the token, and its answer is lost.
+    wang.expire_access_token().expect("expire");
+    proxy.script(&[Fault::DropAnswer]);
+    let summary = wang.sync(None).expect("sync after a lost refresh answer");
+    assert_eq!(summary.pushed_reports, 1);
+    assert!(wang.current_user().is_some(), "still logged in");
+    assert!(wang.report(&id).is_ok());
+    let grace = audit_actions(db)
+        .iter()
+        .filter(|a| *a == "refresh_grace")
+        .count();
+    assert_eq!(grace, 1, "the server took the retry as a lost answer");
+
+    // The pair the retry got is the live one: after a restart it refreshes again.
+    drop(wang);
+    let wang = phone(&data, &proxy.base);
+    wang.expire_access_token().expect("expire");
+    wang.sync(None).expect("sync after restart");
+    assert!(wang.current_user().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_made_logged_out_or_after_the_session_ended_sync_at_the_next_login_on_sqlite() {
+    on_server(false, offline_editing_scenario).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_made_logged_out_or_after_the_session_ended_sync_at_the_next_login_on_postgres() {
+    on_server(true, offline_editing_scenario).await;
+}
+
+fn offline_editing_scenario(db: &str, base: &str, dir: &Path) {
+    let wang = phone(&dir.join("wang"), base);
+    let me = wang.login("wang", PASSWORD, "phone").expect("login");
+    let device = wang.device_id().expect("device id");
+    let first = wang.create_report("dispute_check", GRID).expect("create");
+    wang.set_field(&first, "parties", text("王五"))
+        .expect("edit");
+    wang.sync(None).expect("sync");
+
+    wang.logout().expect("logout");
+    assert!(wang.current_user().is_none());
+    assert_eq!(wang.last_user(), Some(me.clone()));
+    wang.set_field(&first, "description", text("改过的描述"))
+        .expect("edit while logged out");
+    let second = wang
+        .create_report("dispute_check", GRID)
+        .expect("create while logged out");
+    wang.set_field(&second, "parties", text("李四"))
+        .expect("edit while logged out");
+    let err = wang.sync(None).expect_err("sync needs a session");
+    assert!(matches!(err, ClientError::Unauthorized(_)), "{err:?}");
+
+    // A session the server ended (its refresh is refused) leaves the edits and the editing.
+    wang.login("wang", PASSWORD, "phone").expect("login");
+    server_sql(db, "DELETE FROM refresh_tokens");
+    wang.expire_access_token().expect("expire");
+    let err = wang.sync(None).expect_err("the session ended");
+    assert!(matches!(err, ClientError::Unauthorized(_)), "{err:?}");
+    assert!(wang.current_user().is_none());
+    let third = wang
+        .create_report("dispute_check", GRID)
+        .expect("create after the session ended");
+    assert_eq!(wang.list_reports(None).expect("list").len(), 3);
+
+    // The same user's next login keeps everything and the next sync sends it.
+    assert_eq!(wang.login("wang", PASSWORD, "phone").expect("login"), me);
+    assert_eq!(wang.device_id().expect("device id"), device, "no wipe");
+    assert_eq!(wang.list_reports(None).expect("list").len(), 3);
+    let summary = wang.sync(None).expect("sync");
+    assert_eq!(summary.pushed_reports, 3);
+    assert_eq!(summary.pending_changes, 0);
+    let (projection, _) = server_report(db, &first);
+    assert_eq!(projection["fields"]["description"], json!("改过的描述"));
+    for id in [&second, &third] {
+        let (_, author) = server_report(db, id);
+        assert_eq!(author, me.id);
+    }
+    let (projection, _) = server_report(db, &second);
+    assert_eq!(projection["fields"]["parties"], json!("李四"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_login_is_refused_while_work_is_unsent_and_wipes_nothing_on_sqlite() {
+    on_server(false, handover_scenario).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_login_is_refused_while_work_is_unsent_and_wipes_nothing_on_postgres() {
+    on_server(true, handover_scenario).await;
+}
+
+fn site_photo() -> NewAttachment {
+    NewAttachment {
+        field: "site_photos".into(),
+        entry: None,
+        name: Some("现场.jpg".into()),
+        media_type: "image/jpeg".into(),
+        taken_at: Some("2026-11-03T10:00:00+08:00".into()),
+        location: Some(GeoPoint {
+            lat: 30.27,
+            lon: 120.15,
+            accuracy_m: None,
+        }),
+    }
+}
+
+fn handover_scenario(_db: &str, base: &str, dir: &Path) {
+    let proxy = sound_proxy(base);
+    let data = dir.join("shared phone");
+    let phone = phone(&data, &proxy.base);
+    let wang = phone.login("wang", PASSWORD, "phone").expect("login");
+    let device = phone.device_id().expect("device id");
+    let id = phone.create_report("dispute_check", GRID).expect("create");
+    phone.set_field(&id, "parties", text("王五")).expect("edit");
+    phone.logout().expect("logout");
+
+    let err = phone
+        .login("li", PASSWORD, "phone")
+        .expect_err("wang's report is unsent");
+    assert!(matches!(err, ClientError::UnsentWork(_)), "{err:?}");
+    assert!(phone.current_user().is_none());
+    assert_eq!(phone.last_user(), Some(wang.clone()));
+    assert_eq!(phone.device_id().expect("device id"), device);
+    assert_eq!(phone.list_reports(None).expect("list").len(), 1);
+    assert!(phone.pending_changes() > 0);
+
+    // Pushed, but a photo still waiting for upload is unsent work too.
+    phone.login("wang", PASSWORD, "phone").expect("login");
+    phone
+        .attach_bytes(&id, site_photo(), &[0xd8; 2048])
+        .expect("attach");
+    // The push and the pull pass; both tries of the upload's first request are lost.
+    proxy.script(&[
+        Fault::Pass,
+        Fault::Pass,
+        Fault::DropRequest,
+        Fault::DropRequest,
+    ]);
+    let err = phone.sync(None).expect_err("the upload broke off");
+    assert!(matches!(err, ClientError::Network(_)), "{err:?}");
+    assert_eq!(phone.pending_changes(), 0);
+    phone.logout().expect("logout");
+    let err = phone
+        .login("li", PASSWORD, "phone")
+        .expect_err("wang's photo is unsent");
+    assert!(
+        matches!(&err, ClientError::UnsentWork(m) if m.contains("1 attachments")),
+        "{err:?}"
+    );
+    assert!(phone.attachments(&id).expect("attachments")[0].pending_upload);
+
+    // Once everything is sent the phone may change hands: it starts over, empty, under a new
+    // device id, and li pulls what her scope holds.
+    phone.login("wang", PASSWORD, "phone").expect("login");
+    assert_eq!(
+        phone.sync(None).expect("sync").uploaded_attachments,
+        1,
+        "the photo went up"
+    );
+    phone.logout().expect("logout");
+    let li = phone.login("li", PASSWORD, "phone").expect("li logs in");
+    assert_eq!(phone.last_user(), Some(li));
+    assert_ne!(phone.device_id().expect("device id"), device);
+    assert!(phone.list_reports(None).expect("list").is_empty());
+    phone.sync(None).expect("sync");
+    assert_eq!(phone.list_reports(None).expect("list").len(), 1);
+
+    // The wipe kept the folder locked to this client.
+    let err = Client::open(&data, &proxy.base, &KEY, quick()).expect_err("in use");
+    assert!(matches!(err, ClientError::InUse(_)), "{err:?}");
+}
+
+#[test]
+fn a_second_client_on_a_data_folder_is_refused_until_the_first_is_dropped() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let base = "http://127.0.0.1:9";
+    let first = phone(dir.path(), base);
+    let id = first.create_report("dispute_check", GRID);
+    assert!(
+        matches!(id, Err(ClientError::Unauthorized(_))),
+        "nobody has logged in yet: {id:?}"
+    );
+    let err = Client::open(dir.path(), base, &KEY, quick()).expect_err("in use");
+    assert!(matches!(err, ClientError::InUse(_)), "{err:?}");
+    drop(first);
+    phone(dir.path(), base);
+}
+
+#[test]
+fn a_data_folder_held_by_a_killed_process_opens_at_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hold-folder"))
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start hold-folder");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "holding");
+    let err = Client::open(dir.path(), "http://127.0.0.1:9", &KEY, quick())
+        .expect_err("held by the other process");
+    assert!(matches!(err, ClientError::InUse(_)), "{err:?}");
+
+    child.kill().expect("SIGKILL hold-folder");
+    child.wait().expect("wait");
+    phone(dir.path(), "http://127.0.0.1:9");
+}
