@@ -32,13 +32,16 @@ use serde_json::{Map, Value as Json, json};
 use crate::error::{ClientError, Result};
 use crate::model::{
     self, ClientConfig, ConflictValue, FieldConflict, FieldValue, KindSchema, LogEntry,
-    RejectedReport, Report, ReportSummary, SyncPhase, SyncProgress, SyncSummary, UserInfo,
-    ValidationProblem,
+    RejectedReport, Report, ReportSummary, ServerRefusal, SyncPhase, SyncProgress, SyncSummary,
+    UserInfo, ValidationProblem,
 };
 use crate::store::{Batch, Profile, Session, Store};
 use crate::transport::{Answer, Settings, Traffic, Transport};
 
 mod attachments;
+mod grids;
+mod refusals;
+mod stuck;
 
 const FRAME: &str = "application/x-gridsync";
 const JSON: &str = "application/json";
@@ -167,6 +170,7 @@ impl Client {
             }
             other => other,
         }
+        .and_then(|info| self.grids_after_login(info))
     }
 
     fn try_login(
@@ -255,6 +259,7 @@ impl Client {
         }
         let mut state = self.lock();
         let by = state.editor()?;
+        refusals::check_grid(&mut state, &by.user, grid)?;
         let id = DocId::new_v4();
         let doc = ReportDoc::create(id, kind, schema.version, grid, &by)?;
         state.replica.insert(doc);
@@ -319,10 +324,10 @@ impl Client {
             heads,
             pending_changes: pending,
             open_conflicts,
-            rejected: local
-                .rejected
-                .as_ref()
-                .map(|r| format!("{}: {}", r.code, r.reason)),
+            rejected: local.rejected.as_ref().map(|r| ServerRefusal {
+                code: r.code.clone(),
+                reason: r.reason.clone(),
+            }),
         })
     }
 
@@ -352,6 +357,7 @@ impl Client {
             check_value(schema.validate_field(key, &json))?;
             map.insert(key.clone(), json);
         }
+        refusals::refuse_nul_values(&map)?;
         self.edit(&id, |doc, by| doc.set_fields(&map, by).map_err(Into::into))
     }
 
@@ -405,6 +411,7 @@ impl Client {
         for (key, value) in &map {
             check_value(schema.validate_log_field(key, value))?;
         }
+        refusals::refuse_nul_values(&map)?;
         Ok(map)
     }
 
@@ -612,6 +619,7 @@ impl Client {
             FieldPath::Field(f) => check_value(schema.validate_field(f, &value))?,
             FieldPath::Log { field, .. } => check_value(schema.validate_log_field(field, &value))?,
         }
+        refusals::refuse_nul(&format!("the value for {path}"), &value)?;
         self.edit(&id, |doc, by| {
             doc.resolve(&path, &value, by).map_err(Into::into)
         })
@@ -656,6 +664,9 @@ impl Client {
             .and_then(|()| self.pull_all(&mut summary, &mut traffic, progress))
             .and_then(|()| self.upload_pending(&mut summary, &mut traffic));
         outcome?;
+        self.fetch_grids_if_missing(&mut traffic)?;
+        // Copies of discarded reports are kept until a sync has gone through after the discard.
+        self.lock().store()?.drop_discarded()?;
         summary.bytes_sent = traffic.sent;
         summary.bytes_received = traffic.received;
         summary.requests = traffic.requests;
