@@ -37,13 +37,16 @@ use crate::error::{ClientError, Result};
 use crate::folder_lock::FolderLock;
 use crate::model::{
     self, ClientConfig, ConflictValue, FieldConflict, FieldValue, HeldReport, KindSchema, LogEntry,
-    RejectedReport, Report, ReportSummary, SyncPhase, SyncProgress, SyncSummary, UserInfo,
-    ValidationProblem,
+    RejectedReport, Report, ReportSummary, ServerRefusal, SyncPhase, SyncProgress, SyncSummary,
+    UserInfo, ValidationProblem,
 };
 use crate::store::{Batch, Profile, Session, Store, SyncState};
 use crate::transport::{Answer, Settings, Traffic, Transport};
 
 mod attachments;
+mod grids;
+mod refusals;
+mod stuck;
 
 const FRAME: &str = "application/x-gridsync";
 /// The header in which a sync says how many changes this phone holds undelivered.
@@ -228,6 +231,7 @@ impl Client {
             }
             other => other,
         }
+        .and_then(|info| self.grids_after_login(info))
     }
 
     fn try_login(
@@ -338,6 +342,7 @@ impl Client {
         }
         let mut state = self.lock();
         let by = state.editor()?;
+        refusals::check_grid(&mut state, &by.user, grid)?;
         let id = DocId::new_v4();
         let doc = ReportDoc::create(id, kind, schema.version, grid, &by)?;
         state.replica.insert(doc);
@@ -402,10 +407,10 @@ impl Client {
             heads,
             pending_changes: pending,
             open_conflicts,
-            rejected: local
-                .rejected
-                .as_ref()
-                .map(|r| format!("{}: {}", r.code, r.reason)),
+            rejected: local.rejected.as_ref().map(|r| ServerRefusal {
+                code: r.code.clone(),
+                reason: r.reason.clone(),
+            }),
             held: !local.held.is_empty(),
             out_of_scope: local.out_of_scope,
         })
@@ -437,6 +442,7 @@ impl Client {
             check_value(schema.validate_field(key, &json))?;
             map.insert(key.clone(), json);
         }
+        refusals::refuse_nul_values(&map)?;
         self.edit(&id, |doc, by| doc.set_fields(&map, by).map_err(Into::into))
     }
 
@@ -490,6 +496,7 @@ impl Client {
         for (key, value) in &map {
             check_value(schema.validate_log_field(key, value))?;
         }
+        refusals::refuse_nul_values(&map)?;
         Ok(map)
     }
 
@@ -745,6 +752,7 @@ impl Client {
             FieldPath::Field(f) => check_value(schema.validate_field(f, &value))?,
             FieldPath::Log { field, .. } => check_value(schema.validate_log_field(field, &value))?,
         }
+        refusals::refuse_nul(&format!("the value for {path}"), &value)?;
         self.edit(&id, |doc, by| {
             doc.resolve(&path, &value, by).map_err(Into::into)
         })
@@ -793,8 +801,13 @@ impl Client {
             .and_then(|()| self.release_delivered(&mut summary));
         outcome?;
         if summary.rescoped {
+            // A new grid or role: who the user is now, and where they may file reports.
             self.refresh_profile(&mut traffic)?;
+            self.fetch_grids(&mut traffic)?;
         }
+        self.fetch_grids_if_missing(&mut traffic)?;
+        // Copies of discarded reports are kept until a sync has gone through after the discard.
+        self.lock().store()?.drop_discarded()?;
         summary.bytes_sent = traffic.sent;
         summary.bytes_received = traffic.received;
         summary.requests = traffic.requests;

@@ -28,6 +28,11 @@ pub enum ClientError {
     /// A value does not fit its field.
     #[error("validation: {0}")]
     Validation(String),
+    /// The server would refuse this at every push, so the phone does not write it. The message
+    /// starts with the server's stable code and a colon: `invalid_text` (a NUL character),
+    /// `unknown_grid` or `out_of_scope` (a grid this user may not report in).
+    #[error("refused: {0}")]
+    Refused(String),
     /// The local database failed.
     #[error("storage: {0}")]
     Storage(String),

@@ -83,7 +83,18 @@ impl FieldClient {
         self.inner.last_user()
     }
 
-    /// Creates a report of `kind` for `grid`; returns its id. Edits need no session: they are
+    /// The grids a new report may use (for the grid picker); empty until fetched at login.
+    pub fn grids(&self) -> Result<Vec<GridInfo>> {
+        self.inner.grids()
+    }
+
+    /// Fetches the user's grids again, after the office moved the user or changed the tree.
+    pub fn refresh_grids(&self) -> Result<Vec<GridInfo>> {
+        self.inner.refresh_grids()
+    }
+
+    /// Creates a report of `kind` for `grid`; returns its id. A grid not among `grids()` or a
+    /// NUL in it fails with `Refused` and the server's code. Edits need no session: they are
     /// the last user's.
     pub fn create_report(&self, kind: String, grid: String) -> Result<String> {
         self.inner.create_report(&kind, &grid)
@@ -202,6 +213,26 @@ impl FieldClient {
 
     pub fn pending_changes(&self) -> u64 {
         self.inner.pending_changes()
+    }
+
+    /// Reports the server refused, with code and reason: edit, move or discard them.
+    pub fn stuck_reports(&self) -> Result<Vec<StuckReport>> {
+        self.inner.stuck_reports()
+    }
+
+    /// Files a report the server never accepted under another grid; returns the new id.
+    pub fn move_report(&self, id: String, grid: String) -> Result<String> {
+        self.inner.move_report(&id, &grid)
+    }
+
+    /// Removes a refused or never-sent report; its copy stays until the next successful sync.
+    pub fn discard_report(&self, id: String) -> Result<()> {
+        self.inner.discard_report(&id)
+    }
+
+    /// Copies of reports discarded since the last successful sync, each with a JSON export.
+    pub fn discarded_reports(&self) -> Result<Vec<DiscardedReport>> {
+        self.inner.discarded_reports()
     }
 
     /// Pushes and pulls. Offline it fails with `Network` and loses nothing.

@@ -132,8 +132,9 @@ pub struct Report {
     pub pending_changes: u64,
     /// Fields holding concurrent values that someone must resolve.
     pub open_conflicts: u32,
-    /// Why the server refused the last push of this report, if it did.
-    pub rejected: Option<String>,
+    /// Why the server refused the last push of this report, if it did; `stuck_reports` lists
+    /// every such report and the ways out.
+    pub rejected: Option<ServerRefusal>,
     /// The server keeps changes of this report as held work: the user may no longer edit it
     /// (a case reassigned, a move to another grid), and whoever owns it now merges or declines
     /// them. Nothing of it is lost when the phone later drops the report.
@@ -141,6 +142,61 @@ pub struct Report {
     /// The report left this user's scope; the phone keeps it only until everything in it is
     /// delivered.
     pub out_of_scope: bool,
+}
+
+/// Why the server refused a report, for good until someone changes it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ServerRefusal {
+    /// Stable: invalid_text, unknown_grid, out_of_scope, ...
+    pub code: String,
+    /// English, for people; the app localises by `code`.
+    pub reason: String,
+}
+
+/// A report the server refused. Ways out: edit it (the next sync offers it again), move it to
+/// another grid with `move_report` (unless `accepted_before`), or `discard_report` it.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct StuckReport {
+    pub id: String,
+    pub kind: String,
+    pub grid: String,
+    /// The first text of the report, cut to 80 characters.
+    pub title: String,
+    pub code: String,
+    pub reason: String,
+    pub pending_changes: u64,
+    /// Edited since the refusal: the next sync offers it again.
+    pub edited_since: bool,
+    /// The server holds earlier changes of this report, so it cannot be moved; discarding it
+    /// brings back the server's copy at the next sync.
+    pub accepted_before: bool,
+}
+
+/// A grid the user may file reports in, for the grid picker.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct GridInfo {
+    pub id: String,
+    pub name: String,
+    /// Org path from the district down, such as `/d/t1/v1/g1/`.
+    pub path: String,
+}
+
+/// A report discarded on this phone; its copy is kept until the next successful sync.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DiscardedReport {
+    pub id: String,
+    pub kind: String,
+    pub grid: String,
+    pub title: String,
+    /// The server's refusal, when it had refused the report.
+    pub rejected: Option<ServerRefusal>,
+    pub discarded_by: String,
+    /// RFC 3339.
+    pub discarded_at: String,
+    /// Everything to keep or hand over: the JSON projection (`report`), the saved automerge
+    /// document with every change (`document`, base64), who discarded it and when, and the
+    /// bytes of attachments not uploaded yet (`attachments[].bytes`, base64).
+    pub export_json: String,
 }
 
 /// A line of a report list.

@@ -1,15 +1,16 @@
 //! The phone's local store: one SQLite file holding the documents (saved automerge bytes), what
 //! the server has acknowledged of each (the outbox, as heads), the pull cursor, the session, the
-//! last user to log in and the device id.
+//! last user to log in, the device id, the grids the user may report in, and copies of
+//! discarded reports.
 //!
 //! Durability: WAL journal with `synchronous = FULL`, and every user action or sync step is one
 //! transaction, so a write that returned survives a killed app or a power cut, and a step cut
 //! halfway leaves the previous state. A pull page commits its documents together with the cursor
 //! that points past them; a push result commits the acknowledged heads of its documents.
 //!
-//! Encryption: document bytes, rejection notes, the session (tokens, user profile) and the last
-//! user's profile are sealed
-//! with [`Sealer`] under the app's key, with the row's identity as associated data. Table
+//! Encryption: document bytes, rejection notes, the session (tokens, user profile), the last
+//! user's profile, the grid list and discarded copies are sealed with [`Sealer`] under the
+//! app's key, with the row's identity as associated data. Table
 //! structure, document ids, acknowledged heads (hashes), the cursor and the device id are not
 //! encrypted. A `key_check` blob written on creation tells a wrong key apart from corrupt data.
 
@@ -27,7 +28,7 @@ use crate::seal::Sealer;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "gridsync-field.db";
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 const KEY_CHECK: &[u8] = b"gridsync field store";
 
 /// Who is logged in on this phone and the tokens of the session.
@@ -81,12 +82,87 @@ struct DocRow {
     state: SyncState,
 }
 
+/// The grids one user may file reports in, as `GET /api/v1/org` gave them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GridList {
+    /// The user the list was fetched for; another user's list says nothing about this one.
+    pub user_id: String,
+    /// The list holds every grid of the district (the user sees the whole tree), so a grid not
+    /// in it does not exist.
+    pub whole_district: bool,
+    pub grids: Vec<Grid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grid {
+    pub id: String,
+    pub name: String,
+    /// Org path, from the district down.
+    pub path: String,
+}
+
+/// Written into every discarded copy, so an exported file says what it is.
+pub const DISCARDED_FORMAT: &str = "gridsync-discarded-report/1";
+
+/// A report its user discarded, kept whole until the next successful sync so that it can still
+/// be exported. Its JSON serialisation is the export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiscardedCopy {
+    /// [`DISCARDED_FORMAT`].
+    pub format: String,
+    pub report_id: String,
+    pub discarded_by: String,
+    /// RFC 3339.
+    pub discarded_at: String,
+    /// Why the server refused the report, when it had.
+    pub rejected: Option<RejectionNote>,
+    /// The JSON projection as it was when discarded.
+    pub report: serde_json::Value,
+    /// The saved automerge document (base64): every change, with its author and time.
+    #[serde(with = "base64_bytes")]
+    pub document: Vec<u8>,
+    /// Attachments whose bytes had not reached the server.
+    pub attachments: Vec<DiscardedAttachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectionNote {
+    pub code: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscardedAttachment {
+    pub sha256: String,
+    pub media_type: String,
+    /// base64.
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Bytes as base64 text in JSON, a third larger rather than the four times of a number array.
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Writes of one step, committed together by [`Store::commit`].
 #[derive(Debug, Default)]
 pub struct Batch {
     docs: Vec<DocRow>,
     states: Vec<(DocId, SyncState)>,
     deleted: Vec<DocId>,
+    discarded: Vec<(DocId, DiscardedCopy)>,
     cursor: Option<Cursor>,
 }
 
@@ -115,10 +191,16 @@ impl Batch {
         self.cursor = Some(cursor);
     }
 
+    /// Replaces a document and its attachment bytes with `copy`, which holds them.
+    pub fn discard(&mut self, id: DocId, copy: DiscardedCopy) {
+        self.discarded.push((id, copy));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
             && self.states.is_empty()
             && self.deleted.is_empty()
+            && self.discarded.is_empty()
             && self.cursor.is_none()
     }
 }
@@ -213,13 +295,23 @@ impl Store {
             tx.commit()?;
         }
         if version < 3 {
+            // Copies of discarded reports, sealed whole, kept until the next successful sync;
+            // listed in the order they were discarded (rowid).
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE discarded (id TEXT PRIMARY KEY, copy BLOB NOT NULL);
+                 PRAGMA user_version = 3;",
+            )?;
+            tx.commit()?;
+        }
+        if version < 4 {
             // What the server took as held work (heads), and whether the document left the
             // scope while it still held undelivered changes.
             let tx = self.conn.transaction()?;
             tx.execute_batch(
                 "ALTER TABLE docs ADD COLUMN held BLOB NOT NULL DEFAULT x'';
                  ALTER TABLE docs ADD COLUMN out_of_scope INTEGER NOT NULL DEFAULT 0;
-                 PRAGMA user_version = 3;",
+                 PRAGMA user_version = 4;",
             )?;
             tx.commit()?;
         }
@@ -469,6 +561,50 @@ impl Store {
         }
     }
 
+    /// The grid list last fetched, whoever it was fetched for.
+    pub fn grids(&self) -> Result<Option<GridList>> {
+        let Some(blob) = self.meta_blob("grids")? else {
+            return Ok(None);
+        };
+        let plain = self.sealer.open("grids", &blob)?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| ClientError::Storage(format!("stored grid list: {e}")))
+    }
+
+    pub fn set_grids(&self, grids: &GridList) -> Result<()> {
+        let json = serde_json::to_vec(grids)
+            .map_err(|e| ClientError::Storage(format!("grid list: {e}")))?;
+        let blob = self.sealer.seal("grids", &json)?;
+        self.set_meta_blob("grids", &blob)
+    }
+
+    /// The copies of discarded reports, oldest first.
+    pub fn discarded(&self) -> Result<Vec<DiscardedCopy>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, copy FROM discarded ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, sealed) = row?;
+            let plain = self.sealer.open(&discarded_aad(&id), &sealed)?;
+            out.push(
+                serde_json::from_slice(&plain)
+                    .map_err(|e| ClientError::Storage(format!("discarded copy {id}: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Drops every discarded copy: a sync went through since they were made.
+    pub fn drop_discarded(&self) -> Result<()> {
+        self.conn.execute("DELETE FROM discarded", [])?;
+        Ok(())
+    }
+
     pub fn cursor(&self) -> Result<Cursor> {
         let read = |key: &str| -> Result<u64> {
             match self.meta_blob(key)? {
@@ -552,6 +688,17 @@ impl Store {
             .into_iter()
             .map(|(id, state)| Ok((id, self.seal_state(&id, &state)?)))
             .collect::<Result<Vec<_>>>()?;
+        let sealed_discarded = batch
+            .discarded
+            .into_iter()
+            .map(|(doc, copy)| {
+                let id = uuid::Uuid::new_v4().to_string();
+                let json = serde_json::to_vec(&copy)
+                    .map_err(|e| ClientError::Storage(format!("discarded copy: {e}")))?;
+                let sealed = self.sealer.seal(&discarded_aad(&id), &json)?;
+                Ok((doc, id, sealed))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let tx = self.conn.transaction()?;
         for (id, bytes, state) in sealed_docs {
             tx.execute(
@@ -585,6 +732,17 @@ impl Store {
         }
         for id in batch.deleted {
             tx.execute("DELETE FROM docs WHERE id = ?1", [id.to_string()])?;
+        }
+        for (doc, id, sealed) in sealed_discarded {
+            tx.execute(
+                "INSERT INTO discarded (id, copy) VALUES (?1, ?2)",
+                params![id, sealed],
+            )?;
+            tx.execute("DELETE FROM docs WHERE id = ?1", [doc.to_string()])?;
+            tx.execute(
+                "DELETE FROM attachments WHERE doc_id = ?1",
+                [doc.to_string()],
+            )?;
         }
         if let Some(cursor) = batch.cursor {
             for (key, value) in [
@@ -671,6 +829,10 @@ fn doc_aad(id: &DocId) -> String {
 
 fn rejected_aad(id: &DocId) -> String {
     format!("rejected:{id}")
+}
+
+fn discarded_aad(id: &str) -> String {
+    format!("discarded:{id}")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -792,6 +954,48 @@ mod tests {
             docs[0].doc.field("parties").unwrap(),
             Some(json!("张三 and 李四"))
         );
+    }
+
+    #[test]
+    fn a_version_2_store_gains_discarded_copies_and_keeps_its_reports() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        let mut batch = Batch::default();
+        batch.put_doc(&mut report(1));
+        store.commit(batch).unwrap();
+        store
+            .conn
+            .execute_batch("DROP TABLE discarded; PRAGMA user_version = 2;")
+            .unwrap();
+        drop(store);
+
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        assert_eq!(store.load_docs().unwrap().len(), 1);
+        assert_eq!(store.grids().unwrap(), None);
+        let mut local = report(1);
+        let copy = DiscardedCopy {
+            format: DISCARDED_FORMAT.into(),
+            report_id: local.doc.id().to_string(),
+            discarded_by: "u1".into(),
+            discarded_at: "2025-01-01T00:00:00Z".into(),
+            rejected: None,
+            report: local.doc.to_json().unwrap(),
+            document: local.doc.save(),
+            attachments: vec![DiscardedAttachment {
+                sha256: "a".repeat(64),
+                media_type: "image/jpeg".into(),
+                bytes: vec![0, 255, 7],
+            }],
+        };
+        let mut batch = Batch::default();
+        batch.discard(local.doc.id(), copy.clone());
+        store.commit(batch).unwrap();
+        assert!(store.load_docs().unwrap().is_empty());
+        drop(store);
+        let store = Store::open(dir.path(), &KEY).unwrap();
+        assert_eq!(store.discarded().unwrap(), vec![copy]);
+        store.drop_discarded().unwrap();
+        assert!(store.discarded().unwrap().is_empty());
     }
 
     #[test]

@@ -11,10 +11,10 @@ use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{
-    Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device, NextRefreshToken, Rotation,
-    HeldDecision, HeldQuery, HeldState, Level, OrgUnit, OrphansCollected, RefreshToken,
-    ReportQuery, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch,
-    UserQuery, Writer,
+    Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device,
+    HeldDecision, HeldQuery, HeldState, Level, NextRefreshToken, OrgUnit, OrphansCollected,
+    RefreshToken, ReportQuery, Rotation, SigningKey, Store, StoreError, UploadChunk, UploadOutcome,
+    User, UserPatch, UserQuery, Writer,
 };
 use serde_json::json;
 use support::*;

@@ -245,8 +245,9 @@ fn check_meta(id: DocId, meta: &Meta, before: Option<&Meta>, user: &str) -> Resu
     Ok(())
 }
 
-/// Whether any string in `value`, key or value, contains U+0000.
-fn holds_nul(value: &serde_json::Value) -> bool {
+/// Whether any string in `value`, key or value, contains U+0000. Phones apply the same rule
+/// before writing, so they never keep a report the server would refuse for it.
+pub fn holds_nul(value: &serde_json::Value) -> bool {
     use serde_json::Value;
     match value {
         Value::String(s) => s.contains('\0'),

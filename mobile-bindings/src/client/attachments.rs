@@ -8,6 +8,7 @@ use gridsync_core::time::rfc3339;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::refusals::refuse_nul;
 use super::{Client, not_found, now, parse_id, unexpected};
 use crate::error::{ClientError, Result};
 use crate::model::{AttachmentInfo, NewAttachment, SyncSummary};
@@ -83,6 +84,10 @@ impl Client {
                 .map(|l| json!({"lat": l.lat, "lon": l.lon, "accuracy_m": l.accuracy_m})),
             attached_by: String::new(),
         };
+        // The metadata goes into the report's projection, where the server refuses NUL.
+        let metadata = serde_json::to_value(&attachment)
+            .map_err(|e| ClientError::Invalid(format!("attachment metadata: {e}")))?;
+        refuse_nul("the attachment's name, time or place", &metadata)?;
         // The bytes first: a report never names bytes the phone does not hold. Bytes no report
         // names (the edit below failed) are dropped at the next sync.
         self.lock().store()?.put_attachment(&blob, bytes, now())?;
@@ -322,7 +327,7 @@ impl Client {
 
     /// Sends a request with the access token, refreshing it once when the server says it
     /// expired; a revoked device is wiped.
-    fn authorized(
+    pub(super) fn authorized(
         &self,
         traffic: &mut Traffic,
         send: impl Fn(&str, &mut Traffic) -> Result<Answer>,

@@ -20,18 +20,19 @@ use super::facts::{
 };
 use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
 use super::{
-    ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, NextRefreshToken, REFRESH_COLUMNS, Rotation, AssignedReport, Attachment, AttachmentRow,
+    ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, AssignedReport, Attachment, AttachmentRow,
     AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage,
     CONFLICT_ITEM_COLUMNS, ChangeLogRow, ChangeRow, Committed, ConflictItem, ConflictItemRecord,
     ConflictQuery, ConflictRecord, ConflictRow, DEVICE_COLUMNS, DOC_COLUMNS, Device, DocChangeRow,
-    DocRecord, DocumentRow, OrgRow, OrgUnit, OrphansCollected, Page, PageRow, PieceHasher, PoolUse,
-    PulledRow, RefreshToken, ReportQuery, Result, SigningKey, Store, StoreError, StoredRow,
-    USER_COLUMNS, UploadChunk, UploadOutcome, UploadState, User, UserPatch, UserQuery, UserRow,
-    UserUpdated, Writer, attachment_from, audit_filter, audit_from, audit_record_from,
-    change_row_from, conflict_from, conflict_item_from, conflict_list_where, cut_range,
-    doc_change_from, heads_to_bytes, json_contains_pattern, org_from, org_insert_result,
-    page_doc_from, parse_doc_id, pieces, pool_use, pulled_change_from, report_list_where,
-    scope_filter, user_from, user_update_result, users_under,
+    DocRecord, DocumentRow, NextRefreshToken, OrgRow, OrgUnit, OrphansCollected, Page, PageRow,
+    PieceHasher, PoolUse, PulledRow, REFRESH_COLUMNS, RefreshToken, ReportQuery, Result, Rotation,
+    SigningKey, Store, StoreError, StoredRow, USER_COLUMNS, UploadChunk, UploadOutcome,
+    UploadState, User, UserPatch, UserQuery, UserRow, UserUpdated, Writer, attachment_from,
+    audit_filter, audit_from, audit_record_from, change_row_from, conflict_from,
+    conflict_item_from, conflict_list_where, cut_range, doc_change_from, heads_to_bytes,
+    json_contains_pattern, org_from, org_insert_result, page_doc_from, parse_doc_id, pieces,
+    pool_use, pulled_change_from, report_list_where, scope_filter, user_from, user_update_result,
+    users_under,
 };
 use crate::auth::refresh::{self, Verdict};
 use crate::scope::{Restricted, Role, Scope};
