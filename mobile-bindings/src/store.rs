@@ -957,7 +957,7 @@ mod tests {
     }
 
     #[test]
-    fn a_version_2_store_gains_discarded_copies_and_keeps_its_reports() {
+    fn a_version_2_store_is_upgraded_and_keeps_its_reports() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), &KEY).unwrap();
         let mut batch = Batch::default();
@@ -965,7 +965,10 @@ mod tests {
         store.commit(batch).unwrap();
         store
             .conn
-            .execute_batch("DROP TABLE discarded; PRAGMA user_version = 2;")
+            .execute_batch(
+                "DROP TABLE discarded; ALTER TABLE docs DROP COLUMN held;
+                 ALTER TABLE docs DROP COLUMN out_of_scope; PRAGMA user_version = 2;",
+            )
             .unwrap();
         drop(store);
 
