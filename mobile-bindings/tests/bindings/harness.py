@@ -16,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import gridsync_mobile as gm
@@ -48,6 +49,7 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = None
+        self.office_token = None
         self.start()
 
     def start(self):
@@ -123,6 +125,50 @@ class Server:
         )
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
+
+    def call(self, method, path, body=None, token=None):
+        """Any API call as the admin (or `token`'s user): (status, JSON body or None), also for
+        4xx answers, which the office must be able to tell apart."""
+        if token is None:
+            if self.office_token is None:
+                self.office_token = self.admin_token()
+            token = self.office_token
+        headers = {"authorization": f"Bearer {token}"}
+        data = None
+        if body is not None:
+            headers["content-type"] = "application/json"
+            data = json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.base}{path}", data=data, headers=headers, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        return status, (json.loads(raw) if raw else None)
+
+    def add_user(self, username, role, org_unit_id):
+        """A user created through the API as the admin, with the seeded password; their id."""
+        status, user = self.call(
+            "POST",
+            "/api/v1/users",
+            {"username": username, "display_name": username, "password": PASSWORD,
+             "role": role, "org_unit_id": org_unit_id},
+        )
+        assert status == 201, (status, user)
+        return user["id"]
+
+    def add_org_unit(self, unit_id, parent_id, level):
+        status, unit = self.call(
+            "POST", "/api/v1/org", {"id": unit_id, "parent_id": parent_id, "level": level, "name": unit_id}
+        )
+        assert status == 201, (status, unit)
+
+    def device(self, device_id):
+        """The device as `GET /api/v1/devices` lists it."""
+        status, devices = self.call("GET", "/api/v1/devices")
+        assert status == 200, (status, devices)
+        [device] = [d for d in devices if d["id"] == device_id]
+        return device
 
     def resolve_over_http(self, report_id, path, value):
         """The admin resolves a report's open conflict through the HTTP API, as the console does."""

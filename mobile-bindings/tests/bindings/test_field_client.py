@@ -299,6 +299,166 @@ class RevokedDevice(unittest.TestCase):
         self.assertNotIn("王五".encode(), stored)
 
 
+class ReassignedCase(unittest.TestCase):
+    """A drug-control case is reassigned at the office while its worker records a visit offline:
+    the visit waits on the server as held work, the phone drops the case only once the server
+    holds it, and the office merges it into the case."""
+
+    def setUp(self):
+        self.server = Server()
+        self.dir = Path(tempfile.mkdtemp(prefix="gridsync-reassign-"))
+        self.zhao = self.server.add_user("zhao", "grid_worker", GRID)
+        self.server.add_user("zhou", "drug_control_officer", "t1")
+
+    def tearDown(self):
+        self.server.close()
+
+    def test_a_visit_recorded_offline_on_a_reassigned_case_is_held_then_merged(self):
+        base = self.server.base
+        officer = phone(self.dir / "zhou", base)
+        officer.login("zhou", PASSWORD, "officer")
+        wang = phone(self.dir / "wang", base)
+        worker = wang.login("wang", PASSWORD, "wang's phone").id
+        case = officer.create_report("drug_control_case", GRID)
+        officer.set_fields(
+            case,
+            texts(
+                subject_name="赵某",
+                subject_id_number="110105194912310021",
+                programme="community_rehabilitation",
+                programme_start="2026-01-05",
+                assigned_worker=worker,
+                status="active",
+            ),
+        )
+        officer.sync()
+        wang.sync()
+        self.assertEqual(projection(wang, case)["fields"]["assigned_worker"], worker)
+
+        # Offline: a visit with a positive urine test, and the case set to relapsed.
+        self.server.stop()
+        wang.append_log(case, texts(date="2026-11-20", visitor=worker, test="urine", test_result="positive"))
+        wang.set_field(case, "status", text("relapsed"))
+        with self.assertRaises(gm.ClientError.Network):
+            wang.sync()
+        self.server.start()
+
+        # Meanwhile the office reassigns the case to zhao, of the same grid.
+        status, patched = self.server.call(
+            "PATCH", f"/api/v1/reports/{case}", {"fields": {"assigned_worker": self.zhao}}
+        )
+        self.assertEqual(status, 200, patched)
+
+        summary = wang.sync()
+        self.assertEqual([(h.id, h.code) for h in summary.held], [(case, "out_of_scope")], summary)
+        self.assertEqual(summary.pending_changes, 0, "the server holds the work")
+        with self.assertRaises(gm.ClientError.NotFound):
+            wang.report(case)
+        self.assertEqual(self.server.device(wang.device_id())["pending_changes"], 0)
+
+        # The case is unchanged until the office decides; the office sees the held visit.
+        status, report = self.server.call("GET", f"/api/v1/reports/{case}")
+        self.assertEqual((status, report["fields"]["status"]), (200, "active"))
+        status, held = self.server.call("GET", f"/api/v1/held?report={case}")
+        self.assertEqual(status, 200, held)
+        [item] = held["items"]
+        self.assertEqual((item["author_id"], item["code"]), (worker, "out_of_scope"))
+        status, merged = self.server.call("POST", f"/api/v1/held/{item['id']}/merge", {"note": "核实属实"})
+        self.assertEqual((status, merged["state"]), (200, "merged"), merged)
+
+        status, report = self.server.call("GET", f"/api/v1/reports/{case}")
+        self.assertEqual(status, 200, report)
+        self.assertEqual(report["fields"]["status"], "relapsed")
+        self.assertEqual(report["fields"]["assigned_worker"], self.zhao)
+        [visit] = report["log"]
+        self.assertEqual((visit["visitor"], visit["test_result"]), (worker, "positive"))
+
+        # The new worker receives the case with the visit.
+        zhao = phone(self.dir / "zhao", base)
+        zhao.login("zhao", PASSWORD, "zhao's phone")
+        zhao.sync()
+        self.assertEqual(projection(zhao, case)["fields"]["status"], "relapsed")
+        self.assertEqual(len(zhao.report(case).log), 1)
+
+
+class RetiredPhone(unittest.TestCase):
+    def setUp(self):
+        self.server = Server()
+        self.dir = Path(tempfile.mkdtemp(prefix="gridsync-retire-"))
+
+    def tearDown(self):
+        self.server.close()
+
+    def test_a_retired_phone_delivers_its_offline_edit_before_it_wipes_itself(self):
+        wang = phone(self.dir / "wang", self.server.base)
+        wang.login("wang", PASSWORD, "old phone")
+        rid = wang.create_report("dispute_check", GRID)
+        wang.set_field(rid, "parties", text("王家"))
+        wang.sync()
+        device = wang.device_id()
+        # Recorded after the last sync: the office does not know of it yet.
+        wang.set_field(rid, "description", text("交回手机前的最后一条"))
+
+        status, _ = self.server.call("POST", f"/api/v1/devices/{device}/retire")
+        self.assertEqual(status, 204)
+        self.assertEqual(self.server.device(device)["state"], "retiring")
+
+        with self.assertRaises(gm.ClientError.DeviceRetired):
+            wang.sync()
+        status, report = self.server.call("GET", f"/api/v1/reports/{rid}")
+        self.assertEqual(status, 200, report)
+        self.assertEqual(report["fields"]["description"], "交回手机前的最后一条", "delivered before the wipe")
+        self.assertEqual(wang.list_reports(None), [])
+        self.assertIsNone(wang.current_user())
+        self.assertNotEqual(wang.device_id(), device)
+        self.assertEqual(self.server.device(device)["state"], "retired")
+
+
+class MovedWorker(unittest.TestCase):
+    """The office moves a worker to a grid of another village while their phone holds an unsent
+    edit: the phone keeps its session and device, the edit is held for the old grid."""
+
+    def setUp(self):
+        self.server = Server()
+        self.dir = Path(tempfile.mkdtemp(prefix="gridsync-moved-"))
+        self.server.add_org_unit("v2", "t1", "village")
+        self.server.add_org_unit("g3", "v2", "grid")
+
+    def tearDown(self):
+        self.server.close()
+
+    def test_a_moved_worker_keeps_their_phone_and_their_unsent_edit_is_held(self):
+        wang = phone(self.dir / "wang", self.server.base)
+        me = wang.login("wang", PASSWORD, "wang's phone")
+        rid = wang.create_report("dispute_check", GRID)
+        wang.set_field(rid, "parties", text("王家"))
+        wang.sync()
+        device = wang.device_id()
+        wang.set_field(rid, "description", text("又吵起来了"))
+
+        status, moved = self.server.call("PATCH", f"/api/v1/users/{me.id}", {"org_unit_id": "g3"})
+        self.assertEqual(status, 200, moved)
+        self.assertEqual(moved["retiring_devices"], [])
+        self.assertEqual(self.server.device(device)["state"], "active")
+
+        summary = wang.sync()
+        self.assertTrue(summary.rescoped, summary)
+        self.assertEqual([(h.id, h.code) for h in summary.held], [(rid, "out_of_scope")], summary)
+        self.assertEqual(summary.pending_changes, 0)
+        self.assertEqual(wang.device_id(), device, "not wiped")
+        self.assertEqual(wang.current_user().org_unit_id, "g3")
+        self.assertEqual(wang.list_reports(None), [], "g1 dropped once delivered")
+
+        # The old grid's report is unchanged; the edit waits for its people.
+        status, report = self.server.call("GET", f"/api/v1/reports/{rid}")
+        self.assertEqual(status, 200, report)
+        self.assertIsNone(report["fields"].get("description"))
+        status, held = self.server.call("GET", f"/api/v1/held?report={rid}")
+        self.assertEqual(status, 200, held)
+        [item] = held["items"]
+        self.assertEqual((item["author_id"], item["device_id"]), (me.id, device))
+
+
 class LocalWork(unittest.TestCase):
     """What a form needs without any server: schemas, validation, log entries, search, keys."""
 
