@@ -284,6 +284,7 @@
     ['dashboard', 'nav_dashboard', () => true],
     ['reports', 'nav_reports', () => true],
     ['conflicts', 'nav_conflicts', canReview],
+    ['held', 'nav_held', canReview],
     ['users', 'nav_users', canListUsers],
     ['devices', 'nav_devices', () => true],
     ['org', 'nav_org', () => true],
@@ -295,6 +296,7 @@
     [/^\/reports$/, pageReports],
     [/^\/reports\/([^/]+)$/, pageReport],
     [/^\/conflicts$/, pageConflicts],
+    [/^\/held$/, pageHeld],
     [/^\/users$/, pageUsers],
     [/^\/devices$/, pageDevices],
     [/^\/org$/, pageOrg],
@@ -1178,43 +1180,119 @@
   async function pageDevices() {
     const devices = await getJson('/api/v1/devices');
     devices.sort((a, b) => b.last_seen_at - a.last_seen_at);
+    // One action, confirmed with what it does to what the phone still holds.
+    const action = (d, what, question) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: `device-${what}`,
+          onclick: async () => {
+            if (!confirm(question)) return;
+            try {
+              await send('POST', `/api/v1/devices/${encodeURIComponent(d.id)}/${what}`);
+              flash = t('saved');
+            } catch (e) {
+              flash = failure(e).textContent;
+            }
+            render();
+          },
+        },
+        t(what),
+      );
+    const unsent = (d) =>
+      d.pending_changes === null || d.pending_changes === undefined
+        ? t('unsent_unknown')
+        : `${d.pending_changes}${d.pending_at ? ` (${fmtTime(d.pending_at)})` : ''}`;
     const rows = devices.map((d) =>
       h(
         'tr',
-        { class: d.revoked_at ? 'disabled' : null },
+        { class: d.state === 'active' ? null : 'disabled', 'data-device': d.id },
         h('td', {}, d.name, d.id === session.me.device_id ? ` ${t('this_device')}` : ''),
         h('td', {}, person(d.user_id)),
-        h('td', { class: 'time' }, fmtTime(d.created_at)),
         h('td', { class: 'time' }, fmtTime(d.last_seen_at)),
-        h('td', {}, d.revoked_at ? `${t('revoked')} ${fmtTime(d.revoked_at)}` : t('active')),
+        h('td', { class: 'unsent' }, unsent(d)),
+        h('td', { class: 'state' }, t(`device_${d.state}`)),
         h(
           'td',
           {},
-          d.revoked_at
-            ? ''
-            : h(
-                'button',
-                {
-                  type: 'button',
-                  onclick: async () => {
-                    if (!confirm(t('confirm_revoke', { name: d.name }))) return;
-                    try {
-                      await send('POST', `/api/v1/devices/${encodeURIComponent(d.id)}/revoke`);
-                      flash = t('saved');
-                    } catch (e) {
-                      flash = failure(e).textContent;
-                    }
-                    render();
-                  },
-                },
-                t('revoke'),
-              ),
+          d.state === 'active' || d.state === 'retiring'
+            ? [
+                d.state === 'active' ? action(d, 'retire', t('confirm_retire', { name: d.name })) : null,
+                action(
+                  d,
+                  'revoke',
+                  t('confirm_revoke', { name: d.name, unsent: unsent(d) }),
+                ),
+              ]
+            : '',
         ),
       ),
     );
     return [
       h('h1', {}, t('devices_title')),
-      table([t('device'), t('user'), t('created_at'), t('last_seen_at'), t('status'), ''], rows, { id: 'device-list' }),
+      h('p', { class: 'muted' }, t('devices_help')),
+      table([t('device'), t('user'), t('last_seen_at'), t('unsent'), t('status'), ''], rows, { id: 'device-list' }),
+    ];
+  }
+
+  // ---- held work -----------------------------------------------------------------------------
+
+  async function pageHeld() {
+    const list = await getJson('/api/v1/held?limit=100');
+    const decide = (item, what) => async () => {
+      const note = prompt(t(what === 'merge' ? 'held_merge_note' : 'held_decline_note'));
+      if (note === null) return;
+      try {
+        await send('POST', `/api/v1/held/${item.id}/${what}`, { note: note || null });
+        flash = t(what === 'merge' ? 'held_merged' : 'held_declined');
+      } catch (e) {
+        flash = failure(e).textContent;
+      }
+      render();
+    };
+    const cards = list.items.map((item) => {
+      const schema = schemaOf(item.kind);
+      const rows = item.differences.map((d) => {
+        const def = defOf(schema, d.path);
+        const name = d.path.startsWith('log[') ? t('held_log_entry') : label(def?.label) || d.path;
+        const show = (v) => (d.path.startsWith('log[') ? (v ? t('held_entry_present') : t('none')) : fieldText(def, v));
+        return h('tr', {}, h('td', {}, name), h('td', {}, show(d.current)), h('td', {}, show(d.held)));
+      });
+      return h(
+        'section',
+        { class: 'held-item', 'data-held': String(item.id) },
+        h(
+          'h2',
+          {},
+          `${kindLabel(item.kind)} · ${unitName(item.grid_id)} · `,
+          h('a', { href: `#/reports/${encodeURIComponent(item.report_id)}` }, item.report_id.slice(0, 8)),
+        ),
+        h(
+          'p',
+          { class: 'muted' },
+          t('held_by', {
+            who: person(item.author_id),
+            n: item.changes,
+            when: fmtTime(item.updated_at),
+          }),
+        ),
+        h('p', {}, t(`held_reason_${item.code}`)),
+        rows.length
+          ? table([t('field_name'), t('held_current'), t('held_value')], rows)
+          : h('p', { class: 'muted' }, t('held_no_difference')),
+        h(
+          'div',
+          { class: 'actions' },
+          h('button', { type: 'button', class: 'held-merge', onclick: decide(item, 'merge') }, t('held_merge')),
+          h('button', { type: 'button', class: 'held-decline', onclick: decide(item, 'decline') }, t('held_decline')),
+        ),
+      );
+    });
+    return [
+      h('h1', {}, t('held_title')),
+      h('p', { class: 'muted' }, t('held_help')),
+      cards.length ? h('div', { id: 'held-list' }, cards) : h('p', { class: 'muted' }, t('no_items')),
     ];
   }
 

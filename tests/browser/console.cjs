@@ -127,10 +127,21 @@ async function main() {
     assert.match(await page.locator('#user-list tr', { hasText: 'wang' }).textContent(), /Disabled/);
     await page.click('#nav-devices');
     await page.waitForSelector('#device-list');
-    await page.locator('#device-list tr', { hasText: 'seed-office' }).locator('button').click();
+    await page.locator('#device-list tr', { hasText: 'seed-office' }).locator('button.device-revoke').click();
     await page.waitForSelector('.flash');
     assert.match(await page.locator('#device-list tr', { hasText: 'seed-office' }).textContent(), /Revoked/);
     await shot('device-revoked');
+
+    // Work wang recorded for another grid waits as held work; the admin merges it.
+    await page.click('#nav-held');
+    await page.waitForSelector('#held-list');
+    assert.equal(await page.locator('.held-item').count(), 1);
+    assert.match(await page.textContent('.held-item'), /夜市占道/);
+    await shot('held');
+    await page.click('.held-item button.held-merge');
+    await page.waitForSelector('.flash');
+    assert.match(await page.textContent('.flash'), /Merged/);
+    assert.equal(await page.locator('.held-item').count(), 0);
 
     // Back to Chinese, then log out.
     await page.click('#lang-toggle');

@@ -212,6 +212,18 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
     a.sync().await;
     b.sync().await;
 
+    // Wang, of g1, recorded a report for g2 while he still covered it: the server holds it for
+    // g2's people (the console's held-work page).
+    let mut wang = Client::login(
+        &server.base,
+        "wang",
+        "a grid worker's password",
+        "wang-phone",
+    )
+    .await;
+    wang.edit(DocId::new_v4(), "g2", "夜市占道", 1_795_740_000);
+    wang.push().await;
+
     let report = call(&office, Method::GET, &format!("/api/v1/reports/{id}"), None).await;
     let conflicts = report["conflicts"].as_array().expect("conflicts");
     assert_eq!(conflicts.len(), 1, "the seeded conflict is open: {report}");
@@ -349,6 +361,13 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .find(|d| d["id"] == "seed-office")
         .expect("the seeding device");
     assert!(revoked["revoked_at"].is_i64(), "{revoked}");
+    assert_eq!(revoked["state"], json!("revoked"));
+    let held = call(&office, Method::GET, "/api/v1/held?state=merged", None).await;
+    assert_eq!(
+        held["items"].as_array().map(Vec::len),
+        Some(1),
+        "merged in the browser"
+    );
     let users = call(&office, Method::GET, "/api/v1/users", None).await;
     let wang = users["items"]
         .as_array()
