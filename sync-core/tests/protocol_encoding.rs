@@ -221,15 +221,18 @@ fn pull_result() -> impl Strategy<Value = PullResult> {
         any::<u64>(),
         any::<bool>(),
         any::<[u8; 16]>(),
+        any::<bool>(),
     )
-        .prop_map(|(docs, evicted, after, more, digest)| PullResult {
-            docs,
-            evicted,
-            after,
-            more,
-            digest,
-            rescoped: false,
-        })
+        .prop_map(
+            |(docs, evicted, after, more, digest, rescoped)| PullResult {
+                docs,
+                evicted,
+                after,
+                more,
+                digest,
+                rescoped,
+            },
+        )
 }
 
 fn any_frame() -> impl Strategy<Value = Vec<u8>> {
