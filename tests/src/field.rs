@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use gridsync_mobile::ClientConfig;
 use gridsync_server::auth::password;
 use gridsync_server::scope::Role;
 use gridsync_server::store::{self, Level, OrgUnit, User};
@@ -190,4 +191,19 @@ fn pipe(from: &TcpStream, to: &TcpStream, count: Arc<AtomicU64>) {
         }
         let _ = to.shutdown(Shutdown::Write);
     });
+}
+
+/// A phone library configuration for tests: short timeouts and retries, so the offline cases
+/// fail in well under a second, and small pages and chunks, so paging and resuming are exercised.
+pub fn quick() -> ClientConfig {
+    ClientConfig {
+        connect_timeout_ms: 2_000,
+        request_timeout_ms: 20_000,
+        max_attempts: 2,
+        retry_base_delay_ms: 20,
+        push_max_bytes: 256 * 1024,
+        pull_byte_budget: 64 * 1024,
+        upload_chunk_bytes: 64 * 1024,
+        attachment_cache_bytes: 1024 * 1024,
+    }
 }

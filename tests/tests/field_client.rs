@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use gridsync_e2e::Server;
-use gridsync_e2e::field::{self, GRID, PASSWORD, Relay};
+use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
 use gridsync_mobile::client::{Client, Progress};
 use gridsync_mobile::{
     ClientConfig, ClientError, FieldValue, GeoPoint, NewAttachment, SyncPhase, SyncProgress,
@@ -19,20 +19,6 @@ use gridsync_mobile::{
 use serde_json::{Value, json};
 
 const KEY: [u8; 32] = [0x5a; 32];
-
-/// Short timeouts and retries, so the offline cases fail in well under a second.
-fn quick() -> ClientConfig {
-    ClientConfig {
-        connect_timeout_ms: 2_000,
-        request_timeout_ms: 20_000,
-        max_attempts: 2,
-        retry_base_delay_ms: 20,
-        push_max_bytes: 256 * 1024,
-        pull_byte_budget: 64 * 1024,
-        upload_chunk_bytes: 64 * 1024,
-        attachment_cache_bytes: 1024 * 1024,
-    }
-}
 
 fn phone(dir: &Path, base: &str, config: ClientConfig) -> Client {
     Client::open(dir, base, &KEY, config).expect("open the phone's store")

@@ -8,28 +8,15 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use gridsync_e2e::Server;
-use gridsync_e2e::field::{self, GRID, PASSWORD};
+use gridsync_e2e::field::{self, GRID, PASSWORD, quick};
 use gridsync_mobile::client::Client;
-use gridsync_mobile::{ClientConfig, ClientError, FieldValue};
+use gridsync_mobile::{ClientError, FieldValue};
 use gridsync_server::auth::password;
 use gridsync_server::scope::Role;
 use gridsync_server::store::{self, Level, OrgUnit, User};
 use serde_json::{Value, json};
 
 const KEY: [u8; 32] = [0x6b; 32];
-
-fn quick() -> ClientConfig {
-    ClientConfig {
-        connect_timeout_ms: 2_000,
-        request_timeout_ms: 20_000,
-        max_attempts: 2,
-        retry_base_delay_ms: 20,
-        push_max_bytes: 256 * 1024,
-        pull_byte_budget: 64 * 1024,
-        upload_chunk_bytes: 64 * 1024,
-        attachment_cache_bytes: 1024 * 1024,
-    }
-}
 
 fn text(value: &str) -> FieldValue {
     FieldValue::Text {

@@ -11,27 +11,13 @@ use std::process::{Command, Stdio};
 
 use gridsync_e2e::Server;
 use gridsync_e2e::faulty::{Fault, FaultyProxy};
-use gridsync_e2e::field::{self, GRID, PASSWORD};
+use gridsync_e2e::field::{self, GRID, PASSWORD, quick};
 use gridsync_mobile::client::Client;
-use gridsync_mobile::{ClientConfig, ClientError, FieldValue, GeoPoint, NewAttachment};
+use gridsync_mobile::{ClientError, FieldValue, GeoPoint, NewAttachment};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
 const KEY: [u8; 32] = [0x5a; 32];
-
-/// Short timeouts and two tries a request, so the offline cases fail in well under a second.
-fn quick() -> ClientConfig {
-    ClientConfig {
-        connect_timeout_ms: 2_000,
-        request_timeout_ms: 20_000,
-        max_attempts: 2,
-        retry_base_delay_ms: 20,
-        push_max_bytes: 256 * 1024,
-        pull_byte_budget: 64 * 1024,
-        upload_chunk_bytes: 64 * 1024,
-        attachment_cache_bytes: 1024 * 1024,
-    }
-}
 
 fn phone(dir: &Path, base: &str) -> Client {
     Client::open(dir, base, &KEY, quick()).expect("open the phone's store")

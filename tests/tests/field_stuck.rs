@@ -12,10 +12,10 @@ use gridsync_core::DocId;
 use gridsync_core::replica::LocalDoc;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_e2e::Server;
-use gridsync_e2e::field::{self, GRID, PASSWORD, Relay};
+use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
 use gridsync_mobile::client::Client;
 use gridsync_mobile::store::{Batch, Store};
-use gridsync_mobile::{ClientConfig, ClientError, FieldValue, NewAttachment};
+use gridsync_mobile::{ClientError, FieldValue, NewAttachment};
 use gridsync_server::store::{Level, OrgUnit};
 use serde_json::{Value, json};
 
@@ -23,19 +23,6 @@ const KEY: [u8; 32] = [0x3c; 32];
 const WANG: &str = "user-wang";
 /// A grid of another village of the township: it exists, but not in wang's or li's scope.
 const OTHER_VILLAGE_GRID: &str = "g2";
-
-fn quick() -> ClientConfig {
-    ClientConfig {
-        connect_timeout_ms: 2_000,
-        request_timeout_ms: 20_000,
-        max_attempts: 2,
-        retry_base_delay_ms: 20,
-        push_max_bytes: 256 * 1024,
-        pull_byte_budget: 64 * 1024,
-        upload_chunk_bytes: 64 * 1024,
-        attachment_cache_bytes: 1024 * 1024,
-    }
-}
 
 fn phone(dir: &Path, base: &str) -> Client {
     Client::open(dir, base, &KEY, quick()).expect("open the phone's store")

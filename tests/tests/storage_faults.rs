@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 use gridsync_core::protocol::{self, Push};
 use gridsync_e2e::Server;
 use gridsync_e2e::client::Client as Probe;
-use gridsync_e2e::field::{self, GRID, PASSWORD};
+use gridsync_e2e::field::{self, GRID, PASSWORD, quick};
 use gridsync_mobile::client::Client as Phone;
-use gridsync_mobile::{ClientConfig, ClientError, FieldValue};
+use gridsync_mobile::{ClientError, FieldValue};
 use sqlx::Connection;
 
 const KEY: [u8; 32] = [0x5a; 32];
@@ -282,20 +282,6 @@ async fn postgres_restarted_under_load_loses_no_acknowledged_change_and_the_serv
     assert_all_present(&db, &acked).await;
     converge(&db, &phones).await;
     assert!(server.stop().await.success());
-}
-
-/// Short timeouts and few retries, so a refused sync returns in well under a second.
-fn quick() -> ClientConfig {
-    ClientConfig {
-        connect_timeout_ms: 2_000,
-        request_timeout_ms: 20_000,
-        max_attempts: 2,
-        retry_base_delay_ms: 20,
-        push_max_bytes: 256 * 1024,
-        pull_byte_budget: 64 * 1024,
-        upload_chunk_bytes: 64 * 1024,
-        attachment_cache_bytes: 1024 * 1024,
-    }
 }
 
 /// The seeded people, each logged in on a phone of their own.
