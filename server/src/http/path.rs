@@ -1,5 +1,6 @@
 //! `Path<T>`: axum's path extractor, with a segment that does not decode (not UTF-8, not the
-//! expected type) answered as our problem details rather than axum's plain-text rejection.
+//! expected type, or holding NUL) answered as our problem details rather than axum's plain-text
+//! rejection.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -18,6 +19,12 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Postgres text cannot hold NUL, and no id has a use for it.
+        if parts.uri.path().contains("%00") {
+            return Err(ApiError::BadRequest(
+                "path segments may not contain NUL".into(),
+            ));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             // A route declaring parameters its handler does not match: our bug, not the client's.
