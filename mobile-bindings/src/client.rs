@@ -393,7 +393,7 @@ impl Client {
         let pending = local.pending() as u64;
         let mut heads: Vec<String> = local.doc.heads().iter().map(|h| h.to_string()).collect();
         heads.sort();
-        let open_conflicts = local.doc.conflicts()?.len() as u32;
+        let open_conflicts = open_conflicts(&mut local.doc)?;
         Ok(Report {
             id: meta.id.to_string(),
             kind: meta.kind,
@@ -561,7 +561,7 @@ impl Client {
                     .map(str::to_owned),
                 log_entries: projection["log"].as_array().map_or(0, Vec::len) as u32,
                 pending_changes: local.pending() as u64,
-                open_conflicts: local.doc.conflicts()?.len() as u32,
+                open_conflicts: open_conflicts(&mut local.doc)?,
                 kind: meta.kind,
                 grid: meta.grid,
                 created_at: meta.created_at,
@@ -815,7 +815,7 @@ impl Client {
         summary.pending_changes = state.replica.pending() as u64;
         let mut conflicts = 0;
         for local in state.replica.docs() {
-            conflicts += local.doc.clone().conflicts().map_or(0, |c| c.len()) as u32;
+            conflicts += open_conflicts(&mut local.doc.clone()).unwrap_or(0);
         }
         summary.open_conflicts = conflicts;
         Ok(summary)
@@ -1225,6 +1225,13 @@ fn persist_doc(state: &mut State, id: &DocId) -> Result<()> {
     let mut batch = Batch::default();
     batch.put_doc_parts(*id, bytes, SyncState::of(local));
     state.store()?.commit(batch)
+}
+
+/// What `conflicts()` lists for a report: fields holding concurrent values, and log entries
+/// edited while someone removed them.
+fn open_conflicts(doc: &mut ReportDoc) -> Result<u32> {
+    let count = doc.conflicts()?.len() + doc.edited_after_removal()?.len();
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
 /// Refuses a value with problems, except a missing required value: drafts may be incomplete.

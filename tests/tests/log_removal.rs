@@ -124,6 +124,11 @@ fn scenario(db: &str, base: &str, dir: &Path) {
         assert!(client.report(&id).expect("report").log.is_empty());
         let flags = flagged(client, &id);
         assert_eq!(flags.len(), 1, "{flags:?}");
+        assert_eq!(
+            client.report(&id).expect("report").open_conflicts,
+            1,
+            "counted too"
+        );
         assert_eq!(flags[0].path, path);
         assert_eq!(flags[0].entry_id.as_deref(), Some(step.as_str()));
         assert!(!flags[0].message.as_ref().expect("message").zh.is_empty());
