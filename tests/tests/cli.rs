@@ -128,6 +128,53 @@ async fn org_import_places_users_and_changes_nothing_when_repeated(db: &str) {
     assert_eq!(g2.name, "石桥村二组网格");
     assert_eq!(g2.path, "/d/t1/v1/g2/");
     assert_eq!(store.org_units().await.expect("units").len(), 8);
+
+    // A drug-control case of g2 is assigned to wang: moving him back to g1 would leave it with
+    // nobody, so the import is refused whole.
+    let admin = store::Writer {
+        user_id: "admin".into(),
+        device_id: None,
+        scope: Scope::for_role("admin", Role::DistrictAdmin, "/d/"),
+        now: 1_800_000_000,
+        hold_out_of_scope: false,
+    };
+    let by = gridsync_core::report::Editor::new("admin", 1_000);
+    let mut case = gridsync_core::report::ReportDoc::create(
+        uuid::Uuid::new_v4(),
+        "drug_control_case",
+        1,
+        "g2",
+        &by,
+    )
+    .expect("create");
+    case.set_field("assigned_worker", &serde_json::json!(wang.id), &by)
+        .expect("assign");
+    let push = gridsync_core::protocol::Push {
+        docs: vec![gridsync_core::protocol::PushDoc {
+            doc: case.id(),
+            changes: case.changes_since(&[]),
+        }],
+    };
+    store
+        .ingest(&admin, &push, &gridsync_core::schema::Registry::builtin())
+        .await
+        .expect("ingest");
+    let back = write(
+        &dir,
+        "back.csv",
+        &TREE.replace("g1,v1,grid,石桥村第1网格,", "g1,v1,grid,石桥村第1网格,wang"),
+    );
+    let refused = fails(&["--db", db, "org", "import", &back], &[]);
+    assert!(
+        refused.contains("wang would no longer see the cases assigned to them"),
+        "{refused}"
+    );
+    let wang = store
+        .user_by_username("wang")
+        .await
+        .expect("read")
+        .expect("wang");
+    assert_eq!(wang.org_unit_id, "g2", "nothing imported");
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ use super::{Error, Result, say};
 use crate::clock;
 use crate::http::org::{MAX_NAME_CHARS, valid_unit_id};
 use crate::http::users::levels_for;
+use crate::http::users::stranded_cases;
 use crate::http::validate::check_name;
 use crate::store::{AuditEntry, Level, OrgUnit, Store, User, UserPatch};
 
@@ -36,6 +37,24 @@ pub async fn import(store: &dyn Store, file: &Path) -> Result<()> {
         source,
     })?;
     let rows = check(store.org_units().await?, store.users().await?, &text)?;
+    // A move that would strand a case assigned to the user imports nothing, like a bad row.
+    let mut stranded = Vec::new();
+    for row in &rows {
+        for user in &row.moves {
+            let cases = stranded_cases(store, user, user.role, &row.unit.path).await?;
+            if !cases.is_empty() {
+                stranded.push(format!(
+                    "{} would no longer see the cases assigned to them ({}): assign them to \
+                     someone else first",
+                    user.username,
+                    cases.join(", ")
+                ));
+            }
+        }
+    }
+    if !stranded.is_empty() {
+        return Err(Error::Invalid(stranded.join("; ")));
+    }
     let bar = indicatif::ProgressBar::new(rows.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {msg}")
@@ -84,7 +103,7 @@ pub async fn import(store: &dyn Store, file: &Path) -> Result<()> {
         .await?;
     say(&format!(
         "{} rows: {created} units created, {renamed} renamed, {placed} users placed \
-         (their devices are revoked, so their phones pull the new scope)",
+         (their phones deliver what they hold, then pull the new scope)",
         rows.len()
     ));
     Ok(())

@@ -17,7 +17,7 @@ use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::{Caller, password};
 use crate::clock;
 use crate::scope::{Role, Scope};
-use crate::store::{AuditEntry, Level, Store, User, UserPatch, UserQuery};
+use crate::store::{AuditEntry, Level, Store, StoreError, User, UserPatch, UserQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -182,14 +182,7 @@ async fn keeps_cases_in_reach(
         .org_unit(unit_id)
         .await?
         .ok_or_else(|| ApiError::BadRequest(format!("org unit {unit_id} does not exist")))?;
-    let scope = Scope::for_role(&user.id, role, &unit.path);
-    let stranded: Vec<String> = store
-        .assigned_reports(&user.id)
-        .await?
-        .into_iter()
-        .filter(|r| !scope.allows(&r.org_path, true, Some(&user.id)))
-        .map(|r| r.id.to_string())
-        .collect();
+    let stranded = stranded_cases(store, user, role, &unit.path).await?;
     if stranded.is_empty() {
         return Ok(());
     }
@@ -198,6 +191,23 @@ async fn keeps_cases_in_reach(
         user.username,
         stranded.join(", ")
     )))
+}
+
+/// The cases assigned to `user` that they could no longer see as a `role` placed at `path`.
+pub(crate) async fn stranded_cases(
+    store: &dyn Store,
+    user: &User,
+    role: Role,
+    path: &str,
+) -> Result<Vec<String>, StoreError> {
+    let scope = Scope::for_role(&user.id, role, path);
+    Ok(store
+        .assigned_reports(&user.id)
+        .await?
+        .into_iter()
+        .filter(|r| !scope.allows(&r.org_path, true, Some(&user.id)))
+        .map(|r| r.id)
+        .collect())
 }
 
 pub(crate) fn check_password(password: &str) -> Result<(), ApiError> {
