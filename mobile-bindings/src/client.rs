@@ -1080,21 +1080,12 @@ impl Client {
     /// The phone was handed in and the server holds everything it sent: delete the local data,
     /// unless something was recorded here since, which the next sync delivers first.
     fn wipe_retired(&self) -> Result<ClientError> {
-        let undelivered = {
-            let mut state = self.lock();
-            let pending = state.replica.pending();
-            let uploads = state
-                .store()?
-                .attachments()?
-                .iter()
-                .filter(|b| b.pending)
-                .count();
-            pending + uploads
-        };
-        if undelivered > 0 {
+        let unsent = self.lock().unsent()?;
+        if !unsent.is_empty() {
             return Ok(ClientError::DeviceRetiring(format!(
-                "this phone is being handed in; {undelivered} changes or photos recorded during \
-                 the sync are still to be delivered: sync again"
+                "this phone is being handed in; {} changes and {} photos recorded during the \
+                 sync are still to be delivered: sync again",
+                unsent.changes, unsent.uploads
             )));
         }
         self.reset_local_data()?;

@@ -131,23 +131,15 @@ struct Office {
 
 impl Office {
     fn login(base: &str) -> Office {
-        let tokens: Value = run(async {
-            reqwest::Client::new()
-                .post(format!("{base}/api/v1/auth/login"))
-                .json(&json!({
-                    "username": "admin", "password": PASSWORD,
-                    "device_id": "office-pc", "device_name": "office PC",
-                }))
-                .send()
-                .await
-                .expect("login")
-                .json()
-                .await
-                .expect("tokens")
-        });
+        let client = run(gridsync_e2e::client::Client::login(
+            base,
+            "admin",
+            PASSWORD,
+            "office-pc",
+        ));
         Office {
             base: base.to_owned(),
-            token: tokens["access_token"].as_str().expect("token").to_owned(),
+            token: client.token,
         }
     }
 

@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use gridsync_e2e::Server;
+use gridsync_e2e::client::Client as Office;
 use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
 use gridsync_mobile::client::Client;
 use gridsync_mobile::{ClientError, FieldConflict, FieldValue};
@@ -191,19 +192,8 @@ fn resolve_over_http(base: &str, id: &str, path: &str) {
             .expect("runtime")
             .block_on(async {
                 let http = reqwest::Client::new();
-                let login: Value = http
-                    .post(format!("{base}/api/v1/auth/login"))
-                    .json(&json!({
-                        "username": "admin", "password": PASSWORD,
-                        "device_id": "console", "device_name": "office PC",
-                    }))
-                    .send()
-                    .await
-                    .expect("login")
-                    .json()
-                    .await
-                    .expect("tokens");
-                let token = login["access_token"].as_str().expect("token");
+                let office = Office::login(&base, "admin", PASSWORD, "console").await;
+                let token = office.token.as_str();
                 let list: Value = http
                     .get(format!("{base}/api/v1/conflicts?limit=200"))
                     .bearer_auth(token)
