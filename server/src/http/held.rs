@@ -387,8 +387,9 @@ async fn view(state: &AppState, caller: &Caller, item: HeldItem) -> Result<HeldV
     })
 }
 
+/// The schema version the projection names (its meta keys sit at the top level).
 fn schema_version(projection: &Value) -> u32 {
-    projection["meta"]["schema_version"]
+    projection["schema_version"]
         .as_u64()
         .and_then(|v| u32::try_from(v).ok())
         .unwrap_or(1)
@@ -431,4 +432,27 @@ fn differences(current: Option<&Value>, held: &Value) -> Vec<Difference> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_version_is_read_from_the_projections_meta_keys() {
+        let projection = json!({"kind": "dispute_check", "schema_version": 2, "fields": {}});
+        assert_eq!(schema_version(&projection), 2);
+    }
+
+    #[test]
+    fn differences_name_changed_fields_and_new_or_changed_log_entries() {
+        let current = json!({"fields": {"a": 1, "b": 2}, "log": [{"id": "e1", "x": 1}]});
+        let held = json!({"fields": {"a": 1, "b": 3, "c": 4},
+                          "log": [{"id": "e1", "x": 2}, {"id": "e2"}]});
+        let paths: Vec<String> = differences(Some(&current), &held)
+            .into_iter()
+            .map(|d| d.path)
+            .collect();
+        assert_eq!(paths, ["fields.b", "fields.c", "log[e1]", "log[e2]"]);
+    }
 }
