@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod conflicts;
 pub mod console;
+pub mod contract;
 pub mod devices;
 pub mod error;
 pub mod export;
@@ -143,7 +144,9 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The whole API, ready to serve.
 pub fn app(state: AppState) -> Router {
-    let (router, doc) = api().split_for_parts();
+    let (router, mut doc) = api().split_for_parts();
+    let kinds: Vec<&str> = state.registry.kinds().map(|s| s.kind.as_str()).collect();
+    contract::complete(&mut doc, &kinds);
     let doc = Arc::new(doc);
     router
         .route(

@@ -58,6 +58,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::contract::Binary;
 use super::error::UPLOAD_OFFSET;
 use super::reports::visible_report;
 use super::{ApiError, AppState, Json, Path, Problem};
@@ -210,8 +211,11 @@ fn view(a: Attachment) -> AttachmentView {
         ("sha256" = String, Path, description = "sha256 of the whole attachment, hex"),
         ("Content-Range" = Option<String>, Header, description = "bytes START-END/TOTAL"),
     ),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
-        description = "the chunk; Content-Type is the attachment's media type"),
+    request_body(description = "the chunk; Content-Type is the attachment's media type",
+        content(
+            (Binary = "image/jpeg"), (Binary = "image/png"), (Binary = "image/webp"),
+            (Binary = "audio/mp4"), (Binary = "audio/mpeg"), (Binary = "application/pdf"),
+        )),
     responses(
         (status = 200, body = AttachmentView, description = "already stored and linked"),
         (status = 201, body = AttachmentView, description = "complete and verified"),
@@ -350,8 +354,12 @@ async fn head_attachment(
         ("Range" = Option<String>, Header, description = "bytes=START-END, START- or -SUFFIX"),
     ),
     responses(
-        (status = 200, description = "the bytes, of the attachment's media type"),
-        (status = 206, description = "the range asked for"),
+        (status = 200, description = "the bytes, of the attachment's media type",
+            content((Binary = "image/jpeg"), (Binary = "image/png"), (Binary = "image/webp"),
+                (Binary = "audio/mp4"), (Binary = "audio/mpeg"), (Binary = "application/pdf"))),
+        (status = 206, description = "the range asked for", content(
+            (Binary = "image/jpeg"), (Binary = "image/png"), (Binary = "image/webp"),
+            (Binary = "audio/mp4"), (Binary = "audio/mpeg"), (Binary = "application/pdf"))),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "the role has no clearance for personal data"),
@@ -450,7 +458,7 @@ async fn store_thumbnail(state: &AppState, attachment: &Attachment) -> Result<()
         ("sha256" = String, Path, description = "sha256 of the attachment, hex"),
     ),
     responses(
-        (status = 200, description = "image/jpeg"),
+        (status = 200, description = "the thumbnail", body = Binary, content_type = "image/jpeg"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json",
             description = "the role has no clearance for personal data"),

@@ -50,11 +50,52 @@ pub struct ConflictView {
     /// `edited_after_removal`: `message` (`zh`, `en`), `removed_by`, `removed_at`,
     /// `edited_by` and the entry's `values` as they were when the flag was raised, sensitive ones
     /// `***` for roles without clearance. For a rule flag, its message.
-    #[schema(value_type = Object)]
+    #[schema(schema_with = detail_schema)]
     pub detail: Value,
     pub detected_at: i64,
     pub resolved_at: Option<i64>,
     pub resolved_by: Option<String>,
+}
+
+/// The three shapes of [`ConflictView::detail`], as ingest writes them (`sync::ingest`).
+fn detail_schema() -> utoipa::openapi::Schema {
+    let message = json!({
+        "type": "object",
+        "required": ["zh", "en"],
+        "properties": { "zh": { "type": "string" }, "en": { "type": "string" } },
+    });
+    let shape = json!({ "oneOf": [
+        {
+            "title": "concurrent_values",
+            "type": "array",
+            "minItems": 2,
+            "items": {
+                "type": "object",
+                "required": ["value", "actor", "time", "change"],
+                "properties": {
+                    "value": { "description": "any JSON value of the field; `***` when redacted" },
+                    "author": { "type": ["string", "null"] },
+                    "actor": { "type": "string" },
+                    "time": { "type": "integer", "description": "Unix seconds on the writing device" },
+                    "change": { "type": "string", "description": "hash of the change, hex" },
+                },
+            },
+        },
+        {
+            "title": "edited_after_removal",
+            "type": "object",
+            "required": ["message", "removed_by", "removed_at", "edited_by", "values"],
+            "properties": {
+                "message": message,
+                "removed_by": { "type": "string" },
+                "removed_at": { "type": "string", "description": "RFC 3339" },
+                "edited_by": { "type": "array", "items": { "type": "string" } },
+                "values": { "type": "object" },
+            },
+        },
+        { "title": "rule flag", "allOf": [message], "not": { "required": ["message"] } },
+    ]});
+    serde_json::from_value(shape).expect("the conflict detail schema is valid OpenAPI")
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -70,9 +111,10 @@ pub struct ResolveRequest {
     /// The value to keep (one of the concurrent values, or a new one; `null` clears the
     /// field). A rule flag is resolved with `null` and a note. `edited_after_removal`:
     /// `"restore"` brings the entry back with the edits it holds, `null` confirms the removal.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub value: Value,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 

@@ -15,6 +15,9 @@ use crate::auth::AuthError;
 use crate::auth::token::TokenError;
 use crate::store::{Outage, StoreError};
 
+/// The media type of every error answer (RFC 9457).
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("{0}")]
@@ -231,10 +234,7 @@ impl IntoResponse for ApiError {
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let ApiError::RateLimited { retry_after } = self {
             // Round up: a client that waits exactly this long must be let in.
             let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::contract::Binary;
 use super::query::Params;
 use super::reports::audit_reads;
 use super::stats::{day_param, org_param};
@@ -46,7 +47,11 @@ impl From<LedgerError> for ApiError {
         ("part" = Option<String>, Query, description = "CSV only: reports (default) or log"),
     ),
     responses(
-        (status = 200, description = "the ledger as an attachment", content_type = "text/csv"),
+        (status = 200, description = "the ledger as an attachment (`Content-Disposition`): XLSX by default, CSV with `format=csv`",
+            content(
+                (Binary = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+                (String = "text/csv"),
+            )),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "org is not a unit in the caller's scope",

@@ -79,6 +79,7 @@ pub struct HeldList {
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     /// Why: optional for a merge, required for a decline.
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 
@@ -102,10 +103,7 @@ async fn list_held(
     uri: Uri,
 ) -> Result<Json<HeldList>, ApiError> {
     let p = Params::parse(&uri, &["state", "report", "before", "limit"])?;
-    let held_state = match p
-        .one_of("state", &["held", "merged", "declined"])?
-        .as_deref()
-    {
+    let held_state = match p.one_of("state", &HeldState::NAMES)?.as_deref() {
         None | Some("held") => HeldState::Held,
         Some("merged") => HeldState::Merged,
         Some(_) => HeldState::Declined,

@@ -76,10 +76,13 @@ pub struct OrgTree {
 #[serde(deny_unknown_fields)]
 pub struct NewOrgUnit {
     /// 1 to 64 of `a-z 0-9 -`; unique in the whole tree, never changes.
+    #[schema(pattern = "^[a-z0-9-]{1,64}$", example = "shiqiao-4")]
     pub id: String,
+    #[schema(pattern = "^[a-z0-9-]{1,64}$", example = "shiqiao")]
     pub parent_id: String,
     /// One tier below the parent's: district → township | street → village | community → grid.
     pub level: Level,
+    #[schema(min_length = 1, max_length = 100, example = "石桥村第四网格")]
     pub name: String,
 }
 
@@ -102,6 +105,7 @@ impl NewOrgUnit {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrgUnitPatch {
+    #[schema(min_length = 1, max_length = 100, example = "石桥村第一网格")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]

@@ -133,7 +133,9 @@ pub struct ReportHistory {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewReport {
+    #[schema(example = "dispute_check")]
     pub kind: String,
+    #[schema(pattern = "^[a-z0-9-]{1,64}$", example = "shiqiao-1")]
     pub grid_id: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -154,7 +156,7 @@ pub struct ReportPatch {
     pub log_append: Vec<Map<String, Value>>,
     /// Fields to set on existing entries, by entry id.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = BTreeMap<String, Object>)]
     pub log_edit: BTreeMap<String, Map<String, Value>>,
     /// Ids of entries to remove.
     #[serde(default)]
@@ -230,6 +232,7 @@ impl ReviewState {
 pub struct ReviewRequest {
     pub state: ReviewState,
     #[serde(default)]
+    #[schema(max_length = 2000)]
     pub note: Option<String>,
 }
 

@@ -18,6 +18,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::contract::Binary;
 use super::{ApiError, AppState};
 use crate::auth::Caller;
 use crate::clock;
@@ -44,10 +45,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Commits the pushed changes and answers one outcome per document; an `Acked` outcome is
 /// durable. A document outside the caller's scope is refused on its own.
 #[utoipa::path(post, path = "/api/v1/sync/push", tag = "sync", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/x-gridsync",
+    request_body(content = Binary, content_type = "application/x-gridsync",
         description = "a Push frame"),
     responses(
-        (status = 200, content_type = "application/x-gridsync", body = Vec<u8>,
+        (status = 200, content_type = "application/x-gridsync", body = Binary,
             description = "a PushResult frame"),
         (status = 400, description = "not a valid Push frame", body = super::Problem,
             content_type = "application/problem+json"),
@@ -77,10 +78,10 @@ async fn push(
 
 /// One page of the documents in the caller's scope past its cursor.
 #[utoipa::path(post, path = "/api/v1/sync/pull", tag = "sync", security(("bearer" = [])),
-    request_body(content = Vec<u8>, content_type = "application/x-gridsync",
+    request_body(content = Binary, content_type = "application/x-gridsync",
         description = "a Pull frame"),
     responses(
-        (status = 200, content_type = "application/x-gridsync", body = Vec<u8>,
+        (status = 200, content_type = "application/x-gridsync", body = Binary,
             description = "a PullResult frame"),
         (status = 400, description = "not a valid Pull frame", body = super::Problem,
             content_type = "application/problem+json"),

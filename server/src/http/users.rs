@@ -342,6 +342,8 @@ async fn create_user(
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "the move would strand drug-control cases assigned to the user",
+            body = Problem, content_type = "application/problem+json"),
     ))]
 async fn update_user(
     State(state): State<AppState>,

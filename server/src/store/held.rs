@@ -18,6 +18,8 @@ pub enum HeldState {
 }
 
 impl HeldState {
+    pub const NAMES: [&str; 3] = ["held", "merged", "declined"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             HeldState::Held => "held",
