@@ -207,7 +207,7 @@ fn view(a: Attachment) -> AttachmentView {
 #[utoipa::path(put, path = "/api/v1/reports/{id}/attachments/{sha256}", tag = "attachments",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "report id"),
+        ("id" = String, Path, description = "report id", example = "857e5181-eeac-415c-b874-77046e0be110"),
         ("sha256" = String, Path, description = "sha256 of the whole attachment, hex"),
         ("Content-Range" = Option<String>, Header, description = "bytes START-END/TOTAL"),
     ),
@@ -317,7 +317,7 @@ async fn put_attachment(
 #[utoipa::path(head, path = "/api/v1/reports/{id}/attachments/{sha256}", tag = "attachments",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "report id"),
+        ("id" = String, Path, description = "report id", example = "857e5181-eeac-415c-b874-77046e0be110"),
         ("sha256" = String, Path, description = "sha256 of the attachment, hex"),
     ),
     responses(
@@ -349,7 +349,7 @@ async fn head_attachment(
 #[utoipa::path(get, path = "/api/v1/reports/{id}/attachments/{sha256}", tag = "attachments",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "report id"),
+        ("id" = String, Path, description = "report id", example = "857e5181-eeac-415c-b874-77046e0be110"),
         ("sha256" = String, Path, description = "sha256 of the attachment, hex"),
         ("Range" = Option<String>, Header, description = "bytes=START-END, START- or -SUFFIX"),
     ),
@@ -454,7 +454,7 @@ async fn store_thumbnail(state: &AppState, attachment: &Attachment) -> Result<()
 #[utoipa::path(get, path = "/api/v1/reports/{id}/attachments/{sha256}/thumbnail",
     tag = "attachments", security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "report id"),
+        ("id" = String, Path, description = "report id", example = "857e5181-eeac-415c-b874-77046e0be110"),
         ("sha256" = String, Path, description = "sha256 of the attachment, hex"),
     ),
     responses(

@@ -107,6 +107,7 @@ pub struct ConflictList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "value": "high", "note": "与网格员电话核实，风险等级为高" }))]
 pub struct ResolveRequest {
     /// The value to keep (one of the concurrent values, or a new one; `null` clears the
     /// field). A rule flag is resolved with `null` and a note. `edited_after_removal`:
@@ -265,7 +266,7 @@ async fn list_conflicts(
 /// workers. Audited as `resolve_conflict`.
 #[utoipa::path(post, path = "/api/v1/conflicts/{id}/resolve", tag = "conflicts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "conflict id")),
+    params(("id" = String, Path, description = "conflict id", example = "1")),
     request_body = ResolveRequest,
     responses(
         (status = 200, description = "the conflict as it now stands", body = ConflictView),

@@ -108,21 +108,29 @@ pub fn complete(doc: &mut OpenApi, kinds: &[&str]) {
 /// ledgers) and Unix seconds elsewhere (the audit log).
 fn parameter_schema(name: &str, is_string: bool, kinds: &[&str]) -> Option<RefOr<Schema>> {
     let schema = match name {
-        "kind" => json!({ "type": "string", "enum": kinds }),
+        "kind" => json!({ "type": "string", "enum": kinds, "examples": ["dispute_check"] }),
         "org" => json!({
             "type": "string",
             "pattern": format!("^[a-z0-9-]{{1,{MAX_ID_LEN}}}$"),
             "description": "org unit id",
+            "examples": ["qingshan"],
         }),
         "limit" => json!({
             "type": "integer",
             "minimum": 1,
             "maximum": MAX_LIMIT,
             "default": DEFAULT_LIMIT,
+            "examples": [DEFAULT_LIMIT],
         }),
         "cursor" => json!({ "type": "string", "minLength": 1 }),
-        "from" | "to" if is_string => json!({ "type": "string", "format": "date" }),
-        "sha256" => json!({ "type": "string", "pattern": "^[0-9a-fA-F]{64}$" }),
+        "from" | "to" if is_string => {
+            json!({ "type": "string", "format": "date", "examples": ["2026-11-01"] })
+        }
+        "sha256" => json!({
+            "type": "string",
+            "pattern": "^[0-9a-fA-F]{64}$",
+            "examples": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"],
+        }),
         "format" => json!({ "type": "string", "enum": ["xlsx", "csv"], "default": "xlsx" }),
         "lang" => json!({ "type": "string", "enum": ["zh", "en"], "default": "zh" }),
         "part" => json!({ "type": "string", "enum": ["reports", "log"], "default": "reports" }),

@@ -24,6 +24,18 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "id": "4f1c2a9e-phone",
+    "user_id": "5e04538d-99b5-48df-b225-3a477de99441",
+    "name": "红米 12C",
+    "created_at": 1796000000,
+    "last_seen_at": 1796200000,
+    "revoked_at": null,
+    "retiring_at": null,
+    "state": "active",
+    "pending_changes": 0,
+    "pending_at": 1796200000,
+}))]
 pub struct DeviceInfo {
     pub id: String,
     pub user_id: String,
@@ -84,7 +96,7 @@ async fn list_devices(
 /// A district admin may revoke any device; anyone else only their own.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/revoke", tag = "devices",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "device id")),
+    params(("id" = String, Path, description = "device id", example = "4f1c2a9e-phone")),
     responses(
         (status = 204, description = "revoked (or already was)"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -109,7 +121,7 @@ async fn revoke_device(
 /// or discards that work. A district admin may retire any device; anyone else only their own.
 #[utoipa::path(post, path = "/api/v1/devices/{id}/retire", tag = "devices",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "device id")),
+    params(("id" = String, Path, description = "device id", example = "4f1c2a9e-phone")),
     responses(
         (status = 204, description = "retiring (or already was)"),
         (status = 401, body = Problem, content_type = "application/problem+json"),

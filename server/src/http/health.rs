@@ -20,6 +20,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({ "status": "ok" }))]
 pub struct Health {
     pub status: &'static str,
 }

@@ -77,6 +77,7 @@ pub struct HeldList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "note": "该案件已转交本网格新网格员，修改已并入" }))]
 pub struct Decision {
     /// Why: optional for a merge, required for a decline.
     #[schema(max_length = 2000)]
@@ -155,7 +156,7 @@ async fn list_held(
 }
 
 #[utoipa::path(get, path = "/api/v1/held/{id}", tag = "held", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "held work id")),
+    params(("id" = i64, Path, minimum = 1, description = "held work id", example = 1)),
     responses(
         (status = 200, body = HeldView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -176,7 +177,7 @@ async fn get_held(
 /// Applies the held changes to the report as ordinary history, attributed to their author and
 /// device, through the same checks as any push, in the caller's scope.
 #[utoipa::path(post, path = "/api/v1/held/{id}/merge", tag = "held", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "held work id")),
+    params(("id" = i64, Path, minimum = 1, description = "held work id", example = 1)),
     request_body = Decision,
     responses(
         (status = 200, body = HeldView),
@@ -235,7 +236,7 @@ async fn merge_held(
 
 /// Declines held work: the report stays as it is, and the changes stay stored with the note.
 #[utoipa::path(post, path = "/api/v1/held/{id}/decline", tag = "held", security(("bearer" = [])),
-    params(("id" = i64, Path, description = "held work id")),
+    params(("id" = i64, Path, minimum = 1, description = "held work id", example = 1)),
     request_body = Decision,
     responses(
         (status = 200, body = HeldView),

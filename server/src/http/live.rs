@@ -34,7 +34,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// WebSocket, so the access token comes as `?access_token=`; a revoked device or a disabled
 /// account is refused before the upgrade and disconnected (close code 1008) when found later.
 #[utoipa::path(get, path = "/api/v1/live", tag = "live",
-    params(("access_token" = String, Query, description = "an access token, as from login")),
+    params(("access_token" = String, Query, min_length = 1, description = "an access token, as from login", example = "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0.e30.sig")),
     responses(
         (status = 101, description = "switching to the WebSocket protocol; the server sends \
             text messages `{\"type\":\"changed\",\"seq\":N}`"),

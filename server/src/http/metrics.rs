@@ -24,7 +24,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses(
         (status = 200, content_type = "text/plain", body = String,
-            description = "Prometheus text format"),
+            description = "Prometheus text format",
+            example = "# TYPE gridsync_changes_ingested_total counter\ngridsync_changes_ingested_total 1532\n"),
         (status = 401, description = "GRIDSYNC_METRICS_TOKEN is set and was not given",
             body = super::Problem, content_type = "application/problem+json"),
     ))]

@@ -62,6 +62,17 @@ pub struct OrgCrumb {
 
 /// The part of the tree a caller may read, as a flat list a tree view builds itself from.
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "root": "shiqiao",
+    "ancestors": [
+        { "id": "pingan", "level": "district", "name": "平安区" },
+        { "id": "qingshan", "level": "township", "name": "青山镇" },
+    ],
+    "units": [
+        { "id": "shiqiao", "parent_id": "qingshan", "level": "village", "name": "石桥村", "path": "/pingan/qingshan/shiqiao/" },
+        { "id": "shiqiao-1", "parent_id": "shiqiao", "level": "grid", "name": "石桥村第1网格", "path": "/pingan/qingshan/shiqiao/shiqiao-1/" },
+    ],
+}))]
 pub struct OrgTree {
     /// The caller's own unit, the top of `units`.
     pub root: String,
@@ -104,6 +115,7 @@ impl NewOrgUnit {
 /// only with their current values: units are never moved or re-levelled.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "name": "石桥村第一网格" }))]
 pub struct OrgUnitPatch {
     #[schema(min_length = 1, max_length = 100, example = "石桥村第一网格")]
     pub name: Option<String>,
@@ -233,7 +245,7 @@ async fn create_org_unit(
 /// Renames a unit. District admins only. Moving a unit to another parent is refused: every
 /// report stores the org path it was filed under, so a move needs a migration of those rows.
 #[utoipa::path(patch, path = "/api/v1/org/{id}", tag = "org", security(("bearer" = [])),
-    params(("id" = String, Path, description = "org unit id")),
+    params(("id" = String, Path, pattern = "^[a-z0-9-]{1,64}$", description = "org unit id", example = "shiqiao-1")),
     request_body = OrgUnitPatch,
     responses(
         (status = 200, body = OrgUnitInfo),

@@ -132,6 +132,17 @@ pub struct ReportHistory {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "kind": "dispute_check",
+    "grid_id": "shiqiao-1",
+    "fields": {
+        "category": "neighbour",
+        "description": "两户因宅基地边界发生争执",
+        "found_on": "2026-12-01",
+        "risk_level": "low",
+        "status": "reported",
+    },
+}))]
 pub struct NewReport {
     #[schema(example = "dispute_check")]
     pub kind: String,
@@ -145,6 +156,18 @@ pub struct NewReport {
 /// Edits of one report, applied in this order: fields, appended, edited and removed entries.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "fields": { "status": "mediating", "next_follow_up": "2026-12-10" },
+    "log_append": [{
+        "date": "2026-12-03",
+        "mediator": "5e04538d-99b5-48df-b225-3a477de99441",
+        "method": "村委会组织双方当面调解",
+    }],
+    "log_edit": {
+        "b693eb6c-7a71-4412-8d93-015a87442641": { "outcome": "双方同意重新丈量边界" },
+    },
+    "log_remove": [],
+}))]
 pub struct ReportPatch {
     /// Fields to set; `null` clears one.
     #[serde(default)]
@@ -229,6 +252,7 @@ impl ReviewState {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "state": "needs_attention", "note": "请补充调解协议照片" }))]
 pub struct ReviewRequest {
     pub state: ReviewState,
     #[serde(default)]
@@ -346,7 +370,7 @@ async fn list_reports(
 
 /// One report. A report outside the caller's scope is answered 404, like a missing one.
 #[utoipa::path(get, path = "/api/v1/reports/{id}", tag = "reports", security(("bearer" = [])),
-    params(("id" = String, Path, description = "report id")),
+    params(("id" = String, Path, description = "report id", example = "857e5181-eeac-415c-b874-77046e0be110")),
     responses(
         (status = 200, body = ReportDetail),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -367,7 +391,7 @@ async fn get_report(
 /// Every change of a report, oldest first: who, when, from which device, and what it touched.
 #[utoipa::path(get, path = "/api/v1/reports/{id}/history", tag = "reports",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "report id")),
+    params(("id" = String, Path, description = "report id", example = "857e5181-eeac-415c-b874-77046e0be110")),
     responses(
         (status = 200, body = ReportHistory),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -472,7 +496,7 @@ async fn create_report(
 
 /// Edits a report from the browser, as changes in the caller's name ingested like a phone's.
 #[utoipa::path(patch, path = "/api/v1/reports/{id}", tag = "reports", security(("bearer" = [])),
-    params(("id" = String, Path, description = "report id")),
+    params(("id" = String, Path, description = "report id", example = "857e5181-eeac-415c-b874-77046e0be110")),
     request_body = ReportPatch,
     responses(
         (status = 200, body = ReportDetail),
@@ -517,7 +541,7 @@ async fn patch_report(
 /// Sets a report's review state; audited. Not for grid workers.
 #[utoipa::path(post, path = "/api/v1/reports/{id}/review", tag = "reports",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "report id")),
+    params(("id" = String, Path, description = "report id", example = "857e5181-eeac-415c-b874-77046e0be110")),
     request_body = ReviewRequest,
     responses(
         (status = 200, body = ReviewResult),

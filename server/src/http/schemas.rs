@@ -16,7 +16,21 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Every schema the server validates against, by kind, oldest version first.
 #[utoipa::path(get, path = "/api/v1/schemas", tag = "schemas", security(("bearer" = [])),
     responses(
-        (status = 200, description = "the schema files as JSON", body = Vec<Object>),
+        (status = 200, description = "the schema files as JSON", body = Vec<Object>,
+            example = json!([{
+                "kind": "dispute_check",
+                "version": 1,
+                "title": { "zh": "矛盾纠纷排查", "en": "Dispute check" },
+                "fields": [{
+                    "id": "risk_level",
+                    "label": { "zh": "风险等级", "en": "Risk level" },
+                    "type": "single_choice",
+                    "choices": [
+                        { "id": "low", "label": { "zh": "低", "en": "Low" } },
+                        { "id": "high", "label": { "zh": "高", "en": "High" } },
+                    ],
+                }],
+            }])),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_schemas(State(state): State<AppState>, _caller: Caller) -> Json<Vec<Schema>> {
