@@ -20,7 +20,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
             example = json!([{
                 "kind": "dispute_check",
                 "version": 1,
-                "title": { "zh": "矛盾纠纷排查", "en": "Dispute check" },
+                "label": { "zh": "矛盾纠纷排查", "en": "Dispute check" },
+                "access": { "mode": "scope" },
                 "fields": [{
                     "id": "risk_level",
                     "label": { "zh": "风险等级", "en": "Risk level" },
