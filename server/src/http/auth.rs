@@ -29,6 +29,12 @@ const MAX_NAME_LEN: usize = 256;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "username": "worker-shiqiao-1",
+    "password": "gridsync-demo",
+    "device_id": "4f1c2a9e-phone",
+    "device_name": "红米 12C",
+}))]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -63,6 +69,7 @@ impl LoginRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "refresh_token": "Qm9va3MgYW5kIGZpZWxkIHdvcmsgYXJlIG5ldmVyIGxvc3Q" }))]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
@@ -81,6 +88,16 @@ pub struct Tokens {
 
 /// Who the caller is and what they may see.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "5e04538d-99b5-48df-b225-3a477de99441",
+    "username": "worker-shiqiao-1",
+    "display_name": "王芳",
+    "role": "grid_worker",
+    "org_unit_id": "shiqiao-1",
+    "scope_path": "/pingan/qingshan/shiqiao/shiqiao-1/",
+    "clearance": true,
+    "device_id": "4f1c2a9e-phone",
+}))]
 pub struct Me {
     pub id: String,
     pub username: String,

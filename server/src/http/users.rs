@@ -69,6 +69,13 @@ pub struct UserList {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "username": "worker-shiqiao-4",
+    "display_name": "李明",
+    "password": "a good long password",
+    "role": "grid_worker",
+    "org_unit_id": "shiqiao-4",
+}))]
 pub struct NewUser {
     pub username: String,
     pub display_name: String,
@@ -91,6 +98,7 @@ impl NewUser {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "org_unit_id": "shiqiao-2", "display_name": "李明" }))]
 pub struct UserUpdate {
     pub display_name: Option<String>,
     pub role: Option<Role>,
