@@ -26,20 +26,29 @@ pub fn today() -> Day {
     Day::of_unix(clock::now())
 }
 
-/// The org unit named by `org`, or the caller's own; a unit outside the caller's scope is
-/// answered 404 like a missing one.
+/// The org unit named by `org`, or the caller's own; see [`unit_in_scope`].
 pub(crate) async fn org_param(
     state: &AppState,
     caller: &Caller,
     org: Option<&str>,
 ) -> Result<OrgUnit, ApiError> {
-    let id = org.unwrap_or(&caller.user.org_unit_id);
+    unit_in_scope(state, caller, org.unwrap_or(&caller.user.org_unit_id)).await
+}
+
+/// The org unit `id`, when it lies in the caller's scope. Every handler that takes an org unit
+/// id from a caller reads it here: a unit outside the scope is answered 404 exactly like a
+/// missing one, body included (the id is not repeated), so that ids cannot be probed.
+pub(crate) async fn unit_in_scope(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<OrgUnit, ApiError> {
     state
         .store
         .org_unit(id)
         .await?
         .filter(|u| u.path.starts_with(&caller.scope.prefix))
-        .ok_or_else(|| ApiError::NotFound(format!("org unit {id} not found")))
+        .ok_or_else(|| ApiError::NotFound("`org` names no org unit in your scope".to_owned()))
 }
 
 /// A `YYYY-MM-DD` parameter.
