@@ -840,6 +840,14 @@ async fn bad_stats_parameters_are_answered_400_or_404(t: &TestStore) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// What `/api/v1/stats/drug` answers a caller for a unit.
+enum Answer {
+    /// 200: `suppressed_below`, and the total's active and relapsed counts (`None` for null).
+    Counts(Option<i64>, Option<i64>, Option<i64>),
+    /// A problem with this status and code.
+    Refused(StatusCode, &'static str),
+}
+
 /// Issue 17, finding 4. DOMAIN.md: only the assigned worker, drug-control officers and admins
 /// see drug-control cases; township and street staff oversee coverage per township. Each role
 /// against each unit: exact counts for those who may read the cases, the own township only and
@@ -859,228 +867,58 @@ async fn township_staff_get_drug_counts_per_township_only_with_small_cells_withh
         let (app, state) = (app.clone(), state.clone());
         async move { get(&app, &state, user, &format!("/api/v1/stats/drug?org={org}")).await }
     };
-    // (user, unit, status, code, suppressed_below, total active, total relapsed)
-    let none = Value::Null;
-    let table: Vec<(&str, &str, StatusCode, Option<&str>, Value, Value, Value)> = vec![
+    use Answer::{Counts, Refused};
+    let table = [
         // Township staff: their township, small cells withheld (4 active, 1 relapsed).
-        (
-            "ts",
-            "t1",
-            StatusCode::OK,
-            None,
-            json!(5),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "ts",
-            "v1",
-            StatusCode::FORBIDDEN,
-            Some("unit_too_fine"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "ts",
-            "g1",
-            StatusCode::FORBIDDEN,
-            Some("unit_too_fine"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "ts",
-            "g2",
-            StatusCode::FORBIDDEN,
-            Some("unit_too_fine"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "ts",
-            "s2",
-            StatusCode::NOT_FOUND,
-            Some("not_found"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "ts",
-            "d",
-            StatusCode::NOT_FOUND,
-            Some("not_found"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
+        ("ts", "t1", Counts(Some(5), None, None)),
+        ("ts", "v1", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ts", "g1", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ts", "g2", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ts", "s2", Refused(StatusCode::NOT_FOUND, "not_found")),
+        ("ts", "d", Refused(StatusCode::NOT_FOUND, "not_found")),
         // Street staff alike: one active case is withheld, zero relapses are not.
-        (
-            "ss",
-            "s2",
-            StatusCode::OK,
-            None,
-            json!(5),
-            none.clone(),
-            json!(0),
-        ),
-        (
-            "ss",
-            "c2",
-            StatusCode::FORBIDDEN,
-            Some("unit_too_fine"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "ss",
-            "g3",
-            StatusCode::FORBIDDEN,
-            Some("unit_too_fine"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
+        ("ss", "s2", Counts(Some(5), None, Some(0))),
+        ("ss", "c2", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ss", "g3", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
         // A township without cases: zeros are exact.
-        (
-            "ts2",
-            "t2",
-            StatusCode::OK,
-            None,
-            json!(5),
-            json!(0),
-            json!(0),
-        ),
-        (
-            "ts2",
-            "v2",
-            StatusCode::FORBIDDEN,
-            Some("unit_too_fine"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "ts2",
-            "g4",
-            StatusCode::FORBIDDEN,
-            Some("unit_too_fine"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
+        ("ts2", "t2", Counts(Some(5), Some(0), Some(0))),
+        ("ts2", "v2", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ts2", "g4", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
         // The drug-control officer and the admin read the cases: exact counts at any level.
-        (
-            "o1",
-            "t1",
-            StatusCode::OK,
-            None,
-            none.clone(),
-            json!(4),
-            json!(1),
-        ),
-        (
-            "o1",
-            "v1",
-            StatusCode::OK,
-            None,
-            none.clone(),
-            json!(4),
-            json!(1),
-        ),
-        (
-            "o1",
-            "g1",
-            StatusCode::OK,
-            None,
-            none.clone(),
-            json!(2),
-            json!(1),
-        ),
-        (
-            "o1",
-            "g2",
-            StatusCode::OK,
-            None,
-            none.clone(),
-            json!(2),
-            json!(0),
-        ),
-        (
-            "admin",
-            "d",
-            StatusCode::OK,
-            None,
-            none.clone(),
-            json!(5),
-            json!(1),
-        ),
-        (
-            "admin",
-            "g3",
-            StatusCode::OK,
-            None,
-            none.clone(),
-            json!(1),
-            json!(0),
-        ),
-        (
-            "admin",
-            "g1",
-            StatusCode::OK,
-            None,
-            none.clone(),
-            json!(2),
-            json!(1),
-        ),
+        ("o1", "t1", Counts(None, Some(4), Some(1))),
+        ("o1", "v1", Counts(None, Some(4), Some(1))),
+        ("o1", "g1", Counts(None, Some(2), Some(1))),
+        ("o1", "g2", Counts(None, Some(2), Some(0))),
+        ("admin", "d", Counts(None, Some(5), Some(1))),
+        ("admin", "g3", Counts(None, Some(1), Some(0))),
+        ("admin", "g1", Counts(None, Some(2), Some(1))),
         // Grid workers and cadres get no drug counts at all.
-        (
-            "w1",
-            "g1",
-            StatusCode::FORBIDDEN,
-            Some("forbidden"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "c1",
-            "v1",
-            StatusCode::FORBIDDEN,
-            Some("forbidden"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
-        (
-            "c1",
-            "g1",
-            StatusCode::FORBIDDEN,
-            Some("forbidden"),
-            none.clone(),
-            none.clone(),
-            none.clone(),
-        ),
+        ("w1", "g1", Refused(StatusCode::FORBIDDEN, "forbidden")),
+        ("c1", "v1", Refused(StatusCode::FORBIDDEN, "forbidden")),
+        ("c1", "g1", Refused(StatusCode::FORBIDDEN, "forbidden")),
     ];
-    for (user, org, status, code, below, active, relapsed) in table {
-        let (got, body) = ask(user, org).await;
-        assert_eq!(got, status, "{user} {org}: {body}");
-        if let Some(code) = code {
-            assert_eq!(body["code"], code, "{user} {org}");
-            continue;
-        }
-        assert_eq!(body["suppressed_below"], below, "{user} {org}");
+    for (user, org, want) in table {
+        let (status, body) = ask(user, org).await;
+        let (below, active, relapsed) = match want {
+            Refused(want, code) => {
+                assert_eq!(
+                    (status, &body["code"]),
+                    (want, &json!(code)),
+                    "{user} {org}"
+                );
+                continue;
+            }
+            Counts(below, active, relapsed) => (below, active, relapsed),
+        };
+        assert_eq!(status, StatusCode::OK, "{user} {org}: {body}");
+        assert_eq!(body["suppressed_below"], json!(below), "{user} {org}");
         assert_eq!(
             (&body["total"]["active"], &body["total"]["relapsed"]),
-            (&active, &relapsed),
+            (&json!(active), &json!(relapsed)),
             "{user} {org}: {body}"
         );
         // Every count shown to staff, per unit and in total, is 0 or at least 5.
-        if below != Value::Null {
+        if below.is_some() {
             for u in body["units"]
                 .as_array()
                 .unwrap()
