@@ -394,6 +394,7 @@
       console.error(e);
       return h('p', { class: 'error' }, t('error', { detail: e.message }));
     }
+    if (e.code === 'unit_too_fine') return h('p', { class: 'error' }, t('unit_too_fine'));
     if (e.status === 403) return h('p', { class: 'error' }, t('forbidden'));
     if (e.status === 404) return h('p', { class: 'error' }, t('not_found'));
     return h('p', { class: 'error' }, t('error', { detail: `${e.message} (${e.code || e.status})` }));
@@ -524,7 +525,14 @@
     ).then((content) => panel(t('dash_disputes'), content, 'disputes'));
     const drug = optional(
       () => getJson(`/api/v1/stats/drug?org=${encodeURIComponent(org)}`),
-      (answer) => [h('p', { class: 'muted' }, t('dash_as_of', { date: answer.as_of })), drugTable(answer)],
+      (answer) => [
+        h('p', { class: 'muted' }, t('dash_as_of', { date: answer.as_of })),
+        drugTable(answer),
+        // Small counts withheld for roles that may not see the cases (suppressed_below).
+        answer.suppressed_below
+          ? h('p', { class: 'muted', id: 'drug-small-cells' }, t('dash_drug_small', { n: answer.suppressed_below, m: answer.suppressed_below - 1 }))
+          : null,
+      ],
     ).then((content) => panel(t('dash_drug'), content, 'drug'));
     const panels = await Promise.all([...canvass, worries, disputes, drug]);
     return [form, h('div', { class: 'dashboard' }, panels)];
@@ -672,16 +680,18 @@
     );
   }
 
+  // A withheld count (null) reads "<5": it lies between 1 and suppressed_below - 1.
   function drugTable(answer) {
+    const count = (n) => (n === null ? `<${answer.suppressed_below}` : n);
     const line = (u, name) =>
       h(
         'tr',
         {},
         h('td', {}, name),
-        h('td', { class: 'num' }, u.active),
-        h('td', { class: 'num' }, u.relapsed),
-        h('td', { class: `num ${u.visits_overdue ? 'alert' : ''}` }, u.visits_overdue),
-        h('td', { class: 'num' }, u.tests_due),
+        h('td', { class: 'num' }, count(u.active)),
+        h('td', { class: 'num' }, count(u.relapsed)),
+        h('td', { class: `num ${u.visits_overdue !== 0 ? 'alert' : ''}` }, count(u.visits_overdue)),
+        h('td', { class: 'num' }, count(u.tests_due)),
       );
     return table(
       [t('org'), t('dash_active'), t('dash_relapsed'), t('dash_visits_overdue'), t('dash_tests_due')],

@@ -17,6 +17,7 @@ window.GS_I18N = {
     unavailable: '暂不可用：服务器尚未提供此功能。',
     error: '出错了：{detail}',
     forbidden: '您的角色无权查看此内容。',
+    unit_too_fine: '您的角色只能按乡镇（街道）查看此数据，请选择乡镇（街道）。',
     not_found: '未找到，或不在您的管辖范围内。',
     session_ended: '登录已过期，请重新登录。',
     saved: '已保存。',
@@ -99,6 +100,7 @@ window.GS_I18N = {
     dash_visits_overdue: '走访逾期',
     dash_tests_due: '待检测',
     dash_as_of: '截至 {date}',
+    dash_drug_small: '1至{m}的数字显示为“<{n}”，以免指向具体个人。',
 
     kind: '类型',
     status: '状态',
@@ -229,6 +231,7 @@ window.GS_I18N = {
     unavailable: 'Unavailable: the server does not offer this yet.',
     error: 'Something went wrong: {detail}',
     forbidden: 'Your role may not see this.',
+    unit_too_fine: 'Your role sees these figures per township or street only: choose a township or street.',
     not_found: 'Not found, or outside your area.',
     session_ended: 'Your session has ended; please log in again.',
     saved: 'Saved.',
@@ -311,6 +314,7 @@ window.GS_I18N = {
     dash_visits_overdue: 'Visits overdue',
     dash_tests_due: 'Tests due',
     dash_as_of: 'as of {date}',
+    dash_drug_small: 'Counts from 1 to {m} are shown as <{n}, so that no one can be singled out.',
 
     kind: 'Kind',
     status: 'Status',

@@ -3,6 +3,7 @@
 //! (mediation steps, visits) as a second sheet or a second CSV. A plain function over a store
 //! and a scope, so the export endpoint and the `gridsync` command line share it.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -250,7 +251,7 @@ impl Table<'_> {
         row: &DocumentRow,
         projection: &Value,
         attachments: &[crate::store::Attachment],
-    ) -> Vec<String> {
+    ) -> Vec<Cell> {
         // org_path is /district/township/village/grid/.
         let ids: Vec<&str> = row.org_path.split('/').filter(|s| !s.is_empty()).collect();
         let name = |i: usize| {
@@ -263,16 +264,23 @@ impl Table<'_> {
                 })
                 .unwrap_or_default()
         };
-        let mut cells = vec![row.id.to_string(), name(1), name(2), name(3)];
+        let mut cells: Vec<Cell> = [row.id.to_string(), name(1), name(2), name(3)]
+            .map(Cell::Text)
+            .to_vec();
         cells.extend(
             columns(&self.schema.fields)
                 .map(|f| self.cell(f, &projection["fields"][f.id.as_str()])),
         );
-        cells.push(self.review_state(&row.review_state).to_owned());
-        cells.push(row.created_by.clone());
-        cells.push(gridsync_core::time::rfc3339(row.created_at));
-        cells.push(gridsync_core::time::rfc3339(row.updated_at));
-        cells.push(self.attachments_cell(projection, attachments));
+        cells.extend(
+            [
+                self.review_state(&row.review_state).to_owned(),
+                row.created_by.clone(),
+                gridsync_core::time::rfc3339(row.created_at),
+                gridsync_core::time::rfc3339(row.updated_at),
+                self.attachments_cell(projection, attachments),
+            ]
+            .map(Cell::Text),
+        );
         cells
     }
 
@@ -314,7 +322,7 @@ impl Table<'_> {
         lines.join("\n")
     }
 
-    fn log_rows(&self, row: &DocumentRow, projection: &Value) -> Vec<Vec<String>> {
+    fn log_rows(&self, row: &DocumentRow, projection: &Value) -> Vec<Vec<Cell>> {
         let Some(log) = &self.schema.log else {
             return Vec::new();
         };
@@ -325,10 +333,10 @@ impl Table<'_> {
         entries
             .iter()
             .map(|e| {
-                let mut cells = vec![row.id.to_string(), plain(&e["id"])];
+                let mut cells = vec![Cell::Text(row.id.to_string()), Cell::Text(plain(&e["id"]))];
                 cells.extend(columns(&log.fields).map(|f| self.cell(f, &e[f.id.as_str()])));
-                cells.push(plain(&e["created_by"]));
-                cells.push(plain(&e["created_at"]));
+                cells.push(Cell::Text(plain(&e["created_by"])));
+                cells.push(Cell::Text(plain(&e["created_at"])));
                 cells
             })
             .collect()
@@ -344,17 +352,21 @@ impl Table<'_> {
         }
     }
 
-    /// A value as a reader wants it: choice labels rather than ids, yes/no, plain text.
-    fn cell(&self, def: &FieldDef, value: &Value) -> String {
+    /// A value as a reader wants it: choice labels rather than ids, yes/no, plain text; the
+    /// value of a number field as a number.
+    fn cell(&self, def: &FieldDef, value: &Value) -> Cell {
         if value.as_str() == Some(REDACTED) {
-            return REDACTED.to_owned();
+            return Cell::Text(REDACTED.to_owned());
         }
         let label = |id: &str| {
             def.choice(id)
                 .map(|c| self.lang.pick(&c.label).to_owned())
                 .unwrap_or_else(|| id.to_owned())
         };
-        match (def.ty, value) {
+        let text = match (def.ty, value) {
+            (FieldType::Integer | FieldType::Decimal, Value::Number(n)) => {
+                return Cell::Number(n.to_string());
+            }
             (FieldType::SingleChoice, Value::String(id)) => label(id),
             (FieldType::MultipleChoice, Value::Array(ids)) => ids
                 .iter()
@@ -368,7 +380,45 @@ impl Table<'_> {
             }
             .to_owned(),
             _ => plain(value),
+        };
+        Cell::Text(text)
+    }
+}
+
+/// One cell of a ledger row.
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    /// Text, which may come from anyone who wrote the report (or named an attachment).
+    Text(String),
+    /// A number the server writes from a number field's JSON number.
+    Number(String),
+}
+
+impl Cell {
+    fn as_str(&self) -> &str {
+        match self {
+            Cell::Text(s) | Cell::Number(s) => s,
         }
+    }
+
+    /// The cell as a CSV field: text that a spreadsheet would read as a formula is defused.
+    fn for_csv(&self) -> Cow<'_, str> {
+        match self {
+            Cell::Text(s) => defuse(s),
+            Cell::Number(s) => Cow::Borrowed(s),
+        }
+    }
+}
+
+/// Text that Excel, WPS or LibreOffice could run as a formula when they open a CSV file (it
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return), prefixed with a single quote
+/// as OWASP recommends ("CSV Injection"): the spreadsheet shows the text, quote included, and
+/// runs nothing. The CSV writer then quotes the field as any other.
+fn defuse(text: &str) -> Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        Cow::Owned(format!("'{text}"))
+    } else {
+        Cow::Borrowed(text)
     }
 }
 
@@ -391,16 +441,20 @@ enum Sink<'w> {
 impl Sink<'_> {
     fn header(&mut self, part: Part, cells: &[String]) -> Result<(), LedgerError> {
         match self {
-            Sink::Csv(w, only) if *only == part => w.write_record(cells)?,
+            Sink::Csv(w, only) if *only == part => {
+                w.write_record(cells.iter().map(|c| defuse(c).into_owned()))?
+            }
             Sink::Csv(..) => {}
             Sink::Xlsx(sheets, _) => sheets.header(part, cells)?,
         }
         Ok(())
     }
 
-    fn row(&mut self, part: Part, cells: &[String]) -> Result<(), LedgerError> {
+    fn row(&mut self, part: Part, cells: &[Cell]) -> Result<(), LedgerError> {
         match self {
-            Sink::Csv(w, only) if *only == part => w.write_record(cells)?,
+            Sink::Csv(w, only) if *only == part => {
+                w.write_record(cells.iter().map(|c| c.for_csv().into_owned()))?
+            }
             Sink::Csv(..) => {}
             Sink::Xlsx(sheets, _) => sheets.row(part, cells)?,
         }
@@ -465,9 +519,12 @@ impl Sheets {
         Ok(())
     }
 
-    fn row(&mut self, part: Part, cells: &[String]) -> Result<(), XlsxError> {
+    /// Every cell as a string cell, never a formula: XLSX keeps text and formulas apart, so
+    /// nothing needs defusing here.
+    fn row(&mut self, part: Part, cells: &[Cell]) -> Result<(), XlsxError> {
         if let Some((sheet, row)) = self.sheet(part) {
-            for (col, text) in cells.iter().enumerate() {
+            for (col, cell) in cells.iter().enumerate() {
+                let text = cell.as_str();
                 if !text.is_empty() {
                     sheet.write_string(*row, column(col), text)?;
                 }
@@ -505,4 +562,34 @@ fn sheet_name(label: &str) -> String {
 /// fields (the document keeps attachments apart), so the attachments column lists them instead.
 fn columns(fields: &[FieldDef]) -> impl Iterator<Item = &FieldDef> {
     fields.iter().filter(|f| f.ty != FieldType::Attachment)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(ty: &str) -> FieldDef {
+        serde_json::from_value(serde_json::json!({
+            "id": "f", "label": {"zh": "甲", "en": "F"}, "type": ty
+        }))
+        .expect("a field definition")
+    }
+
+    #[test]
+    fn numbers_of_number_fields_stay_numbers_while_text_that_looks_like_one_is_defused() {
+        let registry = Registry::builtin();
+        let table = Table {
+            schema: registry.latest("dispute_check").expect("built-in kind"),
+            registry: &registry,
+            lang: Lang::Zh,
+            clearance: true,
+            names: HashMap::new(),
+        };
+        let csv = |ty: &str, value: Value| table.cell(&field(ty), &value).for_csv().into_owned();
+        assert_eq!(csv("decimal", serde_json::json!(-3.5)), "-3.5");
+        assert_eq!(csv("integer", serde_json::json!(-2)), "-2");
+        assert_eq!(csv("integer", serde_json::json!("-2")), "'-2");
+        assert_eq!(csv("text", serde_json::json!("-2")), "'-2");
+        assert_eq!(csv("text", serde_json::json!("2-1")), "2-1");
+    }
 }

@@ -19,6 +19,9 @@ use crate::store::{Level, OrgUnit, Result, Store};
 /// Fewer interviews than this make an index too uncertain to rank on: the unit is marked
 /// `few_interviews`.
 pub const MIN_INTERVIEWS: i64 = 30;
+/// Drug-control counts from 1 to this minus one are withheld from readers who may not see the
+/// cases themselves (township and street staff): a count that small can point at a person.
+pub const SMALL_CELL: i64 = 5;
 /// An active drug-control case not visited for this many days is overdue.
 pub const VISIT_INTERVAL_DAYS: i64 = 30;
 /// An active drug-control case with no urine or hair test for this many days is due one.
@@ -587,20 +590,29 @@ fn add_dispute(u: &mut DisputeUnit, c: &DisputeCounts, resolved: &mut i64, close
     }
 }
 
+/// Each count is `null` when withheld by the small-cell rule (see `DrugStats::suppressed_below`).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DrugUnit {
     pub org_id: String,
     pub name: String,
     pub level: Level,
-    pub active: i64,
-    pub relapsed: i64,
-    pub visits_overdue: i64,
-    pub tests_due: i64,
+    #[schema(minimum = 0)]
+    pub active: Option<i64>,
+    #[schema(minimum = 0)]
+    pub relapsed: Option<i64>,
+    #[schema(minimum = 0)]
+    pub visits_overdue: Option<i64>,
+    #[schema(minimum = 0)]
+    pub tests_due: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DrugStats {
     pub as_of: String,
+    /// The small-cell rule, for readers who may not see the cases (township and street staff):
+    /// every count from 1 to this value minus one is `null` (shown as "<5"); 0 and larger counts
+    /// are exact. `null` when every count is exact (drug-control officers, admins).
+    pub suppressed_below: Option<i64>,
     pub units: Vec<DrugUnit>,
     pub total: DrugUnit,
 }
@@ -615,12 +627,14 @@ impl DrugCounts {
 }
 
 /// Drug-control cases under `org` as of `today`, per township or street at or under `org` and
-/// in total, in `scope`. Counts only: no case is named.
+/// in total, in `scope`. Counts only: no case is named. With `suppress_below`, every count from
+/// 1 to it minus one is withheld.
 pub async fn drug(
     store: &dyn Store,
     scope: &Scope,
     org: &OrgUnit,
     today: Day,
+    suppress_below: Option<i64>,
 ) -> Result<DrugStats> {
     let cells = store
         .drug_counts(
@@ -635,14 +649,18 @@ pub async fn drug(
         .await?;
     let figures = |unit: &OrgUnit| {
         let c = roll_up(unit, &cells, |c| c.org_path.as_str(), DrugCounts::add);
+        let shown = |n: i64| match suppress_below {
+            Some(below) if (1..below).contains(&n) => None,
+            _ => Some(n),
+        };
         DrugUnit {
             org_id: unit.id.clone(),
             name: unit.name.clone(),
             level: unit.level,
-            active: c.active,
-            relapsed: c.relapsed,
-            visits_overdue: c.visits_overdue,
-            tests_due: c.tests_due,
+            active: shown(c.active),
+            relapsed: shown(c.relapsed),
+            visits_overdue: shown(c.visits_overdue),
+            tests_due: shown(c.tests_due),
         }
     };
     let mut units: Vec<OrgUnit> = store
@@ -656,6 +674,7 @@ pub async fn drug(
     units.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(DrugStats {
         as_of: today.to_string(),
+        suppressed_below: suppress_below,
         units: units.iter().map(figures).collect(),
         total: figures(org),
     })

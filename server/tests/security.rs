@@ -31,7 +31,7 @@ use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::Role;
 use serde_json::{Value, json};
-use support::http::{Api, add_user, api_over, authed, frame_request};
+use support::http::{Api, add_user, api_over, authed, authed_json, frame_request};
 use support::*;
 
 on_both_test_stores!(
@@ -41,6 +41,7 @@ on_both_test_stores!(
     export_parameters_shaped_like_paths_are_refused_and_never_reach_the_file_name,
     sql_metacharacters_in_every_report_conflict_stats_and_export_filter_change_nothing,
     personal_data_answers_are_never_cached_and_no_answer_names_the_server_software,
+    an_org_unit_outside_the_callers_scope_answers_exactly_like_a_missing_one,
 );
 
 const PW: &str = "security password";
@@ -490,6 +491,113 @@ async fn personal_data_answers_are_never_cached_and_no_answer_names_the_server_s
                 !headers.contains_key(banner),
                 "{what} names the software: {banner}"
             );
+        }
+    }
+}
+
+/// Issue 17, finding 5: org ids cannot be enumerated. Every endpoint that takes an org unit id
+/// from a caller answers a unit outside the caller's scope byte for byte as it answers a unit
+/// that does not exist.
+async fn an_org_unit_outside_the_callers_scope_answers_exactly_like_a_missing_one(t: &TestStore) {
+    let api = api(t).await;
+    add_user(t.store.as_ref(), "ts", Role::TownshipStaff, "t1", PW, false).await;
+    add_user(
+        t.store.as_ref(),
+        "o1",
+        Role::DrugControlOfficer,
+        "t1",
+        PW,
+        false,
+    )
+    .await;
+    let reads = [
+        "/api/v1/reports?org={}",
+        "/api/v1/reports?kind=dispute_check&limit=5&org={}",
+        "/api/v1/conflicts?org={}",
+        "/api/v1/export?kind=dispute_check&org={}",
+        "/api/v1/export?kind=dispute_check&format=csv&part=log&org={}",
+        "/api/v1/stats/canvass?org={}",
+        "/api/v1/stats/disputes?org={}",
+        "/api/v1/stats/drug?org={}",
+    ];
+    let writes: [(&str, &str, &str); 5] = [
+        (
+            "POST",
+            "/api/v1/reports",
+            r#"{"kind":"dispute_check","grid_id":"{}"}"#,
+        ),
+        (
+            "POST",
+            "/api/v1/org",
+            r#"{"id":"new-unit","parent_id":"{}","level":"grid","name":"新"}"#,
+        ),
+        ("PATCH", "/api/v1/org/{}", r#"{"name":"新"}"#),
+        (
+            "POST",
+            "/api/v1/users",
+            r#"{"username":"new","display_name":"新","password":"long enough pw","role":"grid_worker","org_unit_id":"{}"}"#,
+        ),
+        ("PATCH", "/api/v1/users/w2", r#"{"org_unit_id":"{}"}"#),
+    ];
+    // Units outside each caller's scope: another township (street), and units within it; the
+    // grid worker's own village lies above their scope and is outside it too.
+    for (user, foreign) in [
+        ("w1", &["s2", "c2", "g3", "v1", "t1", "d"][..]),
+        ("c1", &["s2", "g3", "t1"][..]),
+        ("ts", &["s2", "g3", "d"][..]),
+        ("o1", &["s2", "c2", "d"][..]),
+    ] {
+        let token = token(&api, user).await;
+        let answer = |method: &str, path: &str, body: Option<&str>| {
+            let req = match body {
+                Some(body) => authed_json(method, path, &token, body),
+                None => authed(method, path, &token),
+            };
+            api.raw(req)
+        };
+        for unit in foreign {
+            for template in reads {
+                let (missing, foreign) = (
+                    answer("GET", &template.replace("{}", "no-such-unit"), None).await,
+                    answer("GET", &template.replace("{}", unit), None).await,
+                );
+                assert!(
+                    missing.0.is_client_error(),
+                    "{user} {template}: {:?}",
+                    missing.0
+                );
+                assert_eq!(
+                    (foreign.0, String::from_utf8_lossy(&foreign.2)),
+                    (missing.0, String::from_utf8_lossy(&missing.2)),
+                    "{user} {template} with {unit}"
+                );
+            }
+            for (method, path, body) in writes {
+                let (missing, foreign) = (
+                    answer(
+                        method,
+                        &path.replace("{}", "no-such-unit"),
+                        Some(&body.replace("{}", "no-such-unit")),
+                    )
+                    .await,
+                    answer(
+                        method,
+                        &path.replace("{}", unit),
+                        Some(&body.replace("{}", unit)),
+                    )
+                    .await,
+                );
+                assert!(
+                    missing.0.is_client_error(),
+                    "{user} {method} {path}: {:?}",
+                    missing.0
+                );
+                assert_eq!(
+                    (foreign.0, String::from_utf8_lossy(&foreign.2)),
+                    (missing.0, String::from_utf8_lossy(&missing.2)),
+                    "{user} {method} {path} with {unit}"
+                );
+            }
         }
     }
 }

@@ -24,11 +24,13 @@ on_both_backends!(
     streets_are_ranked_apart_from_townships,
     dispute_figures_match_hand_computed_values,
     drug_figures_count_overdue_visits_and_due_tests,
+    small_drug_counts_are_withheld_when_asked_and_zero_stays_zero,
     figures_follow_edits_and_count_only_the_scope,
 );
 on_both_test_stores!(
     stats_endpoints_answer_within_the_callers_scope,
     drug_stats_are_refused_to_grid_workers_and_cadres,
+    township_staff_get_drug_counts_per_township_only_with_small_cells_withheld,
     bad_stats_parameters_are_answered_400_or_404,
 );
 
@@ -574,11 +576,12 @@ async fn seed_drug(store: &dyn Store) {
 async fn drug_figures_count_overdue_visits_and_due_tests(store: &dyn Store) {
     seed_drug(store).await;
     let today = Day::parse("2026-11-28").unwrap();
-    let stats = stats::drug(store, &everything(), &district(), today)
+    let stats = stats::drug(store, &everything(), &district(), today, None)
         .await
         .expect("drug");
     let v = serde_json::to_value(&stats).unwrap();
     assert_eq!(v["as_of"], "2026-11-28");
+    assert_eq!(v["suppressed_below"], Value::Null, "exact counts");
     let figures = |u: &Value| {
         (
             u["org_id"].as_str().unwrap().to_owned(),
@@ -601,10 +604,44 @@ async fn drug_figures_count_overdue_visits_and_due_tests(store: &dyn Store) {
     assert_eq!(figures(&v["total"]), ("d".to_owned(), 5, 1, 3, 4));
     // A drug-control officer of t1 counts the cases of t1 only.
     let officer = Scope::for_role("o1", Role::DrugControlOfficer, path_of("t1"));
-    let own = stats::drug(store, &officer, &district(), today)
+    let own = stats::drug(store, &officer, &district(), today, None)
         .await
         .expect("drug");
-    assert_eq!((own.total.active, own.total.visits_overdue), (4, 2));
+    assert_eq!(
+        (own.total.active, own.total.visits_overdue),
+        (Some(4), Some(2))
+    );
+}
+
+async fn small_drug_counts_are_withheld_when_asked_and_zero_stays_zero(store: &dyn Store) {
+    seed_drug(store).await;
+    let today = Day::parse("2026-11-28").unwrap();
+    let t1 = unit("t1", Level::Township, path_of("t1"));
+    let counts = |u: &stats::DrugUnit| (u.active, u.relapsed, u.visits_overdue, u.tests_due);
+    // t1: 4 active, 1 relapsed, 2 overdue, 3 tests due: every count between 1 and 4.
+    let shown = stats::drug(store, &everything(), &t1, today, Some(stats::SMALL_CELL))
+        .await
+        .expect("drug");
+    assert_eq!(shown.suppressed_below, Some(5));
+    assert_eq!(counts(&shown.total), (None, None, None, None));
+    assert_eq!(counts(&shown.units[0]), (None, None, None, None));
+    // A fifth active case, not yet due anything: 5 is shown, and a township without cases
+    // shows its zeros.
+    drug_case(store, 8, "g2", "active", "2026-11-25", &[]).await;
+    let shown = stats::drug(store, &everything(), &t1, today, Some(stats::SMALL_CELL))
+        .await
+        .expect("drug");
+    assert_eq!(counts(&shown.total), (Some(5), None, None, None));
+    let t2 = unit("t2", Level::Township, "/d/t2/");
+    let empty = stats::drug(store, &everything(), &t2, today, Some(stats::SMALL_CELL))
+        .await
+        .expect("drug");
+    assert_eq!(counts(&empty.total), (Some(0), Some(0), Some(0), Some(0)));
+    // As JSON: a withheld count is null, beside `suppressed_below`.
+    let v = serde_json::to_value(&shown).unwrap();
+    assert_eq!(v["suppressed_below"], 5);
+    assert_eq!(v["total"]["active"], 5);
+    assert_eq!(v["total"]["relapsed"], Value::Null);
 }
 
 async fn figures_follow_edits_and_count_only_the_scope(store: &dyn Store) {
@@ -801,4 +838,105 @@ async fn bad_stats_parameters_are_answered_400_or_404(t: &TestStore) {
     }
     let (status, _) = get(&app, &state, "admin", "/api/v1/stats/drug?org=nowhere").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// What `/api/v1/stats/drug` answers a caller for a unit.
+enum Answer {
+    /// 200: `suppressed_below`, and the total's active and relapsed counts (`None` for null).
+    Counts(Option<i64>, Option<i64>, Option<i64>),
+    /// A problem with this status and code.
+    Refused(StatusCode, &'static str),
+}
+
+/// Issue 17, finding 4. DOMAIN.md: only the assigned worker, drug-control officers and admins
+/// see drug-control cases; township and street staff oversee coverage per township. Each role
+/// against each unit: exact counts for those who may read the cases, the own township only and
+/// small cells withheld for the staff, 403 for everyone else.
+async fn township_staff_get_drug_counts_per_township_only_with_small_cells_withheld(t: &TestStore) {
+    let (app, state) = api(t).await;
+    seed_drug(t.store.as_ref()).await;
+    add_users_with_devices(
+        t.store.as_ref(),
+        &[
+            ("ss", Role::TownshipStaff, "s2"),
+            ("ts2", Role::TownshipStaff, "t2"),
+        ],
+    )
+    .await;
+    let ask = |user: &'static str, org: &'static str| {
+        let (app, state) = (app.clone(), state.clone());
+        async move { get(&app, &state, user, &format!("/api/v1/stats/drug?org={org}")).await }
+    };
+    use Answer::{Counts, Refused};
+    let table = [
+        // Township staff: their township, small cells withheld (4 active, 1 relapsed).
+        ("ts", "t1", Counts(Some(5), None, None)),
+        ("ts", "v1", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ts", "g1", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ts", "g2", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ts", "s2", Refused(StatusCode::NOT_FOUND, "not_found")),
+        ("ts", "d", Refused(StatusCode::NOT_FOUND, "not_found")),
+        // Street staff alike: one active case is withheld, zero relapses are not.
+        ("ss", "s2", Counts(Some(5), None, Some(0))),
+        ("ss", "c2", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ss", "g3", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        // A township without cases: zeros are exact.
+        ("ts2", "t2", Counts(Some(5), Some(0), Some(0))),
+        ("ts2", "v2", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        ("ts2", "g4", Refused(StatusCode::FORBIDDEN, "unit_too_fine")),
+        // The drug-control officer and the admin read the cases: exact counts at any level.
+        ("o1", "t1", Counts(None, Some(4), Some(1))),
+        ("o1", "v1", Counts(None, Some(4), Some(1))),
+        ("o1", "g1", Counts(None, Some(2), Some(1))),
+        ("o1", "g2", Counts(None, Some(2), Some(0))),
+        ("admin", "d", Counts(None, Some(5), Some(1))),
+        ("admin", "g3", Counts(None, Some(1), Some(0))),
+        ("admin", "g1", Counts(None, Some(2), Some(1))),
+        // Grid workers and cadres get no drug counts at all.
+        ("w1", "g1", Refused(StatusCode::FORBIDDEN, "forbidden")),
+        ("c1", "v1", Refused(StatusCode::FORBIDDEN, "forbidden")),
+        ("c1", "g1", Refused(StatusCode::FORBIDDEN, "forbidden")),
+    ];
+    for (user, org, want) in table {
+        let (status, body) = ask(user, org).await;
+        let (below, active, relapsed) = match want {
+            Refused(want, code) => {
+                assert_eq!(
+                    (status, &body["code"]),
+                    (want, &json!(code)),
+                    "{user} {org}"
+                );
+                continue;
+            }
+            Counts(below, active, relapsed) => (below, active, relapsed),
+        };
+        assert_eq!(status, StatusCode::OK, "{user} {org}: {body}");
+        assert_eq!(body["suppressed_below"], json!(below), "{user} {org}");
+        assert_eq!(
+            (&body["total"]["active"], &body["total"]["relapsed"]),
+            (&json!(active), &json!(relapsed)),
+            "{user} {org}: {body}"
+        );
+        // Every count shown to staff, per unit and in total, is 0 or at least 5.
+        if below.is_some() {
+            for u in body["units"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain([&body["total"]])
+            {
+                for key in ["active", "relapsed", "visits_overdue", "tests_due"] {
+                    let n = &u[key];
+                    assert!(
+                        n.is_null() || n == 0 || n.as_i64().is_some_and(|n| n >= 5),
+                        "{user} {org} {key}: {n}"
+                    );
+                }
+            }
+        }
+    }
+    // Nothing else the staff can reach counts the cases: the report list of the kind is empty
+    // (and so is its ledger: `export::a_ledger_holds_only_its_period_and_the_callers_scope`).
+    let (status, list) = get(&app, &state, "ts", "/api/v1/reports?kind=drug_control_case").await;
+    assert_eq!((status, &list["total"]), (StatusCode::OK, &json!(0)));
 }

@@ -21,6 +21,7 @@ use super::query::{Params, decode_cursor, encode_cursor};
 use super::reports::{
     REVIEWERS, audit_reads, check_note, doc_error, ingest_edit, path_is_sensitive,
 };
+use super::stats::unit_in_scope;
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
@@ -196,6 +197,8 @@ pub(crate) fn conflict_view(
         (status = 200, body = ConflictList),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "org is not a unit in the caller's scope",
+            body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_conflicts(
     State(state): State<AppState>,
@@ -204,14 +207,7 @@ async fn list_conflicts(
 ) -> Result<Json<ConflictList>, ApiError> {
     let p = Params::parse(&uri, &["kind", "org", "cursor", "limit"])?;
     let org_path = match p.get("org") {
-        Some(org) => Some(
-            state
-                .store
-                .org_unit(org)
-                .await?
-                .ok_or_else(|| ApiError::BadRequest(format!("no org unit {org:?}")))?
-                .path,
-        ),
+        Some(org) => Some(unit_in_scope(&state, &caller, org).await?.path),
         None => None,
     };
     let after = match p.get("cursor") {

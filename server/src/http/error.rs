@@ -55,6 +55,10 @@ pub enum ApiError {
     /// The report, or the place a new report would go, is outside the caller's scope.
     #[error("{0}")]
     OutOfScope(String),
+    /// Figures asked for a unit finer than the caller may see them for (drug-control counts
+    /// below a township for township staff).
+    #[error("{0}")]
+    UnitTooFine(String),
     /// The request is well-formed but its values are not: each problem says where and why.
     #[error("{detail}")]
     Invalid {
@@ -109,7 +113,7 @@ impl ApiError {
             UnsupportedMediaType | UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidCredentials | TokenExpired | TokenInvalid | RefreshInvalid
             | RefreshReused | DeviceRevoked | AccountDisabled => StatusCode::UNAUTHORIZED,
-            Forbidden(_) | OutOfScope(_) => StatusCode::FORBIDDEN,
+            Forbidden(_) | OutOfScope(_) | UnitTooFine(_) => StatusCode::FORBIDDEN,
             Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             NotFound(_) => StatusCode::NOT_FOUND,
             Conflict(_) | DeviceTaken | DeviceRetiring(_) => StatusCode::CONFLICT,
@@ -147,6 +151,7 @@ impl ApiError {
             AccountDisabled => "account_disabled",
             Forbidden(_) => "forbidden",
             OutOfScope(_) => "out_of_scope",
+            UnitTooFine(_) => "unit_too_fine",
             Invalid { .. } => "validation",
             NotFound(_) => "not_found",
             Conflict(_) => "conflict",

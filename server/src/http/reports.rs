@@ -22,7 +22,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::conflicts::{ConflictView, conflict_view};
+use super::org::valid_unit_id;
 use super::query::{Params, decode_cursor, encode_cursor};
+use super::stats::unit_in_scope;
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
@@ -284,6 +286,8 @@ pub struct ReviewResult {
         (status = 200, body = ReportList),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "org is not a unit in the caller's scope",
+            body = Problem, content_type = "application/problem+json"),
     ))]
 async fn list_reports(
     State(state): State<AppState>,
@@ -305,14 +309,7 @@ async fn list_reports(
         ],
     )?;
     let org_path = match p.get("org") {
-        Some(org) => Some(
-            state
-                .store
-                .org_unit(org)
-                .await?
-                .ok_or_else(|| ApiError::BadRequest(format!("no org unit {org:?}")))?
-                .path,
-        ),
+        Some(org) => Some(unit_in_scope(&state, &caller, org).await?.path),
         None => None,
     };
     let after = match p.get("cursor") {
@@ -476,6 +473,19 @@ async fn create_report(
             problems: Vec::new(),
         })?;
     body.check(schema, caller.role())?;
+    // A grid outside the caller's scope and a missing one answer alike, so that grid ids cannot
+    // be probed. Ingest tells an unknown grid (422) over the whole district, and a malformed
+    // id, which names no unit anywhere.
+    if valid_unit_id(&body.grid_id) && !caller.scope.prefix.is_empty() {
+        unit_in_scope(&state, &caller, &body.grid_id)
+            .await
+            .map_err(|e| match e {
+                ApiError::NotFound(_) => {
+                    ApiError::OutOfScope("`grid_id` names no grid you may write in".to_owned())
+                }
+                other => other,
+            })?;
+    }
     let now = clock::now();
     let mut doc = body.to_doc(schema, DocId::new_v4(), &Editor::new(caller.user_id(), now))?;
     let id = doc.id();

@@ -12,7 +12,7 @@ use crate::auth::Caller;
 use crate::clock;
 use crate::scope::{Restricted, Role, Scope};
 use crate::stats::{self, CanvassStats, Day, Days, DisputeStats, DrugStats, Group};
-use crate::store::OrgUnit;
+use crate::store::{Level, OrgUnit};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -26,20 +26,29 @@ pub fn today() -> Day {
     Day::of_unix(clock::now())
 }
 
-/// The org unit named by `org`, or the caller's own; a unit outside the caller's scope is
-/// answered 404 like a missing one.
+/// The org unit named by `org`, or the caller's own; see [`unit_in_scope`].
 pub(crate) async fn org_param(
     state: &AppState,
     caller: &Caller,
     org: Option<&str>,
 ) -> Result<OrgUnit, ApiError> {
-    let id = org.unwrap_or(&caller.user.org_unit_id);
+    unit_in_scope(state, caller, org.unwrap_or(&caller.user.org_unit_id)).await
+}
+
+/// The org unit `id`, when it lies in the caller's scope. Every handler that takes an org unit
+/// id from a caller reads it here: a unit outside the scope is answered 404 exactly like a
+/// missing one, body included (the id is not repeated), so that ids cannot be probed.
+pub(crate) async fn unit_in_scope(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<OrgUnit, ApiError> {
     state
         .store
         .org_unit(id)
         .await?
         .filter(|u| u.path.starts_with(&caller.scope.prefix))
-        .ok_or_else(|| ApiError::NotFound(format!("org unit {id} not found")))
+        .ok_or_else(|| ApiError::NotFound("`org` names no org unit in your scope".to_owned()))
 }
 
 /// A `YYYY-MM-DD` parameter.
@@ -148,14 +157,18 @@ async fn disputes(
 
 /// Drug-control cases as of today per township or street: active, relapsed, visits overdue,
 /// tests due. Counts only, for drug-control officers, admins and township or street staff;
-/// grid workers and village cadres get 403.
+/// grid workers and village cadres get 403. Township and street staff, who may not see the
+/// cases, get their township's (or street's) counts only: a finer unit is refused
+/// (`unit_too_fine`), and counts from 1 to 4 are `null` with `suppressed_below: 5`.
 #[utoipa::path(get, path = "/api/v1/stats/drug", tag = "stats", security(("bearer" = [])),
     params(("org" = Option<String>, Query, description = "org unit id; default the caller's own")),
     responses(
         (status = 200, body = DrugStats),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "`forbidden` for grid workers and village cadres; \
+            `unit_too_fine` for township or street staff asking below their township",
+            body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "org is not a unit in the caller's scope",
             body = Problem, content_type = "application/problem+json"),
     ))]
@@ -171,12 +184,29 @@ async fn drug(
     ])?;
     let p = Params::parse(&uri, &["org"])?;
     let org = org_param(&state, &caller, p.get("org")).await?;
-    // Township and street staff may not read a case, but the issue asks them to oversee the
-    // work: they count every case of their township, and the answer names no one.
+    // Whoever may read every case of their scope gets exact counts. Township and street staff
+    // may read none, but oversee the work (DOMAIN.md: coverage per township): they count every
+    // case of their township, only per township, with small counts withheld, since a count of a
+    // village or a grid, or a count of one, can point at a person. They see one unit, their
+    // own, so no count can be worked out from the others and the total.
+    let exact = caller.scope.restricted == Restricted::All;
+    if !exact && !matches!(org.level, Level::Township | Level::Street) {
+        return Err(ApiError::UnitTooFine(format!(
+            "drug-control counts are given to your role per township or street only, not per {}",
+            org.level.as_str()
+        )));
+    }
     let scope = Scope {
         restricted: Restricted::All,
         ..caller.scope.clone()
     };
-    let stats = stats::drug(state.store.as_ref(), &scope, &org, today()).await?;
+    let stats = stats::drug(
+        state.store.as_ref(),
+        &scope,
+        &org,
+        today(),
+        (!exact).then_some(stats::SMALL_CELL),
+    )
+    .await?;
     Ok(Json(stats))
 }
