@@ -332,7 +332,9 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
             .upsert_device(&Device {
                 id: id.into(),
                 user_id: li.id.clone(),
-                name: format!("{id} of li"),
+                // A phone names itself: an escape sequence in the name must not reach the
+                // operator's terminal.
+                name: format!("{id} of li\u{1b}[2J"),
                 created_at: 1,
                 last_seen_at: 2,
                 revoked_at: None,
@@ -355,6 +357,10 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
     assert!(
         devices.contains("li-phone") && devices.contains("li-pc"),
         "{devices}"
+    );
+    assert!(
+        !devices.contains('\u{1b}') && devices.contains("li-phone of li\\u{1b}[2J"),
+        "device names are printed escaped: {devices:?}"
     );
 
     ok(&["--db", db, "device", "revoke", "li-phone"], &[]);

@@ -139,11 +139,12 @@ pub async fn device(store: &dyn Store, command: DeviceCommand) -> Result<()> {
                     .iter()
                     .find(|u| u.id == d.user_id)
                     .map_or(d.user_id.as_str(), |u| u.username.as_str());
+                // A phone chose its id and name: escape what would steer the terminal.
                 say(&format!(
                     "{:<38} {:<24} {:<24} {:<20} {:<8} {}",
-                    d.id,
+                    d.id.escape_debug().to_string(),
                     username,
-                    d.name,
+                    d.name.escape_debug().to_string(),
                     gridsync_core::time::rfc3339(d.last_seen_at),
                     d.pending_changes
                         .map_or_else(|| "?".to_owned(), |n| n.to_string()),
