@@ -9,8 +9,9 @@ pub struct Config {
     pub issuer: String,
     /// `aud` of the access tokens this server issues and accepts.
     pub audience: String,
-    /// Access tokens are short-lived: a revoked device or disabled user is refused by the
-    /// extractor at once, but a logged-out session keeps its access token until it expires.
+    /// Access tokens are short-lived, though nothing waits for them to expire: the extractor
+    /// refuses a revoked device, a disabled user and an ended session (logout, a password
+    /// change) at the next request.
     pub access_ttl: Duration,
     /// A phone may stay offline for weeks; its refresh token must outlive that.
     pub refresh_ttl: Duration,

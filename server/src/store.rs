@@ -6,6 +6,7 @@ pub mod held;
 
 pub use held::{HeldDecision, HeldItem, HeldQuery, HeldState};
 pub mod postgres;
+pub(crate) mod sessions;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -772,6 +773,9 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> Result<Rotation>;
     async fn revoke_token_family(&self, family: &str) -> Result<()>;
+    /// Whether session `family` of `device_id` is alive (not logged out, reused or ended by a
+    /// password change); asked on every authenticated request.
+    async fn session_live(&self, family: &str, device_id: &str) -> Result<bool>;
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<()>;
     /// Every stored signing key, newest first.

@@ -25,7 +25,8 @@ on_both_test_stores!(
     a_retry_after_the_grace_window_revokes_the_session,
     a_retry_after_the_successor_was_used_revokes_the_session,
     a_second_grace_retry_revokes_the_session,
-    logout_ends_the_session_so_its_refresh_token_is_refused,
+    logout_ends_the_session_and_its_access_token_at_once,
+    a_reused_refresh_token_ends_the_sessions_access_token_too,
     a_revoked_device_is_refused_with_device_revoked_on_its_next_request,
     a_worker_lists_and_revokes_only_their_own_devices_and_an_admin_any,
     a_device_registered_to_another_user_is_refused_at_login,
@@ -136,6 +137,14 @@ fn claims<'a>(iss: &'a str, aud: &'a str, exp: i64) -> Claims<'a> {
     }
 }
 
+/// The session (`sid`) an access token was issued in.
+fn session_of(access: &str) -> String {
+    let body = access.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).expect("base64")).expect("json");
+    claims["sid"].as_str().expect("sid").to_owned()
+}
+
 fn sign(claims: &Claims<'_>, alg: Algorithm, kid: &str, secret: &[u8]) -> String {
     let mut header = Header::new(alg);
     header.kid = Some(kid.into());
@@ -149,15 +158,25 @@ fn sign(claims: &Claims<'_>, alg: Algorithm, kid: &str, secret: &[u8]) -> String
 
 async fn expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_code(t: &TestStore) {
     let api = api(t).await;
-    api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (access, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let session = session_of(&access);
     let key = api.store.signing_keys().await.expect("keys").remove(0);
     let (kid, secret) = (key.kid.as_str(), key.secret.as_slice());
     let now = gridsync_server::clock::now();
     let config = Config::default();
     let (iss, aud) = (config.issuer.as_str(), config.audience.as_str());
 
-    let good = sign(&claims(iss, aud, now + 600), Algorithm::HS256, kid, secret);
+    let good = Claims {
+        sid: &session,
+        ..claims(iss, aud, now + 600)
+    };
+    let good = sign(&good, Algorithm::HS256, kid, secret);
     assert_eq!(api.devices(&good).await.status, StatusCode::OK);
+    // Signed with the server's key, but naming a session the device never had.
+    let no_session = sign(&claims(iss, aud, now + 600), Algorithm::HS256, kid, secret);
+    api.devices(&no_session)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
 
     let expired = sign(&claims(iss, aud, now - 3600), Algorithm::HS256, kid, secret);
     let bad_signature = sign(
@@ -327,22 +346,42 @@ async fn a_second_grace_retry_revokes_the_session(t: &TestStore) {
         .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
 }
 
-async fn logout_ends_the_session_so_its_refresh_token_is_refused(t: &TestStore) {
+async fn logout_ends_the_session_and_its_access_token_at_once(t: &TestStore) {
     let api = api(t).await;
     let (access, refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
-    let (_, other_session) = api.tokens("w1", WORKER_PW, "phone-2").await;
+    let (other_access, other_session) = api.tokens("w1", WORKER_PW, "phone-2").await;
     let r = api
         .send(authed("POST", "/api/v1/auth/logout", &access))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    api.devices(&access)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
     api.refresh(&refresh)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
     assert_eq!(
-        api.refresh(&other_session).await.status,
+        api.devices(&other_access).await.status,
         StatusCode::OK,
         "other sessions go on"
     );
+    assert_eq!(api.refresh(&other_session).await.status, StatusCode::OK);
+    // The device stays registered: it logs in again as itself.
+    let (again, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    assert_eq!(api.devices(&again).await.status, StatusCode::OK);
+}
+
+async fn a_reused_refresh_token_ends_the_sessions_access_token_too(t: &TestStore) {
+    let api = api(t).await;
+    let (_, first) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (_, second) = pair(&api.refresh(&first).await);
+    let (access, _) = pair(&api.refresh(&second).await);
+    api.refresh(&first)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_reused");
+    api.devices(&access)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
 }
 
 async fn a_revoked_device_is_refused_with_device_revoked_on_its_next_request(t: &TestStore) {

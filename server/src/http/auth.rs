@@ -269,8 +269,8 @@ async fn refresh_tokens(
     ))
 }
 
-/// Ends the caller's session: its refresh tokens stop working. The access token in hand stays
-/// valid until it expires, which is minutes.
+/// Ends the caller's session at once: its refresh tokens and the access token in hand stop
+/// working (`session_ended`). The device stays registered and logs in again as itself.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "the session is revoked"),

@@ -21,6 +21,7 @@ use super::facts::{
     self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
 };
 use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
+use super::sessions;
 use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, AssignedReport, Attachment, AttachmentRow,
     AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage,
@@ -920,6 +921,14 @@ impl Store for SqliteStore {
             .execute(&self.write)
             .await?;
         Ok(())
+    }
+
+    async fn session_live(&self, family: &str, device_id: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(sessions::LIVE)
+            .bind(family)
+            .bind(device_id)
+            .fetch_one(&self.read)
+            .await?)
     }
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<()> {
