@@ -4,11 +4,13 @@
 mod support;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gridsync_server::auth::bootstrap;
+use gridsync_server::auth::client_addr::TrustedProxies;
 use gridsync_server::config::Config;
+use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -31,6 +33,10 @@ on_both_test_stores!(
     a_worker_lists_and_revokes_only_their_own_devices_and_an_admin_any,
     a_device_registered_to_another_user_is_refused_at_login,
     failed_logins_past_the_limit_are_answered_429_with_retry_after,
+    made_up_usernames_from_one_client_behind_the_proxy_do_not_lock_out_another,
+    an_admins_wrong_passwords_do_not_stop_their_login_from_a_known_device,
+    a_forwarded_for_header_cannot_dodge_the_address_limit,
+    a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit,
     malformed_json_and_unknown_fields_are_answered_as_problem_details,
     healthz_and_readyz_answer_ok_while_the_database_is_up,
     the_first_start_creates_one_admin_with_the_given_password,
@@ -463,45 +469,263 @@ async fn a_device_registered_to_another_user_is_refused_at_login(t: &TestStore) 
     assert_eq!(device.user_id, "w1");
 }
 
-async fn failed_logins_past_the_limit_are_answered_429_with_retry_after(t: &TestStore) {
-    let api = api(t).await;
-    let attempt = |user: &str, pw: &str, addr: &str| {
-        with_addr(
-            json_request(
-                "/api/v1/auth/login",
-                &json!({ "username": user, "password": pw, "device_id": "d", "device_name": "n" }),
-            ),
-            addr,
-        )
-    };
-    // Per username, whatever the address: even the right password then waits.
-    for i in 0..5 {
-        let r = api
-            .send(attempt("w1", "wrong", &format!("198.51.100.{i}:1")))
-            .await;
-        r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+/// A login request from `peer`, forwarded for `forwarded_for` when given.
+fn attempt(
+    user: &str,
+    pw: &str,
+    device: &str,
+    peer: &str,
+    forwarded_for: Option<&str>,
+) -> Request<Body> {
+    let mut req = with_addr(
+        json_request(
+            "/api/v1/auth/login",
+            &json!({ "username": user, "password": pw, "device_id": device, "device_name": "n" }),
+        ),
+        peer,
+    );
+    if let Some(value) = forwarded_for {
+        req.headers_mut().insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(value).expect("header value"),
+        );
     }
-    let r = api.send(attempt("w1", WORKER_PW, "198.51.100.9:1")).await;
-    r.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    let wait: u64 = r.headers[header::RETRY_AFTER]
+    req
+}
+
+fn retry_after(r: &Reply) -> u64 {
+    r.headers[header::RETRY_AFTER]
         .to_str()
         .expect("ascii")
         .parse()
-        .expect("seconds");
-    assert!((1..=900).contains(&wait), "Retry-After {wait}");
+        .expect("seconds")
+}
 
-    // Per address, whatever the username.
+/// The app over the seeded store of [`api`], behind a reverse proxy at 10.0.0.1.
+async fn api_behind_proxy(t: &TestStore) -> Api {
+    api(t).await;
+    let config = Config {
+        trusted_proxies: TrustedProxies::new(vec!["10.0.0.1".parse().expect("address")]),
+        ..Config::default()
+    };
+    let state = AppState::new(t.store.clone(), config).await.expect("state");
+    Api {
+        app: app(state),
+        store: t.store.clone(),
+    }
+}
+
+async fn failed_logins_past_the_limit_are_answered_429_with_retry_after(t: &TestStore) {
+    let api = api(t).await;
+    api.tokens("w1", WORKER_PW, "w1-phone").await;
+    // Per account, whatever the address: its logins from new devices then wait, even with the
+    // right password, while the phone it already uses logs in.
     for i in 0..5 {
         let r = api
-            .send(attempt(&format!("guess{i}"), "x", "203.0.113.7:5"))
+            .send(attempt(
+                "w1",
+                "wrong",
+                "d",
+                &format!("198.51.100.{i}:1"),
+                None,
+            ))
             .await;
         r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
-    api.send(attempt("w2", WORKER_PW, "203.0.113.7:6"))
+    let r = api
+        .send(attempt("w1", WORKER_PW, "d", "198.51.100.9:1", None))
+        .await;
+    r.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let wait = retry_after(&r);
+    assert!((1..=900).contains(&wait), "Retry-After {wait}");
+    let known = api
+        .send(attempt("w1", WORKER_PW, "w1-phone", "198.51.100.9:1", None))
+        .await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.body);
+
+    // Per address, whatever the username and device.
+    api.tokens("w2", WORKER_PW, "w2-phone").await;
+    for i in 0..5 {
+        let r = api
+            .send(attempt(
+                &format!("guess{i}"),
+                "x",
+                "d",
+                "203.0.113.7:5",
+                None,
+            ))
+            .await;
+        r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    for device in ["d", "w2-phone"] {
+        api.send(attempt("w2", WORKER_PW, device, "203.0.113.7:6", None))
+            .await
+            .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+    let ok = api
+        .send(attempt("w2", WORKER_PW, "d", "203.0.113.8:6", None))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+}
+
+async fn made_up_usernames_from_one_client_behind_the_proxy_do_not_lock_out_another(t: &TestStore) {
+    let api = api_behind_proxy(t).await;
+    for i in 0..5 {
+        api.send(attempt(
+            &format!("nobody{i}"),
+            "x",
+            "d",
+            "10.0.0.1:4000",
+            Some("198.51.100.1"),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    api.send(attempt(
+        "w1",
+        WORKER_PW,
+        "phone",
+        "10.0.0.1:4001",
+        Some("198.51.100.1"),
+    ))
+    .await
+    .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let other = api
+        .send(attempt(
+            "w1",
+            WORKER_PW,
+            "phone",
+            "10.0.0.1:4002",
+            Some("198.51.100.2"),
+        ))
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+}
+
+async fn an_admins_wrong_passwords_do_not_stop_their_login_from_a_known_device(t: &TestStore) {
+    let api = api(t).await;
+    api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    for _ in 0..5 {
+        api.send(attempt(
+            "admin",
+            "guess",
+            "attacker",
+            "203.0.113.66:1",
+            None,
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let known = api
+        .send(attempt("admin", ADMIN_PW, "admin-pc", "192.0.2.50:1", None))
+        .await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.body);
+    // A new device waits out the backoff, right password or not.
+    let new = api
+        .send(attempt("admin", ADMIN_PW, "new-pc", "192.0.2.50:2", None))
+        .await;
+    new.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!((1..=900).contains(&retry_after(&new)));
+    // A revoked device is no known device.
+    let (admin, _) = pair(&known);
+    let r = api
+        .send(authed("POST", "/api/v1/devices/admin-pc/revoke", &admin))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    api.send(attempt("admin", ADMIN_PW, "admin-pc", "192.0.2.50:3", None))
         .await
         .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    let ok = api.send(attempt("w2", WORKER_PW, "203.0.113.8:6")).await;
+}
+
+async fn a_forwarded_for_header_cannot_dodge_the_address_limit(t: &TestStore) {
+    let api = api_behind_proxy(t).await;
+    // Sent straight to the server, not through the proxy: the header is the client's own.
+    for i in 0..5 {
+        let xff = format!("198.51.100.{i}");
+        api.send(attempt(
+            &format!("guess{i}"),
+            "x",
+            "d",
+            "203.0.113.9:1",
+            Some(&xff),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    api.send(attempt(
+        "w1",
+        WORKER_PW,
+        "d",
+        "203.0.113.9:1",
+        Some("198.51.100.77"),
+    ))
+    .await
+    .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+
+    // Through the proxy: what the client wrote left of the address the proxy appended.
+    for i in 0..5 {
+        let xff = format!("192.0.2.{i}, 198.51.100.8");
+        api.send(attempt(
+            &format!("other{i}"),
+            "x",
+            "d",
+            "10.0.0.1:1",
+            Some(&xff),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    api.send(attempt(
+        "w2",
+        WORKER_PW,
+        "d",
+        "10.0.0.1:1",
+        Some("192.0.2.200, 198.51.100.8"),
+    ))
+    .await
+    .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let ok = api
+        .send(attempt(
+            "w2",
+            WORKER_PW,
+            "d",
+            "10.0.0.1:1",
+            Some("198.51.100.9"),
+        ))
+        .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    // A header the proxy mangled is no error: the proxy's own address is counted.
+    api.send(attempt(
+        "nobody",
+        "x",
+        "d",
+        "10.0.0.1:1",
+        Some("unknown, ::zz"),
+    ))
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(t: &TestStore) {
+    let api = api(t).await;
+    let replies = futures_util::future::join_all((0..20).map(|i| {
+        api.send(attempt(
+            "w1",
+            "wrong",
+            "d",
+            &format!("198.51.100.{i}:1"),
+            None,
+        ))
+    }))
+    .await;
+    let count = |status| replies.iter().filter(|r| r.status == status).count();
+    assert_eq!(
+        (
+            count(StatusCode::UNAUTHORIZED),
+            count(StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (5, 15)
+    );
 }
 
 async fn malformed_json_and_unknown_fields_are_answered_as_problem_details(t: &TestStore) {

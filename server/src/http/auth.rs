@@ -94,24 +94,34 @@ pub struct Me {
     pub device_id: String,
 }
 
-/// The client's address, when the server knows it (served with connect info, or set by a test).
+/// The client's address, when the server knows it (served with connect info, or set by a
+/// test): the TCP peer, or the address a trusted proxy forwarded the request for.
 struct ClientAddr(Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientAddr(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
+                .map(|ConnectInfo(peer)| {
+                    state
+                        .config
+                        .trusted_proxies
+                        .client_addr(peer.ip(), &parts.headers)
+                }),
         ))
     }
 }
 
-/// Logs in on a device and starts a session. Failed attempts are limited per username and per
-/// client address.
+/// Logs in on a device and starts a session. Failed attempts are limited per client address;
+/// an account's failures make its logins from new devices wait, doubling with each, while a
+/// device already registered to the user is slowed only by its own failures.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = Tokens),
@@ -127,30 +137,34 @@ async fn login(
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     req.check()?;
-    let limiter = &state.login_limiter;
-    limiter
-        .check(&req.username, addr)
+    let user = state.store.user_by_username(&req.username).await?;
+    let existing = state.store.device(&req.device_id).await?;
+    let known_device = existing.as_ref().is_some_and(|d| {
+        d.revoked_at.is_none() && user.as_ref().is_some_and(|u| u.id == d.user_id)
+    });
+    let attempt = state
+        .login_limiter
+        .admit(&req.username, known_device.then_some(&*req.device_id), addr)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
 
-    let user = state.store.user_by_username(&req.username).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let user = match (password::verify(req.password, stored).await?, user) {
         (true, Some(user)) => user,
         _ => {
-            limiter.record_failure(&req.username, addr);
+            attempt.failed();
             // No username: it is often a person's name, and a mistyped password sometimes
             // lands in it. The address is what tells a guessing attack.
             tracing::info!(?addr, "failed login");
             return Err(ApiError::InvalidCredentials);
         }
     };
-    limiter.record_success(&req.username);
+    attempt.succeeded();
     if user.disabled {
         return Err(ApiError::AccountDisabled);
     }
 
     let now = clock::now();
-    let device = match state.store.device(&req.device_id).await? {
+    let device = match existing {
         Some(d) if d.user_id != user.id => return Err(ApiError::DeviceTaken),
         // A lost phone stays cut off: the app wipes itself and logs in under a new device id.
         Some(d) if d.revoked_at.is_some() => return Err(ApiError::DeviceRevoked),
