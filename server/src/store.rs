@@ -321,7 +321,11 @@ pub struct UserPatch {
     pub role: Option<Role>,
     pub org_unit_id: Option<String>,
     pub disabled: Option<bool>,
+    /// A new password ends every session of the user, but `keep_session`.
     pub password_hash: Option<String>,
+    /// The session a password change leaves alive: the one the user changed their own
+    /// password in. `None` (an admin's reset) ends them all.
+    pub keep_session: Option<String>,
 }
 
 impl UserPatch {
@@ -391,11 +395,13 @@ pub struct AssignedReport {
     pub org_path: String,
 }
 
-/// The result of [`Store::update_user`]: the user as stored now, and the devices it retired.
+/// The result of [`Store::update_user`]: the user as stored now, the devices it retired, and
+/// how many sessions a new password ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserUpdated {
     pub user: User,
     pub retiring_devices: Vec<String>,
+    pub ended_sessions: u64,
 }
 
 /// A page of users, ordered by username.
@@ -730,7 +736,10 @@ pub trait Store: Send + Sync {
     /// Users whose org unit is under `query.org_prefix`, by username, with their total.
     async fn users_page(&self, query: &UserQuery) -> Result<Page<User>>;
     /// Applies `patch` to user `id` and, when [`UserPatch::apply`] says so, marks every live
-    /// device of the user as retiring at `now`, all in one transaction.
+    /// device of the user as retiring at `now`; with a new password, ends every session of the
+    /// user but `patch.keep_session` and those of retiring devices, which must still deliver
+    /// (the devices stay). All in one transaction, in which a
+    /// concurrent refresh of the user's sessions cannot slip a new token past the end.
     /// `None` when there is no such user.
     async fn update_user(
         &self,

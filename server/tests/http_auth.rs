@@ -37,6 +37,10 @@ on_both_test_stores!(
     an_admins_wrong_passwords_do_not_stop_their_login_from_a_known_device,
     a_forwarded_for_header_cannot_dodge_the_address_limit,
     a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit,
+    an_admins_password_reset_ends_every_session_of_the_user_and_keeps_the_devices,
+    an_admin_changing_their_own_password_keeps_the_session_they_do_it_in,
+    changing_ones_own_password_ends_every_other_session_and_keeps_this_one,
+    wrong_current_passwords_count_against_the_login_throttle,
     malformed_json_and_unknown_fields_are_answered_as_problem_details,
     healthz_and_readyz_answer_ok_while_the_database_is_up,
     the_first_start_creates_one_admin_with_the_given_password,
@@ -728,6 +732,168 @@ async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(t: &TestS
     );
 }
 
+const NEW_PW: &str = "a new worker password";
+
+async fn an_admins_password_reset_ends_every_session_of_the_user_and_keeps_the_devices(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let (admin, _) = api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    let (phone, phone_refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (again, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (tablet, tablet_refresh) = api.tokens("w1", WORKER_PW, "tablet").await;
+    let (w2, _) = api.tokens("w2", WORKER_PW, "w2-phone").await;
+
+    let r = api
+        .call(
+            "PATCH",
+            "/api/v1/users/w1",
+            &admin,
+            json!({ "password": NEW_PW }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["ended_sessions"], json!(3));
+    assert_eq!(r.body["retiring_devices"], json!([]));
+    for access in [&phone, &again, &tablet] {
+        api.devices(access)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
+    }
+    for refresh in [&phone_refresh, &tablet_refresh] {
+        api.refresh(refresh)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    }
+    assert_eq!(
+        api.devices(&w2).await.status,
+        StatusCode::OK,
+        "w2 untouched"
+    );
+    assert_eq!(api.devices(&admin).await.status, StatusCode::OK);
+
+    // The devices stay: the phone logs in again as itself, with the new password only.
+    api.login("w1", WORKER_PW, "phone-1")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let (phone, _) = api.tokens("w1", NEW_PW, "phone-1").await;
+    let devices = api.devices(&phone).await;
+    assert_eq!(devices.body.as_array().expect("list").len(), 2);
+    for d in devices.body.as_array().expect("list") {
+        assert_eq!(d["state"], json!("active"), "{d}");
+    }
+    let log = api.store.audit_log(10).await.expect("audit");
+    let update = log
+        .iter()
+        .find(|e| e.action == "user_update")
+        .expect("audited");
+    assert_eq!(update.detail["ended_sessions"], json!(3));
+}
+
+async fn an_admin_changing_their_own_password_keeps_the_session_they_do_it_in(t: &TestStore) {
+    let api = api(t).await;
+    let (pc, _) = api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    let (laptop, _) = api.tokens("admin", ADMIN_PW, "admin-laptop").await;
+    let r = api
+        .call(
+            "PATCH",
+            "/api/v1/users/admin",
+            &pc,
+            json!({ "password": NEW_PW }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["ended_sessions"], json!(1));
+    assert_eq!(api.devices(&pc).await.status, StatusCode::OK);
+    api.devices(&laptop)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
+}
+
+async fn change_own_password(api: &Api, access: &str, current: &str, new: &str) -> Reply {
+    api.call(
+        "POST",
+        "/api/v1/auth/password",
+        access,
+        json!({ "current_password": current, "new_password": new }),
+    )
+    .await
+}
+
+async fn changing_ones_own_password_ends_every_other_session_and_keeps_this_one(t: &TestStore) {
+    let api = api(t).await;
+    let (phone, phone_refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (old, old_refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (tablet, tablet_refresh) = api.tokens("w1", WORKER_PW, "tablet").await;
+    let (w2, _) = api.tokens("w2", WORKER_PW, "w2-phone").await;
+
+    change_own_password(&api, &phone, "not it", NEW_PW)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    change_own_password(&api, &phone, WORKER_PW, "short")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(
+        api.devices(&tablet).await.status,
+        StatusCode::OK,
+        "nothing changed"
+    );
+
+    let r = change_own_password(&api, &phone, WORKER_PW, NEW_PW).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({ "ended_sessions": 2 }));
+    assert_eq!(
+        api.devices(&phone).await.status,
+        StatusCode::OK,
+        "this session goes on"
+    );
+    assert_eq!(api.refresh(&phone_refresh).await.status, StatusCode::OK);
+    for access in [&old, &tablet] {
+        api.devices(access)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
+    }
+    for refresh in [&old_refresh, &tablet_refresh] {
+        api.refresh(refresh)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    }
+    assert_eq!(api.devices(&w2).await.status, StatusCode::OK);
+    api.login("w1", WORKER_PW, "tablet")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    api.tokens("w1", NEW_PW, "tablet").await;
+    let log = api.store.audit_log(10).await.expect("audit");
+    let change = log
+        .iter()
+        .find(|e| e.action == "password_change")
+        .expect("audited");
+    assert_eq!(
+        (change.user_id.as_deref(), change.device_id.as_deref()),
+        (Some("w1"), Some("phone-1"))
+    );
+    assert_eq!(change.detail["ended_sessions"], json!(2));
+    assert!(!change.detail.to_string().contains(NEW_PW));
+}
+
+async fn wrong_current_passwords_count_against_the_login_throttle(t: &TestStore) {
+    let api = api(t).await;
+    let (phone, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    for _ in 0..5 {
+        change_own_password(&api, &phone, "guess", NEW_PW)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let r = change_own_password(&api, &phone, WORKER_PW, NEW_PW).await;
+    r.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!((1..=900).contains(&retry_after(&r)));
+    assert_eq!(
+        api.devices(&phone).await.status,
+        StatusCode::OK,
+        "still logged in"
+    );
+}
+
 async fn malformed_json_and_unknown_fields_are_answered_as_problem_details(t: &TestStore) {
     let api = api(t).await;
     let raw = |body: &str| {
@@ -847,6 +1013,7 @@ async fn the_openapi_document_lists_the_auth_and_device_endpoints(t: &TestStore)
         "/api/v1/auth/login",
         "/api/v1/auth/refresh",
         "/api/v1/auth/logout",
+        "/api/v1/auth/password",
         "/api/v1/devices",
         "/api/v1/devices/{id}/revoke",
         "/healthz",

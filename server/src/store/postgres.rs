@@ -1336,10 +1336,27 @@ impl Store for PgStore {
             retiring_devices = ids.into_iter().map(|(d,)| d).collect();
             retiring_devices.sort();
         }
+        let mut ended_sessions = 0;
+        if patch.password_hash.is_some() {
+            // Refreshes lock their device's row (see `rotate_refresh_token`): holding every
+            // device of the user keeps a concurrent refresh from adding a token once these
+            // are gone.
+            sqlx::query("SELECT id FROM devices WHERE user_id = $1 ORDER BY id FOR UPDATE")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let dropped: Vec<sessions::Dropped> = sqlx::query_as(sessions::END_OF_USER)
+                .bind(id)
+                .bind(&patch.keep_session)
+                .fetch_all(&mut *tx)
+                .await?;
+            ended_sessions = sessions::ended(&dropped, now);
+        }
         tx.commit().await?;
         Ok(Some(UserUpdated {
             user,
             retiring_devices,
+            ended_sessions,
         }))
     }
 

@@ -1347,10 +1347,20 @@ impl Store for SqliteStore {
             retiring_devices = ids.into_iter().map(|(d,)| d).collect();
             retiring_devices.sort();
         }
+        let mut ended_sessions = 0;
+        if patch.password_hash.is_some() {
+            let dropped: Vec<sessions::Dropped> = sqlx::query_as(sessions::END_OF_USER)
+                .bind(id)
+                .bind(&patch.keep_session)
+                .fetch_all(&mut *tx)
+                .await?;
+            ended_sessions = sessions::ended(&dropped, now);
+        }
         tx.commit().await?;
         Ok(Some(UserUpdated {
             user,
             retiring_devices,
+            ended_sessions,
         }))
     }
 
