@@ -10,8 +10,8 @@
 //! the cursor past them). Cut anywhere, the next sync resumes from what was committed: a push
 //! sent again is a no-op at the server, a page pulled again merges to the same documents.
 //!
-//! Sessions: an access token past its expiry (or refused as expired) is exchanged once for a
-//! new pair, which is stored before it is used; a refresh that got no answer is sent once more
+//! Sessions: an access token past its expiry (or refused as expired, or its session as ended)
+//! is exchanged once for a new pair, which is stored before it is used; a refresh that got no answer is sent once more
 //! with the same token (the server's grace window takes it); a refused refresh ends the
 //! session and touches no local data. Editing needs no session: edits are the last logged-in
 //! user's, and their next login syncs them. Another user may log in only when the last one
@@ -988,7 +988,11 @@ impl Client {
             }
             let problem = answer.problem();
             match (answer.status, problem.code.as_str()) {
-                (401, "token_expired" | "token_invalid" | "unauthenticated") if !refreshed => {
+                // An ended session (logout elsewhere, a password change) is confirmed by its
+                // refresh being refused, which ends the session here and keeps the data.
+                (401, "token_expired" | "token_invalid" | "unauthenticated" | "session_ended")
+                    if !refreshed =>
+                {
                     refreshed = true;
                     self.refresh(traffic)?;
                 }

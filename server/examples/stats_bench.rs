@@ -25,7 +25,7 @@ use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{self, Device, Level, OrgUnit, Store, User, Writer};
+use gridsync_server::store::{self, Device, Level, OrgUnit, RefreshToken, Store, User, Writer};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -362,6 +362,17 @@ async fn add_user(store: &dyn Store, id: &str, role: Role, unit: &str) -> anyhow
             pending_at: None,
             retiring_at: None,
             scope_key: None,
+        })
+        .await?;
+    // The session `bench` the tokens are issued in.
+    store
+        .insert_refresh_token(&RefreshToken {
+            token_hash: format!("bench session of {id}").into_bytes(),
+            device_id: format!("dev-{id}"),
+            family: "bench".into(),
+            expires_at: i64::MAX,
+            used_at: None,
+            replaces: None,
         })
         .await?;
     Ok(())

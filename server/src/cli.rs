@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::auth::client_addr::Cidr;
 use crate::scope::Role;
 use crate::store::{self, Store, StoreError};
 use crate::telemetry::LogFormat;
@@ -79,12 +80,23 @@ pub struct ServeArgs {
     /// Lifetime of refresh tokens, in days: how long a phone may stay offline [default: 60].
     #[arg(long, env = "GRIDSYNC_REFRESH_TOKEN_DAYS")]
     pub refresh_token_days: Option<u64>,
-    /// Failed logins allowed per username and per address within the login window [default: 5].
+    /// Failed logins allowed per client address within the login window, and per account
+    /// before its logins from new devices wait [default: 5].
     #[arg(long, env = "GRIDSYNC_LOGIN_MAX_FAILURES")]
     pub login_max_failures: Option<u32>,
-    /// The login window, in minutes [default: 15].
+    /// The login window, in minutes: how long an address's failures count, and the longest
+    /// an account's logins from new devices wait [default: 15].
     #[arg(long, env = "GRIDSYNC_LOGIN_WINDOW_MINUTES")]
     pub login_window_minutes: Option<u64>,
+    /// A reverse proxy whose X-Forwarded-For names the client: an address or a block such as
+    /// 10.0.0.0/8; repeat the flag or separate with commas [default: none, the TCP peer is the
+    /// client].
+    #[arg(
+        long = "trusted-proxy",
+        env = "GRIDSYNC_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<Cidr>,
     /// Log lines for a terminal (human) or for a log collector (json, one object per line).
     #[arg(long, env = "GRIDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

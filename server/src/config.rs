@@ -1,7 +1,9 @@
 //! Settings of the HTTP API that hold for the life of the process: token names and lifetimes,
-//! login limits. Built once at start-up and shared through `AppState`.
+//! login limits, trusted proxies. Built once at start-up and shared through `AppState`.
 
 use std::time::Duration;
+
+use crate::auth::client_addr::TrustedProxies;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -9,14 +11,19 @@ pub struct Config {
     pub issuer: String,
     /// `aud` of the access tokens this server issues and accepts.
     pub audience: String,
-    /// Access tokens are short-lived: a revoked device or disabled user is refused by the
-    /// extractor at once, but a logged-out session keeps its access token until it expires.
+    /// Access tokens are short-lived, though nothing waits for them to expire: the extractor
+    /// refuses a revoked device, a disabled user and an ended session (logout, a password
+    /// change) at the next request.
     pub access_ttl: Duration,
     /// A phone may stay offline for weeks; its refresh token must outlive that.
     pub refresh_ttl: Duration,
-    /// Failed logins allowed per username and per client address within `login_window`.
+    /// Failed logins allowed per client address within `login_window`, and per account before
+    /// its attempts from new devices wait (from `login_window / 16`, doubling up to
+    /// `login_window`; see `auth::rate_limit`).
     pub login_max_failures: u32,
     pub login_window: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` names the client; empty: the TCP peer is.
+    pub trusted_proxies: TrustedProxies,
     /// SHA-256 of the bearer token `GET /metrics` requires; `None` serves it to anyone who can
     /// reach the server (it holds counts and timings, no personal data).
     pub metrics_token_sha256: Option<[u8; 32]>,
@@ -34,6 +41,7 @@ impl Default for Config {
             refresh_ttl: Duration::from_secs(60 * 24 * 60 * 60),
             login_max_failures: 5,
             login_window: Duration::from_secs(15 * 60),
+            trusted_proxies: TrustedProxies::default(),
             metrics_token_sha256: None,
             live_ping: Duration::from_secs(30),
         }

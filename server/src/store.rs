@@ -6,6 +6,7 @@ pub mod held;
 
 pub use held::{HeldDecision, HeldItem, HeldQuery, HeldState};
 pub mod postgres;
+pub(crate) mod sessions;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -320,7 +321,11 @@ pub struct UserPatch {
     pub role: Option<Role>,
     pub org_unit_id: Option<String>,
     pub disabled: Option<bool>,
+    /// A new password ends every session of the user, but `keep_session`.
     pub password_hash: Option<String>,
+    /// The session a password change leaves alive: the one the user changed their own
+    /// password in. `None` (an admin's reset) ends them all.
+    pub keep_session: Option<String>,
 }
 
 impl UserPatch {
@@ -390,11 +395,13 @@ pub struct AssignedReport {
     pub org_path: String,
 }
 
-/// The result of [`Store::update_user`]: the user as stored now, and the devices it retired.
+/// The result of [`Store::update_user`]: the user as stored now, the devices it retired, and
+/// how many sessions a new password ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserUpdated {
     pub user: User,
     pub retiring_devices: Vec<String>,
+    pub ended_sessions: u64,
 }
 
 /// A page of users, ordered by username.
@@ -729,7 +736,10 @@ pub trait Store: Send + Sync {
     /// Users whose org unit is under `query.org_prefix`, by username, with their total.
     async fn users_page(&self, query: &UserQuery) -> Result<Page<User>>;
     /// Applies `patch` to user `id` and, when [`UserPatch::apply`] says so, marks every live
-    /// device of the user as retiring at `now`, all in one transaction.
+    /// device of the user as retiring at `now`; with a new password, ends every session of the
+    /// user but `patch.keep_session` and those of retiring devices, which must still deliver
+    /// (the devices stay). All in one transaction, in which a
+    /// concurrent refresh of the user's sessions cannot slip a new token past the end.
     /// `None` when there is no such user.
     async fn update_user(
         &self,
@@ -772,6 +782,9 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> Result<Rotation>;
     async fn revoke_token_family(&self, family: &str) -> Result<()>;
+    /// Whether session `family` of `device_id` is alive (not logged out, reused or ended by a
+    /// password change); asked on every authenticated request.
+    async fn session_live(&self, family: &str, device_id: &str) -> Result<bool>;
 
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<()>;
     /// Every stored signing key, newest first.

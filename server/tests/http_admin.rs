@@ -694,10 +694,15 @@ async fn a_new_password_replaces_the_old_one(t: &TestStore) {
         .await;
     ok(&r, StatusCode::OK);
     assert_eq!(r.body["retiring_devices"], json!([]));
+    assert_eq!(r.body["ended_sessions"], json!(1));
     api.login("w1", PW, "p1")
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
-    api.tokens("w1", "a new password", "p1").await;
+    // The reset ended the phone's session; the phone logs in again as the same device.
+    api.get("/api/v1/org", &phone)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
+    let (phone, _) = api.tokens("w1", "a new password", "p1").await;
     ok(&api.get("/api/v1/org", &phone).await, StatusCode::OK);
 }
 

@@ -4,11 +4,13 @@
 mod support;
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gridsync_server::auth::bootstrap;
+use gridsync_server::auth::client_addr::TrustedProxies;
 use gridsync_server::config::Config;
+use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -25,11 +27,20 @@ on_both_test_stores!(
     a_retry_after_the_grace_window_revokes_the_session,
     a_retry_after_the_successor_was_used_revokes_the_session,
     a_second_grace_retry_revokes_the_session,
-    logout_ends_the_session_so_its_refresh_token_is_refused,
+    logout_ends_the_session_and_its_access_token_at_once,
+    a_reused_refresh_token_ends_the_sessions_access_token_too,
     a_revoked_device_is_refused_with_device_revoked_on_its_next_request,
     a_worker_lists_and_revokes_only_their_own_devices_and_an_admin_any,
     a_device_registered_to_another_user_is_refused_at_login,
     failed_logins_past_the_limit_are_answered_429_with_retry_after,
+    made_up_usernames_from_one_client_behind_the_proxy_do_not_lock_out_another,
+    an_admins_wrong_passwords_do_not_stop_their_login_from_a_known_device,
+    a_forwarded_for_header_cannot_dodge_the_address_limit,
+    a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit,
+    an_admins_password_reset_ends_every_session_of_the_user_and_keeps_the_devices,
+    an_admin_changing_their_own_password_keeps_the_session_they_do_it_in,
+    changing_ones_own_password_ends_every_other_session_and_keeps_this_one,
+    wrong_current_passwords_count_against_the_login_throttle,
     malformed_json_and_unknown_fields_are_answered_as_problem_details,
     healthz_and_readyz_answer_ok_while_the_database_is_up,
     the_first_start_creates_one_admin_with_the_given_password,
@@ -136,6 +147,14 @@ fn claims<'a>(iss: &'a str, aud: &'a str, exp: i64) -> Claims<'a> {
     }
 }
 
+/// The session (`sid`) an access token was issued in.
+fn session_of(access: &str) -> String {
+    let body = access.split('.').nth(1).expect("a JWT");
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(body).expect("base64")).expect("json");
+    claims["sid"].as_str().expect("sid").to_owned()
+}
+
 fn sign(claims: &Claims<'_>, alg: Algorithm, kid: &str, secret: &[u8]) -> String {
     let mut header = Header::new(alg);
     header.kid = Some(kid.into());
@@ -149,15 +168,25 @@ fn sign(claims: &Claims<'_>, alg: Algorithm, kid: &str, secret: &[u8]) -> String
 
 async fn expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_code(t: &TestStore) {
     let api = api(t).await;
-    api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (access, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let session = session_of(&access);
     let key = api.store.signing_keys().await.expect("keys").remove(0);
     let (kid, secret) = (key.kid.as_str(), key.secret.as_slice());
     let now = gridsync_server::clock::now();
     let config = Config::default();
     let (iss, aud) = (config.issuer.as_str(), config.audience.as_str());
 
-    let good = sign(&claims(iss, aud, now + 600), Algorithm::HS256, kid, secret);
+    let good = Claims {
+        sid: &session,
+        ..claims(iss, aud, now + 600)
+    };
+    let good = sign(&good, Algorithm::HS256, kid, secret);
     assert_eq!(api.devices(&good).await.status, StatusCode::OK);
+    // Signed with the server's key, but naming a session the device never had.
+    let no_session = sign(&claims(iss, aud, now + 600), Algorithm::HS256, kid, secret);
+    api.devices(&no_session)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
 
     let expired = sign(&claims(iss, aud, now - 3600), Algorithm::HS256, kid, secret);
     let bad_signature = sign(
@@ -327,22 +356,42 @@ async fn a_second_grace_retry_revokes_the_session(t: &TestStore) {
         .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
 }
 
-async fn logout_ends_the_session_so_its_refresh_token_is_refused(t: &TestStore) {
+async fn logout_ends_the_session_and_its_access_token_at_once(t: &TestStore) {
     let api = api(t).await;
     let (access, refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
-    let (_, other_session) = api.tokens("w1", WORKER_PW, "phone-2").await;
+    let (other_access, other_session) = api.tokens("w1", WORKER_PW, "phone-2").await;
     let r = api
         .send(authed("POST", "/api/v1/auth/logout", &access))
         .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    api.devices(&access)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
     api.refresh(&refresh)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
     assert_eq!(
-        api.refresh(&other_session).await.status,
+        api.devices(&other_access).await.status,
         StatusCode::OK,
         "other sessions go on"
     );
+    assert_eq!(api.refresh(&other_session).await.status, StatusCode::OK);
+    // The device stays registered: it logs in again as itself.
+    let (again, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    assert_eq!(api.devices(&again).await.status, StatusCode::OK);
+}
+
+async fn a_reused_refresh_token_ends_the_sessions_access_token_too(t: &TestStore) {
+    let api = api(t).await;
+    let (_, first) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (_, second) = pair(&api.refresh(&first).await);
+    let (access, _) = pair(&api.refresh(&second).await);
+    api.refresh(&first)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "refresh_reused");
+    api.devices(&access)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
 }
 
 async fn a_revoked_device_is_refused_with_device_revoked_on_its_next_request(t: &TestStore) {
@@ -424,45 +473,425 @@ async fn a_device_registered_to_another_user_is_refused_at_login(t: &TestStore) 
     assert_eq!(device.user_id, "w1");
 }
 
-async fn failed_logins_past_the_limit_are_answered_429_with_retry_after(t: &TestStore) {
-    let api = api(t).await;
-    let attempt = |user: &str, pw: &str, addr: &str| {
-        with_addr(
-            json_request(
-                "/api/v1/auth/login",
-                &json!({ "username": user, "password": pw, "device_id": "d", "device_name": "n" }),
-            ),
-            addr,
-        )
-    };
-    // Per username, whatever the address: even the right password then waits.
-    for i in 0..5 {
-        let r = api
-            .send(attempt("w1", "wrong", &format!("198.51.100.{i}:1")))
-            .await;
-        r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+/// A login request from `peer`, forwarded for `forwarded_for` when given.
+fn attempt(
+    user: &str,
+    pw: &str,
+    device: &str,
+    peer: &str,
+    forwarded_for: Option<&str>,
+) -> Request<Body> {
+    let mut req = with_addr(
+        json_request(
+            "/api/v1/auth/login",
+            &json!({ "username": user, "password": pw, "device_id": device, "device_name": "n" }),
+        ),
+        peer,
+    );
+    if let Some(value) = forwarded_for {
+        req.headers_mut().insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(value).expect("header value"),
+        );
     }
-    let r = api.send(attempt("w1", WORKER_PW, "198.51.100.9:1")).await;
-    r.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    let wait: u64 = r.headers[header::RETRY_AFTER]
+    req
+}
+
+fn retry_after(r: &Reply) -> u64 {
+    r.headers[header::RETRY_AFTER]
         .to_str()
         .expect("ascii")
         .parse()
-        .expect("seconds");
-    assert!((1..=900).contains(&wait), "Retry-After {wait}");
+        .expect("seconds")
+}
 
-    // Per address, whatever the username.
+/// The app over the seeded store of [`api`], behind a reverse proxy at 10.0.0.1.
+async fn api_behind_proxy(t: &TestStore) -> Api {
+    api(t).await;
+    let config = Config {
+        trusted_proxies: TrustedProxies::new(vec!["10.0.0.1".parse().expect("address")]),
+        ..Config::default()
+    };
+    let state = AppState::new(t.store.clone(), config).await.expect("state");
+    Api {
+        app: app(state),
+        store: t.store.clone(),
+    }
+}
+
+async fn failed_logins_past_the_limit_are_answered_429_with_retry_after(t: &TestStore) {
+    let api = api(t).await;
+    api.tokens("w1", WORKER_PW, "w1-phone").await;
+    // Per account, whatever the address: its logins from new devices then wait, even with the
+    // right password, while the phone it already uses logs in.
     for i in 0..5 {
         let r = api
-            .send(attempt(&format!("guess{i}"), "x", "203.0.113.7:5"))
+            .send(attempt(
+                "w1",
+                "wrong",
+                "d",
+                &format!("198.51.100.{i}:1"),
+                None,
+            ))
             .await;
         r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
     }
-    api.send(attempt("w2", WORKER_PW, "203.0.113.7:6"))
+    let r = api
+        .send(attempt("w1", WORKER_PW, "d", "198.51.100.9:1", None))
+        .await;
+    r.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let wait = retry_after(&r);
+    assert!((1..=900).contains(&wait), "Retry-After {wait}");
+    let known = api
+        .send(attempt("w1", WORKER_PW, "w1-phone", "198.51.100.9:1", None))
+        .await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.body);
+
+    // Per address, whatever the username and device.
+    api.tokens("w2", WORKER_PW, "w2-phone").await;
+    for i in 0..5 {
+        let r = api
+            .send(attempt(
+                &format!("guess{i}"),
+                "x",
+                "d",
+                "203.0.113.7:5",
+                None,
+            ))
+            .await;
+        r.assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    for device in ["d", "w2-phone"] {
+        api.send(attempt("w2", WORKER_PW, device, "203.0.113.7:6", None))
+            .await
+            .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+    let ok = api
+        .send(attempt("w2", WORKER_PW, "d", "203.0.113.8:6", None))
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+}
+
+async fn made_up_usernames_from_one_client_behind_the_proxy_do_not_lock_out_another(t: &TestStore) {
+    let api = api_behind_proxy(t).await;
+    for i in 0..5 {
+        api.send(attempt(
+            &format!("nobody{i}"),
+            "x",
+            "d",
+            "10.0.0.1:4000",
+            Some("198.51.100.1"),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    api.send(attempt(
+        "w1",
+        WORKER_PW,
+        "phone",
+        "10.0.0.1:4001",
+        Some("198.51.100.1"),
+    ))
+    .await
+    .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let other = api
+        .send(attempt(
+            "w1",
+            WORKER_PW,
+            "phone",
+            "10.0.0.1:4002",
+            Some("198.51.100.2"),
+        ))
+        .await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.body);
+}
+
+async fn an_admins_wrong_passwords_do_not_stop_their_login_from_a_known_device(t: &TestStore) {
+    let api = api(t).await;
+    api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    for _ in 0..5 {
+        api.send(attempt(
+            "admin",
+            "guess",
+            "attacker",
+            "203.0.113.66:1",
+            None,
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let known = api
+        .send(attempt("admin", ADMIN_PW, "admin-pc", "192.0.2.50:1", None))
+        .await;
+    assert_eq!(known.status, StatusCode::OK, "{}", known.body);
+    // A new device waits out the backoff, right password or not.
+    let new = api
+        .send(attempt("admin", ADMIN_PW, "new-pc", "192.0.2.50:2", None))
+        .await;
+    new.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!((1..=900).contains(&retry_after(&new)));
+    // A revoked device is no known device.
+    let (admin, _) = pair(&known);
+    let r = api
+        .send(authed("POST", "/api/v1/devices/admin-pc/revoke", &admin))
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.body);
+    api.send(attempt("admin", ADMIN_PW, "admin-pc", "192.0.2.50:3", None))
         .await
         .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-    let ok = api.send(attempt("w2", WORKER_PW, "203.0.113.8:6")).await;
+}
+
+async fn a_forwarded_for_header_cannot_dodge_the_address_limit(t: &TestStore) {
+    let api = api_behind_proxy(t).await;
+    // Sent straight to the server, not through the proxy: the header is the client's own.
+    for i in 0..5 {
+        let xff = format!("198.51.100.{i}");
+        api.send(attempt(
+            &format!("guess{i}"),
+            "x",
+            "d",
+            "203.0.113.9:1",
+            Some(&xff),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    api.send(attempt(
+        "w1",
+        WORKER_PW,
+        "d",
+        "203.0.113.9:1",
+        Some("198.51.100.77"),
+    ))
+    .await
+    .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+
+    // Through the proxy: what the client wrote left of the address the proxy appended.
+    for i in 0..5 {
+        let xff = format!("192.0.2.{i}, 198.51.100.8");
+        api.send(attempt(
+            &format!("other{i}"),
+            "x",
+            "d",
+            "10.0.0.1:1",
+            Some(&xff),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    api.send(attempt(
+        "w2",
+        WORKER_PW,
+        "d",
+        "10.0.0.1:1",
+        Some("192.0.2.200, 198.51.100.8"),
+    ))
+    .await
+    .assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let ok = api
+        .send(attempt(
+            "w2",
+            WORKER_PW,
+            "d",
+            "10.0.0.1:1",
+            Some("198.51.100.9"),
+        ))
+        .await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
+    // A header the proxy mangled is no error: the proxy's own address is counted.
+    api.send(attempt(
+        "nobody",
+        "x",
+        "d",
+        "10.0.0.1:1",
+        Some("unknown, ::zz"),
+    ))
+    .await
+    .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+}
+
+async fn a_burst_of_parallel_guesses_gets_no_more_tries_than_the_limit(t: &TestStore) {
+    let api = api(t).await;
+    let replies = futures_util::future::join_all((0..20).map(|i| {
+        api.send(attempt(
+            "w1",
+            "wrong",
+            "d",
+            &format!("198.51.100.{i}:1"),
+            None,
+        ))
+    }))
+    .await;
+    let count = |status| replies.iter().filter(|r| r.status == status).count();
+    assert_eq!(
+        (
+            count(StatusCode::UNAUTHORIZED),
+            count(StatusCode::TOO_MANY_REQUESTS)
+        ),
+        (5, 15)
+    );
+}
+
+const NEW_PW: &str = "a new worker password";
+
+async fn an_admins_password_reset_ends_every_session_of_the_user_and_keeps_the_devices(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let (admin, _) = api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    let (phone, phone_refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (again, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (tablet, tablet_refresh) = api.tokens("w1", WORKER_PW, "tablet").await;
+    let (w2, _) = api.tokens("w2", WORKER_PW, "w2-phone").await;
+
+    let r = api
+        .call(
+            "PATCH",
+            "/api/v1/users/w1",
+            &admin,
+            json!({ "password": NEW_PW }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["ended_sessions"], json!(3));
+    assert_eq!(r.body["retiring_devices"], json!([]));
+    for access in [&phone, &again, &tablet] {
+        api.devices(access)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
+    }
+    for refresh in [&phone_refresh, &tablet_refresh] {
+        api.refresh(refresh)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    }
+    assert_eq!(
+        api.devices(&w2).await.status,
+        StatusCode::OK,
+        "w2 untouched"
+    );
+    assert_eq!(api.devices(&admin).await.status, StatusCode::OK);
+
+    // The devices stay: the phone logs in again as itself, with the new password only.
+    api.login("w1", WORKER_PW, "phone-1")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let (phone, _) = api.tokens("w1", NEW_PW, "phone-1").await;
+    let devices = api.devices(&phone).await;
+    assert_eq!(devices.body.as_array().expect("list").len(), 2);
+    for d in devices.body.as_array().expect("list") {
+        assert_eq!(d["state"], json!("active"), "{d}");
+    }
+    let log = api.store.audit_log(10).await.expect("audit");
+    let update = log
+        .iter()
+        .find(|e| e.action == "user_update")
+        .expect("audited");
+    assert_eq!(update.detail["ended_sessions"], json!(3));
+}
+
+async fn an_admin_changing_their_own_password_keeps_the_session_they_do_it_in(t: &TestStore) {
+    let api = api(t).await;
+    let (pc, _) = api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    let (laptop, _) = api.tokens("admin", ADMIN_PW, "admin-laptop").await;
+    let r = api
+        .call(
+            "PATCH",
+            "/api/v1/users/admin",
+            &pc,
+            json!({ "password": NEW_PW }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["ended_sessions"], json!(1));
+    assert_eq!(api.devices(&pc).await.status, StatusCode::OK);
+    api.devices(&laptop)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
+}
+
+async fn change_own_password(api: &Api, access: &str, current: &str, new: &str) -> Reply {
+    api.call(
+        "POST",
+        "/api/v1/auth/password",
+        access,
+        json!({ "current_password": current, "new_password": new }),
+    )
+    .await
+}
+
+async fn changing_ones_own_password_ends_every_other_session_and_keeps_this_one(t: &TestStore) {
+    let api = api(t).await;
+    let (phone, phone_refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (old, old_refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (tablet, tablet_refresh) = api.tokens("w1", WORKER_PW, "tablet").await;
+    let (w2, _) = api.tokens("w2", WORKER_PW, "w2-phone").await;
+
+    change_own_password(&api, &phone, "not it", NEW_PW)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    change_own_password(&api, &phone, WORKER_PW, "short")
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(
+        api.devices(&tablet).await.status,
+        StatusCode::OK,
+        "nothing changed"
+    );
+
+    let r = change_own_password(&api, &phone, WORKER_PW, NEW_PW).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body, json!({ "ended_sessions": 2 }));
+    assert_eq!(
+        api.devices(&phone).await.status,
+        StatusCode::OK,
+        "this session goes on"
+    );
+    assert_eq!(api.refresh(&phone_refresh).await.status, StatusCode::OK);
+    for access in [&old, &tablet] {
+        api.devices(access)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
+    }
+    for refresh in [&old_refresh, &tablet_refresh] {
+        api.refresh(refresh)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "refresh_invalid");
+    }
+    assert_eq!(api.devices(&w2).await.status, StatusCode::OK);
+    api.login("w1", WORKER_PW, "tablet")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    api.tokens("w1", NEW_PW, "tablet").await;
+    let log = api.store.audit_log(10).await.expect("audit");
+    let change = log
+        .iter()
+        .find(|e| e.action == "password_change")
+        .expect("audited");
+    assert_eq!(
+        (change.user_id.as_deref(), change.device_id.as_deref()),
+        (Some("w1"), Some("phone-1"))
+    );
+    assert_eq!(change.detail["ended_sessions"], json!(2));
+    assert!(!change.detail.to_string().contains(NEW_PW));
+}
+
+async fn wrong_current_passwords_count_against_the_login_throttle(t: &TestStore) {
+    let api = api(t).await;
+    let (phone, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    for _ in 0..5 {
+        change_own_password(&api, &phone, "guess", NEW_PW)
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "invalid_credentials");
+    }
+    let r = change_own_password(&api, &phone, WORKER_PW, NEW_PW).await;
+    r.assert_problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!((1..=900).contains(&retry_after(&r)));
+    assert_eq!(
+        api.devices(&phone).await.status,
+        StatusCode::OK,
+        "still logged in"
+    );
 }
 
 async fn malformed_json_and_unknown_fields_are_answered_as_problem_details(t: &TestStore) {
@@ -584,6 +1013,7 @@ async fn the_openapi_document_lists_the_auth_and_device_endpoints(t: &TestStore)
         "/api/v1/auth/login",
         "/api/v1/auth/refresh",
         "/api/v1/auth/logout",
+        "/api/v1/auth/password",
         "/api/v1/devices",
         "/api/v1/devices/{id}/revoke",
         "/healthz",

@@ -32,6 +32,7 @@ on_both_test_stores!(
     office_edits_poke_live_clients_too,
     live_connections_without_a_valid_token_or_from_a_revoked_device_or_disabled_user_are_refused,
     a_live_connection_is_closed_once_its_device_is_revoked,
+    a_live_connection_is_closed_once_its_session_ends,
     a_live_client_sending_a_large_message_is_disconnected,
 );
 
@@ -451,6 +452,41 @@ async fn a_live_connection_is_closed_once_its_device_is_revoked(t: &TestStore) {
     assert_eq!(u16::from(closed.code), 1008);
     assert_eq!(closed.reason.as_str(), "device_revoked");
     // Others stay connected and poked.
+    api.push_dispute("c1", 1, G1).await;
+    assert!(poke(&mut cadre, Duration::from_secs(5)).await.is_some());
+}
+
+async fn a_live_connection_is_closed_once_its_session_ends(t: &TestStore) {
+    let api = api_with(
+        t,
+        Config {
+            live_ping: Duration::from_millis(100),
+            ..Config::default()
+        },
+    )
+    .await;
+    let addr = api.serve().await;
+    let mut worker = api.connect(addr, "w1").await;
+    let mut cadre = api.connect(addr, "c1").await;
+    // As a logout or a password change does: the session's refresh tokens are gone.
+    execute_sql(
+        &t.url,
+        "DELETE FROM refresh_tokens WHERE device_id = 'dev-w1'",
+    )
+    .await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match worker.next().await {
+                Some(Ok(Message::Close(Some(frame)))) => return frame,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed within 5 s");
+    assert_eq!(u16::from(closed.code), 1008);
+    assert_eq!(closed.reason.as_str(), "session_ended");
     api.push_dispute("c1", 1, G1).await;
     assert!(poke(&mut cadre, Duration::from_secs(5)).await.is_some());
 }

@@ -45,7 +45,7 @@ on_both_backends!(
     users_page_by_username_under_an_org_prefix_with_their_total,
     a_users_prefix_matches_literally_and_with_its_case,
     a_move_keeps_a_users_devices_and_disabling_retires_them,
-    a_display_name_or_password_change_leaves_devices_alone,
+    a_password_change_ends_the_users_sessions_but_the_callers_and_a_retiring_phones,
     updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing,
     devices_of_a_user_are_theirs_only,
     the_audit_page_filters_pages_newest_first_and_counts,
@@ -1443,22 +1443,57 @@ async fn a_move_keeps_a_users_devices_and_disabling_retires_them(store: &dyn Sto
     assert_eq!((w1.role, w1.disabled), (Role::VillageCadre, true));
 }
 
-async fn a_display_name_or_password_change_leaves_devices_alone(store: &dyn Store) {
+async fn a_password_change_ends_the_users_sessions_but_the_callers_and_a_retiring_phones(
+    store: &dyn Store,
+) {
     seed_org(store).await;
-    store
-        .insert_user(&user("w1", Role::GridWorker, G1))
-        .await
-        .expect("user");
-    store
-        .upsert_device(&device("p1", "w1", 1))
-        .await
-        .expect("device");
+    for (id, unit) in [("w1", G1), ("w2", G2)] {
+        store
+            .insert_user(&user(id, Role::GridWorker, unit))
+            .await
+            .expect("user");
+    }
+    for (id, owner, created_at) in [("p1", "w1", 1), ("p2", "w1", 2), ("other", "w2", 3)] {
+        store
+            .upsert_device(&device(id, owner, created_at))
+            .await
+            .expect("device");
+    }
+    // w1: sessions a and b on p1 (a rotated once), c on p2, and d whose tokens all expired.
+    for (hash, device_id, family, expires_at, used_at) in [
+        (1u8, "p1", "a", 1_000, Some(5)),
+        (2, "p1", "a", 1_000, None),
+        (3, "p1", "b", 1_000, None),
+        (4, "p2", "c", 1_000, None),
+        (5, "p2", "d", 9, None),
+        (6, "other", "e", 1_000, None),
+    ] {
+        store
+            .insert_refresh_token(&RefreshToken {
+                token_hash: vec![hash; 32],
+                device_id: device_id.into(),
+                family: family.into(),
+                expires_at,
+                used_at,
+                replaces: None,
+            })
+            .await
+            .expect("token");
+    }
+    let live = async |family: &str, device: &str| {
+        store.session_live(family, device).await.expect("session")
+    };
+    assert!(live("a", "p1").await && live("c", "p2").await);
+    assert!(!live("a", "p2").await, "a session is its device's");
+    assert!(!live("nope", "p1").await);
+
     let done = store
         .update_user(
             "w1",
             &UserPatch {
                 display_name: Some("李娜".into()),
                 password_hash: Some("$argon2id$new".into()),
+                keep_session: Some("b".into()),
                 // The same role and unit again, and enabling an enabled user: no change.
                 role: Some(Role::GridWorker),
                 org_unit_id: Some(G1.into()),
@@ -1470,20 +1505,85 @@ async fn a_display_name_or_password_change_leaves_devices_alone(store: &dyn Stor
         .expect("update")
         .expect("user");
     assert!(done.retiring_devices.is_empty());
+    assert_eq!(done.ended_sessions, 2, "a and c; d had expired");
     let w1 = store.user("w1").await.expect("read").expect("user");
     assert_eq!(
         (w1.display_name.as_str(), w1.password_hash.as_str()),
         ("李娜", "$argon2id$new")
     );
+    assert!(!live("a", "p1").await && !live("c", "p2").await && !live("d", "p2").await);
+    assert!(live("b", "p1").await, "the session kept");
+    assert!(live("e", "other").await, "another user's session");
+    for id in ["p1", "p2"] {
+        let d = store.device(id).await.expect("read").expect("device");
+        assert_eq!((d.revoked_at, d.retiring_at), (None, None), "{id}");
+    }
+
+    // An admin's reset ends them all, but a retiring phone's, which still has to deliver: its
+    // disabled user could not log it in again.
+    store.retire_device("p2", 10).await.expect("retire");
+    store
+        .insert_refresh_token(&RefreshToken {
+            token_hash: vec![7; 32],
+            device_id: "p2".into(),
+            family: "delivering".into(),
+            expires_at: 1_000,
+            used_at: None,
+            replaces: None,
+        })
+        .await
+        .expect("token");
+    let reset = store
+        .update_user(
+            "w1",
+            &UserPatch {
+                password_hash: Some("$argon2id$reset".into()),
+                ..UserPatch::default()
+            },
+            11,
+        )
+        .await
+        .expect("update")
+        .expect("user");
+    assert_eq!(reset.ended_sessions, 1);
+    assert!(!live("b", "p1").await);
+    assert!(live("delivering", "p2").await);
+    let renamed = store
+        .update_user(
+            "w2",
+            &UserPatch {
+                display_name: Some("w2".into()),
+                ..UserPatch::default()
+            },
+            12,
+        )
+        .await
+        .expect("update")
+        .expect("user");
+    assert_eq!(renamed.ended_sessions, 0);
+    assert!(live("e", "other").await);
+    // Disabled with a new password in one go: the phone retires first, so it still delivers.
+    let disabled = store
+        .update_user(
+            "w2",
+            &UserPatch {
+                disabled: Some(true),
+                password_hash: Some("$argon2id$gone".into()),
+                ..UserPatch::default()
+            },
+            13,
+        )
+        .await
+        .expect("update")
+        .expect("user");
     assert_eq!(
-        store
-            .device("p1")
-            .await
-            .expect("read")
-            .expect("device")
-            .revoked_at,
-        None
+        (
+            disabled.retiring_devices.as_slice(),
+            disabled.ended_sessions
+        ),
+        (["other".to_owned()].as_slice(), 0)
     );
+    assert!(live("e", "other").await);
 }
 
 async fn updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing(store: &dyn Store) {

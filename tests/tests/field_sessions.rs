@@ -1,7 +1,8 @@
 //! Sessions on bad networks and shared phones, through the phone library (gridsync-mobile's
 //! `Client`) against a real `gridsync serve` on SQLite and Postgres: a refresh whose answer is
 //! lost is retried within the server's grace window and the phone stays logged in; editing
-//! needs no session and the last user's next login syncs the work; another user's login is
+//! needs no session and the last user's next login syncs the work, also after an admin's
+//! password reset ended the session; another user's login is
 //! refused while the last user's work is unsent and wipes nothing; and one data folder holds
 //! one client, even across a killed process.
 
@@ -186,6 +187,104 @@ fn offline_editing_scenario(db: &str, base: &str, dir: &Path) {
     }
     let (projection, _) = server_report(db, &second);
     assert_eq!(projection["fields"]["parties"], json!("李四"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_an_admin_ended_keeps_the_phones_unsent_work_for_the_next_login_on_sqlite() {
+    on_server(false, password_reset_scenario).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_an_admin_ended_keeps_the_phones_unsent_work_for_the_next_login_on_postgres() {
+    on_server(true, password_reset_scenario).await;
+}
+
+/// An admin sets a new password for `user_id` through the API; the answer's `ended_sessions`.
+fn reset_password(base: &str, user_id: &str, password: &str) -> u64 {
+    tokio::runtime::Handle::current().block_on(async {
+        let http = reqwest::Client::new();
+        let tokens: Value = http
+            .post(format!("{base}/api/v1/auth/login"))
+            .json(&json!({
+                "username": "admin", "password": PASSWORD,
+                "device_id": "admin-pc", "device_name": "office",
+            }))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("tokens");
+        let answer: Value = http
+            .patch(format!("{base}/api/v1/users/{user_id}"))
+            .bearer_auth(tokens["access_token"].as_str().expect("token"))
+            .json(&json!({ "password": password }))
+            .send()
+            .await
+            .expect("patch")
+            .error_for_status()
+            .expect("the reset answers 200")
+            .json()
+            .await
+            .expect("answer");
+        answer["ended_sessions"].as_u64().expect("ended_sessions")
+    })
+}
+
+fn password_reset_scenario(db: &str, base: &str, dir: &Path) {
+    const NEW_PASSWORD: &str = "a new password from the office";
+    let wang = phone(&dir.join("wang"), base);
+    let me = wang.login("wang", PASSWORD, "phone").expect("login");
+    let device = wang.device_id().expect("device id");
+    let first = wang.create_report("dispute_check", GRID).expect("create");
+    wang.set_field(&first, "parties", text("王五"))
+        .expect("edit");
+    wang.sync(None).expect("sync");
+    // Unsent: an edit and a new report, made while the session is alive.
+    wang.set_field(&first, "description", text("重置前的修改"))
+        .expect("edit");
+    let second = wang.create_report("dispute_check", GRID).expect("create");
+    wang.set_field(&second, "parties", text("李四"))
+        .expect("edit");
+    let unsent = wang.pending_changes();
+    assert!(unsent > 0);
+
+    // The reset ends the session at once: the access token in hand, minutes from expiry,
+    // is refused at the next sync.
+    assert_eq!(reset_password(base, &me.id, NEW_PASSWORD), 1);
+    let err = wang.sync(None).expect_err("the session ended");
+    assert!(matches!(err, ClientError::Unauthorized(_)), "{err:?}");
+    assert!(
+        wang.current_user().is_none(),
+        "the phone knows it must log in"
+    );
+    assert_eq!(wang.pending_changes(), unsent, "nothing unsent is lost");
+    assert_eq!(wang.list_reports(None).expect("list").len(), 2);
+    wang.set_field(&second, "description", text("会话结束后的修改"))
+        .expect("editing goes on");
+
+    // The old password is refused; the new one logs the same device in, and the work goes up.
+    let err = wang
+        .login("wang", PASSWORD, "phone")
+        .expect_err("the old password");
+    assert!(matches!(err, ClientError::Unauthorized(_)), "{err:?}");
+    assert_eq!(
+        wang.login("wang", NEW_PASSWORD, "phone").expect("login"),
+        me
+    );
+    assert_eq!(wang.device_id().expect("device id"), device, "no wipe");
+    let summary = wang.sync(None).expect("sync");
+    assert_eq!(summary.pushed_reports, 2);
+    assert_eq!(summary.pending_changes, 0);
+    let (projection, _) = server_report(db, &first);
+    assert_eq!(projection["fields"]["description"], json!("重置前的修改"));
+    let (projection, author) = server_report(db, &second);
+    assert_eq!(author, me.id);
+    assert_eq!(projection["fields"]["parties"], json!("李四"));
+    assert_eq!(
+        projection["fields"]["description"],
+        json!("会话结束后的修改")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

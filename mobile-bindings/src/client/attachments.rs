@@ -342,7 +342,9 @@ impl Client {
             match answer.problem().code.as_str() {
                 "device_revoked" => return Err(self.wipe_revoked()?),
                 // A HEAD answer has no body: its 401 is taken as an expired token once.
-                "token_expired" | "token_invalid" | "unauthenticated" | "" if !refreshed => {
+                "token_expired" | "token_invalid" | "unauthenticated" | "session_ended" | ""
+                    if !refreshed =>
+                {
                     refreshed = true;
                     token = self.refresh(traffic)?;
                 }

@@ -1,6 +1,6 @@
 //! `Caller`: the extractor every authenticated handler takes. It checks the bearer access token,
-//! then that the user is still enabled (or delivering from a retiring phone) and the device not
-//! revoked, and derives the scope.
+//! then that the user is still enabled (or delivering from a retiring phone), the device not
+//! revoked and the session not ended, and derives the scope.
 
 use axum::extract::FromRequestParts;
 use axum::http::Method;
@@ -78,8 +78,8 @@ impl Caller {
         Caller::load(state, &claims.sub, &claims.dev, claims.sid).await
     }
 
-    /// This caller as the store has them now: still enabled, device not revoked, scope from
-    /// where they are placed now. For connections that outlive their request.
+    /// This caller as the store has them now: still enabled, device not revoked, session not
+    /// ended, scope from where they are placed now. For connections that outlive their request.
     pub async fn recheck(&self, state: &AppState) -> Result<Caller, ApiError> {
         Caller::load(state, &self.user.id, &self.device.id, self.session.clone()).await
     }
@@ -108,6 +108,11 @@ impl Caller {
         // A disabled user's retiring phone may still deliver what it holds (see `retiring`).
         if user.disabled && device.retiring_at.is_none() {
             return Err(ApiError::AccountDisabled);
+        }
+        // Logging out or a password change deletes the session's refresh tokens; its access
+        // tokens die with them rather than live out their minutes.
+        if !state.store.session_live(&session, &device.id).await? {
+            return Err(ApiError::SessionEnded);
         }
         let unit = state
             .store

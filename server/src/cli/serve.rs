@@ -46,7 +46,12 @@ pub async fn serve(settings: &Settings, with_demo: bool) -> Result<()> {
         .map_err(StoreError::from)?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     say(&format!("gridsync is serving on http://{addr}"));
-    tracing::info!(%addr, db = %crate::store::redacted_url(db), "serving");
+    tracing::info!(
+        %addr,
+        db = %crate::store::redacted_url(db),
+        trusted_proxies = %settings.api.trusted_proxies,
+        "serving"
+    );
     axum::serve(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{Cli, Command, Error, Result};
+use crate::auth::client_addr::{Cidr, TrustedProxies};
 use crate::config::Config;
 use crate::http::metrics::token_digest;
 
@@ -26,6 +27,7 @@ pub struct FileSettings {
     pub refresh_token_days: Option<u64>,
     pub login_max_failures: Option<u32>,
     pub login_window_minutes: Option<u64>,
+    pub trusted_proxies: Option<Vec<Cidr>>,
 }
 
 /// What a command runs with.
@@ -67,6 +69,11 @@ impl Settings {
                 .and_then(|s| s.login_window_minutes)
                 .or(file.login_window_minutes)
                 .map_or(defaults.login_window, minutes),
+            trusted_proxies: serve
+                .map(|s| s.trusted_proxies.clone())
+                .filter(|given| !given.is_empty())
+                .or(file.trusted_proxies)
+                .map_or(defaults.trusted_proxies, TrustedProxies::new),
             // A secret, so from the environment only, like the first admin's password.
             metrics_token_sha256: std::env::var(METRICS_TOKEN_ENV)
                 .ok()
@@ -124,6 +131,73 @@ pub fn sqlite_path(url: &str) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    fn resolve(args: &[&str]) -> Result<Settings> {
+        let mut argv = vec!["gridsync"];
+        argv.extend_from_slice(args);
+        Settings::resolve(&Cli::try_parse_from(argv).expect("arguments parse"))
+    }
+
+    fn blocks(list: &[&str]) -> TrustedProxies {
+        TrustedProxies::new(list.iter().map(|b| b.parse().expect("block")).collect())
+    }
+
+    #[test]
+    fn trusted_proxies_come_from_repeated_or_comma_separated_flags_over_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("gridsync.toml");
+        std::fs::write(&file, "trusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n").expect("write");
+        let file = file.to_str().expect("utf-8");
+
+        let none = resolve(&["serve"]).expect("settings");
+        assert!(none.api.trusted_proxies.is_empty(), "none by default");
+        let flags = resolve(&[
+            "serve",
+            "--trusted-proxy",
+            "192.0.2.7",
+            "--trusted-proxy=172.16.0.0/12,2001:db8::/32",
+        ])
+        .expect("settings");
+        assert_eq!(
+            flags.api.trusted_proxies,
+            blocks(&["192.0.2.7", "172.16.0.0/12", "2001:db8::/32"])
+        );
+        let from_file = resolve(&["--config", file, "serve"]).expect("settings");
+        assert_eq!(
+            from_file.api.trusted_proxies,
+            blocks(&["10.0.0.0/8", "::1"])
+        );
+        assert_eq!(
+            from_file.api.trusted_proxies.to_string(),
+            "10.0.0.0/8,::1/128"
+        );
+        assert_eq!(none.api.trusted_proxies.to_string(), "none");
+        let over = resolve(&["--config", file, "serve", "--trusted-proxy", "192.0.2.7"])
+            .expect("settings");
+        assert_eq!(over.api.trusted_proxies, blocks(&["192.0.2.7"]));
+    }
+
+    #[test]
+    fn a_bad_trusted_proxy_is_refused_where_it_is_written() {
+        let err = Cli::try_parse_from(["gridsync", "serve", "--trusted-proxy", "10.0.0.0/33"])
+            .expect_err("a bad flag");
+        assert!(err.to_string().contains("10.0.0.0/33"), "{err}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("gridsync.toml");
+        std::fs::write(
+            &file,
+            "bind = \"127.0.0.1:1\"\ntrusted_proxies = [\"proxy.local\"]\n",
+        )
+        .expect("write");
+        let err =
+            resolve(&["--config", file.to_str().expect("utf-8"), "serve"]).expect_err("a bad key");
+        let message = err.to_string();
+        assert!(
+            message.contains("line 2") && message.contains("proxy.local"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn sqlite_paths_are_read_from_every_url_form() {

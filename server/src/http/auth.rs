@@ -1,4 +1,4 @@
-//! Login, refresh-token rotation and logout under `/api/v1/auth`.
+//! Login, refresh-token rotation, logout and changing one's own password under `/api/v1/auth`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -11,16 +11,18 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::users::check_password;
 use super::{ApiError, AppState, Json, Problem};
 use crate::auth::{Caller, password, refresh};
 use crate::clock;
-use crate::store::{AuditEntry, Device, RefreshToken, Rotation, User};
+use crate::store::{AuditEntry, Device, RefreshToken, Rotation, User, UserPatch};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(login))
         .routes(routes!(refresh_tokens))
         .routes(routes!(logout))
+        .routes(routes!(change_password))
         .routes(routes!(me))
 }
 
@@ -74,6 +76,21 @@ pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    /// At least 10 characters.
+    pub new_password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PasswordChanged {
+    /// The caller's other sessions that ended, on this device and others. Each device logs in
+    /// again with the new password and keeps what it holds unsent.
+    pub ended_sessions: u64,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Tokens {
     /// Bearer token for the other endpoints.
@@ -111,24 +128,34 @@ pub struct Me {
     pub device_id: String,
 }
 
-/// The client's address, when the server knows it (served with connect info, or set by a test).
+/// The client's address, when the server knows it (served with connect info, or set by a
+/// test): the TCP peer, or the address a trusted proxy forwarded the request for.
 struct ClientAddr(Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(ClientAddr(
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(addr)| addr.ip()),
+                .map(|ConnectInfo(peer)| {
+                    state
+                        .config
+                        .trusted_proxies
+                        .client_addr(peer.ip(), &parts.headers)
+                }),
         ))
     }
 }
 
-/// Logs in on a device and starts a session. Failed attempts are limited per username and per
-/// client address.
+/// Logs in on a device and starts a session. Failed attempts are limited per client address;
+/// an account's failures make its logins from new devices wait, doubling with each, while a
+/// device already registered to the user is slowed only by its own failures.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = Tokens),
@@ -144,30 +171,34 @@ async fn login(
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     req.check()?;
-    let limiter = &state.login_limiter;
-    limiter
-        .check(&req.username, addr)
+    let user = state.store.user_by_username(&req.username).await?;
+    let existing = state.store.device(&req.device_id).await?;
+    let known_device = existing.as_ref().is_some_and(|d| {
+        d.revoked_at.is_none() && user.as_ref().is_some_and(|u| u.id == d.user_id)
+    });
+    let attempt = state
+        .login_limiter
+        .admit(&req.username, known_device.then_some(&*req.device_id), addr)
         .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
 
-    let user = state.store.user_by_username(&req.username).await?;
     let stored = user.as_ref().map(|u| u.password_hash.clone());
     let user = match (password::verify(req.password, stored).await?, user) {
         (true, Some(user)) => user,
         _ => {
-            limiter.record_failure(&req.username, addr);
+            attempt.failed();
             // No username: it is often a person's name, and a mistyped password sometimes
             // lands in it. The address is what tells a guessing attack.
             tracing::info!(?addr, "failed login");
             return Err(ApiError::InvalidCredentials);
         }
     };
-    limiter.record_success(&req.username);
+    attempt.succeeded();
     if user.disabled {
         return Err(ApiError::AccountDisabled);
     }
 
     let now = clock::now();
-    let device = match state.store.device(&req.device_id).await? {
+    let device = match existing {
         Some(d) if d.user_id != user.id => return Err(ApiError::DeviceTaken),
         // A lost phone stays cut off: the app wipes itself and logs in under a new device id.
         Some(d) if d.revoked_at.is_some() => return Err(ApiError::DeviceRevoked),
@@ -286,8 +317,8 @@ async fn refresh_tokens(
     ))
 }
 
-/// Ends the caller's session: its refresh tokens stop working. The access token in hand stays
-/// valid until it expires, which is minutes.
+/// Ends the caller's session at once: its refresh tokens and the access token in hand stop
+/// working (`session_ended`). The device stays registered and logs in again as itself.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "the session is revoked"),
@@ -296,6 +327,73 @@ async fn refresh_tokens(
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     state.store.revoke_token_family(&caller.session).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes the caller's own password and ends every other session of theirs, on this device
+/// and others (each logs in again with the new password, keeping what it holds unsent); this
+/// session goes on. A wrong current password counts against the login throttle of this device
+/// and address.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, body = PasswordChanged),
+        (status = 400, description = "the new password is too short or too long",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "invalid_credentials: the current password is wrong; or the \
+            token is refused (unauthenticated, token_expired, token_invalid, session_ended, \
+            device_revoked, account_disabled)",
+            body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "rate_limited; see Retry-After", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn change_password(
+    State(state): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    caller: Caller,
+    Json(req): Json<PasswordChange>,
+) -> Result<Json<PasswordChanged>, ApiError> {
+    if req.current_password.len() > password::MAX_LEN {
+        return Err(ApiError::BadRequest(format!(
+            "current_password must be at most {} bytes",
+            password::MAX_LEN
+        )));
+    }
+    check_password(&req.new_password)?;
+    let attempt = state
+        .login_limiter
+        .admit(&caller.user.username, Some(caller.device_id()), addr)
+        .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+    let stored = Some(caller.user.password_hash.clone());
+    if !password::verify(req.current_password, stored).await? {
+        attempt.failed();
+        tracing::info!(?addr, device = %caller.device_id(), "wrong current password at a password change");
+        return Err(ApiError::InvalidCredentials);
+    }
+    attempt.succeeded();
+    let patch = UserPatch {
+        password_hash: Some(password::hash(req.new_password).await?),
+        keep_session: Some(caller.session.clone()),
+        ..UserPatch::default()
+    };
+    let now = clock::now();
+    let updated = state
+        .store
+        .update_user(caller.user_id(), &patch, now)
+        .await?
+        .ok_or(ApiError::TokenInvalid)?;
+    state
+        .store
+        .audit(&AuditEntry {
+            at: now,
+            user_id: Some(caller.user_id().to_owned()),
+            device_id: Some(caller.device_id().to_owned()),
+            action: "password_change".into(),
+            doc_id: None,
+            detail: json!({ "ended_sessions": updated.ended_sessions }),
+        })
+        .await?;
+    Ok(Json(PasswordChanged {
+        ended_sessions: updated.ended_sessions,
+    }))
 }
 
 /// When a refresh token minted at `now` expires.

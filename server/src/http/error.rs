@@ -44,6 +44,9 @@ pub enum ApiError {
     RefreshReused,
     #[error("this device has been revoked")]
     DeviceRevoked,
+    /// The access token's session was ended: logged out, or by a password change.
+    #[error("this session has ended (logged out, or the password changed); log in again")]
+    SessionEnded,
     #[error("this phone was handed in and has delivered everything it held; it deletes its data")]
     DeviceRetired,
     #[error("{0}")]
@@ -112,7 +115,9 @@ impl ApiError {
             BadRequest(_) | InvalidJson(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType | UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidCredentials | TokenExpired | TokenInvalid | RefreshInvalid
-            | RefreshReused | DeviceRevoked | AccountDisabled => StatusCode::UNAUTHORIZED,
+            | RefreshReused | DeviceRevoked | SessionEnded | AccountDisabled => {
+                StatusCode::UNAUTHORIZED
+            }
             Forbidden(_) | OutOfScope(_) | UnitTooFine(_) => StatusCode::FORBIDDEN,
             Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             NotFound(_) => StatusCode::NOT_FOUND,
@@ -146,6 +151,7 @@ impl ApiError {
             RefreshInvalid => "refresh_invalid",
             RefreshReused => "refresh_reused",
             DeviceRevoked => "device_revoked",
+            SessionEnded => "session_ended",
             DeviceRetired => "device_retired",
             DeviceRetiring(_) => "device_retiring",
             AccountDisabled => "account_disabled",

@@ -1,6 +1,6 @@
 //! Users under `/api/v1/users`: listing those in the caller's part of the tree, and (district
-//! admins only) creating and changing them. A change of role or org unit, or disabling, revokes
-//! the user's devices, so each phone wipes itself and pulls its new scope afresh.
+//! admins only) creating and changing them. Disabling retires the user's devices; a new
+//! password ends the user's sessions.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -144,6 +144,11 @@ pub struct UserUpdateResult {
     /// Devices retiring because the user was disabled: each delivers what it holds unsent at
     /// its next sync, then wipes itself. A new role or org unit retires nothing.
     pub retiring_devices: Vec<String>,
+    /// Sessions a new password ended: every session of the user, on every device, but the
+    /// admin's own when admins change their own password and those of retiring phones, which
+    /// still deliver what they hold. The devices stay: each logs in again with the new password
+    /// and keeps what it holds unsent.
+    pub ended_sessions: u64,
 }
 
 /// The levels a unit must have for a user of `role` to be placed at it.
@@ -340,8 +345,10 @@ async fn create_user(
 /// their next sync they deliver what they hold (what the new scope excludes becomes held work),
 /// drop what they may no longer see and pull the new scope; a move that would strand a case
 /// assigned to the user is refused. Disabling retires every device of the user: each delivers
-/// what it holds unsent, then wipes itself. Admins cannot disable or demote themselves (so that
-/// the district always keeps one).
+/// what it holds unsent, then wipes itself. A new password ends every session of the user at
+/// once, access tokens included (an admin changing their own keeps the session they do it in;
+/// a retiring phone keeps its own to deliver).
+/// Admins cannot disable or demote themselves (so that the district always keeps one).
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
     params(("id" = String, Path, description = "user id")),
     request_body = UserUpdate,
@@ -392,6 +399,8 @@ async fn update_user(
         org_unit_id: req.org_unit_id,
         disabled: req.disabled,
         password_hash,
+        // A reset ends every session; changing one's own leaves the one it is done in.
+        keep_session: (id == caller.user_id()).then(|| caller.session.clone()),
     };
     let now = clock::now();
     let updated = state
@@ -414,11 +423,13 @@ async fn update_user(
                 "org_unit_id": updated.user.org_unit_id,
                 "disabled": updated.user.disabled,
                 "retiring_devices": updated.retiring_devices,
+                "ended_sessions": updated.ended_sessions,
             }),
         })
         .await?;
     Ok(Json(UserUpdateResult {
         user: updated.user.into(),
         retiring_devices: updated.retiring_devices,
+        ended_sessions: updated.ended_sessions,
     }))
 }

@@ -19,6 +19,7 @@ use super::facts::{
     self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
 };
 use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
+use super::sessions;
 use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, AssignedReport, Attachment, AttachmentRow,
     AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage,
@@ -889,6 +890,14 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn session_live(&self, family: &str, device_id: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(sessions::LIVE)
+            .bind(family)
+            .bind(device_id)
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<()> {
         sqlx::query("INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3)")
             .bind(&key.kid)
@@ -1327,10 +1336,27 @@ impl Store for PgStore {
             retiring_devices = ids.into_iter().map(|(d,)| d).collect();
             retiring_devices.sort();
         }
+        let mut ended_sessions = 0;
+        if patch.password_hash.is_some() {
+            // Refreshes lock their device's row (see `rotate_refresh_token`): holding every
+            // device of the user keeps a concurrent refresh from adding a token once these
+            // are gone.
+            sqlx::query("SELECT id FROM devices WHERE user_id = $1 ORDER BY id FOR UPDATE")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let dropped: Vec<sessions::Dropped> = sqlx::query_as(sessions::END_OF_USER)
+                .bind(id)
+                .bind(&patch.keep_session)
+                .fetch_all(&mut *tx)
+                .await?;
+            ended_sessions = sessions::ended(&dropped, now);
+        }
         tx.commit().await?;
         Ok(Some(UserUpdated {
             user,
             retiring_devices,
+            ended_sessions,
         }))
     }
 

@@ -21,6 +21,7 @@ use super::facts::{
     self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
 };
 use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
+use super::sessions;
 use super::{
     ATTACHMENT_COLUMNS, AUDIT_RECORD_COLUMNS, AssignedReport, Attachment, AttachmentRow,
     AuditEntry, AuditQuery, AuditRecord, AuditRecordRow, AuditRow, Bind, BlobUsage,
@@ -922,6 +923,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn session_live(&self, family: &str, device_id: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar(sessions::LIVE)
+            .bind(family)
+            .bind(device_id)
+            .fetch_one(&self.read)
+            .await?)
+    }
+
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<()> {
         sqlx::query("INSERT INTO signing_keys (kid, secret, created_at) VALUES (?1, ?2, ?3)")
             .bind(&key.kid)
@@ -1338,10 +1347,20 @@ impl Store for SqliteStore {
             retiring_devices = ids.into_iter().map(|(d,)| d).collect();
             retiring_devices.sort();
         }
+        let mut ended_sessions = 0;
+        if patch.password_hash.is_some() {
+            let dropped: Vec<sessions::Dropped> = sqlx::query_as(sessions::END_OF_USER)
+                .bind(id)
+                .bind(&patch.keep_session)
+                .fetch_all(&mut *tx)
+                .await?;
+            ended_sessions = sessions::ended(&dropped, now);
+        }
         tx.commit().await?;
         Ok(Some(UserUpdated {
             user,
             retiring_devices,
+            ended_sessions,
         }))
     }
 

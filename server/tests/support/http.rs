@@ -12,7 +12,7 @@ use gridsync_server::auth::password;
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use gridsync_server::store::{Device, Store, User};
+use gridsync_server::store::{Device, RefreshToken, Store, User};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -91,8 +91,9 @@ pub async fn add_user(
         .expect("user");
 }
 
-/// Users (id, role, org unit) each with a device `dev-ID`, for tests that issue tokens
-/// directly (`state.keys.issue`) rather than log in.
+/// Users (id, role, org unit) each with a device `dev-ID` logged in to session `session`, for
+/// tests that issue tokens directly (`state.keys.issue(id, "dev-ID", "session")`) rather than
+/// log in.
 pub async fn add_users_with_devices(store: &dyn Store, users: &[(&str, Role, &str)]) {
     for &(id, role, unit) in users {
         store
@@ -125,6 +126,17 @@ pub async fn add_users_with_devices(store: &dyn Store, users: &[(&str, Role, &st
             })
             .await
             .expect("device");
+        store
+            .insert_refresh_token(&RefreshToken {
+                token_hash: format!("session of dev-{id}").into_bytes(),
+                device_id: format!("dev-{id}"),
+                family: "session".into(),
+                expires_at: i64::MAX,
+                used_at: None,
+                replaces: None,
+            })
+            .await
+            .expect("session");
     }
 }
 
