@@ -920,6 +920,19 @@ async fn malformed_json_and_unknown_fields_are_answered_as_problem_details(t: &T
     )
     .await
     .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    // A phone chooses its id and name; operators see them later in the console and terminal.
+    for (id, name) in [("d\u{1b}[2J", "n"), ("d", "n\u{7}"), ("d", "n\u{0}")] {
+        api.post(
+            "/api/v1/auth/login",
+            json!({ "username": "w1", "password": WORKER_PW, "device_id": id, "device_name": name }),
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+        assert!(
+            t.store.device(id).await.expect("read").is_none(),
+            "{id:?} stored"
+        );
+    }
     api.send(
         Request::post("/api/v1/auth/refresh")
             .body(Body::from("{}"))

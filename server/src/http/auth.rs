@@ -12,6 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::users::check_password;
+use super::validate::has_control;
 use super::{ApiError, AppState, Json, Problem};
 use crate::auth::{Caller, password, refresh};
 use crate::clock;
@@ -26,7 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
 }
 
-/// Longest accepted username, device id or device name.
+/// Longest accepted username, device id or device name, in characters.
 const MAX_NAME_LEN: usize = 256;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -38,10 +39,14 @@ const MAX_NAME_LEN: usize = 256;
     "device_name": "红米 12C",
 }))]
 pub struct LoginRequest {
+    #[schema(min_length = 1, max_length = 256)]
     pub username: String,
+    #[schema(max_length = 256)]
     pub password: String,
     /// Chosen by the app once per installation; a new one after the app wipes itself.
+    #[schema(min_length = 1, max_length = 256)]
     pub device_id: String,
+    #[schema(min_length = 1, max_length = 256)]
     pub device_name: String,
 }
 
@@ -53,9 +58,11 @@ impl LoginRequest {
             ("device_id", &self.device_id),
             ("device_name", &self.device_name),
         ] {
-            if value.trim().is_empty() || value.len() > MAX_NAME_LEN {
+            // The phone chooses its id and name, and both are shown to operators later.
+            if value.trim().is_empty() || value.chars().count() > MAX_NAME_LEN || has_control(value)
+            {
                 return Err(ApiError::BadRequest(format!(
-                    "{field} must be 1 to {MAX_NAME_LEN} bytes"
+                    "{field} must be 1 to {MAX_NAME_LEN} characters without control characters"
                 )));
             }
         }
@@ -78,9 +85,15 @@ pub struct RefreshRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "current_password": "gridsync-demo",
+    "new_password": "a much longer passphrase",
+}))]
 pub struct PasswordChange {
+    #[schema(max_length = 256)]
     pub current_password: String,
     /// At least 10 characters.
+    #[schema(min_length = 10, max_length = 256)]
     pub new_password: String,
 }
 
