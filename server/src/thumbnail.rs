@@ -20,7 +20,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Longest side of a thumbnail, in pixels.
 pub const MAX_SIDE: u32 = 320;
 
-/// Photos decoded at once, server-wide.
+/// Photos decoded at once by this server process (each node of several has its own).
 pub const DECODES_AT_ONCE: usize = 2;
 
 /// The most one decode may hold at once, the photo's bytes aside: 64 MiB takes a 16-megapixel

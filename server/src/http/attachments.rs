@@ -290,6 +290,8 @@ async fn put_attachment(
             now,
         })
         .await?;
+    // Stored: an upload waiting for its thumbnail's turn to decode holds none of its bytes.
+    drop(bytes);
     match outcome {
         UploadOutcome::Partial { received } => Ok((
             StatusCode::ACCEPTED,
