@@ -47,6 +47,7 @@ use crate::config::Config;
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::store::{Store, Writer};
+use crate::thumbnail::Decodes;
 
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
@@ -59,6 +60,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// This node's fan-out of committed changes to `/api/v1/live`.
     pub live: Hub,
+    /// Turns to decode photos into thumbnails, which bound the memory thumbnails take.
+    pub decodes: Decodes,
 }
 
 impl AppState {
@@ -76,6 +79,7 @@ impl AppState {
             config: Arc::new(config),
             metrics: Arc::new(Metrics::new()),
             live: Hub::new(),
+            decodes: Decodes::default(),
         })
     }
 

@@ -5,6 +5,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -15,6 +16,7 @@ use gridsync_server::config::{Config, MAX_ATTACHMENT_BYTES};
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
 use gridsync_server::store::{AuditQuery, BlobUsage, Store, Writer};
+use gridsync_server::thumbnail::DECODES_AT_ONCE;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use support::http::add_users_with_devices;
@@ -34,6 +36,8 @@ on_both_test_stores!(
     bytes_the_report_does_not_name_or_names_otherwise_are_refused_and_nothing_is_stored,
     the_report_lists_its_attachments_and_a_photo_gets_a_thumbnail_when_uploaded,
     a_thumbnail_is_read_under_the_rules_of_the_download,
+    a_photo_too_large_to_decode_is_kept_without_a_thumbnail_whose_answer_says_why,
+    an_upload_waits_for_a_turn_to_decode_and_a_phone_that_gives_up_still_gets_its_thumbnail,
     a_removed_entrys_attachments_are_unlisted_but_uploaded_and_kept_for_a_restore,
 );
 
@@ -284,6 +288,28 @@ fn jpeg(width: u32, height: u32) -> Vec<u8> {
     )
     .expect("encode");
     out
+}
+
+/// A PNG whose header declares `width` × `height` pixels of RGB but holds the data of 4 × 4: a
+/// decoder trusting the header allocates the whole picture before finding out.
+fn png_claiming(width: u32, height: u32) -> Vec<u8> {
+    let mut png = Vec::new();
+    image::RgbImage::new(4, 4)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .expect("encode");
+    // Signature (8), IHDR length (4) and type (4), then width and height, then the CRC-32 of
+    // type and data (ISO 3309).
+    png[16..20].copy_from_slice(&width.to_be_bytes());
+    png[20..24].copy_from_slice(&height.to_be_bytes());
+    let mut crc = !0u32;
+    for &b in &png[12..29] {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = (crc >> 1) ^ (0xEDB8_8320 & (crc & 1).wrapping_neg());
+        }
+    }
+    png[29..33].copy_from_slice(&(!crc).to_be_bytes());
+    png
 }
 
 /// A tiny deterministic generator for chunk boundaries.
@@ -879,4 +905,123 @@ async fn a_removed_entrys_attachments_are_unlisted_but_uploaded_and_kept_for_a_r
         api.get("o1", doc, &sha256_hex(&late), None).await.bytes,
         late
     );
+}
+
+async fn a_photo_too_large_to_decode_is_kept_without_a_thumbnail_whose_answer_says_why(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    // What the security finding uploaded: a small PNG that decodes to 9000 × 9000 (243 MB).
+    let huge = png_claiming(9_000, 9_000);
+    let mut broken = jpeg(64, 48);
+    broken.truncate(40);
+    let doc = api
+        .report(1, "w1", &[(&huge, "image/png"), (&broken, "image/jpeg")])
+        .await;
+    let (huge_hash, broken_hash) = (sha256_hex(&huge), sha256_hex(&broken));
+    api.put("w1", doc, &huge_hash, "image/png", &huge, 0, huge.len())
+        .await
+        .assert_status(StatusCode::CREATED);
+    api.upload("w1", doc, &broken)
+        .await
+        .assert_status(StatusCode::CREATED);
+
+    let report = api.report_json("c1", doc).await;
+    for a in report["attachments"].as_array().expect("attachments") {
+        assert_eq!(
+            (&a["uploaded"], &a["thumbnail"]),
+            (&json!(true), &Value::Null)
+        );
+    }
+    let thumb = |hash: &str| {
+        Request::get(format!(
+            "/api/v1/reports/{doc}/attachments/{hash}/thumbnail"
+        ))
+    };
+    let too_large = api.send("c1", thumb(&huge_hash), Vec::new()).await;
+    too_large.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "image_too_large");
+    let detail = too_large.json()["detail"].as_str().unwrap_or("").to_owned();
+    assert!(detail.contains("9000 × 9000"), "{detail}");
+    // A photo that does not decode has no thumbnail either, for no reason of size.
+    api.send("c1", thumb(&broken_hash), Vec::new())
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    // Nothing the worker recorded is lost: the photo itself is there, byte for byte.
+    let photo = api.get("c1", doc, &huge_hash, None).await;
+    photo.assert_status(StatusCode::OK);
+    assert_eq!(photo.bytes, huge);
+    // Scope and clearance come first, as for any thumbnail.
+    api.send("w3", thumb(&huge_hash), Vec::new())
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    api.send("ts", thumb(&huge_hash), Vec::new())
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+}
+
+async fn an_upload_waits_for_a_turn_to_decode_and_a_phone_that_gives_up_still_gets_its_thumbnail(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let (photo, second) = (jpeg(64, 48), jpeg(48, 64));
+    let doc = api
+        .report(1, "w1", &[(&photo, "image/jpeg"), (&second, "image/jpeg")])
+        .await;
+    let hash = sha256_hex(&photo);
+    let thumb = |hash: &str| {
+        Request::get(format!(
+            "/api/v1/reports/{doc}/attachments/{hash}/thumbnail"
+        ))
+    };
+    // Every turn to decode is taken, as by photos decoding at this moment.
+    let mut turns = Vec::new();
+    for _ in 0..DECODES_AT_ONCE {
+        turns.push(api.state.decodes.turn().await);
+    }
+    {
+        let upload = api.upload("w1", doc, &photo);
+        tokio::pin!(upload);
+        // The photo is stored, but the answer waits for its thumbnail, which waits for a turn.
+        while api
+            .store
+            .attachment(&doc, &hash)
+            .await
+            .expect("attachment")
+            .is_none()
+        {
+            tokio::select! {
+                r = &mut upload => panic!("answered without a turn to decode: {}", r.status),
+                () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+        let answered = tokio::time::timeout(Duration::from_millis(300), &mut upload).await;
+        assert!(answered.is_err(), "answered without a turn to decode");
+        // The phone gives up waiting here.
+    }
+    api.send("w1", thumb(&hash), Vec::new())
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    drop(turns);
+    // Its thumbnail is made all the same once a turn is free.
+    let mut waited = 0;
+    loop {
+        let r = api.send("w1", thumb(&hash), Vec::new()).await;
+        if r.status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            waited < 30_000,
+            "no thumbnail after a turn was free: {}",
+            r.json()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 50;
+    }
+    // With turns free, the answer comes with the thumbnail made.
+    api.upload("w1", doc, &second)
+        .await
+        .assert_status(StatusCode::CREATED);
+    api.send("w1", thumb(&sha256_hex(&second)), Vec::new())
+        .await
+        .assert_status(StatusCode::OK);
 }

@@ -41,7 +41,12 @@
 //! report, answer the same 404 whether or not the blob is stored elsewhere.
 //!
 //! `GET …/{sha256}/thumbnail` answers a JPEG at most 320 px on its longer side, made when the
-//! upload of a photo completed, under the same rules.
+//! upload of a photo completed, under the same rules. The upload's answer waits for it; at most
+//! [`thumbnail::DECODES_AT_ONCE`] photos are decoded at a time, so many photos arriving together
+//! wait their turn rather than take the server's memory. A photo whose header declares more
+//! than one decode may take ([`thumbnail::DECODE_BUDGET`]; a 9000 × 9000 PNG does) gets no
+//! thumbnail: the listing shows none, its thumbnail answers 422 `image_too_large`, and the photo
+//! itself is stored and downloadable like any other.
 
 use std::collections::HashSet;
 
@@ -66,7 +71,7 @@ use crate::auth::Caller;
 use crate::clock;
 use crate::config::{ATTACHMENT_MEDIA_TYPES, MAX_ATTACHMENT_BYTES};
 use crate::store::{Attachment, AuditEntry, DocumentRow, UploadChunk, UploadOutcome};
-use crate::thumbnail;
+use crate::thumbnail::{self, ThumbnailError};
 
 /// The total size of an upload (tus names it so).
 pub const UPLOAD_LENGTH: &str = "upload-length";
@@ -289,6 +294,8 @@ async fn put_attachment(
             now,
         })
         .await?;
+    // Stored: an upload waiting for its thumbnail's turn to decode holds none of its bytes.
+    drop(bytes);
     match outcome {
         UploadOutcome::Partial { received } => Ok((
             StatusCode::ACCEPTED,
@@ -424,30 +431,74 @@ async fn get_attachment(
     Ok(response)
 }
 
-/// Makes and stores the thumbnail of a photo whose upload just completed. A photo that does not
-/// decode keeps its place on the report without one: the upload itself is fine.
+/// Makes and stores the thumbnail of a photo whose upload just completed, in a task of its own:
+/// the upload's answer waits for it, but a phone that stops waiting while the decodes are busy
+/// does not cancel it. A photo that does not decode, or is too large to, keeps its place on the
+/// report without one: the upload itself is fine.
 async fn store_thumbnail(state: &AppState, attachment: &Attachment) -> Result<(), ApiError> {
     let Some(format) = thumbnail::photo_format(&attachment.media_type) else {
         return Ok(());
     };
-    let bytes = state
+    let (state, hash, size) = (state.clone(), attachment.hash.clone(), attachment.size);
+    tokio::spawn(async move {
+        // The turn first: a decode waiting for one holds neither the photo's bytes nor a
+        // database connection. It ends once the decode has dropped the bytes and the picture.
+        let turn = state.decodes.turn().await;
+        let bytes = state
+            .store
+            .read_blob(&hash, 0, size)
+            .await?
+            .ok_or_else(|| ApiError::Internal(format!("attachment {hash} has no blob")))?;
+        let made = tokio::task::spawn_blocking(move || thumbnail::make(&bytes, format))
+            .await
+            .map_err(|e| ApiError::Internal(format!("thumbnail task: {e}")))?;
+        drop(turn);
+        match made {
+            Ok(jpeg) => {
+                state
+                    .store
+                    .put_thumbnail(&hash, &jpeg, clock::now())
+                    .await?
+            }
+            Err(e) => tracing::warn!(hash = %hash, error = %e, "no thumbnail"),
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("thumbnail task: {e}")))?
+}
+
+/// How much of a photo's start is read to tell why it has no thumbnail: its header, with the
+/// metadata a camera writes before a JPEG's frame.
+const HEADER_BYTES: i64 = 256 * 1024;
+
+/// The answer for a photo of this report without a thumbnail: 422 `image_too_large` when its
+/// header declares more than a decode may take; else 404 (not uploaded, no photo, undecodable,
+/// or its thumbnail is still being made).
+async fn no_thumbnail(state: &AppState, doc_id: &DocId, hash: &str) -> Result<ApiError, ApiError> {
+    let Some(attachment) = state.store.attachment(doc_id, hash).await? else {
+        return Ok(not_found());
+    };
+    let Some(format) = thumbnail::photo_format(&attachment.media_type) else {
+        return Ok(ApiError::NotFound("only photos have thumbnails".into()));
+    };
+    // Reading a header may inflate a little metadata (at most a megabyte): off the runtime, but
+    // without waiting for a turn behind the decodes.
+    let head = state
         .store
-        .read_blob(&attachment.hash, 0, attachment.size)
+        .read_blob(hash, 0, attachment.size.min(HEADER_BYTES))
         .await?
-        .ok_or_else(|| ApiError::Internal(format!("attachment {} has no blob", attachment.hash)))?;
-    let made = tokio::task::spawn_blocking(move || thumbnail::make(&bytes, format))
+        .unwrap_or_default();
+    let size = u64::try_from(attachment.size).unwrap_or(0);
+    let checked = tokio::task::spawn_blocking(move || thumbnail::check(&head, size, format))
         .await
         .map_err(|e| ApiError::Internal(format!("thumbnail task: {e}")))?;
-    match made {
-        Ok(jpeg) => {
-            state
-                .store
-                .put_thumbnail(&attachment.hash, &jpeg, clock::now())
-                .await?
-        }
-        Err(e) => tracing::warn!(hash = %attachment.hash, error = %e, "no thumbnail"),
-    }
-    Ok(())
+    Ok(match checked {
+        Err(e @ ThumbnailError::TooLarge { .. }) => ApiError::ImageTooLarge(format!(
+            "{e}; the photo itself is stored and can be downloaded"
+        )),
+        _ => ApiError::NotFound("this photo has no thumbnail".into()),
+    })
 }
 
 /// The thumbnail of a photo attachment: a JPEG at most 320 px on its longer side.
@@ -464,6 +515,9 @@ async fn store_thumbnail(state: &AppState, attachment: &Attachment) -> Result<()
             description = "the role has no clearance for personal data"),
         (status = 404, body = Problem, content_type = "application/problem+json",
             description = "no such uploaded photo on this report, or it has no thumbnail"),
+        (status = 422, body = Problem, content_type = "application/problem+json",
+            description = "`image_too_large`: the photo is too large to decode for a thumbnail; \
+                download the photo itself"),
     ))]
 async fn get_thumbnail(
     State(state): State<AppState>,
@@ -478,11 +532,9 @@ async fn get_thumbnail(
         )));
     }
     let hash = parse_hash(&hash).ok_or_else(not_found)?;
-    let jpeg = state
-        .store
-        .thumbnail(&report.id, &hash)
-        .await?
-        .ok_or_else(not_found)?;
+    let Some(jpeg) = state.store.thumbnail(&report.id, &hash).await? else {
+        return Err(no_thumbnail(&state, &report.id, &hash).await?);
+    };
     if report.restricted {
         audit_read(
             &state,

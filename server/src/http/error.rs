@@ -103,6 +103,9 @@ pub enum ApiError {
     WrongOffset { offset: i64 },
     #[error("the range is outside the {size} bytes of the attachment")]
     RangeNotSatisfiable { size: i64 },
+    /// A photo whose header declares more pixels than a thumbnail's decode may take.
+    #[error("{0}")]
+    ImageTooLarge(String),
     /// Details go to the log, never to the client.
     #[error("internal error: {0}")]
     Internal(String),
@@ -132,6 +135,7 @@ impl ApiError {
             NotAttached => StatusCode::CONFLICT,
             WrongOffset { .. } => StatusCode::CONFLICT,
             RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ImageTooLarge(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -178,6 +182,7 @@ impl ApiError {
             AttachmentMismatch(_) => "attachment_mismatch",
             WrongOffset { .. } => "wrong_offset",
             RangeNotSatisfiable { .. } => "range_not_satisfiable",
+            ImageTooLarge(_) => "image_too_large",
             Internal(_) => "internal",
         }
     }

@@ -17,6 +17,7 @@ mod phone;
 mod scale;
 mod scope;
 mod sustained;
+mod thumbnails;
 mod upload;
 mod work;
 
@@ -45,6 +46,8 @@ enum Workload {
     W4(sustained::Args),
     /// W5: a district of a million reports in Postgres; a township's pull, statistics, memory.
     W5(scale::Args),
+    /// A grid worker uploads large PNGs at once; the server's peak memory for their thumbnails.
+    Thumbnails(thumbnails::Args),
 }
 
 #[tokio::main]
@@ -57,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
             Workload::W3(args) => scope::incremental(backend, args).await?,
             Workload::W4(args) => sustained::run(backend, args).await?,
             Workload::W5(args) => scale::run(backend, args).await?,
+            Workload::Thumbnails(args) => thumbnails::run(backend, args).await?,
         };
         println!("{line}");
     }
