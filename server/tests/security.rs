@@ -11,7 +11,7 @@
 //! | township staff reading sensitive fields | `http_reports::township_staff_see_sensitive_fields_redacted_and_the_cadre_sees_them`, `export::a_ledger_redacts_personal_data_for_township_staff` |
 //! | a worker reading a drug case of another grid | `permission_matrix` (report 4) |
 //! | SQL metacharacters in the audit and user filters, and in report search | `http_admin::sql_metacharacters_in_every_filter_get_4xx_or_a_correct_result`, `http_reports::a_search_with_sql_metacharacters_finds_literal_text_and_breaks_nothing` |
-//! | login brute force, per username and per source address | `http_auth::failed_logins_past_the_limit_are_answered_429_with_retry_after` |
+//! | login brute force, per client address and per account (a known device passes) | `http_auth::failed_logins_past_the_limit_are_answered_429_with_retry_after`, `http_auth::an_admins_wrong_passwords_do_not_stop_their_login_from_a_known_device` |
 //! | the console's CSP (with `frame-ancestors 'none'`), nosniff, X-Frame-Options, referrer policy | `http_console::the_console_files_are_served_with_a_strict_content_security_policy` |
 //! | nosniff and no-store on attachment bytes | `http/attachments.rs` sets both; `permission_matrix` reads them |
 //!
