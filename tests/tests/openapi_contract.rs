@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use gridsync_e2e::client::Client;
 use gridsync_e2e::{Server, env_number, seed};
 
 /// Operations left out, and why: each ends the fuzzer's own session or device, after which
@@ -32,29 +33,6 @@ fn schemathesis() -> PathBuf {
     path
 }
 
-async fn access_token(base: &str, username: &str) -> String {
-    let answer: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&serde_json::json!({
-            "username": username,
-            "password": "gridsync-demo",
-            "device_id": format!("contract-{username}"),
-            "device_name": "contract test",
-        }))
-        .send()
-        .await
-        .expect("login")
-        .error_for_status()
-        .expect("login answers 200")
-        .json()
-        .await
-        .expect("tokens");
-    answer["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_operation_answers_as_the_openapi_document_says_to_an_admin_and_a_grid_worker() {
     let schemathesis = schemathesis();
@@ -67,7 +45,9 @@ async fn every_operation_answers_as_the_openapi_document_says_to_an_admin_and_a_
     // Both log in before either run: the fuzzer's own failed logins make this address wait.
     let mut tokens = Vec::new();
     for user in ["admin", "worker-shiqiao-1"] {
-        tokens.push((user, access_token(&server.base, user).await));
+        let device = format!("contract-{user}");
+        let client = Client::login(&server.base, user, "gridsync-demo", &device).await;
+        tokens.push((user, client.token));
     }
     for (user, token) in tokens {
         let out = Command::new(&schemathesis)
