@@ -151,8 +151,12 @@ pub enum UserCommand {
     },
     /// List every user.
     List,
-    /// Disable a user: their devices are revoked and they can no longer log in.
+    /// Disable a user: they can no longer log in, and their devices deliver what they hold,
+    /// then wipe themselves.
     Disable { username: String },
+    /// Set a user's password (from GRIDSYNC_NEW_PASSWORD, or generated and printed once) and
+    /// end every session of theirs; their devices log in again and keep what they hold.
+    Passwd { username: String },
 }
 
 #[derive(Debug, Subcommand)]

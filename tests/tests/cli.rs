@@ -7,7 +7,7 @@ use std::process::Output;
 use gridsync_e2e::field::fresh_postgres_database;
 use gridsync_e2e::{Server, gridsync};
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{self, ConflictQuery, Device, ReportQuery};
+use gridsync_server::store::{self, ConflictQuery, Device, RefreshToken, ReportQuery};
 
 const PASSWORD: &str = "a good long password";
 
@@ -361,6 +361,60 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
     assert!(
         !devices.contains('\u{1b}') && devices.contains("li-phone of li\\u{1b}[2J"),
         "device names are printed escaped: {devices:?}"
+    );
+
+    // A new password ends every session of the user; the devices stay theirs.
+    store
+        .insert_refresh_token(&RefreshToken {
+            token_hash: vec![7; 32],
+            device_id: "li-pc".into(),
+            family: "li-session".into(),
+            expires_at: i64::MAX,
+            used_at: None,
+            replaces: None,
+        })
+        .await
+        .expect("session");
+    let said = ok(
+        &["--db", db, "user", "passwd", "li"],
+        &[("GRIDSYNC_NEW_PASSWORD", "another good long password")],
+    );
+    assert!(said.contains("sessions ended: 1"), "{said}");
+    assert!(
+        !store
+            .session_live("li-session", "li-pc")
+            .await
+            .expect("read"),
+        "the session ended"
+    );
+    let li = store
+        .user_by_username("li")
+        .await
+        .expect("read")
+        .expect("li");
+    assert!(
+        gridsync_server::auth::password::verify(
+            "another good long password".into(),
+            Some(li.password_hash)
+        )
+        .await
+        .expect("verify"),
+        "the new password is set"
+    );
+    assert!(
+        store
+            .device("li-pc")
+            .await
+            .expect("read")
+            .expect("pc")
+            .revoked_at
+            .is_none()
+    );
+    let generated = ok(&["--db", db, "user", "passwd", "li"], &[]);
+    assert!(generated.contains("shown only this once"), "{generated}");
+    assert!(
+        fails(&["--db", db, "user", "passwd", "nobody"], &[]).contains("there is no user nobody"),
+        "an unknown user is named"
     );
 
     ok(&["--db", db, "device", "revoke", "li-phone"], &[]);

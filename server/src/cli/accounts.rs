@@ -26,16 +26,7 @@ pub async fn user(store: &dyn Store, command: UserCommand) -> Result<()> {
             check_username(&username).map_err(invalid)?;
             check_name("display name", &display_name, MAX_DISPLAY_NAME_CHARS).map_err(invalid)?;
             check_placement(store, role, &org).await.map_err(invalid)?;
-            let given = std::env::var(NEW_PASSWORD_ENV)
-                .ok()
-                .filter(|p| !p.is_empty());
-            let (password, generated) = match given {
-                Some(p) => {
-                    check_password(&p).map_err(invalid)?;
-                    (p, false)
-                }
-                None => (secret::random_text::<15>()?, true),
-            };
+            let (password, generated) = new_password()?;
             let user = User {
                 id: uuid::Uuid::new_v4().to_string(),
                 username,
@@ -62,11 +53,34 @@ pub async fn user(store: &dyn Store, command: UserCommand) -> Result<()> {
                 "created {} ({}, {})",
                 user.username, user.role, user.org_unit_id
             ));
-            if generated {
-                say(&format!(
-                    "password: {password}\nThis password is shown only this once."
-                ));
-            }
+            show_generated(generated, &password);
+        }
+        UserCommand::Passwd { username } => {
+            let user = find_user(store, &username).await?;
+            let (password, generated) = new_password()?;
+            let patch = UserPatch {
+                password_hash: Some(password::hash(password.clone()).await?),
+                ..UserPatch::default()
+            };
+            let updated = store
+                .update_user(&user.id, &patch, clock::now())
+                .await?
+                .ok_or_else(|| Error::Invalid(format!("there is no user {username}")))?;
+            audit(
+                store,
+                "user_update",
+                json!({
+                    "user": user.id,
+                    "changed": ["password"],
+                    "ended_sessions": updated.ended_sessions,
+                }),
+            )
+            .await?;
+            say(&format!(
+                "set the password of {username}; sessions ended: {}",
+                updated.ended_sessions
+            ));
+            show_generated(generated, &password);
         }
         UserCommand::List => {
             let users = store.users().await?;
@@ -176,6 +190,29 @@ pub async fn device(store: &dyn Store, command: DeviceCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The password of `GRIDSYNC_NEW_PASSWORD` if set, else a generated one; and whether it was
+/// generated, so that it is shown once.
+fn new_password() -> Result<(String, bool)> {
+    let given = std::env::var(NEW_PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty());
+    Ok(match given {
+        Some(p) => {
+            check_password(&p).map_err(invalid)?;
+            (p, false)
+        }
+        None => (secret::random_text::<15>()?, true),
+    })
+}
+
+fn show_generated(generated: bool, password: &str) {
+    if generated {
+        say(&format!(
+            "password: {password}\nThis password is shown only this once."
+        ));
+    }
 }
 
 async fn find_user(store: &dyn Store, username: &str) -> Result<User> {
