@@ -301,6 +301,7 @@
     [/^\/devices$/, pageDevices],
     [/^\/org$/, pageOrg],
     [/^\/export$/, pageExport],
+    [/^\/password$/, pagePassword],
   ];
 
   function langButton() {
@@ -364,6 +365,7 @@
           `${session.me.display_name} · ${t(`role_${session.me.role}`)}`,
         ),
         langButton(),
+        h('a', { href: '#/password', class: 'link', id: 'change-password' }, t('change_password')),
         h('button', { type: 'button', class: 'link', id: 'logout', onclick: logout }, t('logout')),
       ),
       main,
@@ -477,6 +479,56 @@
       langButton(),
     );
     return h('div', { class: 'login-page' }, form);
+  }
+
+  // Changing one's own password ends every other session of the user, here and on phones.
+  function pagePassword() {
+    const message = h('p', { class: 'error', role: 'alert' });
+    const form = h(
+      'form',
+      {
+        class: 'password',
+        id: 'password-form',
+        onsubmit: async (event) => {
+          event.preventDefault();
+          const data = new FormData(form);
+          message.textContent = '';
+          const next = String(data.get('new_password'));
+          if (next !== String(data.get('confirm_password'))) {
+            message.textContent = t('password_mismatch');
+            return;
+          }
+          try {
+            const done = await send('POST', '/api/v1/auth/password', {
+              current_password: String(data.get('current_password')),
+              new_password: next,
+            });
+            flash = t('password_changed', { n: done.ended_sessions });
+            go('/dashboard');
+          } catch (e) {
+            message.textContent =
+              e.code === 'invalid_credentials' ? t('wrong_current_password') : failure(e).textContent;
+          }
+        },
+      },
+      h('h1', {}, t('change_password')),
+      h('p', { class: 'muted' }, t('change_password_note')),
+      field(
+        t('current_password'),
+        h('input', { name: 'current_password', id: 'current-password', type: 'password', autocomplete: 'current-password', required: true }),
+      ),
+      field(
+        t('new_password'),
+        h('input', { name: 'new_password', id: 'new-password', type: 'password', autocomplete: 'new-password', minlength: 10, required: true }),
+      ),
+      field(
+        t('confirm_password'),
+        h('input', { name: 'confirm_password', id: 'confirm-password', type: 'password', autocomplete: 'new-password', minlength: 10, required: true }),
+      ),
+      message,
+      h('button', { type: 'submit', id: 'password-submit' }, t('change_password_submit')),
+    );
+    return form;
   }
 
   // ---- dashboard -----------------------------------------------------------------------------

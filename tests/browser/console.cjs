@@ -2,7 +2,8 @@
 // running `gridsync serve`: log in, open the dashboard, see the token renewed before it expires,
 // find the report with a conflict, see its photo, resolve it by clicking the chosen value, check the conflict is
 // gone and the value shown, switch to English and check it persists across a reload, disable a
-// user and revoke a device; then, as township staff, find a dispute and see its parties redacted.
+// user and revoke a device; then, as township staff, find a dispute and see its parties redacted,
+// and change their own password.
 // Screenshots of every step go to SHOTS.
 // Run by tests/tests/console_in_browser.rs, which seeds the server and checks the outcome again
 // through the API. Exits non-zero on any failure.
@@ -164,6 +165,25 @@ async function main() {
     assert.equal((await page.textContent('dd[data-field="parties"]')).trim(), '（已脱敏）');
     assert.equal(await page.locator('#review button').count(), 3, 'staff review reports');
     await shot('staff-redacted');
+
+    // Staff change their own password: a wrong current one is refused, then the change ends
+    // their other sessions, and the new password logs them in.
+    const NEW_PASSWORD = `${STAFF_PASSWORD} renewed`;
+    await page.click('#change-password');
+    await page.waitForSelector('#password-form');
+    await page.fill('#current-password', 'not the password');
+    await page.fill('#new-password', NEW_PASSWORD);
+    await page.fill('#confirm-password', NEW_PASSWORD);
+    await page.click('#password-submit');
+    await page.waitForSelector('#password-form .error:has-text("当前密码不正确")');
+    await page.fill('#current-password', STAFF_PASSWORD);
+    await page.click('#password-submit');
+    await page.waitForSelector('.flash');
+    assert.match(await page.textContent('.flash'), /密码已修改/);
+    await shot('password-changed');
+    await page.click('#logout');
+    await page.waitForSelector('#login-form');
+    await logIn(page, STAFF, NEW_PASSWORD);
     await page.click('#logout');
     await page.waitForSelector('#login-form');
   });

@@ -339,6 +339,7 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
             "-photo.png",
             "-resolved.png",
             "-report-english.png",
+            "-password-changed.png",
         ],
     );
 
@@ -376,6 +377,18 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .find(|u| u["username"] == "wang")
         .expect("wang");
     assert_eq!(wang["disabled"], json!(true));
+    let audit = call(
+        &office,
+        Method::GET,
+        "/api/v1/audit?action=password_change",
+        None,
+    )
+    .await;
+    assert_eq!(
+        audit["items"].as_array().map(Vec::len),
+        Some(1),
+        "the staff member changed their password in the browser: {audit}"
+    );
     assert!(server.stop().await.success());
 }
 
