@@ -376,22 +376,11 @@ async fn a_revoked_phone_is_refused_and_wipes_its_local_data() {
 /// Revokes a device as the first admin, over the HTTP API.
 fn revoke(base: &str, device: &str) {
     tokio::runtime::Handle::current().block_on(async {
-        let http = reqwest::Client::new();
-        let tokens: Value = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({
-                "username": "admin", "password": PASSWORD,
-                "device_id": "admin-console", "device_name": "console",
-            }))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("tokens");
-        let status = http
+        let admin =
+            gridsync_e2e::client::Client::login(base, "admin", PASSWORD, "admin-console").await;
+        let status = reqwest::Client::new()
             .post(format!("{base}/api/v1/devices/{device}/revoke"))
-            .bearer_auth(tokens["access_token"].as_str().expect("token"))
+            .bearer_auth(&admin.token)
             .send()
             .await
             .expect("revoke")

@@ -202,22 +202,10 @@ async fn a_session_an_admin_ended_keeps_the_phones_unsent_work_for_the_next_logi
 /// An admin sets a new password for `user_id` through the API; the answer's `ended_sessions`.
 fn reset_password(base: &str, user_id: &str, password: &str) -> u64 {
     tokio::runtime::Handle::current().block_on(async {
-        let http = reqwest::Client::new();
-        let tokens: Value = http
-            .post(format!("{base}/api/v1/auth/login"))
-            .json(&json!({
-                "username": "admin", "password": PASSWORD,
-                "device_id": "admin-pc", "device_name": "office",
-            }))
-            .send()
-            .await
-            .expect("login")
-            .json()
-            .await
-            .expect("tokens");
-        let answer: Value = http
+        let admin = gridsync_e2e::client::Client::login(base, "admin", PASSWORD, "admin-pc").await;
+        let answer: Value = reqwest::Client::new()
             .patch(format!("{base}/api/v1/users/{user_id}"))
-            .bearer_auth(tokens["access_token"].as_str().expect("token"))
+            .bearer_auth(&admin.token)
             .json(&json!({ "password": password }))
             .send()
             .await
