@@ -26,6 +26,7 @@ use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{self, Device, Level, OrgUnit, RefreshToken, Store, User, Writer};
+use gridsync_server::sync::Ingest;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -93,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
         now: 1_800_000_000,
         hold_out_of_scope: false,
     };
-    let registry = gridsync_core::schema::Registry::builtin();
+    let ingest = Ingest::default();
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let started = Instant::now();
     let mut made = 0;
@@ -111,7 +112,7 @@ async fn main() -> anyhow::Result<()> {
                 })
                 .collect(),
         };
-        let result = store.ingest(&writer, &push, &registry).await?;
+        let result = ingest.push(store.as_ref(), &writer, &push).await?;
         if let Some(bad) = result
             .docs
             .iter()

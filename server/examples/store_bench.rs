@@ -19,9 +19,9 @@ use gridsync_core::DocId;
 use gridsync_core::protocol::{Push, PushDoc, PushOutcome};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
-use gridsync_core::schema::Registry;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{self, Level, OrgUnit, Store, Writer};
+use gridsync_server::sync::{Ingest, pull};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -48,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
         bail!("{} is not empty; give a new database", args.db);
     }
     seed(store.as_ref()).await?;
-    let registry = Registry::builtin();
+    let ingest = Ingest::default();
     let writer = Writer {
         user_id: "w1".into(),
         device_id: Some("phone".into()),
@@ -69,15 +69,8 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
 
-    let created = ingest_in_batches(
-        store.as_ref(),
-        &writer,
-        &registry,
-        &mut docs,
-        args.batch,
-        &[],
-    )
-    .await?;
+    let created =
+        ingest_in_batches(store.as_ref(), &writer, &ingest, &mut docs, args.batch, &[]).await?;
     report(
         "ingest, new reports",
         created.changes,
@@ -108,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let edited = ingest_in_batches(
         store.as_ref(),
         &writer,
-        &registry,
+        &ingest,
         &mut docs,
         args.batch,
         &acked,
@@ -181,7 +174,7 @@ struct Ingested {
 async fn ingest_in_batches(
     store: &dyn Store,
     writer: &Writer,
-    registry: &Registry,
+    ingest: &Ingest,
     docs: &mut [ReportDoc],
     batch: usize,
     acked: &[Vec<automerge::ChangeHash>],
@@ -206,7 +199,7 @@ async fn ingest_in_batches(
         .collect();
     let start = Instant::now();
     for push in &pushes {
-        let result = store.ingest(writer, push, registry).await?;
+        let result = ingest.push(store, writer, push).await?;
         if let Some(bad) = result
             .docs
             .iter()
@@ -227,7 +220,7 @@ struct Pulled {
     pages: usize,
     bytes: usize,
     secs: f64,
-    /// Of `secs`, the time spent in `Store::pull` (the rest is the client applying pages).
+    /// Of `secs`, the time spent in `sync::pull::pull` (the rest is the client applying pages).
     server_secs: f64,
 }
 
@@ -248,7 +241,7 @@ async fn pull_all(
     loop {
         let pull = replica.build_pull(budget);
         let served = Instant::now();
-        let result = store.pull(scope, Some("office"), &pull).await?;
+        let result = pull::pull(store, scope, Some("office"), &pull).await?;
         pulled.server_secs += served.elapsed().as_secs_f64();
         pulled.pages += 1;
         pulled.bytes += result

@@ -255,7 +255,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo(args) => {
             let store = open(&settings.db, Open::Migrate).await?;
-            demo::fill_empty(store.as_ref(), args.seed).await
+            let ingest = demo::ingest_for(&settings.db).await?;
+            demo::fill_empty(store.as_ref(), &ingest, args.seed).await
         }
         Command::User(command) => {
             accounts::user(open(&settings.db, Open::Existing).await?.as_ref(), command).await

@@ -31,7 +31,6 @@ use std::sync::Arc;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::get;
-use gridsync_core::protocol::{Push, PushResult};
 use gridsync_core::schema::Registry;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -46,7 +45,8 @@ use crate::auth::token::Keys;
 use crate::config::Config;
 use crate::live::Hub;
 use crate::metrics::Metrics;
-use crate::store::{Store, Writer};
+use crate::store::Store;
+use crate::sync::Ingest;
 use crate::thumbnail::Decodes;
 
 /// Shared by every handler; cheap to clone.
@@ -62,37 +62,40 @@ pub struct AppState {
     pub live: Hub,
     /// Turns to decode photos into thumbnails, which bound the memory thumbnails take.
     pub decodes: Decodes,
+    /// Where every write of report changes goes.
+    pub ingest: Ingest,
 }
 
 impl AppState {
     /// Loads the signing keys (creating the first on a new database) around `store`.
     pub async fn new(store: Arc<dyn Store>, config: Config) -> crate::auth::Result<AppState> {
         let keys = Keys::load(store.clone(), &config).await?;
+        let registry = Arc::new(Registry::builtin());
+        let metrics = Arc::new(Metrics::new());
+        let live = Hub::new();
         Ok(AppState {
+            ingest: Ingest::new(registry.clone(), metrics.clone(), live.clone()),
             store,
-            registry: Arc::new(Registry::builtin()),
+            registry,
             keys: Arc::new(keys),
             login_limiter: Arc::new(LoginLimiter::new(
                 config.login_max_failures,
                 config.login_window,
             )),
             config: Arc::new(config),
-            metrics: Arc::new(Metrics::new()),
-            live: Hub::new(),
+            metrics,
+            live,
             decodes: Decodes::default(),
         })
     }
 
-    /// Ingests `push` for `writer` and tells what it changed to the metrics and to the live
-    /// clients of every node. Every write of report changes goes through here.
-    pub async fn ingest(&self, writer: &Writer, push: &Push) -> Result<PushResult, ApiError> {
-        let committed = self
-            .store
-            .ingest_committed(writer, push, &self.registry)
-            .await?;
-        self.metrics.changes_ingested.inc_by(committed.changes);
-        self.live.publish(committed.changed);
-        Ok(committed.result)
+    /// This state with `live` as its fan-out, which ingest then tells of every commit.
+    pub fn with_live(self, live: Hub) -> AppState {
+        AppState {
+            ingest: Ingest::new(self.registry.clone(), self.metrics.clone(), live.clone()),
+            live,
+            ..self
+        }
     }
 }
 

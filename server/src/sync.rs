@@ -1,9 +1,10 @@
-//! The rules of ingest and pull that both stores share. Each store implements the statements
-//! ([`ingest::IngestTx`], [`pull::PullReads`]) in its own SQL; the logic around them is here,
-//! written once.
+//! The rules of ingest and pull, above the store: they decide what to write and what to send,
+//! and call down into the store's transactions and statements (`store::statements`).
 
 pub mod ingest;
 pub mod pull;
+
+pub use ingest::Ingest;
 
 /// Code of a conflict row holding concurrent values of one field.
 pub const CONCURRENT_VALUES: &str = "concurrent_values";

@@ -21,7 +21,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::Digest;
 use support::http::add_users_with_devices;
-use support::{TestStore, admin, file_report, is_acked, object, push_all, registry, seed_org};
+use support::{TestStore, admin, file_report, is_acked, object, push_all, seed_org};
 use tower::ServiceExt;
 
 on_both_test_stores!(
@@ -535,8 +535,8 @@ async fn file_with_text(store: &dyn Store, i: usize, text: &str) -> String {
         &by,
     )
     .expect("attach");
-    let result = store
-        .ingest(&admin(), &push_all(&mut [&mut doc]), &registry())
+    let result = support::ingest()
+        .push(store, &admin(), &push_all(&mut [&mut doc]))
         .await
         .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);

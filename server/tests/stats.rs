@@ -704,7 +704,10 @@ async fn figures_follow_edits_and_count_only_the_scope(store: &dyn Store) {
             changes: doc.changes_since(&heads),
         }],
     };
-    let result = store.ingest(&admin(), &push, &registry()).await.unwrap();
+    let result = support::ingest()
+        .push(store, &admin(), &push)
+        .await
+        .unwrap();
     assert!(is_acked(&result.docs[0].outcome));
     let total = count(everything()).await;
     assert_eq!((total.open, total.by_status["resolved"]), (1, 1));

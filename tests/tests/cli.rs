@@ -155,8 +155,8 @@ async fn org_import_places_users_and_changes_nothing_when_repeated(db: &str) {
             changes: case.changes_since(&[]),
         }],
     };
-    store
-        .ingest(&admin, &push, &gridsync_core::schema::Registry::builtin())
+    gridsync_server::sync::Ingest::default()
+        .push(store.as_ref(), &admin, &push)
         .await
         .expect("ingest");
     let back = write(

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::settings::sqlite_path;
 use super::{Error, Open, Result, open, say};
 use crate::store::StoreError;
-use crate::store::sqlite::SqliteStore;
+use crate::store::sqlite;
 
 /// Writes a consistent copy of the database to the new file `to`, also while a server writes.
 pub async fn backup(db: &str, to: &Path) -> Result<()> {
@@ -47,7 +47,7 @@ pub async fn restore(db: &str, from: &Path, force: bool) -> Result<()> {
             target.display()
         )));
     }
-    SqliteStore::check_copy(from)
+    sqlite::check_copy(from)
         .await
         .map_err(|source| Error::Open {
             url: from.display().to_string(),

@@ -10,6 +10,7 @@
 //! the history ends today); automerge's actor ids, and so change hashes, are random.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use gridsync_core::DocId;
 use gridsync_core::protocol::{Push, PushDoc, PushOutcome};
@@ -24,8 +25,11 @@ use serde_json::{Map, Value as Json, json};
 use super::{Error, Result, say};
 use crate::auth::password;
 use crate::clock;
+use crate::live::Hub;
+use crate::metrics::Metrics;
 use crate::scope::{Role, Scope};
-use crate::store::{Device, Level, OrgUnit, Store, Writer};
+use crate::store::{Device, Level, OrgUnit, Store, StoreError, Writer};
+use crate::sync::Ingest;
 
 pub const DEFAULT_SEED: u64 = 1;
 /// The password of every demo account, `admin` included.
@@ -204,8 +208,21 @@ pub struct Summary {
     pub sessions: usize,
 }
 
+/// The ingest `gridsync demo` writes through: it tells the servers on the same Postgres of
+/// what it writes, as any node would.
+pub async fn ingest_for(db: &str) -> Result<Ingest> {
+    let live = crate::live::across_nodes(db, Hub::new())
+        .await
+        .map_err(StoreError::from)?;
+    Ok(Ingest::new(
+        Arc::new(Registry::builtin()),
+        Arc::new(Metrics::new()),
+        live,
+    ))
+}
+
 /// `gridsync demo`: fills the database, which must have no users yet.
-pub async fn fill_empty(store: &dyn Store, seed: u64) -> Result<()> {
+pub async fn fill_empty(store: &dyn Store, ingest: &Ingest, seed: u64) -> Result<()> {
     if store.count_users().await? > 0 {
         return Err(Error::Invalid(
             "this database has users already: the demo fills an empty database only; name a \
@@ -213,12 +230,13 @@ pub async fn fill_empty(store: &dyn Store, seed: u64) -> Result<()> {
                 .into(),
         ));
     }
-    fill(store, seed).await?;
+    fill(store, ingest, seed).await?;
     Ok(())
 }
 
-/// Creates the demo district and prints what it made and how to log in.
-pub async fn fill(store: &dyn Store, seed: u64) -> Result<Summary> {
+/// Creates the demo district, its reports written through `ingest` as the people's phones
+/// would, and prints what it made and how to log in.
+pub async fn fill(store: &dyn Store, ingest: &Ingest, seed: u64) -> Result<Summary> {
     let started = std::time::Instant::now();
     let now = clock::now();
     let today = now / DAY * DAY;
@@ -235,7 +253,13 @@ pub async fn fill(store: &dyn Store, seed: u64) -> Result<Summary> {
     demo.sessions.sort_by_key(|s| s.at);
     let mut summary = std::mem::take(&mut demo.summary);
     summary.sessions = demo.sessions.len();
-    ingest(store, &demo.people, std::mem::take(&mut demo.sessions)).await?;
+    replay(
+        store,
+        ingest,
+        &demo.people,
+        std::mem::take(&mut demo.sessions),
+    )
+    .await?;
     let kinds = ["dispute_check", "drug_control_case", "satisfaction_canvass"];
     say(&format!(
         "Demo district made in {:.1} s: {} org units, {} users, {} reports ({}), {} edit \
@@ -799,8 +823,12 @@ fn demo(e: gridsync_core::Error) -> Error {
 /// earliest not yet sent), each person's share of a round in one batch: so every change finds
 /// its dependencies stored, a report's stored times are right to the week, and the district
 /// takes a few thousand transactions rather than one per session.
-async fn ingest(store: &dyn Store, people: &[Person], sessions: Vec<Session>) -> Result<()> {
-    let registry = Registry::builtin();
+async fn replay(
+    store: &dyn Store,
+    ingest: &Ingest,
+    people: &[Person],
+    sessions: Vec<Session>,
+) -> Result<()> {
     let bar = indicatif::ProgressBar::new(sessions.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} edit sessions")
@@ -835,7 +863,7 @@ async fn ingest(store: &dyn Store, people: &[Person], sessions: Vec<Session>) ->
                 while !sessions.is_empty() {
                     let rest = sessions.split_off(sessions.len().min(BATCH));
                     let sent = sessions.len() as u64;
-                    send(store, &registry, &people[person], sessions).await?;
+                    send(store, ingest, &people[person], sessions).await?;
                     bar.inc(sent);
                     sessions = rest;
                 }
@@ -849,7 +877,7 @@ async fn ingest(store: &dyn Store, people: &[Person], sessions: Vec<Session>) ->
 
 async fn send(
     store: &dyn Store,
-    registry: &Registry,
+    ingest: &Ingest,
     person: &Person,
     sessions: Vec<Session>,
 ) -> Result<()> {
@@ -867,7 +895,7 @@ async fn send(
             changes: s.changes,
         })
         .collect();
-    let result = store.ingest(&writer, &Push { docs }, registry).await?;
+    let result = ingest.push(store, &writer, &Push { docs }).await?;
     for doc in result.docs {
         if !matches!(doc.outcome, PushOutcome::Acked { .. }) {
             return Err(Error::Demo(format!(

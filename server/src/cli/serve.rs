@@ -23,9 +23,14 @@ pub async fn serve(settings: &Settings, with_demo: bool) -> Result<()> {
             source,
         })?;
     let store = open(db, Open::Migrate).await?;
+    let state = AppState::new(store.clone(), settings.api.clone()).await?;
+    let live = crate::live::across_nodes(db, state.live.clone())
+        .await
+        .map_err(StoreError::from)?;
+    let state = state.with_live(live);
     if with_demo {
         if store.count_users().await? == 0 {
-            demo::fill(store.as_ref(), demo::DEFAULT_SEED).await?;
+            demo::fill(store.as_ref(), &state.ingest, demo::DEFAULT_SEED).await?;
         } else {
             say("The database has users already: --demo adds nothing to it.");
         }
@@ -37,13 +42,9 @@ pub async fn serve(settings: &Settings, with_demo: bool) -> Result<()> {
         announce(&admin);
     }
     tokio::spawn(crate::collect::every(
-        store.clone(),
+        store,
         crate::config::ORPHAN_COLLECTION_EVERY,
     ));
-    let mut state = AppState::new(store, settings.api.clone()).await?;
-    state.live = crate::live::across_nodes(db, state.live)
-        .await
-        .map_err(StoreError::from)?;
     let addr = listener.local_addr().map_err(Error::Serve)?;
     say(&format!("gridsync is serving on http://{addr}"));
     tracing::info!(

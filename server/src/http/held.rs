@@ -215,7 +215,10 @@ async fn merge_held(
         now,
         hold_out_of_scope: false,
     };
-    let result = state.ingest(&writer, &push).await?;
+    let result = state
+        .ingest
+        .push(state.store.as_ref(), &writer, &push)
+        .await?;
     match result.docs.into_iter().next().map(|d| d.outcome) {
         Some(PushOutcome::Acked { .. }) => {}
         Some(PushOutcome::Rejected { code, reason } | PushOutcome::Held { code, reason }) => {

@@ -873,7 +873,10 @@ pub(crate) async fn ingest_edit(
         now,
         hold_out_of_scope: false,
     };
-    let result = state.ingest(&writer, &push).await?;
+    let result = state
+        .ingest
+        .push(state.store.as_ref(), &writer, &push)
+        .await?;
     outcome(result)
 }
 

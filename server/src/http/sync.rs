@@ -24,6 +24,7 @@ use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Restricted;
 use crate::store::{AuditEntry, Writer};
+use crate::sync::pull;
 
 /// Media type of a sync frame.
 pub const FRAME_TYPE: &str = "application/x-gridsync";
@@ -71,7 +72,10 @@ async fn push(
         now: clock::now(),
         hold_out_of_scope: true,
     };
-    let result = state.ingest(&writer, &push).await?;
+    let result = state
+        .ingest
+        .push(state.store.as_ref(), &writer, &push)
+        .await?;
     state.metrics.sync_pushes.inc();
     Ok(frame(&state, &result))
 }
@@ -120,10 +124,13 @@ async fn pull(
     } else if device.scope_key.as_deref() != Some(key.as_str()) {
         state.store.set_device_scope(&device.id, &key).await?;
     }
-    let mut result = state
-        .store
-        .pull(&caller.scope, Some(caller.device_id()), &pull)
-        .await?;
+    let mut result = pull::pull(
+        state.store.as_ref(),
+        &caller.scope,
+        Some(caller.device_id()),
+        &pull,
+    )
+    .await?;
     result.rescoped = rescoped;
     // Drug-control cases are personal data whose every read is audited; a scope that holds any
     // records which documents each page delivered.

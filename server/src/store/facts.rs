@@ -1,9 +1,12 @@
 //! The statistics and ledger queries over `report_facts` (migration 0008), written once for both
-//! databases: the row types they answer with and their SQL, with placeholders written with the
-//! store's mark. Every query is filtered by a scope in SQL (placeholders 1–4) and counts per org
-//! path (a grid), which the caller rolls up into larger units: the counts are additive.
+//! databases: the row types they answer with and their statements. Every query is filtered by a
+//! scope in SQL (placeholders 1–4) and counts per org path (a grid), which the caller rolls up
+//! into larger units: the counts are additive.
 
-use super::{Bind, path_under, scope_filter};
+use super::db::{Dialect, Sql, sql};
+use super::filters::{path_under, scope_filter};
+use super::rows::DOC_COLUMNS;
+use crate::scope::Scope;
 
 /// The reports of one kind under an org path whose period lies within `from..=to`
 /// (`YYYY-MM-DD`).
@@ -92,128 +95,116 @@ const OPEN_DISPUTE_SQL: &str =
     "COALESCE(f.status, '') NOT IN ('resolved', 'referred', 'escalated')";
 
 /// The conditions every period query shares: scope (1–4), kind, org path (5), period (6, 7).
-fn in_period(mark: char, kind: &str) -> String {
+fn in_period(d: Dialect, kind: &str) -> String {
     format!(
-        "{scope} AND f.kind = '{kind}' AND {under} AND f.day >= {mark}6 AND f.day <= {mark}7",
-        scope = scope_filter("f", mark, 1),
-        under = path_under("f.org_path", mark, 5),
+        "{scope} AND f.kind = '{kind}' AND {under} AND f.day >= $6 AND f.day <= $7",
+        scope = scope_filter(d, "f", 1),
+        under = path_under(d, "f.org_path", 5),
     )
 }
 
-fn period_binds(p: &Period) -> Vec<Bind> {
-    vec![
-        Bind::Text(p.org_path.clone()),
-        Bind::Text(p.from.clone()),
-        Bind::Text(p.to.clone()),
-    ]
+/// `text`, a statement over [`in_period`], with the scope and the period bound.
+fn over_period(text: String, scope: &Scope, p: &Period) -> Sql<'static> {
+    sql(text)
+        .bind_scope(scope)
+        .bind(p.org_path.clone())
+        .bind(p.from.clone())
+        .bind(p.to.clone())
 }
 
 /// Canvass counts per org path; placeholder 8 is [`SATISFIED_MEAN`].
-pub(crate) fn canvass(mark: char, p: &Period) -> (String, Vec<Bind>) {
-    let sql = format!(
+pub(crate) fn canvass(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
+    let text = format!(
         "SELECT f.org_path, COUNT(*) AS interviews, \
          CAST(SUM(CASE WHEN f.sat_n > 0 THEN 1 ELSE 0 END) AS BIGINT) AS satisfaction_answered, \
-         CAST(SUM(CASE WHEN f.sat_n > 0 AND f.sat_sum >= {mark}8 * f.sat_n THEN 1 ELSE 0 END) \
+         CAST(SUM(CASE WHEN f.sat_n > 0 AND f.sat_sum >= $8 * f.sat_n THEN 1 ELSE 0 END) \
               AS BIGINT) AS satisfied, \
          CAST(SUM(CASE WHEN f.safe_n > 0 THEN 1 ELSE 0 END) AS BIGINT) AS safety_answered, \
-         CAST(SUM(CASE WHEN f.safe_n > 0 AND f.safe_sum >= {mark}8 * f.safe_n THEN 1 ELSE 0 END) \
+         CAST(SUM(CASE WHEN f.safe_n > 0 AND f.safe_sum >= $8 * f.safe_n THEN 1 ELSE 0 END) \
               AS BIGINT) AS safe \
          FROM report_facts f WHERE {cond} GROUP BY f.org_path",
-        cond = in_period(mark, "satisfaction_canvass"),
+        cond = in_period(d, "satisfaction_canvass"),
     );
-    let mut binds = period_binds(p);
-    binds.push(Bind::Int(SATISFIED_MEAN));
-    (sql, binds)
+    over_period(text, scope, p).bind(SATISFIED_MEAN)
 }
 
 /// How many canvass interviews raised each worry.
-pub(crate) fn worries(mark: char, p: &Period) -> (String, Vec<Bind>) {
-    let sql = format!(
+pub(crate) fn worries(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
+    let text = format!(
         "SELECT w.worry, COUNT(*) FROM report_worries w \
          JOIN report_facts f ON f.doc_id = w.doc_id WHERE {cond} GROUP BY w.worry",
-        cond = in_period(mark, "satisfaction_canvass"),
+        cond = in_period(d, "satisfaction_canvass"),
     );
-    (sql, period_binds(p))
+    over_period(text, scope, p)
 }
 
 /// Dispute counts per org path, status, risk and category; placeholder 8 is today.
-pub(crate) fn disputes(mark: char, p: &Period, today: &str) -> (String, Vec<Bind>) {
-    let sql = format!(
+pub(crate) fn disputes(d: Dialect, scope: &Scope, p: &Period, today: &str) -> Sql<'static> {
+    let text = format!(
         "SELECT f.org_path, f.status, f.risk, f.category, COUNT(*) AS count, \
-         CAST(SUM(CASE WHEN {OPEN_DISPUTE_SQL} AND f.next_follow_up < {mark}8 THEN 1 ELSE 0 END) \
+         CAST(SUM(CASE WHEN {OPEN_DISPUTE_SQL} AND f.next_follow_up < $8 THEN 1 ELSE 0 END) \
               AS BIGINT) AS overdue \
          FROM report_facts f WHERE {cond} \
          GROUP BY f.org_path, f.status, f.risk, f.category",
-        cond = in_period(mark, "dispute_check"),
+        cond = in_period(d, "dispute_check"),
     );
-    let mut binds = period_binds(p);
-    binds.push(Bind::Text(today.to_owned()));
-    (sql, binds)
+    over_period(text, scope, p).bind(today.to_owned())
 }
 
 /// Resolved disputes per org path and days from found to resolved.
-pub(crate) fn resolution_days(mark: char, p: &Period) -> (String, Vec<Bind>) {
-    let sql = format!(
+pub(crate) fn resolution_days(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
+    let text = format!(
         "SELECT f.org_path, CAST(f.days_to_resolution AS BIGINT) AS days, COUNT(*) AS count \
          FROM report_facts f WHERE {cond} AND f.status = 'resolved' \
          AND f.days_to_resolution >= 0 \
          GROUP BY f.org_path, f.days_to_resolution",
-        cond = in_period(mark, "dispute_check"),
+        cond = in_period(d, "dispute_check"),
     );
-    (sql, period_binds(p))
+    over_period(text, scope, p)
 }
 
 /// Drug-control case counts per org path as of `due.today`.
-pub(crate) fn drug(mark: char, due: &DrugDue) -> (String, Vec<Bind>) {
-    let sql = format!(
+pub(crate) fn drug(d: Dialect, scope: &Scope, due: &DrugDue) -> Sql<'static> {
+    let text = format!(
         "SELECT f.org_path, \
          CAST(SUM(CASE WHEN f.status = 'active' THEN 1 ELSE 0 END) AS BIGINT) AS active, \
          CAST(SUM(CASE WHEN f.status = 'relapsed' THEN 1 ELSE 0 END) AS BIGINT) AS relapsed, \
-         CAST(SUM(CASE WHEN f.status = 'active' AND (f.next_visit_due < {mark}6 \
-              OR COALESCE(f.last_visit_on, f.day, '') < {mark}7) THEN 1 ELSE 0 END) AS BIGINT) \
+         CAST(SUM(CASE WHEN f.status = 'active' AND (f.next_visit_due < $6 \
+              OR COALESCE(f.last_visit_on, f.day, '') < $7) THEN 1 ELSE 0 END) AS BIGINT) \
               AS visits_overdue, \
-         CAST(SUM(CASE WHEN f.status = 'active' AND COALESCE(f.last_test_on, '') < {mark}8 \
+         CAST(SUM(CASE WHEN f.status = 'active' AND COALESCE(f.last_test_on, '') < $8 \
               THEN 1 ELSE 0 END) AS BIGINT) AS tests_due \
          FROM report_facts f WHERE {scope} AND f.kind = 'drug_control_case' AND {under} \
          GROUP BY f.org_path",
-        scope = scope_filter("f", mark, 1),
-        under = path_under("f.org_path", mark, 5),
+        scope = scope_filter(d, "f", 1),
+        under = path_under(d, "f.org_path", 5),
     );
-    let binds = vec![
-        Bind::Text(due.org_path.clone()),
-        Bind::Text(due.today.clone()),
-        Bind::Text(due.visited_since.clone()),
-        Bind::Text(due.tested_since.clone()),
-    ];
-    (sql, binds)
+    sql(text)
+        .bind_scope(scope)
+        .bind(due.org_path.clone())
+        .bind(due.today.clone())
+        .bind(due.visited_since.clone())
+        .bind(due.tested_since.clone())
 }
 
 /// A page of a ledger: the reports' rows (as [`super::DOC_COLUMNS`] selects them), by id.
-pub(crate) fn ledger(mark: char, q: &LedgerQuery) -> (String, Vec<Bind>) {
-    let p = |i: usize| format!("{mark}{i}");
-    let sql = format!(
-        "SELECT {columns} FROM documents WHERE id IN (\
-             SELECT f.doc_id FROM report_facts f WHERE {scope} AND f.kind = {kind} AND {under} \
-             AND ({from} IS NULL OR COALESCE(f.day_end, '9999-12-31') >= {from}) \
-             AND ({to} IS NULL OR f.day <= {to}) \
-             AND ({after} IS NULL OR f.doc_id > {after})) \
-         ORDER BY id LIMIT {limit}",
-        columns = super::DOC_COLUMNS,
-        scope = scope_filter("f", mark, 1),
-        kind = p(5),
-        under = path_under("f.org_path", mark, 6),
-        from = p(7),
-        to = p(8),
-        after = p(9),
-        limit = p(10),
+pub(crate) fn ledger(d: Dialect, scope: &Scope, q: &LedgerQuery) -> Sql<'static> {
+    let text = format!(
+        "SELECT {DOC_COLUMNS} FROM documents WHERE id IN (\
+             SELECT f.doc_id FROM report_facts f WHERE {scope} AND f.kind = $5 AND {under} \
+             AND ($7 IS NULL OR COALESCE(f.day_end, '9999-12-31') >= $7) \
+             AND ($8 IS NULL OR f.day <= $8) \
+             AND ($9 IS NULL OR f.doc_id > $9)) \
+         ORDER BY id LIMIT $10",
+        scope = scope_filter(d, "f", 1),
+        under = path_under(d, "f.org_path", 6),
     );
-    let binds = vec![
-        Bind::Text(q.kind.clone()),
-        Bind::Text(q.org_path.clone()),
-        Bind::MaybeText(q.from.clone()),
-        Bind::MaybeText(q.to.clone()),
-        Bind::MaybeText(q.after.clone()),
-        Bind::Int(q.limit),
-    ];
-    (sql, binds)
+    sql(text)
+        .bind_scope(scope)
+        .bind(q.kind.clone())
+        .bind(q.org_path.clone())
+        .bind(q.from.clone())
+        .bind(q.to.clone())
+        .bind(q.after.clone())
+        .bind(q.limit)
 }

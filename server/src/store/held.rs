@@ -1,9 +1,10 @@
-//! Held work: the rows, and its SQL written once for both databases (`$N` placeholders, which
-//! sqlx binds alike on SQLite and Postgres; only the scope condition differs per dialect).
+//! Held work: the rows, and its SQL.
 
 use gridsync_core::DocId;
 
-use super::{Result, StoreError, scope_filter};
+use super::db::Dialect;
+use super::filters::scope_filter;
+use super::{Result, StoreError};
 
 /// What became of held work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -171,16 +172,14 @@ pub(crate) const DECIDE: &str = "UPDATE held_work SET state = $2, decided_by = $
      decided_at = $4, note = $5 WHERE id = $1 AND state = 'held'";
 
 /// A page of the items in a scope, newest first: the scope on `$1`–`$4`, then `$5` state,
-/// `$6` doc, `$7` before this id, `$8` limit. `mark` is the dialect's placeholder sign, which
-/// decides how the scope's org-path range is written.
-pub(crate) fn list(mark: char) -> String {
-    let [state, doc, before, limit] = [5, 6, 7, 8].map(|n| format!("{mark}{n}"));
+/// `$6` doc, `$7` before this id, `$8` limit.
+pub(crate) fn list(d: Dialect) -> String {
     format!(
         "SELECT {COLUMNS} FROM held_work h WHERE {} \
-         AND (CAST({state} AS TEXT) IS NULL OR h.state = {state}) \
-         AND (CAST({doc} AS TEXT) IS NULL OR h.doc_id = {doc}) \
-         AND (CAST({before} AS BIGINT) IS NULL OR h.id < {before}) \
-         ORDER BY h.id DESC LIMIT {limit}",
-        scope_filter("h", mark, 1)
+         AND (CAST($5 AS TEXT) IS NULL OR h.state = $5) \
+         AND (CAST($6 AS TEXT) IS NULL OR h.doc_id = $6) \
+         AND (CAST($7 AS BIGINT) IS NULL OR h.id < $7) \
+         ORDER BY h.id DESC LIMIT $8",
+        scope_filter(d, "h", 1)
     )
 }

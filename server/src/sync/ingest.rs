@@ -1,5 +1,6 @@
-//! Ingest of a pushed batch: what to write for each document, checked against the writer's
-//! scope before and after, and the order of the writes. Each store runs the SQL.
+//! Ingest of a pushed batch, the one way report changes are written: what to write for each
+//! document, checked against the writer's scope before and after, and the order of the writes,
+//! run as the store's statements inside one write transaction.
 //!
 //! Changes the writer may no longer write (the report left their scope while they edited it
 //! offline, or their edit would move it out) are not refused: they are kept as held work, with
@@ -7,11 +8,11 @@
 //! Only changes the server can tell are broken or forged are refused.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use gridsync_core::DocId;
 use gridsync_core::conflict::EDITED_AFTER_REMOVAL;
-use gridsync_core::ingest::{Ingested, NewChange, Refusal, ingest};
+use gridsync_core::ingest::{Ingested, Refusal, ingest};
 use gridsync_core::protocol::{
     Push, PushDoc, PushDocResult, PushOutcome, PushResult, listed_heads,
 };
@@ -19,56 +20,90 @@ use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::{Access, Registry};
 
 use super::CONCURRENT_VALUES;
-use crate::live::{Changed, Touched};
+use crate::live::{Changed, Hub, Touched};
+use crate::metrics::Metrics;
 use crate::scope::Scope;
-use crate::store::{Committed, Result, StoreError, Writer, heads_to_bytes};
+use crate::store::statements::{
+    DocWrite, HeldWrite, NewConflict, OpenConflict, Placement, StoredDoc,
+};
+use crate::store::{Result, Store, Tx, Writer, heads_to_bytes};
 
-/// The statements of an ingest, run by each store inside the batch's write transaction.
-#[async_trait]
-pub trait IngestTx: Send {
-    /// A stored document, its row locked until the transaction ends where the database has
-    /// row locks.
-    async fn stored(&mut self, id: &DocId) -> Result<Option<StoredDoc>>;
-    /// The org path of a grid; `None` when no grid has this id.
-    async fn grid_path(&mut self, grid: &str) -> Result<Option<String>>;
-    /// The scope of an enabled user; `None` when there is no such user or they are disabled.
-    async fn user_scope(&mut self, user_id: &str) -> Result<Option<Scope>>;
-    /// Takes `count` sequence numbers and returns the first. Called last in the transaction,
-    /// so that the counter's lock orders commits as it orders numbers.
-    async fn take_seqs(&mut self, count: i64) -> Result<i64>;
-    async fn insert_document(&mut self, w: &DocWrite, seq: i64) -> Result<()>;
-    /// Updates the row, and its snapshot when `w` carries one (stamped with `seq`).
-    async fn update_document(&mut self, w: &DocWrite, seq: i64) -> Result<()>;
-    async fn insert_change(
-        &mut self,
-        doc: &DocId,
-        seq: i64,
-        change: &NewChange,
+/// How often an ingest runs when a concurrent one inserted the same new document first: the
+/// second run finds the row and locks it.
+const ATTEMPTS: usize = 3;
+
+/// The one way report changes are written: phone pushes, office edits, conflict resolutions,
+/// merged held work and the demo all come here. It runs the core's checks and the scope rules
+/// in one write transaction, commits, and only then counts the changes and pokes the live
+/// clients of every node, so nothing written can skip either.
+#[derive(Clone)]
+pub struct Ingest {
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    live: Hub,
+}
+
+/// The built-in kinds, a metrics registry of its own and this process's fan-out: for the tools
+/// that write outside a server (the benches, the test fixtures).
+impl Default for Ingest {
+    fn default() -> Self {
+        Ingest::new(
+            Arc::new(Registry::builtin()),
+            Arc::new(Metrics::new()),
+            Hub::new(),
+        )
+    }
+}
+
+impl Ingest {
+    pub fn new(registry: Arc<Registry>, metrics: Arc<Metrics>, live: Hub) -> Ingest {
+        Ingest {
+            registry,
+            metrics,
+            live,
+        }
+    }
+
+    /// Writes `push` for `writer` into `store`: for each document, skips known hashes, checks dependencies,
+    /// authorship and scope, applies, validates, stores the changes with server sequence
+    /// numbers, the projection, conflicts and (when due) a new snapshot, in one transaction
+    /// for the whole batch. Returns only after the commit, so every `Acked` is durable.
+    pub async fn push(
+        &self,
+        store: &dyn Store,
         writer: &Writer,
-    ) -> Result<()>;
-    /// Open conflicts of a document as (id, path, code).
-    async fn open_conflicts(&mut self, doc: &DocId) -> Result<Vec<(i64, String, String)>>;
-    /// (path, code) of the rule flags someone marked resolved. A flag is about history, which
-    /// never changes, so it would be found again by every later ingest; once dismissed, it stays so.
-    async fn dismissed_flags(&mut self, doc: &DocId) -> Result<Vec<(String, String)>>;
-    async fn close_conflict(&mut self, id: i64, writer: &Writer) -> Result<()>;
-    async fn insert_conflict(
-        &mut self,
-        doc: &DocId,
-        conflict: &(String, String, String),
-        at: i64,
-    ) -> Result<()>;
-    /// Records that a document left `from` with the change numbered `seq`.
-    async fn insert_exit(&mut self, doc: &DocId, seq: i64, from: &Placement) -> Result<()>;
-    /// Keeps changes as held work: added to the open item of the same report and device, or a
-    /// new item. Changes it holds already are skipped.
-    async fn hold(&mut self, held: &HeldWrite, writer: &Writer) -> Result<()>;
+        push: &Push,
+    ) -> Result<PushResult> {
+        let mut attempt = 1;
+        let committed = loop {
+            let mut tx = store.begin_write().await?;
+            let result = match ingest_batch(&mut tx, writer, push, &self.registry).await {
+                Ok(committed) => tx.commit().await.map(|()| committed),
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if attempt < ATTEMPTS && e.is_unique_violation() => attempt += 1,
+                result => break result?,
+            }
+        };
+        self.metrics.changes_ingested.inc_by(committed.changes);
+        self.live.publish(committed.changed);
+        Ok(committed.result)
+    }
+}
+
+/// A committed ingest: the answer to the pusher, how many new changes it stored, and where.
+#[derive(Debug)]
+struct Committed {
+    result: PushResult,
+    changes: u64,
+    changed: Changed,
 }
 
 /// Ingests `push` for `writer`: one outcome per document, in push order, and what the writes
 /// will have changed once the caller commits.
-pub async fn ingest_batch<T: IngestTx + ?Sized>(
-    tx: &mut T,
+async fn ingest_batch(
+    tx: &mut Tx,
     writer: &Writer,
     push: &Push,
     registry: &Registry,
@@ -89,7 +124,7 @@ pub async fn ingest_batch<T: IngestTx + ?Sized>(
             ));
             continue;
         }
-        let loaded = match tx.stored(&item.doc).await? {
+        let loaded = match tx.stored(&item.doc, true).await? {
             Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
             None => None,
         };
@@ -165,20 +200,17 @@ fn touched(w: &DocWrite, last_seq: i64) -> impl Iterator<Item = Touched> + use<>
 }
 
 /// Writes one document's row, its changes numbered from `first_seq`, and its conflicts.
-async fn write_doc<T: IngestTx + ?Sized>(
-    tx: &mut T,
-    w: &mut DocWrite,
-    first_seq: i64,
-    writer: &Writer,
-) -> Result<()> {
+async fn write_doc(tx: &mut Tx, w: &mut DocWrite, first_seq: i64, writer: &Writer) -> Result<()> {
     if !w.is_new {
         let dismissed = tx.dismissed_flags(&w.id).await?;
         // Values and removals are resolved by a change to the document, after which the
         // document no longer raises them: a later raise is about new edits.
-        w.conflicts.retain(|(path, code, _)| {
-            code == CONCURRENT_VALUES
-                || code == EDITED_AFTER_REMOVAL
-                || !dismissed.iter().any(|(p, c)| p == path && c == code)
+        w.conflicts.retain(|c| {
+            c.code == CONCURRENT_VALUES
+                || c.code == EDITED_AFTER_REMOVAL
+                || !dismissed
+                    .iter()
+                    .any(|d| d.path == c.path && d.code == c.code)
         });
         w.has_conflicts = !w.conflicts.is_empty();
     }
@@ -205,30 +237,9 @@ async fn write_doc<T: IngestTx + ?Sized>(
     Ok(())
 }
 
-/// Where a report sits, which decides who may see it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Placement {
-    pub org_path: String,
-    pub restricted: bool,
-    pub assigned_to: Option<String>,
-}
-
-/// A stored document's row as ingest reads it: its snapshot and the facts scope was decided
-/// from last time.
-#[derive(Debug)]
-pub struct StoredDoc {
-    pub snapshot: Vec<u8>,
-    pub incremental_bytes: i64,
-    pub org_path: String,
-    pub restricted: bool,
-    pub assigned_to: Option<String>,
-    /// Change-log bytes past the snapshot, in sequence order.
-    pub changes: Vec<Vec<u8>>,
-}
-
 /// A stored document loaded for ingest.
 #[derive(Debug)]
-pub struct Loaded {
+struct Loaded {
     pub doc: ReportDoc,
     pub snapshot_len: i64,
     pub incremental_bytes: i64,
@@ -239,14 +250,9 @@ pub struct Loaded {
 
 impl Loaded {
     /// Loads the automerge document from the snapshot followed by the changes after it.
-    pub fn from_stored(id: DocId, stored: StoredDoc) -> Result<Self> {
+    fn from_stored(id: DocId, mut stored: StoredDoc) -> Result<Self> {
         let snapshot_len = stored.snapshot.len() as i64;
-        let mut bytes = stored.snapshot;
-        for change in &stored.changes {
-            bytes.extend_from_slice(change);
-        }
-        let doc = ReportDoc::load(id, &bytes)
-            .map_err(|e| StoreError::Corrupt(format!("document {id}: {e}")))?;
+        let doc = stored.take_doc(id)?;
         Ok(Loaded {
             doc,
             snapshot_len,
@@ -273,40 +279,6 @@ impl Applied {
     }
 }
 
-/// What to write for one document. The store assigns `changes` consecutive sequence numbers.
-#[derive(Debug)]
-pub struct DocWrite {
-    pub id: DocId,
-    pub is_new: bool,
-    pub kind: String,
-    pub schema_version: i64,
-    pub grid_id: String,
-    pub org_path: String,
-    pub restricted: bool,
-    pub assigned_to: Option<String>,
-    pub heads: Vec<u8>,
-    pub projection: String,
-    /// The projection with the schema's sensitive values redacted, for searches by readers
-    /// without clearance.
-    pub public_text: String,
-    pub status: Option<String>,
-    pub has_conflicts: bool,
-    pub problems: String,
-    pub created_by: String,
-    pub created_at: i64,
-    pub updated_at: i64,
-    pub changes: Vec<NewChange>,
-    /// A fresh snapshot when the incremental bytes outgrew the old one; it covers every change
-    /// up to and including this write, so the store stamps it with this write's last sequence.
-    pub snapshot: Option<Vec<u8>>,
-    /// Bytes of changes after the snapshot, once this write is stored.
-    pub incremental_bytes: i64,
-    /// Open conflicts as (path, code, detail JSON).
-    pub conflicts: Vec<(String, String, String)>,
-    /// Where the report was before this write, when this write moves it.
-    pub left: Option<Placement>,
-}
-
 /// Whom a push newly assigns a restricted report to, and what that person may see.
 struct Assignee {
     user: String,
@@ -324,22 +296,6 @@ fn new_assignee(applied: &Applied, registry: &Registry) -> Option<String> {
     let now = applied.ingested.projection["fields"][assigned_field.as_str()].as_str()?;
     let before = applied.before.as_ref()?.assigned_to.as_deref();
     (before != Some(now)).then(|| now.to_owned())
-}
-
-/// Changes kept as held work, and where the report they belong to sits now.
-#[derive(Debug)]
-pub struct HeldWrite {
-    pub doc: DocId,
-    pub kind: String,
-    pub grid_id: String,
-    /// The report's place now (or, for a report new to the server, the place it names): the
-    /// people it puts in scope are the ones who decide.
-    pub placement: Placement,
-    /// The report as the held changes would leave it.
-    pub projection: String,
-    pub changes: Vec<NewChange>,
-    pub code: String,
-    pub reason: String,
 }
 
 /// What to do with one document's push.
@@ -507,15 +463,13 @@ fn plan(
     } else {
         (None, incremental + added)
     };
-    let mut conflicts: Vec<(String, String, String)> = ingested
+    let mut conflicts: Vec<NewConflict> = ingested
         .conflicts
         .iter()
-        .map(|c| {
-            (
-                c.path.to_string(),
-                CONCURRENT_VALUES.to_owned(),
-                serde_json::to_string(&c.values).unwrap_or_default(),
-            )
+        .map(|c| NewConflict {
+            path: c.path.to_string(),
+            code: CONCURRENT_VALUES.to_owned(),
+            detail: serde_json::to_string(&c.values).unwrap_or_default(),
         })
         .collect();
     conflicts.extend(ingested.flags.iter().map(|f| {
@@ -530,7 +484,11 @@ fn plan(
             }),
             None => serde_json::json!(f.message),
         };
-        (f.path(), f.code.clone(), detail.to_string())
+        NewConflict {
+            path: f.path(),
+            code: f.code.clone(),
+            detail: detail.to_string(),
+        }
     }));
     let left = before
         .as_ref()
@@ -584,28 +542,28 @@ fn rejected(code: &str, reason: String) -> PushOutcome {
     }
 }
 
-/// Open-conflict bookkeeping: which stored open rows (id, path, code) no longer hold, and which
-/// current conflicts have no open row yet.
+/// Open-conflict bookkeeping: which stored open rows no longer hold, and which current
+/// conflicts have no open row yet.
 fn conflict_diff<'a>(
-    open: &[(i64, String, String)],
-    current: &'a [(String, String, String)],
-) -> (Vec<i64>, Vec<&'a (String, String, String)>) {
+    open: &[OpenConflict],
+    current: &'a [NewConflict],
+) -> (Vec<i64>, Vec<&'a NewConflict>) {
     let current_keys: HashSet<(&str, &str)> = current
         .iter()
-        .map(|(p, c, _)| (p.as_str(), c.as_str()))
+        .map(|c| (c.path.as_str(), c.code.as_str()))
         .collect();
     let open_keys: HashSet<(&str, &str)> = open
         .iter()
-        .map(|(_, p, c)| (p.as_str(), c.as_str()))
+        .map(|o| (o.path.as_str(), o.code.as_str()))
         .collect();
     let gone = open
         .iter()
-        .filter(|(_, p, c)| !current_keys.contains(&(p.as_str(), c.as_str())))
-        .map(|(id, _, _)| *id)
+        .filter(|o| !current_keys.contains(&(o.path.as_str(), o.code.as_str())))
+        .map(|o| o.id)
         .collect();
     let new = current
         .iter()
-        .filter(|(p, c, _)| !open_keys.contains(&(p.as_str(), c.as_str())))
+        .filter(|c| !open_keys.contains(&(c.path.as_str(), c.code.as_str())))
         .collect();
     (gone, new)
 }

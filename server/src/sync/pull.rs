@@ -1,6 +1,5 @@
 //! Serving one page of a pull from stored bytes: which documents, which body for each, the byte
-//! budget, resends, evictions and the digest. Each store answers the reads in one read
-//! transaction.
+//! budget, resends, evictions and the digest, over the store's reads in one read transaction.
 //!
 //! A scope's feed is ordered by server sequence and holds two kinds of entries: documents (at
 //! their latest change) and exits (a document leaving the scope, at the change that moved it).
@@ -8,66 +7,33 @@
 
 use std::collections::HashMap;
 
-use async_trait::async_trait;
 use gridsync_core::DocId;
 use gridsync_core::protocol::{Digest, Hash, Pull, PullBody, PullDoc, PullResult, listed_heads};
 
 use crate::scope::Scope;
-use crate::store::Result;
+use crate::store::statements::{PageDoc, PulledChange};
+use crate::store::{Result, Store, Tx};
 
 /// How many documents one page lists before the byte budget is applied.
 pub const PAGE_DOCS: i64 = 500;
 
-/// One document of a pull page, as listed from the documents table.
-#[derive(Debug, Clone)]
-pub struct PageDoc {
-    pub id: DocId,
-    pub seq: i64,
-    pub heads: Vec<u8>,
-    pub snapshot_len: i64,
-    pub snapshot_seq: i64,
-    pub incremental_bytes: i64,
-}
-
-/// A change-log row fetched for a pull.
-#[derive(Debug, Clone)]
-pub struct PulledChange {
-    pub seq: i64,
-    pub device_id: Option<String>,
-    pub hash: Vec<u8>,
-    pub bytes: Vec<u8>,
-}
-
-/// The reads a pull makes. Each store implements them on its connection, inside one read
-/// transaction, so a page and its digest describe the same moment.
-#[async_trait]
-pub trait PullReads: Send {
-    /// The sequence below which change-log rows may have been pruned.
-    async fn horizon(&mut self) -> Result<i64>;
-    /// A document of `scope` with its snapshot bytes; `None` when it is not in the scope.
-    async fn scoped_doc(&mut self, scope: &Scope, id: &DocId)
-    -> Result<Option<(PageDoc, Vec<u8>)>>;
-    /// Up to `limit` documents of `scope` whose sequence is past `after`, oldest first.
-    async fn page(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<PageDoc>>;
-    /// Change-log rows of the documents of `scope` whose sequence is in `(after, last]`: those
-    /// past `since`, or, when `since` is `None`, those past each document's snapshot.
-    async fn page_changes(
-        &mut self,
-        scope: &Scope,
-        after: i64,
-        last: i64,
-        since: Option<i64>,
-    ) -> Result<Vec<(DocId, PulledChange)>>;
-    /// The stored snapshots of `ids` (all of them in scope, listed by this pull).
-    async fn snapshots(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, Vec<u8>>>;
-    async fn changes_after(&mut self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>>;
-    /// (document id, heads) of every document of `scope`.
-    async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>>;
-    /// Documents that left `scope` after sequence `after` and are not back in it, with the
-    /// sequence of their leaving, oldest first, at most `limit`.
-    async fn exits(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<(DocId, i64)>>;
-    /// The highest sequence number handed out.
-    async fn last_seq(&mut self) -> Result<i64>;
+/// Serves one page of `pull` for a caller with `scope`, pulling from `device`, from stored
+/// bytes, without loading any automerge document: the reads run in one read transaction, so a
+/// page and its digest describe the same moment.
+pub async fn pull(
+    store: &dyn Store,
+    scope: &Scope,
+    device: Option<&str>,
+    pull: &Pull,
+) -> Result<PullResult> {
+    let mut tx = store.begin_read().await?;
+    let result = pull_page(&mut tx, scope, device, pull).await?;
+    tx.commit().await?;
+    if let Some(device) = device.filter(|_| pull.after <= pull.since) {
+        // The first page of a pull shows what the device holds; that bounds pruning.
+        store.set_device_cursor(device, to_seq(pull.since)).await?;
+    }
+    Ok(result)
 }
 
 /// What to send for one document.
@@ -85,8 +51,8 @@ enum Body {
 }
 
 /// Answers one page of `pull` for a caller with `scope`, pulling from `device`.
-pub async fn pull_page<R: PullReads + ?Sized>(
-    reads: &mut R,
+async fn pull_page(
+    reads: &mut Tx,
     scope: &Scope,
     device: Option<&str>,
     pull: &Pull,

@@ -16,6 +16,7 @@ use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_core::schema::Registry;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{self, Level, OrgUnit, Store, Writer};
+use gridsync_server::sync::{Ingest, pull};
 use sqlx::Connection;
 
 /// A store and what keeps its database alive.
@@ -321,6 +322,11 @@ pub fn registry() -> Registry {
     Registry::builtin()
 }
 
+/// The server's one ingest, with the built-in kinds.
+pub fn ingest() -> Ingest {
+    Ingest::default()
+}
+
 /// Pulls everything in `scope` into `replica`, page by page, checking that no page needed a
 /// resend (each document arrives with its whole history since the last pull).
 pub async fn pull_all(
@@ -334,7 +340,7 @@ pub async fn pull_all(
     for _ in 0..10_000 {
         let pull: Pull = replica.build_pull(budget);
         assert!(pull.resend.is_empty(), "a page arrived without history");
-        let result = store.pull(scope, device, &pull).await.expect("pull");
+        let result = pull::pull(store, scope, device, &pull).await.expect("pull");
         pages.push(result.clone());
         let summary = replica.apply_pull_result(result).expect("apply pull");
         assert!(
@@ -372,9 +378,6 @@ pub async fn file_report(
         doc.append_log(&object(entry.clone()), &by).expect("log");
     }
     let push = push_all(&mut [&mut doc]);
-    let result = store
-        .ingest(&admin(), &push, &registry())
-        .await
-        .expect("ingest");
+    let result = ingest().push(store, &admin(), &push).await.expect("ingest");
     assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
 }

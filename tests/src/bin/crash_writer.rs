@@ -12,9 +12,9 @@ use anyhow::{Context, Result, bail};
 use gridsync_core::DocId;
 use gridsync_core::protocol::{Push, PushDoc, PushOutcome};
 use gridsync_core::report::{Editor, ReportDoc};
-use gridsync_core::schema::Registry;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{self, Level, OrgUnit, Store, Writer};
+use gridsync_server::sync::Ingest;
 use serde_json::json;
 
 const USER: &str = "crash-writer";
@@ -31,7 +31,7 @@ async fn main() -> Result<()> {
         .context("usage: crash-writer DATABASE_URL")?;
     let store = store::open(&url).await?;
     seed_org(store.as_ref()).await?;
-    let registry = Registry::builtin();
+    let ingest = Ingest::default();
     let writer = Writer {
         user_id: USER.into(),
         device_id: Some("crash-phone".into()),
@@ -71,7 +71,7 @@ async fn main() -> Result<()> {
         writeln!(stdout, "push {}", push.docs.len())?;
         stdout.flush()?;
 
-        let result = store.ingest(&writer, &push, &registry).await?;
+        let result = ingest.push(store.as_ref(), &writer, &push).await?;
 
         // Only now is the batch committed; a line printed earlier could name a change that a
         // kill during ingest takes away.

@@ -1,0 +1,1348 @@
+//! The one SQL implementation of [`Store`], for SQLite and Postgres alike: every statement is
+//! written once with `$N` placeholders, and what the dialects spell apart comes from
+//! [`Dialect`]. The statements of ingest and pull are in `statements.rs`.
+
+use async_trait::async_trait;
+use gridsync_core::DocId;
+use gridsync_core::report::ReportDoc;
+
+use super::blobs::Piece;
+use super::db::{Db, Dialect, On, Tx, sql, sql_with};
+use super::facts::{
+    self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
+};
+use super::filters::{
+    Conditions, conflict_list_where, json_contains_pattern, report_list_where, scope_filter,
+    users_under,
+};
+use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
+use super::rows::{
+    ATTACHMENT_COLUMNS, AUDIT_COLUMNS, AttachmentRecord, AuditRow, CHANGE_LOG_COLUMNS,
+    CONFLICT_COLUMNS, CONFLICT_ITEM_COLUMNS, ChangeLogRecord, ConflictItemRecord, ConflictRecord,
+    DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, ORG_COLUMNS, OrgRecord, REFRESH_COLUMNS, USER_COLUMNS,
+    UserRecord, convert,
+};
+use super::{
+    AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
+    ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, NextRefreshToken, OrgUnit,
+    OrphansCollected, Page, PieceHasher, PoolUse, RefreshToken, ReportQuery, Result, Rotation,
+    SigningKey, Store, StoreError, UploadChunk, UploadOutcome, UploadState, User, UserPatch,
+    UserQuery, UserUpdated, cut_range, pieces, postgres, sessions, sqlite,
+};
+use crate::auth::refresh::{self, Verdict};
+use crate::scope::Scope;
+
+/// A database, SQLite or Postgres, behind the [`Store`] trait.
+pub struct SqlStore {
+    db: Db,
+}
+
+impl SqlStore {
+    pub(crate) fn new(db: Db) -> Self {
+        SqlStore { db }
+    }
+
+    pub(super) fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn migrate(&self) -> Result<()> {
+        self.db.migrate().await
+    }
+
+    async fn check_migrations(&self) -> Result<()> {
+        let d = self.dialect();
+        let tracked: bool = sql(d.migrations_tracked())
+            .fetch_value(self.db.read())
+            .await?;
+        let applied: Vec<(i64,)> = if tracked {
+            sql("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(self.db.read())
+                .await?
+        } else {
+            Vec::new()
+        };
+        let applied: Vec<i64> = applied.into_iter().map(|(v,)| v).collect();
+        super::migration_gap(d.migrator(), &applied)
+    }
+
+    async fn backup(&self, to: &std::path::Path) -> Result<()> {
+        match self.dialect() {
+            Dialect::Sqlite => sqlite::backup(&self.db, to).await,
+            Dialect::Postgres => Err(postgres::backup_advice()),
+        }
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sql("SELECT 1").execute(self.db.read()).await?;
+        Ok(())
+    }
+
+    async fn count_open_conflicts(&self) -> Result<i64> {
+        let (n,): (i64,) = sql("SELECT COUNT(*) FROM conflicts WHERE resolved_at IS NULL")
+            .fetch_one(self.db.read())
+            .await?;
+        Ok(n)
+    }
+
+    fn pool_use(&self) -> Vec<PoolUse> {
+        self.db.pool_use()
+    }
+
+    async fn upsert_org_unit(&self, unit: &OrgUnit) -> Result<()> {
+        sql(
+            "INSERT INTO org_units (id, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET parent_id = $2, level = $3, name = $4, path = $5",
+        )
+        .bind(&unit.id)
+        .bind(&unit.parent_id)
+        .bind(unit.level.as_str())
+        .bind(&unit.name)
+        .bind(&unit.path)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn org_unit(&self, id: &str) -> Result<Option<OrgUnit>> {
+        let row: Option<OrgRecord> =
+            sql(format!("SELECT {ORG_COLUMNS} FROM org_units WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.db.read())
+                .await?;
+        row.map(OrgUnit::try_from).transpose()
+    }
+
+    async fn org_units(&self) -> Result<Vec<OrgUnit>> {
+        let rows: Vec<OrgRecord> =
+            sql(format!("SELECT {ORG_COLUMNS} FROM org_units ORDER BY path"))
+                .fetch_all(self.db.read())
+                .await?;
+        convert(rows)
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<()> {
+        let result = sql(
+            "INSERT INTO users (id, username, display_name, password_hash, role, org_unit_id, \
+             disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&user.id)
+        .bind(&user.username)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(&user.org_unit_id)
+        .bind(user.disabled)
+        .bind(user.created_at)
+        .execute(self.db.write())
+        .await;
+        match result {
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate(format!("user {}", user.username)))
+            }
+            other => other.map(|_| ()),
+        }
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<User>> {
+        let row: Option<UserRecord> =
+            sql(format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(self.db.read())
+                .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        let row: Option<UserRecord> = sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        ))
+        .bind(username)
+        .fetch_optional(self.db.read())
+        .await?;
+        row.map(User::try_from).transpose()
+    }
+
+    async fn users(&self) -> Result<Vec<User>> {
+        let rows: Vec<UserRecord> = sql(format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        ))
+        .fetch_all(self.db.read())
+        .await?;
+        convert(rows)
+    }
+
+    async fn count_users(&self) -> Result<i64> {
+        let (n,): (i64,) = sql("SELECT COUNT(*) FROM users")
+            .fetch_one(self.db.read())
+            .await?;
+        Ok(n)
+    }
+
+    async fn upsert_device(&self, d: &Device) -> Result<()> {
+        sql(
+            "INSERT INTO devices (id, user_id, name, created_at, last_seen_at, revoked_at, cursor) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
+             user_id = $2, name = $3, last_seen_at = $5, revoked_at = $6, cursor = $7",
+        )
+        .bind(&d.id)
+        .bind(&d.user_id)
+        .bind(&d.name)
+        .bind(d.created_at)
+        .bind(d.last_seen_at)
+        .bind(d.revoked_at)
+        .bind(d.cursor)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn device(&self, id: &str) -> Result<Option<Device>> {
+        let row: Option<Device> = sql(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.db.read())
+        .await?;
+        Ok(row)
+    }
+
+    async fn devices(&self) -> Result<Vec<Device>> {
+        sql(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, id"
+        ))
+        .fetch_all(self.db.read())
+        .await
+    }
+
+    async fn revoke_device(&self, id: &str, at: i64) -> Result<bool> {
+        let mut tx = self.db.begin_write().await?;
+        let done = sql(
+            "UPDATE devices SET revoked_at = $2, retiring_at = NULL WHERE id = $1 \
+                 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(&mut tx)
+        .await?;
+        sql("DELETE FROM refresh_tokens WHERE device_id = $1")
+            .bind(id)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done > 0)
+    }
+
+    async fn finish_retirement(&self, id: &str, at: i64) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        sql("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+            .bind(id)
+            .bind(at)
+            .execute(&mut tx)
+            .await?;
+        sql("DELETE FROM refresh_tokens WHERE device_id = $1")
+            .bind(id)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retire_device(&self, id: &str, at: i64) -> Result<bool> {
+        let done = sql(
+            "UPDATE devices SET retiring_at = COALESCE(retiring_at, $2) \
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(self.db.write())
+        .await?;
+        Ok(done > 0)
+    }
+
+    async fn note_device_pending(&self, id: &str, pending: i64, at: i64) -> Result<()> {
+        sql(
+            "UPDATE devices SET pending_changes = $2, pending_at = $3, last_seen_at = $3 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(pending)
+        .bind(at)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn set_device_scope(&self, id: &str, scope_key: &str) -> Result<()> {
+        sql("UPDATE devices SET scope_key = $2 WHERE id = $1")
+            .bind(id)
+            .bind(scope_key)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
+    }
+
+    async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {
+        sql("INSERT INTO refresh_tokens \
+             (token_hash, device_id, family, expires_at, used_at, replaces) \
+             VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&t.token_hash)
+        .bind(&t.device_id)
+        .bind(&t.family)
+        .bind(t.expires_at)
+        .bind(t.used_at)
+        .bind(&t.replaces)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented: &[u8],
+        next: &NextRefreshToken,
+        now: i64,
+    ) -> Result<Rotation> {
+        let mut tx = self.db.begin_write().await?;
+        // Refreshes of one device take turns on its row (on SQLite, the single writer makes
+        // every refresh take turns): locking the presented token alone would let a revocation
+        // of the family miss the successor a concurrent refresh of a newer token inserts. Each
+        // statement after the lock sees what the previous turn committed.
+        let device: Option<(String,)> = sql(format!(
+            "SELECT d.id FROM devices d JOIN refresh_tokens t ON t.device_id = d.id \
+             WHERE t.token_hash = $1{}",
+            tx.dialect().for_update("d")
+        ))
+        .bind(presented)
+        .fetch_optional(&mut tx)
+        .await?;
+        if device.is_none() {
+            return Ok(Rotation::Refused);
+        }
+        let spent: Option<RefreshToken> = sql(format!(
+            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE token_hash = $1"
+        ))
+        .bind(presented)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some(spent) = spent else {
+            return Ok(Rotation::Refused);
+        };
+        let successors: Vec<RefreshToken> = sql(format!(
+            "SELECT {REFRESH_COLUMNS} FROM refresh_tokens WHERE replaces = $1"
+        ))
+        .bind(presented)
+        .fetch_all(&mut tx)
+        .await?;
+        let spend = match refresh::judge(&spent, &successors, now) {
+            Verdict::Expired => return Ok(Rotation::Refused),
+            Verdict::Reused => {
+                sql("DELETE FROM refresh_tokens WHERE family = $1")
+                    .bind(&spent.family)
+                    .execute(&mut tx)
+                    .await?;
+                tx.commit().await?;
+                return Ok(Rotation::Reused { spent });
+            }
+            Verdict::Fresh => presented.to_vec(),
+            Verdict::Grace { lost } => lost,
+        };
+        sql("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
+            .bind(&spend)
+            .bind(now)
+            .execute(&mut tx)
+            .await?;
+        sql("INSERT INTO refresh_tokens \
+             (token_hash, device_id, family, expires_at, used_at, replaces) \
+             VALUES ($1, $2, $3, $4, NULL, $5)")
+        .bind(&next.token_hash)
+        .bind(&spent.device_id)
+        .bind(&spent.family)
+        .bind(next.expires_at)
+        .bind(presented)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        let grace = spend != presented;
+        Ok(Rotation::Rotated { spent, grace })
+    }
+
+    async fn revoke_token_family(&self, family: &str) -> Result<()> {
+        sql("DELETE FROM refresh_tokens WHERE family = $1")
+            .bind(family)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
+    }
+
+    async fn session_live(&self, family: &str, device_id: &str) -> Result<bool> {
+        sql(sessions::LIVE)
+            .bind(family)
+            .bind(device_id)
+            .fetch_value(self.db.read())
+            .await
+    }
+
+    async fn insert_signing_key(&self, key: &SigningKey) -> Result<()> {
+        sql("INSERT INTO signing_keys (kid, secret, created_at) VALUES ($1, $2, $3)")
+            .bind(&key.kid)
+            .bind(&key.secret)
+            .bind(key.created_at)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<SigningKey>> {
+        sql("SELECT kid, secret, created_at FROM signing_keys ORDER BY created_at DESC, kid DESC")
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn begin_write(&self) -> Result<Tx> {
+        self.db.begin_write().await
+    }
+
+    async fn begin_read(&self) -> Result<Tx> {
+        self.db.begin_read().await
+    }
+
+    async fn set_device_cursor(&self, id: &str, cursor: i64) -> Result<()> {
+        sql("UPDATE devices SET cursor = $2 WHERE id = $1")
+            .bind(id)
+            .bind(cursor)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
+    }
+
+    async fn document(&self, id: &DocId) -> Result<Option<DocumentRow>> {
+        let row: Option<DocRecord> =
+            sql(format!("SELECT {DOC_COLUMNS} FROM documents WHERE id = $1"))
+                .bind(id.to_string())
+                .fetch_optional(self.db.read())
+                .await?;
+        row.map(DocumentRow::try_from).transpose()
+    }
+
+    async fn load_doc(&self, id: &DocId) -> Result<Option<ReportDoc>> {
+        let mut tx = self.db.begin_read().await?;
+        let stored = tx.stored(id, false).await?;
+        tx.commit().await?;
+        stored.map(|mut s| s.take_doc(*id)).transpose()
+    }
+
+    async fn changes_of(&self, id: &DocId) -> Result<Vec<ChangeRow>> {
+        let rows: Vec<ChangeLogRecord> = sql(format!(
+            "SELECT {CHANGE_LOG_COLUMNS} FROM changes WHERE doc_id = $1 ORDER BY seq"
+        ))
+        .bind(id.to_string())
+        .fetch_all(self.db.read())
+        .await?;
+        convert(rows)
+    }
+
+    async fn conflicts_of(&self, id: &DocId) -> Result<Vec<ConflictRow>> {
+        let rows: Vec<ConflictRecord> = sql(format!(
+            "SELECT {CONFLICT_COLUMNS} FROM conflicts WHERE doc_id = $1 ORDER BY id"
+        ))
+        .bind(id.to_string())
+        .fetch_all(self.db.read())
+        .await?;
+        convert(rows)
+    }
+
+    async fn list_reports(&self, scope: &Scope, q: &ReportQuery) -> Result<Page<DocumentRow>> {
+        let filter = report_list_where(self.dialect());
+        let org = q.org_path.clone();
+        let text = q.q.as_deref().map(json_contains_pattern);
+        let (after_at, after_id) = q.after.clone().unzip();
+        let mut tx = self.db.begin_read().await?;
+        let rows: Vec<DocRecord> = sql(format!(
+            "SELECT {DOC_COLUMNS} FROM documents d WHERE {filter} \
+             ORDER BY d.updated_at DESC, d.id DESC LIMIT $15"
+        ))
+        .bind_scope(scope)
+        .bind(&q.kind)
+        .bind(&org)
+        .bind(&q.status)
+        .bind(&q.review_state)
+        .bind(q.updated_since)
+        .bind(&text)
+        .bind(q.q_redacted)
+        .bind(q.has_conflicts)
+        .bind(after_at)
+        .bind(&after_id)
+        .bind(q.limit + 1)
+        .fetch_all(&mut tx)
+        .await?;
+        let (total,): (i64,) = sql(format!("SELECT COUNT(*) FROM documents d WHERE {filter}"))
+            .bind_scope(scope)
+            .bind(&q.kind)
+            .bind(&org)
+            .bind(&q.status)
+            .bind(&q.review_state)
+            .bind(q.updated_since)
+            .bind(&text)
+            .bind(q.q_redacted)
+            .bind(q.has_conflicts)
+            .bind(None::<i64>)
+            .bind(None::<String>)
+            .fetch_one(&mut tx)
+            .await?;
+        tx.commit().await?;
+        let more = rows.len() as i64 > q.limit;
+        let items = rows
+            .into_iter()
+            .take(usize::try_from(q.limit).unwrap_or(0))
+            .map(DocumentRow::try_from)
+            .collect::<Result<_>>()?;
+        Ok(Page { items, more, total })
+    }
+
+    async fn set_review_state(&self, id: &DocId, state: &str, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.db.begin_write().await?;
+        let done = sql("UPDATE documents SET review_state = $2 WHERE id = $1")
+            .bind(id.to_string())
+            .bind(state)
+            .execute(&mut tx)
+            .await?;
+        if done == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn conflict(&self, id: i64) -> Result<Option<ConflictItem>> {
+        let row: Option<ConflictItemRecord> = sql(format!(
+            "SELECT {CONFLICT_ITEM_COLUMNS} FROM conflicts c JOIN documents d ON d.id = c.doc_id \
+             WHERE c.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.db.read())
+        .await?;
+        row.map(ConflictItem::try_from).transpose()
+    }
+
+    async fn list_conflicts(&self, scope: &Scope, q: &ConflictQuery) -> Result<Page<ConflictItem>> {
+        let filter = conflict_list_where(self.dialect());
+        let org = q.org_path.clone();
+        let mut tx = self.db.begin_read().await?;
+        let rows: Vec<ConflictItemRecord> = sql(format!(
+            "SELECT {CONFLICT_ITEM_COLUMNS} FROM conflicts c JOIN documents d ON d.id = c.doc_id \
+             WHERE {filter} ORDER BY c.id LIMIT $8"
+        ))
+        .bind_scope(scope)
+        .bind(&q.kind)
+        .bind(&org)
+        .bind(q.after)
+        .bind(q.limit + 1)
+        .fetch_all(&mut tx)
+        .await?;
+        let (total,): (i64,) = sql(format!(
+            "SELECT COUNT(*) FROM conflicts c JOIN documents d ON d.id = c.doc_id WHERE {filter}"
+        ))
+        .bind_scope(scope)
+        .bind(&q.kind)
+        .bind(&org)
+        .bind(None::<i64>)
+        .fetch_one(&mut tx)
+        .await?;
+        tx.commit().await?;
+        let more = rows.len() as i64 > q.limit;
+        let items = rows
+            .into_iter()
+            .take(usize::try_from(q.limit).unwrap_or(0))
+            .map(ConflictItem::try_from)
+            .collect::<Result<_>>()?;
+        Ok(Page { items, more, total })
+    }
+
+    async fn dismiss_flag(&self, id: i64, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.db.begin_write().await?;
+        // Lock the report's row as ingest does, so has_conflicts is computed from the rows as
+        // the last of the two writers leaves them.
+        let doc: Option<(String,)> = sql(format!(
+            "SELECT d.id FROM documents d JOIN conflicts c ON c.doc_id = d.id WHERE c.id = $1{}",
+            tx.dialect().for_update("d")
+        ))
+        .bind(id)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some((doc,)) = doc else {
+            return Ok(false);
+        };
+        let done = sql(
+            "UPDATE conflicts SET resolved_at = $2, resolved_by = $3 WHERE id = $1 \
+             AND resolved_at IS NULL AND code <> 'concurrent_values'",
+        )
+        .bind(id)
+        .bind(audit.at)
+        .bind(&audit.user_id)
+        .execute(&mut tx)
+        .await?;
+        if done == 0 {
+            return Ok(false);
+        }
+        sql(
+            "UPDATE documents SET has_conflicts = EXISTS (SELECT 1 FROM conflicts \
+             WHERE doc_id = $1 AND resolved_at IS NULL) WHERE id = $1",
+        )
+        .bind(&doc)
+        .execute(&mut tx)
+        .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn held_work(&self, scope: &Scope, q: &HeldQuery) -> Result<Vec<HeldItem>> {
+        let rows: Vec<held::HeldRow> = sql(held::list(self.dialect()))
+            .bind_scope(scope)
+            .bind(q.state.map(HeldState::as_str))
+            .bind(q.doc_id.map(|d| d.to_string()))
+            .bind(q.before)
+            .bind(q.limit)
+            .fetch_all(self.db.read())
+            .await?;
+        rows.into_iter().map(HeldItem::try_from).collect()
+    }
+
+    async fn held_item(&self, id: i64) -> Result<Option<HeldItem>> {
+        let row: Option<held::HeldRow> = sql(held::one())
+            .bind(id)
+            .fetch_optional(self.db.read())
+            .await?;
+        row.map(HeldItem::try_from).transpose()
+    }
+
+    async fn held_changes(&self, id: i64) -> Result<Vec<Vec<u8>>> {
+        let rows: Vec<(Vec<u8>,)> = sql(held::CHANGES)
+            .bind(id)
+            .fetch_all(self.db.read())
+            .await?;
+        Ok(rows.into_iter().map(|(bytes,)| bytes).collect())
+    }
+
+    async fn decide_held(&self, id: i64, d: &HeldDecision) -> Result<bool> {
+        let done = sql(held::DECIDE)
+            .bind(id)
+            .bind(d.state.as_str())
+            .bind(&d.by)
+            .bind(d.at)
+            .bind(&d.note)
+            .execute(self.db.write())
+            .await?;
+        Ok(done > 0)
+    }
+
+    async fn prune(&self) -> Result<u64> {
+        let mut tx = self.db.begin_write().await?;
+        let (horizon,): (i64,) = sql(
+            "SELECT COALESCE((SELECT MIN(cursor) FROM devices WHERE revoked_at IS NULL), \
+             (SELECT value FROM counters WHERE name = 'seq'))",
+        )
+        .fetch_one(&mut tx)
+        .await?;
+        let deleted = sql("DELETE FROM changes WHERE seq <= $1 \
+             AND seq <= (SELECT snapshot_seq FROM documents d WHERE d.id = changes.doc_id)")
+        .bind(horizon)
+        .execute(&mut tx)
+        .await?;
+        sql(format!(
+            "UPDATE counters SET value = {} WHERE name = 'horizon'",
+            tx.dialect().greatest("value", "$1")
+        ))
+        .bind(horizon)
+        .execute(&mut tx)
+        .await?;
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    async fn insert_org_unit(&self, unit: &OrgUnit) -> Result<()> {
+        let result = sql(
+            "INSERT INTO org_units (id, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&unit.id)
+        .bind(&unit.parent_id)
+        .bind(unit.level.as_str())
+        .bind(&unit.name)
+        .bind(&unit.path)
+        .execute(self.db.write())
+        .await;
+        org_insert_result(result, unit)
+    }
+
+    async fn rename_org_unit(&self, id: &str, name: &str) -> Result<bool> {
+        let done = sql("UPDATE org_units SET name = $2 WHERE id = $1")
+            .bind(id)
+            .bind(name)
+            .execute(self.db.write())
+            .await?;
+        Ok(done > 0)
+    }
+
+    async fn users_page(&self, q: &UserQuery) -> Result<Page<User>> {
+        let d = self.dialect();
+        let under = users_under(d);
+        let username = d.bytewise("username");
+        let mut tx = self.db.begin_read().await?;
+        let rows: Vec<UserRecord> = sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {under} AND {username} > $2 \
+             ORDER BY {username} LIMIT $3"
+        ))
+        .bind(&q.org_prefix)
+        .bind(q.after.as_deref().unwrap_or(""))
+        .bind(q.limit + 1)
+        .fetch_all(&mut tx)
+        .await?;
+        let (total,): (i64,) = sql(format!("SELECT COUNT(*) FROM users WHERE {under}"))
+            .bind(&q.org_prefix)
+            .fetch_one(&mut tx)
+            .await?;
+        tx.commit().await?;
+        let more = rows.len() as i64 > q.limit;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .take(q.limit as usize)
+                .map(User::try_from)
+                .collect::<Result<_>>()?,
+            more,
+            total,
+        })
+    }
+
+    async fn update_user(
+        &self,
+        id: &str,
+        patch: &UserPatch,
+        now: i64,
+    ) -> Result<Option<UserUpdated>> {
+        let mut tx = self.db.begin_write().await?;
+        let row: Option<UserRecord> = sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1{}",
+            tx.dialect().for_update("")
+        ))
+        .bind(id)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (user, retire) = patch.apply(&User::try_from(row)?);
+        let result = sql(
+            "UPDATE users SET display_name = $2, password_hash = $3, role = $4, \
+             org_unit_id = $5, disabled = $6 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(&user.org_unit_id)
+        .bind(user.disabled)
+        .execute(&mut tx)
+        .await;
+        match result {
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
+                return Err(StoreError::NotFound(format!(
+                    "org unit {}",
+                    user.org_unit_id
+                )));
+            }
+            other => other?,
+        };
+        let mut retiring_devices = Vec::new();
+        if retire {
+            let ids: Vec<(String,)> = sql(
+                "UPDATE devices SET retiring_at = $2 WHERE user_id = $1 AND revoked_at IS NULL \
+                 AND retiring_at IS NULL RETURNING id",
+            )
+            .bind(id)
+            .bind(now)
+            .fetch_all(&mut tx)
+            .await?;
+            retiring_devices = ids.into_iter().map(|(d,)| d).collect();
+            retiring_devices.sort();
+        }
+        let mut ended_sessions = 0;
+        if patch.password_hash.is_some() {
+            // Refreshes lock their device's row (see `rotate_refresh_token`): holding every
+            // device of the user keeps a concurrent refresh from adding a token once these
+            // are gone.
+            sql(format!(
+                "SELECT id FROM devices WHERE user_id = $1 ORDER BY id{}",
+                tx.dialect().for_update("")
+            ))
+            .bind(id)
+            .execute(&mut tx)
+            .await?;
+            let dropped: Vec<sessions::Dropped> = sql(sessions::END_OF_USER)
+                .bind(id)
+                .bind(&patch.keep_session)
+                .fetch_all(&mut tx)
+                .await?;
+            ended_sessions = sessions::ended(&dropped, now);
+        }
+        tx.commit().await?;
+        Ok(Some(UserUpdated {
+            user,
+            retiring_devices,
+            ended_sessions,
+        }))
+    }
+
+    async fn assigned_reports(&self, user_id: &str) -> Result<Vec<AssignedReport>> {
+        sql("SELECT id, org_path FROM documents WHERE restricted AND assigned_to = $1 ORDER BY id")
+            .bind(user_id)
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn devices_of_user(&self, user_id: &str) -> Result<Vec<Device>> {
+        sql(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user_id)
+        .fetch_all(self.db.read())
+        .await
+    }
+
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Page<AuditRecord>> {
+        let mut tx = self.db.begin_read().await?;
+        let (filter, values) = audit_conditions(q, true).finish();
+        let limit = values.len() + 1;
+        let rows: Vec<AuditRow> = sql_with(
+            format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE {filter} \
+                 ORDER BY id DESC LIMIT ${limit}"
+            ),
+            values,
+        )
+        .bind(q.limit + 1)
+        .fetch_all(&mut tx)
+        .await?;
+        let (filter, values) = audit_conditions(q, false).finish();
+        let total: i64 = sql_with(
+            format!("SELECT COUNT(*) FROM audit_log WHERE {filter}"),
+            values,
+        )
+        .fetch_value(&mut tx)
+        .await?;
+        tx.commit().await?;
+        let more = rows.len() as i64 > q.limit;
+        Ok(Page {
+            more,
+            items: rows
+                .into_iter()
+                .take(q.limit as usize)
+                .map(AuditRecord::try_from)
+                .collect::<Result<_>>()?,
+            total,
+        })
+    }
+
+    async fn upload_chunk(&self, c: &UploadChunk<'_>) -> Result<UploadOutcome> {
+        let doc = c.doc_id.to_string();
+        let mut tx = self.db.begin_write().await?;
+        if c.offset == 0 {
+            sql(
+                "INSERT INTO uploads (doc_id, hash, media_type, size, received, created_by, \
+                 started_at, updated_at) VALUES ($1, $2, $3, $4, 0, $5, $6, $6) \
+                 ON CONFLICT (doc_id, hash) DO NOTHING",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(c.media_type)
+            .bind(c.total)
+            .bind(c.user_id)
+            .bind(c.now)
+            .execute(&mut tx)
+            .await?;
+        }
+        let held: Option<UploadState> = sql(format!(
+            "SELECT media_type, size, received FROM uploads WHERE doc_id = $1 AND hash = $2{}",
+            tx.dialect().for_update("")
+        ))
+        .bind(&doc)
+        .bind(c.hash)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some(UploadState {
+            media_type,
+            size,
+            mut received,
+        }) = held
+        else {
+            return Ok(UploadOutcome::WrongOffset { received: 0 });
+        };
+        if media_type != c.media_type || size != c.total {
+            // Another declaration: the upload starts over, from a chunk at offset 0.
+            if c.offset != 0 {
+                return Ok(UploadOutcome::WrongOffset { received: 0 });
+            }
+            sql("DELETE FROM upload_chunks WHERE doc_id = $1 AND hash = $2")
+                .bind(&doc)
+                .bind(c.hash)
+                .execute(&mut tx)
+                .await?;
+            sql(
+                "UPDATE uploads SET media_type = $3, size = $4, received = 0, created_by = $5, \
+                 started_at = $6 WHERE doc_id = $1 AND hash = $2",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(c.media_type)
+            .bind(c.total)
+            .bind(c.user_id)
+            .bind(c.now)
+            .execute(&mut tx)
+            .await?;
+            received = 0;
+        }
+        if c.offset != received || c.offset + c.bytes.len() as i64 > c.total {
+            return Ok(UploadOutcome::WrongOffset { received });
+        }
+        for (pos, piece) in pieces(c.offset, c.bytes) {
+            sql("INSERT INTO upload_chunks (doc_id, hash, pos, bytes) VALUES ($1, $2, $3, $4)")
+                .bind(&doc)
+                .bind(c.hash)
+                .bind(pos)
+                .bind(piece)
+                .execute(&mut tx)
+                .await?;
+        }
+        received += c.bytes.len() as i64;
+        sql("UPDATE uploads SET received = $3, updated_at = $4 WHERE doc_id = $1 AND hash = $2")
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(received)
+            .bind(c.now)
+            .execute(&mut tx)
+            .await?;
+        if received < c.total {
+            tx.commit().await?;
+            return Ok(UploadOutcome::Partial { received });
+        }
+        // Complete: hash the pieces one at a time, so memory stays at one piece.
+        let mut hasher = PieceHasher::new();
+        loop {
+            let piece: Option<Piece> = sql(
+                "SELECT pos, bytes FROM upload_chunks WHERE doc_id = $1 AND hash = $2 \
+                 AND pos >= $3 ORDER BY pos LIMIT 1",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(hasher.next)
+            .fetch_optional(&mut tx)
+            .await?;
+            match piece {
+                Some(piece) => hasher.feed(piece.pos, &piece.bytes)?,
+                None => break,
+            }
+        }
+        let whole = hasher.next == c.total;
+        let matches = whole && hasher.finish() == c.hash;
+        let mut new_blob = false;
+        if matches {
+            new_blob = sql(
+                "INSERT INTO blobs (hash, size, created_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (hash) DO NOTHING",
+            )
+            .bind(c.hash)
+            .bind(c.total)
+            .bind(c.now)
+            .execute(&mut tx)
+            .await?
+                == 1;
+            if new_blob {
+                sql(
+                    "INSERT INTO blob_chunks (hash, pos, bytes) SELECT hash, pos, bytes \
+                     FROM upload_chunks WHERE doc_id = $1 AND hash = $2",
+                )
+                .bind(&doc)
+                .bind(c.hash)
+                .execute(&mut tx)
+                .await?;
+            }
+            sql(
+                "INSERT INTO attachments (doc_id, hash, media_type, size, created_by, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (doc_id, hash) DO NOTHING",
+            )
+            .bind(&doc)
+            .bind(c.hash)
+            .bind(c.media_type)
+            .bind(c.total)
+            .bind(c.user_id)
+            .bind(c.now)
+            .execute(&mut tx)
+            .await?;
+        }
+        sql("DELETE FROM upload_chunks WHERE doc_id = $1 AND hash = $2")
+            .bind(&doc)
+            .bind(c.hash)
+            .execute(&mut tx)
+            .await?;
+        sql("DELETE FROM uploads WHERE doc_id = $1 AND hash = $2")
+            .bind(&doc)
+            .bind(c.hash)
+            .execute(&mut tx)
+            .await?;
+        let link: Option<AttachmentRecord> = sql(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = $1 AND hash = $2"
+        ))
+        .bind(&doc)
+        .bind(c.hash)
+        .fetch_optional(&mut tx)
+        .await?;
+        tx.commit().await?;
+        match (matches, link) {
+            (true, Some(row)) => Ok(UploadOutcome::Complete {
+                attachment: row.try_into()?,
+                new_blob,
+            }),
+            (true, None) => Err(StoreError::Corrupt("attachment link vanished".into())),
+            (false, _) => Ok(UploadOutcome::HashMismatch),
+        }
+    }
+
+    async fn upload_state(&self, doc_id: &DocId, hash: &str) -> Result<Option<UploadState>> {
+        sql("SELECT media_type, size, received FROM uploads WHERE doc_id = $1 AND hash = $2")
+            .bind(doc_id.to_string())
+            .bind(hash)
+            .fetch_optional(self.db.read())
+            .await
+    }
+
+    async fn link_visible_blob(
+        &self,
+        scope: &Scope,
+        link: &Attachment,
+    ) -> Result<Option<Attachment>> {
+        let doc = link.doc_id.to_string();
+        let mut tx = self.db.begin_write().await?;
+        let here: Option<AttachmentRecord> = sql(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = $1 AND hash = $2"
+        ))
+        .bind(&doc)
+        .bind(&link.hash)
+        .fetch_optional(&mut tx)
+        .await?;
+        if let Some(row) = here {
+            tx.commit().await?;
+            return Attachment::try_from(row).map(Some);
+        }
+        let size: Option<(i64,)> = sql(format!(
+            "SELECT a.size FROM attachments a JOIN documents d ON d.id = a.doc_id \
+             WHERE a.hash = $1 AND {} LIMIT 1",
+            scope_filter(tx.dialect(), "d", 2)
+        ))
+        .bind(&link.hash)
+        .bind_scope(scope)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some((size,)) = size else {
+            tx.commit().await?;
+            return Ok(None);
+        };
+        sql(
+            "INSERT INTO attachments (doc_id, hash, media_type, size, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (doc_id, hash) DO NOTHING",
+        )
+        .bind(&doc)
+        .bind(&link.hash)
+        .bind(&link.media_type)
+        .bind(size)
+        .bind(&link.created_by)
+        .bind(link.created_at)
+        .execute(&mut tx)
+        .await?;
+        // An upload of the same bytes for this report is no longer needed.
+        sql("DELETE FROM upload_chunks WHERE doc_id = $1 AND hash = $2")
+            .bind(&doc)
+            .bind(&link.hash)
+            .execute(&mut tx)
+            .await?;
+        sql("DELETE FROM uploads WHERE doc_id = $1 AND hash = $2")
+            .bind(&doc)
+            .bind(&link.hash)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(Attachment {
+            size,
+            ..link.clone()
+        }))
+    }
+
+    async fn attachment(&self, doc_id: &DocId, hash: &str) -> Result<Option<Attachment>> {
+        let row: Option<AttachmentRecord> = sql(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = $1 AND hash = $2"
+        ))
+        .bind(doc_id.to_string())
+        .bind(hash)
+        .fetch_optional(self.db.read())
+        .await?;
+        row.map(Attachment::try_from).transpose()
+    }
+
+    async fn attachments_of(&self, doc_id: &DocId) -> Result<Vec<Attachment>> {
+        let rows: Vec<AttachmentRecord> = sql(format!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = $1 \
+             ORDER BY created_at, hash"
+        ))
+        .bind(doc_id.to_string())
+        .fetch_all(self.db.read())
+        .await?;
+        convert(rows)
+    }
+
+    async fn read_blob(&self, hash: &str, start: i64, end: i64) -> Result<Option<Vec<u8>>> {
+        let mut tx = self.db.begin_read().await?;
+        let size: Option<(i64,)> = sql("SELECT size FROM blobs WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&mut tx)
+            .await?;
+        let Some((size,)) = size else {
+            return Ok(None);
+        };
+        if start < 0 || end > size || start > end {
+            return Err(StoreError::NotFound(format!(
+                "bytes {start}..{end} of blob"
+            )));
+        }
+        if start == end {
+            return Ok(Some(Vec::new()));
+        }
+        let pieces: Vec<Piece> = sql(format!(
+            "SELECT pos, bytes FROM blob_chunks WHERE hash = $1 AND pos < $3 \
+             AND pos + {} > $2 ORDER BY pos",
+            tx.dialect().byte_length("bytes")
+        ))
+        .bind(hash)
+        .bind(start)
+        .bind(end)
+        .fetch_all(&mut tx)
+        .await?;
+        cut_range(pieces, start, end).map(Some)
+    }
+
+    async fn collect_orphans(&self, before: i64) -> Result<OrphansCollected> {
+        let mut tx = self.db.begin_write().await?;
+        sql("DELETE FROM upload_chunks WHERE (doc_id, hash) IN \
+             (SELECT doc_id, hash FROM uploads WHERE updated_at < $1)")
+        .bind(before)
+        .execute(&mut tx)
+        .await?;
+        let uploads = sql("DELETE FROM uploads WHERE updated_at < $1")
+            .bind(before)
+            .execute(&mut tx)
+            .await?;
+        // A link outlives its attachment when the report detaches it; the document decides.
+        // The attachments of a removed log entry stay: restoring the entry brings them back.
+        let d = tx.dialect();
+        let links = sql(format!(
+            "DELETE FROM attachments WHERE created_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM documents d WHERE d.id = attachments.doc_id AND \
+             ({} OR {}))",
+            d.lists_sha256("d.projection", "attachments", "attachments.hash"),
+            d.lists_sha256("d.projection", "hidden_attachments", "attachments.hash"),
+        ))
+        .bind(before)
+        .execute(&mut tx)
+        .await?;
+        let orphan = "SELECT hash FROM blobs b WHERE b.created_at < $1 \
+                      AND NOT EXISTS (SELECT 1 FROM attachments a WHERE a.hash = b.hash)";
+        for table in ["blob_chunks", "thumbnails"] {
+            sql(format!("DELETE FROM {table} WHERE hash IN ({orphan})"))
+                .bind(before)
+                .execute(&mut tx)
+                .await?;
+        }
+        let blobs = sql(format!("DELETE FROM blobs WHERE hash IN ({orphan})"))
+            .bind(before)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(OrphansCollected {
+            uploads,
+            links,
+            blobs,
+        })
+    }
+
+    async fn put_thumbnail(&self, hash: &str, bytes: &[u8], now: i64) -> Result<()> {
+        sql(
+            "INSERT INTO thumbnails (hash, bytes, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (hash) DO UPDATE SET bytes = excluded.bytes, created_at = excluded.created_at",
+        )
+        .bind(hash)
+        .bind(bytes)
+        .bind(now)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn thumbnail(&self, doc_id: &DocId, hash: &str) -> Result<Option<Vec<u8>>> {
+        let row: Option<(Vec<u8>,)> = sql(
+            "SELECT t.bytes FROM thumbnails t JOIN attachments a ON a.hash = t.hash \
+             WHERE a.doc_id = $1 AND a.hash = $2",
+        )
+        .bind(doc_id.to_string())
+        .bind(hash)
+        .fetch_optional(self.db.read())
+        .await?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn thumbnails_of(&self, doc_id: &DocId) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sql(
+            "SELECT t.hash FROM thumbnails t JOIN attachments a ON a.hash = t.hash \
+             WHERE a.doc_id = $1 ORDER BY t.hash",
+        )
+        .bind(doc_id.to_string())
+        .fetch_all(self.db.read())
+        .await?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+
+    async fn blob_usage(&self) -> Result<BlobUsage> {
+        sql(format!(
+            "SELECT (SELECT COUNT(*) FROM blobs) AS blobs, \
+             (SELECT COUNT(*) FROM blob_chunks) AS pieces, \
+             (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM blobs) AS bytes, \
+             (SELECT COUNT(*) FROM uploads) AS uploads, \
+             (SELECT CAST(COALESCE(SUM({}), 0) AS BIGINT) FROM upload_chunks) AS upload_bytes",
+            self.dialect().byte_length("bytes")
+        ))
+        .fetch_one(self.db.read())
+        .await
+    }
+
+    async fn canvass_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<CanvassCounts>> {
+        facts::canvass(self.dialect(), scope, period)
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn worry_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<(String, i64)>> {
+        facts::worries(self.dialect(), scope, period)
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn dispute_counts(
+        &self,
+        scope: &Scope,
+        period: &Period,
+        today: &str,
+    ) -> Result<Vec<DisputeCounts>> {
+        facts::disputes(self.dialect(), scope, period, today)
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn resolution_days(&self, scope: &Scope, period: &Period) -> Result<Vec<ResolutionDays>> {
+        facts::resolution_days(self.dialect(), scope, period)
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn drug_counts(&self, scope: &Scope, due: &DrugDue) -> Result<Vec<DrugCounts>> {
+        facts::drug(self.dialect(), scope, due)
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn ledger_page(&self, scope: &Scope, query: &LedgerQuery) -> Result<Vec<DocumentRow>> {
+        let rows: Vec<DocRecord> = facts::ledger(self.dialect(), scope, query)
+            .fetch_all(self.db.read())
+            .await?;
+        convert(rows)
+    }
+
+    async fn audit(&self, e: &AuditEntry) -> Result<()> {
+        insert_audit(self.db.write(), e).await
+    }
+
+    async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<AuditRow> = sql(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY id DESC LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(self.db.read())
+        .await?;
+        rows.into_iter()
+            .map(|r| AuditRecord::try_from(r).map(|r| r.entry))
+            .collect()
+    }
+}
+
+async fn insert_audit(on: impl Into<On<'_>>, e: &AuditEntry) -> Result<()> {
+    sql(
+        "INSERT INTO audit_log (at, user_id, device_id, action, doc_id, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(e.at)
+    .bind(&e.user_id)
+    .bind(&e.device_id)
+    .bind(&e.action)
+    .bind(e.doc_id.map(|d| d.to_string()))
+    .bind(e.detail.to_string())
+    .execute(on)
+    .await?;
+    Ok(())
+}
+
+/// The conditions of an audit page: only the filters `q` sets reach the SQL, so each can use an
+/// index. With `page` they include the position.
+fn audit_conditions(q: &AuditQuery, page: bool) -> Conditions<'static> {
+    let mut c = Conditions::default();
+    if let Some(v) = &q.user_id {
+        c.add("user_id =", v.clone());
+    }
+    if let Some(v) = &q.action {
+        c.add("action =", v.clone());
+    }
+    if let Some(v) = &q.doc_id {
+        c.add("doc_id =", v.to_string());
+    }
+    if let Some(v) = q.from {
+        c.add("at >=", v);
+    }
+    if let Some(v) = q.to {
+        c.add("at <", v);
+    }
+    if page && let Some(v) = q.before_id {
+        c.add("id <", v);
+    }
+    c
+}
+
+/// An org unit insert's outcome: a taken id or path is `Duplicate`, a missing parent `NotFound`.
+fn org_insert_result(result: Result<u64>, unit: &OrgUnit) -> Result<()> {
+    match result {
+        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_unique_violation() => {
+            Err(StoreError::Duplicate(format!("org unit {}", unit.id)))
+        }
+        Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
+            Err(StoreError::NotFound(format!(
+                "parent org unit {}",
+                unit.parent_id.as_deref().unwrap_or("")
+            )))
+        }
+        other => other.map(|_| ()),
+    }
+}

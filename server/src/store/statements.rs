@@ -1,0 +1,567 @@
+//! The statements ingest and pull run inside their transactions, and the rows they read and
+//! write. The rules that decide what to write and what to send live above, in `crate::sync`,
+//! and call down to these; the store never calls up.
+
+use std::collections::HashMap;
+
+use gridsync_core::DocId;
+use gridsync_core::ingest::NewChange;
+use gridsync_core::report::ReportDoc;
+
+use super::db::{Tx, sql};
+use super::filters::scope_filter;
+use super::held;
+use super::rows::{DocValue, PageRecord, PulledRecord, RoleRecord, StoredRecord, heads_to_bytes};
+use super::{Result, StoreError, Writer};
+use crate::scope::Scope;
+
+/// Where a report sits, which decides who may see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub org_path: String,
+    pub restricted: bool,
+    pub assigned_to: Option<String>,
+}
+
+/// A stored document's row as ingest reads it: its snapshot and the facts scope was decided
+/// from last time.
+#[derive(Debug)]
+pub struct StoredDoc {
+    pub snapshot: Vec<u8>,
+    pub incremental_bytes: i64,
+    pub org_path: String,
+    pub restricted: bool,
+    pub assigned_to: Option<String>,
+    /// Change-log bytes past the snapshot, in sequence order.
+    pub changes: Vec<Vec<u8>>,
+}
+
+impl StoredDoc {
+    /// The automerge document, the snapshot followed by the changes after it. The bytes are
+    /// taken out (they may be large); the row's other facts stay.
+    pub fn take_doc(&mut self, id: DocId) -> Result<ReportDoc> {
+        let mut bytes = std::mem::take(&mut self.snapshot);
+        for change in std::mem::take(&mut self.changes) {
+            bytes.extend_from_slice(&change);
+        }
+        ReportDoc::load(id, &bytes).map_err(|e| StoreError::Corrupt(format!("document {id}: {e}")))
+    }
+}
+
+/// What to write for one document. The store assigns `changes` consecutive sequence numbers.
+#[derive(Debug)]
+pub struct DocWrite {
+    pub id: DocId,
+    pub is_new: bool,
+    pub kind: String,
+    pub schema_version: i64,
+    pub grid_id: String,
+    pub org_path: String,
+    pub restricted: bool,
+    pub assigned_to: Option<String>,
+    pub heads: Vec<u8>,
+    pub projection: String,
+    /// The projection with the schema's sensitive values redacted, for searches by readers
+    /// without clearance.
+    pub public_text: String,
+    pub status: Option<String>,
+    pub has_conflicts: bool,
+    pub problems: String,
+    pub created_by: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub changes: Vec<NewChange>,
+    /// A fresh snapshot when the incremental bytes outgrew the old one; it covers every change
+    /// up to and including this write, so the store stamps it with this write's last sequence.
+    pub snapshot: Option<Vec<u8>>,
+    /// Bytes of changes after the snapshot, once this write is stored.
+    pub incremental_bytes: i64,
+    /// Open conflicts.
+    pub conflicts: Vec<NewConflict>,
+    /// Where the report was before this write, when this write moves it.
+    pub left: Option<Placement>,
+}
+
+/// A conflict or rule flag a document raises, as ingest finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewConflict {
+    pub path: String,
+    pub code: String,
+    /// JSON.
+    pub detail: String,
+}
+
+/// An open conflict of a stored document.
+#[derive(Debug, sqlx::FromRow)]
+pub struct OpenConflict {
+    pub id: i64,
+    pub path: String,
+    pub code: String,
+}
+
+/// A rule flag someone marked resolved.
+#[derive(Debug, sqlx::FromRow)]
+pub struct DismissedFlag {
+    pub path: String,
+    pub code: String,
+}
+
+/// Changes kept as held work, and where the report they belong to sits now.
+#[derive(Debug)]
+pub struct HeldWrite {
+    pub doc: DocId,
+    pub kind: String,
+    pub grid_id: String,
+    /// The report's place now (or, for a report new to the server, the place it names): the
+    /// people it puts in scope are the ones who decide.
+    pub placement: Placement,
+    /// The report as the held changes would leave it.
+    pub projection: String,
+    pub changes: Vec<NewChange>,
+    pub code: String,
+    pub reason: String,
+}
+
+/// One document of a pull page, as listed from the documents table.
+#[derive(Debug, Clone)]
+pub struct PageDoc {
+    pub id: DocId,
+    pub seq: i64,
+    pub heads: Vec<u8>,
+    pub snapshot_len: i64,
+    pub snapshot_seq: i64,
+    pub incremental_bytes: i64,
+}
+
+/// A change-log row fetched for a pull.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PulledChange {
+    pub seq: i64,
+    pub device_id: Option<String>,
+    pub hash: Vec<u8>,
+    pub bytes: Vec<u8>,
+}
+
+/// The statements of an ingest, inside the batch's write transaction.
+impl Tx {
+    /// A stored document, its row locked until the transaction ends where the database has
+    /// row locks (`lock`), so no other ingest changes it meanwhile.
+    pub async fn stored(&mut self, id: &DocId, lock: bool) -> Result<Option<StoredDoc>> {
+        let lock = if lock {
+            self.dialect().for_update("")
+        } else {
+            String::new()
+        };
+        let row: Option<StoredRecord> = sql(format!(
+            "SELECT snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to \
+             FROM documents WHERE id = $1{lock}"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&mut *self)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let changes = self.changes_after(id, row.snapshot_seq).await?;
+        Ok(Some(row.with_changes(
+            changes.into_iter().map(|c| c.bytes).collect(),
+        )))
+    }
+
+    /// The org path of a grid; `None` when no grid has this id.
+    pub async fn grid_path(&mut self, grid: &str) -> Result<Option<String>> {
+        let path: Option<(String,)> =
+            sql("SELECT path FROM org_units WHERE id = $1 AND level = 'grid'")
+                .bind(grid)
+                .fetch_optional(self)
+                .await?;
+        Ok(path.map(|p| p.0))
+    }
+
+    /// The scope of an enabled user; `None` when there is no such user or they are disabled.
+    pub async fn user_scope(&mut self, user_id: &str) -> Result<Option<Scope>> {
+        let row: Option<RoleRecord> = sql(
+            "SELECT u.role, o.path FROM users u JOIN org_units o ON o.id = u.org_unit_id \
+             WHERE u.id = $1 AND NOT u.disabled",
+        )
+        .bind(user_id)
+        .fetch_optional(self)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(Scope::for_role(
+            user_id,
+            row.role(user_id)?,
+            &row.path,
+        )))
+    }
+
+    /// Takes `count` sequence numbers and returns the first. Called last in the transaction,
+    /// so that the counter's lock orders commits as it orders numbers: on Postgres the row
+    /// lock is held until commit, so the next writer's numbers are higher and become visible
+    /// after these.
+    pub async fn take_seqs(&mut self, count: i64) -> Result<i64> {
+        let last: i64 =
+            sql("UPDATE counters SET value = value + $1 WHERE name = 'seq' RETURNING value")
+                .bind(count)
+                .fetch_value(self)
+                .await?;
+        Ok(last - count + 1)
+    }
+
+    pub async fn insert_document(&mut self, w: &DocWrite, seq: i64) -> Result<()> {
+        let projection = self.dialect().json("$12");
+        sql(format!(
+            "INSERT INTO documents (id, kind, schema_version, grid_id, org_path, restricted, \
+             assigned_to, seq, heads, snapshot, snapshot_seq, incremental_bytes, projection, \
+             status, has_conflicts, problems, created_by, created_at, updated_at, public_text) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $8, $11, {projection}, $13, $14, \
+             $15, $16, $17, $17, $18)"
+        ))
+        .bind(w.id.to_string())
+        .bind(&w.kind)
+        .bind(w.schema_version)
+        .bind(&w.grid_id)
+        .bind(&w.org_path)
+        .bind(w.restricted)
+        .bind(&w.assigned_to)
+        .bind(seq)
+        .bind(&w.heads)
+        .bind(w.snapshot.as_deref().unwrap_or_default())
+        .bind(w.incremental_bytes)
+        .bind(&w.projection)
+        .bind(&w.status)
+        .bind(w.has_conflicts)
+        .bind(&w.problems)
+        .bind(&w.created_by)
+        .bind(w.created_at)
+        .bind(&w.public_text)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    /// Updates the row, and its snapshot when `w` carries one (stamped with `seq`).
+    pub async fn update_document(&mut self, w: &DocWrite, seq: i64) -> Result<()> {
+        let projection = self.dialect().json("$8");
+        sql(format!(
+            "UPDATE documents SET org_path = $2, restricted = $3, assigned_to = $4, seq = $5, \
+             heads = $6, incremental_bytes = $7, projection = {projection}, status = $9, \
+             has_conflicts = $10, problems = $11, updated_at = $12, public_text = $14, \
+             snapshot = COALESCE($13, snapshot), \
+             snapshot_seq = CASE WHEN $13 IS NULL THEN snapshot_seq ELSE $5 END WHERE id = $1"
+        ))
+        .bind(w.id.to_string())
+        .bind(&w.org_path)
+        .bind(w.restricted)
+        .bind(&w.assigned_to)
+        .bind(seq)
+        .bind(&w.heads)
+        .bind(w.incremental_bytes)
+        .bind(&w.projection)
+        .bind(&w.status)
+        .bind(w.has_conflicts)
+        .bind(&w.problems)
+        .bind(w.updated_at)
+        .bind(w.snapshot.as_deref())
+        .bind(&w.public_text)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_change(
+        &mut self,
+        doc: &DocId,
+        seq: i64,
+        change: &NewChange,
+        writer: &Writer,
+    ) -> Result<()> {
+        sql(
+            "INSERT INTO changes (hash, doc_id, seq, deps, author, device_id, time, bytes) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(change.hash.0.as_slice())
+        .bind(doc.to_string())
+        .bind(seq)
+        .bind(heads_to_bytes(&change.deps))
+        .bind(&writer.user_id)
+        .bind(&writer.device_id)
+        .bind(change.time)
+        .bind(&change.bytes)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn open_conflicts(&mut self, doc: &DocId) -> Result<Vec<OpenConflict>> {
+        sql("SELECT id, path, code FROM conflicts WHERE doc_id = $1 AND resolved_at IS NULL")
+            .bind(doc.to_string())
+            .fetch_all(self)
+            .await
+    }
+
+    /// The rule flags someone marked resolved. A flag is about history, which never changes,
+    /// so it would be found again by every later ingest; once dismissed, it stays so.
+    pub async fn dismissed_flags(&mut self, doc: &DocId) -> Result<Vec<DismissedFlag>> {
+        sql(
+            "SELECT DISTINCT path, code FROM conflicts WHERE doc_id = $1 \
+             AND resolved_at IS NOT NULL AND code <> 'concurrent_values'",
+        )
+        .bind(doc.to_string())
+        .fetch_all(self)
+        .await
+    }
+
+    pub async fn close_conflict(&mut self, id: i64, writer: &Writer) -> Result<()> {
+        sql("UPDATE conflicts SET resolved_at = $2, resolved_by = $3 WHERE id = $1")
+            .bind(id)
+            .bind(writer.now)
+            .bind(&writer.user_id)
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn insert_conflict(&mut self, doc: &DocId, c: &NewConflict, at: i64) -> Result<()> {
+        sql(
+            "INSERT INTO conflicts (doc_id, path, code, detail, detected_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(doc.to_string())
+        .bind(&c.path)
+        .bind(&c.code)
+        .bind(&c.detail)
+        .bind(at)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that a document left `from` with the change numbered `seq`.
+    pub async fn insert_exit(&mut self, doc: &DocId, seq: i64, from: &Placement) -> Result<()> {
+        sql(
+            "INSERT INTO scope_exits (doc_id, seq, org_path, restricted, assigned_to) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(doc.to_string())
+        .bind(seq)
+        .bind(&from.org_path)
+        .bind(from.restricted)
+        .bind(&from.assigned_to)
+        .execute(self)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps changes as held work: added to the open item of the same report and device, or a
+    /// new item. Changes it holds already are skipped.
+    pub async fn hold(&mut self, h: &HeldWrite, writer: &Writer) -> Result<()> {
+        let device = writer.device_id.clone().unwrap_or_default();
+        let open: Option<(i64,)> = sql(held::FIND_OPEN)
+            .bind(h.doc.to_string())
+            .bind(&device)
+            .fetch_optional(&mut *self)
+            .await?;
+        let id = match open {
+            Some((id,)) => {
+                sql(held::UPDATE)
+                    .bind(id)
+                    .bind(&h.code)
+                    .bind(&h.placement.org_path)
+                    .bind(h.placement.restricted)
+                    .bind(&h.placement.assigned_to)
+                    .bind(&h.projection)
+                    .bind(writer.now)
+                    .execute(&mut *self)
+                    .await?;
+                id
+            }
+            None => {
+                sql(held::INSERT)
+                    .bind(h.doc.to_string())
+                    .bind(&writer.user_id)
+                    .bind(&device)
+                    .bind(&h.code)
+                    .bind(&h.kind)
+                    .bind(&h.grid_id)
+                    .bind(&h.placement.org_path)
+                    .bind(h.placement.restricted)
+                    .bind(&h.placement.assigned_to)
+                    .bind(&h.projection)
+                    .bind(writer.now)
+                    .fetch_value(&mut *self)
+                    .await?
+            }
+        };
+        for change in &h.changes {
+            sql(held::INSERT_CHANGE)
+                .bind(id)
+                .bind(change.hash.0.as_slice())
+                .bind(&change.bytes)
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The reads a pull makes, inside one read transaction, so a page and its digest describe the
+/// same moment.
+impl Tx {
+    /// The sequence below which change-log rows may have been pruned.
+    pub async fn horizon(&mut self) -> Result<i64> {
+        sql("SELECT value FROM counters WHERE name = 'horizon'")
+            .fetch_value(self)
+            .await
+    }
+
+    /// The highest sequence number handed out.
+    pub async fn last_seq(&mut self) -> Result<i64> {
+        sql("SELECT value FROM counters WHERE name = 'seq'")
+            .fetch_value(self)
+            .await
+    }
+
+    /// A document of `scope` with its snapshot bytes; `None` when it is not in the scope.
+    pub async fn scoped_doc(
+        &mut self,
+        scope: &Scope,
+        id: &DocId,
+    ) -> Result<Option<(PageDoc, Vec<u8>)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            seq: i64,
+            heads: Vec<u8>,
+            snapshot: Vec<u8>,
+            snapshot_seq: i64,
+            incremental_bytes: i64,
+        }
+        let row: Option<Row> = sql(format!(
+            "SELECT d.seq, d.heads, d.snapshot, d.snapshot_seq, d.incremental_bytes \
+             FROM documents d WHERE d.id = $1 AND {f}",
+            f = scope_filter(self.dialect(), "d", 2)
+        ))
+        .bind(id.to_string())
+        .bind_scope(scope)
+        .fetch_optional(self)
+        .await?;
+        Ok(row.map(|r| {
+            let doc = PageDoc {
+                id: *id,
+                seq: r.seq,
+                heads: r.heads,
+                snapshot_len: r.snapshot.len() as i64,
+                snapshot_seq: r.snapshot_seq,
+                incremental_bytes: r.incremental_bytes,
+            };
+            (doc, r.snapshot)
+        }))
+    }
+
+    /// Up to `limit` documents of `scope` whose sequence is past `after`, oldest first.
+    pub async fn page(&mut self, scope: &Scope, after: i64, limit: i64) -> Result<Vec<PageDoc>> {
+        let d = self.dialect();
+        let rows: Vec<PageRecord> = sql(format!(
+            "SELECT d.id, d.seq, d.heads, {len} AS snapshot_len, d.snapshot_seq, \
+             d.incremental_bytes FROM documents d WHERE d.seq > $1 AND {f} \
+             ORDER BY d.seq LIMIT $6",
+            len = d.byte_length("d.snapshot"),
+            f = scope_filter(d, "d", 2)
+        ))
+        .bind(after)
+        .bind_scope(scope)
+        .bind(limit)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter().map(PageDoc::try_from).collect()
+    }
+
+    /// Change-log rows of the documents of `scope` whose sequence is in `(after, last]`: those
+    /// past `since`, or, when `since` is `None`, those past each document's snapshot.
+    pub async fn page_changes(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        last: i64,
+        since: Option<i64>,
+    ) -> Result<Vec<(DocId, PulledChange)>> {
+        let rows: Vec<PulledRecord> = sql(format!(
+            "SELECT c.doc_id, c.seq, c.device_id, c.hash, c.bytes FROM changes c \
+             JOIN documents d ON d.id = c.doc_id \
+             WHERE d.seq > $1 AND d.seq <= $6 AND {f} \
+             AND c.seq > COALESCE($7, d.snapshot_seq) ORDER BY c.seq",
+            f = scope_filter(self.dialect(), "d", 2)
+        ))
+        .bind(after)
+        .bind_scope(scope)
+        .bind(last)
+        .bind(since)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter().map(PulledRecord::into_pair).collect()
+    }
+
+    /// The stored snapshots of `ids` (all of them in scope, listed by this pull).
+    pub async fn snapshots(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, Vec<u8>>> {
+        let ids: Vec<String> = ids.iter().map(DocId::to_string).collect();
+        let rows: Vec<DocValue<Vec<u8>>> = sql(format!(
+            "SELECT id, snapshot AS value FROM documents WHERE id IN ({})",
+            self.dialect().json_strings("$1")
+        ))
+        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .fetch_all(self)
+        .await?;
+        rows.into_iter().map(DocValue::into_pair).collect()
+    }
+
+    /// A document's change-log rows past sequence `seq`, in order.
+    pub async fn changes_after(&mut self, id: &DocId, seq: i64) -> Result<Vec<PulledChange>> {
+        sql(
+            "SELECT seq, device_id, hash, bytes FROM changes WHERE doc_id = $1 AND seq > $2 \
+             ORDER BY seq",
+        )
+        .bind(id.to_string())
+        .bind(seq)
+        .fetch_all(self)
+        .await
+    }
+
+    /// (document id, heads) of every document of `scope`.
+    pub async fn scope_heads(&mut self, scope: &Scope) -> Result<Vec<(DocId, Vec<u8>)>> {
+        let rows: Vec<DocValue<Vec<u8>>> = sql(format!(
+            "SELECT d.id, d.heads AS value FROM documents d WHERE $1 = $1 AND {f}",
+            f = scope_filter(self.dialect(), "d", 2)
+        ))
+        .bind(0_i64)
+        .bind_scope(scope)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter().map(DocValue::into_pair).collect()
+    }
+
+    /// Documents that left `scope` after sequence `after` and are not back in it, with the
+    /// sequence of their leaving, oldest first, at most `limit`.
+    pub async fn exits(
+        &mut self,
+        scope: &Scope,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(DocId, i64)>> {
+        let d = self.dialect();
+        let rows: Vec<DocValue<i64>> = sql(format!(
+            "SELECT e.doc_id AS id, e.seq AS value FROM scope_exits e \
+             JOIN documents d ON d.id = e.doc_id \
+             WHERE e.seq > $1 AND {was} AND NOT ({is}) ORDER BY e.seq LIMIT $6",
+            was = scope_filter(d, "e", 2),
+            is = scope_filter(d, "d", 2)
+        ))
+        .bind(after)
+        .bind_scope(scope)
+        .bind(limit)
+        .fetch_all(self)
+        .await?;
+        rows.into_iter().map(DocValue::into_pair).collect()
+    }
+}
