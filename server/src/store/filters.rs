@@ -2,6 +2,7 @@
 //! tree it lies, and the filters of the lists the API pages through. Placeholders are numbered
 //! where each condition says; values are always bound, never spliced.
 
+use super::ReportQuery;
 use super::db::{Dialect, Sql, Value};
 use crate::scope::{Restricted, Scope};
 
@@ -53,6 +54,21 @@ impl<'q> Sql<'q> {
             .bind(scope.open_kinds)
             .bind(scope.restricted == Restricted::All)
             .bind(assigned)
+    }
+}
+
+impl<'q> Sql<'q> {
+    /// Binds placeholders 1–12 of a [`report_list_where`]: the scope and the filters of `q`.
+    pub fn bind_report_filters(self, scope: &Scope, q: &'q ReportQuery) -> Self {
+        self.bind_scope(scope)
+            .bind(&q.kind)
+            .bind(&q.org_path)
+            .bind(&q.status)
+            .bind(&q.review_state)
+            .bind(q.updated_since)
+            .bind(q.q.as_deref().map(json_contains_pattern))
+            .bind(q.q_redacted)
+            .bind(q.has_conflicts)
     }
 }
 

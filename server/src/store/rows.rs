@@ -8,7 +8,7 @@ use gridsync_core::DocId;
 use super::statements::{PageDoc, PulledChange, StoredDoc};
 use super::{
     Attachment, AuditEntry, AuditRecord, ChangeRow, ConflictItem, ConflictRow, DocumentRow, Level,
-    OrgUnit, Result, StoreError, User,
+    OrgUnit, Page, Result, StoreError, User,
 };
 use crate::scope::Role;
 
@@ -407,4 +407,19 @@ impl TryFrom<AttachmentRecord> for Attachment {
 /// Rows turned into domain values; the first that does not convert is the error.
 pub(crate) fn convert<R, T: TryFrom<R, Error = StoreError>>(rows: Vec<R>) -> Result<Vec<T>> {
     rows.into_iter().map(T::try_from).collect()
+}
+
+/// A page of `limit` items from `rows`, which holds one more when the list goes on.
+pub(crate) fn page<R, T: TryFrom<R, Error = StoreError>>(
+    rows: Vec<R>,
+    limit: i64,
+    total: i64,
+) -> Result<Page<T>> {
+    let more = rows.len() as i64 > limit;
+    let items = rows
+        .into_iter()
+        .take(usize::try_from(limit).unwrap_or(0))
+        .map(T::try_from)
+        .collect::<Result<_>>()?;
+    Ok(Page { items, more, total })
 }

@@ -12,15 +12,14 @@ use super::facts::{
     self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
 };
 use super::filters::{
-    Conditions, conflict_list_where, json_contains_pattern, report_list_where, scope_filter,
-    users_under,
+    Conditions, conflict_list_where, report_list_where, scope_filter, users_under,
 };
 use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
 use super::rows::{
     ATTACHMENT_COLUMNS, AUDIT_COLUMNS, AttachmentRecord, AuditRow, CHANGE_LOG_COLUMNS,
     CONFLICT_COLUMNS, CONFLICT_ITEM_COLUMNS, ChangeLogRecord, ConflictItemRecord, ConflictRecord,
     DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, ORG_COLUMNS, OrgRecord, REFRESH_COLUMNS, USER_COLUMNS,
-    UserRecord, convert,
+    UserRecord, convert, page,
 };
 use super::{
     AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
@@ -86,8 +85,8 @@ impl Store for SqlStore {
     }
 
     async fn count_open_conflicts(&self) -> Result<i64> {
-        let (n,): (i64,) = sql("SELECT COUNT(*) FROM conflicts WHERE resolved_at IS NULL")
-            .fetch_one(self.db.read())
+        let n: i64 = sql("SELECT COUNT(*) FROM conflicts WHERE resolved_at IS NULL")
+            .fetch_value(self.db.read())
             .await?;
         Ok(n)
     }
@@ -180,8 +179,8 @@ impl Store for SqlStore {
     }
 
     async fn count_users(&self) -> Result<i64> {
-        let (n,): (i64,) = sql("SELECT COUNT(*) FROM users")
-            .fetch_one(self.db.read())
+        let n: i64 = sql("SELECT COUNT(*) FROM users")
+            .fetch_value(self.db.read())
             .await?;
         Ok(n)
     }
@@ -461,50 +460,26 @@ impl Store for SqlStore {
 
     async fn list_reports(&self, scope: &Scope, q: &ReportQuery) -> Result<Page<DocumentRow>> {
         let filter = report_list_where(self.dialect());
-        let org = q.org_path.clone();
-        let text = q.q.as_deref().map(json_contains_pattern);
         let (after_at, after_id) = q.after.clone().unzip();
         let mut tx = self.db.begin_read().await?;
         let rows: Vec<DocRecord> = sql(format!(
             "SELECT {DOC_COLUMNS} FROM documents d WHERE {filter} \
              ORDER BY d.updated_at DESC, d.id DESC LIMIT $15"
         ))
-        .bind_scope(scope)
-        .bind(&q.kind)
-        .bind(&org)
-        .bind(&q.status)
-        .bind(&q.review_state)
-        .bind(q.updated_since)
-        .bind(&text)
-        .bind(q.q_redacted)
-        .bind(q.has_conflicts)
+        .bind_report_filters(scope, q)
         .bind(after_at)
-        .bind(&after_id)
+        .bind(after_id)
         .bind(q.limit + 1)
         .fetch_all(&mut tx)
         .await?;
-        let (total,): (i64,) = sql(format!("SELECT COUNT(*) FROM documents d WHERE {filter}"))
-            .bind_scope(scope)
-            .bind(&q.kind)
-            .bind(&org)
-            .bind(&q.status)
-            .bind(&q.review_state)
-            .bind(q.updated_since)
-            .bind(&text)
-            .bind(q.q_redacted)
-            .bind(q.has_conflicts)
+        let total = sql(format!("SELECT COUNT(*) FROM documents d WHERE {filter}"))
+            .bind_report_filters(scope, q)
             .bind(None::<i64>)
             .bind(None::<String>)
-            .fetch_one(&mut tx)
+            .fetch_value(&mut tx)
             .await?;
         tx.commit().await?;
-        let more = rows.len() as i64 > q.limit;
-        let items = rows
-            .into_iter()
-            .take(usize::try_from(q.limit).unwrap_or(0))
-            .map(DocumentRow::try_from)
-            .collect::<Result<_>>()?;
-        Ok(Page { items, more, total })
+        page(rows, q.limit, total)
     }
 
     async fn set_review_state(&self, id: &DocId, state: &str, audit: &AuditEntry) -> Result<bool> {
@@ -535,7 +510,6 @@ impl Store for SqlStore {
 
     async fn list_conflicts(&self, scope: &Scope, q: &ConflictQuery) -> Result<Page<ConflictItem>> {
         let filter = conflict_list_where(self.dialect());
-        let org = q.org_path.clone();
         let mut tx = self.db.begin_read().await?;
         let rows: Vec<ConflictItemRecord> = sql(format!(
             "SELECT {CONFLICT_ITEM_COLUMNS} FROM conflicts c JOIN documents d ON d.id = c.doc_id \
@@ -543,28 +517,22 @@ impl Store for SqlStore {
         ))
         .bind_scope(scope)
         .bind(&q.kind)
-        .bind(&org)
+        .bind(&q.org_path)
         .bind(q.after)
         .bind(q.limit + 1)
         .fetch_all(&mut tx)
         .await?;
-        let (total,): (i64,) = sql(format!(
+        let total = sql(format!(
             "SELECT COUNT(*) FROM conflicts c JOIN documents d ON d.id = c.doc_id WHERE {filter}"
         ))
         .bind_scope(scope)
         .bind(&q.kind)
-        .bind(&org)
+        .bind(&q.org_path)
         .bind(None::<i64>)
-        .fetch_one(&mut tx)
+        .fetch_value(&mut tx)
         .await?;
         tx.commit().await?;
-        let more = rows.len() as i64 > q.limit;
-        let items = rows
-            .into_iter()
-            .take(usize::try_from(q.limit).unwrap_or(0))
-            .map(ConflictItem::try_from)
-            .collect::<Result<_>>()?;
-        Ok(Page { items, more, total })
+        page(rows, q.limit, total)
     }
 
     async fn dismiss_flag(&self, id: i64, audit: &AuditEntry) -> Result<bool> {
@@ -647,11 +615,11 @@ impl Store for SqlStore {
 
     async fn prune(&self) -> Result<u64> {
         let mut tx = self.db.begin_write().await?;
-        let (horizon,): (i64,) = sql(
+        let horizon: i64 = sql(
             "SELECT COALESCE((SELECT MIN(cursor) FROM devices WHERE revoked_at IS NULL), \
              (SELECT value FROM counters WHERE name = 'seq'))",
         )
-        .fetch_one(&mut tx)
+        .fetch_value(&mut tx)
         .await?;
         let deleted = sql("DELETE FROM changes WHERE seq <= $1 \
              AND seq <= (SELECT snapshot_seq FROM documents d WHERE d.id = changes.doc_id)")
@@ -706,21 +674,12 @@ impl Store for SqlStore {
         .bind(q.limit + 1)
         .fetch_all(&mut tx)
         .await?;
-        let (total,): (i64,) = sql(format!("SELECT COUNT(*) FROM users WHERE {under}"))
+        let total = sql(format!("SELECT COUNT(*) FROM users WHERE {under}"))
             .bind(&q.org_prefix)
-            .fetch_one(&mut tx)
+            .fetch_value(&mut tx)
             .await?;
         tx.commit().await?;
-        let more = rows.len() as i64 > q.limit;
-        Ok(Page {
-            items: rows
-                .into_iter()
-                .take(q.limit as usize)
-                .map(User::try_from)
-                .collect::<Result<_>>()?,
-            more,
-            total,
-        })
+        page(rows, q.limit, total)
     }
 
     async fn update_user(
@@ -840,16 +799,7 @@ impl Store for SqlStore {
         .fetch_value(&mut tx)
         .await?;
         tx.commit().await?;
-        let more = rows.len() as i64 > q.limit;
-        Ok(Page {
-            more,
-            items: rows
-                .into_iter()
-                .take(q.limit as usize)
-                .map(AuditRecord::try_from)
-                .collect::<Result<_>>()?,
-            total,
-        })
+        page(rows, q.limit, total)
     }
 
     async fn upload_chunk(&self, c: &UploadChunk<'_>) -> Result<UploadOutcome> {
