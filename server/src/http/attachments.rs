@@ -106,7 +106,7 @@ pub struct AttachmentListing {
 }
 
 /// The attachments a report's (redacted) projection names, for the report's JSON.
-pub(crate) async fn listing(
+pub(super) async fn listing(
     state: &AppState,
     caller: &Caller,
     row: &DocumentRow,

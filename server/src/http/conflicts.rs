@@ -142,7 +142,7 @@ impl ResolveRequest {
     }
 }
 
-pub(crate) fn conflict_view(
+pub(super) fn conflict_view(
     c: ConflictRow,
     kind: &str,
     grid_id: &str,

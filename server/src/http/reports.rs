@@ -605,7 +605,7 @@ fn summary(row: &DocumentRow, projection: &Value) -> ReportSummary {
     }
 }
 
-pub(crate) async fn detail(
+async fn detail(
     state: &AppState,
     caller: &Caller,
     row: DocumentRow,
