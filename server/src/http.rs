@@ -25,6 +25,7 @@ pub mod sync;
 pub mod trace;
 pub mod users;
 pub mod validate;
+pub mod visible;
 
 use std::sync::Arc;
 

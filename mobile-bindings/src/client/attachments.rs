@@ -8,12 +8,13 @@ use gridsync_core::time::rfc3339;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::answers::unexpected;
 use super::refusals::refuse_nul;
-use super::{Client, not_found, now, parse_id, unexpected};
+use super::{Client, not_found, now, parse_id};
 use crate::error::{ClientError, Result};
 use crate::model::{AttachmentInfo, NewAttachment, SyncSummary};
 use crate::store::LocalBlob;
-use crate::transport::{Answer, Traffic};
+use crate::transport::Traffic;
 
 impl Client {
     /// Attaches `bytes` to a report; returns their sha256. The bytes stay on the phone, sealed,
@@ -321,34 +322,6 @@ impl Client {
                 // The report's changes have not reached the server yet: next sync.
                 (409, "not_attached") => return Ok(false),
                 _ => return Err(unexpected(&answer)),
-            }
-        }
-    }
-
-    /// Sends a request with the access token, refreshing it once when the server says it
-    /// expired; a revoked device is wiped.
-    pub(super) fn authorized(
-        &self,
-        traffic: &mut Traffic,
-        send: impl Fn(&str, &mut Traffic) -> Result<Answer>,
-    ) -> Result<Answer> {
-        let mut token = self.access_token(traffic)?;
-        let mut refreshed = false;
-        loop {
-            let answer = send(&token, traffic)?;
-            if answer.status != 401 {
-                return Ok(answer);
-            }
-            match answer.problem().code.as_str() {
-                "device_revoked" => return Err(self.wipe_revoked()?),
-                // A HEAD answer has no body: its 401 is taken as an expired token once.
-                "token_expired" | "token_invalid" | "unauthenticated" | "session_ended" | ""
-                    if !refreshed =>
-                {
-                    refreshed = true;
-                    token = self.refresh(traffic)?;
-                }
-                _ => return Err(ClientError::Unauthorized(answer.problem().detail)),
             }
         }
     }

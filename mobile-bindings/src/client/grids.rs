@@ -4,7 +4,8 @@
 
 use serde::Deserialize;
 
-use super::{Client, parse_json, unexpected};
+use super::Client;
+use super::answers::{parse_json, unexpected};
 use crate::error::{ClientError, Result};
 use crate::model::{GridInfo, UserInfo};
 use crate::store::{Grid, GridList};

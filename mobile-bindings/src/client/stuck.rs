@@ -14,7 +14,8 @@ use gridsync_core::time::rfc3339;
 use serde_json::{Map, Value as Json};
 
 use super::refusals::{check_grid, refuse_nul};
-use super::{Client, State, not_found, now, parse_id, rebuild, text, title};
+use super::reports::{text, title};
+use super::{Client, State, not_found, now, parse_id, rebuild};
 use crate::error::{ClientError, Result};
 use crate::model::{DiscardedReport, ServerRefusal, StuckReport};
 use crate::store::{

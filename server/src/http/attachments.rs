@@ -65,7 +65,7 @@ use utoipa_axum::routes;
 
 use super::contract::Binary;
 use super::error::UPLOAD_OFFSET;
-use super::reports::visible_report;
+use super::visible::visible_report;
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
@@ -106,7 +106,7 @@ pub struct AttachmentListing {
 }
 
 /// The attachments a report's (redacted) projection names, for the report's JSON.
-pub(crate) async fn listing(
+pub(super) async fn listing(
     state: &AppState,
     caller: &Caller,
     row: &DocumentRow,

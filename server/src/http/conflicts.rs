@@ -18,10 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::query::{Params, decode_cursor, encode_cursor};
-use super::reports::{
+use super::stats::unit_in_scope;
+use super::visible::{
     REVIEWERS, audit_reads, check_note, doc_error, ingest_edit, path_is_sensitive,
 };
-use super::stats::unit_in_scope;
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
@@ -142,7 +142,7 @@ impl ResolveRequest {
     }
 }
 
-pub(crate) fn conflict_view(
+pub(super) fn conflict_view(
     c: ConflictRow,
     kind: &str,
     grid_id: &str,

@@ -10,8 +10,8 @@ use utoipa_axum::routes;
 
 use super::contract::Binary;
 use super::query::Params;
-use super::reports::audit_reads;
 use super::stats::{day_param, org_param};
+use super::visible::audit_reads;
 use super::{ApiError, AppState, Problem};
 use crate::auth::Caller;
 use crate::ledger::{self, Format, Lang, LedgerError, Part};

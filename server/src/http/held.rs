@@ -14,7 +14,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::query::Params;
-use super::reports::{REVIEWERS, audit_reads, check_note};
+use super::visible::{REVIEWERS, audit_reads, check_note};
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;

@@ -10,9 +10,7 @@ use automerge::ChangeHash;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use gridsync_core::DocId;
-use gridsync_core::conflict::FieldPath;
 use gridsync_core::history::LogTouch;
-use gridsync_core::protocol::{Push, PushDoc, PushOutcome, PushResult};
 use gridsync_core::report::{Editor, LOG_ENTRY_KEYS, ReportDoc};
 use gridsync_core::schema::{Problem as SchemaProblem, ProblemCode, Schema};
 use serde::{Deserialize, Serialize};
@@ -25,11 +23,15 @@ use super::conflicts::{ConflictView, conflict_view};
 use super::org::valid_unit_id;
 use super::query::{Params, decode_cursor, encode_cursor};
 use super::stats::unit_in_scope;
+use super::visible::{
+    REVIEWERS, audit_reads, check_note, doc_error, ingest_edit, not_found, path_is_sensitive,
+    redacted, visible_report,
+};
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Role;
-use crate::store::{AuditEntry, DocumentRow, ReportQuery, Writer};
+use crate::store::{AuditEntry, DocumentRow, ReportQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -41,18 +43,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 /// Review states, in the order a report usually goes through them.
 pub const REVIEW_STATES: [&str; 3] = ["received", "needs_attention", "approved"];
-/// Longest review or resolution note, in characters.
-pub const MAX_NOTE_CHARS: usize = 2000;
 /// Longest search text, in characters.
 const MAX_Q_CHARS: usize = 200;
-
-/// The roles that review reports and resolve conflicts: everyone but the grid worker.
-pub const REVIEWERS: [Role; 4] = [
-    Role::VillageCadre,
-    Role::TownshipStaff,
-    Role::DrugControlOfficer,
-    Role::DistrictAdmin,
-];
 
 /// A report as lists show it.
 #[derive(Debug, Serialize, ToSchema)]
@@ -596,92 +588,6 @@ async fn review_report(
     }))
 }
 
-fn not_found(id: &str) -> ApiError {
-    ApiError::NotFound(format!("report {id} not found"))
-}
-
-/// The report `id` when the caller's scope holds it; otherwise 404, as for a report that does
-/// not exist, so that ids cannot be probed.
-pub(crate) async fn visible_report(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> Result<DocumentRow, ApiError> {
-    let doc_id: DocId = id.parse().map_err(|_| not_found(id))?;
-    let row = state
-        .store
-        .document(&doc_id)
-        .await?
-        .filter(|r| {
-            caller
-                .scope
-                .allows(&r.org_path, r.restricted, r.assigned_to.as_deref())
-        })
-        .ok_or_else(|| not_found(id))?;
-    Ok(row)
-}
-
-/// Records that the caller read restricted reports: one entry per request.
-pub(crate) async fn audit_reads(
-    state: &AppState,
-    caller: &Caller,
-    ids: &[DocId],
-    via: &str,
-) -> Result<(), ApiError> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    state
-        .store
-        .audit(&AuditEntry {
-            at: clock::now(),
-            user_id: Some(caller.user_id().to_owned()),
-            device_id: Some(caller.device_id().to_owned()),
-            action: "read_report".into(),
-            doc_id: (ids.len() == 1).then(|| ids[0]),
-            detail: json!({
-                "via": via,
-                "reports": ids.iter().map(DocId::to_string).collect::<Vec<_>>(),
-            }),
-        })
-        .await?;
-    Ok(())
-}
-
-/// The report's projection as the caller may read it.
-pub(crate) fn redacted(state: &AppState, caller: &Caller, row: &DocumentRow) -> Value {
-    let mut projection = row.projection.clone();
-    if !caller.role().has_clearance() {
-        match state.registry.get(&row.kind, row.schema_version) {
-            Some(schema) => schema.redact(&mut projection),
-            // Ingest refuses unknown kinds; should one be stored, show nothing of it.
-            None => {
-                projection["fields"] = json!({});
-                projection["log"] = json!([]);
-            }
-        }
-    }
-    projection
-}
-
-/// Whether the value at a conflict or problem path (`fields.NAME`, `log[ENTRY].NAME`) is
-/// sensitive. Like [`Schema::redact`], a field the schema does not declare counts as sensitive.
-pub(crate) fn path_is_sensitive(schema: Option<&Schema>, path: &str) -> bool {
-    let Ok(path) = FieldPath::from_str(path) else {
-        return false;
-    };
-    let Some(schema) = schema else {
-        return true;
-    };
-    match path {
-        FieldPath::Field(name) => schema.field(&name).is_none_or(|f| f.sensitive),
-        FieldPath::Log { field, .. } => {
-            !LOG_ENTRY_KEYS.contains(&field.as_str())
-                && schema.log_field(&field).is_none_or(|f| f.sensitive)
-        }
-    }
-}
-
 fn summary(row: &DocumentRow, projection: &Value) -> ReportSummary {
     ReportSummary {
         id: row.id.to_string(),
@@ -699,7 +605,7 @@ fn summary(row: &DocumentRow, projection: &Value) -> ReportSummary {
     }
 }
 
-pub(crate) async fn detail(
+async fn detail(
     state: &AppState,
     caller: &Caller,
     row: DocumentRow,
@@ -736,18 +642,6 @@ pub(crate) async fn detail(
         problems,
         conflicts,
     })
-}
-
-pub fn check_note(note: Option<&str>) -> Result<(), ApiError> {
-    match note {
-        Some(n) if n.chars().count() > MAX_NOTE_CHARS || n.contains('\0') => {
-            Err(ApiError::Invalid {
-                detail: format!("the note must be at most {MAX_NOTE_CHARS} characters of text"),
-                problems: Vec::new(),
-            })
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Problems of the values an edit writes: a value of the wrong type, an unknown choice or
@@ -836,75 +730,4 @@ fn has_nul<'a>(mut values: impl Iterator<Item = &'a Value>) -> bool {
 
 fn problem(path: &str, code: ProblemCode, message: String) -> SchemaProblem {
     SchemaProblem::new(path, code, message)
-}
-
-/// An edit of a report document the request itself made impossible.
-pub(crate) fn doc_error(e: gridsync_core::Error) -> ApiError {
-    use gridsync_core::Error as E;
-    match e {
-        E::NoSuchLogEntry(_) | E::ReservedKey(_) | E::BadPath(_) => ApiError::Invalid {
-            detail: e.to_string(),
-            problems: Vec::new(),
-        },
-        E::NotRemoved(_) => ApiError::Conflict(e.to_string()),
-        other => ApiError::Internal(other.to_string()),
-    }
-}
-
-/// Ingests the changes of `doc` since `since` in the caller's name, through the same path as
-/// a phone's push: scope, validation, conflicts and sequence numbers.
-pub(crate) async fn ingest_edit(
-    state: &AppState,
-    caller: &Caller,
-    doc: &mut ReportDoc,
-    since: &[ChangeHash],
-    now: i64,
-) -> Result<(), ApiError> {
-    let push = Push {
-        docs: vec![PushDoc {
-            doc: doc.id(),
-            changes: doc.changes_since(since),
-        }],
-    };
-    let writer = Writer {
-        user_id: caller.user_id().to_owned(),
-        device_id: None,
-        scope: caller.scope.clone(),
-        now,
-        hold_out_of_scope: false,
-    };
-    let result = state
-        .ingest
-        .push(state.store.as_ref(), &writer, &push)
-        .await?;
-    outcome(result)
-}
-
-/// The answer to an office edit, from the outcome of its ingestion: refusals the request caused
-/// are client errors, anything else is the server's fault.
-pub fn outcome(result: PushResult) -> Result<(), ApiError> {
-    match result.docs.into_iter().next().map(|d| d.outcome) {
-        Some(PushOutcome::Acked { .. }) => Ok(()),
-        Some(PushOutcome::Rejected { code, reason }) => Err(match code.as_str() {
-            "out_of_scope" => ApiError::OutOfScope(reason),
-            // invalid_text: a NUL in text the field checks do not cover, such as the grid id.
-            "unknown_grid"
-            | "unknown_kind"
-            | "refused"
-            | "invalid_text"
-            | "assignee_out_of_reach" => ApiError::Invalid {
-                detail: format!("{code}: {reason}"),
-                problems: Vec::new(),
-            },
-            _ => ApiError::Internal(format!("own edit rejected: {code}: {reason}")),
-        }),
-        // Office edits are refused rather than held (`Writer::hold_out_of_scope`).
-        Some(PushOutcome::Held { code, reason }) => Err(ApiError::Internal(format!(
-            "own edit held: {code}: {reason}"
-        ))),
-        Some(PushOutcome::MissingDeps { .. }) => Err(ApiError::Internal(
-            "own edit missing dependencies".to_owned(),
-        )),
-        None => Err(ApiError::Internal("no push outcome".to_owned())),
-    }
 }

@@ -1,0 +1,308 @@
+//! Reports on the phone: creating one, reading it with its fields typed by its schema, editing
+//! fields and log entries (checked against the schema first, each edit one stored change), and
+//! listing and searching the local reports.
+
+use std::collections::HashMap;
+
+use gridsync_core::DocId;
+use gridsync_core::replica::LocalDoc;
+use gridsync_core::report::{Editor, LOG_ENTRY_KEYS, ReportDoc};
+use gridsync_core::schema::Schema;
+use serde_json::{Map, Value as Json};
+
+use super::conflicts::open_conflicts;
+use super::schemas::check_value;
+use super::{Client, State, not_found, parse_id, rebuild, refusals};
+use crate::error::{ClientError, Result};
+use crate::model::{self, FieldValue, LogEntry, Report, ReportSummary, ServerRefusal};
+use crate::store::{Batch, SyncState};
+
+impl Client {
+    /// Creates a report of `kind` for `grid`, authored by the logged-in user.
+    pub fn create_report(&self, kind: &str, grid: &str) -> Result<String> {
+        let schema = self.schema_of(kind)?;
+        if grid.trim().is_empty() {
+            return Err(ClientError::Invalid("a report needs a grid".into()));
+        }
+        let mut state = self.lock();
+        let by = state.editor()?;
+        refusals::check_grid(&mut state, &by.user, grid)?;
+        let id = DocId::new_v4();
+        let doc = ReportDoc::create(id, kind, schema.version, grid, &by)?;
+        state.replica.insert(doc);
+        if let Err(e) = persist_doc(&mut state, &id) {
+            // Not stored, so it must not exist in memory either.
+            let replica = rebuild(&mut state)?;
+            state.replica = replica;
+            return Err(e);
+        }
+        Ok(id.to_string())
+    }
+
+    pub fn report(&self, id: &str) -> Result<Report> {
+        let id = parse_id(id)?;
+        let local = self
+            .lock()
+            .replica
+            .get(&id)
+            .ok_or_else(|| not_found(&id))?
+            .clone();
+        self.report_of(local)
+    }
+
+    fn report_of(&self, mut local: LocalDoc) -> Result<Report> {
+        let meta = local.doc.meta()?;
+        let projection = local.doc.to_json()?;
+        let schema = self.registry.get(&meta.kind, meta.schema_version);
+        let empty = Map::new();
+        let fields_map = projection["fields"].as_object().unwrap_or(&empty);
+        let defs = schema.map(|s| s.fields.as_slice()).unwrap_or_default();
+        let log_defs = schema
+            .and_then(|s| s.log.as_ref())
+            .map(|l| l.fields.as_slice())
+            .unwrap_or_default();
+        let log = projection["log"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Json::as_object)
+            .map(|entry| LogEntry {
+                id: text(entry.get("id")),
+                created_by: text(entry.get("created_by")),
+                created_at: text(entry.get("created_at")),
+                fields: model::entries(log_defs, entry, &LOG_ENTRY_KEYS),
+            })
+            .collect();
+        let pending = local.pending() as u64;
+        let mut heads: Vec<String> = local.doc.heads().iter().map(|h| h.to_string()).collect();
+        heads.sort();
+        let open_conflicts = open_conflicts(&mut local.doc)?;
+        Ok(Report {
+            id: meta.id.to_string(),
+            kind: meta.kind,
+            schema_version: meta.schema_version,
+            grid: meta.grid,
+            created_by: meta.created_by,
+            created_at: meta.created_at,
+            fields: model::entries(defs, fields_map, &[]),
+            log,
+            json: projection.to_string(),
+            heads,
+            pending_changes: pending,
+            open_conflicts,
+            rejected: local.rejected.as_ref().map(|r| ServerRefusal {
+                code: r.code.clone(),
+                reason: r.reason.clone(),
+            }),
+            held: !local.held.is_empty(),
+            out_of_scope: local.out_of_scope,
+        })
+    }
+
+    /// Sets one field (`None` clears it). A value that does not fit the field is refused.
+    pub fn set_field(&self, id: &str, field: &str, value: Option<FieldValue>) -> Result<()> {
+        let mut values = HashMap::new();
+        values.insert(field.to_owned(), value);
+        self.set_fields_opt(id, values)
+    }
+
+    /// Sets several fields in one change: a form saved at once.
+    pub fn set_fields(&self, id: &str, values: HashMap<String, FieldValue>) -> Result<()> {
+        self.set_fields_opt(id, values.into_iter().map(|(k, v)| (k, Some(v))).collect())
+    }
+
+    fn set_fields_opt(&self, id: &str, values: HashMap<String, Option<FieldValue>>) -> Result<()> {
+        let id = parse_id(id)?;
+        let schema = self.schema_of_doc(&id)?;
+        let mut map = Map::new();
+        let mut keys: Vec<&String> = values.keys().collect();
+        keys.sort();
+        for key in keys {
+            let json = match &values[key] {
+                Some(v) => model::value_to_json(v)?,
+                None => Json::Null,
+            };
+            check_value(schema.validate_field(key, &json))?;
+            map.insert(key.clone(), json);
+        }
+        refusals::refuse_nul_values(&map)?;
+        self.edit(&id, |doc, by| doc.set_fields(&map, by).map_err(Into::into))
+    }
+
+    /// Appends a log entry (a mediation step, a visit); returns its id.
+    pub fn append_log(&self, id: &str, values: HashMap<String, FieldValue>) -> Result<String> {
+        let id = parse_id(id)?;
+        let schema = self.schema_of_doc(&id)?;
+        let map = self.log_values(&schema, &values)?;
+        let mut entry = String::new();
+        self.edit(&id, |doc, by| {
+            entry = doc.append_log(&map, by)?;
+            Ok(())
+        })?;
+        Ok(entry)
+    }
+
+    /// Changes fields of a log entry; fields not named keep their values.
+    pub fn edit_log(
+        &self,
+        id: &str,
+        entry_id: &str,
+        values: HashMap<String, FieldValue>,
+    ) -> Result<()> {
+        let id = parse_id(id)?;
+        let schema = self.schema_of_doc(&id)?;
+        let map = self.log_values(&schema, &values)?;
+        self.edit(&id, |doc, by| {
+            doc.edit_log(entry_id, &map, by).map_err(Into::into)
+        })
+    }
+
+    pub fn remove_log(&self, id: &str, entry_id: &str) -> Result<()> {
+        let id = parse_id(id)?;
+        self.edit(&id, |doc, by| {
+            doc.remove_log(entry_id, by).map_err(Into::into)
+        })
+    }
+
+    fn log_values(
+        &self,
+        schema: &Schema,
+        values: &HashMap<String, FieldValue>,
+    ) -> Result<Map<String, Json>> {
+        if schema.log.is_none() {
+            return Err(ClientError::Invalid(format!(
+                "{} reports have no log",
+                schema.kind
+            )));
+        }
+        let map = model::values_to_json(values)?;
+        for (key, value) in &map {
+            check_value(schema.validate_log_field(key, value))?;
+        }
+        refusals::refuse_nul_values(&map)?;
+        Ok(map)
+    }
+
+    /// Applies `f` to a report as the logged-in user and stores the result in one transaction;
+    /// if storing fails, the report is as it was.
+    pub(super) fn edit(
+        &self,
+        id: &DocId,
+        f: impl FnOnce(&mut ReportDoc, &Editor) -> Result<()>,
+    ) -> Result<()> {
+        let mut state = self.lock();
+        let by = state.editor()?;
+        let doc = state.replica.doc_mut(id).ok_or_else(|| not_found(id))?;
+        let before = doc.clone();
+        let outcome = f(doc, &by).and_then(|()| persist_doc(&mut state, id));
+        if outcome.is_err()
+            && let Some(doc) = state.replica.doc_mut(id)
+        {
+            *doc = before;
+        }
+        outcome
+    }
+
+    /// Local reports, newest first; only those of `kind` when given.
+    pub fn list_reports(&self, kind: Option<String>) -> Result<Vec<ReportSummary>> {
+        self.summaries(|summary, _| kind.as_ref().is_none_or(|k| &summary.kind == k))
+    }
+
+    /// Local reports whose text contains every word of `query` (case-insensitive): names,
+    /// descriptions, places, log notes.
+    pub fn search_reports(&self, query: &str) -> Result<Vec<ReportSummary>> {
+        let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
+        self.summaries(|_, projection| {
+            let mut haystack = String::new();
+            collect_text(&projection["fields"], &mut haystack);
+            collect_text(&projection["log"], &mut haystack);
+            for key in ["id", "grid", "kind"] {
+                collect_text(&projection[key], &mut haystack);
+            }
+            let haystack = haystack.to_lowercase();
+            words.iter().all(|w| haystack.contains(w.as_str()))
+        })
+    }
+
+    fn summaries(
+        &self,
+        mut keep: impl FnMut(&ReportSummary, &Json) -> bool,
+    ) -> Result<Vec<ReportSummary>> {
+        let docs: Vec<LocalDoc> = self.lock().replica.docs().cloned().collect();
+        let mut out = Vec::new();
+        for mut local in docs {
+            // A document whose creating change has not arrived has no meta yet: skip it.
+            let Ok(meta) = local.doc.meta() else { continue };
+            let projection = local.doc.to_json()?;
+            let schema = self.registry.get(&meta.kind, meta.schema_version);
+            let summary = ReportSummary {
+                id: meta.id.to_string(),
+                title: title(schema, &projection["fields"]),
+                status: schema
+                    .and_then(|s| s.status_field.as_ref())
+                    .and_then(|f| projection["fields"][f].as_str())
+                    .map(str::to_owned),
+                log_entries: projection["log"].as_array().map_or(0, Vec::len) as u32,
+                pending_changes: local.pending() as u64,
+                open_conflicts: open_conflicts(&mut local.doc)?,
+                kind: meta.kind,
+                grid: meta.grid,
+                created_at: meta.created_at,
+            };
+            if keep(&summary, &projection) {
+                out.push(summary);
+            }
+        }
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
+        Ok(out)
+    }
+}
+
+/// Commits one document as it is now.
+fn persist_doc(state: &mut State, id: &DocId) -> Result<()> {
+    let bytes = state
+        .replica
+        .doc_mut(id)
+        .ok_or_else(|| not_found(id))?
+        .save();
+    let local = state.replica.get(id).ok_or_else(|| not_found(id))?;
+    let mut batch = Batch::default();
+    batch.put_doc_parts(*id, bytes, SyncState::of(local));
+    state.store()?.commit(batch)
+}
+
+pub(super) fn text(v: Option<&Json>) -> String {
+    v.and_then(Json::as_str).unwrap_or_default().to_owned()
+}
+
+/// The first text field with a value, in schema order, cut to 80 characters.
+pub(super) fn title(schema: Option<&Schema>, fields: &Json) -> String {
+    let candidates: Vec<&str> = match schema {
+        Some(s) => s
+            .fields
+            .iter()
+            .filter(|f| f.ty == gridsync_core::schema::FieldType::Text)
+            .map(|f| f.id.as_str())
+            .collect(),
+        None => Vec::new(),
+    };
+    let found = candidates
+        .iter()
+        .filter_map(|f| fields[*f].as_str())
+        .find(|s| !s.trim().is_empty())
+        .unwrap_or_default();
+    found.chars().take(80).collect()
+}
+
+fn collect_text(value: &Json, out: &mut String) {
+    match value {
+        Json::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Json::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        Json::Object(map) => map.values().for_each(|v| collect_text(v, out)),
+        _ => {}
+    }
+}

@@ -1,0 +1,316 @@
+//! Sync: pushes every pending change (acknowledged heads committed after each push result),
+//! then pulls pages until the server has nothing more (each page's documents committed together
+//! with the cursor past them), then uploads attachments and releases the reports that left the
+//! scope. Cut anywhere, the next sync resumes from what was committed: a push sent again is a
+//! no-op at the server, a page pulled again merges to the same documents.
+
+use std::sync::MutexGuard;
+
+use gridsync_core::DocId;
+use gridsync_core::protocol::{self, Message, PullResult, PushOutcome, PushResult};
+
+use super::Client;
+use super::answers::unexpected;
+use super::conflicts::open_conflicts;
+use crate::error::{ClientError, Result};
+use crate::model::{self, HeldReport, RejectedReport, SyncPhase, SyncProgress, SyncSummary};
+use crate::store::{Batch, SyncState};
+use crate::transport::Traffic;
+
+const FRAME: &str = "application/x-gridsync";
+/// The header in which a sync says how many changes this phone holds undelivered.
+const PENDING_HEADER: &str = "x-gridsync-pending";
+/// Upper bounds on the rounds of one sync, so a server that never says "done" cannot spin it.
+const MAX_PUSH_ROUNDS: u32 = 10_000;
+const MAX_PULL_PAGES: u32 = 100_000;
+
+/// Receives sync progress; the FFI callback interface implements it.
+pub trait Progress {
+    fn progress(&self, progress: SyncProgress);
+}
+
+impl Progress for Box<dyn model::SyncListener> {
+    fn progress(&self, progress: SyncProgress) {
+        self.on_progress(progress);
+    }
+}
+
+impl Client {
+    /// Local changes the server has not acknowledged.
+    pub fn pending_changes(&self) -> u64 {
+        self.lock().replica.pending() as u64
+    }
+
+    pub(super) fn sync_guard(&self) -> MutexGuard<'_, ()> {
+        self.sync_lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Pushes pending changes and pulls everything new. Safe at any time: offline it fails with
+    /// `Network` and has lost nothing; whatever it finished stays committed.
+    pub fn sync(&self, progress: Option<&dyn Progress>) -> Result<SyncSummary> {
+        let _sync = self.sync_guard();
+        self.lock().user()?;
+        let mut traffic = Traffic::default();
+        let mut summary = SyncSummary {
+            pushed_changes: 0,
+            pushed_reports: 0,
+            pulled_reports: 0,
+            evicted_reports: 0,
+            rejected: Vec::new(),
+            held: Vec::new(),
+            rescoped: false,
+            open_conflicts: 0,
+            pending_changes: 0,
+            bytes_sent: 0,
+            bytes_received: 0,
+            requests: 0,
+            diverged: false,
+            uploaded_attachments: 0,
+            pending_uploads: 0,
+        };
+        let outcome = self
+            .push_all(&mut summary, &mut traffic, progress)
+            .and_then(|()| self.pull_all(&mut summary, &mut traffic, progress))
+            .and_then(|()| self.upload_pending(&mut summary, &mut traffic))
+            .and_then(|()| self.release_delivered(&mut summary));
+        outcome?;
+        if summary.rescoped {
+            // A new grid or role: who the user is now, and where they may file reports.
+            self.refresh_profile(&mut traffic)?;
+            self.fetch_grids(&mut traffic)?;
+        }
+        self.fetch_grids_if_missing(&mut traffic)?;
+        // Copies of discarded reports are kept until a sync has gone through after the discard.
+        self.lock().store()?.drop_discarded()?;
+        summary.bytes_sent = traffic.sent;
+        summary.bytes_received = traffic.received;
+        summary.requests = traffic.requests;
+        let mut state = self.lock();
+        summary.pending_changes = state.replica.pending() as u64;
+        let mut conflicts = 0;
+        for local in state.replica.docs() {
+            conflicts += open_conflicts(&mut local.doc.clone()).unwrap_or(0);
+        }
+        summary.open_conflicts = conflicts;
+        Ok(summary)
+    }
+
+    fn push_all(
+        &self,
+        summary: &mut SyncSummary,
+        traffic: &mut Traffic,
+        progress: Option<&dyn Progress>,
+    ) -> Result<()> {
+        let max_bytes = usize::try_from(self.config.push_max_bytes).unwrap_or(usize::MAX);
+        for round in 1..=MAX_PUSH_ROUNDS {
+            let Some(push) = self.lock().replica.build_push(max_bytes) else {
+                return Ok(());
+            };
+            let result: PushResult =
+                self.exchange("/api/v1/sync/push", protocol::encode(&push), traffic)?;
+            let mut state = self.lock();
+            let applied = state.replica.apply_push_result(&result);
+            let mut batch = Batch::default();
+            for item in &result.docs {
+                if let Some(local) = state.replica.get(&item.doc) {
+                    batch.put_acked(local);
+                }
+                if matches!(item.outcome, PushOutcome::Acked { .. }) {
+                    summary.pushed_reports += 1;
+                    summary.pushed_changes += push
+                        .docs
+                        .iter()
+                        .find(|d| d.doc == item.doc)
+                        .map_or(0, |d| d.changes.len() as u64);
+                }
+            }
+            state.store()?.commit(batch)?;
+            drop(state);
+            summary.held.extend(
+                applied
+                    .held
+                    .into_iter()
+                    .map(|(id, code, reason)| HeldReport {
+                        id: id.to_string(),
+                        code,
+                        reason,
+                    }),
+            );
+            summary
+                .rejected
+                .extend(
+                    applied
+                        .rejected
+                        .into_iter()
+                        .map(|(id, code, reason)| RejectedReport {
+                            id: id.to_string(),
+                            code,
+                            reason,
+                        }),
+                );
+            if let Some(p) = progress {
+                p.progress(SyncProgress {
+                    phase: SyncPhase::Push,
+                    round,
+                    reports: summary.pushed_reports,
+                    bytes_sent: traffic.sent,
+                    bytes_received: traffic.received,
+                });
+            }
+        }
+        Err(ClientError::Server(format!(
+            "pushing did not finish in {MAX_PUSH_ROUNDS} requests"
+        )))
+    }
+
+    fn pull_all(
+        &self,
+        summary: &mut SyncSummary,
+        traffic: &mut Traffic,
+        progress: Option<&dyn Progress>,
+    ) -> Result<()> {
+        // A digest that disagrees at the end restarts the pull from zero once.
+        for pass in 0..2 {
+            let mut page = 0;
+            loop {
+                page += 1;
+                if page > MAX_PULL_PAGES {
+                    return Err(ClientError::Server(format!(
+                        "pulling did not finish in {MAX_PULL_PAGES} pages"
+                    )));
+                }
+                let pull = self.lock().replica.build_pull(self.config.pull_byte_budget);
+                let result: PullResult =
+                    self.exchange("/api/v1/sync/pull", protocol::encode(&pull), traffic)?;
+                summary.rescoped |= result.rescoped;
+                let pulled = self.apply_page(result)?;
+                summary.pulled_reports += pulled.docs as u32;
+                if let Some(p) = progress {
+                    p.progress(SyncProgress {
+                        phase: SyncPhase::Pull,
+                        round: page,
+                        reports: summary.pulled_reports,
+                        bytes_sent: traffic.sent,
+                        bytes_received: traffic.received,
+                    });
+                }
+                if pulled.diverged {
+                    summary.diverged = pass == 1;
+                    break;
+                }
+                if !pulled.more {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one pull page and commits its documents with the cursor past them.
+    fn apply_page(&self, result: PullResult) -> Result<gridsync_core::replica::PullSummary> {
+        let ids: Vec<DocId> = result.docs.iter().map(|d| d.doc).collect();
+        let evicted = result.evicted.clone();
+        let rescoped = result.rescoped;
+        let mut state = self.lock();
+        let since_before = state.replica.cursor().since;
+        let pulled = state.replica.apply_pull_result(result)?;
+        let started_over =
+            rescoped || pulled.diverged || state.replica.cursor().since < since_before;
+        let mut batch = Batch::default();
+        for id in &ids {
+            if let Some(doc) = state.replica.doc_mut(id) {
+                let bytes = doc.save();
+                let local = state.replica.get(id).expect("just saved");
+                batch.put_doc_parts(*id, bytes, SyncState::of(local));
+            }
+        }
+        if started_over {
+            for local in state.replica.docs() {
+                batch.put_acked(local);
+            }
+        }
+        // Evicted reports stay until delivered (`release_delivered` drops them after the sync).
+        for id in evicted {
+            if let Some(local) = state.replica.get(&id) {
+                batch.put_acked(local);
+            }
+        }
+        batch.set_cursor(state.replica.cursor());
+        state.store()?.commit(batch)?;
+        Ok(pulled)
+    }
+
+    /// Posts a sync frame with the session's access token, refreshing it when it expired, and
+    /// decodes the answer.
+    fn exchange<A: Message>(&self, path: &str, frame: Vec<u8>, traffic: &mut Traffic) -> Result<A> {
+        let mut refreshed = false;
+        // What would be lost were this phone wiped now, for the admin's device list.
+        let pending = self.lock().replica.pending().to_string();
+        let headers = [
+            ("content-type", FRAME.to_owned()),
+            (PENDING_HEADER, pending),
+        ];
+        loop {
+            let token = self.access_token(traffic)?;
+            let answer = self
+                .transport
+                .post_with(path, &headers, &frame, Some(&token), traffic)?;
+            if answer.ok() {
+                return protocol::decode(&answer.body).map_err(|e| {
+                    ClientError::Server(format!("the server's answer is not a sync frame: {e}"))
+                });
+            }
+            let problem = answer.problem();
+            match (answer.status, problem.code.as_str()) {
+                // An ended session (logout elsewhere, a password change) is confirmed by its
+                // refresh being refused, which ends the session here and keeps the data.
+                (401, "token_expired" | "token_invalid" | "unauthenticated" | "session_ended")
+                    if !refreshed =>
+                {
+                    refreshed = true;
+                    self.refresh(traffic)?;
+                }
+                (401, "device_revoked") => return Err(self.wipe_revoked()?),
+                (410, "device_retired") => return Err(self.wipe_retired()?),
+                (409, "device_retiring") => {
+                    return Err(ClientError::DeviceRetiring(problem.detail));
+                }
+                (401, _) => {
+                    return Err(ClientError::Unauthorized(problem.detail));
+                }
+                (413, _) => {
+                    return Err(ClientError::Invalid(format!(
+                        "a report is too large to send: {}",
+                        problem.detail
+                    )));
+                }
+                _ => return Err(unexpected(&answer)),
+            }
+        }
+    }
+
+    /// Drops the reports that left this user's scope once everything of them is delivered:
+    /// every change acknowledged or held by the server, and no photo waiting for upload.
+    fn release_delivered(&self, summary: &mut SyncSummary) -> Result<()> {
+        let mut state = self.lock();
+        let waiting: Vec<DocId> = state
+            .store()?
+            .attachments()?
+            .into_iter()
+            .filter(|b| b.pending)
+            .map(|b| b.doc_id)
+            .collect();
+        let mut batch = Batch::default();
+        for id in state.replica.releasable() {
+            if waiting.contains(&id) {
+                continue;
+            }
+            state.replica.remove(&id);
+            batch.delete_doc(id);
+            summary.evicted_reports += 1;
+        }
+        state.store()?.commit(batch)
+    }
+}
