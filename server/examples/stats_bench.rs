@@ -15,7 +15,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use clap::Parser;
@@ -28,7 +28,6 @@ use gridsync_fixtures::work::{Rng, any_report};
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use gridsync_server::store;
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
@@ -54,10 +53,6 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = store::open(&args.db).await.context("opening the store")?;
-    if !store.org_units().await?.is_empty() {
-        bail!("{} is not empty; give a new database", args.db);
-    }
     // admin fills the district and reads it whole; staff of t1 read their township without
     // clearance. Their tokens are issued directly, in their devices' sessions.
     let people = [
@@ -66,7 +61,7 @@ async fn main() -> anyhow::Result<()> {
     ];
     let fixture = Fixture::new(OrgTree::wide(args.townships, args.townships / 2))
         .people(people.map(Person::with_device));
-    fixture.seed(store.as_ref()).await?;
+    let store = fixture.seed_new_database(&args.db).await?;
     let grids = fixture.tree.grids();
     println!(
         "{} reports over {} grids of {} townships and {} streets",

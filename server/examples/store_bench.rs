@@ -13,7 +13,7 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use gridsync_core::DocId;
 use gridsync_core::protocol::{Push, PushDoc};
@@ -23,7 +23,7 @@ use gridsync_fixtures::fixture::Fixture;
 use gridsync_fixtures::org::OrgTree;
 use gridsync_fixtures::reports::ingest_acked;
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{self, Store, Writer};
+use gridsync_server::store::{Store, Writer};
 use serde_json::json;
 
 #[derive(Parser)]
@@ -45,12 +45,8 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = store::open(&args.db).await.context("opening the store")?;
-    if !store.org_units().await?.is_empty() {
-        bail!("{} is not empty; give a new database", args.db);
-    }
     let district = Fixture::new(OrgTree::one_grid());
-    district.seed(store.as_ref()).await?;
+    let store = district.seed_new_database(&args.db).await?;
     let writer = district
         .tree
         .writer("w1", Role::DistrictAdmin, "d", "phone");
