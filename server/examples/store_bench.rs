@@ -13,15 +13,18 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use clap::Parser;
 use gridsync_core::DocId;
-use gridsync_core::protocol::{Push, PushDoc, PushOutcome};
+use gridsync_core::protocol::{Push, PushDoc};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::reports::ingest_acked;
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{self, Level, OrgUnit, Store, Writer};
-use gridsync_server::sync::{Ingest, pull};
+use gridsync_server::store::{Store, Writer};
+use gridsync_server::sync::pull;
 use serde_json::json;
 
 #[derive(Parser)]
@@ -43,19 +46,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store = store::open(&args.db).await.context("opening the store")?;
-    if !store.org_units().await?.is_empty() {
-        bail!("{} is not empty; give a new database", args.db);
-    }
-    seed(store.as_ref()).await?;
-    let ingest = Ingest::default();
-    let writer = Writer {
-        user_id: "w1".into(),
-        device_id: Some("phone".into()),
-        scope: Scope::for_role("w1", Role::DistrictAdmin, "/d/"),
-        now: 1_800_000_000,
-        hold_out_of_scope: false,
-    };
+    let district = Fixture::new(OrgTree::one_grid());
+    let store = district.seed_new_database(&args.db).await?;
+    let writer = district
+        .tree
+        .writer("w1", Role::DistrictAdmin, "d", "phone");
     let scope = Scope::for_role("office", Role::DistrictAdmin, "/d/");
 
     let mut docs: Vec<ReportDoc> = (0..args.docs)
@@ -69,8 +64,7 @@ async fn main() -> anyhow::Result<()> {
         })
         .collect();
 
-    let created =
-        ingest_in_batches(store.as_ref(), &writer, &ingest, &mut docs, args.batch, &[]).await?;
+    let created = ingest_in_batches(store.as_ref(), &writer, &mut docs, args.batch, &[]).await?;
     report(
         "ingest, new reports",
         created.changes,
@@ -98,15 +92,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .expect("edit");
     }
-    let edited = ingest_in_batches(
-        store.as_ref(),
-        &writer,
-        &ingest,
-        &mut docs,
-        args.batch,
-        &acked,
-    )
-    .await?;
+    let edited = ingest_in_batches(store.as_ref(), &writer, &mut docs, args.batch, &acked).await?;
     report(
         "ingest, one-field edits",
         edited.changes,
@@ -143,26 +129,6 @@ fn report(what: &str, n: usize, secs: f64, unit: &str) {
     );
 }
 
-async fn seed(store: &dyn Store) -> anyhow::Result<()> {
-    for (id, parent, level, path) in [
-        ("d", None, Level::District, "/d/"),
-        ("t1", Some("d"), Level::Township, "/d/t1/"),
-        ("v1", Some("t1"), Level::Village, "/d/t1/v1/"),
-        ("g1", Some("v1"), Level::Grid, "/d/t1/v1/g1/"),
-    ] {
-        store
-            .upsert_org_unit(&OrgUnit {
-                id: id.into(),
-                parent_id: parent.map(Into::into),
-                level,
-                name: id.into(),
-                path: path.into(),
-            })
-            .await?;
-    }
-    Ok(())
-}
-
 struct Ingested {
     changes: usize,
     secs: f64,
@@ -174,7 +140,6 @@ struct Ingested {
 async fn ingest_in_batches(
     store: &dyn Store,
     writer: &Writer,
-    ingest: &Ingest,
     docs: &mut [ReportDoc],
     batch: usize,
     acked: &[Vec<automerge::ChangeHash>],
@@ -199,14 +164,7 @@ async fn ingest_in_batches(
         .collect();
     let start = Instant::now();
     for push in &pushes {
-        let result = ingest.push(store, writer, push).await?;
-        if let Some(bad) = result
-            .docs
-            .iter()
-            .find(|d| !matches!(d.outcome, PushOutcome::Acked { .. }))
-        {
-            bail!("push refused: {:?}", bad.outcome);
-        }
+        ingest_acked(store, writer, push).await?;
     }
     Ok(Ingested {
         changes: bytes.len(),
@@ -220,7 +178,7 @@ struct Pulled {
     pages: usize,
     bytes: usize,
     secs: f64,
-    /// Of `secs`, the time spent in `sync::pull::pull` (the rest is the client applying pages).
+    /// Of `secs`, the time spent in `Store::pull` (the rest is the client applying pages).
     server_secs: f64,
 }
 

@@ -46,8 +46,7 @@ async fn run(store: Arc<dyn Store>) {
             let mut acked = Vec::new();
             for i in 0..DOCS_PER_WRITER {
                 let mut doc = dispute(w * 1_000 + i + 1, G1, &user);
-                let result = ingest()
-                    .push(store.as_ref(), &wr, &push_all(&mut [&mut doc]))
+                let result = ingest(store.as_ref(), &wr, &push_all(&mut [&mut doc]))
                     .await
                     .expect("ingest");
                 assert!(is_acked(&result.docs[0].outcome), "{result:?}");

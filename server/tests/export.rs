@@ -13,6 +13,9 @@ use calamine::{Reader, Xlsx};
 use gridsync_core::DocId;
 use gridsync_core::attachment::Attachment;
 use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::people::Person;
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
@@ -20,8 +23,7 @@ use gridsync_server::store::{Store, UploadChunk, UploadOutcome};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::Digest;
-use support::http::add_users_with_devices;
-use support::{TestStore, admin, file_report, is_acked, object, push_all, seed_org};
+use support::{TestStore, admin, admin_report, ingest, is_acked, object, push_all};
 use tower::ServiceExt;
 
 on_both_test_stores!(
@@ -58,19 +60,14 @@ const PHOTO: &[u8] = b"\xff\xd8\xff\xe0 not really a photo";
 /// September); a drug-control case 4 in g1.
 async fn seed(t: &TestStore) -> (axum::Router, AppState) {
     let store = t.store.as_ref();
-    seed_org(store).await;
-    add_users_with_devices(
-        store,
-        &[
-            ("admin", Role::DistrictAdmin, "d"),
-            ("c1", Role::VillageCadre, "v1"),
-            ("ts", Role::TownshipStaff, "t1"),
-            ("o1", Role::DrugControlOfficer, "t1"),
-        ],
-    )
-    .await;
-    file_report(
-        store,
+    let people = [
+        ("admin", Role::DistrictAdmin, "d"),
+        ("c1", Role::VillageCadre, "v1"),
+        ("ts", Role::TownshipStaff, "t1"),
+        ("o1", Role::DrugControlOfficer, "t1"),
+    ]
+    .map(|(id, role, unit)| Person::new(id, role, unit).with_device());
+    let mediated = admin_report(
         1,
         "dispute_check",
         "g1",
@@ -78,41 +75,49 @@ async fn seed(t: &TestStore) -> (axum::Router, AppState) {
                "description": "宅基地边界争议", "place": "村口", "found_on": "2026-10-03",
                "risk_level": "high", "mediation_track": "people", "status": "mediating",
                "next_follow_up": "2026-11-20"}),
-        &[json!({"date": "2026-10-05", "mediator": "c1", "method": "上门调解", "outcome": "初步和解"})],
-    )
-    .await;
-    file_report(
-        store,
+        vec![
+            json!({"date": "2026-10-05", "mediator": "c1", "method": "上门调解",
+                   "outcome": "初步和解"}),
+        ],
+    );
+    let in_the_street = admin_report(
         2,
         "dispute_check",
         "g3",
         json!({"category": "labour_wages", "parties": "王五", "description": "欠薪",
                "found_on": "2026-10-10", "risk_level": "low", "status": "reported"}),
-        &[],
-    )
-    .await;
-    file_report(
-        store,
+        vec![],
+    );
+    let in_september = admin_report(
         3,
         "dispute_check",
         "g1",
         json!({"category": "other", "parties": "赵六", "description": "九月的纠纷",
                "found_on": "2026-09-30", "risk_level": "low", "status": "reported"}),
-        &[],
-    )
-    .await;
-    file_report(
-        store,
+        vec![],
+    );
+    let case = admin_report(
         4,
         "drug_control_case",
         "g1",
         json!({"subject_name": "钱七", "subject_id_number": "110101199001011234",
                "programme": "community_detox", "programme_start": "2026-01-01",
                "assigned_worker": "w1", "status": "active"}),
-        &[json!({"date": "2026-11-01", "visitor": "w1", "test": "urine", "test_result": "negative",
-                 "notes": "情况稳定", "next_visit_due": "2026-12-01"})],
-    )
-    .await;
+        vec![
+            json!({"date": "2026-11-01", "visitor": "w1", "test": "urine",
+                   "test_result": "negative", "notes": "情况稳定",
+                   "next_visit_due": "2026-12-01"}),
+        ],
+    );
+    Fixture::new(OrgTree::standard().clone())
+        .people(people)
+        .report(admin(), mediated)
+        .report(admin(), in_the_street)
+        .report(admin(), in_september)
+        .report(admin(), case)
+        .seed(store)
+        .await
+        .expect("seed");
     let hash = hex::encode(sha2::Sha256::digest(PHOTO));
     let outcome = store
         .upload_chunk(&UploadChunk {
@@ -535,8 +540,7 @@ async fn file_with_text(store: &dyn Store, i: usize, text: &str) -> String {
         &by,
     )
     .expect("attach");
-    let result = support::ingest()
-        .push(store, &admin(), &push_all(&mut [&mut doc]))
+    let result = ingest(store, &admin(), &push_all(&mut [&mut doc]))
         .await
         .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);

@@ -269,14 +269,13 @@ async fn deeply_nested_json(t: &TestStore) {
     let api = api(t).await;
     let admin = token(&api, "admin").await;
     let mut doc = dispute(1, G1, "admin");
-    let result = ingest()
-        .push(
-            t.store.as_ref(),
-            &support::admin(),
-            &push_all(&mut [&mut doc]),
-        )
-        .await
-        .expect("ingest");
+    let result = ingest(
+        t.store.as_ref(),
+        &support::admin(),
+        &push_all(&mut [&mut doc]),
+    )
+    .await
+    .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
     let report = format!("/api/v1/reports/{}", doc.id());
     let before = fingerprint(&t.url).await;
@@ -479,14 +478,13 @@ async fn invalid_utf8_in_bodies_query_strings_and_paths_is_400_and_nothing_is_st
     let api = api(t).await;
     let admin = token(&api, "admin").await;
     let mut doc = dispute(1, G1, "admin");
-    ingest()
-        .push(
-            t.store.as_ref(),
-            &support::admin(),
-            &push_all(&mut [&mut doc]),
-        )
-        .await
-        .expect("ingest");
+    ingest(
+        t.store.as_ref(),
+        &support::admin(),
+        &push_all(&mut [&mut doc]),
+    )
+    .await
+    .expect("ingest");
     let before = fingerprint(&t.url).await;
     let report = format!("/api/v1/reports/{}", doc.id());
 

@@ -250,8 +250,7 @@ impl Api {
     }
 
     async fn push(&self, user: &str, doc: &mut gridsync_core::report::ReportDoc) -> DocId {
-        let result = ingest()
-            .push(self.store.as_ref(), &phone(user), &push_all(&mut [doc]))
+        let result = ingest(self.store.as_ref(), &phone(user), &push_all(&mut [doc]))
             .await
             .expect("ingest");
         assert!(

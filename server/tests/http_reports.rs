@@ -235,8 +235,7 @@ impl Api {
     }
 
     async fn push(&self, user: &str, doc: &mut ReportDoc) {
-        let result = ingest()
-            .push(self.store.as_ref(), &phone(user), &push_all(&mut [doc]))
+        let result = ingest(self.store.as_ref(), &phone(user), &push_all(&mut [doc]))
             .await
             .expect("ingest");
         assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
@@ -694,14 +693,13 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
         json!({"risk_level": "high", "parties": "李四"}),
     );
     api.push("w1", &mut phone_doc).await;
-    let result = ingest()
-        .push(
-            api.store.as_ref(),
-            &phone("c1"),
-            &push_all(&mut [&mut office_doc]),
-        )
-        .await
-        .expect("ingest");
+    let result = ingest(
+        api.store.as_ref(),
+        &phone("c1"),
+        &push_all(&mut [&mut office_doc]),
+    )
+    .await
+    .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
 
     let list = api.get("c1", "/api/v1/conflicts").await.ok();
@@ -858,14 +856,13 @@ async fn a_rule_flag_is_resolved_with_null_and_a_note(t: &TestStore) {
         )
         .expect("append");
     api.push("w1", &mut closing).await;
-    let result = ingest()
-        .push(
-            api.store.as_ref(),
-            &phone("c1"),
-            &push_all(&mut [&mut stepping]),
-        )
-        .await
-        .expect("ingest");
+    let result = ingest(
+        api.store.as_ref(),
+        &phone("c1"),
+        &push_all(&mut [&mut stepping]),
+    )
+    .await
+    .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
     let list = api
         .get("admin", "/api/v1/conflicts?kind=dispute_check")

@@ -13,11 +13,12 @@ use axum::http::{Request, StatusCode, header};
 use gridsync_core::protocol::{self, Message, Pull, PushOutcome, PushResult};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
-use gridsync_server::auth::password;
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::people::Person;
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use gridsync_server::store::User;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use support::*;
@@ -71,27 +72,18 @@ impl Answer {
 }
 
 async fn api(t: &TestStore) -> Api {
-    seed_org(t.store.as_ref()).await;
-    for (id, role, unit) in [
+    let people = [
         ("w1", Role::GridWorker, G1),
         ("w2", Role::GridWorker, G2),
         ("c1", Role::VillageCadre, "v1"),
         ("o1", Role::DrugControlOfficer, "t1"),
-    ] {
-        t.store
-            .insert_user(&User {
-                id: id.into(),
-                username: id.into(),
-                display_name: id.into(),
-                password_hash: password::hash(PW.into()).await.expect("hash"),
-                role,
-                org_unit_id: unit.into(),
-                disabled: false,
-                created_at: 1,
-            })
-            .await
-            .expect("user");
-    }
+    ]
+    .map(|(id, role, unit)| Person::new(id, role, unit).password(PW));
+    Fixture::new(OrgTree::standard().clone())
+        .people(people)
+        .seed(t.store.as_ref())
+        .await
+        .expect("seed");
     let state = AppState::new(t.store.clone(), Config::default())
         .await
         .expect("state");

@@ -140,8 +140,7 @@ async fn seed(t: &TestStore) -> Vec<ReportDoc> {
         }
     }
     let mut refs: Vec<&mut ReportDoc> = docs.iter_mut().collect();
-    let result = ingest()
-        .push(store, &admin(), &push_all(&mut refs))
+    let result = ingest(store, &admin(), &push_all(&mut refs))
         .await
         .expect("ingest");
     assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
@@ -189,7 +188,7 @@ async fn seed(t: &TestStore) -> Vec<ReportDoc> {
                     changes: d.changes_since(&base),
                 }],
             };
-            let result = ingest().push(store, &admin(), &push).await.expect("ingest");
+            let result = ingest(store, &admin(), &push).await.expect("ingest");
             assert!(is_acked(&result.docs[0].outcome));
         }
         doc.apply_changes(&other.changes_since(&base))

@@ -71,8 +71,7 @@ async fn api(t: &TestStore) -> Api {
         ),
         (drug_case(3, G1, "admin", "w9"), admin()),
     ] {
-        let result = ingest()
-            .push(store, &by, &push_all(&mut [&mut doc]))
+        let result = ingest(store, &by, &push_all(&mut [&mut doc]))
             .await
             .expect("ingest");
         assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);

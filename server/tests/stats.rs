@@ -8,6 +8,8 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use gridsync_core::DocId;
 use gridsync_core::report::Editor;
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::{Role, Scope};
@@ -16,7 +18,7 @@ use gridsync_server::store::{Level, OrgUnit, Store};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use support::http::add_users_with_devices;
-use support::{TestStore, admin, file_report, is_acked, object, path_of, registry, seed_org};
+use support::{TestStore, admin, file_report, ingest, is_acked, object, path_of, registry};
 use tower::ServiceExt;
 
 on_both_backends!(
@@ -36,26 +38,15 @@ on_both_test_stores!(
 
 /// Adds townships t2 (v2, g4) and t3 (v3, g5) to the support tree.
 async fn seed_more(store: &dyn Store) {
-    seed_org(store).await;
-    for (id, parent, level, name, path) in [
-        ("t2", "d", Level::Township, "西河镇", "/d/t2/"),
-        ("v2", "t2", Level::Village, "下庄村", "/d/t2/v2/"),
-        ("g4", "v2", Level::Grid, "四网格", "/d/t2/v2/g4/"),
-        ("t3", "d", Level::Township, "南山乡", "/d/t3/"),
-        ("v3", "t3", Level::Village, "石门村", "/d/t3/v3/"),
-        ("g5", "v3", Level::Grid, "五网格", "/d/t3/v3/g5/"),
-    ] {
-        store
-            .upsert_org_unit(&OrgUnit {
-                id: id.into(),
-                parent_id: Some(parent.into()),
-                level,
-                name: name.into(),
-                path: path.into(),
-            })
-            .await
-            .expect("org unit");
-    }
+    let tree = OrgTree::standard()
+        .clone()
+        .unit("t2", "d", Level::Township, "西河镇")
+        .unit("v2", "t2", Level::Village, "下庄村")
+        .unit("g4", "v2", Level::Grid, "四网格")
+        .unit("t3", "d", Level::Township, "南山乡")
+        .unit("v3", "t3", Level::Village, "石门村")
+        .unit("g5", "v3", Level::Grid, "五网格");
+    Fixture::new(tree).seed(store).await.expect("seed");
 }
 
 fn unit(id: &str, level: Level, path: &str) -> OrgUnit {
@@ -704,10 +695,7 @@ async fn figures_follow_edits_and_count_only_the_scope(store: &dyn Store) {
             changes: doc.changes_since(&heads),
         }],
     };
-    let result = support::ingest()
-        .push(store, &admin(), &push)
-        .await
-        .unwrap();
+    let result = ingest(store, &admin(), &push).await.unwrap();
     assert!(is_acked(&result.docs[0].outcome));
     let total = count(everything()).await;
     assert_eq!((total.open, total.by_status["resolved"]), (1, 1));

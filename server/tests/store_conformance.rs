@@ -63,14 +63,13 @@ on_both_backends!(
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
     seed_org(store).await;
     let mut doc = dispute(1, G1, "w1");
-    let result = ingest()
-        .push(
-            store,
-            &writer("w1", Role::GridWorker, G1, "p1"),
-            &push_all(&mut [&mut doc]),
-        )
-        .await
-        .expect("ingest");
+    let result = ingest(
+        store,
+        &writer("w1", Role::GridWorker, G1, "p1"),
+        &push_all(&mut [&mut doc]),
+    )
+    .await
+    .expect("ingest");
     // Nobody else changed the report, so its heads are those pushed and go unlisted.
     assert_eq!(
         result.docs[0].outcome,
@@ -108,14 +107,14 @@ async fn pushing_the_same_changes_twice_stores_nothing_twice(store: &dyn Store) 
     let mut doc = dispute(2, G1, "w1");
     let push = push_all(&mut [&mut doc]);
     let w = writer("w1", Role::GridWorker, G1, "p1");
-    let first = ingest().push(store, &w, &push).await.expect("ingest");
+    let first = ingest(store, &w, &push).await.expect("ingest");
     let seq = store
         .document(&doc.id())
         .await
         .expect("read")
         .expect("row")
         .seq;
-    let second = ingest().push(store, &w, &push).await.expect("ingest again");
+    let second = ingest(store, &w, &push).await.expect("ingest again");
     // Both acknowledge the same heads: the first leaves them unlisted, being those pushed; the
     // retry, which brought nothing new, lists them.
     assert_eq!(
@@ -151,8 +150,7 @@ async fn a_change_with_missing_dependencies_is_answered_with_them_and_nothing_is
     let mut push = push_all(&mut [&mut doc]);
     // Send only the changes after creation, to a server that never saw the creation.
     push.docs[0].changes.retain(|c| *c != first_change);
-    let result = ingest()
-        .push(store, &writer("w1", Role::GridWorker, G1, "p1"), &push)
+    let result = ingest(store, &writer("w1", Role::GridWorker, G1, "p1"), &push)
         .await
         .expect("ingest");
     let created = automerge::Change::from_bytes(first_change)
@@ -168,14 +166,13 @@ async fn a_change_with_missing_dependencies_is_answered_with_them_and_nothing_is
 async fn a_change_by_another_author_is_refused_and_nothing_is_stored(store: &dyn Store) {
     seed_org(store).await;
     let mut doc = dispute(4, G1, "w2");
-    let result = ingest()
-        .push(
-            store,
-            &writer("w1", Role::GridWorker, G1, "p1"),
-            &push_all(&mut [&mut doc]),
-        )
-        .await
-        .expect("ingest");
+    let result = ingest(
+        store,
+        &writer("w1", Role::GridWorker, G1, "p1"),
+        &push_all(&mut [&mut doc]),
+    )
+    .await
+    .expect("ingest");
     assert!(
         matches!(&result.docs[0].outcome, PushOutcome::Rejected { code, .. } if code == "foreign_author")
     );
@@ -186,14 +183,13 @@ async fn a_push_outside_scope_is_refused_for_that_report_only(store: &dyn Store)
     seed_org(store).await;
     let mut mine = dispute(5, G1, "w1");
     let mut theirs = dispute(6, G2, "w1");
-    let result = ingest()
-        .push(
-            store,
-            &writer("w1", Role::GridWorker, G1, "p1"),
-            &push_all(&mut [&mut mine, &mut theirs]),
-        )
-        .await
-        .expect("ingest");
+    let result = ingest(
+        store,
+        &writer("w1", Role::GridWorker, G1, "p1"),
+        &push_all(&mut [&mut mine, &mut theirs]),
+    )
+    .await
+    .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
     assert!(
         matches!(&result.docs[1].outcome, PushOutcome::Rejected { code, .. } if code == "out_of_scope")
@@ -205,8 +201,7 @@ async fn a_push_outside_scope_is_refused_for_that_report_only(store: &dyn Store)
 async fn a_worker_cannot_take_over_a_drug_case_by_assigning_it_to_themselves(store: &dyn Store) {
     seed_org(store).await;
     let mut case = drug_case(7, G1, "admin", "w2");
-    let acked = ingest()
-        .push(store, &admin(), &push_all(&mut [&mut case]))
+    let acked = ingest(store, &admin(), &push_all(&mut [&mut case]))
         .await
         .expect("ingest");
     assert!(is_acked(&acked.docs[0].outcome));
@@ -219,8 +214,7 @@ async fn a_worker_cannot_take_over_a_drug_case_by_assigning_it_to_themselves(sto
             changes: case.changes_since(&before),
         }],
     };
-    let result = ingest()
-        .push(store, &writer("w1", Role::GridWorker, G1, "p1"), &push)
+    let result = ingest(store, &writer("w1", Role::GridWorker, G1, "p1"), &push)
         .await
         .expect("ingest");
     assert!(
@@ -242,7 +236,7 @@ async fn pulls_skip_the_callers_own_changes_and_send_others_as_changes(store: &d
     let id = DocId::from_u128(8);
     let w1 = writer("w1", Role::GridWorker, G1, "p1");
     let push = phone.build_push(1 << 20).expect("pending");
-    phone.apply_push_result(&ingest().push(store, &w1, &push).await.expect("ingest"));
+    phone.apply_push_result(&ingest(store, &w1, &push).await.expect("ingest"));
     // From cursor 0 a device gets snapshots of everything, its own reports included: it may be
     // a reinstall that lost them.
     pull_all(store, &scope, Some("p1"), &mut phone, 1 << 20).await;
@@ -252,7 +246,7 @@ async fn pulls_skip_the_callers_own_changes_and_send_others_as_changes(store: &d
         .set_field("place", &json!("河堤"), &Editor::new("w1", 2_000))
         .expect("set");
     let push = phone.build_push(1 << 20).expect("pending");
-    phone.apply_push_result(&ingest().push(store, &w1, &push).await.expect("ingest"));
+    phone.apply_push_result(&ingest(store, &w1, &push).await.expect("ingest"));
     let pages = pull_all(store, &scope, Some("p1"), &mut phone, 1 << 20).await;
     assert!(
         pages.iter().all(|p| p.docs.is_empty()),
@@ -270,7 +264,7 @@ async fn pulls_skip_the_callers_own_changes_and_send_others_as_changes(store: &d
         .expect("set");
     let push = office.build_push(1 << 20).expect("pending");
     let w = writer("c1", Role::VillageCadre, "v1", "pc");
-    office.apply_push_result(&ingest().push(store, &w, &push).await.expect("ingest"));
+    office.apply_push_result(&ingest(store, &w, &push).await.expect("ingest"));
 
     let pages = pull_all(store, &scope, Some("p1"), &mut phone, 1 << 20).await;
     let body = &pages[0].docs[0].body;
@@ -287,14 +281,13 @@ async fn pulls_page_by_byte_budget_and_the_cursor_reaches_everything(store: &dyn
     seed_org(store).await;
     let mut docs: Vec<_> = (100..130).map(|i| dispute(i, G1, "w1")).collect();
     let mut refs: Vec<&mut _> = docs.iter_mut().collect();
-    ingest()
-        .push(
-            store,
-            &writer("w1", Role::GridWorker, G1, "p1"),
-            &push_all(&mut refs),
-        )
-        .await
-        .expect("ingest");
+    ingest(
+        store,
+        &writer("w1", Role::GridWorker, G1, "p1"),
+        &push_all(&mut refs),
+    )
+    .await
+    .expect("ingest");
     let mut office = Replica::new();
     let scope = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
     let pages = pull_all(store, &scope, Some("pc"), &mut office, 2_000).await;
@@ -329,14 +322,13 @@ async fn each_role_pulls_exactly_its_scope(store: &dyn Store) {
     let mut d3 = dispute(13, G3, "admin");
     let mut c1 = drug_case(14, G1, "admin", "w1");
     let mut c2 = drug_case(15, G1, "admin", "w9");
-    ingest()
-        .push(
-            store,
-            &admin(),
-            &push_all(&mut [&mut d1, &mut d2, &mut d3, &mut c1, &mut c2]),
-        )
-        .await
-        .expect("ingest");
+    ingest(
+        store,
+        &admin(),
+        &push_all(&mut [&mut d1, &mut d2, &mut d3, &mut c1, &mut c2]),
+    )
+    .await
+    .expect("ingest");
     let cases: [(Scope, &[u128]); 6] = [
         (
             Scope::for_role("w1", Role::GridWorker, path_of(G1)),
@@ -407,7 +399,7 @@ async fn concurrent_edits_of_one_field_open_a_conflict_that_a_resolving_change_c
     phone.insert(dispute(20, G1, "w1"));
     let w1 = writer("w1", Role::GridWorker, G1, "p1");
     let push = phone.build_push(1 << 20).expect("pending");
-    phone.apply_push_result(&ingest().push(store, &w1, &push).await.expect("ingest"));
+    phone.apply_push_result(&ingest(store, &w1, &push).await.expect("ingest"));
     let mut office = Replica::new();
     let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
     pull_all(store, &cadre, Some("pc"), &mut office, 1 << 20).await;
@@ -426,7 +418,7 @@ async fn concurrent_edits_of_one_field_open_a_conflict_that_a_resolving_change_c
     let c1 = writer("c1", Role::VillageCadre, "v1", "pc");
     for (replica, w) in [(&mut phone, &w1), (&mut office, &c1)] {
         let push = replica.build_push(1 << 20).expect("pending");
-        replica.apply_push_result(&ingest().push(store, w, &push).await.expect("ingest"));
+        replica.apply_push_result(&ingest(store, w, &push).await.expect("ingest"));
     }
     let row = store.document(&id).await.expect("read").expect("row");
     assert!(row.has_conflicts);
@@ -450,7 +442,7 @@ async fn concurrent_edits_of_one_field_open_a_conflict_that_a_resolving_change_c
     doc.resolve(&path, &json!("medium"), &Editor::new("c1", 6_000))
         .expect("resolve");
     let push = office.build_push(1 << 20).expect("pending");
-    office.apply_push_result(&ingest().push(store, &c1, &push).await.expect("ingest"));
+    office.apply_push_result(&ingest(store, &c1, &push).await.expect("ingest"));
     let conflicts = store.conflicts_of(&id).await.expect("conflicts");
     assert_eq!(conflicts.len(), 1);
     assert_eq!(conflicts[0].resolved_by.as_deref(), Some("c1"));
@@ -478,7 +470,7 @@ async fn compaction_rewrites_the_snapshot_and_pulls_still_converge(store: &dyn S
             )
             .expect("set");
         let push = phone.build_push(1 << 20).expect("pending");
-        phone.apply_push_result(&ingest().push(store, &w1, &push).await.expect("ingest"));
+        phone.apply_push_result(&ingest(store, &w1, &push).await.expect("ingest"));
         if i % 7 == 0 {
             pull_all(store, &cadre, Some("pc"), &mut office, 1 << 20).await;
         }
@@ -506,8 +498,7 @@ async fn pruning_keeps_clients_behind_the_horizon_converging_through_snapshots(s
     let mut docs: Vec<_> = (40..45).map(|i| dispute(i, G1, "w1")).collect();
     let mut refs: Vec<&mut _> = docs.iter_mut().collect();
     let w1 = writer("w1", Role::GridWorker, G1, "p1");
-    ingest()
-        .push(store, &w1, &push_all(&mut refs))
+    ingest(store, &w1, &push_all(&mut refs))
         .await
         .expect("ingest");
     pull_all(store, &cadre, None, &mut early, 1 << 20).await;
@@ -521,7 +512,7 @@ async fn pruning_keeps_clients_behind_the_horizon_converging_through_snapshots(s
                 changes: d.changes_since(&before),
             }],
         };
-        ingest().push(store, &w1, &push).await.expect("ingest");
+        ingest(store, &w1, &push).await.expect("ingest");
     }
     // No device is registered, so nothing holds the horizon back.
     let pruned = store.prune().await.expect("prune");
@@ -768,8 +759,7 @@ async fn a_reassigned_case_is_evicted_from_the_former_workers_phone(store: &dyn 
     let officer = writer("o1", Role::DrugControlOfficer, "t1", "o-pc");
     let mut case = drug_case(21, G1, "o1", "w1");
     let mut other = drug_case(22, G1, "o1", "w1");
-    ingest()
-        .push(store, &officer, &push_all(&mut [&mut case, &mut other]))
+    ingest(store, &officer, &push_all(&mut [&mut case, &mut other]))
         .await
         .expect("ingest");
     let w1 = Scope::for_role("w1", Role::GridWorker, path_of(G1));
@@ -789,7 +779,7 @@ async fn a_reassigned_case_is_evicted_from_the_former_workers_phone(store: &dyn 
             changes: case.changes_since(&before),
         }],
     };
-    let result = ingest().push(store, &officer, &push).await.expect("ingest");
+    let result = ingest(store, &officer, &push).await.expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
 
     let pages = pull_all(store, &w1, Some("p1"), &mut phone, 1 << 20).await;
@@ -833,8 +823,7 @@ async fn changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_repor
     }
     let officer = writer("o1", Role::DrugControlOfficer, "t1", "o-pc");
     let mut case = drug_case(41, G1, "o1", "w1");
-    ingest()
-        .push(store, &officer, &push_all(&mut [&mut case]))
+    ingest(store, &officer, &push_all(&mut [&mut case]))
         .await
         .expect("ingest");
     let mut w1 = writer("w1", Role::GridWorker, G1, "p1");
@@ -856,16 +845,13 @@ async fn changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_repor
             changes: case.changes_since(&before),
         }],
     };
-    let result = ingest()
-        .push(store, &officer, &reassign)
-        .await
-        .expect("ingest");
+    let result = ingest(store, &officer, &reassign).await.expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
 
     let push = phone.build_push(1 << 20).expect("pending");
     for attempt in 0..2 {
         // The second push is the same one again, as after an answer lost on the way.
-        let result = ingest().push(store, &w1, &push).await.expect("push");
+        let result = ingest(store, &w1, &push).await.expect("push");
         assert!(
             matches!(&result.docs[0].outcome, PushOutcome::Held { code, .. } if code == "out_of_scope"),
             "attempt {attempt}: {:?}",
@@ -949,7 +935,7 @@ async fn changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_repor
         device_id: Some("p1".into()),
         ..officer.clone()
     };
-    let result = ingest().push(store, &merger, &merge).await.expect("merge");
+    let result = ingest(store, &merger, &merge).await.expect("merge");
     assert!(
         is_acked(&result.docs[0].outcome),
         "{:?}",
@@ -987,8 +973,7 @@ async fn changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_repor
 
     // A new report for a grid the worker no longer covers is held for that grid's people.
     let mut elsewhere = dispute(42, G2, "w1");
-    let result = ingest()
-        .push(store, &w1, &push_all(&mut [&mut elsewhere]))
+    let result = ingest(store, &w1, &push_all(&mut [&mut elsewhere]))
         .await
         .expect("push");
     assert!(matches!(result.docs[0].outcome, PushOutcome::Held { .. }));
@@ -1016,8 +1001,7 @@ async fn a_case_is_reassigned_only_to_someone_who_can_see_it(store: &dyn Store) 
         .expect("user");
     let officer = admin();
     let mut case = drug_case(43, G1, "admin", "w1");
-    ingest()
-        .push(store, &officer, &push_all(&mut [&mut case]))
+    ingest(store, &officer, &push_all(&mut [&mut case]))
         .await
         .expect("ingest");
     for stranger in ["w3", "nobody"] {
@@ -1036,7 +1020,7 @@ async fn a_case_is_reassigned_only_to_someone_who_can_see_it(store: &dyn Store) 
                 changes: moved.changes_since(&before),
             }],
         };
-        let result = ingest().push(store, &officer, &push).await.expect("push");
+        let result = ingest(store, &officer, &push).await.expect("push");
         assert!(
             matches!(&result.docs[0].outcome, PushOutcome::Rejected { code, .. } if code == "assignee_out_of_reach"),
             "{stranger}: {:?}",
@@ -1061,7 +1045,7 @@ async fn a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back(s
     phone.insert(dispute(31, G1, "w1"));
     phone.insert(dispute(32, G1, "w1"));
     let push = phone.build_push(1 << 20).expect("pending");
-    let result = ingest().push(before, &worker, &push).await.expect("ingest");
+    let result = ingest(before, &worker, &push).await.expect("ingest");
     phone.apply_push_result(&result);
     pull_all(before, &worker.scope, Some("p1"), &mut phone, 1 << 20).await;
     assert_eq!(phone.pending(), 0);
@@ -1081,7 +1065,7 @@ async fn a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back(s
     assert!(summary.more);
     assert_eq!(phone.pending(), 4, "every change is offered again");
     let push = phone.build_push(1 << 20).expect("pending");
-    let result = ingest().push(store, &worker, &push).await.expect("ingest");
+    let result = ingest(store, &worker, &push).await.expect("ingest");
     assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
     phone.apply_push_result(&result);
     pull_all(store, &worker.scope, Some("p1"), &mut phone, 1 << 20).await;
@@ -1126,8 +1110,7 @@ async fn a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second(st
     let mut doc = dispute(41, G1, "w1");
     let mut push = push_all(&mut [&mut doc]);
     push.docs.push(push.docs[0].clone());
-    let result = ingest()
-        .push(store, &writer("w1", Role::GridWorker, G1, "p1"), &push)
+    let result = ingest(store, &writer("w1", Role::GridWorker, G1, "p1"), &push)
         .await
         .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
@@ -1740,8 +1723,7 @@ fn at(mut w: Writer, now: i64) -> Writer {
 }
 
 async fn push_one(store: &dyn Store, w: &Writer, doc: &mut gridsync_core::report::ReportDoc) {
-    let result = ingest()
-        .push(store, w, &push_all(&mut [doc]))
+    let result = ingest(store, w, &push_all(&mut [doc]))
         .await
         .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
@@ -2181,8 +2163,7 @@ async fn scopes_compare_org_paths_exactly_with_their_case_and_wildcards(store: &
     }
     let mut upper = dispute(51, "G1", "admin");
     let mut lower = dispute(52, G1, "admin");
-    ingest()
-        .push(store, &admin(), &push_all(&mut [&mut upper, &mut lower]))
+    ingest(store, &admin(), &push_all(&mut [&mut upper, &mut lower]))
         .await
         .expect("ingest");
     for (grid, expected) in [(path_of(G1), 52), ("/d/t1/v1/G1/", 51)] {
@@ -2205,14 +2186,13 @@ async fn a_text_with_a_nul_character_is_refused_for_its_report_alone(store: &dyn
     bad.set_field("place", &json!("村\u{0}口"), &Editor::new("w1", 1_002))
         .expect("set");
     let mut good = dispute(62, G1, "w1");
-    let result = ingest()
-        .push(
-            store,
-            &writer("w1", Role::GridWorker, G1, "p1"),
-            &push_all(&mut [&mut bad, &mut good]),
-        )
-        .await
-        .expect("ingest");
+    let result = ingest(
+        store,
+        &writer("w1", Role::GridWorker, G1, "p1"),
+        &push_all(&mut [&mut bad, &mut good]),
+    )
+    .await
+    .expect("ingest");
     assert!(matches!(
         &result.docs[0].outcome,
         PushOutcome::Rejected { code, .. } if code == "invalid_text"
@@ -2251,14 +2231,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 async fn seeded_dispute(store: &dyn Store, id: u128, grid: &str, user: &str, role: Role) -> DocId {
     let mut doc = dispute(id, grid, user);
-    let result = ingest()
-        .push(
-            store,
-            &writer(user, role, grid, &format!("dev-{user}")),
-            &push_all(&mut [&mut doc]),
-        )
-        .await
-        .expect("ingest");
+    let result = ingest(
+        store,
+        &writer(user, role, grid, &format!("dev-{user}")),
+        &push_all(&mut [&mut doc]),
+    )
+    .await
+    .expect("ingest");
     assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
     doc.id()
 }
@@ -2546,8 +2525,7 @@ async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &Te
     for bytes in [&kept, &unlinked, &young] {
         attach(&mut doc, "w1", "site_photos", "image/jpeg", bytes);
     }
-    ingest()
-        .push(store, &w1, &push_all(&mut [&mut doc]))
+    ingest(store, &w1, &push_all(&mut [&mut doc]))
         .await
         .expect("ingest");
     let d1 = doc.id();
@@ -2566,8 +2544,7 @@ async fn collecting_orphans_deletes_stale_uploads_and_unlinked_blobs_only(t: &Te
         doc.detach(&sha256_hex(bytes), &Editor::new("w1", 1_003))
             .expect("detach");
     }
-    ingest()
-        .push(store, &w1, &push_all(&mut [&mut doc]))
+    ingest(store, &w1, &push_all(&mut [&mut doc]))
         .await
         .expect("ingest");
     let stale = blob_bytes(3000, 9);

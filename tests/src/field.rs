@@ -1,16 +1,18 @@
 //! Fixtures of the field-client tests: a district with one grid, two people who edit its reports
-//! on phones, fresh Postgres databases, and a TCP relay that counts bytes and can cut the line.
+//! on phones, and a TCP relay that counts bytes and can cut the line.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::people::Person;
 use gridsync_mobile::ClientConfig;
-use gridsync_server::auth::password;
 use gridsync_server::scope::Role;
-use gridsync_server::store::{self, Level, OrgUnit, User};
+
+pub use gridsync_fixtures::databases::fresh_postgres_database;
 
 /// The password of every seeded user (and of the first admin, `admin`).
 pub const PASSWORD: &str = "field test password";
@@ -26,72 +28,26 @@ pub const PEOPLE: [(&str, Role, &str); 3] = [
     ("admin", Role::DistrictAdmin, "d"),
 ];
 
-/// Seeds the org tree d → t1 → v1 → g1 and [`PEOPLE`] into the database at `db` (migrating
-/// it first). Run before the server starts.
-pub async fn seed(db: &str) {
-    let store = store::open(db).await.expect("open the database");
-    for (id, parent, level, path) in [
-        ("d", None, Level::District, "/d/"),
-        ("t1", Some("d"), Level::Township, "/d/t1/"),
-        ("v1", Some("t1"), Level::Village, "/d/t1/v1/"),
-        ("g1", Some("v1"), Level::Grid, "/d/t1/v1/g1/"),
-    ] {
-        store
-            .upsert_org_unit(&OrgUnit {
-                id: id.into(),
-                parent_id: parent.map(Into::into),
-                level,
-                name: id.into(),
-                path: path.into(),
-            })
-            .await
-            .expect("org unit");
-    }
-    let hash = password::hash(PASSWORD.into()).await.expect("hash");
-    for (name, role, unit) in PEOPLE {
-        if store.user_by_username(name).await.expect("user").is_some() {
-            continue;
-        }
-        store
-            .insert_user(&User {
-                id: format!("user-{name}"),
-                username: name.into(),
-                display_name: name.into(),
-                password_hash: hash.clone(),
-                role,
-                org_unit_id: unit.into(),
-                disabled: false,
-                created_at: 1,
-            })
-            .await
-            .expect("user");
-    }
+/// The org tree d → t1 → v1 → g1 and [`PEOPLE`].
+pub fn district() -> Fixture {
+    Fixture::new(OrgTree::one_grid())
+        .people(PEOPLE.map(|(name, role, unit)| person(name, role, unit)))
 }
 
-/// A new, empty database on the server named by GRIDSYNC_TEST_DATABASE_URL. Never skipped:
-/// without the variable the test fails and says what to set.
-pub async fn fresh_postgres_database(prefix: &str) -> String {
-    use sqlx::Connection;
-    let base = std::env::var("GRIDSYNC_TEST_DATABASE_URL").unwrap_or_else(|_| {
-        panic!(
-            "GRIDSYNC_TEST_DATABASE_URL is not set: run ./scripts/test, which starts a throwaway \
-             Postgres, or point it at a server where the user may CREATE DATABASE"
-        )
-    });
-    let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
-    let mut admin =
-        tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&base))
-            .await
-            .expect("Postgres answers within 10 s")
-            .expect("connect to GRIDSYNC_TEST_DATABASE_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
+/// A person of the field tests: id `user-NAME`, password [`PASSWORD`].
+pub fn person(name: &str, role: Role, unit: &str) -> Person {
+    Person::new(name, role, unit)
+        .id(&format!("user-{name}"))
+        .password(PASSWORD)
+}
+
+/// Seeds [`district`] into the database at `db` (migrating it first). Run before the server
+/// starts.
+pub async fn seed(db: &str) {
+    district()
+        .seed_database(db)
         .await
-        .expect("create test database");
-    match base.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("GRIDSYNC_TEST_DATABASE_URL has no database name: {base}"),
-    }
+        .expect("seed the field district");
 }
 
 /// A TCP relay on 127.0.0.1 in front of a server: counts the bytes each way (headers included:

@@ -1,6 +1,5 @@
 //! Shared helpers of the end-to-end tests.
 
-pub mod client;
 pub mod faulty;
 pub mod field;
 pub mod fleet;

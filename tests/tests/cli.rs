@@ -138,25 +138,9 @@ async fn org_import_places_users_and_changes_nothing_when_repeated(db: &str) {
         now: 1_800_000_000,
         hold_out_of_scope: false,
     };
-    let by = gridsync_core::report::Editor::new("admin", 1_000);
-    let mut case = gridsync_core::report::ReportDoc::create(
-        uuid::Uuid::new_v4(),
-        "drug_control_case",
-        1,
-        "g2",
-        &by,
-    )
-    .expect("create");
-    case.set_field("assigned_worker", &serde_json::json!(wang.id), &by)
-        .expect("assign");
-    let push = gridsync_core::protocol::Push {
-        docs: vec![gridsync_core::protocol::PushDoc {
-            doc: case.id(),
-            changes: case.changes_since(&[]),
-        }],
-    };
-    gridsync_server::sync::Ingest::default()
-        .push(store.as_ref(), &admin, &push)
+    let mut case = gridsync_fixtures::reports::drug_case(1, "g2", "admin", &wang.id);
+    let push = gridsync_fixtures::reports::push_all(&mut [&mut case]);
+    gridsync_fixtures::reports::ingest(store.as_ref(), &admin, &push)
         .await
         .expect("ingest");
     let back = write(

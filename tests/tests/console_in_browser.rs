@@ -15,10 +15,12 @@ use std::path::{Path, PathBuf};
 use gridsync_core::DocId;
 use gridsync_core::attachment::Attachment;
 use gridsync_core::report::{Editor, ReportDoc};
-use gridsync_e2e::client::Client;
 use gridsync_e2e::field::fresh_postgres_database;
 use gridsync_e2e::{Server, server_binary};
-use gridsync_server::store::{self, Level, OrgUnit};
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::phone::Phone;
+use gridsync_server::store::Level;
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Digest;
@@ -32,42 +34,22 @@ const STAFF_PASSWORD: &str = "township staff password";
 /// The two values of the conflicting field; the test keeps the one that automerge did not show.
 const VALUES: [&str; 2] = ["村委会门口", "河边晒谷场"];
 
-const UNITS: [(&str, Option<&str>, Level, &str); 7] = [
-    ("d", None, Level::District, "城东区"),
-    ("t1", Some("d"), Level::Township, "青山镇"),
-    ("s1", Some("d"), Level::Street, "解放街道"),
-    ("v1", Some("t1"), Level::Village, "河口村"),
-    ("c1", Some("s1"), Level::Community, "和平社区"),
-    ("g1", Some("v1"), Level::Grid, "河口村第一网格"),
-    ("g2", Some("c1"), Level::Grid, "和平社区第二网格"),
-];
-
-async fn seed_org(db: &str) {
-    let store = store::open(db).await.expect("open the database");
-    for (id, parent, level, name) in UNITS {
-        store
-            .upsert_org_unit(&OrgUnit {
-                id: id.into(),
-                parent_id: parent.map(Into::into),
-                level,
-                name: name.into(),
-                path: format!("/{}/", ancestry(id).join("/")),
-            })
-            .await
-            .expect("org unit");
-    }
-}
-
-/// The ids from the root down to `id`.
-fn ancestry(id: &str) -> Vec<&'static str> {
-    let unit = UNITS.iter().find(|u| u.0 == id).expect("a seeded unit");
-    let mut path = unit.1.map(ancestry).unwrap_or_default();
-    path.push(unit.0);
-    path
+/// Township t1 (village v1, grid g1) and street s1 (community c1, grid g2), named as an office
+/// reads them.
+fn district() -> Fixture {
+    Fixture::new(
+        OrgTree::district("城东区")
+            .unit("t1", "d", Level::Township, "青山镇")
+            .unit("s1", "d", Level::Street, "解放街道")
+            .unit("v1", "t1", Level::Village, "河口村")
+            .unit("c1", "s1", Level::Community, "和平社区")
+            .unit("g1", "v1", Level::Grid, "河口村第一网格")
+            .unit("g2", "c1", Level::Grid, "和平社区第二网格"),
+    )
 }
 
 /// A JSON request as `client`; panics unless it answers 2xx.
-async fn call(client: &Client, method: Method, path: &str, body: Option<Value>) -> Value {
+async fn call(client: &Phone, method: Method, path: &str, body: Option<Value>) -> Value {
     let mut request = reqwest::Client::new()
         .request(method, format!("{}{path}", client.base))
         .bearer_auth(&client.token);
@@ -84,7 +66,9 @@ async fn call(client: &Client, method: Method, path: &str, body: Option<Value>) 
 /// Reports for the list, and one whose `place` two offline replicas set at the same time.
 /// Returns that report's id and the value the console must keep.
 async fn seed_reports(server: &Server) -> (DocId, String) {
-    let office = Client::login(&server.base, "admin", PASSWORD, "seed-office").await;
+    let office = Phone::login(&server.base, "admin", PASSWORD, "seed-office")
+        .await
+        .expect("login");
     for (username, name, password, role, unit) in [
         (
             "wang",
@@ -136,8 +120,12 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
     }
 
     let (mut a, mut b) = (
-        Client::login(&server.base, "admin", PASSWORD, "phone-a").await,
-        Client::login(&server.base, "admin", PASSWORD, "phone-b").await,
+        Phone::login(&server.base, "admin", PASSWORD, "phone-a")
+            .await
+            .expect("login"),
+        Phone::login(&server.base, "admin", PASSWORD, "phone-b")
+            .await
+            .expect("login"),
     );
     let id = DocId::new_v4();
     let editor = Editor::new(&a.user_id, 1_795_165_200);
@@ -174,7 +162,7 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
     )
     .expect("attach");
     a.replica.insert(doc);
-    a.sync().await;
+    a.sync().await.expect("sync");
     let uploaded = reqwest::Client::new()
         .put(format!(
             "{}/api/v1/reports/{id}/attachments/{sha256}",
@@ -195,7 +183,7 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
         "upload: {}",
         uploaded.status()
     );
-    b.sync().await;
+    b.sync().await.expect("sync");
     // Both phones are offline when they set the place.
     let author = a.user_id.clone();
     for (phone, value, at) in [
@@ -209,20 +197,21 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
             .set_field("place", &json!(value), &Editor::new(&author, at))
             .expect("edit");
     }
-    a.sync().await;
-    b.sync().await;
+    a.sync().await.expect("sync");
+    b.sync().await.expect("sync");
 
     // Wang, of g1, recorded a report for g2 while he still covered it: the server holds it for
     // g2's people (the console's held-work page).
-    let mut wang = Client::login(
+    let mut wang = Phone::login(
         &server.base,
         "wang",
         "a grid worker's password",
         "wang-phone",
     )
-    .await;
+    .await
+    .expect("login");
     wang.edit(DocId::new_v4(), "g2", "夜市占道", 1_795_740_000);
-    wang.push().await;
+    wang.push().await.expect("push");
 
     let report = call(&office, Method::GET, &format!("/api/v1/reports/{id}"), None).await;
     let conflicts = report["conflicts"].as_array().expect("conflicts");
@@ -290,7 +279,10 @@ fn assert_screenshots(shots: &Path, steps: &[&str]) {
 
 async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
     let (chromium, node_modules) = browser_tools();
-    seed_org(db).await;
+    district()
+        .seed_database(db)
+        .await
+        .expect("seed the org tree");
     let server = Server::start(db, PASSWORD).await;
     let (id, chosen) = seed_reports(&server).await;
     let other = VALUES.iter().find(|v| **v != chosen).expect("two values");
@@ -344,7 +336,9 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
     );
 
     // What the browser did is what the server holds.
-    let office = Client::login(&server.base, "admin", PASSWORD, "check").await;
+    let office = Phone::login(&server.base, "admin", PASSWORD, "check")
+        .await
+        .expect("login");
     let report = call(&office, Method::GET, &format!("/api/v1/reports/{id}"), None).await;
     assert_eq!(report["conflicts"], json!([]));
     assert_eq!(report["fields"]["place"], json!(chosen));
@@ -410,7 +404,7 @@ const DEMO_ADMIN: &str = "admin";
 const DEMO_PASSWORD: &str = "gridsync-demo";
 
 /// Every open conflict the demo admin sees, and their total.
-async fn open_conflicts(client: &Client) -> (Vec<Value>, i64) {
+async fn open_conflicts(client: &Phone) -> (Vec<Value>, i64) {
     let mut items = Vec::new();
     let mut path = "/api/v1/conflicts?limit=200".to_owned();
     loop {
@@ -431,7 +425,9 @@ async fn an_admin_resolves_a_demo_conflict_in_headless_chromium() {
     let server = Server::start_with(&db, "unused: the demo makes admin", &["--demo"]).await;
 
     // A conflict of two values of a top-level field, which the report page shows among its fields.
-    let office = Client::login(&server.base, DEMO_ADMIN, DEMO_PASSWORD, "check").await;
+    let office = Phone::login(&server.base, DEMO_ADMIN, DEMO_PASSWORD, "check")
+        .await
+        .expect("login");
     let (conflicts, total) = open_conflicts(&office).await;
     assert_eq!(conflicts.len() as i64, total);
     let conflict = conflicts

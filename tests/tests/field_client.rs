@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use gridsync_e2e::Server;
 use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
+use gridsync_fixtures::phone::Phone;
 use gridsync_mobile::client::{Client, Progress};
 use gridsync_mobile::{
     ClientConfig, ClientError, FieldValue, GeoPoint, NewAttachment, SyncPhase, SyncProgress,
@@ -376,8 +377,9 @@ async fn a_revoked_phone_is_refused_and_wipes_its_local_data() {
 /// Revokes a device as the first admin, over the HTTP API.
 fn revoke(base: &str, device: &str) {
     tokio::runtime::Handle::current().block_on(async {
-        let admin =
-            gridsync_e2e::client::Client::login(base, "admin", PASSWORD, "admin-console").await;
+        let admin = Phone::login(base, "admin", PASSWORD, "admin-console")
+            .await
+            .expect("login");
         let status = reqwest::Client::new()
             .post(format!("{base}/api/v1/devices/{device}/revoke"))
             .bearer_auth(&admin.token)
@@ -562,21 +564,10 @@ fn resolve_over_http(base: &str, id: &str, path: &str, value: Value) {
 
 async fn resolve(base: &str, id: &str, path: &str, value: Value) {
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({
-            "username": "admin", "password": PASSWORD,
-            "device_id": "console", "device_name": "office PC",
-        }))
-        .send()
+    let office = Phone::login(base, "admin", PASSWORD, "console")
         .await
-        .expect("login")
-        .error_for_status()
-        .expect("login answers 200")
-        .json()
-        .await
-        .expect("tokens");
-    let token = login["access_token"].as_str().expect("token");
+        .expect("login");
+    let token = office.token.as_str();
     let conflicts: Value = http
         .get(format!("{base}/api/v1/conflicts?limit=200"))
         .bearer_auth(token)

@@ -11,9 +11,8 @@ use gridsync_e2e::Server;
 use gridsync_e2e::field::{self, GRID, PASSWORD, quick};
 use gridsync_mobile::client::Client;
 use gridsync_mobile::{ClientError, FieldValue};
-use gridsync_server::auth::password;
 use gridsync_server::scope::Role;
-use gridsync_server::store::{self, Level, OrgUnit, User};
+use gridsync_server::store::Level;
 use serde_json::{Value, json};
 
 const KEY: [u8; 32] = [0x6b; 32];
@@ -32,43 +31,17 @@ fn values(pairs: &[(&str, &str)]) -> HashMap<String, FieldValue> {
 /// g1, a drug-control officer of the township, and a second village v2 with grid g3 and its
 /// worker.
 async fn start(db: &str) -> Server {
-    field::seed(db).await;
-    let store = store::open(db).await.expect("open");
-    for (id, parent, level, path) in [
-        ("v2", "t1", Level::Village, "/d/t1/v2/"),
-        ("g3", "v2", Level::Grid, "/d/t1/v2/g3/"),
-    ] {
-        store
-            .upsert_org_unit(&OrgUnit {
-                id: id.into(),
-                parent_id: Some(parent.into()),
-                level,
-                name: id.into(),
-                path: path.into(),
-            })
-            .await
-            .expect("org unit");
-    }
-    let hash = password::hash(PASSWORD.into()).await.expect("hash");
-    for (name, role, unit) in [
-        ("zhao", Role::GridWorker, GRID),
-        ("zhou", Role::DrugControlOfficer, "t1"),
-        ("sun", Role::GridWorker, "g3"),
-    ] {
-        store
-            .insert_user(&User {
-                id: format!("user-{name}"),
-                username: name.into(),
-                display_name: name.into(),
-                password_hash: hash.clone(),
-                role,
-                org_unit_id: unit.into(),
-                disabled: false,
-                created_at: 1,
-            })
-            .await
-            .expect("user");
-    }
+    field::district()
+        .unit("v2", "t1", Level::Village, "v2")
+        .unit("g3", "v2", Level::Grid, "g3")
+        .people([
+            field::person("zhao", Role::GridWorker, GRID),
+            field::person("zhou", Role::DrugControlOfficer, "t1"),
+            field::person("sun", Role::GridWorker, "g3"),
+        ])
+        .seed_database(db)
+        .await
+        .expect("seed");
     Server::start(db, PASSWORD).await
 }
 
@@ -131,12 +104,13 @@ struct Office {
 
 impl Office {
     fn login(base: &str) -> Office {
-        let client = run(gridsync_e2e::client::Client::login(
+        let client = run(gridsync_fixtures::phone::Phone::login(
             base,
             "admin",
             PASSWORD,
             "office-pc",
-        ));
+        ))
+        .expect("login");
         Office {
             base: base.to_owned(),
             token: client.token,

@@ -202,7 +202,9 @@ async fn a_session_an_admin_ended_keeps_the_phones_unsent_work_for_the_next_logi
 /// An admin sets a new password for `user_id` through the API; the answer's `ended_sessions`.
 fn reset_password(base: &str, user_id: &str, password: &str) -> u64 {
     tokio::runtime::Handle::current().block_on(async {
-        let admin = gridsync_e2e::client::Client::login(base, "admin", PASSWORD, "admin-pc").await;
+        let admin = gridsync_fixtures::phone::Phone::login(base, "admin", PASSWORD, "admin-pc")
+            .await
+            .expect("login");
         let answer: Value = reqwest::Client::new()
             .patch(format!("{base}/api/v1/users/{user_id}"))
             .bearer_auth(&admin.token)

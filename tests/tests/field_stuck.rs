@@ -16,7 +16,7 @@ use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
 use gridsync_mobile::client::Client;
 use gridsync_mobile::store::{Batch, Store};
 use gridsync_mobile::{ClientError, FieldValue, NewAttachment};
-use gridsync_server::store::{Level, OrgUnit};
+use gridsync_server::store::Level;
 use serde_json::{Value, json};
 
 const KEY: [u8; 32] = [0x3c; 32];
@@ -101,23 +101,17 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// The field district plus a second village with its own grid.
 async fn start(db: &str) -> Server {
-    field::seed(db).await;
-    let store = gridsync_server::store::open(db).await.expect("open");
-    for (id, parent, level, path) in [
-        ("v2", "t1", Level::Village, "/d/t1/v2/"),
-        (OTHER_VILLAGE_GRID, "v2", Level::Grid, "/d/t1/v2/g2/"),
-    ] {
-        store
-            .upsert_org_unit(&OrgUnit {
-                id: id.into(),
-                parent_id: Some(parent.into()),
-                level,
-                name: format!("{id} 网格"),
-                path: path.into(),
-            })
-            .await
-            .expect("org unit");
-    }
+    field::district()
+        .unit("v2", "t1", Level::Village, "v2 网格")
+        .unit(
+            OTHER_VILLAGE_GRID,
+            "v2",
+            Level::Grid,
+            &format!("{OTHER_VILLAGE_GRID} 网格"),
+        )
+        .seed_database(db)
+        .await
+        .expect("seed");
     Server::start(db, PASSWORD).await
 }
 

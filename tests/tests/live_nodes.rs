@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use gridsync_core::DocId;
 use gridsync_e2e::Server;
-use gridsync_e2e::client::Client;
 use gridsync_e2e::field::{self, GRID, PASSWORD};
+use gridsync_fixtures::phone::Phone;
 
 /// What "within a bounded time" means here: generous for a loaded CI machine; a poke takes
 /// milliseconds (see the README's measured figures).
@@ -19,16 +19,20 @@ async fn a_push_to_node_a_pokes_a_live_client_of_node_b_which_then_pulls_the_cha
     let a = Server::start(&db, PASSWORD).await;
     let b = Server::start(&db, PASSWORD).await;
 
-    let mut worker = Client::login(&a.base, "wang", PASSWORD, "wang's phone").await;
-    let mut cadre = Client::login(&b.base, "li", PASSWORD, "li's office pc").await;
-    let mut live = cadre.listen().await;
+    let mut worker = Phone::login(&a.base, "wang", PASSWORD, "wang's phone")
+        .await
+        .expect("login");
+    let mut cadre = Phone::login(&b.base, "li", PASSWORD, "li's office pc")
+        .await
+        .expect("login");
+    let mut live = cadre.listen().await.expect("listen");
     // The pusher's own node hears its notice come back from Postgres; it must not poke twice.
-    let mut own = worker.listen().await;
+    let mut own = worker.listen().await.expect("listen");
 
     let id = DocId::from_u128(7);
     worker.edit(id, GRID, "村口", 1_000);
     let pushed = Instant::now();
-    worker.push().await;
+    worker.push().await.expect("push");
     let seq = live.poke(BOUND).await;
     let waited = pushed.elapsed();
     assert!(
@@ -38,7 +42,7 @@ async fn a_push_to_node_a_pokes_a_live_client_of_node_b_which_then_pulls_the_cha
     assert!(waited < BOUND, "{waited:?}");
     assert_eq!(own.poke(BOUND).await, seq);
 
-    cadre.pull().await;
+    cadre.pull().await.expect("pull");
     let held = cadre.replica.get(&id).expect("pulled from node B");
     let server = worker.replica.get(&id).expect("pushed");
     assert_eq!(
@@ -48,7 +52,7 @@ async fn a_push_to_node_a_pokes_a_live_client_of_node_b_which_then_pulls_the_cha
 
     // A second edit on A: B's client is poked again, with a later sequence, exactly once.
     worker.edit(id, GRID, "村委会", 2_000);
-    worker.push().await;
+    worker.push().await.expect("push");
     let again = live.poke(BOUND).await.expect("poked again");
     assert!(again > seq.expect("first"), "{again}");
     assert_eq!(own.poke(BOUND).await, Some(again));
@@ -62,7 +66,7 @@ async fn a_push_to_node_a_pokes_a_live_client_of_node_b_which_then_pulls_the_cha
         None,
         "poked twice"
     );
-    cadre.pull().await;
+    cadre.pull().await.expect("pull");
     let place = cadre
         .replica
         .get(&id)

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use gridsync_e2e::Server;
-use gridsync_e2e::client::Client as Office;
 use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
+use gridsync_fixtures::phone::Phone as Office;
 use gridsync_mobile::client::Client;
 use gridsync_mobile::{ClientError, FieldConflict, FieldValue};
 use serde_json::{Value, json};
@@ -192,7 +192,9 @@ fn resolve_over_http(base: &str, id: &str, path: &str) {
             .expect("runtime")
             .block_on(async {
                 let http = reqwest::Client::new();
-                let office = Office::login(&base, "admin", PASSWORD, "console").await;
+                let office = Office::login(&base, "admin", PASSWORD, "console")
+                    .await
+                    .expect("login");
                 let token = office.token.as_str();
                 let list: Value = http
                     .get(format!("{base}/api/v1/conflicts?limit=200"))

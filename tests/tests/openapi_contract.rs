@@ -9,8 +9,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use gridsync_e2e::client::Client;
 use gridsync_e2e::{Server, env_number, seed};
+use gridsync_fixtures::phone::Phone;
 
 /// Operations left out, and why: each ends the fuzzer's own session or device, after which
 /// every other operation would only test the 401. Their tests are in `server/tests`.
@@ -46,7 +46,9 @@ async fn every_operation_answers_as_the_openapi_document_says_to_an_admin_and_a_
     let mut tokens = Vec::new();
     for user in ["admin", "worker-shiqiao-1"] {
         let device = format!("contract-{user}");
-        let client = Client::login(&server.base, user, "gridsync-demo", &device).await;
+        let client = Phone::login(&server.base, user, "gridsync-demo", &device)
+            .await
+            .expect("login");
         tokens.push((user, client.token));
     }
     for (user, token) in tokens {

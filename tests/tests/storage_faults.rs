@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use gridsync_core::protocol::{self, Push};
 use gridsync_e2e::Server;
-use gridsync_e2e::client::Client as Probe;
 use gridsync_e2e::field::{self, GRID, PASSWORD, quick};
+use gridsync_fixtures::phone::Phone as Probe;
 use gridsync_mobile::client::Client as Phone;
 use gridsync_mobile::{ClientError, FieldValue};
 use sqlx::Connection;
@@ -134,8 +134,10 @@ async fn outage_scenario(db: &str, dir: &Path, fault: Fault<'_>, code: &str) {
             acked.extend(ack.expect("every sync succeeds before the fault"));
         }
     }
-    let mut probe = Probe::login(&server.base, "li", PASSWORD, "probe").await;
-    probe.pull().await;
+    let mut probe = Probe::login(&server.base, "li", PASSWORD, "probe")
+        .await
+        .expect("login");
+    probe.pull().await.expect("pull");
 
     fault.inject().await;
     let seen = run_phones(&phones, |phone, _| {
@@ -220,7 +222,9 @@ async fn postgres_restarted_under_load_loses_no_acknowledged_change_and_the_serv
             .await
         })
     };
-    let probe = Probe::login(&server.base, "li", PASSWORD, "probe").await;
+    let probe = Probe::login(&server.base, "li", PASSWORD, "probe")
+        .await
+        .expect("login");
     let probing = {
         let stop = stop.clone();
         tokio::spawn(async move {

@@ -6,8 +6,9 @@ use gridsync_core::DocId;
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_e2e::Server;
-use gridsync_e2e::client::Client;
-use gridsync_server::store::{self, Level, OrgUnit};
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::phone::Phone;
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "e2e admin password";
@@ -20,29 +21,18 @@ fn json_of(replica: &Replica, id: &DocId) -> Value {
 async fn two_replicas_converge_through_a_real_server() {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = format!("sqlite://{}", dir.path().join("gridsync.db").display());
-    let seeded = store::open(&db).await.expect("open");
-    for (id, parent, level, path) in [
-        ("d", None, Level::District, "/d/"),
-        ("t1", Some("d"), Level::Township, "/d/t1/"),
-        ("v1", Some("t1"), Level::Village, "/d/t1/v1/"),
-        ("g1", Some("v1"), Level::Grid, "/d/t1/v1/g1/"),
-    ] {
-        seeded
-            .upsert_org_unit(&OrgUnit {
-                id: id.into(),
-                parent_id: parent.map(Into::into),
-                level,
-                name: id.into(),
-                path: path.into(),
-            })
-            .await
-            .expect("org unit");
-    }
-    drop(seeded);
+    Fixture::new(OrgTree::one_grid())
+        .seed_database(&db)
+        .await
+        .expect("seed the org tree");
     let server = Server::start(&db, PASSWORD).await;
     let (mut a, mut b) = (
-        Client::login(&server.base, "admin", PASSWORD, "pc-a").await,
-        Client::login(&server.base, "admin", PASSWORD, "pc-b").await,
+        Phone::login(&server.base, "admin", PASSWORD, "pc-a")
+            .await
+            .expect("login"),
+        Phone::login(&server.base, "admin", PASSWORD, "pc-b")
+            .await
+            .expect("login"),
     );
 
     let admin = a.user_id.clone();
@@ -54,8 +44,8 @@ async fn two_replicas_converge_through_a_real_server() {
             .expect("set");
         a.replica.insert(doc);
     }
-    a.sync().await;
-    b.sync().await;
+    a.sync().await.expect("sync");
+    b.sync().await.expect("sync");
     assert_eq!(b.replica.ids().count(), ids.len());
 
     let one = ids[0];
@@ -81,9 +71,9 @@ async fn two_replicas_converge_through_a_real_server() {
             .set_field("place", &json!(value), &Editor::new(&admin, at))
             .expect("edit");
     }
-    a.sync().await;
-    b.sync().await;
-    a.sync().await;
+    a.sync().await.expect("sync");
+    b.sync().await.expect("sync");
+    a.sync().await.expect("sync");
 
     for id in &ids {
         assert_eq!(

@@ -8,11 +8,11 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use gridsync_server::auth::password;
+use gridsync_fixtures::people::{Person, seed_people};
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use gridsync_server::store::{Device, RefreshToken, Store, User};
+use gridsync_server::store::Store;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -76,68 +76,19 @@ pub async fn add_user(
     pw: &str,
     disabled: bool,
 ) {
-    store
-        .insert_user(&User {
-            id: id.into(),
-            username: id.into(),
-            display_name: id.into(),
-            password_hash: password::hash(pw.into()).await.expect("hash"),
-            role,
-            org_unit_id: unit.into(),
-            disabled,
-            created_at: 1,
-        })
-        .await
-        .expect("user");
+    let person = Person::new(id, role, unit).password(pw).disabled(disabled);
+    seed_people(store, &[person]).await.expect("user");
 }
 
 /// Users (id, role, org unit) each with a device `dev-ID` logged in to session `session`, for
 /// tests that issue tokens directly (`state.keys.issue(id, "dev-ID", "session")`) rather than
 /// log in.
 pub async fn add_users_with_devices(store: &dyn Store, users: &[(&str, Role, &str)]) {
-    for &(id, role, unit) in users {
-        store
-            .insert_user(&User {
-                id: id.into(),
-                username: id.into(),
-                display_name: id.into(),
-                // Nobody logs in with it.
-                password_hash: "unused".into(),
-                role,
-                org_unit_id: unit.into(),
-                disabled: false,
-                created_at: 1,
-            })
-            .await
-            .expect("user");
-        store
-            .upsert_device(&Device {
-                id: format!("dev-{id}"),
-                user_id: id.into(),
-                name: "device".into(),
-                created_at: 1,
-                last_seen_at: 1,
-                revoked_at: None,
-                cursor: 0,
-                pending_changes: None,
-                pending_at: None,
-                retiring_at: None,
-                scope_key: None,
-            })
-            .await
-            .expect("device");
-        store
-            .insert_refresh_token(&RefreshToken {
-                token_hash: format!("session of dev-{id}").into_bytes(),
-                device_id: format!("dev-{id}"),
-                family: "session".into(),
-                expires_at: i64::MAX,
-                used_at: None,
-                replaces: None,
-            })
-            .await
-            .expect("session");
-    }
+    let people: Vec<Person> = users
+        .iter()
+        .map(|&(id, role, unit)| Person::new(id, role, unit).with_device())
+        .collect();
+    seed_people(store, &people).await.expect("users");
 }
 
 pub const CLIENT: &str = "192.0.2.1:40000";

@@ -1,6 +1,6 @@
 //! The writer that the crash-safety test kills: it pushes batches of report changes into the
 //! store named by its argument, forever, and reports each acknowledged document on stdout only
-//! after `Store::ingest` has returned.
+//! after the store's ingest has returned.
 //!
 //! Output, one line each: `push N` before a batch of N documents goes to `ingest`, then
 //! `ack DOC_ID HEAD,HEAD…` (hex) for every document of that batch once it is committed.
@@ -12,9 +12,11 @@ use anyhow::{Context, Result, bail};
 use gridsync_core::DocId;
 use gridsync_core::protocol::{Push, PushDoc, PushOutcome};
 use gridsync_core::report::{Editor, ReportDoc};
-use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{self, Level, OrgUnit, Store, Writer};
-use gridsync_server::sync::Ingest;
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::reports::ingest;
+use gridsync_server::scope::Role;
+use gridsync_server::store;
 use serde_json::json;
 
 const USER: &str = "crash-writer";
@@ -30,15 +32,11 @@ async fn main() -> Result<()> {
         .nth(1)
         .context("usage: crash-writer DATABASE_URL")?;
     let store = store::open(&url).await?;
-    seed_org(store.as_ref()).await?;
-    let ingest = Ingest::default();
-    let writer = Writer {
-        user_id: USER.into(),
-        device_id: Some("crash-phone".into()),
-        scope: Scope::for_role(USER, Role::GridWorker, "/d/t1/v1/g1/"),
-        now: START,
-        hold_out_of_scope: false,
-    };
+    let district = Fixture::new(OrgTree::one_grid());
+    district.seed(store.as_ref()).await?;
+    let writer = district
+        .tree
+        .writer(USER, Role::GridWorker, GRID, "crash-phone");
     // Every document this run created. Each one's state is what the store acknowledged: a
     // batch either comes back acknowledged in full or ends the process.
     let mut docs: Vec<ReportDoc> = Vec::new();
@@ -71,7 +69,7 @@ async fn main() -> Result<()> {
         writeln!(stdout, "push {}", push.docs.len())?;
         stdout.flush()?;
 
-        let result = ingest.push(store.as_ref(), &writer, &push).await?;
+        let result = ingest(store.as_ref(), &writer, &push).await?;
 
         // Only now is the batch committed; a line printed earlier could name a change that a
         // kill during ingest takes away.
@@ -103,28 +101,6 @@ fn fill(doc: &mut ReportDoc, batch: i64, by: &Editor) -> Result<()> {
     doc.set_field("place", &json!(format!("村口 {batch}")), by)?;
     doc.set_field("description", &json!(format!("第 {batch} 次排查")), by)?;
     doc.set_field("parties", &json!(format!("张三、李四 ({batch})")), by)?;
-    Ok(())
-}
-
-/// The branch of the org tree down to the grid the writer reports in.
-async fn seed_org(store: &dyn Store) -> Result<()> {
-    let units = [
-        ("d", None, Level::District, "示范区", "/d/"),
-        ("t1", Some("d"), Level::Township, "东岭镇", "/d/t1/"),
-        ("v1", Some("t1"), Level::Village, "上坪村", "/d/t1/v1/"),
-        (GRID, Some("v1"), Level::Grid, "一网格", "/d/t1/v1/g1/"),
-    ];
-    for (id, parent, level, name, path) in units {
-        store
-            .upsert_org_unit(&OrgUnit {
-                id: id.into(),
-                parent_id: parent.map(Into::into),
-                level,
-                name: name.into(),
-                path: path.into(),
-            })
-            .await?;
-    }
     Ok(())
 }
 

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use gridsync_core::DocId;
-use gridsync_e2e::client::Client;
 use gridsync_e2e::field::{self, GRID, PASSWORD};
 use gridsync_e2e::percentile_ms;
+use gridsync_fixtures::phone::Phone;
 use gridsync_server::http::live::COALESCE;
 
 struct Args {
@@ -58,9 +58,13 @@ async fn main() -> anyhow::Result<()> {
     let args = args()?;
     field::seed(&args.db).await;
     let b = args.b.clone().unwrap_or_else(|| args.a.clone());
-    let mut worker = Client::login(&args.a, "wang", PASSWORD, "livepoke pusher").await;
-    let listener = Client::login(&b, "li", PASSWORD, "livepoke listener").await;
-    let mut live = listener.listen().await;
+    let mut worker = Phone::login(&args.a, "wang", PASSWORD, "livepoke pusher")
+        .await
+        .expect("login");
+    let listener = Phone::login(&b, "li", PASSWORD, "livepoke listener")
+        .await
+        .expect("login");
+    let mut live = listener.listen().await.expect("listen");
 
     let id = DocId::from_u128(u128::from(std::process::id()) << 64 | 1);
     let mut poke = Vec::with_capacity(args.pokes);
@@ -71,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
         // The poke may well arrive before the push's answer: listen while pushing.
         let (pushed, poked) = tokio::join!(
             async {
-                worker.push().await;
+                worker.push().await.expect("push");
                 started.elapsed()
             },
             async {

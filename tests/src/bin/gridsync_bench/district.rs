@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use gridsync_e2e::Server;
-use gridsync_e2e::field::fresh_postgres_database;
-use gridsync_server::auth::password;
+use gridsync_fixtures::databases::fresh_postgres_database;
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::people::Person;
 use gridsync_server::scope::Role;
-use gridsync_server::store::{self, Level, OrgUnit, User};
 use sqlx::Connection;
 
 pub const PASSWORD: &str = "bench password";
@@ -42,34 +43,17 @@ pub fn worker(i: usize) -> String {
 }
 
 impl District {
+    /// A village of `grids` grids, each with its worker, and the office cadre over them.
     pub async fn start(backend: Backend, grids: usize) -> anyhow::Result<District> {
-        let mut units = vec![
-            unit("d", None, Level::District, "/d/"),
-            unit("t", Some("d"), Level::Township, "/d/t/"),
-            unit("v", Some("t"), Level::Village, "/d/t/v/"),
-        ];
-        units.extend((0..grids).map(|i| {
-            unit(
-                &grid(i),
-                Some("v"),
-                Level::Grid,
-                &format!("/d/t/v/{}/", grid(i)),
-            )
-        }));
-        let people: Vec<_> = (0..grids)
-            .map(|i| (worker(i), Role::GridWorker, grid(i)))
-            .chain([(OFFICE.to_owned(), Role::VillageCadre, "v".to_owned())])
-            .collect();
-        District::start_with(backend, &units, &people).await
+        let workers = (0..grids).map(|i| Person::new(&worker(i), Role::GridWorker, &grid(i)));
+        let office = Person::new(OFFICE, Role::VillageCadre, "v");
+        let fixture = Fixture::new(OrgTree::village(grids))
+            .people(workers.chain([office]).map(|p| p.password(PASSWORD)));
+        District::start_with(backend, &fixture).await
     }
 
-    /// A fresh database with the given org tree and people (name, role, org unit), each with
-    /// the password [`PASSWORD`], served by a real `gridsync serve`.
-    pub async fn start_with(
-        backend: Backend,
-        units: &[OrgUnit],
-        people: &[(String, Role, String)],
-    ) -> anyhow::Result<District> {
+    /// A fresh database seeded with `fixture`, served by a real `gridsync serve`.
+    pub async fn start_with(backend: Backend, fixture: &Fixture) -> anyhow::Result<District> {
         let dir = tempfile::tempdir()?;
         let (db, sqlite_file) = match backend {
             Backend::Sqlite => {
@@ -78,7 +62,7 @@ impl District {
             }
             Backend::Postgres => (fresh_postgres_database("gridsync_bench").await, None),
         };
-        seed(&db, units, people).await?;
+        fixture.seed_database(&db).await?;
         let server = Server::start(&db, PASSWORD).await;
         Ok(District {
             server,
@@ -149,42 +133,4 @@ fn proc_status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
         .nth(1)
         .with_context(|| format!("no number in {line:?}"))?;
     Ok(kib.parse()?)
-}
-
-/// An org unit named by its id.
-pub fn unit(id: &str, parent: Option<&str>, level: Level, path: &str) -> OrgUnit {
-    OrgUnit {
-        id: id.to_owned(),
-        parent_id: parent.map(str::to_owned),
-        level,
-        name: id.to_owned(),
-        path: path.to_owned(),
-    }
-}
-
-async fn seed(
-    db: &str,
-    units: &[OrgUnit],
-    people: &[(String, Role, String)],
-) -> anyhow::Result<()> {
-    let store = store::open(db).await?;
-    for unit in units {
-        store.upsert_org_unit(unit).await?;
-    }
-    let hash = password::hash(PASSWORD.into()).await?;
-    for (name, role, unit) in people {
-        store
-            .insert_user(&User {
-                id: name.clone(),
-                username: name.clone(),
-                display_name: name.clone(),
-                password_hash: hash.clone(),
-                role: *role,
-                org_unit_id: unit.clone(),
-                disabled: false,
-                created_at: 0,
-            })
-            .await?;
-    }
-    Ok(())
 }

@@ -13,13 +13,11 @@
 #![allow(clippy::print_stdout)]
 
 mod district;
-mod phone;
 mod scale;
 mod scope;
 mod sustained;
 mod thumbnails;
 mod upload;
-mod work;
 
 use clap::{Parser, Subcommand};
 use district::Backend;

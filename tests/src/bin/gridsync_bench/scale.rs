@@ -11,14 +11,16 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use gridsync_fixtures::fixture::Fixture;
+use gridsync_fixtures::org::OrgTree;
+use gridsync_fixtures::people::Person;
+use gridsync_fixtures::phone::Phone;
+use gridsync_fixtures::work::{Rng, any_report};
 use gridsync_server::scope::Role;
-use gridsync_server::store::Level;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::district::{Backend, District, PASSWORD, unit};
-use crate::phone::Phone;
-use crate::work::{Rng, any_report};
+use crate::district::{Backend, District, PASSWORD};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -71,13 +73,14 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     // nothing new: the page the office waits for first, the whole township, and W2 at scale.
     let mut office = Phone::login(&base, TOWNSHIP_OFFICE, PASSWORD, "township-pc").await?;
     let started = Instant::now();
-    let (first_docs, mut more) = office.pull_page().await?;
+    let first = office.pull_page().await?;
     let first_page = started.elapsed();
+    let (first_docs, mut more) = (first.docs, first.more);
     let mut docs = first_docs;
     while more {
-        let (n, m) = office.pull_page().await?;
-        docs += n;
-        more = m;
+        let page = office.pull_page().await?;
+        docs += page.docs;
+        more = page.more;
     }
     let pull_secs = started.elapsed().as_secs_f64();
     let pulled = office.traffic;
@@ -118,7 +121,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         }
         times.sort();
         timings.push(json!({
-            "user": who.user, "path": path, "bytes": bytes,
+            "user": who.username, "path": path, "bytes": bytes,
             "median_ms": ms(times[times.len() / 2]), "min_ms": ms(times[0]),
         }));
         memory.push(district.server_memory()?);
@@ -159,17 +162,15 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
 /// A new district of `args.reports` reports: the templates pushed through the server, then
 /// copied in SQL. Returns it with what the generation took.
 async fn generate(args: &Args) -> anyhow::Result<(District, Value)> {
-    let (units, grids) = tree(args.townships);
     let people = [
-        (ADMIN.to_owned(), Role::DistrictAdmin, "d".to_owned()),
-        (STAFF.to_owned(), Role::TownshipStaff, "t1".to_owned()),
-        (
-            TOWNSHIP_OFFICE.to_owned(),
-            Role::VillageCadre,
-            "t1".to_owned(),
-        ),
+        Person::new(ADMIN, Role::DistrictAdmin, "d"),
+        Person::new(STAFF, Role::TownshipStaff, "t1"),
+        Person::new(TOWNSHIP_OFFICE, Role::VillageCadre, "t1"),
     ];
-    let district = District::start_with(Backend::Postgres, &units, &people).await?;
+    let fixture =
+        Fixture::new(OrgTree::wide(args.townships, 0)).people(people.map(|p| p.password(PASSWORD)));
+    let grids = fixture.tree.grids();
+    let district = District::start_with(Backend::Postgres, &fixture).await?;
     eprintln!(
         "W5: generating in {} (kept; measure it again with --db)",
         district.db
@@ -179,10 +180,10 @@ async fn generate(args: &Args) -> anyhow::Result<(District, Value)> {
     let mut pusher = Phone::login(&district.server.base, ADMIN, PASSWORD, "admin-pc").await?;
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     for n in 0..args.templates {
-        let doc = any_report(&mut rng, n, &grids[n % grids.len()], ADMIN)?;
+        let doc = any_report(&mut rng, n, &grids[n % grids.len()], ADMIN);
         pusher.replica.insert(doc);
     }
-    pusher.push_all().await?;
+    pusher.push().await?;
     let templates_secs = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
@@ -209,35 +210,6 @@ async fn reports(db: &str) -> anyhow::Result<i64> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1_000.0
-}
-
-/// District d; townships t1..tN of villages t{i}-v{j} of grids t{i}-v{j}-g{k}. Returns the
-/// units and the grid ids.
-fn tree(townships: usize) -> (Vec<gridsync_server::store::OrgUnit>, Vec<String>) {
-    let mut units = vec![unit("d", None, Level::District, "/d/")];
-    let mut grids = Vec::new();
-    for t in 1..=townships {
-        let township = format!("t{t}");
-        let township_path = format!("/d/{township}/");
-        units.push(unit(&township, Some("d"), Level::Township, &township_path));
-        for v in 0..10 {
-            let village = format!("{township}-v{v}");
-            let village_path = format!("{township_path}{village}/");
-            units.push(unit(
-                &village,
-                Some(&township),
-                Level::Village,
-                &village_path,
-            ));
-            for g in 0..5 {
-                let grid = format!("{village}-g{g}");
-                let path = format!("{village_path}{grid}/");
-                units.push(unit(&grid, Some(&village), Level::Grid, &path));
-                grids.push(grid);
-            }
-        }
-    }
-    (units, grids)
 }
 
 /// Copies each of the `templates` stored reports `copies` times, in statements of about

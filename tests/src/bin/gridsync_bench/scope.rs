@@ -5,11 +5,11 @@
 use std::time::Instant;
 
 use gridsync_e2e::field::Relay;
+use gridsync_fixtures::phone::Phone;
+use gridsync_fixtures::work::{follow_up, new_dispute, touch};
 use serde_json::{Value, json};
 
 use crate::district::{Backend, District, OFFICE, PASSWORD, grid, worker};
-use crate::phone::Phone;
-use crate::work::{follow_up, new_dispute, touch};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,14 +36,14 @@ async fn scope(backend: Backend, docs: usize) -> anyhow::Result<Scope> {
     let mut phone = Phone::login(&phone_relay.base, &worker(0), PASSWORD, "phone-0").await?;
     for d in 0..docs {
         let at = 1_000_000 + d as i64;
-        let mut doc = new_dispute(&grid(0), &phone.user, at)?;
-        follow_up(&mut doc, 0, &phone.user, at + 1)?;
+        let mut doc = new_dispute(&grid(0), &phone.user_id, at);
+        follow_up(&mut doc, 0, &phone.user_id, at + 1);
         phone.replica.insert(doc);
     }
     phone.sync().await?;
     let mut office = Phone::login(&office_relay.base, OFFICE, PASSWORD, "office-pc").await?;
     let started = Instant::now();
-    office.pull_all().await?;
+    office.pull().await?;
     let cold_pull_secs = started.elapsed().as_secs_f64();
     Ok(Scope {
         district,
@@ -99,11 +99,11 @@ pub async fn incremental(backend: Backend, args: &Args) -> anyhow::Result<Value>
     let id = *phone.replica.ids().next().expect("the scope has reports");
     let doc = phone.replica.doc_mut(&id).expect("listed");
     let heads = doc.heads();
-    touch(doc, 1, &worker(0), 2_000_000)?;
+    touch(doc, 1, &worker(0), 2_000_000);
     let change_bytes: usize = doc.changes_since(&heads).iter().map(Vec::len).sum();
 
     let (phone_before, phone_wire) = (phone.traffic, (phone_relay.sent(), phone_relay.received()));
-    phone.push_all().await?;
+    phone.push().await?;
     let push = phone.traffic.since(phone_before);
     let push_wire = (
         phone_relay.sent() - phone_wire.0,
@@ -114,7 +114,7 @@ pub async fn incremental(backend: Backend, args: &Args) -> anyhow::Result<Value>
         office.traffic,
         (office_relay.sent(), office_relay.received()),
     );
-    office.pull_all().await?;
+    office.pull().await?;
     let pull = office.traffic.since(office_before);
     let pull_wire = (
         office_relay.sent() - office_wire.0,

@@ -14,12 +14,12 @@ use anyhow::{Context, bail};
 use gridsync_core::DocId;
 use gridsync_core::attachment::Attachment;
 use gridsync_core::report::Editor;
+use gridsync_fixtures::phone::Phone;
+use gridsync_fixtures::work::new_dispute;
 use serde_json::{Value, json};
 use sha2::Digest;
 
 use crate::district::{Backend, District, OFFICE, PASSWORD, grid, worker};
-use crate::phone::Phone;
-use crate::work::new_dispute;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -45,8 +45,8 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         .collect();
 
     let mut phone = Phone::login(&base, &worker(0), PASSWORD, "phone-0").await?;
-    let mut doc = new_dispute(&grid(0), &phone.user, 1_000_000)?;
-    let editor = Editor::new(&phone.user, 1_000_001);
+    let mut doc = new_dispute(&grid(0), &phone.user_id, 1_000_000);
+    let editor = Editor::new(&phone.user_id, 1_000_001);
     for (i, photo) in photos.iter().enumerate() {
         doc.attach(
             Attachment {
@@ -65,7 +65,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     }
     let id = doc.id();
     phone.replica.insert(doc);
-    phone.push_all().await?;
+    phone.push().await?;
     let http = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(1200))
         .build()?;

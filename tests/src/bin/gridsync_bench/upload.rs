@@ -6,11 +6,11 @@
 use std::time::Instant;
 
 use gridsync_e2e::field::Relay;
+use gridsync_fixtures::phone::{Phone, Traffic};
+use gridsync_fixtures::work::{follow_up, new_dispute};
 use serde_json::{Value, json};
 
 use crate::district::{Backend, District, OFFICE, PASSWORD, grid, worker};
-use crate::phone::{Phone, Traffic};
-use crate::work::{follow_up, new_dispute};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,9 +42,9 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         .await?;
         for d in 0..args.docs {
             let at = 1_000_000 + d as i64 * 100;
-            let mut doc = new_dispute(&grid(i), &phone.user, at)?;
+            let mut doc = new_dispute(&grid(i), &phone.user_id, at);
             for n in 0..args.edits {
-                follow_up(&mut doc, n, &phone.user, at + 1 + n as i64)?;
+                follow_up(&mut doc, n, &phone.user_id, at + 1 + n as i64);
             }
             edits += 2 + args.edits as u64;
             phone.replica.insert(doc);
@@ -58,9 +58,9 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         .into_iter()
         .map(|mut phone| {
             tokio::spawn(async move {
-                phone.push_all().await?;
+                phone.push().await?;
                 let pushed = phone.traffic;
-                phone.pull_all().await?;
+                phone.pull().await?;
                 anyhow::Ok((phone, pushed))
             })
         })
@@ -82,7 +82,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     let mut office = Phone::login(&office_relay.base, OFFICE, PASSWORD, "office-pc").await?;
     let wire_before = (office_relay.sent(), office_relay.received());
     let started = Instant::now();
-    let pulled = office.pull_all().await?;
+    let pulled = office.pull().await?;
     let pull_secs = started.elapsed().as_secs_f64();
     let pull_wire = (
         office_relay.sent() - wire_before.0,
