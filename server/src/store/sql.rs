@@ -41,6 +41,19 @@ impl SqlStore {
         SqlStore { db }
     }
 
+    /// Marks device `$1` revoked at `$2` with `update` and deletes its refresh tokens, in one
+    /// transaction; how many devices `update` changed.
+    async fn end_device(&self, update: &'static str, id: &str, at: i64) -> Result<u64> {
+        let mut tx = self.db.begin_write().await?;
+        let changed = sql(update).bind(id).bind(at).execute(&mut tx).await?;
+        sql("DELETE FROM refresh_tokens WHERE device_id = $1")
+            .bind(id)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+
     pub(super) fn db(&self) -> &Db {
         &self.db
     }
@@ -222,35 +235,24 @@ impl Store for SqlStore {
     }
 
     async fn revoke_device(&self, id: &str, at: i64) -> Result<bool> {
-        let mut tx = self.db.begin_write().await?;
-        let done = sql(
-            "UPDATE devices SET revoked_at = $2, retiring_at = NULL WHERE id = $1 \
+        let revoked = self
+            .end_device(
+                "UPDATE devices SET revoked_at = $2, retiring_at = NULL WHERE id = $1 \
                  AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(at)
-        .execute(&mut tx)
-        .await?;
-        sql("DELETE FROM refresh_tokens WHERE device_id = $1")
-            .bind(id)
-            .execute(&mut tx)
+                id,
+                at,
+            )
             .await?;
-        tx.commit().await?;
-        Ok(done > 0)
+        Ok(revoked > 0)
     }
 
     async fn finish_retirement(&self, id: &str, at: i64) -> Result<()> {
-        let mut tx = self.db.begin_write().await?;
-        sql("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(&mut tx)
-            .await?;
-        sql("DELETE FROM refresh_tokens WHERE device_id = $1")
-            .bind(id)
-            .execute(&mut tx)
-            .await?;
-        tx.commit().await?;
+        self.end_device(
+            "UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            id,
+            at,
+        )
+        .await?;
         Ok(())
     }
 
