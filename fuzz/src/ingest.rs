@@ -8,7 +8,7 @@
 //! ([`fix_checksum`]) so that mutations reach past it; bit 2 pushes as [`OTHER_USER`] rather
 //! than the fixture's author.
 
-use gridsync_core::ingest::ingest;
+use gridsync_core::ingest;
 use gridsync_core::report::ReportDoc;
 
 use crate::fixture::{
@@ -37,7 +37,7 @@ pub fn run(data: &[u8]) {
     } else {
         (ReportDoc::empty(REPORT_ID), Vec::new())
     };
-    let Ok(ingested) = ingest(&mut doc, &changes, user, registry()) else {
+    let Ok(ingested) = ingest::apply(&mut doc, &changes, user, registry()) else {
         return;
     };
 
@@ -62,6 +62,7 @@ pub fn run(data: &[u8]) {
         "the saved report lost changes"
     );
 
-    let again = ingest(&mut doc, &changes, user, registry()).expect("a retried push is accepted");
+    let again =
+        ingest::apply(&mut doc, &changes, user, registry()).expect("a retried push is accepted");
     assert!(again.new_changes.is_empty(), "a retried push added changes");
 }

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use automerge::ChangeHash;
 use gridsync_core::conflict::FieldPath;
-use gridsync_core::ingest::{Refusal, ingest};
+use gridsync_core::ingest::{self, Refusal};
 use gridsync_core::protocol::{PushDocResult, PushOutcome, PushResult};
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::Schema;
@@ -145,7 +145,7 @@ fn conflict_paths() -> &'static [FieldPath] {
 /// edit, and checks that the handler's answer is not a server error.
 fn ingest_edit(mut doc: ReportDoc, before: &[ChangeHash], mut onto: ReportDoc) {
     let changes = doc.changes_since(before);
-    let outcome_of_push = match ingest(&mut onto, &changes, AUTHOR, registry()) {
+    let outcome_of_push = match ingest::apply(&mut onto, &changes, AUTHOR, registry()) {
         Ok(_) => PushOutcome::Acked { heads: Vec::new() },
         Err(Refusal::MissingDeps(missing)) => PushOutcome::MissingDeps {
             missing: missing.iter().map(|h| h.0).collect(),

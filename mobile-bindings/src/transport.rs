@@ -372,7 +372,7 @@ mod tests {
                 // reset the connection under the client before it reads the answer: read until
                 // the client closes its end.
                 let _ = stream.shutdown(std::net::Shutdown::Write);
-                let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
                 let _ = std::io::copy(&mut stream, &mut std::io::sink());
                 served += 1;
             }

@@ -6,7 +6,7 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gridsync_core::DocId;
-use gridsync_core::ingest::ingest;
+use gridsync_core::ingest;
 use gridsync_core::protocol::{self, Push, PushDoc};
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_core::schema::Registry;
@@ -59,7 +59,9 @@ fn ingest_one_change(c: &mut Criterion) {
         |b| {
             b.iter_batched(
                 || ReportDoc::load(id, &saved).expect("load"),
-                |mut doc| black_box(ingest(&mut doc, &raw, USER, &registry).expect("ingested")),
+                |mut doc| {
+                    black_box(ingest::apply(&mut doc, &raw, USER, &registry).expect("ingested"))
+                },
                 BatchSize::SmallInput,
             )
         },

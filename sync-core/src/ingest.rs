@@ -94,7 +94,7 @@ impl From<Error> for Refusal {
 ///
 /// On `Err`, `doc` may hold part of the batch: the caller must discard it, which the server does
 /// by never saving it. Changes already in `doc` are skipped, so a retried push is a no-op.
-pub fn ingest(
+pub fn apply(
     doc: &mut ReportDoc,
     raw: &[Vec<u8>],
     user: &str,

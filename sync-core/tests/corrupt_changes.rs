@@ -4,7 +4,7 @@
 
 use automerge::Change;
 use gridsync_core::DocId;
-use gridsync_core::ingest::{Refusal, ingest};
+use gridsync_core::ingest::{self, Refusal};
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_core::schema::Registry;
 use serde_json::json;
@@ -17,7 +17,7 @@ fn report_and_edit(compressed: bool) -> (ReportDoc, Vec<u8>) {
     let by = Editor::new("u1", 1_700_000_000);
     let mut phone = ReportDoc::create(ID, "dispute_check", 1, "g", &by).expect("create");
     let mut server = ReportDoc::empty(ID);
-    ingest(
+    ingest::apply(
         &mut server,
         &phone.changes_since(&[]),
         "u1",
@@ -50,7 +50,7 @@ fn a_pushed_change_with_a_wrong_checksum_is_refused_and_the_report_still_loads()
         let (mut server, mut change) = report_and_edit(compressed);
         let heads = server.heads();
         corrupt_checksum(&mut change);
-        let refusal = ingest(&mut server, &[change], "u1", &Registry::builtin())
+        let refusal = ingest::apply(&mut server, &[change], "u1", &Registry::builtin())
             .expect_err("a change with a wrong checksum is refused");
         assert!(
             matches!(refusal, Refusal::InvalidChange(_)),

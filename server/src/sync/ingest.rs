@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use gridsync_core::DocId;
 use gridsync_core::conflict::EDITED_AFTER_REMOVAL;
-use gridsync_core::ingest::{Ingested, Refusal, ingest};
+use gridsync_core::ingest::{self, Ingested, Refusal};
 use gridsync_core::protocol::{
     Push, PushDoc, PushDocResult, PushOutcome, PushResult, listed_heads,
 };
@@ -324,7 +324,7 @@ fn apply(
         Some(l) => l.doc.clone(),
         None => ReportDoc::empty(item.doc),
     };
-    match ingest(&mut doc, &item.changes, &writer.user_id, registry) {
+    match ingest::apply(&mut doc, &item.changes, &writer.user_id, registry) {
         Ok(ingested) => Ok(Applied {
             doc,
             ingested,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use automerge::ChangeHash;
 use gridsync_core::DocId;
-use gridsync_core::ingest::{Refusal, ingest};
+use gridsync_core::ingest::{self, Refusal};
 use gridsync_core::protocol::{
     self, Pull, PullBody, PullDoc, PullResult, Push, PushDocResult, PushOutcome, PushResult,
 };
@@ -54,7 +54,7 @@ impl MemoryServer {
                 Some(d) => d.doc.clone(),
                 None => ReportDoc::empty(item.doc),
             };
-            let outcome = match ingest(&mut doc, &item.changes, user, &self.registry) {
+            let outcome = match ingest::apply(&mut doc, &item.changes, user, &self.registry) {
                 Ok(ingested) => {
                     let entry = self.docs.entry(item.doc).or_insert_with(|| ServerDoc {
                         doc: ReportDoc::empty(item.doc),
