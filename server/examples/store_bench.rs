@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
     let cold = pull_all(store.as_ref(), &scope, &mut office, args.budget).await?;
     report("pull, cold (snapshots)", cold.docs, cold.secs, "docs");
     report(
-        "  of which Store::pull",
+        "  of which the server's pull",
         cold.docs,
         cold.server_secs,
         "docs",
@@ -103,7 +103,7 @@ async fn main() -> anyhow::Result<()> {
     let warm = pull_all(store.as_ref(), &scope, &mut office, args.budget).await?;
     report("pull, incremental (changes)", warm.docs, warm.secs, "docs");
     report(
-        "  of which Store::pull",
+        "  of which the server's pull",
         warm.docs,
         warm.server_secs,
         "docs",
@@ -178,7 +178,7 @@ struct Pulled {
     pages: usize,
     bytes: usize,
     secs: f64,
-    /// Of `secs`, the time spent in `Store::pull` (the rest is the client applying pages).
+    /// Of `secs`, the time spent in the server's pull (`sync::pull::pull`) (the rest is the client applying pages).
     server_secs: f64,
 }
 
