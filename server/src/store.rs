@@ -41,6 +41,7 @@ use crate::scope::Scope;
 /// and pull, then reads and reviews), conflicts, held work, attachments, statistics, audit.
 #[async_trait]
 pub trait Store: Send + Sync {
+    // The database itself.
     /// Applies pending migrations.
     async fn migrate(&self) -> Result<()>;
     /// Checks, without changing anything, that every migration of this binary and no other has
@@ -56,6 +57,7 @@ pub trait Store: Send + Sync {
     /// How busy each connection pool is: for monitoring.
     fn pool_use(&self) -> Vec<PoolUse>;
 
+    // The org tree.
     async fn upsert_org_unit(&self, unit: &OrgUnit) -> Result<()>;
     /// Adds a unit; `Duplicate` when its id or path is taken.
     async fn insert_org_unit(&self, unit: &OrgUnit) -> Result<()>;
@@ -64,6 +66,7 @@ pub trait Store: Send + Sync {
     async fn org_unit(&self, id: &str) -> Result<Option<OrgUnit>>;
     async fn org_units(&self) -> Result<Vec<OrgUnit>>;
 
+    // People.
     async fn insert_user(&self, user: &User) -> Result<()>;
     async fn user(&self, id: &str) -> Result<Option<User>>;
     async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
@@ -84,6 +87,7 @@ pub trait Store: Send + Sync {
         now: i64,
     ) -> Result<Option<UserUpdated>>;
 
+    // Devices.
     async fn upsert_device(&self, device: &Device) -> Result<()>;
     async fn device(&self, id: &str) -> Result<Option<Device>>;
     async fn devices(&self) -> Result<Vec<Device>>;
@@ -105,6 +109,7 @@ pub trait Store: Send + Sync {
     /// Records the scope a device pulls under from now on.
     async fn set_device_scope(&self, id: &str, scope_key: &str) -> Result<()>;
 
+    // Sessions (refresh-token families).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
     /// Presents the refresh token hashed `presented` at `now`: as [`refresh::judge`] rules, spends
     /// it and stores `next` as its successor, or revokes its family. One transaction, in which
@@ -122,10 +127,12 @@ pub trait Store: Send + Sync {
     /// password change); asked on every authenticated request.
     async fn session_live(&self, family: &str, device_id: &str) -> Result<bool>;
 
+    // Keys that sign access tokens.
     async fn insert_signing_key(&self, key: &SigningKey) -> Result<()>;
     /// Every stored signing key, newest first.
     async fn signing_keys(&self) -> Result<Vec<SigningKey>>;
 
+    // The transactions `crate::sync` runs ingest and pull in.
     /// A transaction for the statements of an ingest (`statements.rs`); `crate::sync::Ingest`
     /// runs them.
     async fn begin_write(&self) -> Result<Tx>;
@@ -134,6 +141,7 @@ pub trait Store: Send + Sync {
     /// Notes the sequence a device's pull started from: what it holds bounds pruning.
     async fn set_device_cursor(&self, id: &str, cursor: i64) -> Result<()>;
 
+    // Reports, their reviews and their conflicts.
     async fn document(&self, id: &DocId) -> Result<Option<DocumentRow>>;
     /// Loads a report as an automerge document (snapshot plus later changes).
     async fn load_doc(&self, id: &DocId) -> Result<Option<ReportDoc>>;
@@ -158,6 +166,7 @@ pub trait Store: Send + Sync {
     /// `has_conflicts` and records `audit`, in one transaction. False when no such flag is open.
     async fn dismiss_flag(&self, id: i64, audit: &AuditEntry) -> Result<bool>;
 
+    // Held work.
     /// A page of the held work placed in `scope`, newest first.
     async fn held_work(&self, scope: &Scope, query: &HeldQuery) -> Result<Vec<HeldItem>>;
     async fn held_item(&self, id: i64) -> Result<Option<HeldItem>>;
@@ -166,10 +175,12 @@ pub trait Store: Send + Sync {
     /// Records a decision on an open item; false when it is not open (decided already, or none).
     async fn decide_held(&self, id: i64, decision: &HeldDecision) -> Result<bool>;
 
+    // The change log.
     /// Deletes change-log rows that every live device has pulled past and that a snapshot
     /// already contains; returns how many. Clients behind the new horizon get snapshots.
     async fn prune(&self) -> Result<u64>;
 
+    // Attachments.
     /// Appends one chunk to the upload of blob `chunk.hash` for report `chunk.doc_id`, in one
     /// transaction. A chunk must start where the upload stands (`WrongOffset` otherwise, storing
     /// nothing); a chunk at offset 0 declaring another size or media type starts the upload
@@ -208,6 +219,7 @@ pub trait Store: Send + Sync {
     /// How much blob storage holds: for monitoring, and for tests that count rows.
     async fn blob_usage(&self) -> Result<BlobUsage>;
 
+    // Statistics and ledgers.
     /// Satisfaction canvass counts per org path for `period`, in `scope` (`store::facts`).
     async fn canvass_counts(&self, scope: &Scope, period: &Period) -> Result<Vec<CanvassCounts>>;
     /// How many canvass interviews in `period` and `scope` raised each worry.
@@ -227,6 +239,7 @@ pub trait Store: Send + Sync {
     /// A page of a ledger: the reports of `query`, in `scope`, by id.
     async fn ledger_page(&self, scope: &Scope, query: &LedgerQuery) -> Result<Vec<DocumentRow>>;
 
+    // The audit log.
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>>;
     /// Audit entries matching every filter of `query`, newest first, with their total.

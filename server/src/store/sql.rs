@@ -123,6 +123,29 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn insert_org_unit(&self, unit: &OrgUnit) -> Result<()> {
+        let result = sql(
+            "INSERT INTO org_units (id, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&unit.id)
+        .bind(&unit.parent_id)
+        .bind(unit.level.as_str())
+        .bind(&unit.name)
+        .bind(&unit.path)
+        .execute(self.db.write())
+        .await;
+        org_insert_result(result, unit)
+    }
+
+    async fn rename_org_unit(&self, id: &str, name: &str) -> Result<bool> {
+        let done = sql("UPDATE org_units SET name = $2 WHERE id = $1")
+            .bind(id)
+            .bind(name)
+            .execute(self.db.write())
+            .await?;
+        Ok(done > 0)
+    }
+
     async fn org_unit(&self, id: &str) -> Result<Option<OrgUnit>> {
         let row: Option<OrgRecord> =
             sql(format!("SELECT {ORG_COLUMNS} FROM org_units WHERE id = $1"))
@@ -198,6 +221,107 @@ impl Store for SqlStore {
         Ok(n)
     }
 
+    async fn users_page(&self, q: &UserQuery) -> Result<Page<User>> {
+        let d = self.dialect();
+        let under = users_under(d);
+        let username = d.bytewise("username");
+        let mut tx = self.db.begin_read().await?;
+        let rows: Vec<UserRecord> = sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {under} AND {username} > $2 \
+             ORDER BY {username} LIMIT $3"
+        ))
+        .bind(&q.org_prefix)
+        .bind(q.after.as_deref().unwrap_or(""))
+        .bind(q.limit + 1)
+        .fetch_all(&mut tx)
+        .await?;
+        let total = sql(format!("SELECT COUNT(*) FROM users WHERE {under}"))
+            .bind(&q.org_prefix)
+            .fetch_value(&mut tx)
+            .await?;
+        tx.commit().await?;
+        page(rows, q.limit, total)
+    }
+
+    async fn update_user(
+        &self,
+        id: &str,
+        patch: &UserPatch,
+        now: i64,
+    ) -> Result<Option<UserUpdated>> {
+        let mut tx = self.db.begin_write().await?;
+        let row: Option<UserRecord> = sql(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1{}",
+            tx.dialect().for_update("")
+        ))
+        .bind(id)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let (user, retire) = patch.apply(&User::try_from(row)?);
+        let result = sql(
+            "UPDATE users SET display_name = $2, password_hash = $3, role = $4, \
+             org_unit_id = $5, disabled = $6 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&user.display_name)
+        .bind(&user.password_hash)
+        .bind(user.role.as_str())
+        .bind(&user.org_unit_id)
+        .bind(user.disabled)
+        .execute(&mut tx)
+        .await;
+        match result {
+            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
+                return Err(StoreError::NotFound(format!(
+                    "org unit {}",
+                    user.org_unit_id
+                )));
+            }
+            other => other?,
+        };
+        let mut retiring_devices = Vec::new();
+        if retire {
+            let ids: Vec<(String,)> = sql(
+                "UPDATE devices SET retiring_at = $2 WHERE user_id = $1 AND revoked_at IS NULL \
+                 AND retiring_at IS NULL RETURNING id",
+            )
+            .bind(id)
+            .bind(now)
+            .fetch_all(&mut tx)
+            .await?;
+            retiring_devices = ids.into_iter().map(|(d,)| d).collect();
+            retiring_devices.sort();
+        }
+        let mut ended_sessions = 0;
+        if patch.password_hash.is_some() {
+            // Refreshes lock their device's row (see `rotate_refresh_token`): holding every
+            // device of the user keeps a concurrent refresh from adding a token once these
+            // are gone.
+            sql(format!(
+                "SELECT id FROM devices WHERE user_id = $1 ORDER BY id{}",
+                tx.dialect().for_update("")
+            ))
+            .bind(id)
+            .execute(&mut tx)
+            .await?;
+            let dropped: Vec<sessions::Dropped> = sql(sessions::END_OF_USER)
+                .bind(id)
+                .bind(&patch.keep_session)
+                .fetch_all(&mut tx)
+                .await?;
+            ended_sessions = sessions::ended(&dropped, now);
+        }
+        tx.commit().await?;
+        Ok(Some(UserUpdated {
+            user,
+            retiring_devices,
+            ended_sessions,
+        }))
+    }
+
     async fn upsert_device(&self, d: &Device) -> Result<()> {
         sql(
             "INSERT INTO devices (id, user_id, name, created_at, last_seen_at, revoked_at, cursor) \
@@ -230,6 +354,22 @@ impl Store for SqlStore {
         sql(format!(
             "SELECT {DEVICE_COLUMNS} FROM devices ORDER BY created_at, id"
         ))
+        .fetch_all(self.db.read())
+        .await
+    }
+
+    async fn assigned_reports(&self, user_id: &str) -> Result<Vec<AssignedReport>> {
+        sql("SELECT id, org_path FROM documents WHERE restricted AND assigned_to = $1 ORDER BY id")
+            .bind(user_id)
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn devices_of_user(&self, user_id: &str) -> Result<Vec<Device>> {
+        sql(format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY created_at, id"
+        ))
+        .bind(user_id)
         .fetch_all(self.db.read())
         .await
     }
@@ -637,171 +777,6 @@ impl Store for SqlStore {
         .await?;
         tx.commit().await?;
         Ok(deleted)
-    }
-
-    async fn insert_org_unit(&self, unit: &OrgUnit) -> Result<()> {
-        let result = sql(
-            "INSERT INTO org_units (id, parent_id, level, name, path) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&unit.id)
-        .bind(&unit.parent_id)
-        .bind(unit.level.as_str())
-        .bind(&unit.name)
-        .bind(&unit.path)
-        .execute(self.db.write())
-        .await;
-        org_insert_result(result, unit)
-    }
-
-    async fn rename_org_unit(&self, id: &str, name: &str) -> Result<bool> {
-        let done = sql("UPDATE org_units SET name = $2 WHERE id = $1")
-            .bind(id)
-            .bind(name)
-            .execute(self.db.write())
-            .await?;
-        Ok(done > 0)
-    }
-
-    async fn users_page(&self, q: &UserQuery) -> Result<Page<User>> {
-        let d = self.dialect();
-        let under = users_under(d);
-        let username = d.bytewise("username");
-        let mut tx = self.db.begin_read().await?;
-        let rows: Vec<UserRecord> = sql(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE {under} AND {username} > $2 \
-             ORDER BY {username} LIMIT $3"
-        ))
-        .bind(&q.org_prefix)
-        .bind(q.after.as_deref().unwrap_or(""))
-        .bind(q.limit + 1)
-        .fetch_all(&mut tx)
-        .await?;
-        let total = sql(format!("SELECT COUNT(*) FROM users WHERE {under}"))
-            .bind(&q.org_prefix)
-            .fetch_value(&mut tx)
-            .await?;
-        tx.commit().await?;
-        page(rows, q.limit, total)
-    }
-
-    async fn update_user(
-        &self,
-        id: &str,
-        patch: &UserPatch,
-        now: i64,
-    ) -> Result<Option<UserUpdated>> {
-        let mut tx = self.db.begin_write().await?;
-        let row: Option<UserRecord> = sql(format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE id = $1{}",
-            tx.dialect().for_update("")
-        ))
-        .bind(id)
-        .fetch_optional(&mut tx)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let (user, retire) = patch.apply(&User::try_from(row)?);
-        let result = sql(
-            "UPDATE users SET display_name = $2, password_hash = $3, role = $4, \
-             org_unit_id = $5, disabled = $6 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(&user.display_name)
-        .bind(&user.password_hash)
-        .bind(user.role.as_str())
-        .bind(&user.org_unit_id)
-        .bind(user.disabled)
-        .execute(&mut tx)
-        .await;
-        match result {
-            Err(StoreError::Database(sqlx::Error::Database(e))) if e.is_foreign_key_violation() => {
-                return Err(StoreError::NotFound(format!(
-                    "org unit {}",
-                    user.org_unit_id
-                )));
-            }
-            other => other?,
-        };
-        let mut retiring_devices = Vec::new();
-        if retire {
-            let ids: Vec<(String,)> = sql(
-                "UPDATE devices SET retiring_at = $2 WHERE user_id = $1 AND revoked_at IS NULL \
-                 AND retiring_at IS NULL RETURNING id",
-            )
-            .bind(id)
-            .bind(now)
-            .fetch_all(&mut tx)
-            .await?;
-            retiring_devices = ids.into_iter().map(|(d,)| d).collect();
-            retiring_devices.sort();
-        }
-        let mut ended_sessions = 0;
-        if patch.password_hash.is_some() {
-            // Refreshes lock their device's row (see `rotate_refresh_token`): holding every
-            // device of the user keeps a concurrent refresh from adding a token once these
-            // are gone.
-            sql(format!(
-                "SELECT id FROM devices WHERE user_id = $1 ORDER BY id{}",
-                tx.dialect().for_update("")
-            ))
-            .bind(id)
-            .execute(&mut tx)
-            .await?;
-            let dropped: Vec<sessions::Dropped> = sql(sessions::END_OF_USER)
-                .bind(id)
-                .bind(&patch.keep_session)
-                .fetch_all(&mut tx)
-                .await?;
-            ended_sessions = sessions::ended(&dropped, now);
-        }
-        tx.commit().await?;
-        Ok(Some(UserUpdated {
-            user,
-            retiring_devices,
-            ended_sessions,
-        }))
-    }
-
-    async fn assigned_reports(&self, user_id: &str) -> Result<Vec<AssignedReport>> {
-        sql("SELECT id, org_path FROM documents WHERE restricted AND assigned_to = $1 ORDER BY id")
-            .bind(user_id)
-            .fetch_all(self.db.read())
-            .await
-    }
-
-    async fn devices_of_user(&self, user_id: &str) -> Result<Vec<Device>> {
-        sql(format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices WHERE user_id = $1 ORDER BY created_at, id"
-        ))
-        .bind(user_id)
-        .fetch_all(self.db.read())
-        .await
-    }
-
-    async fn audit_page(&self, q: &AuditQuery) -> Result<Page<AuditRecord>> {
-        let mut tx = self.db.begin_read().await?;
-        let (filter, values) = audit_conditions(q, true).finish();
-        let limit = values.len() + 1;
-        let rows: Vec<AuditRow> = sql_with(
-            format!(
-                "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE {filter} \
-                 ORDER BY id DESC LIMIT ${limit}"
-            ),
-            values,
-        )
-        .bind(q.limit + 1)
-        .fetch_all(&mut tx)
-        .await?;
-        let (filter, values) = audit_conditions(q, false).finish();
-        let total: i64 = sql_with(
-            format!("SELECT COUNT(*) FROM audit_log WHERE {filter}"),
-            values,
-        )
-        .fetch_value(&mut tx)
-        .await?;
-        tx.commit().await?;
-        page(rows, q.limit, total)
     }
 
     async fn upload_chunk(&self, c: &UploadChunk<'_>) -> Result<UploadOutcome> {
@@ -1239,6 +1214,31 @@ impl Store for SqlStore {
         rows.into_iter()
             .map(|r| AuditRecord::try_from(r).map(|r| r.entry))
             .collect()
+    }
+
+    async fn audit_page(&self, q: &AuditQuery) -> Result<Page<AuditRecord>> {
+        let mut tx = self.db.begin_read().await?;
+        let (filter, values) = audit_conditions(q, true).finish();
+        let limit = values.len() + 1;
+        let rows: Vec<AuditRow> = sql_with(
+            format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE {filter} \
+                 ORDER BY id DESC LIMIT ${limit}"
+            ),
+            values,
+        )
+        .bind(q.limit + 1)
+        .fetch_all(&mut tx)
+        .await?;
+        let (filter, values) = audit_conditions(q, false).finish();
+        let total: i64 = sql_with(
+            format!("SELECT COUNT(*) FROM audit_log WHERE {filter}"),
+            values,
+        )
+        .fetch_value(&mut tx)
+        .await?;
+        tx.commit().await?;
+        page(rows, q.limit, total)
     }
 }
 
