@@ -915,16 +915,7 @@ impl Store for SqlStore {
             .execute(&mut tx)
             .await?;
         }
-        sql("DELETE FROM upload_chunks WHERE doc_id = $1 AND hash = $2")
-            .bind(&doc)
-            .bind(c.hash)
-            .execute(&mut tx)
-            .await?;
-        sql("DELETE FROM uploads WHERE doc_id = $1 AND hash = $2")
-            .bind(&doc)
-            .bind(c.hash)
-            .execute(&mut tx)
-            .await?;
+        drop_upload(&mut tx, &doc, c.hash).await?;
         let link: Option<AttachmentRecord> = sql(format!(
             "SELECT {ATTACHMENT_COLUMNS} FROM attachments WHERE doc_id = $1 AND hash = $2"
         ))
@@ -996,16 +987,7 @@ impl Store for SqlStore {
         .execute(&mut tx)
         .await?;
         // An upload of the same bytes for this report is no longer needed.
-        sql("DELETE FROM upload_chunks WHERE doc_id = $1 AND hash = $2")
-            .bind(&doc)
-            .bind(&link.hash)
-            .execute(&mut tx)
-            .await?;
-        sql("DELETE FROM uploads WHERE doc_id = $1 AND hash = $2")
-            .bind(&doc)
-            .bind(&link.hash)
-            .execute(&mut tx)
-            .await?;
+        drop_upload(&mut tx, &doc, &link.hash).await?;
         tx.commit().await?;
         Ok(Some(Attachment {
             size,
@@ -1255,6 +1237,21 @@ async fn insert_audit(on: impl Into<On<'_>>, e: &AuditEntry) -> Result<()> {
     .bind(e.detail.to_string())
     .execute(on)
     .await?;
+    Ok(())
+}
+
+/// Deletes an upload of `hash` to report `doc` and the chunks it received.
+async fn drop_upload(tx: &mut Tx, doc: &str, hash: &str) -> Result<()> {
+    sql("DELETE FROM upload_chunks WHERE doc_id = $1 AND hash = $2")
+        .bind(doc)
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+    sql("DELETE FROM uploads WHERE doc_id = $1 AND hash = $2")
+        .bind(doc)
+        .bind(hash)
+        .execute(tx)
+        .await?;
     Ok(())
 }
 
