@@ -10,7 +10,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gridsync_server::auth::bootstrap;
 use gridsync_server::auth::client_addr::TrustedProxies;
 use gridsync_server::config::Config;
-use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -512,11 +511,7 @@ async fn api_behind_proxy(t: &TestStore) -> Api {
         trusted_proxies: TrustedProxies::new(vec!["10.0.0.1".parse().expect("address")]),
         ..Config::default()
     };
-    let state = AppState::new(t.store.clone(), config).await.expect("state");
-    Api {
-        app: app(state),
-        store: t.store.clone(),
-    }
+    api_with_config(t, config).await
 }
 
 async fn failed_logins_past_the_limit_are_answered_429_with_retry_after(t: &TestStore) {

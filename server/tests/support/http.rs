@@ -1,5 +1,5 @@
 //! Driving the HTTP API in tests: the app over a test store, requests with and without a bearer
-//! token, and answers read as JSON.
+//! token, and answers read as JSON or as bytes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,9 +22,12 @@ use super::TestStore;
 /// The app over a test store, and what it runs on.
 pub struct Api {
     pub app: Router,
+    pub state: AppState,
     pub store: Arc<dyn Store>,
 }
 
+/// An answer whose body is JSON (or empty).
+#[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
@@ -37,13 +40,27 @@ impl Reply {
     }
 
     pub fn content_type(&self) -> &str {
-        self.headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
+        self.header(header::CONTENT_TYPE.as_str()).unwrap_or("")
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_value(&self.headers, name)
+    }
+
+    /// The body of a successful answer.
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert!(self.status.is_success(), "{}: {}", self.status, self.body);
+        self.body
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "body: {}", self.body);
     }
 
     /// Asserts a problem-details answer with this status and code.
+    #[track_caller]
     pub fn assert_problem(&self, status: StatusCode, code: &str) {
         assert_eq!(
             (self.status, self.code()),
@@ -58,14 +75,69 @@ impl Reply {
     }
 }
 
+/// An answer read as bytes, for bodies that are not JSON (attachments, metrics, frames) or
+/// whose JSON a test reads only sometimes.
+pub struct RawReply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl RawReply {
+    /// The body as JSON, or `Null` when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_value(&self.headers, name)
+    }
+
+    #[track_caller]
+    pub fn assert_status(&self, status: StatusCode) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+    }
+
+    /// Asserts a problem-details answer with this status and code, as [`Reply::assert_problem`].
+    #[track_caller]
+    pub fn assert_problem(&self, status: StatusCode, code: &str) {
+        Reply {
+            status: self.status,
+            headers: self.headers.clone(),
+            body: self.json(),
+        }
+        .assert_problem(status, code);
+    }
+}
+
+fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
 pub async fn api_over(t: &TestStore) -> Api {
-    let state = AppState::new(t.store.clone(), Config::default())
-        .await
-        .expect("state");
+    api_with_config(t, Config::default()).await
+}
+
+/// The app over a test store, run with `config`.
+pub async fn api_with_config(t: &TestStore, config: Config) -> Api {
+    let state = AppState::new(t.store.clone(), config).await.expect("state");
     Api {
-        app: app(state),
+        app: app(state.clone()),
+        state,
         store: t.store.clone(),
     }
+}
+
+/// The app over the standard org tree and `users`, each with a device `dev-ID` (see
+/// [`add_users_with_devices`]), run with `config`; [`Api::token`] signs them in.
+pub async fn api_with_devices(t: &TestStore, users: &[(&str, Role, &str)], config: Config) -> Api {
+    super::seed_org(t.store.as_ref()).await;
+    add_users_with_devices(t.store.as_ref(), users).await;
+    api_with_config(t, config).await
 }
 
 pub async fn add_user(
@@ -96,26 +168,33 @@ pub const CLIENT: &str = "192.0.2.1:40000";
 impl Api {
     /// (status, headers, body bytes) of any request, whatever the body holds.
     pub async fn raw(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Vec<u8>) {
-        let res = self
-            .app
-            .clone()
-            .oneshot(with_addr(req, CLIENT))
-            .await
-            .expect("infallible");
-        let (status, headers) = (res.status(), res.headers().clone());
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        (status, headers, bytes.to_vec())
+        let r = self.send_raw(with_addr(req, CLIENT)).await;
+        (r.status, r.headers, r.bytes)
     }
 
-    pub async fn send(&self, mut req: Request<Body>) -> Reply {
+    /// Any request, from [`CLIENT`] unless it names its own address, answered as bytes.
+    pub async fn send_raw(&self, mut req: Request<Body>) -> RawReply {
         if req.extensions().get::<ConnectInfo<SocketAddr>>().is_none() {
             req.extensions_mut()
                 .insert(ConnectInfo(CLIENT.parse::<SocketAddr>().expect("addr")));
         }
         let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
+        let (status, headers) = (res.status(), res.headers().clone());
         let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        RawReply {
+            status,
+            headers,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    /// A request whose answer must be JSON or empty.
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let RawReply {
+            status,
+            headers,
+            bytes,
+        } = self.send_raw(req).await;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
@@ -128,6 +207,16 @@ impl Api {
             headers,
             body,
         }
+    }
+
+    /// An access token of a user seeded with [`add_users_with_devices`], for their device
+    /// `dev-USER`, issued directly so that tests of other endpoints do not log in.
+    pub async fn device_token(&self, user: &str) -> String {
+        self.state
+            .keys
+            .issue(user, &format!("dev-{user}"), "session")
+            .await
+            .expect("token")
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Reply {
