@@ -5,23 +5,18 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use gridsync_core::DocId;
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_server::config::Config;
-use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{Store, Writer};
-use http_body_util::BodyExt;
+use gridsync_server::store::Writer;
 use serde_json::{Value, json};
-use support::http::add_users_with_devices;
+use support::http::{Api, Reply, api_with_devices, authed, authed_json};
 use support::*;
-use tower::ServiceExt;
 
 on_both_test_stores!(
     each_role_lists_exactly_its_scope,
@@ -40,37 +35,6 @@ on_both_test_stores!(
     a_nul_in_a_new_reports_grid_id_is_a_validation_problem_not_a_server_error,
 );
 
-struct Api {
-    app: Router,
-    state: AppState,
-    store: Arc<dyn Store>,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    content_type: String,
-    body: Value,
-}
-
-impl Reply {
-    fn ok(self) -> Value {
-        assert!(self.status.is_success(), "{}: {}", self.status, self.body);
-        self.body
-    }
-
-    fn assert_problem(&self, status: StatusCode, code: &str) {
-        assert_eq!(
-            (self.status, self.body["code"].as_str().unwrap_or("")),
-            (status, code),
-            "body: {}",
-            self.body
-        );
-        assert_eq!(self.content_type, "application/problem+json");
-        assert_eq!(self.body["status"], json!(status.as_u16()));
-    }
-}
-
 /// Users: admin (district), w1 (g1), w2 (g2), w3 (g3), c1 (cadre of v1), c2 (cadre of c2),
 /// ts (township staff of t1), o1 (drug-control officer of t1); each with device `dev-<id>`.
 const USERS: [(&str, Role, &str); 8] = [
@@ -85,16 +49,7 @@ const USERS: [(&str, Role, &str); 8] = [
 ];
 
 async fn api(t: &TestStore) -> Api {
-    seed_org(t.store.as_ref()).await;
-    add_users_with_devices(t.store.as_ref(), &USERS).await;
-    let state = AppState::new(t.store.clone(), Config::default())
-        .await
-        .expect("state");
-    Api {
-        app: app(state.clone()),
-        state,
-        store: t.store.clone(),
-    }
+    api_with_devices(t, &USERS, Config::default()).await
 }
 
 fn role_of(user: &str) -> (Role, &'static str) {
@@ -129,77 +84,32 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
+/// Requests as a seeded user, each with a token for the user's device.
 impl Api {
-    async fn token(&self, user: &str) -> String {
-        self.state
-            .keys
-            .issue(user, &format!("dev-{user}"), "session")
-            .await
-            .expect("token")
-    }
-
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let content_type = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
-                panic!("not JSON ({status}): {}", String::from_utf8_lossy(&bytes))
-            })
-        };
-        Reply {
-            status,
-            content_type,
-            body,
+    async fn call_as(&self, user: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+        let token = self.device_token(user).await;
+        match body {
+            Some(body) => self.call(method, path, &token, body).await,
+            None => self.send(authed(method, path, &token)).await,
         }
     }
 
-    async fn call(&self, user: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
-        let token = self.token(user).await;
-        let builder = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"));
-        let req = match body {
-            Some(body) => builder
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(Body::from(body.to_string())),
-            None => builder.body(Body::empty()),
-        }
-        .expect("request");
-        self.send(req).await
+    /// A request whose body is sent as JSON, whatever it holds.
+    async fn raw_as(&self, user: &str, method: &str, path: &str, body: &str) -> Reply {
+        let token = self.device_token(user).await;
+        self.send(authed_json(method, path, &token, body)).await
     }
 
-    async fn raw(&self, user: &str, method: &str, path: &str, body: &str) -> Reply {
-        let token = self.token(user).await;
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_owned()))
-            .expect("request");
-        self.send(req).await
+    async fn get_as(&self, user: &str, path: &str) -> Reply {
+        self.call_as(user, "GET", path, None).await
     }
 
-    async fn get(&self, user: &str, path: &str) -> Reply {
-        self.call(user, "GET", path, None).await
+    async fn post_as(&self, user: &str, path: &str, body: Value) -> Reply {
+        self.call_as(user, "POST", path, Some(body)).await
     }
 
-    async fn post(&self, user: &str, path: &str, body: Value) -> Reply {
-        self.call(user, "POST", path, Some(body)).await
-    }
-
-    async fn patch(&self, user: &str, path: &str, body: Value) -> Reply {
-        self.call(user, "PATCH", path, Some(body)).await
+    async fn patch_as(&self, user: &str, path: &str, body: Value) -> Reply {
+        self.call_as(user, "PATCH", path, Some(body)).await
     }
 
     /// Every report id `user` lists with `query`, walking all pages of `limit`.
@@ -216,7 +126,7 @@ impl Api {
             if let Some(c) = &cursor {
                 path.push_str(&format!("&cursor={}", enc(c)));
             }
-            let page = self.get(user, &path).await.ok();
+            let page = self.get_as(user, &path).await.ok();
             let items = page["items"].as_array().expect("items");
             assert!(items.len() <= limit);
             let t = page["total"].as_i64().expect("total");
@@ -296,7 +206,9 @@ async fn each_role_lists_exactly_its_scope(t: &TestStore) {
         assert_eq!(total, expect.len() as i64, "{user}");
         // And each one of them, one by one: the report itself, nothing else.
         for n in [1, 2, 3, 11, 12, 13] {
-            let r = api.get(user, &format!("/api/v1/reports/{}", id(n))).await;
+            let r = api
+                .get_as(user, &format!("/api/v1/reports/{}", id(n)))
+                .await;
             if expect.contains(&n) {
                 assert_eq!(r.status, StatusCode::OK, "{user} reads {n}: {}", r.body);
             } else {
@@ -305,7 +217,7 @@ async fn each_role_lists_exactly_its_scope(t: &TestStore) {
         }
     }
     let items = api
-        .get("admin", "/api/v1/reports?kind=dispute_check")
+        .get_as("admin", "/api/v1/reports?kind=dispute_check")
         .await
         .ok();
     let item = &items["items"][0];
@@ -390,18 +302,18 @@ async fn bad_query_parameters_are_answered_400_problem_details(t: &TestStore) {
         "kind=a&kind=b",
         "q=%00",
     ] {
-        api.get("admin", &format!("/api/v1/reports?{query}"))
+        api.get_as("admin", &format!("/api/v1/reports?{query}"))
             .await
             .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
     }
     for query in ["limit=0", "cursor=x", "status=open"] {
-        api.get("admin", &format!("/api/v1/conflicts?{query}"))
+        api.get_as("admin", &format!("/api/v1/conflicts?{query}"))
             .await
             .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
     }
     // An org unit that does not exist is not found, as one outside the caller's scope is.
     for list in ["reports", "conflicts"] {
-        api.get("admin", &format!("/api/v1/{list}?org=nowhere"))
+        api.get_as("admin", &format!("/api/v1/{list}?org=nowhere"))
             .await
             .assert_problem(StatusCode::NOT_FOUND, "not_found");
     }
@@ -446,9 +358,13 @@ async fn a_search_with_sql_metacharacters_finds_literal_text_and_breaks_nothing(
 async fn a_report_outside_the_scope_is_404_like_a_missing_one(t: &TestStore) {
     let api = api(t).await;
     seed_reports(&api).await;
-    let missing = api.get("w2", &format!("/api/v1/reports/{}", id(999))).await;
+    let missing = api
+        .get_as("w2", &format!("/api/v1/reports/{}", id(999)))
+        .await;
     missing.assert_problem(StatusCode::NOT_FOUND, "not_found");
-    let other = api.get("w2", &format!("/api/v1/reports/{}", id(1))).await;
+    let other = api
+        .get_as("w2", &format!("/api/v1/reports/{}", id(1)))
+        .await;
     other.assert_problem(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(
         missing.body["detail"]
@@ -459,20 +375,20 @@ async fn a_report_outside_the_scope_is_404_like_a_missing_one(t: &TestStore) {
             .map(|d| d.replace(&id(1), "X")),
         "the answers cannot be told apart"
     );
-    api.get("w2", "/api/v1/reports/not-a-uuid")
+    api.get_as("w2", "/api/v1/reports/not-a-uuid")
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
-    api.get("c2", &format!("/api/v1/reports/{}/history", id(1)))
+    api.get_as("c2", &format!("/api/v1/reports/{}/history", id(1)))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
-    api.patch(
+    api.patch_as(
         "w2",
         &format!("/api/v1/reports/{}", id(1)),
         json!({"fields": {"place": "x"}}),
     )
     .await
     .assert_problem(StatusCode::NOT_FOUND, "not_found");
-    api.post(
+    api.post_as(
         "c2",
         &format!("/api/v1/reports/{}/review", id(1)),
         json!({"state": "approved"}),
@@ -481,7 +397,7 @@ async fn a_report_outside_the_scope_is_404_like_a_missing_one(t: &TestStore) {
     .assert_problem(StatusCode::NOT_FOUND, "not_found");
     // The cadre and the township staff see no drug case, not even the one in their village.
     for user in ["c1", "ts"] {
-        api.get(user, &format!("/api/v1/reports/{}", id(11)))
+        api.get_as(user, &format!("/api/v1/reports/{}", id(11)))
             .await
             .assert_problem(StatusCode::NOT_FOUND, "not_found");
     }
@@ -502,14 +418,14 @@ async fn township_staff_see_sensitive_fields_redacted_and_the_cadre_sees_them(t:
     let api = api(t).await;
     seed_reports(&api).await;
     let path = format!("/api/v1/reports/{}", id(1));
-    let staff = api.get("ts", &path).await.ok();
+    let staff = api.get_as("ts", &path).await.ok();
     assert_eq!(staff["fields"]["parties"], json!("***"));
     assert_eq!(staff["fields"]["place"], json!("村口"));
-    let cadre = api.get("c1", &path).await.ok();
+    let cadre = api.get_as("c1", &path).await.ok();
     assert_eq!(cadre["fields"]["parties"], json!("张三"));
-    let list = api.get("ts", "/api/v1/reports?org=g1").await.ok();
+    let list = api.get_as("ts", "/api/v1/reports?org=g1").await.ok();
     assert_eq!(list["items"][0]["fields"]["parties"], json!("***"));
-    let list = api.get("c1", "/api/v1/reports?org=g1").await.ok();
+    let list = api.get_as("c1", "/api/v1/reports?org=g1").await.ok();
     assert_eq!(list["items"][0]["fields"]["parties"], json!("张三"));
     // A search cannot tell the staff what a redacted value holds.
     let (ids, _) = api.list_all("ts", &format!("q={}", enc("张三")), 50).await;
@@ -517,7 +433,7 @@ async fn township_staff_see_sensitive_fields_redacted_and_the_cadre_sees_them(t:
     let (ids, _) = api.list_all("c1", &format!("q={}", enc("张三")), 50).await;
     assert_eq!(sorted(ids), ids_of(&[1, 2]));
     // Nor may it write personal data it cannot read.
-    api.patch("ts", &path, json!({"fields": {"parties": "李四"}}))
+    api.patch_as("ts", &path, json!({"fields": {"parties": "李四"}}))
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
 }
@@ -525,7 +441,7 @@ async fn township_staff_see_sensitive_fields_redacted_and_the_cadre_sees_them(t:
 async fn reading_drug_cases_writes_audit_entries(t: &TestStore) {
     let api = api(t).await;
     seed_reports(&api).await;
-    api.get("o1", &format!("/api/v1/reports/{}", id(11)))
+    api.get_as("o1", &format!("/api/v1/reports/{}", id(11)))
         .await
         .ok();
     let log = api.store.audit_log(10).await.expect("audit");
@@ -533,7 +449,7 @@ async fn reading_drug_cases_writes_audit_entries(t: &TestStore) {
     assert_eq!(log[0].user_id.as_deref(), Some("o1"));
     assert_eq!(log[0].doc_id, Some(DocId::from_u128(11)));
 
-    api.get("o1", "/api/v1/reports").await.ok();
+    api.get_as("o1", "/api/v1/reports").await.ok();
     let log = api.store.audit_log(10).await.expect("audit");
     assert_eq!(log.len(), 2, "one entry for the whole list");
     let listed: BTreeSet<&str> = log[0].detail["reports"]
@@ -544,22 +460,22 @@ async fn reading_drug_cases_writes_audit_entries(t: &TestStore) {
         .collect();
     assert_eq!(listed, BTreeSet::from([id(11).as_str(), id(12).as_str()]));
 
-    api.get("w1", &format!("/api/v1/reports/{}/history", id(11)))
+    api.get_as("w1", &format!("/api/v1/reports/{}/history", id(11)))
         .await
         .ok();
     assert_eq!(api.store.audit_log(10).await.expect("audit").len(), 3);
     // Reading ordinary reports leaves no entry.
-    api.get("c1", &format!("/api/v1/reports/{}", id(1)))
+    api.get_as("c1", &format!("/api/v1/reports/{}", id(1)))
         .await
         .ok();
-    api.get("c1", "/api/v1/reports").await.ok();
+    api.get_as("c1", "/api/v1/reports").await.ok();
     assert_eq!(api.store.audit_log(10).await.expect("audit").len(), 3);
 }
 
 async fn office_edits_show_in_history_with_their_author_and_reach_a_phone(t: &TestStore) {
     let api = api(t).await;
     let created = api
-        .post(
+        .post_as(
             "c1",
             "/api/v1/reports",
             json!({"kind": "dispute_check", "grid_id": "g1",
@@ -585,7 +501,7 @@ async fn office_edits_show_in_history_with_their_author_and_reach_a_phone(t: &Te
 
     let path = format!("/api/v1/reports/{rid}");
     let patched = api
-        .patch(
+        .patch_as(
             "c1",
             &path,
             json!({"fields": {"category": "neighbour", "place": null},
@@ -598,7 +514,7 @@ async fn office_edits_show_in_history_with_their_author_and_reach_a_phone(t: &Te
     let entry = patched["log"][0]["id"].as_str().expect("entry").to_owned();
     assert_eq!(patched["log"][0]["created_by"], json!("c1"));
     let patched = api
-        .patch(
+        .patch_as(
             "w1",
             &path,
             json!({"log_edit": {entry.as_str(): {"outcome": "和解"}}}),
@@ -607,7 +523,7 @@ async fn office_edits_show_in_history_with_their_author_and_reach_a_phone(t: &Te
         .ok();
     assert_eq!(patched["log"][0]["outcome"], json!("和解"));
 
-    let history = api.get("c1", &format!("{path}/history")).await.ok();
+    let history = api.get_as("c1", &format!("{path}/history")).await.ok();
     let changes = history["changes"].as_array().expect("changes");
     let summary: Vec<(String, bool, Vec<String>, Vec<String>)> = changes
         .iter()
@@ -648,7 +564,7 @@ async fn office_edits_show_in_history_with_their_author_and_reach_a_phone(t: &Te
     );
 
     let removed = api
-        .patch("c1", &path, json!({"log_remove": [entry]}))
+        .patch_as("c1", &path, json!({"log_remove": [entry]}))
         .await
         .ok();
     assert_eq!(removed["log"], json!([]));
@@ -702,7 +618,7 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
     .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
 
-    let list = api.get("c1", "/api/v1/conflicts").await.ok();
+    let list = api.get_as("c1", "/api/v1/conflicts").await.ok();
     assert_eq!(list["total"], json!(2));
     let conflicts = list["items"].as_array().expect("items");
     let risk = conflicts
@@ -731,7 +647,7 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
     assert_eq!(values, BTreeSet::from(["张三", "李四"]));
 
     // Township staff see who wrote what, but not the personal data, and cannot choose.
-    let staff = api.get("ts", "/api/v1/conflicts").await.ok();
+    let staff = api.get_as("ts", "/api/v1/conflicts").await.ok();
     let redacted: Vec<&Value> = staff["items"]
         .as_array()
         .expect("items")
@@ -742,13 +658,13 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
     assert_eq!(redacted.len(), 2);
     assert!(redacted.iter().all(|v| v["value"] == json!("***")));
     let detail = api
-        .get("ts", &format!("/api/v1/reports/{}", id(30)))
+        .get_as("ts", &format!("/api/v1/reports/{}", id(30)))
         .await
         .ok();
     assert_eq!(detail["conflicts"].as_array().expect("open").len(), 2);
     assert!(detail["conflicts"].to_string().contains("***"));
     assert!(!detail["conflicts"].to_string().contains("张三"));
-    api.post(
+    api.post_as(
         "ts",
         &format!("/api/v1/conflicts/{parties_id}/resolve"),
         json!({"value": "张三"}),
@@ -757,24 +673,24 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
     .assert_problem(StatusCode::FORBIDDEN, "forbidden");
 
     // A grid worker may not resolve; the cadre of another village does not see it.
-    api.post(
+    api.post_as(
         "w1",
         &format!("/api/v1/conflicts/{risk_id}/resolve"),
         json!({"value": "low"}),
     )
     .await
     .assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    api.post(
+    api.post_as(
         "c2",
         &format!("/api/v1/conflicts/{risk_id}/resolve"),
         json!({"value": "low"}),
     )
     .await
     .assert_problem(StatusCode::NOT_FOUND, "not_found");
-    let c2 = api.get("c2", "/api/v1/conflicts").await.ok();
+    let c2 = api.get_as("c2", "/api/v1/conflicts").await.ok();
     assert_eq!(c2["total"], json!(0));
     // A value the field cannot hold is refused.
-    api.post(
+    api.post_as(
         "c1",
         &format!("/api/v1/conflicts/{risk_id}/resolve"),
         json!({"value": "extreme"}),
@@ -783,7 +699,7 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
     .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
 
     let resolved = api
-        .post(
+        .post_as(
             "c1",
             &format!("/api/v1/conflicts/{risk_id}/resolve"),
             json!({"value": "medium", "note": "核实后为中风险"}),
@@ -792,14 +708,14 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
         .ok();
     assert_eq!(resolved["resolved_by"], json!("c1"));
     assert!(resolved["resolved_at"].is_i64());
-    api.post(
+    api.post_as(
         "c1",
         &format!("/api/v1/conflicts/{risk_id}/resolve"),
         json!({"value": "medium"}),
     )
     .await
     .assert_problem(StatusCode::CONFLICT, "conflict");
-    api.post(
+    api.post_as(
         "c1",
         &format!("/api/v1/conflicts/{parties_id}/resolve"),
         json!({"value": "张三、李四"}),
@@ -808,7 +724,7 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
     .ok();
 
     let report = api
-        .get("c1", &format!("/api/v1/reports/{}", id(30)))
+        .get_as("c1", &format!("/api/v1/reports/{}", id(30)))
         .await
         .ok();
     assert_eq!(report["fields"]["risk_level"], json!("medium"));
@@ -816,7 +732,7 @@ async fn concurrent_edits_make_a_conflict_that_the_cadre_resolves_and_a_worker_c
     assert_eq!(report["has_conflicts"], json!(false));
     assert_eq!(report["conflicts"], json!([]));
     assert_eq!(
-        api.get("c1", "/api/v1/conflicts").await.ok()["total"],
+        api.get_as("c1", "/api/v1/conflicts").await.ok()["total"],
         json!(0)
     );
     let audit = api.store.audit_log(10).await.expect("audit");
@@ -865,21 +781,21 @@ async fn a_rule_flag_is_resolved_with_null_and_a_note(t: &TestStore) {
     .expect("ingest");
     assert!(is_acked(&result.docs[0].outcome));
     let list = api
-        .get("admin", "/api/v1/conflicts?kind=dispute_check")
+        .get_as("admin", "/api/v1/conflicts?kind=dispute_check")
         .await
         .ok();
     assert_eq!(list["total"], json!(1));
     let flag = &list["items"][0];
     assert_eq!(flag["code"], json!("mediation_step_after_resolved"));
     let path = format!("/api/v1/conflicts/{}/resolve", flag["id"]);
-    api.post("c1", &path, json!({"value": "resolved"}))
+    api.post_as("c1", &path, json!({"value": "resolved"}))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
-    api.post("c1", &path, json!({"note": "no value"}))
+    api.post_as("c1", &path, json!({"note": "no value"}))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "invalid_json");
     let done = api
-        .post(
+        .post_as(
             "c1",
             &path,
             json!({"value": null, "note": "调解记录在化解前，状态无误"}),
@@ -888,7 +804,7 @@ async fn a_rule_flag_is_resolved_with_null_and_a_note(t: &TestStore) {
         .ok();
     assert_eq!(done["resolved_by"], json!("c1"));
     let report = api
-        .get("c1", &format!("/api/v1/reports/{}", id(40)))
+        .get_as("c1", &format!("/api/v1/reports/{}", id(40)))
         .await
         .ok();
     assert_eq!(report["has_conflicts"], json!(false));
@@ -944,10 +860,10 @@ async fn an_entry_edited_while_removed_is_flagged_then_restored_or_its_removal_c
     .await;
 
     // The removal holds, the edit is kept out of sight, and the office is told.
-    let report = api.get("c1", &report_path).await.ok();
+    let report = api.get_as("c1", &report_path).await.ok();
     assert_eq!(report["log"], json!([]));
     assert_eq!(report["has_conflicts"], json!(true));
-    let list = api.get("c1", "/api/v1/conflicts").await.ok();
+    let list = api.get_as("c1", "/api/v1/conflicts").await.ok();
     assert_eq!(list["total"], json!(1));
     let flag = &list["items"][0];
     assert_eq!(flag["code"], json!("edited_after_removal"));
@@ -961,19 +877,19 @@ async fn an_entry_edited_while_removed_is_flagged_then_restored_or_its_removal_c
     );
     assert_eq!(report["conflicts"][0]["id"], flag["id"]);
     let resolve = format!("/api/v1/conflicts/{}/resolve", flag["id"]);
-    api.post("c1", &resolve, json!({"value": "keep"}))
+    api.post_as("c1", &resolve, json!({"value": "keep"}))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
-    api.post("w1", &resolve, json!({"value": "restore"}))
+    api.post_as("w1", &resolve, json!({"value": "restore"}))
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    api.post("c2", &resolve, json!({"value": "restore"}))
+    api.post_as("c2", &resolve, json!({"value": "restore"}))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
 
     // Restored: the entry is back with the edit, as a change by the cadre.
     let done = api
-        .post(
+        .post_as(
             "c1",
             &resolve,
             json!({"value": "restore", "note": "调解结果有效"}),
@@ -981,10 +897,10 @@ async fn an_entry_edited_while_removed_is_flagged_then_restored_or_its_removal_c
         .await
         .ok();
     assert_eq!(done["resolved_by"], json!("c1"));
-    api.post("c1", &resolve, json!({"value": "restore"}))
+    api.post_as("c1", &resolve, json!({"value": "restore"}))
         .await
         .assert_problem(StatusCode::CONFLICT, "conflict");
-    let report = api.get("c1", &report_path).await.ok();
+    let report = api.get_as("c1", &report_path).await.ok();
     assert_eq!(report["has_conflicts"], json!(false));
     assert_eq!(report["log"][0]["outcome"], json!("双方和解"));
     let audit = api.store.audit_log(1).await.expect("audit");
@@ -992,7 +908,10 @@ async fn an_entry_edited_while_removed_is_flagged_then_restored_or_its_removal_c
     assert_eq!(audit[0].detail["code"], json!("edited_after_removal"));
     assert_eq!(audit[0].detail["choice"], json!("restore"));
     assert_eq!(audit[0].detail["note"], json!("调解结果有效"));
-    let history = api.get("c1", &format!("{report_path}/history")).await.ok();
+    let history = api
+        .get_as("c1", &format!("{report_path}/history"))
+        .await
+        .ok();
     let last = history["changes"]
         .as_array()
         .expect("changes")
@@ -1035,14 +954,14 @@ async fn an_entry_edited_while_removed_is_flagged_then_restored_or_its_removal_c
         json!({"outcome": "未和解"}),
     )
     .await;
-    let list = api.get("admin", "/api/v1/conflicts").await.ok();
+    let list = api.get_as("admin", "/api/v1/conflicts").await.ok();
     assert_eq!(list["total"], json!(1));
     let flag = &list["items"][0];
     assert_eq!(flag["detail"]["removed_by"], json!("c1"));
     assert_eq!(flag["detail"]["edited_by"], json!(["w1"]));
     let resolve = format!("/api/v1/conflicts/{}/resolve", flag["id"]);
     let done = api
-        .post(
+        .post_as(
             "admin",
             &resolve,
             json!({"value": null, "note": "记录重复"}),
@@ -1060,11 +979,11 @@ async fn an_entry_edited_while_removed_is_flagged_then_restored_or_its_removal_c
         .expect("stored");
     set(&mut doc, "w1", json!({"place": "村委会"}));
     api.push("w1", &mut doc).await;
-    let report = api.get("c1", &report_path).await.ok();
+    let report = api.get_as("c1", &report_path).await.ok();
     assert_eq!(report["log"], json!([]));
     assert_eq!(report["has_conflicts"], json!(false));
     assert_eq!(
-        api.get("c1", "/api/v1/conflicts").await.ok()["total"],
+        api.get_as("c1", "/api/v1/conflicts").await.ok()["total"],
         json!(0)
     );
 }
@@ -1074,7 +993,7 @@ async fn review_states_are_set_validated_and_audited(t: &TestStore) {
     seed_reports(&api).await;
     let path = format!("/api/v1/reports/{}/review", id(1));
     let done = api
-        .post(
+        .post_as(
             "c1",
             &path,
             json!({"state": "needs_attention", "note": "缺少当事人电话"}),
@@ -1089,27 +1008,27 @@ async fn review_states_are_set_validated_and_audited(t: &TestStore) {
     assert_eq!(audit[0].doc_id, Some(DocId::from_u128(1)));
     assert_eq!(audit[0].detail["to"], json!("needs_attention"));
     assert_eq!(audit[0].detail["note"], json!("缺少当事人电话"));
-    api.post("ts", &path, json!({"state": "approved"}))
+    api.post_as("ts", &path, json!({"state": "approved"}))
         .await
         .ok();
     let (ids, _) = api.list_all("admin", "review_state=approved", 50).await;
     assert_eq!(ids, [id(1)]);
     let report = api
-        .get("c1", &format!("/api/v1/reports/{}", id(1)))
+        .get_as("c1", &format!("/api/v1/reports/{}", id(1)))
         .await
         .ok();
     assert_eq!(report["review_state"], json!("approved"));
 
-    api.post("w1", &path, json!({"state": "approved"}))
+    api.post_as("w1", &path, json!({"state": "approved"}))
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    api.post("c1", &path, json!({"state": "done"}))
+    api.post_as("c1", &path, json!({"state": "done"}))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "invalid_json");
-    api.post("c1", &path, json!({"state": "approved", "by": "me"}))
+    api.post_as("c1", &path, json!({"state": "approved", "by": "me"}))
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "invalid_json");
-    api.post(
+    api.post_as(
         "c1",
         &path,
         json!({"state": "approved", "note": "长".repeat(2001)}),
@@ -1117,14 +1036,14 @@ async fn review_states_are_set_validated_and_audited(t: &TestStore) {
     .await
     .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     // The officer reviews drug cases of the township, and only those.
-    api.post(
+    api.post_as(
         "o1",
         &format!("/api/v1/reports/{}/review", id(11)),
         json!({"state": "approved"}),
     )
     .await
     .ok();
-    api.post("o1", &path, json!({"state": "received"}))
+    api.post_as("o1", &path, json!({"state": "received"}))
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(
@@ -1144,7 +1063,7 @@ async fn malformed_or_invalid_bodies_are_problem_details_and_store_nothing(t: &T
     seed_reports(&api).await;
     let before = api.list_all("admin", "", 50).await;
     let doc_path = format!("/api/v1/reports/{}", id(1));
-    let before_doc = api.get("admin", &doc_path).await.ok();
+    let before_doc = api.get_as("admin", &doc_path).await.ok();
 
     for (method, path, body) in [
         ("POST", "/api/v1/reports", "{not json"),
@@ -1165,7 +1084,7 @@ async fn malformed_or_invalid_bodies_are_problem_details_and_store_nothing(t: &T
         ("PATCH", doc_path.as_str(), r#"{"status": "resolved"}"#),
         ("PATCH", doc_path.as_str(), "5"),
     ] {
-        api.raw("c1", method, path, body)
+        api.raw_as("c1", method, path, body)
             .await
             .assert_problem(StatusCode::BAD_REQUEST, "invalid_json");
     }
@@ -1208,12 +1127,12 @@ async fn malformed_or_invalid_bodies_are_problem_details_and_store_nothing(t: &T
             "validation",
         ),
     ] {
-        api.post("c1", path, body)
+        api.post_as("c1", path, body)
             .await
             .assert_problem(status, code);
     }
     let bad_choice = api
-        .patch(
+        .patch_as(
             "c1",
             &doc_path,
             json!({"fields": {"risk_level": "extreme"}}),
@@ -1234,12 +1153,12 @@ async fn malformed_or_invalid_bodies_are_problem_details_and_store_nothing(t: &T
         json!({"log_remove": ["no-such-entry"]}),
         json!({"log_append": [{"date": "15/01/2027"}]}),
     ] {
-        api.patch("c1", &doc_path, body.clone())
+        api.patch_as("c1", &doc_path, body.clone())
             .await
             .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation");
     }
     // Without a JSON content type.
-    let token = api.token("c1").await;
+    let token = api.device_token("c1").await;
     let r = api
         .send(
             Request::post("/api/v1/reports")
@@ -1256,7 +1175,7 @@ async fn malformed_or_invalid_bodies_are_problem_details_and_store_nothing(t: &T
         "nothing stored"
     );
     assert_eq!(
-        api.get("admin", &doc_path).await.ok(),
+        api.get_as("admin", &doc_path).await.ok(),
         before_doc,
         "nothing changed"
     );
@@ -1268,7 +1187,7 @@ async fn a_nul_in_a_new_reports_grid_id_is_a_validation_problem_not_a_server_err
     let api = api(t).await;
     seed_reports(&api).await;
     let before = api.list_all("admin", "", 50).await;
-    api.post(
+    api.post_as(
         "c1",
         "/api/v1/reports",
         json!({"kind": "dispute_check", "grid_id": "g1\u{0}"}),
