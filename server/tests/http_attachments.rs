@@ -4,24 +4,19 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use gridsync_core::DocId;
 use gridsync_core::report::Editor;
 use gridsync_server::config::{Config, MAX_ATTACHMENT_BYTES};
-use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use gridsync_server::store::{AuditQuery, BlobUsage, Store, Writer};
+use gridsync_server::store::{AuditQuery, BlobUsage, Writer};
 use gridsync_server::thumbnail::DECODES_AT_ONCE;
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use support::http::add_users_with_devices;
+use support::http::{Api, RawReply, api_with_devices};
 use support::*;
-use tower::ServiceExt;
 
 on_both_test_stores!(
     an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for_byte,
@@ -51,69 +46,17 @@ const USERS: [(&str, Role, &str); 5] = [
     ("o1", Role::DrugControlOfficer, "t1"),
 ];
 
-struct Api {
-    app: Router,
-    state: AppState,
-    store: Arc<dyn Store>,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    bytes: Vec<u8>,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.bytes).unwrap_or(Value::Null)
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-
+/// What the attachment endpoints answer beyond a status.
+impl RawReply {
     fn offset(&self) -> i64 {
         self.header("upload-offset")
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no Upload-Offset ({}): {}", self.status, self.json()))
     }
-
-    #[track_caller]
-    fn assert_status(&self, status: StatusCode) {
-        assert_eq!(
-            self.status,
-            status,
-            "body: {}",
-            String::from_utf8_lossy(&self.bytes)
-        );
-    }
-
-    #[track_caller]
-    fn assert_problem(&self, status: StatusCode, code: &str) {
-        let body = self.json();
-        assert_eq!(
-            (self.status, body["code"].as_str().unwrap_or("")),
-            (status, code),
-            "{body}"
-        );
-        assert_eq!(
-            self.header("content-type"),
-            Some("application/problem+json")
-        );
-    }
 }
 
 async fn api(t: &TestStore) -> Api {
-    seed_org(t.store.as_ref()).await;
-    add_users_with_devices(t.store.as_ref(), &USERS).await;
-    let state = AppState::new(t.store.clone(), Config::default())
-        .await
-        .expect("state");
-    Api {
-        app: app(state.clone()),
-        state,
-        store: t.store.clone(),
-    }
+    api_with_devices(t, &USERS, Config::default()).await
 }
 
 fn phone(user: &str) -> Writer {
@@ -143,36 +86,20 @@ fn noise(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// Requests as a seeded user of the attachment endpoints, answered as bytes.
 impl Api {
-    async fn token(&self, user: &str) -> String {
-        self.state
-            .keys
-            .issue(user, &format!("dev-{user}"), "session")
-            .await
-            .expect("token")
-    }
-
-    async fn send(&self, user: &str, req: axum::http::request::Builder, body: Vec<u8>) -> Reply {
-        let token = self.token(user).await;
+    async fn send_as(
+        &self,
+        user: &str,
+        req: axum::http::request::Builder,
+        body: Vec<u8>,
+    ) -> RawReply {
+        let token = self.device_token(user).await;
         let req = req
             .header(header::AUTHORIZATION, format!("Bearer {token}"))
             .body(Body::from(body))
             .expect("request");
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec();
-        Reply {
-            status,
-            headers,
-            bytes,
-        }
+        self.send_raw(req).await
     }
 
     /// PUTs `blob[start..end]` as a chunk of `blob`, named by `hash`: every part of a PUT the
@@ -187,31 +114,31 @@ impl Api {
         blob: &[u8],
         start: usize,
         end: usize,
-    ) -> Reply {
+    ) -> RawReply {
         let req = Request::put(path(doc, hash))
             .header(header::CONTENT_TYPE, media_type)
             .header(
                 header::CONTENT_RANGE,
                 format!("bytes {start}-{}/{}", end - 1, blob.len()),
             );
-        self.send(user, req, blob[start..end].to_vec()).await
+        self.send_as(user, req, blob[start..end].to_vec()).await
     }
 
-    async fn head(&self, user: &str, doc: DocId, hash: &str) -> Reply {
-        self.send(user, Request::head(path(doc, hash)), Vec::new())
+    async fn head(&self, user: &str, doc: DocId, hash: &str) -> RawReply {
+        self.send_as(user, Request::head(path(doc, hash)), Vec::new())
             .await
     }
 
-    async fn get(&self, user: &str, doc: DocId, hash: &str, range: Option<&str>) -> Reply {
+    async fn download(&self, user: &str, doc: DocId, hash: &str, range: Option<&str>) -> RawReply {
         let mut req = Request::get(path(doc, hash));
         if let Some(r) = range {
             req = req.header(header::RANGE, r);
         }
-        self.send(user, req, Vec::new()).await
+        self.send_as(user, req, Vec::new()).await
     }
 
     /// Uploads `blob` whole in one PUT and expects it stored.
-    async fn upload(&self, user: &str, doc: DocId, blob: &[u8]) -> Reply {
+    async fn upload(&self, user: &str, doc: DocId, blob: &[u8]) -> RawReply {
         let r = self
             .put(
                 user,
@@ -239,7 +166,7 @@ impl Api {
 
     async fn report_json(&self, user: &str, doc: DocId) -> Value {
         let r = self
-            .send(
+            .send_as(
                 user,
                 Request::get(format!("/api/v1/reports/{doc}")),
                 Vec::new(),
@@ -373,7 +300,7 @@ async fn an_upload_cut_at_random_chunk_boundaries_resumes_and_downloads_byte_for
         assert!(interrupted);
         let head = api.head("w1", doc, &hash).await;
         assert_eq!(head.offset(), blob.len() as i64);
-        let got = api.get("w1", doc, &hash, None).await;
+        let got = api.download("w1", doc, &hash, None).await;
         got.assert_status(StatusCode::OK);
         assert_eq!(got.header("content-type"), Some("image/jpeg"));
         assert_eq!(got.header("etag"), Some(format!("\"{hash}\"").as_str()));
@@ -411,7 +338,7 @@ async fn a_second_upload_of_the_same_bytes_stores_nothing_new(t: &TestStore) {
         assert_eq!(r.json()["sha256"], json!(hash));
         assert_eq!(api.usage().await, stored);
     }
-    assert!(api.get("w1", d2, &hash, None).await.bytes == blob);
+    assert!(api.download("w1", d2, &hash, None).await.bytes == blob);
     // Someone who sees no report holding the blob must send the bytes, which are verified and
     // dropped in favour of the stored blob.
     let first = api.put("w3", d3, &hash, "image/jpeg", &blob, 0, 1000).await;
@@ -421,7 +348,7 @@ async fn a_second_upload_of_the_same_bytes_stores_nothing_new(t: &TestStore) {
         .await;
     done.assert_status(StatusCode::CREATED);
     assert_eq!(api.usage().await, stored);
-    assert!(api.get("w3", d3, &hash, None).await.bytes == blob);
+    assert!(api.download("w3", d3, &hash, None).await.bytes == blob);
 }
 
 async fn a_wrong_hash_is_422_and_leaves_nothing_visible(t: &TestStore) {
@@ -448,10 +375,10 @@ async fn a_wrong_hash_is_422_and_leaves_nothing_visible(t: &TestStore) {
     api.head("w1", doc, &wrong)
         .await
         .assert_status(StatusCode::NOT_FOUND);
-    api.get("w1", doc, &wrong, None)
+    api.download("w1", doc, &wrong, None)
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
-    api.get("w1", doc, &sha256_hex(&blob), None)
+    api.download("w1", doc, &sha256_hex(&blob), None)
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
     assert_eq!(api.usage().await, BlobUsage::default());
@@ -468,7 +395,7 @@ async fn an_oversized_attachment_is_413_and_an_unknown_media_type_415(t: &TestSt
     let req = Request::put(path(doc, &hash))
         .header(header::CONTENT_TYPE, "image/jpeg")
         .header(header::CONTENT_RANGE, format!("bytes 0-999/{too_big}"));
-    api.send("w1", req, vec![0; 1000])
+    api.send_as("w1", req, vec![0; 1000])
         .await
         .assert_problem(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     for media_type in ["text/html", "image/svg+xml", "application/octet-stream", ""] {
@@ -493,7 +420,7 @@ async fn an_oversized_attachment_is_413_and_an_unknown_media_type_415(t: &TestSt
     let req = Request::put(path(doc, &sha256_hex(&body)))
         .header(header::CONTENT_TYPE, "image/jpeg")
         .header(header::CONTENT_RANGE, "bytes 0-9/100");
-    api.send("w1", req, body.clone())
+    api.send_as("w1", req, body.clone())
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
     assert_eq!(api.usage().await.uploads, 0);
@@ -551,12 +478,12 @@ async fn a_worker_of_another_grid_gets_the_same_404_for_any_hash_and_cannot_uplo
     api.upload("w1", d1, &blob).await;
 
     // Through the report of g1, which w3 does not see: all the same 404.
-    let same = |a: &Reply, b: &Reply| {
+    let same = |a: &RawReply, b: &RawReply| {
         assert_eq!((a.status, &a.bytes), (b.status, &b.bytes));
     };
     let (x, y) = (
-        api.get("w3", d1, &hash, None).await,
-        api.get("w3", d1, &unknown, None).await,
+        api.download("w3", d1, &hash, None).await,
+        api.download("w3", d1, &unknown, None).await,
     );
     x.assert_problem(StatusCode::NOT_FOUND, "not_found");
     same(&x, &y);
@@ -573,8 +500,8 @@ async fn a_worker_of_another_grid_gets_the_same_404_for_any_hash_and_cannot_uplo
     );
     // Through w3's own report: a stored hash looks exactly like an unknown one.
     let (x, y) = (
-        api.get("w3", d3, &hash, None).await,
-        api.get("w3", d3, &unknown, None).await,
+        api.download("w3", d3, &hash, None).await,
+        api.download("w3", d3, &unknown, None).await,
     );
     x.assert_problem(StatusCode::NOT_FOUND, "not_found");
     same(&x, &y);
@@ -598,14 +525,14 @@ async fn township_staff_may_not_download_attachments(t: &TestStore) {
     let doc = api.report(1, "w1", &[(&blob, "image/jpeg")]).await;
     let hash = sha256_hex(&blob);
     api.upload("w1", doc, &blob).await;
-    api.get("ts", doc, &hash, None)
+    api.download("ts", doc, &hash, None)
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    api.get("ts", doc, &sha256_hex(b"other"), None)
+    api.download("ts", doc, &sha256_hex(b"other"), None)
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
     // The cadre of the village, with clearance, may.
-    assert!(api.get("c1", doc, &hash, None).await.bytes == blob);
+    assert!(api.download("c1", doc, &hash, None).await.bytes == blob);
 }
 
 async fn a_range_download_is_206_with_exactly_those_bytes(t: &TestStore) {
@@ -622,7 +549,7 @@ async fn a_range_download_is_206_with_exactly_those_bytes(t: &TestStore) {
         ("bytes=-100", n - 100, n),
         ("bytes=699990-800000", 699_990, n),
     ] {
-        let r = api.get("w1", doc, &hash, Some(range)).await;
+        let r = api.download("w1", doc, &hash, Some(range)).await;
         r.assert_status(StatusCode::PARTIAL_CONTENT);
         assert_eq!(
             r.header("content-range"),
@@ -631,7 +558,7 @@ async fn a_range_download_is_206_with_exactly_those_bytes(t: &TestStore) {
         );
         assert!(r.bytes == blob[start..end], "bytes of {range}");
     }
-    let r = api.get("w1", doc, &hash, Some("bytes=700000-")).await;
+    let r = api.download("w1", doc, &hash, Some("bytes=700000-")).await;
     r.assert_problem(StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable");
     assert_eq!(r.header("content-range"), Some("bytes */700000"));
 }
@@ -663,8 +590,8 @@ async fn downloading_a_drug_case_attachment_is_audited(t: &TestStore) {
         ..AuditQuery::default()
     };
     assert_eq!(api.store.audit_page(&query).await.expect("audit").total, 0);
-    assert!(api.get("o1", doc, &hash, None).await.bytes == blob);
-    api.get("o1", doc, &hash, Some("bytes=0-9"))
+    assert!(api.download("o1", doc, &hash, None).await.bytes == blob);
+    api.download("o1", doc, &hash, Some("bytes=0-9"))
         .await
         .assert_status(StatusCode::PARTIAL_CONTENT);
     let page = api.store.audit_page(&query).await.expect("audit");
@@ -680,7 +607,7 @@ async fn downloading_a_drug_case_attachment_is_audited(t: &TestStore) {
     // An ordinary report's attachment is not audited.
     let plain = api.report(2, "w1", &[(&noise(10, 1), "image/jpeg")]).await;
     api.upload("w1", plain, &noise(10, 1)).await;
-    api.get("c1", plain, &sha256_hex(&noise(10, 1)), None)
+    api.download("c1", plain, &sha256_hex(&noise(10, 1)), None)
         .await
         .assert_status(StatusCode::OK);
     assert_eq!(api.store.audit_page(&query).await.expect("audit").total, 2);
@@ -786,7 +713,7 @@ async fn the_report_lists_its_attachments_and_a_photo_gets_a_thumbnail_when_uplo
         (&json!(true), &Value::Null)
     );
 
-    let r = api.send("c1", Request::get(&thumb), Vec::new()).await;
+    let r = api.send_as("c1", Request::get(&thumb), Vec::new()).await;
     r.assert_status(StatusCode::OK);
     assert_eq!(r.header("content-type"), Some("image/jpeg"));
     let small =
@@ -810,23 +737,23 @@ async fn a_thumbnail_is_read_under_the_rules_of_the_download(t: &TestStore) {
         ))
     };
     // Not uploaded yet: nothing to show.
-    api.send("w1", thumb(doc, &hash), Vec::new())
+    api.send_as("w1", thumb(doc, &hash), Vec::new())
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
     api.upload("w1", doc, &photo).await;
-    let small = api.send("w1", thumb(doc, &hash), Vec::new()).await;
+    let small = api.send_as("w1", thumb(doc, &hash), Vec::new()).await;
     small.assert_status(StatusCode::OK);
     // A small photo keeps its size.
     let decoded = image::load_from_memory(&small.bytes).expect("image");
     assert_eq!((decoded.width(), decoded.height()), (64, 48));
     // Another grid: the same 404 as for a hash nobody has.
-    let x = api.send("w3", thumb(doc, &hash), Vec::new()).await;
+    let x = api.send_as("w3", thumb(doc, &hash), Vec::new()).await;
     let y = api
-        .send("w3", thumb(doc, &sha256_hex(b"nothing")), Vec::new())
+        .send_as("w3", thumb(doc, &sha256_hex(b"nothing")), Vec::new())
         .await;
     x.assert_problem(StatusCode::NOT_FOUND, "not_found");
     assert_eq!((x.status, x.bytes), (y.status, y.bytes));
-    api.send("ts", thumb(doc, &hash), Vec::new())
+    api.send_as("ts", thumb(doc, &hash), Vec::new())
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
 }
@@ -900,7 +827,9 @@ async fn a_removed_entrys_attachments_are_unlisted_but_uploaded_and_kept_for_a_r
     expected.sort();
     assert_eq!(listed, expected.map(|sha| (sha, true)));
     assert_eq!(
-        api.get("o1", doc, &sha256_hex(&late), None).await.bytes,
+        api.download("o1", doc, &sha256_hex(&late), None)
+            .await
+            .bytes,
         late
     );
 }
@@ -936,23 +865,23 @@ async fn a_photo_too_large_to_decode_is_kept_without_a_thumbnail_whose_answer_sa
             "/api/v1/reports/{doc}/attachments/{hash}/thumbnail"
         ))
     };
-    let too_large = api.send("c1", thumb(&huge_hash), Vec::new()).await;
+    let too_large = api.send_as("c1", thumb(&huge_hash), Vec::new()).await;
     too_large.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "image_too_large");
     let detail = too_large.json()["detail"].as_str().unwrap_or("").to_owned();
     assert!(detail.contains("9000 × 9000"), "{detail}");
     // A photo that does not decode has no thumbnail either, for no reason of size.
-    api.send("c1", thumb(&broken_hash), Vec::new())
+    api.send_as("c1", thumb(&broken_hash), Vec::new())
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
     // Nothing the worker recorded is lost: the photo itself is there, byte for byte.
-    let photo = api.get("c1", doc, &huge_hash, None).await;
+    let photo = api.download("c1", doc, &huge_hash, None).await;
     photo.assert_status(StatusCode::OK);
     assert_eq!(photo.bytes, huge);
     // Scope and clearance come first, as for any thumbnail.
-    api.send("w3", thumb(&huge_hash), Vec::new())
+    api.send_as("w3", thumb(&huge_hash), Vec::new())
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
-    api.send("ts", thumb(&huge_hash), Vec::new())
+    api.send_as("ts", thumb(&huge_hash), Vec::new())
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
 }
@@ -996,14 +925,14 @@ async fn an_upload_waits_for_a_turn_to_decode_and_a_phone_that_gives_up_still_ge
         assert!(answered.is_err(), "answered without a turn to decode");
         // The phone gives up waiting here.
     }
-    api.send("w1", thumb(&hash), Vec::new())
+    api.send_as("w1", thumb(&hash), Vec::new())
         .await
         .assert_problem(StatusCode::NOT_FOUND, "not_found");
     drop(turns);
     // Its thumbnail is made all the same once a turn is free.
     let mut waited = 0;
     loop {
-        let r = api.send("w1", thumb(&hash), Vec::new()).await;
+        let r = api.send_as("w1", thumb(&hash), Vec::new()).await;
         if r.status == StatusCode::OK {
             break;
         }
@@ -1019,7 +948,7 @@ async fn an_upload_waits_for_a_turn_to_decode_and_a_phone_that_gives_up_still_ge
     api.upload("w1", doc, &second)
         .await
         .assert_status(StatusCode::CREATED);
-    api.send("w1", thumb(&sha256_hex(&second)), Vec::new())
+    api.send_as("w1", thumb(&sha256_hex(&second)), Vec::new())
         .await
         .assert_status(StatusCode::OK);
 }
