@@ -6,23 +6,19 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, Request, StatusCode, header};
+use axum::http::{Request, StatusCode, header};
 use futures_util::{SinkExt, StreamExt};
 use gridsync_core::protocol::{self, Pull, PushResult};
 use gridsync_server::config::Config;
 use gridsync_server::http::metrics::token_digest;
-use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use http_body_util::BodyExt;
 use serde_json::Value;
-use support::http::add_users_with_devices;
+use support::http::{Api, RawReply, api_with_devices, frame_request};
 use support::*;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use tower::ServiceExt;
 
 on_both_test_stores!(
     pushes_and_pulls_move_the_sync_counters_and_latency_is_kept_by_route_template,
@@ -43,35 +39,8 @@ const USERS: [(&str, Role, &str); 4] = [
     ("s1", Role::TownshipStaff, "s2"),
 ];
 
-struct Api {
-    app: Router,
-    state: AppState,
-}
-
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    bytes: Vec<u8>,
-}
-
-impl Reply {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes).into_owned()
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
 async fn api_with(t: &TestStore, config: Config) -> Api {
-    seed_org(t.store.as_ref()).await;
-    add_users_with_devices(t.store.as_ref(), &USERS).await;
-    let state = AppState::new(t.store.clone(), config).await.expect("state");
-    Api {
-        app: app(state.clone()),
-        state,
-    }
+    api_with_devices(t, &USERS, config).await
 }
 
 async fn api(t: &TestStore) -> Api {
@@ -79,36 +48,9 @@ async fn api(t: &TestStore) -> Api {
 }
 
 impl Api {
-    async fn token(&self, user: &str) -> String {
-        self.state
-            .keys
-            .issue(user, &format!("dev-{user}"), "session")
-            .await
-            .expect("token")
-    }
-
-    async fn send(&self, req: Request<Body>) -> Reply {
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        Reply {
-            status,
-            headers,
-            bytes: bytes.to_vec(),
-        }
-    }
-
-    async fn frame(&self, user: &str, path: &str, body: Vec<u8>) -> Reply {
-        let token = self.token(user).await;
-        self.send(
-            Request::post(path)
-                .header(header::AUTHORIZATION, format!("Bearer {token}"))
-                .header(header::CONTENT_TYPE, "application/x-gridsync")
-                .body(Body::from(body))
-                .expect("request"),
-        )
-        .await
+    async fn frame(&self, user: &str, path: &str, body: Vec<u8>) -> RawReply {
+        let token = self.device_token(user).await;
+        self.send_raw(frame_request(path, &token, body)).await
     }
 
     /// Pushes every change of a new dispute in `grid` as `user`; the push must be acked.
@@ -125,12 +67,13 @@ impl Api {
         );
     }
 
-    async fn metrics(&self, bearer: Option<&str>) -> Reply {
+    async fn metrics(&self, bearer: Option<&str>) -> RawReply {
         let mut req = Request::get("/metrics");
         if let Some(token) = bearer {
             req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        self.send(req.body(Body::empty()).expect("request")).await
+        self.send_raw(req.body(Body::empty()).expect("request"))
+            .await
     }
 
     /// Serves the app on a loopback port, as `gridsync serve` does, for WebSocket clients.
@@ -151,7 +94,7 @@ impl Api {
     }
 
     async fn connect(&self, addr: SocketAddr, user: &str) -> Live {
-        let token = self.token(user).await;
+        let token = self.device_token(user).await;
         let (socket, _) = tokio_tungstenite::connect_async(format!(
             "ws://{addr}/api/v1/live?access_token={token}"
         ))
@@ -269,7 +212,7 @@ async fn metrics_take_the_configured_token_and_nothing_else(t: &TestStore) {
         StatusCode::UNAUTHORIZED
     );
     // A user's access token is no metrics token.
-    let user = api.token("c1").await;
+    let user = api.device_token("c1").await;
     assert_eq!(
         api.metrics(Some(&user)).await.status,
         StatusCode::UNAUTHORIZED
@@ -287,22 +230,24 @@ async fn a_sane_request_id_is_echoed_and_anything_else_is_replaced_by_a_fresh_on
             .body(Body::empty())
             .expect("request")
     };
-    let reply = api.send(with_id("4bf92f3577b34da6a3ce929d0e0e4736")).await;
+    let reply = api
+        .send_raw(with_id("4bf92f3577b34da6a3ce929d0e0e4736"))
+        .await;
     assert_eq!(
         reply.header("x-request-id"),
         Some("4bf92f3577b34da6a3ce929d0e0e4736")
     );
 
-    let fresh = |reply: &Reply| {
+    let fresh = |reply: &RawReply| {
         let id = reply.header("x-request-id").expect("an id").to_owned();
         assert_eq!(id.len(), 32, "{id}");
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         id
     };
-    let odd = api.send(with_id("evil\" level=ERROR msg=forged")).await;
-    let long = api.send(with_id(&"a".repeat(65))).await;
+    let odd = api.send_raw(with_id("evil\" level=ERROR msg=forged")).await;
+    let long = api.send_raw(with_id(&"a".repeat(65))).await;
     let none = api
-        .send(
+        .send_raw(
             Request::get("/no/such/path")
                 .body(Body::empty())
                 .expect("request"),
@@ -347,10 +292,10 @@ async fn office_edits_poke_live_clients_too(t: &TestStore) {
     api.push_dispute("w1", 1, G1).await;
     let addr = api.serve().await;
     let mut worker = api.connect(addr, "w1").await;
-    let token = api.token("c1").await;
+    let token = api.device_token("c1").await;
     let id = gridsync_core::DocId::from_u128(1);
     let reply = api
-        .send(
+        .send_raw(
             Request::patch(format!("/api/v1/reports/{id}"))
                 .header(header::AUTHORIZATION, format!("Bearer {token}"))
                 .header(header::CONTENT_TYPE, "application/json")
@@ -400,13 +345,13 @@ async fn live_connections_without_a_valid_token_or_from_a_revoked_device_or_disa
         400
     );
 
-    let worker = api.token("w2").await;
+    let worker = api.device_token("w2").await;
     t.store.revoke_device("dev-w2", 2).await.expect("revoke");
     assert_eq!(
         refused(format!("?access_token={worker}")).await,
         (401, "device_revoked".into())
     );
-    let cadre = api.token("c1").await;
+    let cadre = api.device_token("c1").await;
     execute_sql(&t.url, "UPDATE users SET disabled = TRUE WHERE id = 'c1'").await;
     assert_eq!(
         refused(format!("?access_token={cadre}")).await,
@@ -414,9 +359,9 @@ async fn live_connections_without_a_valid_token_or_from_a_revoked_device_or_disa
     );
 
     // A plain GET with a good token is no upgrade.
-    let token = api.token("w1").await;
+    let token = api.device_token("w1").await;
     let reply = api
-        .send(
+        .send_raw(
             Request::get(format!("/api/v1/live?access_token={token}"))
                 .body(Body::empty())
                 .expect("request"),
