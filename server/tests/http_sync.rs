@@ -4,25 +4,18 @@
 
 mod support;
 
-use std::net::SocketAddr;
-
-use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{Request, StatusCode};
 use gridsync_core::protocol::{self, Message, Pull, PushOutcome, PushResult};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_fixtures::fixture::Fixture;
 use gridsync_fixtures::org::OrgTree;
 use gridsync_fixtures::people::Person;
-use gridsync_server::config::Config;
-use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::Role;
-use http_body_util::BodyExt;
-use serde_json::{Value, json};
+use serde_json::json;
+use support::http::{Api, RawReply, api_over, frame_request};
 use support::*;
-use tower::ServiceExt;
 
 on_both_test_stores!(
     two_phones_and_an_office_converge_through_the_sync_endpoints,
@@ -33,41 +26,12 @@ on_both_test_stores!(
 
 const PW: &str = "a long password";
 
-struct Api {
-    app: Router,
-}
-
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    bytes: Vec<u8>,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.bytes).expect("JSON body")
-    }
-
+/// The sync endpoints answer in frames.
+impl RawReply {
     fn message<M: Message>(&self) -> M {
-        assert_eq!(
-            self.status,
-            StatusCode::OK,
-            "{}",
-            String::from_utf8_lossy(&self.bytes)
-        );
-        assert_eq!(self.content_type, "application/x-gridsync");
+        self.assert_status(StatusCode::OK);
+        assert_eq!(self.content_type(), "application/x-gridsync");
         protocol::decode(&self.bytes).expect("a valid frame")
-    }
-
-    fn assert_problem(&self, status: StatusCode, code: &str) {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.bytes)
-        );
-        assert_eq!(self.content_type, "application/problem+json");
-        assert_eq!(self.json()["code"], json!(code));
     }
 }
 
@@ -84,61 +48,16 @@ async fn api(t: &TestStore) -> Api {
         .seed(t.store.as_ref())
         .await
         .expect("seed");
-    let state = AppState::new(t.store.clone(), Config::default())
-        .await
-        .expect("state");
-    Api { app: app(state) }
+    api_over(t).await
 }
 
 impl Api {
-    async fn send(&self, mut req: Request<Body>) -> Answer {
-        req.extensions_mut().insert(ConnectInfo(
-            "192.0.2.7:4000".parse::<SocketAddr>().expect("addr"),
-        ));
-        let res = self.app.clone().oneshot(req).await.expect("infallible");
-        let status = res.status();
-        let content_type = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let bytes = res
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec();
-        Answer {
-            status,
-            content_type,
-            bytes,
-        }
-    }
-
     async fn token(&self, user: &str, device: &str) -> String {
-        let body =
-            json!({ "username": user, "password": PW, "device_id": device, "device_name": device });
-        let req = Request::post("/api/v1/auth/login")
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Body::from(body.to_string()))
-            .expect("request");
-        let answer = self.send(req).await;
-        assert_eq!(answer.status, StatusCode::OK);
-        answer.json()["access_token"]
-            .as_str()
-            .expect("token")
-            .to_owned()
+        self.tokens(user, PW, device).await.0
     }
 
-    async fn post_frame(&self, path: &str, token: &str, frame: Vec<u8>) -> Answer {
-        let req = Request::post(path)
-            .header(header::AUTHORIZATION, format!("Bearer {token}"))
-            .header(header::CONTENT_TYPE, "application/x-gridsync")
-            .body(Body::from(frame))
-            .expect("request");
-        self.send(req).await
+    async fn post_frame(&self, path: &str, token: &str, frame: Vec<u8>) -> RawReply {
+        self.send_raw(frame_request(path, token, frame)).await
     }
 
     /// Pushes everything pending, then pulls to the end, as the phone library does.
@@ -271,7 +190,7 @@ async fn bad_frames_are_refused_as_problems_and_nothing_is_stored(t: &TestStore)
     let unauthenticated = Request::post("/api/v1/sync/push")
         .body(Body::from(good.clone()))
         .expect("request");
-    api.send(unauthenticated)
+    api.send_raw(unauthenticated)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated");
     assert!(t.store.document(&doc.id()).await.expect("read").is_none());

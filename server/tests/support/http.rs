@@ -93,6 +93,10 @@ impl RawReply {
         String::from_utf8_lossy(&self.bytes).into_owned()
     }
 
+    pub fn content_type(&self) -> &str {
+        self.header(header::CONTENT_TYPE.as_str()).unwrap_or("")
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         header_value(&self.headers, name)
     }
