@@ -6,11 +6,9 @@ mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use gridsync_server::scope::Role;
-use http_body_util::BodyExt;
 use serde_json::json;
 use support::http::*;
 use support::*;
-use tower::ServiceExt;
 
 on_both_test_stores!(
     the_console_files_are_served_with_a_strict_content_security_policy,
@@ -38,13 +36,11 @@ async fn api(t: &TestStore) -> Api {
 /// (status, headers, body as text) of a GET without a token.
 async fn fetch(api: &Api, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
     let req = Request::get(path).body(Body::empty()).expect("request");
-    let res = api.app.clone().oneshot(req).await.expect("infallible");
-    let (status, headers) = (res.status(), res.headers().clone());
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
+    let r = api.send_raw(req).await;
     (
-        status,
-        headers,
-        String::from_utf8(bytes.to_vec()).expect("UTF-8"),
+        r.status,
+        r.headers,
+        String::from_utf8(r.bytes).expect("UTF-8"),
     )
 }
 

@@ -7,19 +7,16 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::StatusCode;
 use gridsync_core::DocId;
 use gridsync_core::protocol::{self, PullResult, Push, PushDoc, PushOutcome, PushResult};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_server::scope::Role;
 use gridsync_server::store::{ConflictQuery, UploadChunk, UploadOutcome};
-use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use support::http::{Api, CLIENT, add_user, api_over, authed, with_addr};
+use support::http::{Api, add_user, api_over, authed, frame_request};
 use support::*;
-use tower::ServiceExt;
 
 on_both_test_stores!(every_role_gets_exactly_what_it_may_on_every_endpoint);
 
@@ -92,15 +89,8 @@ fn id(n: u128) -> DocId {
 }
 
 async fn frame(api: &Api, path: &str, token: &str, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
-    let req = Request::post(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
-        .header(header::CONTENT_TYPE, "application/x-gridsync")
-        .body(Body::from(body))
-        .expect("request");
-    let res = api.app.clone().oneshot(req).await.expect("infallible");
-    let status = res.status();
-    let bytes = res.into_body().collect().await.expect("body").to_bytes();
-    (status, bytes.to_vec())
+    let r = api.send_raw(frame_request(path, token, body)).await;
+    (r.status, r.bytes)
 }
 
 async fn seed(t: &TestStore) -> Vec<ReportDoc> {
@@ -286,15 +276,10 @@ async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
             };
             for suffix in ["", "/thumbnail"] {
                 let url = format!("{path}/attachments/{}{suffix}", photo_hash());
-                let res = api
-                    .app
-                    .clone()
-                    .oneshot(with_addr(authed("GET", &url, &token), CLIENT))
-                    .await
-                    .expect("infallible");
+                let res = api.send_raw(authed("GET", &url, &token)).await;
                 cells.check(
                     &format!("{user} GET attachment{suffix} {n}"),
-                    res.status(),
+                    res.status,
                     want,
                 );
             }
@@ -531,20 +516,13 @@ async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
         );
         // A ledger is a file, not JSON: only its status is read here (tests/export.rs reads it).
         let ledger = api
-            .app
-            .clone()
-            .oneshot(authed(
+            .send_raw(authed(
                 "GET",
                 "/api/v1/export?kind=dispute_check&format=csv",
                 &token,
             ))
-            .await
-            .expect("infallible");
-        cells.check(
-            &format!("{user} GET export"),
-            ledger.status(),
-            StatusCode::OK,
-        );
+            .await;
+        cells.check(&format!("{user} GET export"), ledger.status, StatusCode::OK);
         let devices = api.get("/api/v1/devices", &token).await;
         cells.check(
             &format!("{user} GET devices"),
