@@ -4,8 +4,11 @@
 //! load through the same path ([`Schema::from_json`]) and pass the same consistency checks.
 
 mod check;
+mod compat;
 mod scan;
 mod validate;
+
+pub use compat::{Breaking, breaking_changes};
 
 use std::collections::BTreeMap;
 use std::fmt;
