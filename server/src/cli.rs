@@ -255,8 +255,8 @@ pub enum Error {
     Demo(String),
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
-    /// A form that does not pass the checks: every problem found, one per line.
-    #[error("the form is not valid:\n{0}")]
+    /// A form that could not be read or does not pass the checks.
+    #[error(transparent)]
     Form(#[from] crate::forms::FormError),
 }
 

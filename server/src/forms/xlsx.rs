@@ -100,7 +100,10 @@ pub enum XlsxError {
     #[error("the form could not be written as schema JSON: {0}")]
     Encode(serde_json::Error),
     /// Every problem found, one per line.
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    #[error(
+        "the workbook has problems; fix each and check again:\n{}",
+        .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    )]
     Problems(Vec<Problem>),
 }
 
