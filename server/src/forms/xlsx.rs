@@ -208,6 +208,8 @@ impl Sheet {
                 });
             }
         }
+        // Each sheet's first two columns identify its rows (type and name, list and name, kind
+        // and version, code and field); without them no row can be read.
         for required in &known[..known.len().min(2)] {
             if !sheet.columns.contains_key(*required) {
                 problems.push(Problem {
@@ -271,11 +273,13 @@ impl Sheet {
         })
     }
 
-    /// Whether the row holds anything in a known column.
-    fn is_blank(&self, row: u32) -> bool {
-        self.columns
-            .values()
-            .all(|column| !self.is_filled(row, *column))
+    /// The rows below the header that hold anything in a known column, counted from 0.
+    fn rows(&self) -> impl Iterator<Item = u32> + '_ {
+        (1..=self.last_row).filter(|row| {
+            self.columns
+                .values()
+                .any(|column| self.is_filled(*row, *column))
+        })
     }
 }
 
@@ -330,10 +334,7 @@ impl Form {
         let Some(sheet) = sheet else {
             return lists;
         };
-        for row in 1..=sheet.last_row {
-            if sheet.is_blank(row) {
-                continue;
-            }
+        for row in sheet.rows() {
             let list = self.required_text(sheet, row, "list_name");
             let name = self.required_text(sheet, row, "name");
             let label = self.label(sheet, row, "label");
@@ -361,10 +362,7 @@ impl Form {
         let mut fields = Vec::new();
         let mut log: Option<LogDef> = None;
         let mut open_log: Option<LogDef> = None;
-        for row in 1..=sheet.last_row {
-            if sheet.is_blank(row) {
-                continue;
-            }
+        for row in sheet.rows() {
             let Some(ty) = self.required_text(sheet, row, "type") else {
                 continue;
             };
@@ -567,10 +565,7 @@ impl Form {
             return Vec::new();
         };
         let mut rules = Vec::new();
-        for row in 1..=sheet.last_row {
-            if sheet.is_blank(row) {
-                continue;
-            }
+        for row in sheet.rows() {
             let code = self.required_text(sheet, row, "code");
             let field = self.required_text(sheet, row, "field");
             let any_of = self.required_text(sheet, row, "any_of");

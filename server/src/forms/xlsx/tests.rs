@@ -5,7 +5,7 @@ use gridsync_core::schema::{Access, FieldDef, FieldType, Registry, Schema};
 use proptest::prelude::*;
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 
-use super::{XlsxError, read};
+use super::{CHOICES_COLUMNS, RULES_COLUMNS, SETTINGS_COLUMNS, SURVEY_COLUMNS, XlsxError, read};
 
 /// One sheet: its name and rows of cells, the header row first.
 struct SheetRows {
@@ -39,28 +39,10 @@ fn workbook(sheets: &[SheetRows]) -> Vec<u8> {
     book.save_to_buffer().unwrap()
 }
 
-const SURVEY_HEADER: [&str; 10] = [
-    "type",
-    "name",
-    "label::zh",
-    "label::en",
-    "required",
-    "constraint",
-    "sensitive",
-    "index",
-    "media_types",
-    "max_size",
-];
-
 /// A schema written the way an office would write it in Excel.
 fn sheets_of(schema: &Schema) -> Vec<SheetRows> {
-    let mut survey = vec![SURVEY_HEADER.iter().map(|h| (*h).to_owned()).collect()];
-    let mut choices = vec![vec![
-        "list_name".into(),
-        "name".into(),
-        "label::zh".into(),
-        "label::en".into(),
-    ]];
+    let mut survey = vec![SURVEY_COLUMNS.map(str::to_owned).to_vec()];
+    let mut choices = vec![CHOICES_COLUMNS.map(str::to_owned).to_vec()];
     let mut field_rows = |defs: &[FieldDef], list_prefix: &str, survey: &mut Vec<Vec<String>>| {
         for def in defs {
             let list = format!("{list_prefix}{}", def.id);
@@ -133,17 +115,7 @@ fn sheets_of(schema: &Schema) -> Vec<SheetRows> {
         Access::Restricted { assigned_field } => ("restricted", assigned_field.as_str()),
     };
     let settings = vec![
-        [
-            "form_id",
-            "version",
-            "form_title::zh",
-            "form_title::en",
-            "access",
-            "assigned_field",
-            "status_field",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
+        SETTINGS_COLUMNS.map(str::to_owned).to_vec(),
         vec![
             schema.kind.clone(),
             schema.version.to_string(),
@@ -154,11 +126,7 @@ fn sheets_of(schema: &Schema) -> Vec<SheetRows> {
             schema.status_field.clone().unwrap_or_default(),
         ],
     ];
-    let mut rules = vec![
-        ["code", "field", "any_of", "message::zh", "message::en"]
-            .map(str::to_owned)
-            .to_vec(),
-    ];
+    let mut rules = vec![RULES_COLUMNS.map(str::to_owned).to_vec()];
     for rule in &schema.rules {
         rules.push(vec![
             rule.code.clone(),
@@ -200,15 +168,7 @@ fn settings(access: &str, assigned: &str) -> SheetRows {
     sheet(
         "settings",
         &[
-            &[
-                "form_id",
-                "version",
-                "form_title::zh",
-                "form_title::en",
-                "access",
-                "assigned_field",
-                "status_field",
-            ],
+            &SETTINGS_COLUMNS,
             &[
                 "flood_check",
                 "1",
@@ -238,21 +198,10 @@ fn every_problem_of_a_workbook_is_named_by_sheet_row_and_column() {
         sheet(
             "survey",
             &[
-                &SURVEY_HEADER,
-                &["text", "place", "", "Place", "", "", "", "", "", ""],
-                &[
-                    "select_one levels",
-                    "level",
-                    "等级",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                ],
-                &["photo", "picture", "照片", "", "", "", "", "", "", ""],
+                &SURVEY_COLUMNS,
+                &["text", "place", "", "Place"],
+                &["select_one levels", "level", "等级"],
+                &["photo", "picture", "照片"],
                 &[
                     "integer",
                     "depth",
@@ -261,23 +210,9 @@ fn every_problem_of_a_workbook_is_named_by_sheet_row_and_column() {
                     "maybe",
                     ". > 3",
                     "sometimes",
-                    "",
-                    "",
-                    "",
                 ],
-                &["text", "place", "地点", "", "", "", "", "", "", ""],
-                &[
-                    "begin log",
-                    "checks",
-                    "检查记录",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                ],
+                &["text", "place", "地点"],
+                &["begin log", "checks", "检查记录"],
             ],
         ),
         sheet(
@@ -337,7 +272,7 @@ fn what_sync_core_refuses_is_placed_on_the_cell_it_came_from() {
     let survey = sheet(
         "survey",
         &[
-            &SURVEY_HEADER,
+            &SURVEY_COLUMNS,
             &["text", "place", "地点"],
             &["text", "Bad-Id", "坏"],
         ],
@@ -348,7 +283,7 @@ fn what_sync_core_refuses_is_placed_on_the_cell_it_came_from() {
             "survey!B3 (name): field id `Bad-Id` is invalid: use lowercase ASCII letters, digits and underscores, starting with a letter"
         ]
     );
-    let survey = sheet("survey", &[&SURVEY_HEADER, &["text", "worker", "责任人"]]);
+    let survey = sheet("survey", &[&SURVEY_COLUMNS, &["text", "worker", "责任人"]]);
     assert_eq!(
         problems(&workbook(&[survey, settings("restricted", "worker")])),
         [
@@ -358,7 +293,7 @@ fn what_sync_core_refuses_is_placed_on_the_cell_it_came_from() {
     let survey = sheet(
         "survey",
         &[
-            &SURVEY_HEADER,
+            &SURVEY_COLUMNS,
             &[
                 "attachment",
                 "photo",
@@ -384,7 +319,7 @@ fn what_sync_core_refuses_is_placed_on_the_cell_it_came_from() {
 fn typed_workbook(title_as_date: bool) -> Vec<u8> {
     let mut book = Workbook::new();
     let survey = book.add_worksheet().set_name("survey").unwrap();
-    survey.write_row(0, 0, SURVEY_HEADER).unwrap();
+    survey.write_row(0, 0, SURVEY_COLUMNS).unwrap();
     survey
         .write_row(1, 0, ["select_one score", "score", "评分"])
         .unwrap();
@@ -429,7 +364,7 @@ fn numbers_and_booleans_typed_into_cells_read_as_excel_shows_them() {
 
 #[test]
 fn a_workbook_without_its_sheets_or_far_too_large_is_refused() {
-    let only_survey = workbook(&[sheet("survey", &[&SURVEY_HEADER])]);
+    let only_survey = workbook(&[sheet("survey", &[&SURVEY_COLUMNS])]);
     assert!(matches!(
         read(&only_survey),
         Err(XlsxError::MissingSheet("settings"))
