@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Cursor;
+use std::io::{self, Cursor, Read};
 
 use calamine::{Data, Range, Reader, Xlsx};
 use gridsync_core::schema::{
@@ -17,6 +17,9 @@ use gridsync_core::schema::{
 /// A form has tens of rows; a sheet far larger is the wrong file, and refusing it bounds the work.
 const MAX_ROWS: u32 = 5000;
 const MAX_COLUMNS: u32 = 100;
+/// The most a workbook may unpack to. A form unpacks to well under a megabyte, and calamine holds
+/// a sheet's XML in memory, so a zip bomb must be refused before calamine sees it.
+const MAX_UNPACKED: u64 = 64 * 1024 * 1024;
 
 const SURVEY: &str = "survey";
 const CHOICES: &str = "choices";
@@ -97,6 +100,8 @@ pub enum XlsxError {
          columns)"
     )]
     TooLarge(&'static str),
+    #[error("the workbook unpacks to more than {0} bytes, far more than a form")]
+    Unpacks(u64),
     #[error("the form could not be written as schema JSON: {0}")]
     Encode(serde_json::Error),
     /// Every problem found, one per line.
@@ -109,6 +114,7 @@ pub enum XlsxError {
 
 /// Reads a workbook into a schema that has passed sync-core's checks.
 pub fn read(bytes: &[u8]) -> Result<Schema, XlsxError> {
+    check_unpacked_size(bytes, MAX_UNPACKED)?;
     let mut workbook =
         Xlsx::new(Cursor::new(bytes)).map_err(|e| XlsxError::NotXlsx(e.to_string()))?;
     let mut problems = Vec::new();
@@ -148,6 +154,22 @@ pub fn read(bytes: &[u8]) -> Result<Schema, XlsxError> {
             message: e.to_string(),
         }])
     })
+}
+
+/// Unpacks every entry of the zip into nothing, counting, and stops past `limit`.
+fn check_unpacked_size(bytes: &[u8], limit: u64) -> Result<(), XlsxError> {
+    let not_xlsx = |e: &dyn fmt::Display| XlsxError::NotXlsx(e.to_string());
+    let mut archive = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| not_xlsx(&e))?;
+    let mut total = 0;
+    for index in 0..archive.len() {
+        let entry = archive.by_index(index).map_err(|e| not_xlsx(&e))?;
+        let mut bounded = entry.take(limit - total + 1);
+        total += io::copy(&mut bounded, &mut io::sink()).map_err(|e| not_xlsx(&e))?;
+        if total > limit {
+            return Err(XlsxError::Unpacks(limit));
+        }
+    }
+    Ok(())
 }
 
 /// One sheet with its header row (the first row, as in XLSForm).
@@ -726,10 +748,12 @@ impl Form {
             | E::IdentifyingFieldInAnonymousKind { field, .. }
             | E::AttachmentInAnonymousKind { field, .. } => self.field_place(sheets, field, "name"),
             E::InvalidConstraint { field, reason, .. } => {
-                let header = if reason.contains("media") {
-                    "media_types"
-                } else if reason.contains("max_size") {
+                let header = if reason.contains("max_size") {
                     "max_size"
+                } else if reason.contains("media") {
+                    "media_types"
+                } else if reason.contains("required") {
+                    "required"
                 } else {
                     "constraint"
                 };

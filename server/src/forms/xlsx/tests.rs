@@ -5,7 +5,10 @@ use gridsync_core::schema::{Access, FieldDef, FieldType, Registry, Schema};
 use proptest::prelude::*;
 use rust_xlsxwriter::{ExcelDateTime, Format, Workbook};
 
-use super::{CHOICES_COLUMNS, RULES_COLUMNS, SETTINGS_COLUMNS, SURVEY_COLUMNS, XlsxError, read};
+use super::{
+    CHOICES_COLUMNS, RULES_COLUMNS, SETTINGS_COLUMNS, SURVEY_COLUMNS, XlsxError,
+    check_unpacked_size, read,
+};
 
 /// One sheet: its name and rows of cells, the header row first.
 struct SheetRows {
@@ -193,6 +196,65 @@ fn each_builtin_kind_written_as_a_workbook_reads_back_as_itself() {
 }
 
 #[test]
+fn the_readme_example_is_a_valid_form() {
+    let survey: [&[&str]; 9] = [
+        &SURVEY_COLUMNS,
+        &["select_one levels", "level", "水位", "Level", "yes"],
+        &[
+            "decimal",
+            "depth",
+            "水深（米）",
+            "Depth (m)",
+            "",
+            ". >= 0 and . <= 20",
+        ],
+        &[
+            "text",
+            "contact",
+            "联系人",
+            "Contact",
+            "selected(${level}, 'high')",
+            "string-length(.) <= 100",
+            "yes",
+        ],
+        &[
+            "attachment",
+            "photos",
+            "现场照片",
+            "Photos",
+            "",
+            "",
+            "",
+            "",
+            "image/jpeg, image/png",
+            "5242880",
+        ],
+        &["begin log", "checks", "巡查记录", "Checks"],
+        &["date", "date", "巡查日期", "Date", "yes"],
+        &["person_ref", "checker", "巡查人", "Checker", "yes"],
+        &["end log"],
+    ];
+    let choices: [&[&str]; 3] = [
+        &CHOICES_COLUMNS,
+        &["levels", "low", "低", "Low"],
+        &["levels", "high", "高", "High"],
+    ];
+    let settings: [&[&str]; 2] = [
+        &SETTINGS_COLUMNS,
+        &["flood_check", "1", "汛期排查", "Flood check", "scope"],
+    ];
+    let schema = read(&workbook(&[
+        sheet("survey", &survey),
+        sheet("choices", &choices),
+        sheet("settings", &settings),
+    ]))
+    .unwrap();
+    let depth = schema.field("depth").unwrap();
+    assert_eq!((depth.min, depth.max), (Some(0.0), Some(20.0)));
+    assert_eq!(schema.log.map(|l| l.fields.len()), Some(2));
+}
+
+#[test]
 fn every_problem_of_a_workbook_is_named_by_sheet_row_and_column() {
     let bytes = workbook(&[
         sheet(
@@ -376,6 +438,20 @@ fn a_workbook_without_its_sheets_or_far_too_large_is_refused() {
     assert!(matches!(
         read(&book.save_to_buffer().unwrap()),
         Err(XlsxError::TooLarge("survey"))
+    ));
+}
+
+#[test]
+fn a_workbook_that_unpacks_past_the_limit_is_refused_before_it_is_read() {
+    let schema = Registry::builtin()
+        .latest("dispute_check")
+        .cloned()
+        .unwrap();
+    let bytes = workbook(&sheets_of(&schema));
+    assert!(check_unpacked_size(&bytes, 64 * 1024 * 1024).is_ok());
+    assert!(matches!(
+        check_unpacked_size(&bytes, 1024),
+        Err(XlsxError::Unpacks(1024))
     ));
 }
 
