@@ -7,6 +7,7 @@ pub mod demo;
 pub mod export;
 pub mod friendly;
 pub mod org_import;
+pub mod schema;
 pub mod serve;
 pub mod settings;
 
@@ -63,6 +64,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Replace a SQLite database with a backup (stop the server first).
     Restore(RestoreArgs),
+    /// Report kinds written as forms (a .json schema or an .xlsx workbook).
+    #[command(subcommand)]
+    Schema(SchemaCommand),
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +186,18 @@ pub enum OrgCommand {
     Import { file: PathBuf },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Check a form without a database: print every problem and fail, or print a summary.
+    Check {
+        /// A .json schema or an .xlsx workbook (see README: Writing a form in Excel).
+        file: PathBuf,
+        /// Print the schema JSON the form means instead of the summary.
+        #[arg(long)]
+        print_json: bool,
+    },
+}
+
 #[derive(Debug, Args)]
 pub struct BackupArgs {
     /// The copy to write; it must not exist yet.
@@ -239,6 +255,9 @@ pub enum Error {
     Demo(String),
     #[error("the server failed: {0}")]
     Serve(std::io::Error),
+    /// A form that could not be read or does not pass the checks.
+    #[error(transparent)]
+    Form(#[from] crate::forms::FormError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -274,6 +293,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Backup(args) => backup::backup(&settings.db, &args.file).await,
         Command::Restore(args) => backup::restore(&settings.db, &args.file, args.force).await,
+        Command::Schema(SchemaCommand::Check { file, print_json }) => {
+            schema::check(&file, print_json)
+        }
     }
 }
 

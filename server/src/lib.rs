@@ -8,6 +8,7 @@ pub mod cli;
 pub mod clock;
 pub mod collect;
 pub mod config;
+pub mod forms;
 pub mod http;
 pub mod ledger;
 pub mod live;

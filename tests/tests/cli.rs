@@ -1,6 +1,6 @@
 //! The real `gridsync` binary's commands: org import, users and devices, backup and restore,
-//! configuration precedence, the friendly one-line errors and the demo district, on SQLite and
-//! (where the command supports it) Postgres.
+//! configuration precedence, the friendly one-line errors, checking forms (`schema check`) and the
+//! demo district, on SQLite and (where the command supports it) Postgres.
 
 use std::process::Output;
 
@@ -951,4 +951,124 @@ async fn demo_data_passes_validation_and_holds_open_conflicts_on_postgres() {
         "the demo password is shown: {said}"
     );
     demo_data_passes_validation_and_holds_open_conflicts(&db).await;
+}
+
+/// A small form written the way an office writes one in Excel; `broken` leaves out a label and
+/// names an access mode that does not exist.
+fn flood_check_workbook(dir: &tempfile::TempDir, name: &str, broken: bool) -> String {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let survey = book.add_worksheet().set_name("survey").unwrap();
+    let rows: [[&str; 6]; 6] = [
+        [
+            "type",
+            "name",
+            "label::zh",
+            "label::en",
+            "required",
+            "constraint",
+        ],
+        ["select_one levels", "level", "水位", "Level", "yes", ""],
+        [
+            "decimal",
+            "depth",
+            if broken { "" } else { "水深" },
+            "Depth",
+            "",
+            ". >= 0",
+        ],
+        ["begin log", "checks", "巡查记录", "Checks", "", ""],
+        ["date", "date", "巡查日期", "Date", "yes", ""],
+        ["end log", "", "", "", "", ""],
+    ];
+    for (r, row) in rows.iter().enumerate() {
+        survey.write_row(r as u32, 0, *row).unwrap();
+    }
+    let choices = book.add_worksheet().set_name("choices").unwrap();
+    for (r, row) in [
+        ["list_name", "name", "label::zh"],
+        ["levels", "low", "低"],
+        ["levels", "high", "高"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        choices.write_row(r as u32, 0, *row).unwrap();
+    }
+    let settings = book.add_worksheet().set_name("settings").unwrap();
+    settings
+        .write_row(
+            0,
+            0,
+            [
+                "form_id",
+                "version",
+                "form_title::zh",
+                "form_title::en",
+                "access",
+            ],
+        )
+        .unwrap();
+    let access = if broken { "secret" } else { "scope" };
+    settings
+        .write_row(
+            1,
+            0,
+            ["flood_check", "1", "汛期排查", "Flood check", access],
+        )
+        .unwrap();
+    let path = dir.path().join(name);
+    book.save(&path).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn schema_check_summarises_a_good_form_and_lists_every_problem_of_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = flood_check_workbook(&dir, "flood.xlsx", false);
+    let summary = ok(&["schema", "check", &good], &[]);
+    for line in [
+        "flood_check version 1: 汛期排查 / Flood check",
+        "access: scope",
+        "- level (single_choice, required): 水位 / Level",
+        "    choices: low 低, high 高",
+        "log checks: 巡查记录 / Checks",
+        "  - date (date, required): 巡查日期 / Date",
+    ] {
+        assert!(
+            summary.lines().any(|l| l == line),
+            "{line:?} in:\n{summary}"
+        );
+    }
+    let json = ok(&["schema", "check", "--print-json", &good], &[]);
+    let schema = gridsync_core::schema::Schema::from_json(&json).expect("the printed JSON loads");
+    assert_eq!(schema.field("depth").and_then(|f| f.min), Some(0.0));
+
+    let builtin = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sync-core/schemas/drug_control_case.v1.json"
+    );
+    assert!(
+        ok(&["schema", "check", builtin], &[]).contains("access: restricted to `assigned_worker`")
+    );
+
+    let bad = flood_check_workbook(&dir, "bad.xlsx", true);
+    let said = fails(&["schema", "check", &bad], &[]);
+    assert_eq!(
+        said.lines().collect::<Vec<_>>(),
+        [
+            "gridsync: the workbook has problems; fix each and check again:",
+            "survey!C3 (label::zh): missing",
+            "settings!E2 (access): unknown access `secret`; use scope, restricted or anonymous",
+        ]
+    );
+
+    let not_xlsx = write(&dir, "notes.xlsx", "kind,version\n");
+    assert!(
+        one_line(&fails(&["schema", "check", &not_xlsx], &[])).contains("not an XLSX workbook")
+    );
+    let csv = write(&dir, "form.csv", "kind,version\n");
+    assert!(
+        one_line(&fails(&["schema", "check", &csv], &[]))
+            .contains("a .json schema or an .xlsx workbook")
+    );
 }

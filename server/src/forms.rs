@@ -1,0 +1,77 @@
+//! Forms as an office writes them, a schema JSON file or an XLSForm-like workbook, read into one
+//! checked [`Schema`] so that both formats are judged by the same rules.
+
+pub mod xlsx;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use gridsync_core::schema::{Schema, SchemaError};
+
+/// The largest form file read, in bytes. Real forms are tens of kilobytes; the bound keeps a
+/// wrong file (a video, a database) from being read into memory whole.
+pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FormError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: the file is larger than a form can be ({MAX_BYTES} bytes)", path.display())]
+    TooLarge { path: PathBuf },
+    #[error("{}: a form is a .json schema or an .xlsx workbook", path.display())]
+    UnknownFormat { path: PathBuf },
+    #[error(transparent)]
+    Json(#[from] SchemaError),
+    #[error(transparent)]
+    Xlsx(#[from] xlsx::XlsxError),
+}
+
+/// Reads and checks the form at `path`; its extension, .json or .xlsx, decides the format.
+pub fn load(path: &Path) -> Result<Schema, FormError> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let is_json = match extension.as_deref() {
+        Some("json") => true,
+        Some("xlsx") => false,
+        _ => {
+            return Err(FormError::UnknownFormat {
+                path: path.to_owned(),
+            });
+        }
+    };
+    let bytes = read_bounded(path)?;
+    if is_json {
+        let text = String::from_utf8(bytes)
+            .map_err(|e| SchemaError::InvalidJson(format!("the file is not UTF-8 text ({e})")))?;
+        Ok(Schema::from_json(&text)?)
+    } else {
+        Ok(xlsx::read(&bytes)?)
+    }
+}
+
+/// Reads at most one byte more than [`MAX_BYTES`], so a file that grows while it is read is
+/// still refused rather than read whole.
+fn read_bounded(path: &Path) -> Result<Vec<u8>, FormError> {
+    let failed = |source| FormError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    File::open(path)
+        .map_err(failed)?
+        .take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(FormError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
+}
