@@ -7,7 +7,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use gridsync_core::schema::{Schema, SchemaError};
+use gridsync_core::schema::{Breaking, Registry, Schema, SchemaError, breaking_changes};
 
 /// The largest form file read, in bytes. Real forms are tens of kilobytes; the bound keeps a
 /// wrong file (a video, a database) from being read into memory whole.
@@ -28,6 +28,35 @@ pub enum FormError {
     Json(#[from] SchemaError),
     #[error(transparent)]
     Xlsx(#[from] xlsx::XlsxError),
+    /// A new version that would change what reports of earlier versions mean.
+    #[error(
+        "version {version} of {kind} would change what its earlier reports mean:{}",
+        changes.iter().map(|c| format!("\n  {c}")).collect::<String>()
+    )]
+    Breaking {
+        kind: String,
+        version: u32,
+        changes: Vec<Breaking>,
+    },
+}
+
+/// Checks `schema` against the versions of its kind that `known` holds, by the version rules
+/// ([`breaking_changes`]). A schema equal to one of them is that version, not a new one.
+pub fn check_versions(schema: &Schema, known: &Registry) -> Result<(), FormError> {
+    let earlier: Vec<&Schema> = known.all().filter(|s| s.kind == schema.kind).collect();
+    if earlier.iter().any(|s| *s == schema) {
+        return Ok(());
+    }
+    let changes = breaking_changes(earlier, schema);
+    if changes.is_empty() {
+        Ok(())
+    } else {
+        Err(FormError::Breaking {
+            kind: schema.kind.clone(),
+            version: schema.version,
+            changes,
+        })
+    }
 }
 
 /// Reads and checks the form at `path`; its extension, .json or .xlsx, decides the format.

@@ -1022,6 +1022,43 @@ fn flood_check_workbook(dir: &tempfile::TempDir, name: &str, broken: bool) -> St
 }
 
 #[test]
+fn schema_check_refuses_a_new_version_of_a_built_in_kind_that_breaks_its_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let v1: serde_json::Value = serde_json::from_str(include_str!(
+        "../../sync-core/schemas/dispute_check.v1.json"
+    ))
+    .unwrap();
+    let mut v2 = v1.clone();
+    v2["version"] = 2.into();
+    let fields = v2["fields"].as_array_mut().unwrap();
+    let mut hotline = fields.iter().find(|f| f["id"] == "place").unwrap().clone();
+    hotline["id"] = "hotline_ticket".into();
+    fields.push(hotline);
+    let additive = write(&dir, "v2.json", &v2.to_string());
+    assert!(ok(&["schema", "check", &additive], &[]).starts_with("dispute_check version 2"));
+
+    let fields = v2["fields"].as_array_mut().unwrap();
+    fields.retain(|f| f["id"] != "place");
+    fields.iter_mut().find(|f| f["id"] == "found_on").unwrap()["type"] = "text".into();
+    let breaking = write(&dir, "v2-breaking.json", &v2.to_string());
+    let said = fails(&["schema", "check", &breaking], &[]);
+    assert_eq!(
+        said.lines().collect::<Vec<_>>(),
+        [
+            "gridsync: version 2 of dispute_check would change what its earlier reports mean:",
+            "  field `place` of version 1 is missing",
+            "  field `found_on` is date in version 1 and cannot become text",
+        ],
+        "{said}"
+    );
+    let same = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sync-core/schemas/dispute_check.v1.json"
+    );
+    assert!(ok(&["schema", "check", same], &[]).starts_with("dispute_check version 1"));
+}
+
+#[test]
 fn schema_check_summarises_a_good_form_and_lists_every_problem_of_a_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let good = flood_check_workbook(&dir, "flood.xlsx", false);

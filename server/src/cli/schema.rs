@@ -1,18 +1,20 @@
-//! `gridsync schema check`: judges a form file without a database and shows what it means, as a
-//! short summary or as the schema JSON it would publish.
+//! `gridsync schema check`: judges a form file without a database (its own consistency, and, for
+//! a new version of a built-in kind, the version rules) and shows what it means, as a short
+//! summary or as the schema JSON it would publish.
 
 use std::fmt::Write;
 use std::path::Path;
 
-use gridsync_core::schema::{Access, FieldDef, Label, Schema};
+use gridsync_core::schema::{Access, FieldDef, Label, Registry, Schema};
 
 use super::{Error, Result, say};
 use crate::forms;
 
 /// Prints a summary of the form at `file`, or its schema JSON; a form with problems is an error
-/// listing them all.
+/// listing them all, and so is a new version of a built-in kind that breaks the version rules.
 pub fn check(file: &Path, print_json: bool) -> Result<()> {
     let schema = forms::load(file)?;
+    forms::check_versions(&schema, &Registry::builtin())?;
     if print_json {
         let json = serde_json::to_string_pretty(&schema)
             .map_err(|e| Error::Invalid(format!("the schema could not be printed: {e}")))?;
