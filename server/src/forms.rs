@@ -44,7 +44,7 @@ pub enum FormError {
 /// ([`breaking_changes`]). A schema equal to one of them is that version, not a new one.
 pub fn check_versions(schema: &Schema, known: &Registry) -> Result<(), FormError> {
     let earlier: Vec<&Schema> = known.all().filter(|s| s.kind == schema.kind).collect();
-    if earlier.iter().any(|s| *s == schema) {
+    if earlier.contains(&schema) {
         return Ok(());
     }
     let changes = breaking_changes(earlier, schema);
