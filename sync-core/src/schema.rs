@@ -10,7 +10,7 @@ mod validate;
 
 pub use compat::{Breaking, breaking_changes};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -321,9 +321,13 @@ fn redact_values(defs: &[FieldDef], values: &mut serde_json::Map<String, Value>,
 }
 
 /// Every loaded schema, by kind and version.
+///
+/// A retired version stays here, so reports written against it are still read, validated and
+/// merged; only new reports no longer use it.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
     kinds: BTreeMap<String, BTreeMap<u32, Schema>>,
+    retired: BTreeSet<(String, u32)>,
 }
 
 impl Registry {
@@ -359,18 +363,37 @@ impl Registry {
         Ok(())
     }
 
+    /// Marks a loaded version retired: it stays readable, and new reports stop using it.
+    /// `false` when the version is not loaded.
+    pub fn retire(&mut self, kind: &str, version: u32) -> bool {
+        if self.get(kind, version).is_none() {
+            return false;
+        }
+        self.retired.insert((kind.to_owned(), version));
+        true
+    }
+
+    pub fn is_retired(&self, kind: &str, version: u32) -> bool {
+        self.retired.contains(&(kind.to_owned(), version))
+    }
+
     pub fn get(&self, kind: &str, version: u32) -> Option<&Schema> {
         self.kinds.get(kind)?.get(&version)
     }
 
-    /// The highest version of a kind: the one new reports are written against.
+    /// The highest version of a kind that is not retired: the one new reports are written
+    /// against.
     pub fn latest(&self, kind: &str) -> Option<&Schema> {
-        self.kinds.get(kind)?.values().next_back()
+        self.kinds
+            .get(kind)?
+            .values()
+            .rev()
+            .find(|s| !self.is_retired(&s.kind, s.version))
     }
 
-    /// The latest version of each kind, ordered by kind id.
+    /// The latest version of each kind that new reports may use, ordered by kind id.
     pub fn kinds(&self) -> impl Iterator<Item = &Schema> {
-        self.kinds.values().filter_map(|v| v.values().next_back())
+        self.kinds.keys().filter_map(|kind| self.latest(kind))
     }
 
     /// Every version of every kind, by kind id and then version.

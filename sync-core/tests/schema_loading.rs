@@ -498,3 +498,24 @@ fn schema_errors_name_the_kind_and_field() {
         "{message}"
     );
 }
+
+#[test]
+fn retired_version_stays_readable_but_new_reports_use_the_newest_published_one() {
+    let mut registry = Registry::new();
+    let v1 = case_file();
+    let mut v2 = case_file();
+    v2["version"] = json!(2);
+    registry.add_json(&v1.to_string()).unwrap();
+    registry.add_json(&v2.to_string()).unwrap();
+    assert_eq!(registry.latest("case_file").map(|s| s.version), Some(2));
+
+    assert!(registry.retire("case_file", 2));
+    assert_eq!(registry.latest("case_file").map(|s| s.version), Some(1));
+    assert!(registry.get("case_file", 2).is_some(), "retired stays readable");
+    assert_eq!(registry.all().count(), 2);
+
+    assert!(registry.retire("case_file", 1));
+    assert!(registry.latest("case_file").is_none());
+    assert_eq!(registry.kinds().count(), 0, "no version left to write");
+    assert!(!registry.retire("case_file", 3), "an unknown version cannot be retired");
+}
