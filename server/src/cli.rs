@@ -196,6 +196,23 @@ pub enum SchemaCommand {
         #[arg(long)]
         print_json: bool,
     },
+    /// Publish a form: check it, keep it and publish it, so phones get it at their next sync.
+    /// A new version of a kind must keep what its earlier versions mean (see README).
+    Publish {
+        /// A .json schema or an .xlsx workbook.
+        file: PathBuf,
+    },
+    /// Retire a published version: phones stop offering it for new reports, and its reports
+    /// stay readable and editable.
+    Retire {
+        /// The form file that was published, or the kind's id (then give --version).
+        form: String,
+        /// The version to retire, with a kind id.
+        #[arg(long)]
+        version: Option<u32>,
+    },
+    /// List every version of every kind in the registry, drafts included.
+    List,
 }
 
 #[derive(Debug, Args)]
@@ -258,6 +275,9 @@ pub enum Error {
     /// A form that could not be read or does not pass the checks.
     #[error(transparent)]
     Form(#[from] crate::forms::FormError),
+    /// A change to the schema registry that was refused.
+    #[error(transparent)]
+    Registry(#[from] crate::catalogue::RegistryError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -295,6 +315,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Restore(args) => backup::restore(&settings.db, &args.file, args.force).await,
         Command::Schema(SchemaCommand::Check { file, print_json }) => {
             schema::check(&file, print_json)
+        }
+        Command::Schema(SchemaCommand::Publish { file }) => {
+            schema::publish(open(&settings.db, Open::Existing).await?.as_ref(), &file).await
+        }
+        Command::Schema(SchemaCommand::Retire { form, version }) => {
+            let store = open(&settings.db, Open::Existing).await?;
+            schema::retire(store.as_ref(), &form, version).await
+        }
+        Command::Schema(SchemaCommand::List) => {
+            schema::list(open(&settings.db, Open::Existing).await?.as_ref()).await
         }
     }
 }

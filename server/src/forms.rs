@@ -59,28 +59,90 @@ pub fn check_versions(schema: &Schema, known: &Registry) -> Result<(), FormError
     }
 }
 
+/// The two ways to write a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Xlsx,
+}
+
+impl Format {
+    /// The `source` the registry records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Xlsx => "xlsx",
+        }
+    }
+}
+
 /// Reads and checks the form at `path`; its extension, .json or .xlsx, decides the format.
-pub fn load(path: &Path) -> Result<Schema, FormError> {
+pub fn load(path: &Path) -> Result<(Schema, Format), FormError> {
     let extension = path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let is_json = match extension.as_deref() {
-        Some("json") => true,
-        Some("xlsx") => false,
+    let format = match extension.as_deref() {
+        Some("json") => Format::Json,
+        Some("xlsx") => Format::Xlsx,
         _ => {
             return Err(FormError::UnknownFormat {
                 path: path.to_owned(),
             });
         }
     };
-    let bytes = read_bounded(path)?;
-    if is_json {
-        let text = String::from_utf8(bytes)
-            .map_err(|e| SchemaError::InvalidJson(format!("the file is not UTF-8 text ({e})")))?;
-        Ok(Schema::from_json(&text)?)
-    } else {
-        Ok(xlsx::read(&bytes)?)
+    Ok((parse(&read_bounded(path)?, format)?, format))
+}
+
+/// Reads and checks a form from its bytes.
+pub fn parse(bytes: &[u8], format: Format) -> Result<Schema, FormError> {
+    match format {
+        Format::Json => {
+            let text = std::str::from_utf8(bytes).map_err(|e| {
+                SchemaError::InvalidJson(format!("the file is not UTF-8 text ({e})"))
+            })?;
+            Ok(Schema::from_json(text)?)
+        }
+        Format::Xlsx => Ok(xlsx::read(bytes)?),
+    }
+}
+
+/// One problem of a form, for an answer that lists them.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct FormProblem {
+    /// Where, in a workbook: `sheet!cell (column header)`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub place: Option<String>,
+    /// `form` (the workbook), `schema` (the definition), or a version rule's code
+    /// (`field_removed`, `type_changed`, …).
+    pub code: String,
+    pub message: String,
+}
+
+impl FormError {
+    /// Each problem on its own, with its place in the workbook when it has one.
+    pub fn problems(&self) -> Vec<FormProblem> {
+        let one = |code: &str, message: String| FormProblem {
+            place: None,
+            code: code.to_owned(),
+            message,
+        };
+        match self {
+            FormError::Xlsx(xlsx::XlsxError::Problems(problems)) => problems
+                .iter()
+                .map(|p| FormProblem {
+                    place: Some(p.place.to_string()),
+                    code: "form".to_owned(),
+                    message: p.message.clone(),
+                })
+                .collect(),
+            FormError::Json(e) => vec![one("schema", e.to_string())],
+            FormError::Breaking { changes, .. } => changes
+                .iter()
+                .map(|c| one(c.code(), c.to_string()))
+                .collect(),
+            other => vec![one("form", other.to_string())],
+        }
     }
 }
 

@@ -43,6 +43,7 @@ pub use path::Path;
 
 use crate::auth::rate_limit::LoginLimiter;
 use crate::auth::token::Keys;
+use crate::catalogue::Catalogue;
 use crate::config::Config;
 use crate::live::Hub;
 use crate::metrics::Metrics;
@@ -54,7 +55,8 @@ use crate::thumbnail::Decodes;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
-    pub registry: Arc<Registry>,
+    /// The report kinds in force; [`AppState::registry`] reads them fresh.
+    pub catalogue: Arc<Catalogue>,
     pub keys: Arc<Keys>,
     pub config: Arc<Config>,
     pub login_limiter: Arc<LoginLimiter>,
@@ -71,13 +73,14 @@ impl AppState {
     /// Loads the signing keys (creating the first on a new database) around `store`.
     pub async fn new(store: Arc<dyn Store>, config: Config) -> crate::auth::Result<AppState> {
         let keys = Keys::load(store.clone(), &config).await?;
-        let registry = Arc::new(Registry::builtin());
+        let catalogue = Arc::new(Catalogue::builtin());
+        catalogue.fresh(store.as_ref()).await?;
         let metrics = Arc::new(Metrics::new());
         let live = Hub::new();
         Ok(AppState {
-            ingest: Ingest::new(registry.clone(), metrics.clone(), live.clone()),
+            ingest: Ingest::new(catalogue.clone(), metrics.clone(), live.clone()),
             store,
-            registry,
+            catalogue,
             keys: Arc::new(keys),
             login_limiter: Arc::new(LoginLimiter::new(
                 config.login_max_failures,
@@ -90,10 +93,21 @@ impl AppState {
         })
     }
 
+    /// The report kinds in force now, published and retired: one read of the registry's
+    /// revision, and a reload only when it moved.
+    pub async fn registry(&self) -> Result<Arc<Registry>, ApiError> {
+        Ok(self
+            .catalogue
+            .fresh(self.store.as_ref())
+            .await?
+            .registry
+            .clone())
+    }
+
     /// This state with `live` as its fan-out, which ingest then tells of every commit.
     pub fn with_live(self, live: Hub) -> AppState {
         AppState {
-            ingest: Ingest::new(self.registry.clone(), self.metrics.clone(), live.clone()),
+            ingest: Ingest::new(self.catalogue.clone(), self.metrics.clone(), live.clone()),
             live,
             ..self
         }
@@ -153,7 +167,8 @@ fn api() -> OpenApiRouter<AppState> {
 /// The whole API, ready to serve.
 pub fn app(state: AppState) -> Router {
     let (router, mut doc) = api().split_for_parts();
-    let kinds: Vec<&str> = state.registry.kinds().map(|s| s.kind.as_str()).collect();
+    let registry = state.catalogue.current().registry.clone();
+    let kinds: Vec<&str> = registry.kinds().map(|s| s.kind.as_str()).collect();
     contract::complete(&mut doc, &kinds);
     let doc = Arc::new(doc);
     router

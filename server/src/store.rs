@@ -11,6 +11,7 @@ mod filters;
 pub mod held;
 mod postgres;
 mod rows;
+mod schemas;
 pub(crate) mod sessions;
 mod sql;
 pub mod sqlite;
@@ -31,6 +32,7 @@ use facts::{
 };
 pub use held::{HeldDecision, HeldItem, HeldQuery, HeldState};
 pub(crate) use rows::heads_to_bytes;
+pub use schemas::{NewDraft, Publication, SchemaState, StoredSchema};
 pub use sql::SqlStore;
 pub use types::*;
 
@@ -174,6 +176,29 @@ pub trait Store: Send + Sync {
     async fn held_changes(&self, id: i64) -> Result<Vec<Vec<u8>>>;
     /// Records a decision on an open item; false when it is not open (decided already, or none).
     async fn decide_held(&self, id: i64, decision: &HeldDecision) -> Result<bool>;
+
+    // Report kinds (the schema registry).
+    /// Every version of every kind, by kind and version.
+    async fn schemas(&self) -> Result<Vec<StoredSchema>>;
+    async fn stored_schema(&self, kind: &str, version: u32) -> Result<Option<StoredSchema>>;
+    /// Counts publications and retirements; a changed number means a changed catalogue.
+    async fn catalogue_revision(&self) -> Result<i64>;
+    /// Keeps `draft`, replacing a draft of the same version, and records `audit`, in one
+    /// transaction. `Duplicate` when that version is published or retired: those never change.
+    async fn save_draft(&self, draft: &NewDraft<'_>, audit: &AuditEntry) -> Result<()>;
+    /// Publishes a draft with the questions that feed its indexes, counts the catalogue revision
+    /// up and records `audit`, in one transaction. False when the version is not a draft;
+    /// `Changed` when the catalogue moved past `seen_revision`.
+    async fn publish_schema(
+        &self,
+        publication: &Publication<'_>,
+        audit: &AuditEntry,
+    ) -> Result<bool>;
+    /// Retires a published version, counts the revision up and records `audit`; false when the
+    /// version is not published.
+    async fn retire_schema(&self, kind: &str, version: u32, audit: &AuditEntry) -> Result<bool>;
+    /// Deletes a draft and records `audit`; false when the version is not a draft.
+    async fn discard_draft(&self, kind: &str, version: u32, audit: &AuditEntry) -> Result<bool>;
 
     // The change log.
     /// Deletes change-log rows that every live device has pulled past and that a snapshot

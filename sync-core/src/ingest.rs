@@ -54,7 +54,7 @@ pub enum Refusal {
     ForeignCreator { claimed: String, user: String },
     #[error("not a valid report: {0}")]
     NotAReport(String),
-    #[error("unknown report kind {kind} version {version}")]
+    #[error("report kind {kind} version {version} is not published on this server")]
     UnknownKind { kind: String, version: u32 },
     #[error("the report's meta may not change ({0})")]
     MetaChanged(&'static str),

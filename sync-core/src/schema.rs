@@ -351,7 +351,12 @@ impl Registry {
     /// Loads one schema file; refuses a kind and version that is already loaded, since reports
     /// already written against it must keep meaning the same thing.
     pub fn add_json(&mut self, json: &str) -> Result<(), SchemaError> {
-        let schema = Schema::from_json(json)?;
+        self.add(Schema::from_json(json)?)
+    }
+
+    /// Adds a schema already loaded by [`Schema::from_json`]; refuses a kind and version that
+    /// is already loaded.
+    pub fn add(&mut self, schema: Schema) -> Result<(), SchemaError> {
         let versions = self.kinds.entry(schema.kind.clone()).or_default();
         if versions.contains_key(&schema.version) {
             return Err(SchemaError::DuplicateKindVersion {

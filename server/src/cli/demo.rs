@@ -15,7 +15,6 @@ use std::sync::Arc;
 use gridsync_core::DocId;
 use gridsync_core::protocol::{Push, PushDoc, PushOutcome};
 use gridsync_core::report::{Editor, ReportDoc};
-use gridsync_core::schema::Registry;
 use gridsync_core::time::rfc3339;
 use rand::rngs::ChaCha8Rng;
 use rand::seq::IndexedRandom;
@@ -215,7 +214,7 @@ pub async fn ingest_for(db: &str) -> Result<Ingest> {
         .await
         .map_err(StoreError::from)?;
     Ok(Ingest::new(
-        Arc::new(Registry::builtin()),
+        Arc::new(crate::catalogue::Catalogue::builtin()),
         Arc::new(Metrics::new()),
         live,
     ))

@@ -1,6 +1,7 @@
-//! `gridsync schema check`: judges a form file without a database (its own consistency, and, for
-//! a new version of a built-in kind, the version rules) and shows what it means, as a short
-//! summary or as the schema JSON it would publish.
+//! `gridsync schema`: `check` judges a form file without a database (its own consistency, and,
+//! for a new version of a built-in kind, the version rules) and shows what it means, as a short
+//! summary or as the schema JSON it would publish; `publish`, `retire` and `list` manage the
+//! database's schema registry, through the same rules and audit as the API.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -8,12 +9,14 @@ use std::path::Path;
 use gridsync_core::schema::{Access, FieldDef, Label, Registry, Schema};
 
 use super::{Error, Result, say};
+use crate::catalogue::{self, Actor};
 use crate::forms;
+use crate::store::{SchemaState, Store};
 
 /// Prints a summary of the form at `file`, or its schema JSON; a form with problems is an error
 /// listing them all, and so is a new version of a built-in kind that breaks the version rules.
 pub fn check(file: &Path, print_json: bool) -> Result<()> {
-    let schema = forms::load(file)?;
+    let (schema, _) = forms::load(file)?;
     forms::check_versions(&schema, &Registry::builtin())?;
     if print_json {
         let json = serde_json::to_string_pretty(&schema)
@@ -22,6 +25,77 @@ pub fn check(file: &Path, print_json: bool) -> Result<()> {
     } else {
         say(summary(&schema).trim_end());
     }
+    Ok(())
+}
+
+/// The command line has no account: the audit log says it was the command line.
+const ACTOR: Actor<'static> = Actor {
+    user: None,
+    device: None,
+    via: "command line",
+};
+
+/// Keeps and publishes the form at `file`; publishing the very version that is published
+/// already changes nothing.
+pub async fn publish(store: &dyn Store, file: &Path) -> Result<()> {
+    let (schema, format) = forms::load(file)?;
+    let (kind, version) = (schema.kind.as_str(), schema.version);
+    if let Some(row) = store.stored_schema(kind, version).await?
+        && row.state != SchemaState::Draft
+        && row.schema()? == schema
+    {
+        say(&format!(
+            "{kind} version {version} is {} already",
+            row.state.as_str()
+        ));
+        return Ok(());
+    }
+    catalogue::save_draft(store, &schema, format.as_str(), ACTOR).await?;
+    catalogue::publish(store, kind, version, ACTOR).await?;
+    say(&format!(
+        "published {kind} version {version} ({}): phones get it at their next sync",
+        schema.label.zh
+    ));
+    Ok(())
+}
+
+/// Retires the version `form` names: a form file, or a kind id with `version`.
+pub async fn retire(store: &dyn Store, form: &str, version: Option<u32>) -> Result<()> {
+    let (kind, version) = match version {
+        Some(version) => (form.to_owned(), version),
+        None if Path::new(form).is_file() => {
+            let (schema, _) = forms::load(Path::new(form))?;
+            (schema.kind, schema.version)
+        }
+        None => {
+            return Err(Error::Invalid(format!(
+                "`{form}` is not a form file; to name a kind, give its version too: \
+                 gridsync schema retire {form} --version N"
+            )));
+        }
+    };
+    catalogue::retire(store, &kind, version, ACTOR).await?;
+    say(&format!(
+        "retired {kind} version {version}: no new reports use it; its reports stay readable"
+    ));
+    Ok(())
+}
+
+/// Prints the registry, one version per line.
+pub async fn list(store: &dyn Store) -> Result<()> {
+    let mut out = String::new();
+    for row in store.schemas().await? {
+        let title = row.schema().map(|s| label(&s.label)).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{:<28} v{:<3} {:<9} {:<7} {title}",
+            row.kind,
+            row.version,
+            row.state.as_str(),
+            row.source
+        );
+    }
+    say(out.trim_end());
     Ok(())
 }
 

@@ -239,11 +239,12 @@ async fn list_conflicts(
     restricted.dedup();
     audit_reads(&state, &caller, &restricted, "conflicts").await?;
     let cleared = caller.role().has_clearance();
+    let registry = state.registry().await?;
     let items = page
         .items
         .into_iter()
         .map(|c| {
-            let schema = state.registry.get(&c.kind, c.schema_version);
+            let schema = registry.get(&c.kind, c.schema_version);
             conflict_view(c.conflict, &c.kind, &c.grid_id, schema, cleared)
         })
         .collect();
@@ -304,7 +305,8 @@ async fn resolve_conflict(
             "conflict {id} is already resolved"
         )));
     }
-    let schema = state.registry.get(&row.kind, row.schema_version);
+    let registry = state.registry().await?;
+    let schema = registry.get(&row.kind, row.schema_version);
     let cleared = caller.role().has_clearance();
     let now = clock::now();
     let mut audit = AuditEntry {

@@ -62,6 +62,10 @@ pub enum ApiError {
     /// below a township for township staff).
     #[error("{0}")]
     UnitTooFine(String),
+    /// A form (a schema JSON or a workbook) that cannot be kept or published, with each of its
+    /// problems.
+    #[error("{0}")]
+    Form(#[from] crate::forms::FormError),
     /// The request is well-formed but its values are not: each problem says where and why.
     #[error("{detail}")]
     Invalid {
@@ -122,7 +126,7 @@ impl ApiError {
                 StatusCode::UNAUTHORIZED
             }
             Forbidden(_) | OutOfScope(_) | UnitTooFine(_) => StatusCode::FORBIDDEN,
-            Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Invalid { .. } | Form(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NotFound(_) => StatusCode::NOT_FOUND,
             Conflict(_) | DeviceTaken | DeviceRetiring(_) => StatusCode::CONFLICT,
             DeviceRetired => StatusCode::GONE,
@@ -163,6 +167,7 @@ impl ApiError {
             OutOfScope(_) => "out_of_scope",
             UnitTooFine(_) => "unit_too_fine",
             Invalid { .. } => "validation",
+            Form(_) => "invalid_form",
             NotFound(_) => "not_found",
             Conflict(_) => "conflict",
             DeviceTaken => "device_taken",
@@ -205,6 +210,9 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<Object>>)]
     pub problems: Option<Vec<gridsync_core::schema::Problem>>,
+    /// With `invalid_form`: each problem of the form, with its place in a workbook.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub form_problems: Option<Vec<crate::forms::FormProblem>>,
     /// With `wrong_offset`: the byte the upload continues at (also in `Upload-Offset`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub offset: Option<i64>,
@@ -240,6 +248,10 @@ impl IntoResponse for ApiError {
             code: code.to_owned(),
             problems: match &self {
                 ApiError::Invalid { problems, .. } => Some(problems.clone()),
+                _ => None,
+            },
+            form_problems: match &self {
+                ApiError::Form(e) => Some(e.problems()),
                 _ => None,
             },
             offset: match &self {
@@ -314,6 +326,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             StoreError::Duplicate(what) => ApiError::Conflict(format!("{what} already exists")),
+            e @ StoreError::Changed(_) => ApiError::Conflict(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

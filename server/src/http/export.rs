@@ -66,7 +66,10 @@ async fn export(
         &uri,
         &["kind", "format", "from", "to", "org", "lang", "part"],
     )?;
-    let kinds: Vec<&str> = state.registry.kinds().map(|s| s.kind.as_str()).collect();
+    let registry = state.registry().await?;
+    // Every kind with a version, retired ones included: their reports stay in the ledgers.
+    let mut kinds: Vec<&str> = registry.all().map(|s| s.kind.as_str()).collect();
+    kinds.dedup();
     let kind = p.one_of("kind", &kinds)?.ok_or_else(|| {
         ApiError::BadRequest(format!("`kind` is required: one of {}", kinds.join(", ")))
     })?;
@@ -122,7 +125,7 @@ async fn export(
     let mut bytes = Vec::new();
     let written = ledger::write(
         state.store.as_ref(),
-        &state.registry,
+        &registry,
         &caller.scope,
         &request,
         &mut bytes,

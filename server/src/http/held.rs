@@ -352,9 +352,8 @@ async fn decide(
 }
 
 async fn view(state: &AppState, caller: &Caller, item: HeldItem) -> Result<HeldView, ApiError> {
-    let schema = state
-        .registry
-        .get(&item.kind, schema_version(&item.projection));
+    let registry = state.registry().await?;
+    let schema = registry.get(&item.kind, schema_version(&item.projection));
     let mut held = item.projection;
     let mut current = state
         .store

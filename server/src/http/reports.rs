@@ -457,8 +457,8 @@ async fn create_report(
     caller: Caller,
     Json(body): Json<NewReport>,
 ) -> Result<(StatusCode, Json<ReportDetail>), ApiError> {
-    let schema = state
-        .registry
+    let registry = state.registry().await?;
+    let schema = registry
         .latest(&body.kind)
         .ok_or_else(|| ApiError::Invalid {
             detail: format!("unknown report kind {:?}", body.kind),
@@ -515,8 +515,8 @@ async fn patch_report(
     Json(body): Json<ReportPatch>,
 ) -> Result<Json<ReportDetail>, ApiError> {
     let row = visible_report(&state, &caller, &id).await?;
-    let schema = state
-        .registry
+    let registry = state.registry().await?;
+    let schema = registry
         .get(&row.kind, row.schema_version)
         .ok_or_else(|| ApiError::Internal(format!("report {id} of unknown kind {}", row.kind)))?;
     body.check(schema, caller.role())?;
@@ -610,7 +610,8 @@ async fn detail(
     caller: &Caller,
     row: DocumentRow,
 ) -> Result<ReportDetail, ApiError> {
-    let schema = state.registry.get(&row.kind, row.schema_version);
+    let registry = state.registry().await?;
+    let schema = registry.get(&row.kind, row.schema_version);
     let cleared = caller.role().has_clearance();
     let projection = redacted(state, caller, &row);
     let problems: Vec<SchemaProblem> =

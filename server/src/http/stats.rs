@@ -110,7 +110,7 @@ async fn canvass(
     };
     let stats = stats::canvass(
         state.store.as_ref(),
-        &state.registry,
+        state.registry().await?.as_ref(),
         &caller.scope,
         &org,
         group,
@@ -145,7 +145,7 @@ async fn disputes(
     let org = org_param(&state, &caller, p.get("org")).await?;
     let stats = stats::disputes(
         state.store.as_ref(),
-        &state.registry,
+        state.registry().await?.as_ref(),
         &caller.scope,
         &org,
         period,

@@ -75,7 +75,12 @@ pub(super) async fn audit_reads(
 pub(super) fn redacted(state: &AppState, caller: &Caller, row: &DocumentRow) -> Value {
     let mut projection = row.projection.clone();
     if !caller.role().has_clearance() {
-        match state.registry.get(&row.kind, row.schema_version) {
+        match state
+            .catalogue
+            .current()
+            .registry
+            .get(&row.kind, row.schema_version)
+        {
             Some(schema) => schema.redact(&mut projection),
             // Ingest refuses unknown kinds; should one be stored, show nothing of it.
             None => {

@@ -15,6 +15,9 @@ pub enum StoreError {
     Duplicate(String),
     #[error("{0} not found")]
     NotFound(String),
+    /// What a write was judged against changed meanwhile; judging it again may pass.
+    #[error("{0} changed meanwhile; try again")]
+    Changed(String),
     /// The database lacks migrations this binary has: commands other than `migrate` and
     /// `serve` do not upgrade a database behind the operator's back.
     #[error("the database is at migration {have} but this gridsync needs {need}")]

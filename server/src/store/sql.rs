@@ -21,6 +21,7 @@ use super::rows::{
     DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, ORG_COLUMNS, OrgRecord, REFRESH_COLUMNS, USER_COLUMNS,
     UserRecord, convert, page,
 };
+use super::schemas::{self, NewDraft, Publication, SchemaRow, StoredSchema};
 use super::{
     AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
     ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, NextRefreshToken, OrgUnit,
@@ -39,6 +40,29 @@ pub struct SqlStore {
 impl SqlStore {
     pub(crate) fn new(db: Db) -> Self {
         SqlStore { db }
+    }
+
+    /// Writes the built-in kinds into the registry as published, once: they are its first
+    /// entries, and a database upgraded from before the registry gets them too.
+    async fn seed_builtin_schemas(&self) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        let mut added = 0;
+        for schema in gridsync_core::schema::Registry::builtin().all() {
+            let definition = serde_json::to_string(schema)
+                .map_err(|e| StoreError::Corrupt(format!("built-in schema: {e}")))?;
+            added += sql(schemas::SEED)
+                .bind(&schema.kind)
+                .bind(i64::from(schema.version))
+                .bind(definition)
+                .bind(crate::clock::now())
+                .execute(&mut tx)
+                .await?;
+            insert_index_fields(&mut tx, schema).await?;
+        }
+        if added > 0 {
+            sql(schemas::BUMP).execute(&mut tx).await?;
+        }
+        tx.commit().await
     }
 
     /// Marks device `$1` revoked at `$2` with `update` and deletes its refresh tokens, in one
@@ -66,7 +90,8 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     async fn migrate(&self) -> Result<()> {
-        self.db.migrate().await
+        self.db.migrate().await?;
+        self.seed_builtin_schemas().await
     }
 
     async fn check_migrations(&self) -> Result<()> {
@@ -755,6 +780,128 @@ impl Store for SqlStore {
         Ok(done > 0)
     }
 
+    async fn schemas(&self) -> Result<Vec<StoredSchema>> {
+        let rows: Vec<SchemaRow> = sql(format!(
+            "SELECT {} FROM schemas ORDER BY kind, version",
+            schemas::COLUMNS
+        ))
+        .fetch_all(self.db.read())
+        .await?;
+        convert(rows)
+    }
+
+    async fn stored_schema(&self, kind: &str, version: u32) -> Result<Option<StoredSchema>> {
+        let row: Option<SchemaRow> = sql(format!(
+            "SELECT {} FROM schemas WHERE kind = $1 AND version = $2",
+            schemas::COLUMNS
+        ))
+        .bind(kind)
+        .bind(i64::from(version))
+        .fetch_optional(self.db.read())
+        .await?;
+        row.map(StoredSchema::try_from).transpose()
+    }
+
+    async fn catalogue_revision(&self) -> Result<i64> {
+        sql(schemas::REVISION).fetch_value(self.db.read()).await
+    }
+
+    async fn save_draft(&self, draft: &NewDraft<'_>, audit: &AuditEntry) -> Result<()> {
+        let schema = draft.schema;
+        let definition = serde_json::to_string(schema)
+            .map_err(|e| StoreError::Corrupt(format!("a schema that does not serialise: {e}")))?;
+        let mut tx = self.db.begin_write().await?;
+        let saved = sql(schemas::SAVE_DRAFT)
+            .bind(&schema.kind)
+            .bind(i64::from(schema.version))
+            .bind(definition)
+            .bind(draft.source)
+            .bind(draft.by)
+            .bind(draft.at)
+            .execute(&mut tx)
+            .await?;
+        if saved == 0 {
+            return Err(StoreError::Duplicate(format!(
+                "{} version {} (published or retired, so it cannot change)",
+                schema.kind, schema.version
+            )));
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await
+    }
+
+    async fn publish_schema(&self, p: &Publication<'_>, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.db.begin_write().await?;
+        // The counter's row lock makes publications take turns, each judged against the last.
+        let revision: i64 = sql(format!(
+            "{}{}",
+            schemas::REVISION,
+            self.dialect().for_update("")
+        ))
+        .fetch_value(&mut tx)
+        .await?;
+        if revision != p.seen_revision {
+            return Err(StoreError::Changed("the schema catalogue".into()));
+        }
+        let row: Option<SchemaRow> = sql(format!(
+            "SELECT {} FROM schemas WHERE kind = $1 AND version = $2 AND state = 'draft'",
+            schemas::COLUMNS
+        ))
+        .bind(p.kind)
+        .bind(i64::from(p.version))
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let schema = StoredSchema::try_from(row)?.schema()?;
+        sql(schemas::PUBLISH)
+            .bind(p.kind)
+            .bind(i64::from(p.version))
+            .bind(p.by)
+            .bind(p.at)
+            .execute(&mut tx)
+            .await?;
+        insert_index_fields(&mut tx, &schema).await?;
+        sql(schemas::BUMP).execute(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn retire_schema(&self, kind: &str, version: u32, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.db.begin_write().await?;
+        let done = sql(schemas::RETIRE)
+            .bind(kind)
+            .bind(i64::from(version))
+            .bind(&audit.user_id)
+            .bind(audit.at)
+            .execute(&mut tx)
+            .await?;
+        if done == 0 {
+            return Ok(false);
+        }
+        sql(schemas::BUMP).execute(&mut tx).await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn discard_draft(&self, kind: &str, version: u32, audit: &AuditEntry) -> Result<bool> {
+        let mut tx = self.db.begin_write().await?;
+        let done = sql(schemas::DISCARD)
+            .bind(kind)
+            .bind(i64::from(version))
+            .execute(&mut tx)
+            .await?;
+        if done == 0 {
+            return Ok(false);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn prune(&self) -> Result<u64> {
         let mut tx = self.db.begin_write().await?;
         let horizon: i64 = sql(
@@ -1222,6 +1369,20 @@ impl Store for SqlStore {
         tx.commit().await?;
         page(rows, q.limit, total)
     }
+}
+
+/// Records the questions of `schema` that feed an index.
+async fn insert_index_fields(tx: &mut Tx, schema: &gridsync_core::schema::Schema) -> Result<()> {
+    for (field, index) in schemas::index_fields(schema) {
+        sql(schemas::INDEX_FIELD)
+            .bind(&schema.kind)
+            .bind(i64::from(schema.version))
+            .bind(field)
+            .bind(index)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
 }
 
 async fn insert_audit(on: impl Into<On<'_>>, e: &AuditEntry) -> Result<()> {

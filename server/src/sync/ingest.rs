@@ -20,6 +20,7 @@ use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::{Access, Registry};
 
 use super::CONCURRENT_VALUES;
+use crate::catalogue::Catalogue;
 use crate::live::{Changed, Hub, Touched};
 use crate::metrics::Metrics;
 use crate::scope::Scope;
@@ -38,7 +39,7 @@ const ATTEMPTS: usize = 3;
 /// clients of every node, so nothing written can skip either.
 #[derive(Clone)]
 pub struct Ingest {
-    registry: Arc<Registry>,
+    catalogue: Arc<Catalogue>,
     metrics: Arc<Metrics>,
     live: Hub,
 }
@@ -48,7 +49,7 @@ pub struct Ingest {
 impl Default for Ingest {
     fn default() -> Self {
         Ingest::new(
-            Arc::new(Registry::builtin()),
+            Arc::new(Catalogue::builtin()),
             Arc::new(Metrics::new()),
             Hub::new(),
         )
@@ -56,9 +57,9 @@ impl Default for Ingest {
 }
 
 impl Ingest {
-    pub fn new(registry: Arc<Registry>, metrics: Arc<Metrics>, live: Hub) -> Ingest {
+    pub fn new(catalogue: Arc<Catalogue>, metrics: Arc<Metrics>, live: Hub) -> Ingest {
         Ingest {
-            registry,
+            catalogue,
             metrics,
             live,
         }
@@ -74,10 +75,12 @@ impl Ingest {
         writer: &Writer,
         push: &Push,
     ) -> Result<PushResult> {
+        // Kinds published since the last push are in force for this one.
+        let catalogue = self.catalogue.fresh(store).await?;
         let mut attempt = 1;
         let committed = loop {
             let mut tx = store.begin_write().await?;
-            let result = match ingest_batch(&mut tx, writer, push, &self.registry).await {
+            let result = match ingest_batch(&mut tx, writer, push, &catalogue.registry).await {
                 Ok(committed) => tx.commit().await.map(|()| committed),
                 Err(e) => Err(e),
             };
