@@ -33,6 +33,7 @@ CREATE TABLE schema_index_fields (
     FOREIGN KEY (kind, version) REFERENCES schemas (kind, version)
 );
 
--- Counts every publish and retirement, so a server (or another node) tells a changed catalogue
--- with one read of one row.
+-- The catalogue's revision: a random number drawn anew at every publication and retirement (and
+-- when the built-in kinds are first written), so a server, or another node, tells a changed
+-- catalogue with one read of one row.
 INSERT INTO counters (name, value) VALUES ('catalogue', 0);

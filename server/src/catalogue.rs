@@ -20,7 +20,8 @@ use crate::store::{
 /// The catalogue as one load saw it.
 #[derive(Debug)]
 pub struct Loaded {
-    /// The registry revision this load read; -1 before the first load from a store.
+    /// The registry revision this load read; -1 before the first load from a store (revisions
+    /// are never negative).
     pub revision: i64,
     /// Published and retired versions (retired ones marked), which ingest and readers use.
     pub registry: Arc<Registry>,
@@ -85,14 +86,12 @@ impl Catalogue {
             return Ok(current);
         }
         let loaded = Arc::new(load(&store.schemas().await?, revision));
-        let mut slot = self
+        // Of two loads racing, the slower may leave the older catalogue here; the next call
+        // sees its revision differ and loads again.
+        *self
             .loaded
             .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // A slower load of an older revision must not replace a newer one.
-        if slot.revision < loaded.revision {
-            *slot = loaded.clone();
-        }
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = loaded.clone();
         Ok(loaded)
     }
 }

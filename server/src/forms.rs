@@ -9,6 +9,10 @@ use std::path::{Path, PathBuf};
 
 use gridsync_core::schema::{Breaking, Registry, Schema, SchemaError, breaking_changes};
 
+/// The example form kept in the repository (`examples/forms/anti_fraud_visit.xlsx`, 反诈宣传入户):
+/// the demo publishes it, and the tests publish it as an office would.
+pub const EXAMPLE_XLSX: &[u8] = include_bytes!("../../examples/forms/anti_fraud_visit.xlsx");
+
 /// The largest form file read, in bytes. Real forms are tens of kilobytes; the bound keeps a
 /// wrong file (a video, a database) from being read into memory whole.
 pub const MAX_BYTES: u64 = 8 * 1024 * 1024;

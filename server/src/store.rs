@@ -181,20 +181,20 @@ pub trait Store: Send + Sync {
     /// Every version of every kind, by kind and version.
     async fn schemas(&self) -> Result<Vec<StoredSchema>>;
     async fn stored_schema(&self, kind: &str, version: u32) -> Result<Option<StoredSchema>>;
-    /// Counts publications and retirements; a changed number means a changed catalogue.
+    /// Drawn anew at every publication and retirement: another number means another catalogue.
     async fn catalogue_revision(&self) -> Result<i64>;
     /// Keeps `draft`, replacing a draft of the same version, and records `audit`, in one
     /// transaction. `Duplicate` when that version is published or retired: those never change.
     async fn save_draft(&self, draft: &NewDraft<'_>, audit: &AuditEntry) -> Result<()>;
-    /// Publishes a draft with the questions that feed its indexes, counts the catalogue revision
-    /// up and records `audit`, in one transaction. False when the version is not a draft;
+    /// Publishes a draft with the questions that feed its indexes, draws a new catalogue revision
+    /// and records `audit`, in one transaction. False when the version is not a draft;
     /// `Changed` when the catalogue moved past `seen_revision`.
     async fn publish_schema(
         &self,
         publication: &Publication<'_>,
         audit: &AuditEntry,
     ) -> Result<bool>;
-    /// Retires a published version, counts the revision up and records `audit`; false when the
+    /// Retires a published version, draws a new revision and records `audit`; false when the
     /// version is not published.
     async fn retire_schema(&self, kind: &str, version: u32, audit: &AuditEntry) -> Result<bool>;
     /// Deletes a draft and records `audit`; false when the version is not a draft.

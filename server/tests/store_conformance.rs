@@ -12,9 +12,9 @@ use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{
     Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device,
-    HeldDecision, HeldQuery, HeldState, Level, NextRefreshToken, OrgUnit, OrphansCollected,
-    RefreshToken, ReportQuery, Rotation, SigningKey, Store, StoreError, UploadChunk, UploadOutcome,
-    User, UserPatch, UserQuery, Writer,
+    HeldDecision, HeldQuery, HeldState, Level, NewDraft, NextRefreshToken, OrgUnit,
+    OrphansCollected, Publication, RefreshToken, ReportQuery, Rotation, SchemaState, SigningKey,
+    Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch, UserQuery, Writer,
 };
 use serde_json::json;
 use support::*;
@@ -58,6 +58,7 @@ on_both_backends!(
     scopes_compare_org_paths_exactly_with_their_case_and_wildcards,
     a_text_with_a_nul_character_is_refused_for_its_report_alone,
     a_migrated_database_passes_the_migration_check,
+    the_schema_registry_starts_with_the_built_in_kinds_and_publishes_a_draft_once,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -2635,4 +2636,141 @@ async fn a_migrated_database_passes_the_migration_check(store: &dyn Store) {
         .check_migrations()
         .await
         .expect("still every migration");
+}
+
+async fn the_schema_registry_starts_with_the_built_in_kinds_and_publishes_a_draft_once(
+    store: &dyn Store,
+) {
+    let rows = store.schemas().await.expect("schemas");
+    let builtin: Vec<(&str, u32, SchemaState, &str)> = rows
+        .iter()
+        .map(|r| (r.kind.as_str(), r.version, r.state, r.source.as_str()))
+        .collect();
+    assert_eq!(
+        builtin,
+        [
+            ("dispute_check", 1, SchemaState::Published, "builtin"),
+            ("drug_control_case", 1, SchemaState::Published, "builtin"),
+            ("satisfaction_canvass", 1, SchemaState::Published, "builtin"),
+        ]
+    );
+    // Migrating again writes nothing twice and leaves the revision alone.
+    let revision = store.catalogue_revision().await.expect("revision");
+    store.migrate().await.expect("migrate again");
+    assert_eq!(store.schemas().await.expect("schemas"), rows);
+    assert_eq!(
+        store.catalogue_revision().await.expect("revision"),
+        revision
+    );
+
+    let visit = gridsync_fixtures::forms::anti_fraud_visit();
+    let audit = |action: &str| AuditEntry {
+        at: 1_800_000_000,
+        user_id: Some("admin".into()),
+        device_id: None,
+        action: action.into(),
+        doc_id: None,
+        detail: json!({}),
+    };
+    let draft = NewDraft {
+        schema: &visit,
+        source: "xlsx",
+        by: Some("admin"),
+        at: 1_800_000_000,
+    };
+    store
+        .save_draft(&draft, &audit("schema_draft"))
+        .await
+        .expect("draft");
+    store
+        .save_draft(&draft, &audit("schema_draft"))
+        .await
+        .expect("a draft is replaced");
+    assert_eq!(
+        store.catalogue_revision().await.expect("revision"),
+        revision,
+        "a draft is not in the catalogue"
+    );
+    let stale = Publication {
+        kind: "anti_fraud_visit",
+        version: 1,
+        by: Some("admin"),
+        at: 1_800_000_001,
+        seen_revision: revision + 1,
+    };
+    assert!(matches!(
+        store.publish_schema(&stale, &audit("schema_publish")).await,
+        Err(StoreError::Changed(_))
+    ));
+    let fresh = Publication {
+        seen_revision: revision,
+        ..stale
+    };
+    assert!(
+        store
+            .publish_schema(&fresh, &audit("schema_publish"))
+            .await
+            .expect("publish")
+    );
+    let published = store.catalogue_revision().await.expect("revision");
+    assert_ne!(published, revision);
+    let fresh = Publication {
+        seen_revision: published,
+        ..fresh
+    };
+    assert!(
+        !store
+            .publish_schema(&fresh, &audit("schema_publish"))
+            .await
+            .expect("publish again"),
+        "only a draft is published"
+    );
+    assert!(matches!(
+        store.save_draft(&draft, &audit("schema_draft")).await,
+        Err(StoreError::Duplicate(_))
+    ));
+    let row = store
+        .stored_schema("anti_fraud_visit", 1)
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(row.state, SchemaState::Published);
+    assert_eq!(row.published_by.as_deref(), Some("admin"));
+    assert_eq!(row.schema().expect("loads"), visit);
+
+    assert!(
+        store
+            .retire_schema("anti_fraud_visit", 1, &audit("schema_retire"))
+            .await
+            .expect("retire")
+    );
+    assert!(
+        !store
+            .retire_schema("anti_fraud_visit", 1, &audit("schema_retire"))
+            .await
+            .expect("retire again")
+    );
+    assert!(
+        !store
+            .discard_draft("anti_fraud_visit", 1, &audit("schema_discard"))
+            .await
+            .expect("discard"),
+        "a retired version is never deleted"
+    );
+    let actions: Vec<String> = store
+        .audit_log(10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "schema_retire",
+            "schema_publish",
+            "schema_draft",
+            "schema_draft"
+        ]
+    );
 }

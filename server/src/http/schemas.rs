@@ -78,7 +78,13 @@ pub struct CatalogueView {
 #[utoipa::path(get, path = "/api/v1/schemas/catalogue", tag = "schemas",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = CatalogueView),
+        (status = 200, body = CatalogueView, example = json!({
+            "digest": "9184470511329387013",
+            "entries": [
+                { "kind": "dispute_check", "version": 1, "state": "published" },
+                { "kind": "anti_fraud_visit", "version": 1, "state": "published" },
+            ],
+        })),
         (status = 401, body = Problem, content_type = "application/problem+json"),
     ))]
 async fn catalogue(
@@ -132,7 +138,14 @@ impl VersionView {
 #[utoipa::path(get, path = "/api/v1/schemas/versions", tag = "schemas",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Vec<VersionView>),
+        (status = 200, body = Vec<VersionView>,
+            example = json!([{
+                "kind": "anti_fraud_visit", "version": 1, "state": "draft",
+                "label": { "zh": "反诈宣传入户", "en": "Anti-fraud home visit" },
+                "source": "xlsx", "created_by": "u-admin", "created_at": 1764900000,
+                "published_by": null, "published_at": null,
+                "retired_by": null, "retired_at": null,
+            }])),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not a district admin", body = Problem,
             content_type = "application/problem+json"),
@@ -153,7 +166,8 @@ async fn versions(
 /// One version's definition: published and retired ones for every caller, drafts for admins.
 #[utoipa::path(get, path = "/api/v1/schemas/{kind}/{version}", tag = "schemas",
     security(("bearer" = [])),
-    params(("kind" = String, Path), ("version" = u32, Path)),
+    params(("kind" = String, Path, example = "anti_fraud_visit"),
+        ("version" = u32, Path, example = 1)),
     responses(
         (status = 200, description = "the schema JSON", body = Object),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -193,7 +207,16 @@ pub struct Checked {
         (Object = "application/json"),
         (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
     responses(
-        (status = 200, body = Checked),
+        (status = 200, body = Checked, example = json!({
+            "schema": {
+                "kind": "anti_fraud_visit", "version": 1,
+                "label": { "zh": "反诈宣传入户", "en": "Anti-fraud home visit" },
+                "status_field": "status",
+                "fields": [{ "id": "visited_on", "label": { "zh": "走访日期", "en": "Visited on" },
+                    "type": "date", "required": true }],
+            },
+            "versions_in_force": [],
+        })),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not a district admin", body = Problem,
             content_type = "application/problem+json"),
@@ -229,7 +252,14 @@ async fn check(
         (Object = "application/json"),
         (Vec<u8> = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"))),
     responses(
-        (status = 201, body = VersionView),
+        (status = 201, body = VersionView,
+            example = json!({
+                "kind": "anti_fraud_visit", "version": 1, "state": "draft",
+                "label": { "zh": "反诈宣传入户", "en": "Anti-fraud home visit" },
+                "source": "xlsx", "created_by": "u-admin", "created_at": 1764900000,
+                "published_by": null, "published_at": null,
+                "retired_by": null, "retired_at": null,
+            })),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not a district admin", body = Problem,
             content_type = "application/problem+json"),
@@ -266,7 +296,8 @@ async fn upload(
 /// reports. Refused with each breaking change when it would change what earlier reports mean.
 #[utoipa::path(post, path = "/api/v1/schemas/{kind}/{version}/publish", tag = "schemas",
     security(("bearer" = [])),
-    params(("kind" = String, Path), ("version" = u32, Path)),
+    params(("kind" = String, Path, example = "anti_fraud_visit"),
+        ("version" = u32, Path, example = 1)),
     responses(
         (status = 200, body = VersionView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -293,7 +324,8 @@ async fn publish(
 /// Retires a published version: no new reports use it; its reports stay readable and editable.
 #[utoipa::path(post, path = "/api/v1/schemas/{kind}/{version}/retire", tag = "schemas",
     security(("bearer" = [])),
-    params(("kind" = String, Path), ("version" = u32, Path)),
+    params(("kind" = String, Path, example = "anti_fraud_visit"),
+        ("version" = u32, Path, example = 1)),
     responses(
         (status = 200, body = VersionView),
         (status = 401, body = Problem, content_type = "application/problem+json"),
@@ -318,7 +350,8 @@ async fn retire(
 /// Discards a draft.
 #[utoipa::path(delete, path = "/api/v1/schemas/{kind}/{version}", tag = "schemas",
     security(("bearer" = [])),
-    params(("kind" = String, Path), ("version" = u32, Path)),
+    params(("kind" = String, Path, example = "anti_fraud_visit"),
+        ("version" = u32, Path, example = 1)),
     responses(
         (status = 204, description = "discarded"),
         (status = 401, body = Problem, content_type = "application/problem+json"),

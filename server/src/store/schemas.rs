@@ -82,7 +82,7 @@ pub struct Publication<'a> {
     pub by: Option<&'a str>,
     pub at: i64,
     /// The catalogue revision the version rules were checked against: a publish or retirement
-    /// since then fails this one with `Changed`, to be checked again.
+    /// since then drew another, and this one fails with `Changed`, to be checked again.
     pub seen_revision: i64,
 }
 
@@ -153,7 +153,14 @@ pub(crate) const DISCARD: &str =
 
 pub(crate) const REVISION: &str = "SELECT value FROM counters WHERE name = 'catalogue'";
 
-pub(crate) const BUMP: &str = "UPDATE counters SET value = value + 1 WHERE name = 'catalogue'";
+/// Draws the revision anew. A random number rather than a count, so that two databases (a
+/// restored copy, or two test databases in one process) never pass for the same catalogue.
+pub(crate) const BUMP: &str = "UPDATE counters SET value = $1 WHERE name = 'catalogue'";
+
+/// A new catalogue revision, positive and unlike the last with overwhelming odds.
+pub(crate) fn new_revision() -> i64 {
+    i64::from_be_bytes(rand::random::<[u8; 8]>()) & i64::MAX
+}
 
 /// The questions of `schema` that feed an index, as (field, index).
 pub(crate) fn index_fields(schema: &Schema) -> impl Iterator<Item = (&str, &str)> {

@@ -60,7 +60,10 @@ impl SqlStore {
             insert_index_fields(&mut tx, schema).await?;
         }
         if added > 0 {
-            sql(schemas::BUMP).execute(&mut tx).await?;
+            sql(schemas::BUMP)
+                .bind(schemas::new_revision())
+                .execute(&mut tx)
+                .await?;
         }
         tx.commit().await
     }
@@ -863,7 +866,10 @@ impl Store for SqlStore {
             .execute(&mut tx)
             .await?;
         insert_index_fields(&mut tx, &schema).await?;
-        sql(schemas::BUMP).execute(&mut tx).await?;
+        sql(schemas::BUMP)
+            .bind(schemas::new_revision())
+            .execute(&mut tx)
+            .await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
@@ -881,7 +887,10 @@ impl Store for SqlStore {
         if done == 0 {
             return Ok(false);
         }
-        sql(schemas::BUMP).execute(&mut tx).await?;
+        sql(schemas::BUMP)
+            .bind(schemas::new_revision())
+            .execute(&mut tx)
+            .await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await?;
         Ok(true)
