@@ -29,6 +29,7 @@ on_both_test_stores!(
     a_report_of_a_draft_kind_is_refused_until_the_kind_is_published,
     a_report_of_a_retired_version_is_still_taken_and_read,
     published_versions_never_change_and_only_drafts_are_discarded,
+    an_anonymous_kind_published_at_runtime_refuses_identifying_data_like_the_canvass,
 );
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -635,4 +636,47 @@ async fn published_versions_never_change_and_only_drafts_are_discarded(t: &TestS
         .await
         .ok();
     assert_eq!(definition["label"]["zh"], "反诈宣传入户");
+}
+
+async fn an_anonymous_kind_published_at_runtime_refuses_identifying_data_like_the_canvass(
+    t: &TestStore,
+) {
+    let _api = api(t).await;
+    let store = t.store.as_ref();
+    let poll = twin("satisfaction_canvass", "street_poll", "街巷民意");
+    assert!(poll.anonymous);
+    gridsync_fixtures::forms::publish(store, &poll)
+        .await
+        .expect("publish");
+    let w1 = writer("w1", Role::GridWorker, G1, "dev-w1");
+    let interview = |n: u128, words: &str| {
+        filled(
+            DocId::from_u128(n),
+            "street_poll",
+            G1,
+            "w1",
+            1_000,
+            json!({ "worries_text": words }),
+            Vec::new(),
+        )
+    };
+    let mut named = interview(11, "我叫孙某，身份证110105194912310021，邻居总吵");
+    let refused = ingest(store, &w1, &push_all(&mut [&mut named]))
+        .await
+        .expect("ingest");
+    assert!(
+        matches!(&refused.docs[0].outcome, PushOutcome::Rejected { reason, .. } if reason.contains("ID number")),
+        "{:?}",
+        refused.docs[0].outcome
+    );
+    assert!(store.document(&named.id()).await.expect("read").is_none());
+    let mut plain = interview(12, "邻居总吵");
+    let taken = ingest(store, &w1, &push_all(&mut [&mut plain]))
+        .await
+        .expect("ingest");
+    assert!(
+        is_acked(&taken.docs[0].outcome),
+        "{:?}",
+        taken.docs[0].outcome
+    );
 }

@@ -1,7 +1,9 @@
 //! The permission matrix: every role against every endpoint, on reports inside and outside its
 //! scope, ordinary and restricted (drug-control cases), with sensitive fields. Each cell asserts
 //! the exact status, and lists and pulls must hold exactly the reports the role may see, with
-//! personal data redacted exactly for the role without clearance.
+//! personal data redacted exactly for the role without clearance. The whole matrix runs twice:
+//! on the built-in kinds, and on kinds an office published at runtime with the same fields and
+//! access rules, which no line of the server's code names.
 
 mod support;
 
@@ -12,13 +14,36 @@ use gridsync_core::DocId;
 use gridsync_core::protocol::{self, PullResult, Push, PushDoc, PushOutcome, PushResult};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_fixtures::forms;
+use gridsync_fixtures::reports::{dispute_of, drug_case_of};
 use gridsync_server::scope::Role;
 use gridsync_server::store::{ConflictQuery, UploadChunk, UploadOutcome};
 use serde_json::{Value, json};
 use support::http::{Api, add_user, api_over, authed, frame_request};
 use support::*;
 
-on_both_test_stores!(every_role_gets_exactly_what_it_may_on_every_endpoint);
+on_both_test_stores!(
+    every_role_gets_exactly_what_it_may_on_every_endpoint,
+    every_role_gets_exactly_what_it_may_on_kinds_published_at_runtime,
+);
+
+/// The ordinary kind and the restricted kind the reports are of.
+#[derive(Debug, Clone, Copy)]
+struct Kinds {
+    ordinary: &'static str,
+    restricted: &'static str,
+}
+
+const BUILT_IN: Kinds = Kinds {
+    ordinary: "dispute_check",
+    restricted: "drug_control_case",
+};
+
+/// Published at runtime with the fields and access of the built-in kinds.
+const RUNTIME: Kinds = Kinds {
+    ordinary: "village_grievance",
+    restricted: "rehab_follow_up",
+};
 
 const PW: &str = "matrix password";
 
@@ -93,17 +118,27 @@ async fn frame(api: &Api, path: &str, token: &str, body: Vec<u8>) -> (StatusCode
     (r.status, r.bytes)
 }
 
-async fn seed(t: &TestStore) -> Vec<ReportDoc> {
+async fn seed(t: &TestStore, kinds: Kinds) -> Vec<ReportDoc> {
     let store = t.store.as_ref();
     seed_org(store).await;
+    if kinds.ordinary != BUILT_IN.ordinary {
+        for (builtin, kind, zh) in [
+            (BUILT_IN.ordinary, kinds.ordinary, "村民诉求"),
+            (BUILT_IN.restricted, kinds.restricted, "康复随访"),
+        ] {
+            forms::publish(store, &forms::twin(builtin, kind, zh))
+                .await
+                .expect("publish");
+        }
+    }
     for (user, role, unit) in ROLES {
         add_user(store, user, role, unit, PW, false).await;
     }
     let mut docs = vec![
-        dispute(1, G1, "admin"),
-        dispute(2, G3, "admin"),
-        drug_case(3, G1, "admin", "w1"),
-        drug_case(4, G3, "admin", "w9"),
+        dispute_of(kinds.ordinary, 1, G1, "admin"),
+        dispute_of(kinds.ordinary, 2, G3, "admin"),
+        drug_case_of(kinds.restricted, 3, G1, "admin", "w1"),
+        drug_case_of(kinds.restricted, 4, G3, "admin", "w9"),
     ];
     for (doc, n) in docs.iter_mut().zip(REPORTS) {
         let (field, value) = sensitive(n);
@@ -188,7 +223,15 @@ async fn seed(t: &TestStore) -> Vec<ReportDoc> {
 }
 
 async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
-    let docs = seed(t).await;
+    matrix(t, BUILT_IN).await;
+}
+
+async fn every_role_gets_exactly_what_it_may_on_kinds_published_at_runtime(t: &TestStore) {
+    matrix(t, RUNTIME).await;
+}
+
+async fn matrix(t: &TestStore, kinds: Kinds) {
+    let docs = seed(t, kinds).await;
     let api = api_over(t).await;
     let mut cells = Cells(0);
     let mut resolved: BTreeSet<i64> = BTreeSet::new();
@@ -518,7 +561,7 @@ async fn every_role_gets_exactly_what_it_may_on_every_endpoint(t: &TestStore) {
         let ledger = api
             .send_raw(authed(
                 "GET",
-                "/api/v1/export?kind=dispute_check&format=csv",
+                &format!("/api/v1/export?kind={}&format=csv", kinds.ordinary),
                 &token,
             ))
             .await;
