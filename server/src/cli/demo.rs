@@ -1,7 +1,9 @@
 //! `gridsync demo` and `gridsync serve --demo`: a living demo district in an empty database.
 //!
 //! Three rural townships and two urban streets with their villages, communities and grids,
-//! people of every role, and six months of reports of all three kinds. Every report is a real
+//! people of every role, and six months of reports of the three built-in kinds, plus the two
+//! forms the district published at runtime: anti-fraud home visits (from the example workbook)
+//! and the canvass questionnaire's version 2. Every report is a real
 //! automerge document edited by the people who would edit it (the grid worker, the village
 //! cadre, the drug-control officer) at the times they would, and every edit reaches the database
 //! through the server's own ingest, as a phone's push would: so the reports pass validation,
@@ -23,7 +25,9 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{Error, Result, say};
 use crate::auth::password;
+use crate::catalogue::{self, Actor};
 use crate::clock;
+use crate::forms::{self, Format};
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::scope::{Role, Scope};
@@ -118,6 +122,22 @@ const TOWNSHIPS: [TownshipSpec; 5] = [
     ),
 ];
 const GRIDS_PER_VILLAGE: usize = 3;
+/// Canvass interviews this recent use the questionnaire's version 2, which the district
+/// published then: one more satisfaction question.
+const CANVASS_V2_DAYS: i64 = 30;
+/// The canvass questionnaire's version 2, published by the demo as an office would.
+const CANVASS_V2: &str = include_str!("../../../examples/forms/satisfaction_canvass.v2.json");
+/// Anti-fraud home visits per grid, in the last two months (the campaign's form, published by
+/// the demo from the example workbook).
+const VISITS_PER_GRID: std::ops::RangeInclusive<usize> = 2..=5;
+const SCAMS: [&str; 6] = [
+    "impersonating_police",
+    "order_brushing",
+    "fake_investment",
+    "online_loan",
+    "fake_customer_service",
+    "other",
+];
 
 const SURNAMES: [&str; 20] = [
     "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭",
@@ -214,7 +234,7 @@ pub async fn ingest_for(db: &str) -> Result<Ingest> {
         .await
         .map_err(StoreError::from)?;
     Ok(Ingest::new(
-        Arc::new(crate::catalogue::Catalogue::builtin()),
+        Arc::new(catalogue::Catalogue::builtin()),
         Arc::new(Metrics::new()),
         live,
     ))
@@ -247,6 +267,7 @@ pub async fn fill(store: &dyn Store, ingest: &Ingest, seed: u64) -> Result<Summa
         sessions: Vec::new(),
         summary: Summary::default(),
     };
+    publish_forms(store).await?;
     let hash = password::hash(PASSWORD.into()).await?;
     demo.district(store, &hash).await?;
     demo.sessions.sort_by_key(|s| s.at);
@@ -259,7 +280,12 @@ pub async fn fill(store: &dyn Store, ingest: &Ingest, seed: u64) -> Result<Summa
         std::mem::take(&mut demo.sessions),
     )
     .await?;
-    let kinds = ["dispute_check", "drug_control_case", "satisfaction_canvass"];
+    let kinds = [
+        "dispute_check",
+        "drug_control_case",
+        "satisfaction_canvass",
+        "anti_fraud_visit",
+    ];
     say(&format!(
         "Demo district made in {:.1} s: {} org units, {} users, {} reports ({}), {} edit \
          sessions over {HISTORY_DAYS} days.\n\
@@ -378,6 +404,9 @@ impl Demo {
                     for _ in 0..interviews {
                         self.interview(&gid, worker, mean)?;
                     }
+                    for _ in 0..self.rng.random_range(VISITS_PER_GRID) {
+                        self.visit(&gid, worker)?;
+                    }
                 }
             }
         }
@@ -472,9 +501,20 @@ impl Demo {
     }
 
     fn new_report(&mut self, kind: &'static str, grid: &str, by: usize, at: i64) -> Result<Draft> {
+        self.new_version(kind, 1, grid, by, at)
+    }
+
+    fn new_version(
+        &mut self,
+        kind: &'static str,
+        version: u32,
+        grid: &str,
+        by: usize,
+        at: i64,
+    ) -> Result<Draft> {
         let id = uuid::Builder::from_random_bytes(self.rng.random()).into_uuid();
         let editor = self.editor(by, at);
-        let doc = ReportDoc::create(id, kind, 1, grid, &editor).map_err(demo)?;
+        let doc = ReportDoc::create(id, kind, version, grid, &editor).map_err(demo)?;
         *self.summary.reports.entry(kind).or_default() += 1;
         Ok(Draft {
             doc,
@@ -703,17 +743,21 @@ impl Demo {
     fn interview(&mut self, grid: &str, worker: usize, mean: f64) -> Result<()> {
         let days_ago = self.rng.random_range(0..92);
         let at = self.at(days_ago);
-        let mut draft = self.new_report("satisfaction_canvass", grid, worker, at)?;
+        let version = if days_ago < CANVASS_V2_DAYS { 2 } else { 1 };
+        let mut draft = self.new_version("satisfaction_canvass", version, grid, worker, at)?;
         let mut answers = Map::new();
-        for field in [
+        let questions = [
             "safety_overall",
             "safety_night",
             "satisfaction_police",
             "satisfaction_courts",
             "satisfaction_mediation",
             "satisfaction_services",
-        ] {
-            answers.insert(field.into(), json!(self.answer(mean)));
+            "satisfaction_grid_service",
+        ];
+        let asked = if version == 2 { 7 } else { 6 };
+        for field in &questions[..asked] {
+            answers.insert((*field).into(), json!(self.answer(mean)));
         }
         let mut worries: Vec<&str> = Vec::new();
         for _ in 0..self.rng.random_range(0..=2) {
@@ -738,6 +782,38 @@ impl Demo {
         answers.insert("worries".into(), json!(worries));
         let w = self.editor(worker, at);
         draft.set(Json::Object(answers), &w)?;
+        self.session(&mut draft, worker, at);
+        Ok(())
+    }
+
+    /// An anti-fraud home visit by the grid worker in the last two months: whether the family
+    /// has the national anti-fraud app, and any scam calls or losses they tell of.
+    fn visit(&mut self, grid: &str, worker: usize) -> Result<()> {
+        let days_ago = self.rng.random_range(0..60);
+        let at = self.at(days_ago);
+        let mut draft = self.new_report("anti_fraud_visit", grid, worker, at)?;
+        let yes_no = |yes: bool| if yes { "yes" } else { "no" };
+        let contacted = self.rng.random_bool(0.35);
+        let mut values = json!({
+            "visited_on": date(at),
+            "household_head": self.name(),
+            "people_home": self.rng.random_range(1..=6),
+            "app_installed": yes_no(self.rng.random_bool(0.6)),
+            "suspicious_contact": yes_no(contacted),
+            "leaflet_given": true,
+            "status": *["visited", "visited", "visited", "follow_up", "not_home"]
+                .choose(&mut self.rng)
+                .expect("not empty"),
+        });
+        if contacted {
+            let scam = *SCAMS.choose(&mut self.rng).expect("not empty");
+            values["scam_types"] = json!([scam]);
+            if self.rng.random_bool(0.1) {
+                values["money_lost"] = json!(self.rng.random_range(200..20_000));
+            }
+        }
+        let w = self.editor(worker, at);
+        draft.set(values, &w)?;
         self.session(&mut draft, worker, at);
         Ok(())
     }
@@ -791,6 +867,23 @@ impl Draft {
         };
         self.doc.append_log(&values, by).map(drop).map_err(demo)
     }
+}
+
+/// Publishes what the district added at runtime: the anti-fraud home visit from the example
+/// workbook, and the canvass questionnaire's version 2.
+async fn publish_forms(store: &dyn Store) -> Result<()> {
+    const DEMO: Actor<'static> = Actor {
+        user: None,
+        device: None,
+        via: "demo",
+    };
+    let visit = forms::parse(forms::EXAMPLE_XLSX, Format::Xlsx)?;
+    let canvass = forms::parse(CANVASS_V2.as_bytes(), Format::Json)?;
+    for (schema, format) in [(visit, Format::Xlsx), (canvass, Format::Json)] {
+        catalogue::save_draft(store, &schema, format.as_str(), DEMO).await?;
+        catalogue::publish(store, &schema.kind, schema.version, DEMO).await?;
+    }
+    Ok(())
 }
 
 fn unit(
