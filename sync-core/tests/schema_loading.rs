@@ -511,11 +511,17 @@ fn retired_version_stays_readable_but_new_reports_use_the_newest_published_one()
 
     assert!(registry.retire("case_file", 2));
     assert_eq!(registry.latest("case_file").map(|s| s.version), Some(1));
-    assert!(registry.get("case_file", 2).is_some(), "retired stays readable");
+    assert!(
+        registry.get("case_file", 2).is_some(),
+        "retired stays readable"
+    );
     assert_eq!(registry.all().count(), 2);
 
     assert!(registry.retire("case_file", 1));
     assert!(registry.latest("case_file").is_none());
     assert_eq!(registry.kinds().count(), 0, "no version left to write");
-    assert!(!registry.retire("case_file", 3), "an unknown version cannot be retired");
+    assert!(
+        !registry.retire("case_file", 3),
+        "an unknown version cannot be retired"
+    );
 }
