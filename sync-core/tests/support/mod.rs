@@ -175,6 +175,7 @@ impl MemoryServer {
             more,
             digest,
             rescoped: false,
+            catalogue: 0,
         })
     }
 
