@@ -401,6 +401,7 @@ fn pull_result(docs: Vec<PullDoc>) -> PullResult {
         more: false,
         digest: [0; 16],
         rescoped: false,
+        catalogue: 0,
     }
 }
 

@@ -8,12 +8,13 @@
 //!
 //! By concern: `session` (login, logout, the access token and its refresh), `reports`
 //! (creating, reading, editing and listing reports), `schemas` (report kinds and validation
-//! for forms), `conflicts`, `sync` (push, pull and what is released after), `wipe` (deleting
+//! for forms), `catalogue` (report kinds fetched from the server and the registry of those the
+//! phone knows), `conflicts`, `sync` (push, pull and what is released after), `wipe` (deleting
 //! the phone's data when the server cuts it off or takes it back), `answers` (what the server's
 //! answers become), and `attachments`, `grids`, `refusals` and `stuck`.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gridsync_core::DocId;
@@ -29,6 +30,7 @@ use crate::transport::{Settings, Transport};
 
 mod answers;
 mod attachments;
+mod catalogue;
 mod conflicts;
 mod grids;
 mod refusals;
@@ -89,7 +91,9 @@ pub struct Client {
     key: Vec<u8>,
     transport: Transport,
     config: ClientConfig,
-    registry: Registry,
+    /// The report kinds this phone knows, swapped whole by a catalogue refresh. Taken after
+    /// `state` when both are (never the other way round), and only for as long as a clone.
+    registry: RwLock<Arc<Registry>>,
     state: Mutex<State>,
     sync_lock: Mutex<()>,
 }
@@ -120,6 +124,7 @@ impl Client {
         let folder = FolderLock::acquire(dir)?;
         let store = Store::open(dir, key)?;
         store.device_id()?;
+        let registry = catalogue::registry_of(&store.schemas()?);
         let state = load_state(store)?;
         Ok(Client {
             _folder: folder,
@@ -127,7 +132,7 @@ impl Client {
             key: key.to_vec(),
             transport,
             config,
-            registry: Registry::builtin(),
+            registry: RwLock::new(Arc::new(registry)),
             state: Mutex::new(state),
             sync_lock: Mutex::new(()),
         })

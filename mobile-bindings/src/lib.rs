@@ -144,9 +144,14 @@ impl FieldClient {
         self.inner.search_reports(&query)
     }
 
-    /// Every report kind, for drawing forms.
+    /// Every report kind new reports may use (its latest version not retired), for drawing forms.
     pub fn schemas(&self) -> Vec<KindSchema> {
         self.inner.schemas()
+    }
+
+    /// Fetches the server's report kinds the phone lacks without a whole sync; returns `schemas()`.
+    pub fn refresh_schemas(&self) -> Result<Vec<KindSchema>> {
+        self.inner.refresh_schemas()
     }
 
     pub fn schema(&self, kind: String) -> Result<KindSchema> {

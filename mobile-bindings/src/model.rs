@@ -435,6 +435,8 @@ pub struct SyncSummary {
     pub uploaded_attachments: u32,
     /// Attachments still waiting for upload (their report is not pushed, or the sync broke off).
     pub pending_uploads: u32,
+    /// Report kind definitions (forms) fetched from the server: new kinds and versions.
+    pub new_schemas: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

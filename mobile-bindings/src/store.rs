@@ -1,18 +1,22 @@
 //! The phone's local store: one SQLite file holding the documents (saved automerge bytes), what
 //! the server has acknowledged of each (the outbox, as heads), the pull cursor, the session, the
-//! last user to log in, the device id, the grids the user may report in, and copies of
-//! discarded reports.
+//! last user to log in, the device id, the grids the user may report in, copies of discarded
+//! reports, and the report kinds fetched from the server's catalogue with the catalogue's digest.
 //!
 //! Durability: WAL journal with `synchronous = FULL`, and every user action or sync step is one
 //! transaction, so a write that returned survives a killed app or a power cut, and a step cut
 //! halfway leaves the previous state. A pull page commits its documents together with the cursor
-//! that points past them; a push result commits the acknowledged heads of its documents.
+//! that points past them; a push result commits the acknowledged heads of its documents; a
+//! catalogue refresh commits its definitions, their states, the digest and the refusals it
+//! lifts.
 //!
 //! Encryption: document bytes, rejection notes, the session (tokens, user profile), the last
-//! user's profile, the grid list and discarded copies are sealed with [`Sealer`] under the
-//! app's key, with the row's identity as associated data. Table
-//! structure, document ids, acknowledged heads (hashes), the cursor and the device id are not
-//! encrypted. A `key_check` blob written on creation tells a wrong key apart from corrupt data.
+//! user's profile, the grid list, discarded copies and report kind definitions are sealed with
+//! [`Sealer`] under the app's key, with the row's identity as associated data. Table
+//! structure, document ids, acknowledged heads (hashes), the cursor, the device id, and the
+//! kind ids, versions and states of the catalogue and its digest are not encrypted: the app
+//! carries its built-in kinds in the clear anyway. A `key_check` blob written on creation tells
+//! a wrong key apart from corrupt data.
 
 use std::path::{Path, PathBuf};
 
@@ -28,7 +32,7 @@ use crate::seal::Sealer;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "gridsync-field.db";
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 const KEY_CHECK: &[u8] = b"gridsync field store";
 
 /// Who is logged in on this phone and the tokens of the session.
@@ -101,6 +105,44 @@ pub struct Grid {
     pub path: String,
 }
 
+/// One version of a report kind as the server's catalogue listed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSchema {
+    pub kind: String,
+    pub version: u32,
+    pub state: SchemaState,
+    /// The definition JSON as the server sent it (`Schema::from_json` reads it); `None` for a
+    /// version this app has built in, which is kept only for its state.
+    pub definition: Option<String>,
+}
+
+/// Where a version stands in the server's catalogue; drafts never reach a phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaState {
+    /// New reports may use it.
+    Published,
+    /// Reports written against it stay readable; new ones use another version.
+    Retired,
+}
+
+impl SchemaState {
+    /// The name the server's catalogue and this store use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaState::Published => "published",
+            SchemaState::Retired => "retired",
+        }
+    }
+
+    pub fn parse(state: &str) -> Option<SchemaState> {
+        match state {
+            "published" => Some(SchemaState::Published),
+            "retired" => Some(SchemaState::Retired),
+            _ => None,
+        }
+    }
+}
+
 /// Written into every discarded copy, so an exported file says what it is.
 pub const DISCARDED_FORMAT: &str = "gridsync-discarded-report/1";
 
@@ -164,6 +206,8 @@ pub struct Batch {
     deleted: Vec<DocId>,
     discarded: Vec<(DocId, DiscardedCopy)>,
     cursor: Option<Cursor>,
+    schemas: Vec<StoredSchema>,
+    catalogue: Option<u64>,
 }
 
 impl Batch {
@@ -196,12 +240,25 @@ impl Batch {
         self.discarded.push((id, copy));
     }
 
+    /// Stores one version of a report kind with its state. A `None` definition keeps the one
+    /// stored before, so a state can change without the definition being sent again.
+    pub fn put_schema(&mut self, schema: StoredSchema) {
+        self.schemas.push(schema);
+    }
+
+    /// The digest of the server's catalogue that the stored kinds were brought up to.
+    pub fn set_catalogue(&mut self, digest: u64) {
+        self.catalogue = Some(digest);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
             && self.states.is_empty()
             && self.deleted.is_empty()
             && self.discarded.is_empty()
             && self.cursor.is_none()
+            && self.schemas.is_empty()
+            && self.catalogue.is_none()
     }
 }
 
@@ -312,6 +369,23 @@ impl Store {
                 "ALTER TABLE docs ADD COLUMN held BLOB NOT NULL DEFAULT x'';
                  ALTER TABLE docs ADD COLUMN out_of_scope INTEGER NOT NULL DEFAULT 0;
                  PRAGMA user_version = 4;",
+            )?;
+            tx.commit()?;
+        }
+        if version < 5 {
+            // Report kinds from the server's catalogue: every version it listed with its state,
+            // and the sealed definition of those this app does not have built in (NULL for the
+            // others). The catalogue's digest goes into `meta`.
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "CREATE TABLE schemas (
+                     kind TEXT NOT NULL,
+                     version INTEGER NOT NULL,
+                     state TEXT NOT NULL,
+                     definition BLOB,
+                     PRIMARY KEY (kind, version)
+                 );
+                 PRAGMA user_version = 5;",
             )?;
             tx.commit()?;
         }
@@ -606,19 +680,63 @@ impl Store {
     }
 
     pub fn cursor(&self) -> Result<Cursor> {
-        let read = |key: &str| -> Result<u64> {
-            match self.meta_blob(key)? {
-                None => Ok(0),
-                Some(bytes) => std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or_else(|| ClientError::Storage(format!("stored {key} is not a number"))),
-            }
-        };
         Ok(Cursor {
-            since: read("cursor_since")?,
-            after: read("cursor_after")?,
+            since: self.meta_number("cursor_since")?,
+            after: self.meta_number("cursor_after")?,
         })
+    }
+
+    /// The digest of the server's catalogue of report kinds last stored; 0 before the first.
+    pub fn catalogue(&self) -> Result<u64> {
+        self.meta_number("catalogue")
+    }
+
+    /// A number kept in `meta` as decimal text; 0 when missing.
+    fn meta_number(&self, key: &str) -> Result<u64> {
+        match self.meta_blob(key)? {
+            None => Ok(0),
+            Some(bytes) => std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| ClientError::Storage(format!("stored {key} is not a number"))),
+        }
+    }
+
+    /// Every stored version of a report kind, by kind and version, definitions opened.
+    pub fn schemas(&self) -> Result<Vec<StoredSchema>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT kind, version, state, definition FROM schemas ORDER BY kind, version",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u32>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, Option<Vec<u8>>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (kind, version, state, sealed) = row?;
+            let state = SchemaState::parse(&state).ok_or_else(|| {
+                ClientError::Storage(format!("stored state {state} of {kind} version {version}"))
+            })?;
+            let definition = sealed
+                .map(|sealed| {
+                    let plain = self.sealer.open(&schema_aad(&kind, version), &sealed)?;
+                    String::from_utf8(plain).map_err(|_| {
+                        ClientError::Storage(format!("stored {kind} version {version} is not text"))
+                    })
+                })
+                .transpose()?;
+            out.push(StoredSchema {
+                kind,
+                version,
+                state,
+                definition,
+            });
+        }
+        Ok(out)
     }
 
     /// Every stored document, opened.
@@ -699,6 +817,20 @@ impl Store {
                 Ok((doc, id, sealed))
             })
             .collect::<Result<Vec<_>>>()?;
+        let sealed_schemas = batch
+            .schemas
+            .into_iter()
+            .map(|schema| {
+                let sealed = schema
+                    .definition
+                    .map(|json| {
+                        let aad = schema_aad(&schema.kind, schema.version);
+                        self.sealer.seal(&aad, json.as_bytes())
+                    })
+                    .transpose()?;
+                Ok((schema.kind, schema.version, schema.state, sealed))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let tx = self.conn.transaction()?;
         for (id, bytes, state) in sealed_docs {
             tx.execute(
@@ -744,17 +876,28 @@ impl Store {
                 [doc.to_string()],
             )?;
         }
+        for (kind, version, state, sealed) in sealed_schemas {
+            tx.execute(
+                "INSERT INTO schemas (kind, version, state, definition) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (kind, version) DO UPDATE SET state = excluded.state,
+                     definition = coalesce(excluded.definition, schemas.definition)",
+                params![kind, version, state.as_str(), sealed],
+            )?;
+        }
+        let mut numbers = Vec::new();
         if let Some(cursor) = batch.cursor {
-            for (key, value) in [
+            numbers.extend([
                 ("cursor_since", cursor.since),
                 ("cursor_after", cursor.after),
-            ] {
-                tx.execute(
-                    "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![key, value.to_string().into_bytes()],
-                )?;
-            }
+            ]);
+        }
+        numbers.extend(batch.catalogue.map(|digest| ("catalogue", digest)));
+        for (key, value) in numbers {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value.to_string().into_bytes()],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -833,6 +976,10 @@ fn rejected_aad(id: &DocId) -> String {
 
 fn discarded_aad(id: &str) -> String {
     format!("discarded:{id}")
+}
+
+fn schema_aad(kind: &str, version: u32) -> String {
+    format!("schema:{kind}:{version}")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -966,7 +1113,7 @@ mod tests {
         store
             .conn
             .execute_batch(
-                "DROP TABLE discarded; ALTER TABLE docs DROP COLUMN held;
+                "DROP TABLE discarded; DROP TABLE schemas; ALTER TABLE docs DROP COLUMN held;
                  ALTER TABLE docs DROP COLUMN out_of_scope; PRAGMA user_version = 2;",
             )
             .unwrap();
@@ -1039,6 +1186,54 @@ mod tests {
                 String::from_utf8_lossy(needle)
             );
         }
+    }
+
+    #[test]
+    fn fetched_kinds_and_the_catalogue_digest_survive_reopening_with_definitions_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        assert_eq!(store.catalogue().unwrap(), 0);
+        assert!(store.schemas().unwrap().is_empty());
+        let lamp = StoredSchema {
+            kind: "street_lamp".into(),
+            version: 1,
+            state: SchemaState::Published,
+            definition: Some(r#"{"label": "路灯 SECRETLABEL"}"#.into()),
+        };
+        let builtin = StoredSchema {
+            kind: "dispute_check".into(),
+            version: 1,
+            state: SchemaState::Published,
+            definition: None,
+        };
+        let mut batch = Batch::default();
+        batch.put_schema(lamp.clone());
+        batch.put_schema(builtin.clone());
+        batch.set_catalogue(u64::MAX);
+        store.commit(batch).unwrap();
+        // A retirement comes without the definition, which stays.
+        let mut batch = Batch::default();
+        batch.put_schema(StoredSchema {
+            state: SchemaState::Retired,
+            definition: None,
+            ..lamp.clone()
+        });
+        store.commit(batch).unwrap();
+        drop(store);
+
+        let store = Store::open(dir.path(), &KEY).unwrap();
+        assert_eq!(store.catalogue().unwrap(), u64::MAX);
+        let retired = StoredSchema {
+            state: SchemaState::Retired,
+            ..lamp
+        };
+        assert_eq!(store.schemas().unwrap(), [builtin, retired]);
+        drop(store);
+        let mut bytes = std::fs::read(dir.path().join(DB_FILE)).unwrap();
+        if let Ok(wal) = std::fs::read(dir.path().join(format!("{DB_FILE}-wal"))) {
+            bytes.extend(wal);
+        }
+        assert!(!bytes.windows(11).any(|w| w == b"SECRETLABEL"));
     }
 
     #[test]

@@ -33,7 +33,10 @@
 //! A doc id is a 16-byte byte string (the UUID's bytes, big-endian as in RFC 9562), a hash a
 //! 32-byte byte string, a change or snapshot a byte string of the raw automerge bytes. Integers
 //! use CBOR's shortest form. Decoders skip array elements past the last known index, so a later
-//! minor revision may append fields without a version bump; every known field is required.
+//! minor revision may append fields without a version bump. Every known field is required
+//! except those marked `?`: an encoder leaves out such a field at the end of the array while it
+//! holds its default (false, 0), and writes it when a later field is written; a decoder reads a
+//! missing one as its default.
 //!
 //! ```text
 //! Push          = [docs: [* PushDoc]]
@@ -46,7 +49,8 @@
 //!               / [3, code: text, reason: text]         ; Held
 //! Pull          = [since: uint, after: uint, byte_budget: uint, resend: [* bytes(16)]]
 //! PullResult    = [docs: [* PullDoc], evicted: [* bytes(16)], after: uint, more: bool,
-//!                  digest: bytes(16), ? rescoped: true]   ; written only when true
+//!                  digest: bytes(16), ? rescoped: bool,   ; false is left out at the end
+//!                  ? catalogue: uint]                     ; 0 (unknown) is left out
 //! PullDoc       = [doc: bytes(16), heads: [* bytes(32)], body: PullBody]   ; heads empty: all in body
 //! PullBody      = [0, changes: [* bytes]]               ; Changes
 //!               / [1, snapshot: bytes]                  ; Snapshot
@@ -233,6 +237,11 @@ pub struct PullResult {
     /// the pull over from zero, and the client drops what it holds that it has delivered.
     #[cbor(n(5), skip_if = "cbor::is_false")]
     pub rescoped: bool,
+    /// The digest of the server's catalogue of report kinds (every published and retired
+    /// version); a phone that holds another one fetches the catalogue before applying the page.
+    /// 0 means unknown (a server from before the catalogue): the phone does nothing about it.
+    #[cbor(n(6), skip_if = "cbor::is_zero")]
+    pub catalogue: u64,
 }
 
 /// What changed in one document.

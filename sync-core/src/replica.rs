@@ -203,6 +203,15 @@ impl Replica {
         (!docs.is_empty()).then_some(Push { docs })
     }
 
+    /// Offers a refused document again at the next push, changed or not: the server's reason
+    /// may be gone (it has learned the report kind it lacked). `false` when it was not refused.
+    pub fn retry_rejected(&mut self, id: &DocId) -> bool {
+        self.docs
+            .get_mut(id)
+            .and_then(|local| local.rejected.take())
+            .is_some()
+    }
+
     /// Records the server's answer to the last push built.
     pub fn apply_push_result(&mut self, result: &PushResult) -> PushSummary {
         let mut summary = PushSummary::default();

@@ -365,3 +365,25 @@ fn a_change_claiming_another_author_is_refused_and_nothing_is_stored() {
     // Refused documents are not pushed again until they change.
     assert!(phone.replica.build_push(1 << 20).is_none());
 }
+
+#[test]
+fn a_refused_report_offered_again_is_accepted_once_the_server_knows_its_kind() {
+    let mut server = MemoryServer::default();
+    let mut phone = Device::new(1);
+    let id = DocId::from_u128(10);
+    let doc = ReportDoc::create(id, "street_lamp", 1, "g", &Editor::new("u1", 1)).expect("create");
+    phone.replica.insert(doc);
+    let summary = phone.push(&mut server, 1 << 20).expect("pending");
+    assert_eq!(summary.rejected[0].1, "unknown_kind");
+    assert!(phone.replica.build_push(1 << 20).is_none());
+
+    let mut lamp: serde_json::Value =
+        serde_json::from_str(include_str!("../schemas/dispute_check.v1.json")).expect("json");
+    lamp["kind"] = json!("street_lamp");
+    server.publish(&lamp.to_string());
+    assert!(phone.replica.retry_rejected(&id));
+    assert!(!phone.replica.retry_rejected(&id), "no longer refused");
+    let summary = phone.push(&mut server, 1 << 20).expect("offered again");
+    assert_eq!(summary.acked, 1);
+    assert_eq!(phone.replica.pending(), 0);
+}

@@ -112,6 +112,7 @@ fn sample_pull_result() -> PullResult {
         more: true,
         digest: [4; 16],
         rescoped: false,
+        catalogue: 0,
     }
 }
 
@@ -222,15 +223,17 @@ fn pull_result() -> impl Strategy<Value = PullResult> {
         any::<bool>(),
         any::<[u8; 16]>(),
         any::<bool>(),
+        any::<u64>(),
     )
         .prop_map(
-            |(docs, evicted, after, more, digest, rescoped)| PullResult {
+            |(docs, evicted, after, more, digest, rescoped, catalogue)| PullResult {
                 docs,
                 evicted,
                 after,
                 more,
                 digest,
                 rescoped,
+                catalogue,
             },
         )
 }
@@ -456,6 +459,7 @@ fn every_message_wire_layout_matches_the_module_docs() {
         more: false,
         digest: [3; 16],
         rescoped: false,
+        catalogue: 0,
     };
     let mut expected = vec![0x47, 0x53, 0x02, 0x04, 0x00, 0x85, 0x81, 0x83, 0x50];
     expected.extend([1; 16]);
@@ -463,6 +467,60 @@ fn every_message_wire_layout_matches_the_module_docs() {
     expected.extend([0x80, 0x05, 0xF4, 0x50]);
     expected.extend([3; 16]);
     assert_eq!(protocol::encode(&result), expected);
+}
+
+/// A catalogue digest after an unset `rescoped` flag writes `false` in the flag's place, and an
+/// idle pull answer carrying it stays a few dozen bytes.
+#[test]
+fn a_catalogue_digest_is_written_after_an_unset_rescoped_flag_and_read_back() {
+    let result = PullResult {
+        docs: vec![],
+        evicted: vec![],
+        after: 5,
+        more: false,
+        digest: [3; 16],
+        rescoped: false,
+        catalogue: 0x0102_0304_0506_0708,
+    };
+    let encoded = protocol::encode(&result);
+    let mut expected = vec![
+        0x47, 0x53, 0x02, 0x04, 0x00, 0x87, 0x80, 0x80, 0x05, 0xF4, 0x50,
+    ];
+    expected.extend([3; 16]);
+    expected.extend([0xF4, 0x1B, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(encoded, expected);
+    assert!(encoded.len() < 50, "{} bytes", encoded.len());
+    assert_eq!(protocol::decode::<PullResult>(&encoded).unwrap(), result);
+
+    let rescoped = PullResult {
+        rescoped: true,
+        catalogue: u64::MAX,
+        ..result
+    };
+    let again = protocol::decode::<PullResult>(&protocol::encode(&rescoped)).unwrap();
+    assert_eq!(again, rescoped);
+}
+
+/// A server from before the catalogue sends no index 6: the phone reads 0, "unknown".
+#[test]
+fn a_pull_answer_without_a_catalogue_reads_as_catalogue_zero() {
+    for rescoped in [None, Some(0xF5)] {
+        let mut body = vec![
+            if rescoped.is_some() { 0x86 } else { 0x85 },
+            0x80,
+            0x80,
+            0x05,
+            0xF4,
+        ];
+        body.push(0x50);
+        body.extend([3; 16]);
+        body.extend(rescoped);
+        let decoded = protocol::decode::<PullResult>(&frame(4, 0, &body)).unwrap();
+        assert_eq!(decoded.catalogue, 0);
+        assert_eq!(decoded.rescoped, rescoped.is_some());
+        // Written back, it is byte for byte what such a server sent.
+        assert_eq!(protocol::encode(&decoded), frame(4, 0, &body));
+    }
 }
 
 #[test]
@@ -832,6 +890,7 @@ fn every_limit_is_enforced_on_decode_and_by_check_limits() {
         more: false,
         digest: [0; 16],
         rescoped: false,
+        catalogue: 0,
     };
     let one = vec![[1; 32]];
     let fine = PullBody::Snapshot(vec![0; 4]);

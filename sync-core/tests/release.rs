@@ -48,6 +48,7 @@ fn page(evicted: Vec<DocId>, rescoped: bool, after: u64) -> PullResult {
         more: true,
         digest: [0; 16],
         rescoped,
+        catalogue: 0,
     }
 }
 

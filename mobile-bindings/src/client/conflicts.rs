@@ -23,7 +23,8 @@ impl Client {
                 .clone()
         };
         let meta = doc.meta()?;
-        let schema = self.registry.get(&meta.kind, meta.schema_version);
+        let registry = self.registry();
+        let schema = registry.get(&meta.kind, meta.schema_version);
         let mut conflicts: Vec<FieldConflict> = doc
             .conflicts()?
             .into_iter()

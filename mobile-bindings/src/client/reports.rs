@@ -53,7 +53,8 @@ impl Client {
     fn report_of(&self, mut local: LocalDoc) -> Result<Report> {
         let meta = local.doc.meta()?;
         let projection = local.doc.to_json()?;
-        let schema = self.registry.get(&meta.kind, meta.schema_version);
+        let registry = self.registry();
+        let schema = registry.get(&meta.kind, meta.schema_version);
         let empty = Map::new();
         let fields_map = projection["fields"].as_object().unwrap_or(&empty);
         let defs = schema.map(|s| s.fields.as_slice()).unwrap_or_default();
@@ -230,12 +231,13 @@ impl Client {
         mut keep: impl FnMut(&ReportSummary, &Json) -> bool,
     ) -> Result<Vec<ReportSummary>> {
         let docs: Vec<LocalDoc> = self.lock().replica.docs().cloned().collect();
+        let registry = self.registry();
         let mut out = Vec::new();
         for mut local in docs {
             // A document whose creating change has not arrived has no meta yet: skip it.
             let Ok(meta) = local.doc.meta() else { continue };
             let projection = local.doc.to_json()?;
-            let schema = self.registry.get(&meta.kind, meta.schema_version);
+            let schema = registry.get(&meta.kind, meta.schema_version);
             let summary = ReportSummary {
                 id: meta.id.to_string(),
                 title: title(schema, &projection["fields"]),

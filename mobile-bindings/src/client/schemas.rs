@@ -10,17 +10,20 @@ use crate::error::{ClientError, Result};
 use crate::model::{self, FieldValue, KindSchema, ValidationProblem};
 
 impl Client {
+    /// The latest version of each kind that new reports may use (retired versions are not).
     pub fn schemas(&self) -> Vec<KindSchema> {
-        self.registry.kinds().map(model::kind_schema).collect()
+        self.registry().kinds().map(model::kind_schema).collect()
     }
 
     pub fn schema(&self, kind: &str) -> Result<KindSchema> {
-        Ok(model::kind_schema(self.schema_of(kind)?))
+        Ok(model::kind_schema(&self.schema_of(kind)?))
     }
 
-    pub(super) fn schema_of(&self, kind: &str) -> Result<&Schema> {
-        self.registry
+    /// The version of `kind` that new reports use.
+    pub(super) fn schema_of(&self, kind: &str) -> Result<Schema> {
+        self.registry()
             .latest(kind)
+            .cloned()
             .ok_or_else(|| ClientError::NotFound(format!("no report kind `{kind}`")))
     }
 
@@ -30,12 +33,12 @@ impl Client {
             let local = state.replica.get(id).ok_or_else(|| not_found(id))?;
             local.doc.meta()?
         };
-        self.registry
+        self.registry()
             .get(&meta.kind, meta.schema_version)
             .cloned()
             .ok_or_else(|| {
                 ClientError::NotFound(format!(
-                    "this app does not know {} version {}; update it",
+                    "this phone has no form for {} version {}; sync to fetch it, or update the app",
                     meta.kind, meta.schema_version
                 ))
             })
@@ -50,7 +53,7 @@ impl Client {
             local.doc.to_json()?
         };
         Ok(self
-            .registry
+            .registry()
             .validate(&projection)
             .iter()
             .map(model::problem)

@@ -32,6 +32,7 @@ impl Client {
             .filter(|d| d.rejected.is_some())
             .cloned()
             .collect();
+        let registry = self.registry();
         let mut out = Vec::new();
         for mut local in docs {
             let Some(rejection) = local.rejected.take() else {
@@ -40,9 +41,7 @@ impl Client {
             // A refused document may lack a readable meta (the server said `not_a_report`);
             // it is listed all the same, so it can be discarded.
             let projection = local.doc.to_json().unwrap_or(Json::Null);
-            let schema = self
-                .registry
-                .get(&text(projection.get("kind")), schema_version(&projection));
+            let schema = registry.get(&text(projection.get("kind")), schema_version(&projection));
             out.push(StuckReport {
                 id: local.doc.id().to_string(),
                 kind: text(projection.get("kind")),
@@ -177,13 +176,12 @@ impl Client {
     /// Reports discarded since the last successful sync, oldest first, each with its export.
     pub fn discarded_reports(&self) -> Result<Vec<DiscardedReport>> {
         let copies = self.lock().store()?.discarded()?;
+        let registry = self.registry();
         copies
             .into_iter()
             .map(|copy| {
                 let report = &copy.report;
-                let schema = self
-                    .registry
-                    .get(&text(report.get("kind")), schema_version(report));
+                let schema = registry.get(&text(report.get("kind")), schema_version(report));
                 let export_json = serde_json::to_string(&copy)
                     .map_err(|e| ClientError::Storage(format!("discarded copy: {e}")))?;
                 Ok(DiscardedReport {

@@ -1,9 +1,13 @@
 //! Sync: pushes every pending change (acknowledged heads committed after each push result),
 //! then pulls pages until the server has nothing more (each page's documents committed together
-//! with the cursor past them), then uploads attachments and releases the reports that left the
-//! scope. Cut anywhere, the next sync resumes from what was committed: a push sent again is a
-//! no-op at the server, a page pulled again merges to the same documents.
+//! with the cursor past them; a page naming another catalogue of report kinds than the stored
+//! one has the catalogue refreshed first), fetches the forms of pulled reports the phone still
+//! lacks, pushes again the reports a refresh offered again, then uploads attachments and
+//! releases the reports that left the scope. Cut anywhere, the next sync resumes from what was
+//! committed: a push sent again is a no-op at the server, a page pulled again merges to the
+//! same documents.
 
+use std::collections::BTreeSet;
 use std::sync::MutexGuard;
 
 use gridsync_core::DocId;
@@ -11,6 +15,7 @@ use gridsync_core::protocol::{self, Message, PullResult, PushOutcome, PushResult
 
 use super::Client;
 use super::answers::unexpected;
+use super::catalogue::KindVersion;
 use super::conflicts::open_conflicts;
 use crate::error::{ClientError, Result};
 use crate::model::{self, HeldReport, RejectedReport, SyncPhase, SyncProgress, SyncSummary};
@@ -69,10 +74,19 @@ impl Client {
             diverged: false,
             uploaded_attachments: 0,
             pending_uploads: 0,
+            new_schemas: 0,
         };
         let outcome = self
             .push_all(&mut summary, &mut traffic, progress)
             .and_then(|()| self.pull_all(&mut summary, &mut traffic, progress))
+            .and_then(|pulled| {
+                summary.new_schemas += self.fetch_missing_kinds(&pulled.lacking, &mut traffic)?;
+                if pulled.retried > 0 {
+                    // Reports refused for a kind the server has learned since go now.
+                    self.push_all(&mut summary, &mut traffic, progress)?;
+                }
+                Ok(())
+            })
             .and_then(|()| self.upload_pending(&mut summary, &mut traffic))
             .and_then(|()| self.release_delivered(&mut summary));
         outcome?;
@@ -170,7 +184,11 @@ impl Client {
         summary: &mut SyncSummary,
         traffic: &mut Traffic,
         progress: Option<&dyn Progress>,
-    ) -> Result<()> {
+    ) -> Result<Pulled> {
+        let mut pulled_all = Pulled::default();
+        // Once per sync: a catalogue that keeps changing, or a server whose digests disagree,
+        // must not cost a refresh per page.
+        let mut refreshed = false;
         // A digest that disagrees at the end restarts the pull from zero once.
         for pass in 0..2 {
             let mut page = 0;
@@ -185,7 +203,18 @@ impl Client {
                 let result: PullResult =
                     self.exchange("/api/v1/sync/pull", protocol::encode(&pull), traffic)?;
                 summary.rescoped |= result.rescoped;
-                let pulled = self.apply_page(result)?;
+                if result.catalogue != 0
+                    && !refreshed
+                    && result.catalogue != self.lock().store()?.catalogue()?
+                {
+                    // Before the page's reports, so those of a new kind arrive with their form;
+                    // a failure leaves the page unapplied, for the next sync.
+                    refreshed = true;
+                    let done = self.refresh_catalogue(traffic)?;
+                    summary.new_schemas += done.fetched;
+                    pulled_all.retried += done.retried;
+                }
+                let pulled = self.apply_page(result, &mut pulled_all.lacking)?;
                 summary.pulled_reports += pulled.docs as u32;
                 if let Some(p) = progress {
                     p.progress(SyncProgress {
@@ -201,15 +230,21 @@ impl Client {
                     break;
                 }
                 if !pulled.more {
-                    return Ok(());
+                    return Ok(pulled_all);
                 }
             }
         }
-        Ok(())
+        Ok(pulled_all)
     }
 
-    /// Applies one pull page and commits its documents with the cursor past them.
-    fn apply_page(&self, result: PullResult) -> Result<gridsync_core::replica::PullSummary> {
+    /// Applies one pull page and commits its documents with the cursor past them; adds to
+    /// `lacking` the kinds and versions of its reports that the phone has no form for.
+    fn apply_page(
+        &self,
+        result: PullResult,
+        lacking: &mut BTreeSet<KindVersion>,
+    ) -> Result<gridsync_core::replica::PullSummary> {
+        let registry = self.registry();
         let ids: Vec<DocId> = result.docs.iter().map(|d| d.doc).collect();
         let evicted = result.evicted.clone();
         let rescoped = result.rescoped;
@@ -221,6 +256,14 @@ impl Client {
         let mut batch = Batch::default();
         for id in &ids {
             if let Some(doc) = state.replica.doc_mut(id) {
+                if let Ok(meta) = doc.meta()
+                    && registry.get(&meta.kind, meta.schema_version).is_none()
+                {
+                    lacking.insert(KindVersion {
+                        kind: meta.kind,
+                        version: meta.schema_version,
+                    });
+                }
                 let bytes = doc.save();
                 let local = state.replica.get(id).expect("just saved");
                 batch.put_doc_parts(*id, bytes, SyncState::of(local));
@@ -313,4 +356,13 @@ impl Client {
         }
         state.store()?.commit(batch)
     }
+}
+
+/// What a pull leaves for the rest of the sync.
+#[derive(Debug, Default)]
+struct Pulled {
+    /// Kinds and versions of pulled reports that the phone had no form for.
+    lacking: BTreeSet<KindVersion>,
+    /// Refused reports a catalogue refresh offered again.
+    retried: u32,
 }

@@ -4,6 +4,7 @@
 //! with a new device id takes its place.
 
 use gridsync_core::replica::Replica;
+use gridsync_core::schema::Registry;
 
 use super::{Client, State};
 use crate::error::{ClientError, Result};
@@ -62,6 +63,8 @@ impl Client {
         let store = Store::open(&self.dir, &self.key)?;
         store.device_id()?;
         state.store = Some(store);
+        // The kinds fetched from the server went with the database.
+        self.set_registry(Registry::builtin());
         Ok(())
     }
 }

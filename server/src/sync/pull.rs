@@ -70,6 +70,7 @@ async fn pull_page(
             more: true,
             digest: [0; 16],
             rescoped: false,
+            catalogue: 0,
         });
     }
     // A client that holds nothing, or whose changes may have been pruned, gets snapshots.
@@ -184,6 +185,7 @@ async fn pull_page(
         more: page.more,
         digest,
         rescoped: false,
+        catalogue: 0,
     })
 }
 

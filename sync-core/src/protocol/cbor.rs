@@ -129,3 +129,8 @@ pub(super) mod byte_strings {
 pub fn is_false(flag: &bool) -> bool {
     !*flag
 }
+
+/// For `skip_if`: a number that is only written when set, so frames without it stay as they were.
+pub fn is_zero(n: &u64) -> bool {
+    *n == 0
+}

@@ -46,6 +46,11 @@ impl Default for MemoryServer {
 }
 
 impl MemoryServer {
+    /// Publishes another report kind (a JSON definition), as an office would.
+    pub fn publish(&mut self, json: &str) {
+        self.registry.add_json(json).expect("a valid definition");
+    }
+
     pub fn push(&mut self, user: &str, device: &str, push: &Push) -> PushResult {
         let push = roundtrip(push);
         let mut docs = Vec::new();
@@ -175,6 +180,7 @@ impl MemoryServer {
             more,
             digest,
             rescoped: false,
+            catalogue: 0,
         })
     }
 
