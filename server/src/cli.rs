@@ -108,7 +108,8 @@ pub struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The report kind: dispute_check, drug_control_case or satisfaction_canvass.
+    /// The report kind: dispute_check, drug_control_case, satisfaction_canvass or any kind
+    /// published at runtime (`gridsync schema list`).
     #[arg(long)]
     pub kind: String,
     /// Only reports found, interviewed or running on or after this day (YYYY-MM-DD).

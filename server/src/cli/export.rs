@@ -4,11 +4,11 @@
 use std::io::Write;
 use std::path::Path;
 
-use gridsync_core::schema::Registry;
 use serde_json::json;
 
 use super::accounts::audit;
 use super::{Error, ExportArgs, Result, say};
+use crate::catalogue::Catalogue;
 use crate::ledger::{self, Format, Lang, LedgerError, Part};
 use crate::scope::{Role, Scope};
 use crate::stats::Day;
@@ -61,7 +61,9 @@ pub async fn export(store: &dyn Store, args: &ExportArgs) -> Result<()> {
     // The operator at the server's console stands for the district: the whole tree, in clear.
     let scope = Scope::for_role("", Role::DistrictAdmin, &request.org.path);
     let mut bytes = Vec::new();
-    let written = ledger::write(store, &Registry::builtin(), &scope, &request, &mut bytes)
+    // Every kind the registry holds, runtime ones included.
+    let catalogue = Catalogue::builtin().fresh(store).await?;
+    let written = ledger::write(store, &catalogue.registry, &scope, &request, &mut bytes)
         .await
         .map_err(|e| match e {
             LedgerError::Store(e) => Error::Store(e),

@@ -132,6 +132,9 @@ async fn pull(
     )
     .await?;
     result.rescoped = rescoped;
+    // Read after the page: every report on it is of a version this catalogue holds, so a
+    // phone that fetches what the digest announces can draw them all.
+    result.catalogue = state.catalogue.fresh(state.store.as_ref()).await?.digest;
     // Drug-control cases are personal data whose every read is audited; a scope that holds any
     // records which documents each page delivered.
     if caller.scope.restricted != Restricted::None && !result.docs.is_empty() {
