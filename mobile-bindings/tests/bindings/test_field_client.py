@@ -509,5 +509,72 @@ class LocalWork(unittest.TestCase):
             gm.FieldClient(str(self.dir / "p"), self.server.base, bytes(32))
 
 
+class FormsPublishedAtRuntime(unittest.TestCase):
+    """An office publishes a new report kind from an Excel workbook through the API; the phone
+    gets it at its next sync with no new app, fills one in offline, and syncs it."""
+
+    def setUp(self):
+        self.server = Server()
+        self.dir = Path(tempfile.mkdtemp(prefix="gridsync-forms-"))
+
+    def tearDown(self):
+        self.server.close()
+
+    def publish_workbook(self, path):
+        token = self.server.admin_token()
+        req = urllib.request.Request(
+            f"{self.server.base}/api/v1/schemas",
+            data=path.read_bytes(),
+            method="POST",
+            headers={
+                "authorization": f"Bearer {token}",
+                "content-type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            },
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:
+            draft = json.loads(r.read())
+        self.assertEqual(draft["state"], "draft")
+        status, published = self.server.call(
+            "POST", f"/api/v1/schemas/{draft['kind']}/{draft['version']}/publish", token=token
+        )
+        self.assertEqual(status, 200, published)
+        return draft["kind"]
+
+    def test_a_kind_published_from_a_workbook_reaches_the_phone_and_a_visit_filed_offline_reaches_the_server(self):
+        wang = phone(self.dir / "wang", self.server.base)
+        wang.login("wang", PASSWORD, "wang's phone")
+        wang.sync(None)
+        self.assertNotIn("anti_fraud_visit", [k.kind for k in wang.schemas()])
+
+        kind = self.publish_workbook(HERE.parents[2] / "examples" / "forms" / "anti_fraud_visit.xlsx")
+        summary = wang.sync(None)
+        self.assertEqual(summary.new_schemas, 1)
+        form = {k.kind: k for k in wang.schemas()}[kind]
+        self.assertEqual(form.label.zh, "反诈宣传入户")
+        head = next(f for f in form.fields if f.id == "household_head")
+        self.assertTrue(head.sensitive)
+
+        self.server.stop()
+        rid = wang.create_report(kind, GRID)
+        wang.set_fields(
+            rid,
+            texts(
+                visited_on="2026-12-04",
+                household_head="赵六",
+                app_installed="yes",
+                suspicious_contact="no",
+                status="visited",
+            ),
+        )
+        self.assertEqual(wang.validate_report(rid), [])
+        self.server.start()
+        delivered = wang.sync(None)
+        self.assertEqual((delivered.pushed_reports, delivered.pending_changes), (1, 0))
+        held = self.server.report(rid)
+        log("server holds", held["projection"]["fields"])
+        self.assertEqual(held["projection"]["fields"]["household_head"], "赵六")
+        self.assertEqual(held["projection"]["kind"], kind)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
