@@ -295,6 +295,8 @@ pub struct FieldDef {
     pub id: String,
     pub label: Label,
     pub field_type: FieldType,
+    /// A line under the label that helps fill the field in.
+    pub hint: Option<Label>,
     pub required: bool,
     pub required_when: Option<ConditionDef>,
     /// Personal data.
@@ -493,6 +495,7 @@ pub(crate) fn field_def(d: &CoreFieldDef) -> FieldDef {
         id: d.id.clone(),
         label: label(&d.label),
         field_type: field_type(d.ty),
+        hint: d.hint.as_ref().map(label),
         required: d.required,
         required_when: d.required_when.as_ref().map(|c| ConditionDef {
             field: c.field.clone(),

@@ -124,6 +124,9 @@ pub struct FieldDef {
     pub label: Label,
     #[serde(rename = "type")]
     pub ty: FieldType,
+    /// A line under the label that helps fill the field in ("as on the ID card", "in yuan").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<Label>,
     #[serde(default)]
     pub required: bool,
     /// Refers to a field of the same scope: a top-level field for top-level fields, a field of the

@@ -26,11 +26,14 @@ const CHOICES: &str = "choices";
 const SETTINGS: &str = "settings";
 const RULES: &str = "rules";
 
-const SURVEY_COLUMNS: [&str; 10] = [
+const SURVEY_COLUMNS: [&str; 13] = [
     "type",
     "name",
     "label::zh",
     "label::en",
+    "hint",
+    "hint::zh",
+    "hint::en",
     "required",
     "constraint",
     "sensitive",
@@ -474,6 +477,7 @@ impl Form {
         };
         let id = self.required_text(sheet, row, "name");
         let label = self.label(sheet, row, "label");
+        let hint = self.hint(sheet, row);
         let (required, required_when) = self.required(sheet, row);
         let sensitive = self.yes_no(sheet, row, "sensitive");
         let constraint = self.constraint(sheet, row);
@@ -493,6 +497,7 @@ impl Form {
             id: id?,
             label,
             ty,
+            hint,
             required,
             required_when,
             sensitive,
@@ -700,6 +705,31 @@ impl Form {
             zh: zh.unwrap_or_default(),
             en: en.unwrap_or_default(),
         }
+    }
+
+    /// `hint::zh` and `hint::en`, or XLSForm's plain `hint` as the Chinese one; none when all
+    /// are blank.
+    fn hint(&mut self, sheet: &Sheet, row: u32) -> Option<Label> {
+        let plain = sheet.text(row, "hint", &mut self.problems);
+        let zh = sheet.text(row, "hint::zh", &mut self.problems);
+        let en = sheet.text(row, "hint::en", &mut self.problems);
+        if plain.is_some() && zh.is_some() {
+            self.problem(
+                sheet.place(row, "hint"),
+                "give the hint once: in `hint` or in `hint::zh`, not both",
+            );
+        }
+        let zh = zh.or(plain);
+        if zh.is_none() && en.is_some() {
+            self.problem(
+                sheet.place(row, "hint::zh"),
+                "a hint needs its Chinese text",
+            );
+        }
+        Some(Label {
+            zh: zh?,
+            en: en.unwrap_or_default(),
+        })
     }
 
     fn yes_no(&mut self, sheet: &Sheet, row: u32, header: &str) -> bool {

@@ -168,6 +168,9 @@ fn fields(kind: &str, defs: &[FieldDef], what: &str) -> Result<(), SchemaError> 
             });
         }
         label(kind, &def.label, || format!("{what} `{}`", def.id))?;
+        if let Some(hint) = &def.hint {
+            label(kind, hint, || format!("the hint of {what} `{}`", def.id))?;
+        }
         choices(kind, def)?;
         constraints(kind, def)?;
         if let Some(condition) = &def.required_when {

@@ -214,6 +214,7 @@ mod tests {
         let mut new = next(&old);
         new.label = label("矛盾纠纷排查（2027年版）");
         new.fields.push(FieldDef {
+            hint: None,
             id: "hotline_ticket".into(),
             label: label("12345工单号"),
             ..new.fields.iter().find(|f| f.id == "place").unwrap().clone()

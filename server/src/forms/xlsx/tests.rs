@@ -88,6 +88,9 @@ fn sheets_of(schema: &Schema) -> Vec<SheetRows> {
                 def.id.clone(),
                 def.label.zh.clone(),
                 def.label.en.clone(),
+                String::new(),
+                def.hint.as_ref().map(|h| h.zh.clone()).unwrap_or_default(),
+                def.hint.as_ref().map(|h| h.en.clone()).unwrap_or_default(),
                 required,
                 constraint.join(" and "),
                 if def.sensitive {
@@ -198,13 +201,25 @@ fn each_builtin_kind_written_as_a_workbook_reads_back_as_itself() {
 #[test]
 fn the_readme_example_is_a_valid_form() {
     let survey: [&[&str]; 9] = [
-        &SURVEY_COLUMNS,
-        &["select_one levels", "level", "水位", "Level", "yes"],
+        &[
+            "type",
+            "name",
+            "label::zh",
+            "label::en",
+            "hint::zh",
+            "required",
+            "constraint",
+            "sensitive",
+            "media_types",
+            "max_size",
+        ],
+        &["select_one levels", "level", "水位", "Level", "", "yes"],
         &[
             "decimal",
             "depth",
             "水深（米）",
             "Depth (m)",
+            "以最深处为准",
             "",
             ". >= 0 and . <= 20",
         ],
@@ -213,6 +228,7 @@ fn the_readme_example_is_a_valid_form() {
             "contact",
             "联系人",
             "Contact",
+            "",
             "selected(${level}, 'high')",
             "string-length(.) <= 100",
             "yes",
@@ -230,8 +246,8 @@ fn the_readme_example_is_a_valid_form() {
             "5242880",
         ],
         &["begin log", "checks", "巡查记录", "Checks"],
-        &["date", "date", "巡查日期", "Date", "yes"],
-        &["person_ref", "checker", "巡查人", "Checker", "yes"],
+        &["date", "date", "巡查日期", "Date", "", "yes"],
+        &["person_ref", "checker", "巡查人", "Checker", "", "yes"],
         &["end log"],
     ];
     let choices: [&[&str]; 3] = [
@@ -251,7 +267,61 @@ fn the_readme_example_is_a_valid_form() {
     .unwrap();
     let depth = schema.field("depth").unwrap();
     assert_eq!((depth.min, depth.max), (Some(0.0), Some(20.0)));
+    assert_eq!(
+        depth.hint.as_ref().map(|h| h.zh.as_str()),
+        Some("以最深处为准")
+    );
     assert_eq!(schema.log.map(|l| l.fields.len()), Some(2));
+}
+
+#[test]
+fn hints_are_read_in_both_languages_or_from_xlsforms_plain_column() {
+    let bytes = workbook(&[
+        sheet(
+            "survey",
+            &[
+                &["type", "name", "label::zh", "hint", "hint::zh", "hint::en"],
+                &[
+                    "text",
+                    "head",
+                    "户主",
+                    "",
+                    "与户口簿一致",
+                    "As in the household register",
+                ],
+                &["decimal", "lost", "损失", "单位：元", "", ""],
+                &["text", "notes", "备注", "", "", ""],
+            ],
+        ),
+        settings("scope", ""),
+    ]);
+    let schema = read(&bytes).expect("a valid form");
+    let hint = |id: &str| schema.field(id).and_then(|f| f.hint.clone());
+    assert_eq!(
+        hint("head").map(|h| (h.zh, h.en)),
+        Some(("与户口簿一致".into(), "As in the household register".into()))
+    );
+    assert_eq!(hint("lost").map(|h| h.zh), Some("单位：元".into()));
+    assert_eq!(hint("notes"), None);
+
+    let bytes = workbook(&[
+        sheet(
+            "survey",
+            &[
+                &["type", "name", "label::zh", "hint", "hint::zh", "hint::en"],
+                &["text", "head", "户主", "一", "二", ""],
+                &["text", "notes", "备注", "", "", "English only"],
+            ],
+        ),
+        settings("scope", ""),
+    ]);
+    assert_eq!(
+        problems(&bytes),
+        [
+            "survey!D2 (hint): give the hint once: in `hint` or in `hint::zh`, not both",
+            "survey!E3 (hint::zh): a hint needs its Chinese text",
+        ]
+    );
 }
 
 #[test]
@@ -268,6 +338,9 @@ fn every_problem_of_a_workbook_is_named_by_sheet_row_and_column() {
                     "integer",
                     "depth",
                     "水深",
+                    "",
+                    "",
+                    "",
                     "",
                     "maybe",
                     ". > 3",
@@ -296,10 +369,10 @@ fn every_problem_of_a_workbook_is_named_by_sheet_row_and_column() {
             "survey!A4 (type): unknown type `photo`; use text, integer, decimal, boolean, date, \
              datetime, geopoint, person_ref, attachment, select_one LIST, select_multiple LIST, \
              begin log or end log",
-            "survey!E5 (required): `maybe` is not yes, no or selected(${field}, 'choice') joined \
+            "survey!H5 (required): `maybe` is not yes, no or selected(${field}, 'choice') joined \
              by `or` (one field)",
-            "survey!G5 (sensitive): `sometimes` is not yes or no",
-            "survey!F5 (constraint): `. > 3` is not one of `. >= N`, `. <= N` or \
+            "survey!J5 (sensitive): `sometimes` is not yes or no",
+            "survey!I5 (constraint): `. > 3` is not one of `. >= N`, `. <= N` or \
              `string-length(.) <= N` (joined by `and`)",
             "survey!B6 (name): field `place` is declared above already",
             "survey!A7 (type): the log has no `end log` row",
@@ -315,8 +388,8 @@ fn missing_and_unknown_columns_are_placed_on_the_header_row() {
         sheet(
             "survey",
             &[
-                &["type", "label::zh", "hint"],
-                &["text", "地点", "where it is"],
+                &["type", "label::zh", "relevant"],
+                &["text", "地点", "${status} = 'open'"],
             ],
         ),
         settings("scope", ""),
@@ -324,7 +397,7 @@ fn missing_and_unknown_columns_are_placed_on_the_header_row() {
     let found = problems(&bytes);
     assert_eq!(
         found[0],
-        "survey!C1 (hint): the schema language has no `hint` column; use type, name, label::zh, label::en, required, constraint, sensitive, index, media_types, max_size"
+        "survey!C1 (relevant): the schema language has no `relevant` column; use type, name, label::zh, label::en, hint, hint::zh, hint::en, required, constraint, sensitive, index, media_types, max_size"
     );
     assert_eq!(found[1], "survey!D1 (name): missing column `name`");
 }
@@ -365,13 +438,16 @@ fn what_sync_core_refuses_is_placed_on_the_cell_it_came_from() {
                 "",
                 "",
                 "",
+                "",
+                "",
+                "",
                 "video/avi",
             ],
         ],
     );
     let found = problems(&workbook(&[survey, settings("scope", "")]));
     assert!(
-        found[0].starts_with("survey!I2 (media_types): "),
+        found[0].starts_with("survey!L2 (media_types): "),
         "{found:?}"
     );
 }
@@ -385,7 +461,11 @@ fn typed_workbook(title_as_date: bool) -> Vec<u8> {
     survey
         .write_row(1, 0, ["select_one score", "score", "评分"])
         .unwrap();
-    survey.write_boolean(1, 4, true).unwrap();
+    let required = SURVEY_COLUMNS
+        .iter()
+        .position(|c| *c == "required")
+        .unwrap();
+    survey.write_boolean(1, required as u16, true).unwrap();
     let choices = book.add_worksheet().set_name("choices").unwrap();
     choices
         .write_row(0, 0, ["list_name", "name", "label::zh"])
