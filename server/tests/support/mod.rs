@@ -209,21 +209,30 @@ pub async fn file_report(
     assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
 }
 
+/// Who changes the registry in tests: nobody's account, as from the command line.
+const TEST_ACTOR: Actor<'static> = Actor {
+    user: None,
+    device: None,
+    via: "test",
+};
+
 /// Keeps `definition` (a schema as JSON) as a draft and publishes it, as an admin would: the
 /// version rules and the index questions as in production.
 pub async fn publish_schema(store: &dyn Store, definition: serde_json::Value) {
     let schema = Schema::from_json(&definition.to_string()).expect("a valid schema");
-    let actor = Actor {
-        user: None,
-        device: None,
-        via: "test",
-    };
-    catalogue::save_draft(store, &schema, "json", actor)
+    catalogue::save_draft(store, &schema, "json", TEST_ACTOR)
         .await
         .expect("save the draft");
-    catalogue::publish(store, &schema.kind, schema.version, actor)
+    catalogue::publish(store, &schema.kind, schema.version, TEST_ACTOR)
         .await
         .expect("publish");
+}
+
+/// Retires a published version, as an admin would.
+pub async fn retire_schema(store: &dyn Store, kind: &str, version: u32) {
+    catalogue::retire(store, kind, version, TEST_ACTOR)
+        .await
+        .expect("retire");
 }
 
 /// Writes `push` as `writer`, every report acknowledged, under the catalogue `store` holds
