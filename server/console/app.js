@@ -50,7 +50,7 @@
   }
 
   const session = { access: null, timer: null, me: null };
-  const cache = { root: null, ancestors: [], units: new Map(), schemas: new Map(), users: new Map() };
+  const cache = { root: null, ancestors: [], units: new Map(), schemas: new Map(), inService: new Set(), users: new Map() };
   let refreshing = null;
 
   async function request(method, path, body, retry = true) {
@@ -156,10 +156,11 @@
   }
 
   async function loadSession() {
-    const [me, org, schemas] = await Promise.all([
+    const [me, org, schemas, catalogue] = await Promise.all([
       getJson('/api/v1/me'),
       getJson('/api/v1/org'),
       getJson('/api/v1/schemas'),
+      getJson('/api/v1/schemas/catalogue'),
     ]);
     session.me = me;
     cache.root = org.root;
@@ -170,6 +171,8 @@
       if (!cache.schemas.has(schema.kind)) cache.schemas.set(schema.kind, new Map());
       cache.schemas.get(schema.kind).set(schema.version, schema);
     }
+    // Kinds with a published version: those whose every version is retired take no new reports.
+    cache.inService = new Set(catalogue.entries.filter((e) => e.state === 'published').map((e) => e.kind));
     cache.users = new Map([[me.id, { display_name: me.display_name, username: me.username }]]);
     if (canListUsers()) {
       for await (const user of pages('/api/v1/users?limit=200')) cache.users.set(user.id, user);
@@ -533,6 +536,9 @@
 
   // ---- dashboard -----------------------------------------------------------------------------
 
+  // The kinds the dashboard has cards of their own for; every other kind gets a card by status.
+  const DEDICATED_KINDS = ['satisfaction_canvass', 'dispute_check', 'drug_control_case'];
+
   async function pageDashboard(query) {
     const now = new Date();
     const from = query.get('from') || fmtDate(new Date(now.getFullYear(), now.getMonth(), 1));
@@ -586,8 +592,45 @@
           : null,
       ],
     ).then((content) => panel(t('dash_drug'), content, 'drug'));
-    const panels = await Promise.all([...canvass, worries, disputes, drug]);
+    // Every other kind in service, published at runtime as much as built in: counts by status.
+    // Townships and streets are groups apart, as for the canvass; a district's card lists both.
+    const kindCounts = async (kind) => {
+      const answers = await Promise.all(
+        groups.map((group) => {
+          const p = new URLSearchParams(params);
+          if (group) p.set('group', group);
+          return getJson(`/api/v1/stats/kinds/${encodeURIComponent(kind)}?${p}`);
+        }),
+      );
+      return { ...answers[0], units: answers.flatMap((a) => a.units) };
+    };
+    const others = [...cache.schemas.keys()]
+      .filter((kind) => !DEDICATED_KINDS.includes(kind) && cache.inService.has(kind))
+      .map((kind) =>
+        optional(() => kindCounts(kind), kindTable).then((content) =>
+          panel(t('dash_kind', { kind: kindLabel(kind) }), content, `kind-${kind}`),
+        ),
+      );
+    const panels = await Promise.all([...canvass, worries, disputes, drug, ...others]);
     return [form, h('div', { class: 'dashboard' }, panels)];
+  }
+
+
+  // Reports of one kind per unit and in total: how many, and how many with each status.
+  function kindTable(answer) {
+    const line = (u, name) =>
+      h(
+        'tr',
+        {},
+        h('td', {}, name),
+        h('td', { class: 'num' }, u.total),
+        answer.statuses.map((st) => h('td', { class: 'num' }, u.by_status[st.status] ?? 0)),
+      );
+    return table(
+      [t('org'), t('dash_reports'), ...answer.statuses.map((st) => label(st.label) || st.status)],
+      [...answer.units.map((u) => line(u, u.name)), line(answer.total, t('dash_total'))],
+      { class: 'compact' },
+    );
   }
 
   function panel(title, content, id) {

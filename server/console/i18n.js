@@ -110,6 +110,8 @@ window.GS_I18N = {
     dash_tests_due: '待检测',
     dash_as_of: '截至 {date}',
     dash_drug_small: '1至{m}的数字显示为“<{n}”，以免指向具体个人。',
+    dash_kind: '{kind}（按状态）',
+    dash_reports: '报告数',
 
     kind: '类型',
     status: '状态',
@@ -333,6 +335,8 @@ window.GS_I18N = {
     dash_tests_due: 'Tests due',
     dash_as_of: 'as of {date}',
     dash_drug_small: 'Counts from 1 to {m} are shown as <{n}, so that no one can be singled out.',
+    dash_kind: '{kind} by status',
+    dash_reports: 'Reports',
 
     kind: 'Kind',
     status: 'Status',

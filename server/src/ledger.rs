@@ -1,7 +1,8 @@
 //! Ledgers (台账): the reports of one kind, period and org unit as a spreadsheet (CSV or XLSX),
-//! one row per report with the schema's fields in the reader's language, and the log entries
-//! (mediation steps, visits) as a second sheet or a second CSV. A plain function over a store
-//! and a scope, so the export endpoint and the `gridsync` command line share it.
+//! one row per report with the fields of every version of the kind in the reader's language
+//! (`Registry::span`), and the log entries (mediation steps, visits) as a second sheet or a
+//! second CSV. A plain function over a store and a scope, so the export endpoint and the
+//! `gridsync` command line share it.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -117,9 +118,11 @@ pub async fn write(
     req: &Request,
     out: &mut (dyn Write + Send),
 ) -> Result<Written, LedgerError> {
+    // Every version's fields, retired versions included: a ledger lists the reports of each.
     let schema = registry
-        .latest(&req.kind)
+        .span(&req.kind)
         .ok_or_else(|| LedgerError::UnknownKind(req.kind.clone()))?;
+    let schema = &schema;
     if req.format == Format::Csv && req.part == Part::Log && schema.log.is_none() {
         return Err(LedgerError::NoLog(req.kind.clone()));
     }
@@ -267,10 +270,15 @@ impl Table<'_> {
         let mut cells: Vec<Cell> = [row.id.to_string(), name(1), name(2), name(3)]
             .map(Cell::Text)
             .to_vec();
-        cells.extend(
-            columns(&self.schema.fields)
-                .map(|f| self.cell(f, &projection["fields"][f.id.as_str()])),
-        );
+        // A column of a field the report's own version lacks stays blank, whatever the document
+        // holds: the form the report was written on never asked it.
+        let own = self.registry.get(&row.kind, row.schema_version);
+        cells.extend(columns(&self.schema.fields).map(|f| {
+            if own.is_some_and(|s| s.field(&f.id).is_none()) {
+                return Cell::Text(String::new());
+            }
+            self.cell(f, &projection["fields"][f.id.as_str()])
+        }));
         cells.extend(
             [
                 self.review_state(&row.review_state).to_owned(),
@@ -330,11 +338,17 @@ impl Table<'_> {
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or(&[]);
+        let own = self.registry.get(&row.kind, row.schema_version);
         entries
             .iter()
             .map(|e| {
                 let mut cells = vec![Cell::Text(row.id.to_string()), Cell::Text(plain(&e["id"]))];
-                cells.extend(columns(&log.fields).map(|f| self.cell(f, &e[f.id.as_str()])));
+                cells.extend(columns(&log.fields).map(|f| {
+                    if own.is_some_and(|s| s.log_field(&f.id).is_none()) {
+                        return Cell::Text(String::new());
+                    }
+                    self.cell(f, &e[f.id.as_str()])
+                }));
                 cells.push(Cell::Text(plain(&e["created_by"])));
                 cells.push(Cell::Text(plain(&e["created_at"])));
                 cells

@@ -1,18 +1,19 @@
 //! The office statistics (README "Statistics"): satisfaction and safety indexes with Wilson
-//! intervals and interval-aware ranks, dispute and drug-control figures. The store counts per
+//! intervals and interval-aware ranks, dispute and drug-control figures, and the reports of any
+//! kind by status. The store counts per
 //! grid in SQL (`store::facts`); this module rolls the counts up into org units and derives the
 //! figures, so it never loads a report. Plain functions over a store and a scope, so the HTTP
 //! handlers and any command-line tool share them.
 
 use std::collections::BTreeMap;
 
-use gridsync_core::schema::{Label, Registry};
+use gridsync_core::schema::{FieldDef, Label, Registry, Schema};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::scope::Scope;
 use crate::store::facts::{
-    CLOSED_DISPUTE, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, Period,
+    CLOSED_DISPUTE, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, KindCounts, Period,
 };
 use crate::store::{Level, OrgUnit, Result, Store};
 
@@ -329,11 +330,11 @@ impl CanvassCounts {
 }
 
 /// Sum of the `cells` whose org path lies under `unit`.
-fn roll_up<T: Default>(
+fn roll_up<C, T: Default>(
     unit: &OrgUnit,
-    cells: &[T],
-    path: impl Fn(&T) -> &str,
-    add: impl Fn(&mut T, &T),
+    cells: &[C],
+    path: impl Fn(&C) -> &str,
+    add: impl Fn(&mut T, &C),
 ) -> T {
     let mut total = T::default();
     for c in cells.iter().filter(|c| path(c).starts_with(&unit.path)) {
@@ -502,11 +503,9 @@ pub struct DisputeStats {
     pub total: DisputeUnit,
 }
 
-/// The choice ids of a field of a kind, each counted 0, so that every key is always present.
-fn zeros(registry: &Registry, kind: &str, field: &str) -> BTreeMap<String, i64> {
-    registry
-        .latest(kind)
-        .and_then(|s| s.field(field))
+/// The choice ids of a field, each counted 0, so that every key is always present.
+fn zeros(field: Option<&FieldDef>) -> BTreeMap<String, i64> {
+    field
         .map(|f| f.choices.iter().map(|c| (c.id.clone(), 0)).collect())
         .unwrap_or_default()
 }
@@ -524,6 +523,10 @@ pub async fn disputes(
     let p = period.under(org);
     let cells = store.dispute_counts(scope, &p, &today.to_string()).await?;
     let days = store.resolution_days(scope, &p).await?;
+    // Every version's choices: a retired version's reports are counted too.
+    let span = registry.span("dispute_check");
+    let [risks, categories, statuses] = ["risk_level", "category", "status"]
+        .map(|field| zeros(span.as_ref().and_then(|s| s.field(field))));
     let figures = |unit: &OrgUnit| {
         let mut u = DisputeUnit {
             org_id: unit.id.clone(),
@@ -531,9 +534,9 @@ pub async fn disputes(
             level: unit.level,
             found: 0,
             open: 0,
-            open_by_risk: zeros(registry, "dispute_check", "risk_level"),
-            open_by_category: zeros(registry, "dispute_check", "category"),
-            by_status: zeros(registry, "dispute_check", "status"),
+            open_by_risk: risks.clone(),
+            open_by_category: categories.clone(),
+            by_status: statuses.clone(),
             resolved_in_village: None,
             median_days_to_resolution: None,
             overdue_follow_ups: 0,
@@ -588,6 +591,108 @@ fn add_dispute(u: &mut DisputeUnit, c: &DisputeCounts, resolved: &mut i64, close
     if let Some(k) = &c.category {
         *u.open_by_category.entry(k.clone()).or_default() += c.count;
     }
+}
+
+/// One choice of a kind's status field.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct StatusChoice {
+    pub status: String,
+    #[schema(value_type = Object)]
+    pub label: Label,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct KindUnit {
+    pub org_id: String,
+    pub name: String,
+    pub level: Level,
+    /// Reports of the period.
+    pub total: i64,
+    /// Per choice of the status field, every choice present (0 when none); a report without a
+    /// status counts in `total` only.
+    pub by_status: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct KindStats {
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub group: String,
+    /// The field whose choices `by_status` counts; `None` when the kind has none.
+    pub status_field: Option<String>,
+    /// The choices of the status field in the order of the form, those only earlier versions
+    /// have last, with their labels.
+    pub statuses: Vec<StatusChoice>,
+    pub units: Vec<KindUnit>,
+    pub total: KindUnit,
+}
+
+/// Reports counted in total and by status, as a [`KindUnit`] shows them.
+#[derive(Debug, Default)]
+struct StatusTally {
+    total: i64,
+    by_status: BTreeMap<String, i64>,
+}
+
+impl StatusTally {
+    fn add(&mut self, c: &KindCounts) {
+        self.total += c.count;
+        if let Some(status) = &c.status {
+            *self.by_status.entry(status.clone()).or_default() += c.count;
+        }
+    }
+}
+
+/// The reports of the kind `span` describes (`Registry::span`: every version) in `period`
+/// under `org`, per unit of `group` and in total, in `scope`: how many, and how many with each
+/// status.
+pub async fn kind(
+    store: &dyn Store,
+    span: &Schema,
+    scope: &Scope,
+    org: &OrgUnit,
+    group: Group,
+    period: Days,
+) -> Result<KindStats> {
+    let cells = store
+        .kind_counts(scope, &span.kind, &period.under(org))
+        .await?;
+    let status = span.status_field.as_deref().and_then(|f| span.field(f));
+    let statuses = zeros(status);
+    let figures = |unit: &OrgUnit| {
+        let tally: StatusTally = roll_up(unit, &cells, |c| c.org_path.as_str(), StatusTally::add);
+        let mut by_status = statuses.clone();
+        by_status.extend(tally.by_status);
+        KindUnit {
+            org_id: unit.id.clone(),
+            name: unit.name.clone(),
+            level: unit.level,
+            total: tally.total,
+            by_status,
+        }
+    };
+    let units = group_units(store, org, group).await?;
+    Ok(KindStats {
+        kind: span.kind.clone(),
+        from: period.from.to_string(),
+        to: period.to.to_string(),
+        group: group.as_str().to_owned(),
+        status_field: status.map(|f| f.id.clone()),
+        statuses: status
+            .map(|f| {
+                f.choices
+                    .iter()
+                    .map(|c| StatusChoice {
+                        status: c.id.clone(),
+                        label: c.label.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        units: units.iter().map(figures).collect(),
+        total: figures(org),
+    })
 }
 
 /// Each count is `null` when withheld by the small-cell rule (see `DrugStats::suppressed_below`).

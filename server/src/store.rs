@@ -28,7 +28,8 @@ pub(crate) use blobs::{PieceHasher, cut_range, pieces};
 pub use db::Tx;
 pub use error::{Outage, Result, StoreError};
 use facts::{
-    CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
+    CanvassCounts, DisputeCounts, DrugCounts, DrugDue, KindCounts, LedgerQuery, Period,
+    ResolutionDays,
 };
 pub use held::{HeldDecision, HeldItem, HeldQuery, HeldState};
 pub(crate) use rows::heads_to_bytes;
@@ -259,6 +260,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<DisputeCounts>>;
     /// Resolved disputes of `period` per org path and days to resolution, in `scope`.
     async fn resolution_days(&self, scope: &Scope, period: &Period) -> Result<Vec<ResolutionDays>>;
+    /// Reports of any `kind` in `period` per org path and status, in `scope`.
+    async fn kind_counts(
+        &self,
+        scope: &Scope,
+        kind: &str,
+        period: &Period,
+    ) -> Result<Vec<KindCounts>>;
     /// Drug-control case counts per org path under `due.org_path`, in `scope`.
     async fn drug_counts(&self, scope: &Scope, due: &DrugDue) -> Result<Vec<DrugCounts>>;
     /// A page of a ledger: the reports of `query`, in `scope`, by id.

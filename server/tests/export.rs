@@ -23,7 +23,10 @@ use gridsync_server::store::{Store, UploadChunk, UploadOutcome};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use sha2::Digest;
-use support::{TestStore, admin, admin_report, ingest, is_acked, object, push_all};
+use support::{
+    TestStore, admin, admin_report, ingest, ingest_published, is_acked, object, publish_schema,
+    push_all, retire_schema, street_patrol, versioned_report,
+};
 use tower::ServiceExt;
 
 on_both_test_stores!(
@@ -35,6 +38,7 @@ on_both_test_stores!(
     bad_export_parameters_are_answered_400_or_404,
     csv_ledgers_defuse_formulas_in_every_text_cell,
     xlsx_ledgers_write_formula_text_as_string_cells,
+    a_ledger_spans_every_version_of_its_kind_with_blanks_where_a_version_lacks_a_field,
 );
 
 /// Values a worker could write into a report (or name an attachment on a phone) that a
@@ -630,4 +634,105 @@ async fn xlsx_ledgers_write_formula_text_as_string_cells(t: &TestStore) {
         .expect("the report's row");
     // Written as text, not defused: a workbook keeps text and formulas apart.
     assert_eq!(row[7], calamine::Data::String("=1+1".into()));
+}
+
+/// Issue 19: a kind published at runtime, then a version 2 that relabels the place, adds the
+/// number of officers before the outcome and an outcome "escalated". Its ledger has the columns
+/// of both versions in version 2's order and labels, and a version 1 report's officers cell is
+/// blank, even when the phone wrote a value its form never asked for.
+async fn a_ledger_spans_every_version_of_its_kind_with_blanks_where_a_version_lacks_a_field(
+    t: &TestStore,
+) {
+    let (app, state) = seed(t).await;
+    let store = t.store.as_ref();
+    publish_schema(store, street_patrol()).await;
+    let mut v1 = versioned_report(
+        11,
+        "street_patrol",
+        1,
+        "g1",
+        json!({"place": "桥头", "outcome": "handled", "officers": 9}),
+    );
+    ingest_published(store, &admin(), &push_all(&mut [&mut v1])).await;
+    let mut v2 = street_patrol();
+    v2["version"] = json!(2);
+    let fields = v2["fields"].as_array_mut().unwrap();
+    fields[0]["label"] = json!({"zh": "巡查地点", "en": "Location"});
+    fields.insert(
+        1,
+        json!({"id": "officers", "label": {"zh": "出动人数", "en": "Officers"}, "type": "integer"}),
+    );
+    fields[2]["choices"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "escalated", "label": {"zh": "已移交", "en": "Escalated"}}));
+    publish_schema(store, v2).await;
+    let mut second = versioned_report(
+        12,
+        "street_patrol",
+        2,
+        "g1",
+        json!({"place": "菜场", "officers": 2, "outcome": "escalated"}),
+    );
+    ingest_published(store, &admin(), &push_all(&mut [&mut second])).await;
+
+    let header = [
+        "ID",
+        "Township or street",
+        "Village or community",
+        "Grid",
+        "Location",
+        "Officers",
+        "Outcome",
+        "Residents' satisfaction",
+        "Review state",
+    ];
+    let fields = |row: &[String]| -> Vec<String> { row[4..8].to_vec() };
+    let want = [
+        ["桥头", "", "Handled", ""].map(str::to_owned).to_vec(),
+        ["菜场", "2", "Escalated", ""].map(str::to_owned).to_vec(),
+    ];
+    let csv = get(
+        &app,
+        &state,
+        "admin",
+        "/api/v1/export?kind=street_patrol&format=csv&lang=en",
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let rows = csv_rows(&csv.bytes);
+    assert_eq!(rows[0][..9], header);
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!([id(11), id(12)], [rows[1][0].clone(), rows[2][0].clone()]);
+    assert_eq!([fields(&rows[1]), fields(&rows[2])], want);
+
+    let xlsx = get(
+        &app,
+        &state,
+        "admin",
+        "/api/v1/export?kind=street_patrol&lang=en",
+    )
+    .await;
+    assert_eq!(xlsx.status, StatusCode::OK);
+    let book = sheets(&xlsx.bytes);
+    assert_eq!(book.len(), 1, "no log, no second sheet");
+    assert_eq!(book[0].0, "Street patrol");
+    let rows = &book[0].1;
+    assert_eq!(rows[0][..9], header);
+    assert_eq!([fields(&rows[1]), fields(&rows[2])], want);
+
+    // Every version retired: no new reports, but the ledger still lists the old ones.
+    retire_schema(store, "street_patrol", 1).await;
+    retire_schema(store, "street_patrol", 2).await;
+    let csv = get(
+        &app,
+        &state,
+        "admin",
+        "/api/v1/export?kind=street_patrol&format=csv&lang=en",
+    )
+    .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let rows = csv_rows(&csv.bytes);
+    assert_eq!(rows[0][..9], header);
+    assert_eq!([fields(&rows[1]), fields(&rows[2])], want);
 }

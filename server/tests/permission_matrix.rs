@@ -528,7 +528,12 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
             audit.status,
             admin_only(StatusCode::OK),
         );
-        for path in ["/api/v1/stats/canvass", "/api/v1/stats/disputes"] {
+        for path in [
+            "/api/v1/stats/canvass",
+            "/api/v1/stats/disputes",
+            "/api/v1/stats/kinds/dispute_check",
+            "/api/v1/stats/kinds/drug_control_case",
+        ] {
             let stats = api.get(path, &token).await;
             cells.check(&format!("{user} GET {path}"), stats.status, StatusCode::OK);
             // s2 is outside every scope but the admin's: 404, like a missing unit.

@@ -14,11 +14,14 @@ use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::stats::{self, Day, Days, Group};
-use gridsync_server::store::{Level, OrgUnit, Store};
+use gridsync_server::store::{Level, OrgUnit, Store, Writer};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use support::http::add_users_with_devices;
-use support::{TestStore, admin, file_report, ingest, is_acked, object, path_of, registry};
+use support::{
+    TestStore, admin, file_report, home_visit, ingest, ingest_published, is_acked, object, path_of,
+    publish_schema, push_all, registry, street_patrol, versioned_report,
+};
 use tower::ServiceExt;
 
 on_both_backends!(
@@ -34,6 +37,8 @@ on_both_test_stores!(
     drug_stats_are_refused_to_grid_workers_and_cadres,
     township_staff_get_drug_counts_per_township_only_with_small_cells_withheld,
     bad_stats_parameters_are_answered_400_or_404,
+    any_kind_is_counted_per_unit_and_status_including_one_published_at_runtime,
+    a_restricted_published_kinds_reports_are_counted_only_for_who_may_see_them,
 );
 
 /// Adds townships t2 (v2, g4) and t3 (v3, g5) to the support tree.
@@ -930,4 +935,268 @@ async fn township_staff_get_drug_counts_per_township_only_with_small_cells_withh
     // (and so is its ledger: `export::a_ledger_holds_only_its_period_and_the_callers_scope`).
     let (status, list) = get(&app, &state, "ts", "/api/v1/reports?kind=drug_control_case").await;
     assert_eq!((status, &list["total"]), (StatusCode::OK, &json!(0)));
+}
+
+/// 15 October 2026 in China, as the server's clock: the day a published kind's report falls on.
+const OCTOBER_15: i64 = 1_791_995_400;
+
+/// Reports `(id, kind, grid, fields)` of version 1, stored on [`OCTOBER_15`].
+async fn file_published(store: &dyn Store, reports: &[(u128, &str, &str, Value)]) {
+    for (id, kind, grid, fields) in reports {
+        let mut doc = versioned_report(*id, kind, 1, grid, fields.clone());
+        let writer = Writer {
+            now: OCTOBER_15,
+            ..admin()
+        };
+        ingest_published(store, &writer, &push_all(&mut [&mut doc])).await;
+    }
+}
+
+/// A unit's total and its counts by status, as the kind statistics answer them.
+fn tally(unit: &Value) -> (String, i64, Value) {
+    (
+        unit["org_id"].as_str().expect("org_id").to_owned(),
+        unit["total"].as_i64().expect("total"),
+        unit["by_status"].clone(),
+    )
+}
+
+async fn any_kind_is_counted_per_unit_and_status_including_one_published_at_runtime(t: &TestStore) {
+    let (app, state) = api(t).await;
+    let store = t.store.as_ref();
+    publish_schema(store, street_patrol()).await;
+    file_published(
+        store,
+        &[
+            (
+                1,
+                "street_patrol",
+                "g1",
+                json!({"place": "桥头", "outcome": "handled"}),
+            ),
+            (
+                2,
+                "street_patrol",
+                "g1",
+                json!({"place": "桥头", "outcome": "handled"}),
+            ),
+            (
+                3,
+                "street_patrol",
+                "g2",
+                json!({"place": "菜场", "outcome": "fine"}),
+            ),
+            // No outcome yet: counted, under no status.
+            (4, "street_patrol", "g2", json!({"place": "学校"})),
+            (
+                5,
+                "street_patrol",
+                "g4",
+                json!({"place": "车站", "outcome": "reported"}),
+            ),
+            // In the street s2, which no township holds.
+            (
+                6,
+                "street_patrol",
+                "g3",
+                json!({"place": "广场", "outcome": "fine"}),
+            ),
+        ],
+    )
+    .await;
+    let october = "from=2026-10-01&to=2026-10-31";
+    let (status, body) = get(
+        &app,
+        &state,
+        "admin",
+        &format!("/api/v1/stats/kinds/street_patrol?{october}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (&body["kind"], &body["group"], &body["status_field"]),
+        (
+            &json!("street_patrol"),
+            &json!("township"),
+            &json!("outcome")
+        )
+    );
+    assert_eq!(
+        body["statuses"],
+        json!([
+            {"status": "fine", "label": {"zh": "正常", "en": "Fine"}},
+            {"status": "handled", "label": {"zh": "已处置", "en": "Handled"}},
+            {"status": "reported", "label": {"zh": "已上报", "en": "Reported"}},
+        ])
+    );
+    let units: Vec<_> = body["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(tally)
+        .collect();
+    let counts = |fine: i64, handled: i64, reported: i64| json!({"fine": fine, "handled": handled, "reported": reported});
+    assert_eq!(
+        units,
+        [
+            ("t1".to_owned(), 4, counts(1, 2, 0)),
+            ("t2".to_owned(), 1, counts(0, 0, 1)),
+            ("t3".to_owned(), 0, counts(0, 0, 0)),
+        ]
+    );
+    assert_eq!(tally(&body["total"]), ("d".to_owned(), 6, counts(2, 2, 1)));
+
+    // The grids of t1; and another period holds nothing.
+    let (_, body) = get(
+        &app,
+        &state,
+        "admin",
+        &format!("/api/v1/stats/kinds/street_patrol?{october}&org=t1&group=grid"),
+    )
+    .await;
+    let units: Vec<_> = body["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(tally)
+        .collect();
+    assert_eq!(
+        units,
+        [
+            ("g1".to_owned(), 2, counts(0, 2, 0)),
+            ("g2".to_owned(), 2, counts(1, 0, 0)),
+        ]
+    );
+    let (_, body) = get(
+        &app,
+        &state,
+        "admin",
+        "/api/v1/stats/kinds/street_patrol?from=2026-11-01&to=2026-11-30",
+    )
+    .await;
+    assert_eq!(tally(&body["total"]), ("d".to_owned(), 0, counts(0, 0, 0)));
+
+    // Version 2 adds an outcome: it is counted from then on, at 0 until a report has it.
+    let mut v2 = street_patrol();
+    v2["version"] = json!(2);
+    v2["fields"][1]["choices"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "escalated", "label": {"zh": "已移交", "en": "Escalated"}}));
+    publish_schema(store, v2).await;
+    let (_, body) = get(
+        &app,
+        &state,
+        "ts",
+        &format!("/api/v1/stats/kinds/street_patrol?{october}"),
+    )
+    .await;
+    assert_eq!(body["group"], "village", "below the staff's township");
+    assert_eq!(
+        tally(&body["total"]),
+        (
+            "t1".to_owned(),
+            4,
+            json!({"fine": 1, "handled": 2, "reported": 0, "escalated": 0})
+        )
+    );
+
+    // A built-in kind through the same endpoint, by its own date.
+    let (status, body) = get(
+        &app,
+        &state,
+        "admin",
+        &format!("/api/v1/stats/kinds/dispute_check?{october}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status_field"], "status");
+    assert_eq!(body["total"]["total"], 0);
+    assert_eq!(body["total"]["by_status"]["mediating"], 0);
+
+    // An unknown kind, a unit outside the scope, bad parameters.
+    let (status, body) = get(&app, &state, "admin", "/api/v1/stats/kinds/street_patrols").await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _) = get(
+        &app,
+        &state,
+        "ts",
+        "/api/v1/stats/kinds/street_patrol?org=t2",
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    for query in ["group=county", "from=2026-02-30", "colour=red"] {
+        let (status, body) = get(
+            &app,
+            &state,
+            "admin",
+            &format!("/api/v1/stats/kinds/street_patrol?{query}"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("bad_request")),
+            "{query}: {body}"
+        );
+    }
+}
+
+async fn a_restricted_published_kinds_reports_are_counted_only_for_who_may_see_them(t: &TestStore) {
+    let (app, state) = api(t).await;
+    let store = t.store.as_ref();
+    publish_schema(store, home_visit()).await;
+    file_published(
+        store,
+        &[
+            (
+                1,
+                "home_visit",
+                "g1",
+                json!({"caseworker": "w1", "stage": "done"}),
+            ),
+            (
+                2,
+                "home_visit",
+                "g2",
+                json!({"caseworker": "w2", "stage": "planned"}),
+            ),
+            (
+                3,
+                "home_visit",
+                "g3",
+                json!({"caseworker": "w3", "stage": "done"}),
+            ),
+        ],
+    )
+    .await;
+    let october = "from=2026-10-01&to=2026-10-31";
+    // (user, org, total): the worker counts the visit assigned to them, cadres and township
+    // staff none, the officer those of the township, the admin every one.
+    for (user, org, total) in [
+        ("w1", "g1", 1),
+        ("c1", "v1", 0),
+        ("ts", "t1", 0),
+        ("o1", "t1", 2),
+        ("admin", "t1", 2),
+        ("admin", "d", 3),
+    ] {
+        let (status, body) = get(
+            &app,
+            &state,
+            user,
+            &format!("/api/v1/stats/kinds/home_visit?{october}&org={org}"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{user}: {body}");
+        assert_eq!(body["total"]["total"], total, "{user} {org}: {body}");
+        let by_status = &body["total"]["by_status"];
+        assert_eq!(
+            by_status["done"].as_i64().unwrap() + by_status["planned"].as_i64().unwrap(),
+            total,
+            "{user} {org}: {body}"
+        );
+    }
 }

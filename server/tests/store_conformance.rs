@@ -10,6 +10,7 @@ use gridsync_core::protocol::{Pull, PullBody, PushOutcome};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
+use gridsync_server::store::facts::{CanvassCounts, KindCounts, LedgerQuery, Period};
 use gridsync_server::store::{
     Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device,
     HeldDecision, HeldQuery, HeldState, Level, NewDraft, NextRefreshToken, OrgUnit,
@@ -59,6 +60,9 @@ on_both_backends!(
     a_text_with_a_nul_character_is_refused_for_its_report_alone,
     a_migrated_database_passes_the_migration_check,
     the_schema_registry_starts_with_the_built_in_kinds_and_publishes_a_draft_once,
+    the_index_counts_the_questions_each_reports_own_version_marks,
+    a_published_kinds_reports_fall_on_the_day_they_were_stored_in_china,
+    any_kind_is_counted_per_org_path_and_status_within_the_scope,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -2772,5 +2776,237 @@ async fn the_schema_registry_starts_with_the_built_in_kinds_and_publishes_a_draf
             "schema_draft",
             "schema_draft"
         ]
+    );
+}
+
+/// October 2026 under `org_path`.
+fn october_under(org_path: &str) -> Period {
+    Period {
+        org_path: org_path.into(),
+        from: "2026-10-01".into(),
+        to: "2026-10-31".into(),
+    }
+}
+
+async fn the_index_counts_the_questions_each_reports_own_version_marks(store: &dyn Store) {
+    seed_org(store).await;
+    // Version 2 asks about petitions too, and no longer counts the services question.
+    let mut v2 = serde_json::to_value(registry().get("satisfaction_canvass", 1).unwrap()).unwrap();
+    v2["version"] = json!(2);
+    let fields = v2["fields"].as_array_mut().unwrap();
+    let services = fields
+        .iter_mut()
+        .find(|f| f["id"] == "satisfaction_services")
+        .unwrap();
+    services.as_object_mut().unwrap().remove("index");
+    let mut petitions = services.clone();
+    petitions["id"] = json!("satisfaction_petitions");
+    petitions["index"] = json!("satisfaction");
+    fields.push(petitions);
+    publish_schema(store, v2).await;
+
+    let interview = |id: u128, version: u32, answers: serde_json::Value| {
+        let mut fields = json!({"household_type": "migrant", "canvasser": "admin",
+            "interviewed_at": "2026-10-15T10:00:00+08:00", "safety_overall": "4"});
+        for (k, v) in object(answers) {
+            fields[k] = v;
+        }
+        versioned_report(id, "satisfaction_canvass", version, G1, fields)
+    };
+    let mut docs = [
+        // Version 1: the police at 2, not satisfied; the services alone at 5, satisfied.
+        interview(1, 1, json!({"satisfaction_police": "2"})),
+        interview(2, 1, json!({"satisfaction_services": "5"})),
+        // Version 2: police 3 and petitions 5, a mean of 4, satisfied; the services alone no
+        // longer count, so the interview answered no satisfaction question.
+        interview(
+            3,
+            2,
+            json!({"satisfaction_police": "3", "satisfaction_petitions": "5"}),
+        ),
+        interview(
+            4,
+            2,
+            json!({"satisfaction_services": "5", "satisfaction_petitions": "dont_know"}),
+        ),
+    ];
+    let mut refs: Vec<_> = docs.iter_mut().collect();
+    ingest_published(store, &admin(), &push_all(&mut refs)).await;
+
+    let everything = Scope::for_role("admin", Role::DistrictAdmin, "/d/");
+    let counts = store
+        .canvass_counts(&everything, &october_under("/d/"))
+        .await
+        .expect("canvass counts");
+    assert_eq!(
+        counts,
+        [CanvassCounts {
+            org_path: path_of(G1).into(),
+            interviews: 4,
+            satisfaction_answered: 3,
+            satisfied: 2,
+            safety_answered: 4,
+            safe: 4,
+        }]
+    );
+}
+
+async fn a_published_kinds_reports_fall_on_the_day_they_were_stored_in_china(store: &dyn Store) {
+    seed_org(store).await;
+    publish_schema(store, street_patrol()).await;
+    // Stored at 16:30 UTC on 14 October: half past midnight on the 15th in China (UTC+8); and a
+    // second before midnight of the 14th there.
+    for (id, now) in [(1, 1_791_995_400), (2, 1_791_993_599)] {
+        let mut doc = versioned_report(id, "street_patrol", 1, G1, json!({"place": "桥头"}));
+        let writer = Writer { now, ..admin() };
+        ingest_published(store, &writer, &push_all(&mut [&mut doc])).await;
+    }
+    let everything = Scope::for_role("admin", Role::DistrictAdmin, "/d/");
+    let on = |day: &str| LedgerQuery {
+        kind: "street_patrol".into(),
+        org_path: "/d/".into(),
+        from: Some(day.into()),
+        to: Some(day.into()),
+        after: None,
+        limit: 10,
+    };
+    let ids = |rows: Vec<gridsync_server::store::DocumentRow>| -> Vec<u128> {
+        rows.iter().map(|r| r.id.as_u128()).collect()
+    };
+    let fifteenth = store.ledger_page(&everything, &on("2026-10-15")).await;
+    assert_eq!(ids(fifteenth.expect("ledger")), [1]);
+    let fourteenth = store.ledger_page(&everything, &on("2026-10-14")).await;
+    assert_eq!(ids(fourteenth.expect("ledger")), [2]);
+}
+
+async fn any_kind_is_counted_per_org_path_and_status_within_the_scope(store: &dyn Store) {
+    seed_org(store).await;
+    publish_schema(store, street_patrol()).await;
+    publish_schema(store, home_visit()).await;
+    // Stored on 15 October 2026 in China, but the last patrol in January 2027.
+    let (october, january) = (1_791_995_400, 1_800_000_000);
+    let reports = [
+        (
+            1,
+            "street_patrol",
+            G1,
+            json!({"place": "桥头", "outcome": "handled"}),
+            october,
+        ),
+        (
+            2,
+            "street_patrol",
+            G1,
+            json!({"place": "桥头", "outcome": "handled"}),
+            october,
+        ),
+        (
+            3,
+            "street_patrol",
+            G1,
+            json!({"place": "菜场", "outcome": "fine"}),
+            october,
+        ),
+        (4, "street_patrol", G2, json!({"place": "学校"}), october),
+        (
+            5,
+            "street_patrol",
+            G3,
+            json!({"place": "车站", "outcome": "handled"}),
+            october,
+        ),
+        (
+            6,
+            "street_patrol",
+            G1,
+            json!({"place": "桥头", "outcome": "fine"}),
+            january,
+        ),
+        (
+            7,
+            "home_visit",
+            G1,
+            json!({"caseworker": "w1", "stage": "done"}),
+            october,
+        ),
+        (
+            8,
+            "home_visit",
+            G1,
+            json!({"caseworker": "w2", "stage": "planned"}),
+            october,
+        ),
+        (
+            9,
+            "dispute_check",
+            G1,
+            json!({"found_on": "2026-10-02", "status": "reported"}),
+            october,
+        ),
+    ];
+    for (id, kind, grid, fields, now) in reports {
+        let mut doc = versioned_report(id, kind, 1, grid, fields);
+        let writer = Writer { now, ..admin() };
+        ingest_published(store, &writer, &push_all(&mut [&mut doc])).await;
+    }
+    let count = |scope: Scope, kind: &'static str, under: &'static str| async move {
+        let mut counts = store
+            .kind_counts(&scope, kind, &october_under(under))
+            .await
+            .expect("kind counts");
+        counts.sort_by(|a, b| (&a.org_path, &a.status).cmp(&(&b.org_path, &b.status)));
+        counts
+            .into_iter()
+            .map(|c| (c.org_path, c.status, c.count))
+            .collect::<Vec<_>>()
+    };
+    let cell = |grid: &str, status: Option<&str>, n: i64| {
+        (path_of(grid).to_owned(), status.map(str::to_owned), n)
+    };
+    let admin_scope = || Scope::for_role("admin", Role::DistrictAdmin, "/d/");
+    assert_eq!(
+        count(admin_scope(), "street_patrol", "/d/").await,
+        [
+            cell(G3, Some("handled"), 1),
+            cell(G1, Some("fine"), 1),
+            cell(G1, Some("handled"), 2),
+            cell(G2, None, 1),
+        ]
+    );
+    // Under t1 only; and a cadre of v1 counts the same, the street being outside the scope.
+    let t1 = [
+        cell(G1, Some("fine"), 1),
+        cell(G1, Some("handled"), 2),
+        cell(G2, None, 1),
+    ];
+    assert_eq!(
+        count(admin_scope(), "street_patrol", path_of("t1")).await,
+        t1
+    );
+    let cadre = Scope::for_role("c1", Role::VillageCadre, path_of("v1"));
+    assert_eq!(count(cadre.clone(), "street_patrol", "/d/").await, t1);
+    // A restricted kind: the assigned worker counts their own visit, the cadre none, the
+    // officer and the admin both.
+    let worker = Scope::for_role("w1", Role::GridWorker, path_of(G1));
+    assert_eq!(
+        count(worker, "home_visit", "/d/").await,
+        [cell(G1, Some("done"), 1)]
+    );
+    assert_eq!(count(cadre, "home_visit", "/d/").await, []);
+    let both = [cell(G1, Some("done"), 1), cell(G1, Some("planned"), 1)];
+    let officer = Scope::for_role("o1", Role::DrugControlOfficer, path_of("t1"));
+    assert_eq!(count(officer, "home_visit", "/d/").await, both);
+    assert_eq!(count(admin_scope(), "home_visit", "/d/").await, both);
+    // A built-in kind is counted the same way, by its own date.
+    assert_eq!(
+        count(admin_scope(), "dispute_check", "/d/").await,
+        [cell(G1, Some("reported"), 1)]
+    );
+    assert_eq!(
+        store
+            .kind_counts(&admin_scope(), "no_such_kind", &october_under("/d/"))
+            .await
+            .expect("kind counts"),
+        Vec::<KindCounts>::new()
     );
 }

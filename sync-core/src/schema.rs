@@ -399,6 +399,27 @@ impl Registry {
             .find(|s| !self.is_retired(&s.kind, s.version))
     }
 
+    /// The union of a kind's versions, retired ones included, for tables that list reports of
+    /// every version: the newest version with its order, labels and settings, then each field
+    /// (and choice, and log field) that only earlier versions have, in their order, newer
+    /// versions first. `None` when the kind has no version.
+    pub fn span(&self, kind: &str) -> Option<Schema> {
+        let mut versions = self.kinds.get(kind)?.values().rev();
+        let mut span = versions.next()?.clone();
+        for older in versions {
+            merge_fields(&mut span.fields, &older.fields);
+            match (&mut span.log, &older.log) {
+                (Some(log), Some(old)) => merge_fields(&mut log.fields, &old.fields),
+                (None, Some(old)) => span.log = Some(old.clone()),
+                _ => {}
+            }
+            if span.status_field.is_none() {
+                span.status_field.clone_from(&older.status_field);
+            }
+        }
+        Some(span)
+    }
+
     /// The latest version of each kind that new reports may use, ordered by kind id.
     pub fn kinds(&self) -> impl Iterator<Item = &Schema> {
         self.kinds.keys().filter_map(|kind| self.latest(kind))
@@ -461,6 +482,22 @@ impl Registry {
                 ));
                 problems
             }
+        }
+    }
+}
+
+/// Adds to `fields` the fields of `older` it lacks, and to each field the choices it lacks.
+fn merge_fields(fields: &mut Vec<FieldDef>, older: &[FieldDef]) {
+    for old in older {
+        match fields.iter_mut().find(|f| f.id == old.id) {
+            Some(field) => {
+                for choice in &old.choices {
+                    if field.choice(&choice.id).is_none() {
+                        field.choices.push(choice.clone());
+                    }
+                }
+            }
+            None => fields.push(old.clone()),
         }
     }
 }

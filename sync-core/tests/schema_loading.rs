@@ -525,3 +525,51 @@ fn retired_version_stays_readable_but_new_reports_use_the_newest_published_one()
         "an unknown version cannot be retired"
     );
 }
+
+#[test]
+fn the_span_of_a_kind_holds_every_field_and_choice_of_its_versions_newest_first() {
+    let mut registry = Registry::new();
+    let v1 = case_file();
+    // v2 relabels the title, adds a priority before the status and a choice to the status, and
+    // (the registry does not judge versions) leaves out the owner, which only v1 then has.
+    let mut v2 = case_file();
+    v2["version"] = json!(2);
+    field_mut(&mut v2, "title").insert("label".into(), json!({"zh": "事由", "en": "Subject"}));
+    let fields = v2["fields"].as_array_mut().unwrap();
+    fields.retain(|f| f["id"] != "owner");
+    fields.insert(
+        1,
+        json!({"id": "priority", "label": {"zh": "优先级", "en": "Priority"}, "type": "integer"}),
+    );
+    field_mut(&mut v2, "status")["choices"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"id": "suspended", "label": {"zh": "中止", "en": "Suspended"}}));
+    registry.add_json(&v1.to_string()).unwrap();
+    registry.add_json(&v2.to_string()).unwrap();
+
+    let span = registry.span("case_file").expect("a kind with versions");
+    let ids: Vec<&str> = span.fields.iter().map(|f| f.id.as_str()).collect();
+    assert_eq!(ids, ["title", "priority", "status", "closed_on", "owner"]);
+    assert_eq!(span.version, 2);
+    assert_eq!(
+        span.field("title").unwrap().label.en,
+        "Subject",
+        "newest label"
+    );
+    let choices: Vec<&str> = span
+        .field("status")
+        .unwrap()
+        .choices
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(choices, ["open", "closed", "suspended"]);
+    assert_eq!(span.status_field.as_deref(), Some("status"));
+
+    // A kind whose every version is retired still spans them: its reports stay listed.
+    assert!(registry.retire("case_file", 1) && registry.retire("case_file", 2));
+    assert!(registry.latest("case_file").is_none());
+    assert_eq!(registry.span("case_file").map(|s| s.fields.len()), Some(5));
+    assert!(registry.span("no_such_kind").is_none());
+}

@@ -1,9 +1,10 @@
 // Drives the console in headless Chromium (Debian's chromium through playwright-core) against a
-// running `gridsync serve`: log in, open the dashboard, see the token renewed before it expires,
-// find the report with a conflict, see its photo, resolve it by clicking the chosen value, check the conflict is
-// gone and the value shown, switch to English and check it persists across a reload, disable a
-// user and revoke a device; then, as township staff, find a dispute and see its parties redacted,
-// and change their own password.
+// running `gridsync serve`: log in, open the dashboard (with the card of a kind published at
+// runtime), see the token renewed before it expires, find the report with a conflict, see its
+// photo, resolve it by clicking the chosen value, check the conflict is gone and the value shown,
+// switch to English and check it persists across a reload, disable a user and revoke a device;
+// then, as township staff, find a dispute and see its parties redacted, and change their own
+// password.
 // Screenshots of every step go to SHOTS.
 // Run by tests/tests/console_in_browser.rs, which seeds the server and checks the outcome again
 // through the API. Exits non-zero on any failure.
@@ -46,6 +47,25 @@ async function main() {
     await page.waitForSelector('.dashboard');
     assert.ok((await page.locator('.panel').count()) >= 3, 'the dashboard shows its panels');
     await shot('dashboard');
+
+    // A kind published at runtime has a card of its own: its one report, counted by status, over
+    // a period that holds it whatever day the server and the browser each call today.
+    await page.evaluate(() => {
+      location.hash = '#/dashboard?from=2000-01-01&to=2099-12-31';
+    });
+    await page.waitForFunction(
+      () => document.querySelector('#panel-kind-street_patrol tbody tr:last-child td:nth-child(2)')?.textContent === '1',
+    );
+    const patrol = page.locator('#panel-kind-street_patrol');
+    assert.equal(await patrol.locator('h2').textContent(), '街面巡查（按状态）');
+    assert.deepEqual(await patrol.locator('thead th').allTextContents(), ['组织单位', '报告数', '正常', '已处置', '已上报']);
+    const rows = await patrol.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.textContent)));
+    assert.deepEqual(rows, [
+      ['青山镇', '1', '0', '1', '0'],
+      ['解放街道', '0', '0', '0', '0'],
+      ['合计', '1', '0', '1', '0'],
+    ]);
+    await shot('dashboard-kind');
 
     // Fourteen and a half minutes later the 15-minute access token is renewed, unasked, and the
     // next requests carry the new one.

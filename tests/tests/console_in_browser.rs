@@ -119,6 +119,39 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
         .await;
     }
 
+    // A kind published at runtime, and a report of it: the dashboard gives it a card by status.
+    let patrol = json!({
+        "kind": "street_patrol",
+        "version": 1,
+        "label": {"zh": "街面巡查", "en": "Street patrol"},
+        "status_field": "outcome",
+        "fields": [
+            {"id": "place", "label": {"zh": "地点", "en": "Place"}, "type": "text", "required": true},
+            {"id": "outcome", "label": {"zh": "处置情况", "en": "Outcome"}, "type": "single_choice",
+             "choices": [
+                {"id": "fine", "label": {"zh": "正常", "en": "Fine"}},
+                {"id": "handled", "label": {"zh": "已处置", "en": "Handled"}},
+                {"id": "reported", "label": {"zh": "已上报", "en": "Reported"}}
+             ]}
+        ]
+    });
+    call(&office, Method::POST, "/api/v1/schemas", Some(patrol)).await;
+    call(
+        &office,
+        Method::POST,
+        "/api/v1/schemas/street_patrol/1/publish",
+        None,
+    )
+    .await;
+    call(
+        &office,
+        Method::POST,
+        "/api/v1/reports",
+        Some(json!({"kind": "street_patrol", "grid_id": "g1",
+                    "fields": {"place": "河口桥头", "outcome": "handled"}})),
+    )
+    .await;
+
     let (mut a, mut b) = (
         Phone::login(&server.base, "admin", PASSWORD, "phone-a")
             .await
@@ -328,6 +361,7 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         &shots,
         &[
             "-dashboard.png",
+            "-dashboard-kind.png",
             "-photo.png",
             "-resolved.png",
             "-report-english.png",

@@ -1,5 +1,6 @@
-//! Statistics under `/api/v1/stats` (canvass, disputes, drug): query parameters, who may ask,
-//! and the `stats` module's figures as JSON. Every figure is counted within the caller's scope.
+//! Statistics under `/api/v1/stats` (canvass, disputes, drug, and any kind by status): query
+//! parameters, who may ask, and the `stats` module's figures as JSON. Every figure is counted
+//! within the caller's scope.
 
 use axum::extract::State;
 use axum::http::Uri;
@@ -7,11 +8,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::query::Params;
-use super::{ApiError, AppState, Json, Problem};
+use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::scope::{Restricted, Role, Scope};
-use crate::stats::{self, CanvassStats, Day, Days, DisputeStats, DrugStats, Group};
+use crate::stats::{self, CanvassStats, Day, Days, DisputeStats, DrugStats, Group, KindStats};
 use crate::store::{Level, OrgUnit};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -19,6 +20,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(canvass))
         .routes(routes!(disputes))
         .routes(routes!(drug))
+        .routes(routes!(kind))
 }
 
 /// Today as the server's clock says (UTC).
@@ -80,6 +82,13 @@ fn period(p: &Params) -> Result<Days, ApiError> {
     Ok(Days { from, to })
 }
 
+/// `group`; by default the level below `org`.
+fn group_param(p: &Params, org: &OrgUnit) -> Result<Group, ApiError> {
+    Ok(p.one_of("group", &Group::NAMES)?
+        .and_then(|g| Group::parse(&g))
+        .unwrap_or(Group::below(org.level)))
+}
+
 /// Satisfaction and safety indexes per unit with their 95% intervals, interval-aware ranks,
 /// the previous period of the same length, and the worries raised most often.
 #[utoipa::path(get, path = "/api/v1/stats/canvass", tag = "stats", security(("bearer" = [])),
@@ -104,10 +113,7 @@ async fn canvass(
     let p = Params::parse(&uri, &["from", "to", "org", "group"])?;
     let period = period(&p)?;
     let org = org_param(&state, &caller, p.get("org")).await?;
-    let group = match p.one_of("group", &Group::NAMES)? {
-        Some(g) => Group::parse(&g).unwrap_or(Group::below(org.level)),
-        None => Group::below(org.level),
-    };
+    let group = group_param(&p, &org)?;
     let stats = stats::canvass(
         state.store.as_ref(),
         state.registry().await?.as_ref(),
@@ -206,6 +212,51 @@ async fn drug(
         &org,
         today(),
         (!exact).then_some(stats::SMALL_CELL),
+    )
+    .await?;
+    Ok(Json(stats))
+}
+
+/// The reports of any kind, built in or published, in the period per unit of `group` and in
+/// total: how many, and how many with each choice of the kind's status field (every choice of
+/// every version, 0 when none). Restricted kinds count only the reports the caller may see.
+#[utoipa::path(get, path = "/api/v1/stats/kinds/{kind}", tag = "stats", security(("bearer" = [])),
+    params(
+        ("kind" = String, Path, description = "a report kind with a version in force, retired ones included"),
+        ("from" = Option<String>, Query, description = "YYYY-MM-DD, included; default the first of to's month"),
+        ("to" = Option<String>, Query, description = "YYYY-MM-DD, included; default today"),
+        ("org" = Option<String>, Query, description = "org unit id; default the caller's own"),
+        ("group" = Option<String>, Query, description = "township, street, village or grid; default the level below org"),
+    ),
+    responses(
+        (status = 200, body = KindStats),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "no such report kind, or org is not a unit in the caller's scope",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn kind(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(kind): Path<String>,
+    uri: Uri,
+) -> Result<Json<KindStats>, ApiError> {
+    let p = Params::parse(&uri, &["from", "to", "org", "group"])?;
+    let period = period(&p)?;
+    let org = org_param(&state, &caller, p.get("org")).await?;
+    let group = group_param(&p, &org)?;
+    let span = state
+        .registry()
+        .await?
+        .span(&kind)
+        .ok_or_else(|| ApiError::NotFound(format!("there is no report kind {kind:?}")))?;
+    let stats = stats::kind(
+        state.store.as_ref(),
+        &span,
+        &caller.scope,
+        &org,
+        group,
+        period,
     )
     .await?;
     Ok(Json(stats))

@@ -9,7 +9,8 @@ use super::rows::DOC_COLUMNS;
 use crate::scope::Scope;
 
 /// The reports of one kind under an org path whose period lies within `from..=to`
-/// (`YYYY-MM-DD`).
+/// (`YYYY-MM-DD`): the day the kind names (interviewed, found, programme start) or, for a kind
+/// published at runtime, the day the server first stored the report (migration 0013).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Period {
     pub org_path: String,
@@ -43,6 +44,15 @@ pub struct DisputeCounts {
     pub count: i64,
     /// Of those, open cases whose next follow-up is before today.
     pub overdue: i64,
+}
+
+/// Reports of one kind at one org path with one status: `None` when the kind has no status
+/// field or the report has not set it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct KindCounts {
+    pub org_path: String,
+    pub status: Option<String>,
+    pub count: i64,
 }
 
 /// How many resolved disputes at one org path took `days` from found to resolved.
@@ -95,9 +105,12 @@ const OPEN_DISPUTE_SQL: &str =
     "COALESCE(f.status, '') NOT IN ('resolved', 'referred', 'escalated')";
 
 /// The conditions every period query shares: scope (1–4), kind, org path (5), period (6, 7).
+/// `kind` is SQL: the built-in kinds' figures name theirs as a literal, since their partial
+/// indexes (`report_facts_canvass`, `report_facts_disputes`) serve only a statement that names
+/// the kind itself; any other kind is a placeholder.
 fn in_period(d: Dialect, kind: &str) -> String {
     format!(
-        "{scope} AND f.kind = '{kind}' AND {under} AND f.day >= $6 AND f.day <= $7",
+        "{scope} AND f.kind = {kind} AND {under} AND f.day >= $6 AND f.day <= $7",
         scope = scope_filter(d, "f", 1),
         under = path_under(d, "f.org_path", 5),
     )
@@ -123,7 +136,7 @@ pub(crate) fn canvass(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
          CAST(SUM(CASE WHEN f.safe_n > 0 AND f.safe_sum >= $8 * f.safe_n THEN 1 ELSE 0 END) \
               AS BIGINT) AS safe \
          FROM report_facts f WHERE {cond} GROUP BY f.org_path",
-        cond = in_period(d, "satisfaction_canvass"),
+        cond = in_period(d, "'satisfaction_canvass'"),
     );
     over_period(text, scope, p).bind(SATISFIED_MEAN)
 }
@@ -133,7 +146,7 @@ pub(crate) fn worries(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
     let text = format!(
         "SELECT w.worry, COUNT(*) FROM report_worries w \
          JOIN report_facts f ON f.doc_id = w.doc_id WHERE {cond} GROUP BY w.worry",
-        cond = in_period(d, "satisfaction_canvass"),
+        cond = in_period(d, "'satisfaction_canvass'"),
     );
     over_period(text, scope, p)
 }
@@ -146,9 +159,19 @@ pub(crate) fn disputes(d: Dialect, scope: &Scope, p: &Period, today: &str) -> Sq
               AS BIGINT) AS overdue \
          FROM report_facts f WHERE {cond} \
          GROUP BY f.org_path, f.status, f.risk, f.category",
-        cond = in_period(d, "dispute_check"),
+        cond = in_period(d, "'dispute_check'"),
     );
     over_period(text, scope, p).bind(today.to_owned())
+}
+
+/// Reports of any kind per org path and status; placeholder 8 is the kind.
+pub(crate) fn kind(d: Dialect, scope: &Scope, kind: &str, p: &Period) -> Sql<'static> {
+    let text = format!(
+        "SELECT f.org_path, f.status, COUNT(*) AS count FROM report_facts f WHERE {cond} \
+         GROUP BY f.org_path, f.status",
+        cond = in_period(d, "$8"),
+    );
+    over_period(text, scope, p).bind(kind.to_owned())
 }
 
 /// Resolved disputes per org path and days from found to resolved.
@@ -158,7 +181,7 @@ pub(crate) fn resolution_days(d: Dialect, scope: &Scope, p: &Period) -> Sql<'sta
          FROM report_facts f WHERE {cond} AND f.status = 'resolved' \
          AND f.days_to_resolution >= 0 \
          GROUP BY f.org_path, f.days_to_resolution",
-        cond = in_period(d, "dispute_check"),
+        cond = in_period(d, "'dispute_check'"),
     );
     over_period(text, scope, p)
 }

@@ -9,7 +9,8 @@ use gridsync_core::report::ReportDoc;
 use super::blobs::Piece;
 use super::db::{Db, Dialect, On, Tx, sql, sql_with};
 use super::facts::{
-    self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, LedgerQuery, Period, ResolutionDays,
+    self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, KindCounts, LedgerQuery, Period,
+    ResolutionDays,
 };
 use super::filters::{
     Conditions, conflict_list_where, report_list_where, scope_filter, users_under,
@@ -1321,6 +1322,17 @@ impl Store for SqlStore {
 
     async fn resolution_days(&self, scope: &Scope, period: &Period) -> Result<Vec<ResolutionDays>> {
         facts::resolution_days(self.dialect(), scope, period)
+            .fetch_all(self.db.read())
+            .await
+    }
+
+    async fn kind_counts(
+        &self,
+        scope: &Scope,
+        kind: &str,
+        period: &Period,
+    ) -> Result<Vec<KindCounts>> {
+        facts::kind(self.dialect(), scope, kind, period)
             .fetch_all(self.db.read())
             .await
     }
