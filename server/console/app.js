@@ -46,6 +46,8 @@
       super(problem.detail || problem.title || `HTTP ${status}`);
       this.status = status;
       this.code = problem.code || '';
+      // A refused form's problems, each with its place in a workbook when it has one.
+      this.formProblems = problem.form_problems ?? [];
     }
   }
 
@@ -56,11 +58,13 @@
   async function request(method, path, body, retry = true) {
     const headers = {};
     if (session.access) headers.Authorization = `Bearer ${session.access}`;
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    // A Blob (a form file) goes as it is, under its own media type; anything else as JSON.
+    const raw = body instanceof Blob;
+    if (body !== undefined) headers['Content-Type'] = raw ? body.type : 'application/json';
     const response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
     });
@@ -156,16 +160,25 @@
   }
 
   async function loadSession() {
-    const [me, org, schemas, catalogue] = await Promise.all([
-      getJson('/api/v1/me'),
-      getJson('/api/v1/org'),
-      getJson('/api/v1/schemas'),
-      getJson('/api/v1/schemas/catalogue'),
-    ]);
+    const [me, org] = await Promise.all([getJson('/api/v1/me'), getJson('/api/v1/org'), loadSchemas()]);
     session.me = me;
     cache.root = org.root;
     cache.ancestors = org.ancestors;
     cache.units = new Map(org.units.map((u) => [u.id, u]));
+    cache.users = new Map([[me.id, { display_name: me.display_name, username: me.username }]]);
+    if (canListUsers()) {
+      for await (const user of pages('/api/v1/users?limit=200')) cache.users.set(user.id, user);
+    }
+    connectLive();
+  }
+
+  // The kinds in force, which label reports, fields and filters; read again when a form is
+  // published.
+  async function loadSchemas() {
+    const [schemas, catalogue] = await Promise.all([
+      getJson('/api/v1/schemas'),
+      getJson('/api/v1/schemas/catalogue'),
+    ]);
     cache.schemas = new Map();
     for (const schema of schemas) {
       if (!cache.schemas.has(schema.kind)) cache.schemas.set(schema.kind, new Map());
@@ -173,11 +186,6 @@
     }
     // Kinds with a published version: those whose every version is retired take no new reports.
     cache.inService = new Set(catalogue.entries.filter((e) => e.state === 'published').map((e) => e.kind));
-    cache.users = new Map([[me.id, { display_name: me.display_name, username: me.username }]]);
-    if (canListUsers()) {
-      for await (const user of pages('/api/v1/users?limit=200')) cache.users.set(user.id, user);
-    }
-    connectLive();
   }
 
   async function* pages(path) {
@@ -292,6 +300,7 @@
     ['devices', 'nav_devices', () => true],
     ['org', 'nav_org', () => true],
     ['export', 'nav_export', () => true],
+    ['forms', 'nav_forms', isAdmin],
   ];
 
   const PAGES = [
@@ -304,6 +313,7 @@
     [/^\/devices$/, pageDevices],
     [/^\/org$/, pageOrg],
     [/^\/export$/, pageExport],
+    [/^\/forms$/, pageForms],
     [/^\/password$/, pagePassword],
   ];
 
@@ -1478,6 +1488,323 @@
     );
     url.textContent = exportUrl();
     return [h('h1', {}, t('export_title')), form, h('p', { class: 'url' }, `${t('export_url')}${t('colon')}`, url), message];
+  }
+
+  // ---- forms (the schema registry) -----------------------------------------------------------
+
+  // A form file's media type, by its extension: what POST /api/v1/schemas and /check take.
+  const FORM_MEDIA_TYPES = new Map([
+    ['json', 'application/json'],
+    ['xlsx', 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet'],
+  ]);
+
+  // Every version of every kind with what an admin may do to it; a form file checked or kept as
+  // a draft; and a preview of the form checked, or of the stored version the address names
+  // (`#/forms?kind=…&version=…`).
+  async function pageForms(query) {
+    const kind = query.get('kind');
+    const version = query.get('version');
+    const [versions, stored] = await Promise.all([
+      getJson('/api/v1/schemas/versions'),
+      // A version that is not there (a draft discarded elsewhere, say) is said where its preview
+      // would be; the table still shows.
+      kind && version
+        ? getJson(`/api/v1/schemas/${encodeURIComponent(kind)}/${encodeURIComponent(version)}`).catch((e) => e)
+        : null,
+    ]);
+    const outcome = h('section', { id: 'form-outcome', 'aria-live': 'polite' });
+    if (stored instanceof Error) outcome.append(failure(stored));
+    else if (stored) {
+      const row = versions.find((v) => v.kind === stored.kind && v.version === stored.version);
+      outcome.append(
+        h(
+          'h2',
+          {},
+          t('form_stored_preview', {
+            name: label(stored.label),
+            version: stored.version,
+            state: row ? t(`form_state_${row.state}`) : t('none'),
+          }),
+        ),
+        formPreview(stored),
+      );
+    }
+
+    // A stored version below the table, drawn anew when it is the one shown already.
+    const showStored = (v) => {
+      const before = location.hash;
+      go('/forms', new URLSearchParams({ kind: v.kind, version: String(v.version) }));
+      if (location.hash === before) render();
+    };
+
+    const step = (v, what, method, path) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: `form-${what}`,
+          onclick: async () => {
+            if (!confirm(t(`confirm_form_${what}`, { name: label(v.label), version: v.version }))) return;
+            try {
+              await send(method, path);
+              // Published, the kind labels reports and filters like the built-in ones.
+              if (what === 'publish') await loadSchemas();
+            } catch (e) {
+              outcome.replaceChildren(formFailure(e));
+              return;
+            }
+            flash = t(`form_${what}_done`, { name: label(v.label), version: v.version });
+            if (what === 'discard' && kind === v.kind && version === String(v.version)) go('/forms');
+            else render();
+          },
+        },
+        t(`form_${what}`),
+      );
+    const rows = versions.map((v) => {
+      const path = `/api/v1/schemas/${encodeURIComponent(v.kind)}/${v.version}`;
+      const [by, at] = {
+        draft: [v.created_by, v.created_at],
+        published: [v.published_by, v.published_at],
+        retired: [v.retired_by, v.retired_at],
+      }[v.state] ?? [null, null];
+      return h(
+        'tr',
+        { 'data-kind': v.kind, 'data-version': String(v.version), class: `state-${v.state}` },
+        h('td', { class: 'nowrap' }, v.kind),
+        h('td', {}, label(v.label)),
+        h('td', { class: 'num' }, v.version),
+        h('td', { class: 'state' }, t(`form_state_${v.state}`)),
+        h('td', {}, I18N[lang][`form_source_${v.source}`] ? t(`form_source_${v.source}`) : v.source),
+        h('td', {}, person(by)),
+        h('td', { class: 'time' }, fmtTime(at)),
+        h(
+          'td',
+          { class: 'actions' },
+          h('a', { href: `#/forms?${new URLSearchParams({ kind: v.kind, version: String(v.version) })}`, class: 'form-preview' }, t('form_preview')),
+          v.state === 'draft' ? step(v, 'publish', 'POST', `${path}/publish`) : null,
+          v.state === 'published' ? step(v, 'retire', 'POST', `${path}/retire`) : null,
+          v.state === 'draft' ? step(v, 'discard', 'DELETE', path) : null,
+        ),
+      );
+    });
+
+    const file = h('input', { type: 'file', id: 'form-file', name: 'file', accept: '.xlsx,.json' });
+    // Sends the chosen file to `path`, typed by its extension; a refusal lists its problems.
+    const submit = (path, done) => async () => {
+      const chosen = file.files[0];
+      const type = chosen && FORM_MEDIA_TYPES.get(/\.([^.]+)$/.exec(chosen.name)?.[1].toLowerCase());
+      if (!type) {
+        outcome.replaceChildren(h('p', { class: 'error', role: 'alert' }, t('form_pick_file')));
+        return;
+      }
+      outcome.replaceChildren(h('p', { class: 'muted' }, t('loading')));
+      let answer;
+      try {
+        answer = await send('POST', path, new Blob([chosen], { type }));
+      } catch (e) {
+        outcome.replaceChildren(formFailure(e));
+        return;
+      }
+      done(answer, chosen.name);
+    };
+    const check = submit('/api/v1/schemas/check', (checked, name) => {
+      const inForce = checked.versions_in_force;
+      outcome.replaceChildren(
+        h('h2', {}, t('form_checked', { name })),
+        h(
+          'p',
+          { class: 'muted', id: 'form-in-force' },
+          inForce.length ? t('form_in_force', { versions: inForce.join('、') }) : t('form_new_kind'),
+        ),
+        formPreview(checked.schema),
+      );
+    });
+    const keep = submit('/api/v1/schemas', (kept) => {
+      flash = t('form_keep_done', { name: label(kept.label), version: kept.version });
+      showStored(kept);
+    });
+
+    return [
+      h('h1', {}, t('forms_title')),
+      h('p', { class: 'muted' }, t('forms_help')),
+      table(
+        [t('kind'), t('form_name'), t('form_version_col'), t('status'), t('form_source'), t('form_who'), t('form_when'), ''],
+        rows,
+        { id: 'form-versions' },
+      ),
+      h(
+        'section',
+        { class: 'form-upload', id: 'form-upload' },
+        h('h2', {}, t('form_upload')),
+        h('p', { class: 'muted' }, t('form_upload_help')),
+        field(t('form_file'), file),
+        h(
+          'div',
+          { class: 'actions' },
+          h('button', { type: 'button', id: 'form-check', onclick: check }, t('form_check')),
+          h('button', { type: 'button', id: 'form-keep', onclick: keep }, t('form_keep')),
+        ),
+      ),
+      outcome,
+    ];
+  }
+
+  // What a refused form or registry step says: each problem with its place in the workbook, or
+  // the server's detail when it names none.
+  function formFailure(e) {
+    const problems = e instanceof ApiFailure ? e.formProblems : [];
+    if (!problems.length) return failure(e);
+    // The detail's first line sums the problems up; its other lines repeat them.
+    const summary = e.message.split('\n')[0];
+    return h(
+      'div',
+      { class: 'form-failure', role: 'alert' },
+      h('p', { class: 'error' }, t('form_refused', { n: problems.length })),
+      problems.some((p) => p.message === summary) ? null : h('p', {}, summary),
+      h(
+        'ol',
+        { class: 'form-problems', id: 'form-problems' },
+        problems.map((p) => h('li', {}, p.place ? h('span', { class: 'place' }, placeText(p.place)) : null, p.message)),
+      ),
+    );
+  }
+
+  // `survey!C3 (label::zh)`, the server's place of a workbook's problem, said in words.
+  function placeText(place) {
+    const m = /^(.+)!([A-Z]+\d+) \((.*)\)$/.exec(place);
+    return m ? t('form_place', { sheet: m[1], cell: m[2], column: m[3] }) : place;
+  }
+
+  // A form as a phone draws it, in Chinese with the English beside: every field as the control a
+  // worker fills in, inert here, with what the schema says about it.
+  function formPreview(schema) {
+    const assigned = schema.access?.mode === 'restricted' ? schema.fields.find((f) => f.id === schema.access.assigned_field) : null;
+    const access = [
+      schema.access?.mode === 'restricted'
+        ? t('form_access_restricted', { field: label(assigned?.label) || schema.access.assigned_field })
+        : t('form_access_scope'),
+      schema.anonymous ? t('form_access_anonymous') : null,
+    ];
+    return h(
+      'div',
+      { class: 'phone', id: 'form-preview' },
+      h('h3', { class: 'pv-title' }, schema.label.zh, h('span', { class: 'pv-en' }, schema.label.en)),
+      h('p', { class: 'muted' }, `${schema.kind} · ${t('form_version', { n: schema.version })}`),
+      h('ul', { class: 'pv-access', id: 'form-access' }, access.filter(Boolean).map((line) => h('li', {}, line))),
+      h(
+        'fieldset',
+        { disabled: true },
+        schema.fields.map((def) => previewField(def, schema.fields, 'f')),
+        schema.log
+          ? h(
+              'section',
+              { class: 'pv-log', id: 'form-preview-log' },
+              h('h4', {}, schema.log.label.zh, h('span', { class: 'pv-en' }, schema.log.label.en)),
+              h('p', { class: 'muted' }, t('form_log_help')),
+              schema.log.fields.map((def) => previewField(def, schema.log.fields, 'log')),
+              h('button', { type: 'button' }, t('form_log_add')),
+            )
+          : null,
+      ),
+    );
+  }
+
+  // One field: its labels and badges, its control, and the limits a phone enforces.
+  function previewField(def, siblings, scope) {
+    const id = `pv-${scope}-${def.id}`;
+    const labelId = `${id}-label`;
+    const condition = def.required_when;
+    const on = condition && siblings.find((f) => f.id === condition.field);
+    const hints = [
+      condition
+        ? t('form_required_when', {
+            field: label(on?.label) || condition.field,
+            values: condition.any_of.map((c) => label(on?.choices?.find((x) => x.id === c)?.label) || c).join(t('form_or')),
+          })
+        : null,
+      def.max_len ? t('form_max_len', { n: def.max_len }) : null,
+      ...numberHints(def),
+      ...attachmentHints(def),
+    ].filter(Boolean);
+    return h(
+      'div',
+      { class: 'pv-field', 'data-field': def.id },
+      h(
+        'div',
+        { class: 'pv-label' },
+        h('span', { id: labelId }, def.label.zh),
+        def.required ? h('span', { class: 'req', title: t('form_required') }, '*', h('span', { class: 'sr' }, t('form_required'))) : null,
+        def.sensitive ? h('span', { class: 'badge sensitive', title: t('form_sensitive_help') }, t('form_sensitive')) : null,
+        def.index
+          ? h('span', { class: 'badge index' }, t('form_index', { name: I18N[lang][`index_${def.index}`] ? t(`index_${def.index}`) : def.index }))
+          : null,
+      ),
+      h('div', { class: 'pv-en' }, def.label.en),
+      def.hint ? h('p', { class: 'pv-hint' }, def.hint.zh, def.hint.en ? h('span', { class: 'pv-en' }, def.hint.en) : null) : null,
+      previewControl(def, id, labelId),
+      hints.length ? h('p', { class: 'hint' }, hints.join('；')) : null,
+    );
+  }
+
+  function previewControl(def, id, labelId) {
+    const named = { id, 'aria-labelledby': labelId };
+    const options = (type, choices) =>
+      h(
+        'div',
+        { class: 'pv-choices', role: 'group', 'aria-labelledby': labelId },
+        choices.map(([value, zh, en]) =>
+          h('label', {}, h('input', { type, name: id, value }), h('span', {}, zh), en ? h('span', { class: 'pv-en' }, en) : null),
+        ),
+      );
+    const choices = def.choices.map((c) => [c.id, c.label.zh, c.label.en]);
+    switch (def.type) {
+      case 'text':
+        return def.max_len > 100 ? h('textarea', { ...named, rows: 3 }) : h('input', { ...named, type: 'text' });
+      case 'integer':
+      case 'decimal':
+        return h('input', { ...named, type: 'number', min: def.min ?? null, max: def.max ?? null, step: def.type === 'integer' ? 1 : 'any' });
+      case 'date':
+        return h('input', { ...named, type: 'date' });
+      case 'datetime':
+        return h('input', { ...named, type: 'datetime-local' });
+      case 'boolean':
+        return options('radio', [['true', t('yes')], ['false', t('no')]]);
+      case 'single_choice':
+        return options('radio', choices);
+      case 'multiple_choice':
+        return options('checkbox', choices);
+      case 'location':
+        return h('button', { ...named, type: 'button' }, t('form_location'));
+      case 'person_ref':
+        return h('select', named, h('option', {}, t('form_person')));
+      case 'attachment':
+        return h('button', { ...named, type: 'button' }, t('form_attach'));
+      default:
+        // A type newer than this console: a text box, which is how its value reads anyway.
+        return h('input', { ...named, type: 'text' });
+    }
+  }
+
+  function numberHints(def) {
+    if (def.type !== 'integer' && def.type !== 'decimal') return [];
+    const has = (n) => n !== null && n !== undefined;
+    const range = has(def.min) && has(def.max)
+      ? t('form_range', { min: def.min, max: def.max })
+      : has(def.min)
+        ? t('form_min', { min: def.min })
+        : has(def.max)
+          ? t('form_max', { max: def.max })
+          : null;
+    return [def.type === 'integer' ? t('form_integer') : t('form_decimal'), range];
+  }
+
+  function attachmentHints(def) {
+    if (def.type !== 'attachment') return [];
+    const mib = def.max_size ? def.max_size / (1024 * 1024) : null;
+    return [
+      def.media_types?.length ? t('form_media_types', { types: def.media_types.join('、') }) : null,
+      mib ? t('form_max_size', { size: Number.isInteger(mib) ? mib : mib.toFixed(1) }) : null,
+    ];
   }
 
   // ---- live updates --------------------------------------------------------------------------

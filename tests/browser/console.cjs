@@ -3,8 +3,10 @@
 // runtime), see the token renewed before it expires, find the report with a conflict, see its
 // photo, resolve it by clicking the chosen value, check the conflict is gone and the value shown,
 // switch to English and check it persists across a reload, disable a user and revoke a device;
-// then, as township staff, find a dispute and see its parties redacted, and change their own
-// password.
+// on the forms page, check the example workbook, see it previewed as a phone draws it, keep it as
+// a draft and publish it, see a broken schema and a workbook with a bad cell refused with each
+// problem listed, and preview a stored kind; then, as township staff, find a dispute and see its
+// parties redacted, and change their own password.
 // Screenshots of every step go to SHOTS.
 // Run by tests/tests/console_in_browser.rs, which seeds the server and checks the outcome again
 // through the API. Exits non-zero on any failure.
@@ -22,6 +24,8 @@ const CHOSEN = env('CONSOLE_CHOSEN_VALUE');
 const OTHER = env('CONSOLE_OTHER_VALUE');
 const SHOTS = env('CONSOLE_SHOTS');
 const PHOTO_NAME = env('CONSOLE_PHOTO_NAME');
+const FORM = env('CONSOLE_FORM');
+const BAD_FORM = env('CONSOLE_BAD_FORM');
 const CHROMIUM = env('CONSOLE_CHROMIUM');
 
 async function main() {
@@ -124,7 +128,7 @@ async function main() {
     assert.equal(await page.textContent('#nav-reports'), 'Reports');
     assert.equal((await page.textContent('dd[data-field="place"]')).trim(), CHOSEN);
 
-    for (const name of ['dashboard', 'users', 'devices', 'org', 'export']) {
+    for (const name of ['dashboard', 'users', 'devices', 'org', 'forms', 'export']) {
       await page.click(`#nav-${name}`);
       await page.waitForSelector(`#nav-${name}.current`);
       await page.waitForFunction(() => !document.querySelector('#main > p.muted:only-child'));
@@ -164,15 +168,68 @@ async function main() {
     assert.match(await page.textContent('.flash'), /Merged/);
     assert.equal(await page.locator('.held-item').count(), 0);
 
-    // Back to Chinese, then log out.
+    // Back to Chinese.
     await page.click('#lang-toggle');
     await page.waitForSelector('html[lang="zh-CN"]');
+
+    // The example form, written in Excel: checked, which keeps nothing, and previewed as a phone
+    // draws it.
+    await page.click('#nav-forms');
+    await page.waitForSelector('#form-versions');
+    const example = page.locator('#form-versions tr[data-kind="anti_fraud_visit"]');
+    await page.setInputFiles('#form-file', FORM);
+    await page.click('#form-check');
+    await page.waitForSelector('#form-preview');
+    assert.equal(await example.count(), 0, 'a check keeps nothing');
+    const head = page.locator('#form-preview [data-field="household_head"]');
+    assert.equal(await head.locator('.pv-label > span:first-child').textContent(), '户主姓名');
+    assert.equal(await head.locator('.req').count(), 1, 'the household head is required');
+    assert.equal(await head.locator('.badge.sensitive').textContent(), '敏感');
+    assert.match(await head.locator('.pv-hint').textContent(), /^与户口簿一致/);
+    const statuses = page.locator('#form-preview [data-field="status"] .pv-choices label');
+    assert.deepEqual(await statuses.locator('span:first-of-type').allTextContents(), ['已走访', '需回访', '未遇到']);
+    assert.match(await page.textContent('#form-preview [data-field="scam_types"] .hint'), /“近三个月接到可疑电话或短信”为“是”时必填/);
+    await shot('form-preview');
+
+    // Kept as a draft, then published after a confirmation.
+    await page.click('#form-keep');
+    await page.waitForSelector('.flash');
+    assert.equal(await example.locator('td.state').textContent(), '草稿');
+    assert.equal(await page.textContent('#form-outcome h2'), '预览：反诈宣传入户 第 1 版（草稿）');
+    await example.locator('button.form-publish').click();
+    await page.waitForSelector('#form-versions tr[data-kind="anti_fraud_visit"].state-published');
+    assert.match(await page.textContent('.flash'), /已发布“反诈宣传入户”第 1 版/);
+    assert.equal(await example.locator('td.state').textContent(), '已发布');
+    assert.equal(await example.locator('button.form-retire').count(), 1, 'a published version can be retired');
+    await shot('form-published');
+
+    // A broken schema and a workbook with a bad cell: every problem listed, with its place in
+    // the workbook; the table stays as it was.
+    await page.setInputFiles('#form-file', { name: 'broken.json', mimeType: 'application/json', buffer: Buffer.from('{"kind": "broken_form",') });
+    await page.click('#form-check');
+    await page.waitForSelector('#form-problems li');
+    assert.match(await page.textContent('#form-problems'), /invalid schema JSON/);
+    await page.setInputFiles('#form-file', BAD_FORM);
+    await page.click('#form-keep');
+    await page.waitForSelector('#form-problems .place');
+    assert.equal(await page.textContent('#form-problems .place'), '工作表 survey，单元格 C2（label::zh 列）');
+    assert.equal(await page.locator('#form-versions tr[data-kind="unlabelled_form"]').count(), 0);
+    assert.equal(await example.locator('td.state').textContent(), '已发布');
+    await shot('form-refused');
+
+    // Any stored version previews from the table: the drug-control case, seen only by its
+    // assigned worker, with the fields of its visit log.
+    await page.locator('#form-versions tr[data-kind="drug_control_case"] a.form-preview').click();
+    await page.waitForSelector('#form-preview-log');
+    assert.match(await page.textContent('#form-access'), /仅“责任人”中指派的人员/);
+    assert.equal(await page.locator('#form-preview-log [data-field="visitor"]').count(), 1);
     await page.click('#logout');
     await page.waitForSelector('#login-form');
 
     // Township staff have no clearance: they find a dispute by its text, and its parties read
     // as redacted.
     await logIn(page, STAFF, STAFF_PASSWORD);
+    assert.equal(await page.locator('#nav-forms').count(), 0, 'only district admins manage forms');
     await page.click('#nav-reports');
     await page.waitForSelector('#report-list');
     await page.fill('input[name="q"]', '宅基地');

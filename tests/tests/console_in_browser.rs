@@ -1,6 +1,7 @@
 //! The office console in a real browser: a real `gridsync serve` (SQLite, then Postgres) seeded
 //! with an org tree, reports and a conflict that two offline replicas made, driven by headless
-//! Chromium through playwright-core (`tests/browser/console.cjs`). Screenshots land in
+//! Chromium through playwright-core (`tests/browser/console.cjs`), which also publishes the
+//! example form (`examples/forms/anti_fraud_visit.xlsx`) from the forms page. Screenshots land in
 //! `target/console-screenshots/<database>/`.
 //!
 //! Needs Debian's `chromium` and the npm package `playwright-core` in
@@ -295,6 +296,37 @@ fn browser_tools() -> (String, PathBuf) {
     (chromium, node_modules)
 }
 
+/// The example form the admin publishes from the forms page.
+fn example_form() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/forms/anti_fraud_visit.xlsx")
+}
+
+/// A workbook an office got wrong: its one question has no Chinese label, at `survey!C2`.
+fn unlabelled_form(dir: &Path) -> PathBuf {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let survey = book.add_worksheet().set_name("survey").expect("sheet");
+    survey
+        .write_row(0, 0, ["type", "name", "label::zh", "label::en"])
+        .expect("header");
+    survey
+        .write_row(1, 0, ["text", "address", "", "Address"])
+        .expect("row");
+    let settings = book.add_worksheet().set_name("settings").expect("sheet");
+    settings
+        .write_row(
+            0,
+            0,
+            ["form_id", "version", "form_title::zh", "form_title::en"],
+        )
+        .expect("header");
+    settings
+        .write_row(1, 0, ["unlabelled_form", "1", "缺标签", "Unlabelled"])
+        .expect("row");
+    let path = dir.join("unlabelled_form.xlsx");
+    book.save(&path).expect("save the workbook");
+    path
+}
+
 /// The screenshots in `shots` include one ending in each of `steps`.
 fn assert_screenshots(shots: &Path, steps: &[&str]) {
     let saved: Vec<String> = std::fs::read_dir(shots)
@@ -336,6 +368,7 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
 
     let shots = screenshot_dir(name);
     let _ = std::fs::remove_dir_all(&shots);
+    let forms = tempfile::tempdir().expect("temp dir");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/console.cjs");
     let run = tokio::process::Command::new("node")
         .arg(&script)
@@ -348,6 +381,8 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .env("CONSOLE_CHOSEN_VALUE", &chosen)
         .env("CONSOLE_OTHER_VALUE", other)
         .env("CONSOLE_PHOTO_NAME", PHOTO_NAME)
+        .env("CONSOLE_FORM", example_form())
+        .env("CONSOLE_BAD_FORM", unlabelled_form(forms.path()))
         .env("CONSOLE_SHOTS", &shots)
         .env("CONSOLE_CHROMIUM", &chromium)
         .kill_on_drop(true)
@@ -365,6 +400,8 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
             "-photo.png",
             "-resolved.png",
             "-report-english.png",
+            "-form-preview.png",
+            "-form-published.png",
             "-password-changed.png",
         ],
     );
@@ -390,6 +427,24 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .find(|d| d["id"] == "seed-office")
         .expect("the seeding device");
     assert!(revoked["revoked_at"].is_i64(), "{revoked}");
+    let versions = call(&office, Method::GET, "/api/v1/schemas/versions", None).await;
+    let states: Vec<(&str, &str)> = versions
+        .as_array()
+        .expect("versions")
+        .iter()
+        .filter(|v| v["source"] != "builtin")
+        .map(|v| {
+            (
+                v["kind"].as_str().expect("kind"),
+                v["state"].as_str().expect("state"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [("anti_fraud_visit", "published")],
+        "the example form published in the browser, and the refused ones kept nowhere"
+    );
     assert_eq!(revoked["state"], json!("revoked"));
     let held = call(&office, Method::GET, "/api/v1/held?state=merged", None).await;
     assert_eq!(
