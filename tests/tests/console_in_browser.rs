@@ -442,8 +442,12 @@ async fn an_admin_works_the_console_in_headless_chromium(db: &str, name: &str) {
         .collect();
     assert_eq!(
         states,
-        [("anti_fraud_visit", "published")],
-        "the example form published in the browser, and the refused ones kept nowhere"
+        [
+            ("anti_fraud_visit", "published"),
+            ("street_patrol", "published")
+        ],
+        "the example form published in the browser beside the seeded one, and the refused ones \
+         kept nowhere"
     );
     assert_eq!(revoked["state"], json!("revoked"));
     let held = call(&office, Method::GET, "/api/v1/held?state=merged", None).await;
