@@ -85,7 +85,7 @@ struct Admin {
     token: String,
 }
 
-fn wait<T>(f: impl std::future::Future<Output = T>) -> T {
+fn wait<T>(f: impl Future<Output = T>) -> T {
     tokio::runtime::Handle::current().block_on(f)
 }
 
