@@ -543,11 +543,11 @@ class FormsPublishedAtRuntime(unittest.TestCase):
     def test_a_kind_published_from_a_workbook_reaches_the_phone_and_a_visit_filed_offline_reaches_the_server(self):
         wang = phone(self.dir / "wang", self.server.base)
         wang.login("wang", PASSWORD, "wang's phone")
-        wang.sync(None)
+        wang.sync()
         self.assertNotIn("anti_fraud_visit", [k.kind for k in wang.schemas()])
 
         kind = self.publish_workbook(HERE.parents[2] / "examples" / "forms" / "anti_fraud_visit.xlsx")
-        summary = wang.sync(None)
+        summary = wang.sync()
         self.assertEqual(summary.new_schemas, 1)
         form = {k.kind: k for k in wang.schemas()}[kind]
         self.assertEqual(form.label.zh, "反诈宣传入户")
@@ -568,7 +568,7 @@ class FormsPublishedAtRuntime(unittest.TestCase):
         )
         self.assertEqual(wang.validate_report(rid), [])
         self.server.start()
-        delivered = wang.sync(None)
+        delivered = wang.sync()
         self.assertEqual((delivered.pushed_reports, delivered.pending_changes), (1, 0))
         held = self.server.report(rid)
         log("server holds", held["projection"]["fields"])
