@@ -5,6 +5,8 @@
 //! a sync that meets a changed catalogue or a report of a kind it lacks, and one that cannot
 //! fetch the catalogue.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,19 +20,14 @@ use gridsync_core::DocId;
 use gridsync_core::protocol::{
     self, PullBody, PullDoc, PullResult, PushDocResult, PushOutcome, PushResult,
 };
-use gridsync_core::replica::Rejection;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_mobile::client::Client;
-use gridsync_mobile::store::{
-    Batch, Grid, GridList, Profile, SchemaState, Session, Store, StoredSchema,
-};
+use gridsync_mobile::store::{Batch, SchemaState, Store, StoredSchema};
 use gridsync_mobile::{ClientConfig, ClientError, FieldValue, default_client_config};
 use serde_json::json;
+use support::{NOWHERE, USER, grids_of, mark_refused, session};
 
 const KEY: [u8; 32] = [9; 32];
-const USER: &str = "user-wang";
-/// Nothing listens here: the offline tests never reach a server.
-const NOWHERE: &str = "http://127.0.0.1:9";
 const CATALOGUE: &str = "GET /api/v1/schemas/catalogue";
 const PULL: &str = "POST /api/v1/sync/pull";
 const PUSH: &str = "POST /api/v1/sync/push";
@@ -41,34 +38,8 @@ const PUSH: &str = "POST /api/v1/sync/push";
 /// leaves them.
 fn seed(dir: &Path, kinds: Vec<StoredSchema>) {
     let mut store = Store::open(dir, &KEY).expect("store");
-    store
-        .set_session(Some(&Session {
-            access_token: "a".into(),
-            refresh_token: "r".into(),
-            access_expires_at: i64::MAX / 2,
-            user: Profile {
-                id: USER.into(),
-                username: "wang".into(),
-                display_name: "Wang".into(),
-                role: "grid_worker".into(),
-                org_unit_id: "g1".into(),
-                scope_path: "/d/t1/v1/g1/".into(),
-                clearance: true,
-                device_id: "d1".into(),
-            },
-        }))
-        .expect("session");
-    store
-        .set_grids(&GridList {
-            user_id: USER.into(),
-            whole_district: false,
-            grids: vec![Grid {
-                id: "g1".into(),
-                name: "网格 g1".into(),
-                path: "/d/t1/v1/g1/".into(),
-            }],
-        })
-        .expect("grids");
+    store.set_session(Some(&session())).expect("session");
+    store.set_grids(&grids_of(USER, &["g1"])).expect("grids");
     store_kinds(&mut store, kinds);
 }
 
@@ -150,25 +121,6 @@ fn problem_codes(client: &Client, id: &str) -> Vec<String> {
         .into_iter()
         .map(|p| format!("{} {}", p.path, p.code))
         .collect()
-}
-
-/// Marks a stored report refused at its current heads, as a push answer would.
-fn refuse(dir: &Path, id: &str, code: &str) {
-    let mut store = Store::open(dir, &KEY).expect("store");
-    let mut local = store
-        .load_docs()
-        .expect("docs")
-        .into_iter()
-        .find(|d| d.doc.id().to_string() == id)
-        .expect("stored");
-    local.rejected = Some(Rejection {
-        code: code.into(),
-        reason: format!("the server says {code}"),
-        heads: local.doc.heads(),
-    });
-    let mut batch = Batch::default();
-    batch.put_doc(&mut local);
-    store.commit(batch).expect("commit");
 }
 
 fn stuck_codes(client: &Client) -> Vec<(String, String)> {
@@ -559,9 +511,9 @@ fn refreshing_fetches_the_forms_the_phone_lacks_marks_retired_ones_and_offers_re
     let water = client.create_report("water_point", "g1").unwrap();
     let dispute = client.create_report("dispute_check", "g1").unwrap();
     drop(client);
-    refuse(dir.path(), &lamp, "unknown_kind");
-    refuse(dir.path(), &water, "unknown_kind");
-    refuse(dir.path(), &dispute, "unknown_grid");
+    mark_refused(dir.path(), &KEY, &lamp, "unknown_kind");
+    mark_refused(dir.path(), &KEY, &water, "unknown_kind");
+    mark_refused(dir.path(), &KEY, &dispute, "unknown_grid");
 
     let server = Canned::start(vec![
         (
@@ -646,7 +598,7 @@ fn a_sync_meeting_a_new_catalogue_takes_it_before_the_page_and_pushes_refused_re
         .set_field(&lamp, "lamp_no", Some(text("北-7")))
         .unwrap();
     drop(client);
-    refuse(dir.path(), &lamp, "unknown_kind");
+    mark_refused(dir.path(), &KEY, &lamp, "unknown_kind");
 
     let mut bus = someone_elses_bus_stop();
     let acked = PushResult {

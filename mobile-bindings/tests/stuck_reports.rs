@@ -3,57 +3,22 @@
 //! with its copy kept. The session, grid list and refusals are written into the store the way a
 //! login and a push answer would leave them.
 
+mod support;
+
 use std::collections::HashMap;
 use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use gridsync_core::DocId;
-use gridsync_core::replica::Rejection;
 use gridsync_core::report::ReportDoc;
 use gridsync_mobile::client::Client;
-use gridsync_mobile::store::{Batch, Grid, GridList, Profile, Session, Store};
+use gridsync_mobile::store::{Batch, GridList, Store};
 use gridsync_mobile::{ClientError, FieldValue, NewAttachment, default_client_config};
 use serde_json::{Value, json};
+use support::{NOWHERE, USER, grids_of, mark_refused, session};
 
 const KEY: [u8; 32] = [7; 32];
-const USER: &str = "user-wang";
-/// Nothing listens here: these tests never reach a server.
-const NOWHERE: &str = "http://127.0.0.1:9";
-
-fn session() -> Session {
-    Session {
-        access_token: "a".into(),
-        refresh_token: "r".into(),
-        access_expires_at: i64::MAX / 2,
-        user: Profile {
-            id: USER.into(),
-            username: "wang".into(),
-            display_name: "Wang".into(),
-            role: "grid_worker".into(),
-            org_unit_id: "g1".into(),
-            scope_path: "/d/t1/v1/g1/".into(),
-            clearance: true,
-            device_id: "d1".into(),
-        },
-    }
-}
-
-fn grids_of(user: &str, ids: &[&str]) -> GridList {
-    GridList {
-        user_id: user.into(),
-        whole_district: false,
-        grids: ids
-            .iter()
-            .map(|id| Grid {
-                id: (*id).into(),
-                name: format!("网格 {id}"),
-                path: format!("/d/t1/v1/{id}/"),
-            })
-            .collect(),
-    }
-}
-
 /// A phone logged in as wang, with `grids` as its fetched grid list (none: an older store).
 fn phone(dir: &Path, grids: Option<GridList>) -> Client {
     let store = Store::open(dir, &KEY).expect("store");
@@ -100,22 +65,7 @@ fn photo(entry: Option<String>) -> NewAttachment {
 /// Marks a report refused at its current heads, as a push answer would; reopens the phone.
 fn refuse(client: Client, dir: &Path, id: &str, code: &str) -> Client {
     drop(client);
-    let mut store = Store::open(dir, &KEY).expect("store");
-    let mut local = store
-        .load_docs()
-        .expect("docs")
-        .into_iter()
-        .find(|d| d.doc.id().to_string() == id)
-        .expect("stored");
-    local.rejected = Some(Rejection {
-        code: code.into(),
-        reason: format!("the server says {code}"),
-        heads: local.doc.heads(),
-    });
-    let mut batch = Batch::default();
-    batch.put_doc(&mut local);
-    store.commit(batch).expect("commit");
-    drop(store);
+    mark_refused(dir, &KEY, id, code);
     open(dir)
 }
 

@@ -536,7 +536,7 @@ async fn a_report_of_a_retired_version_is_still_taken_and_read(t: &TestStore) {
     let api = api(t).await;
     let admin = api.device_token("admin").await;
     let store = t.store.as_ref();
-    gridsync_fixtures::forms::publish(store, &anti_fraud_visit())
+    forms::publish(store, &anti_fraud_visit())
         .await
         .expect("publish");
     api.call(
@@ -571,7 +571,7 @@ async fn published_versions_never_change_and_only_drafts_are_discarded(t: &TestS
     let admin = api.device_token("admin").await;
     let mut changed = anti_fraud_visit();
     changed.label.zh = "反诈走访".into();
-    gridsync_fixtures::forms::publish(t.store.as_ref(), &anti_fraud_visit())
+    forms::publish(t.store.as_ref(), &anti_fraud_visit())
         .await
         .expect("publish");
 
@@ -645,9 +645,7 @@ async fn an_anonymous_kind_published_at_runtime_refuses_identifying_data_like_th
     let store = t.store.as_ref();
     let poll = twin("satisfaction_canvass", "street_poll", "街巷民意");
     assert!(poll.anonymous);
-    gridsync_fixtures::forms::publish(store, &poll)
-        .await
-        .expect("publish");
+    forms::publish(store, &poll).await.expect("publish");
     let w1 = writer("w1", Role::GridWorker, G1, "dev-w1");
     let interview = |n: u128, words: &str| {
         filled(

@@ -14,7 +14,7 @@ use gridsync_core::DocId;
 use gridsync_core::protocol::{self, PullResult, Push, PushDoc, PushOutcome, PushResult};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
-use gridsync_fixtures::forms;
+
 use gridsync_fixtures::reports::{dispute_of, drug_case_of};
 use gridsync_server::scope::Role;
 use gridsync_server::store::{ConflictQuery, UploadChunk, UploadOutcome};

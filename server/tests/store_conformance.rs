@@ -2667,7 +2667,7 @@ async fn the_schema_registry_starts_with_the_built_in_kinds_and_publishes_a_draf
         revision
     );
 
-    let visit = gridsync_fixtures::forms::anti_fraud_visit();
+    let visit = forms::anti_fraud_visit();
     let audit = |action: &str| AuditEntry {
         at: 1_800_000_000,
         user_id: Some("admin".into()),

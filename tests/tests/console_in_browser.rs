@@ -121,21 +121,7 @@ async fn seed_reports(server: &Server) -> (DocId, String) {
     }
 
     // A kind published at runtime, and a report of it: the dashboard gives it a card by status.
-    let patrol = json!({
-        "kind": "street_patrol",
-        "version": 1,
-        "label": {"zh": "街面巡查", "en": "Street patrol"},
-        "status_field": "outcome",
-        "fields": [
-            {"id": "place", "label": {"zh": "地点", "en": "Place"}, "type": "text", "required": true},
-            {"id": "outcome", "label": {"zh": "处置情况", "en": "Outcome"}, "type": "single_choice",
-             "choices": [
-                {"id": "fine", "label": {"zh": "正常", "en": "Fine"}},
-                {"id": "handled", "label": {"zh": "已处置", "en": "Handled"}},
-                {"id": "reported", "label": {"zh": "已上报", "en": "Reported"}}
-             ]}
-        ]
-    });
+    let patrol = gridsync_fixtures::forms::street_patrol();
     call(&office, Method::POST, "/api/v1/schemas", Some(patrol)).await;
     call(
         &office,

@@ -15,13 +15,13 @@ use gridsync_core::schema::{Registry, Schema};
 use gridsync_fixtures::fixture::Fixture;
 use gridsync_fixtures::org::OrgTree;
 use gridsync_fixtures::reports::filled;
-use gridsync_server::catalogue::{self, Actor};
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::{Store, Writer};
 use gridsync_server::sync::{Ingest, pull};
 use sqlx::Connection;
 
 pub use gridsync_fixtures::databases::{TestStore, postgres, postgres_url, sqlite};
+pub use gridsync_fixtures::forms::{self, home_visit, street_patrol};
 pub use gridsync_fixtures::reports::{
     attach, attach_named, dispute, drug_case, ingest, is_acked, object, push_all,
 };
@@ -209,30 +209,16 @@ pub async fn file_report(
     assert!(is_acked(&result.docs[0].outcome), "{:?}", result.docs[0]);
 }
 
-/// Who changes the registry in tests: nobody's account, as from the command line.
-const TEST_ACTOR: Actor<'static> = Actor {
-    user: None,
-    device: None,
-    via: "test",
-};
-
 /// Keeps `definition` (a schema as JSON) as a draft and publishes it, as an admin would: the
 /// version rules and the index questions as in production.
 pub async fn publish_schema(store: &dyn Store, definition: serde_json::Value) {
     let schema = Schema::from_json(&definition.to_string()).expect("a valid schema");
-    catalogue::save_draft(store, &schema, "json", TEST_ACTOR)
-        .await
-        .expect("save the draft");
-    catalogue::publish(store, &schema.kind, schema.version, TEST_ACTOR)
-        .await
-        .expect("publish");
+    forms::publish(store, &schema).await.expect("publish");
 }
 
 /// Retires a published version, as an admin would.
 pub async fn retire_schema(store: &dyn Store, kind: &str, version: u32) {
-    catalogue::retire(store, kind, version, TEST_ACTOR)
-        .await
-        .expect("retire");
+    forms::retire(store, kind, version).await.expect("retire");
 }
 
 /// Writes `push` as `writer`, every report acknowledged, under the catalogue `store` holds
@@ -263,57 +249,4 @@ pub fn versioned_report(
         ReportDoc::create(DocId::from_u128(id), kind, version, grid, &by).expect("create a report");
     doc.set_fields(&object(fields), &by).expect("fill it");
     doc
-}
-
-/// The choices of a question on 1–5 that feeds an index, with "don't know".
-fn scale() -> serde_json::Value {
-    let mut choices: Vec<serde_json::Value> = (1..=5)
-        .map(|n| serde_json::json!({"id": n.to_string(), "label": {"zh": n.to_string(), "en": n.to_string()}}))
-        .collect();
-    choices.push(
-        serde_json::json!({"id": "dont_know", "label": {"zh": "不知道", "en": "Don't know"}}),
-    );
-    serde_json::Value::Array(choices)
-}
-
-/// A kind an office publishes at runtime, version 1: a street patrol with an outcome (its
-/// status) and a residents' satisfaction question.
-pub fn street_patrol() -> serde_json::Value {
-    serde_json::json!({
-        "kind": "street_patrol",
-        "version": 1,
-        "label": {"zh": "街面巡查", "en": "Street patrol"},
-        "status_field": "outcome",
-        "fields": [
-            {"id": "place", "label": {"zh": "地点", "en": "Place"}, "type": "text", "required": true},
-            {"id": "outcome", "label": {"zh": "处置情况", "en": "Outcome"}, "type": "single_choice",
-             "choices": [
-                {"id": "fine", "label": {"zh": "正常", "en": "Fine"}},
-                {"id": "handled", "label": {"zh": "已处置", "en": "Handled"}},
-                {"id": "reported", "label": {"zh": "已上报", "en": "Reported"}}
-             ]},
-            {"id": "resident_satisfaction", "label": {"zh": "群众满意度", "en": "Residents' satisfaction"},
-             "type": "single_choice", "index": "satisfaction", "choices": scale()}
-        ]
-    })
-}
-
-/// A restricted kind published at runtime: home visits, seen only by the caseworker named in
-/// the report, drug-control officers and admins, like drug-control cases.
-pub fn home_visit() -> serde_json::Value {
-    serde_json::json!({
-        "kind": "home_visit",
-        "version": 1,
-        "label": {"zh": "入户走访", "en": "Home visit"},
-        "access": {"mode": "restricted", "assigned_field": "caseworker"},
-        "status_field": "stage",
-        "fields": [
-            {"id": "caseworker", "label": {"zh": "负责人", "en": "Caseworker"}, "type": "person_ref", "required": true},
-            {"id": "stage", "label": {"zh": "阶段", "en": "Stage"}, "type": "single_choice",
-             "choices": [
-                {"id": "planned", "label": {"zh": "计划", "en": "Planned"}},
-                {"id": "done", "label": {"zh": "已走访", "en": "Done"}}
-             ]}
-        ]
-    })
 }

@@ -1,0 +1,70 @@
+//! What the phone-library tests share: a phone's store written the way a login, a grid fetch
+//! and a push answer would leave it, with no server.
+
+// Each test binary uses part of the support, so what one leaves unused is not dead.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use gridsync_core::replica::Rejection;
+use gridsync_mobile::store::{Batch, Grid, GridList, Profile, Session, Store};
+
+/// The user every phone here belongs to.
+pub const USER: &str = "user-wang";
+/// Nothing listens here: these tests never reach a server.
+pub const NOWHERE: &str = "http://127.0.0.1:9";
+
+/// wang's session, as a login leaves it.
+pub fn session() -> Session {
+    Session {
+        access_token: "a".into(),
+        refresh_token: "r".into(),
+        access_expires_at: i64::MAX / 2,
+        user: Profile {
+            id: USER.into(),
+            username: "wang".into(),
+            display_name: "Wang".into(),
+            role: "grid_worker".into(),
+            org_unit_id: "g1".into(),
+            scope_path: "/d/t1/v1/g1/".into(),
+            clearance: true,
+            device_id: "d1".into(),
+        },
+    }
+}
+
+/// The grids `ids` as `user`'s fetched grid list.
+pub fn grids_of(user: &str, ids: &[&str]) -> GridList {
+    GridList {
+        user_id: user.into(),
+        whole_district: false,
+        grids: ids
+            .iter()
+            .map(|id| Grid {
+                id: (*id).into(),
+                name: format!("网格 {id}"),
+                path: format!("/d/t1/v1/{id}/"),
+            })
+            .collect(),
+    }
+}
+
+/// Marks report `id`, stored in `dir` under `key`, refused with `code` at its current heads,
+/// as a push answer would. The phone must be closed.
+pub fn mark_refused(dir: &Path, key: &[u8], id: &str, code: &str) {
+    let mut store = Store::open(dir, key).expect("store");
+    let mut local = store
+        .load_docs()
+        .expect("docs")
+        .into_iter()
+        .find(|d| d.doc.id().to_string() == id)
+        .expect("stored");
+    local.rejected = Some(Rejection {
+        code: code.into(),
+        reason: format!("the server says {code}"),
+        heads: local.doc.heads(),
+    });
+    let mut batch = Batch::default();
+    batch.put_doc(&mut local);
+    store.commit(batch).expect("commit");
+}
