@@ -1,9 +1,10 @@
 //! Forms published at runtime, end to end against a real `gridsync serve` on SQLite and on
 //! Postgres: an admin publishes a kind from the example workbook with the command line while
 //! the server runs, and another through the API; a phone (the real library) gets both at its
-//! next sync with no rebuild, fills one in offline, syncs it, and the server validates, lists
-//! and exports it. A breaking version is refused with its changes listed, and the phone keeps
-//! its forms through a restart.
+//! next sync with no rebuild, fills one in offline, syncs it, and the server validates, lists,
+//! counts and exports it. The canvass questionnaire's version 2 reaches the phone and new
+//! interviews use it. A breaking version is refused with its changes listed, and the phone
+//! keeps its forms through a restart.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -257,6 +258,11 @@ fn scenario(db: &str, base: &str, dir: &Path) {
     let ledger = admin.get("/api/v1/export?kind=anti_fraud_visit&format=csv");
     assert!(ledger.contains("户主姓名"), "{ledger}");
     assert!(ledger.contains("赵六"), "{ledger}");
+    let counted =
+        admin.get_json("/api/v1/stats/kinds/anti_fraud_visit?from=2020-01-01&to=2099-12-31");
+    assert_eq!(counted["total"]["total"], 1, "{counted}");
+    assert_eq!(counted["total"]["by_status"]["follow_up"], 1, "{counted}");
+    assert_eq!(counted["total"]["by_status"]["visited"], 0, "{counted}");
     let out = dir.join("visits.csv");
     let exported = gridsync(
         &[
@@ -276,6 +282,34 @@ fn scenario(db: &str, base: &str, dir: &Path) {
         std::fs::read_to_string(&out)
             .expect("ledger file")
             .contains("赵六")
+    );
+
+    // Next year's questionnaire: one question more. New interviews use it at once.
+    let canvass_v2 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../examples/forms/satisfaction_canvass.v2.json"
+    );
+    let published = gridsync(&["schema", "publish", canvass_v2], &[("GRIDSYNC_DB", db)]);
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    wang.sync(None).expect("sync the new questionnaire");
+    let canvass = wang.schema("satisfaction_canvass").expect("the canvass");
+    assert_eq!(canvass.version, 2);
+    assert!(
+        canvass
+            .fields
+            .iter()
+            .any(|f| f.id == "satisfaction_grid_service")
+    );
+    let interview = wang
+        .create_report("satisfaction_canvass", GRID)
+        .expect("an interview");
+    assert_eq!(
+        wang.report(&interview).expect("interview").schema_version,
+        2
     );
 
     // A version 2 that drops the status question would change what the visit above means.
