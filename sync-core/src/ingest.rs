@@ -130,12 +130,7 @@ pub fn apply(
             time: c.timestamp(),
         })
         .collect();
-    doc.apply_changes(
-        &new_changes
-            .iter()
-            .map(|c| c.bytes.clone())
-            .collect::<Vec<_>>(),
-    )?;
+    doc.apply_decoded(batch)?;
     // Every dependency was present, so nothing may be left waiting in automerge's queue.
     if !doc.missing_deps().is_empty() {
         return Err(Refusal::InvalidChange("changes out of causal order".into()));

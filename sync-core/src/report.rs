@@ -548,10 +548,15 @@ impl ReportDoc {
     /// dependencies are missing are queued by automerge until those arrive; see `missing_deps`.
     pub fn apply_changes(&mut self, raw: &[Vec<u8>]) -> Result<Vec<ChangeHash>> {
         let changes = decode_changes(raw)?;
-        self.check_actors(&changes)?;
         let hashes = changes.iter().map(Change::hash).collect();
-        self.doc.apply_changes(changes).map_err(am)?;
+        self.apply_decoded(changes)?;
         Ok(hashes)
+    }
+
+    /// Applies changes that [`decode_change`] accepted, without decoding them again.
+    pub fn apply_decoded(&mut self, changes: Vec<Change>) -> Result<()> {
+        self.check_actors(&changes)?;
+        self.doc.apply_changes(changes).map_err(am)
     }
 
     /// Refuses changes that name an actor this document has never seen, which automerge 0.12
