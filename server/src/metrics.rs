@@ -33,6 +33,7 @@ pub struct Metrics {
     pub sync_pushes: Counter,
     pub sync_pulls: Counter,
     pub changes_ingested: Counter,
+    pub ingest_retries: Counter,
     pub sync_bytes_in: Counter,
     pub sync_bytes_out: Counter,
     pub live_connections: Gauge,
@@ -70,6 +71,12 @@ impl Metrics {
             "changes_ingested",
             "New automerge changes stored, from phone pushes, office edits and conflict resolutions",
             changes_ingested.clone(),
+        );
+        let ingest_retries = Counter::default();
+        registry.register(
+            "ingest_retries",
+            "Pushed batches judged again because another write overtook them",
+            ingest_retries.clone(),
         );
         let sync_bytes_in = Counter::default();
         registry.register_with_unit(
@@ -136,6 +143,7 @@ impl Metrics {
             sync_pushes,
             sync_pulls,
             changes_ingested,
+            ingest_retries,
             sync_bytes_in,
             sync_bytes_out,
             live_connections,

@@ -191,6 +191,7 @@ fn schema_version(v: i64) -> Result<u32> {
 /// A document's row as ingest and loading read it, before its changes are added.
 #[derive(sqlx::FromRow)]
 pub(crate) struct StoredRecord {
+    pub seq: i64,
     pub snapshot: Vec<u8>,
     pub snapshot_seq: i64,
     pub incremental_bytes: i64,
@@ -202,6 +203,7 @@ pub(crate) struct StoredRecord {
 impl StoredRecord {
     pub fn with_changes(self, changes: Vec<Vec<u8>>) -> StoredDoc {
         StoredDoc {
+            seq: self.seq,
             snapshot: self.snapshot,
             incremental_bytes: self.incremental_bytes,
             org_path: self.org_path,

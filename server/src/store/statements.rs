@@ -27,6 +27,8 @@ pub struct Placement {
 /// from last time.
 #[derive(Debug)]
 pub struct StoredDoc {
+    /// The sequence number of its last change: it moves with every write to the document.
+    pub seq: i64,
     pub snapshot: Vec<u8>,
     pub incremental_bytes: i64,
     pub org_path: String,
@@ -153,8 +155,8 @@ impl Tx {
             String::new()
         };
         let row: Option<StoredRecord> = sql(format!(
-            "SELECT snapshot, snapshot_seq, incremental_bytes, org_path, restricted, assigned_to \
-             FROM documents WHERE id = $1{lock}"
+            "SELECT seq, snapshot, snapshot_seq, incremental_bytes, org_path, restricted, \
+             assigned_to FROM documents WHERE id = $1{lock}"
         ))
         .bind(id.to_string())
         .fetch_optional(&mut *self)
@@ -166,6 +168,22 @@ impl Tx {
         Ok(Some(row.with_changes(
             changes.into_iter().map(|c| c.bytes).collect(),
         )))
+    }
+
+    /// The sequence number of each stored document of `ids`, their rows locked until the
+    /// transaction ends where the database has row locks, in id order so that two writers
+    /// cannot deadlock. Documents not stored are absent.
+    pub async fn lock_seqs(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, i64>> {
+        let ids: Vec<String> = ids.iter().map(DocId::to_string).collect();
+        let rows: Vec<DocValue<i64>> = sql(format!(
+            "SELECT id, seq AS value FROM documents WHERE id IN ({}) ORDER BY id{}",
+            self.dialect().json_strings("$1"),
+            self.dialect().for_update("")
+        ))
+        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .fetch_all(self)
+        .await?;
+        rows.into_iter().map(DocValue::into_pair).collect()
     }
 
     /// The org path of a grid; `None` when no grid has this id.

@@ -7,7 +7,7 @@
 //! their author, device and reason, for the people who own the report now to merge or decline.
 //! Only changes the server can tell are broken or forged are refused.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use gridsync_core::DocId;
@@ -29,14 +29,14 @@ use crate::store::statements::{
 };
 use crate::store::{Result, Store, Tx, Writer, heads_to_bytes};
 
-/// How often an ingest runs when a concurrent one inserted the same new document first: the
-/// second run finds the row and locks it.
+/// How often a batch is judged. The last attempt judges it inside the write transaction with
+/// the documents' rows locked, so it cannot be overtaken and every push ends.
 const ATTEMPTS: usize = 3;
 
 /// The one way report changes are written: phone pushes, office edits, conflict resolutions,
-/// merged held work and the demo all come here. It runs the core's checks and the scope rules
-/// in one write transaction, commits, and only then counts the changes and pokes the live
-/// clients of every node, so nothing written can skip either.
+/// merged held work and the demo all come here. It runs the core's checks and the scope rules,
+/// commits, and only then counts the changes and pokes the live clients of every node, so
+/// nothing written can skip either.
 #[derive(Clone)]
 pub struct Ingest {
     catalogue: Arc<Catalogue>,
@@ -65,10 +65,17 @@ impl Ingest {
         }
     }
 
-    /// Writes `push` for `writer` into `store`: for each document, skips known hashes, checks dependencies,
-    /// authorship and scope, applies, validates, stores the changes with server sequence
-    /// numbers, the projection, conflicts and (when due) a new snapshot, in one transaction
-    /// for the whole batch. Returns only after the commit, so every `Acked` is durable.
+    /// Writes `push` for `writer` into `store`: for each document, skips known hashes, checks
+    /// dependencies, authorship and scope, applies, validates, and stores the changes with
+    /// server sequence numbers, the projection, conflicts and (when due) a new snapshot, in one
+    /// transaction for the whole batch. Returns only after the commit, so every `Acked` is
+    /// durable.
+    ///
+    /// The work of judging a batch (decoding, applying, validating, projecting, compacting) is
+    /// done against a read snapshot, outside the write transaction, so that pushes use every
+    /// core while the database takes one writer at a time. The write transaction then locks
+    /// the batch's documents, checks that none moved since they were read, and writes. A batch
+    /// overtaken by another write is judged again.
     pub async fn push(
         &self,
         store: &dyn Store,
@@ -77,17 +84,36 @@ impl Ingest {
     ) -> Result<PushResult> {
         // Kinds published since the last push are in force for this one.
         let catalogue = self.catalogue.fresh(store).await?;
+        let registry = &catalogue.registry;
         let mut attempt = 1;
         let committed = loop {
-            let mut tx = store.begin_write().await?;
-            let result = match ingest_batch(&mut tx, writer, push, &catalogue.registry).await {
-                Ok(committed) => tx.commit().await.map(|()| committed),
-                Err(e) => Err(e),
+            let last = attempt == ATTEMPTS;
+            let result = if last {
+                let mut tx = store.begin_write().await?;
+                match judge(&mut tx, writer, push, registry, true).await {
+                    Ok(judged) => write_and_commit(tx, judged, push, writer).await.map(Some),
+                    Err(e) => Err(e),
+                }
+            } else {
+                let judged = {
+                    let mut read = store.begin_read().await?;
+                    judge(&mut read, writer, push, registry, false).await?
+                };
+                let mut tx = store.begin_write().await?;
+                match judged.unmoved(&mut tx).await {
+                    Ok(true) => write_and_commit(tx, judged, push, writer).await.map(Some),
+                    Ok(false) => Ok(None),
+                    Err(e) => Err(e),
+                }
             };
             match result {
-                Err(e) if attempt < ATTEMPTS && e.is_unique_violation() => attempt += 1,
-                result => break result?,
-            }
+                Ok(Some(committed)) => break committed,
+                // Overtaken, or a concurrent first insert of the same new document.
+                Ok(None) => self.metrics.ingest_retries.inc(),
+                Err(e) if !last && e.is_unique_violation() => self.metrics.ingest_retries.inc(),
+                Err(e) => return Err(e),
+            };
+            attempt += 1;
         };
         self.metrics.changes_ingested.inc_by(committed.changes);
         self.live.publish(committed.changed);
@@ -103,51 +129,106 @@ struct Committed {
     changed: Changed,
 }
 
-/// Ingests `push` for `writer`: one outcome per document, in push order, and what the writes
-/// will have changed once the caller commits.
-async fn ingest_batch(
+/// A batch judged against one state of the database: an outcome for each document, what to
+/// write, and the state it was judged on.
+struct Judged {
+    outcomes: Vec<Option<PushOutcome>>,
+    /// Writes by push position.
+    writes: Vec<(usize, DocWrite)>,
+    holds: Vec<HeldWrite>,
+    /// Each judged document's sequence number when it was read; absent when it was not stored.
+    read: Vec<(DocId, Option<i64>)>,
+    /// The scope of each user the batch assigns a case to, as it was read.
+    assignees: Vec<(String, Option<Scope>)>,
+}
+
+impl Judged {
+    /// Whether the state the batch was judged on still holds, inside the write transaction:
+    /// no judged document was written since it was read (their rows are locked from here on,
+    /// where the database has row locks) and no assignee's scope changed. Grids never move,
+    /// so their paths need no second look.
+    async fn unmoved(&self, tx: &mut Tx) -> Result<bool> {
+        let ids: Vec<DocId> = self.read.iter().map(|(id, _)| *id).collect();
+        let now = tx.lock_seqs(&ids).await?;
+        if self
+            .read
+            .iter()
+            .any(|(id, seq)| now.get(id) != seq.as_ref())
+        {
+            return Ok(false);
+        }
+        for (user, scope) in &self.assignees {
+            if tx.user_scope(user).await? != *scope {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Judges `push` for `writer` against what `tx` reads: one outcome per document, in push order,
+/// and the writes. `lock` locks each document's row as it is read (inside the write
+/// transaction).
+async fn judge(
     tx: &mut Tx,
     writer: &Writer,
     push: &Push,
     registry: &Registry,
-) -> Result<Committed> {
+    lock: bool,
+) -> Result<Judged> {
     // Rows are locked in id order, so two pushes touching the same documents cannot deadlock.
     let mut order: Vec<usize> = (0..push.docs.len()).collect();
     order.sort_by_key(|&i| push.docs[i].doc);
-    let mut outcomes: Vec<Option<PushOutcome>> = vec![None; push.docs.len()];
-    let mut writes = Vec::new();
-    let mut seen = HashSet::new();
+    let mut judged = Judged {
+        outcomes: vec![None; push.docs.len()],
+        writes: Vec::new(),
+        holds: Vec::new(),
+        read: Vec::with_capacity(push.docs.len()),
+        assignees: Vec::new(),
+    };
+    // A push is mostly one grid's reports.
+    let mut grids: HashMap<String, Option<String>> = HashMap::new();
     for i in order {
         let item = &push.docs[i];
-        if !seen.insert(item.doc) {
+        if judged.read.last().is_some_and(|(id, _)| *id == item.doc) {
             // The decoder refuses such a push; a caller building one in code gets this.
-            outcomes[i] = Some(rejected(
+            judged.outcomes[i] = Some(rejected(
                 "duplicate_doc",
                 "the document appears twice in the push".into(),
             ));
             continue;
         }
-        let loaded = match tx.stored(&item.doc, true).await? {
+        let stored = tx.stored(&item.doc, lock).await?;
+        judged.read.push((item.doc, stored.as_ref().map(|s| s.seq)));
+        let loaded = match stored {
             Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
             None => None,
         };
         let outcome = match apply(loaded, item, writer, registry) {
             Ok(applied) => {
-                let org_path = tx.grid_path(applied.grid()).await?;
+                let org_path = match grids.get(applied.grid()) {
+                    Some(path) => path.clone(),
+                    None => {
+                        let path = tx.grid_path(applied.grid()).await?;
+                        grids.insert(applied.grid().to_owned(), path.clone());
+                        path
+                    }
+                };
                 let assignee = match new_assignee(&applied, registry) {
                     Some(user) => {
                         let scope = tx.user_scope(&user).await?;
+                        judged.assignees.push((user.clone(), scope.clone()));
                         Some(Assignee { user, scope })
                     }
                     None => None,
                 };
                 match plan(applied, org_path, assignee, writer, registry) {
                     Ok(Plan::Write { outcome, write }) => {
-                        writes.extend(write.map(|w| (i, *w)));
+                        judged.writes.extend(write.map(|w| (i, *w)));
                         outcome
                     }
                     Ok(Plan::Hold { outcome, held }) => {
-                        tx.hold(&held, writer).await?;
+                        judged.holds.push(*held);
                         outcome
                     }
                     Err(outcome) => outcome,
@@ -155,9 +236,39 @@ async fn ingest_batch(
             }
             Err(outcome) => outcome,
         };
-        outcomes[i] = Some(outcome);
+        judged.outcomes[i] = Some(outcome);
     }
-    // Sequence numbers follow the push's order.
+    Ok(judged)
+}
+
+/// Writes a judged batch and commits.
+async fn write_and_commit(
+    mut tx: Tx,
+    judged: Judged,
+    push: &Push,
+    writer: &Writer,
+) -> Result<Committed> {
+    let committed = write_batch(&mut tx, judged, push, writer).await?;
+    tx.commit().await?;
+    Ok(committed)
+}
+
+/// Writes a judged batch: held work, then the documents with sequence numbers in push order.
+async fn write_batch(
+    tx: &mut Tx,
+    judged: Judged,
+    push: &Push,
+    writer: &Writer,
+) -> Result<Committed> {
+    let Judged {
+        outcomes,
+        mut writes,
+        holds,
+        ..
+    } = judged;
+    for held in &holds {
+        tx.hold(held, writer).await?;
+    }
     writes.sort_by_key(|(i, _)| *i);
     let total: i64 = writes.iter().map(|(_, w)| w.changes.len() as i64).sum();
     let mut changed = Changed::default();
