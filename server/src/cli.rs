@@ -101,6 +101,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<Cidr>,
+    /// Memory for sync work in flight, in MiB: pushes and pulls beyond it wait their turn
+    /// [default: 8].
+    #[arg(long, env = "GRIDSYNC_SYNC_MEMORY_MIB")]
+    pub sync_memory_mib: Option<u64>,
     /// Log lines for a terminal (human) or for a log collector (json, one object per line).
     #[arg(long, env = "GRIDSYNC_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,

@@ -30,6 +30,8 @@ pub struct Config {
     /// How often `/api/v1/live` pings its clients (keeping proxies from closing an idle
     /// connection) and checks again that the caller's account and device are still good.
     pub live_ping: Duration,
+    /// Bytes of sync work in flight across all requests (`sync::Budget`).
+    pub sync_budget_bytes: usize,
 }
 
 impl Default for Config {
@@ -44,6 +46,7 @@ impl Default for Config {
             trusted_proxies: TrustedProxies::default(),
             metrics_token_sha256: None,
             live_ping: Duration::from_secs(30),
+            sync_budget_bytes: crate::sync::budget::DEFAULT_BYTES,
         }
     }
 }

@@ -48,7 +48,7 @@ use crate::config::Config;
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::store::Store;
-use crate::sync::Ingest;
+use crate::sync::{Budget, Ingest};
 use crate::thumbnail::Decodes;
 
 /// Shared by every handler; cheap to clone.
@@ -67,6 +67,8 @@ pub struct AppState {
     pub decodes: Decodes,
     /// Where every write of report changes goes.
     pub ingest: Ingest,
+    /// The memory pushes and pulls may hold at once.
+    pub sync_budget: Budget,
 }
 
 impl AppState {
@@ -77,6 +79,7 @@ impl AppState {
         catalogue.fresh(store.as_ref()).await?;
         let metrics = Arc::new(Metrics::new());
         let live = Hub::new();
+        let sync_budget = Budget::new(config.sync_budget_bytes);
         Ok(AppState {
             ingest: Ingest::new(catalogue.clone(), metrics.clone(), live.clone()),
             store,
@@ -90,6 +93,7 @@ impl AppState {
             metrics,
             live,
             decodes: Decodes::default(),
+            sync_budget,
         })
     }
 

@@ -28,6 +28,7 @@ pub struct FileSettings {
     pub login_max_failures: Option<u32>,
     pub login_window_minutes: Option<u64>,
     pub trusted_proxies: Option<Vec<Cidr>>,
+    pub sync_memory_mib: Option<u64>,
 }
 
 /// What a command runs with.
@@ -74,6 +75,12 @@ impl Settings {
                 .filter(|given| !given.is_empty())
                 .or(file.trusted_proxies)
                 .map_or(defaults.trusted_proxies, TrustedProxies::new),
+            sync_budget_bytes: serve
+                .and_then(|s| s.sync_memory_mib)
+                .or(file.sync_memory_mib)
+                .map_or(defaults.sync_budget_bytes, |m| {
+                    usize::try_from(m.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
+                }),
             // A secret, so from the environment only, like the first admin's password.
             metrics_token_sha256: std::env::var(METRICS_TOKEN_ENV)
                 .ok()
@@ -84,6 +91,11 @@ impl Settings {
         if api.access_ttl.is_zero() || api.refresh_ttl.is_zero() || api.login_window.is_zero() {
             return Err(Error::Invalid(
                 "token lifetimes and the login window must be at least 1".into(),
+            ));
+        }
+        if api.sync_budget_bytes == 0 {
+            return Err(Error::Invalid(
+                "the sync memory must be at least 1 MiB".into(),
             ));
         }
         Ok(Settings {

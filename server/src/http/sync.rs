@@ -9,12 +9,14 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::header::CONTENT_TYPE;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gridsync_core::protocol::{self, Limits, Message, Pull, Push};
 use serde_json::json;
+use tokio::sync::OwnedSemaphorePermit;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -24,7 +26,7 @@ use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Restricted;
 use crate::store::{AuditEntry, Writer};
-use crate::sync::pull;
+use crate::sync::{budget, pull};
 
 /// Media type of a sync frame.
 pub const FRAME_TYPE: &str = "application/x-gridsync";
@@ -61,6 +63,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn push(
     State(state): State<AppState>,
     caller: Caller,
+    _turn: PushTurn,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_clearance(&caller)?;
@@ -100,6 +103,12 @@ async fn pull(
 ) -> Result<Response, ApiError> {
     require_clearance(&caller)?;
     let mut pull: Pull = decode(&state, body)?;
+    // The page's share of the sync budget: what it may hold while it is read and encoded.
+    let page = pull.byte_budget.min(budget::MAX_PAGE_BYTES) as usize;
+    let _turn = state
+        .sync_budget
+        .reserve(page.saturating_mul(budget::PULL_EXPANSION))
+        .await;
     let now = clock::now();
     let pending = headers
         .get(PENDING_HEADER)
@@ -153,6 +162,34 @@ async fn pull(
     }
     state.metrics.sync_pulls.inc();
     Ok(frame(&state, &result))
+}
+
+/// A push's share of the sync budget ([`budget::PUSH_EXPANSION`] times its frame's declared
+/// length, or the longest frame when it declares none), taken once the caller is known and
+/// before the frame is read: a push waiting its turn holds neither its frame nor a connection.
+struct PushTurn {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl FromRequestParts<AppState> for PushTurn {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(LIMITS.max_frame_bytes)
+            .min(LIMITS.max_frame_bytes);
+        let bytes = declared.saturating_mul(budget::PUSH_EXPANSION);
+        Ok(PushTurn {
+            _permit: state.sync_budget.reserve(bytes).await,
+        })
+    }
 }
 
 /// The answer to a retiring device: once it holds nothing undelivered it is revoked (its

@@ -75,7 +75,8 @@ async fn pull_page(
     }
     // A client that holds nothing, or whose changes may have been pruned, gets snapshots.
     let full = since == 0 || since < reads.horizon().await?;
-    let budget = pull.byte_budget as usize;
+    // The client's budget, within what the server holds for one page (`budget::MAX_PAGE_BYTES`).
+    let budget = pull.byte_budget.min(super::budget::MAX_PAGE_BYTES) as usize;
     let mut page = Page::default();
 
     for id in &pull.resend {
