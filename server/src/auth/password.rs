@@ -1,18 +1,25 @@
 //! Password hashing with argon2id (default parameters), stored as PHC strings. Hashing is slow
-//! by design, so it runs on the blocking pool and never stalls the async workers.
+//! by design, so it runs on the blocking pool and never stalls the async workers, one hash at a
+//! time: each holds 19 MiB, and a morning's logins at once must not take the server's memory.
 
 use std::sync::OnceLock;
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use tokio::sync::Semaphore;
 
 use super::{AuthError, Result};
 
 /// Longer input is refused before hashing: argon2 would accept it, but nobody types it.
 pub const MAX_LEN: usize = 1024;
 
+/// One hash at a time. A login takes a few tens of milliseconds of one core, so a queue of them
+/// clears quickly, and sync keeps the other cores meanwhile.
+static TURN: Semaphore = Semaphore::const_new(1);
+
 pub async fn hash(password: String) -> Result<String> {
+    let _turn = turn().await?;
     tokio::task::spawn_blocking(move || hash_now(&password))
         .await
         .map_err(|e| AuthError::Password(e.to_string()))?
@@ -22,6 +29,7 @@ pub async fn hash(password: String) -> Result<String> {
 /// fixed hash anyway and answers false, so that an unknown username takes as long as a wrong
 /// password and the answer time tells nothing about which usernames exist.
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool> {
+    let _turn = turn().await?;
     tokio::task::spawn_blocking(move || match stored {
         Some(phc) => Ok(verify_now(&password, &phc)),
         None => {
@@ -32,6 +40,12 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool> {
     })
     .await
     .map_err(|e| AuthError::Password(e.to_string()))?
+}
+
+async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>> {
+    TURN.acquire()
+        .await
+        .map_err(|e| AuthError::Password(e.to_string()))
 }
 
 fn hash_now(password: &str) -> Result<String> {
