@@ -99,6 +99,21 @@ impl District {
         proc_status_kib(self.server.pid(), "VmRSS:").map(|kib| kib * 1024)
     }
 
+    /// CPU time the server process has used so far, user and system, in seconds (Postgres's
+    /// own processes not included).
+    pub fn server_cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.server.pid()))?;
+        // Fields after the command name, which is in parentheses and may hold spaces; utime
+        // and stime are the 14th and 15th fields of the line, in USER_HZ ticks (100 a second
+        // on Linux whatever the kernel's own tick).
+        let after_name = stat.rsplit_once(')').context("no command name in stat")?.1;
+        let fields: Vec<&str> = after_name.split_whitespace().collect();
+        let ticks = |i: usize| -> anyhow::Result<f64> {
+            Ok(fields.get(i).context("short stat line")?.parse::<f64>()?)
+        };
+        Ok((ticks(11)? + ticks(12)?) / 100.0)
+    }
+
     /// The database's size on disk: the SQLite file and its write-ahead log, or what Postgres
     /// reports for the database.
     pub async fn database_size(&self) -> anyhow::Result<u64> {

@@ -53,6 +53,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     }
 
     let wire_before = (phone_relay.sent(), phone_relay.received());
+    let cpu_before = district.server_cpu_seconds()?;
     let started = Instant::now();
     let tasks: Vec<_> = phones
         .into_iter()
@@ -74,6 +75,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         phones.push(phone);
     }
     let upload_secs = started.elapsed().as_secs_f64();
+    let upload_cpu = district.server_cpu_seconds()? - cpu_before;
     let upload_wire = (
         phone_relay.sent() - wire_before.0,
         phone_relay.received() - wire_before.1,
@@ -110,6 +112,9 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         "upload": {
             "seconds": upload_secs,
             "edits_per_second": edits as f64 / upload_secs,
+            "docs_per_second": (args.phones * args.docs) as f64 / upload_secs,
+            "server_cpu_seconds": upload_cpu,
+            "server_cpu_us_per_edit": upload_cpu * 1e6 / edits as f64,
             "requests": sync.requests,
             "push_body_bytes_up": push.body_up, "push_body_bytes_down": push.body_down,
             "sync_body_bytes_up": sync.body_up, "sync_body_bytes_down": sync.body_down,
