@@ -7,6 +7,15 @@ use serde_json::Value;
 
 /// Runs one workload and returns its JSON lines (SQLite first, then Postgres).
 fn bench(args: &[&str]) -> Vec<Value> {
+    let lines = bench_lines(args);
+    assert_eq!(lines.len(), 2, "one line per backend: {lines:?}");
+    assert_eq!(lines[0]["backend"], "sqlite");
+    assert_eq!(lines[1]["backend"], "postgres");
+    lines
+}
+
+/// Runs one workload and returns its JSON lines.
+fn bench_lines(args: &[&str]) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_gridsync-bench"))
         .args(args)
         .env("GRIDSYNC_BIN", gridsync_e2e::server_binary())
@@ -17,14 +26,10 @@ fn bench(args: &[&str]) -> Vec<Value> {
         "gridsync-bench {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
-        .collect();
-    assert_eq!(lines.len(), 2, "one line per backend: {lines:?}");
-    assert_eq!(lines[0]["backend"], "sqlite");
-    assert_eq!(lines[1]["backend"], "postgres");
-    lines
+        .collect()
 }
 
 #[test]
@@ -119,4 +124,21 @@ fn scale_workload_copies_reports_in_postgres_and_pulls_a_township() {
         Some(10),
         "{line}"
     );
+}
+
+#[test]
+fn phone_library_workload_syncs_opens_edits_and_syncs_again() {
+    let lines = bench_lines(&["phone", "--worker", "5", "--office", "20"]);
+    let backends: Vec<_> = lines.iter().map(|l| l["backend"].clone()).collect();
+    assert_eq!(backends, ["sqlite", "sqlite", "postgres", "postgres"]);
+    for (line, reports) in lines.iter().zip([5, 20, 5, 20]) {
+        assert_eq!(line["first_sync"]["pulled_reports"], reports, "{line}");
+        assert_eq!(line["open"]["listed"], reports, "{line}");
+        assert_eq!(line["store"]["docs"], reports, "{line}");
+        assert_eq!(line["no_op_sync"]["requests"], 1, "{line}");
+        assert_eq!(line["no_op_sync"]["pulled_reports"], 0, "{line}");
+        assert_eq!(line["edit"]["pending_changes"], 1, "{line}");
+        assert!(line["edit"]["grew_bytes"].as_i64() > Some(0), "{line}");
+        assert!(line["open"]["rss_bytes_after"].as_u64() > Some(0), "{line}");
+    }
 }

@@ -137,7 +137,7 @@ impl District {
     }
 }
 
-fn proc_status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
+pub fn proc_status_kib(pid: u32, key: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let line = status
         .lines()

@@ -1,6 +1,7 @@
 //! gridsync-bench: the field-reporting workloads of BENCHMARKS.md against a real `gridsync
 //! serve` that it starts on a fresh database of each backend, driven over HTTP by simulated
-//! phones built on sync-core's replica. Prints one JSON line per workload and backend.
+//! phones built on sync-core's replica (or, for `phone`, by the real phone library). Prints one
+//! JSON line per workload and backend (`phone`: one per client).
 //!
 //! ```text
 //! cargo build --release --workspace
@@ -13,6 +14,7 @@
 #![allow(clippy::print_stdout)]
 
 mod district;
+mod phone;
 mod scale;
 mod scope;
 mod sustained;
@@ -46,21 +48,36 @@ enum Workload {
     W5(scale::Args),
     /// A grid worker uploads large PNGs at once; the server's peak memory for their thumbnails.
     Thumbnails(thumbnails::Args),
+    /// The real phone library on a grid worker's phone and an office client: first sync,
+    /// opening the store, one edit, a no-op sync.
+    Phone(phone::Args),
+    /// One step of the phone workload's client, in a process of its own (run by `phone`).
+    #[command(hide = true)]
+    PhoneClient(phone::ClientArgs),
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Workload::PhoneClient(args) = &cli.workload {
+        // Talks to the server the parent started; no backend of its own.
+        println!("{}", phone::client_step(args)?);
+        return Ok(());
+    }
     for backend in cli.backend {
-        let line = match &cli.workload {
-            Workload::W1(args) => upload::run(backend, args).await?,
-            Workload::W2(args) => scope::no_op(backend, args).await?,
-            Workload::W3(args) => scope::incremental(backend, args).await?,
-            Workload::W4(args) => sustained::run(backend, args).await?,
-            Workload::W5(args) => scale::run(backend, args).await?,
-            Workload::Thumbnails(args) => thumbnails::run(backend, args).await?,
+        let lines = match &cli.workload {
+            Workload::W1(args) => vec![upload::run(backend, args).await?],
+            Workload::W2(args) => vec![scope::no_op(backend, args).await?],
+            Workload::W3(args) => vec![scope::incremental(backend, args).await?],
+            Workload::W4(args) => vec![sustained::run(backend, args).await?],
+            Workload::W5(args) => vec![scale::run(backend, args).await?],
+            Workload::Thumbnails(args) => vec![thumbnails::run(backend, args).await?],
+            Workload::Phone(args) => phone::run(backend, args).await?,
+            Workload::PhoneClient(_) => anyhow::bail!("phone-client runs one step on its own"),
         };
-        println!("{line}");
+        for line in lines {
+            println!("{line}");
+        }
     }
     Ok(())
 }
