@@ -20,6 +20,7 @@ use support::*;
 on_both_test_stores!(
     two_phones_and_an_office_converge_through_the_sync_endpoints,
     a_pushed_report_outside_the_scope_is_held_alone,
+    a_push_waits_for_its_share_of_the_sync_budget_before_anything_is_stored,
     bad_frames_are_refused_as_problems_and_nothing_is_stored,
     pulling_drug_cases_is_audited,
 );
@@ -155,6 +156,29 @@ async fn a_pushed_report_outside_the_scope_is_held_alone(t: &TestStore) {
             .expect("read")
             .is_none()
     );
+}
+
+async fn a_push_waits_for_its_share_of_the_sync_budget_before_anything_is_stored(t: &TestStore) {
+    let api = api(t).await;
+    let w1 = api.token("w1", "p1").await;
+    let mut doc = dispute(1, G1, "w1");
+    let frame = protocol::encode(&push_all(&mut [&mut doc]));
+    // Other work holds the whole budget: the push waits for it, and stores nothing meanwhile.
+    let others = api.state.sync_budget.reserve(usize::MAX).await;
+    let waiting = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        api.post_frame("/api/v1/sync/push", &w1, frame.clone()),
+    )
+    .await;
+    assert!(waiting.is_err(), "the push went ahead of the budget");
+    assert!(t.store.document(&doc.id()).await.expect("read").is_none());
+    drop(others);
+    let result: PushResult = api
+        .post_frame("/api/v1/sync/push", &w1, frame)
+        .await
+        .message();
+    assert!(is_acked(&result.docs[0].outcome));
+    assert!(t.store.document(&doc.id()).await.expect("read").is_some());
 }
 
 async fn bad_frames_are_refused_as_problems_and_nothing_is_stored(t: &TestStore) {
