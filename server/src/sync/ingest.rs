@@ -1,6 +1,7 @@
 //! Ingest of a pushed batch, the one way report changes are written: what to write for each
-//! document, checked against the writer's scope before and after, and the order of the writes,
-//! run as the store's statements inside one write transaction.
+//! document, judged against a read snapshot and checked against the writer's scope before and
+//! after, then written as the store's statements in one short write transaction that first
+//! checks nothing it judged has moved.
 //!
 //! Changes the writer may no longer write (the report left their scope while they edited it
 //! offline, or their edit would move it out) are not refused: they are kept as held work, with
