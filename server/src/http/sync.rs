@@ -166,7 +166,8 @@ async fn pull(
 
 /// A push's share of the sync budget ([`budget::PUSH_EXPANSION`] times its frame's declared
 /// length, or the longest frame when it declares none), taken once the caller is known and
-/// before the frame is read: a push waiting its turn holds neither its frame nor a connection.
+/// before the frame is read: a push waiting its turn holds neither its frame nor a database
+/// connection.
 struct PushTurn {
     _permit: OwnedSemaphorePermit,
 }
