@@ -189,15 +189,15 @@ impl ReportDoc {
                 .filter_map(|(_, id)| self.doc().hash_for_opid(&id))
                 .collect();
             for close in closing {
-                let not_before_close: HashSet<ChangeHash> = self.not_ancestors_of(close);
+                // An entry is concurrent with the close when neither change saw the other. One
+                // walk of the history per close: asking per entry walked it once per entry.
+                let concurrent: HashSet<ChangeHash> =
+                    self.concurrent_with(close).into_iter().collect();
                 for (entry_id, entry) in &entries {
                     let Some(created) = self.doc().hash_for_opid(entry) else {
                         continue;
                     };
-                    // An entry is concurrent with the close when neither change saw the other.
-                    if not_before_close.contains(&created)
-                        && self.not_ancestors_of(created).contains(&close)
-                    {
+                    if concurrent.contains(&created) {
                         flags.push(Flag {
                             code: rule.code.clone(),
                             entry: entry_id.clone(),
@@ -322,15 +322,6 @@ impl ReportDoc {
             .map(|a| String::from_utf8_lossy(a.as_bytes()).into_owned());
         let actor = meta.actor.into_owned();
         recorded.or_else(|| self.author_of(&actor))
-    }
-
-    /// Changes that are neither `hash` nor among its ancestors.
-    fn not_ancestors_of(&mut self, hash: ChangeHash) -> HashSet<ChangeHash> {
-        self.doc_mut()
-            .get_changes_meta(&[hash])
-            .into_iter()
-            .map(|meta| meta.hash)
-            .collect()
     }
 
     /// The keys of a map that hold concurrent values, in one pass over the map: asking each key
