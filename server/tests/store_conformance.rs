@@ -63,6 +63,8 @@ on_both_backends!(
     the_index_counts_the_questions_each_reports_own_version_marks,
     a_published_kinds_reports_fall_on_the_day_they_were_stored_in_china,
     any_kind_is_counted_per_org_path_and_status_within_the_scope,
+    canvass_figures_read_whole_months_from_roll_ups_and_agree_with_each_interview,
+    a_pull_walks_the_feed_of_its_township_village_or_grid_and_sees_exactly_that_unit,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -3009,4 +3011,269 @@ async fn any_kind_is_counted_per_org_path_and_status_within_the_scope(store: &dy
             .expect("kind counts"),
         Vec::<KindCounts>::new()
     );
+}
+
+/// One canvass interview of [`canvass_figures_read_whole_months_from_roll_ups_and_agree_with_each_interview`].
+#[derive(Clone)]
+struct Interview {
+    id: u128,
+    grid: &'static str,
+    day: &'static str,
+    police: &'static str,
+    worries: Vec<&'static str>,
+}
+
+impl Interview {
+    fn fields(&self) -> serde_json::Value {
+        json!({"household_type": "migrant", "canvasser": "admin",
+            "interviewed_at": format!("{}T10:00:00+08:00", self.day),
+            "satisfaction_police": self.police, "safety_overall": "4", "worries": self.worries})
+    }
+}
+
+/// The canvass counts and worries of `interviews` in `period` for a scope under `prefix`,
+/// counted one interview at a time.
+fn count_each(
+    interviews: &[Interview],
+    prefix: &str,
+    period: &Period,
+) -> (Vec<CanvassCounts>, Vec<(String, i64)>) {
+    let mut counts = std::collections::BTreeMap::<String, CanvassCounts>::new();
+    let mut worries = std::collections::BTreeMap::<String, i64>::new();
+    for i in interviews {
+        let path = path_of(i.grid);
+        let within = i.day >= period.from.as_str() && i.day <= period.to.as_str();
+        if !within || !path.starts_with(prefix) || !path.starts_with(&period.org_path) {
+            continue;
+        }
+        let c = counts.entry(path.to_owned()).or_default();
+        c.org_path = path.to_owned();
+        c.interviews += 1;
+        if let Ok(police) = i.police.parse::<i64>() {
+            c.satisfaction_answered += 1;
+            c.satisfied += i64::from(police >= 4);
+        }
+        c.safety_answered += 1;
+        c.safe += 1;
+        for w in &i.worries {
+            *worries.entry((*w).to_owned()).or_default() += 1;
+        }
+    }
+    (
+        counts.into_values().collect(),
+        worries.into_iter().collect(),
+    )
+}
+
+async fn canvass_figures_read_whole_months_from_roll_ups_and_agree_with_each_interview(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    let mut interviews = vec![
+        Interview {
+            id: 1,
+            grid: G1,
+            day: "2026-09-30",
+            police: "5",
+            worries: vec!["fraud"],
+        },
+        Interview {
+            id: 2,
+            grid: G1,
+            day: "2026-10-01",
+            police: "2",
+            worries: vec![],
+        },
+        Interview {
+            id: 3,
+            grid: G2,
+            day: "2026-10-15",
+            police: "5",
+            worries: vec!["fraud", "traffic"],
+        },
+        Interview {
+            id: 4,
+            grid: G3,
+            day: "2026-10-31",
+            police: "dont_know",
+            worries: vec!["traffic"],
+        },
+        Interview {
+            id: 5,
+            grid: G1,
+            day: "2026-11-30",
+            police: "4",
+            worries: vec!["disputes"],
+        },
+        Interview {
+            id: 6,
+            grid: G3,
+            day: "2026-12-01",
+            police: "1",
+            worries: vec!["fraud"],
+        },
+        Interview {
+            id: 7,
+            grid: G2,
+            day: "2027-02-28",
+            police: "4",
+            worries: vec![],
+        },
+    ];
+    let mut docs: Vec<_> = interviews
+        .iter()
+        .map(|i| versioned_report(i.id, "satisfaction_canvass", 1, i.grid, i.fields()))
+        .collect();
+    let mut refs: Vec<_> = docs.iter_mut().collect();
+    ingest_published(store, &admin(), &push_all(&mut refs)).await;
+
+    let period = |org: &str, from: &str, to: &str| Period {
+        org_path: org.into(),
+        from: from.into(),
+        to: to.into(),
+    };
+    let district = Scope::for_role("admin", Role::DistrictAdmin, "/d/");
+    let township = Scope::for_role("s1", Role::TownshipStaff, path_of("t1"));
+    let drug = Scope::for_role("o1", Role::DrugControlOfficer, "/d/");
+    let t1 = path_of("t1");
+    let questions = [
+        (&district, period("/d/", "2026-09-15", "2026-12-10")),
+        (&district, period("/d/", "2026-10-01", "2026-10-31")),
+        (&district, period("/d/", "2026-10-02", "2026-10-30")),
+        (&district, period("/d/", "2026-01-01", "2026-12-31")),
+        (&district, period("/d/", "2026-11-01", "2026-11-29")),
+        (&district, period("/d/", "2027-02-01", "2027-02-28")),
+        (&district, period(t1, "2026-09-01", "2026-11-30")),
+        (&township, period("/d/", "2026-09-01", "2026-12-31")),
+        (&township, period(path_of(G2), "2026-10-01", "2026-10-31")),
+    ];
+    let check = |interviews: Vec<Interview>, when: &'static str| {
+        let (questions, drug) = (&questions, &drug);
+        async move {
+            for (scope, p) in questions {
+                let (counts, worries) = count_each(&interviews, &scope.prefix, p);
+                let mut got = store
+                    .canvass_counts(scope, p)
+                    .await
+                    .expect("canvass counts");
+                got.sort_by(|a, b| a.org_path.cmp(&b.org_path));
+                assert_eq!(got, counts, "{when}: {} {p:?}", scope.prefix);
+                let mut got = store.worry_counts(scope, p).await.expect("worry counts");
+                got.sort();
+                assert_eq!(got, worries, "{when}: worries, {} {p:?}", scope.prefix);
+                // A drug-control officer sees no ordinary kind, rolled up or not.
+                assert!(
+                    store
+                        .canvass_counts(drug, p)
+                        .await
+                        .expect("counts")
+                        .is_empty()
+                );
+                assert!(
+                    store
+                        .worry_counts(drug, p)
+                        .await
+                        .expect("worries")
+                        .is_empty()
+                );
+            }
+        }
+    };
+    check(interviews.clone(), "as stored").await;
+
+    // Edits move an interview to another month, change an answer and the worries raised; the
+    // roll-ups follow each of them.
+    let by = Editor::new("admin", 2_000);
+    let edits = [
+        (1, json!({"interviewed_at": "2026-11-05T09:00:00+08:00"})),
+        (
+            2,
+            json!({"satisfaction_police": "5", "worries": ["environment", "fraud"]}),
+        ),
+        (2, json!({"worries": ["environment"]})),
+        (
+            3,
+            json!({"interviewed_at": "2026-10-16T09:00:00+08:00", "worries": []}),
+        ),
+    ];
+    for (id, fields) in edits {
+        let doc = &mut docs[id as usize - 1];
+        doc.set_fields(&object(fields), &by).expect("edit");
+        ingest_published(store, &admin(), &push_all(&mut [doc])).await;
+    }
+    interviews[0].day = "2026-11-05";
+    interviews[1].police = "5";
+    interviews[1].worries = vec!["environment"];
+    interviews[2].day = "2026-10-16";
+    interviews[2].worries = vec![];
+    check(interviews, "after the edits").await;
+}
+
+async fn a_pull_walks_the_feed_of_its_township_village_or_grid_and_sees_exactly_that_unit(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    // Township 't10' shares t1's first characters; its village and grid have Chinese ids.
+    for (id, parent, level, path) in [
+        ("t10", "d", Level::Township, "/d/t10/"),
+        ("村一", "t10", Level::Village, "/d/t10/村一/"),
+        ("网格一", "村一", Level::Grid, "/d/t10/村一/网格一/"),
+    ] {
+        store
+            .upsert_org_unit(&OrgUnit {
+                id: id.into(),
+                parent_id: Some(parent.into()),
+                level,
+                name: id.into(),
+                path: path.into(),
+            })
+            .await
+            .expect("org unit");
+    }
+    let mut docs = [
+        dispute(71, G1, "admin"),
+        dispute(72, G2, "admin"),
+        dispute(73, G3, "admin"),
+        dispute(74, "网格一", "admin"),
+        drug_case(75, "网格一", "admin", "w9"),
+    ];
+    let mut refs: Vec<_> = docs.iter_mut().collect();
+    ingest(store, &admin(), &push_all(&mut refs))
+        .await
+        .expect("ingest");
+    let cases: [(Scope, &[u128]); 7] = [
+        (
+            Scope::for_role("c", Role::VillageCadre, "/d/t1/"),
+            &[71, 72],
+        ),
+        (Scope::for_role("c", Role::VillageCadre, "/d/t10/"), &[74]),
+        (
+            Scope::for_role("o", Role::DrugControlOfficer, "/d/t10/"),
+            &[75],
+        ),
+        (
+            Scope::for_role("c", Role::VillageCadre, "/d/t10/村一/"),
+            &[74],
+        ),
+        (
+            Scope::for_role("w", Role::GridWorker, "/d/t10/村一/网格一/"),
+            &[74],
+        ),
+        (
+            Scope::for_role("w9", Role::GridWorker, "/d/t10/村一/网格一/"),
+            &[74, 75],
+        ),
+        (
+            Scope::for_role("c", Role::VillageCadre, path_of("s2")),
+            &[73],
+        ),
+    ];
+    for (scope, expected) in cases {
+        let mut replica = Replica::new();
+        // One report a page: the feed pages in sequence order to the end.
+        pull_all(store, &scope, None, &mut replica, 1).await;
+        let got: BTreeSet<DocId> = replica.ids().copied().collect();
+        let want: BTreeSet<DocId> = expected.iter().map(|i| DocId::from_u128(*i)).collect();
+        assert_eq!(got, want, "{} {}", scope.user_id, scope.prefix);
+    }
 }

@@ -125,30 +125,143 @@ fn over_period(text: String, scope: &Scope, p: &Period) -> Sql<'static> {
         .bind(p.to.clone())
 }
 
-/// Canvass counts per org path; placeholder 8 is [`SATISFIED_MEAN`].
-pub(crate) fn canvass(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
-    let text = format!(
-        "SELECT f.org_path, COUNT(*) AS interviews, \
-         CAST(SUM(CASE WHEN f.sat_n > 0 THEN 1 ELSE 0 END) AS BIGINT) AS satisfaction_answered, \
-         CAST(SUM(CASE WHEN f.sat_n > 0 AND f.sat_sum >= $8 * f.sat_n THEN 1 ELSE 0 END) \
-              AS BIGINT) AS satisfied, \
-         CAST(SUM(CASE WHEN f.safe_n > 0 THEN 1 ELSE 0 END) AS BIGINT) AS safety_answered, \
-         CAST(SUM(CASE WHEN f.safe_n > 0 AND f.safe_sum >= $8 * f.safe_n THEN 1 ELSE 0 END) \
-              AS BIGINT) AS safe \
-         FROM report_facts f WHERE {cond} GROUP BY f.org_path",
-        cond = in_period(d, "'satisfaction_canvass'"),
-    );
-    over_period(text, scope, p).bind(SATISFIED_MEAN)
+/// How a canvass period is read: its whole months from the roll-ups of migration 0014 (one
+/// row per grid and month), the days before the first whole month and after the last from
+/// `report_facts`. A year is twelve roll-up rows per grid instead of every interview.
+struct MonthSplit {
+    /// Facts are read for the period's days before this one...
+    head_end: String,
+    /// ...and for its days from this one.
+    tail_start: String,
+    /// Roll-ups are read for the months `first_month..=last_month` (`YYYY-MM`), none when
+    /// `first_month` is the later.
+    first_month: String,
+    last_month: String,
 }
 
-/// How many canvass interviews raised each worry.
-pub(crate) fn worries(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
+impl MonthSplit {
+    fn of(p: &Period) -> MonthSplit {
+        let after_to = next_day(&p.to);
+        let first = if p.from.ends_with("-01") {
+            month_of(&p.from).to_owned()
+        } else {
+            month_after(month_of(&p.from))
+        };
+        let last = if after_to.as_deref().is_some_and(|d| d.ends_with("-01")) {
+            month_of(&p.to).to_owned()
+        } else {
+            month_before(month_of(&p.to))
+        };
+        match after_to {
+            Some(_) if first <= last => MonthSplit {
+                head_end: format!("{first}-01"),
+                tail_start: format!("{}-01", month_after(&last)),
+                first_month: first,
+                last_month: last,
+            },
+            // No whole month (or an end that is not a date, which the statistics never ask
+            // for): every day from the facts.
+            _ => MonthSplit {
+                head_end: "9999-12-31".to_owned(),
+                tail_start: "9999-12-31".to_owned(),
+                first_month: "9999-12".to_owned(),
+                last_month: "0000-01".to_owned(),
+            },
+        }
+    }
+
+    /// Binds the split's four values, in the order of its fields.
+    fn bind(self, q: Sql<'static>) -> Sql<'static> {
+        q.bind(self.head_end)
+            .bind(self.tail_start)
+            .bind(self.first_month)
+            .bind(self.last_month)
+    }
+}
+
+/// `YYYY-MM` of a `YYYY-MM-DD` day.
+fn month_of(day: &str) -> &str {
+    day.get(..7).unwrap_or(day)
+}
+
+/// The day after `day` (`YYYY-MM-DD`); `None` when `day` is not a date.
+fn next_day(day: &str) -> Option<String> {
+    let secs = gridsync_core::time::parse_rfc3339(&format!("{day}T00:00:00Z"))?;
+    Some(gridsync_core::time::rfc3339(secs + 86_400)[..10].to_owned())
+}
+
+/// The month after `month` (`YYYY-MM`).
+fn month_after(month: &str) -> String {
+    shift_month(month, 1)
+}
+
+/// The month before `month` (`YYYY-MM`).
+fn month_before(month: &str) -> String {
+    shift_month(month, -1)
+}
+
+fn shift_month(month: &str, by: i64) -> String {
+    let (Some(y), Some(m)) = (
+        month.get(..4).and_then(|y| y.parse::<i64>().ok()),
+        month.get(5..7).and_then(|m| m.parse::<i64>().ok()),
+    ) else {
+        return month.to_owned();
+    };
+    let n = y * 12 + (m - 1) + by;
+    format!("{:04}-{:02}", n.div_euclid(12), n.rem_euclid(12) + 1)
+}
+
+/// The condition on roll-up rows `m` of the months bound to placeholders `first` and
+/// `first + 1`, under the org path bound to 5 and in the scope (1–4): only ordinary interviews
+/// are rolled up, so the scope must see ordinary kinds, and its prefix is 1.
+fn in_months(d: Dialect, first: usize) -> String {
+    format!(
+        "$2 AND {in_scope} AND {under} AND m.month >= ${first} AND m.month <= ${second}",
+        in_scope = path_under(d, "m.org_path", 1),
+        under = path_under(d, "m.org_path", 5),
+        second = first + 1,
+    )
+}
+
+/// Canvass counts per org path; placeholder 8 is [`SATISFIED_MEAN`] (which the roll-ups of
+/// migration 0014 hold as 4), 9–12 the [`MonthSplit`].
+pub(crate) fn canvass(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
+    const PER_INTERVIEW: &str = "f.org_path, 1 AS interviews, \
+         CASE WHEN f.sat_n > 0 THEN 1 ELSE 0 END AS satisfaction_answered, \
+         CASE WHEN f.sat_n > 0 AND f.sat_sum >= $8 * f.sat_n THEN 1 ELSE 0 END AS satisfied, \
+         CASE WHEN f.safe_n > 0 THEN 1 ELSE 0 END AS safety_answered, \
+         CASE WHEN f.safe_n > 0 AND f.safe_sum >= $8 * f.safe_n THEN 1 ELSE 0 END AS safe";
     let text = format!(
-        "SELECT w.worry, COUNT(*) FROM report_worries w \
-         JOIN report_facts f ON f.doc_id = w.doc_id WHERE {cond} GROUP BY w.worry",
+        "SELECT org_path, CAST(SUM(interviews) AS BIGINT) AS interviews, \
+         CAST(SUM(satisfaction_answered) AS BIGINT) AS satisfaction_answered, \
+         CAST(SUM(satisfied) AS BIGINT) AS satisfied, \
+         CAST(SUM(safety_answered) AS BIGINT) AS safety_answered, \
+         CAST(SUM(safe) AS BIGINT) AS safe FROM (\
+             SELECT {PER_INTERVIEW} FROM report_facts f WHERE {cond} AND f.day < $9 \
+             UNION ALL SELECT {PER_INTERVIEW} FROM report_facts f WHERE {cond} AND f.day >= $10 \
+             UNION ALL SELECT m.org_path, m.interviews, m.satisfaction_answered, m.satisfied, \
+                 m.safety_answered, m.safe FROM canvass_months m WHERE {months}\
+         ) x GROUP BY org_path HAVING SUM(interviews) > 0",
         cond = in_period(d, "'satisfaction_canvass'"),
+        months = in_months(d, 11),
     );
-    over_period(text, scope, p)
+    MonthSplit::of(p).bind(over_period(text, scope, p).bind(SATISFIED_MEAN))
+}
+
+/// How many canvass interviews raised each worry; placeholders 8–11 are the [`MonthSplit`].
+pub(crate) fn worries(d: Dialect, scope: &Scope, p: &Period) -> Sql<'static> {
+    const PER_WORRY: &str =
+        "w.worry, 1 AS raised FROM report_worries w JOIN report_facts f ON f.doc_id = w.doc_id";
+    let text = format!(
+        "SELECT worry, CAST(SUM(raised) AS BIGINT) AS raised FROM (\
+             SELECT {PER_WORRY} WHERE {cond} AND f.day < $8 \
+             UNION ALL SELECT {PER_WORRY} WHERE {cond} AND f.day >= $9 \
+             UNION ALL SELECT m.worry, m.raised FROM canvass_worry_months m WHERE {months}\
+         ) x GROUP BY worry HAVING SUM(raised) > 0",
+        cond = in_period(d, "'satisfaction_canvass'"),
+        months = in_months(d, 10),
+    );
+    MonthSplit::of(p).bind(over_period(text, scope, p))
 }
 
 /// Dispute counts per org path, status, risk and category; placeholder 8 is today.
@@ -230,4 +343,46 @@ pub(crate) fn ledger(d: Dialect, scope: &Scope, q: &LedgerQuery) -> Sql<'static>
         .bind(q.to.clone())
         .bind(q.after.clone())
         .bind(q.limit)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MonthSplit, Period};
+
+    fn split(from: &str, to: &str) -> [String; 4] {
+        let s = MonthSplit::of(&Period {
+            org_path: String::new(),
+            from: from.into(),
+            to: to.into(),
+        });
+        [s.head_end, s.tail_start, s.first_month, s.last_month]
+    }
+
+    #[test]
+    fn a_period_reads_its_whole_months_from_roll_ups_and_the_days_around_them_from_facts() {
+        // A year: twelve whole months, no day read alone.
+        assert_eq!(
+            split("2026-01-01", "2026-12-31"),
+            ["2026-01-01", "2027-01-01", "2026-01", "2026-12"]
+        );
+        // The 15th of one month to the 10th of another, over a year's end.
+        assert_eq!(
+            split("2026-11-15", "2027-02-10"),
+            ["2026-12-01", "2027-02-01", "2026-12", "2027-01"]
+        );
+        // February's last day, in a leap year and not.
+        assert_eq!(
+            split("2028-02-01", "2028-02-29"),
+            ["2028-02-01", "2028-03-01", "2028-02", "2028-02"]
+        );
+        assert_eq!(
+            split("2027-02-01", "2027-02-27"),
+            ["9999-12-31", "9999-12-31", "9999-12", "0000-01"]
+        );
+        // No whole month: every day from the facts.
+        assert_eq!(
+            split("2026-10-02", "2026-10-31"),
+            ["9999-12-31", "9999-12-31", "9999-12", "0000-01"]
+        );
+    }
 }

@@ -21,6 +21,23 @@ pub(crate) fn path_under(d: Dialect, column: &str, n: usize) -> String {
     )
 }
 
+/// The column whose index (migration 0014) keeps the reports of the unit at `prefix` in
+/// sequence order, for a township's, a village's or a grid's path: a pull pages through that
+/// unit's reports instead of the district's. `None` for the district, whose pull walks the
+/// sequence itself, and for anything that is not such a path (no empty part, as org paths
+/// have none).
+pub(crate) fn scope_feed(prefix: &str) -> Option<&'static str> {
+    if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.contains("//") {
+        return None;
+    }
+    match prefix.matches('/').count() {
+        3 => Some("township_path"),
+        4 => Some("village_path"),
+        5 => Some("org_path"),
+        _ => None,
+    }
+}
+
 /// The condition that a user's org unit lies under the path bound to placeholder 1.
 pub(crate) fn users_under(d: Dialect) -> String {
     format!(
@@ -34,10 +51,30 @@ pub(crate) fn users_under(d: Dialect) -> String {
 /// case is, and the user a restricted case must be assigned to, bound by [`Sql::bind_scope`] to
 /// four placeholders from `first`. The same rule as [`Scope::allows`].
 pub(crate) fn scope_filter(d: Dialect, table: &str, first: usize) -> String {
-    let [open, all, user] = [1, 2, 3].map(|i| format!("${}", first + i));
     let under = path_under(d, &format!("{table}.org_path"), first);
+    format!("{under} AND {}", kinds_in_scope(table, first))
+}
+
+/// [`scope_filter`] for a pull that walks the feed of its scope's unit, whose column
+/// ([`scope_feed`]) is bound to the same placeholder as the prefix: a report's township (village,
+/// grid) path is the prefix exactly when its org path lies under the prefix, both being the
+/// path's first parts, so the feed stands in for the path range. With both, Postgres guesses
+/// them independent, gathers every remaining report of the unit through both indexes and sorts
+/// them for each page (83 ms a page at a million reports) instead of walking the feed in
+/// sequence order (2 ms).
+pub(crate) fn scope_filter_in_feed(table: &str, feed: &str, first: usize) -> String {
     format!(
-        "{under} AND ((NOT {table}.restricted AND {open}) \
+        "{table}.{feed} = ${first} AND {}",
+        kinds_in_scope(table, first)
+    )
+}
+
+/// The part of a scope test after the path: ordinary kinds if open, restricted cases if all or
+/// assigned to the scope's user (placeholders `first + 1` to `first + 3`).
+fn kinds_in_scope(table: &str, first: usize) -> String {
+    let [open, all, user] = [1, 2, 3].map(|i| format!("${}", first + i));
+    format!(
+        "((NOT {table}.restricted AND {open}) \
          OR ({table}.restricted AND ({all} OR {table}.assigned_to = {user})))"
     )
 }
@@ -148,4 +185,19 @@ pub(crate) fn conflict_list_where(d: Dialect) -> String {
         scope = scope_filter(d, "d", 1),
         o_under = path_under(d, "d.org_path", 6),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scope_feed;
+
+    #[test]
+    fn a_township_a_village_and_a_grid_each_have_a_feed_and_the_district_walks_the_sequence() {
+        assert_eq!(scope_feed("/d/t1/"), Some("township_path"));
+        assert_eq!(scope_feed("/d/t1/v1/"), Some("village_path"));
+        assert_eq!(scope_feed("/d/t1/v1/g1/"), Some("org_path"));
+        for none in ["", "/d/", "/d/t1", "d/t1/", "/d//", "/d/t1/v1/g1/x/"] {
+            assert_eq!(scope_feed(none), None, "{none:?}");
+        }
+    }
 }

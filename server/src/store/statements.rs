@@ -8,8 +8,8 @@ use gridsync_core::DocId;
 use gridsync_core::ingest::NewChange;
 use gridsync_core::report::ReportDoc;
 
-use super::db::{Tx, sql};
-use super::filters::scope_filter;
+use super::db::{Dialect, Tx, sql};
+use super::filters::{scope_feed, scope_filter, scope_filter_in_feed};
 use super::held;
 use super::rows::{DocValue, PageRecord, PulledRecord, RoleRecord, StoredRecord, heads_to_bytes};
 use super::{Result, StoreError, Writer};
@@ -486,7 +486,7 @@ impl Tx {
              d.incremental_bytes FROM documents d WHERE d.seq > $1 AND {f} \
              ORDER BY d.seq LIMIT $6",
             len = d.byte_length("d.snapshot"),
-            f = scope_filter(d, "d", 2)
+            f = pull_filter(d, scope)
         ))
         .bind(after)
         .bind_scope(scope)
@@ -510,7 +510,7 @@ impl Tx {
              JOIN documents d ON d.id = c.doc_id \
              WHERE d.seq > $1 AND d.seq <= $6 AND {f} \
              AND c.seq > COALESCE($7, d.snapshot_seq) ORDER BY c.seq",
-            f = scope_filter(self.dialect(), "d", 2)
+            f = pull_filter(self.dialect(), scope)
         ))
         .bind(after)
         .bind_scope(scope)
@@ -581,5 +581,14 @@ impl Tx {
         .fetch_all(self)
         .await?;
         rows.into_iter().map(DocValue::into_pair).collect()
+    }
+}
+
+/// The scope test of a pull's documents `d`, bound from `$2`: through the feed of the scope's
+/// unit when it has one, so that a pull pages through the unit's reports, not the district's.
+fn pull_filter(d: Dialect, scope: &Scope) -> String {
+    match scope_feed(&scope.prefix) {
+        Some(feed) => scope_filter_in_feed("d", feed, 2),
+        None => scope_filter(d, "d", 2),
     }
 }
