@@ -885,7 +885,7 @@
     const pager = h(
       'div',
       { class: 'pager' },
-      h('span', {}, `${t('total_items', { n: list.total })} · ${t('page_n', { n: pageNo })}`),
+      h('span', {}, `${t('total_items', { n: list.total_capped ? `${list.total}+` : list.total })} · ${t('page_n', { n: pageNo })}`),
       pageNo > 1 ? h('button', { type: 'button', onclick: () => history.back() }, t('prev_page')) : null,
       list.next_cursor
         ? h(

@@ -23,6 +23,7 @@ on_both_test_stores!(
     lists_filter_page_to_the_end_and_count_the_total,
     bad_query_parameters_are_answered_400_problem_details,
     a_search_with_sql_metacharacters_finds_literal_text_and_breaks_nothing,
+    a_search_counts_a_thousand_matches_at_most_and_says_so,
     a_report_outside_the_scope_is_404_like_a_missing_one,
     township_staff_see_sensitive_fields_redacted_and_the_cadre_sees_them,
     reading_drug_cases_writes_audit_entries,
@@ -353,6 +354,49 @@ async fn a_search_with_sql_metacharacters_finds_literal_text_and_breaks_nothing(
     }
     let (ids, _) = api.list_all("c1", "", 50).await;
     assert_eq!(ids.len(), 5, "every report is still there");
+}
+
+async fn a_search_counts_a_thousand_matches_at_most_and_says_so(t: &TestStore) {
+    let api = api(t).await;
+    let mut docs: Vec<ReportDoc> = (0..1_003)
+        .map(|n| {
+            let mut doc = dispute(1_000 + n, G1, "w1");
+            let text = if n < 1_001 {
+                "双方和解"
+            } else {
+                "另案处理"
+            };
+            set(&mut doc, "w1", json!({ "description": text }));
+            doc
+        })
+        .collect();
+    let mut refs: Vec<_> = docs.iter_mut().collect();
+    let result = ingest(api.store.as_ref(), &phone("w1"), &push_all(&mut refs))
+        .await
+        .expect("ingest");
+    assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
+
+    let page = api
+        .get_as("c1", &format!("/api/v1/reports?q={}&limit=50", enc("和解")))
+        .await
+        .ok();
+    assert_eq!(page["items"].as_array().expect("items").len(), 50);
+    assert_eq!(page["total"], 1_000, "the count stops at a thousand");
+    assert_eq!(page["total_capped"], true);
+    assert!(page["next_cursor"].is_string());
+
+    let (ids, total) = api.list_all("c1", &format!("q={}", enc("另案")), 50).await;
+    assert_eq!(
+        (ids.len(), total),
+        (2, 2),
+        "fewer matches are counted exactly"
+    );
+    let page = api.get_as("c1", "/api/v1/reports?limit=1").await.ok();
+    assert_eq!(
+        page["total"], 1_003,
+        "a list without a search counts everything"
+    );
+    assert_eq!(page["total_capped"], false);
 }
 
 async fn a_report_outside_the_scope_is_404_like_a_missing_one(t: &TestStore) {

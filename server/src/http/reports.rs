@@ -31,7 +31,7 @@ use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Role;
-use crate::store::{AuditEntry, DocumentRow, ReportQuery};
+use crate::store::{AuditEntry, DocumentRow, ReportQuery, SEARCH_COUNT_CAP};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,8 +71,10 @@ pub struct ReportList {
     pub items: Vec<ReportSummary>,
     /// Pass as `cursor` for the next page; absent on the last page.
     pub next_cursor: Option<String>,
-    /// Items of the whole filtered list.
+    /// Items of the whole filtered list. A text search (`q`) counts at most 1,000: when more
+    /// match, `total` is 1,000 and `total_capped` is true.
     pub total: i64,
+    pub total_capped: bool,
 }
 
 /// One report: its fields and log, what is wrong with it, and its open conflicts.
@@ -333,6 +335,7 @@ async fn list_reports(
         limit: p.limit()?,
     };
     let page = state.store.list_reports(&caller.scope, &query).await?;
+    let capped = query.q.is_some() && page.total > SEARCH_COUNT_CAP;
     let next_cursor = page
         .items
         .last()
@@ -353,7 +356,8 @@ async fn list_reports(
     Ok(Json(ReportList {
         items,
         next_cursor,
-        total: page.total,
+        total: if capped { SEARCH_COUNT_CAP } else { page.total },
+        total_capped: capped,
     }))
 }
 

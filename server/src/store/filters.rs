@@ -160,7 +160,12 @@ pub(crate) fn json_contains_pattern(text: &str) -> String {
 /// The WHERE condition of a report list on `documents d`: 1–4 the scope, 5 kind, 6 org path
 /// pattern, 7 status, 8 review state, 9 updated since, 10 text pattern, 11 whether to search the
 /// redacted text, 12 has_conflicts, 13–14 the (updated_at, id) to start after.
-pub(crate) fn report_list_where(d: Dialect) -> String {
+///
+/// A search text in which no character has case (Chinese, digits, punctuation) is compared with
+/// LIKE even on Postgres: the matches are the same, and ILIKE, folding the case of every
+/// character it reads, takes twice as long.
+pub(crate) fn report_list_where(d: Dialect, search: Option<&str>) -> String {
+    let cased = search.is_some_and(|s| s.chars().any(|c| c.to_lowercase().ne(c.to_uppercase())));
     format!(
         "{scope} AND ($5 IS NULL OR d.kind = $5) \
          AND ($6 IS NULL OR {o_under}) \
@@ -172,7 +177,7 @@ pub(crate) fn report_list_where(d: Dialect) -> String {
          AND ($13 IS NULL OR d.updated_at < $13 OR (d.updated_at = $13 AND d.id < $14))",
         scope = scope_filter(d, "d", 1),
         o_under = path_under(d, "d.org_path", 6),
-        like = d.ilike(),
+        like = if cased { d.ilike() } else { "LIKE" },
     )
 }
 

@@ -27,8 +27,8 @@ use super::{
     AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
     ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, NextRefreshToken, OrgUnit,
     OrphansCollected, Page, PieceHasher, PoolUse, RefreshToken, ReportQuery, Result, Rotation,
-    SigningKey, Store, StoreError, UploadChunk, UploadOutcome, UploadState, User, UserPatch,
-    UserQuery, UserUpdated, cut_range, pieces, postgres, sessions, sqlite,
+    SEARCH_COUNT_CAP, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, UploadState, User,
+    UserPatch, UserQuery, UserUpdated, cut_range, pieces, postgres, sessions, sqlite,
 };
 use crate::auth::refresh::{self, Verdict};
 use crate::scope::Scope;
@@ -630,7 +630,7 @@ impl Store for SqlStore {
     }
 
     async fn list_reports(&self, scope: &Scope, q: &ReportQuery) -> Result<Page<DocumentRow>> {
-        let filter = report_list_where(self.dialect());
+        let filter = report_list_where(self.dialect(), q.q.as_deref());
         let (after_at, after_id) = q.after.clone().unzip();
         let mut tx = self.db.begin_read().await?;
         let rows: Vec<DocRecord> = sql(format!(
@@ -643,12 +643,27 @@ impl Store for SqlStore {
         .bind(q.limit + 1)
         .fetch_all(&mut tx)
         .await?;
-        let total = sql(format!("SELECT COUNT(*) FROM documents d WHERE {filter}"))
-            .bind_report_filters(scope, q)
-            .bind(None::<i64>)
-            .bind(None::<String>)
-            .fetch_value(&mut tx)
-            .await?;
+        // A first page that holds the whole list counts it; a text search that matches little
+        // would otherwise read every report in scope a second time.
+        let whole = q.after.is_none() && rows.len() as i64 <= q.limit;
+        let total = if whole {
+            rows.len() as i64
+        } else {
+            let count = if q.q.is_some() {
+                format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM documents d WHERE {filter} LIMIT {}) x",
+                    SEARCH_COUNT_CAP + 1
+                )
+            } else {
+                format!("SELECT COUNT(*) FROM documents d WHERE {filter}")
+            };
+            sql(count)
+                .bind_report_filters(scope, q)
+                .bind(None::<i64>)
+                .bind(None::<String>)
+                .fetch_value(&mut tx)
+                .await?
+        };
         tx.commit().await?;
         page(rows, q.limit, total)
     }
