@@ -48,7 +48,10 @@ async fn sqlite_dump(conn: &mut SqliteConnection) -> Vec<Table> {
     let mut out = Vec::new();
     for (name, sql) in tables {
         let columns: Vec<(String, String, bool, Option<String>, i64)> = sqlx::query_as(
-            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_info(?1) ORDER BY cid",
+            // table_xinfo also lists generated columns (hidden 2 and 3), which table_info leaves
+            // out; hidden 1 marks a virtual table's own columns.
+            "SELECT name, type, \"notnull\", dflt_value, pk FROM pragma_table_xinfo(?1) \
+             WHERE hidden <> 1 ORDER BY cid",
         )
         .bind(&name)
         .fetch_all(&mut *conn)
