@@ -153,7 +153,7 @@ pub trait Store: Send + Sync {
 
     /// A page of the reports in `scope` matching `query`, newest first by (updated_at, id),
     /// with the total of the whole filtered list, which for a text search stops at
-    /// [`SEARCH_COUNT_CAP`] + 1. The filter runs in SQL.
+    /// [`SEARCH_COUNT_CAP`] (`total_capped`). The filter runs in SQL.
     async fn list_reports(&self, scope: &Scope, query: &ReportQuery) -> Result<Page<DocumentRow>>;
     /// Sets a report's review state (server bookkeeping, not part of its document) and records
     /// `audit` in the same transaction; false when there is no such report.

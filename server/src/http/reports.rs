@@ -31,7 +31,7 @@ use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Role;
-use crate::store::{AuditEntry, DocumentRow, ReportQuery, SEARCH_COUNT_CAP};
+use crate::store::{AuditEntry, DocumentRow, ReportQuery};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -335,7 +335,6 @@ async fn list_reports(
         limit: p.limit()?,
     };
     let page = state.store.list_reports(&caller.scope, &query).await?;
-    let capped = query.q.is_some() && page.total > SEARCH_COUNT_CAP;
     let next_cursor = page
         .items
         .last()
@@ -356,8 +355,8 @@ async fn list_reports(
     Ok(Json(ReportList {
         items,
         next_cursor,
-        total: if capped { SEARCH_COUNT_CAP } else { page.total },
-        total_capped: capped,
+        total: page.total,
+        total_capped: page.total_capped,
     }))
 }
 

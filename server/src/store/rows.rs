@@ -423,5 +423,10 @@ pub(crate) fn page<R, T: TryFrom<R, Error = StoreError>>(
         .take(usize::try_from(limit).unwrap_or(0))
         .map(T::try_from)
         .collect::<Result<_>>()?;
-    Ok(Page { items, more, total })
+    Ok(Page {
+        items,
+        more,
+        total,
+        total_capped: false,
+    })
 }

@@ -665,7 +665,12 @@ impl Store for SqlStore {
                 .await?
         };
         tx.commit().await?;
-        page(rows, q.limit, total)
+        let mut page = page(rows, q.limit, total)?;
+        if q.q.is_some() && total > SEARCH_COUNT_CAP {
+            page.total = SEARCH_COUNT_CAP;
+            page.total_capped = true;
+        }
+        Ok(page)
     }
 
     async fn set_review_state(&self, id: &DocId, state: &str, audit: &AuditEntry) -> Result<bool> {

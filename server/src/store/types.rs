@@ -359,6 +359,8 @@ pub struct Page<T> {
     /// Whether items follow this page.
     pub more: bool,
     pub total: i64,
+    /// Whether counting stopped at `total` ([`SEARCH_COUNT_CAP`]) and more items match.
+    pub total_capped: bool,
 }
 
 /// A page of open conflicts, oldest first by id.
