@@ -36,6 +36,9 @@ pub enum Error {
     NoSuchAttachment(String),
     #[error("not a field path: {0} (expected fields.NAME or log[ENTRY].NAME)")]
     BadPath(String),
+    /// A replica's loader could not bring a parked document back.
+    #[error("cannot load document {0}: {1}")]
+    Load(DocId, String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

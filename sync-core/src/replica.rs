@@ -14,8 +14,15 @@
 //! scope (evicted, or not sent again after the scope itself changed) is marked `out_of_scope`
 //! and stays until every change of it is delivered: acknowledged, or taken by the server as
 //! held work for the people who own the report now. [`Replica::releasable`] names what may go.
+//!
+//! A replica may hold documents without their bodies: a phone keeping a township's reports
+//! cannot afford them all in memory. A parked document keeps its [`DocIndex`] (what the server
+//! holds of it, its heads, how many changes are pending), which answers the digest, the
+//! pending count and whether it has anything to push; its body comes back through the
+//! [`Loader`] the replica was built with, when a push, a pull or the caller needs it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use automerge::ChangeHash;
 
@@ -65,7 +72,63 @@ impl LocalDoc {
     fn outside(&self) -> bool {
         self.out_of_scope || (self.acked.is_empty() && !self.held.is_empty())
     }
+
+    /// What is kept of this document when its body is parked.
+    pub fn index(&mut self) -> DocIndex {
+        DocIndex {
+            acked: self.acked.clone(),
+            rejected: self.rejected.clone(),
+            held: self.held.clone(),
+            out_of_scope: self.out_of_scope,
+            heads: self.doc.heads(),
+            pending: self.pending(),
+        }
+    }
+
+    /// A parked document with its body back.
+    pub fn unparked(doc: ReportDoc, index: DocIndex) -> Self {
+        LocalDoc {
+            doc,
+            acked: index.acked,
+            rejected: index.rejected,
+            held: index.held,
+            out_of_scope: index.out_of_scope,
+        }
+    }
 }
+
+/// What a replica keeps of a document whose body is parked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocIndex {
+    pub acked: Vec<ChangeHash>,
+    pub rejected: Option<Rejection>,
+    pub held: Vec<ChangeHash>,
+    pub out_of_scope: bool,
+    /// The document's heads.
+    pub heads: Vec<ChangeHash>,
+    /// Changes neither acknowledged nor held.
+    pub pending: usize,
+}
+
+impl DocIndex {
+    fn outside(&self) -> bool {
+        self.out_of_scope || (self.acked.is_empty() && !self.held.is_empty())
+    }
+
+    /// Whether [`Replica::build_push`] would send changes of this document. A head the
+    /// server lacks is a change past the acknowledged heads, since no change descends from it.
+    fn has_push(&self) -> bool {
+        let skipped = self
+            .rejected
+            .as_ref()
+            .is_some_and(|r| r.heads == self.heads)
+            || self.held == self.heads;
+        !skipped && self.heads.iter().any(|h| !self.acked.contains(h))
+    }
+}
+
+/// Loads the body of a parked document from wherever the caller keeps it.
+pub type Loader = Arc<dyn Fn(&DocId) -> Result<ReportDoc> + Send + Sync>;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -106,14 +169,29 @@ pub struct Cursor {
 }
 
 /// The client side of sync for one user.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct Replica {
+    /// Documents with their bodies.
     docs: BTreeMap<DocId, LocalDoc>,
+    /// Documents without them; a document is in one map or the other.
+    parked: BTreeMap<DocId, DocIndex>,
+    /// Brings parked bodies back; without one nothing is ever parked.
+    loader: Option<Loader>,
     cursor: Cursor,
     /// Documents to ask for as full snapshots, because changes arrived without their history.
     resend: BTreeSet<DocId>,
     /// Heads of each document at the time its changes went into the push in flight.
     in_flight: BTreeMap<DocId, Vec<ChangeHash>>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica")
+            .field("loaded", &self.docs.len())
+            .field("parked", &self.parked.len())
+            .field("cursor", &self.cursor)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Replica {
@@ -130,50 +208,168 @@ impl Replica {
         }
     }
 
+    /// Rebuilds a replica whose documents are all parked; `loader` brings their bodies back.
+    pub fn from_index(
+        index: impl IntoIterator<Item = (DocId, DocIndex)>,
+        cursor: Cursor,
+        loader: Loader,
+    ) -> Self {
+        Replica {
+            parked: index.into_iter().collect(),
+            loader: Some(loader),
+            cursor,
+            ..Self::default()
+        }
+    }
+
+    /// A document with its body, loaded when it was parked; `None` when there is no such
+    /// document.
+    pub fn load(&mut self, id: &DocId) -> Result<Option<&mut LocalDoc>> {
+        if let Some(index) = self.parked.get(id) {
+            let loader = self
+                .loader
+                .as_ref()
+                .expect("only a replica with a loader parks");
+            let doc = loader(id)?;
+            let index = index.clone();
+            self.parked.remove(id);
+            self.docs.insert(*id, LocalDoc::unparked(doc, index));
+        }
+        Ok(self.docs.get_mut(id))
+    }
+
+    /// Drops the bodies of every loaded document but `keep` and those in the push in flight.
+    /// Only for a caller that has stored every change of them: a parked body is loaded again
+    /// as stored. Without a loader it does nothing.
+    pub fn park(&mut self, keep: Option<&DocId>) {
+        if self.loader.is_none() {
+            return;
+        }
+        let ids: Vec<DocId> = self
+            .docs
+            .keys()
+            .filter(|id| Some(*id) != keep && !self.in_flight.contains_key(*id))
+            .copied()
+            .collect();
+        for id in ids {
+            if let Some(mut local) = self.docs.remove(&id) {
+                self.parked.insert(id, local.index());
+            }
+        }
+    }
+
+    /// Loads up to `limit` parked documents that have changes to push, so that the next
+    /// [`Replica::build_push`] sends them; returns how many it loaded.
+    pub fn load_for_push(&mut self, limit: usize) -> Result<usize> {
+        let ids: Vec<DocId> = self
+            .parked
+            .iter()
+            .filter(|(_, index)| index.has_push())
+            .map(|(id, _)| *id)
+            .take(limit)
+            .collect();
+        for id in &ids {
+            self.load(id)?;
+        }
+        Ok(ids.len())
+    }
+
+    /// What is kept of every document, loaded or parked: what a store writes after the
+    /// server's view of all of them changed.
+    pub fn indexes(&mut self) -> Vec<(DocId, DocIndex)> {
+        let mut out: Vec<(DocId, DocIndex)> = self
+            .docs
+            .iter_mut()
+            .map(|(id, local)| (*id, local.index()))
+            .collect();
+        out.extend(self.parked.iter().map(|(id, index)| (*id, index.clone())));
+        out
+    }
+
+    /// What is kept of one document, loaded or parked.
+    pub fn index_of(&mut self, id: &DocId) -> Option<DocIndex> {
+        match self.docs.get_mut(id) {
+            Some(local) => Some(local.index()),
+            None => self.parked.get(id).cloned(),
+        }
+    }
+
+    /// Documents the server refused, loaded or parked.
+    pub fn rejected_ids(&self) -> Vec<DocId> {
+        let loaded = self.docs.iter().filter(|(_, d)| d.rejected.is_some());
+        let parked = self.parked.iter().filter(|(_, d)| d.rejected.is_some());
+        let mut ids: Vec<DocId> = loaded
+            .map(|(id, _)| *id)
+            .chain(parked.map(|(id, _)| *id))
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether the replica holds this document, loaded or parked.
+    pub fn contains(&self, id: &DocId) -> bool {
+        self.docs.contains_key(id) || self.parked.contains_key(id)
+    }
+
     pub fn cursor(&self) -> Cursor {
         self.cursor
     }
 
     pub fn insert(&mut self, doc: ReportDoc) {
+        self.parked.remove(&doc.id());
         self.docs.insert(doc.id(), LocalDoc::new(doc));
     }
 
     /// Forgets a document. Callers release only what [`Replica::releasable`] names, or what a
     /// person chose to discard.
-    pub fn remove(&mut self, id: &DocId) -> Option<LocalDoc> {
+    pub fn remove(&mut self, id: &DocId) {
         self.resend.remove(id);
-        self.docs.remove(id)
+        self.parked.remove(id);
+        self.docs.remove(id);
     }
 
     /// Documents this client no longer keeps for the server and whose every change the server
     /// has (acknowledged or held): they may be dropped without losing anything.
     pub fn releasable(&mut self) -> Vec<DocId> {
-        self.docs
+        let loaded = self
+            .docs
             .iter_mut()
             .filter(|(_, d)| d.outside())
-            .filter_map(|(id, d)| (d.pending() == 0).then_some(*id))
-            .collect()
+            .filter_map(|(id, d)| (d.pending() == 0).then_some(*id));
+        let parked = self
+            .parked
+            .iter()
+            .filter(|(_, d)| d.outside() && d.pending == 0)
+            .map(|(id, _)| *id);
+        let mut ids: Vec<DocId> = loaded.chain(parked).collect();
+        ids.sort();
+        ids
     }
 
+    /// A loaded document (see [`Replica::load`]).
     pub fn get(&self, id: &DocId) -> Option<&LocalDoc> {
         self.docs.get(id)
     }
 
+    /// The body of a loaded document (see [`Replica::load`]).
     pub fn doc_mut(&mut self, id: &DocId) -> Option<&mut ReportDoc> {
         self.docs.get_mut(id).map(|d| &mut d.doc)
     }
 
+    /// Every document's id, loaded or parked.
     pub fn ids(&self) -> impl Iterator<Item = &DocId> {
-        self.docs.keys()
+        self.docs.keys().chain(self.parked.keys())
     }
 
+    /// The loaded documents: all of them in a replica that never parks.
     pub fn docs(&self) -> impl Iterator<Item = &LocalDoc> {
         self.docs.values()
     }
 
     /// Number of local changes the server has neither acknowledged nor held.
     pub fn pending(&mut self) -> usize {
-        self.docs.values_mut().map(LocalDoc::pending).sum()
+        let loaded: usize = self.docs.values_mut().map(LocalDoc::pending).sum();
+        loaded + self.parked.values().map(|d| d.pending).sum::<usize>()
     }
 
     /// A push of every pending change, whole documents at a time, until `max_bytes` of change
@@ -206,6 +402,9 @@ impl Replica {
     /// Offers a refused document again at the next push, changed or not: the server's reason
     /// may be gone (it has learned the report kind it lacked). `false` when it was not refused.
     pub fn retry_rejected(&mut self, id: &DocId) -> bool {
+        if let Some(index) = self.parked.get_mut(id) {
+            return index.rejected.take().is_some();
+        }
         self.docs
             .get_mut(id)
             .and_then(|local| local.rejected.take())
@@ -278,9 +477,13 @@ impl Replica {
             for local in self.docs.values_mut() {
                 local.out_of_scope = true;
             }
+            for index in self.parked.values_mut() {
+                index.out_of_scope = true;
+            }
         }
         for item in result.docs {
             self.resend.remove(&item.doc);
+            self.load(&item.doc)?;
             let local = self
                 .docs
                 .entry(item.doc)
@@ -312,11 +515,15 @@ impl Replica {
                 local.out_of_scope = true;
                 summary.evicted += 1;
             }
+            if let Some(index) = self.parked.get_mut(&id) {
+                index.out_of_scope = true;
+                summary.evicted += 1;
+            }
             self.resend.remove(&id);
         }
         if result.after < self.cursor.since {
             // The server holds less than we had pulled: it was restored from a backup.
-            self.start_over();
+            self.start_over()?;
             summary.more = true;
             return Ok(summary);
         }
@@ -327,7 +534,7 @@ impl Replica {
         summary.more = result.more || !self.resend.is_empty();
         if !summary.more && result.digest != self.digest() {
             summary.diverged = true;
-            self.start_over();
+            self.start_over()?;
         }
         Ok(summary)
     }
@@ -335,22 +542,41 @@ impl Replica {
     /// Forgets what the server was believed to hold: the next pull starts from zero (merging
     /// what it sends again changes nothing here) and the next push offers every change, so
     /// changes a restored server lost are sent again (it skips those it has).
-    fn start_over(&mut self) {
+    fn start_over(&mut self) -> Result<()> {
         self.cursor = Cursor::default();
         for local in self.docs.values_mut() {
             local.acked.clear();
         }
+        // What is pending now depends on the history of each document: each parked body is
+        // loaded once to count it, then parked again.
+        let parked: Vec<DocId> = self.parked.keys().copied().collect();
+        for id in parked {
+            if let Some(local) = self.load(&id)? {
+                local.acked.clear();
+                let index = local.index();
+                self.docs.remove(&id);
+                self.parked.insert(id, index);
+            }
+        }
+        Ok(())
     }
 
     /// The scope digest over what the server is known to hold of each document. Documents the
     /// server has never acknowledged are not in its scope yet, and those that left it no longer
     /// are.
     pub fn digest(&self) -> Digest {
-        let heads: Vec<(DocId, Vec<Hash>)> = self
+        let loaded = self
             .docs
             .iter()
-            .filter(|(_, d)| !d.acked.is_empty() && !d.out_of_scope)
-            .map(|(id, d)| (*id, d.acked.iter().map(|h| h.0).collect()))
+            .map(|(id, d)| (id, &d.acked, d.out_of_scope));
+        let parked = self
+            .parked
+            .iter()
+            .map(|(id, d)| (id, &d.acked, d.out_of_scope));
+        let heads: Vec<(DocId, Vec<Hash>)> = loaded
+            .chain(parked)
+            .filter(|(_, acked, out)| !acked.is_empty() && !out)
+            .map(|(id, acked, _)| (*id, acked.iter().map(|h| h.0).collect()))
             .collect();
         protocol::scope_digest(heads.iter().map(|(id, h)| (*id, h.as_slice())))
     }

@@ -603,6 +603,12 @@ impl ReportDoc {
         self.doc.save()
     }
 
+    /// The changes not reachable from `heads`, to append to a save that holds `heads`; see
+    /// [`ReportDoc::load`]. Empty when there are none.
+    pub fn save_after(&mut self, heads: &[ChangeHash]) -> Vec<u8> {
+        self.doc.save_after(heads)
+    }
+
     fn edit<F>(&mut self, by: &Editor, f: F) -> Result<()>
     where
         F: FnOnce(&mut AutoCommit) -> std::result::Result<(), automerge::AutomergeError>,

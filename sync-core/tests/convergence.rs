@@ -74,8 +74,15 @@ fn op(replicas: usize) -> impl Strategy<Value = Op> {
     ]
 }
 
-fn scenario() -> impl Strategy<Value = (usize, Vec<Op>)> {
-    (3usize..=5).prop_flat_map(|n| (Just(n), prop::collection::vec(op(n), 1..40)))
+/// Replicas, operations, and which replicas park their documents between steps.
+fn scenario() -> impl Strategy<Value = (usize, Vec<Op>, Vec<bool>)> {
+    (3usize..=5).prop_flat_map(|n| {
+        (
+            Just(n),
+            prop::collection::vec(op(n), 1..40),
+            prop::collection::vec(any::<bool>(), n),
+        )
+    })
 }
 
 /// A write to one register, as the model sees it: which writes it overwrote.
@@ -136,9 +143,17 @@ impl Model {
     }
 }
 
-fn run(replicas: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
+fn run(replicas: usize, ops: Vec<Op>, parking: Vec<bool>) -> Result<(), TestCaseError> {
     let mut server = MemoryServer::default();
-    let mut devices: Vec<Device> = (0..replicas).map(Device::new).collect();
+    let mut devices: Vec<Device> = (0..replicas)
+        .map(|i| {
+            if parking[i] {
+                Device::parking(i)
+            } else {
+                Device::new(i)
+            }
+        })
+        .collect();
     let mut model = Model::default();
     let mut ids = Vec::new();
     for i in 0..DOCS {
@@ -148,6 +163,7 @@ fn run(replicas: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
         devices[0].replica.insert(doc);
         ids.push(id);
     }
+    devices[0].settle();
     for d in &mut devices {
         d.sync_fully(&mut server);
     }
@@ -160,7 +176,7 @@ fn run(replicas: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::SetField { r, doc, field } => {
                 let dev = &mut devices[r];
                 let user = dev.user.clone();
-                let d = dev.replica.doc_mut(&ids[doc]).expect("doc");
+                let d = dev.doc(&ids[doc]);
                 let path = FieldPath::Field(FIELDS[field].into());
                 let before = model.visible(d, &(ids[doc], path.clone()));
                 let value = json!(format!("{user}-{counter}"));
@@ -171,7 +187,7 @@ fn run(replicas: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::AppendLog { r, doc } => {
                 let dev = &mut devices[r];
                 let user = dev.user.clone();
-                let d = dev.replica.doc_mut(&ids[doc]).expect("doc");
+                let d = dev.doc(&ids[doc]);
                 let mut values = Map::new();
                 values.insert("method".into(), json!(format!("{user}-{counter}")));
                 let entry = d
@@ -191,7 +207,7 @@ fn run(replicas: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             } => {
                 let dev = &mut devices[r];
                 let user = dev.user.clone();
-                let d = dev.replica.doc_mut(&ids[doc]).expect("doc");
+                let d = dev.doc(&ids[doc]);
                 let entries = d.to_json().expect("json")["log"]
                     .as_array()
                     .cloned()
@@ -221,6 +237,7 @@ fn run(replicas: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             } => {
                 let dev = &mut devices[r];
                 let budget = if small_pages { 1 } else { 1 << 20 };
+                dev.replica.load_for_push(256).expect("loads");
                 if let Some(push) = dev.replica.build_push(budget) {
                     match fault {
                         Fault::DropPushRequest => {}
@@ -245,6 +262,9 @@ fn run(replicas: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     dev.pull(&mut server, budget as u32);
                 }
             }
+        }
+        for d in &mut devices {
+            d.settle();
         }
     }
     // Everyone syncs until quiet, twice round so each sees the others' last pushes.
@@ -274,7 +294,7 @@ fn run(replicas: usize, ops: Vec<Op>) -> Result<(), TestCaseError> {
             id
         );
         for dev in &mut devices {
-            let doc = dev.replica.doc_mut(id).expect("replica has doc");
+            let doc = dev.doc(id);
             prop_assert_eq!(
                 &doc.heads(),
                 &server_heads[id],
@@ -296,8 +316,8 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
-    fn replicas_converge_and_report_exactly_the_concurrent_writes((replicas, ops) in scenario()) {
-        run(replicas, ops)?;
+    fn replicas_converge_and_report_exactly_the_concurrent_writes((replicas, ops, parking) in scenario()) {
+        run(replicas, ops, parking)?;
     }
 }
 

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use automerge::ChangeHash;
 use gridsync_core::DocId;
@@ -12,7 +13,7 @@ use gridsync_core::ingest::{self, Refusal};
 use gridsync_core::protocol::{
     self, Pull, PullBody, PullDoc, PullResult, Push, PushDocResult, PushOutcome, PushResult,
 };
-use gridsync_core::replica::{PullSummary, PushSummary, Replica};
+use gridsync_core::replica::{Cursor, Loader, PullSummary, PushSummary, Replica};
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::Registry;
 
@@ -222,11 +223,16 @@ fn hashes(heads: &[ChangeHash]) -> Vec<protocol::Hash> {
     heads.iter().map(|h| h.0).collect()
 }
 
+/// Saved documents of a device that parks them, as a phone's store keeps them.
+type Disk = Arc<Mutex<BTreeMap<DocId, Vec<u8>>>>;
+
 /// One device: a user's replica and its device id.
 pub struct Device {
     pub user: String,
     pub device: String,
     pub replica: Replica,
+    /// Set for a device that parks its documents after every step, as the phone does.
+    disk: Option<Disk>,
 }
 
 impl Device {
@@ -235,13 +241,53 @@ impl Device {
             user: format!("u{i}"),
             device: format!("d{i}"),
             replica: Replica::new(),
+            disk: None,
         }
     }
 
+    /// A device that keeps its documents saved and parked between steps, loading them back
+    /// from the saved bytes when a step needs them.
+    pub fn parking(i: usize) -> Self {
+        let disk = Disk::default();
+        let saved = disk.clone();
+        let loader: Loader = Arc::new(move |id: &DocId| {
+            let bytes = saved.lock().expect("disk").get(id).cloned();
+            let bytes = bytes.ok_or_else(|| gridsync_core::Error::Load(*id, "not saved".into()))?;
+            ReportDoc::load(*id, &bytes)
+        });
+        Device {
+            replica: Replica::from_index([], Cursor::default(), loader),
+            disk: Some(disk),
+            ..Device::new(i)
+        }
+    }
+
+    /// A document of this device, loaded when parked.
+    pub fn doc(&mut self, id: &DocId) -> &mut ReportDoc {
+        &mut self.replica.load(id).expect("loads").expect("has doc").doc
+    }
+
+    /// Saves every loaded document and parks them, on a parking device.
+    pub fn settle(&mut self) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        let ids: Vec<DocId> = self.replica.ids().copied().collect();
+        for id in ids {
+            if let Some(doc) = self.replica.doc_mut(&id) {
+                disk.lock().expect("disk").insert(id, doc.save());
+            }
+        }
+        self.replica.park(None);
+    }
+
     pub fn push(&mut self, server: &mut MemoryServer, budget: usize) -> Option<PushSummary> {
+        self.replica.load_for_push(256).expect("loads");
         let push = self.replica.build_push(budget)?;
         let result = server.push(&self.user, &self.device, &push);
-        Some(self.replica.apply_push_result(&result))
+        let summary = self.replica.apply_push_result(&result);
+        self.settle();
+        Some(summary)
     }
 
     /// Pulls until the server says there is no more (or a bounded number of pages).
@@ -254,6 +300,7 @@ impl Device {
                 .replica
                 .apply_pull_result(result)
                 .expect("pulled changes apply");
+            self.settle();
             if !last.more {
                 break;
             }
