@@ -1,5 +1,10 @@
-//! The field client: a sync-core [`Replica`] kept in memory and mirrored to the local [`Store`]
-//! after every action, the session, and sync with the server over the [`Transport`].
+//! The field client: a sync-core [`Replica`] mirrored to the local [`Store`] after every
+//! action, the session, and sync with the server over the [`Transport`].
+//!
+//! Memory holds each report's index, not its document: a body is loaded from the store when
+//! an action or a sync needs it and parked again once the action is stored (the report last
+//! touched stays loaded, for the next edit of the same form). Lists and searches read the
+//! stored listing entries.
 //!
 //! Every user action is one store transaction, written before the call returns. Sync takes
 //! the state lock only to build a request and to apply its answer, never across the network,
@@ -18,14 +23,14 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use gridsync_core::DocId;
-use gridsync_core::replica::Replica;
+use gridsync_core::replica::{Loader, LocalDoc, Replica};
 use gridsync_core::report::Editor;
 use gridsync_core::schema::Registry;
 
 use crate::error::{ClientError, Result};
 use crate::folder_lock::FolderLock;
 use crate::model::ClientConfig;
-use crate::store::{Profile, Session, Store};
+use crate::store::{Batch, Profile, Session, Store, StoredIndex};
 use crate::transport::{Settings, Transport};
 
 mod answers;
@@ -74,6 +79,25 @@ impl State {
             ClientError::Unauthorized("nobody has logged in on this phone yet; log in first".into())
         })?;
         Ok(Editor::new(author.id.clone(), now()))
+    }
+
+    /// A report with its document, loaded from the store when it was parked.
+    fn local(&mut self, id: &DocId) -> Result<&mut LocalDoc> {
+        self.replica.load(id)?.ok_or_else(|| not_found(id))
+    }
+
+    /// Commits one document as it is now, then parks every other.
+    fn store_doc(&mut self, id: &DocId) -> Result<()> {
+        let State { store, replica, .. } = self;
+        let store = store
+            .as_mut()
+            .ok_or_else(|| ClientError::Storage("the local store is closed".into()))?;
+        let local = replica.load(id)?.ok_or_else(|| not_found(id))?;
+        let mut batch = Batch::default();
+        batch.put_doc(store.write_of(local)?);
+        store.commit(batch)?;
+        replica.park(Some(id));
+        Ok(())
     }
 
     fn end_session(&mut self) -> Result<()> {
@@ -147,8 +171,8 @@ impl Client {
     }
 }
 
-fn load_state(store: Store) -> Result<State> {
-    let replica = Replica::from_parts(store.load_docs()?, store.cursor()?);
+fn load_state(mut store: Store) -> Result<State> {
+    let replica = replica_of(&mut store)?;
     let session = store.session()?;
     // A store from before the last user was kept has at most the session's user.
     let last_user = match store.last_user()? {
@@ -165,8 +189,32 @@ fn load_state(store: Store) -> Result<State> {
 
 /// Rebuilds the replica from the store, dropping whatever memory holds beyond it.
 fn rebuild(state: &mut State) -> Result<Replica> {
-    let store = state.store()?;
-    Ok(Replica::from_parts(store.load_docs()?, store.cursor()?))
+    replica_of(state.store()?)
+}
+
+/// A replica of every stored document, parked, with a loader reading the store. Documents
+/// stored before the store kept an index are indexed first, each loaded once.
+fn replica_of(store: &mut Store) -> Result<Replica> {
+    let StoredIndex {
+        indexed: mut index,
+        unindexed,
+    } = store.load_index()?;
+    for id in unindexed {
+        let Some(mut local) = store.load_doc(&id)? else {
+            continue;
+        };
+        let mut batch = Batch::default();
+        batch.put_doc(store.write_of(&mut local)?);
+        store.commit(batch)?;
+        index.push((id, local.index()));
+    }
+    let reader = store.reader()?;
+    let loader: Loader = Arc::new(move |id: &DocId| match reader.load(id) {
+        Ok(Some(doc)) => Ok(doc),
+        Ok(None) => Err(gridsync_core::Error::Load(*id, "not in the store".into())),
+        Err(e) => Err(gridsync_core::Error::Load(*id, e.to_string())),
+    });
+    Ok(Replica::from_index(index, store.cursor()?, loader))
 }
 
 fn parse_id(id: &str) -> Result<DocId> {

@@ -12,6 +12,7 @@ pub mod folder_lock;
 pub mod model;
 pub mod seal;
 pub mod store;
+pub mod summary;
 pub mod transport;
 
 use std::collections::HashMap;

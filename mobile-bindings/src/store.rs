@@ -3,6 +3,12 @@
 //! last user to log in, the device id, the grids the user may report in, copies of discarded
 //! reports, and the report kinds fetched from the server's catalogue with the catalogue's digest.
 //!
+//! A document is stored as a snapshot followed by incremental saves (the changes each write
+//! added), so an edit writes its own change, not the whole report; every
+//! [`MAX_INCREMENTS`] writes the document is saved whole again. Beside each document the row
+//! keeps its index (heads, pending changes, open conflicts) and its sealed listing entry, so
+//! that opening the store, listing and searching never load the documents.
+//!
 //! Durability: WAL journal with `synchronous = FULL`, and every user action or sync step is one
 //! transaction, so a write that returned survives a killed app or a power cut, and a step cut
 //! halfway leaves the previous state. A pull page commits its documents together with the cursor
@@ -13,7 +19,8 @@
 //! Encryption: document bytes, rejection notes, the session (tokens, user profile), the last
 //! user's profile, the grid list, discarded copies and report kind definitions are sealed with
 //! [`Sealer`] under the app's key, with the row's identity as associated data. Table
-//! structure, document ids, acknowledged heads (hashes), the cursor, the device id, and the
+//! structure, document ids, heads (hashes), each report's numbers of pending changes and open
+//! conflicts, the cursor, the device id, and the
 //! kind ids, versions and states of the catalogue and its digest are not encrypted: the app
 //! carries its built-in kinds in the clear anyway. A `key_check` blob written on creation tells
 //! a wrong key apart from corrupt data.
@@ -22,17 +29,23 @@ use std::path::{Path, PathBuf};
 
 use automerge::ChangeHash;
 use gridsync_core::DocId;
-use gridsync_core::replica::{Cursor, LocalDoc, Rejection};
+use std::sync::Mutex;
+
+use gridsync_core::replica::{Cursor, DocIndex, LocalDoc, Rejection};
 use gridsync_core::report::ReportDoc;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ClientError, Result};
 use crate::seal::Sealer;
+use crate::summary::{DocSummary, open_conflicts};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "gridsync-field.db";
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
+/// Incremental saves a document gathers before it is saved whole again: loading replays at
+/// most this many, and an edit rewrites the whole document once in this many writes.
+pub const MAX_INCREMENTS: i64 = 32;
 const KEY_CHECK: &[u8] = b"gridsync field store";
 
 /// Who is logged in on this phone and the tokens of the session.
@@ -58,32 +71,24 @@ pub struct Profile {
     pub device_id: String,
 }
 
-/// What the server holds of a document, as this phone knows it (see `LocalDoc`).
-#[derive(Debug, Clone)]
-pub struct SyncState {
-    pub acked: Vec<ChangeHash>,
-    pub rejected: Option<Rejection>,
-    pub held: Vec<ChangeHash>,
-    pub out_of_scope: bool,
-}
-
-impl SyncState {
-    pub fn of(local: &LocalDoc) -> Self {
-        SyncState {
-            acked: local.acked.clone(),
-            rejected: local.rejected.clone(),
-            held: local.held.clone(),
-            out_of_scope: local.out_of_scope,
-        }
-    }
-}
-
-/// A document to store whole: its saved bytes and its sync state.
+/// A document to store: its new bytes, its index and its listing entry.
 #[derive(Debug)]
-struct DocRow {
-    id: DocId,
-    bytes: Vec<u8>,
-    state: SyncState,
+pub struct DocWrite {
+    pub id: DocId,
+    pub save: Save,
+    pub index: DocIndex,
+    pub summary: Option<DocSummary>,
+    pub conflicts: u32,
+}
+
+/// The bytes a document write adds.
+#[derive(Debug)]
+pub enum Save {
+    /// The whole document, replacing the snapshot and its incremental saves.
+    Whole(Vec<u8>),
+    /// The changes since the stored heads, appended as the next incremental save (none when
+    /// nothing changed).
+    After(Vec<u8>),
 }
 
 /// The grids one user may file reports in, as `GET /api/v1/org` gave them.
@@ -201,8 +206,8 @@ mod base64_bytes {
 /// Writes of one step, committed together by [`Store::commit`].
 #[derive(Debug, Default)]
 pub struct Batch {
-    docs: Vec<DocRow>,
-    states: Vec<(DocId, SyncState)>,
+    docs: Vec<DocWrite>,
+    states: Vec<(DocId, DocIndex)>,
     deleted: Vec<DocId>,
     discarded: Vec<(DocId, DiscardedCopy)>,
     cursor: Option<Cursor>,
@@ -211,20 +216,15 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Stores a document whole: its saved bytes and what the server holds of it.
-    pub fn put_doc(&mut self, local: &mut LocalDoc) {
-        let bytes = local.doc.save();
-        self.put_doc_parts(local.doc.id(), bytes, SyncState::of(local));
+    /// Stores a document (see [`Store::write_of`]).
+    pub fn put_doc(&mut self, write: DocWrite) {
+        self.docs.push(write);
     }
 
-    /// Like [`Batch::put_doc`] from the parts.
-    pub fn put_doc_parts(&mut self, id: DocId, bytes: Vec<u8>, state: SyncState) {
-        self.docs.push(DocRow { id, bytes, state });
-    }
-
-    /// Stores only what the server holds of a document whose bytes did not change.
-    pub fn put_acked(&mut self, local: &LocalDoc) {
-        self.states.push((local.doc.id(), SyncState::of(local)));
+    /// Stores what the server holds of a document and how much is pending; its bytes and heads
+    /// did not change.
+    pub fn put_index(&mut self, id: DocId, index: DocIndex) {
+        self.states.push((id, index));
     }
 
     pub fn delete_doc(&mut self, id: DocId) {
@@ -386,6 +386,26 @@ impl Store {
                      PRIMARY KEY (kind, version)
                  );
                  PRAGMA user_version = 5;",
+            )?;
+            tx.commit()?;
+        }
+        if version < 6 {
+            // The index and listing entry of each document (NULL heads: not indexed yet, done
+            // by the client when it opens the store), and incremental saves after `bytes`.
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "ALTER TABLE docs ADD COLUMN heads BLOB;
+                 ALTER TABLE docs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE docs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE docs ADD COLUMN summary BLOB;
+                 ALTER TABLE docs ADD COLUMN increments INTEGER NOT NULL DEFAULT 0;
+                 CREATE TABLE doc_saves (
+                     doc_id TEXT NOT NULL,
+                     n INTEGER NOT NULL,
+                     bytes BLOB NOT NULL,
+                     PRIMARY KEY (doc_id, n)
+                 );
+                 PRAGMA user_version = 6;",
             )?;
             tx.commit()?;
         }
@@ -739,31 +759,35 @@ impl Store {
         Ok(out)
     }
 
-    /// Every stored document, opened.
-    pub fn load_docs(&self) -> Result<Vec<LocalDoc>> {
+    /// The index of every stored document, and the ids of those stored before documents had
+    /// one (see [`Store::write_of`] to index them).
+    pub fn load_index(&self) -> Result<StoredIndex> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, bytes, acked, rejected, held, out_of_scope FROM docs ORDER BY id",
+            "SELECT id, acked, rejected, held, out_of_scope, heads, pending FROM docs ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
-            Ok(StoredDoc {
+            Ok(IndexRow {
                 id: r.get(0)?,
-                bytes: r.get(1)?,
-                acked: r.get(2)?,
-                rejected: r.get(3)?,
-                held: r.get(4)?,
-                out_of_scope: r.get(5)?,
+                acked: r.get(1)?,
+                rejected: r.get(2)?,
+                held: r.get(3)?,
+                out_of_scope: r.get(4)?,
+                heads: r.get(5)?,
+                pending: r.get(6)?,
             })
         })?;
-        let mut docs = Vec::new();
+        let mut indexed = Vec::new();
+        let mut unindexed = Vec::new();
         for row in rows {
             let row = row?;
             let id: DocId = row
                 .id
                 .parse()
                 .map_err(|_| ClientError::Storage(format!("stored document id {}", row.id)))?;
-            let plain = self.sealer.open(&doc_aad(&id), &row.bytes)?;
-            let doc = ReportDoc::load(id, &plain)
-                .map_err(|e| ClientError::Storage(format!("stored report {id}: {e}")))?;
+            let Some(heads) = row.heads else {
+                unindexed.push(id);
+                continue;
+            };
             let rejected = match row.rejected {
                 None => None,
                 Some(blob) => {
@@ -774,15 +798,145 @@ impl Store {
                     Some(stored.into_rejection()?)
                 }
             };
-            docs.push(LocalDoc {
-                acked: heads_from_bytes(&row.acked)?,
-                rejected,
-                held: heads_from_bytes(&row.held)?,
-                out_of_scope: row.out_of_scope,
-                ..LocalDoc::new(doc)
+            indexed.push((
+                id,
+                DocIndex {
+                    acked: heads_from_bytes(&row.acked)?,
+                    rejected,
+                    held: heads_from_bytes(&row.held)?,
+                    out_of_scope: row.out_of_scope,
+                    heads: heads_from_bytes(&heads)?,
+                    pending: usize::try_from(row.pending).unwrap_or_default(),
+                },
+            ));
+        }
+        Ok(StoredIndex { indexed, unindexed })
+    }
+
+    /// One stored document, opened, with what the server holds of it.
+    pub fn load_doc(&self, id: &DocId) -> Result<Option<LocalDoc>> {
+        let Some(doc) = read_doc(&self.conn, &self.sealer, id)? else {
+            return Ok(None);
+        };
+        let row = self.conn.query_row(
+            "SELECT acked, rejected, held, out_of_scope FROM docs WHERE id = ?1",
+            [id.to_string()],
+            |r| {
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Option<Vec<u8>>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, bool>(3)?,
+                ))
+            },
+        )?;
+        let (acked, rejected, held, out_of_scope) = row;
+        let rejected = match rejected {
+            None => None,
+            Some(blob) => {
+                let plain = self.sealer.open(&rejected_aad(id), &blob)?;
+                let stored: StoredRejection = serde_json::from_slice(&plain)
+                    .map_err(|e| ClientError::Storage(format!("stored rejection of {id}: {e}")))?;
+                Some(stored.into_rejection()?)
+            }
+        };
+        Ok(Some(LocalDoc {
+            acked: heads_from_bytes(&acked)?,
+            rejected,
+            held: heads_from_bytes(&held)?,
+            out_of_scope,
+            ..LocalDoc::new(doc)
+        }))
+    }
+
+    /// A reader of document bodies on a connection of its own, for a replica's loader: it
+    /// sees what was committed.
+    pub fn reader(&self) -> Result<DocReader> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        Ok(DocReader {
+            conn: Mutex::new(conn),
+            sealer: self.sealer.clone(),
+        })
+    }
+
+    /// What storing `local` as it is now writes: the changes since the stored heads (the
+    /// whole document when it is new, when the stored heads are not all in it, or when it has
+    /// gathered [`MAX_INCREMENTS`] incremental saves), its index and its listing entry.
+    pub fn write_of(&self, local: &mut LocalDoc) -> Result<DocWrite> {
+        let id = local.doc.id();
+        let stored: Option<(Option<Vec<u8>>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT heads, increments FROM docs WHERE id = ?1",
+                [id.to_string()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let save = match stored {
+            Some((Some(heads), increments)) if increments < MAX_INCREMENTS => {
+                let heads = heads_from_bytes(&heads)?;
+                if heads.iter().all(|h| local.doc.has_change(h)) {
+                    Save::After(local.doc.save_after(&heads))
+                } else {
+                    Save::Whole(local.doc.save())
+                }
+            }
+            _ => Save::Whole(local.doc.save()),
+        };
+        Ok(DocWrite {
+            id,
+            save,
+            summary: DocSummary::of(&local.doc)?,
+            conflicts: open_conflicts(&mut local.doc)?,
+            index: local.index(),
+        })
+    }
+
+    /// The listing entry of every report that has one, with its pending changes and open
+    /// conflicts.
+    pub fn summaries(&self) -> Result<Vec<StoredSummary>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, pending, conflicts, summary FROM docs WHERE summary IS NOT NULL",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, pending, conflicts, sealed) = row?;
+            let doc: DocId = id
+                .parse()
+                .map_err(|_| ClientError::Storage(format!("stored document id {id}")))?;
+            let plain = self.sealer.open(&summary_aad(&doc), &sealed)?;
+            let summary = serde_json::from_slice(&plain)
+                .map_err(|e| ClientError::Storage(format!("stored summary of {id}: {e}")))?;
+            out.push(StoredSummary {
+                id: doc,
+                pending: u64::try_from(pending).unwrap_or_default(),
+                conflicts: u32::try_from(conflicts).unwrap_or_default(),
+                summary,
             });
         }
-        Ok(docs)
+        Ok(out)
+    }
+
+    /// Open conflicts over every stored report.
+    pub fn open_conflicts(&self) -> Result<u32> {
+        let total: i64 =
+            self.conn
+                .query_row("SELECT coalesce(sum(conflicts), 0) FROM docs", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(u32::try_from(total).unwrap_or(u32::MAX))
     }
 
     /// Commits a batch in one transaction.
@@ -793,13 +947,7 @@ impl Store {
         let sealed_docs = batch
             .docs
             .into_iter()
-            .map(|row| {
-                Ok((
-                    row.id,
-                    self.sealer.seal(&doc_aad(&row.id), &row.bytes)?,
-                    self.seal_state(&row.id, &row.state)?,
-                ))
-            })
+            .map(|row| self.seal_write(row))
             .collect::<Result<Vec<_>>>()?;
         let sealed_states = batch
             .states
@@ -832,45 +980,33 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let tx = self.conn.transaction()?;
-        for (id, bytes, state) in sealed_docs {
-            tx.execute(
-                "INSERT INTO docs (id, bytes, acked, rejected, held, out_of_scope)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, acked = excluded.acked,
-                     rejected = excluded.rejected, held = excluded.held,
-                     out_of_scope = excluded.out_of_scope",
-                params![
-                    id.to_string(),
-                    bytes,
-                    state.acked,
-                    state.rejected,
-                    state.held,
-                    state.out_of_scope
-                ],
-            )?;
+        for row in sealed_docs {
+            write_doc(&tx, &self.sealer, row)?;
         }
         for (id, state) in sealed_states {
             tx.execute(
-                "UPDATE docs SET acked = ?2, rejected = ?3, held = ?4, out_of_scope = ?5
+                "UPDATE docs SET acked = ?2, rejected = ?3, held = ?4, out_of_scope = ?5,
+                     pending = ?6
                  WHERE id = ?1",
                 params![
                     id.to_string(),
                     state.acked,
                     state.rejected,
                     state.held,
-                    state.out_of_scope
+                    state.out_of_scope,
+                    state.pending
                 ],
             )?;
         }
         for id in batch.deleted {
-            tx.execute("DELETE FROM docs WHERE id = ?1", [id.to_string()])?;
+            delete_doc(&tx, &id)?;
         }
         for (doc, id, sealed) in sealed_discarded {
             tx.execute(
                 "INSERT INTO discarded (id, copy) VALUES (?1, ?2)",
                 params![id, sealed],
             )?;
-            tx.execute("DELETE FROM docs WHERE id = ?1", [doc.to_string()])?;
+            delete_doc(&tx, &doc)?;
             tx.execute(
                 "DELETE FROM attachments WHERE doc_id = ?1",
                 [doc.to_string()],
@@ -903,8 +1039,34 @@ impl Store {
         Ok(())
     }
 
+    /// A document write with its bytes, rejection and summary sealed.
+    fn seal_write(&self, row: DocWrite) -> Result<SealedWrite> {
+        let (whole, bytes) = match &row.save {
+            Save::Whole(bytes) => (true, bytes),
+            Save::After(bytes) => (false, bytes),
+        };
+        let summary = row
+            .summary
+            .as_ref()
+            .map(|summary| {
+                let json = serde_json::to_vec(summary)
+                    .map_err(|e| ClientError::Storage(format!("summary: {e}")))?;
+                self.sealer.seal(&summary_aad(&row.id), &json)
+            })
+            .transpose()?;
+        Ok(SealedWrite {
+            id: row.id,
+            whole,
+            bytes: (whole || !bytes.is_empty()).then(|| bytes.clone()),
+            state: self.seal_state(&row.id, &row.index)?,
+            heads: heads_to_bytes(&row.index.heads),
+            summary,
+            conflicts: row.conflicts,
+        })
+    }
+
     /// A sync state as its columns hold it: the rejection sealed, heads as bytes.
-    fn seal_state(&self, id: &DocId, state: &SyncState) -> Result<StateColumns> {
+    fn seal_state(&self, id: &DocId, state: &DocIndex) -> Result<StateColumns> {
         let rejected = state
             .rejected
             .as_ref()
@@ -919,6 +1081,7 @@ impl Store {
             rejected,
             held: heads_to_bytes(&state.held),
             out_of_scope: state.out_of_scope,
+            pending: i64::try_from(state.pending).unwrap_or(i64::MAX),
         })
     }
 
@@ -944,14 +1107,48 @@ impl Store {
     }
 }
 
-/// A `docs` row as read.
-struct StoredDoc {
+/// Reads document bodies for a replica's loader (see [`Store::reader`]).
+pub struct DocReader {
+    conn: Mutex<Connection>,
+    sealer: Sealer,
+}
+
+impl DocReader {
+    pub fn load(&self, id: &DocId) -> Result<Option<ReportDoc>> {
+        let conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        read_doc(&conn, &self.sealer, id)
+    }
+}
+
+/// What [`Store::load_index`] finds.
+#[derive(Debug, PartialEq, Eq)]
+pub struct StoredIndex {
+    pub indexed: Vec<(DocId, DocIndex)>,
+    /// Documents stored before the store kept an index.
+    pub unindexed: Vec<DocId>,
+}
+
+/// A report's listing entry as stored, with the counts kept beside it.
+#[derive(Debug, Clone)]
+pub struct StoredSummary {
+    pub id: DocId,
+    pub pending: u64,
+    pub conflicts: u32,
+    pub summary: DocSummary,
+}
+
+/// The `docs` columns [`Store::load_index`] reads.
+struct IndexRow {
     id: String,
-    bytes: Vec<u8>,
     acked: Vec<u8>,
     rejected: Option<Vec<u8>>,
     held: Vec<u8>,
     out_of_scope: bool,
+    heads: Option<Vec<u8>>,
+    pending: i64,
 }
 
 /// The sync-state columns of a `docs` row, ready to write.
@@ -960,6 +1157,126 @@ struct StateColumns {
     rejected: Option<Vec<u8>>,
     held: Vec<u8>,
     out_of_scope: bool,
+    pending: i64,
+}
+
+/// A document write, sealed and ready for [`write_doc`].
+struct SealedWrite {
+    id: DocId,
+    whole: bool,
+    /// The bytes to store, sealed as they are written; `None` for an incremental save that
+    /// adds nothing.
+    bytes: Option<Vec<u8>>,
+    state: StateColumns,
+    heads: Vec<u8>,
+    summary: Option<Vec<u8>>,
+    conflicts: u32,
+}
+
+/// A document's snapshot followed by its incremental saves, opened.
+fn read_doc(conn: &Connection, sealer: &Sealer, id: &DocId) -> Result<Option<ReportDoc>> {
+    let key = id.to_string();
+    let Some(sealed) = conn
+        .query_row("SELECT bytes FROM docs WHERE id = ?1", [&key], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let mut bytes = sealer.open(&doc_aad(id), &sealed)?;
+    let mut stmt =
+        conn.prepare_cached("SELECT n, bytes FROM doc_saves WHERE doc_id = ?1 ORDER BY n")?;
+    let saves = stmt.query_map([&key], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    for save in saves {
+        let (n, sealed) = save?;
+        bytes.extend(sealer.open(&save_aad(id, n), &sealed)?);
+    }
+    ReportDoc::load(*id, &bytes)
+        .map(Some)
+        .map_err(|e| ClientError::Storage(format!("stored report {id}: {e}")))
+}
+
+/// Writes a document: a whole save replaces its snapshot and drops its incremental saves; an
+/// incremental one is appended. The index and listing entry are replaced either way.
+fn write_doc(tx: &rusqlite::Transaction<'_>, sealer: &Sealer, row: SealedWrite) -> Result<()> {
+    let key = row.id.to_string();
+    let state = &row.state;
+    let exists = tx
+        .query_row("SELECT increments FROM docs WHERE id = ?1", [&key], |r| {
+            r.get::<_, i64>(0)
+        })
+        .optional()?;
+    match (exists, row.whole) {
+        (Some(increments), false) => {
+            let mut increments = increments;
+            if let Some(bytes) = &row.bytes {
+                increments += 1;
+                let sealed = sealer.seal(&save_aad(&row.id, increments), bytes)?;
+                tx.execute(
+                    "INSERT INTO doc_saves (doc_id, n, bytes) VALUES (?1, ?2, ?3)",
+                    params![key, increments, sealed],
+                )?;
+            }
+            tx.execute(
+                "UPDATE docs SET acked = ?2, rejected = ?3, held = ?4, out_of_scope = ?5,
+                     pending = ?6, heads = ?7, conflicts = ?8, summary = ?9, increments = ?10
+                 WHERE id = ?1",
+                params![
+                    key,
+                    state.acked,
+                    state.rejected,
+                    state.held,
+                    state.out_of_scope,
+                    state.pending,
+                    row.heads,
+                    row.conflicts,
+                    row.summary,
+                    increments
+                ],
+            )?;
+        }
+        _ => {
+            let Some(bytes) = row.bytes else {
+                return Err(ClientError::Storage(format!(
+                    "report {key} has no stored snapshot to add to"
+                )));
+            };
+            let sealed = sealer.seal(&doc_aad(&row.id), &bytes)?;
+            tx.execute("DELETE FROM doc_saves WHERE doc_id = ?1", [&key])?;
+            tx.execute(
+                "INSERT INTO docs (id, bytes, acked, rejected, held, out_of_scope, pending, heads,
+                     conflicts, summary, increments)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)
+                 ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, acked = excluded.acked,
+                     rejected = excluded.rejected, held = excluded.held,
+                     out_of_scope = excluded.out_of_scope, pending = excluded.pending,
+                     heads = excluded.heads, conflicts = excluded.conflicts,
+                     summary = excluded.summary, increments = 0",
+                params![
+                    key,
+                    sealed,
+                    state.acked,
+                    state.rejected,
+                    state.held,
+                    state.out_of_scope,
+                    state.pending,
+                    row.heads,
+                    row.conflicts,
+                    row.summary
+                ],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn delete_doc(tx: &rusqlite::Transaction<'_>, id: &DocId) -> Result<()> {
+    tx.execute("DELETE FROM doc_saves WHERE doc_id = ?1", [id.to_string()])?;
+    tx.execute("DELETE FROM docs WHERE id = ?1", [id.to_string()])?;
+    Ok(())
 }
 
 fn blob_aad(id: &DocId, sha256: &str) -> String {
@@ -968,6 +1285,14 @@ fn blob_aad(id: &DocId, sha256: &str) -> String {
 
 fn doc_aad(id: &DocId) -> String {
     format!("doc:{id}")
+}
+
+fn save_aad(id: &DocId, n: i64) -> String {
+    format!("doc:{id}:{n}")
+}
+
+fn summary_aad(id: &DocId) -> String {
+    format!("summary:{id}")
 }
 
 fn rejected_aad(id: &DocId) -> String {
@@ -1068,7 +1393,7 @@ mod tests {
             heads: heads.clone(),
         });
         let mut batch = Batch::default();
-        batch.put_doc(&mut local);
+        batch.put_doc(store.write_of(&mut local).unwrap());
         batch.set_cursor(Cursor { since: 7, after: 9 });
         store.commit(batch).unwrap();
         let session = Session {
@@ -1093,14 +1418,71 @@ mod tests {
         assert_eq!(store.device_id().unwrap(), device);
         assert_eq!(store.cursor().unwrap(), Cursor { since: 7, after: 9 });
         assert_eq!(store.session().unwrap(), Some(session));
-        let docs = store.load_docs().unwrap();
-        assert_eq!(docs.len(), 1);
-        assert_eq!(docs[0].acked, heads);
-        assert_eq!(docs[0].rejected.as_ref().unwrap().heads, heads);
+        let StoredIndex {
+            indexed: index,
+            unindexed,
+        } = store.load_index().unwrap();
+        assert_eq!((index.len(), unindexed.len()), (1, 0));
+        assert_eq!(index[0].1.acked, heads);
+        assert_eq!(index[0].1.heads, heads);
+        assert_eq!(index[0].1.pending, 0);
+        let local = store.load_doc(&index[0].0).unwrap().unwrap();
+        assert_eq!(local.acked, heads);
+        assert_eq!(local.rejected.as_ref().unwrap().heads, heads);
         assert_eq!(
-            docs[0].doc.field("parties").unwrap(),
+            local.doc.field("parties").unwrap(),
             Some(json!("张三 and 李四"))
         );
+    }
+
+    #[test]
+    fn an_edit_appends_its_change_and_the_document_is_saved_whole_every_32_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        let by = Editor::new("u1", 2_000);
+        let mut local = report(1);
+        // A long description: a whole save costs it, an incremental one does not.
+        let long: String = (0..4_000u32)
+            .filter_map(|i| char::from_u32(0x4e00 + i * 7_919 % 20_000))
+            .collect();
+        local
+            .doc
+            .set_field("description", &json!(long), &by)
+            .unwrap();
+        let first = store.write_of(&mut local).unwrap();
+        assert!(matches!(&first.save, Save::Whole(bytes) if bytes.len() > 1_000));
+        let mut batch = Batch::default();
+        batch.put_doc(first);
+        store.commit(batch).unwrap();
+        for i in 1..=MAX_INCREMENTS + 1 {
+            local
+                .doc
+                .set_field("parties", &json!(format!("第 {i} 次")), &by)
+                .unwrap();
+            let write = store.write_of(&mut local).unwrap();
+            match &write.save {
+                Save::After(bytes) if i <= MAX_INCREMENTS => assert!(bytes.len() < 300),
+                Save::Whole(_) if i > MAX_INCREMENTS => {}
+                other => panic!("write {i}: {other:?}"),
+            }
+            let mut batch = Batch::default();
+            batch.put_doc(write);
+            store.commit(batch).unwrap();
+            let saves: i64 = store
+                .conn
+                .query_row("SELECT count(*) FROM doc_saves", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(saves, i % (MAX_INCREMENTS + 1));
+            let mut stored = store.load_doc(&local.doc.id()).unwrap().unwrap();
+            assert_eq!(stored.doc.heads(), local.doc.heads());
+            assert_eq!(
+                stored.doc.field("parties").unwrap(),
+                Some(json!(format!("第 {i} 次")))
+            );
+        }
+        let index = store.load_index().unwrap().indexed;
+        assert_eq!(index[0].1.heads, local.doc.heads());
+        assert_eq!(index[0].1.pending, local.pending());
     }
 
     #[test]
@@ -1108,19 +1490,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), &KEY).unwrap();
         let mut batch = Batch::default();
-        batch.put_doc(&mut report(1));
+        batch.put_doc(store.write_of(&mut report(1)).unwrap());
         store.commit(batch).unwrap();
         store
             .conn
             .execute_batch(
                 "DROP TABLE discarded; DROP TABLE schemas; ALTER TABLE docs DROP COLUMN held;
-                 ALTER TABLE docs DROP COLUMN out_of_scope; PRAGMA user_version = 2;",
+                 ALTER TABLE docs DROP COLUMN out_of_scope; DROP TABLE doc_saves;
+                 ALTER TABLE docs DROP COLUMN heads; ALTER TABLE docs DROP COLUMN pending;
+                 ALTER TABLE docs DROP COLUMN conflicts; ALTER TABLE docs DROP COLUMN summary;
+                 ALTER TABLE docs DROP COLUMN increments; PRAGMA user_version = 2;",
             )
             .unwrap();
         drop(store);
 
         let mut store = Store::open(dir.path(), &KEY).unwrap();
-        assert_eq!(store.load_docs().unwrap().len(), 1);
+        // Stored before documents had an index: the client indexes it when it opens.
+        let StoredIndex {
+            indexed: index,
+            unindexed,
+        } = store.load_index().unwrap();
+        assert_eq!((index.len(), unindexed.len()), (0, 1));
+        assert!(store.load_doc(&unindexed[0]).unwrap().is_some());
         assert_eq!(store.grids().unwrap(), None);
         let mut local = report(1);
         let copy = DiscardedCopy {
@@ -1140,7 +1531,13 @@ mod tests {
         let mut batch = Batch::default();
         batch.discard(local.doc.id(), copy.clone());
         store.commit(batch).unwrap();
-        assert!(store.load_docs().unwrap().is_empty());
+        assert_eq!(
+            store.load_index().unwrap(),
+            StoredIndex {
+                indexed: vec![],
+                unindexed: vec![]
+            }
+        );
         drop(store);
         let store = Store::open(dir.path(), &KEY).unwrap();
         assert_eq!(store.discarded().unwrap(), vec![copy]);
@@ -1153,7 +1550,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), &KEY).unwrap();
         let mut batch = Batch::default();
-        batch.put_doc(&mut report(1));
+        batch.put_doc(store.write_of(&mut report(1)).unwrap());
         store.commit(batch).unwrap();
         let mut session_token = String::from("refresh-");
         session_token.push_str("SECRETTOKEN");
@@ -1284,12 +1681,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), &KEY).unwrap();
         let mut batch = Batch::default();
-        batch.put_doc(&mut report(1));
+        batch.put_doc(store.write_of(&mut report(1)).unwrap());
         store.commit(batch).unwrap();
         store.wipe().unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         let store = Store::open(dir.path(), &KEY).unwrap();
-        assert!(store.load_docs().unwrap().is_empty());
+        assert_eq!(
+            store.load_index().unwrap(),
+            StoredIndex {
+                indexed: vec![],
+                unindexed: vec![]
+            }
+        );
     }
 
     fn blob(id: u128, sha: char, size: u64, pending: bool) -> LocalBlob {

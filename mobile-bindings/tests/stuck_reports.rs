@@ -342,15 +342,10 @@ fn only_refused_or_never_sent_reports_can_be_discarded_and_only_never_accepted_o
     drop(client);
     // `synced` as a pull leaves it: the server holds every change.
     let mut store = Store::open(dir.path(), &KEY).unwrap();
-    let mut local = store
-        .load_docs()
-        .unwrap()
-        .into_iter()
-        .find(|d| d.doc.id().to_string() == synced)
-        .unwrap();
+    let mut local = store.load_doc(&synced.parse().unwrap()).unwrap().unwrap();
     local.acked = local.doc.heads();
     let mut batch = Batch::default();
-    batch.put_doc(&mut local);
+    batch.put_doc(store.write_of(&mut local).unwrap());
     store.commit(batch).unwrap();
     drop(store);
     let client = open(dir.path());

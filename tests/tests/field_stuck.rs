@@ -55,7 +55,7 @@ fn older_app_report(dir: &Path, kind: &str, grid: &str, fields: Value) -> String
         .expect("fields");
     let id = doc.id().to_string();
     let mut batch = Batch::default();
-    batch.put_doc(&mut LocalDoc::new(doc));
+    batch.put_doc(store.write_of(&mut LocalDoc::new(doc)).expect("write"));
     store.commit(batch).expect("commit");
     id
 }
@@ -64,10 +64,8 @@ fn older_app_report(dir: &Path, kind: &str, grid: &str, fields: Value) -> String
 fn older_app_edit(dir: &Path, id: &str, fields: Value) {
     let mut store = Store::open(dir, &KEY).expect("store");
     let mut local = store
-        .load_docs()
-        .expect("docs")
-        .into_iter()
-        .find(|d| d.doc.id().to_string() == id)
+        .load_doc(&id.parse().expect("id"))
+        .expect("load")
         .expect("stored");
     local
         .doc
@@ -77,7 +75,7 @@ fn older_app_edit(dir: &Path, id: &str, fields: Value) {
         )
         .expect("edit");
     let mut batch = Batch::default();
-    batch.put_doc(&mut local);
+    batch.put_doc(store.write_of(&mut local).expect("write"));
     store.commit(batch).expect("commit");
 }
 

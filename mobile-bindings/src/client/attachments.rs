@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use super::answers::unexpected;
 use super::refusals::refuse_nul;
-use super::{Client, not_found, now, parse_id};
+use super::{Client, now, parse_id};
 use crate::error::{ClientError, Result};
 use crate::model::{AttachmentInfo, NewAttachment, SyncSummary};
 use crate::store::LocalBlob;
@@ -136,12 +136,7 @@ impl Client {
     pub fn attachments(&self, id: &str) -> Result<Vec<AttachmentInfo>> {
         let doc = parse_id(id)?;
         let mut state = self.lock();
-        let named = state
-            .replica
-            .get(&doc)
-            .ok_or_else(|| not_found(&doc))?
-            .doc
-            .attachments()?;
+        let named = state.local(&doc)?.doc.attachments()?;
         let local: Vec<LocalBlob> = state
             .store()?
             .attachments()?
@@ -173,8 +168,8 @@ impl Client {
     pub fn fetch_attachment(&self, id: &str, sha256: &str) -> Result<Vec<u8>> {
         let doc = parse_id(id)?;
         let named = {
-            let state = self.lock();
-            let local = state.replica.get(&doc).ok_or_else(|| not_found(&doc))?;
+            let mut state = self.lock();
+            let local = state.local(&doc)?;
             local
                 .doc
                 .attachments()?
@@ -232,8 +227,8 @@ impl Client {
             .collect();
         for blob in pending {
             let (named, pushed) = {
-                let state = self.lock();
-                match state.replica.get(&blob.doc_id) {
+                let mut state = self.lock();
+                match state.replica.load(&blob.doc_id)? {
                     None => (false, false),
                     Some(local) => {
                         // Those of a removed log entry too: restoring it brings them back.

@@ -11,7 +11,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use gridsync_core::replica::LocalDoc;
+use gridsync_core::DocId;
+use gridsync_core::replica::DocIndex;
 use gridsync_core::schema::{Registry, Schema};
 use serde::Deserialize;
 
@@ -143,14 +144,14 @@ impl Client {
         let mut batch = Batch::default();
         rows.into_iter().for_each(|row| batch.put_schema(row));
         batch.set_catalogue(digest);
-        let retried = unknown_kinds_listed(&state, &listed);
-        for local in &retried {
-            batch.put_acked(local);
+        let retried = unknown_kinds_listed(&mut state, &listed)?;
+        for (id, index) in &retried {
+            batch.put_index(*id, index.clone());
         }
         state.store()?.commit(batch)?;
         // Only once stored, so that memory never runs ahead of the store.
-        for local in &retried {
-            state.replica.retry_rejected(&local.doc.id());
+        for (id, _) in &retried {
+            state.replica.retry_rejected(id);
         }
         self.reload_registry(&mut state)?;
         Ok(Refreshed {
@@ -284,22 +285,31 @@ fn is_kind_id(kind: &str) -> bool {
 
 /// The reports refused as `unknown_kind` whose kind and version `listed` holds, with the
 /// refusal lifted: the next push offers them again.
-fn unknown_kinds_listed(state: &State, listed: &BTreeSet<KindVersion>) -> Vec<LocalDoc> {
-    state
-        .replica
-        .docs()
-        .filter(|d| d.rejected.as_ref().is_some_and(|r| r.code == UNKNOWN_KIND))
-        .filter(|d| {
-            d.doc.meta().is_ok_and(|meta| {
-                listed.contains(&KindVersion {
-                    kind: meta.kind,
-                    version: meta.schema_version,
-                })
+fn unknown_kinds_listed(
+    state: &mut State,
+    listed: &BTreeSet<KindVersion>,
+) -> Result<Vec<(DocId, DocIndex)>> {
+    let mut out = Vec::new();
+    for id in state.replica.rejected_ids() {
+        let Some(local) = state.replica.load(&id)? else {
+            continue;
+        };
+        let unknown = local
+            .rejected
+            .as_ref()
+            .is_some_and(|r| r.code == UNKNOWN_KIND);
+        let listed = local.doc.meta().is_ok_and(|meta| {
+            listed.contains(&KindVersion {
+                kind: meta.kind,
+                version: meta.schema_version,
             })
-        })
-        .map(|d| LocalDoc {
-            rejected: None,
-            ..d.clone()
-        })
-        .collect()
+        });
+        if unknown && listed {
+            let mut index = local.index();
+            index.rejected = None;
+            out.push((id, index));
+        }
+    }
+    state.replica.park(None);
+    Ok(out)
 }

@@ -2,11 +2,11 @@
 //! removal, listed with the values to choose from, and resolved by a change like any edit.
 
 use gridsync_core::conflict::FieldPath;
-use gridsync_core::report::{LOG_ENTRY_KEYS, ReportDoc};
+use gridsync_core::report::LOG_ENTRY_KEYS;
 use serde_json::Value as Json;
 
 use super::schemas::check_value;
-use super::{Client, not_found, parse_id, refusals};
+use super::{Client, parse_id, refusals};
 use crate::error::{ClientError, Result};
 use crate::model::{self, ConflictValue, FieldConflict};
 
@@ -14,13 +14,8 @@ impl Client {
     pub fn conflicts(&self, id: &str) -> Result<Vec<FieldConflict>> {
         let id = parse_id(id)?;
         let mut doc = {
-            let state = self.lock();
-            state
-                .replica
-                .get(&id)
-                .ok_or_else(|| not_found(&id))?
-                .doc
-                .clone()
+            let mut state = self.lock();
+            state.local(&id)?.doc.clone()
         };
         let meta = doc.meta()?;
         let registry = self.registry();
@@ -121,11 +116,4 @@ impl Client {
             doc.resolve(&path, &value, by).map_err(Into::into)
         })
     }
-}
-
-/// What `conflicts()` lists for a report: fields holding concurrent values, and log entries
-/// edited while someone removed them.
-pub(super) fn open_conflicts(doc: &mut ReportDoc) -> Result<u32> {
-    let count = doc.conflicts()?.len() + doc.edited_after_removal()?.len();
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }

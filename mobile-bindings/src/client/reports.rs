@@ -10,12 +10,12 @@ use gridsync_core::report::{Editor, LOG_ENTRY_KEYS, ReportDoc};
 use gridsync_core::schema::Schema;
 use serde_json::{Map, Value as Json};
 
-use super::conflicts::open_conflicts;
 use super::schemas::check_value;
-use super::{Client, State, not_found, parse_id, rebuild, refusals};
+use super::{Client, parse_id, rebuild, refusals};
 use crate::error::{ClientError, Result};
 use crate::model::{self, FieldValue, LogEntry, Report, ReportSummary, ServerRefusal};
-use crate::store::{Batch, SyncState};
+use crate::store::StoredSummary;
+use crate::summary::open_conflicts;
 
 impl Client {
     /// Creates a report of `kind` for `grid`, authored by the logged-in user.
@@ -30,7 +30,7 @@ impl Client {
         let id = DocId::new_v4();
         let doc = ReportDoc::create(id, kind, schema.version, grid, &by)?;
         state.replica.insert(doc);
-        if let Err(e) = persist_doc(&mut state, &id) {
+        if let Err(e) = state.store_doc(&id) {
             // Not stored, so it must not exist in memory either.
             let replica = rebuild(&mut state)?;
             state.replica = replica;
@@ -41,12 +41,12 @@ impl Client {
 
     pub fn report(&self, id: &str) -> Result<Report> {
         let id = parse_id(id)?;
-        let local = self
-            .lock()
-            .replica
-            .get(&id)
-            .ok_or_else(|| not_found(&id))?
-            .clone();
+        let local = {
+            let mut state = self.lock();
+            let local = state.local(&id)?.clone();
+            state.replica.park(Some(&id));
+            local
+        };
         self.report_of(local)
     }
 
@@ -194,9 +194,9 @@ impl Client {
     ) -> Result<()> {
         let mut state = self.lock();
         let by = state.editor()?;
-        let doc = state.replica.doc_mut(id).ok_or_else(|| not_found(id))?;
+        let doc = &mut state.local(id)?.doc;
         let before = doc.clone();
-        let outcome = f(doc, &by).and_then(|()| persist_doc(&mut state, id));
+        let outcome = f(doc, &by).and_then(|()| state.store_doc(id));
         if outcome.is_err()
             && let Some(doc) = state.replica.doc_mut(id)
         {
@@ -207,71 +207,46 @@ impl Client {
 
     /// Local reports, newest first; only those of `kind` when given.
     pub fn list_reports(&self, kind: Option<String>) -> Result<Vec<ReportSummary>> {
-        self.summaries(|summary, _| kind.as_ref().is_none_or(|k| &summary.kind == k))
+        self.summaries(|stored| kind.as_ref().is_none_or(|k| &stored.summary.kind == k))
     }
 
     /// Local reports whose text contains every word of `query` (case-insensitive): names,
     /// descriptions, places, log notes.
     pub fn search_reports(&self, query: &str) -> Result<Vec<ReportSummary>> {
         let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
-        self.summaries(|_, projection| {
-            let mut haystack = String::new();
-            collect_text(&projection["fields"], &mut haystack);
-            collect_text(&projection["log"], &mut haystack);
-            for key in ["id", "grid", "kind"] {
-                collect_text(&projection[key], &mut haystack);
-            }
-            let haystack = haystack.to_lowercase();
-            words.iter().all(|w| haystack.contains(w.as_str()))
-        })
+        self.summaries(|stored| stored.summary.matches(&words))
     }
 
-    fn summaries(
-        &self,
-        mut keep: impl FnMut(&ReportSummary, &Json) -> bool,
-    ) -> Result<Vec<ReportSummary>> {
-        let docs: Vec<LocalDoc> = self.lock().replica.docs().cloned().collect();
+    /// The stored listing entries that `keep` accepts, with titles and statuses read through
+    /// the forms the phone has now.
+    fn summaries(&self, keep: impl Fn(&StoredSummary) -> bool) -> Result<Vec<ReportSummary>> {
+        let stored = self.lock().store()?.summaries()?;
         let registry = self.registry();
-        let mut out = Vec::new();
-        for mut local in docs {
-            // A document whose creating change has not arrived has no meta yet: skip it.
-            let Ok(meta) = local.doc.meta() else { continue };
-            let projection = local.doc.to_json()?;
-            let schema = registry.get(&meta.kind, meta.schema_version);
-            let summary = ReportSummary {
-                id: meta.id.to_string(),
-                title: title(schema, &projection["fields"]),
-                status: schema
-                    .and_then(|s| s.status_field.as_ref())
-                    .and_then(|f| projection["fields"][f].as_str())
-                    .map(str::to_owned),
-                log_entries: projection["log"].as_array().map_or(0, Vec::len) as u32,
-                pending_changes: local.pending() as u64,
-                open_conflicts: open_conflicts(&mut local.doc)?,
-                kind: meta.kind,
-                grid: meta.grid,
-                created_at: meta.created_at,
-            };
-            if keep(&summary, &projection) {
-                out.push(summary);
-            }
-        }
+        let mut out: Vec<ReportSummary> = stored
+            .into_iter()
+            .filter(|s| keep(s))
+            .map(|stored| {
+                let summary = stored.summary;
+                let schema = registry.get(&summary.kind, summary.schema_version);
+                ReportSummary {
+                    id: stored.id.to_string(),
+                    title: title(schema, &summary.fields),
+                    status: schema
+                        .and_then(|s| s.status_field.as_ref())
+                        .and_then(|f| summary.fields[f].as_str())
+                        .map(str::to_owned),
+                    log_entries: summary.log_entries,
+                    pending_changes: stored.pending,
+                    open_conflicts: stored.conflicts,
+                    kind: summary.kind,
+                    grid: summary.grid,
+                    created_at: summary.created_at,
+                }
+            })
+            .collect();
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }
-}
-
-/// Commits one document as it is now.
-fn persist_doc(state: &mut State, id: &DocId) -> Result<()> {
-    let bytes = state
-        .replica
-        .doc_mut(id)
-        .ok_or_else(|| not_found(id))?
-        .save();
-    let local = state.replica.get(id).ok_or_else(|| not_found(id))?;
-    let mut batch = Batch::default();
-    batch.put_doc_parts(*id, bytes, SyncState::of(local));
-    state.store()?.commit(batch)
 }
 
 pub(super) fn text(v: Option<&Json>) -> String {
@@ -295,16 +270,4 @@ pub(super) fn title(schema: Option<&Schema>, fields: &Json) -> String {
         .find(|s| !s.trim().is_empty())
         .unwrap_or_default();
     found.chars().take(80).collect()
-}
-
-fn collect_text(value: &Json, out: &mut String) {
-    match value {
-        Json::String(s) => {
-            out.push_str(s);
-            out.push('\n');
-        }
-        Json::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
-        Json::Object(map) => map.values().for_each(|v| collect_text(v, out)),
-        _ => {}
-    }
 }

@@ -5,7 +5,7 @@ use gridsync_core::DocId;
 use gridsync_core::schema::{ProblemCode, Schema};
 use serde_json::Value as Json;
 
-use super::{Client, not_found, parse_id};
+use super::{Client, parse_id};
 use crate::error::{ClientError, Result};
 use crate::model::{self, FieldValue, KindSchema, ValidationProblem};
 
@@ -29,8 +29,8 @@ impl Client {
 
     pub(super) fn schema_of_doc(&self, id: &DocId) -> Result<Schema> {
         let meta = {
-            let state = self.lock();
-            let local = state.replica.get(id).ok_or_else(|| not_found(id))?;
+            let mut state = self.lock();
+            let local = state.local(id)?;
             local.doc.meta()?
         };
         self.registry()
@@ -48,8 +48,8 @@ impl Client {
     pub fn validate_report(&self, id: &str) -> Result<Vec<ValidationProblem>> {
         let id = parse_id(id)?;
         let projection = {
-            let state = self.lock();
-            let local = state.replica.get(&id).ok_or_else(|| not_found(&id))?;
+            let mut state = self.lock();
+            let local = state.local(&id)?;
             local.doc.to_json()?
         };
         Ok(self

@@ -15,7 +15,7 @@ use serde_json::{Map, Value as Json};
 
 use super::refusals::{check_grid, refuse_nul};
 use super::reports::{text, title};
-use super::{Client, State, not_found, now, parse_id, rebuild};
+use super::{Client, State, now, parse_id, rebuild};
 use crate::error::{ClientError, Result};
 use crate::model::{DiscardedReport, ServerRefusal, StuckReport};
 use crate::store::{
@@ -25,13 +25,15 @@ use crate::store::{
 impl Client {
     /// Every report the server refused, with its code and reason.
     pub fn stuck_reports(&self) -> Result<Vec<StuckReport>> {
-        let docs: Vec<LocalDoc> = self
-            .lock()
-            .replica
-            .docs()
-            .filter(|d| d.rejected.is_some())
-            .cloned()
-            .collect();
+        let docs: Vec<LocalDoc> = {
+            let mut state = self.lock();
+            let mut docs = Vec::new();
+            for id in state.replica.rejected_ids() {
+                docs.push(state.local(&id)?.clone());
+            }
+            state.replica.park(None);
+            docs
+        };
         let registry = self.registry();
         let mut out = Vec::new();
         for mut local in docs {
@@ -66,11 +68,7 @@ impl Client {
         let mut state = self.lock();
         let by = state.editor()?;
         check_grid(&mut state, &by.user, grid)?;
-        let mut local = state
-            .replica
-            .get(&old)
-            .ok_or_else(|| not_found(&old))?
-            .clone();
+        let mut local = state.local(&old)?.clone();
         if !local.acked.is_empty() {
             return Err(ClientError::Invalid(format!(
                 "the server holds part of report {old}, so it cannot move; edit or discard it"
@@ -140,7 +138,7 @@ impl Client {
             store.put_attachment(&blob, &bytes, now())?;
         }
         let mut batch = Batch::default();
-        batch.put_doc(&mut LocalDoc::new(doc));
+        batch.put_doc(state.store()?.write_of(&mut LocalDoc::new(doc))?);
         batch.discard(old, copy);
         commit_and_rebuild(&mut state, batch)?;
         Ok(new.to_string())
@@ -156,11 +154,7 @@ impl Client {
         let id = parse_id(id)?;
         let mut state = self.lock();
         let by = state.editor()?;
-        let mut local = state
-            .replica
-            .get(&id)
-            .ok_or_else(|| not_found(&id))?
-            .clone();
+        let mut local = state.local(&id)?.clone();
         if local.rejected.is_none() && !local.acked.is_empty() {
             return Err(ClientError::Invalid(format!(
                 "the server holds report {id} and refused none of it; only reports the server \

@@ -13,13 +13,12 @@ use std::sync::MutexGuard;
 use gridsync_core::DocId;
 use gridsync_core::protocol::{self, Message, PullResult, PushOutcome, PushResult};
 
-use super::Client;
 use super::answers::unexpected;
 use super::catalogue::KindVersion;
-use super::conflicts::open_conflicts;
+use super::{Client, State};
 use crate::error::{ClientError, Result};
 use crate::model::{self, HeldReport, RejectedReport, SyncPhase, SyncProgress, SyncSummary};
-use crate::store::{Batch, SyncState};
+use crate::store::Batch;
 use crate::transport::Traffic;
 
 const FRAME: &str = "application/x-gridsync";
@@ -28,6 +27,8 @@ const PENDING_HEADER: &str = "x-gridsync-pending";
 /// Upper bounds on the rounds of one sync, so a server that never says "done" cannot spin it.
 const MAX_PUSH_ROUNDS: u32 = 10_000;
 const MAX_PULL_PAGES: u32 = 100_000;
+/// Parked reports loaded for one push round at most; the push takes what fits its byte limit.
+const PUSH_LOAD: usize = 256;
 
 /// Receives sync progress; the FFI callback interface implements it.
 pub trait Progress {
@@ -103,11 +104,7 @@ impl Client {
         summary.requests = traffic.requests;
         let mut state = self.lock();
         summary.pending_changes = state.replica.pending() as u64;
-        let mut conflicts = 0;
-        for local in state.replica.docs() {
-            conflicts += open_conflicts(&mut local.doc.clone()).unwrap_or(0);
-        }
-        summary.open_conflicts = conflicts;
+        summary.open_conflicts = state.store()?.open_conflicts()?;
         Ok(summary)
     }
 
@@ -119,7 +116,12 @@ impl Client {
     ) -> Result<()> {
         let max_bytes = usize::try_from(self.config.push_max_bytes).unwrap_or(usize::MAX);
         for round in 1..=MAX_PUSH_ROUNDS {
-            let Some(push) = self.lock().replica.build_push(max_bytes) else {
+            let push = {
+                let mut state = self.lock();
+                state.replica.load_for_push(PUSH_LOAD)?;
+                state.replica.build_push(max_bytes)
+            };
+            let Some(push) = push else {
                 return Ok(());
             };
             let result: PushResult =
@@ -128,8 +130,8 @@ impl Client {
             let applied = state.replica.apply_push_result(&result);
             let mut batch = Batch::default();
             for item in &result.docs {
-                if let Some(local) = state.replica.get(&item.doc) {
-                    batch.put_acked(local);
+                if let Some(index) = state.replica.index_of(&item.doc) {
+                    batch.put_index(item.doc, index);
                 }
                 if matches!(item.outcome, PushOutcome::Acked { .. }) {
                     summary.pushed_reports += 1;
@@ -141,6 +143,7 @@ impl Client {
                 }
             }
             state.store()?.commit(batch)?;
+            state.replica.park(None);
             drop(state);
             summary.held.extend(
                 applied
@@ -254,9 +257,13 @@ impl Client {
         let started_over =
             rescoped || pulled.diverged || state.replica.cursor().since < since_before;
         let mut batch = Batch::default();
+        let State { store, replica, .. } = &mut *state;
+        let store = store
+            .as_mut()
+            .ok_or_else(|| ClientError::Storage("the local store is closed".into()))?;
         for id in &ids {
-            if let Some(doc) = state.replica.doc_mut(id) {
-                if let Ok(meta) = doc.meta()
+            if let Some(local) = replica.load(id)? {
+                if let Ok(meta) = local.doc.meta()
                     && registry.get(&meta.kind, meta.schema_version).is_none()
                 {
                     lacking.insert(KindVersion {
@@ -264,24 +271,23 @@ impl Client {
                         version: meta.schema_version,
                     });
                 }
-                let bytes = doc.save();
-                let local = state.replica.get(id).expect("just saved");
-                batch.put_doc_parts(*id, bytes, SyncState::of(local));
+                batch.put_doc(store.write_of(local)?);
             }
         }
         if started_over {
-            for local in state.replica.docs() {
-                batch.put_acked(local);
+            for (id, index) in replica.indexes() {
+                batch.put_index(id, index);
             }
         }
         // Evicted reports stay until delivered (`release_delivered` drops them after the sync).
         for id in evicted {
-            if let Some(local) = state.replica.get(&id) {
-                batch.put_acked(local);
+            if let Some(index) = replica.index_of(&id) {
+                batch.put_index(id, index);
             }
         }
-        batch.set_cursor(state.replica.cursor());
-        state.store()?.commit(batch)?;
+        batch.set_cursor(replica.cursor());
+        store.commit(batch)?;
+        replica.park(None);
         Ok(pulled)
     }
 

@@ -54,10 +54,8 @@ pub fn grids_of(user: &str, ids: &[&str]) -> GridList {
 pub fn mark_refused(dir: &Path, key: &[u8], id: &str, code: &str) {
     let mut store = Store::open(dir, key).expect("store");
     let mut local = store
-        .load_docs()
-        .expect("docs")
-        .into_iter()
-        .find(|d| d.doc.id().to_string() == id)
+        .load_doc(&id.parse().expect("id"))
+        .expect("load")
         .expect("stored");
     local.rejected = Some(Rejection {
         code: code.into(),
@@ -65,6 +63,6 @@ pub fn mark_refused(dir: &Path, key: &[u8], id: &str, code: &str) {
         heads: local.doc.heads(),
     });
     let mut batch = Batch::default();
-    batch.put_doc(&mut local);
+    batch.put_doc(store.write_of(&mut local).expect("write"));
     store.commit(batch).expect("commit");
 }

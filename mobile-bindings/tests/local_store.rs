@@ -1,0 +1,147 @@
+//! The phone's store at a township's size, without a server: reports open from their index and
+//! list from their stored entries, so one damaged report never keeps the others from the user,
+//! and a store written before the index existed is indexed when the phone opens it.
+
+mod support;
+
+use std::path::Path;
+
+use gridsync_mobile::client::Client;
+use gridsync_mobile::store::{DB_FILE, Store};
+use gridsync_mobile::{ClientError, FieldValue, default_client_config};
+use support::{NOWHERE, grids_of, session};
+
+const KEY: [u8; 32] = [9; 32];
+
+fn phone(dir: &Path) -> Client {
+    let store = Store::open(dir, &KEY).expect("store");
+    store.set_session(Some(&session())).expect("session");
+    store
+        .set_grids(&grids_of(support::USER, &["g1"]))
+        .expect("grids");
+    drop(store);
+    open(dir)
+}
+
+fn open(dir: &Path) -> Client {
+    Client::open(dir, NOWHERE, &KEY, default_client_config()).expect("open")
+}
+
+fn text(value: &str) -> FieldValue {
+    FieldValue::Text {
+        value: value.into(),
+    }
+}
+
+/// Three dispute checks, each naming its parties.
+fn three_reports(client: &Client) -> Vec<String> {
+    ["张三", "李四", "王五"]
+        .iter()
+        .map(|name| {
+            let id = client.create_report("dispute_check", "g1").unwrap();
+            client
+                .set_field(&id, "parties", Some(text(&format!("{name} 与邻居"))))
+                .unwrap();
+            id
+        })
+        .collect()
+}
+
+fn sql(dir: &Path, statement: &str, id: &str) {
+    let conn = rusqlite::Connection::open(dir.join(DB_FILE)).unwrap();
+    conn.execute(statement, [id]).unwrap();
+}
+
+#[test]
+fn a_damaged_report_does_not_keep_the_phone_from_opening_listing_or_editing_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = phone(dir.path());
+    let ids = three_reports(&client);
+    drop(client);
+    sql(
+        dir.path(),
+        "UPDATE docs SET bytes = x'00112233' WHERE id = ?1",
+        &ids[1],
+    );
+
+    let client = open(dir.path());
+    let listed = client.list_reports(None).unwrap();
+    assert_eq!(listed.len(), 3);
+    assert_eq!(client.search_reports("李四").unwrap()[0].id, ids[1]);
+    assert!(matches!(
+        client.report(&ids[1]),
+        Err(ClientError::Storage(_))
+    ));
+    client
+        .set_field(&ids[2], "parties", Some(text("王五 与村委会")))
+        .unwrap();
+    assert_eq!(
+        client.search_reports("村委会").unwrap()[0].title,
+        "王五 与村委会"
+    );
+    assert_eq!(client.report(&ids[0]).unwrap().id, ids[0]);
+}
+
+#[test]
+fn a_store_from_before_the_index_is_indexed_on_opening_and_lists_searches_and_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = phone(dir.path());
+    let ids = three_reports(&client);
+    let pending = client.pending_changes();
+    let listed = client.list_reports(None).unwrap();
+    drop(client);
+    // As schema 5 left it: no index, no listing entries, no incremental saves.
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let mut saves = conn.prepare("SELECT doc_id FROM doc_saves").unwrap();
+    let with_saves: Vec<String> = saves
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    drop(saves);
+    assert!(
+        !with_saves.is_empty(),
+        "edits were stored as incremental saves"
+    );
+    drop(conn);
+    let store = Store::open(dir.path(), &KEY).unwrap();
+    for id in &ids {
+        let whole = store
+            .load_doc(&id.parse().unwrap())
+            .unwrap()
+            .unwrap()
+            .doc
+            .save();
+        sql(dir.path(), "DELETE FROM doc_saves WHERE doc_id = ?1", id);
+        let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let sealed = gridsync_mobile::seal::Sealer::new(&KEY)
+            .unwrap()
+            .seal(&format!("doc:{id}"), &whole)
+            .unwrap();
+        conn.execute(
+            "UPDATE docs SET bytes = ?2 WHERE id = ?1",
+            rusqlite::params![id, sealed],
+        )
+        .unwrap();
+    }
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    conn.execute_batch(
+        "DROP TABLE doc_saves;
+         ALTER TABLE docs DROP COLUMN heads; ALTER TABLE docs DROP COLUMN pending;
+         ALTER TABLE docs DROP COLUMN conflicts; ALTER TABLE docs DROP COLUMN summary;
+         ALTER TABLE docs DROP COLUMN increments; PRAGMA user_version = 5;",
+    )
+    .unwrap();
+    drop(conn);
+
+    let client = open(dir.path());
+    assert_eq!(client.list_reports(None).unwrap(), listed);
+    assert_eq!(client.pending_changes(), pending);
+    assert_eq!(client.search_reports("王五").unwrap()[0].id, ids[2]);
+    drop(client);
+    // Indexed once: the next opening finds every report indexed.
+    let store = Store::open(dir.path(), &KEY).unwrap();
+    let index = store.load_index().unwrap();
+    assert_eq!((index.indexed.len(), index.unindexed.len()), (3, 0));
+}
