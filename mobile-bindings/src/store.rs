@@ -391,20 +391,25 @@ impl Store {
         }
         if version < 6 {
             // The index and listing entry of each document (NULL heads: not indexed yet, done
-            // by the client when it opens the store), and incremental saves after `bytes`.
+            // by the client when it opens the store). A document's bytes move to `doc_saves`:
+            // its snapshot (n = 0) and the incremental saves after it, apart from the row that
+            // every write updates, since SQLite rewrites a whole row, long bytes and all, when
+            // any column of it changes.
             let tx = self.conn.transaction()?;
             tx.execute_batch(
-                "ALTER TABLE docs ADD COLUMN heads BLOB;
-                 ALTER TABLE docs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
-                 ALTER TABLE docs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
-                 ALTER TABLE docs ADD COLUMN summary BLOB;
-                 ALTER TABLE docs ADD COLUMN increments INTEGER NOT NULL DEFAULT 0;
-                 CREATE TABLE doc_saves (
+                "CREATE TABLE doc_saves (
                      doc_id TEXT NOT NULL,
                      n INTEGER NOT NULL,
                      bytes BLOB NOT NULL,
                      PRIMARY KEY (doc_id, n)
                  );
+                 INSERT INTO doc_saves (doc_id, n, bytes) SELECT id, 0, bytes FROM docs;
+                 ALTER TABLE docs DROP COLUMN bytes;
+                 ALTER TABLE docs ADD COLUMN heads BLOB;
+                 ALTER TABLE docs ADD COLUMN pending INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE docs ADD COLUMN conflicts INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE docs ADD COLUMN summary BLOB;
+                 ALTER TABLE docs ADD COLUMN increments INTEGER NOT NULL DEFAULT 0;
                  PRAGMA user_version = 6;",
             )?;
             tx.commit()?;
@@ -1175,24 +1180,18 @@ struct SealedWrite {
 
 /// A document's snapshot followed by its incremental saves, opened.
 fn read_doc(conn: &Connection, sealer: &Sealer, id: &DocId) -> Result<Option<ReportDoc>> {
-    let key = id.to_string();
-    let Some(sealed) = conn
-        .query_row("SELECT bytes FROM docs WHERE id = ?1", [&key], |r| {
-            r.get::<_, Vec<u8>>(0)
-        })
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let mut bytes = sealer.open(&doc_aad(id), &sealed)?;
     let mut stmt =
         conn.prepare_cached("SELECT n, bytes FROM doc_saves WHERE doc_id = ?1 ORDER BY n")?;
-    let saves = stmt.query_map([&key], |r| {
+    let saves = stmt.query_map([id.to_string()], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
     })?;
+    let mut bytes = Vec::new();
     for save in saves {
         let (n, sealed) = save?;
         bytes.extend(sealer.open(&save_aad(id, n), &sealed)?);
+    }
+    if bytes.is_empty() {
+        return Ok(None);
     }
     ReportDoc::load(*id, &bytes)
         .map(Some)
@@ -1244,20 +1243,23 @@ fn write_doc(tx: &rusqlite::Transaction<'_>, sealer: &Sealer, row: SealedWrite) 
                     "report {key} has no stored snapshot to add to"
                 )));
             };
-            let sealed = sealer.seal(&doc_aad(&row.id), &bytes)?;
+            let sealed = sealer.seal(&save_aad(&row.id, 0), &bytes)?;
             tx.execute("DELETE FROM doc_saves WHERE doc_id = ?1", [&key])?;
             tx.execute(
-                "INSERT INTO docs (id, bytes, acked, rejected, held, out_of_scope, pending, heads,
+                "INSERT INTO doc_saves (doc_id, n, bytes) VALUES (?1, 0, ?2)",
+                params![key, sealed],
+            )?;
+            tx.execute(
+                "INSERT INTO docs (id, acked, rejected, held, out_of_scope, pending, heads,
                      conflicts, summary, increments)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)
-                 ON CONFLICT (id) DO UPDATE SET bytes = excluded.bytes, acked = excluded.acked,
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)
+                 ON CONFLICT (id) DO UPDATE SET acked = excluded.acked,
                      rejected = excluded.rejected, held = excluded.held,
                      out_of_scope = excluded.out_of_scope, pending = excluded.pending,
                      heads = excluded.heads, conflicts = excluded.conflicts,
                      summary = excluded.summary, increments = 0",
                 params![
                     key,
-                    sealed,
                     state.acked,
                     state.rejected,
                     state.held,
@@ -1283,12 +1285,13 @@ fn blob_aad(id: &DocId, sha256: &str) -> String {
     format!("attachment:{id}:{sha256}")
 }
 
-fn doc_aad(id: &DocId) -> String {
-    format!("doc:{id}")
-}
-
+/// The snapshot keeps the associated data documents had when they were one column.
 fn save_aad(id: &DocId, n: i64) -> String {
-    format!("doc:{id}:{n}")
+    if n == 0 {
+        format!("doc:{id}")
+    } else {
+        format!("doc:{id}:{n}")
+    }
 }
 
 fn summary_aad(id: &DocId) -> String {
@@ -1472,7 +1475,8 @@ mod tests {
                 .conn
                 .query_row("SELECT count(*) FROM doc_saves", [], |r| r.get(0))
                 .unwrap();
-            assert_eq!(saves, i % (MAX_INCREMENTS + 1));
+            // The snapshot and the incremental saves after it.
+            assert_eq!(saves, 1 + i % (MAX_INCREMENTS + 1));
             let mut stored = store.load_doc(&local.doc.id()).unwrap().unwrap();
             assert_eq!(stored.doc.heads(), local.doc.heads());
             assert_eq!(
@@ -1495,11 +1499,14 @@ mod tests {
         store
             .conn
             .execute_batch(
-                "DROP TABLE discarded; DROP TABLE schemas; ALTER TABLE docs DROP COLUMN held;
-                 ALTER TABLE docs DROP COLUMN out_of_scope; DROP TABLE doc_saves;
-                 ALTER TABLE docs DROP COLUMN heads; ALTER TABLE docs DROP COLUMN pending;
-                 ALTER TABLE docs DROP COLUMN conflicts; ALTER TABLE docs DROP COLUMN summary;
-                 ALTER TABLE docs DROP COLUMN increments; PRAGMA user_version = 2;",
+                "ALTER TABLE docs ADD COLUMN bytes BLOB NOT NULL DEFAULT x'';
+                 UPDATE docs SET bytes =
+                     (SELECT bytes FROM doc_saves WHERE doc_id = docs.id AND n = 0);
+                 DROP TABLE doc_saves; ALTER TABLE docs DROP COLUMN heads;
+                 ALTER TABLE docs DROP COLUMN pending; ALTER TABLE docs DROP COLUMN conflicts;
+                 ALTER TABLE docs DROP COLUMN summary; ALTER TABLE docs DROP COLUMN increments;
+                 DROP TABLE discarded; DROP TABLE schemas; ALTER TABLE docs DROP COLUMN held;
+                 ALTER TABLE docs DROP COLUMN out_of_scope; PRAGMA user_version = 2;",
             )
             .unwrap();
         drop(store);

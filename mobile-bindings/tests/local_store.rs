@@ -60,7 +60,7 @@ fn a_damaged_report_does_not_keep_the_phone_from_opening_listing_or_editing_the_
     drop(client);
     sql(
         dir.path(),
-        "UPDATE docs SET bytes = x'00112233' WHERE id = ?1",
+        "UPDATE doc_saves SET bytes = x'00112233' WHERE doc_id = ?1 AND n = 0",
         &ids[1],
     );
 
@@ -90,21 +90,16 @@ fn a_store_from_before_the_index_is_indexed_on_opening_and_lists_searches_and_co
     let pending = client.pending_changes();
     let listed = client.list_reports(None).unwrap();
     drop(client);
-    // As schema 5 left it: no index, no listing entries, no incremental saves.
-    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
-    let mut saves = conn.prepare("SELECT doc_id FROM doc_saves").unwrap();
-    let with_saves: Vec<String> = saves
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    drop(saves);
-    assert!(
-        !with_saves.is_empty(),
-        "edits were stored as incremental saves"
-    );
-    drop(conn);
+    // As schema 5 left it: each document saved whole in its row, no index, no listing entries.
     let store = Store::open(dir.path(), &KEY).unwrap();
+    let sealer = gridsync_mobile::seal::Sealer::new(&KEY).unwrap();
+    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    let saves: i64 = conn
+        .query_row("SELECT count(*) FROM doc_saves WHERE n > 0", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(saves, 3, "each edit was stored as an incremental save");
     for id in &ids {
         let whole = store
             .load_doc(&id.parse().unwrap())
@@ -112,25 +107,23 @@ fn a_store_from_before_the_index_is_indexed_on_opening_and_lists_searches_and_co
             .unwrap()
             .doc
             .save();
-        sql(dir.path(), "DELETE FROM doc_saves WHERE doc_id = ?1", id);
-        let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
-        let sealed = gridsync_mobile::seal::Sealer::new(&KEY)
-            .unwrap()
-            .seal(&format!("doc:{id}"), &whole)
+        let sealed = sealer.seal(&format!("doc:{id}"), &whole).unwrap();
+        conn.execute("DELETE FROM doc_saves WHERE doc_id = ?1", [id])
             .unwrap();
         conn.execute(
-            "UPDATE docs SET bytes = ?2 WHERE id = ?1",
+            "INSERT INTO doc_saves (doc_id, n, bytes) VALUES (?1, 0, ?2)",
             rusqlite::params![id, sealed],
         )
         .unwrap();
     }
     drop(store);
-    let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
     conn.execute_batch(
-        "DROP TABLE doc_saves;
-         ALTER TABLE docs DROP COLUMN heads; ALTER TABLE docs DROP COLUMN pending;
-         ALTER TABLE docs DROP COLUMN conflicts; ALTER TABLE docs DROP COLUMN summary;
-         ALTER TABLE docs DROP COLUMN increments; PRAGMA user_version = 5;",
+        "ALTER TABLE docs ADD COLUMN bytes BLOB NOT NULL DEFAULT x'';
+         UPDATE docs SET bytes = (SELECT bytes FROM doc_saves WHERE doc_id = docs.id AND n = 0);
+         DROP TABLE doc_saves; ALTER TABLE docs DROP COLUMN heads;
+         ALTER TABLE docs DROP COLUMN pending; ALTER TABLE docs DROP COLUMN conflicts;
+         ALTER TABLE docs DROP COLUMN summary; ALTER TABLE docs DROP COLUMN increments;
+         PRAGMA user_version = 5;",
     )
     .unwrap();
     drop(conn);

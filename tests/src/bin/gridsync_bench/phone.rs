@@ -250,19 +250,23 @@ async fn step<T: serde::de::DeserializeOwned>(
 }
 
 /// The documents the phone's store holds after the edit: how many, their sealed bytes, and
-/// those of the edited one (which the edit wrote whole).
+/// those of the edited one (its snapshot and the incremental saves after it).
 async fn stored_docs(dir: &Path, edited: &str) -> anyhow::Result<Value> {
     let file = dir.join(gridsync_mobile::store::DB_FILE);
     let mut conn =
         sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", file.display())).await?;
-    let (docs, bytes): (i64, i64) =
-        sqlx::query_as("SELECT count(*), coalesce(sum(length(bytes)), 0) FROM docs")
-            .fetch_one(&mut conn)
-            .await?;
-    let edited_bytes: i64 = sqlx::query_scalar("SELECT length(bytes) FROM docs WHERE id = $1")
-        .bind(edited)
+    let docs: i64 = sqlx::query_scalar("SELECT count(*) FROM docs")
         .fetch_one(&mut conn)
         .await?;
+    let bytes: i64 = sqlx::query_scalar("SELECT coalesce(sum(length(bytes)), 0) FROM doc_saves")
+        .fetch_one(&mut conn)
+        .await?;
+    let edited_bytes: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(length(bytes)), 0) FROM doc_saves WHERE doc_id = $1",
+    )
+    .bind(edited)
+    .fetch_one(&mut conn)
+    .await?;
     conn.close().await?;
     Ok(json!({
         "docs": docs,
