@@ -793,16 +793,7 @@ impl Store {
                 unindexed.push(id);
                 continue;
             };
-            let rejected = match row.rejected {
-                None => None,
-                Some(blob) => {
-                    let plain = self.sealer.open(&rejected_aad(&id), &blob)?;
-                    let stored: StoredRejection = serde_json::from_slice(&plain).map_err(|e| {
-                        ClientError::Storage(format!("stored rejection of {id}: {e}"))
-                    })?;
-                    Some(stored.into_rejection()?)
-                }
-            };
+            let rejected = self.open_rejection(&id, row.rejected)?;
             indexed.push((
                 id,
                 DocIndex {
@@ -836,15 +827,7 @@ impl Store {
             },
         )?;
         let (acked, rejected, held, out_of_scope) = row;
-        let rejected = match rejected {
-            None => None,
-            Some(blob) => {
-                let plain = self.sealer.open(&rejected_aad(id), &blob)?;
-                let stored: StoredRejection = serde_json::from_slice(&plain)
-                    .map_err(|e| ClientError::Storage(format!("stored rejection of {id}: {e}")))?;
-                Some(stored.into_rejection()?)
-            }
-        };
+        let rejected = self.open_rejection(id, rejected)?;
         Ok(Some(LocalDoc {
             acked: heads_from_bytes(&acked)?,
             rejected,
@@ -852,6 +835,17 @@ impl Store {
             out_of_scope,
             ..LocalDoc::new(doc)
         }))
+    }
+
+    /// A stored refusal, opened.
+    fn open_rejection(&self, id: &DocId, sealed: Option<Vec<u8>>) -> Result<Option<Rejection>> {
+        let Some(blob) = sealed else {
+            return Ok(None);
+        };
+        let plain = self.sealer.open(&rejected_aad(id), &blob)?;
+        let stored: StoredRejection = serde_json::from_slice(&plain)
+            .map_err(|e| ClientError::Storage(format!("stored rejection of {id}: {e}")))?;
+        stored.into_rejection().map(Some)
     }
 
     /// A reader of document bodies on a connection of its own, for a replica's loader: it

@@ -6,32 +6,10 @@ mod support;
 
 use std::path::Path;
 
+use gridsync_mobile::ClientError;
 use gridsync_mobile::client::Client;
 use gridsync_mobile::store::{DB_FILE, Store};
-use gridsync_mobile::{ClientError, FieldValue, default_client_config};
-use support::{NOWHERE, grids_of, session};
-
-const KEY: [u8; 32] = [9; 32];
-
-fn phone(dir: &Path) -> Client {
-    let store = Store::open(dir, &KEY).expect("store");
-    store.set_session(Some(&session())).expect("session");
-    store
-        .set_grids(&grids_of(support::USER, &["g1"]))
-        .expect("grids");
-    drop(store);
-    open(dir)
-}
-
-fn open(dir: &Path) -> Client {
-    Client::open(dir, NOWHERE, &KEY, default_client_config()).expect("open")
-}
-
-fn text(value: &str) -> FieldValue {
-    FieldValue::Text {
-        value: value.into(),
-    }
-}
+use support::{KEY, grids_of, open, phone, text};
 
 /// Three dispute checks, each naming its parties.
 fn three_reports(client: &Client) -> Vec<String> {
@@ -55,7 +33,7 @@ fn sql(dir: &Path, statement: &str, id: &str) {
 #[test]
 fn a_damaged_report_does_not_keep_the_phone_from_opening_listing_or_editing_the_others() {
     let dir = tempfile::tempdir().unwrap();
-    let client = phone(dir.path());
+    let client = phone(dir.path(), Some(grids_of(support::USER, &["g1"])));
     let ids = three_reports(&client);
     drop(client);
     sql(
@@ -85,7 +63,7 @@ fn a_damaged_report_does_not_keep_the_phone_from_opening_listing_or_editing_the_
 #[test]
 fn a_store_from_before_the_index_is_indexed_on_opening_and_lists_searches_and_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let client = phone(dir.path());
+    let client = phone(dir.path(), Some(grids_of(support::USER, &["g1"])));
     let ids = three_reports(&client);
     let pending = client.pending_changes();
     let listed = client.list_reports(None).unwrap();

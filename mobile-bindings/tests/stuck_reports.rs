@@ -13,32 +13,10 @@ use base64::engine::general_purpose::STANDARD;
 use gridsync_core::DocId;
 use gridsync_core::report::ReportDoc;
 use gridsync_mobile::client::Client;
-use gridsync_mobile::store::{Batch, GridList, Store};
-use gridsync_mobile::{ClientError, FieldValue, NewAttachment, default_client_config};
+use gridsync_mobile::store::{Batch, Store};
+use gridsync_mobile::{ClientError, FieldValue, NewAttachment};
 use serde_json::{Value, json};
-use support::{NOWHERE, USER, grids_of, mark_refused, session};
-
-const KEY: [u8; 32] = [7; 32];
-/// A phone logged in as wang, with `grids` as its fetched grid list (none: an older store).
-fn phone(dir: &Path, grids: Option<GridList>) -> Client {
-    let store = Store::open(dir, &KEY).expect("store");
-    store.set_session(Some(&session())).expect("session");
-    if let Some(grids) = grids {
-        store.set_grids(&grids).expect("grids");
-    }
-    drop(store);
-    open(dir)
-}
-
-fn open(dir: &Path) -> Client {
-    Client::open(dir, NOWHERE, &KEY, default_client_config()).expect("open")
-}
-
-fn text(value: &str) -> FieldValue {
-    FieldValue::Text {
-        value: value.into(),
-    }
-}
+use support::{KEY, USER, grids_of, mark_refused, open, phone, text};
 
 fn code(err: ClientError) -> String {
     match err {

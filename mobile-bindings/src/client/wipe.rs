@@ -54,10 +54,11 @@ impl Client {
     /// Deletes the database file and starts an empty store with a new device id.
     fn reset_local_data(&self) -> Result<()> {
         let mut state = self.lock();
+        // First, so that the replica's reader has closed the files before they are deleted.
+        state.replica = Replica::new();
         if let Some(store) = state.store.take() {
             store.wipe()?;
         }
-        state.replica = Replica::new();
         state.session = None;
         state.last_user = None;
         let store = Store::open(&self.dir, &self.key)?;

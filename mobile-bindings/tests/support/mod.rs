@@ -7,12 +7,39 @@
 use std::path::Path;
 
 use gridsync_core::replica::Rejection;
+use gridsync_mobile::client::Client;
 use gridsync_mobile::store::{Batch, Grid, GridList, Profile, Session, Store};
+use gridsync_mobile::{FieldValue, default_client_config};
 
 /// The user every phone here belongs to.
 pub const USER: &str = "user-wang";
 /// Nothing listens here: these tests never reach a server.
 pub const NOWHERE: &str = "http://127.0.0.1:9";
+
+/// The key of every phone here.
+pub const KEY: [u8; 32] = [7; 32];
+
+/// A phone logged in as wang, with `grids` as its fetched grid list (none: an older store).
+pub fn phone(dir: &Path, grids: Option<GridList>) -> Client {
+    let store = Store::open(dir, &KEY).expect("store");
+    store.set_session(Some(&session())).expect("session");
+    if let Some(grids) = grids {
+        store.set_grids(&grids).expect("grids");
+    }
+    drop(store);
+    open(dir)
+}
+
+/// The phone in `dir` opened again, its server out of reach.
+pub fn open(dir: &Path) -> Client {
+    Client::open(dir, NOWHERE, &KEY, default_client_config()).expect("open")
+}
+
+pub fn text(value: &str) -> FieldValue {
+    FieldValue::Text {
+        value: value.into(),
+    }
+}
 
 /// wang's session, as a login leaves it.
 pub fn session() -> Session {
