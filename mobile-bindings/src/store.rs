@@ -394,7 +394,8 @@ impl Store {
             // by the client when it opens the store). A document's bytes move to `doc_saves`:
             // its snapshot (n = 0) and the incremental saves after it, apart from the row that
             // every write updates, since SQLite rewrites a whole row, long bytes and all, when
-            // any column of it changes.
+            // any column of it changes. Without a rowid, an incremental save writes one b-tree,
+            // not a table and its key's index.
             let tx = self.conn.transaction()?;
             tx.execute_batch(
                 "CREATE TABLE doc_saves (
@@ -402,7 +403,7 @@ impl Store {
                      n INTEGER NOT NULL,
                      bytes BLOB NOT NULL,
                      PRIMARY KEY (doc_id, n)
-                 );
+                 ) WITHOUT ROWID;
                  INSERT INTO doc_saves (doc_id, n, bytes) SELECT id, 0, bytes FROM docs;
                  ALTER TABLE docs DROP COLUMN bytes;
                  ALTER TABLE docs ADD COLUMN heads BLOB;

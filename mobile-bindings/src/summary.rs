@@ -1,6 +1,7 @@
 //! What the phone keeps of each report to list and search it without loading its document: the
-//! meta, the fields, the number of log entries and open conflicts, and the report's text.
+//! meta, the fields, and the number and text of its log entries.
 
+use gridsync_core::DocId;
 use gridsync_core::report::ReportDoc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -18,8 +19,8 @@ pub struct DocSummary {
     /// phone has when listing (a form fetched later names a title the stored one could not).
     pub fields: Json,
     pub log_entries: u32,
-    /// Lower-cased text of the fields, the log, the id, grid and kind, for search.
-    pub text: String,
+    /// The text of the log's entries, for search (that of the fields is read from `fields`).
+    pub log_text: String,
 }
 
 impl DocSummary {
@@ -29,17 +30,13 @@ impl DocSummary {
         let Ok(meta) = doc.meta() else {
             return Ok(None);
         };
-        let projection = doc.to_json_with(&meta)?;
-        let mut text = String::new();
-        collect_text(&projection["fields"], &mut text);
-        collect_text(&projection["log"], &mut text);
-        for key in ["id", "grid", "kind"] {
-            collect_text(&projection[key], &mut text);
-        }
+        let mut projection = doc.to_json_with(&meta)?;
+        let mut log_text = String::new();
+        collect_text(&projection["log"], &mut log_text);
         Ok(Some(DocSummary {
             log_entries: projection["log"].as_array().map_or(0, Vec::len) as u32,
-            fields: projection["fields"].clone(),
-            text: text.to_lowercase(),
+            fields: projection["fields"].take(),
+            log_text,
             kind: meta.kind,
             schema_version: meta.schema_version,
             grid: meta.grid,
@@ -47,9 +44,18 @@ impl DocSummary {
         }))
     }
 
-    /// Whether the report's text holds every one of `words` (lower-cased).
-    pub fn matches(&self, words: &[String]) -> bool {
-        words.iter().all(|w| self.text.contains(w.as_str()))
+    /// Whether the text of report `id` (its fields, log, id, grid and kind) holds every one
+    /// of `words` (lower-cased), case-insensitively.
+    pub fn matches(&self, id: &DocId, words: &[String]) -> bool {
+        let mut text = String::new();
+        collect_text(&self.fields, &mut text);
+        text.push_str(&self.log_text);
+        for key in [id.to_string().as_str(), &self.grid, &self.kind] {
+            text.push_str(key);
+            text.push('\n');
+        }
+        let text = text.to_lowercase();
+        words.iter().all(|w| text.contains(w.as_str()))
     }
 }
 

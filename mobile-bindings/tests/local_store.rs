@@ -116,3 +116,37 @@ fn a_store_from_before_the_index_is_indexed_on_opening_and_lists_searches_and_co
     let index = store.load_index().unwrap();
     assert_eq!((index.indexed.len(), index.unindexed.len()), (3, 0));
 }
+
+#[test]
+fn a_search_finds_words_of_fields_log_entries_grid_and_id_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = phone(dir.path(), Some(grids_of(support::USER, &["g1"])));
+    let ids = three_reports(&client);
+    let entry = [
+        ("date", text("2026-11-04")),
+        ("mediator", text("user-wang")),
+        ("method", text("Door-to-door 上门调解")),
+    ];
+    client
+        .append_log(&ids[0], entry.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        .unwrap();
+    drop(client);
+    let client = open(dir.path());
+    let found = |query: &str| -> Vec<String> {
+        let mut ids: Vec<String> = client
+            .search_reports(query)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(found("door-TO-door 上门"), vec![ids[0].clone()]);
+    assert_eq!(found("张三 上门调解"), vec![ids[0].clone()]);
+    assert_eq!(found("张三 李四"), Vec::<String>::new());
+    assert_eq!(found(&ids[1].to_uppercase()), vec![ids[1].clone()]);
+    let mut all = ids.clone();
+    all.sort();
+    assert_eq!(found("G1 Dispute_Check"), all);
+}

@@ -214,7 +214,7 @@ impl Client {
     /// descriptions, places, log notes.
     pub fn search_reports(&self, query: &str) -> Result<Vec<ReportSummary>> {
         let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
-        self.summaries(|stored| stored.summary.matches(&words))
+        self.summaries(|stored| stored.summary.matches(&stored.id, &words))
     }
 
     /// The stored listing entries that `keep` accepts, with titles and statuses read through
