@@ -128,7 +128,10 @@ fn a_search_finds_words_of_fields_log_entries_grid_and_id_in_any_case() {
         ("method", text("Door-to-door 上门调解")),
     ];
     client
-        .append_log(&ids[0], entry.into_iter().map(|(k, v)| (k.into(), v)).collect())
+        .append_log(
+            &ids[0],
+            entry.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+        )
         .unwrap();
     drop(client);
     let client = open(dir.path());

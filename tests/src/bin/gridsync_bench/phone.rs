@@ -85,12 +85,24 @@ struct Reopened {
     /// `list_reports` right after: the app's first screen.
     list_ms: f64,
     listed: usize,
-    /// This process's VmRSS before constructing the client and after listing, and the peak.
+    /// This process's VmRSS before constructing the client, once it is constructed, after
+    /// listing, and the peak.
     rss_bytes_before: u64,
+    rss_bytes_opened: u64,
     rss_bytes_after: u64,
     peak_rss_bytes: u64,
     no_op_sync: NoOpSync,
     edit: Edit,
+    repeated_edits: RepeatedEdits,
+}
+
+/// Fifty more edits of the same report, one after the other, as a worker filling a form.
+#[derive(Debug, Serialize, Deserialize)]
+struct RepeatedEdits {
+    edits: u32,
+    mean_milliseconds: f64,
+    /// How much the store's files grew per edit, on average.
+    mean_grew_bytes: f64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -171,12 +183,14 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Vec<Value>> {
                 "open_and_list_ms": reopened.open_ms + reopened.list_ms,
                 "listed": reopened.listed,
                 "rss_bytes_before": reopened.rss_bytes_before,
+                "rss_bytes_opened": reopened.rss_bytes_opened,
                 "rss_bytes_after": reopened.rss_bytes_after,
                 "rss_bytes_delta": reopened.rss_bytes_after.saturating_sub(reopened.rss_bytes_before),
                 "peak_rss_bytes": reopened.peak_rss_bytes,
-                "memory_of": "the phone-client process (VmRSS), before constructing the client and after listing",
+                "memory_of": "the phone-client process (VmRSS), before constructing the client, once constructed, and after listing",
             },
             "edit": reopened.edit,
+            "repeated_edits": reopened.repeated_edits,
             "no_op_sync": reopened.no_op_sync,
             "store": stored,
         }));
@@ -310,6 +324,7 @@ pub fn client_step(args: &ClientArgs) -> anyhow::Result<Value> {
             let started = Instant::now();
             let client = open()?;
             let open_ms = ms(started);
+            let rss_bytes_opened = memory("VmRSS:")?;
             let started = Instant::now();
             let reports = client.list_reports(None)?;
             let list_ms = ms(started);
@@ -339,22 +354,38 @@ pub fn client_step(args: &ClientArgs) -> anyhow::Result<Value> {
             let milliseconds = ms(started);
             let files_after = StoreFiles::of(&args.dir);
             let edit = Edit {
-                report,
+                report: report.clone(),
                 milliseconds,
                 pending_changes: client.pending_changes(),
                 files_before,
                 files_after,
                 grew_bytes: files_after.total() as i64 - files_before.total() as i64,
             };
+            const EDITS: u32 = 50;
+            let started = Instant::now();
+            for i in 0..EDITS {
+                let value = FieldValue::Text {
+                    value: format!("村西头 {i} 号"),
+                };
+                client.set_field(report.clone(), "place".to_owned(), Some(value))?;
+            }
+            let grew = StoreFiles::of(&args.dir).total() as i64 - files_after.total() as i64;
+            let repeated_edits = RepeatedEdits {
+                edits: EDITS,
+                mean_milliseconds: ms(started) / f64::from(EDITS),
+                mean_grew_bytes: grew as f64 / f64::from(EDITS),
+            };
             Ok(serde_json::to_value(Reopened {
                 open_ms,
                 list_ms,
                 listed: reports.len(),
                 rss_bytes_before,
+                rss_bytes_opened,
                 rss_bytes_after,
                 peak_rss_bytes: memory("VmHWM:")?,
                 no_op_sync,
                 edit,
+                repeated_edits,
             })?)
         }
     }
