@@ -173,7 +173,8 @@ impl ReportDoc {
     pub fn flags(&mut self, rules: &[ConcurrencyRule]) -> Result<Vec<Flag>> {
         let mut flags = Vec::new();
         let fields = self.fields_obj()?;
-        let entries = self.log_entries()?;
+        // Read only when some field holds a closing value: most pushes close nothing.
+        let mut entries = None;
         for rule in rules {
             let closing: Vec<ChangeHash> = self
                 .doc()
@@ -189,11 +190,15 @@ impl ReportDoc {
                 .filter_map(|(_, id)| self.doc().hash_for_opid(&id))
                 .collect();
             for close in closing {
+                if entries.is_none() {
+                    entries = Some(self.log_entries()?);
+                }
+                let entries = entries.as_ref().expect("just read");
                 // An entry is concurrent with the close when neither change saw the other. One
                 // walk of the history per close: asking per entry walked it once per entry.
                 let concurrent: HashSet<ChangeHash> =
                     self.concurrent_with(close).into_iter().collect();
-                for (entry_id, entry) in &entries {
+                for (entry_id, entry) in entries {
                     let Some(created) = self.doc().hash_for_opid(entry) else {
                         continue;
                     };

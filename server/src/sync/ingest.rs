@@ -574,7 +574,7 @@ fn plan(
     // Compaction: once the changes after the snapshot outweigh it, a new snapshot is smaller
     // to serve and quicker to load than the two together.
     let (snapshot, incremental_bytes) = if before.is_none() || incremental + added > snapshot_len {
-        (Some(doc.save()), 0)
+        (Some(doc.save_uncompressed()), 0)
     } else {
         (None, incremental + added)
     };
