@@ -11,7 +11,7 @@ use automerge::{ChangeHash, ObjId, ReadDoc, Value};
 use serde_json::{Map, Value as Json};
 
 use crate::report::{
-    Editor, LOG_ENTRY_KEYS, REMOVED_AT, REMOVED_BY, ReportDoc, am, obj_to_json, read_json,
+    Editor, LOG_ENTRY_KEYS, LogMap, REMOVED_AT, REMOVED_BY, ReportDoc, am, obj_to_json, read_json,
     value_to_json,
 };
 use crate::schema::{ConcurrencyRule, Label};
@@ -127,6 +127,12 @@ pub struct Removal {
 impl ReportDoc {
     /// Every field and log-entry field with more than one distinct concurrent value.
     pub fn conflicts(&mut self) -> Result<Vec<Conflict>> {
+        let log = self.log_maps()?;
+        self.conflicts_with_log(&log)
+    }
+
+    /// [`ReportDoc::conflicts`] with the log's maps the caller has read.
+    pub(crate) fn conflicts_with_log(&mut self, log: &[LogMap]) -> Result<Vec<Conflict>> {
         let mut found = Vec::new();
         let fields = self.fields_obj()?;
         for key in self.conflicted_keys(&fields) {
@@ -137,12 +143,12 @@ impl ReportDoc {
                 });
             }
         }
-        for (entry_id, entry) in self.log_entries()? {
-            for key in self.conflicted_keys(&entry) {
-                if let Some(values) = self.concurrent_values(&entry, &key)? {
+        for map in log.iter().filter(|m| !m.removed) {
+            for key in self.conflicted_keys(&map.obj) {
+                if let Some(values) = self.concurrent_values(&map.obj, &key)? {
                     found.push(Conflict {
                         path: FieldPath::Log {
-                            entry: entry_id.clone(),
+                            entry: map.id.clone(),
                             field: key,
                         },
                         values,
@@ -171,10 +177,18 @@ impl ReportDoc {
     /// Evaluates concurrency rules: for each rule whose field currently holds one of its values,
     /// every log entry created concurrently with the change that wrote that value is flagged.
     pub fn flags(&mut self, rules: &[ConcurrencyRule]) -> Result<Vec<Flag>> {
+        let log = self.log_maps()?;
+        self.flags_with_log(rules, &log)
+    }
+
+    /// [`ReportDoc::flags`] with the log's maps the caller has read.
+    pub(crate) fn flags_with_log(
+        &mut self,
+        rules: &[ConcurrencyRule],
+        log: &[LogMap],
+    ) -> Result<Vec<Flag>> {
         let mut flags = Vec::new();
         let fields = self.fields_obj()?;
-        // Read only when some field holds a closing value: most pushes close nothing.
-        let mut entries = None;
         for rule in rules {
             let closing: Vec<ChangeHash> = self
                 .doc()
@@ -190,22 +204,18 @@ impl ReportDoc {
                 .filter_map(|(_, id)| self.doc().hash_for_opid(&id))
                 .collect();
             for close in closing {
-                if entries.is_none() {
-                    entries = Some(self.log_entries()?);
-                }
-                let entries = entries.as_ref().expect("just read");
                 // An entry is concurrent with the close when neither change saw the other. One
                 // walk of the history per close: asking per entry walked it once per entry.
                 let concurrent: HashSet<ChangeHash> =
                     self.concurrent_with(close).into_iter().collect();
-                for (entry_id, entry) in entries {
-                    let Some(created) = self.doc().hash_for_opid(entry) else {
+                for map in log.iter().filter(|m| !m.removed) {
+                    let Some(created) = self.doc().hash_for_opid(&map.obj) else {
                         continue;
                     };
                     if concurrent.contains(&created) {
                         flags.push(Flag {
                             code: rule.code.clone(),
-                            entry: entry_id.clone(),
+                            entry: map.id.clone(),
                             message: rule.message.clone(),
                             removal: None,
                         });
@@ -213,7 +223,7 @@ impl ReportDoc {
                 }
             }
         }
-        flags.extend(self.edited_after_removal()?);
+        flags.extend(self.edited_after_removal_with_log(log)?);
         Ok(flags)
     }
 
@@ -221,8 +231,13 @@ impl ReportDoc {
     /// the other) wrote a field of. An edit made before the removal was seen by whoever removed
     /// the entry, and raises nothing.
     pub fn edited_after_removal(&mut self) -> Result<Vec<Flag>> {
+        let log = self.log_maps()?;
+        self.edited_after_removal_with_log(&log)
+    }
+
+    fn edited_after_removal_with_log(&mut self, log: &[LogMap]) -> Result<Vec<Flag>> {
         let mut flags = Vec::new();
-        for map in self.log_maps()?.into_iter().filter(|m| m.removed) {
+        for map in log.iter().filter(|m| m.removed) {
             let removals: Vec<ChangeHash> = self
                 .doc()
                 .get_all(&map.obj, REMOVED_BY)
@@ -251,7 +266,7 @@ impl ReportDoc {
             values.retain(|key, _| !LOG_ENTRY_KEYS.contains(&key.as_str()));
             flags.push(Flag {
                 code: EDITED_AFTER_REMOVAL.to_owned(),
-                entry: map.id,
+                entry: map.id.clone(),
                 message: Label {
                     zh: "这条记录被删除时，有人同时修改了它：请恢复记录，或确认删除".to_owned(),
                     en: "This entry was removed while someone edited it: restore it, or \

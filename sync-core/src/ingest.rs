@@ -182,7 +182,9 @@ fn check_result(
             kind: meta.kind.clone(),
             version: meta.schema_version,
         })?;
-    let projection = doc.to_json_with(&meta)?;
+    // Read once: the projection, the conflict scan and the rule flags all walk the log.
+    let log = doc.log_maps()?;
+    let projection = doc.project_with_log(&meta, &log)?;
     if holds_nul(&projection) {
         return Err(Refusal::NulText);
     }
@@ -198,8 +200,8 @@ fn check_result(
     {
         return Err(Refusal::Refused(format!("{}: {}", p.path, p.message)));
     }
-    let conflicts = doc.conflicts()?;
-    let flags = doc.flags(&schema.rules)?;
+    let conflicts = doc.conflicts_with_log(&log)?;
+    let flags = doc.flags_with_log(&schema.rules, &log)?;
     Ok(Ingested {
         new_changes,
         heads: doc.heads(),

@@ -367,23 +367,9 @@ impl ReportDoc {
         let all = self.attachments_json()?;
         if all.is_empty() {
             // Most reports have none: the log need not be read.
-            return Ok(AttachmentsJson {
-                shown: all,
-                hidden: Vec::new(),
-            });
+            return Ok(split_attachments(all, &[]));
         }
-        let removed: HashSet<String> = self
-            .log_maps()?
-            .into_iter()
-            .filter(|m| m.removed)
-            .map(|m| m.id)
-            .collect();
-        let (hidden, shown) = all.into_iter().partition(|a| {
-            a.get("entry")
-                .and_then(Json::as_str)
-                .is_some_and(|entry| removed.contains(entry))
-        });
-        Ok(AttachmentsJson { shown, hidden })
+        Ok(split_attachments(all, &self.log_maps()?))
     }
 
     /// The attachments as JSON objects with their `sha256`, ordered by it, each once.
@@ -480,6 +466,15 @@ impl ReportDoc {
     /// [`to_json`](Self::to_json) with `meta` already read from this document: reading the
     /// meta map costs as much as a third of an ingest (profiled), and ingest has it in hand.
     pub fn to_json_with(&self, meta: &Meta) -> Result<Json> {
+        self.project_with_log(meta, &self.log_maps()?)
+    }
+
+    /// The projection from the log's maps the caller has read (see [`ReportDoc::log_maps`]).
+    pub(crate) fn project_with_log(&self, meta: &Meta, log: &[LogMap]) -> Result<Json> {
+        self.project(meta, log, self.attachments_json()?)
+    }
+
+    fn project(&self, meta: &Meta, log_maps: &[LogMap], attachments: Vec<Json>) -> Result<Json> {
         let mut out = match serde_json::to_value(meta) {
             Ok(Json::Object(map)) => map,
             _ => Map::new(),
@@ -487,12 +482,12 @@ impl ReportDoc {
         let fields = self.fields_obj()?;
         out.insert(FIELDS.into(), obj_to_json(&self.doc, &fields)?);
         let mut log = Vec::new();
-        for (_, entry) in self.log_entries()? {
-            log.push(obj_to_json(&self.doc, &entry)?);
+        for map in log_maps.iter().filter(|m| !m.removed) {
+            log.push(obj_to_json(&self.doc, &map.obj)?);
         }
         out.insert(LOG.into(), Json::Array(log));
         // Absent rather than empty, so reports without attachments project as they always did.
-        let attachments = self.split_attachments()?;
+        let attachments = split_attachments(attachments, log_maps);
         if !attachments.shown.is_empty() {
             out.insert(ATTACHMENTS.into(), Json::Array(attachments.shown));
         }
@@ -676,6 +671,21 @@ fn mark_removed(
 ) -> std::result::Result<(), automerge::AutomergeError> {
     doc.put(entry, REMOVED_BY, by)?;
     doc.put(entry, REMOVED_AT, at)
+}
+
+/// Splits attachments into those shown and those of a removed log entry of `log`.
+fn split_attachments(all: Vec<Json>, log: &[LogMap]) -> AttachmentsJson {
+    let removed: HashSet<&str> = log
+        .iter()
+        .filter(|m| m.removed)
+        .map(|m| m.id.as_str())
+        .collect();
+    let (hidden, shown) = all.into_iter().partition(|a| {
+        a.get("entry")
+            .and_then(Json::as_str)
+            .is_some_and(|entry| removed.contains(entry))
+    });
+    AttachmentsJson { shown, hidden }
 }
 
 fn parsed(attachments: Vec<Json>) -> Vec<Attachment> {
