@@ -306,11 +306,6 @@ impl Replica {
         ids
     }
 
-    /// Whether the replica holds this document, loaded or parked.
-    pub fn contains(&self, id: &DocId) -> bool {
-        self.docs.contains_key(id) || self.parked.contains_key(id)
-    }
-
     pub fn cursor(&self) -> Cursor {
         self.cursor
     }
