@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod backup;
+pub mod bulletin;
 pub mod demo;
 pub mod export;
 pub mod friendly;
@@ -60,6 +61,8 @@ pub enum Command {
     Org(OrgCommand),
     /// Write a ledger (台账) of one report kind to a .csv or .xlsx file.
     Export(ExportArgs),
+    /// Write a bulletin (the published one, else a draft counted now) to an .xlsx file.
+    Bulletin(BulletinArgs),
     /// Write a consistent copy of a SQLite database, also while the server runs.
     Backup(BackupArgs),
     /// Replace a SQLite database with a backup (stop the server first).
@@ -132,6 +135,18 @@ pub struct ExportArgs {
     #[arg(long)]
     pub log: bool,
     /// The file to write; its extension, .csv or .xlsx, decides the format.
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct BulletinArgs {
+    /// A month (2026-11), a quarter (2026-Q4) or a year (2026).
+    #[arg(long)]
+    pub period: String,
+    /// The district, a township or a street [default: the whole district].
+    #[arg(long)]
+    pub org: Option<String>,
+    /// The .xlsx file to write.
     pub out: PathBuf,
 }
 
@@ -315,6 +330,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Export(args) => {
             let store = open(&settings.db, Open::Existing).await?;
             export::export(store.as_ref(), &args).await
+        }
+        Command::Bulletin(args) => {
+            let store = open(&settings.db, Open::Existing).await?;
+            bulletin::bulletin(store.as_ref(), &args).await
         }
         Command::Backup(args) => backup::backup(&settings.db, &args.file).await,
         Command::Restore(args) => backup::restore(&settings.db, &args.file, args.force).await,

@@ -4,6 +4,7 @@
 pub mod attachments;
 pub mod audit;
 pub mod auth;
+pub mod bulletins;
 pub mod conflicts;
 pub mod console;
 pub mod contract;
@@ -165,6 +166,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(live::routes())
         .merge(metrics::routes())
         .merge(stats::routes())
+        .merge(bulletins::routes())
         .merge(export::routes())
 }
 

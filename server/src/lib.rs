@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod bulletin;
 pub mod catalogue;
 pub mod cli;
 pub mod clock;

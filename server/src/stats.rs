@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use gridsync_core::schema::{FieldDef, Label, Registry, Schema};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::scope::Scope;
@@ -91,7 +91,7 @@ fn round(x: f64, digits: i32) -> f64 {
 }
 
 /// An index in percent with its 95% interval, rounded to 0.1.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Estimate {
     pub index: f64,
     pub low: f64,
@@ -109,7 +109,7 @@ impl From<Wilson> for Estimate {
 }
 
 /// A share as a fraction with its 95% interval, rounded to 0.001.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Share {
     pub share: f64,
     pub low: f64,
@@ -249,7 +249,7 @@ impl Days {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PeriodBounds {
     pub from: String,
     pub to: String,
@@ -264,7 +264,7 @@ impl From<Days> for PeriodBounds {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct PreviousFigures {
     pub interviews: i64,
     pub satisfaction: Option<Estimate>,
@@ -272,7 +272,7 @@ pub struct PreviousFigures {
 }
 
 /// Index points gained since the previous period; `None` where either period has no index.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Change {
     pub satisfaction: Option<f64>,
     pub safety: Option<f64>,
@@ -298,7 +298,7 @@ pub struct CanvassUnit {
     pub few_interviews: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorryCount {
     pub worry: String,
     #[schema(value_type = Object)]
@@ -355,7 +355,8 @@ async fn group_units(store: &dyn Store, org: &OrgUnit, group: Group) -> Result<V
     Ok(units)
 }
 
-/// The satisfaction canvass of `period` under `org`, per unit of `group`, in `scope`.
+/// The satisfaction canvass of `period` under `org`, per unit of `group`, in `scope`, against
+/// the period of the same length before it.
 pub async fn canvass(
     store: &dyn Store,
     registry: &Registry,
@@ -364,7 +365,29 @@ pub async fn canvass(
     group: Group,
     period: Days,
 ) -> Result<CanvassStats> {
-    let previous = period.previous();
+    canvass_against(
+        store,
+        registry,
+        scope,
+        org,
+        group,
+        period,
+        period.previous(),
+    )
+    .await
+}
+
+/// [`canvass`] against a `previous` period of the caller's choosing: a bulletin compares a
+/// month with the month before, whatever their lengths.
+pub async fn canvass_against(
+    store: &dyn Store,
+    registry: &Registry,
+    scope: &Scope,
+    org: &OrgUnit,
+    group: Group,
+    period: Days,
+    previous: Days,
+) -> Result<CanvassStats> {
     let now = store.canvass_counts(scope, &period.under(org)).await?;
     let before = store.canvass_counts(scope, &previous.under(org)).await?;
     let units = group_units(store, org, group).await?;
@@ -475,7 +498,7 @@ async fn worries(
         .collect())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DisputeUnit {
     pub org_id: String,
     pub name: String,
@@ -495,7 +518,7 @@ pub struct DisputeUnit {
     pub overdue_follow_ups: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DisputeStats {
     pub from: String,
     pub to: String,
@@ -696,7 +719,7 @@ pub async fn kind(
 }
 
 /// Each count is `null` when withheld by the small-cell rule (see `DrugStats::suppressed_below`).
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DrugUnit {
     pub org_id: String,
     pub name: String,
@@ -711,7 +734,7 @@ pub struct DrugUnit {
     pub tests_due: Option<i64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct DrugStats {
     pub as_of: String,
     /// The small-cell rule, for readers who may not see the cases (township and street staff):

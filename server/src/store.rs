@@ -4,6 +4,7 @@
 //! in `crate::sync`, and call down into the store's transactions.
 
 mod blobs;
+pub mod bulletins;
 pub(crate) mod db;
 mod error;
 pub mod facts;
@@ -25,6 +26,7 @@ use gridsync_core::DocId;
 use gridsync_core::report::ReportDoc;
 
 pub(crate) use blobs::{PieceHasher, cut_range, pieces};
+pub use bulletins::{NewBulletin, StoredBulletin};
 pub use db::Tx;
 pub use error::{Outage, Result, StoreError};
 use facts::{
@@ -272,6 +274,22 @@ pub trait Store: Send + Sync {
     async fn drug_counts(&self, scope: &Scope, due: &DrugDue) -> Result<Vec<DrugCounts>>;
     /// A page of a ledger: the reports of `query`, in `scope`, by id.
     async fn ledger_page(&self, scope: &Scope, query: &LedgerQuery) -> Result<Vec<DocumentRow>>;
+
+    // Bulletins.
+    /// The latest revision of the bulletin of `org_id` for `period`; `None` when unpublished.
+    async fn bulletin(&self, org_id: &str, period: &str) -> Result<Option<StoredBulletin>>;
+    /// Every revision of every bulletin of a unit under `prefix` (an org path), newest first,
+    /// at most `limit`.
+    async fn bulletins(&self, prefix: &str, limit: i64) -> Result<Vec<StoredBulletin>>;
+    /// Keeps `bulletin` as the next revision and records `audit`, in one transaction; the
+    /// revision it became. A first publication of a bulletin already published is `Duplicate`,
+    /// a re-issue of one never published `NotFound`.
+    async fn publish_bulletin(&self, bulletin: &NewBulletin<'_>, audit: &AuditEntry)
+    -> Result<u32>;
+    /// The rank rules an admin set, as JSON; `None` while the defaults hold.
+    async fn bulletin_rules(&self) -> Result<Option<String>>;
+    /// Replaces the rank rules and records `audit`, in one transaction.
+    async fn set_bulletin_rules(&self, rules: &str, audit: &AuditEntry) -> Result<()>;
 
     // The audit log.
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;

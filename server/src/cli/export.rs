@@ -89,7 +89,7 @@ pub async fn export(store: &dyn Store, args: &ExportArgs) -> Result<()> {
 }
 
 /// Writes through a temporary file beside `path`, so a failed export leaves no half a ledger.
-fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(super) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,

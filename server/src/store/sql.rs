@@ -7,13 +7,14 @@ use gridsync_core::DocId;
 use gridsync_core::report::ReportDoc;
 
 use super::blobs::Piece;
+use super::bulletins::{self, BulletinRow, NewBulletin, StoredBulletin};
 use super::db::{Db, Dialect, On, Tx, sql, sql_with};
 use super::facts::{
     self, CanvassCounts, DisputeCounts, DrugCounts, DrugDue, KindCounts, LedgerQuery, Period,
     ResolutionDays,
 };
 use super::filters::{
-    Conditions, conflict_list_where, report_list_where, scope_filter, users_under,
+    Conditions, conflict_list_where, path_under, report_list_where, scope_filter, users_under,
 };
 use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
 use super::rows::{
@@ -1368,6 +1369,99 @@ impl Store for SqlStore {
             .fetch_all(self.db.read())
             .await?;
         convert(rows)
+    }
+
+    async fn bulletin(&self, org_id: &str, period: &str) -> Result<Option<StoredBulletin>> {
+        let row: Option<BulletinRow> = sql(format!(
+            "SELECT {} FROM bulletins b WHERE b.org_id = $1 AND b.period = $2 \
+             ORDER BY b.revision DESC LIMIT 1",
+            bulletins::COLUMNS
+        ))
+        .bind(org_id)
+        .bind(period)
+        .fetch_optional(self.db.read())
+        .await?;
+        row.map(StoredBulletin::try_from).transpose()
+    }
+
+    async fn bulletins(&self, prefix: &str, limit: i64) -> Result<Vec<StoredBulletin>> {
+        let rows: Vec<BulletinRow> = sql(format!(
+            "SELECT {} FROM bulletins b JOIN org_units o ON o.id = b.org_id WHERE {} \
+             ORDER BY b.published_at DESC, b.org_id, b.period, b.revision DESC LIMIT $2",
+            bulletins::COLUMNS,
+            path_under(self.dialect(), "o.path", 1)
+        ))
+        .bind(prefix)
+        .bind(limit)
+        .fetch_all(self.db.read())
+        .await?;
+        convert(rows)
+    }
+
+    async fn publish_bulletin(&self, b: &NewBulletin<'_>, audit: &AuditEntry) -> Result<u32> {
+        let mut tx = self.db.begin_write().await?;
+        let last: i64 = sql(bulletins::LAST_REVISION)
+            .bind(b.org_id)
+            .bind(b.period)
+            .fetch_value(&mut tx)
+            .await?;
+        match (last, b.reason) {
+            (0, Some(_)) => {
+                return Err(StoreError::NotFound(format!(
+                    "a published bulletin of {} for {}",
+                    b.org_id, b.period
+                )));
+            }
+            (1.., None) => {
+                return Err(StoreError::Duplicate(format!(
+                    "the bulletin of {} for {}",
+                    b.org_id, b.period
+                )));
+            }
+            _ => {}
+        }
+        let revision = last + 1;
+        let inserted = sql(bulletins::INSERT)
+            .bind(b.org_id)
+            .bind(b.period)
+            .bind(revision)
+            .bind(b.figures)
+            .bind(b.reason)
+            .bind(b.by)
+            .bind(b.at)
+            .execute(&mut tx)
+            .await;
+        match inserted {
+            // Another publication of the same revision committed first (Postgres).
+            Err(e) if e.is_unique_violation() => {
+                return Err(StoreError::Changed(format!(
+                    "the bulletin of {} for {}",
+                    b.org_id, b.period
+                )));
+            }
+            other => other?,
+        };
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await?;
+        u32::try_from(revision)
+            .map_err(|_| StoreError::Corrupt(format!("bulletin revision {revision}")))
+    }
+
+    async fn bulletin_rules(&self) -> Result<Option<String>> {
+        let row: Option<(String,)> = sql(bulletins::RULES).fetch_optional(self.db.read()).await?;
+        Ok(row.map(|(rules,)| rules))
+    }
+
+    async fn set_bulletin_rules(&self, rules: &str, audit: &AuditEntry) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        sql(bulletins::SET_RULES)
+            .bind(rules)
+            .bind(&audit.user_id)
+            .bind(audit.at)
+            .execute(&mut tx)
+            .await?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await
     }
 
     async fn audit(&self, e: &AuditEntry) -> Result<()> {
