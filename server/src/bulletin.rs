@@ -14,7 +14,7 @@ use crate::stats::{
     self, CanvassUnit, Change, Day, Days, DisputeStats, DrugStats, Estimate, Group, PeriodBounds,
     PreviousFigures, Wilson, WorryCount,
 };
-use crate::store::{Level, OrgUnit, Store, StoreError, StoredBulletin};
+use crate::store::{AuditEntry, Level, NewBulletin, OrgUnit, Store, StoreError, StoredBulletin};
 
 /// How many of the worries raised most a bulletin lists.
 const WORRIES: usize = 10;
@@ -26,6 +26,8 @@ pub enum BulletinError {
     /// Bulletins are made for the district and for townships and streets only.
     #[error("a bulletin is made for the district or a township or street, not for a {0}")]
     NotABulletinUnit(&'static str),
+    #[error("{0} has not begun: nothing of it can be published")]
+    NotBegun(String),
 }
 
 pub type Result<T, E = BulletinError> = std::result::Result<T, E>;
@@ -381,6 +383,66 @@ pub async fn draft(
         disputes,
         drug,
     })
+}
+
+/// Who publishes a bulletin, for its row and the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct Publisher<'a> {
+    pub user: &'a str,
+    pub device: Option<&'a str>,
+    /// `api` or `demo`.
+    pub via: &'static str,
+}
+
+/// Draws up the bulletin of `request` now and keeps it, audited, as its first revision, or
+/// with a `reason` as the next one: the figures are frozen as counted here.
+pub async fn publish(
+    store: &dyn Store,
+    registry: &Registry,
+    scope: &Scope,
+    request: &Request<'_>,
+    by: Publisher<'_>,
+    reason: Option<&str>,
+) -> Result<Bulletin> {
+    if request.period.days.from > request.today {
+        return Err(BulletinError::NotBegun(request.period.name.clone()));
+    }
+    let bulletin = draft(store, registry, scope, request).await?;
+    let figures = serde_json::to_string(&bulletin)
+        .map_err(|e| StoreError::Corrupt(format!("bulletin figures that do not serialise: {e}")))?;
+    let (org, period) = (&request.org.id, &request.period.name);
+    store
+        .publish_bulletin(
+            &NewBulletin {
+                org_id: org,
+                period,
+                figures: &figures,
+                reason,
+                by: by.user,
+                at: request.now,
+            },
+            &AuditEntry {
+                at: request.now,
+                user_id: Some(by.user.to_owned()),
+                device_id: by.device.map(str::to_owned),
+                action: if reason.is_some() {
+                    "reissue_bulletin"
+                } else {
+                    "publish_bulletin"
+                }
+                .to_owned(),
+                doc_id: None,
+                detail: serde_json::json!({
+                    "org_id": org, "period": period, "reason": reason, "via": by.via,
+                }),
+            },
+        )
+        .await?;
+    let stored = store
+        .bulletin(org, period)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("the bulletin of {org} for {period}")))?;
+    Bulletin::from_stored(&stored)
 }
 
 /// Ranks `units` on satisfaction as printed (to 0.1), leaving out those with too few

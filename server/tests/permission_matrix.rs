@@ -548,6 +548,87 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
                 },
             );
         }
+        // Bulletins: read within the scope, for the district, a township or a street only;
+        // published by admins and township staff.
+        let bulletin_unit = matches!(
+            *role,
+            Role::TownshipStaff | Role::DrugControlOfficer | Role::DistrictAdmin
+        );
+        let publisher = matches!(*role, Role::TownshipStaff | Role::DistrictAdmin);
+        let status_if = |yes: bool, ok: StatusCode, no: StatusCode| if yes { ok } else { no };
+        cells.check(
+            &format!("{user} GET bulletins"),
+            api.get("/api/v1/bulletins", &token).await.status,
+            StatusCode::OK,
+        );
+        cells.check(
+            &format!("{user} GET bulletin"),
+            api.get("/api/v1/bulletins/2026-10", &token).await.status,
+            status_if(
+                bulletin_unit,
+                StatusCode::OK,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+        );
+        cells.check(
+            &format!("{user} GET bulletin of s2"),
+            api.get("/api/v1/bulletins/2026-10?org=s2", &token)
+                .await
+                .status,
+            status_if(
+                *role == Role::DistrictAdmin,
+                StatusCode::OK,
+                StatusCode::NOT_FOUND,
+            ),
+        );
+        let period = format!(
+            "2026-0{}",
+            1 + ROLES.iter().position(|r| r.0 == *user).unwrap_or(0)
+        );
+        cells.check(
+            &format!("{user} publishes a bulletin"),
+            api.call(
+                "POST",
+                &format!("/api/v1/bulletins/{period}/publish"),
+                &token,
+                json!({}),
+            )
+            .await
+            .status,
+            status_if(publisher, StatusCode::CREATED, StatusCode::FORBIDDEN),
+        );
+        cells.check(
+            &format!("{user} re-issues a bulletin"),
+            api.call(
+                "POST",
+                &format!("/api/v1/bulletins/{period}/reissue"),
+                &token,
+                json!({ "reason": "补报" }),
+            )
+            .await
+            .status,
+            status_if(publisher, StatusCode::CREATED, StatusCode::FORBIDDEN),
+        );
+        cells.check(
+            &format!("{user} GET bulletin-rules"),
+            api.get("/api/v1/bulletin-rules", &token).await.status,
+            StatusCode::OK,
+        );
+        cells.check(
+            &format!("{user} PUT bulletin-rules"),
+            api.call(
+                "PUT",
+                "/api/v1/bulletin-rules",
+                &token,
+                json!({
+                    "rural": { "yellow_cards": 0, "advanced_within": null },
+                    "urban": { "yellow_cards": 0, "advanced_within": null },
+                }),
+            )
+            .await
+            .status,
+            admin_only(StatusCode::OK),
+        );
         let drug = api.get("/api/v1/stats/drug", &token).await;
         let drug_counts = matches!(
             *role,

@@ -840,9 +840,61 @@ async fn demo_data_passes_validation_and_holds_open_conflicts(db: &str) {
             .any(|c| c.conflict.path == "fields.risk_level")
     );
     exports_hold_every_report(db, &counts);
+    bulletins_are_written_from_the_command_line(db);
     // A demo database is not filled twice.
     let said = fails(&["--db", db, "demo"], &[]);
     assert!(one_line(&said).contains("empty database"), "{said}");
+}
+
+/// `gridsync bulletin` writes last month's published bulletin of the demo district, this
+/// month's as a draft, and refuses a period it cannot read or a file that is not a workbook.
+fn bulletins_are_written_from_the_command_line(db: &str) {
+    use gridsync_server::bulletin::BulletinPeriod;
+    let dir = tempfile::tempdir().expect("dir");
+    let today = gridsync_server::stats::Day::of_unix(gridsync_server::clock::now()).to_string();
+    let this_month = BulletinPeriod::parse(&today[..7]).expect("this month");
+    let out = dir.path().join("bulletin.xlsx");
+    let out = out.to_str().expect("utf-8 path");
+    let said = ok(
+        &[
+            "--db",
+            db,
+            "bulletin",
+            "--period",
+            &this_month.previous_name,
+            out,
+        ],
+        &[],
+    );
+    assert!(said.contains("revision 1 as published"), "{said}");
+    let bytes = std::fs::read(out).expect("the workbook");
+    let mut book: calamine::Xlsx<_> =
+        calamine::open_workbook_from_rs(std::io::Cursor::new(bytes)).expect("a workbook");
+    use calamine::Reader;
+    assert_eq!(book.sheet_names()[..3], ["概况", "乡镇排名", "街道排名"]);
+    let towns = book.worksheet_range("乡镇排名").expect("townships");
+    assert_eq!(towns.height(), 4, "three rural townships under the header");
+    let said = ok(
+        &[
+            "--db",
+            db,
+            "bulletin",
+            "--period",
+            &this_month.name,
+            "--org",
+            "qingshan",
+            out,
+        ],
+        &[],
+    );
+    assert!(said.contains("a draft"), "{said}");
+    let said = fails(&["--db", db, "bulletin", "--period", "2026-13", out], &[]);
+    assert!(one_line(&said).contains("--period"), "{said}");
+    let said = fails(
+        &["--db", db, "bulletin", "--period", "2026-11", "b.csv"],
+        &[],
+    );
+    assert!(one_line(&said).contains(".xlsx"), "{said}");
 }
 
 /// `gridsync export` writes a ledger of every report of a kind, CSV or XLSX as the file name

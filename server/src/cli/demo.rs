@@ -8,6 +8,7 @@
 //! cadre, the drug-control officer) at the times they would, and every edit reaches the database
 //! through the server's own ingest, as a phone's push would: so the reports pass validation,
 //! their history shows who changed what and when, and the conflicts are real concurrent edits.
+//! Last month's district bulletin is published at the end, as the admin would publish it.
 //! A seed makes the district, the people and the report contents repeatable (for the same day:
 //! the history ends today); automerge's actor ids, and so change hashes, are random.
 
@@ -25,12 +26,14 @@ use serde_json::{Map, Value as Json, json};
 
 use super::{Error, Result, say};
 use crate::auth::password;
+use crate::bulletin::{self, BulletinError, BulletinPeriod, Publisher, RankRules, Request};
 use crate::catalogue::{self, Actor};
 use crate::clock;
 use crate::forms::{self, Format};
 use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::scope::{Role, Scope};
+use crate::stats::Day;
 use crate::store::{Device, Level, OrgUnit, Store, StoreError, Writer};
 use crate::sync::Ingest;
 
@@ -280,6 +283,7 @@ pub async fn fill(store: &dyn Store, ingest: &Ingest, seed: u64) -> Result<Summa
         std::mem::take(&mut demo.sessions),
     )
     .await?;
+    let bulletin = demo.publish_bulletin(store).await?;
     let kinds = [
         "dispute_check",
         "drug_control_case",
@@ -291,7 +295,8 @@ pub async fn fill(store: &dyn Store, ingest: &Ingest, seed: u64) -> Result<Summa
          sessions over {HISTORY_DAYS} days.\n\
          Log in as `admin` (district admin), `staff-qingshan` (township staff), `jd-qingshan` \
          (drug-control officer), `cadre-shiqiao` (village cadre) or `worker-shiqiao-1` (grid \
-         worker); every demo password is `{PASSWORD}`.",
+         worker); every demo password is `{PASSWORD}`. The district's bulletin of {bulletin} \
+         is published.",
         started.elapsed().as_secs_f64(),
         summary.units,
         summary.users,
@@ -316,6 +321,45 @@ struct Demo {
 }
 
 impl Demo {
+    /// Publishes last month's district bulletin as the admin would; its name.
+    async fn publish_bulletin(&self, store: &dyn Store) -> Result<String> {
+        let today = Day::of_unix(self.now);
+        let this_month = BulletinPeriod::parse(&today.to_string()[..7]);
+        let period = this_month
+            .and_then(|p| BulletinPeriod::parse(&p.previous_name))
+            .ok_or_else(|| Error::Invalid(format!("no month before {today}")))?;
+        let admin = self
+            .people
+            .iter()
+            .find(|p| p.role == Role::DistrictAdmin)
+            .ok_or_else(|| Error::Invalid("the demo district has no admin".into()))?;
+        let district = store
+            .org_units()
+            .await?
+            .into_iter()
+            .find(|u| u.parent_id.is_none())
+            .ok_or_else(|| Error::Invalid("the demo district has no root".into()))?;
+        let catalogue = catalogue::Catalogue::builtin().fresh(store).await?;
+        let rules = RankRules::current(store).await.map_err(bulletin_error)?;
+        let request = Request {
+            org: &district,
+            period: &period,
+            rules: &rules,
+            today,
+            now: self.now,
+        };
+        let scope = Scope::for_role(&admin.id, Role::DistrictAdmin, &admin.path);
+        let by = Publisher {
+            user: &admin.id,
+            device: Some(&admin.device),
+            via: "demo",
+        };
+        bulletin::publish(store, &catalogue.registry, &scope, &request, by, None)
+            .await
+            .map_err(bulletin_error)?;
+        Ok(period.name)
+    }
+
     /// The org tree, its people and their reports.
     async fn district(&mut self, store: &dyn Store, hash: &str) -> Result<()> {
         let root = unit("pingan", None, Level::District, "平安区", "/");
@@ -904,6 +948,13 @@ fn unit(
 
 fn date(at: i64) -> String {
     rfc3339(at)[..10].to_owned()
+}
+
+fn bulletin_error(e: BulletinError) -> Error {
+    match e {
+        BulletinError::Store(e) => Error::Store(e),
+        other => Error::Invalid(other.to_string()),
+    }
 }
 
 fn demo(e: gridsync_core::Error) -> Error {

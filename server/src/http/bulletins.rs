@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -15,10 +14,12 @@ use super::query::Params;
 use super::stats::{org_param, today};
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
-use crate::bulletin::{self, Bulletin, BulletinError, BulletinPeriod, RankRules, Request};
+use crate::bulletin::{
+    self, Bulletin, BulletinError, BulletinPeriod, Publisher, RankRules, Request,
+};
 use crate::clock;
 use crate::scope::Role;
-use crate::store::{AuditEntry, Level, NewBulletin, OrgUnit, StoredBulletin};
+use crate::store::{AuditEntry, Level, OrgUnit, StoredBulletin};
 
 /// The longest reason a re-issue takes.
 const REASON_MAX: usize = 500;
@@ -85,6 +86,7 @@ impl From<BulletinError> for ApiError {
         match e {
             BulletinError::Store(e) => e.into(),
             e @ BulletinError::NotABulletinUnit(_) => invalid("org", e.to_string()),
+            e @ BulletinError::NotBegun(_) => invalid("period", e.to_string()),
         }
     }
 }
@@ -216,7 +218,7 @@ fn check_publisher(caller: &Caller) -> Result<(), ApiError> {
     caller.require_role(&[Role::DistrictAdmin, Role::TownshipStaff])
 }
 
-/// Draws up the bulletin now and keeps it as the next revision, audited.
+/// Publishes the bulletin of `period` for `org` now: a first revision, or with `reason` the next.
 async fn freeze(
     state: &AppState,
     caller: &Caller,
@@ -227,51 +229,30 @@ async fn freeze(
     check_publisher(caller)?;
     let period = period_param(period)?;
     let org = org_param(state, caller, org).await?;
-    if period.days.from > today() {
-        return Err(invalid(
-            "period",
-            format!(
-                "{} has not begun: nothing of it can be published",
-                period.name
-            ),
-        ));
-    }
-    let bulletin = draft(state, caller, &org, &period).await?;
-    let figures = serde_json::to_string(&bulletin)
-        .map_err(|e| ApiError::Internal(format!("bulletin figures: {e}")))?;
-    let at = clock::now();
-    let action = if reason.is_some() {
-        "reissue_bulletin"
-    } else {
-        "publish_bulletin"
+    let rules = RankRules::current(state.store.as_ref()).await?;
+    let registry = state.registry().await?;
+    let request = Request {
+        org: &org,
+        period: &period,
+        rules: &rules,
+        today: today(),
+        now: clock::now(),
     };
-    state
-        .store
-        .publish_bulletin(
-            &NewBulletin {
-                org_id: &org.id,
-                period: &period.name,
-                figures: &figures,
-                reason,
-                by: caller.user_id(),
-                at,
-            },
-            &AuditEntry {
-                at,
-                user_id: Some(caller.user_id().to_owned()),
-                device_id: Some(caller.device_id().to_owned()),
-                action: action.to_owned(),
-                doc_id: None,
-                detail: json!({ "org_id": org.id, "period": period.name, "reason": reason }),
-            },
-        )
-        .await?;
-    let stored = state
-        .store
-        .bulletin(&org.id, &period.name)
-        .await?
-        .ok_or_else(|| ApiError::Internal("a bulletin just published is gone".into()))?;
-    Ok((StatusCode::CREATED, Json(Bulletin::from_stored(&stored)?)))
+    let by = Publisher {
+        user: caller.user_id(),
+        device: Some(caller.device_id()),
+        via: "api",
+    };
+    let bulletin = bulletin::publish(
+        state.store.as_ref(),
+        &registry,
+        &caller.scope,
+        &request,
+        by,
+        reason,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(bulletin)))
 }
 
 /// Publishes the bulletin of `period`: its figures are counted now and frozen, so later syncs
