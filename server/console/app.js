@@ -222,6 +222,9 @@
   const isAdmin = () => role() === 'district_admin';
   const canListUsers = () => ['district_admin', 'village_cadre', 'township_staff'].includes(role());
   const canReview = () => role() !== 'grid_worker';
+  const canPublish = () => ['district_admin', 'township_staff'].includes(role());
+  const BULLETIN_LEVELS = ['district', 'township', 'street'];
+  const hasBulletinUnit = () => [...cache.units.values()].some((u) => BULLETIN_LEVELS.includes(u.level));
 
   // ---- formatting ----------------------------------------------------------------------------
 
@@ -300,6 +303,7 @@
     ['devices', 'nav_devices', () => true],
     ['org', 'nav_org', () => true],
     ['export', 'nav_export', () => true],
+    ['bulletin', 'nav_bulletin', hasBulletinUnit],
     ['forms', 'nav_forms', isAdmin],
   ];
 
@@ -313,6 +317,7 @@
     [/^\/devices$/, pageDevices],
     [/^\/org$/, pageOrg],
     [/^\/export$/, pageExport],
+    [/^\/bulletin$/, pageBulletin],
     [/^\/forms$/, pageForms],
     [/^\/password$/, pagePassword],
   ];
@@ -1440,6 +1445,18 @@
 
   // ---- ledger export -------------------------------------------------------------------------
 
+  // Saves the file an endpoint answers under the name its Content-Disposition gives; that name.
+  async function download(path, fallback) {
+    const response = await request('GET', path);
+    const disposition = response.headers.get('Content-Disposition') || '';
+    const name = decodeURIComponent(/filename\*=UTF-8''([^;]+)/i.exec(disposition)?.[1] ?? /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? fallback);
+    const link = h('a', { href: URL.createObjectURL(await response.blob()), download: name });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    return name;
+  }
+
   async function pageExport(query) {
     const now = new Date();
     const values = {
@@ -1465,13 +1482,7 @@
           event.preventDefault();
           message.replaceChildren(t('loading'));
           try {
-            const response = await request('GET', exportUrl());
-            const disposition = response.headers.get('Content-Disposition') || '';
-            const name = decodeURIComponent(/filename\*=UTF-8''([^;]+)/i.exec(disposition)?.[1] ?? /filename="?([^";]+)"?/.exec(disposition)?.[1] ?? `ledger.${values.format}`);
-            const link = h('a', { href: URL.createObjectURL(await response.blob()), download: name });
-            document.body.append(link);
-            link.click();
-            link.remove();
+            const name = await download(exportUrl(), `ledger.${values.format}`);
             message.replaceChildren(t('export_done', { name }));
           } catch (e) {
             message.replaceChildren(e instanceof ApiFailure && e.status === 404 ? t('unavailable') : failure(e).textContent);
@@ -1488,6 +1499,163 @@
     );
     url.textContent = exportUrl();
     return [h('h1', {}, t('export_title')), form, h('p', { class: 'url' }, `${t('export_url')}${t('colon')}`, url), message];
+  }
+
+  // ---- bulletins -----------------------------------------------------------------------------
+
+  function lastMonth() {
+    const now = new Date();
+    const d = new Date(now.getFullYear(), now.getMonth() - 1, 1);
+    return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}`;
+  }
+
+  // 2026-11 → 2026年11月, 2026-Q4 → 2026年第4季度, 2026 → 2026年 (and the English forms).
+  function periodText(period) {
+    const [year, part] = period.split('-');
+    if (!part) return t('bulletin_year', { year });
+    if (part.startsWith('Q')) return t('bulletin_quarter', { year, q: part.slice(1) });
+    return t('bulletin_month', { year, month: Number(part) });
+  }
+
+  // The bulletin of a period and a unit as an A4 sheet: drawn from the same JSON as the API
+  // answers, frozen once published. The filters, the actions and the console's header are left
+  // off the printout.
+  async function pageBulletin(query) {
+    const units = orgOptions(false).filter(([id]) => BULLETIN_LEVELS.includes(cache.units.get(id)?.level));
+    const period = query.get('period') || lastMonth();
+    const org = query.get('org') || (units.some(([id]) => id === cache.root) ? cache.root : units[0]?.[0]);
+    const form = h(
+      'form',
+      {
+        class: 'filters no-print',
+        id: 'bulletin-form',
+        onsubmit: (event) => {
+          event.preventDefault();
+          go('/bulletin', new FormData(form));
+        },
+      },
+      field(t('bulletin_period'), h('input', { name: 'period', value: period, id: 'f-period', size: 8, placeholder: '2026-11' })),
+      field(t('org'), select('org', units, org)),
+      h('button', { type: 'submit' }, t('apply')),
+    );
+    const path = `/api/v1/bulletins/${encodeURIComponent(period)}?${new URLSearchParams({ org })}`;
+    const b = await getJson(path);
+    const message = h('p', { role: 'status', id: 'bulletin-status', class: 'no-print' });
+    const act = (method, action, body) => async () => {
+      try {
+        await send(method, `/api/v1/bulletins/${encodeURIComponent(period)}/${action}`, body());
+        flash = t(action === 'publish' ? 'bulletin_published' : 'bulletin_reissued');
+        render();
+      } catch (e) {
+        message.replaceChildren(failure(e));
+      }
+    };
+    const reason = h('input', { name: 'reason', id: 'f-reason', size: 30, placeholder: t('bulletin_reason') });
+    const actions = h(
+      'div',
+      { class: 'actions no-print' },
+      h('button', { type: 'button', id: 'bulletin-print', onclick: () => window.print() }, t('bulletin_print')),
+      h(
+        'button',
+        {
+          type: 'button',
+          id: 'bulletin-xlsx',
+          onclick: async () => {
+            try {
+              message.replaceChildren(t('export_done', { name: await download(`${path}&format=xlsx`, `bulletin-${period}.xlsx`) }));
+            } catch (e) {
+              message.replaceChildren(failure(e));
+            }
+          },
+        },
+        t('bulletin_xlsx'),
+      ),
+      canPublish() && b.state === 'draft'
+        ? h('button', { type: 'button', id: 'bulletin-publish', onclick: act('POST', 'publish', () => ({ org })) }, t('bulletin_publish'))
+        : null,
+      canPublish() && b.state === 'published'
+        ? [reason, h('button', { type: 'button', id: 'bulletin-reissue', onclick: act('POST', 'reissue', () => ({ org, reason: reason.value })) }, t('bulletin_reissue'))]
+        : null,
+    );
+    return [form, actions, message, bulletinSheet(b)];
+  }
+
+  function bulletinSheet(b) {
+    const state =
+      b.state === 'draft'
+        ? h('p', { class: 'draft-mark', id: 'bulletin-state' }, t('bulletin_draft', { at: fmtTime(b.computed_at) }))
+        : h(
+            'p',
+            { class: 'muted', id: 'bulletin-state' },
+            t('bulletin_revision', { revision: b.revision, at: fmtTime(b.published_at) }),
+            b.reason ? ` ${t('bulletin_reason_was', { reason: b.reason })}` : '',
+          );
+    const rankings = b.rankings.map((r) =>
+      h(
+        'section',
+        { class: 'bulletin-part', id: `bulletin-rank-${r.group}` },
+        h('h2', {}, t('bulletin_ranking', { level: levelName(r.group) })),
+        // The dashboard's chart reads `few_interviews`, the bulletin's unit `too_few_interviews`.
+        canvassChart({ units: r.units.map((u) => ({ ...u, few_interviews: u.too_few_interviews })) }),
+        rankingTable(r),
+        r.rule
+          ? h(
+              'p',
+              { class: 'hint' },
+              t('bulletin_rule', {
+                cards: r.rule.yellow_cards,
+                advanced: r.rule.advanced_within === null ? t('bulletin_no_bar') : t('bulletin_bar', { n: r.rule.advanced_within }),
+              }),
+              r.yellow_cards < r.rule.yellow_cards ? ` ${t('bulletin_cards_cut', { ranked: r.ranked, cards: r.yellow_cards })}` : '',
+            )
+          : null,
+      ),
+    );
+    return h(
+      'article',
+      { class: 'bulletin', id: 'bulletin' },
+      h('h1', {}, t('bulletin_heading', { org: b.org_name, period: periodText(b.period) })),
+      h('p', { class: 'muted' }, t('bulletin_span', { from: b.from, to: b.to, previous: periodText(b.previous_period) })),
+      state,
+      rankings,
+      h('section', { class: 'bulletin-part' }, h('h2', {}, t('dash_disputes')), disputesTable(b.disputes)),
+      h(
+        'section',
+        { class: 'bulletin-part' },
+        h('h2', {}, t('dash_drug')),
+        drugTable(b.drug),
+        h('p', { class: 'hint' }, t('dash_drug_small', { n: b.drug.suppressed_below, m: b.drug.suppressed_below - 1 })),
+      ),
+      h('section', { class: 'bulletin-part' }, h('h2', {}, t('dash_worries')), worriesChart(b.worries)),
+      h('p', { class: 'hint' }, t('bulletin_few', { n: b.min_interviews })),
+    );
+  }
+
+  function rankingTable(r) {
+    const mark = (u) =>
+      [u.too_few_interviews ? t('bulletin_too_few') : null, u.yellow_card ? t('bulletin_yellow') : null, u.advanced_barred ? t('bulletin_barred') : null]
+        .filter(Boolean)
+        .join('，');
+    const estimate = (e) => (e ? `${fmtNumber(e.index)}（${fmtNumber(e.low)}–${fmtNumber(e.high)}）` : t('none'));
+    const change = (c) => (c === null || c === undefined ? t('none') : `${c > 0 ? '+' : ''}${c.toFixed(1)}`);
+    return table(
+      [t('bulletin_rank'), t('org'), t('bulletin_interviews'), t('bulletin_satisfaction'), t('bulletin_safety'), t('bulletin_previous'), t('bulletin_change'), t('bulletin_marks')],
+      r.units.map((u) =>
+        h(
+          'tr',
+          { class: u.yellow_card ? 'yellow-card' : null },
+          h('td', { class: 'num' }, u.rank ?? '—'),
+          h('td', {}, u.name),
+          h('td', { class: 'num' }, u.interviews),
+          h('td', { class: 'num' }, estimate(u.satisfaction)),
+          h('td', { class: 'num' }, u.safety ? fmtNumber(u.safety.index) : t('none')),
+          h('td', { class: 'num' }, u.previous.satisfaction ? fmtNumber(u.previous.satisfaction.index) : t('none')),
+          h('td', { class: 'num' }, change(u.change?.satisfaction)),
+          h('td', {}, mark(u)),
+        ),
+      ),
+      { class: 'compact' },
+    );
   }
 
   // ---- forms (the schema registry) -----------------------------------------------------------

@@ -7,6 +7,7 @@ pub mod xlsx;
 
 use gridsync_core::schema::{Problem, ProblemCode, Registry};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::scope::{Restricted, Scope};
@@ -131,6 +132,10 @@ pub struct GroupRule {
 /// admin (`PUT /api/v1/bulletin-rules`), rural townships and urban streets apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "rural": { "yellow_cards": 2, "advanced_within": 3 },
+    "urban": { "yellow_cards": 1, "advanced_within": null },
+}))]
 pub struct RankRules {
     pub rural: GroupRule,
     pub urban: GroupRule,
@@ -248,6 +253,9 @@ pub struct Ranking {
     pub rule: Option<GroupRule>,
     /// How many units have a rank.
     pub ranked: u32,
+    /// How many yellow cards were given: the rule's, but never one to every ranked unit (when
+    /// units with too few interviews leave as few ranked as the rule has cards).
+    pub yellow_cards: u32,
     /// Ranked units by rank, then the unranked by org path.
     pub units: Vec<RankedUnit>,
 }
@@ -432,7 +440,7 @@ pub async fn publish(
                 }
                 .to_owned(),
                 doc_id: None,
-                detail: serde_json::json!({
+                detail: json!({
                     "org_id": org, "period": period, "reason": reason, "via": by.via,
                 }),
             },
@@ -486,12 +494,13 @@ fn ranking(group: Group, units: Vec<CanvassUnit>, rule: Option<GroupRule>) -> Ra
         u.rank_best = Some(r.best);
         u.rank_worst = Some(r.worst);
     }
+    let cards = rule.map_or(0, |r| r.yellow_cards.min(n.saturating_sub(1)));
     if let Some(rule) = rule {
         for u in &mut units {
             match u.rank {
                 Some(rank) => {
                     // Ranks n - cards + 1 to n: ties at the line share the card.
-                    u.yellow_card = rank + rule.yellow_cards > n;
+                    u.yellow_card = rank + cards > n;
                     u.advanced_barred = rule.advanced_within.is_some_and(|a| rank > a);
                 }
                 // No rank, no card; and nothing to show it may be rated advanced.
@@ -504,6 +513,7 @@ fn ranking(group: Group, units: Vec<CanvassUnit>, rule: Option<GroupRule>) -> Ra
         group: group.as_str().to_owned(),
         rule,
         ranked: n,
+        yellow_cards: cards,
         units,
     }
 }
@@ -574,6 +584,52 @@ mod tests {
         ] {
             assert_eq!(BulletinPeriod::parse(bad), None, "{bad:?}");
         }
+    }
+
+    fn canvass_unit(id: &str, interviews: i64, index: f64) -> CanvassUnit {
+        CanvassUnit {
+            org_id: id.into(),
+            name: id.into(),
+            level: Level::Township,
+            interviews,
+            satisfaction: Some(Estimate {
+                index,
+                low: index - 5.0,
+                high: index + 5.0,
+            }),
+            safety: None,
+            previous: PreviousFigures {
+                interviews: 0,
+                satisfaction: None,
+                safety: None,
+            },
+            change: None,
+            rank: None,
+            rank_best: None,
+            rank_worst: None,
+            few_interviews: interviews < stats::MIN_INTERVIEWS,
+        }
+    }
+
+    #[test]
+    fn cards_never_reach_every_ranked_unit_when_too_few_interviews_leave_few_ranked() {
+        let units = vec![
+            canvass_unit("a", 100, 99.0),
+            canvass_unit("b", 100, 80.0),
+            canvass_unit("c", 9, 40.0),
+        ];
+        let rule = GroupRule {
+            yellow_cards: 2,
+            advanced_within: None,
+        };
+        let r = ranking(Group::Township, units, Some(rule));
+        assert_eq!((r.ranked, r.yellow_cards), (2, 1));
+        let cards: Vec<(&str, bool)> = r
+            .units
+            .iter()
+            .map(|u| (u.org_id.as_str(), u.yellow_card))
+            .collect();
+        assert_eq!(cards, [("a", false), ("b", true), ("c", false)]);
     }
 
     #[test]

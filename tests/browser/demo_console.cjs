@@ -2,7 +2,8 @@
 // admin, open the dashboard for the last 180 days and see the demo townships' satisfaction with
 // 柳河乡 marked as resting on few interviews, open the conflicts page, open the report of the
 // conflict the Rust test picked, resolve it by clicking its second (not shown) value, check the
-// conflict is gone and the value shown, and switch to English. Screenshots of every step go to
+// conflict is gone and the value shown, and switch to English. Between the dashboard and the
+// conflicts it opens last month's published bulletin and prints it on A4. Screenshots of every step go to
 // SHOTS.
 // Run by tests/tests/console_in_browser.rs, which checks the outcome again through the API.
 // Exits non-zero on any failure.
@@ -54,6 +55,32 @@ async function main() {
     }
     assert.equal(await page.locator('#panel-canvass-township rect.bar.few').count(), 1, 'one pale bar');
     await shot('dashboard');
+
+    // Last month's district bulletin, which the demo published: frozen at revision 1, the
+    // townships ranked apart from the streets, 柳河乡 unranked for its few interviews, the last
+    // ranked rural township carded; printed on A4 without the console around it.
+    await page.click('#nav-bulletin');
+    await page.waitForSelector('#bulletin');
+    assert.match(await page.textContent('#bulletin-state'), /第 1 版/);
+    assert.match(await page.textContent('#bulletin h1'), /平安区\d{4}年\d{1,2}月平安建设工作通报/);
+    const ranked = await page.$$eval('#bulletin-rank-township tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+    );
+    assert.equal(ranked.length, 3, JSON.stringify(ranked));
+    const liuheRow = ranked.find((cells) => cells[1] === '柳河乡');
+    assert.ok(liuheRow && liuheRow[0] === '—' && liuheRow[7].includes('样本不足'), JSON.stringify(ranked));
+    assert.ok(ranked.some((cells) => cells[7].includes('黄牌警告')), `a yellow card: ${JSON.stringify(ranked)}`);
+    assert.equal(await page.locator('#bulletin-rank-street svg.chart').count(), 1, 'the streets drawn apart');
+    await shot('bulletin');
+    // A4 at 96 dpi, as printed: the header, the filters and the buttons are left off.
+    await page.setViewportSize({ width: 794, height: 1123 });
+    await page.emulateMedia({ media: 'print' });
+    assert.equal(await page.locator('header.top').isVisible(), false, 'no console header on paper');
+    assert.equal(await page.locator('#bulletin-form').isVisible(), false, 'no filters on paper');
+    await shot('bulletin-a4-print');
+    await page.pdf({ path: `${SHOTS}/bulletin-a4.pdf`, format: 'A4' });
+    await page.emulateMedia({ media: 'screen' });
+    await page.setViewportSize({ width: 1366, height: 768 });
 
     // The conflicts page links to the report; there the picked conflict shows both values.
     await page.click('#nav-conflicts');

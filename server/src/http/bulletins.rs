@@ -132,7 +132,8 @@ async fn draft(
 
 /// The bulletins published for `org` (default the caller's own unit) and the units under it.
 #[utoipa::path(get, path = "/api/v1/bulletins", tag = "bulletins", security(("bearer" = [])),
-    params(("org" = Option<String>, Query, description = "org unit id; default the caller's own")),
+    params(("org" = Option<String>, Query, description = "org unit id; default the caller's own",
+        example = "t1")),
     responses(
         (status = 200, body = BulletinList),
         (status = 404, description = "org is not a unit in the caller's scope",
@@ -158,8 +159,9 @@ async fn list(
     security(("bearer" = [])),
     params(
         ("period" = String, Path, description = "2026-11, 2026-Q4 or 2026", example = "2026-11"),
-        ("org" = Option<String>, Query, description = "the district, a township or a street; default the caller's own unit"),
-        ("format" = Option<String>, Query, description = "json (default) or xlsx"),
+        ("org" = Option<String>, Query, description = "the district, a township or a street; default the caller's own unit",
+            example = "t1"),
+        ("format" = Option<String>, Query, description = "json (default) or xlsx", example = "xlsx"),
     ),
     responses(
         (status = 200, body = Bulletin, content_type = "application/json"),
