@@ -194,7 +194,7 @@ impl RankRules {
                         ProblemCode::OutOfRange,
                         format!("there are ranks 1 to {units} of {what}, not {within}"),
                     ));
-                } else if within + rule.yellow_cards > units {
+                } else if u64::from(within) + u64::from(rule.yellow_cards) > u64::from(units) {
                     problems.push(Problem::new(
                         format!("{name}.advanced_within"),
                         ProblemCode::OutOfRange,
@@ -662,6 +662,16 @@ mod tests {
             ["rural.advanced_within"]
         );
         assert!(paths(rules(rule(1, Some(3)), rule(0, Some(2))), 4, 2).is_empty());
+        // Numbers near u32::MAX are refused, not added into an overflow.
+        assert_eq!(
+            paths(rules(rule(0, Some(4)), rule(u32::MAX, None)), 4, 2),
+            ["urban.yellow_cards"]
+        );
+        let huge = rules(rule(u32::MAX, Some(u32::MAX)), rule(0, None));
+        assert_eq!(
+            paths(huge, 4, 2),
+            ["rural.yellow_cards", "rural.advanced_within"]
+        );
         // No streets: no yellow card for them can apply, and none is asked for.
         assert!(paths(rules(rule(2, None), rule(0, None)), 4, 0).is_empty());
     }
