@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::contract::Binary;
 use super::query::Params;
 use super::stats::{org_param, today};
 use super::{ApiError, AppState, Json, Path, Problem};
@@ -164,9 +165,11 @@ async fn list(
         ("format" = Option<String>, Query, description = "json (default) or xlsx", example = "xlsx"),
     ),
     responses(
-        (status = 200, body = Bulletin, content_type = "application/json"),
-        (status = 200, description = "the workbook, with format=xlsx",
-            content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+        (status = 200, description = "the bulletin as JSON; with format=xlsx its workbook as an attachment",
+            content(
+                (Bulletin = "application/json"),
+                (Binary = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            )),
         (status = 400, description = "a period that does not parse",
             body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "org is not a unit in the caller's scope",
