@@ -13,7 +13,7 @@ use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::facts::{CanvassCounts, KindCounts, LedgerQuery, Period};
 use gridsync_server::store::{
     Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device,
-    HeldDecision, HeldQuery, HeldState, Level, NewDraft, NextRefreshToken, OrgUnit,
+    HeldDecision, HeldQuery, HeldState, Level, NewBulletin, NewDraft, NextRefreshToken, OrgUnit,
     OrphansCollected, Publication, RefreshToken, ReportQuery, Rotation, SchemaState, SigningKey,
     Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch, UserQuery, Writer,
 };
@@ -65,6 +65,7 @@ on_both_backends!(
     any_kind_is_counted_per_org_path_and_status_within_the_scope,
     canvass_figures_read_whole_months_from_roll_ups_and_agree_with_each_interview,
     a_pull_walks_the_feed_of_its_township_village_or_grid_and_sees_exactly_that_unit,
+    a_bulletin_is_published_once_and_reissued_as_numbered_revisions,
 );
 
 async fn a_pushed_report_is_acknowledged_and_pulled_back_identical(store: &dyn Store) {
@@ -3276,4 +3277,123 @@ async fn a_pull_walks_the_feed_of_its_township_village_or_grid_and_sees_exactly_
         let want: BTreeSet<DocId> = expected.iter().map(|i| DocId::from_u128(*i)).collect();
         assert_eq!(got, want, "{} {}", scope.user_id, scope.prefix);
     }
+}
+
+async fn a_bulletin_is_published_once_and_reissued_as_numbered_revisions(store: &dyn Store) {
+    seed_org(store).await;
+    store
+        .insert_user(&user("admin", Role::DistrictAdmin, "d"))
+        .await
+        .expect("admin");
+    let audit = |action: &str| AuditEntry {
+        at: 1_800_000_000,
+        user_id: Some("admin".into()),
+        device_id: None,
+        action: action.into(),
+        doc_id: None,
+        detail: json!({}),
+    };
+    let bulletin = |org_id, figures, reason| NewBulletin {
+        org_id,
+        period: "2026-10",
+        figures,
+        reason,
+        by: "admin",
+        at: 1_800_000_000,
+    };
+    assert_eq!(store.bulletin("d", "2026-10").await.expect("read"), None);
+    // A re-issue of a bulletin never published stores nothing.
+    let never = store
+        .publish_bulletin(
+            &bulletin("d", "{}", Some("why")),
+            &audit("reissue_bulletin"),
+        )
+        .await;
+    assert!(matches!(never, Err(StoreError::NotFound(_))), "{never:?}");
+    // Two publications at once: exactly one becomes revision 1.
+    let first = bulletin("d", r#"{"n": 1}"#, None);
+    let publish = audit("publish_bulletin");
+    let (a, b) = tokio::join!(
+        store.publish_bulletin(&first, &publish),
+        store.publish_bulletin(&first, &publish),
+    );
+    let won: Vec<u32> = [&a, &b]
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(won, [1], "{a:?} {b:?}");
+    assert!(
+        [&a, &b]
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::Duplicate(_) | StoreError::Changed(_)))),
+        "{a:?} {b:?}"
+    );
+    let reissued = store
+        .publish_bulletin(
+            &bulletin("d", r#"{"n": 2}"#, Some("late interviews")),
+            &audit("reissue_bulletin"),
+        )
+        .await
+        .expect("reissue");
+    assert_eq!(reissued, 2);
+    store
+        .publish_bulletin(&bulletin("t1", "{}", None), &audit("publish_bulletin"))
+        .await
+        .expect("another unit's");
+    let latest = store
+        .bulletin("d", "2026-10")
+        .await
+        .expect("read")
+        .expect("published");
+    assert_eq!(
+        (
+            latest.revision,
+            latest.figures.as_str(),
+            latest.reason.as_deref()
+        ),
+        (2, r#"{"n": 2}"#, Some("late interviews"))
+    );
+    // Every revision of the units under a path, newest first; t1's under /d/t1/ only.
+    let all: Vec<(String, u32)> = store
+        .bulletins("", 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| (b.org_id, b.revision))
+        .collect();
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert!(all.contains(&("d".into(), 1)) && all.contains(&("d".into(), 2)));
+    let t1: Vec<String> = store
+        .bulletins(path_of("t1"), 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|b| b.org_id)
+        .collect();
+    assert_eq!(t1, ["t1"]);
+    let audited: Vec<String> = store
+        .audit_log(10)
+        .await
+        .expect("audit")
+        .into_iter()
+        .map(|a| a.action)
+        .collect();
+    assert_eq!(
+        audited,
+        ["publish_bulletin", "reissue_bulletin", "publish_bulletin"],
+        "one entry per revision stored, none for what was refused"
+    );
+    assert_eq!(store.bulletin_rules().await.expect("rules"), None);
+    store
+        .set_bulletin_rules(r#"{"a": 1}"#, &audit("set_bulletin_rules"))
+        .await
+        .expect("rules");
+    store
+        .set_bulletin_rules(r#"{"a": 2}"#, &audit("set_bulletin_rules"))
+        .await
+        .expect("rules again");
+    assert_eq!(
+        store.bulletin_rules().await.expect("rules").as_deref(),
+        Some(r#"{"a": 2}"#)
+    );
 }
