@@ -1618,7 +1618,21 @@
       h('p', { class: 'muted' }, t('bulletin_span', { from: b.from, to: b.to, previous: periodText(b.previous_period) })),
       state,
       rankings,
-      h('section', { class: 'bulletin-part' }, h('h2', {}, t('dash_disputes')), disputesTable(b.disputes)),
+      h(
+        'section',
+        { class: 'bulletin-part', id: 'bulletin-disputes' },
+        h('h2', {}, t('dash_disputes')),
+        disputesTable(b.disputes),
+        h(
+          'p',
+          { class: 'hint' },
+          t('bulletin_disputes_before', {
+            previous: periodText(b.previous_period),
+            found: b.disputes_previous.total.found,
+            share: fmtPercent(b.disputes_previous.total.resolved_in_village?.share),
+          }),
+        ),
+      ),
       h(
         'section',
         { class: 'bulletin-part' },

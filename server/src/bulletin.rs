@@ -289,6 +289,8 @@ pub struct Bulletin {
     /// The worries raised most in the period, most frequent first.
     pub worries: Vec<WorryCount>,
     pub disputes: DisputeStats,
+    /// The same dispute figures for the previous period, to read the changes against.
+    pub disputes_previous: DisputeStats,
     /// Drug-control counts as of the day computed, with the small-cell rule always applied:
     /// a bulletin is read out beyond those who may see the cases.
     pub drug: DrugStats,
@@ -362,6 +364,8 @@ pub async fn draft(
     }
     worries.truncate(WORRIES);
     let disputes = stats::disputes(store, registry, scope, org, period.days, today).await?;
+    let disputes_previous =
+        stats::disputes(store, registry, scope, org, period.previous, today).await?;
     // Counts only, every case of the scope's unit counted and small counts withheld, as for
     // township staff: the bulletin is read out at meetings.
     let all_cases = Scope {
@@ -389,6 +393,7 @@ pub async fn draft(
         rankings,
         worries,
         disputes,
+        disputes_previous,
         drug,
     })
 }

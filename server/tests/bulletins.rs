@@ -199,6 +199,7 @@ async fn a_district_bulletin_ranks_townships_and_streets_apart_with_cards_and_ch
     assert_eq!(b["rules"]["rural"]["yellow_cards"], 2);
     assert_eq!(b["drug"]["suppressed_below"], 5);
     assert_eq!(b["disputes"]["total"]["org_id"], "d");
+    assert_eq!(b["disputes_previous"]["from"], "2026-09-01");
 }
 
 async fn configured_rank_rules_move_the_cards_and_bar_a_rating_of_advanced(t: &TestStore) {
@@ -429,6 +430,17 @@ async fn the_bulletin_workbook_reads_back_cell_by_cell(t: &TestStore) {
         Some(&Data::String("城关街道".into()))
     );
     assert_eq!(streets.get_value((2, 11)), Some(&Data::String("是".into())));
+    let disputes = book.worksheet_range("矛盾纠纷").expect("disputes");
+    assert_eq!(
+        disputes.get_value((0, 6)),
+        Some(&Data::String("上期排查发现".into()))
+    );
+    // Four townships and two streets, then the district's total.
+    assert_eq!(
+        disputes.get_value((7, 0)),
+        Some(&Data::String("示范区（合计）".into()))
+    );
+    assert_eq!(disputes.get_value((7, 1)), Some(&Data::Float(0.0)));
     let worries = book.worksheet_range("操心事").expect("worries");
     assert_eq!(worries.get_value((1, 1)), Some(&Data::Float(54.0)));
     // No drug-control case: zero is shown as zero, never withheld.

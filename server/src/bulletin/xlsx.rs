@@ -156,11 +156,18 @@ fn disputes(b: &Bulletin) -> Result<Worksheet, XlsxError> {
             "村内化解率",
             "化解天数中位数",
             "逾期回访",
+            "上期排查发现",
+            "上期村内化解率",
         ],
     )?;
     s.set_column_width(0, 20)?;
-    let units = b.disputes.units.iter().chain([&b.disputes.total]);
-    for (row, u) in (1u32..).zip(units) {
+    let now = b.disputes.units.iter().chain([&b.disputes.total]);
+    let before = b
+        .disputes_previous
+        .units
+        .iter()
+        .chain([&b.disputes_previous.total]);
+    for ((row, u), p) in (1u32..).zip(now).zip(before) {
         let name = if std::ptr::eq(u, &b.disputes.total) {
             format!("{}（合计）", u.name)
         } else {
@@ -172,6 +179,8 @@ fn disputes(b: &Bulletin) -> Result<Worksheet, XlsxError> {
         opt_number(&mut s, row, 3, u.resolved_in_village.map(|r| r.share))?;
         opt_number(&mut s, row, 4, u.median_days_to_resolution)?;
         s.write_number(row, 5, u.overdue_follow_ups as f64)?;
+        s.write_number(row, 6, p.found as f64)?;
+        opt_number(&mut s, row, 7, p.resolved_in_village.map(|r| r.share))?;
     }
     Ok(s)
 }
