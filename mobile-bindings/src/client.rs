@@ -18,6 +18,7 @@
 //! the phone's data when the server cuts it off or takes it back), `answers` (what the server's
 //! answers become), and `attachments`, `grids`, `refusals` and `stuck`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -44,6 +45,7 @@ mod schemas;
 mod session;
 mod stuck;
 mod sync;
+mod tasks;
 mod wipe;
 
 pub use sync::Progress;
@@ -57,6 +59,8 @@ struct State {
     /// Who logged in here last. Local edits are theirs, with or without a session: a worker
     /// whose session ended in a dead zone keeps working, and their next login syncs it.
     last_user: Option<Profile>,
+    /// The task documents held, once read (`client/tasks`).
+    tasks: Option<BTreeSet<DocId>>,
 }
 
 impl State {
@@ -88,13 +92,20 @@ impl State {
 
     /// Commits one document as it is now, then parks every other.
     fn store_doc(&mut self, id: &DocId) -> Result<()> {
+        self.store_docs(id, &[])
+    }
+
+    /// Commits `id` and `also` as they are now in one transaction, then parks all but `id`.
+    fn store_docs(&mut self, id: &DocId, also: &[DocId]) -> Result<()> {
         let State { store, replica, .. } = self;
         let store = store
             .as_mut()
             .ok_or_else(|| ClientError::Storage("the local store is closed".into()))?;
-        let local = replica.load(id)?.ok_or_else(|| not_found(id))?;
         let mut batch = Batch::default();
-        batch.put_doc(store.write_of(local)?);
+        for each in std::iter::once(id).chain(also) {
+            let local = replica.load(each)?.ok_or_else(|| not_found(each))?;
+            batch.put_doc(store.write_of(local)?);
+        }
         store.commit(batch)?;
         replica.park(Some(id));
         Ok(())
@@ -184,6 +195,7 @@ fn load_state(mut store: Store) -> Result<State> {
         replica,
         session,
         last_user,
+        tasks: None,
     })
 }
 

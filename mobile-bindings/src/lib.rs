@@ -135,6 +135,16 @@ impl FieldClient {
         self.inner.remove_log(&id, &entry_id)
     }
 
+    /// The tasks the office set for this phone's grid or user, open ones first, with progress.
+    pub fn tasks(&self) -> Result<Vec<TaskItem>> {
+        self.inner.tasks()
+    }
+
+    /// Marks a free task done, with a note.
+    pub fn complete_task(&self, id: String, note: Option<String>) -> Result<()> {
+        self.inner.complete_task(&id, note)
+    }
+
     /// Local reports, newest first; of one kind when `kind` is given.
     pub fn list_reports(&self, kind: Option<String>) -> Result<Vec<ReportSummary>> {
         self.inner.list_reports(kind)

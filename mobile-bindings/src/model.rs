@@ -199,6 +199,34 @@ pub struct DiscardedReport {
     pub export_json: String,
 }
 
+/// A task the office set for the phone's grid or user, with its progress counted from the
+/// reports linked to it.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct TaskItem {
+    pub id: String,
+    /// `task`, or `drug_visit_task` (restricted like its case).
+    pub kind: String,
+    pub grid: String,
+    pub title: String,
+    /// `YYYY-MM-DD`.
+    pub due: String,
+    /// `canvass_quota`, `dispute_follow_up`, `drug_visit` or `free`.
+    pub goal: String,
+    /// The dispute to follow up or the case to visit.
+    pub target: Option<String>,
+    pub assignee: Option<String>,
+    /// `open`, `done` or `cancelled` as set.
+    pub status: String,
+    pub done_note: Option<String>,
+    /// How much of `needed` is done: interviews against the quota, else 0 or 1.
+    pub progress: u32,
+    pub needed: u32,
+    /// Marked done, or its goal reached.
+    pub done: bool,
+    /// Changes not yet sent to the server.
+    pub pending_changes: u64,
+}
+
 /// A line of a report list.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct ReportSummary {
@@ -722,7 +750,7 @@ mod tests {
     fn every_builtin_kind_converts_for_forms() {
         let registry = Registry::builtin();
         let kinds: Vec<KindSchema> = registry.kinds().map(kind_schema).collect();
-        assert_eq!(kinds.len(), 3);
+        assert_eq!(kinds.len(), 5, "three report kinds and two task kinds");
         let dispute = kinds.iter().find(|k| k.kind == "dispute_check").unwrap();
         assert_eq!(dispute.label.zh, "矛盾纠纷排查");
         assert!(dispute.log.as_ref().is_some_and(|l| l.fields.len() == 4));

@@ -23,6 +23,7 @@ pub mod reports;
 pub mod schemas;
 pub mod stats;
 pub mod sync;
+pub mod tasks;
 pub mod trace;
 pub mod users;
 pub mod validate;
@@ -167,6 +168,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(metrics::routes())
         .merge(stats::routes())
         .merge(bulletins::routes())
+        .merge(tasks::routes())
         .merge(export::routes())
 }
 

@@ -19,5 +19,6 @@ pub mod scope;
 pub mod stats;
 pub mod store;
 pub mod sync;
+pub mod tasks;
 pub mod telemetry;
 pub mod thumbnail;

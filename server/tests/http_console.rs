@@ -146,7 +146,9 @@ async fn the_schemas_give_a_logged_in_caller_every_kind_with_its_labels(t: &Test
         [
             ("dispute_check", 1),
             ("drug_control_case", 1),
-            ("satisfaction_canvass", 1)
+            ("drug_visit_task", 1),
+            ("satisfaction_canvass", 1),
+            ("task", 1)
         ]
     );
     let dispute = &reply.body[0];

@@ -204,7 +204,9 @@ async fn phones_see_only_published_and_retired_versions_and_their_digest_moves(t
         [
             ("dispute_check".into(), 1, "published".into()),
             ("drug_control_case".into(), 1, "published".into()),
+            ("drug_visit_task".into(), 1, "published".into()),
             ("satisfaction_canvass".into(), 1, "published".into()),
+            ("task".into(), 1, "published".into()),
         ]
     );
 

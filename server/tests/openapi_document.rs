@@ -128,7 +128,13 @@ async fn shared_parameters_carry_their_constraints() {
     );
     assert_eq!(
         param("/api/v1/reports", "kind")["enum"],
-        json!(["dispute_check", "drug_control_case", "satisfaction_canvass"])
+        json!([
+            "dispute_check",
+            "drug_control_case",
+            "drug_visit_task",
+            "satisfaction_canvass",
+            "task"
+        ])
     );
     assert_eq!(
         param("/api/v1/conflicts", "org")["pattern"],

@@ -629,6 +629,17 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
             .status,
             admin_only(StatusCode::OK),
         );
+        // Tasks: everyone lists those in scope and reads the board (who sets them: below).
+        cells.check(
+            &format!("{user} GET tasks"),
+            api.get("/api/v1/tasks", &token).await.status,
+            StatusCode::OK,
+        );
+        cells.check(
+            &format!("{user} GET dispatch"),
+            api.get("/api/v1/dispatch", &token).await.status,
+            StatusCode::OK,
+        );
         let drug = api.get("/api/v1/stats/drug", &token).await;
         let drug_counts = matches!(
             *role,
@@ -702,6 +713,30 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
                 decider,
             );
         }
+    }
+    // Set last, since tasks sync like reports and would join the lists and pulls above: the
+    // office sets tasks, a drug-control officer only visits to cases (an ordinary task is
+    // outside their kinds), a grid worker none.
+    for (user, role, _) in ROLES.iter() {
+        let (token, _) = api.tokens(user, PW, &format!("{user}-device")).await;
+        let tomorrow = gridsync_server::stats::Day::of_unix(gridsync_server::clock::now())
+            .plus(1)
+            .to_string();
+        cells.check(
+            &format!("{user} POST tasks"),
+            api.call(
+                "POST",
+                "/api/v1/tasks",
+                &token,
+                json!({ "title": "张贴海报", "due": tomorrow, "goal": "free" }),
+            )
+            .await
+            .status,
+            match *role {
+                Role::GridWorker | Role::DrugControlOfficer => StatusCode::FORBIDDEN,
+                _ => StatusCode::CREATED,
+            },
+        );
     }
     eprintln!("permission matrix: {} cells checked", cells.0);
 }

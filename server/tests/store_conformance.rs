@@ -2658,7 +2658,9 @@ async fn the_schema_registry_starts_with_the_built_in_kinds_and_publishes_a_draf
         [
             ("dispute_check", 1, SchemaState::Published, "builtin"),
             ("drug_control_case", 1, SchemaState::Published, "builtin"),
+            ("drug_visit_task", 1, SchemaState::Published, "builtin"),
             ("satisfaction_canvass", 1, SchemaState::Published, "builtin"),
+            ("task", 1, SchemaState::Published, "builtin"),
         ]
     );
     // Migrating again writes nothing twice and leaves the revision alone.

@@ -10,6 +10,7 @@ pub mod protocol;
 pub mod replica;
 pub mod report;
 pub mod schema;
+pub mod task;
 pub mod time;
 
 /// A report's id; also the id of its automerge document.

@@ -17,10 +17,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// The built-in kinds, embedded so a phone validates without ever fetching a schema.
-const BUILTIN: [&str; 3] = [
+const BUILTIN: [&str; 5] = [
     include_str!("../schemas/dispute_check.v1.json"),
     include_str!("../schemas/drug_control_case.v1.json"),
     include_str!("../schemas/satisfaction_canvass.v1.json"),
+    include_str!("../schemas/task.v1.json"),
+    include_str!("../schemas/drug_visit_task.v1.json"),
 ];
 
 /// The value that replaces a sensitive field for a reader without clearance.

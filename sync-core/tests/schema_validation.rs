@@ -146,7 +146,7 @@ fn assert_valid(problems: &[Problem]) {
 // ---- the registry and the embedded files ----
 
 #[test]
-fn builtin_registry_has_the_three_kinds_at_version_1() {
+fn builtin_registry_has_the_three_report_kinds_and_the_two_task_kinds_at_version_1() {
     let registry = Registry::builtin();
     let kinds: Vec<(&str, u32)> = registry
         .kinds()
@@ -157,7 +157,9 @@ fn builtin_registry_has_the_three_kinds_at_version_1() {
         vec![
             ("dispute_check", 1),
             ("drug_control_case", 1),
-            ("satisfaction_canvass", 1)
+            ("drug_visit_task", 1),
+            ("satisfaction_canvass", 1),
+            ("task", 1)
         ]
     );
     assert!(registry.get("dispute_check", 1).is_some());

@@ -8,6 +8,7 @@ use gridsync_core::DocId;
 use gridsync_core::replica::LocalDoc;
 use gridsync_core::report::{Editor, LOG_ENTRY_KEYS, ReportDoc};
 use gridsync_core::schema::Schema;
+use gridsync_core::task;
 use serde_json::{Map, Value as Json};
 
 use super::schemas::check_value;
@@ -19,7 +20,14 @@ use crate::summary::open_conflicts;
 
 impl Client {
     /// Creates a report of `kind` for `grid`, authored by the logged-in user.
+    /// A canvass interview counts towards the grid's quota task at once, in the same
+    /// transaction.
     pub fn create_report(&self, kind: &str, grid: &str) -> Result<String> {
+        if task::is_task_kind(kind) {
+            return Err(ClientError::Invalid(
+                "tasks are set by the office; a phone files reports".into(),
+            ));
+        }
         let schema = self.schema_of(kind)?;
         if grid.trim().is_empty() {
             return Err(ClientError::Invalid("a report needs a grid".into()));
@@ -30,7 +38,11 @@ impl Client {
         let id = DocId::new_v4();
         let doc = ReportDoc::create(id, kind, schema.version, grid, &by)?;
         state.replica.insert(doc);
-        if let Err(e) = state.store_doc(&id) {
+        let stored = state.link_tasks(&id, false, &by).and_then(|linked| {
+            let tasks: Vec<DocId> = linked.iter().map(|(t, _)| *t).collect();
+            state.store_docs(&id, &tasks)
+        });
+        if let Err(e) = stored {
             // Not stored, so it must not exist in memory either.
             let replica = rebuild(&mut state)?;
             state.replica = replica;
@@ -128,7 +140,9 @@ impl Client {
             map.insert(key.clone(), json);
         }
         refusals::refuse_nul_values(&map)?;
-        self.edit(&id, |doc, by| doc.set_fields(&map, by).map_err(Into::into))
+        self.edit_linking(&id, false, |doc, by| {
+            doc.set_fields(&map, by).map_err(Into::into)
+        })
     }
 
     /// Appends a log entry (a mediation step, a visit); returns its id.
@@ -137,7 +151,7 @@ impl Client {
         let schema = self.schema_of_doc(&id)?;
         let map = self.log_values(&schema, &values)?;
         let mut entry = String::new();
-        self.edit(&id, |doc, by| {
+        self.edit_linking(&id, true, |doc, by| {
             entry = doc.append_log(&map, by)?;
             Ok(())
         })?;
@@ -205,16 +219,54 @@ impl Client {
         outcome
     }
 
-    /// Local reports, newest first; only those of `kind` when given.
+    /// [`Client::edit`] of a report a task may ask for: the edit links it to the tasks it
+    /// fulfils (`logged`: it logged a visit) and stores them with it in one transaction.
+    fn edit_linking(
+        &self,
+        id: &DocId,
+        logged: bool,
+        f: impl FnOnce(&mut ReportDoc, &Editor) -> Result<()>,
+    ) -> Result<()> {
+        let mut state = self.lock();
+        let by = state.editor()?;
+        let doc = &mut state.local(id)?.doc;
+        let before = doc.clone();
+        let mut linked = Vec::new();
+        let outcome = f(doc, &by)
+            .and_then(|()| {
+                linked = state.link_tasks(id, logged, &by)?;
+                Ok(())
+            })
+            .and_then(|()| {
+                let tasks: Vec<DocId> = linked.iter().map(|(t, _)| *t).collect();
+                state.store_docs(id, &tasks)
+            });
+        if outcome.is_err() {
+            for (task, doc) in linked.into_iter().chain([(*id, before)]) {
+                if let Some(d) = state.replica.doc_mut(&task) {
+                    *d = doc;
+                }
+            }
+        }
+        outcome
+    }
+
+    /// Local reports, newest first; only those of `kind` when given. Tasks only when asked
+    /// for by kind: [`Client::tasks`] lists them.
     pub fn list_reports(&self, kind: Option<String>) -> Result<Vec<ReportSummary>> {
-        self.summaries(|stored| kind.as_ref().is_none_or(|k| &stored.summary.kind == k))
+        self.summaries(|stored| match &kind {
+            Some(k) => &stored.summary.kind == k,
+            None => !task::is_task_kind(&stored.summary.kind),
+        })
     }
 
     /// Local reports whose text contains every word of `query` (case-insensitive): names,
     /// descriptions, places, log notes.
     pub fn search_reports(&self, query: &str) -> Result<Vec<ReportSummary>> {
         let words: Vec<String> = query.split_whitespace().map(str::to_lowercase).collect();
-        self.summaries(|stored| stored.summary.matches(&stored.id, &words))
+        self.summaries(|stored| {
+            !task::is_task_kind(&stored.summary.kind) && stored.summary.matches(&stored.id, &words)
+        })
     }
 
     /// The stored listing entries that `keep` accepts, with titles and statuses read through

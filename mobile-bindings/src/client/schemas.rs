@@ -3,6 +3,7 @@
 
 use gridsync_core::DocId;
 use gridsync_core::schema::{ProblemCode, Schema};
+use gridsync_core::task;
 use serde_json::Value as Json;
 
 use super::{Client, parse_id};
@@ -11,8 +12,13 @@ use crate::model::{self, FieldValue, KindSchema, ValidationProblem};
 
 impl Client {
     /// The latest version of each kind that new reports may use (retired versions are not).
+    /// Task kinds are left out: the office sets tasks, a phone files no new one.
     pub fn schemas(&self) -> Vec<KindSchema> {
-        self.registry().kinds().map(model::kind_schema).collect()
+        self.registry()
+            .kinds()
+            .filter(|s| !task::is_task_kind(&s.kind))
+            .map(model::kind_schema)
+            .collect()
     }
 
     pub fn schema(&self, kind: &str) -> Result<KindSchema> {

@@ -257,19 +257,29 @@ impl Client {
         let started_over =
             rescoped || pulled.diverged || state.replica.cursor().since < since_before;
         let mut batch = Batch::default();
-        let State { store, replica, .. } = &mut *state;
+        let State {
+            store,
+            replica,
+            tasks,
+            ..
+        } = &mut *state;
         let store = store
             .as_mut()
             .ok_or_else(|| ClientError::Storage("the local store is closed".into()))?;
         for id in &ids {
             if let Some(local) = replica.load(id)? {
-                if let Ok(meta) = local.doc.meta()
-                    && registry.get(&meta.kind, meta.schema_version).is_none()
-                {
-                    lacking.insert(KindVersion {
-                        kind: meta.kind,
-                        version: meta.schema_version,
-                    });
+                if let Ok(meta) = local.doc.meta() {
+                    if let Some(tasks) = tasks.as_mut()
+                        && gridsync_core::task::is_task_kind(&meta.kind)
+                    {
+                        tasks.insert(*id);
+                    }
+                    if registry.get(&meta.kind, meta.schema_version).is_none() {
+                        lacking.insert(KindVersion {
+                            kind: meta.kind,
+                            version: meta.schema_version,
+                        });
+                    }
                 }
                 batch.put_doc(store.write_of(local)?);
             }

@@ -2,6 +2,8 @@
 //! tree it lies, and the filters of the lists the API pages through. Placeholders are numbered
 //! where each condition says; values are always bound, never spliced.
 
+use gridsync_core::task;
+
 use super::ReportQuery;
 use super::db::{Dialect, Sql, Value};
 use crate::scope::{Restricted, Scope};
@@ -166,8 +168,9 @@ pub(crate) fn json_contains_pattern(text: &str) -> String {
 /// character it reads, takes twice as long.
 pub(crate) fn report_list_where(d: Dialect, search: Option<&str>) -> String {
     let cased = search.is_some_and(|s| s.chars().any(|c| c.to_lowercase().ne(c.to_uppercase())));
+    // Tasks are documents too, but a report list holds them only when asked for by kind.
     format!(
-        "{scope} AND ($5 IS NULL OR d.kind = $5) \
+        "{scope} AND (($5 IS NULL AND d.kind NOT IN ('{task}', '{visit}')) OR d.kind = $5) \
          AND ($6 IS NULL OR {o_under}) \
          AND ($7 IS NULL OR d.status = $7) AND ($8 IS NULL OR d.review_state = $8) \
          AND ($9 IS NULL OR d.updated_at >= $9) \
@@ -178,6 +181,8 @@ pub(crate) fn report_list_where(d: Dialect, search: Option<&str>) -> String {
         scope = scope_filter(d, "d", 1),
         o_under = path_under(d, "d.org_path", 6),
         like = if cased { d.ilike() } else { "LIKE" },
+        task = task::TASK,
+        visit = task::DRUG_VISIT_TASK,
     )
 }
 

@@ -19,12 +19,13 @@ use gridsync_core::protocol::{
 };
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::{Access, Registry};
+use gridsync_core::task;
 
 use super::CONCURRENT_VALUES;
 use crate::catalogue::Catalogue;
 use crate::live::{Changed, Hub, Touched};
 use crate::metrics::Metrics;
-use crate::scope::Scope;
+use crate::scope::{Restricted, Scope};
 use crate::store::statements::{
     DocWrite, HeldWrite, NewConflict, OpenConflict, Placement, StoredDoc,
 };
@@ -548,6 +549,9 @@ fn plan(
             }),
         });
     }
+    if task::is_task_kind(&meta.kind) {
+        check_task_edit(writer, before.as_ref(), &ingested.projection)?;
+    }
     // No report may belong to nobody: a case is reassigned only to someone who can see it
     // where it is.
     if let Some(Assignee { user, scope }) = &assignee
@@ -648,6 +652,54 @@ fn plan(
         outcome,
         write: Some(Box::new(write)),
     })
+}
+
+/// What a grid worker may do to a task: link reports to it (its log) and mark a free task done
+/// with a note. Creating tasks and changing what they ask is the office's.
+fn check_task_edit(
+    writer: &Writer,
+    before: Option<&Loaded>,
+    after: &serde_json::Value,
+) -> Result<(), PushOutcome> {
+    // Only a grid worker's scope is confined to the cases assigned to them.
+    if writer.scope.restricted != Restricted::Assigned {
+        return Ok(());
+    }
+    let Some(before) = before else {
+        return Err(rejected(
+            "task_office_only",
+            "tasks are set by the office; a grid worker cannot create one".to_owned(),
+        ));
+    };
+    let was = before
+        .doc
+        .to_json()
+        .map_err(|e| rejected("not_a_report", e.to_string()))?;
+    let (old, new) = (&was["fields"], &after["fields"]);
+    let keys: HashSet<&String> = [old, new]
+        .iter()
+        .filter_map(|f| f.as_object())
+        .flat_map(|f| f.keys())
+        .collect();
+    let not_yours = |what: String| {
+        rejected(
+            "task_not_yours",
+            format!(
+                "a grid worker links reports to a task and marks a free task done, but may not \
+                 change {what}"
+            ),
+        )
+    };
+    for key in keys {
+        if key == "done_note" || old[key.as_str()] == new[key.as_str()] {
+            continue;
+        }
+        let free_task_done = key == "status" && new["status"] == "done" && new["goal"] == "free";
+        if !free_task_done {
+            return Err(not_yours(format!("its `{key}`")));
+        }
+    }
+    Ok(())
 }
 
 fn rejected(code: &str, reason: String) -> PushOutcome {
