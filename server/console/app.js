@@ -1635,6 +1635,25 @@
       ),
       h(
         'section',
+        { class: 'bulletin-part', id: 'bulletin-tasks' },
+        h('h2', {}, t('bulletin_tasks')),
+        table(
+          [t('org'), t('bulletin_tasks_due'), t('bulletin_tasks_done'), t('bulletin_tasks_share')],
+          b.tasks.map((u, i) =>
+            h(
+              'tr',
+              {},
+              h('td', {}, i === b.tasks.length - 1 ? `${u.name}（${t('dash_total')}）` : u.name),
+              h('td', { class: 'num' }, u.due),
+              h('td', { class: 'num' }, u.done),
+              h('td', { class: 'num' }, fmtPercent(u.share)),
+            ),
+          ),
+          { class: 'compact' },
+        ),
+      ),
+      h(
+        'section',
         { class: 'bulletin-part' },
         h('h2', {}, t('dash_drug')),
         drugTable(b.drug),

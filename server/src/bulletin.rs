@@ -16,6 +16,7 @@ use crate::stats::{
     PreviousFigures, Wilson, WorryCount,
 };
 use crate::store::{AuditEntry, Level, NewBulletin, OrgUnit, Store, StoreError, StoredBulletin};
+use crate::tasks;
 
 /// How many of the worries raised most a bulletin lists.
 const WORRIES: usize = 10;
@@ -260,6 +261,18 @@ pub struct Ranking {
     pub units: Vec<RankedUnit>,
 }
 
+/// The tasks of one unit due in a bulletin's period (cancelled ones left out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TaskCompletion {
+    pub org_id: String,
+    pub name: String,
+    pub level: Level,
+    pub due: i64,
+    pub done: i64,
+    /// Done of due; `null` when none was due.
+    pub share: Option<f64>,
+}
+
 /// A bulletin: live while a draft, frozen once published.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Bulletin {
@@ -291,6 +304,8 @@ pub struct Bulletin {
     pub disputes: DisputeStats,
     /// The same dispute figures for the previous period, to read the changes against.
     pub disputes_previous: DisputeStats,
+    /// Tasks due in the period per child unit and in total, and how many of them were done.
+    pub tasks: Vec<TaskCompletion>,
     /// Drug-control counts as of the day computed, with the small-cell rule always applied:
     /// a bulletin is read out beyond those who may see the cases.
     pub drug: DrugStats,
@@ -373,6 +388,7 @@ pub async fn draft(
         ..scope.clone()
     };
     let drug = stats::drug(store, &all_cases, org, today, Some(stats::SMALL_CELL)).await?;
+    let tasks = task_completion(store, scope, org, period.days).await?;
     Ok(Bulletin {
         period: period.name.clone(),
         from: period.days.from.to_string(),
@@ -394,8 +410,53 @@ pub async fn draft(
         worries,
         disputes,
         disputes_previous,
+        tasks,
         drug,
     })
+}
+
+/// Per child of `org` and then `org` itself: the tasks due in `days` and those done.
+async fn task_completion(
+    store: &dyn Store,
+    scope: &Scope,
+    org: &OrgUnit,
+    days: Days,
+) -> Result<Vec<TaskCompletion>> {
+    let held = tasks::in_scope(store, scope, org)
+        .await
+        .map_err(|e| match e {
+            tasks::TaskError::Store(e) => BulletinError::Store(e),
+            other => BulletinError::Store(StoreError::Corrupt(other.to_string())),
+        })?;
+    let mut units: Vec<OrgUnit> = store
+        .org_units()
+        .await?
+        .into_iter()
+        .filter(|u| u.parent_id.as_deref() == Some(org.id.as_str()))
+        .collect();
+    units.sort_by(|a, b| a.path.cmp(&b.path));
+    units.push(org.clone());
+    Ok(units
+        .into_iter()
+        .map(|unit| {
+            let due: Vec<&tasks::Placed> = held
+                .iter()
+                .filter(|p| p.org_path.starts_with(&unit.path))
+                .filter(|p| p.task.status != gridsync_core::task::Status::Cancelled)
+                .filter(|p| Day::parse(&p.task.due).is_some_and(|d| d >= days.from && d <= days.to))
+                .collect();
+            let done = due.iter().filter(|p| p.task.is_done()).count() as i64;
+            let due = due.len() as i64;
+            TaskCompletion {
+                org_id: unit.id,
+                name: unit.name,
+                level: unit.level,
+                due,
+                done,
+                share: (due > 0).then(|| (done as f64 / due as f64 * 1000.0).round() / 1000.0),
+            }
+        })
+        .collect())
 }
 
 /// Who publishes a bulletin, for its row and the audit log.

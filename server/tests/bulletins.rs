@@ -14,6 +14,7 @@ use gridsync_fixtures::fixture::Fixture;
 use gridsync_fixtures::org::OrgTree;
 use gridsync_server::scope::Role;
 use gridsync_server::store::{Level, Store};
+use gridsync_server::tasks;
 use serde_json::{Value, json};
 use support::http::{Api, add_users_with_devices, api_over, authed};
 use support::{TestStore, file_report};
@@ -152,8 +153,50 @@ async fn a_district_bulletin_ranks_townships_and_streets_apart_with_cards_and_ch
 ) {
     let api = api(t).await;
     seed_canvass(t.store.as_ref()).await;
+    // Two tasks due in October in t1's grid, one done; one due in November.
+    let task = |due: &str, done: bool| {
+        let day = gridsync_server::stats::Day::parse(due).expect("day");
+        let mut fields = tasks::fields("民调", day, &gridsync_core::task::Goal::Free, None, None);
+        if done {
+            fields.insert("status".into(), json!("done"));
+        }
+        tasks::NewTask {
+            kind: "task",
+            grid: "g1".into(),
+            fields,
+        }
+    };
+    let written = vec![
+        task("2026-10-20", true),
+        task("2026-10-25", false),
+        task("2026-11-03", true),
+    ];
+    let today = gridsync_server::stats::Day::parse("2026-10-01").expect("day");
+    tasks::create(
+        t.store.as_ref(),
+        &Default::default(),
+        &support::admin(),
+        written,
+        today,
+    )
+    .await
+    .expect("tasks");
     let admin = api.device_token("admin").await;
     let b = api.get("/api/v1/bulletins/2026-10", &admin).await.ok();
+    let t1 = b["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|u| u["org_id"] == "t1")
+        .expect("t1");
+    assert_eq!(
+        (
+            t1["due"].as_i64(),
+            t1["done"].as_i64(),
+            t1["share"].as_f64()
+        ),
+        (Some(2), Some(1), Some(0.5))
+    );
     assert_eq!(b["state"], "draft");
     assert_eq!(b["revision"], Value::Null);
     assert_eq!(
@@ -200,6 +243,18 @@ async fn a_district_bulletin_ranks_townships_and_streets_apart_with_cards_and_ch
     assert_eq!(b["drug"]["suppressed_below"], 5);
     assert_eq!(b["disputes"]["total"]["org_id"], "d");
     assert_eq!(b["disputes_previous"]["from"], "2026-09-01");
+    // Every township and street, then the district; s3 had none due.
+    let due = b["tasks"].as_array().expect("tasks");
+    assert_eq!(due.len(), 7, "six townships and streets, then the district");
+    assert_eq!(
+        (due[6]["org_id"].as_str(), due[6]["due"].as_i64()),
+        (Some("d"), Some(2))
+    );
+    let s3 = due.iter().find(|u| u["org_id"] == "s3").expect("s3");
+    assert_eq!(
+        (s3["due"].as_i64(), s3["share"].clone()),
+        (Some(0), Value::Null)
+    );
 }
 
 async fn configured_rank_rules_move_the_cards_and_bar_a_rating_of_advanced(t: &TestStore) {
@@ -383,7 +438,15 @@ async fn the_bulletin_workbook_reads_back_cell_by_cell(t: &TestStore) {
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(reply.bytes.clone())).expect("a workbook");
     assert_eq!(
         book.sheet_names(),
-        ["概况", "乡镇排名", "街道排名", "矛盾纠纷", "禁毒", "操心事"]
+        [
+            "概况",
+            "乡镇排名",
+            "街道排名",
+            "矛盾纠纷",
+            "任务完成",
+            "禁毒",
+            "操心事"
+        ]
     );
     let summary = book.worksheet_range("概况").expect("summary");
     assert_eq!(

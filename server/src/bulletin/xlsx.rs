@@ -17,6 +17,7 @@ pub fn workbook(b: &Bulletin) -> Result<Vec<u8>, XlsxError> {
         book.push_worksheet(ranking_sheet(ranking)?);
     }
     book.push_worksheet(disputes(b)?);
+    book.push_worksheet(tasks(b)?);
     book.push_worksheet(drug(b)?);
     book.push_worksheet(worries(b)?);
     book.save_to_buffer()
@@ -181,6 +182,24 @@ fn disputes(b: &Bulletin) -> Result<Worksheet, XlsxError> {
         s.write_number(row, 5, u.overdue_follow_ups as f64)?;
         s.write_number(row, 6, p.found as f64)?;
         opt_number(&mut s, row, 7, p.resolved_in_village.map(|r| r.share))?;
+    }
+    Ok(s)
+}
+
+fn tasks(b: &Bulletin) -> Result<Worksheet, XlsxError> {
+    let mut s = sheet("任务完成", &["单位", "到期任务", "已完成", "完成率"])?;
+    s.set_column_width(0, 20)?;
+    let last = b.tasks.len().saturating_sub(1);
+    for (i, (row, u)) in (1u32..).zip(&b.tasks).enumerate() {
+        let name = if i == last {
+            format!("{}（合计）", u.name)
+        } else {
+            u.name.clone()
+        };
+        s.write_string(row, 0, name)?;
+        s.write_number(row, 1, u.due as f64)?;
+        s.write_number(row, 2, u.done as f64)?;
+        opt_number(&mut s, row, 3, u.share)?;
     }
     Ok(s)
 }
