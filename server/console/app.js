@@ -303,6 +303,7 @@
     ['devices', 'nav_devices', () => true],
     ['org', 'nav_org', () => true],
     ['export', 'nav_export', () => true],
+    ['dispatch', 'nav_dispatch', () => true],
     ['bulletin', 'nav_bulletin', hasBulletinUnit],
     ['forms', 'nav_forms', isAdmin],
   ];
@@ -317,6 +318,7 @@
     [/^\/devices$/, pageDevices],
     [/^\/org$/, pageOrg],
     [/^\/export$/, pageExport],
+    [/^\/dispatch$/, pageDispatch],
     [/^\/bulletin$/, pageBulletin],
     [/^\/forms$/, pageForms],
     [/^\/password$/, pagePassword],
@@ -1499,6 +1501,70 @@
     );
     url.textContent = exportUrl();
     return [h('h1', {}, t('export_title')), form, h('p', { class: 'url' }, `${t('export_url')}${t('colon')}`, url), message];
+  }
+
+  // ---- the weekly dispatch board ---------------------------------------------------------------
+
+  // Per unit down the tree: tasks due this week and done, open and overdue, with the overdue
+  // dispute follow-ups and drug-control visits; then the open tasks due by the week's end.
+  async function pageDispatch(query) {
+    const org = query.get('org') || cache.root;
+    const week = query.get('week') || fmtDate(new Date());
+    const form = h(
+      'form',
+      {
+        class: 'filters no-print',
+        id: 'dispatch-form',
+        onsubmit: (event) => {
+          event.preventDefault();
+          go('/dispatch', new FormData(form));
+        },
+      },
+      field(t('dispatch_week'), h('input', { type: 'date', name: 'week', value: week })),
+      field(t('org'), select('org', orgOptions(false), org)),
+      h('button', { type: 'submit' }, t('apply')),
+    );
+    const b = await getJson(`/api/v1/dispatch?${new URLSearchParams({ org, week })}`);
+    const count = (n, alert) => h('td', { class: `num ${alert && n ? 'alert' : ''}` }, n ?? t('none'));
+    const line = (u, name) =>
+      h(
+        'tr',
+        {},
+        h('td', {}, name),
+        h('td', { class: 'num' }, `${u.done_this_week} / ${u.due_this_week}`),
+        count(u.open, false),
+        count(u.overdue, true),
+        count(u.overdue_dispute_follow_ups, true),
+        count(u.drug_visits_overdue, true),
+      );
+    const board = table(
+      [t('org'), t('dispatch_done_due'), t('dispatch_open'), t('dispatch_overdue'), t('dash_overdue_follow_ups'), t('dash_visits_overdue')],
+      [...b.units.map((u) => line(u, u.name)), line(b.total, t('dash_total'))],
+      { class: 'compact', id: 'dispatch-board' },
+    );
+    const gridName = (id) => cache.units.get(id)?.name ?? id;
+    const due = b.due.length
+      ? table(
+          [t('dispatch_due'), t('dispatch_task'), t('level_grid'), t('dispatch_progress')],
+          b.due.map((task) =>
+            h(
+              'tr',
+              { class: task.overdue ? 'overdue' : null },
+              h('td', {}, task.due, task.overdue ? ` ${t('dispatch_overdue_mark')}` : ''),
+              h('td', {}, task.title),
+              h('td', {}, gridName(task.grid_id)),
+              h('td', { class: 'num' }, `${task.progress} / ${task.needed}`),
+            ),
+          ),
+          { class: 'compact', id: 'dispatch-due' },
+        )
+      : h('p', { class: 'muted' }, t('no_items'));
+    return [
+      h('h1', {}, t('dispatch_title', { from: b.week_from, to: b.week_to })),
+      form,
+      h('section', { class: 'panel' }, board),
+      h('section', { class: 'panel' }, h('h2', {}, t('dispatch_due_title')), due),
+    ];
   }
 
   // ---- bulletins -----------------------------------------------------------------------------

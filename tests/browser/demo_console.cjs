@@ -3,7 +3,8 @@
 // 柳河乡 marked as resting on few interviews, open the conflicts page, open the report of the
 // conflict the Rust test picked, resolve it by clicking its second (not shown) value, check the
 // conflict is gone and the value shown, and switch to English. Between the dashboard and the
-// conflicts it opens last month's published bulletin and prints it on A4. Screenshots of every step go to
+// conflicts it opens last month's published bulletin and prints it on A4, then the weekly
+// dispatch board over the demo's month of tasks. Screenshots of every step go to
 // SHOTS.
 // Run by tests/tests/console_in_browser.rs, which checks the outcome again through the API.
 // Exits non-zero on any failure.
@@ -79,6 +80,24 @@ async function main() {
     assert.equal(await page.locator('#bulletin-form').isVisible(), false, 'no filters on paper');
     await shot('bulletin-a4-print');
     await page.pdf({ path: `${SHOTS}/bulletin-a4.pdf`, format: 'A4' });
+    await page.emulateMedia({ media: 'screen' });
+    await page.setViewportSize({ width: 1366, height: 768 });
+
+    // The weekly dispatch board over the demo's month of tasks: a row per township and street
+    // and the district's total, the village campaigns due two days ago overdue.
+    await page.click('#nav-dispatch');
+    await page.waitForSelector('#dispatch-board');
+    const board = await page.$$eval('#dispatch-board tbody tr', (trs) =>
+      trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+    );
+    assert.equal(board.length, 6, JSON.stringify(board));
+    const total = board[board.length - 1];
+    assert.ok(Number(total[3]) > 0, `overdue tasks in total: ${JSON.stringify(total)}`);
+    assert.ok(/^\d+ \/ [1-9]\d*$/.test(total[1]), `tasks due this week: ${JSON.stringify(total)}`);
+    assert.ok((await page.locator('#dispatch-due tr.overdue').count()) > 0, 'overdue tasks marked');
+    await page.setViewportSize({ width: 794, height: 1123 });
+    await page.emulateMedia({ media: 'print' });
+    await shot('dispatch-a4-print');
     await page.emulateMedia({ media: 'screen' });
     await page.setViewportSize({ width: 1366, height: 768 });
 

@@ -8,7 +8,9 @@
 //! cadre, the drug-control officer) at the times they would, and every edit reaches the database
 //! through the server's own ingest, as a phone's push would: so the reports pass validation,
 //! their history shows who changed what and when, and the conflicts are real concurrent edits.
-//! Last month's district bulletin is published at the end, as the admin would publish it.
+//! Then a month of tasks is set (weekly interview quotas per grid, linked to the interviews of
+//! their week, and village campaigns), and last month's district bulletin is published, as the
+//! offices would have done.
 //! A seed makes the district, the people and the report contents repeatable (for the same day:
 //! the history ends today); automerge's actor ids, and so change hashes, are random.
 
@@ -34,8 +36,11 @@ use crate::live::Hub;
 use crate::metrics::Metrics;
 use crate::scope::{Role, Scope};
 use crate::stats::Day;
+use crate::store::facts::LedgerQuery;
 use crate::store::{Device, Level, OrgUnit, Store, StoreError, Writer};
 use crate::sync::Ingest;
+use crate::tasks::{self, NewTask, TaskError, TaskView};
+use gridsync_core::task::{self, Goal};
 
 pub const DEFAULT_SEED: u64 = 1;
 /// The password of every demo account, `admin` included.
@@ -283,6 +288,7 @@ pub async fn fill(store: &dyn Store, ingest: &Ingest, seed: u64) -> Result<Summa
         std::mem::take(&mut demo.sessions),
     )
     .await?;
+    let tasks = demo.set_tasks(store, ingest).await?;
     let bulletin = demo.publish_bulletin(store).await?;
     let kinds = [
         "dispute_check",
@@ -295,8 +301,8 @@ pub async fn fill(store: &dyn Store, ingest: &Ingest, seed: u64) -> Result<Summa
          sessions over {HISTORY_DAYS} days.\n\
          Log in as `admin` (district admin), `staff-qingshan` (township staff), `jd-qingshan` \
          (drug-control officer), `cadre-shiqiao` (village cadre) or `worker-shiqiao-1` (grid \
-         worker); every demo password is `{PASSWORD}`. The district's bulletin of {bulletin} \
-         is published.",
+         worker); every demo password is `{PASSWORD}`. {tasks} tasks were set over the last \
+         month, and the district's bulletin of {bulletin} is published.",
         started.elapsed().as_secs_f64(),
         summary.units,
         summary.users,
@@ -321,6 +327,162 @@ struct Demo {
 }
 
 impl Demo {
+    /// Writer of `person`'s edits at `now`.
+    fn writer_of(person: &Person, now: i64) -> Writer {
+        Writer {
+            user_id: person.id.clone(),
+            device_id: Some(person.device.clone()),
+            scope: Scope::for_role(&person.id, person.role, &person.path),
+            now,
+            hold_out_of_scope: false,
+        }
+    }
+
+    /// A month of tasks as the offices set them: each township's staff a weekly quota of
+    /// interviews for every grid, due on the Sundays of the last four weeks and this one, and
+    /// each village cadre a poster campaign for their grids due in three days and a visit to the
+    /// elderly living alone due two days ago. The interviews each grid worker filed in a week
+    /// are linked to that week's quota, as their phone would have linked them. How many tasks.
+    async fn set_tasks(&self, store: &dyn Store, ingest: &Ingest) -> Result<usize> {
+        let today = Day::of_unix(self.now);
+        let units = store.org_units().await?;
+        let grids_under = |path: &str| -> Vec<OrgUnit> {
+            units
+                .iter()
+                .filter(|u| u.level == Level::Grid && u.path.starts_with(path))
+                .cloned()
+                .collect()
+        };
+        let failed = |e: TaskError| Error::Demo(format!("tasks: {e}"));
+        let mut written = Vec::new();
+        for staff in self.people.iter().filter(|p| p.role == Role::TownshipStaff) {
+            let weeks: Vec<Day> = (0..5)
+                .rev()
+                .map(|k| tasks::week_of(today.plus(-7 * k)).to)
+                .collect();
+            let new: Vec<NewTask> = grids_under(&staff.path)
+                .iter()
+                .flat_map(|grid| {
+                    weeks.iter().map(|due| NewTask {
+                        kind: task::TASK,
+                        grid: grid.id.clone(),
+                        fields: tasks::fields(
+                            "本周完成3户群众满意度入户调查",
+                            *due,
+                            &Goal::CanvassQuota(3),
+                            None,
+                            None,
+                        ),
+                    })
+                })
+                .collect();
+            let at = self.now - 28 * DAY;
+            written.extend(
+                tasks::create(store, ingest, &Self::writer_of(staff, at), new, today)
+                    .await
+                    .map_err(failed)?,
+            );
+        }
+        for cadre in self.people.iter().filter(|p| p.role == Role::VillageCadre) {
+            let mut new = Vec::new();
+            for grid in grids_under(&cadre.path) {
+                for (title, due) in [
+                    ("张贴平安建设宣传海报", today.plus(3)),
+                    ("走访独居老人，排查安全隐患", today.plus(-2)),
+                ] {
+                    new.push(NewTask {
+                        kind: task::TASK,
+                        grid: grid.id.clone(),
+                        fields: tasks::fields(title, due, &Goal::Free, None, None),
+                    });
+                }
+            }
+            let at = self.now - 7 * DAY;
+            written.extend(
+                tasks::create(store, ingest, &Self::writer_of(cadre, at), new, today)
+                    .await
+                    .map_err(failed)?,
+            );
+        }
+        self.link_interviews(store, ingest, &written, &units)
+            .await?;
+        Ok(written.len())
+    }
+
+    /// Links each grid's interviews of a week to that week's quota, as the grid worker's phone.
+    async fn link_interviews(
+        &self,
+        store: &dyn Store,
+        ingest: &Ingest,
+        written: &[TaskView],
+        units: &[OrgUnit],
+    ) -> Result<()> {
+        for t in written.iter().filter(|t| t.goal == "canvass_quota") {
+            let (Some(grid), Some(due)) =
+                (units.iter().find(|u| u.id == t.grid_id), Day::parse(&t.due))
+            else {
+                continue;
+            };
+            let Some(worker) = self
+                .people
+                .iter()
+                .find(|p| p.role == Role::GridWorker && p.path == grid.path)
+            else {
+                continue;
+            };
+            let scope = Scope::for_role(&worker.id, worker.role, &worker.path);
+            let week = tasks::week_of(due);
+            let interviews = store
+                .ledger_page(
+                    &scope,
+                    &LedgerQuery {
+                        kind: "satisfaction_canvass".into(),
+                        org_path: grid.path.clone(),
+                        from: Some(week.from.to_string()),
+                        to: Some(week.to.to_string()),
+                        after: None,
+                        limit: i64::from(t.quota.unwrap_or(0)),
+                    },
+                )
+                .await?;
+            if interviews.is_empty() {
+                continue;
+            }
+            let id: DocId =
+                t.id.parse()
+                    .map_err(|_| Error::Demo(format!("task id {}", t.id)))?;
+            let mut doc = store
+                .load_doc(&id)
+                .await?
+                .ok_or_else(|| Error::Demo(format!("task {id} is not stored")))?;
+            let heads = doc.heads();
+            let at = (week.to.0 * DAY).min(self.now);
+            let by = Editor::new(worker.id.clone(), at);
+            for report in &interviews {
+                let mut entry = Map::new();
+                entry.insert("report".into(), json!(report.id.to_string()));
+                doc.append_log(&entry, &by).map_err(demo)?;
+            }
+            let push = Push {
+                docs: vec![PushDoc {
+                    doc: id,
+                    changes: doc.changes_since(&heads),
+                }],
+            };
+            let result = ingest
+                .push(store, &Self::writer_of(worker, at), &push)
+                .await?;
+            if let Some(bad) = result
+                .docs
+                .iter()
+                .find(|d| !matches!(d.outcome, PushOutcome::Acked { .. }))
+            {
+                return Err(Error::Demo(format!("task {id}: {:?}", bad.outcome)));
+            }
+        }
+        Ok(())
+    }
+
     /// Publishes last month's district bulletin as the admin would; its name.
     async fn publish_bulletin(&self, store: &dyn Store) -> Result<String> {
         let today = Day::of_unix(self.now);
