@@ -62,7 +62,8 @@ impl State {
         by: &Editor,
     ) -> Result<Vec<(DocId, ReportDoc)>> {
         let meta = self.local(report)?.doc.meta()?;
-        if task::is_task_kind(&meta.kind) {
+        // Only these kinds fulfil a task: any other edit reads no task.
+        if ![task::CANVASS, task::DISPUTE, task::DRUG_CASE].contains(&meta.kind.as_str()) {
             return Ok(Vec::new());
         }
         let mut candidates: Vec<Task> = self
