@@ -90,12 +90,8 @@ impl State {
         self.replica.load(id)?.ok_or_else(|| not_found(id))
     }
 
-    /// Commits one document as it is now, then parks every other.
-    fn store_doc(&mut self, id: &DocId) -> Result<()> {
-        self.store_docs(id, &[])
-    }
-
-    /// Commits `id` and `also` as they are now in one transaction, then parks all but `id`.
+    /// Commits `id` and `also` (tasks a report's edit linked) as they are now in one
+    /// transaction, then parks every document but `id`.
     fn store_docs(&mut self, id: &DocId, also: &[DocId]) -> Result<()> {
         let State { store, replica, .. } = self;
         let store = store

@@ -1661,8 +1661,7 @@
         'section',
         { class: 'bulletin-part', id: `bulletin-rank-${r.group}` },
         h('h2', {}, t('bulletin_ranking', { level: levelName(r.group) })),
-        // The dashboard's chart reads `few_interviews`, the bulletin's unit `too_few_interviews`.
-        canvassChart({ units: r.units.map((u) => ({ ...u, few_interviews: u.too_few_interviews })) }),
+        canvassChart({ units: r.units }),
         rankingTable(r),
         r.rule
           ? h(
@@ -1732,7 +1731,7 @@
 
   function rankingTable(r) {
     const mark = (u) =>
-      [u.too_few_interviews ? t('bulletin_too_few') : null, u.yellow_card ? t('bulletin_yellow') : null, u.advanced_barred ? t('bulletin_barred') : null]
+      [u.few_interviews ? t('bulletin_too_few') : null, u.yellow_card ? t('bulletin_yellow') : null, u.advanced_barred ? t('bulletin_barred') : null]
         .filter(Boolean)
         .join('，');
     const estimate = (e) => (e ? `${fmtNumber(e.index)}（${fmtNumber(e.low)}–${fmtNumber(e.high)}）` : t('none'));

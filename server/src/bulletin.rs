@@ -12,8 +12,7 @@ use utoipa::ToSchema;
 
 use crate::scope::{Restricted, Scope};
 use crate::stats::{
-    self, CanvassUnit, Change, Day, Days, DisputeStats, DrugStats, Estimate, Group, PeriodBounds,
-    PreviousFigures, Wilson, WorryCount,
+    self, CanvassUnit, Day, Days, DisputeStats, DrugStats, Group, PeriodBounds, Wilson, WorryCount,
 };
 use crate::store::{AuditEntry, Level, NewBulletin, OrgUnit, Store, StoreError, StoredBulletin};
 use crate::tasks;
@@ -220,25 +219,13 @@ pub enum BulletinState {
     Published,
 }
 
-/// One unit of a ranking.
+/// One unit of a ranking: its canvass figures, with `rank`, `rank_best` and `rank_worst` among
+/// the ranked units of the ranking only (`null` when not ranked: no index, or `few_interviews`,
+/// fewer than `min_interviews`, rather than a rank on noise), and the rules' marks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RankedUnit {
-    pub org_id: String,
-    pub name: String,
-    pub level: Level,
-    pub interviews: i64,
-    /// Percent satisfied, with its 95% interval; `null` without answers.
-    pub satisfaction: Option<Estimate>,
-    pub safety: Option<Estimate>,
-    pub previous: PreviousFigures,
-    pub change: Option<Change>,
-    /// By satisfaction among the ranked units of the ranking; `null` when not ranked.
-    pub rank: Option<u32>,
-    /// The best and worst ranks the intervals allow.
-    pub rank_best: Option<u32>,
-    pub rank_worst: Option<u32>,
-    /// Fewer than `min_interviews` interviews: not ranked, rather than ranked on noise.
-    pub too_few_interviews: bool,
+    #[serde(flatten)]
+    pub unit: CanvassUnit,
     pub yellow_card: bool,
     /// Ranked below the rules' `advanced_within`, or not ranked while the rules set one.
     pub advanced_barred: bool,
@@ -524,29 +511,22 @@ pub async fn publish(
 fn ranking(group: Group, units: Vec<CanvassUnit>, rule: Option<GroupRule>) -> Ranking {
     let mut units: Vec<RankedUnit> = units
         .into_iter()
-        .map(|u| RankedUnit {
-            too_few_interviews: u.few_interviews,
-            org_id: u.org_id,
-            name: u.name,
-            level: u.level,
-            interviews: u.interviews,
-            satisfaction: u.satisfaction,
-            safety: u.safety,
-            previous: u.previous,
-            change: u.change,
-            rank: None,
-            rank_best: None,
-            rank_worst: None,
-            yellow_card: false,
-            advanced_barred: false,
+        .map(|mut unit| {
+            // Ranked again below, among the units with enough interviews only.
+            (unit.rank, unit.rank_best, unit.rank_worst) = (None, None, None);
+            RankedUnit {
+                unit,
+                yellow_card: false,
+                advanced_barred: false,
+            }
         })
         .collect();
     let ranked: Vec<usize> = (0..units.len())
-        .filter(|&i| !units[i].too_few_interviews && units[i].satisfaction.is_some())
+        .filter(|&i| !units[i].unit.few_interviews && units[i].unit.satisfaction.is_some())
         .collect();
     let estimates: Vec<Wilson> = ranked
         .iter()
-        .filter_map(|&i| units[i].satisfaction)
+        .filter_map(|&i| units[i].unit.satisfaction)
         .map(|e| Wilson {
             share: e.index / 100.0,
             low: e.low / 100.0,
@@ -555,7 +535,7 @@ fn ranking(group: Group, units: Vec<CanvassUnit>, rule: Option<GroupRule>) -> Ra
         .collect();
     let n = ranked.len() as u32;
     for (&i, r) in ranked.iter().zip(stats::rank(&estimates)) {
-        let u = &mut units[i];
+        let u = &mut units[i].unit;
         u.rank = Some(r.rank);
         u.rank_best = Some(r.best);
         u.rank_worst = Some(r.worst);
@@ -563,7 +543,7 @@ fn ranking(group: Group, units: Vec<CanvassUnit>, rule: Option<GroupRule>) -> Ra
     let cards = rule.map_or(0, |r| r.yellow_cards.min(n.saturating_sub(1)));
     if let Some(rule) = rule {
         for u in &mut units {
-            match u.rank {
+            match u.unit.rank {
                 Some(rank) => {
                     // Ranks n - cards + 1 to n: ties at the line share the card.
                     u.yellow_card = rank + cards > n;
@@ -574,7 +554,7 @@ fn ranking(group: Group, units: Vec<CanvassUnit>, rule: Option<GroupRule>) -> Ra
             }
         }
     }
-    units.sort_by_key(|u| u.rank.unwrap_or(u32::MAX));
+    units.sort_by_key(|u| u.unit.rank.unwrap_or(u32::MAX));
     Ranking {
         group: group.as_str().to_owned(),
         rule,
@@ -587,6 +567,7 @@ fn ranking(group: Group, units: Vec<CanvassUnit>, rule: Option<GroupRule>) -> Ra
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::{Estimate, PreviousFigures};
 
     fn period(s: &str) -> (String, String, String, String, String) {
         let p = BulletinPeriod::parse(s).expect(s);
@@ -693,7 +674,7 @@ mod tests {
         let cards: Vec<(&str, bool)> = r
             .units
             .iter()
-            .map(|u| (u.org_id.as_str(), u.yellow_card))
+            .map(|u| (u.unit.org_id.as_str(), u.yellow_card))
             .collect();
         assert_eq!(cards, [("a", false), ("b", true), ("c", false)]);
     }

@@ -278,7 +278,7 @@ pub struct Change {
     pub safety: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CanvassUnit {
     pub org_id: String,
     pub name: String,

@@ -122,7 +122,7 @@ fn ranking(b: &Value, group: &str) -> Vec<(String, Option<u64>, bool, bool, bool
                 u["rank"].as_u64(),
                 u["yellow_card"] == true,
                 u["advanced_barred"] == true,
-                u["too_few_interviews"] == true,
+                u["few_interviews"] == true,
             )
         })
         .collect()

@@ -140,7 +140,7 @@ impl Client {
             map.insert(key.clone(), json);
         }
         refusals::refuse_nul_values(&map)?;
-        self.edit_linking(&id, false, |doc, by| {
+        self.edit_with(&id, Some(false), |doc, by| {
             doc.set_fields(&map, by).map_err(Into::into)
         })
     }
@@ -151,7 +151,7 @@ impl Client {
         let schema = self.schema_of_doc(&id)?;
         let map = self.log_values(&schema, &values)?;
         let mut entry = String::new();
-        self.edit_linking(&id, true, |doc, by| {
+        self.edit_with(&id, Some(true), |doc, by| {
             entry = doc.append_log(&map, by)?;
             Ok(())
         })?;
@@ -206,25 +206,15 @@ impl Client {
         id: &DocId,
         f: impl FnOnce(&mut ReportDoc, &Editor) -> Result<()>,
     ) -> Result<()> {
-        let mut state = self.lock();
-        let by = state.editor()?;
-        let doc = &mut state.local(id)?.doc;
-        let before = doc.clone();
-        let outcome = f(doc, &by).and_then(|()| state.store_doc(id));
-        if outcome.is_err()
-            && let Some(doc) = state.replica.doc_mut(id)
-        {
-            *doc = before;
-        }
-        outcome
+        self.edit_with(id, None, f)
     }
 
-    /// [`Client::edit`] of a report a task may ask for: the edit links it to the tasks it
-    /// fulfils (`logged`: it logged a visit) and stores them with it in one transaction.
-    fn edit_linking(
+    /// [`Client::edit`], which with `link` also links the report to the tasks it fulfils
+    /// (`Some(true)`: the edit logged a visit) and stores them with it in the same transaction.
+    fn edit_with(
         &self,
         id: &DocId,
-        logged: bool,
+        link: Option<bool>,
         f: impl FnOnce(&mut ReportDoc, &Editor) -> Result<()>,
     ) -> Result<()> {
         let mut state = self.lock();
@@ -232,18 +222,16 @@ impl Client {
         let doc = &mut state.local(id)?.doc;
         let before = doc.clone();
         let mut linked = Vec::new();
-        let outcome = f(doc, &by)
-            .and_then(|()| {
+        let outcome = f(doc, &by).and_then(|()| {
+            if let Some(logged) = link {
                 linked = state.link_tasks(id, logged, &by)?;
-                Ok(())
-            })
-            .and_then(|()| {
-                let tasks: Vec<DocId> = linked.iter().map(|(t, _)| *t).collect();
-                state.store_docs(id, &tasks)
-            });
+            }
+            let tasks: Vec<DocId> = linked.iter().map(|(t, _)| *t).collect();
+            state.store_docs(id, &tasks)
+        });
         if outcome.is_err() {
-            for (task, doc) in linked.into_iter().chain([(*id, before)]) {
-                if let Some(d) = state.replica.doc_mut(&task) {
+            for (doc_id, doc) in linked.into_iter().chain([(*id, before)]) {
+                if let Some(d) = state.replica.doc_mut(&doc_id) {
                     *d = doc;
                 }
             }

@@ -127,7 +127,8 @@ fn ranking_sheet(r: &Ranking) -> Result<Worksheet, XlsxError> {
             "不得评先",
         ],
     )?;
-    for (row, u) in (1u32..).zip(&r.units) {
+    for (row, ranked) in (1u32..).zip(&r.units) {
+        let u = &ranked.unit;
         opt_number(&mut s, row, 0, u.rank.map(f64::from))?;
         s.write_string(row, 1, &u.name)?;
         s.write_number(row, 2, u.interviews as f64)?;
@@ -140,9 +141,9 @@ fn ranking_sheet(r: &Ranking) -> Result<Worksheet, XlsxError> {
         let change = u.change.as_ref();
         opt_number(&mut s, row, 8, change.and_then(|c| c.satisfaction))?;
         opt_number(&mut s, row, 9, change.and_then(|c| c.safety))?;
-        yes(&mut s, row, 10, u.too_few_interviews)?;
-        yes(&mut s, row, 11, u.yellow_card)?;
-        yes(&mut s, row, 12, u.advanced_barred)?;
+        yes(&mut s, row, 10, u.few_interviews)?;
+        yes(&mut s, row, 11, ranked.yellow_card)?;
+        yes(&mut s, row, 12, ranked.advanced_barred)?;
     }
     Ok(s)
 }

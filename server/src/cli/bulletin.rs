@@ -2,7 +2,7 @@
 //! ?format=xlsx` gives: the published revision when there is one, else a draft counted now over
 //! the unit's whole tree.
 
-use super::export::write_file;
+use super::export::{unit_or_district, write_file};
 use super::{BulletinArgs, Error, Result, say};
 use crate::bulletin::{self, Bulletin, BulletinError, BulletinPeriod, RankRules, Request};
 use crate::catalogue::Catalogue;
@@ -24,18 +24,7 @@ pub async fn bulletin(store: &dyn Store, args: &BulletinArgs) -> Result<()> {
             args.period
         ))
     })?;
-    let units = store.org_units().await?;
-    let org = match &args.org {
-        Some(id) => units.iter().find(|u| &u.id == id),
-        None => units.iter().find(|u| u.parent_id.is_none()),
-    }
-    .cloned()
-    .ok_or_else(|| {
-        Error::Invalid(match &args.org {
-            Some(id) => format!("there is no org unit {id}"),
-            None => "the database has no org tree yet: `gridsync org import` makes one".into(),
-        })
-    })?;
+    let org = unit_or_district(store, args.org.as_deref()).await?;
     let failed = |e: BulletinError| match e {
         BulletinError::Store(e) => Error::Store(e),
         other => Error::Invalid(other.to_string()),

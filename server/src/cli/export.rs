@@ -12,7 +12,7 @@ use crate::catalogue::Catalogue;
 use crate::ledger::{self, Format, Lang, LedgerError, Part};
 use crate::scope::{Role, Scope};
 use crate::stats::Day;
-use crate::store::Store;
+use crate::store::{OrgUnit, Store};
 
 pub async fn export(store: &dyn Store, args: &ExportArgs) -> Result<()> {
     let format = match args.out.extension().and_then(|e| e.to_str()) {
@@ -36,18 +36,7 @@ pub async fn export(store: &dyn Store, args: &ExportArgs) -> Result<()> {
             .transpose()
     };
     let (from, to) = (day("from", &args.from)?, day("to", &args.to)?);
-    let units = store.org_units().await?;
-    let org = match &args.org {
-        Some(id) => units.iter().find(|u| &u.id == id),
-        None => units.iter().find(|u| u.parent_id.is_none()),
-    }
-    .cloned()
-    .ok_or_else(|| {
-        Error::Invalid(match &args.org {
-            Some(id) => format!("there is no org unit {id}"),
-            None => "the database has no org tree yet: `gridsync org import` makes one".into(),
-        })
-    })?;
+    let org = unit_or_district(store, args.org.as_deref()).await?;
     let request = ledger::Request {
         kind: args.kind.clone(),
         org,
@@ -86,6 +75,21 @@ pub async fn export(store: &dyn Store, args: &ExportArgs) -> Result<()> {
         request.kind
     ));
     Ok(())
+}
+
+/// The org unit `id`, or the district (the tree's root) when none is named.
+pub(super) async fn unit_or_district(store: &dyn Store, id: Option<&str>) -> Result<OrgUnit> {
+    let units = store.org_units().await?;
+    match id {
+        Some(id) => units.into_iter().find(|u| u.id == id),
+        None => units.into_iter().find(|u| u.parent_id.is_none()),
+    }
+    .ok_or_else(|| {
+        Error::Invalid(match id {
+            Some(id) => format!("there is no org unit {id}"),
+            None => "the database has no org tree yet: `gridsync org import` makes one".into(),
+        })
+    })
 }
 
 /// Writes through a temporary file beside `path`, so a failed export leaves no half a ledger.

@@ -352,13 +352,7 @@ async fn create(
             })
         })
         .collect();
-    let writer = Writer {
-        user_id: caller.user_id().to_owned(),
-        device_id: None,
-        scope: caller.scope.clone(),
-        now,
-        hold_out_of_scope: false,
-    };
+    let writer = Writer::office(caller.user_id(), &caller.scope, now);
     let items = tasks::create(state.store.as_ref(), &state.ingest, &writer, new, today).await?;
     Ok((StatusCode::CREATED, Json(TaskList { items })))
 }

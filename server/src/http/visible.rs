@@ -162,13 +162,7 @@ pub(super) async fn ingest_edit(
             changes: doc.changes_since(since),
         }],
     };
-    let writer = Writer {
-        user_id: caller.user_id().to_owned(),
-        device_id: None,
-        scope: caller.scope.clone(),
-        now,
-        hold_out_of_scope: false,
-    };
+    let writer = Writer::office(caller.user_id(), &caller.scope, now);
     let result = state
         .ingest
         .push(state.store.as_ref(), &writer, &push)

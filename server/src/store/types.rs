@@ -409,6 +409,19 @@ pub struct Writer {
     pub hold_out_of_scope: bool,
 }
 
+impl Writer {
+    /// An edit made at the office by `user_id` in `scope`: refused, never held, when outside it.
+    pub fn office(user_id: &str, scope: &Scope, now: i64) -> Writer {
+        Writer {
+            user_id: user_id.to_owned(),
+            device_id: None,
+            scope: scope.clone(),
+            now,
+            hold_out_of_scope: false,
+        }
+    }
+}
+
 /// Largest piece of a blob stored in one row: a chunk received whole is stored in pieces of at
 /// most this, so that a ranged read loads little more than it returns.
 pub const BLOB_PIECE_BYTES: usize = 256 * 1024;
