@@ -154,6 +154,10 @@ async function main() {
     await page.waitForSelector('#device-list');
     await page.locator('#device-list tr', { hasText: 'seed-office' }).locator('button.device-revoke').click();
     await page.waitForSelector('.flash');
+    // The list is drawn again after the flash; a render still under way may replace it once more.
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('#device-list tr')].some((tr) => tr.textContent.includes('seed-office') && tr.textContent.includes('Revoked')),
+    );
     assert.match(await page.locator('#device-list tr', { hasText: 'seed-office' }).textContent(), /Revoked/);
     await shot('device-revoked');
 
