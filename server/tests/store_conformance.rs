@@ -23,6 +23,7 @@ use support::*;
 on_both_backends!(
     a_pushed_report_is_acknowledged_and_pulled_back_identical,
     pushing_the_same_changes_twice_stores_nothing_twice,
+    a_push_of_many_reports_stores_every_change_numbered_in_push_order,
     a_change_with_missing_dependencies_is_answered_with_them_and_nothing_is_stored,
     a_change_by_another_author_is_refused_and_nothing_is_stored,
     a_push_outside_scope_is_refused_for_that_report_only,
@@ -145,6 +146,59 @@ async fn pushing_the_same_changes_twice_stores_nothing_twice(store: &dyn Store) 
             .seq,
         seq
     );
+}
+
+async fn a_push_of_many_reports_stores_every_change_numbered_in_push_order(store: &dyn Store) {
+    seed_org(store).await;
+    let w = writer("w1", Role::GridWorker, G1, "p1");
+    let mut stored = dispute(100, G1, "w1");
+    ingest(store, &w, &push_all(&mut [&mut stored]))
+        .await
+        .expect("ingest");
+    // Enough new reports and changes to fill several multi-row INSERTs of each length, with
+    // a stored report among them and ids not in push order.
+    let editor = Editor::new("w1", 2_000);
+    let before = stored.heads();
+    stored
+        .set_field("place", &json!("祠堂"), &editor)
+        .expect("edit");
+    let edit = stored.changes_since(&before);
+    let mut docs: Vec<_> = (0..45u128).map(|i| dispute(200 - i, G1, "w1")).collect();
+    for (i, doc) in docs.iter_mut().enumerate() {
+        for n in 0..i % 7 {
+            doc.set_field("parties", &json!(format!("第{n}方")), &editor)
+                .expect("edit");
+        }
+    }
+    let mut all: Vec<&mut gridsync_core::report::ReportDoc> = docs.iter_mut().collect();
+    all.insert(20, &mut stored);
+    let mut push = push_all(&mut all);
+    // The stored report sends only its new change.
+    push.docs[20].changes = edit;
+    let result = ingest(store, &w, &push).await.expect("ingest");
+    assert!(
+        result.docs.iter().all(|d| is_acked(&d.outcome)),
+        "{result:?}"
+    );
+
+    let mut last = 0;
+    for (item, doc) in push.docs.iter().zip(all.iter_mut()) {
+        let changes = store.changes_of(&item.doc).await.expect("changes");
+        let new = &changes[changes.len() - item.changes.len()..];
+        for (n, change) in new.iter().enumerate() {
+            assert_eq!(change.seq, new[0].seq + n as i64, "consecutive per report");
+        }
+        assert!(new[0].seq > last, "numbered in push order");
+        last = new[new.len() - 1].seq;
+        let row = store.document(&item.doc).await.expect("read").expect("row");
+        assert_eq!(row.seq, last);
+        assert_eq!(row.heads, doc.heads());
+        let loaded = store.load_doc(&item.doc).await.expect("load").expect("doc");
+        assert_eq!(
+            loaded.to_json().expect("json"),
+            doc.to_json().expect("json")
+        );
+    }
 }
 
 async fn a_change_with_missing_dependencies_is_answered_with_them_and_nothing_is_stored(

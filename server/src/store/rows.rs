@@ -191,9 +191,9 @@ fn schema_version(v: i64) -> Result<u32> {
 /// A document's row as ingest and loading read it, before its changes are added.
 #[derive(sqlx::FromRow)]
 pub(crate) struct StoredRecord {
+    pub id: String,
     pub seq: i64,
     pub snapshot: Vec<u8>,
-    pub snapshot_seq: i64,
     pub incremental_bytes: i64,
     pub org_path: String,
     pub restricted: bool,
@@ -201,16 +201,21 @@ pub(crate) struct StoredRecord {
 }
 
 impl StoredRecord {
-    pub fn with_changes(self, changes: Vec<Vec<u8>>) -> StoredDoc {
-        StoredDoc {
-            seq: self.seq,
-            snapshot: self.snapshot,
-            incremental_bytes: self.incremental_bytes,
-            org_path: self.org_path,
-            restricted: self.restricted,
-            assigned_to: self.assigned_to,
-            changes,
-        }
+    /// The document, its changes past the snapshot still to be added.
+    pub fn into_stored(self) -> Result<(DocId, StoredDoc)> {
+        let id = parse_doc_id(&self.id)?;
+        Ok((
+            id,
+            StoredDoc {
+                seq: self.seq,
+                snapshot: self.snapshot,
+                incremental_bytes: self.incremental_bytes,
+                org_path: self.org_path,
+                restricted: self.restricted,
+                assigned_to: self.assigned_to,
+                changes: Vec::new(),
+            },
+        ))
     }
 }
 

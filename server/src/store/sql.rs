@@ -605,7 +605,7 @@ impl Store for SqlStore {
 
     async fn load_doc(&self, id: &DocId) -> Result<Option<ReportDoc>> {
         let mut tx = self.db.begin_read().await?;
-        let stored = tx.stored(id, false).await?;
+        let stored = tx.stored_docs(&[*id], false).await?.remove(id);
         tx.commit().await?;
         stored.map(|mut s| s.take_doc(*id)).transpose()
     }

@@ -84,6 +84,21 @@ pub struct DocWrite {
     pub left: Option<Placement>,
 }
 
+/// A document new to the server, with the sequence number of its last change.
+#[derive(Debug)]
+pub struct NewRow<'a> {
+    pub write: &'a DocWrite,
+    pub last_seq: i64,
+}
+
+/// A change as the log stores it: its document and its sequence number.
+#[derive(Debug)]
+pub struct LoggedChange<'a> {
+    pub doc: &'a DocId,
+    pub seq: i64,
+    pub change: &'a NewChange,
+}
+
 /// A conflict or rule flag a document raises, as ingest finds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewConflict {
@@ -144,43 +159,104 @@ pub struct PulledChange {
     pub bytes: Vec<u8>,
 }
 
+/// `ids` as the JSON array of strings that `Dialect::json_strings` reads.
+fn id_list<T: ToString>(ids: impl Iterator<Item = T>) -> String {
+    serde_json::Value::from(ids.map(|id| id.to_string()).collect::<Vec<_>>()).to_string()
+}
+
+/// Rows one INSERT carries, well inside both databases' limits on bound values (32,766 for
+/// SQLite, 65,535 for Postgres): changes have 8 values each, documents 20.
+const CHANGE_ROWS: usize = 64;
+const DOCUMENT_ROWS: usize = 16;
+
+/// `items` in slices of at most `max` whose lengths are powers of two, largest first: a
+/// statement of each length is prepared once and cached, so only a few are.
+fn batches<T>(mut items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let len = 1 << items.len().min(max).ilog2();
+        let (batch, rest) = items.split_at(len);
+        items = rest;
+        Some(batch)
+    })
+}
+
+/// `rows` rows of `cols` placeholders each, numbered on from `$1`: `($1, $2), ($3, $4)`.
+/// `spell` writes the placeholder of a column (1-based), for a column that needs a cast.
+fn value_rows(rows: usize, cols: usize, spell: impl Fn(usize, String) -> String) -> String {
+    let rows: Vec<String> = (0..rows)
+        .map(|row| {
+            let values: Vec<String> = (1..=cols)
+                .map(|col| spell(col, format!("${}", row * cols + col)))
+                .collect();
+            format!("({})", values.join(", "))
+        })
+        .collect();
+    rows.join(", ")
+}
+
 /// The statements of an ingest, inside the batch's write transaction.
 impl Tx {
-    /// A stored document, its row locked until the transaction ends where the database has
-    /// row locks (`lock`), so no other ingest changes it meanwhile.
-    pub async fn stored(&mut self, id: &DocId, lock: bool) -> Result<Option<StoredDoc>> {
+    /// The stored documents among `ids`, their rows locked until the transaction ends where
+    /// the database has row locks (`lock`), in id order so that two writers cannot deadlock.
+    /// Two statements whatever the number of documents: a push reads its stored documents in
+    /// one round trip, not one each.
+    pub async fn stored_docs(
+        &mut self,
+        ids: &[DocId],
+        lock: bool,
+    ) -> Result<HashMap<DocId, StoredDoc>> {
         let lock = if lock {
             self.dialect().for_update("")
         } else {
             String::new()
         };
-        let row: Option<StoredRecord> = sql(format!(
-            "SELECT seq, snapshot, snapshot_seq, incremental_bytes, org_path, restricted, \
-             assigned_to FROM documents WHERE id = $1{lock}"
+        let rows: Vec<StoredRecord> = sql(format!(
+            "SELECT id, seq, snapshot, incremental_bytes, org_path, restricted, assigned_to \
+             FROM documents WHERE id IN ({}) ORDER BY id{lock}",
+            self.dialect().json_strings("$1")
         ))
-        .bind(id.to_string())
-        .fetch_optional(&mut *self)
+        .bind(id_list(ids.iter()))
+        .fetch_all(&mut *self)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let changes = self.changes_after(id, row.snapshot_seq).await?;
-        Ok(Some(row.with_changes(
-            changes.into_iter().map(|c| c.bytes).collect(),
-        )))
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let changes: Vec<DocValue<Vec<u8>>> = sql(format!(
+            "SELECT c.doc_id AS id, c.bytes AS value FROM changes c \
+             JOIN documents d ON d.id = c.doc_id \
+             WHERE d.id IN ({}) AND c.seq > d.snapshot_seq ORDER BY c.seq",
+            self.dialect().json_strings("$1")
+        ))
+        .bind(id_list(rows.iter().map(|r| &r.id)))
+        .fetch_all(&mut *self)
+        .await?;
+        let mut stored = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let (id, doc) = row.into_stored()?;
+            stored.insert(id, doc);
+        }
+        for change in changes {
+            let (id, bytes) = change.into_pair()?;
+            if let Some(doc) = stored.get_mut(&id) {
+                doc.changes.push(bytes);
+            }
+        }
+        Ok(stored)
     }
 
     /// The sequence number of each stored document of `ids`, their rows locked until the
     /// transaction ends where the database has row locks, in id order so that two writers
     /// cannot deadlock. Documents not stored are absent.
     pub async fn lock_seqs(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, i64>> {
-        let ids: Vec<String> = ids.iter().map(DocId::to_string).collect();
         let rows: Vec<DocValue<i64>> = sql(format!(
             "SELECT id, seq AS value FROM documents WHERE id IN ({}) ORDER BY id{}",
             self.dialect().json_strings("$1"),
             self.dialect().for_update("")
         ))
-        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .bind(id_list(ids.iter()))
         .fetch_all(self)
         .await?;
         rows.into_iter().map(DocValue::into_pair).collect()
@@ -228,35 +304,45 @@ impl Tx {
         Ok(last - count + 1)
     }
 
-    pub async fn insert_document(&mut self, w: &DocWrite, seq: i64) -> Result<()> {
-        let projection = self.dialect().json("$12");
-        sql(format!(
-            "INSERT INTO documents (id, kind, schema_version, grid_id, org_path, restricted, \
-             assigned_to, seq, heads, snapshot, snapshot_seq, incremental_bytes, projection, \
-             status, has_conflicts, problems, created_by, created_at, updated_at, public_text) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $8, $11, {projection}, $13, $14, \
-             $15, $16, $17, $17, $18)"
-        ))
-        .bind(w.id.to_string())
-        .bind(&w.kind)
-        .bind(w.schema_version)
-        .bind(&w.grid_id)
-        .bind(&w.org_path)
-        .bind(w.restricted)
-        .bind(&w.assigned_to)
-        .bind(seq)
-        .bind(&w.heads)
-        .bind(w.snapshot.as_deref().unwrap_or_default())
-        .bind(w.incremental_bytes)
-        .bind(&w.projection)
-        .bind(&w.status)
-        .bind(w.has_conflicts)
-        .bind(&w.problems)
-        .bind(&w.created_by)
-        .bind(w.created_at)
-        .bind(&w.public_text)
-        .execute(self)
-        .await?;
+    /// Inserts the rows of documents new to the server, a few dozen a statement.
+    pub async fn insert_documents(&mut self, docs: &[NewRow<'_>]) -> Result<()> {
+        let dialect = self.dialect();
+        for chunk in batches(docs, DOCUMENT_ROWS) {
+            let mut insert = sql(format!(
+                "INSERT INTO documents (id, kind, schema_version, grid_id, org_path, restricted, \
+                 assigned_to, seq, heads, snapshot, snapshot_seq, incremental_bytes, projection, \
+                 status, has_conflicts, problems, created_by, created_at, updated_at, \
+                 public_text) VALUES {}",
+                value_rows(chunk.len(), 20, |col, p| match col {
+                    13 => dialect.json(&p),
+                    _ => p,
+                })
+            ));
+            for NewRow { write: w, last_seq } in chunk {
+                insert = insert
+                    .bind(w.id.to_string())
+                    .bind(&w.kind)
+                    .bind(w.schema_version)
+                    .bind(&w.grid_id)
+                    .bind(&w.org_path)
+                    .bind(w.restricted)
+                    .bind(&w.assigned_to)
+                    .bind(*last_seq)
+                    .bind(&w.heads)
+                    .bind(w.snapshot.as_deref().unwrap_or_default())
+                    .bind(*last_seq)
+                    .bind(w.incremental_bytes)
+                    .bind(&w.projection)
+                    .bind(&w.status)
+                    .bind(w.has_conflicts)
+                    .bind(&w.problems)
+                    .bind(&w.created_by)
+                    .bind(w.created_at)
+                    .bind(w.created_at)
+                    .bind(&w.public_text);
+            }
+            insert.execute(&mut *self).await?;
+        }
         Ok(())
     }
 
@@ -289,27 +375,31 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn insert_change(
+    /// Stores changes in the log, a few hundred a statement.
+    pub async fn insert_changes(
         &mut self,
-        doc: &DocId,
-        seq: i64,
-        change: &NewChange,
+        changes: &[LoggedChange<'_>],
         writer: &Writer,
     ) -> Result<()> {
-        sql(
-            "INSERT INTO changes (hash, doc_id, seq, deps, author, device_id, time, bytes) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(change.hash.0.as_slice())
-        .bind(doc.to_string())
-        .bind(seq)
-        .bind(heads_to_bytes(&change.deps))
-        .bind(&writer.user_id)
-        .bind(&writer.device_id)
-        .bind(change.time)
-        .bind(&change.bytes)
-        .execute(self)
-        .await?;
+        for chunk in batches(changes, CHANGE_ROWS) {
+            let mut insert = sql(format!(
+                "INSERT INTO changes (hash, doc_id, seq, deps, author, device_id, time, bytes) \
+                 VALUES {}",
+                value_rows(chunk.len(), 8, |_, p| p)
+            ));
+            for LoggedChange { doc, seq, change } in chunk {
+                insert = insert
+                    .bind(change.hash.0.as_slice())
+                    .bind(doc.to_string())
+                    .bind(*seq)
+                    .bind(heads_to_bytes(&change.deps))
+                    .bind(&writer.user_id)
+                    .bind(&writer.device_id)
+                    .bind(change.time)
+                    .bind(&change.bytes);
+            }
+            insert.execute(&mut *self).await?;
+        }
         Ok(())
     }
 

@@ -27,13 +27,17 @@ use crate::live::{Changed, Hub, Touched};
 use crate::metrics::Metrics;
 use crate::scope::{Restricted, Scope};
 use crate::store::statements::{
-    DocWrite, HeldWrite, NewConflict, OpenConflict, Placement, StoredDoc,
+    DocWrite, HeldWrite, LoggedChange, NewConflict, NewRow, OpenConflict, Placement, StoredDoc,
 };
 use crate::store::{Result, Store, Tx, Writer, heads_to_bytes};
 
 /// How often a batch is judged. The last attempt judges it inside the write transaction with
 /// the documents' rows locked, so it cannot be overtaken and every push ends.
 const ATTEMPTS: usize = 3;
+
+/// Stored documents a judge reads in one round trip. Their bytes are held together until
+/// judged, so this bounds what a push of many large reports holds at once.
+const READ_AT_ONCE: usize = 64;
 
 /// The one way report changes are written: phone pushes, office edits, conflict resolutions,
 /// merged held work and the demo all come here. It runs the core's checks and the scope rules,
@@ -190,55 +194,59 @@ async fn judge(
     };
     // A push is mostly one grid's reports.
     let mut grids: HashMap<String, Option<String>> = HashMap::new();
-    for i in order {
-        let item = &push.docs[i];
-        if judged.read.last().is_some_and(|(id, _)| *id == item.doc) {
-            // The decoder refuses such a push; a caller building one in code gets this.
-            judged.outcomes[i] = Some(rejected(
-                "duplicate_doc",
-                "the document appears twice in the push".into(),
-            ));
-            continue;
-        }
-        let stored = tx.stored(&item.doc, lock).await?;
-        judged.read.push((item.doc, stored.as_ref().map(|s| s.seq)));
-        let loaded = match stored {
-            Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
-            None => None,
-        };
-        let outcome = match apply(loaded, item, writer, registry) {
-            Ok(applied) => {
-                let org_path = match grids.get(applied.grid()) {
-                    Some(path) => path.clone(),
-                    None => {
-                        let path = tx.grid_path(applied.grid()).await?;
-                        grids.insert(applied.grid().to_owned(), path.clone());
-                        path
-                    }
-                };
-                let assignee = match new_assignee(&applied, registry) {
-                    Some(user) => {
-                        let scope = tx.user_scope(&user).await?;
-                        judged.assignees.push((user.clone(), scope.clone()));
-                        Some(Assignee { user, scope })
-                    }
-                    None => None,
-                };
-                match plan(applied, org_path, assignee, writer, registry) {
-                    Ok(Plan::Write { outcome, write }) => {
-                        judged.writes.extend(write.map(|w| (i, *w)));
-                        outcome
-                    }
-                    Ok(Plan::Hold { outcome, held }) => {
-                        judged.holds.push(*held);
-                        outcome
-                    }
-                    Err(outcome) => outcome,
-                }
+    for chunk in order.chunks(READ_AT_ONCE) {
+        let ids: Vec<DocId> = chunk.iter().map(|&i| push.docs[i].doc).collect();
+        let mut stored = tx.stored_docs(&ids, lock).await?;
+        for &i in chunk {
+            let item = &push.docs[i];
+            if judged.read.last().is_some_and(|(id, _)| *id == item.doc) {
+                // The decoder refuses such a push; a caller building one in code gets this.
+                judged.outcomes[i] = Some(rejected(
+                    "duplicate_doc",
+                    "the document appears twice in the push".into(),
+                ));
+                continue;
             }
-            Err(outcome) => outcome,
-        };
-        judged.outcomes[i] = Some(outcome);
+            let stored = stored.remove(&item.doc);
+            judged.read.push((item.doc, stored.as_ref().map(|s| s.seq)));
+            let loaded = match stored {
+                Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
+                None => None,
+            };
+            let outcome = match apply(loaded, item, writer, registry) {
+                Ok(applied) => {
+                    let org_path = match grids.get(applied.grid()) {
+                        Some(path) => path.clone(),
+                        None => {
+                            let path = tx.grid_path(applied.grid()).await?;
+                            grids.insert(applied.grid().to_owned(), path.clone());
+                            path
+                        }
+                    };
+                    let assignee = match new_assignee(&applied, registry) {
+                        Some(user) => {
+                            let scope = tx.user_scope(&user).await?;
+                            judged.assignees.push((user.clone(), scope.clone()));
+                            Some(Assignee { user, scope })
+                        }
+                        None => None,
+                    };
+                    match plan(applied, org_path, assignee, writer, registry) {
+                        Ok(Plan::Write { outcome, write }) => {
+                            judged.writes.extend(write.map(|w| (i, *w)));
+                            outcome
+                        }
+                        Ok(Plan::Hold { outcome, held }) => {
+                            judged.holds.push(*held);
+                            outcome
+                        }
+                        Err(outcome) => outcome,
+                    }
+                }
+                Err(outcome) => outcome,
+            };
+            judged.outcomes[i] = Some(outcome);
+        }
     }
     Ok(judged)
 }
@@ -272,14 +280,14 @@ async fn write_batch(
         tx.hold(held, writer).await?;
     }
     writes.sort_by_key(|(i, _)| *i);
-    let total: i64 = writes.iter().map(|(_, w)| w.changes.len() as i64).sum();
+    let mut writes: Vec<DocWrite> = writes.into_iter().map(|(_, w)| w).collect();
+    let total: i64 = writes.iter().map(|w| w.changes.len() as i64).sum();
     let mut changed = Changed::default();
     if total > 0 {
-        let mut next = tx.take_seqs(total).await?;
-        for (_, w) in &mut writes {
-            write_doc(tx, w, next, writer).await?;
-            next += w.changes.len() as i64;
-            changed.touched.extend(touched(w, next - 1));
+        let first_seq = tx.take_seqs(total).await?;
+        let last_seqs = write_docs(tx, &mut writes, first_seq, writer).await?;
+        for (w, last_seq) in writes.iter().zip(last_seqs) {
+            changed.touched.extend(touched(w, last_seq));
         }
     }
     let docs = push
@@ -315,42 +323,74 @@ fn touched(w: &DocWrite, last_seq: i64) -> impl Iterator<Item = Touched> + use<>
     std::iter::once(now).chain(left)
 }
 
-/// Writes one document's row, its changes numbered from `first_seq`, and its conflicts.
-async fn write_doc(tx: &mut Tx, w: &mut DocWrite, first_seq: i64, writer: &Writer) -> Result<()> {
-    if !w.is_new {
-        let dismissed = tx.dismissed_flags(&w.id).await?;
-        // Values and removals are resolved by a change to the document, after which the
-        // document no longer raises them: a later raise is about new edits.
-        w.conflicts.retain(|c| {
-            c.code == CONCURRENT_VALUES
-                || c.code == EDITED_AFTER_REMOVAL
-                || !dismissed
-                    .iter()
-                    .any(|d| d.path == c.path && d.code == c.code)
-        });
-        w.has_conflicts = !w.conflicts.is_empty();
+/// Writes the documents' rows, their changes numbered on from `first_seq` in order, and their
+/// conflicts; each document's last sequence number. New rows and the changes go a few hundred
+/// to a statement, since a push is mostly new reports.
+async fn write_docs(
+    tx: &mut Tx,
+    writes: &mut [DocWrite],
+    first_seq: i64,
+    writer: &Writer,
+) -> Result<Vec<i64>> {
+    let mut last_seqs = Vec::with_capacity(writes.len());
+    let mut next = first_seq;
+    for w in writes.iter_mut() {
+        next += w.changes.len() as i64;
+        last_seqs.push(next - 1);
+        if !w.is_new {
+            let dismissed = tx.dismissed_flags(&w.id).await?;
+            // Values and removals are resolved by a change to the document, after which the
+            // document no longer raises them: a later raise is about new edits.
+            w.conflicts.retain(|c| {
+                c.code == CONCURRENT_VALUES
+                    || c.code == EDITED_AFTER_REMOVAL
+                    || !dismissed
+                        .iter()
+                        .any(|d| d.path == c.path && d.code == c.code)
+            });
+            w.has_conflicts = !w.conflicts.is_empty();
+            tx.update_document(w, next - 1).await?;
+        }
     }
-    let last_seq = first_seq + w.changes.len() as i64 - 1;
-    if w.is_new {
-        tx.insert_document(w, last_seq).await?;
-    } else {
-        tx.update_document(w, last_seq).await?;
+    let new: Vec<NewRow<'_>> = writes
+        .iter()
+        .zip(&last_seqs)
+        .filter(|(w, _)| w.is_new)
+        .map(|(write, &last_seq)| NewRow { write, last_seq })
+        .collect();
+    tx.insert_documents(&new).await?;
+    let logged: Vec<LoggedChange<'_>> = writes
+        .iter()
+        .zip(&last_seqs)
+        .flat_map(|(w, &last_seq)| {
+            let first = last_seq + 1 - w.changes.len() as i64;
+            (first..).zip(&w.changes).map(|(seq, change)| LoggedChange {
+                doc: &w.id,
+                seq,
+                change,
+            })
+        })
+        .collect();
+    tx.insert_changes(&logged, writer).await?;
+    for (w, &last_seq) in writes.iter().zip(&last_seqs) {
+        // A document new to the server has no conflicts stored yet.
+        let open = if w.is_new {
+            Vec::new()
+        } else {
+            tx.open_conflicts(&w.id).await?
+        };
+        let (gone, new) = conflict_diff(&open, &w.conflicts);
+        for id in gone {
+            tx.close_conflict(id, writer).await?;
+        }
+        for conflict in new {
+            tx.insert_conflict(&w.id, conflict, writer.now).await?;
+        }
+        if let Some(from) = &w.left {
+            tx.insert_exit(&w.id, last_seq, from).await?;
+        }
     }
-    for (seq, change) in (first_seq..).zip(&w.changes) {
-        tx.insert_change(&w.id, seq, change, writer).await?;
-    }
-    let open = tx.open_conflicts(&w.id).await?;
-    let (gone, new) = conflict_diff(&open, &w.conflicts);
-    for id in gone {
-        tx.close_conflict(id, writer).await?;
-    }
-    for conflict in new {
-        tx.insert_conflict(&w.id, conflict, writer.now).await?;
-    }
-    if let Some(from) = &w.left {
-        tx.insert_exit(&w.id, last_seq, from).await?;
-    }
-    Ok(())
+    Ok(last_seqs)
 }
 
 /// A stored document loaded for ingest.
