@@ -5,7 +5,7 @@
 use automerge::ChangeHash;
 use gridsync_core::DocId;
 
-use super::statements::{PageDoc, PulledChange, StoredDoc};
+use super::statements::{KnownConflict, PageDoc, PulledChange, StoredDoc};
 use super::{
     Attachment, AuditEntry, AuditRecord, ChangeRow, ConflictItem, ConflictRow, DocumentRow, Level,
     OrgUnit, Page, Result, StoreError, User,
@@ -186,6 +186,30 @@ impl TryFrom<DocRecord> for DocumentRow {
 
 fn schema_version(v: i64) -> Result<u32> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt("schema_version".into()))
+}
+
+/// A stored conflict as ingest reads it, with its document.
+#[derive(sqlx::FromRow)]
+pub(crate) struct KnownConflictRecord {
+    doc_id: String,
+    id: i64,
+    path: String,
+    code: String,
+    resolved: bool,
+}
+
+impl KnownConflictRecord {
+    pub fn into_known(self) -> Result<(DocId, KnownConflict)> {
+        Ok((
+            parse_doc_id(&self.doc_id)?,
+            KnownConflict {
+                id: self.id,
+                path: self.path,
+                code: self.code,
+                resolved: self.resolved,
+            },
+        ))
+    }
 }
 
 /// A document's row as ingest and loading read it, before its changes are added.

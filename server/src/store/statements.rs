@@ -11,7 +11,10 @@ use gridsync_core::report::ReportDoc;
 use super::db::{Dialect, Tx, sql};
 use super::filters::{scope_feed, scope_filter, scope_filter_in_feed};
 use super::held;
-use super::rows::{DocValue, PageRecord, PulledRecord, RoleRecord, StoredRecord, heads_to_bytes};
+use super::rows::{
+    DocValue, KnownConflictRecord, PageRecord, PulledRecord, RoleRecord, StoredRecord,
+    heads_to_bytes,
+};
 use super::{Result, StoreError, Writer};
 use crate::scope::Scope;
 
@@ -108,19 +111,13 @@ pub struct NewConflict {
     pub detail: String,
 }
 
-/// An open conflict of a stored document.
-#[derive(Debug, sqlx::FromRow)]
-pub struct OpenConflict {
+/// A conflict or rule flag stored for a document, open or resolved.
+#[derive(Debug)]
+pub struct KnownConflict {
     pub id: i64,
     pub path: String,
     pub code: String,
-}
-
-/// A rule flag someone marked resolved.
-#[derive(Debug, sqlx::FromRow)]
-pub struct DismissedFlag {
-    pub path: String,
-    pub code: String,
+    pub resolved: bool,
 }
 
 /// Changes kept as held work, and where the report they belong to sits now.
@@ -403,23 +400,28 @@ impl Tx {
         Ok(())
     }
 
-    pub async fn open_conflicts(&mut self, doc: &DocId) -> Result<Vec<OpenConflict>> {
-        sql("SELECT id, path, code FROM conflicts WHERE doc_id = $1 AND resolved_at IS NULL")
-            .bind(doc.to_string())
-            .fetch_all(self)
-            .await
-    }
-
-    /// The rule flags someone marked resolved. A flag is about history, which never changes,
-    /// so it would be found again by every later ingest; once dismissed, it stays so.
-    pub async fn dismissed_flags(&mut self, doc: &DocId) -> Result<Vec<DismissedFlag>> {
-        sql(
-            "SELECT DISTINCT path, code FROM conflicts WHERE doc_id = $1 \
-             AND resolved_at IS NOT NULL AND code <> 'concurrent_values'",
-        )
-        .bind(doc.to_string())
-        .fetch_all(self)
-        .await
+    /// The conflicts and rule flags stored for `ids`, open and resolved, in one statement.
+    pub async fn known_conflicts(
+        &mut self,
+        ids: &[DocId],
+    ) -> Result<HashMap<DocId, Vec<KnownConflict>>> {
+        let mut known: HashMap<DocId, Vec<KnownConflict>> = HashMap::new();
+        if ids.is_empty() {
+            return Ok(known);
+        }
+        let rows: Vec<KnownConflictRecord> = sql(format!(
+            "SELECT doc_id, id, path, code, resolved_at IS NOT NULL AS resolved FROM conflicts \
+             WHERE doc_id IN ({})",
+            self.dialect().json_strings("$1")
+        ))
+        .bind(id_list(ids.iter()))
+        .fetch_all(&mut *self)
+        .await?;
+        for row in rows {
+            let (doc, conflict) = row.into_known()?;
+            known.entry(doc).or_default().push(conflict);
+        }
+        Ok(known)
     }
 
     pub async fn close_conflict(&mut self, id: i64, writer: &Writer) -> Result<()> {

@@ -27,7 +27,7 @@ use crate::live::{Changed, Hub, Touched};
 use crate::metrics::Metrics;
 use crate::scope::{Restricted, Scope};
 use crate::store::statements::{
-    DocWrite, HeldWrite, LoggedChange, NewConflict, NewRow, OpenConflict, Placement, StoredDoc,
+    DocWrite, HeldWrite, KnownConflict, LoggedChange, NewConflict, NewRow, Placement, StoredDoc,
 };
 use crate::store::{Result, Store, Tx, Writer, heads_to_bytes};
 
@@ -332,19 +332,29 @@ async fn write_docs(
     first_seq: i64,
     writer: &Writer,
 ) -> Result<Vec<i64>> {
+    let stored: Vec<DocId> = writes.iter().filter(|w| !w.is_new).map(|w| w.id).collect();
+    let mut known = tx.known_conflicts(&stored).await?;
+    let mut open = Vec::with_capacity(writes.len());
     let mut last_seqs = Vec::with_capacity(writes.len());
     let mut next = first_seq;
     for w in writes.iter_mut() {
         next += w.changes.len() as i64;
         last_seqs.push(next - 1);
+        let (resolved, open_now): (Vec<KnownConflict>, Vec<KnownConflict>) = known
+            .remove(&w.id)
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|c| c.resolved);
+        open.push(open_now);
         if !w.is_new {
-            let dismissed = tx.dismissed_flags(&w.id).await?;
-            // Values and removals are resolved by a change to the document, after which the
-            // document no longer raises them: a later raise is about new edits.
+            // A rule flag is about history, which never changes, so it would be raised again
+            // by every later ingest: once dismissed, it stays so. Values and removals are
+            // resolved by a change to the document, after which the document no longer raises
+            // them: a later raise is about new edits.
             w.conflicts.retain(|c| {
                 c.code == CONCURRENT_VALUES
                     || c.code == EDITED_AFTER_REMOVAL
-                    || !dismissed
+                    || !resolved
                         .iter()
                         .any(|d| d.path == c.path && d.code == c.code)
             });
@@ -372,14 +382,8 @@ async fn write_docs(
         })
         .collect();
     tx.insert_changes(&logged, writer).await?;
-    for (w, &last_seq) in writes.iter().zip(&last_seqs) {
-        // A document new to the server has no conflicts stored yet.
-        let open = if w.is_new {
-            Vec::new()
-        } else {
-            tx.open_conflicts(&w.id).await?
-        };
-        let (gone, new) = conflict_diff(&open, &w.conflicts);
+    for ((w, &last_seq), open) in writes.iter().zip(&last_seqs).zip(&open) {
+        let (gone, new) = conflict_diff(open, &w.conflicts);
         for id in gone {
             tx.close_conflict(id, writer).await?;
         }
@@ -752,7 +756,7 @@ fn rejected(code: &str, reason: String) -> PushOutcome {
 /// Open-conflict bookkeeping: which stored open rows no longer hold, and which current
 /// conflicts have no open row yet.
 fn conflict_diff<'a>(
-    open: &[OpenConflict],
+    open: &[KnownConflict],
     current: &'a [NewConflict],
 ) -> (Vec<i64>, Vec<&'a NewConflict>) {
     let current_keys: HashSet<(&str, &str)> = current
