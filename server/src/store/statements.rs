@@ -196,10 +196,24 @@ fn value_rows(rows: usize, cols: usize, spell: impl Fn(usize, String) -> String)
 
 /// The statements of an ingest, inside the batch's write transaction.
 impl Tx {
+    /// The stored bytes of each stored document among `ids` (its snapshot and the changes
+    /// after it), read without them, so that a judge can read the documents a bounded amount
+    /// at a time.
+    pub async fn stored_sizes(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, i64>> {
+        let rows: Vec<DocValue<i64>> = sql(format!(
+            "SELECT id, {} + incremental_bytes AS value FROM documents WHERE id IN ({})",
+            self.dialect().byte_length("snapshot"),
+            self.dialect().json_strings("$1")
+        ))
+        .bind(id_list(ids.iter()))
+        .fetch_all(&mut *self)
+        .await?;
+        rows.into_iter().map(DocValue::into_pair).collect()
+    }
+
     /// The stored documents among `ids`, their rows locked until the transaction ends where
     /// the database has row locks (`lock`), in id order so that two writers cannot deadlock.
-    /// Two statements whatever the number of documents: a push reads its stored documents in
-    /// one round trip, not one each.
+    /// Two statements whatever the number of documents, rather than one or two each.
     pub async fn stored_docs(
         &mut self,
         ids: &[DocId],

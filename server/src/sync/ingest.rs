@@ -35,9 +35,9 @@ use crate::store::{Result, Store, Tx, Writer, heads_to_bytes};
 /// the documents' rows locked, so it cannot be overtaken and every push ends.
 const ATTEMPTS: usize = 3;
 
-/// Stored documents a judge reads in one round trip. Their bytes are held together until
-/// judged, so this bounds what a push of many large reports holds at once.
-const READ_AT_ONCE: usize = 64;
+/// The stored bytes a judge reads in one round trip (or one document, when larger). They are
+/// held together until judged, so this bounds what a push of many large reports holds at once.
+const READ_BYTES: i64 = 1 << 20;
 
 /// The one way report changes are written: phone pushes, office edits, conflict resolutions,
 /// merged held work and the demo all come here. It runs the core's checks and the scope rules,
@@ -194,61 +194,84 @@ async fn judge(
     };
     // A push is mostly one grid's reports.
     let mut grids: HashMap<String, Option<String>> = HashMap::new();
-    for chunk in order.chunks(READ_AT_ONCE) {
-        let ids: Vec<DocId> = chunk.iter().map(|&i| push.docs[i].doc).collect();
-        let mut stored = tx.stored_docs(&ids, lock).await?;
-        for &i in chunk {
-            let item = &push.docs[i];
-            if judged.read.last().is_some_and(|(id, _)| *id == item.doc) {
-                // The decoder refuses such a push; a caller building one in code gets this.
-                judged.outcomes[i] = Some(rejected(
-                    "duplicate_doc",
-                    "the document appears twice in the push".into(),
-                ));
-                continue;
-            }
-            let stored = stored.remove(&item.doc);
-            judged.read.push((item.doc, stored.as_ref().map(|s| s.seq)));
-            let loaded = match stored {
-                Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
-                None => None,
-            };
-            let outcome = match apply(loaded, item, writer, registry) {
-                Ok(applied) => {
-                    let org_path = match grids.get(applied.grid()) {
-                        Some(path) => path.clone(),
-                        None => {
-                            let path = tx.grid_path(applied.grid()).await?;
-                            grids.insert(applied.grid().to_owned(), path.clone());
-                            path
-                        }
-                    };
-                    let assignee = match new_assignee(&applied, registry) {
-                        Some(user) => {
-                            let scope = tx.user_scope(&user).await?;
-                            judged.assignees.push((user.clone(), scope.clone()));
-                            Some(Assignee { user, scope })
-                        }
-                        None => None,
-                    };
-                    match plan(applied, org_path, assignee, writer, registry) {
-                        Ok(Plan::Write { outcome, write }) => {
-                            judged.writes.extend(write.map(|w| (i, *w)));
-                            outcome
-                        }
-                        Ok(Plan::Hold { outcome, held }) => {
-                            judged.holds.push(*held);
-                            outcome
-                        }
-                        Err(outcome) => outcome,
-                    }
-                }
-                Err(outcome) => outcome,
-            };
-            judged.outcomes[i] = Some(outcome);
+    let ids: Vec<DocId> = order.iter().map(|&i| push.docs[i].doc).collect();
+    let sizes = tx.stored_sizes(&ids).await?;
+    // The stored documents in id order, read a run at a time as the judging reaches them.
+    let mut stored_ids: Vec<DocId> = ids
+        .into_iter()
+        .filter(|id| sizes.contains_key(id))
+        .collect();
+    stored_ids.dedup();
+    let (mut stored, mut next) = (HashMap::new(), 0);
+    for i in order {
+        let item = &push.docs[i];
+        if judged.read.last().is_some_and(|(id, _)| *id == item.doc) {
+            // The decoder refuses such a push; a caller building one in code gets this.
+            judged.outcomes[i] = Some(rejected(
+                "duplicate_doc",
+                "the document appears twice in the push".into(),
+            ));
+            continue;
         }
+        if sizes.contains_key(&item.doc) && !stored.contains_key(&item.doc) {
+            let run = next_run(&stored_ids[next..], &sizes);
+            stored = tx.stored_docs(run, lock).await?;
+            next += run.len();
+        }
+        let stored = stored.remove(&item.doc);
+        judged.read.push((item.doc, stored.as_ref().map(|s| s.seq)));
+        let loaded = match stored {
+            Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
+            None => None,
+        };
+        let outcome = match apply(loaded, item, writer, registry) {
+            Ok(applied) => {
+                let org_path = match grids.get(applied.grid()) {
+                    Some(path) => path.clone(),
+                    None => {
+                        let path = tx.grid_path(applied.grid()).await?;
+                        grids.insert(applied.grid().to_owned(), path.clone());
+                        path
+                    }
+                };
+                let assignee = match new_assignee(&applied, registry) {
+                    Some(user) => {
+                        let scope = tx.user_scope(&user).await?;
+                        judged.assignees.push((user.clone(), scope.clone()));
+                        Some(Assignee { user, scope })
+                    }
+                    None => None,
+                };
+                match plan(applied, org_path, assignee, writer, registry) {
+                    Ok(Plan::Write { outcome, write }) => {
+                        judged.writes.extend(write.map(|w| (i, *w)));
+                        outcome
+                    }
+                    Ok(Plan::Hold { outcome, held }) => {
+                        judged.holds.push(*held);
+                        outcome
+                    }
+                    Err(outcome) => outcome,
+                }
+            }
+            Err(outcome) => outcome,
+        };
+        judged.outcomes[i] = Some(outcome);
     }
     Ok(judged)
+}
+
+/// The documents of `ids` to read next: as many as fit in [`READ_BYTES`], and at least one.
+fn next_run<'a>(ids: &'a [DocId], sizes: &HashMap<DocId, i64>) -> &'a [DocId] {
+    let mut bytes = 0;
+    let len = ids
+        .iter()
+        .take_while(|id| {
+            bytes += sizes.get(id).copied().unwrap_or(0);
+            bytes <= READ_BYTES
+        })
+        .count();
+    &ids[..len.max(1).min(ids.len())]
 }
 
 /// Writes a judged batch and commits.
@@ -777,4 +800,28 @@ fn conflict_diff<'a>(
         .filter(|c| !open_keys.contains(&(c.path.as_str(), c.code.as_str())))
         .collect();
     (gone, new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_reports_are_read_in_runs_within_the_byte_bound_and_never_none_at_a_time() {
+        let ids: Vec<DocId> = (1..=5).map(DocId::from_u128).collect();
+        let sizes: HashMap<DocId, i64> = ids
+            .iter()
+            .copied()
+            .zip([READ_BYTES / 2, READ_BYTES / 2, 1, 3 * READ_BYTES, 10])
+            .collect();
+        let mut runs = Vec::new();
+        let mut next = 0;
+        while next < ids.len() {
+            let run = next_run(&ids[next..], &sizes);
+            runs.push(run.len());
+            next += run.len();
+        }
+        // Two halves fill a run; a report larger than the bound is read alone.
+        assert_eq!(runs, [2, 1, 1, 1]);
+    }
 }
