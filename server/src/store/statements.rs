@@ -315,7 +315,7 @@ impl Tx {
         Ok(last - count + 1)
     }
 
-    /// Inserts the rows of documents new to the server, a few dozen a statement.
+    /// Inserts the rows of documents new to the server, up to 16 a statement.
     pub async fn insert_documents(&mut self, docs: &[NewRow<'_>]) -> Result<()> {
         let dialect = self.dialect();
         for chunk in batches(docs, DOCUMENT_ROWS) {
@@ -386,7 +386,7 @@ impl Tx {
         Ok(())
     }
 
-    /// Stores changes in the log, a few hundred a statement.
+    /// Stores changes in the log, up to 64 a statement.
     pub async fn insert_changes(
         &mut self,
         changes: &[LoggedChange<'_>],
