@@ -180,13 +180,19 @@ fn batches<T>(mut items: &[T], max: usize) -> impl Iterator<Item = &[T]> {
     })
 }
 
-/// `rows` rows of `cols` placeholders each, numbered on from `$1`: `($1, $2), ($3, $4)`.
-/// `spell` writes the placeholder of a column (1-based), for a column that needs a cast.
-fn value_rows(rows: usize, cols: usize, spell: impl Fn(usize, String) -> String) -> String {
+/// `rows` rows of `cols` placeholders each, the statement's only ones, numbered on from the
+/// first: `($1, $2), ($3, $4)` (on SQLite `(?, ?), (?, ?)`). `spell` writes the placeholder of
+/// a column (1-based), for a column that needs a cast.
+fn value_rows(
+    dialect: Dialect,
+    rows: usize,
+    cols: usize,
+    spell: impl Fn(usize, String) -> String,
+) -> String {
     let rows: Vec<String> = (0..rows)
         .map(|row| {
             let values: Vec<String> = (1..=cols)
-                .map(|col| spell(col, format!("${}", row * cols + col)))
+                .map(|col| spell(col, dialect.placeholder(row * cols + col)))
                 .collect();
             format!("({})", values.join(", "))
         })
@@ -324,7 +330,7 @@ impl Tx {
                  assigned_to, seq, heads, snapshot, snapshot_seq, incremental_bytes, projection, \
                  status, has_conflicts, problems, created_by, created_at, updated_at, \
                  public_text) VALUES {}",
-                value_rows(chunk.len(), 20, |col, p| match col {
+                value_rows(dialect, chunk.len(), 20, |col, p| match col {
                     13 => dialect.json(&p),
                     _ => p,
                 })
@@ -392,11 +398,12 @@ impl Tx {
         changes: &[LoggedChange<'_>],
         writer: &Writer,
     ) -> Result<()> {
+        let dialect = self.dialect();
         for chunk in batches(changes, CHANGE_ROWS) {
             let mut insert = sql(format!(
                 "INSERT INTO changes (hash, doc_id, seq, deps, author, device_id, time, bytes) \
                  VALUES {}",
-                value_rows(chunk.len(), 8, |_, p| p)
+                value_rows(dialect, chunk.len(), 8, |_, p| p)
             ));
             for LoggedChange { doc, seq, change } in chunk {
                 insert = insert
