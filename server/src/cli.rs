@@ -105,7 +105,7 @@ pub struct ServeArgs {
     )]
     pub trusted_proxies: Vec<Cidr>,
     /// Memory for sync work in flight, in MiB: pushes and pulls beyond it wait their turn
-    /// [default: 8].
+    /// [default: 4].
     #[arg(long, env = "GRIDSYNC_SYNC_MEMORY_MIB")]
     pub sync_memory_mib: Option<u64>,
     /// Log lines for a terminal (human) or for a log collector (json, one object per line).

@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The budget when nothing else is configured: five phones pushing a day's work (100 reports)
-/// are judged at once, more than two cores can keep busy, and forty phones' pull pages are
-/// read at once. More wait their turn, which costs them time rather than the server memory.
-pub const DEFAULT_BYTES: usize = 8 * MIB;
+/// The budget when nothing else is configured: two phones pushing a day's work (100 reports)
+/// are judged at once, which keeps two cores busy, or one full pull page is read beside a
+/// phone's push. More wait their turn, which costs them time rather than the server memory: in
+/// W1 half of the old 8 MiB took 4 MB off the server's peak and no time off its upload, and
+/// W4's syncs were no slower (`BENCHMARKS.md`).
+pub const DEFAULT_BYTES: usize = 4 * MIB;
 
 /// What a push may hold per byte of its frame while it is judged: the frame, its decompressed
 /// body, the decoded changes, the stored reports loaded and their new state. In W1 twenty
