@@ -11,8 +11,7 @@ use automerge::{ChangeHash, ObjId, ReadDoc, Value};
 use serde_json::{Map, Value as Json};
 
 use crate::report::{
-    Editor, LOG_ENTRY_KEYS, LogMap, REMOVED_AT, REMOVED_BY, ReportDoc, am, obj_to_json, read_json,
-    value_to_json,
+    Editor, LOG_ENTRY_KEYS, LogMap, REMOVED_AT, REMOVED_BY, ReportDoc, am, value_to_json,
 };
 use crate::schema::{ConcurrencyRule, Label};
 use crate::{Error, Result};
@@ -256,11 +255,11 @@ impl ReportDoc {
             if edited_by.is_empty() {
                 continue;
             }
-            let text = |key| match read_json(self.doc(), &map.obj, key) {
-                Ok(Some(Json::String(s))) => s,
+            let text = |key| match map.json.get(key) {
+                Some(Json::String(s)) => s.clone(),
                 _ => String::new(),
             };
-            let Json::Object(mut values) = obj_to_json(self.doc(), &map.obj)? else {
+            let Json::Object(mut values) = map.json.clone() else {
                 continue;
             };
             values.retain(|key, _| !LOG_ENTRY_KEYS.contains(&key.as_str()));

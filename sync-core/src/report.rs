@@ -90,6 +90,9 @@ pub(crate) struct LogMap {
     pub id: String,
     pub obj: ObjId,
     pub removed: bool,
+    /// The whole map, read in the same pass that found its id: the projection and the rule
+    /// flags need it, and looking the id and removal up on their own cost a search each.
+    pub json: Json,
 }
 
 /// A document's attachments as JSON objects with their `sha256`: those shown, and those hidden
@@ -431,9 +434,14 @@ impl ReportDoc {
                 continue;
             }
             let obj = item.id();
-            if let Some(Json::String(id)) = read_json(&self.doc, &obj, "id")? {
-                let removed = self.doc.get(&obj, REMOVED_BY).map_err(am)?.is_some();
-                maps.push(LogMap { id, obj, removed });
+            let json = obj_to_json(&self.doc, &obj)?;
+            if let Some(Json::String(id)) = json.get("id") {
+                maps.push(LogMap {
+                    id: id.clone(),
+                    removed: json.get(REMOVED_BY).is_some(),
+                    obj,
+                    json,
+                });
             }
         }
         Ok(maps)
@@ -483,7 +491,7 @@ impl ReportDoc {
         out.insert(FIELDS.into(), obj_to_json(&self.doc, &fields)?);
         let mut log = Vec::new();
         for map in log_maps.iter().filter(|m| !m.removed) {
-            log.push(obj_to_json(&self.doc, &map.obj)?);
+            log.push(map.json.clone());
         }
         out.insert(LOG.into(), Json::Array(log));
         // Absent rather than empty, so reports without attachments project as they always did.
