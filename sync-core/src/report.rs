@@ -165,13 +165,17 @@ impl ReportDoc {
         let meta = self
             .map_at_root(META)?
             .ok_or(Error::NotAReport("no meta"))?;
+        // In one pass over the map: looking up each of its six keys costs a search each.
+        let Json::Object(meta) = obj_to_json(&self.doc, &meta)? else {
+            return Err(Error::NotAReport("no meta"));
+        };
         let text = |key: &'static str| -> Result<String> {
-            match read_json(&self.doc, &meta, key)? {
-                Some(Json::String(s)) => Ok(s),
+            match meta.get(key) {
+                Some(Json::String(s)) => Ok(s.clone()),
                 _ => Err(Error::NotAReport(key)),
             }
         };
-        let schema_version = match read_json(&self.doc, &meta, "schema_version")? {
+        let schema_version = match meta.get("schema_version") {
             Some(Json::Number(n)) => n
                 .as_u64()
                 .and_then(|v| u32::try_from(v).ok())
