@@ -206,9 +206,22 @@ impl Tx {
     /// after it), read without them, so that a judge can read the documents a bounded amount
     /// at a time.
     pub async fn stored_sizes(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, i64>> {
+        let size = format!(
+            "{} + incremental_bytes",
+            self.dialect().byte_length("snapshot")
+        );
+        self.doc_numbers(&size, "", ids).await
+    }
+
+    /// The number `value` of each stored document among `ids`; `tail` ends the statement.
+    async fn doc_numbers(
+        &mut self,
+        value: &str,
+        tail: &str,
+        ids: &[DocId],
+    ) -> Result<HashMap<DocId, i64>> {
         let rows: Vec<DocValue<i64>> = sql(format!(
-            "SELECT id, {} + incremental_bytes AS value FROM documents WHERE id IN ({})",
-            self.dialect().byte_length("snapshot"),
+            "SELECT id, {value} AS value FROM documents WHERE id IN ({}){tail}",
             self.dialect().json_strings("$1")
         ))
         .bind(id_list(ids.iter()))
@@ -268,15 +281,8 @@ impl Tx {
     /// transaction ends where the database has row locks, in id order so that two writers
     /// cannot deadlock. Documents not stored are absent.
     pub async fn lock_seqs(&mut self, ids: &[DocId]) -> Result<HashMap<DocId, i64>> {
-        let rows: Vec<DocValue<i64>> = sql(format!(
-            "SELECT id, seq AS value FROM documents WHERE id IN ({}) ORDER BY id{}",
-            self.dialect().json_strings("$1"),
-            self.dialect().for_update("")
-        ))
-        .bind(id_list(ids.iter()))
-        .fetch_all(self)
-        .await?;
-        rows.into_iter().map(DocValue::into_pair).collect()
+        let tail = format!(" ORDER BY id{}", self.dialect().for_update(""));
+        self.doc_numbers("seq", &tail, ids).await
     }
 
     /// The org path of a grid; `None` when no grid has this id.
