@@ -12,6 +12,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use super::db::{Db, sql};
 use super::{Result, SqlStore, Store, StoreError};
 
+/// What the write-ahead log is cut back to once a checkpoint has copied it into the database.
+/// Readers holding old snapshots stop checkpoints from restarting the log, and during a busy
+/// upload it grew to 34 MB; without a limit SQLite keeps the file at its largest size for good.
+/// Twice the size at which SQLite checkpoints (1,000 pages), so a steady load does not cut it.
+pub const WAL_LIMIT_BYTES: u64 = 8 * 1024 * 1024;
+
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
 /// Whether the migrations table exists.
@@ -28,7 +34,8 @@ pub(super) async fn connect(url: &str) -> Result<Db> {
         .foreign_keys(true)
         // 1 MiB of pages per connection rather than SQLite's 2 MiB: the operating system caches
         // the file anyway, and five connections' caches were a tenth of the server's memory.
-        .pragma("cache_size", "-1024");
+        .pragma("cache_size", "-1024")
+        .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string());
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
