@@ -1,4 +1,4 @@
-//! Authentication: argon2id passwords, HS256 access tokens signed with keys kept in the database,
+//! Authentication: argon2id passwords, EdDSA access tokens signed with keys kept in the database,
 //! rotating refresh tokens, login rate limiting behind trusted proxies, the first-start admin,
 //! and the `Caller` extractor that turns a bearer token into a user, a device and a scope.
 
@@ -25,6 +25,9 @@ pub enum AuthError {
     Password(String),
     #[error("token signing failed: {0}")]
     Jwt(#[from] jsonwebtoken::errors::Error),
+    /// A stored key that is not a 32-byte Ed25519 seed: the database was altered by hand.
+    #[error("signing key {0} is not an Ed25519 key")]
+    BadSigningKey(String),
     #[error("the system's random source failed: {0}")]
     Random(#[from] getrandom::Error),
 }

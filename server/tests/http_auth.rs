@@ -11,8 +11,10 @@ use gridsync_server::auth::bootstrap;
 use gridsync_server::auth::client_addr::TrustedProxies;
 use gridsync_server::config::Config;
 use gridsync_server::scope::Role;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::json;
+use sqlx::Connection;
 use support::http::*;
 use support::*;
 
@@ -21,6 +23,7 @@ on_both_test_stores!(
     a_wrong_password_and_an_unknown_user_get_the_same_answer,
     a_disabled_user_cannot_log_in_and_its_tokens_are_refused_with_account_disabled,
     expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_code,
+    access_tokens_verify_with_the_published_public_key_alone,
     a_refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_the_session,
     a_refresh_whose_answer_was_lost_is_answered_again_and_the_unseen_token_dies,
     a_retry_after_the_grace_window_revokes_the_session,
@@ -70,7 +73,7 @@ async fn a_login_with_the_right_password_returns_tokens_that_authenticate(t: &Te
     assert_eq!(r.body["expires_in"], json!(900));
     let access = r.body["access_token"].as_str().expect("access");
     let header = jsonwebtoken::decode_header(access).expect("header");
-    assert_eq!(header.alg, Algorithm::HS256);
+    assert_eq!(header.alg, Algorithm::EdDSA);
     assert!(header.kid.is_some(), "kid names the signing key");
 
     let devices = api.devices(access).await;
@@ -154,15 +157,36 @@ fn session_of(access: &str) -> String {
     claims["sid"].as_str().expect("sid").to_owned()
 }
 
-fn sign(claims: &Claims<'_>, alg: Algorithm, kid: &str, secret: &[u8]) -> String {
+fn sign(claims: &Claims<'_>, alg: Algorithm, kid: &str, key: &EncodingKey) -> String {
     let mut header = Header::new(alg);
     header.kid = Some(kid.into());
-    jsonwebtoken::encode(
-        &header,
-        claims,
-        &EncodingKey::from_secret(secret).expect("key"),
-    )
-    .expect("sign")
+    jsonwebtoken::encode(&header, claims, key).expect("sign")
+}
+
+/// An Ed25519 signer from a 32-byte seed, as the server keeps its keys (PKCS#8, RFC 8410).
+fn ed25519(seed: &[u8]) -> EncodingKey {
+    let prefix = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    EncodingKey::from_ed_der(&[&prefix[..], seed].concat())
+}
+
+fn hmac(secret: &[u8]) -> EncodingKey {
+    EncodingKey::from_secret(secret).expect("key")
+}
+
+/// The server's published key set, read as any client would.
+async fn published_keys(api: &Api) -> (JwkSet, Reply) {
+    let r = api
+        .send(
+            Request::get("/.well-known/jwks.json")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    (serde_json::from_value(r.body.clone()).expect("a JWKS"), r)
 }
 
 async fn expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_code(t: &TestStore) {
@@ -170,48 +194,52 @@ async fn expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_co
     let (access, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
     let session = session_of(&access);
     let key = api.store.signing_keys().await.expect("keys").remove(0);
-    let (kid, secret) = (key.kid.as_str(), key.secret.as_slice());
+    let (kid, server_key) = (key.kid.as_str(), ed25519(&key.secret));
     let now = gridsync_server::clock::now();
     let config = Config::default();
     let (iss, aud) = (config.issuer.as_str(), config.audience.as_str());
+    let eddsa = Algorithm::EdDSA;
 
     let good = Claims {
         sid: &session,
         ..claims(iss, aud, now + 600)
     };
-    let good = sign(&good, Algorithm::HS256, kid, secret);
+    let good = sign(&good, eddsa, kid, &server_key);
     assert_eq!(api.devices(&good).await.status, StatusCode::OK);
     // Signed with the server's key, but naming a session the device never had.
-    let no_session = sign(&claims(iss, aud, now + 600), Algorithm::HS256, kid, secret);
+    let no_session = sign(&claims(iss, aud, now + 600), eddsa, kid, &server_key);
     api.devices(&no_session)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "session_ended");
 
-    let expired = sign(&claims(iss, aud, now - 3600), Algorithm::HS256, kid, secret);
-    let bad_signature = sign(
-        &claims(iss, aud, now + 600),
-        Algorithm::HS256,
-        kid,
-        &[7; 64],
-    );
-    let unknown_kid = sign(
-        &claims(iss, aud, now + 600),
-        Algorithm::HS256,
-        "nope",
-        secret,
-    );
-    let other_alg = sign(&claims(iss, aud, now + 600), Algorithm::HS512, kid, secret);
+    let expired = sign(&claims(iss, aud, now - 3600), eddsa, kid, &server_key);
+    let live = Claims {
+        sid: &session,
+        ..claims(iss, aud, now + 600)
+    };
+    let bad_signature = sign(&live, eddsa, kid, &ed25519(&[7; 32]));
+    let unknown_kid = sign(&live, eddsa, "nope", &server_key);
+    // Algorithm confusion: the public key, or the private seed, used as an HMAC secret.
+    let (jwks, _) = published_keys(&api).await;
+    let public = match &jwks.find(kid).expect("the key is published").algorithm {
+        jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(pair) => {
+            URL_SAFE_NO_PAD.decode(&pair.x).expect("x")
+        }
+        other => panic!("not an Ed25519 key: {other:?}"),
+    };
+    let hs256_public = sign(&live, Algorithm::HS256, kid, &hmac(&public));
+    let hs256_seed = sign(&live, Algorithm::HS256, kid, &hmac(&key.secret));
     let wrong_audience = sign(
         &claims(iss, "elsewhere", now + 600),
-        Algorithm::HS256,
+        eddsa,
         kid,
-        secret,
+        &server_key,
     );
     let wrong_issuer = sign(
         &claims("elsewhere", aud, now + 600),
-        Algorithm::HS256,
+        eddsa,
         kid,
-        secret,
+        &server_key,
     );
     let unsigned = {
         let header =
@@ -227,7 +255,8 @@ async fn expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_co
     for (what, token) in [
         ("bad signature", bad_signature.as_str()),
         ("unknown kid", &unknown_kid),
-        ("HS512", &other_alg),
+        ("HS256 with the public key", &hs256_public),
+        ("HS256 with the private seed", &hs256_seed),
         ("wrong audience", &wrong_audience),
         ("wrong issuer", &wrong_issuer),
         ("alg none", &unsigned),
@@ -247,6 +276,110 @@ async fn expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_co
         .await;
     none.assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated");
     assert!(none.headers.contains_key(header::WWW_AUTHENTICATE));
+}
+
+async fn access_tokens_verify_with_the_published_public_key_alone(t: &TestStore) {
+    let api = api(t).await;
+    let (access, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let (jwks, reply) = published_keys(&api).await;
+    assert_eq!(reply.header("cache-control"), Some("public, max-age=300"));
+    assert_eq!(jwks.keys.len(), 1);
+    let published = &reply.body["keys"][0];
+    for (field, value) in [
+        ("kty", "OKP"),
+        ("crv", "Ed25519"),
+        ("alg", "EdDSA"),
+        ("use", "sig"),
+    ] {
+        assert_eq!(published[field], json!(value), "{field}");
+    }
+    assert!(
+        published.get("d").is_none(),
+        "the private half is never published"
+    );
+
+    let kid = jsonwebtoken::decode_header(&access)
+        .expect("header")
+        .kid
+        .expect("kid");
+    let key = DecodingKey::from_jwk(jwks.find(&kid).expect("the signing key is published"))
+        .expect("a verifying key");
+    let config = Config::default();
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[&config.issuer]);
+    validation.set_audience(&[&config.audience]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&access, &key, &validation)
+        .expect("the token verifies with the published key")
+        .claims;
+    assert_eq!(claims["sub"], json!("w1"));
+    assert_eq!(claims["dev"], json!("phone-1"));
+}
+
+#[tokio::test]
+async fn upgrading_a_sqlite_database_replaces_its_hs256_secrets_with_an_ed25519_key() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("connect");
+    let before = migrations_before_ed25519("sqlite").await;
+    before.run_to(15, &mut conn).await.expect("migrate to 0015");
+    sqlx::query(INSERT_HS256_SECRET)
+        .bind(vec![9u8; 64])
+        .execute(&mut conn)
+        .await
+        .expect("an HS256 secret");
+    conn.close().await.expect("close");
+    assert_signs_with_a_new_ed25519_key(&url).await;
+}
+
+#[tokio::test]
+async fn upgrading_a_postgres_database_replaces_its_hs256_secrets_with_an_ed25519_key() {
+    let url = gridsync_fixtures::databases::fresh_postgres_database("gridsync_keys").await;
+    let mut conn = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let before = migrations_before_ed25519("postgres").await;
+    before.run_to(15, &mut conn).await.expect("migrate to 0015");
+    sqlx::query(INSERT_HS256_SECRET)
+        .bind(vec![9u8; 64])
+        .execute(&mut conn)
+        .await
+        .expect("an HS256 secret");
+    conn.close().await.expect("close");
+    assert_signs_with_a_new_ed25519_key(&url).await;
+}
+
+/// A secret as the versions that signed with HS256 stored it.
+const INSERT_HS256_SECRET: &str =
+    "INSERT INTO signing_keys (kid, secret, created_at) VALUES ('hs256-key', $1, 1)";
+
+/// The migrations of `backend`; run to 0015, they leave a database as the last version that
+/// signed with HS256 did.
+async fn migrations_before_ed25519(backend: &str) -> sqlx::migrate::Migrator {
+    let folder =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../migrations/{backend}"));
+    sqlx::migrate::Migrator::new(folder)
+        .await
+        .expect("migrations")
+}
+
+/// Opened by this version, the database behind `url` holds no HS256 secret, and a new Ed25519
+/// key signs and verifies.
+async fn assert_signs_with_a_new_ed25519_key(url: &str) {
+    let store = gridsync_server::store::open(url)
+        .await
+        .expect("open and upgrade");
+    let state = gridsync_server::http::AppState::new(store.clone(), Config::default())
+        .await
+        .expect("the server starts");
+    let keys = store.signing_keys().await.expect("keys");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_ne!(keys[0].kid, "hs256-key");
+    assert_eq!(keys[0].secret.len(), 32, "an Ed25519 seed");
+    let token = state.keys.issue("w1", "phone-1", "s").await.expect("issue");
+    let header = jsonwebtoken::decode_header(&token).expect("header");
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(header.kid.as_deref(), Some(keys[0].kid.as_str()));
+    assert!(state.keys.verify(&token).await.is_ok());
 }
 
 /// The (access, refresh) tokens of a successful login or refresh.

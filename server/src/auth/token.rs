@@ -1,21 +1,23 @@
-//! Access tokens: short-lived HS256 JWTs. The signing keys live in the database so that every
-//! server node shares them; the newest signs, any stored key verifies by the `kid` header, so a
-//! new key can be added without logging anyone out.
+//! Access tokens: short-lived EdDSA (Ed25519) JWTs. The signing keys live in the database so
+//! that every server node shares them; the newest signs, any stored key verifies by the `kid`
+//! header, so a new key can be added without logging anyone out. Their public halves are
+//! published as a JWKS: whatever checks a token needs no key that could mint one.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::{Result, secret};
+use super::{AuthError, Result, secret};
 use crate::clock;
 use crate::config::Config;
 use crate::store::{SigningKey, Store};
 
 /// The one algorithm issued and accepted; a token naming any other is invalid.
-pub const ALGORITHM: Algorithm = Algorithm::HS256;
+pub const ALGORITHM: Algorithm = Algorithm::EdDSA;
 
 /// An unknown `kid` may be a key another node just added: look again, but at most this often,
 /// so tokens with made-up kids cannot turn into a database query each.
@@ -48,9 +50,35 @@ pub enum TokenError {
     Invalid,
 }
 
+/// A stored key ready to sign and verify.
+struct Key {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    public: PublicKey,
+}
+
+/// The public half of a signing key, as a JWK (RFC 8037: `kty` OKP, `crv` Ed25519).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct PublicKey {
+    /// `OKP`.
+    pub kty: String,
+    /// `Ed25519`.
+    pub crv: String,
+    /// The public key, 32 bytes as unpadded base64url.
+    pub x: String,
+    /// The `kid` header of the tokens this key signs.
+    pub kid: String,
+    /// `EdDSA`.
+    pub alg: String,
+    /// `sig`.
+    #[serde(rename = "use")]
+    pub use_: String,
+}
+
 struct KeySet {
     /// Newest first.
-    keys: Vec<(SigningKey, EncodingKey, DecodingKey)>,
+    keys: Vec<Key>,
     loaded_at: Instant,
 }
 
@@ -101,13 +129,21 @@ impl Keys {
         };
         let set = self.read();
         // `load` guarantees at least one key and keys are never deleted from the set.
-        let (key, encoding, _) = set
+        let key = set
             .keys
             .first()
             .ok_or_else(|| crate::store::StoreError::NotFound("signing key".into()))?;
         let mut header = Header::new(ALGORITHM);
         header.kid = Some(key.kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, encoding)?)
+        Ok(jsonwebtoken::encode(&header, &claims, &key.encoding)?)
+    }
+
+    /// The public halves of the keys that verify tokens now, newest first.
+    pub async fn public_keys(&self) -> Result<Vec<PublicKey>> {
+        if self.read().loaded_at.elapsed() > RELOAD_AT_MOST_EVERY {
+            self.reload().await?;
+        }
+        Ok(self.read().keys.iter().map(|k| k.public.clone()).collect())
     }
 
     /// Checks signature (by `kid`), algorithm, issuer, audience and expiry.
@@ -131,7 +167,7 @@ impl Keys {
     /// `None` when no cached key has this `kid`.
     fn verify_with(&self, kid: &str, token: &str) -> Option<Result<Claims, TokenError>> {
         let set = self.read();
-        let (_, _, decoding) = set.keys.iter().find(|(k, _, _)| k.kid == kid)?;
+        let decoding = &set.keys.iter().find(|k| k.kid == kid)?.decoding;
         let mut validation = Validation::new(ALGORITHM);
         validation.set_issuer(&[&self.issuer]);
         validation.set_audience(&[&self.audience]);
@@ -164,9 +200,7 @@ impl Keys {
 async fn fetch(store: &dyn Store) -> Result<KeySet> {
     let mut keys = Vec::new();
     for key in store.signing_keys().await? {
-        let encoding = EncodingKey::from_secret(&key.secret)?;
-        let decoding = DecodingKey::from_secret(&key.secret)?;
-        keys.push((key, encoding, decoding));
+        keys.push(ready(key)?);
     }
     Ok(KeySet {
         keys,
@@ -174,11 +208,49 @@ async fn fetch(store: &dyn Store) -> Result<KeySet> {
     })
 }
 
-/// A fresh key: 64 random bytes (HS256 wants at least 32) and a random kid.
+/// A stored key's signer, its verifier and its public half, derived from its private seed.
+fn ready(key: SigningKey) -> Result<Key> {
+    let seed: [u8; 32] = key
+        .secret
+        .as_slice()
+        .try_into()
+        .map_err(|_| AuthError::BadSigningKey(key.kid.clone()))?;
+    let encoding = EncodingKey::from_ed_der(&pkcs8(&seed));
+    let x = match Jwk::from_encoding_key(&encoding, ALGORITHM)?.algorithm {
+        AlgorithmParameters::OctetKeyPair(pair) => pair.x,
+        _ => return Err(AuthError::BadSigningKey(key.kid)),
+    };
+    let decoding = DecodingKey::from_ed_components(&x)?;
+    Ok(Key {
+        public: PublicKey {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x,
+            kid: key.kid.clone(),
+            alg: "EdDSA".into(),
+            use_: "sig".into(),
+        },
+        kid: key.kid,
+        encoding,
+        decoding,
+    })
+}
+
+/// An Ed25519 private key's 32-byte seed in the PKCS#8 form jsonwebtoken reads (RFC 8410): a
+/// fixed 16-byte DER prefix, then the seed.
+fn pkcs8(seed: &[u8; 32]) -> Vec<u8> {
+    const PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    [&PREFIX[..], seed].concat()
+}
+
+/// A fresh key: a random 32-byte Ed25519 seed and a random kid.
 pub fn new_key() -> Result<SigningKey> {
     Ok(SigningKey {
         kid: hex::encode(secret::random_bytes::<8>()?),
-        secret: secret::random_bytes::<64>()?.to_vec(),
+        secret: secret::random_bytes::<32>()?.to_vec(),
         created_at: clock::now(),
     })
 }

@@ -1,4 +1,5 @@
-//! Login, refresh-token rotation, logout and changing one's own password under `/api/v1/auth`.
+//! Login, refresh-token rotation, logout and changing one's own password under `/api/v1/auth`,
+//! and the public keys that verify access tokens at `/.well-known/jwks.json`.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,6 +15,7 @@ use utoipa_axum::routes;
 use super::users::check_password;
 use super::validate::has_control;
 use super::{ApiError, AppState, Json, Problem};
+use crate::auth::token::PublicKey;
 use crate::auth::{Caller, password, refresh};
 use crate::clock;
 use crate::store::{AuditEntry, Device, RefreshToken, Rotation, User, UserPatch};
@@ -25,6 +27,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
         .routes(routes!(change_password))
         .routes(routes!(me))
+        .routes(routes!(jwks))
 }
 
 /// Longest accepted username, device id or device name, in characters.
@@ -450,4 +453,38 @@ async fn me(caller: Caller) -> Json<Me> {
         clearance: caller.role().has_clearance(),
         device_id: caller.device.id.clone(),
     })
+}
+
+/// The public keys that verify access tokens (RFC 7517), newest first.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"keys": [{
+    "kty": "OKP",
+    "crv": "Ed25519",
+    "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+    "kid": "3f9c2a71d04e8b65",
+    "alg": "EdDSA",
+    "use": "sig",
+}]}))]
+pub struct KeySet {
+    pub keys: Vec<PublicKey>,
+}
+
+/// How long a client may keep the key set before asking again; one that meets a token with an
+/// unknown `kid` should ask at once, as the server's own nodes do.
+const KEY_SET_MAX_AGE: &str = "public, max-age=300";
+
+/// The public keys that verify access tokens, as a JWKS: Ed25519 (`alg` EdDSA), chosen by each
+/// token's `kid` header. None of them can sign a token.
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth",
+    responses(
+        (status = 200, body = KeySet, headers(("Cache-Control" = String))),
+    ))]
+async fn jwks(
+    State(state): State<AppState>,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], Json<KeySet>), ApiError> {
+    let keys = state.keys.public_keys().await?;
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, KEY_SET_MAX_AGE)],
+        Json(KeySet { keys }),
+    ))
 }

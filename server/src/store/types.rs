@@ -134,6 +134,7 @@ pub enum Rotation {
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKey {
     pub kid: String,
+    /// The Ed25519 private key's 32-byte seed.
     pub secret: Vec<u8>,
     pub created_at: i64,
 }
