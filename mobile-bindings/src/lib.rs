@@ -79,6 +79,14 @@ impl FieldClient {
         self.inner.current_user()
     }
 
+    /// The grant the server gave this device at its last login or refresh, which lets it log in
+    /// at a village office hub while the server is out of reach (a JWS naming the user, the
+    /// device's key, the hub units and an expiry); `None` when logged out or for roles no hub
+    /// serves.
+    pub fn offline_grant(&self) -> Option<String> {
+        self.inner.offline_grant()
+    }
+
     /// The user who logged in here last, kept after logout: new edits are theirs.
     pub fn last_user(&self) -> Option<UserInfo> {
         self.inner.last_user()

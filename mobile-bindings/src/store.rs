@@ -56,6 +56,9 @@ pub struct Session {
     /// Unix seconds after which the access token is refused.
     pub access_expires_at: i64,
     pub user: Profile,
+    /// The grant the server last gave this device for village office hubs (a JWS), if any.
+    #[serde(default)]
+    pub offline_grant: Option<String>,
 }
 
 /// The logged-in user as `/api/v1/me` describes them.
@@ -594,11 +597,32 @@ impl Store {
         Ok(id)
     }
 
-    /// Replaces the device id, for a phone that must register anew.
+    /// Replaces the device id, for a phone that must register anew; a new device gets a new
+    /// key too.
     pub fn new_device_id(&self) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         self.set_meta_blob("device_id", id.as_bytes())?;
+        self.conn
+            .execute("DELETE FROM meta WHERE key = 'device_key'", [])?;
         Ok(id)
+    }
+
+    /// The seed of this installation's Ed25519 key, which the server's offline grants name;
+    /// made once with the device id's lifetime, and kept sealed.
+    pub fn device_key(&self) -> Result<[u8; 32]> {
+        if let Some(blob) = self.meta_blob("device_key")? {
+            return self
+                .sealer
+                .open("device_key", &blob)?
+                .try_into()
+                .map_err(|_| ClientError::Storage("the device key is not 32 bytes".into()));
+        }
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed)
+            .map_err(|e| ClientError::Storage(format!("no random source for a device key: {e}")))?;
+        let blob = self.sealer.seal("device_key", &seed)?;
+        self.set_meta_blob("device_key", &blob)?;
+        Ok(seed)
     }
 
     pub fn session(&self) -> Result<Option<Session>> {
@@ -1398,6 +1422,7 @@ mod tests {
             access_token: "a".into(),
             refresh_token: "r".into(),
             access_expires_at: 5,
+            offline_grant: None,
             user: Profile {
                 id: "u1".into(),
                 username: "wang".into(),
@@ -1561,6 +1586,7 @@ mod tests {
                 access_token: "x".into(),
                 refresh_token: session_token,
                 access_expires_at: 0,
+                offline_grant: None,
                 user: Profile {
                     id: "u".into(),
                     username: "u".into(),
@@ -1644,6 +1670,7 @@ mod tests {
             access_token: "a".into(),
             refresh_token: "r".into(),
             access_expires_at: 5,
+            offline_grant: None,
             user: Profile {
                 id: "u1".into(),
                 username: "wang".into(),

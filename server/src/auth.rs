@@ -1,10 +1,12 @@
 //! Authentication: argon2id passwords, EdDSA access tokens signed with keys kept in the database,
-//! rotating refresh tokens, login rate limiting behind trusted proxies, the first-start admin,
+//! offline grants for village office hubs, rotating refresh tokens, login rate limiting behind
+//! trusted proxies, the first-start admin,
 //! and the `Caller` extractor that turns a bearer token into a user, a device and a scope.
 
 pub mod bootstrap;
 pub mod caller;
 pub mod client_addr;
+pub mod grant;
 pub mod password;
 pub mod rate_limit;
 pub mod refresh;

@@ -87,6 +87,10 @@ pub struct ServeArgs {
     /// Lifetime of refresh tokens, in days: how long a phone may stay offline [default: 60].
     #[arg(long, env = "GRIDSYNC_REFRESH_TOKEN_DAYS")]
     pub refresh_token_days: Option<u64>,
+    /// Lifetime of offline grants, in days: how long a phone may log in at a village office
+    /// hub that cannot reach the server [default: 14].
+    #[arg(long, env = "GRIDSYNC_OFFLINE_GRANT_DAYS")]
+    pub offline_grant_days: Option<u64>,
     /// Failed logins allowed per client address within the login window, and per account
     /// before its logins from new devices wait [default: 5].
     #[arg(long, env = "GRIDSYNC_LOGIN_MAX_FAILURES")]

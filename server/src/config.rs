@@ -17,6 +17,8 @@ pub struct Config {
     pub access_ttl: Duration,
     /// A phone may stay offline for weeks; its refresh token must outlive that.
     pub refresh_ttl: Duration,
+    /// How long a phone's offline grant lets it in at a village office hub without central.
+    pub offline_grant_ttl: Duration,
     /// Failed logins allowed per client address within `login_window`, and per account before
     /// its attempts from new devices wait (from `login_window / 16`, doubling up to
     /// `login_window`; see `auth::rate_limit`).
@@ -41,6 +43,7 @@ impl Default for Config {
             audience: "gridsync-api".into(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(60 * 24 * 60 * 60),
+            offline_grant_ttl: Duration::from_secs(14 * 24 * 60 * 60),
             login_max_failures: 5,
             login_window: Duration::from_secs(15 * 60),
             trusted_proxies: TrustedProxies::default(),

@@ -24,6 +24,10 @@ on_both_test_stores!(
     a_disabled_user_cannot_log_in_and_its_tokens_are_refused_with_account_disabled,
     expired_forged_unsigned_and_foreign_tokens_are_refused_each_with_its_code,
     access_tokens_verify_with_the_published_public_key_alone,
+    a_login_with_a_device_key_gets_an_offline_grant_the_published_keys_verify,
+    grants_go_to_grid_workers_and_village_cadres_and_never_pass_for_access_tokens,
+    a_malformed_device_key_is_refused_before_anything_is_stored,
+    a_refresh_gives_a_key_to_a_device_without_one_but_never_changes_it,
     a_refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_the_session,
     a_refresh_whose_answer_was_lost_is_answered_again_and_the_unseen_token_dies,
     a_retry_after_the_grace_window_revokes_the_session,
@@ -313,6 +317,174 @@ async fn access_tokens_verify_with_the_published_public_key_alone(t: &TestStore)
         .claims;
     assert_eq!(claims["sub"], json!("w1"));
     assert_eq!(claims["dev"], json!("phone-1"));
+}
+
+/// The public key of the Ed25519 key with seed `[seed; 32]`, as a phone sends it.
+fn device_key(seed: u8) -> String {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+    URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes())
+}
+
+async fn login_with_key(api: &Api, user: &str, pw: &str, device: &str, key: &str) -> Reply {
+    api.post(
+        "/api/v1/auth/login",
+        json!({
+            "username": user, "password": pw, "device_id": device,
+            "device_name": "phone", "device_key": key,
+        }),
+    )
+    .await
+}
+
+/// The claims of the grant in a login or refresh answer, checked against the published keys
+/// as a hub checks them.
+async fn grant_claims(api: &Api, answer: &Reply) -> serde_json::Value {
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let grant = answer.body["offline_grant"].as_str().expect("a grant");
+    let header = jsonwebtoken::decode_header(grant).expect("header");
+    assert_eq!(header.alg, Algorithm::EdDSA);
+    assert_eq!(header.typ.as_deref(), Some("gridsync-grant+jwt"));
+    let (jwks, _) = published_keys(api).await;
+    let key = DecodingKey::from_jwk(jwks.find(&header.kid.expect("kid")).expect("published"))
+        .expect("key");
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[&Config::default().issuer]);
+    validation.set_audience(&["gridsync-offline"]);
+    jsonwebtoken::decode::<serde_json::Value>(grant, &key, &validation)
+        .expect("the grant verifies with the published key")
+        .claims
+}
+
+async fn a_login_with_a_device_key_gets_an_offline_grant_the_published_keys_verify(t: &TestStore) {
+    let api = api(t).await;
+    let key = device_key(1);
+    let answer = login_with_key(&api, "w1", WORKER_PW, "phone-1", &key).await;
+    let claims = grant_claims(&api, &answer).await;
+    assert_eq!(claims["sub"], json!("w1"));
+    assert_eq!(claims["dev"], json!("phone-1"));
+    assert_eq!(claims["dkey"], json!(key));
+    assert_eq!(claims["role"], json!("grid_worker"));
+    assert_eq!(claims["scope"], json!(path_of(G1)));
+    // The hub of the grid's village takes it.
+    assert_eq!(claims["units"], json!([path_of("v1")]));
+    let life = claims["exp"].as_i64().expect("exp") - claims["iat"].as_i64().expect("iat");
+    assert_eq!(life, 14 * 24 * 60 * 60);
+    let stored = api
+        .store
+        .device("phone-1")
+        .await
+        .expect("device")
+        .expect("registered");
+    assert_eq!(stored.public_key.as_deref(), Some(key.as_str()));
+
+    let without = api.login("w1", WORKER_PW, "phone-2").await;
+    assert_eq!(without.status, StatusCode::OK, "{}", without.body);
+    assert_eq!(
+        without.body["offline_grant"],
+        json!(null),
+        "no key, no grant"
+    );
+}
+
+async fn grants_go_to_grid_workers_and_village_cadres_and_never_pass_for_access_tokens(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    add_user(
+        t.store.as_ref(),
+        "cadre",
+        Role::VillageCadre,
+        "v1",
+        WORKER_PW,
+        false,
+    )
+    .await;
+    add_user(
+        t.store.as_ref(),
+        "staff",
+        Role::TownshipStaff,
+        "t1",
+        WORKER_PW,
+        false,
+    )
+    .await;
+    let key = device_key(2);
+    let cadre = login_with_key(&api, "cadre", WORKER_PW, "office-tablet", &key).await;
+    let claims = grant_claims(&api, &cadre).await;
+    assert_eq!(claims["role"], json!("village_cadre"));
+    assert_eq!(claims["units"], json!([path_of("v1")]));
+
+    // Township staff and admins work from offices the server reaches.
+    for (user, pw, device) in [
+        ("staff", WORKER_PW, "staff-pc"),
+        ("admin", ADMIN_PW, "admin-pc"),
+    ] {
+        let r = login_with_key(&api, user, pw, device, &key).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(r.body["offline_grant"], json!(null), "{user}");
+    }
+
+    let grant = cadre.body["offline_grant"].as_str().expect("grant");
+    api.devices(grant)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+}
+
+async fn a_malformed_device_key_is_refused_before_anything_is_stored(t: &TestStore) {
+    let api = api(t).await;
+    for bad in [
+        "",
+        "not base64!",
+        &URL_SAFE_NO_PAD.encode([1u8; 31]),
+        &URL_SAFE_NO_PAD.encode([1u8; 33]),
+        &format!("{}=", device_key(1)),
+    ] {
+        login_with_key(&api, "w1", WORKER_PW, "phone-1", bad)
+            .await
+            .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    }
+    assert!(api.store.device("phone-1").await.expect("device").is_none());
+
+    let (_, refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let r = api
+        .post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": refresh, "device_key": "short" }),
+        )
+        .await;
+    r.assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    // The refused refresh did not spend the token.
+    assert_eq!(api.refresh(&refresh).await.status, StatusCode::OK);
+}
+
+async fn a_refresh_gives_a_key_to_a_device_without_one_but_never_changes_it(t: &TestStore) {
+    let api = api(t).await;
+    let (_, refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    let with_key = |token: &str, key: &str| json!({ "refresh_token": token, "device_key": key });
+    let first = api
+        .post("/api/v1/auth/refresh", with_key(&refresh, &device_key(1)))
+        .await;
+    assert_eq!(
+        grant_claims(&api, &first).await["dkey"],
+        json!(device_key(1))
+    );
+
+    // Whoever holds a copy of the refresh token cannot bind a key of theirs.
+    let (_, refresh) = pair(&first);
+    let second = api
+        .post("/api/v1/auth/refresh", with_key(&refresh, &device_key(9)))
+        .await;
+    assert_eq!(
+        grant_claims(&api, &second).await["dkey"],
+        json!(device_key(1))
+    );
+
+    // A login proves the user, who may give the device a new key.
+    let again = login_with_key(&api, "w1", WORKER_PW, "phone-1", &device_key(9)).await;
+    assert_eq!(
+        grant_claims(&api, &again).await["dkey"],
+        json!(device_key(9))
+    );
 }
 
 #[tokio::test]

@@ -42,6 +42,7 @@ on_both_backends!(
     a_case_is_reassigned_only_to_someone_who_can_see_it,
     a_phone_gives_a_server_restored_from_an_empty_backup_its_reports_back,
     signing_keys_come_back_newest_first_with_their_secrets,
+    a_device_key_is_set_once_by_a_refresh_and_replaced_only_by_an_upsert,
     a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second,
     an_org_unit_is_inserted_once_and_renamed,
     users_page_by_username_under_an_org_prefix_with_their_total,
@@ -621,6 +622,7 @@ async fn users_devices_and_refresh_tokens_round_trip(store: &dyn Store) {
         pending_at: None,
         retiring_at: None,
         scope_key: None,
+        public_key: None,
     };
     store.upsert_device(&device).await.expect("device");
     let token = RefreshToken {
@@ -1211,6 +1213,37 @@ fn user(id: &str, role: Role, unit: &str) -> User {
     }
 }
 
+async fn a_device_key_is_set_once_by_a_refresh_and_replaced_only_by_an_upsert(store: &dyn Store) {
+    seed_org(store).await;
+    support::http::add_user(store, "w1", Role::GridWorker, G1, "pw", false).await;
+    store
+        .upsert_device(&device("p1", "w1", 1))
+        .await
+        .expect("device");
+    let key_of = || async {
+        store
+            .device("p1")
+            .await
+            .expect("read")
+            .expect("p1")
+            .public_key
+    };
+    assert_eq!(key_of().await, None);
+    assert!(store.set_device_key("p1", "first").await.expect("set"));
+    assert!(
+        !store.set_device_key("p1", "second").await.expect("set"),
+        "never replaced"
+    );
+    assert!(!store.set_device_key("nobody", "k").await.expect("set"));
+    assert_eq!(key_of().await.as_deref(), Some("first"));
+    let login = Device {
+        public_key: Some("third".into()),
+        ..device("p1", "w1", 1)
+    };
+    store.upsert_device(&login).await.expect("upsert");
+    assert_eq!(key_of().await.as_deref(), Some("third"));
+}
+
 fn device(id: &str, user: &str, created_at: i64) -> Device {
     Device {
         id: id.into(),
@@ -1224,6 +1257,7 @@ fn device(id: &str, user: &str, created_at: i64) -> Device {
         pending_at: None,
         retiring_at: None,
         scope_key: None,
+        public_key: None,
     }
 }
 

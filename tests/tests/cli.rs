@@ -327,6 +327,7 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
                 pending_at: None,
                 retiring_at: None,
                 scope_key: None,
+                public_key: None,
             })
             .await
             .expect("device");

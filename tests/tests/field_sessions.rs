@@ -3,8 +3,9 @@
 //! lost is retried within the server's grace window and the phone stays logged in; editing
 //! needs no session and the last user's next login syncs the work, also after an admin's
 //! password reset ended the session; another user's login is
-//! refused while the last user's work is unsent and wipes nothing; and one data folder holds
-//! one client, even across a killed process.
+//! refused while the last user's work is unsent and wipes nothing; one data folder holds
+//! one client, even across a killed process; and a phone keeps the offline grant the server
+//! signs for its own key.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -126,6 +127,82 @@ fn lost_refresh_scenario(db: &str, base: &str, dir: &Path) {
     wang.expire_access_token().expect("expire");
     wang.sync(None).expect("sync after restart");
     assert!(wang.current_user().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_keeps_an_offline_grant_for_its_own_key_across_refreshes_and_restarts_on_sqlite() {
+    on_server(false, offline_grant_scenario).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_keeps_an_offline_grant_for_its_own_key_across_refreshes_and_restarts_on_postgres()
+{
+    on_server(true, offline_grant_scenario).await;
+}
+
+fn offline_grant_scenario(db: &str, base: &str, dir: &Path) {
+    let data = dir.join("wang");
+    let wang = phone(&data, base);
+    assert_eq!(wang.offline_grant(), None, "no grant before a login");
+    wang.login("wang", PASSWORD, "phone").expect("login");
+    let first = verified_grant(base, &wang.offline_grant().expect("a grant"));
+    let device = wang.device_id().expect("device id");
+    assert_eq!(first["sub"], json!("user-wang"));
+    assert_eq!(first["dev"], json!(device));
+    assert_eq!(first["units"], json!(["/d/t1/v1/"]));
+    assert_eq!(
+        Some(first["dkey"].as_str().expect("dkey").to_owned()),
+        device_key_on_server(db, &device),
+        "the grant names the key the phone registered"
+    );
+
+    // A refresh renews the grant for the same key; so does a login after a restart.
+    wang.expire_access_token().expect("expire");
+    wang.sync(None).expect("sync");
+    let refreshed = verified_grant(base, &wang.offline_grant().expect("a grant"));
+    assert_eq!(refreshed["dkey"], first["dkey"]);
+    drop(wang);
+    let wang = phone(&data, base);
+    assert!(wang.offline_grant().is_some(), "kept across a restart");
+    wang.logout().expect("logout");
+    assert_eq!(wang.offline_grant(), None, "gone with the session");
+    wang.login("wang", PASSWORD, "phone").expect("login again");
+    let again = verified_grant(base, &wang.offline_grant().expect("a grant"));
+    assert_eq!(again["dkey"], first["dkey"], "one key for the installation");
+}
+
+/// The claims of `grant`, checked as a hub checks them: against the server's published keys.
+fn verified_grant(base: &str, grant: &str) -> Value {
+    let jwks: jsonwebtoken::jwk::JwkSet = tokio::runtime::Handle::current().block_on(async {
+        reqwest::get(format!("{base}/.well-known/jwks.json"))
+            .await
+            .expect("get the key set")
+            .json()
+            .await
+            .expect("a JWKS")
+    });
+    let kid = jsonwebtoken::decode_header(grant)
+        .expect("header")
+        .kid
+        .expect("kid");
+    let key =
+        jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).expect("published")).expect("key");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["gridsync-offline"]);
+    jsonwebtoken::decode::<Value>(grant, &key, &validation)
+        .expect("the grant verifies")
+        .claims
+}
+
+fn device_key_on_server(db: &str, device: &str) -> Option<String> {
+    tokio::runtime::Handle::current().block_on(async {
+        let store = gridsync_server::store::open(db).await.expect("open");
+        store
+            .device(device)
+            .await
+            .expect("device")
+            .and_then(|d| d.public_key)
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

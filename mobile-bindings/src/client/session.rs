@@ -8,6 +8,8 @@
 //! refused refresh ends the session and touches no local data. Editing needs no session: edits
 //! are the last logged-in user's, and their next login syncs them.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -53,6 +55,7 @@ impl Client {
         let body = json!({
             "username": username, "password": password,
             "device_id": device_id, "device_name": device_name,
+            "device_key": self.device_public_key()?,
         });
         let answer = self.transport.post(
             "/api/v1/auth/login",
@@ -103,6 +106,7 @@ impl Client {
             refresh_token: tokens.refresh_token,
             access_expires_at,
             user,
+            offline_grant: tokens.offline_grant,
         };
         let mut state = self.lock();
         state.store()?.start_session(&session)?;
@@ -133,6 +137,19 @@ impl Client {
     /// The user of the live session; `None` when logged out or the session ended.
     pub fn current_user(&self) -> Option<UserInfo> {
         self.lock().session.as_ref().map(|s| user_info(&s.user))
+    }
+
+    /// The grant the server last gave this device for village office hubs (a JWS naming the
+    /// device's key), while a session lasts; `None` for roles no hub serves.
+    pub fn offline_grant(&self) -> Option<String> {
+        self.lock().session.as_ref()?.offline_grant.clone()
+    }
+
+    /// This installation's public key, as the server's grants name it: unpadded base64url.
+    fn device_public_key(&self) -> Result<String> {
+        let seed = self.lock().store()?.device_key()?;
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed);
+        Ok(URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()))
     }
 
     /// The user who logged in here last, session or not: the author of local edits.
@@ -170,7 +187,11 @@ impl Client {
                 .map(|s| s.refresh_token.clone())
                 .ok_or_else(|| ClientError::Unauthorized("log in first".into()))?
         };
-        let body = json!({ "refresh_token": refresh_token }).to_string();
+        let body = json!({
+            "refresh_token": refresh_token,
+            "device_key": self.device_public_key()?,
+        })
+        .to_string();
         let send = |traffic: &mut Traffic| {
             self.transport
                 .post_once("/api/v1/auth/refresh", JSON, body.as_bytes(), None, traffic)
@@ -201,6 +222,7 @@ impl Client {
         session.access_token = tokens.access_token.clone();
         session.refresh_token = tokens.refresh_token;
         session.access_expires_at = now() + i64::try_from(tokens.expires_in).unwrap_or(0);
+        session.offline_grant = tokens.offline_grant;
         state.store()?.set_session(Some(&session))?;
         state.session = Some(session);
         Ok(tokens.access_token)
@@ -273,6 +295,9 @@ struct Tokens {
     access_token: String,
     refresh_token: String,
     expires_in: u64,
+    /// Absent from servers older than offline grants.
+    #[serde(default)]
+    offline_grant: Option<String>,
 }
 
 fn user_info(p: &Profile) -> UserInfo {

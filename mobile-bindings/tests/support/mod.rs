@@ -57,6 +57,7 @@ pub fn session() -> Session {
             clearance: true,
             device_id: "d1".into(),
         },
+        offline_grant: None,
     }
 }
 

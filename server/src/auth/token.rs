@@ -11,6 +11,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use super::grant::{self, GrantClaims};
 use super::{AuthError, Result, secret};
 use crate::clock;
 use crate::config::Config;
@@ -114,9 +115,6 @@ impl Keys {
 
     /// A signed access token for `user_id` on `device_id` in session `sid`.
     pub async fn issue(&self, user_id: &str, device_id: &str, sid: &str) -> Result<String> {
-        if self.read().loaded_at.elapsed() > RELOAD_FOR_SIGNING_EVERY {
-            self.reload().await?;
-        }
         let now = clock::now();
         let claims = Claims {
             iss: self.issuer.clone(),
@@ -127,6 +125,19 @@ impl Keys {
             iat: now,
             exp: now.saturating_add(i64::try_from(self.ttl.as_secs()).unwrap_or(i64::MAX)),
         };
+        self.sign(None, &claims).await
+    }
+
+    /// A signed offline grant (`typ` [`grant::TYP`]).
+    pub async fn sign_grant(&self, claims: &GrantClaims) -> Result<String> {
+        self.sign(Some(grant::TYP), claims).await
+    }
+
+    /// `claims` signed with the newest key, under the header type `typ` (JWT when `None`).
+    async fn sign(&self, typ: Option<&str>, claims: &impl Serialize) -> Result<String> {
+        if self.read().loaded_at.elapsed() > RELOAD_FOR_SIGNING_EVERY {
+            self.reload().await?;
+        }
         let set = self.read();
         // `load` guarantees at least one key and keys are never deleted from the set.
         let key = set
@@ -135,7 +146,10 @@ impl Keys {
             .ok_or_else(|| crate::store::StoreError::NotFound("signing key".into()))?;
         let mut header = Header::new(ALGORITHM);
         header.kid = Some(key.kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &key.encoding)?)
+        if let Some(typ) = typ {
+            header.typ = Some(typ.to_owned());
+        }
+        Ok(jsonwebtoken::encode(&header, claims, &key.encoding)?)
     }
 
     /// The public halves of the keys that verify tokens now, newest first.

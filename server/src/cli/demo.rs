@@ -673,6 +673,7 @@ impl Demo {
                 pending_at: None,
                 retiring_at: None,
                 scope_key: None,
+                public_key: None,
             })
             .await?;
         self.summary.users += 1;

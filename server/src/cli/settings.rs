@@ -25,6 +25,7 @@ pub struct FileSettings {
     pub bind: Option<SocketAddr>,
     pub access_token_minutes: Option<u64>,
     pub refresh_token_days: Option<u64>,
+    pub offline_grant_days: Option<u64>,
     pub login_max_failures: Option<u32>,
     pub login_window_minutes: Option<u64>,
     pub trusted_proxies: Option<Vec<Cidr>>,
@@ -52,7 +53,7 @@ impl Settings {
             _ => None,
         };
         let defaults = Config::default();
-        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let minutes = |m: u64| Duration::from_secs(m.saturating_mul(60));
         let api = Config {
             access_ttl: serve
                 .and_then(|s| s.access_token_minutes)
@@ -61,7 +62,13 @@ impl Settings {
             refresh_ttl: serve
                 .and_then(|s| s.refresh_token_days)
                 .or(file.refresh_token_days)
-                .map_or(defaults.refresh_ttl, |d| minutes(d * 24 * 60)),
+                .map_or(defaults.refresh_ttl, |d| minutes(d.saturating_mul(24 * 60))),
+            offline_grant_ttl: serve
+                .and_then(|s| s.offline_grant_days)
+                .or(file.offline_grant_days)
+                .map_or(defaults.offline_grant_ttl, |d| {
+                    minutes(d.saturating_mul(24 * 60))
+                }),
             login_max_failures: serve
                 .and_then(|s| s.login_max_failures)
                 .or(file.login_max_failures)
@@ -88,7 +95,11 @@ impl Settings {
                 .map(|t| token_digest(&t)),
             ..defaults
         };
-        if api.access_ttl.is_zero() || api.refresh_ttl.is_zero() || api.login_window.is_zero() {
+        if api.access_ttl.is_zero()
+            || api.refresh_ttl.is_zero()
+            || api.offline_grant_ttl.is_zero()
+            || api.login_window.is_zero()
+        {
             return Err(Error::Invalid(
                 "token lifetimes and the login window must be at least 1".into(),
             ));

@@ -16,7 +16,7 @@ use super::users::check_password;
 use super::validate::has_control;
 use super::{ApiError, AppState, Json, Problem};
 use crate::auth::token::PublicKey;
-use crate::auth::{Caller, password, refresh};
+use crate::auth::{Caller, grant, password, refresh};
 use crate::clock;
 use crate::store::{AuditEntry, Device, RefreshToken, Rotation, User, UserPatch};
 
@@ -40,6 +40,7 @@ const MAX_NAME_LEN: usize = 256;
     "password": "gridsync-demo",
     "device_id": "4f1c2a9e-phone",
     "device_name": "红米 12C",
+    "device_key": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
 }))]
 pub struct LoginRequest {
     #[schema(min_length = 1, max_length = 256)]
@@ -51,6 +52,11 @@ pub struct LoginRequest {
     pub device_id: String,
     #[schema(min_length = 1, max_length = 256)]
     pub device_name: String,
+    /// The Ed25519 public key the phone generated for itself, 32 bytes as unpadded base64url.
+    /// With it, the answer carries an offline grant naming it.
+    #[serde(default)]
+    #[schema(min_length = 43, max_length = 43)]
+    pub device_key: Option<String>,
 }
 
 impl LoginRequest {
@@ -75,15 +81,28 @@ impl LoginRequest {
                 password::MAX_LEN
             )));
         }
-        Ok(())
+        check_device_key(self.device_key.as_deref())
     }
+}
+
+fn check_device_key(key: Option<&str>) -> Result<(), ApiError> {
+    key.map_or(Ok(()), grant::check_device_key)
+        .map_err(ApiError::BadRequest)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({ "refresh_token": "Qm9va3MgYW5kIGZpZWxkIHdvcmsgYXJlIG5ldmVyIGxvc3Q" }))]
+#[schema(example = json!({
+    "refresh_token": "Qm9va3MgYW5kIGZpZWxkIHdvcmsgYXJlIG5ldmVyIGxvc3Q",
+    "device_key": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+}))]
 pub struct RefreshRequest {
     pub refresh_token: String,
+    /// The device's public key, as at login. A device that has none yet takes this one; a
+    /// refresh never changes a device's key (a login does), and its grant names the key held.
+    #[serde(default)]
+    #[schema(min_length = 43, max_length = 43)]
+    pub device_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -117,6 +136,11 @@ pub struct Tokens {
     pub expires_in: u64,
     /// The user the tokens belong to: the author id their changes must carry.
     pub user_id: String,
+    /// A JWS (EdDSA, `typ` `gridsync-grant+jwt`, `aud` `gridsync-offline`) a village office hub
+    /// checks against `/.well-known/jwks.json` to let this device in while the server is out of
+    /// reach: user, device, the device's key, role, scope, the hubs' units and an expiry. `null`
+    /// when the device sent no key, or for roles no hub serves.
+    pub offline_grant: Option<String>,
 }
 
 /// Who the caller is and what they may see.
@@ -221,6 +245,8 @@ async fn login(
         Some(d) => Device {
             name: req.device_name,
             last_seen_at: now,
+            // The password proves the user, who may give their device a new key.
+            public_key: req.device_key.or(d.public_key),
             ..d
         },
         None => Device {
@@ -235,6 +261,7 @@ async fn login(
             pending_at: None,
             retiring_at: None,
             scope_key: None,
+            public_key: req.device_key,
         },
     };
     state.store.upsert_device(&device).await?;
@@ -251,7 +278,7 @@ async fn login(
             replaces: None,
         })
         .await?;
-    let tokens = issue(&state, &user, &device.id, &family, first.text).await?;
+    let tokens = issue(&state, &user, &device, &family, first.text).await?;
     state
         .store
         .audit(&AuditEntry {
@@ -281,6 +308,7 @@ async fn refresh_tokens(
     State(state): State<AppState>,
     Json(req): Json<RefreshRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
+    check_device_key(req.device_key.as_deref())?;
     let now = clock::now();
     let next = refresh::mint(refresh_expiry(&state, now))?;
     let rotation = state
@@ -295,7 +323,7 @@ async fn refresh_tokens(
         }
         Rotation::Rotated { spent, grace } => (spent, grace),
     };
-    let device = state
+    let mut device = state
         .store
         .device(&spent.device_id)
         .await?
@@ -311,6 +339,14 @@ async fn refresh_tokens(
     // A disabled user's retiring phone keeps its session until it has delivered what it holds.
     if user.disabled && device.retiring_at.is_none() {
         return Err(ApiError::AccountDisabled);
+    }
+    if let Some(key) = req.device_key {
+        if device.public_key.is_none() && state.store.set_device_key(&device.id, &key).await? {
+            device.public_key = Some(key);
+        } else if device.public_key.as_deref() != Some(key.as_str()) {
+            // Whoever holds a copied refresh token must not get a grant for a key of theirs.
+            tracing::warn!(device = %device.id, "a refresh offered another device key; kept the one held");
+        }
     }
     if grace {
         // A lost answer is ordinary on a rural network, but a copied token presented in the
@@ -329,7 +365,7 @@ async fn refresh_tokens(
             .await?;
     }
     Ok(Json(
-        issue(&state, &user, &device.id, &spent.family, next.text).await?,
+        issue(&state, &user, &device, &spent.family, next.text).await?,
     ))
 }
 
@@ -423,16 +459,31 @@ fn refresh_expiry(state: &AppState, now: i64) -> i64 {
 async fn issue(
     state: &AppState,
     user: &User,
-    device_id: &str,
+    device: &Device,
     family: &str,
     refresh_token: String,
 ) -> Result<Tokens, ApiError> {
-    let access_token = state.keys.issue(&user.id, device_id, family).await?;
+    let access_token = state.keys.issue(&user.id, &device.id, family).await?;
+    let ttl = i64::try_from(state.config.offline_grant_ttl.as_secs()).unwrap_or(i64::MAX);
+    let claims = grant::claims(
+        state.store.as_ref(),
+        &state.config.issuer,
+        user,
+        device,
+        clock::now(),
+        ttl,
+    )
+    .await?;
+    let offline_grant = match claims {
+        Some(claims) => Some(state.keys.sign_grant(&claims).await?),
+        None => None,
+    };
     Ok(Tokens {
         access_token,
         refresh_token,
         expires_in: state.keys.ttl().as_secs(),
         user_id: user.id.clone(),
+        offline_grant,
     })
 }
 

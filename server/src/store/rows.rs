@@ -15,7 +15,7 @@ use crate::scope::Role;
 pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, password_hash, role, org_unit_id, disabled, created_at";
 pub(crate) const DEVICE_COLUMNS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at, \
-     cursor, pending_changes, pending_at, retiring_at, scope_key";
+     cursor, pending_changes, pending_at, retiring_at, scope_key, public_key";
 pub(crate) const REFRESH_COLUMNS: &str =
     "token_hash, device_id, family, expires_at, used_at, replaces";
 pub(crate) const ORG_COLUMNS: &str = "id, parent_id, level, name, path";

@@ -353,11 +353,11 @@ impl Store for SqlStore {
     }
 
     async fn upsert_device(&self, d: &Device) -> Result<()> {
-        sql(
-            "INSERT INTO devices (id, user_id, name, created_at, last_seen_at, revoked_at, cursor) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET \
-             user_id = $2, name = $3, last_seen_at = $5, revoked_at = $6, cursor = $7",
-        )
+        sql("INSERT INTO devices \
+             (id, user_id, name, created_at, last_seen_at, revoked_at, cursor, public_key) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
+             user_id = $2, name = $3, last_seen_at = $5, revoked_at = $6, cursor = $7, \
+             public_key = $8")
         .bind(&d.id)
         .bind(&d.user_id)
         .bind(&d.name)
@@ -365,6 +365,7 @@ impl Store for SqlStore {
         .bind(d.last_seen_at)
         .bind(d.revoked_at)
         .bind(d.cursor)
+        .bind(&d.public_key)
         .execute(self.db.write())
         .await?;
         Ok(())
@@ -458,6 +459,15 @@ impl Store for SqlStore {
             .execute(self.db.write())
             .await?;
         Ok(())
+    }
+
+    async fn set_device_key(&self, id: &str, public_key: &str) -> Result<bool> {
+        let done = sql("UPDATE devices SET public_key = $2 WHERE id = $1 AND public_key IS NULL")
+            .bind(id)
+            .bind(public_key)
+            .execute(self.db.write())
+            .await?;
+        Ok(done == 1)
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {

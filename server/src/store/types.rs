@@ -96,6 +96,9 @@ pub struct Device {
     pub retiring_at: Option<i64>,
     /// The scope this device last pulled under ([`crate::scope::Scope::key`]).
     pub scope_key: Option<String>,
+    /// The Ed25519 public key the phone generated for itself (unpadded base64url), which its
+    /// offline grants name; set at a login, or at a refresh while none is set.
+    pub public_key: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]

@@ -1,0 +1,100 @@
+//! Offline grants: what central signs for a phone at each login and refresh, so that a village
+//! office hub, which holds no key that can mint tokens, can let the phone in while central is out
+//! of reach. A grant names the user, the device and the public key the phone generated, the
+//! role and scope, and the units whose hubs may take it; it expires.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::Result;
+use crate::scope::{Role, Scope};
+use crate::store::{Device, Level, Store, User};
+
+/// The `aud` of grants, never an access token's: a grant does not pass for one.
+pub const AUDIENCE: &str = "gridsync-offline";
+/// The `typ` header of grants.
+pub const TYP: &str = "gridsync-grant+jwt";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The user id.
+    pub sub: String,
+    /// The device id.
+    pub dev: String,
+    /// The device's Ed25519 public key, unpadded base64url: the hub has the phone sign its
+    /// nonce with the private half.
+    pub dkey: String,
+    pub role: Role,
+    /// The org path prefix of the user's scope.
+    pub scope: String,
+    /// Org paths of the units whose hubs may take this grant.
+    pub units: Vec<String>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Checks a device key as a phone sends it: an Ed25519 public key, 32 bytes as unpadded
+/// base64url. The error says what is wrong with it.
+pub fn check_device_key(text: &str) -> Result<(), String> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| "device_key must be unpadded base64url".to_owned())?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "device_key must be a 32-byte Ed25519 public key".to_owned())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|_| "device_key is not an Ed25519 public key".to_owned())?;
+    Ok(())
+}
+
+/// The claims of a grant for `user` on `device`, issued at `now` for `ttl_secs`; `None` when
+/// the device has sent no key or no hub serves the user's work.
+pub async fn claims(
+    store: &dyn Store,
+    issuer: &str,
+    user: &User,
+    device: &Device,
+    now: i64,
+    ttl_secs: i64,
+) -> Result<Option<GrantClaims>> {
+    let Some(dkey) = &device.public_key else {
+        return Ok(None);
+    };
+    let Some(unit) = store.org_unit(&user.org_unit_id).await? else {
+        return Ok(None);
+    };
+    let scope = Scope::for_role(&user.id, user.role, &unit.path).prefix;
+    // Hubs stand in village and community offices: the people who work there are the grid
+    // workers of their grids and the cadres. Everyone else works from offices central reaches.
+    let village = match (user.role, unit.level) {
+        (Role::VillageCadre, Level::Village | Level::Community) => Some(unit),
+        (Role::GridWorker, Level::Grid) => match &unit.parent_id {
+            Some(parent) => store.org_unit(parent).await?,
+            None => None,
+        },
+        _ => None,
+    };
+    let units: Vec<String> = village
+        .filter(|v| matches!(v.level, Level::Village | Level::Community))
+        .map(|v| v.path)
+        .into_iter()
+        .collect();
+    if units.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(GrantClaims {
+        iss: issuer.to_owned(),
+        aud: AUDIENCE.to_owned(),
+        sub: user.id.clone(),
+        dev: device.id.clone(),
+        dkey: dkey.clone(),
+        role: user.role,
+        scope,
+        units,
+        iat: now,
+        exp: now.saturating_add(ttl_secs),
+    }))
+}
