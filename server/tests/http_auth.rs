@@ -28,6 +28,7 @@ on_both_test_stores!(
     grants_go_to_grid_workers_and_village_cadres_and_never_pass_for_access_tokens,
     a_malformed_device_key_is_refused_before_anything_is_stored,
     a_refresh_gives_a_key_to_a_device_without_one_but_never_changes_it,
+    the_signed_revocation_list_names_recently_revoked_devices_and_disabled_accounts,
     a_refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_the_session,
     a_refresh_whose_answer_was_lost_is_answered_again_and_the_unseen_token_dies,
     a_retry_after_the_grace_window_revokes_the_session,
@@ -485,6 +486,66 @@ async fn a_refresh_gives_a_key_to_a_device_without_one_but_never_changes_it(t: &
         grant_claims(&api, &again).await["dkey"],
         json!(device_key(9))
     );
+}
+
+async fn the_signed_revocation_list_names_recently_revoked_devices_and_disabled_accounts(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let (admin, _) = api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    let (worker, _) = api.tokens("w1", WORKER_PW, "phone-1").await;
+    api.tokens("w1", WORKER_PW, "lost-phone").await;
+    api.tokens("w1", WORKER_PW, "old-phone").await;
+    api.tokens("w2", WORKER_PW, "phone-2").await;
+    let revoked = api
+        .call(
+            "POST",
+            "/api/v1/devices/lost-phone/revoke",
+            &admin,
+            json!({}),
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.body);
+    // Revoked longer ago than a grant lives: no grant of it is left to refuse.
+    let long_ago = gridsync_server::clock::now() - 15 * 24 * 60 * 60;
+    execute_sql(
+        &t.url,
+        &format!("UPDATE devices SET revoked_at = {long_ago} WHERE id = 'old-phone'"),
+    )
+    .await;
+    execute_sql(&t.url, "UPDATE users SET disabled = TRUE WHERE id = 'w2'").await;
+
+    api.get("/api/v1/revocations", &worker)
+        .await
+        .assert_problem(StatusCode::FORBIDDEN, "forbidden");
+    let r = api
+        .send_raw(authed("GET", "/api/v1/revocations", &admin))
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type(), "application/jwt");
+    let list = r.text();
+    let header = jsonwebtoken::decode_header(&list).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("gridsync-revocations+jwt"));
+    let (jwks, _) = published_keys(&api).await;
+    let key = DecodingKey::from_jwk(jwks.find(&header.kid.expect("kid")).expect("published"))
+        .expect("key");
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_audience(&["gridsync-offline"]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&list, &key, &validation)
+        .expect("the list verifies with the published key")
+        .claims;
+    let devices: Vec<&str> = claims["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| d["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(devices, ["lost-phone"]);
+    assert_eq!(claims["disabled_users"], json!(["w2"]));
+    api.devices(&list)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Offline grants: what central signs for a phone at each login and refresh, so that a village
 //! office hub, which holds no key that can mint tokens, can let the phone in while central is out
 //! of reach. A grant names the user, the device and the public key the phone generated, the
-//! role and scope, and the units whose hubs may take it; it expires.
+//! role and scope, and the units whose hubs may take it; it expires. The revocation list says
+//! which grants no longer count: those of revoked devices and disabled accounts.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -9,12 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::Result;
 use crate::scope::{Role, Scope};
-use crate::store::{Device, Level, Store, User};
+use crate::store::{Device, Level, RevokedDevice, Store, User};
 
 /// The `aud` of grants, never an access token's: a grant does not pass for one.
 pub const AUDIENCE: &str = "gridsync-offline";
 /// The `typ` header of grants.
 pub const TYP: &str = "gridsync-grant+jwt";
+/// The `typ` header of revocation lists.
+pub const REVOCATIONS_TYP: &str = "gridsync-revocations+jwt";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantClaims {
@@ -97,4 +100,35 @@ pub async fn claims(
         iat: now,
         exp: now.saturating_add(ttl_secs),
     }))
+}
+
+/// The signed revocation list: the grants a hub must refuse from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevocationList {
+    pub iss: String,
+    pub aud: String,
+    /// When central read the list: a hub never runs its clock behind the newest it has seen.
+    pub iat: i64,
+    /// Devices revoked within a grant's life, each to be refused and wiped. A device revoked
+    /// longer ago holds no grant that has not expired.
+    pub devices: Vec<RevokedDevice>,
+    /// Disabled accounts, by user id: none of their grants count.
+    pub disabled_users: Vec<String>,
+}
+
+/// The revocation list as of `now`, for grants living `ttl_secs`.
+pub async fn revocations(
+    store: &dyn Store,
+    issuer: &str,
+    now: i64,
+    ttl_secs: i64,
+) -> Result<RevocationList> {
+    let revoked = store.revocations(now.saturating_sub(ttl_secs)).await?;
+    Ok(RevocationList {
+        iss: issuer.to_owned(),
+        aud: AUDIENCE.to_owned(),
+        iat: now,
+        devices: revoked.devices,
+        disabled_users: revoked.disabled_users,
+    })
 }

@@ -11,7 +11,6 @@ use jsonwebtoken::jwk::{AlgorithmParameters, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use super::grant::{self, GrantClaims};
 use super::{AuthError, Result, secret};
 use crate::clock;
 use crate::config::Config;
@@ -128,9 +127,11 @@ impl Keys {
         self.sign(None, &claims).await
     }
 
-    /// A signed offline grant (`typ` [`grant::TYP`]).
-    pub async fn sign_grant(&self, claims: &GrantClaims) -> Result<String> {
-        self.sign(Some(grant::TYP), claims).await
+    /// `claims` signed under the header type `typ`: an offline grant or a revocation list
+    /// ([`super::grant::TYP`], [`super::grant::REVOCATIONS_TYP`]), never taken for an access
+    /// token.
+    pub async fn sign_typed(&self, typ: &str, claims: &impl Serialize) -> Result<String> {
+        self.sign(Some(typ), claims).await
     }
 
     /// `claims` signed with the newest key, under the header type `typ` (JWT when `None`).

@@ -475,7 +475,7 @@ async fn issue(
     )
     .await?;
     let offline_grant = match claims {
-        Some(claims) => Some(state.keys.sign_grant(&claims).await?),
+        Some(claims) => Some(state.keys.sign_typed(grant::TYP, &claims).await?),
         None => None,
     };
     Ok(Tokens {

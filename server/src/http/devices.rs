@@ -1,6 +1,7 @@
 //! Devices under `/api/v1/devices`: listing them with what each holds unsent, revoking one (a
 //! lost or stolen phone: wiped at its next contact) and retiring one (a phone handed in: it
-//! delivers everything, then wipes itself).
+//! delivers everything, then wipes itself); and the signed revocation list at
+//! `/api/v1/revocations`, which tells village office hubs whose offline grants to refuse.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -11,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ApiError, AppState, Json, Path, Problem};
-use crate::auth::Caller;
+use crate::auth::{Caller, grant};
 use crate::clock;
 use crate::scope::Role;
 use crate::store::{AuditEntry, Device, DeviceState};
@@ -21,6 +22,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_devices))
         .routes(routes!(revoke_device))
         .routes(routes!(retire_device))
+        .routes(routes!(revocation_list))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -177,4 +179,36 @@ async fn audit(
         })
         .await?;
     Ok(())
+}
+
+/// The revocation list, signed like an access token (EdDSA, `typ` `gridsync-revocations+jwt`,
+/// `aud` `gridsync-offline`; verify it against `/.well-known/jwks.json`). Its claims: `iat`,
+/// `devices` revoked within an offline grant's life (`id`, `revoked_at`: refuse the device and
+/// wipe it) and `disabled_users` (refuse their grants). Village office hubs fetch it at every
+/// contact with the server; district admins may read it.
+#[utoipa::path(get, path = "/api/v1/revocations", tag = "devices", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "a compact JWS", content_type = "application/jwt", body = String,
+            example = json!("eyJ0eXAiOiJncmlkc3luYy1yZXZvY2F0aW9ucytqd3QiLCJhbGciOiJFZERTQSIsImtpZCI6IjNmOWMyYTcxZDA0ZThiNjUifQ.eyJpc3MiOiJncmlkc3luYyIsImF1ZCI6ImdyaWRzeW5jLW9mZmxpbmUiLCJpYXQiOjE3OTYyMDAwMDAsImRldmljZXMiOlt7ImlkIjoiNGYxYzJhOWUtcGhvbmUiLCJyZXZva2VkX2F0IjoxNzk2MTAwMDAwfV0sImRpc2FibGVkX3VzZXJzIjpbXX0.c2lnbmF0dXJl")),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "not a district admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn revocation_list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+    caller.require_role(&[Role::DistrictAdmin])?;
+    let ttl = i64::try_from(state.config.offline_grant_ttl.as_secs()).unwrap_or(i64::MAX);
+    let list = grant::revocations(
+        state.store.as_ref(),
+        &state.config.issuer,
+        clock::now(),
+        ttl,
+    )
+    .await?;
+    let signed = state.keys.sign_typed(grant::REVOCATIONS_TYP, &list).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/jwt")],
+        signed,
+    ))
 }

@@ -27,9 +27,10 @@ use super::schemas::{self, NewDraft, Publication, SchemaRow, StoredSchema};
 use super::{
     AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
     ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, NextRefreshToken, OrgUnit,
-    OrphansCollected, Page, PieceHasher, PoolUse, RefreshToken, ReportQuery, Result, Rotation,
-    SEARCH_COUNT_CAP, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, UploadState, User,
-    UserPatch, UserQuery, UserUpdated, cut_range, pieces, postgres, sessions, sqlite,
+    OrphansCollected, Page, PieceHasher, PoolUse, RefreshToken, ReportQuery, Result, Revocations,
+    Rotation, SEARCH_COUNT_CAP, SigningKey, Store, StoreError, UploadChunk, UploadOutcome,
+    UploadState, User, UserPatch, UserQuery, UserUpdated, cut_range, pieces, postgres, sessions,
+    sqlite,
 };
 use crate::auth::refresh::{self, Verdict};
 use crate::scope::Scope;
@@ -459,6 +460,22 @@ impl Store for SqlStore {
             .execute(self.db.write())
             .await?;
         Ok(())
+    }
+
+    async fn revocations(&self, since: i64) -> Result<Revocations> {
+        let devices =
+            sql("SELECT id, revoked_at FROM devices WHERE revoked_at > $1 ORDER BY revoked_at, id")
+                .bind(since)
+                .fetch_all(self.db.read())
+                .await?;
+        let disabled: Vec<(String,)> =
+            sql("SELECT id FROM users WHERE disabled = TRUE ORDER BY id")
+                .fetch_all(self.db.read())
+                .await?;
+        Ok(Revocations {
+            devices,
+            disabled_users: disabled.into_iter().map(|(id,)| id).collect(),
+        })
     }
 
     async fn set_device_key(&self, id: &str, public_key: &str) -> Result<bool> {

@@ -152,6 +152,21 @@ impl std::fmt::Debug for SigningKey {
     }
 }
 
+/// What offline grants must no longer let in (`Store::revocations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocations {
+    /// Devices revoked since the time asked for, oldest first.
+    pub devices: Vec<RevokedDevice>,
+    /// Every disabled account, by user id.
+    pub disabled_users: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct RevokedDevice {
+    pub id: String,
+    pub revoked_at: i64,
+}
+
 /// A stored report's row, without its automerge bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentRow {
