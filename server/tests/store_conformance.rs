@@ -1215,7 +1215,7 @@ fn user(id: &str, role: Role, unit: &str) -> User {
 
 async fn a_device_key_is_set_once_by_a_refresh_and_replaced_only_by_an_upsert(store: &dyn Store) {
     seed_org(store).await;
-    support::http::add_user(store, "w1", Role::GridWorker, G1, "pw", false).await;
+    http::add_user(store, "w1", Role::GridWorker, G1, "pw", false).await;
     store
         .upsert_device(&device("p1", "w1", 1))
         .await
