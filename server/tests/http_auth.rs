@@ -303,19 +303,8 @@ async fn access_tokens_verify_with_the_published_public_key_alone(t: &TestStore)
         "the private half is never published"
     );
 
-    let kid = jsonwebtoken::decode_header(&access)
-        .expect("header")
-        .kid
-        .expect("kid");
-    let key = DecodingKey::from_jwk(jwks.find(&kid).expect("the signing key is published"))
-        .expect("a verifying key");
-    let config = Config::default();
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_issuer(&[&config.issuer]);
-    validation.set_audience(&[&config.audience]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(&access, &key, &validation)
-        .expect("the token verifies with the published key")
-        .claims;
+    let (header, claims) = verified(&api, &access, &Config::default().audience).await;
+    assert_eq!(header.typ.as_deref(), Some("JWT"));
     assert_eq!(claims["sub"], json!("w1"));
     assert_eq!(claims["dev"], json!("phone-1"));
 }
@@ -337,23 +326,31 @@ async fn login_with_key(api: &Api, user: &str, pw: &str, device: &str, key: &str
     .await
 }
 
-/// The claims of the grant in a login or refresh answer, checked against the published keys
-/// as a hub checks them.
+/// The header and claims of `jws` for `audience`, checked as whoever holds only the published
+/// keys checks them: by its `kid`, with EdDSA, from this issuer.
+async fn verified(api: &Api, jws: &str, audience: &str) -> (Header, serde_json::Value) {
+    let header = jsonwebtoken::decode_header(jws).expect("header");
+    let (jwks, _) = published_keys(api).await;
+    let kid = header.kid.as_deref().expect("kid");
+    let key = DecodingKey::from_jwk(jwks.find(kid).expect("the signing key is published"))
+        .expect("a verifying key");
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[&Config::default().issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(jws, &key, &validation)
+        .expect("verifies with the published key")
+        .claims;
+    (header, claims)
+}
+
+/// The claims of the grant in a login or refresh answer, checked as a hub checks them.
 async fn grant_claims(api: &Api, answer: &Reply) -> serde_json::Value {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let grant = answer.body["offline_grant"].as_str().expect("a grant");
-    let header = jsonwebtoken::decode_header(grant).expect("header");
-    assert_eq!(header.alg, Algorithm::EdDSA);
+    let (header, claims) = verified(api, grant, "gridsync-offline").await;
     assert_eq!(header.typ.as_deref(), Some("gridsync-grant+jwt"));
-    let (jwks, _) = published_keys(api).await;
-    let key = DecodingKey::from_jwk(jwks.find(&header.kid.expect("kid")).expect("published"))
-        .expect("key");
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_issuer(&[&Config::default().issuer]);
-    validation.set_audience(&["gridsync-offline"]);
-    jsonwebtoken::decode::<serde_json::Value>(grant, &key, &validation)
-        .expect("the grant verifies with the published key")
-        .claims
+    claims
 }
 
 async fn a_login_with_a_device_key_gets_an_offline_grant_the_published_keys_verify(t: &TestStore) {
@@ -518,23 +515,11 @@ async fn the_signed_revocation_list_names_recently_revoked_devices_and_disabled_
     api.get("/api/v1/revocations", &worker)
         .await
         .assert_problem(StatusCode::FORBIDDEN, "forbidden");
-    let r = api
-        .send_raw(authed("GET", "/api/v1/revocations", &admin))
-        .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.content_type(), "application/jwt");
-    let list = r.text();
-    let header = jsonwebtoken::decode_header(&list).expect("header");
+    let r = api.get("/api/v1/revocations", &admin).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let list = r.body["revocations"].as_str().expect("a JWS");
+    let (header, claims) = verified(&api, list, "gridsync-offline").await;
     assert_eq!(header.typ.as_deref(), Some("gridsync-revocations+jwt"));
-    let (jwks, _) = published_keys(&api).await;
-    let key = DecodingKey::from_jwk(jwks.find(&header.kid.expect("kid")).expect("published"))
-        .expect("key");
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_audience(&["gridsync-offline"]);
-    validation.set_required_spec_claims(&["iss", "aud"]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(&list, &key, &validation)
-        .expect("the list verifies with the published key")
-        .claims;
     let devices: Vec<&str> = claims["devices"]
         .as_array()
         .expect("devices")
@@ -543,7 +528,7 @@ async fn the_signed_revocation_list_names_recently_revoked_devices_and_disabled_
         .collect();
     assert_eq!(devices, ["lost-phone"]);
     assert_eq!(claims["disabled_users"], json!(["w2"]));
-    api.devices(&list)
+    api.devices(list)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
 }

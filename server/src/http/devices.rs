@@ -181,22 +181,31 @@ async fn audit(
     Ok(())
 }
 
-/// The revocation list, signed like an access token (EdDSA, `typ` `gridsync-revocations+jwt`,
-/// `aud` `gridsync-offline`; verify it against `/.well-known/jwks.json`). Its claims: `iat`,
-/// `devices` revoked within an offline grant's life (`id`, `revoked_at`: refuse the device and
-/// wipe it) and `disabled_users` (refuse their grants). Village office hubs fetch it at every
-/// contact with the server; district admins may read it.
+/// The signed revocation list, as `/api/v1/revocations` answers it.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "revocations": "eyJ0eXAiOiJncmlkc3luYy1yZXZvY2F0aW9ucytqd3QiLCJhbGciOiJFZERTQSIsImtpZCI6IjNmOWMyYTcxZDA0ZThiNjUifQ.eyJpc3MiOiJncmlkc3luYyIsImF1ZCI6ImdyaWRzeW5jLW9mZmxpbmUiLCJpYXQiOjE3OTYyMDAwMDAsImRldmljZXMiOlt7ImlkIjoiNGYxYzJhOWUtcGhvbmUiLCJyZXZva2VkX2F0IjoxNzk2MTAwMDAwfV0sImRpc2FibGVkX3VzZXJzIjpbXX0.c2lnbmF0dXJl",
+}))]
+pub struct SignedRevocations {
+    /// A compact JWS, signed like an access token (EdDSA, `typ` `gridsync-revocations+jwt`,
+    /// `aud` `gridsync-offline`; verify it against `/.well-known/jwks.json`). Its claims: `iat`,
+    /// `devices` revoked within an offline grant's life (`id`, `revoked_at`: refuse the device
+    /// and wipe it) and `disabled_users` (refuse their grants).
+    pub revocations: String,
+}
+
+/// The revocation list: whose offline grants a village office hub must refuse. Hubs fetch it at
+/// every contact with the server; district admins may read it.
 #[utoipa::path(get, path = "/api/v1/revocations", tag = "devices", security(("bearer" = [])),
     responses(
-        (status = 200, description = "a compact JWS", content_type = "application/jwt", body = String,
-            example = json!("eyJ0eXAiOiJncmlkc3luYy1yZXZvY2F0aW9ucytqd3QiLCJhbGciOiJFZERTQSIsImtpZCI6IjNmOWMyYTcxZDA0ZThiNjUifQ.eyJpc3MiOiJncmlkc3luYyIsImF1ZCI6ImdyaWRzeW5jLW9mZmxpbmUiLCJpYXQiOjE3OTYyMDAwMDAsImRldmljZXMiOlt7ImlkIjoiNGYxYzJhOWUtcGhvbmUiLCJyZXZva2VkX2F0IjoxNzk2MTAwMDAwfV0sImRpc2FibGVkX3VzZXJzIjpbXX0.c2lnbmF0dXJl")),
+        (status = 200, body = SignedRevocations),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "not a district admin", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn revocation_list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<([(axum::http::HeaderName, &'static str); 1], String), ApiError> {
+) -> Result<Json<SignedRevocations>, ApiError> {
     caller.require_role(&[Role::DistrictAdmin])?;
     let ttl = i64::try_from(state.config.offline_grant_ttl.as_secs()).unwrap_or(i64::MAX);
     let list = grant::revocations(
@@ -206,9 +215,7 @@ async fn revocation_list(
         ttl,
     )
     .await?;
-    let signed = state.keys.sign_typed(grant::REVOCATIONS_TYP, &list).await?;
-    Ok((
-        [(axum::http::header::CONTENT_TYPE, "application/jwt")],
-        signed,
-    ))
+    Ok(Json(SignedRevocations {
+        revocations: state.keys.sign_typed(grant::REVOCATIONS_TYP, &list).await?,
+    }))
 }
