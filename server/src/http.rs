@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod health;
 pub mod held;
+pub mod hubs;
 pub mod json;
 pub mod live;
 pub mod metrics;
@@ -155,6 +156,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(health::routes())
         .merge(auth::routes())
         .merge(devices::routes())
+        .merge(hubs::routes())
         .merge(sync::routes())
         .merge(org::routes())
         .merge(users::routes())

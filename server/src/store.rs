@@ -119,6 +119,22 @@ pub trait Store: Send + Sync {
     /// there is no such device), which this never replaces.
     async fn set_device_key(&self, id: &str, public_key: &str) -> Result<bool>;
 
+    // Village office hubs.
+    /// Registers `hub`, whose enrolment code hashes (SHA-256) to `code_hash`.
+    async fn insert_hub(&self, hub: &Hub, code_hash: &[u8]) -> Result<()>;
+    /// Every registered hub, oldest first.
+    async fn hubs(&self) -> Result<Vec<Hub>>;
+    /// Enrols the hub whose unexpired code hashes to `code_hash`, unless it is revoked: its key
+    /// is `identity_key` from `now`, and the code is spent. `None` when no hub takes the code.
+    async fn enrol_hub(
+        &self,
+        code_hash: &[u8],
+        identity_key: &str,
+        now: i64,
+    ) -> Result<Option<Hub>>;
+    /// Revokes hub `id`; `false` when there is no such hub or it was revoked already.
+    async fn revoke_hub(&self, id: &str, at: i64) -> Result<bool>;
+
     // Sessions (refresh-token families).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
     /// Presents the refresh token hashed `presented` at `now`: as [`refresh::judge`] rules, spends

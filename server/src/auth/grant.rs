@@ -18,6 +18,8 @@ pub const AUDIENCE: &str = "gridsync-offline";
 pub const TYP: &str = "gridsync-grant+jwt";
 /// The `typ` header of revocation lists.
 pub const REVOCATIONS_TYP: &str = "gridsync-revocations+jwt";
+/// The `typ` header of hub certificates.
+pub const HUB_TYP: &str = "gridsync-hub+jwt";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantClaims {
@@ -39,17 +41,17 @@ pub struct GrantClaims {
     pub exp: i64,
 }
 
-/// Checks a device key as a phone sends it: an Ed25519 public key, 32 bytes as unpadded
-/// base64url. The error says what is wrong with it.
-pub fn check_device_key(text: &str) -> Result<(), String> {
+/// Checks the public key a phone or a hub sends as `field`: an Ed25519 public key, 32 bytes as
+/// unpadded base64url. The error says what is wrong with it.
+pub fn check_public_key(field: &str, text: &str) -> Result<(), String> {
     let bytes = URL_SAFE_NO_PAD
         .decode(text)
-        .map_err(|_| "device_key must be unpadded base64url".to_owned())?;
+        .map_err(|_| format!("{field} must be unpadded base64url"))?;
     let bytes: [u8; 32] = bytes
         .try_into()
-        .map_err(|_| "device_key must be a 32-byte Ed25519 public key".to_owned())?;
+        .map_err(|_| format!("{field} must be a 32-byte Ed25519 public key"))?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-        .map_err(|_| "device_key is not an Ed25519 public key".to_owned())?;
+        .map_err(|_| format!("{field} is not an Ed25519 public key"))?;
     Ok(())
 }
 
@@ -131,4 +133,19 @@ pub async fn revocations(
         devices: revoked.devices,
         disabled_users: revoked.disabled_users,
     })
+}
+
+/// A hub's certificate, signed at its enrolment: phones on the office network trust the hub
+/// whose key it names for the unit it names, with no public certificate authority.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubCertificate {
+    pub iss: String,
+    pub aud: String,
+    /// The hub id.
+    pub sub: String,
+    /// The org path of the village or community the hub serves.
+    pub unit: String,
+    /// The hub's Ed25519 public key, unpadded base64url.
+    pub hkey: String,
+    pub iat: i64,
 }

@@ -86,7 +86,7 @@ impl LoginRequest {
 }
 
 fn check_device_key(key: Option<&str>) -> Result<(), ApiError> {
-    key.map_or(Ok(()), grant::check_device_key)
+    key.map_or(Ok(()), |key| grant::check_public_key("device_key", key))
         .map_err(ApiError::BadRequest)
 }
 

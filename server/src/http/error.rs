@@ -53,6 +53,9 @@ pub enum ApiError {
     DeviceRetiring(String),
     #[error("this account is disabled")]
     AccountDisabled,
+    /// One answer for a code never issued, already used, expired or of a revoked hub.
+    #[error("the enrolment code is unknown, used, expired or of a revoked hub")]
+    EnrolmentInvalid,
     #[error("{0}")]
     Forbidden(String),
     /// The report, or the place a new report would go, is outside the caller's scope.
@@ -122,7 +125,7 @@ impl ApiError {
             BadRequest(_) | InvalidJson(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType | UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidCredentials | TokenExpired | TokenInvalid | RefreshInvalid
-            | RefreshReused | DeviceRevoked | SessionEnded | AccountDisabled => {
+            | RefreshReused | DeviceRevoked | SessionEnded | AccountDisabled | EnrolmentInvalid => {
                 StatusCode::UNAUTHORIZED
             }
             Forbidden(_) | OutOfScope(_) | UnitTooFine(_) => StatusCode::FORBIDDEN,
@@ -163,6 +166,7 @@ impl ApiError {
             DeviceRetired => "device_retired",
             DeviceRetiring(_) => "device_retiring",
             AccountDisabled => "account_disabled",
+            EnrolmentInvalid => "enrolment_invalid",
             Forbidden(_) => "forbidden",
             OutOfScope(_) => "out_of_scope",
             UnitTooFine(_) => "unit_too_fine",

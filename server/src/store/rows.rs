@@ -16,6 +16,8 @@ pub(crate) const USER_COLUMNS: &str =
     "id, username, display_name, password_hash, role, org_unit_id, disabled, created_at";
 pub(crate) const DEVICE_COLUMNS: &str = "id, user_id, name, created_at, last_seen_at, revoked_at, \
      cursor, pending_changes, pending_at, retiring_at, scope_key, public_key";
+pub(crate) const HUB_COLUMNS: &str = "id, unit_id, name, code_expires_at, identity_key, \
+     enrolled_at, revoked_at, created_by, created_at";
 pub(crate) const REFRESH_COLUMNS: &str =
     "token_hash, device_id, family, expires_at, used_at, replaces";
 pub(crate) const ORG_COLUMNS: &str = "id, parent_id, level, name, path";

@@ -20,13 +20,13 @@ use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
 use super::rows::{
     ATTACHMENT_COLUMNS, AUDIT_COLUMNS, AttachmentRecord, AuditRow, CHANGE_LOG_COLUMNS,
     CONFLICT_COLUMNS, CONFLICT_ITEM_COLUMNS, ChangeLogRecord, ConflictItemRecord, ConflictRecord,
-    DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, ORG_COLUMNS, OrgRecord, REFRESH_COLUMNS, USER_COLUMNS,
-    UserRecord, convert, page,
+    DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, HUB_COLUMNS, ORG_COLUMNS, OrgRecord, REFRESH_COLUMNS,
+    USER_COLUMNS, UserRecord, convert, page,
 };
 use super::schemas::{self, NewDraft, Publication, SchemaRow, StoredSchema};
 use super::{
     AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
-    ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, NextRefreshToken, OrgUnit,
+    ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, Hub, NextRefreshToken, OrgUnit,
     OrphansCollected, Page, PieceHasher, PoolUse, RefreshToken, ReportQuery, Result, Revocations,
     Rotation, SEARCH_COUNT_CAP, SigningKey, Store, StoreError, UploadChunk, UploadOutcome,
     UploadState, User, UserPatch, UserQuery, UserUpdated, cut_range, pieces, postgres, sessions,
@@ -484,6 +484,62 @@ impl Store for SqlStore {
             .bind(public_key)
             .execute(self.db.write())
             .await?;
+        Ok(done == 1)
+    }
+
+    async fn insert_hub(&self, hub: &Hub, code_hash: &[u8]) -> Result<()> {
+        sql(
+            "INSERT INTO hubs (id, unit_id, name, code_hash, code_expires_at, created_by, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&hub.id)
+        .bind(&hub.unit_id)
+        .bind(&hub.name)
+        .bind(code_hash)
+        .bind(hub.code_expires_at)
+        .bind(&hub.created_by)
+        .bind(hub.created_at)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn hubs(&self) -> Result<Vec<Hub>> {
+        sql(format!(
+            "SELECT {HUB_COLUMNS} FROM hubs ORDER BY created_at, id"
+        ))
+        .fetch_all(self.db.read())
+        .await
+    }
+
+    async fn enrol_hub(
+        &self,
+        code_hash: &[u8],
+        identity_key: &str,
+        now: i64,
+    ) -> Result<Option<Hub>> {
+        sql(format!(
+            "UPDATE hubs SET identity_key = $2, enrolled_at = $3, code_hash = NULL, \
+             code_expires_at = NULL \
+             WHERE code_hash = $1 AND code_expires_at > $3 AND revoked_at IS NULL \
+             RETURNING {HUB_COLUMNS}"
+        ))
+        .bind(code_hash)
+        .bind(identity_key)
+        .bind(now)
+        .fetch_optional(self.db.write())
+        .await
+    }
+
+    async fn revoke_hub(&self, id: &str, at: i64) -> Result<bool> {
+        let done = sql(
+            "UPDATE hubs SET revoked_at = $2, code_hash = NULL, code_expires_at = NULL \
+             WHERE id = $1 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(at)
+        .execute(self.db.write())
+        .await?;
         Ok(done == 1)
     }
 

@@ -167,6 +167,22 @@ pub struct RevokedDevice {
     pub revoked_at: i64,
 }
 
+/// A village office hub registered for a village or community.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Hub {
+    pub id: String,
+    pub unit_id: String,
+    pub name: String,
+    /// Until when its enrolment code works; `None` once it enrolled.
+    pub code_expires_at: Option<i64>,
+    /// The hub's Ed25519 public key (unpadded base64url), from its enrolment.
+    pub identity_key: Option<String>,
+    pub enrolled_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
 /// A stored report's row, without its automerge bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentRow {
