@@ -528,6 +528,34 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
             audit.status,
             admin_only(StatusCode::OK),
         );
+        // Offline trust (issue 22): the revocation list and hubs are the admins'.
+        let revocations = api.get("/api/v1/revocations", &token).await;
+        cells.check(
+            &format!("{user} GET revocations"),
+            revocations.status,
+            admin_only(StatusCode::OK),
+        );
+        let hubs = api.get("/api/v1/hubs", &token).await;
+        cells.check(
+            &format!("{user} GET hubs"),
+            hubs.status,
+            admin_only(StatusCode::OK),
+        );
+        let hub = json!({ "unit_id": "v1", "name": format!("{user} 的村委会") });
+        let registered = api.call("POST", "/api/v1/hubs", &token, hub).await;
+        cells.check(
+            &format!("{user} POST hubs"),
+            registered.status,
+            admin_only(StatusCode::CREATED),
+        );
+        let revoked = api
+            .call("POST", "/api/v1/hubs/no-such-hub/revoke", &token, json!({}))
+            .await;
+        cells.check(
+            &format!("{user} revokes an unknown hub"),
+            revoked.status,
+            admin_only(StatusCode::NOT_FOUND),
+        );
         for path in [
             "/api/v1/stats/canvass",
             "/api/v1/stats/disputes",
