@@ -113,7 +113,7 @@ pub trait Store: Send + Sync {
     async fn note_device_pending(&self, id: &str, pending: i64, at: i64) -> Result<()>;
     /// Records the scope a device pulls under from now on.
     async fn set_device_scope(&self, id: &str, scope_key: &str) -> Result<()>;
-    /// Devices revoked after `since`, and the disabled accounts.
+    /// Devices revoked after `since`, the disabled accounts and the revoked hubs.
     async fn revocations(&self, since: i64) -> Result<Revocations>;
     /// Sets the public key of a device that has none; `false` when it already has one (or
     /// there is no such device), which this never replaces.

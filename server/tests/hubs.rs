@@ -18,7 +18,7 @@ use support::*;
 on_both_test_stores!(
     an_admin_registers_a_hub_for_a_village_and_its_pc_enrols_once_with_the_code,
     only_admins_register_hubs_and_only_for_villages_and_communities,
-    an_expired_code_or_a_revoked_hubs_code_enrols_nothing,
+    an_expired_or_revoked_hubs_code_enrols_nothing_and_the_revocation_list_names_the_hub,
 );
 
 const PW: &str = "test password";
@@ -182,7 +182,9 @@ async fn only_admins_register_hubs_and_only_for_villages_and_communities(t: &Tes
     );
 }
 
-async fn an_expired_code_or_a_revoked_hubs_code_enrols_nothing(t: &TestStore) {
+async fn an_expired_or_revoked_hubs_code_enrols_nothing_and_the_revocation_list_names_the_hub(
+    t: &TestStore,
+) {
     let api = api(t).await;
     let admin = token(&api, "admin").await;
     let expired = register(&api, &admin, "v1").await;
@@ -213,4 +215,12 @@ async fn an_expired_code_or_a_revoked_hubs_code_enrols_nothing(t: &TestStore) {
     enrol(&api, "never issued", &identity_key(7))
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "enrolment_invalid");
+
+    // Phones learn it from the revocation list.
+    let list = api.get("/api/v1/revocations", &admin).await.ok();
+    let list = list["revocations"].as_str().expect("a JWS");
+    let claims = list.split('.').nth(1).expect("claims");
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).expect("base64")).expect("json");
+    assert_eq!(claims["revoked_hubs"], json!([id]));
 }

@@ -2,7 +2,8 @@
 //! office hub, which holds no key that can mint tokens, can let the phone in while central is out
 //! of reach. A grant names the user, the device and the public key the phone generated, the
 //! role and scope, and the units whose hubs may take it; it expires. The revocation list says
-//! which grants no longer count: those of revoked devices and disabled accounts.
+//! which grants no longer count, those of revoked devices and disabled accounts, and which hub
+//! certificates: those of revoked hubs.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -116,6 +117,8 @@ pub struct RevocationList {
     pub devices: Vec<RevokedDevice>,
     /// Disabled accounts, by user id: none of their grants count.
     pub disabled_users: Vec<String>,
+    /// Revoked hubs, by hub id: phones no longer trust their certificates.
+    pub revoked_hubs: Vec<String>,
 }
 
 /// The revocation list as of `now`, for grants living `ttl_secs`.
@@ -132,6 +135,7 @@ pub async fn revocations(
         iat: now,
         devices: revoked.devices,
         disabled_users: revoked.disabled_users,
+        revoked_hubs: revoked.revoked_hubs,
     })
 }
 

@@ -472,9 +472,14 @@ impl Store for SqlStore {
             sql("SELECT id FROM users WHERE disabled = TRUE ORDER BY id")
                 .fetch_all(self.db.read())
                 .await?;
+        let hubs: Vec<(String,)> =
+            sql("SELECT id FROM hubs WHERE revoked_at IS NOT NULL ORDER BY id")
+                .fetch_all(self.db.read())
+                .await?;
         Ok(Revocations {
             devices,
             disabled_users: disabled.into_iter().map(|(id,)| id).collect(),
+            revoked_hubs: hubs.into_iter().map(|(id,)| id).collect(),
         })
     }
 

@@ -159,6 +159,8 @@ pub struct Revocations {
     pub devices: Vec<RevokedDevice>,
     /// Every disabled account, by user id.
     pub disabled_users: Vec<String>,
+    /// Every revoked hub, by hub id.
+    pub revoked_hubs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
