@@ -27,7 +27,7 @@ on_both_test_stores!(
     a_login_with_a_device_key_gets_an_offline_grant_the_published_keys_verify,
     grants_go_to_grid_workers_and_village_cadres_and_never_pass_for_access_tokens,
     a_malformed_device_key_is_refused_before_anything_is_stored,
-    a_refresh_gives_a_key_to_a_device_without_one_but_never_changes_it,
+    a_refresh_sets_a_missing_device_key_never_changes_it_and_a_retiring_phone_gets_no_grant,
     the_signed_revocation_list_names_recently_revoked_devices_and_disabled_accounts,
     a_refresh_rotates_the_pair_and_reusing_a_spent_token_revokes_the_session,
     a_refresh_whose_answer_was_lost_is_answered_again_and_the_unseen_token_dies,
@@ -455,7 +455,9 @@ async fn a_malformed_device_key_is_refused_before_anything_is_stored(t: &TestSto
     assert_eq!(api.refresh(&refresh).await.status, StatusCode::OK);
 }
 
-async fn a_refresh_gives_a_key_to_a_device_without_one_but_never_changes_it(t: &TestStore) {
+async fn a_refresh_sets_a_missing_device_key_never_changes_it_and_a_retiring_phone_gets_no_grant(
+    t: &TestStore,
+) {
     let api = api(t).await;
     let (_, refresh) = api.tokens("w1", WORKER_PW, "phone-1").await;
     let with_key = |token: &str, key: &str| json!({ "refresh_token": token, "device_key": key });
@@ -483,6 +485,17 @@ async fn a_refresh_gives_a_key_to_a_device_without_one_but_never_changes_it(t: &
         grant_claims(&api, &again).await["dkey"],
         json!(device_key(9))
     );
+
+    // A phone being handed in delivers to the server only: no grant.
+    let (admin, _) = api.tokens("admin", ADMIN_PW, "admin-pc").await;
+    let retired = api
+        .call("POST", "/api/v1/devices/phone-1/retire", &admin, json!({}))
+        .await;
+    assert_eq!(retired.status, StatusCode::NO_CONTENT, "{}", retired.body);
+    let (_, refresh) = pair(&again);
+    let retiring = api.refresh(&refresh).await;
+    assert_eq!(retiring.status, StatusCode::OK, "{}", retiring.body);
+    assert_eq!(retiring.body["offline_grant"], json!(null));
 }
 
 async fn the_signed_revocation_list_names_recently_revoked_devices_and_disabled_accounts(

@@ -57,7 +57,7 @@ pub fn check_public_key(field: &str, text: &str) -> Result<(), String> {
 }
 
 /// The claims of a grant for `user` on `device`, issued at `now` for `ttl_secs`; `None` when
-/// the device has sent no key or no hub serves the user's work.
+/// the device has sent no key, is being handed in, or no hub serves the user's work.
 pub async fn claims(
     store: &dyn Store,
     issuer: &str,
@@ -69,6 +69,11 @@ pub async fn claims(
     let Some(dkey) = &device.public_key else {
         return Ok(None);
     };
+    // A phone being handed in (a disabled user's among them) only delivers what it holds, which
+    // it does to the server.
+    if device.retiring_at.is_some() || user.disabled {
+        return Ok(None);
+    }
     let Some(unit) = store.org_unit(&user.org_unit_id).await? else {
         return Ok(None);
     };
