@@ -1,10 +1,12 @@
-//! Target `protocol_decode`: any bytes as each of the four sync messages. Whatever decodes must
+//! Target `protocol_decode`: any bytes as each of the sync messages. Whatever decodes must
 //! encode and decode back to itself, and whatever fits tight limits must decode the same under
 //! the default ones.
 
 use std::fmt::Debug;
 
-use gridsync_core::protocol::{self, Limits, Message, Pull, PullResult, Push, PushResult};
+use gridsync_core::protocol::{
+    self, AttestedPush, Limits, Message, Pull, PullResult, Push, PushResult, Relay, RelayResult,
+};
 
 /// Small enough that inputs of a few KB cross every limit.
 pub const TIGHT: Limits = Limits {
@@ -22,6 +24,9 @@ pub fn run(data: &[u8]) {
     round_trip::<PushResult>(data);
     round_trip::<Pull>(data);
     round_trip::<PullResult>(data);
+    round_trip::<AttestedPush>(data);
+    round_trip::<Relay>(data);
+    round_trip::<RelayResult>(data);
 }
 
 fn round_trip<M: Message + PartialEq + Debug>(data: &[u8]) {

@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 
 use gridsync_core::DocId;
 use gridsync_core::protocol::{
-    self, Message, Pull, PullBody, PullDoc, PullResult, Push, PushDoc, PushDocResult, PushOutcome,
-    PushResult,
+    self, AttestedPush, Message, Pull, PullBody, PullDoc, PullResult, Push, PushDoc, PushDocResult,
+    PushOutcome, PushResult, Relay, RelayResult, RelayedPush,
 };
 use gridsync_core::report::{Editor, ReportDoc};
 use serde_json::{Map, Value, json};
@@ -139,6 +139,28 @@ fn write_seeds() {
         },
     );
     frames.frame("push-empty", &Push { docs: Vec::new() });
+    // Decoding does not check the signature, so any 64 bytes seed it.
+    let attested = AttestedPush {
+        push: push.clone(),
+        device: "phone-1".into(),
+        signature: [5; 64],
+    };
+    frames.frame("attested-push", &attested);
+    frames.frame(
+        "relay",
+        &Relay {
+            pushes: vec![attested],
+        },
+    );
+    frames.frame(
+        "relay-result",
+        &RelayResult {
+            pushes: vec![RelayedPush {
+                result: push_result_of_every_outcome(),
+                receipt: Some("eyJhbGciOiJFZERTQSJ9.e30.c2ln".into()),
+            }],
+        },
+    );
     frames.frame("push-result", &push_result_of_every_outcome());
     frames.frame(
         "pull",

@@ -3,6 +3,7 @@
 //! share every rule about what a report is and how it merges.
 
 pub mod attachment;
+pub mod attest;
 pub mod conflict;
 pub mod history;
 pub mod ingest;

@@ -2,7 +2,7 @@
 //! decode limits and decode errors.
 //!
 //! A phone sends [`Push`] (its unacknowledged automerge changes) and gets a [`PushResult`]; it
-//! sends [`Pull`] (its cursor and its position in a paged pull) and gets a [`PullResult`]. [`encode`] turns any of the four into a
+//! sends [`Pull`] (its cursor and its position in a paged pull) and gets a [`PullResult`]. [`encode`] turns any of them into a
 //! frame and [`decode`] / [`decode_with_limits`] turn a frame back into the expected message or a
 //! typed [`DecodeError`]; no byte sequence makes them panic. [`scope_digest`] lets client and
 //! server compare what they hold without exchanging it.
@@ -13,7 +13,8 @@
 //! offset  size  content
 //! 0       2     magic b"GS" (0x47 0x53)
 //! 2       1     protocol version, 0x02 (PROTOCOL_VERSION)
-//! 3       1     message kind: 0x01 Push, 0x02 PushResult, 0x03 Pull, 0x04 PullResult
+//! 3       1     message kind: 0x01 Push, 0x02 PushResult, 0x03 Pull, 0x04 PullResult,
+//!               0x05 AttestedPush, 0x06 Relay, 0x07 RelayResult
 //! 4       1     flags: bit 0 set = the body is zstd-compressed; bits 1..=7 must be 0
 //! 5       ..    body: one CBOR value (below), or one zstd frame holding it
 //! ```
@@ -54,7 +55,16 @@
 //! PullDoc       = [doc: bytes(16), heads: [* bytes(32)], body: PullBody]   ; heads empty: all in body
 //! PullBody      = [0, changes: [* bytes]]               ; Changes
 //!               / [1, snapshot: bytes]                  ; Snapshot
+//! AttestedPush  = [push: Push, device: text, signature: bytes(64)]
+//! Relay         = [pushes: [* AttestedPush]]
+//! RelayResult   = [pushes: [* RelayedPush]]             ; one per relayed push, in order
+//! RelayedPush   = [result: PushResult, ? receipt: text] ; no receipt: nothing was acked
 //! ```
+//!
+//! The last three are the village office hub's: a phone hands a hub an [`AttestedPush`], its
+//! push signed with its device key ([`crate::attest`]), and the hub relays those to central
+//! unchanged in a [`Relay`]. Central answers each with its outcomes and a receipt it signed,
+//! which the hub hands back to the phone.
 //!
 //! For example a push of one 100-byte change to one document is 128 bytes:
 //!
@@ -268,6 +278,51 @@ pub enum PullBody {
     Snapshot(#[cbor(n(0), with = "minicbor::bytes")] Vec<u8>),
 }
 
+/// A push signed by the phone that made it, as a phone hands it to a village office hub and the
+/// hub relays it to central. `signature` is the device key's Ed25519 signature over
+/// [`crate::attest::digest`] of `device` and `push`.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct AttestedPush {
+    #[n(0)]
+    pub push: Push,
+    /// The id of the device whose key signed.
+    #[n(1)]
+    pub device: String,
+    #[cbor(n(2), with = "minicbor::bytes")]
+    pub signature: [u8; 64],
+}
+
+/// What a hub hands up to central: the pushes phones made to it, each as the phone signed it.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct Relay {
+    #[n(0)]
+    pub pushes: Vec<AttestedPush>,
+}
+
+/// Central's answer to a [`Relay`]: one entry per relayed push, in the same order.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct RelayResult {
+    #[n(0)]
+    pub pushes: Vec<RelayedPush>,
+}
+
+/// What became of one relayed push.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+pub struct RelayedPush {
+    /// The outcomes, as central would have answered the phone itself.
+    #[n(0)]
+    pub result: PushResult,
+    /// Central's receipt for the documents it acknowledged, which the hub hands to the phone:
+    /// a JWS it signed (`typ` `gridsync-receipt+jwt`) naming the device, the push's
+    /// [`crate::attest::digest`] and each acknowledged document with the heads central holds.
+    /// `None` when no document was acknowledged.
+    #[n(1)]
+    pub receipt: Option<String>,
+}
+
+/// Longest device id an [`AttestedPush`] may name, in bytes.
+const MAX_DEVICE_ID_BYTES: usize = 128;
+
 impl frame::sealed::Sealed for Push {}
 impl Message for Push {
     const KIND: u8 = 1;
@@ -327,5 +382,38 @@ impl Message for PullResult {
                 }
             }
         })
+    }
+}
+
+impl frame::sealed::Sealed for AttestedPush {}
+impl Message for AttestedPush {
+    const KIND: u8 = 5;
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), DecodeError> {
+        at_most("device id bytes", self.device.len(), MAX_DEVICE_ID_BYTES)?;
+        self.push.check_limits(limits)
+    }
+}
+
+impl frame::sealed::Sealed for Relay {}
+impl Message for Relay {
+    const KIND: u8 = 6;
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), DecodeError> {
+        let docs = self.pushes.iter().map(|p| p.push.docs.len()).sum();
+        at_most("docs", docs, limits.max_docs)?;
+        self.pushes.iter().try_for_each(|p| p.check_limits(limits))
+    }
+}
+
+impl frame::sealed::Sealed for RelayResult {}
+impl Message for RelayResult {
+    const KIND: u8 = 7;
+
+    fn check_limits(&self, limits: &Limits) -> Result<(), DecodeError> {
+        at_most("pushes", self.pushes.len(), limits.max_docs)?;
+        self.pushes
+            .iter()
+            .try_for_each(|p| p.result.check_limits(limits))
     }
 }

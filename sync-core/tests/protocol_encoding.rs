@@ -7,8 +7,9 @@ use std::cell::Cell;
 use std::io::Write as _;
 
 use gridsync_core::protocol::{
-    self, DecodeError, Digest, DocId, Hash, Limits, Message, Pull, PullBody, PullDoc, PullResult,
-    Push, PushDoc, PushDocResult, PushOutcome, PushResult,
+    self, AttestedPush, DecodeError, Digest, DocId, Hash, Limits, Message, Pull, PullBody, PullDoc,
+    PullResult, Push, PushDoc, PushDocResult, PushOutcome, PushResult, Relay, RelayResult,
+    RelayedPush,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -133,6 +134,9 @@ fn decode_as_every_kind(bytes: &[u8]) {
     let _ = protocol::decode::<PushResult>(bytes);
     let _ = protocol::decode::<Pull>(bytes);
     let _ = protocol::decode::<PullResult>(bytes);
+    let _ = protocol::decode::<AttestedPush>(bytes);
+    let _ = protocol::decode::<Relay>(bytes);
+    let _ = protocol::decode::<RelayResult>(bytes);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -238,12 +242,38 @@ fn pull_result() -> impl Strategy<Value = PullResult> {
         )
 }
 
+fn attested_push() -> impl Strategy<Value = AttestedPush> {
+    (push(), "[a-z0-9-]{0,40}", vec(any::<u8>(), 64)).prop_map(|(push, device, signature)| {
+        AttestedPush {
+            push,
+            device,
+            signature: signature.try_into().unwrap(),
+        }
+    })
+}
+
+fn relay() -> impl Strategy<Value = Relay> {
+    vec(attested_push(), 0..4).prop_map(|pushes| Relay { pushes })
+}
+
+fn relay_result() -> impl Strategy<Value = RelayResult> {
+    vec(
+        (push_result(), proptest::option::of("[A-Za-z0-9._-]{0,200}"))
+            .prop_map(|(result, receipt)| RelayedPush { result, receipt }),
+        0..4,
+    )
+    .prop_map(|pushes| RelayResult { pushes })
+}
+
 fn any_frame() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         push().prop_map(|m| protocol::encode(&m)),
         push_result().prop_map(|m| protocol::encode(&m)),
         pull().prop_map(|m| protocol::encode(&m)),
         pull_result().prop_map(|m| protocol::encode(&m)),
+        attested_push().prop_map(|m| protocol::encode(&m)),
+        relay().prop_map(|m| protocol::encode(&m)),
+        relay_result().prop_map(|m| protocol::encode(&m)),
     ]
 }
 
@@ -318,6 +348,21 @@ proptest! {
     #[test]
     fn pull_result_round_trips(msg in pull_result()) {
         prop_assert_eq!(protocol::decode::<PullResult>(&protocol::encode(&msg)), Ok(msg));
+    }
+
+    #[test]
+    fn attested_push_round_trips(msg in attested_push()) {
+        prop_assert_eq!(protocol::decode::<AttestedPush>(&protocol::encode(&msg)), Ok(msg));
+    }
+
+    #[test]
+    fn relay_round_trips(msg in relay()) {
+        prop_assert_eq!(protocol::decode::<Relay>(&protocol::encode(&msg)), Ok(msg));
+    }
+
+    #[test]
+    fn relay_result_round_trips(msg in relay_result()) {
+        prop_assert_eq!(protocol::decode::<RelayResult>(&protocol::encode(&msg)), Ok(msg));
     }
 }
 
@@ -467,6 +512,45 @@ fn every_message_wire_layout_matches_the_module_docs() {
     expected.extend([0x80, 0x05, 0xF4, 0x50]);
     expected.extend([3; 16]);
     assert_eq!(protocol::encode(&result), expected);
+}
+
+#[test]
+fn relay_messages_wire_layout_matches_the_module_docs() {
+    let attested = AttestedPush {
+        push: Push { docs: vec![] },
+        device: "d".into(),
+        signature: [7; 64],
+    };
+    let mut expected = vec![0x47, 0x53, 0x02, 0x05, 0x00, 0x83, 0x81, 0x80, 0x61, b'd'];
+    expected.extend([0x58, 0x40]);
+    expected.extend([7; 64]);
+    assert_eq!(protocol::encode(&attested), expected);
+
+    let relay = Relay {
+        pushes: vec![attested],
+    };
+    let mut expected = vec![0x47, 0x53, 0x02, 0x06, 0x00, 0x81, 0x81];
+    expected.extend(&protocol::encode(&relay.pushes[0])[5..]);
+    assert_eq!(protocol::encode(&relay), expected);
+
+    // The receipt is left out when there is none, and read back as none.
+    let result = RelayResult {
+        pushes: vec![
+            RelayedPush {
+                result: PushResult { docs: vec![] },
+                receipt: None,
+            },
+            RelayedPush {
+                result: PushResult { docs: vec![] },
+                receipt: Some("r".into()),
+            },
+        ],
+    };
+    let expected = vec![
+        0x47, 0x53, 0x02, 0x07, 0x00, 0x81, 0x82, 0x81, 0x81, 0x80, 0x82, 0x81, 0x80, 0x61, b'r',
+    ];
+    assert_eq!(protocol::encode(&result), expected);
+    assert_eq!(protocol::decode::<RelayResult>(&expected), Ok(result));
 }
 
 /// A catalogue digest after an unset `rescoped` flag writes `false` in the flag's place, and an

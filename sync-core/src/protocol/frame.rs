@@ -18,7 +18,7 @@ pub(super) mod sealed {
     pub trait Sealed {}
 }
 
-/// One of the four sync messages, with its kind byte in the frame header.
+/// One of the sync messages, with its kind byte in the frame header.
 pub trait Message: sealed::Sealed + Encode<()> + for<'b> Decode<'b, ()> + Sized {
     /// Frame header byte 3.
     const KIND: u8;
