@@ -1,5 +1,5 @@
 //! Authentication: argon2id passwords, EdDSA access tokens signed with keys kept in the database,
-//! offline grants for village office hubs, rotating refresh tokens, login rate limiting behind
+//! offline grants for village office hubs and the tokens hubs sign themselves, rotating refresh tokens, login rate limiting behind
 //! trusted proxies, the first-start admin,
 //! and the `Caller` extractor that turns a bearer token into a user, a device and a scope.
 
@@ -7,6 +7,7 @@ pub mod bootstrap;
 pub mod caller;
 pub mod client_addr;
 pub mod grant;
+pub mod hub;
 pub mod password;
 pub mod rate_limit;
 pub mod refresh;

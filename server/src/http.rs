@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod health;
 pub mod held;
+pub mod hub_sync;
 pub mod hubs;
 pub mod json;
 pub mod live;
@@ -125,6 +126,10 @@ impl AppState {
 /// `security(("bearer" = []))`.
 pub const BEARER: &str = "bearer";
 
+/// Name of the security scheme of village office hubs: a bearer JWT the hub signs with its own
+/// enrolled key (`auth::hub`).
+pub const HUB: &str = "hub";
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Gridsync API", description = "Offline-first field reporting server."),
@@ -147,6 +152,19 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            HUB,
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "a JWT the hub signs with its enrolled Ed25519 key: `typ` \
+                         gridsync-hub-auth+jwt, `kid` the hub id, at most 5 minutes long",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -157,6 +175,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(auth::routes())
         .merge(devices::routes())
         .merge(hubs::routes())
+        .merge(hub_sync::routes())
         .merge(sync::routes())
         .merge(org::routes())
         .merge(users::routes())

@@ -99,6 +99,17 @@ impl Scope {
         }
     }
 
+    /// What the village office hub `hub_id` holds and serves: the ordinary reports of its
+    /// village or community at `unit_path`, never a restricted one.
+    pub fn for_hub(hub_id: &str, unit_path: &str) -> Scope {
+        Scope {
+            user_id: hub_id.to_owned(),
+            prefix: unit_path.to_owned(),
+            open_kinds: true,
+            restricted: Restricted::None,
+        }
+    }
+
     /// Names what the scope holds: a device that pulled under one key and pulls under another
     /// was moved (a new grid or role) and starts its pull over.
     pub fn key(&self) -> String {

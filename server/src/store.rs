@@ -124,6 +124,7 @@ pub trait Store: Send + Sync {
     async fn insert_hub(&self, hub: &Hub, code_hash: &[u8]) -> Result<()>;
     /// Every registered hub, oldest first.
     async fn hubs(&self) -> Result<Vec<Hub>>;
+    async fn hub(&self, id: &str) -> Result<Option<Hub>>;
     /// Enrols the hub whose unexpired code hashes to `code_hash`, unless it is revoked: its key
     /// is `identity_key` from `now`, and the code is spent. `None` when no hub takes the code.
     async fn enrol_hub(

@@ -12,7 +12,7 @@ use gridsync_server::auth::client_addr::TrustedProxies;
 use gridsync_server::config::Config;
 use gridsync_server::scope::Role;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use sqlx::Connection;
 use support::http::*;
@@ -303,7 +303,7 @@ async fn access_tokens_verify_with_the_published_public_key_alone(t: &TestStore)
         "the private half is never published"
     );
 
-    let (header, claims) = verified(&api, &access, &Config::default().audience).await;
+    let (header, claims) = api.verified(&access, &Config::default().audience).await;
     assert_eq!(header.typ.as_deref(), Some("JWT"));
     assert_eq!(claims["sub"], json!("w1"));
     assert_eq!(claims["dev"], json!("phone-1"));
@@ -326,29 +326,11 @@ async fn login_with_key(api: &Api, user: &str, pw: &str, device: &str, key: &str
     .await
 }
 
-/// The header and claims of `jws` for `audience`, checked as whoever holds only the published
-/// keys checks them: by its `kid`, with EdDSA, from this issuer.
-async fn verified(api: &Api, jws: &str, audience: &str) -> (Header, serde_json::Value) {
-    let header = jsonwebtoken::decode_header(jws).expect("header");
-    let (jwks, _) = published_keys(api).await;
-    let kid = header.kid.as_deref().expect("kid");
-    let key = DecodingKey::from_jwk(jwks.find(kid).expect("the signing key is published"))
-        .expect("a verifying key");
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_issuer(&[&Config::default().issuer]);
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["iss", "aud"]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(jws, &key, &validation)
-        .expect("verifies with the published key")
-        .claims;
-    (header, claims)
-}
-
 /// The claims of the grant in a login or refresh answer, checked as a hub checks them.
 async fn grant_claims(api: &Api, answer: &Reply) -> serde_json::Value {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
     let grant = answer.body["offline_grant"].as_str().expect("a grant");
-    let (header, claims) = verified(api, grant, "gridsync-offline").await;
+    let (header, claims) = api.verified(grant, "gridsync-offline").await;
     assert_eq!(header.typ.as_deref(), Some("gridsync-grant+jwt"));
     claims
 }
@@ -531,7 +513,7 @@ async fn the_signed_revocation_list_names_recently_revoked_devices_and_disabled_
     let r = api.get("/api/v1/revocations", &admin).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let list = r.body["revocations"].as_str().expect("a JWS");
-    let (header, claims) = verified(&api, list, "gridsync-offline").await;
+    let (header, claims) = api.verified(list, "gridsync-offline").await;
     assert_eq!(header.typ.as_deref(), Some("gridsync-revocations+jwt"));
     let devices: Vec<&str> = claims["devices"]
         .as_array()

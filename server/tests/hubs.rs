@@ -3,14 +3,10 @@
 
 mod support;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gridsync_server::config::Config;
 use gridsync_server::scope::Role;
-use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use support::http::*;
 use support::*;
@@ -65,25 +61,9 @@ async fn enrol(api: &Api, code: &str, key: &str) -> Reply {
 
 /// The claims of a hub certificate, checked as a phone checks it: with the published keys.
 async fn certificate_claims(api: &Api, certificate: &str) -> Value {
-    let keys = api
-        .send(
-            Request::get("/.well-known/jwks.json")
-                .body(Body::empty())
-                .expect("request"),
-        )
-        .await;
-    let jwks: JwkSet = serde_json::from_value(keys.body).expect("a JWKS");
-    let header = jsonwebtoken::decode_header(certificate).expect("header");
+    let (header, claims) = api.verified(certificate, "gridsync-offline").await;
     assert_eq!(header.typ.as_deref(), Some("gridsync-hub+jwt"));
-    let key = DecodingKey::from_jwk(jwks.find(&header.kid.expect("kid")).expect("published"))
-        .expect("key");
-    let mut validation = Validation::new(Algorithm::EdDSA);
-    validation.set_issuer(&[&Config::default().issuer]);
-    validation.set_audience(&["gridsync-offline"]);
-    validation.set_required_spec_claims(&["iss", "aud", "sub"]);
-    jsonwebtoken::decode::<Value>(certificate, &key, &validation)
-        .expect("the certificate verifies with the published key")
-        .claims
+    claims
 }
 
 async fn an_admin_registers_a_hub_for_a_village_and_its_pc_enrols_once_with_the_code(

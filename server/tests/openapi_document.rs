@@ -200,8 +200,13 @@ async fn the_conflict_detail_has_its_three_shapes_and_a_resolution_value_any_jso
 async fn every_operation_shows_an_example_of_what_it_takes_or_answers() {
     let doc = document().await;
     for (method, path, op) in operations(&doc) {
-        // Sync frames are binary CBOR (ARCHITECTURE.md); logout takes and answers nothing.
-        if path.starts_with("/api/v1/sync/") || path == "/api/v1/auth/logout" {
+        // Sync frames, and a hub's relay of them, are binary CBOR (ARCHITECTURE.md); logout
+        // takes and answers nothing.
+        if path.starts_with("/api/v1/sync/")
+            || path == "/api/v1/hubs/relay"
+            || path == "/api/v1/hubs/pull"
+            || path == "/api/v1/auth/logout"
+        {
             continue;
         }
         let in_params = op["parameters"].as_array().is_some_and(|ps| {

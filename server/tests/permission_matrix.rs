@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
 use gridsync_core::DocId;
-use gridsync_core::protocol::{self, PullResult, Push, PushDoc, PushOutcome, PushResult};
+use gridsync_core::protocol::{
+    self, Pull, PullResult, Push, PushDoc, PushOutcome, PushResult, Relay,
+};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::{Editor, ReportDoc};
 
@@ -556,6 +558,44 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
             revoked.status,
             admin_only(StatusCode::NOT_FOUND),
         );
+        // Relaying is a hub's alone: no person's access token passes for a hub's.
+        let relayed = api
+            .send(frame_request(
+                "/api/v1/hubs/relay",
+                &token,
+                protocol::encode(&Relay { pushes: vec![] }),
+            ))
+            .await;
+        cells.check(
+            &format!("{user} relays as a hub"),
+            relayed.status,
+            StatusCode::UNAUTHORIZED,
+        );
+        let pulled = api
+            .send(frame_request(
+                "/api/v1/hubs/pull",
+                &token,
+                protocol::encode(&Pull {
+                    since: 0,
+                    after: 0,
+                    byte_budget: 1 << 16,
+                    resend: vec![],
+                }),
+            ))
+            .await;
+        cells.check(
+            &format!("{user} pulls as a hub"),
+            pulled.status,
+            StatusCode::UNAUTHORIZED,
+        );
+        for path in ["/api/v1/hubs/revocations", "/api/v1/hubs/org"] {
+            let read = api.get(path, &token).await;
+            cells.check(
+                &format!("{user} GET {path} as a hub"),
+                read.status,
+                StatusCode::UNAUTHORIZED,
+            );
+        }
         for path in [
             "/api/v1/stats/canvass",
             "/api/v1/stats/disputes",

@@ -2047,6 +2047,7 @@ async fn conflicted(store: &dyn Store, id: u128, grid: &str, field: &str) {
         scope: Scope::for_role("w", Role::DistrictAdmin, "/d/"),
         now: 1_000,
         hold_out_of_scope: false,
+        relayed_by: None,
     };
     push_one(store, &w, &mut doc).await;
     let mut other = doc.clone();
@@ -2172,6 +2173,7 @@ async fn a_dismissed_rule_flag_stays_dismissed_after_later_edits(store: &dyn Sto
         scope: Scope::for_role("w", Role::DistrictAdmin, "/d/"),
         now: 1_000,
         hold_out_of_scope: false,
+        relayed_by: None,
     };
     let mut doc = dispute(11, G1, "w");
     push_one(store, &admin_w, &mut doc).await;

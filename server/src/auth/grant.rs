@@ -3,7 +3,8 @@
 //! of reach. A grant names the user, the device and the public key the phone generated, the
 //! role and scope, and the units whose hubs may take it; it expires. The revocation list says
 //! which grants no longer count, those of revoked devices and disabled accounts, and which hub
-//! certificates: those of revoked hubs.
+//! certificates: those of revoked hubs. A receipt tells a phone, through its hub, that central
+//! holds what the phone pushed to the hub.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -21,6 +22,8 @@ pub const TYP: &str = "gridsync-grant+jwt";
 pub const REVOCATIONS_TYP: &str = "gridsync-revocations+jwt";
 /// The `typ` header of hub certificates.
 pub const HUB_TYP: &str = "gridsync-hub+jwt";
+/// The `typ` header of receipts for relayed pushes.
+pub const RECEIPT_TYP: &str = "gridsync-receipt+jwt";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantClaims {
@@ -157,4 +160,31 @@ pub struct HubCertificate {
     /// The hub's Ed25519 public key, unpadded base64url.
     pub hkey: String,
     pub iat: i64,
+}
+
+/// Central's receipt for a push a hub relayed: the phone that signed it learns, through the hub,
+/// which of its documents central holds, without reaching central itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub iss: String,
+    pub aud: String,
+    /// The hub id.
+    pub hub: String,
+    /// The device that signed the push.
+    pub dev: String,
+    /// The push's `gridsync_core::attest::digest`, hex: which push this answers.
+    pub push: String,
+    /// The documents central took, each with the heads of what the phone pushed of it.
+    pub docs: Vec<ReceiptDoc>,
+    pub iat: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptDoc {
+    pub doc: String,
+    /// Hex change hashes.
+    pub heads: Vec<String>,
+    /// Kept as held work rather than applied (the phone may no longer write the report); as
+    /// delivered as an applied change.
+    pub held: bool,
 }

@@ -253,7 +253,7 @@ fn ready(key: SigningKey) -> Result<Key> {
 
 /// An Ed25519 private key's 32-byte seed in the PKCS#8 form jsonwebtoken reads (RFC 8410): a
 /// fixed 16-byte DER prefix, then the seed.
-fn pkcs8(seed: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn pkcs8(seed: &[u8; 32]) -> Vec<u8> {
     const PREFIX: [u8; 16] = [
         0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
         0x20,

@@ -335,6 +335,7 @@ impl Demo {
             scope: Scope::for_role(&person.id, person.role, &person.path),
             now,
             hold_out_of_scope: false,
+            relayed_by: None,
         }
     }
 
@@ -1193,6 +1194,7 @@ async fn send(
         scope: Scope::for_role(&person.id, person.role, &person.path),
         now: sessions.iter().map(|s| s.at).max().unwrap_or(0),
         hold_out_of_scope: false,
+        relayed_by: None,
     };
     let docs = sessions
         .into_iter()

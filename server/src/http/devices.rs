@@ -208,15 +208,22 @@ async fn revocation_list(
     caller: Caller,
 ) -> Result<Json<SignedRevocations>, ApiError> {
     caller.require_role(&[Role::DistrictAdmin])?;
-    let ttl = i64::try_from(state.config.offline_grant_ttl.as_secs()).unwrap_or(i64::MAX);
-    let list = grant::revocations(
-        state.store.as_ref(),
-        &state.config.issuer,
-        clock::now(),
-        ttl,
-    )
-    .await?;
-    Ok(Json(SignedRevocations {
-        revocations: state.keys.sign_typed(grant::REVOCATIONS_TYP, &list).await?,
-    }))
+    Ok(Json(SignedRevocations::now(&state).await?))
+}
+
+impl SignedRevocations {
+    /// The list as of now, signed.
+    pub(super) async fn now(state: &AppState) -> Result<SignedRevocations, ApiError> {
+        let ttl = i64::try_from(state.config.offline_grant_ttl.as_secs()).unwrap_or(i64::MAX);
+        let list = grant::revocations(
+            state.store.as_ref(),
+            &state.config.issuer,
+            clock::now(),
+            ttl,
+        )
+        .await?;
+        Ok(SignedRevocations {
+            revocations: state.keys.sign_typed(grant::REVOCATIONS_TYP, &list).await?,
+        })
+    }
 }

@@ -56,6 +56,9 @@ pub enum ApiError {
     /// One answer for a code never issued, already used, expired or of a revoked hub.
     #[error("the enrolment code is unknown, used, expired or of a revoked hub")]
     EnrolmentInvalid,
+    /// A hub an admin revoked: it relays nothing more, and phones stop trusting it.
+    #[error("this hub has been revoked")]
+    HubRevoked,
     #[error("{0}")]
     Forbidden(String),
     /// The report, or the place a new report would go, is outside the caller's scope.
@@ -125,9 +128,8 @@ impl ApiError {
             BadRequest(_) | InvalidJson(_) => StatusCode::BAD_REQUEST,
             UnsupportedMediaType | UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidCredentials | TokenExpired | TokenInvalid | RefreshInvalid
-            | RefreshReused | DeviceRevoked | SessionEnded | AccountDisabled | EnrolmentInvalid => {
-                StatusCode::UNAUTHORIZED
-            }
+            | RefreshReused | DeviceRevoked | SessionEnded | AccountDisabled | EnrolmentInvalid
+            | HubRevoked => StatusCode::UNAUTHORIZED,
             Forbidden(_) | OutOfScope(_) | UnitTooFine(_) => StatusCode::FORBIDDEN,
             Invalid { .. } | Form(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NotFound(_) => StatusCode::NOT_FOUND,
@@ -167,6 +169,7 @@ impl ApiError {
             DeviceRetiring(_) => "device_retiring",
             AccountDisabled => "account_disabled",
             EnrolmentInvalid => "enrolment_invalid",
+            HubRevoked => "hub_revoked",
             Forbidden(_) => "forbidden",
             OutOfScope(_) => "out_of_scope",
             UnitTooFine(_) => "unit_too_fine",

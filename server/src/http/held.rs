@@ -214,6 +214,7 @@ async fn merge_held(
         scope: caller.scope.clone(),
         now,
         hold_out_of_scope: false,
+        relayed_by: None,
     };
     let result = state
         .ingest

@@ -141,16 +141,27 @@ async fn org_tree(
     State(state): State<AppState>,
     caller: Caller,
 ) -> Result<Json<OrgTree>, ApiError> {
+    let everything = caller.role() == Role::DistrictAdmin;
+    Ok(Json(
+        tree_of(&state, &caller.user.org_unit_id, everything).await?,
+    ))
+}
+
+/// Unit `unit_id` and everything below it (the whole district when `everything`), plus the
+/// names of the units above for breadcrumbs.
+pub(super) async fn tree_of(
+    state: &AppState,
+    unit_id: &str,
+    everything: bool,
+) -> Result<OrgTree, ApiError> {
     // The tree of one district is small (thousands of units at most): filtered here.
     let all = state.store.org_units().await?;
     let by_id: HashMap<&str, &OrgUnit> = all.iter().map(|u| (u.id.as_str(), u)).collect();
     let own = by_id
-        .get(caller.user.org_unit_id.as_str())
+        .get(unit_id)
         .copied()
         .cloned()
-        .ok_or_else(|| {
-            ApiError::Internal(format!("missing org unit {}", caller.user.org_unit_id))
-        })?;
+        .ok_or_else(|| ApiError::Internal(format!("missing org unit {unit_id}")))?;
     let ancestors = own
         .path
         .split('/')
@@ -162,18 +173,17 @@ async fn org_tree(
             name: u.name.clone(),
         })
         .collect();
-    let everything = caller.role() == Role::DistrictAdmin;
     let units = all
         .iter()
         .filter(|u| everything || u.path.starts_with(&own.path))
         .cloned()
         .map(OrgUnitInfo::from)
         .collect();
-    Ok(Json(OrgTree {
+    Ok(OrgTree {
         root: own.id,
         ancestors,
         units,
-    }))
+    })
 }
 
 /// Whether `id` may name an org unit: lowercase ASCII letters, digits and `-`. Paths are built

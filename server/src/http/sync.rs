@@ -35,7 +35,7 @@ pub const FRAME_TYPE: &str = "application/x-gridsync";
 pub const PENDING_HEADER: &str = "x-gridsync-pending";
 
 /// What a request frame may make the server decode and hold.
-const LIMITS: Limits = Limits::DEFAULT;
+pub(super) const LIMITS: Limits = Limits::DEFAULT;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -74,6 +74,7 @@ async fn push(
         scope: caller.scope.clone(),
         now: clock::now(),
         hold_out_of_scope: true,
+        relayed_by: None,
     };
     let result = state
         .ingest
@@ -168,7 +169,7 @@ async fn pull(
 /// length, or the longest frame when it declares none), taken once the caller is known and
 /// before the frame is read: a push waiting its turn holds neither its frame nor a database
 /// connection.
-struct PushTurn {
+pub(super) struct PushTurn {
     _permit: OwnedSemaphorePermit,
 }
 
@@ -232,7 +233,7 @@ async fn retire(
 /// Sync carries whole automerge documents, whose history holds every value a field ever had,
 /// so it cannot redact: roles without clearance for personal data (township and street staff)
 /// work in the console, which redacts.
-fn require_clearance(caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn require_clearance(caller: &Caller) -> Result<(), ApiError> {
     if caller.role().has_clearance() {
         Ok(())
     } else {
@@ -243,7 +244,7 @@ fn require_clearance(caller: &Caller) -> Result<(), ApiError> {
     }
 }
 
-fn decode<M: Message>(
+pub(super) fn decode<M: Message>(
     state: &AppState,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<M, ApiError> {
@@ -258,7 +259,7 @@ fn decode<M: Message>(
     Ok(protocol::decode_with_limits(&bytes, &LIMITS)?)
 }
 
-fn frame<M: Message>(state: &AppState, message: &M) -> Response {
+pub(super) fn frame<M: Message>(state: &AppState, message: &M) -> Response {
     let bytes = protocol::encode(message);
     state.metrics.sync_bytes_out.inc_by(bytes.len() as u64);
     ([(CONTENT_TYPE, FRAME_TYPE)], bytes).into_response()

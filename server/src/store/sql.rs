@@ -517,6 +517,13 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn hub(&self, id: &str) -> Result<Option<Hub>> {
+        sql(format!("SELECT {HUB_COLUMNS} FROM hubs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.db.read())
+            .await
+    }
+
     async fn enrol_hub(
         &self,
         code_hash: &[u8],

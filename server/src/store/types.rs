@@ -444,6 +444,9 @@ pub struct Writer {
     /// rather than refused, since its author is not there to act on a refusal. Office edits and
     /// merges of held work are refused instead.
     pub hold_out_of_scope: bool,
+    /// The village office hub that relayed these changes: no restricted report (a drug-control
+    /// case) passes through a hub, so any change to one is refused.
+    pub relayed_by: Option<String>,
 }
 
 impl Writer {
@@ -455,6 +458,7 @@ impl Writer {
             scope: scope.clone(),
             now,
             hold_out_of_scope: false,
+            relayed_by: None,
         }
     }
 }

@@ -553,6 +553,16 @@ fn plan(
         ),
         Access::Scope => (false, None),
     };
+    if writer.relayed_by.is_some() && (restricted || before.as_ref().is_some_and(|b| b.restricted))
+    {
+        return Err(rejected(
+            "restricted_via_hub",
+            format!(
+                "a {} report goes to the server only, never through a village office hub",
+                meta.kind
+            ),
+        ));
+    }
     let was_allowed = before.as_ref().is_none_or(|b| {
         writer
             .scope

@@ -245,6 +245,33 @@ impl Api {
         .await
     }
 
+    /// The header and claims of `jws` for `audience`, checked as whoever holds only the
+    /// published keys checks them: by its `kid`, with EdDSA, from this issuer.
+    pub async fn verified(&self, jws: &str, audience: &str) -> (jsonwebtoken::Header, Value) {
+        let header = jsonwebtoken::decode_header(jws).expect("header");
+        let keys = self
+            .send(
+                Request::get("/.well-known/jwks.json")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+        let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_value(keys.body).expect("a JWKS");
+        let kid = header.kid.as_deref().expect("kid");
+        let key = jsonwebtoken::DecodingKey::from_jwk(
+            jwks.find(kid).expect("the signing key is published"),
+        )
+        .expect("a verifying key");
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+        validation.set_issuer(&[&Config::default().issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["iss", "aud"]);
+        let claims = jsonwebtoken::decode::<Value>(jws, &key, &validation)
+            .expect("verifies with the published key")
+            .claims;
+        (header, claims)
+    }
+
     /// Logs in and returns (access token, refresh token).
     pub async fn tokens(&self, user: &str, pw: &str, device: &str) -> (String, String) {
         let r = self.login(user, pw, device).await;

@@ -1,0 +1,490 @@
+//! What a village office hub exchanges with central. Central takes a relayed push only as the
+//! phone signed it, and then exactly as if the phone had pushed it itself; whatever a hub
+//! alters, makes up, or carries for someone it does not serve is refused, and nothing of it is
+//! stored. A hub pulls its unit's ordinary reports, never a restricted one. Driven through
+//! `app(state)` on SQLite and on Postgres.
+
+mod support;
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use gridsync_core::attest;
+use gridsync_core::protocol::{
+    self, AttestedPush, Pull, PullResult, Push, PushOutcome, Relay, RelayResult,
+};
+use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_server::auth::hub;
+use gridsync_server::clock;
+use gridsync_server::config::Config;
+use gridsync_server::scope::Role;
+use gridsync_server::store::AuditQuery;
+use serde_json::json;
+use support::http::*;
+use support::*;
+
+on_both_test_stores!(
+    a_relayed_push_is_stored_as_its_phones_own_and_answered_with_a_receipt,
+    a_change_the_hub_altered_or_made_up_is_refused_and_nothing_of_the_push_is_stored,
+    pushes_of_revoked_devices_unknown_devices_and_people_outside_the_hubs_unit_are_refused,
+    a_drug_control_case_never_passes_through_a_hub,
+    only_an_enrolled_unrevoked_hub_with_a_fresh_token_of_its_own_key_may_relay,
+    a_hub_pulls_its_units_ordinary_reports_and_never_a_drug_control_case,
+    a_hub_reads_the_signed_revocation_list_and_the_units_it_serves,
+);
+
+const PW: &str = "test password";
+const HUB_SEED: [u8; 32] = [3; 32];
+
+/// A village hub enrolled for v1, and the phones of w1 (grid g1, under v1) and w3 (grid g3, in
+/// community c2), each logged in with a key of its own.
+struct World {
+    api: Api,
+    hub_id: String,
+    w1: SigningKey,
+    w3: SigningKey,
+}
+
+async fn world(t: &TestStore) -> World {
+    seed_org(t.store.as_ref()).await;
+    for (id, role, unit) in [
+        ("admin", Role::DistrictAdmin, "d"),
+        ("w1", Role::GridWorker, G1),
+        ("w3", Role::GridWorker, G3),
+    ] {
+        add_user(t.store.as_ref(), id, role, unit, PW, false).await;
+    }
+    let api = api_over(t).await;
+    let w1 = SigningKey::from_bytes(&[1; 32]);
+    let w3 = SigningKey::from_bytes(&[4; 32]);
+    for (user, key) in [("w1", &w1), ("w3", &w3)] {
+        let login = api
+            .post(
+                "/api/v1/auth/login",
+                json!({
+                    "username": user, "password": PW, "device_id": format!("phone-{user}"),
+                    "device_name": "phone",
+                    "device_key": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+                }),
+            )
+            .await;
+        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
+    }
+    let admin = admin_token(&api).await;
+    let registered = api
+        .call(
+            "POST",
+            "/api/v1/hubs",
+            &admin,
+            json!({ "unit_id": "v1", "name": "上坪村委会" }),
+        )
+        .await
+        .ok();
+    let hub_key = SigningKey::from_bytes(&HUB_SEED);
+    let enrolled = api
+        .post(
+            "/api/v1/hubs/enrol",
+            json!({
+                "enrolment_code": registered["enrolment_code"],
+                "identity_key": URL_SAFE_NO_PAD.encode(hub_key.verifying_key().as_bytes()),
+            }),
+        )
+        .await
+        .ok();
+    World {
+        api,
+        hub_id: enrolled["hub_id"].as_str().expect("hub id").to_owned(),
+        w1,
+        w3,
+    }
+}
+
+async fn admin_token(api: &Api) -> String {
+    api.tokens("admin", PW, "admin-pc").await.0
+}
+
+impl World {
+    /// The hub's token, signed with its key by a clock `skew` seconds off central's.
+    fn hub_token(&self, skew: i64) -> String {
+        hub::sign(
+            &HUB_SEED,
+            &self.hub_id,
+            &Config::default().issuer,
+            clock::now() + skew,
+        )
+        .expect("sign")
+    }
+
+    async fn relay_with(&self, token: &str, pushes: Vec<AttestedPush>) -> RawReply {
+        self.api
+            .send_raw(frame_request(
+                "/api/v1/hubs/relay",
+                token,
+                protocol::encode(&Relay { pushes }),
+            ))
+            .await
+    }
+
+    async fn relay(&self, pushes: Vec<AttestedPush>) -> RelayResult {
+        let reply = self.relay_with(&self.hub_token(0), pushes).await;
+        reply.assert_status(StatusCode::OK);
+        protocol::decode(&reply.bytes).expect("a RelayResult frame")
+    }
+
+    async fn stored(&self, doc: &ReportDoc) -> bool {
+        self.api
+            .state
+            .store
+            .document(&doc.id())
+            .await
+            .expect("read")
+            .is_some()
+    }
+}
+
+/// The push of every change of `doc`, signed by `device` with `key`.
+fn signed(key: &SigningKey, device: &str, doc: &mut ReportDoc) -> AttestedPush {
+    attest::sign(key, device, push_all(&mut [doc]))
+}
+
+/// The one outcome of the one document of the one relayed push.
+fn only_outcome(result: &RelayResult) -> &PushOutcome {
+    assert_eq!(result.pushes.len(), 1);
+    assert_eq!(result.pushes[0].result.docs.len(), 1);
+    &result.pushes[0].result.docs[0].outcome
+}
+
+fn rejected_code(outcome: &PushOutcome) -> &str {
+    match outcome {
+        PushOutcome::Rejected { code, .. } => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+async fn a_relayed_push_is_stored_as_its_phones_own_and_answered_with_a_receipt(t: &TestStore) {
+    let w = world(t).await;
+    let mut doc = dispute(1, G1, "w1");
+    let attested = signed(&w.w1, "phone-w1", &mut doc);
+    let result = w.relay(vec![attested.clone()]).await;
+    assert!(is_acked(only_outcome(&result)), "{result:?}");
+
+    let stored = w
+        .api
+        .state
+        .store
+        .document(&doc.id())
+        .await
+        .expect("read")
+        .expect("stored");
+    assert_eq!(stored.created_by, "w1");
+    assert_eq!(stored.projection["fields"]["place"], json!("村口"));
+
+    // The receipt is central's, checked with the published keys alone, and names the push by
+    // its digest and the document at the heads the phone pushed.
+    let receipt = result.pushes[0].receipt.as_deref().expect("a receipt");
+    let (header, claims) = w.api.verified(receipt, "gridsync-offline").await;
+    assert_eq!(header.typ.as_deref(), Some("gridsync-receipt+jwt"));
+    assert_eq!(claims["hub"], json!(w.hub_id));
+    assert_eq!(claims["dev"], json!("phone-w1"));
+    assert_eq!(
+        claims["push"],
+        json!(hex::encode(attest::digest("phone-w1", &attested.push)))
+    );
+    let heads: Vec<String> = doc.heads().iter().map(|h| hex::encode(h.0)).collect();
+    assert_eq!(
+        claims["docs"],
+        json!([{ "doc": doc.id().to_string(), "heads": heads, "held": false }])
+    );
+
+    // A hub that relays again after a lost answer changes nothing.
+    let seq = stored.seq;
+    let again = w.relay(vec![attested]).await;
+    assert!(is_acked(only_outcome(&again)), "{again:?}");
+    let after = w.api.state.store.document(&doc.id()).await.expect("read");
+    assert_eq!(after.expect("stored").seq, seq);
+
+    let audit = w
+        .api
+        .state
+        .store
+        .audit_page(&AuditQuery {
+            action: Some("hub_relay".into()),
+            limit: 10,
+            ..AuditQuery::default()
+        })
+        .await
+        .expect("audit");
+    assert_eq!(audit.items.len(), 2);
+    assert_eq!(audit.items[0].entry.detail["hub_id"], json!(w.hub_id));
+    assert_eq!(audit.items[0].entry.detail["devices"], json!(["phone-w1"]));
+}
+
+async fn a_change_the_hub_altered_or_made_up_is_refused_and_nothing_of_the_push_is_stored(
+    t: &TestStore,
+) {
+    let w = world(t).await;
+
+    // A byte of a signed change altered: the place written, say.
+    let mut doc = dispute(1, G1, "w1");
+    let mut altered = signed(&w.w1, "phone-w1", &mut doc);
+    let change = altered.push.docs[0].changes.last_mut().expect("a change");
+    let at = change.len() - 1;
+    change[at] ^= 1;
+    let result = w.relay(vec![altered]).await;
+    assert_eq!(rejected_code(only_outcome(&result)), "unattested");
+    assert!(result.pushes[0].receipt.is_none());
+    assert!(!w.stored(&doc).await);
+
+    // A report the hub wrote itself in w1's name, signed with the hub's own key.
+    let mut forged = dispute(2, G1, "w1");
+    let hub_key = SigningKey::from_bytes(&HUB_SEED);
+    let result = w
+        .relay(vec![signed(&hub_key, "phone-w1", &mut forged)])
+        .await;
+    assert_eq!(rejected_code(only_outcome(&result)), "unattested");
+    assert!(!w.stored(&forged).await);
+
+    // A made-up change slipped in beside the phone's own: the whole push is refused.
+    let mut genuine = dispute(3, G1, "w1");
+    let mut padded = signed(&w.w1, "phone-w1", &mut genuine);
+    let mut extra = genuine.clone();
+    extra
+        .set_field("place", &json!("别处"), &Editor::new("w1", 2_000))
+        .expect("edit");
+    let heads = genuine.heads();
+    padded.push.docs[0]
+        .changes
+        .extend(extra.changes_since(&heads));
+    let result = w.relay(vec![padded]).await;
+    assert_eq!(rejected_code(only_outcome(&result)), "unattested");
+    assert!(!w.stored(&genuine).await);
+
+    // The same phone's push attributed to another device of the hub's village.
+    let mut moved = dispute(4, G1, "w1");
+    let mut renamed = signed(&w.w1, "phone-w1", &mut moved);
+    renamed.device = "phone-w3".into();
+    let result = w.relay(vec![renamed]).await;
+    assert_eq!(rejected_code(only_outcome(&result)), "unattested");
+    assert!(!w.stored(&moved).await);
+}
+
+async fn pushes_of_revoked_devices_unknown_devices_and_people_outside_the_hubs_unit_are_refused(
+    t: &TestStore,
+) {
+    let w = world(t).await;
+
+    // w3 works in community c2, which this village hub does not serve.
+    let mut elsewhere = dispute(1, G3, "w3");
+    let result = w
+        .relay(vec![signed(&w.w3, "phone-w3", &mut elsewhere)])
+        .await;
+    assert_eq!(rejected_code(only_outcome(&result)), "outside_hub");
+    assert!(!w.stored(&elsewhere).await);
+
+    let mut unknown = dispute(2, G1, "w1");
+    let result = w
+        .relay(vec![signed(&w.w1, "phone-nobody", &mut unknown)])
+        .await;
+    assert_eq!(rejected_code(only_outcome(&result)), "unknown_device");
+
+    let admin = admin_token(&w.api).await;
+    w.api
+        .call("POST", "/api/v1/devices/phone-w1/revoke", &admin, json!({}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let mut late = dispute(3, G1, "w1");
+    let result = w.relay(vec![signed(&w.w1, "phone-w1", &mut late)]).await;
+    assert_eq!(rejected_code(only_outcome(&result)), "device_revoked");
+    assert!(!w.stored(&late).await);
+}
+
+async fn a_drug_control_case_never_passes_through_a_hub(t: &TestStore) {
+    let w = world(t).await;
+
+    // A case the worker opened offline.
+    let mut opened = drug_case(1, G1, "w1", "w1");
+    let result = w.relay(vec![signed(&w.w1, "phone-w1", &mut opened)]).await;
+    assert_eq!(rejected_code(only_outcome(&result)), "restricted_via_hub");
+    assert!(!w.stored(&opened).await);
+
+    // A follow-up on a case central assigned to the worker.
+    let mut case = drug_case(2, G1, "admin", "w1");
+    let filed = ingest(t.store.as_ref(), &admin(), &push_all(&mut [&mut case]))
+        .await
+        .expect("ingest");
+    assert!(is_acked(&filed.docs[0].outcome), "{filed:?}");
+    let seq = w.api.state.store.document(&case.id()).await.expect("read");
+    let heads = case.heads();
+    case.set_field(
+        "subject_address",
+        &json!("上坪村三组"),
+        &Editor::new("w1", 3_000),
+    )
+    .expect("a follow-up");
+    let push = Push {
+        docs: vec![protocol::PushDoc {
+            doc: case.id(),
+            changes: case.changes_since(&heads),
+        }],
+    };
+    let result = w.relay(vec![attest::sign(&w.w1, "phone-w1", push)]).await;
+    assert_eq!(rejected_code(only_outcome(&result)), "restricted_via_hub");
+    let after = w.api.state.store.document(&case.id()).await.expect("read");
+    assert_eq!(
+        after.map(|d| d.seq),
+        seq.map(|d| d.seq),
+        "the case is unchanged"
+    );
+}
+
+async fn only_an_enrolled_unrevoked_hub_with_a_fresh_token_of_its_own_key_may_relay(t: &TestStore) {
+    let w = world(t).await;
+    let issuer = Config::default().issuer;
+    let now = clock::now();
+
+    let no_token = w
+        .api
+        .send_raw(
+            axum::http::Request::post("/api/v1/hubs/relay")
+                .header("content-type", "application/x-gridsync")
+                .body(axum::body::Body::from(protocol::encode(&Relay {
+                    pushes: vec![],
+                })))
+                .expect("request"),
+        )
+        .await;
+    no_token.assert_problem(StatusCode::UNAUTHORIZED, "unauthenticated");
+
+    // A person's access token, however mighty, is not a hub's.
+    let admin = admin_token(&w.api).await;
+    w.relay_with(&admin, vec![])
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+
+    // Signed with another key, for another audience, too long-lived, from the future, stale.
+    let stranger = hub::sign(&[9; 32], &w.hub_id, &issuer, now).expect("sign");
+    let elsewhere = hub::sign(&HUB_SEED, &w.hub_id, "https://other.example", now).expect("sign");
+    for token in [stranger, elsewhere, w.hub_token(3_600)] {
+        w.relay_with(&token, vec![])
+            .await
+            .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+    }
+    w.relay_with(&w.hub_token(-3_600), vec![])
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_expired");
+
+    // A hub's clock a little off central's is fine.
+    w.relay_with(&w.hub_token(-30), vec![])
+        .await
+        .assert_status(StatusCode::OK);
+    w.relay_with(&w.hub_token(30), vec![])
+        .await
+        .assert_status(StatusCode::OK);
+
+    let garbage = w
+        .api
+        .send_raw(frame_request(
+            "/api/v1/hubs/relay",
+            &w.hub_token(0),
+            b"GS not a frame".to_vec(),
+        ))
+        .await;
+    garbage.assert_status(StatusCode::BAD_REQUEST);
+
+    w.api
+        .call(
+            "POST",
+            &format!("/api/v1/hubs/{}/revoke", w.hub_id),
+            &admin,
+            json!({}),
+        )
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    let mut doc = dispute(1, G1, "w1");
+    w.relay_with(&w.hub_token(0), vec![signed(&w.w1, "phone-w1", &mut doc)])
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "hub_revoked");
+    assert!(!w.stored(&doc).await);
+}
+
+async fn a_hub_pulls_its_units_ordinary_reports_and_never_a_drug_control_case(t: &TestStore) {
+    let w = world(t).await;
+    let mut ours = dispute(1, G1, "admin");
+    let mut elsewhere = dispute(2, G3, "admin");
+    let mut case = drug_case(3, G1, "admin", "w1");
+    let filed = ingest(
+        t.store.as_ref(),
+        &admin(),
+        &push_all(&mut [&mut ours, &mut elsewhere, &mut case]),
+    )
+    .await
+    .expect("ingest");
+    assert!(filed.docs.iter().all(|d| is_acked(&d.outcome)), "{filed:?}");
+
+    let pull = Pull {
+        since: 0,
+        after: 0,
+        byte_budget: 1 << 20,
+        resend: vec![],
+    };
+    let reply = w
+        .api
+        .send_raw(frame_request(
+            "/api/v1/hubs/pull",
+            &w.hub_token(0),
+            protocol::encode(&pull),
+        ))
+        .await;
+    reply.assert_status(StatusCode::OK);
+    let page: PullResult = protocol::decode(&reply.bytes).expect("a PullResult");
+    let docs: Vec<_> = page.docs.iter().map(|d| d.doc).collect();
+    assert_eq!(docs, vec![ours.id()]);
+    assert!(!page.more);
+
+    // A person's token does not pull as a hub.
+    let admin = admin_token(&w.api).await;
+    w.api
+        .send_raw(frame_request(
+            "/api/v1/hubs/pull",
+            &admin,
+            protocol::encode(&pull),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+}
+
+async fn a_hub_reads_the_signed_revocation_list_and_the_units_it_serves(t: &TestStore) {
+    let w = world(t).await;
+    let admin = admin_token(&w.api).await;
+    w.api
+        .call("POST", "/api/v1/devices/phone-w1/revoke", &admin, json!({}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+
+    let list = w
+        .api
+        .get("/api/v1/hubs/revocations", &w.hub_token(0))
+        .await
+        .ok();
+    let list = list["revocations"].as_str().expect("a JWS");
+    let (header, claims) = w.api.verified(list, "gridsync-offline").await;
+    assert_eq!(header.typ.as_deref(), Some("gridsync-revocations+jwt"));
+    assert_eq!(claims["devices"][0]["id"], json!("phone-w1"));
+
+    let org = w.api.get("/api/v1/hubs/org", &w.hub_token(0)).await.ok();
+    assert_eq!(org["root"], json!("v1"));
+    let mut units: Vec<&str> = org["units"]
+        .as_array()
+        .expect("units")
+        .iter()
+        .map(|u| u["id"].as_str().expect("id"))
+        .collect();
+    units.sort();
+    assert_eq!(units, ["g1", "g2", "v1"]);
+
+    w.api
+        .get("/api/v1/hubs/org", &admin)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+}
