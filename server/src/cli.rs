@@ -7,6 +7,7 @@ pub mod bulletin;
 pub mod demo;
 pub mod export;
 pub mod friendly;
+pub mod hub;
 pub mod org_import;
 pub mod schema;
 pub mod serve;
@@ -70,6 +71,38 @@ pub enum Command {
     /// Report kinds written as forms (a .json schema or an .xlsx workbook).
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// A village office hub on the office PC: enrol it once, then run it.
+    #[command(subcommand)]
+    Hub(HubCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Enrol this PC as the hub an admin registered, with the code the admin was given.
+    Enrol {
+        /// The server's address, e.g. https://gridsync.example.gov.cn
+        #[arg(long, env = "GRIDSYNC_HUB_CENTRAL")]
+        central: String,
+        /// The one-time enrolment code (better given as GRIDSYNC_HUB_CODE, out of the process
+        /// list).
+        #[arg(long, env = "GRIDSYNC_HUB_CODE", hide_env_values = true)]
+        code: String,
+        /// The hub's folder: its identity, key and database.
+        #[arg(long, env = "GRIDSYNC_HUB_DIR", default_value = "gridsync-hub")]
+        dir: PathBuf,
+    },
+    /// Serve the phones of the office network, and relay to the server whenever it answers.
+    Run {
+        /// The hub's folder, as enrolled.
+        #[arg(long, env = "GRIDSYNC_HUB_DIR", default_value = "gridsync-hub")]
+        dir: PathBuf,
+        /// Address to listen on for phones; port 0 picks a free one (the address is printed).
+        #[arg(long, env = "GRIDSYNC_HUB_BIND", default_value = "0.0.0.0:8090")]
+        bind: SocketAddr,
+        /// Seconds between contacts with the server (a phone's push prompts one sooner).
+        #[arg(long, env = "GRIDSYNC_HUB_EVERY", default_value_t = 60)]
+        every: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -302,6 +335,8 @@ pub enum Error {
     /// A change to the schema registry that was refused.
     #[error(transparent)]
     Registry(#[from] crate::catalogue::RegistryError),
+    #[error(transparent)]
+    Hub(#[from] crate::hub::HubError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -350,6 +385,12 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Schema(SchemaCommand::Retire { form, version }) => {
             let store = open(&settings.db, Open::Existing).await?;
             schema::retire(store.as_ref(), &form, version).await
+        }
+        Command::Hub(HubCommand::Enrol { central, code, dir }) => {
+            hub::enrol(&central, &code, &dir).await
+        }
+        Command::Hub(HubCommand::Run { dir, bind, every }) => {
+            hub::run(&dir, bind, std::time::Duration::from_secs(every.max(1))).await
         }
         Command::Schema(SchemaCommand::List) => {
             schema::list(open(&settings.db, Open::Existing).await?.as_ref()).await

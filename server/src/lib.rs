@@ -1,5 +1,6 @@
 //! Gridsync's central server: the HTTP API and its authentication, storage on SQLite or
-//! Postgres, ingest of pushed changes and serving pulls from stored bytes.
+//! Postgres, ingest of pushed changes and serving pulls from stored bytes; and, in its hub role,
+//! a village office PC serving phones while the server is out of reach.
 
 #![forbid(unsafe_code)]
 
@@ -12,6 +13,7 @@ pub mod collect;
 pub mod config;
 pub mod forms;
 pub mod http;
+pub mod hub;
 pub mod ledger;
 pub mod live;
 pub mod metrics;

@@ -135,6 +135,13 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<Hub>>;
     /// Revokes hub `id`; `false` when there is no such hub or it was revoked already.
     async fn revoke_hub(&self, id: &str, at: i64) -> Result<bool>;
+    /// Queues, in a hub's own database, a push device `device_id` handed the hub (its encoded
+    /// `AttestedPush` frame) for relaying; returns its place in the queue.
+    async fn queue_push(&self, device_id: &str, frame: &[u8], at: i64) -> Result<i64>;
+    /// The oldest `limit` queued pushes not yet relayed, oldest first.
+    async fn waiting_pushes(&self, limit: i64) -> Result<Vec<QueuedPush>>;
+    /// Marks queued push `id` relayed at `at`, with central's receipt when it gave one.
+    async fn mark_relayed(&self, id: i64, at: i64, receipt: Option<&str>) -> Result<()>;
 
     // Sessions (refresh-token families).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;

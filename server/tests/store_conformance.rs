@@ -15,7 +15,7 @@ use gridsync_server::store::{
     Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device,
     HeldDecision, HeldQuery, HeldState, Level, NewBulletin, NewDraft, NextRefreshToken, OrgUnit,
     OrphansCollected, Publication, RefreshToken, ReportQuery, Rotation, SchemaState, SigningKey,
-    Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch, UserQuery, Writer,
+    Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch, UserQuery, Via, Writer,
 };
 use serde_json::json;
 use support::*;
@@ -2047,7 +2047,7 @@ async fn conflicted(store: &dyn Store, id: u128, grid: &str, field: &str) {
         scope: Scope::for_role("w", Role::DistrictAdmin, "/d/"),
         now: 1_000,
         hold_out_of_scope: false,
-        relayed_by: None,
+        via: Via::Direct,
     };
     push_one(store, &w, &mut doc).await;
     let mut other = doc.clone();
@@ -2173,7 +2173,7 @@ async fn a_dismissed_rule_flag_stays_dismissed_after_later_edits(store: &dyn Sto
         scope: Scope::for_role("w", Role::DistrictAdmin, "/d/"),
         now: 1_000,
         hold_out_of_scope: false,
-        relayed_by: None,
+        via: Via::Direct,
     };
     let mut doc = dispute(11, G1, "w");
     push_one(store, &admin_w, &mut doc).await;
@@ -3488,4 +3488,31 @@ async fn a_bulletin_is_published_once_and_reissued_as_numbered_revisions(store: 
         store.bulletin_rules().await.expect("rules").as_deref(),
         Some(r#"{"a": 2}"#)
     );
+}
+
+on_both_backends!(a_hubs_relay_queue_keeps_pushes_in_order_until_each_is_relayed);
+
+async fn a_hubs_relay_queue_keeps_pushes_in_order_until_each_is_relayed(store: &dyn Store) {
+    let first = store
+        .queue_push("phone-1", b"one", 10)
+        .await
+        .expect("queue");
+    let second = store
+        .queue_push("phone-2", b"two", 11)
+        .await
+        .expect("queue");
+    assert!(second > first);
+    let waiting = store.waiting_pushes(10).await.expect("waiting");
+    let frames: Vec<&[u8]> = waiting.iter().map(|p| p.frame.as_slice()).collect();
+    assert_eq!(frames, [b"one".as_slice(), b"two".as_slice()]);
+    assert_eq!(waiting[0].device_id, "phone-1");
+
+    store
+        .mark_relayed(first, 20, Some("receipt"))
+        .await
+        .expect("mark");
+    let waiting = store.waiting_pushes(10).await.expect("waiting");
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(waiting[0].id, second);
+    assert_eq!(store.waiting_pushes(0).await.expect("none").len(), 0);
 }

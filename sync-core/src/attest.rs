@@ -1,6 +1,7 @@
-//! A phone's signature over a push it hands a village office hub. Central checks it before it
-//! takes the relayed changes as the phone's own, so a hub can delay or drop what a worker
-//! recorded but never alter it or make up a change in the worker's name.
+//! A phone's signatures for a village office hub, with the key its offline grant names: over
+//! each push it hands the hub, which central checks before it takes the relayed changes as the
+//! phone's own (so a hub can delay or drop what a worker recorded but never alter it or make up
+//! a change in the worker's name), and over the hub's nonce when it opens a session there.
 //!
 //! The signature covers the device id and, per document in the push's order, the document id
 //! and the SHA-256 of each change's bytes in order: altering, adding, dropping or reordering any
@@ -12,13 +13,14 @@ use sha2::{Digest, Sha256};
 
 use crate::protocol::{AttestedPush, Hash, Push};
 
-/// Keeps these signatures apart from anything else a device key might sign.
+/// Keep these signatures apart from each other and from anything else a device key might sign.
 const DOMAIN: &[u8] = b"gridsync attested push v1\0";
+const SESSION_DOMAIN: &[u8] = b"gridsync hub session v1\0";
 
 /// Why an attestation does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AttestError {
-    #[error("the push's signature does not match its changes under the device's key")]
+    #[error("the signature does not match under the device's key")]
     BadSignature,
     #[error("a pushed change does not parse: {0}")]
     BadChange(String),
@@ -56,6 +58,33 @@ pub fn sign(key: &SigningKey, device: &str, push: Push) -> AttestedPush {
 pub fn verify(attested: &AttestedPush, key: &VerifyingKey) -> Result<(), AttestError> {
     let digest = digest(&attested.device, &attested.push);
     key.verify_strict(&digest, &Signature::from_bytes(&attested.signature))
+        .map_err(|_| AttestError::BadSignature)
+}
+
+/// What a phone signs to open a session at hub `hub_id` with the hub's `nonce`.
+fn challenge(hub_id: &str, nonce: &[u8]) -> Vec<u8> {
+    [
+        SESSION_DOMAIN,
+        &length(hub_id.len()),
+        hub_id.as_bytes(),
+        nonce,
+    ]
+    .concat()
+}
+
+/// The phone's answer to hub `hub_id`'s `nonce`.
+pub fn sign_challenge(key: &SigningKey, hub_id: &str, nonce: &[u8]) -> [u8; 64] {
+    key.sign(&challenge(hub_id, nonce)).to_bytes()
+}
+
+/// Checks that `key` answered hub `hub_id`'s `nonce` with `signature`.
+pub fn verify_challenge(
+    key: &VerifyingKey,
+    hub_id: &str,
+    nonce: &[u8],
+    signature: &[u8; 64],
+) -> Result<(), AttestError> {
+    key.verify_strict(&challenge(hub_id, nonce), &Signature::from_bytes(signature))
         .map_err(|_| AttestError::BadSignature)
 }
 

@@ -100,6 +100,26 @@ pub fn apply(
     user: &str,
     registry: &Registry,
 ) -> Result<Ingested, Refusal> {
+    apply_by(doc, raw, Some(user), registry)
+}
+
+/// Applies `raw` changes that the central server already took, as a village office hub copies
+/// them into its own store: like [`apply`], except that they may be anyone's.
+pub fn copy(
+    doc: &mut ReportDoc,
+    raw: &[Vec<u8>],
+    registry: &Registry,
+) -> Result<Ingested, Refusal> {
+    apply_by(doc, raw, None, registry)
+}
+
+/// [`apply`] for changes all authored by `user`, or by anyone when `None`.
+fn apply_by(
+    doc: &mut ReportDoc,
+    raw: &[Vec<u8>],
+    user: Option<&str>,
+    registry: &Registry,
+) -> Result<Ingested, Refusal> {
     let before = doc.meta().ok();
     let mut batch: Vec<Change> = Vec::new();
     let mut in_batch = HashSet::new();
@@ -120,7 +140,9 @@ pub fn apply(
         missing.dedup();
         return Err(Refusal::MissingDeps(missing));
     }
-    check_authors(doc, &batch, user)?;
+    if let Some(user) = user {
+        check_authors(doc, &batch, user)?;
+    }
     let new_changes: Vec<NewChange> = batch
         .iter()
         .map(|c| NewChange {
@@ -170,7 +192,7 @@ fn check_authors(doc: &ReportDoc, batch: &[Change], user: &str) -> Result<(), Re
 fn check_result(
     doc: &mut ReportDoc,
     before: Option<&Meta>,
-    user: &str,
+    user: Option<&str>,
     registry: &Registry,
     new_changes: Vec<NewChange>,
 ) -> Result<Ingested, Refusal> {
@@ -214,12 +236,19 @@ fn check_result(
 }
 
 /// The meta is written once: by its creator, who must be the user pushing it, and never again.
-fn check_meta(id: DocId, meta: &Meta, before: Option<&Meta>, user: &str) -> Result<(), Refusal> {
+fn check_meta(
+    id: DocId,
+    meta: &Meta,
+    before: Option<&Meta>,
+    user: Option<&str>,
+) -> Result<(), Refusal> {
     if meta.id != id {
         return Err(Refusal::MetaChanged("id"));
     }
     let Some(before) = before else {
-        if meta.created_by != user {
+        if let Some(user) = user
+            && meta.created_by != user
+        {
             return Err(Refusal::ForeignCreator {
                 claimed: meta.created_by.clone(),
                 user: user.to_owned(),

@@ -147,3 +147,27 @@ fn the_heads_of_pushed_changes_are_those_no_other_depends_on() {
     assert_eq!(heads, expected);
     assert_eq!(attest::heads(&changes[..1]).unwrap(), vec![first.0]);
 }
+
+#[test]
+fn a_session_answer_holds_for_its_hub_and_nonce_only() {
+    let key = key(1);
+    let answer = attest::sign_challenge(&key, "hub-1", b"nonce-1");
+    let public = key.verifying_key();
+    assert_eq!(
+        attest::verify_challenge(&public, "hub-1", b"nonce-1", &answer),
+        Ok(())
+    );
+    for (hub, nonce) in [("hub-2", b"nonce-1"), ("hub-1", b"nonce-2")] {
+        assert_eq!(
+            attest::verify_challenge(&public, hub, nonce, &answer),
+            Err(AttestError::BadSignature)
+        );
+    }
+    // A push signature never passes for a session answer, nor the other way round.
+    let push = Push { docs: vec![] };
+    let signed = attest::sign(&key, "hub-1", push);
+    assert_eq!(
+        attest::verify_challenge(&public, "hub-1", b"", &signed.signature),
+        Err(AttestError::BadSignature)
+    );
+}

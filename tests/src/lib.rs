@@ -184,3 +184,51 @@ impl Server {
             .expect("wait")
     }
 }
+
+/// A running `gridsync hub run` on a free port, killed when dropped.
+pub struct HubProcess {
+    child: tokio::process::Child,
+    /// `http://127.0.0.1:PORT`, where phones reach it.
+    pub base: String,
+}
+
+impl HubProcess {
+    /// Runs the hub enrolled in `dir`, contacting central every `every` seconds, and waits
+    /// until it says where it serves.
+    pub async fn start(dir: &std::path::Path, every: u64) -> HubProcess {
+        use std::process::Stdio;
+        use tokio::io::{AsyncBufReadExt, BufReader};
+
+        let mut child = tokio::process::Command::new(server_binary())
+            .args(["hub", "run", "--bind", "127.0.0.1:0", "--every"])
+            .arg(every.to_string())
+            .arg("--dir")
+            .arg(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start gridsync hub");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some((_, addr)) = line.split_once("is serving phones on ") {
+                    return addr.trim().to_owned();
+                }
+            }
+            panic!("the hub exited before serving");
+        })
+        .await
+        .expect("the hub serves within 60 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        HubProcess { child, base }
+    }
+
+    /// SIGKILLs it and waits until it is gone.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().expect("SIGKILL the hub");
+        self.child.wait().await.expect("wait for the killed hub");
+    }
+}

@@ -7,7 +7,7 @@ use std::process::Output;
 use gridsync_e2e::field::fresh_postgres_database;
 use gridsync_e2e::{Server, gridsync};
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{self, ConflictQuery, Device, RefreshToken, ReportQuery};
+use gridsync_server::store::{self, ConflictQuery, Device, RefreshToken, ReportQuery, Via};
 
 const PASSWORD: &str = "a good long password";
 
@@ -137,7 +137,7 @@ async fn org_import_places_users_and_changes_nothing_when_repeated(db: &str) {
         scope: Scope::for_role("admin", Role::DistrictAdmin, "/d/"),
         now: 1_800_000_000,
         hold_out_of_scope: false,
-        relayed_by: None,
+        via: Via::Direct,
     };
     let mut case = gridsync_fixtures::reports::drug_case(1, "g2", "admin", &wang.id);
     let push = gridsync_fixtures::reports::push_all(&mut [&mut case]);

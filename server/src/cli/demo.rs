@@ -37,7 +37,7 @@ use crate::metrics::Metrics;
 use crate::scope::{Role, Scope};
 use crate::stats::Day;
 use crate::store::facts::LedgerQuery;
-use crate::store::{Device, Level, OrgUnit, Store, StoreError, Writer};
+use crate::store::{Device, Level, OrgUnit, Store, StoreError, Via, Writer};
 use crate::sync::Ingest;
 use crate::tasks::{self, NewTask, TaskError, TaskView};
 use gridsync_core::task::{self, Goal};
@@ -335,7 +335,7 @@ impl Demo {
             scope: Scope::for_role(&person.id, person.role, &person.path),
             now,
             hold_out_of_scope: false,
-            relayed_by: None,
+            via: Via::Direct,
         }
     }
 
@@ -1194,7 +1194,7 @@ async fn send(
         scope: Scope::for_role(&person.id, person.role, &person.path),
         now: sessions.iter().map(|s| s.at).max().unwrap_or(0),
         hold_out_of_scope: false,
-        relayed_by: None,
+        via: Via::Direct,
     };
     let docs = sessions
         .into_iter()

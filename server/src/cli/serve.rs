@@ -81,7 +81,7 @@ fn announce(admin: &FirstAdmin) {
 }
 
 /// Resolves on SIGINT or SIGTERM; the server then stops accepting and finishes what is in flight.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     let interrupt = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %e, "cannot listen for SIGINT");

@@ -59,6 +59,12 @@ pub enum ApiError {
     /// A hub an admin revoked: it relays nothing more, and phones stop trusting it.
     #[error("this hub has been revoked")]
     HubRevoked,
+    /// At a village office hub: the offline grant does not let the phone in, and why.
+    #[error("{0}")]
+    GrantRefused(String),
+    /// At a village office hub that has not reached central for longer than a grant's life.
+    #[error("{0}")]
+    HubOutOfTouch(String),
     #[error("{0}")]
     Forbidden(String),
     /// The report, or the place a new report would go, is outside the caller's scope.
@@ -129,14 +135,14 @@ impl ApiError {
             UnsupportedMediaType | UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Unauthenticated | InvalidCredentials | TokenExpired | TokenInvalid | RefreshInvalid
             | RefreshReused | DeviceRevoked | SessionEnded | AccountDisabled | EnrolmentInvalid
-            | HubRevoked => StatusCode::UNAUTHORIZED,
+            | HubRevoked | GrantRefused(_) => StatusCode::UNAUTHORIZED,
             Forbidden(_) | OutOfScope(_) | UnitTooFine(_) => StatusCode::FORBIDDEN,
             Invalid { .. } | Form(_) => StatusCode::UNPROCESSABLE_ENTITY,
             NotFound(_) => StatusCode::NOT_FOUND,
             Conflict(_) | DeviceTaken | DeviceRetiring(_) => StatusCode::CONFLICT,
             DeviceRetired => StatusCode::GONE,
             RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Unavailable(_) | Database { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Unavailable(_) | Database { .. } | HubOutOfTouch(_) => StatusCode::SERVICE_UNAVAILABLE,
             BadFrame(_) => StatusCode::BAD_REQUEST,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             MediaTypeNotAllowed(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -170,6 +176,8 @@ impl ApiError {
             AccountDisabled => "account_disabled",
             EnrolmentInvalid => "enrolment_invalid",
             HubRevoked => "hub_revoked",
+            GrantRefused(_) => "grant_refused",
+            HubOutOfTouch(_) => "hub_out_of_touch",
             Forbidden(_) => "forbidden",
             OutOfScope(_) => "out_of_scope",
             UnitTooFine(_) => "unit_too_fine",

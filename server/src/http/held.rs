@@ -18,7 +18,7 @@ use super::visible::{REVIEWERS, audit_reads, check_note};
 use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
-use crate::store::{AuditEntry, HeldDecision, HeldItem, HeldQuery, HeldState, Writer};
+use crate::store::{AuditEntry, HeldDecision, HeldItem, HeldQuery, HeldState, Via, Writer};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -214,7 +214,7 @@ async fn merge_held(
         scope: caller.scope.clone(),
         now,
         hold_out_of_scope: false,
-        relayed_by: None,
+        via: Via::Direct,
     };
     let result = state
         .ingest

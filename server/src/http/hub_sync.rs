@@ -31,7 +31,7 @@ use crate::auth::grant::{self, Receipt, ReceiptDoc};
 use crate::auth::hub::HubCaller;
 use crate::clock;
 use crate::scope::Scope;
-use crate::store::{AuditEntry, Writer};
+use crate::store::{AuditEntry, Via, Writer};
 use crate::sync::{budget, pull};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -222,7 +222,7 @@ async fn writer(
         device_id: Some(device.id),
         now,
         hold_out_of_scope: true,
-        relayed_by: Some(hub.hub.id.clone()),
+        via: Via::Hub(hub.hub.id.clone()),
     }))
 }
 

@@ -29,7 +29,7 @@ pub const MAX_ID_LEN: usize = 64;
 /// Longest org unit name, in characters.
 pub const MAX_NAME_CHARS: usize = 100;
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrgUnitInfo {
     pub id: String,
     /// `null` for the district.
@@ -53,7 +53,7 @@ impl From<OrgUnit> for OrgUnitInfo {
 }
 
 /// An ancestor of the caller's unit, named for a breadcrumb.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct OrgCrumb {
     pub id: String,
     pub level: Level,
@@ -61,7 +61,7 @@ pub struct OrgCrumb {
 }
 
 /// The part of the tree a caller may read, as a flat list a tree view builds itself from.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "root": "shiqiao",
     "ancestors": [

@@ -25,7 +25,7 @@ use super::{ApiError, AppState};
 use crate::auth::Caller;
 use crate::clock;
 use crate::scope::Restricted;
-use crate::store::{AuditEntry, Writer};
+use crate::store::{AuditEntry, Via, Writer};
 use crate::sync::{budget, pull};
 
 /// Media type of a sync frame.
@@ -74,7 +74,7 @@ async fn push(
         scope: caller.scope.clone(),
         now: clock::now(),
         hold_out_of_scope: true,
-        relayed_by: None,
+        via: Via::Direct,
     };
     let result = state
         .ingest

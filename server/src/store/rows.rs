@@ -18,6 +18,8 @@ pub(crate) const DEVICE_COLUMNS: &str = "id, user_id, name, created_at, last_see
      cursor, pending_changes, pending_at, retiring_at, scope_key, public_key";
 pub(crate) const HUB_COLUMNS: &str = "id, unit_id, name, code_expires_at, identity_key, \
      enrolled_at, revoked_at, created_by, created_at";
+pub(crate) const QUEUED_PUSH_COLUMNS: &str =
+    "id, device_id, frame, received_at, relayed_at, receipt";
 pub(crate) const REFRESH_COLUMNS: &str =
     "token_hash, device_id, family, expires_at, used_at, replaces";
 pub(crate) const ORG_COLUMNS: &str = "id, parent_id, level, name, path";

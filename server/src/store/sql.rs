@@ -20,17 +20,17 @@ use super::held::{self, HeldDecision, HeldItem, HeldQuery, HeldState};
 use super::rows::{
     ATTACHMENT_COLUMNS, AUDIT_COLUMNS, AttachmentRecord, AuditRow, CHANGE_LOG_COLUMNS,
     CONFLICT_COLUMNS, CONFLICT_ITEM_COLUMNS, ChangeLogRecord, ConflictItemRecord, ConflictRecord,
-    DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, HUB_COLUMNS, ORG_COLUMNS, OrgRecord, REFRESH_COLUMNS,
-    USER_COLUMNS, UserRecord, convert, page,
+    DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, HUB_COLUMNS, ORG_COLUMNS, OrgRecord,
+    QUEUED_PUSH_COLUMNS, REFRESH_COLUMNS, USER_COLUMNS, UserRecord, convert, page,
 };
 use super::schemas::{self, NewDraft, Publication, SchemaRow, StoredSchema};
 use super::{
     AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
     ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, Hub, NextRefreshToken, OrgUnit,
-    OrphansCollected, Page, PieceHasher, PoolUse, RefreshToken, ReportQuery, Result, Revocations,
-    Rotation, SEARCH_COUNT_CAP, SigningKey, Store, StoreError, UploadChunk, UploadOutcome,
-    UploadState, User, UserPatch, UserQuery, UserUpdated, cut_range, pieces, postgres, sessions,
-    sqlite,
+    OrphansCollected, Page, PieceHasher, PoolUse, QueuedPush, RefreshToken, ReportQuery, Result,
+    Revocations, Rotation, SEARCH_COUNT_CAP, SigningKey, Store, StoreError, UploadChunk,
+    UploadOutcome, UploadState, User, UserPatch, UserQuery, UserUpdated, cut_range, pieces,
+    postgres, sessions, sqlite,
 };
 use crate::auth::refresh::{self, Verdict};
 use crate::scope::Scope;
@@ -553,6 +553,38 @@ impl Store for SqlStore {
         .execute(self.db.write())
         .await?;
         Ok(done == 1)
+    }
+
+    async fn queue_push(&self, device_id: &str, frame: &[u8], at: i64) -> Result<i64> {
+        sql(
+            "INSERT INTO hub_outbox (device_id, frame, received_at) VALUES ($1, $2, $3) \
+             RETURNING id",
+        )
+        .bind(device_id)
+        .bind(frame)
+        .bind(at)
+        .fetch_value(self.db.write())
+        .await
+    }
+
+    async fn waiting_pushes(&self, limit: i64) -> Result<Vec<QueuedPush>> {
+        sql(format!(
+            "SELECT {QUEUED_PUSH_COLUMNS} FROM hub_outbox WHERE relayed_at IS NULL \
+             ORDER BY id LIMIT $1"
+        ))
+        .bind(limit)
+        .fetch_all(self.db.read())
+        .await
+    }
+
+    async fn mark_relayed(&self, id: i64, at: i64, receipt: Option<&str>) -> Result<()> {
+        sql("UPDATE hub_outbox SET relayed_at = $2, receipt = $3 WHERE id = $1")
+            .bind(id)
+            .bind(at)
+            .bind(receipt)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {

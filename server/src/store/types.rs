@@ -185,6 +185,19 @@ pub struct Hub {
     pub created_at: i64,
 }
 
+/// A push a phone handed a village office hub, queued for relaying to central.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct QueuedPush {
+    pub id: i64,
+    pub device_id: String,
+    /// The encoded `AttestedPush` frame, as the phone signed it.
+    pub frame: Vec<u8>,
+    pub received_at: i64,
+    pub relayed_at: Option<i64>,
+    /// Central's receipt, once it took the push.
+    pub receipt: Option<String>,
+}
+
 /// A stored report's row, without its automerge bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentRow {
@@ -444,9 +457,20 @@ pub struct Writer {
     /// rather than refused, since its author is not there to act on a refusal. Office edits and
     /// merges of held work are refused instead.
     pub hold_out_of_scope: bool,
-    /// The village office hub that relayed these changes: no restricted report (a drug-control
-    /// case) passes through a hub, so any change to one is refused.
-    pub relayed_by: Option<String>,
+    pub via: Via,
+}
+
+/// How the changes of a [`Writer`] came to be written here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    /// From the writer's own phone or office.
+    Direct,
+    /// Relayed by the village office hub of this id: no restricted report (a drug-control case)
+    /// passes through a hub, so any change to one is refused.
+    Hub(String),
+    /// Copied by a village office hub from what central holds, which central already judged:
+    /// they may be anyone's, and restricted reports never come.
+    Central,
 }
 
 impl Writer {
@@ -458,7 +482,7 @@ impl Writer {
             scope: scope.clone(),
             now,
             hold_out_of_scope: false,
-            relayed_by: None,
+            via: Via::Direct,
         }
     }
 }

@@ -29,7 +29,7 @@ use crate::scope::{Restricted, Scope};
 use crate::store::statements::{
     DocWrite, HeldWrite, KnownConflict, LoggedChange, NewConflict, NewRow, Placement, StoredDoc,
 };
-use crate::store::{Result, Store, Tx, Writer, heads_to_bytes};
+use crate::store::{Result, Store, Tx, Via, Writer, heads_to_bytes};
 
 /// How often a batch is judged. The last attempt judges it inside the write transaction with
 /// the documents' rows locked, so it cannot be overtaken and every push ends.
@@ -507,7 +507,13 @@ fn apply(
         Some(l) => l.doc.clone(),
         None => ReportDoc::empty(item.doc),
     };
-    match ingest::apply(&mut doc, &item.changes, &writer.user_id, registry) {
+    let applied = match writer.via {
+        Via::Central => ingest::copy(&mut doc, &item.changes, registry),
+        Via::Direct | Via::Hub(_) => {
+            ingest::apply(&mut doc, &item.changes, &writer.user_id, registry)
+        }
+    };
+    match applied {
         Ok(ingested) => Ok(Applied {
             doc,
             ingested,
@@ -553,8 +559,7 @@ fn plan(
         ),
         Access::Scope => (false, None),
     };
-    if writer.relayed_by.is_some() && (restricted || before.as_ref().is_some_and(|b| b.restricted))
-    {
+    if writer.via != Via::Direct && (restricted || before.as_ref().is_some_and(|b| b.restricted)) {
         return Err(rejected(
             "restricted_via_hub",
             format!(

@@ -1,0 +1,139 @@
+//! The hub's HTTP client to central: blocking ureq (rustls) on tokio's blocking threads, with
+//! timeouts, answering bytes or central's problem as a [`HubError`].
+
+use std::time::Duration;
+
+use gridsync_core::protocol::{self, Message};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{HubError, Result};
+
+/// The most a hub reads of one answer: a pull page or a relay answer is far less.
+const MAX_ANSWER: u64 = 64 * 1024 * 1024;
+const FRAME_TYPE: &str = "application/x-gridsync";
+
+/// Central, as a hub reaches it.
+#[derive(Clone)]
+pub struct Central {
+    base: String,
+    agent: ureq::Agent,
+}
+
+impl Central {
+    /// Central at `base_url` (`https://…`, or `http://…` on a test bench).
+    pub fn new(base_url: &str) -> Result<Central> {
+        let base = base_url.trim().trim_end_matches('/').to_owned();
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(HubError::Invalid(format!(
+                "central's URL must start with https:// or http://, not `{base_url}`"
+            )));
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(Duration::from_secs(120)))
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(concat!("gridsync-hub/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        Ok(Central { base, agent })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.base
+    }
+
+    /// GET `path` as JSON.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<T> {
+        let bytes = self.call("GET", path, token, None).await?;
+        serde_json::from_slice(&bytes).map_err(|e| HubError::BadAnswer(format!("{path}: {e}")))
+    }
+
+    /// POST `body` as JSON to `path`, reading JSON back.
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        let body = serde_json::to_vec(body).map_err(|e| HubError::Invalid(e.to_string()))?;
+        let bytes = self
+            .call("POST", path, None, Some((body, "application/json")))
+            .await?;
+        serde_json::from_slice(&bytes).map_err(|e| HubError::BadAnswer(format!("{path}: {e}")))
+    }
+
+    /// POST a sync frame to `path`, decoding the frame answered.
+    pub async fn exchange<M: Message, A: Message>(
+        &self,
+        path: &str,
+        token: &str,
+        message: &M,
+    ) -> Result<A> {
+        let body = protocol::encode(message);
+        let bytes = self
+            .call("POST", path, Some(token), Some((body, FRAME_TYPE)))
+            .await?;
+        protocol::decode(&bytes).map_err(|e| HubError::BadAnswer(format!("{path}: {e}")))
+    }
+
+    async fn call(
+        &self,
+        method: &'static str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(Vec<u8>, &'static str)>,
+    ) -> Result<Vec<u8>> {
+        let url = format!("{}{path}", self.base);
+        let agent = self.agent.clone();
+        let token = token.map(|t| format!("Bearer {t}"));
+        let unreachable = |reason: String| HubError::Unreachable {
+            url: url.clone(),
+            reason,
+        };
+        let request_url = url.clone();
+        let answer = tokio::task::spawn_blocking(move || {
+            let mut request = ureq::http::Request::builder()
+                .method(method)
+                .uri(&request_url);
+            if let Some(token) = &token {
+                request = request.header("authorization", token);
+            }
+            let sent = match body {
+                Some((bytes, content_type)) => agent.run(
+                    request
+                        .header("content-type", content_type)
+                        .body(bytes)
+                        .map_err(|e| e.to_string())?,
+                ),
+                None => agent.run(request.body(()).map_err(|e| e.to_string())?),
+            };
+            let mut response = sent.map_err(|e| e.to_string())?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .body_mut()
+                .with_config()
+                .limit(MAX_ANSWER)
+                .read_to_vec()
+                .map_err(|e| format!("reading the answer: {e}"))?;
+            Ok::<_, String>((status, bytes))
+        })
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+        let (status, bytes) = answer.map_err(unreachable)?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let text = |key: &str| problem[key].as_str().unwrap_or_default().to_owned();
+        Err(HubError::Refused {
+            status,
+            code: text("code"),
+            detail: text("detail"),
+        })
+    }
+}

@@ -1,0 +1,323 @@
+//! The hub's API for the phones on the office network, under `/hub/v1/`: a phone opens a
+//! session with its offline grant and its key's answer to the hub's nonce, then pushes (each
+//! push signed, so the hub can relay it) and pulls as it does with central, within its scope and
+//! never a restricted report.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gridsync_core::attest;
+use gridsync_core::protocol::{self, AttestedPush, Limits, Message, Pull, PushOutcome};
+use serde::{Deserialize, Serialize};
+
+use super::HubState;
+use super::trust::Refusal;
+use crate::auth::caller::bearer;
+use crate::auth::grant::GrantClaims;
+use crate::auth::{refresh, secret};
+use crate::http::{ApiError, Json};
+use crate::scope::Scope;
+use crate::store::{Device, User, Via, Writer};
+use crate::sync::pull;
+
+const LIMITS: Limits = Limits::DEFAULT;
+const FRAME_TYPE: &str = "application/x-gridsync";
+/// How long a nonce may be answered.
+const NONCE_LIFE_SECS: i64 = 120;
+/// Longest session, shorter still when the grant ends sooner.
+const SESSION_LIFE_SECS: i64 = 12 * 60 * 60;
+
+pub fn routes() -> Router<HubState> {
+    Router::new()
+        .route("/hub/v1/nonce", post(nonce))
+        .route("/hub/v1/session", post(open_session))
+        .route("/hub/v1/sync/push", post(push))
+        .route("/hub/v1/sync/pull", post(pull_page))
+        .layer(DefaultBodyLimit::max(LIMITS.max_frame_bytes))
+}
+
+/// The phones' sessions and the nonces handed out, in memory: after a restart a phone opens a
+/// new session with the grant it holds.
+#[derive(Default)]
+pub struct Sessions {
+    nonces: Mutex<HashMap<String, i64>>,
+    /// By the SHA-256 of the session token.
+    open: Mutex<HashMap<Vec<u8>, PhoneSession>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PhoneSession {
+    pub grant: GrantClaims,
+    pub expires_at: i64,
+}
+
+impl Sessions {
+    fn new_nonce(&self, now: i64) -> Result<String, ApiError> {
+        let nonce = secret::random_text::<16>()?;
+        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        nonces.retain(|_, expires| *expires > now);
+        nonces.insert(nonce.clone(), now + NONCE_LIFE_SECS);
+        Ok(nonce)
+    }
+
+    /// Spends `nonce`: true when it was handed out and is still good.
+    fn spend_nonce(&self, nonce: &str, now: i64) -> bool {
+        let mut nonces = self.nonces.lock().unwrap_or_else(|p| p.into_inner());
+        nonces.remove(nonce).is_some_and(|expires| expires > now)
+    }
+
+    fn open(&self, session: PhoneSession) -> Result<String, ApiError> {
+        let token = secret::random_text::<32>()?;
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(refresh::hash(&token), session);
+        Ok(token)
+    }
+
+    fn get(&self, token: &str, now: i64) -> Option<PhoneSession> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.retain(|_, s| s.expires_at > now);
+        open.get(&refresh::hash(token)).cloned()
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Nonce {
+    nonce: String,
+    hub_id: String,
+    unit_path: String,
+    /// Central's certificate of this hub, which the phone checks with central's keys.
+    certificate: String,
+    expires_at: i64,
+}
+
+async fn nonce(State(hub): State<HubState>) -> Result<Json<Nonce>, ApiError> {
+    let now = hub.trust.now();
+    Ok(Json(Nonce {
+        nonce: hub.sessions.new_nonce(now)?,
+        hub_id: hub.identity.hub_id.clone(),
+        unit_path: hub.identity.unit_path.clone(),
+        certificate: hub.identity.certificate.clone(),
+        expires_at: now + NONCE_LIFE_SECS,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenSession {
+    /// The offline grant central gave the phone.
+    grant: String,
+    nonce: String,
+    /// The device key's Ed25519 signature over the hub's challenge, unpadded base64url.
+    signature: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Opened {
+    session: String,
+    expires_at: i64,
+    user_id: String,
+    device_id: String,
+}
+
+async fn open_session(
+    State(hub): State<HubState>,
+    Json(req): Json<OpenSession>,
+) -> Result<Json<Opened>, ApiError> {
+    let now = hub.trust.now();
+    let grant = hub
+        .trust
+        .check_grant(&req.grant, &hub.identity.unit_path)
+        .map_err(|refusal| match refusal {
+            Refusal::OutOfTouch => ApiError::HubOutOfTouch(refusal.to_string()),
+            Refusal::Revoked => ApiError::DeviceRevoked,
+            Refusal::Grant(why) => ApiError::GrantRefused(why),
+        })?;
+    if !hub.sessions.spend_nonce(&req.nonce, now) {
+        return Err(ApiError::GrantRefused(
+            "the nonce is unknown, used or expired: ask for a new one".into(),
+        ));
+    }
+    let key = device_key(&grant.dkey)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(&req.signature)
+        .ok()
+        .and_then(|s| <[u8; 64]>::try_from(s).ok())
+        .ok_or_else(|| ApiError::BadRequest("signature must be 64 bytes of base64url".into()))?;
+    attest::verify_challenge(&key, &hub.identity.hub_id, req.nonce.as_bytes(), &signature)
+        .map_err(|_| {
+            ApiError::GrantRefused("the nonce was not signed by the grant's key".into())
+        })?;
+    remember(&hub, &grant, now).await?;
+    let expires_at = grant.exp.min(now + SESSION_LIFE_SECS);
+    let session = hub.sessions.open(PhoneSession {
+        grant: grant.clone(),
+        expires_at,
+    })?;
+    Ok(Json(Opened {
+        session,
+        expires_at,
+        user_id: grant.sub,
+        device_id: grant.dev,
+    }))
+}
+
+/// Keeps the user and device of a grant in the hub's database, where ingest and held work
+/// name them.
+async fn remember(hub: &HubState, grant: &GrantClaims, now: i64) -> Result<(), ApiError> {
+    let store = hub.store.as_ref();
+    if store.user(&grant.sub).await?.is_none() {
+        let unit = grant
+            .scope
+            .trim_end_matches('/')
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if store.org_unit(&unit).await?.is_none() {
+            return Err(ApiError::Unavailable(
+                "this hub does not know its units yet: let it reach the server once".into(),
+            ));
+        }
+        store
+            .insert_user(&User {
+                id: grant.sub.clone(),
+                username: grant.sub.clone(),
+                display_name: grant.sub.clone(),
+                // No one logs in at a hub with a password.
+                password_hash: String::new(),
+                role: grant.role,
+                org_unit_id: unit,
+                disabled: false,
+                created_at: now,
+            })
+            .await?;
+    }
+    if store.device(&grant.dev).await?.is_none() {
+        store
+            .upsert_device(&Device {
+                id: grant.dev.clone(),
+                user_id: grant.sub.clone(),
+                name: grant.dev.clone(),
+                created_at: now,
+                last_seen_at: now,
+                revoked_at: None,
+                cursor: 0,
+                pending_changes: None,
+                pending_at: None,
+                retiring_at: None,
+                scope_key: None,
+                public_key: Some(grant.dkey.clone()),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+fn device_key(dkey: &str) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(dkey)
+        .ok()
+        .and_then(|k| <[u8; 32]>::try_from(k).ok())
+        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
+        .ok_or_else(|| ApiError::GrantRefused("the grant names no usable device key".into()))
+}
+
+/// The phone behind a request's session token.
+struct Phone(PhoneSession);
+
+impl FromRequestParts<HubState> for Phone {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &HubState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        hub.sessions
+            .get(token, hub.trust.now())
+            .map(Phone)
+            .ok_or(ApiError::TokenInvalid)
+    }
+}
+
+impl Phone {
+    /// The phone's scope at this hub: its own, without restricted reports.
+    fn scope(&self) -> Scope {
+        let grant = &self.0.grant;
+        Scope::for_role(&grant.sub, grant.role, &grant.scope)
+    }
+}
+
+/// Takes a push the phone signed: queued for relaying first, so that nothing acknowledged here
+/// can miss central, then ingested as the phone's own.
+async fn push(
+    State(hub): State<HubState>,
+    phone: Phone,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let grant = &phone.0.grant;
+    let bytes = read(body)?;
+    let attested: AttestedPush = protocol::decode_with_limits(&bytes, &LIMITS)?;
+    if attested.device != grant.dev || attest::verify(&attested, &device_key(&grant.dkey)?).is_err()
+    {
+        return Err(ApiError::BadRequest(
+            "the push is not signed by this session's device key".into(),
+        ));
+    }
+    let now = hub.trust.now();
+    let writer = Writer {
+        user_id: grant.sub.clone(),
+        device_id: Some(grant.dev.clone()),
+        scope: phone.scope(),
+        now,
+        hold_out_of_scope: true,
+        via: Via::Hub(hub.identity.hub_id.clone()),
+    };
+    let queued = hub.store.queue_push(&grant.dev, &bytes, now).await?;
+    let result = hub
+        .ingest
+        .push(hub.store.as_ref(), &writer, &attested.push)
+        .await?;
+    // A push whose every document the hub refused would be refused by central alike.
+    let taken = result.docs.iter().any(|d| {
+        matches!(
+            d.outcome,
+            PushOutcome::Acked { .. } | PushOutcome::Held { .. } | PushOutcome::MissingDeps { .. }
+        )
+    });
+    if taken {
+        hub.poke.notify_one();
+    } else {
+        hub.store.mark_relayed(queued, now, None).await?;
+    }
+    Ok(frame(&result))
+}
+
+/// One page of the phone's scope as this hub holds it.
+async fn pull_page(
+    State(hub): State<HubState>,
+    phone: Phone,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let pull: Pull = protocol::decode_with_limits(&read(body)?, &LIMITS)?;
+    let scope = phone.scope();
+    let result = pull::pull(hub.store.as_ref(), &scope, Some(&phone.0.grant.dev), &pull).await?;
+    Ok(frame(&result))
+}
+
+fn read(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+}
+
+fn frame<M: Message>(message: &M) -> Response {
+    ([(CONTENT_TYPE, FRAME_TYPE)], protocol::encode(message)).into_response()
+}

@@ -1,0 +1,252 @@
+//! The hub's contact with central, whenever central answers: its keys, the revocation list and
+//! its time; the hub's units; the pushes phones made here, relayed with their signatures; and
+//! what central holds for the unit, copied down. Each step stands on its own, so a contact cut
+//! short loses nothing: a relayed push stays queued until central's answer is recorded, and the
+//! copy's cursor moves only after the page is stored.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use gridsync_core::protocol::{
+    AttestedPush, Pull, PullBody, PullResult, Push, PushDoc, PushOutcome, Relay, RelayResult,
+};
+use gridsync_core::report::ReportDoc;
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+
+use super::{HubError, HubState, Result};
+use crate::auth::hub as hub_token;
+use crate::http::org::OrgTree;
+use crate::scope::Scope;
+use crate::store::{OrgUnit, Via, Writer};
+
+/// Pushes relayed in one request.
+const RELAY_BATCH: i64 = 64;
+/// Bytes of documents asked for in one pull page.
+const PAGE_BYTES: u32 = 1 << 20;
+
+/// What one contact did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Contacted {
+    /// Pushes central took (acknowledged, held or refused for good).
+    pub relayed: usize,
+    /// Documents copied down.
+    pub copied: usize,
+}
+
+/// Contacts central every `period`, and whenever `poke` is notified, for as long as the hub runs.
+pub async fn every(hub: HubState, period: Duration, poke: std::sync::Arc<tokio::sync::Notify>) {
+    loop {
+        match contact(&hub).await {
+            Ok(done) => tracing::info!(
+                relayed = done.relayed,
+                copied = done.copied,
+                "contacted central"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not reach central; trying again later"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = poke.notified() => {}
+        }
+    }
+}
+
+/// One contact with central: trust, units, relay up, copy down.
+pub async fn contact(hub: &HubState) -> Result<Contacted> {
+    let token = hub_token::sign(
+        &hub.identity.seed()?,
+        &hub.identity.hub_id,
+        &hub.identity.issuer,
+        hub.trust.now(),
+    )?;
+    refresh_trust(hub, &token).await?;
+    import_units(hub, &token).await?;
+    let relayed = relay(hub, &token).await?;
+    let copied = copy_down(hub, &token).await?;
+    Ok(Contacted { relayed, copied })
+}
+
+#[derive(Deserialize)]
+struct SignedRevocations {
+    revocations: String,
+}
+
+async fn refresh_trust(hub: &HubState, token: &str) -> Result<()> {
+    let jwks: JwkSet = hub.central.get_json("/.well-known/jwks.json", None).await?;
+    let signed: SignedRevocations = hub
+        .central
+        .get_json("/api/v1/hubs/revocations", Some(token))
+        .await?;
+    let list = hub.trust.check_revocations(&signed.revocations, &jwks)?;
+    let now = hub.trust.now();
+    hub.trust.update(|c| {
+        c.jwks = Some(jwks);
+        c.revocations = Some(signed.revocations);
+        c.central_time = c.central_time.max(list.iat);
+        c.last_contact = now.max(list.iat);
+    })
+}
+
+/// Writes the hub's units (and those above them, which paths and parents name) into its
+/// database.
+async fn import_units(hub: &HubState, token: &str) -> Result<()> {
+    let tree: OrgTree = hub
+        .central
+        .get_json("/api/v1/hubs/org", Some(token))
+        .await?;
+    let mut path = String::from("/");
+    let mut parent: Option<String> = None;
+    for crumb in &tree.ancestors {
+        path.push_str(&crumb.id);
+        path.push('/');
+        hub.store
+            .upsert_org_unit(&OrgUnit {
+                id: crumb.id.clone(),
+                parent_id: parent.clone(),
+                level: crumb.level,
+                name: crumb.name.clone(),
+                path: path.clone(),
+            })
+            .await?;
+        parent = Some(crumb.id.clone());
+    }
+    for unit in tree.units {
+        hub.store
+            .upsert_org_unit(&OrgUnit {
+                id: unit.id,
+                parent_id: unit.parent_id,
+                level: unit.level,
+                name: unit.name,
+                path: unit.path,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Relays the queued pushes, oldest first, and records each answer with its receipt. A push
+/// central cannot take yet (it lacks a change another push brings) stays queued.
+async fn relay(hub: &HubState, token: &str) -> Result<usize> {
+    let mut relayed = 0;
+    loop {
+        let queued = hub.store.waiting_pushes(RELAY_BATCH).await?;
+        if queued.is_empty() {
+            return Ok(relayed);
+        }
+        let pushes = queued
+            .iter()
+            .map(|q| {
+                gridsync_core::protocol::decode::<AttestedPush>(&q.frame).map_err(|e| {
+                    HubError::Invalid(format!("queued push {} does not decode: {e}", q.id))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let answer: RelayResult = hub
+            .central
+            .exchange("/api/v1/hubs/relay", token, &Relay { pushes })
+            .await?;
+        if answer.pushes.len() != queued.len() {
+            return Err(HubError::BadAnswer(format!(
+                "{} answers to {} relayed pushes",
+                answer.pushes.len(),
+                queued.len()
+            )));
+        }
+        let now = hub.trust.now();
+        let mut waiting = 0;
+        for (queued, answer) in queued.iter().zip(answer.pushes) {
+            let later = answer
+                .result
+                .docs
+                .iter()
+                .any(|d| matches!(d.outcome, PushOutcome::MissingDeps { .. }));
+            if later {
+                waiting += 1;
+                continue;
+            }
+            hub.store
+                .mark_relayed(queued.id, now, answer.receipt.as_deref())
+                .await?;
+            relayed += 1;
+        }
+        if waiting > 0 {
+            // What they lack comes with a later contact, after other pushes or a copy down.
+            return Ok(relayed);
+        }
+    }
+}
+
+/// Copies down what central holds for the unit past the hub's cursor, page by page.
+async fn copy_down(hub: &HubState, token: &str) -> Result<usize> {
+    let writer = Writer {
+        user_id: hub.identity.hub_id.clone(),
+        device_id: None,
+        scope: Scope::for_hub(&hub.identity.hub_id, &hub.identity.unit_path),
+        now: hub.trust.now(),
+        hold_out_of_scope: false,
+        via: Via::Central,
+    };
+    let mut copied = 0;
+    let mut resend = Vec::new();
+    let mut asked = HashSet::new();
+    loop {
+        let contact = hub.trust.contact();
+        let pull = Pull {
+            since: contact.since,
+            after: contact.after.max(contact.since),
+            byte_budget: PAGE_BYTES,
+            resend: std::mem::take(&mut resend),
+        };
+        let page: PullResult = hub
+            .central
+            .exchange("/api/v1/hubs/pull", token, &pull)
+            .await?;
+        let push = Push {
+            docs: page
+                .docs
+                .iter()
+                .map(|d| {
+                    let changes = match &d.body {
+                        PullBody::Changes(changes) => changes.clone(),
+                        PullBody::Snapshot(bytes) => ReportDoc::load(d.doc, bytes)
+                            .map_err(|e| HubError::BadAnswer(format!("document {}: {e}", d.doc)))?
+                            .changes_since(&[]),
+                    };
+                    Ok(PushDoc {
+                        doc: d.doc,
+                        changes,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
+        let result = hub.ingest.push(hub.store.as_ref(), &writer, &push).await?;
+        for doc in &result.docs {
+            match &doc.outcome {
+                PushOutcome::Acked { .. } => copied += 1,
+                // Changes that came without their history: ask for the whole document.
+                PushOutcome::MissingDeps { .. } if asked.insert(doc.doc) => resend.push(doc.doc),
+                PushOutcome::MissingDeps { .. } => {
+                    tracing::warn!(doc = %doc.doc, "a report from central came whole and still lacked history");
+                }
+                PushOutcome::Rejected { code, reason } | PushOutcome::Held { code, reason } => {
+                    tracing::warn!(doc = %doc.doc, code, reason, "a report from central was not copied");
+                }
+            }
+        }
+        let restored = page.after < pull.since;
+        hub.trust.update(|c| {
+            if restored {
+                // Central holds less than the hub copied: start the copy over.
+                (c.since, c.after) = (0, 0);
+            } else if page.more || !resend.is_empty() {
+                c.after = page.after;
+            } else {
+                (c.since, c.after) = (page.after, page.after);
+            }
+        })?;
+        if !page.more && resend.is_empty() {
+            return Ok(copied);
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! A village office hub between phones and central, through the real binaries: an admin
+//! registers the hub, the office PC enrols with `gridsync hub enrol` and runs `gridsync hub
+//! run`, and phones that hold offline grants sync with it while the office's uplink is cut.
+//! Once the uplink is back, central holds every change with its author, and the hub holds
+//! central's reports of its village, never a drug-control case.
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+
+use gridsync_core::DocId;
+use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_e2e::field::{self, PASSWORD, Relay};
+use gridsync_e2e::{HubProcess, Server, gridsync};
+use gridsync_fixtures::phone::Phone;
+use serde_json::{Value, json};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_sync_through_the_hub_while_central_is_cut_off_and_central_gets_everything_on_sqlite()
+ {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    through_the_hub(&db, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_sync_through_the_hub_while_central_is_cut_off_and_central_gets_everything_on_postgres()
+ {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = field::fresh_postgres_database("gridsync_hub").await;
+    through_the_hub(&db, dir.path()).await;
+}
+
+async fn through_the_hub(db: &str, dir: &Path) {
+    field::seed(db).await;
+    let central = Server::start(db, PASSWORD).await;
+    // The office's uplink: the hub reaches central only through it.
+    let uplink = Relay::start(&central.base);
+    let mut admin = Phone::login(&central.base, "admin", PASSWORD, "admin-pc")
+        .await
+        .expect("admin login");
+
+    // Central holds a dispute check of the village and a drug-control case of its grid.
+    let dispute = DocId::from_u128(1);
+    let case = DocId::from_u128(2);
+    let by_admin = Editor::new(&admin.user_id, 1_000);
+    let mut doc = ReportDoc::create(dispute, "dispute_check", 1, "g1", &by_admin).expect("create");
+    doc.set_field("place", &json!("村委会"), &by_admin)
+        .expect("set");
+    admin.replica.insert(doc);
+    let mut doc = ReportDoc::create(case, "drug_control_case", 1, "g1", &by_admin).expect("create");
+    doc.set_field("assigned_worker", &json!("user-wang"), &by_admin)
+        .expect("assign");
+    admin.replica.insert(doc);
+    admin.sync().await.expect("admin sync");
+
+    // The admin registers the hub, and the office PC enrols with the code.
+    let http = reqwest::Client::new();
+    let registered: Value = http
+        .post(format!("{}/api/v1/hubs", central.base))
+        .bearer_auth(&admin.token)
+        .json(&json!({ "unit_id": "v1", "name": "上坪村委会" }))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("JSON");
+    let code = registered["enrolment_code"].as_str().expect("a code");
+    let hub_dir = dir.join("hub");
+    let hub_dir_text = hub_dir.to_str().expect("a UTF-8 path");
+    let enrolled = gridsync(
+        &[
+            "hub",
+            "enrol",
+            "--central",
+            &uplink.base,
+            "--dir",
+            hub_dir_text,
+        ],
+        &[("GRIDSYNC_HUB_CODE", code)],
+    );
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
+    let again = gridsync(
+        &[
+            "hub",
+            "enrol",
+            "--central",
+            &uplink.base,
+            "--dir",
+            hub_dir_text,
+        ],
+        &[("GRIDSYNC_HUB_CODE", code)],
+    );
+    assert!(!again.status.success(), "a hub enrols once");
+
+    let hub = HubProcess::start(&hub_dir, 1).await;
+    // The hub's first contact copies the village down.
+    let mut wang = Phone::login_with_key(&central.base, "wang", PASSWORD, "phone-wang", 1)
+        .await
+        .expect("wang login");
+    let mut li = Phone::login_with_key(&central.base, "li", PASSWORD, "phone-li", 2)
+        .await
+        .expect("li login");
+    eventually(|| async {
+        let mut probe = Phone::login_with_key(&central.base, "li", PASSWORD, "probe", 3)
+            .await
+            .expect("probe login");
+        probe.open_hub_session(&hub.base).await.is_ok() && {
+            probe.pull().await.expect("pull at the hub");
+            probe.replica.get(&dispute).is_some()
+        }
+    })
+    .await;
+
+    // The uplink goes down: the phones sync with the hub only.
+    uplink.set_online(false);
+    wang.open_hub_session(&hub.base)
+        .await
+        .expect("wang at the hub");
+    li.open_hub_session(&hub.base).await.expect("li at the hub");
+    let by_wang = DocId::from_u128(10);
+    let by_li = DocId::from_u128(11);
+    wang.edit(by_wang, "g1", "打谷场", 2_000);
+    wang.sync().await.expect("wang syncs at the hub");
+    li.edit(by_li, "g1", "祠堂", 2_100);
+    li.sync().await.expect("li syncs at the hub");
+    wang.sync().await.expect("wang syncs again");
+    for phone in [&wang, &li] {
+        for id in [dispute, by_wang, by_li] {
+            assert!(
+                phone.replica.get(&id).is_some(),
+                "{} lacks {id}",
+                phone.username
+            );
+        }
+        // A drug-control case never passes through a hub, even to its assigned worker.
+        assert!(phone.replica.get(&case).is_none());
+    }
+    admin.pull().await.expect("admin pull");
+    assert!(admin.replica.get(&by_wang).is_none(), "central is cut off");
+
+    // The uplink comes back: the hub relays, and central stores each change as its author's.
+    uplink.set_online(true);
+    for attempt in 0.. {
+        admin.pull().await.expect("admin pull");
+        if admin.replica.get(&by_wang).is_some() && admin.replica.get(&by_li).is_some() {
+            break;
+        }
+        assert!(
+            attempt < 150,
+            "central did not get the hub's relay within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let store = gridsync_server::store::open(db)
+        .await
+        .expect("open central");
+    for (id, author) in [(by_wang, "user-wang"), (by_li, "user-li")] {
+        let row = store.document(&id).await.expect("read").expect("stored");
+        assert_eq!(row.created_by, author);
+    }
+    let hub_store =
+        gridsync_server::store::open(&format!("sqlite://{}", hub_dir.join("hub.db").display()))
+            .await
+            .expect("open the hub's database");
+    assert!(hub_store.document(&case).await.expect("read").is_none());
+    eventually(|| async {
+        hub_store
+            .waiting_pushes(10)
+            .await
+            .expect("queue")
+            .is_empty()
+    })
+    .await;
+    drop(hub);
+    assert!(central.stop().await.success());
+}
+
+/// Waits up to 30 s for `check` to hold, trying every 200 ms.
+async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..150 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("did not happen within 30 s");
+}
