@@ -54,37 +54,9 @@ async fn through_the_hub(db: &str, dir: &Path) {
     admin.replica.insert(doc);
     admin.sync().await.expect("admin sync");
 
-    // The admin registers the hub, and the office PC enrols with the code.
-    let http = reqwest::Client::new();
-    let registered: Value = http
-        .post(format!("{}/api/v1/hubs", central.base))
-        .bearer_auth(&admin.token)
-        .json(&json!({ "unit_id": "v1", "name": "上坪村委会" }))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("JSON");
-    let code = registered["enrolment_code"].as_str().expect("a code");
+    // The admin registers the hub, and the office PC enrols with the code, once.
     let hub_dir = dir.join("hub");
-    let hub_dir_text = hub_dir.to_str().expect("a UTF-8 path");
-    let enrolled = gridsync(
-        &[
-            "hub",
-            "enrol",
-            "--central",
-            &uplink.base,
-            "--dir",
-            hub_dir_text,
-        ],
-        &[("GRIDSYNC_HUB_CODE", code)],
-    );
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
+    enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
     let again = gridsync(
         &[
             "hub",
@@ -92,11 +64,12 @@ async fn through_the_hub(db: &str, dir: &Path) {
             "--central",
             &uplink.base,
             "--dir",
-            hub_dir_text,
+            hub_dir.to_str().expect("a UTF-8 path"),
         ],
-        &[("GRIDSYNC_HUB_CODE", code)],
+        &[("GRIDSYNC_HUB_CODE", "any code")],
     );
     assert!(!again.status.success(), "a hub enrols once");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("enrolled already"));
 
     let hub = HubProcess::start(&hub_dir, 1).await;
     // The hub's first contact copies the village down.
@@ -179,6 +152,97 @@ async fn through_the_hub(db: &str, dir: &Path) {
     .await;
     drop(hub);
     assert!(central.stop().await.success());
+}
+
+/// What a hub acknowledged survives a SIGKILL before it could relay it: the restarted hub
+/// relays it once the uplink is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_killed_before_relaying_loses_nothing_it_acknowledged() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    field::seed(&db).await;
+    let central = Server::start(&db, PASSWORD).await;
+    let uplink = Relay::start(&central.base);
+    let admin = Phone::login(&central.base, "admin", PASSWORD, "admin-pc")
+        .await
+        .expect("admin login");
+    let hub_dir = dir.path().join("hub");
+    enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
+    let mut hub = HubProcess::start(&hub_dir, 1).await;
+    let mut wang = Phone::login_with_key(&central.base, "wang", PASSWORD, "phone-wang", 1)
+        .await
+        .expect("wang login");
+    let mut opened = false;
+    for _ in 0..150 {
+        // The hub lets phones in once its first contact brought its units.
+        if wang.open_hub_session(&hub.base).await.is_ok() {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(opened, "the hub let wang in");
+
+    uplink.set_online(false);
+    let ids: Vec<DocId> = (20..30).map(DocId::from_u128).collect();
+    for (i, id) in ids.iter().enumerate() {
+        wang.edit(*id, "g1", &format!("第{i}户"), 3_000 + i as i64);
+    }
+    wang.push().await.expect("the hub acknowledges");
+    hub.kill().await;
+
+    let _hub = HubProcess::start(&hub_dir, 1).await;
+    uplink.set_online(true);
+    let store = gridsync_server::store::open(&db)
+        .await
+        .expect("open central");
+    for attempt in 0.. {
+        let mut held = 0;
+        for id in &ids {
+            held += usize::from(store.document(id).await.expect("read").is_some());
+        }
+        if held == ids.len() {
+            break;
+        }
+        assert!(
+            attempt < 150,
+            "central holds {held} of {} within 30 s",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(central.stop().await.success());
+}
+
+/// Registers a hub for v1 at central and enrols it in `dir`, reaching central at `via`.
+async fn enrol(central: &str, admin_token: &str, via: &str, dir: &Path) {
+    let registered: Value = reqwest::Client::new()
+        .post(format!("{central}/api/v1/hubs"))
+        .bearer_auth(admin_token)
+        .json(&json!({ "unit_id": "v1", "name": "上坪村委会" }))
+        .send()
+        .await
+        .expect("register")
+        .json()
+        .await
+        .expect("JSON");
+    let code = registered["enrolment_code"].as_str().expect("a code");
+    let enrolled = gridsync(
+        &[
+            "hub",
+            "enrol",
+            "--central",
+            via,
+            "--dir",
+            dir.to_str().expect("a UTF-8 path"),
+        ],
+        &[("GRIDSYNC_HUB_CODE", code)],
+    );
+    assert!(
+        enrolled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&enrolled.stderr)
+    );
 }
 
 /// Waits up to 30 s for `check` to hold, trying every 200 ms.

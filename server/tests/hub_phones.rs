@@ -1,0 +1,350 @@
+//! A village office hub's API for phones, driven in-process beside a central app on the same
+//! test database kind: a phone opens a session with its offline grant and its key's answer to
+//! the hub's nonce, then syncs; grants of another unit, expired by the hub's time (which never
+//! runs behind central's), of a revoked device, or at a hub out of touch for longer than a grant
+//! lasts are refused, each saying why.
+
+mod support;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use gridsync_core::attest;
+use gridsync_core::protocol::{self, Pull, PullResult, PushResult};
+use gridsync_server::auth::hub as hub_token;
+use gridsync_server::clock;
+use gridsync_server::config::Config;
+use gridsync_server::hub::central::Central;
+use gridsync_server::hub::identity::{Enrolled, Identity};
+use gridsync_server::hub::trust::Trust;
+use gridsync_server::hub::{HubState, phones};
+use gridsync_server::scope::Role;
+use gridsync_server::sync::Ingest;
+use jsonwebtoken::jwk::JwkSet;
+use serde_json::{Value, json};
+use support::http::*;
+use support::*;
+
+on_both_test_stores!(
+    a_phone_opens_a_session_with_its_grant_and_the_nonce_and_syncs_at_the_hub,
+    grants_of_another_unit_expired_by_the_hubs_time_or_at_a_hub_out_of_touch_are_refused,
+    a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list,
+    a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the_sessions,
+);
+
+const PW: &str = "test password";
+const HUB_SEED: [u8; 32] = [3; 32];
+
+/// Central (an app over the test store) with a hub enrolled for v1, and the hub itself over a
+/// database of its own, trusting what central published at its last contact.
+struct World {
+    central: Api,
+    hub: Api,
+    state: HubState,
+    _dir: tempfile::TempDir,
+    _hub_db: TestStore,
+}
+
+async fn world(t: &TestStore) -> World {
+    seed_org(t.store.as_ref()).await;
+    for (id, role, unit) in [
+        ("admin", Role::DistrictAdmin, "d"),
+        ("w1", Role::GridWorker, G1),
+        ("w3", Role::GridWorker, G3),
+    ] {
+        add_user(t.store.as_ref(), id, role, unit, PW, false).await;
+    }
+    let central = api_over(t).await;
+    let admin = central.tokens("admin", PW, "admin-pc").await.0;
+    let registered = central
+        .call(
+            "POST",
+            "/api/v1/hubs",
+            &admin,
+            json!({ "unit_id": "v1", "name": "上坪村委会" }),
+        )
+        .await
+        .ok();
+    let key = SigningKey::from_bytes(&HUB_SEED);
+    let enrolled = central
+        .post(
+            "/api/v1/hubs/enrol",
+            json!({
+                "enrolment_code": registered["enrolment_code"],
+                "identity_key": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+            }),
+        )
+        .await
+        .ok();
+    let enrolled: Enrolled = serde_json::from_value(enrolled).expect("an enrolment");
+    let issuer = Config::default().issuer;
+    let identity = Identity::new("http://127.0.0.1:9", &issuer, enrolled, &HUB_SEED);
+
+    let hub_db = sqlite().await;
+    seed_org(hub_db.store.as_ref()).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let trust = Arc::new(Trust::load(dir.path(), &issuer).expect("trust"));
+    let state = HubState {
+        central: Central::new(&identity.central).expect("central"),
+        identity: Arc::new(identity),
+        store: hub_db.store.clone(),
+        ingest: Ingest::default(),
+        trust,
+        sessions: Arc::default(),
+        poke: Arc::default(),
+    };
+    contact(&central, &state).await;
+    let hub = Api {
+        app: phones::routes().with_state(state.clone()),
+        state: central.state.clone(),
+        store: hub_db.store.clone(),
+    };
+    World {
+        central,
+        hub,
+        state,
+        _dir: dir,
+        _hub_db: hub_db,
+    }
+}
+
+/// What the hub keeps of a contact with central: its keys and revocation list, now.
+async fn contact(central: &Api, hub: &HubState) {
+    let token = hub_token::sign(
+        &HUB_SEED,
+        &hub.identity.hub_id,
+        &hub.identity.issuer,
+        clock::now(),
+    )
+    .expect("token");
+    let jwks = central
+        .send(
+            axum::http::Request::get("/.well-known/jwks.json")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    let jwks: JwkSet = serde_json::from_value(jwks.body).expect("a JWKS");
+    let list = central.get("/api/v1/hubs/revocations", &token).await.ok();
+    let list = list["revocations"].as_str().expect("a JWS").to_owned();
+    let now = clock::now();
+    hub.trust
+        .update(|c| {
+            c.jwks = Some(jwks);
+            c.revocations = Some(list);
+            c.last_contact = now;
+        })
+        .expect("keep the contact");
+}
+
+/// Logs `user` in at central on `device` with the key of seed `[seed; 32]`; its grant.
+async fn grant_of(central: &Api, user: &str, device: &str, seed: u8) -> String {
+    let key = SigningKey::from_bytes(&[seed; 32]);
+    let login = central
+        .post(
+            "/api/v1/auth/login",
+            json!({
+                "username": user, "password": PW, "device_id": device, "device_name": "phone",
+                "device_key": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+            }),
+        )
+        .await
+        .ok();
+    login["offline_grant"].as_str().expect("a grant").to_owned()
+}
+
+/// Asks the hub for a nonce and answers it with the key of seed `[seed; 32]`.
+async fn open(hub: &Api, grant: &str, seed: u8) -> Reply {
+    let nonce = hub.post("/hub/v1/nonce", json!({})).await.ok();
+    let answer = attest::sign_challenge(
+        &SigningKey::from_bytes(&[seed; 32]),
+        nonce["hub_id"].as_str().expect("hub id"),
+        nonce["nonce"].as_str().expect("nonce").as_bytes(),
+    );
+    hub.post(
+        "/hub/v1/session",
+        json!({
+            "grant": grant, "nonce": nonce["nonce"],
+            "signature": URL_SAFE_NO_PAD.encode(answer),
+        }),
+    )
+    .await
+}
+
+fn session_of(reply: Reply) -> String {
+    let body: Value = reply.ok();
+    body["session"].as_str().expect("a session").to_owned()
+}
+
+async fn a_phone_opens_a_session_with_its_grant_and_the_nonce_and_syncs_at_the_hub(t: &TestStore) {
+    let w = world(t).await;
+    let grant = grant_of(&w.central, "w1", "phone-w1", 1).await;
+    let session = session_of(open(&w.hub, &grant, 1).await);
+
+    let mut doc = dispute(1, G1, "w1");
+    let signed = attest::sign(
+        &SigningKey::from_bytes(&[1; 32]),
+        "phone-w1",
+        push_all(&mut [&mut doc]),
+    );
+    let reply = w
+        .hub
+        .send_raw(frame_request(
+            "/hub/v1/sync/push",
+            &session,
+            protocol::encode(&signed),
+        ))
+        .await;
+    reply.assert_status(StatusCode::OK);
+    let result: PushResult = protocol::decode(&reply.bytes).expect("a PushResult");
+    assert!(is_acked(&result.docs[0].outcome), "{result:?}");
+    // Queued for central exactly as the phone signed it.
+    let queued = w.state.store.waiting_pushes(10).await.expect("queue");
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].frame, protocol::encode(&signed));
+
+    let pull = Pull {
+        since: 0,
+        after: 0,
+        byte_budget: 1 << 20,
+        resend: vec![],
+    };
+    let other = grant_of(&w.central, "w1", "phone-w1-spare", 2).await;
+    let spare = session_of(open(&w.hub, &other, 2).await);
+    let reply = w
+        .hub
+        .send_raw(frame_request(
+            "/hub/v1/sync/pull",
+            &spare,
+            protocol::encode(&pull),
+        ))
+        .await;
+    reply.assert_status(StatusCode::OK);
+    let page: PullResult = protocol::decode(&reply.bytes).expect("a PullResult");
+    assert_eq!(page.docs.len(), 1);
+    assert_eq!(page.docs[0].doc, doc.id());
+}
+
+async fn grants_of_another_unit_expired_by_the_hubs_time_or_at_a_hub_out_of_touch_are_refused(
+    t: &TestStore,
+) {
+    let w = world(t).await;
+    // w3 works in community c2; this hub serves village v1.
+    let elsewhere = grant_of(&w.central, "w3", "phone-w3", 4).await;
+    open(&w.hub, &elsewhere, 4)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
+
+    let grant = grant_of(&w.central, "w1", "phone-w1", 1).await;
+    // Out of touch for longer than a grant lasts (14 days): the hub says so.
+    let now = clock::now();
+    w.state
+        .trust
+        .update(|c| c.last_contact = now - 15 * 24 * 60 * 60)
+        .expect("update");
+    open(&w.hub, &grant, 1)
+        .await
+        .assert_problem(StatusCode::SERVICE_UNAVAILABLE, "hub_out_of_touch");
+
+    // Central once told the hub a time past the grant's end: setting the office PC's clock
+    // back does not revive the grant.
+    w.state
+        .trust
+        .update(|c| {
+            c.last_contact = now;
+            c.central_time = now + 15 * 24 * 60 * 60;
+        })
+        .expect("update");
+    open(&w.hub, &grant, 1)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
+
+    // A grant for a device key it was not issued to, or no grant at all.
+    w.state
+        .trust
+        .update(|c| c.central_time = now)
+        .expect("update");
+    open(&w.hub, "not.a.grant", 1)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
+}
+
+async fn a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list(t: &TestStore) {
+    let w = world(t).await;
+    let grant = grant_of(&w.central, "w1", "phone-w1", 1).await;
+    let admin = w.central.tokens("admin", PW, "admin-pc").await.0;
+    w.central
+        .call("POST", "/api/v1/devices/phone-w1/revoke", &admin, json!({}))
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    // Until its next contact the hub cannot know.
+    open(&w.hub, &grant, 1).await.assert_status(StatusCode::OK);
+
+    contact(&w.central, &w.state).await;
+    open(&w.hub, &grant, 1)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "device_revoked");
+}
+
+async fn a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the_sessions(
+    t: &TestStore,
+) {
+    let w = world(t).await;
+    let grant = grant_of(&w.central, "w1", "phone-w1", 1).await;
+    // Someone who copied the grant but lacks the phone's key.
+    open(&w.hub, &grant, 9)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
+
+    let nonce = w.hub.post("/hub/v1/nonce", json!({})).await.ok();
+    let answer = attest::sign_challenge(
+        &SigningKey::from_bytes(&[1; 32]),
+        nonce["hub_id"].as_str().expect("hub id"),
+        nonce["nonce"].as_str().expect("nonce").as_bytes(),
+    );
+    let body = json!({
+        "grant": grant, "nonce": nonce["nonce"],
+        "signature": URL_SAFE_NO_PAD.encode(answer),
+    });
+    let first = w.hub.post("/hub/v1/session", body.clone()).await;
+    let session = session_of(first);
+    w.hub
+        .post("/hub/v1/session", body)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
+
+    // A push signed by another key, or without a session, is not taken.
+    let mut doc = dispute(1, G1, "w1");
+    let forged = attest::sign(
+        &SigningKey::from_bytes(&[9; 32]),
+        "phone-w1",
+        push_all(&mut [&mut doc]),
+    );
+    w.hub
+        .send_raw(frame_request(
+            "/hub/v1/sync/push",
+            &session,
+            protocol::encode(&forged),
+        ))
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    w.hub
+        .send_raw(frame_request(
+            "/hub/v1/sync/push",
+            "no-such-session",
+            protocol::encode(&forged),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+    assert!(
+        w.state
+            .store
+            .waiting_pushes(10)
+            .await
+            .expect("queue")
+            .is_empty()
+    );
+}
