@@ -59,26 +59,7 @@ async fn world(t: &TestStore) -> World {
     }
     let central = api_over(t).await;
     let admin = central.tokens("admin", PW, "admin-pc").await.0;
-    let registered = central
-        .call(
-            "POST",
-            "/api/v1/hubs",
-            &admin,
-            json!({ "unit_id": "v1", "name": "上坪村委会" }),
-        )
-        .await
-        .ok();
-    let key = SigningKey::from_bytes(&HUB_SEED);
-    let enrolled = central
-        .post(
-            "/api/v1/hubs/enrol",
-            json!({
-                "enrolment_code": registered["enrolment_code"],
-                "identity_key": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-            }),
-        )
-        .await
-        .ok();
+    let enrolled = central.enrol_hub(&admin, "v1", &HUB_SEED).await;
     let enrolled: Enrolled = serde_json::from_value(enrolled).expect("an enrolment");
     let issuer = Config::default().issuer;
     let identity = Identity::new("http://127.0.0.1:9", &issuer, enrolled, &HUB_SEED);
@@ -142,17 +123,7 @@ async fn contact(central: &Api, hub: &HubState) {
 
 /// Logs `user` in at central on `device` with the key of seed `[seed; 32]`; its grant.
 async fn grant_of(central: &Api, user: &str, device: &str, seed: u8) -> String {
-    let key = SigningKey::from_bytes(&[seed; 32]);
-    let login = central
-        .post(
-            "/api/v1/auth/login",
-            json!({
-                "username": user, "password": PW, "device_id": device, "device_name": "phone",
-                "device_key": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-            }),
-        )
-        .await
-        .ok();
+    let login = central.login_with_key(user, PW, device, seed).await;
     login["offline_grant"].as_str().expect("a grant").to_owned()
 }
 

@@ -7,8 +7,6 @@
 mod support;
 
 use axum::http::StatusCode;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use gridsync_core::attest;
 use gridsync_core::protocol::{
@@ -58,40 +56,12 @@ async fn world(t: &TestStore) -> World {
     let api = api_over(t).await;
     let w1 = SigningKey::from_bytes(&[1; 32]);
     let w3 = SigningKey::from_bytes(&[4; 32]);
-    for (user, key) in [("w1", &w1), ("w3", &w3)] {
-        let login = api
-            .post(
-                "/api/v1/auth/login",
-                json!({
-                    "username": user, "password": PW, "device_id": format!("phone-{user}"),
-                    "device_name": "phone",
-                    "device_key": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-                }),
-            )
+    for (user, seed) in [("w1", 1), ("w3", 4)] {
+        api.login_with_key(user, PW, &format!("phone-{user}"), seed)
             .await;
-        assert_eq!(login.status, StatusCode::OK, "{}", login.body);
     }
     let admin = admin_token(&api).await;
-    let registered = api
-        .call(
-            "POST",
-            "/api/v1/hubs",
-            &admin,
-            json!({ "unit_id": "v1", "name": "上坪村委会" }),
-        )
-        .await
-        .ok();
-    let hub_key = SigningKey::from_bytes(&HUB_SEED);
-    let enrolled = api
-        .post(
-            "/api/v1/hubs/enrol",
-            json!({
-                "enrolment_code": registered["enrolment_code"],
-                "identity_key": URL_SAFE_NO_PAD.encode(hub_key.verifying_key().as_bytes()),
-            }),
-        )
-        .await
-        .ok();
+    let enrolled = api.enrol_hub(&admin, "v1", &HUB_SEED).await;
     World {
         api,
         hub_id: enrolled["hub_id"].as_str().expect("hub id").to_owned(),

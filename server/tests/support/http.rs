@@ -8,6 +8,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gridsync_fixtures::people::{Person, seed_people};
 use gridsync_server::config::Config;
 use gridsync_server::http::{AppState, app};
@@ -270,6 +272,45 @@ impl Api {
             .expect("verifies with the published key")
             .claims;
         (header, claims)
+    }
+
+    /// Logs `user` in on `device` with the Ed25519 key of seed `[seed; 32]`, as the phone
+    /// library does: the answer carries the offline grant.
+    pub async fn login_with_key(&self, user: &str, pw: &str, device: &str, seed: u8) -> Value {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        self.post(
+            "/api/v1/auth/login",
+            json!({
+                "username": user, "password": pw, "device_id": device, "device_name": "phone",
+                "device_key": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+            }),
+        )
+        .await
+        .ok()
+    }
+
+    /// Registers a hub for `unit` as `admin` (an access token) and enrols it with the key of
+    /// seed `seed`: the enrolment's answer (`hub_id`, `unit_path`, `certificate`, ...).
+    pub async fn enrol_hub(&self, admin: &str, unit: &str, seed: &[u8; 32]) -> Value {
+        let registered = self
+            .call(
+                "POST",
+                "/api/v1/hubs",
+                admin,
+                json!({ "unit_id": unit, "name": "上坪村委会" }),
+            )
+            .await
+            .ok();
+        let key = ed25519_dalek::SigningKey::from_bytes(seed);
+        self.post(
+            "/api/v1/hubs/enrol",
+            json!({
+                "enrolment_code": registered["enrolment_code"],
+                "identity_key": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+            }),
+        )
+        .await
+        .ok()
     }
 
     /// Logs in and returns (access token, refresh token).
