@@ -588,7 +588,11 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
             pulled.status,
             StatusCode::UNAUTHORIZED,
         );
-        for path in ["/api/v1/hubs/revocations", "/api/v1/hubs/org"] {
+        for path in [
+            "/api/v1/hubs/revocations",
+            "/api/v1/hubs/org",
+            "/api/v1/hubs/kinds",
+        ] {
             let read = api.get(path, &token).await;
             cells.check(
                 &format!("{user} GET {path} as a hub"),

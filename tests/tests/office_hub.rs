@@ -2,7 +2,8 @@
 //! registers the hub, the office PC enrols with `gridsync hub enrol` and runs `gridsync hub
 //! run`, and phones that hold offline grants sync with it while the office's uplink is cut.
 //! Once the uplink is back, central holds every change with its author, and the hub holds
-//! central's reports of its village, never a drug-control case.
+//! central's reports of its village, never a drug-control case, and knows the kinds central
+//! published at runtime.
 
 use std::future::Future;
 use std::path::Path;
@@ -12,7 +13,9 @@ use gridsync_core::DocId;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_e2e::field::{self, PASSWORD, Relay};
 use gridsync_e2e::{HubProcess, Server, gridsync};
+use gridsync_fixtures::forms;
 use gridsync_fixtures::phone::Phone;
+use gridsync_server::catalogue::{self, Actor};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,6 +56,23 @@ async fn through_the_hub(db: &str, dir: &Path) {
         .expect("assign");
     admin.replica.insert(doc);
     admin.sync().await.expect("admin sync");
+
+    // A kind the district published at runtime, which the hub must know to take its reports.
+    let store = gridsync_server::store::open(db)
+        .await
+        .expect("open central");
+    let patrol = forms::twin("dispute_check", "village_patrol", "村巡查");
+    let actor = || Actor {
+        user: None,
+        device: None,
+        via: "command line",
+    };
+    catalogue::save_draft(store.as_ref(), &patrol, "json", actor())
+        .await
+        .expect("draft");
+    catalogue::publish(store.as_ref(), "village_patrol", 1, actor())
+        .await
+        .expect("publish");
 
     // The admin registers the hub, and the office PC enrols with the code, once.
     let hub_dir = dir.join("hub");
@@ -101,10 +121,17 @@ async fn through_the_hub(db: &str, dir: &Path) {
     wang.edit(by_wang, "g1", "打谷场", 2_000);
     wang.sync().await.expect("wang syncs at the hub");
     li.edit(by_li, "g1", "祠堂", 2_100);
+    let by_li_patrol = DocId::from_u128(12);
+    let by_li_at = Editor::new(&li.user_id, 2_200);
+    let mut doc =
+        ReportDoc::create(by_li_patrol, "village_patrol", 1, "g1", &by_li_at).expect("create");
+    doc.set_field("place", &json!("水塘"), &by_li_at)
+        .expect("set");
+    li.replica.insert(doc);
     li.sync().await.expect("li syncs at the hub");
     wang.sync().await.expect("wang syncs again");
     for phone in [&wang, &li] {
-        for id in [dispute, by_wang, by_li] {
+        for id in [dispute, by_wang, by_li, by_li_patrol] {
             assert!(
                 phone.replica.get(&id).is_some(),
                 "{} lacks {id}",
@@ -121,7 +148,10 @@ async fn through_the_hub(db: &str, dir: &Path) {
     uplink.set_online(true);
     for attempt in 0.. {
         admin.pull().await.expect("admin pull");
-        if admin.replica.get(&by_wang).is_some() && admin.replica.get(&by_li).is_some() {
+        if [by_wang, by_li, by_li_patrol]
+            .iter()
+            .all(|id| admin.replica.get(id).is_some())
+        {
             break;
         }
         assert!(

@@ -5,8 +5,8 @@
 //! it, by a device of the hub's village or community, and is then ingested exactly as if the
 //! phone had pushed it itself: the same author, scope and schema checks, conflicts and rule
 //! flags. Central answers each with a receipt the hub hands back. `pull`: the hub's unit comes
-//! down as a phone's scope does, restricted reports never. `revocations` and `org`: what the hub
-//! must refuse, and the units it serves.
+//! down as a phone's scope does, restricted reports never. `revocations`, `org` and `kinds`: what
+//! the hub must refuse, the units it serves, and the report kinds in force.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -18,7 +18,9 @@ use gridsync_core::attest;
 use gridsync_core::protocol::{
     AttestedPush, Pull, PushDocResult, PushOutcome, PushResult, Relay, RelayResult, RelayedPush,
 };
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -31,7 +33,7 @@ use crate::auth::grant::{self, Receipt, ReceiptDoc};
 use crate::auth::hub::HubCaller;
 use crate::clock;
 use crate::scope::Scope;
-use crate::store::{AuditEntry, Via, Writer};
+use crate::store::{AuditEntry, SchemaState, Via, Writer};
 use crate::sync::{budget, pull};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -40,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hub_pull))
         .routes(routes!(hub_revocations))
         .routes(routes!(hub_org))
+        .routes(routes!(hub_kinds))
         .layer(DefaultBodyLimit::max(LIMITS.max_frame_bytes))
 }
 
@@ -156,6 +159,52 @@ async fn hub_revocations(
     ))]
 async fn hub_org(State(state): State<AppState>, hub: HubCaller) -> Result<Json<OrgTree>, ApiError> {
     Ok(Json(tree_of(&state, &hub.hub.unit_id, false).await?))
+}
+
+/// A report kind in force, with its definition: what a hub copies into its own registry.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct KindInForce {
+    pub state: SchemaState,
+    /// The schema JSON.
+    #[schema(value_type = Object)]
+    pub definition: serde_json::Value,
+}
+
+/// Every version in force (published or retired), with its definition, so that a hub judges
+/// reports of kinds published at runtime as central does.
+#[utoipa::path(get, path = "/api/v1/hubs/kinds", tag = "hubs", security(("hub" = [])),
+    responses(
+        (status = 200, body = Vec<KindInForce>, example = json!([{
+            "state": "published",
+            "definition": { "kind": "village_patrol", "version": 1,
+                "label": { "zh": "村巡查", "en": "Village patrol" }, "fields": [] },
+        }])),
+        (status = 401, description = "not a token signed by an enrolled hub, or hub_revoked",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn hub_kinds(
+    State(state): State<AppState>,
+    _hub: HubCaller,
+) -> Result<Json<Vec<KindInForce>>, ApiError> {
+    let loaded = state.catalogue.fresh(state.store.as_ref()).await?;
+    let mut kinds = Vec::with_capacity(loaded.entries.len());
+    for entry in &loaded.entries {
+        let Some(row) = state
+            .store
+            .stored_schema(&entry.kind, entry.version)
+            .await?
+        else {
+            continue;
+        };
+        let definition = serde_json::from_str(&row.definition).map_err(|e| {
+            ApiError::Internal(format!("schema {} v{}: {e}", row.kind, row.version))
+        })?;
+        kinds.push(KindInForce {
+            state: row.state,
+            definition,
+        });
+    }
+    Ok(Json(kinds))
 }
 
 /// Whom a relayed push is written as: the user of the device that signed it, in that user's

@@ -1,6 +1,6 @@
 //! The hub's contact with central, whenever central answers: its keys, the revocation list and
-//! its time; the hub's units; the pushes phones made here, relayed with their signatures; and
-//! what central holds for the unit, copied down. Each step stands on its own, so a contact cut
+//! its time; the hub's units and the report kinds in force; the pushes phones made here, relayed
+//! with their signatures; and what central holds for the unit, copied down. Each step stands on its own, so a contact cut
 //! short loses nothing: a relayed push stays queued until central's answer is recorded, and the
 //! copy's cursor moves only after the page is stored.
 
@@ -11,14 +11,17 @@ use gridsync_core::protocol::{
     AttestedPush, Pull, PullBody, PullResult, Push, PushDoc, PushOutcome, Relay, RelayResult,
 };
 use gridsync_core::report::ReportDoc;
+use gridsync_core::schema::Schema;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 
 use super::{HubError, HubState, Result};
 use crate::auth::hub as hub_token;
+use crate::catalogue::{self, Actor, RegistryError};
+use crate::http::hub_sync::KindInForce;
 use crate::http::org::OrgTree;
 use crate::scope::Scope;
-use crate::store::{OrgUnit, Via, Writer};
+use crate::store::{OrgUnit, SchemaState, Via, Writer};
 
 /// Pushes relayed in one request.
 const RELAY_BATCH: i64 = 64;
@@ -62,6 +65,7 @@ pub async fn contact(hub: &HubState) -> Result<Contacted> {
     )?;
     refresh_trust(hub, &token).await?;
     import_units(hub, &token).await?;
+    import_kinds(hub, &token).await?;
     let relayed = relay(hub, &token).await?;
     let copied = copy_down(hub, &token).await?;
     Ok(Contacted { relayed, copied })
@@ -121,6 +125,47 @@ async fn import_units(hub: &HubState, token: &str) -> Result<()> {
                 path: unit.path,
             })
             .await?;
+    }
+    Ok(())
+}
+
+/// Copies the report kinds central has in force into the hub's registry, through the same
+/// version rules, so that the hub judges reports of kinds published at runtime as central does.
+/// A kind that does not pass is left out and said in the log; central still judges its reports.
+async fn import_kinds(hub: &HubState, token: &str) -> Result<()> {
+    let kinds: Vec<KindInForce> = hub
+        .central
+        .get_json("/api/v1/hubs/kinds", Some(token))
+        .await?;
+    let store = hub.store.as_ref();
+    let actor = || Actor {
+        user: None,
+        device: None,
+        via: "hub",
+    };
+    for kind in kinds {
+        let schema = match Schema::from_json(&kind.definition.to_string()) {
+            Ok(schema) => schema,
+            Err(e) => {
+                tracing::warn!(error = %e, "central sent a report kind this hub cannot read");
+                continue;
+            }
+        };
+        let (name, version) = (schema.kind.as_str(), schema.version);
+        let have = store.stored_schema(name, version).await?.map(|r| r.state);
+        let copied = async {
+            if matches!(have, None | Some(SchemaState::Draft)) {
+                catalogue::save_draft(store, &schema, "central", actor()).await?;
+                catalogue::publish(store, name, version, actor()).await?;
+            }
+            if kind.state == SchemaState::Retired && have != Some(SchemaState::Retired) {
+                catalogue::retire(store, name, version, actor()).await?;
+            }
+            Ok::<_, RegistryError>(())
+        };
+        if let Err(e) = copied.await {
+            tracing::warn!(kind = name, version, error = %e, "a report kind was not copied");
+        }
     }
     Ok(())
 }
