@@ -41,6 +41,9 @@ pub enum HubError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// An admin revoked this hub: it serves no phone and relays nothing more.
+    #[error("the server has revoked this hub; enrol the office PC again if it should serve")]
+    Revoked,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]

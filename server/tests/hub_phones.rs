@@ -33,6 +33,7 @@ on_both_test_stores!(
     grants_of_another_unit_expired_by_the_hubs_time_or_at_a_hub_out_of_touch_are_refused,
     a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list,
     a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the_sessions,
+    a_hub_central_revoked_serves_no_phone_once_it_has_the_list,
 );
 
 const PW: &str = "test password";
@@ -111,13 +112,8 @@ async fn contact(central: &Api, hub: &HubState) {
     let jwks: JwkSet = serde_json::from_value(jwks.body).expect("a JWKS");
     let list = central.get("/api/v1/hubs/revocations", &token).await.ok();
     let list = list["revocations"].as_str().expect("a JWS").to_owned();
-    let now = clock::now();
     hub.trust
-        .update(|c| {
-            c.jwks = Some(jwks);
-            c.revocations = Some(list);
-            c.last_contact = now;
-        })
+        .keep(jwks, list, &hub.identity.hub_id)
         .expect("keep the contact");
 }
 
@@ -318,4 +314,50 @@ async fn a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the
             .expect("queue")
             .is_empty()
     );
+}
+
+async fn a_hub_central_revoked_serves_no_phone_once_it_has_the_list(t: &TestStore) {
+    let w = world(t).await;
+    let grant = grant_of(&w.central, "w1", "phone-w1", 1).await;
+    let session = session_of(open(&w.hub, &grant, 1).await);
+    let admin = w.central.tokens("admin", PW, "admin-pc").await.0;
+    w.central
+        .call(
+            "POST",
+            &format!("/api/v1/hubs/{}/revoke", w.state.identity.hub_id),
+            &admin,
+            json!({}),
+        )
+        .await
+        .assert_status(StatusCode::NO_CONTENT);
+    // The hub itself may read nothing more from central; the list an admin reads names it.
+    let list = w.central.get("/api/v1/revocations", &admin).await.ok();
+    let jwks = w.state.trust.contact().jwks.expect("keys");
+    w.state
+        .trust
+        .keep(
+            jwks,
+            list["revocations"].as_str().expect("a JWS").to_owned(),
+            &w.state.identity.hub_id,
+        )
+        .expect("keep");
+
+    w.hub
+        .post("/hub/v1/nonce", json!({}))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "hub_revoked");
+    let pull = Pull {
+        since: 0,
+        after: 0,
+        byte_budget: 1 << 16,
+        resend: vec![],
+    };
+    w.hub
+        .send_raw(frame_request(
+            "/hub/v1/sync/pull",
+            &session,
+            protocol::encode(&pull),
+        ))
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "hub_revoked");
 }

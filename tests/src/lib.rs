@@ -226,6 +226,11 @@ impl HubProcess {
         HubProcess { child, base }
     }
 
+    /// The hub's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running until killed")
+    }
+
     /// SIGKILLs it and waits until it is gone.
     pub async fn kill(&mut self) {
         self.child.start_kill().expect("SIGKILL the hub");

@@ -102,7 +102,16 @@ struct Nonce {
     expires_at: i64,
 }
 
+/// A revoked hub answers every phone so, and phones stop trusting it.
+fn serving(hub: &HubState) -> Result<(), ApiError> {
+    if hub.trust.contact().revoked {
+        return Err(ApiError::HubRevoked);
+    }
+    Ok(())
+}
+
 async fn nonce(State(hub): State<HubState>) -> Result<Json<Nonce>, ApiError> {
+    serving(&hub)?;
     let now = hub.trust.now();
     Ok(Json(Nonce {
         nonce: hub.sessions.new_nonce(now)?,
@@ -135,6 +144,7 @@ async fn open_session(
     State(hub): State<HubState>,
     Json(req): Json<OpenSession>,
 ) -> Result<Json<Opened>, ApiError> {
+    serving(&hub)?;
     let now = hub.trust.now();
     let grant = hub
         .trust
@@ -241,6 +251,7 @@ impl FromRequestParts<HubState> for Phone {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &HubState) -> Result<Self, ApiError> {
+        serving(hub)?;
         let token = bearer(parts)?;
         hub.sessions
             .get(token, hub.trust.now())

@@ -33,6 +33,9 @@ pub struct Contact {
     /// Where the hub's copy of its unit stands: the pull cursor's `since` and `after`.
     pub since: u64,
     pub after: u64,
+    /// Central revoked this hub: it serves no phone any more.
+    #[serde(default)]
+    pub revoked: bool,
 }
 
 /// Why a phone may not open a session.
@@ -103,10 +106,20 @@ impl Trust {
         Ok(())
     }
 
-    /// Checks a revocation list central signed against `jwks`, before the hub keeps either.
-    pub fn check_revocations(&self, jws: &str, jwks: &JwkSet) -> Result<RevocationList> {
-        verify(jws, jwks, grant::REVOCATIONS_TYP, &self.issuer)
-            .map_err(|e| HubError::BadAnswer(format!("the revocation list: {e}")))
+    /// Keeps what a contact with central brought: its keys and the revocation list `jws`,
+    /// checked against them first, and central's time; and, when the list names hub `hub_id`,
+    /// that it is revoked.
+    pub fn keep(&self, jwks: JwkSet, jws: String, hub_id: &str) -> Result<()> {
+        let list: RevocationList = verify(&jws, &jwks, grant::REVOCATIONS_TYP, &self.issuer)
+            .map_err(|e| HubError::BadAnswer(format!("the revocation list: {e}")))?;
+        let now = self.now();
+        self.update(|c| {
+            c.jwks = Some(jwks);
+            c.revocations = Some(jws);
+            c.central_time = c.central_time.max(list.iat);
+            c.last_contact = now.max(list.iat);
+            c.revoked |= list.revoked_hubs.iter().any(|h| h == hub_id);
+        })
     }
 
     /// The claims of `grant` when a phone may open a session with it at this hub, serving

@@ -78,18 +78,19 @@ struct SignedRevocations {
 
 async fn refresh_trust(hub: &HubState, token: &str) -> Result<()> {
     let jwks: JwkSet = hub.central.get_json("/.well-known/jwks.json", None).await?;
-    let signed: SignedRevocations = hub
+    let signed: SignedRevocations = match hub
         .central
         .get_json("/api/v1/hubs/revocations", Some(token))
-        .await?;
-    let list = hub.trust.check_revocations(&signed.revocations, &jwks)?;
-    let now = hub.trust.now();
-    hub.trust.update(|c| {
-        c.jwks = Some(jwks);
-        c.revocations = Some(signed.revocations);
-        c.central_time = c.central_time.max(list.iat);
-        c.last_contact = now.max(list.iat);
-    })
+        .await
+    {
+        Err(HubError::Refused { code, .. }) if code == "hub_revoked" => {
+            hub.trust.update(|c| c.revoked = true)?;
+            return Err(HubError::Revoked);
+        }
+        other => other?,
+    };
+    hub.trust
+        .keep(jwks, signed.revocations, &hub.identity.hub_id)
 }
 
 /// Writes the hub's units (and those above them, which paths and parents name) into its

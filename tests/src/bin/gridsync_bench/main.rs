@@ -14,6 +14,7 @@
 #![allow(clippy::print_stdout)]
 
 mod district;
+mod hub;
 mod phone;
 mod scale;
 mod scope;
@@ -46,6 +47,8 @@ enum Workload {
     W4(sustained::Args),
     /// W5: a district of a million reports in Postgres; a township's pull, statistics, memory.
     W5(scale::Args),
+    /// A village office hub: memory and disk for a village's reports, bytes of a day's relay.
+    Hub(hub::Args),
     /// A grid worker uploads large PNGs at once; the server's peak memory for their thumbnails.
     Thumbnails(thumbnails::Args),
     /// The real phone library on a grid worker's phone and an office client: first sync,
@@ -72,6 +75,7 @@ async fn main() -> anyhow::Result<()> {
             Workload::W4(args) => vec![sustained::run(backend, args).await?],
             Workload::W5(args) => vec![scale::run(backend, args).await?],
             Workload::Thumbnails(args) => vec![thumbnails::run(backend, args).await?],
+            Workload::Hub(args) => vec![hub::run(backend, args).await?],
             Workload::Phone(args) => phone::run(backend, args).await?,
             Workload::PhoneClient(_) => anyhow::bail!("phone-client runs one step on its own"),
         };
