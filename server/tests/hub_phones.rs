@@ -193,6 +193,15 @@ async fn a_phone_opens_a_session_with_its_grant_and_the_nonce_and_syncs_at_the_h
     let page: PullResult = protocol::decode(&reply.bytes).expect("a PullResult");
     assert_eq!(page.docs.len(), 1);
     assert_eq!(page.docs[0].doc, doc.id());
+
+    // The hub's own audit log names each session it opened.
+    let log = w.state.store.audit_log(10).await.expect("audit");
+    let sessions: Vec<_> = log
+        .iter()
+        .filter(|e| e.action == "hub_session")
+        .filter_map(|e| e.device_id.as_deref())
+        .collect();
+    assert_eq!(sessions, ["phone-w1-spare", "phone-w1"]);
 }
 
 async fn grants_of_another_unit_expired_by_the_hubs_time_or_at_a_hub_out_of_touch_are_refused(

@@ -27,7 +27,7 @@ use crate::auth::grant::GrantClaims;
 use crate::auth::{refresh, secret};
 use crate::http::{ApiError, Json};
 use crate::scope::Scope;
-use crate::store::{Device, User, Via, Writer};
+use crate::store::{AuditEntry, Device, User, Via, Writer};
 use crate::sync::pull;
 
 const LIMITS: Limits = Limits::DEFAULT;
@@ -175,6 +175,16 @@ async fn open_session(
         grant: grant.clone(),
         expires_at,
     })?;
+    hub.store
+        .audit(&AuditEntry {
+            at: now,
+            user_id: Some(grant.sub.clone()),
+            device_id: Some(grant.dev.clone()),
+            action: "hub_session".into(),
+            doc_id: None,
+            detail: serde_json::json!({ "expires_at": expires_at }),
+        })
+        .await?;
     Ok(Json(Opened {
         session,
         expires_at,
