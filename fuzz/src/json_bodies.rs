@@ -160,6 +160,7 @@ fn ingest_edit(mut doc: ReportDoc, before: &[ChangeHash], mut onto: ReportDoc) {
             doc: REPORT_ID,
             outcome: outcome_of_push,
         }],
+        hub: None,
     };
     if let Err(e) = outcome(result) {
         client_error(&e);

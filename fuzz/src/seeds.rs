@@ -207,12 +207,14 @@ fn write_seeds() {
         "acked",
         &PushResult {
             docs: vec![acked(Vec::new())],
+            hub: None,
         },
     );
     replica_seeds.frame(
         "acked-with-heads",
         &PushResult {
             docs: vec![acked(vec![head, [7; 32]])],
+            hub: None,
         },
     );
     replica_seeds.frame("push-result-every-outcome", &push_result_of_every_outcome());
@@ -412,6 +414,7 @@ fn push_result_of_every_outcome() -> PushResult {
                 },
             },
         ],
+        hub: None,
     }
 }
 

@@ -601,12 +601,10 @@ fn a_sync_meeting_a_new_catalogue_takes_it_before_the_page_and_pushes_refused_re
     mark_refused(dir.path(), &KEY, &lamp, "unknown_kind");
 
     let mut bus = someone_elses_bus_stop();
-    let acked = PushResult {
-        docs: vec![PushDocResult {
-            doc: lamp.parse().unwrap(),
-            outcome: PushOutcome::Acked { heads: Vec::new() },
-        }],
-    };
+    let acked = PushResult::central(vec![PushDocResult {
+        doc: lamp.parse().unwrap(),
+        outcome: PushOutcome::Acked { heads: Vec::new() },
+    }]);
     let server = Canned::start(vec![
         (PULL, last_page(std::slice::from_mut(&mut bus), 42)),
         (

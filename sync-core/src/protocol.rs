@@ -42,7 +42,7 @@
 //! ```text
 //! Push          = [docs: [* PushDoc]]
 //! PushDoc       = [doc: bytes(16), changes: [* bytes]]
-//! PushResult    = [docs: [* PushDocResult]]
+//! PushResult    = [docs: [* PushDocResult], ? hub: text]  ; hub: held by that hub, not central
 //! PushDocResult = [doc: bytes(16), outcome: PushOutcome]
 //! PushOutcome   = [0, heads: [* bytes(32)]]             ; Acked (heads empty: those pushed)
 //!               / [1, missing: [* bytes(32)]]           ; MissingDeps
@@ -159,6 +159,17 @@ pub struct PushDoc {
 pub struct PushResult {
     #[n(0)]
     pub docs: Vec<PushDocResult>,
+    /// Where what this acknowledges is held: `None` at central, or the id of the village office
+    /// hub that answered, whose acknowledgement leaves the changes owed to central still.
+    #[n(1)]
+    pub hub: Option<String>,
+}
+
+impl PushResult {
+    /// Central's answer with these outcomes.
+    pub fn central(docs: Vec<PushDocResult>) -> PushResult {
+        PushResult { docs, hub: None }
+    }
 }
 
 /// What became of one pushed document.

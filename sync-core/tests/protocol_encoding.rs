@@ -189,7 +189,12 @@ fn push_result() -> impl Strategy<Value = PushResult> {
         (doc_id(), push_outcome()).prop_map(|(doc, outcome)| PushDocResult { doc, outcome }),
         0..12,
     )
-    .prop_map(|docs| PushResult { docs })
+    .prop_flat_map(|docs| {
+        proptest::option::of("[a-z0-9]{1,32}").prop_map(move |hub| PushResult {
+            docs: docs.clone(),
+            hub,
+        })
+    })
 }
 
 fn pull() -> impl Strategy<Value = Pull> {
@@ -479,6 +484,7 @@ fn every_message_wire_layout_matches_the_module_docs() {
                 },
             },
         ],
+        hub: None,
     };
     let mut expected = vec![0x47, 0x53, 0x02, 0x02, 0x00, 0x81, 0x83];
     expected.extend([0x82, 0x50]);
@@ -533,15 +539,27 @@ fn relay_messages_wire_layout_matches_the_module_docs() {
     expected.extend(&protocol::encode(&relay.pushes[0])[5..]);
     assert_eq!(protocol::encode(&relay), expected);
 
+    // A hub's acknowledgement names the hub after the outcomes; central's leaves it out.
+    let from_hub = PushResult {
+        docs: vec![],
+        hub: Some("h1".into()),
+    };
+    let expected = vec![0x47, 0x53, 0x02, 0x02, 0x00, 0x82, 0x80, 0x62, b'h', b'1'];
+    assert_eq!(protocol::encode(&from_hub), expected);
+    assert_eq!(
+        protocol::encode(&PushResult::central(vec![])),
+        [0x47, 0x53, 0x02, 0x02, 0x00, 0x81, 0x80]
+    );
+
     // The receipt is left out when there is none, and read back as none.
     let result = RelayResult {
         pushes: vec![
             RelayedPush {
-                result: PushResult { docs: vec![] },
+                result: PushResult::central(vec![]),
                 receipt: None,
             },
             RelayedPush {
-                result: PushResult { docs: vec![] },
+                result: PushResult::central(vec![]),
                 receipt: Some("r".into()),
             },
         ],
@@ -936,6 +954,7 @@ fn every_limit_is_enforced_on_decode_and_by_check_limits() {
             doc: doc(1),
             outcome,
         }],
+        hub: None,
     };
     let two = vec![[1; 32], [2; 32]];
     assert_eq!(

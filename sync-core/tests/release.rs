@@ -104,7 +104,7 @@ proptest! {
                             }
                         })
                         .collect();
-                    replica.apply_push_result(&PushResult { docs });
+                    replica.apply_push_result(&PushResult::central(docs));
                 }
                 Op::Evict(n) => {
                     let after = replica.cursor().after + 1;

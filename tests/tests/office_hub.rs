@@ -130,6 +130,10 @@ async fn through_the_hub(db: &str, dir: &Path) {
     li.replica.insert(doc);
     li.sync().await.expect("li syncs at the hub");
     wang.sync().await.expect("wang syncs again");
+    // Their acknowledgements say the hub holds their work, not central.
+    let hub_id = hub_id(&hub_dir);
+    assert_eq!(wang.last_acked_by.as_deref(), Some(hub_id.as_str()));
+    assert_eq!(li.last_acked_by.as_deref(), Some(hub_id.as_str()));
     for phone in [&wang, &li] {
         for id in [dispute, by_wang, by_li, by_li_patrol] {
             assert!(
@@ -242,6 +246,13 @@ async fn a_hub_killed_before_relaying_loses_nothing_it_acknowledged() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(central.stop().await.success());
+}
+
+/// The id of the hub enrolled in `dir`.
+fn hub_id(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("hub.json")).expect("hub.json");
+    let identity: Value = serde_json::from_str(&text).expect("JSON");
+    identity["hub_id"].as_str().expect("hub_id").to_owned()
 }
 
 /// Registers a hub for v1 at central and enrols it in `dir`, reaching central at `via`.

@@ -277,8 +277,8 @@ async fn writer(
 
 /// Every document of `attested` refused with `code`.
 fn refused(attested: &AttestedPush, code: &str, reason: &str) -> PushResult {
-    PushResult {
-        docs: attested
+    PushResult::central(
+        attested
             .push
             .docs
             .iter()
@@ -290,7 +290,7 @@ fn refused(attested: &AttestedPush, code: &str, reason: &str) -> PushResult {
                 },
             })
             .collect(),
-    }
+    )
 }
 
 /// Central's signed receipt for the documents of `attested` it acknowledged or held; `None`

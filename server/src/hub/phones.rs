@@ -304,10 +304,12 @@ async fn push(
         via: Via::Hub(hub.identity.hub_id.clone()),
     };
     let queued = hub.store.queue_push(&grant.dev, &bytes, now).await?;
-    let result = hub
+    let mut result = hub
         .ingest
         .push(hub.store.as_ref(), &writer, &attested.push)
         .await?;
+    // Held here, not yet at central: the phone still owes central these changes.
+    result.hub = Some(hub.identity.hub_id.clone());
     // A push whose every document the hub refused would be refused by central alike.
     let taken = result.docs.iter().any(|d| {
         matches!(

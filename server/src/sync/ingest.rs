@@ -323,7 +323,7 @@ async fn write_batch(
         })
         .collect();
     Ok(Committed {
-        result: PushResult { docs },
+        result: PushResult::central(docs),
         changes: total as u64,
         changed,
     })

@@ -97,7 +97,7 @@ impl MemoryServer {
                 outcome,
             });
         }
-        roundtrip(&PushResult { docs })
+        roundtrip(&PushResult::central(docs))
     }
 
     pub fn pull(&mut self, device: &str, pull: &Pull) -> PullResult {
