@@ -48,6 +48,12 @@ pub struct GrantClaims {
 /// Checks the public key a phone or a hub sends as `field`: an Ed25519 public key, 32 bytes as
 /// unpadded base64url. The error says what is wrong with it.
 pub fn check_public_key(field: &str, text: &str) -> Result<(), String> {
+    public_key(field, text).map(drop)
+}
+
+/// The Ed25519 public key `text` (32 bytes as unpadded base64url), as devices and hubs send
+/// and the store keeps them; the error says what is wrong with the `field`.
+pub fn public_key(field: &str, text: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
     let bytes = URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| format!("{field} must be unpadded base64url"))?;
@@ -55,8 +61,7 @@ pub fn check_public_key(field: &str, text: &str) -> Result<(), String> {
         .try_into()
         .map_err(|_| format!("{field} must be a 32-byte Ed25519 public key"))?;
     ed25519_dalek::VerifyingKey::from_bytes(&bytes)
-        .map_err(|_| format!("{field} is not an Ed25519 public key"))?;
-    Ok(())
+        .map_err(|_| format!("{field} is not an Ed25519 public key"))
 }
 
 /// The claims of a grant for `user` on `device`, issued at `now` for `ttl_secs`; `None` when

@@ -249,20 +249,13 @@ async fn login(
             public_key: req.device_key.or(d.public_key),
             ..d
         },
-        None => Device {
-            id: req.device_id,
-            user_id: user.id.clone(),
-            name: req.device_name,
-            created_at: now,
-            last_seen_at: now,
-            revoked_at: None,
-            cursor: 0,
-            pending_changes: None,
-            pending_at: None,
-            retiring_at: None,
-            scope_key: None,
-            public_key: req.device_key,
-        },
+        None => Device::new(
+            &req.device_id,
+            &user.id,
+            &req.device_name,
+            req.device_key,
+            now,
+        ),
     };
     state.store.upsert_device(&device).await?;
     let family = uuid::Uuid::new_v4().simple().to_string();

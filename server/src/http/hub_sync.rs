@@ -12,8 +12,6 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::Response;
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gridsync_core::attest;
 use gridsync_core::protocol::{
     AttestedPush, Pull, PushDocResult, PushOutcome, PushResult, Relay, RelayResult, RelayedPush,
@@ -34,7 +32,7 @@ use crate::auth::hub::HubCaller;
 use crate::clock;
 use crate::scope::Scope;
 use crate::store::{AuditEntry, SchemaState, Via, Writer};
-use crate::sync::{budget, pull};
+use crate::sync::pull;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -122,11 +120,7 @@ async fn hub_pull(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let pull: Pull = decode(&state, body)?;
-    let page = pull.byte_budget.min(budget::MAX_PAGE_BYTES) as usize;
-    let _turn = state
-        .sync_budget
-        .reserve(page.saturating_mul(budget::PULL_EXPANSION))
-        .await;
+    let _turn = state.sync_budget.reserve_page(pull.byte_budget).await;
     let scope = Scope::for_hub(&hub.hub.id, &hub.unit_path);
     let mut result = pull::pull(state.store.as_ref(), &scope, None, &pull).await?;
     result.catalogue = state.catalogue.fresh(state.store.as_ref()).await?.digest;
@@ -225,12 +219,9 @@ async fn writer(
             format!("no device {} with a key of its own", attested.device),
         )));
     };
-    let key = URL_SAFE_NO_PAD
-        .decode(&key)
-        .ok()
-        .and_then(|k| <[u8; 32]>::try_from(k).ok())
-        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-        .ok_or_else(|| ApiError::Internal(format!("device {} has a bad key", device.id)))?;
+    // Checked when the device sent it, so a bad one means the database was altered.
+    let key = grant::public_key("the device key", &key)
+        .map_err(|e| ApiError::Internal(format!("device {}: {e}", device.id)))?;
     if attest::verify(attested, &key).is_err() {
         return Ok(Err((
             "unattested",

@@ -104,12 +104,7 @@ async fn pull(
 ) -> Result<Response, ApiError> {
     require_clearance(&caller)?;
     let mut pull: Pull = decode(&state, body)?;
-    // The page's share of the sync budget: what it may hold while it is read and encoded.
-    let page = pull.byte_budget.min(budget::MAX_PAGE_BYTES) as usize;
-    let _turn = state
-        .sync_budget
-        .reserve(page.saturating_mul(budget::PULL_EXPANSION))
-        .await;
+    let _turn = state.sync_budget.reserve_page(pull.byte_budget).await;
     let now = clock::now();
     let pending = headers
         .get(PENDING_HEADER)

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::HubState;
 use super::trust::Refusal;
 use crate::auth::caller::bearer;
-use crate::auth::grant::GrantClaims;
+use crate::auth::grant::{self, GrantClaims};
 use crate::auth::{refresh, secret};
 use crate::http::{ApiError, Json};
 use crate::scope::Scope;
@@ -226,32 +226,20 @@ async fn remember(hub: &HubState, grant: &GrantClaims, now: i64) -> Result<(), A
     }
     if store.device(&grant.dev).await?.is_none() {
         store
-            .upsert_device(&Device {
-                id: grant.dev.clone(),
-                user_id: grant.sub.clone(),
-                name: grant.dev.clone(),
-                created_at: now,
-                last_seen_at: now,
-                revoked_at: None,
-                cursor: 0,
-                pending_changes: None,
-                pending_at: None,
-                retiring_at: None,
-                scope_key: None,
-                public_key: Some(grant.dkey.clone()),
-            })
+            .upsert_device(&Device::new(
+                &grant.dev,
+                &grant.sub,
+                &grant.dev,
+                Some(grant.dkey.clone()),
+                now,
+            ))
             .await?;
     }
     Ok(())
 }
 
 fn device_key(dkey: &str) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(dkey)
-        .ok()
-        .and_then(|k| <[u8; 32]>::try_from(k).ok())
-        .and_then(|k| ed25519_dalek::VerifyingKey::from_bytes(&k).ok())
-        .ok_or_else(|| ApiError::GrantRefused("the grant names no usable device key".into()))
+    grant::public_key("the grant's device key", dkey).map_err(ApiError::GrantRefused)
 }
 
 /// The phone behind a request's session token.

@@ -101,6 +101,32 @@ pub struct Device {
     pub public_key: Option<String>,
 }
 
+impl Device {
+    /// A device first seen at `now`, live, that has pulled nothing yet.
+    pub fn new(
+        id: &str,
+        user_id: &str,
+        name: &str,
+        public_key: Option<String>,
+        now: i64,
+    ) -> Device {
+        Device {
+            id: id.to_owned(),
+            user_id: user_id.to_owned(),
+            name: name.to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            revoked_at: None,
+            cursor: 0,
+            pending_changes: None,
+            pending_at: None,
+            retiring_at: None,
+            scope_key: None,
+            public_key,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefreshToken {
     pub token_hash: Vec<u8>,

@@ -62,6 +62,13 @@ impl Budget {
             .expect("the budget's semaphore is never closed")
     }
 
+    /// A pull page's share: what it may hold while it is read and encoded, from the byte budget
+    /// the client asked for, capped at [`MAX_PAGE_BYTES`].
+    pub async fn reserve_page(&self, byte_budget: u32) -> OwnedSemaphorePermit {
+        let page = byte_budget.min(MAX_PAGE_BYTES) as usize;
+        self.reserve(page.saturating_mul(PULL_EXPANSION)).await
+    }
+
     /// Bytes of the budget free now.
     pub fn available(&self) -> usize {
         self.permits.available_permits() * UNIT
