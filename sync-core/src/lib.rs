@@ -11,6 +11,7 @@ pub mod protocol;
 pub mod replica;
 pub mod report;
 pub mod schema;
+pub mod signed;
 pub mod task;
 pub mod time;
 

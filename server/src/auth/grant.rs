@@ -14,16 +14,14 @@ use super::Result;
 use crate::scope::{Role, Scope};
 use crate::store::{Device, Level, RevokedDevice, Store, User};
 
-/// The `aud` of grants, never an access token's: a grant does not pass for one.
-pub const AUDIENCE: &str = "gridsync-offline";
+/// What phones check of these with central's keys, and the `aud` of grants, never an access
+/// token's: a grant does not pass for one.
+pub use gridsync_core::signed::{
+    AUDIENCE, HUB_TYP, HubCertificate, RECEIPT_TYP, REVOCATIONS_TYP, Receipt, ReceiptDoc,
+};
+
 /// The `typ` header of grants.
 pub const TYP: &str = "gridsync-grant+jwt";
-/// The `typ` header of revocation lists.
-pub const REVOCATIONS_TYP: &str = "gridsync-revocations+jwt";
-/// The `typ` header of hub certificates.
-pub const HUB_TYP: &str = "gridsync-hub+jwt";
-/// The `typ` header of receipts for relayed pushes.
-pub const RECEIPT_TYP: &str = "gridsync-receipt+jwt";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GrantClaims {
@@ -150,46 +148,4 @@ pub async fn revocations(
         disabled_users: revoked.disabled_users,
         revoked_hubs: revoked.revoked_hubs,
     })
-}
-
-/// A hub's certificate, signed at its enrolment: phones on the office network trust the hub
-/// whose key it names for the unit it names, with no public certificate authority.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HubCertificate {
-    pub iss: String,
-    pub aud: String,
-    /// The hub id.
-    pub sub: String,
-    /// The org path of the village or community the hub serves.
-    pub unit: String,
-    /// The hub's Ed25519 public key, unpadded base64url.
-    pub hkey: String,
-    pub iat: i64,
-}
-
-/// Central's receipt for a push a hub relayed: the phone that signed it learns, through the hub,
-/// which of its documents central holds, without reaching central itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Receipt {
-    pub iss: String,
-    pub aud: String,
-    /// The hub id.
-    pub hub: String,
-    /// The device that signed the push.
-    pub dev: String,
-    /// The push's `gridsync_core::attest::digest`, hex: which push this answers.
-    pub push: String,
-    /// The documents central took, each with the heads of what the phone pushed of it.
-    pub docs: Vec<ReceiptDoc>,
-    pub iat: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptDoc {
-    pub doc: String,
-    /// Hex change hashes.
-    pub heads: Vec<String>,
-    /// Kept as held work rather than applied (the phone may no longer write the report); as
-    /// delivered as an applied change.
-    pub held: bool,
 }
