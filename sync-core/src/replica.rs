@@ -20,6 +20,14 @@
 //! holds of it, its heads, how many changes are pending), which answers the digest, the
 //! pending count and whether it has anything to push; its body comes back through the
 //! [`Loader`] the replica was built with, when a push, a pull or the caller needs it.
+//!
+//! A phone may also sync with a village office hub (see [`Server`]). What a hub holds is kept
+//! apart from what central holds: each document has a second frontier (`hub`) and the replica
+//! a second cursor, and a hub's acknowledgement never makes a change less pending, since the
+//! phone still owes it to central. Central's signed receipts, handed on by the hub, advance
+//! the central frontier ([`Replica::apply_receipt`]). Changes first learned from a hub are
+//! other people's work (`from_hub`): they are not this phone's to deliver and are never pushed,
+//! so central never sees them in this phone's name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -47,6 +55,11 @@ pub struct LocalDoc {
     /// The document left this client's scope while it still held undelivered changes. It stays
     /// until they are delivered (acknowledged or held), then it is released.
     pub out_of_scope: bool,
+    /// Heads the office hub is known to hold: it acknowledged or sent them.
+    pub hub: Vec<ChangeHash>,
+    /// Changes first learned from a hub that central is not known to hold: someone else's to
+    /// deliver, so neither pending nor pushed here.
+    pub from_hub: Vec<ChangeHash>,
 }
 
 impl LocalDoc {
@@ -58,13 +71,49 @@ impl LocalDoc {
             rejected: None,
             held: Vec::new(),
             out_of_scope: false,
+            hub: Vec::new(),
+            from_hub: Vec::new(),
         }
     }
 
-    /// Changes neither acknowledged nor held by the server.
+    /// Changes this client owes central: neither acknowledged nor held by it, nor someone
+    /// else's learned from a hub.
     pub fn pending(&mut self) -> usize {
         let delivered: Vec<ChangeHash> = self.acked.iter().chain(&self.held).copied().collect();
-        self.doc.count_changes_since(&delivered)
+        if self.from_hub.is_empty() {
+            return self.doc.count_changes_since(&delivered);
+        }
+        let from_hub = &self.from_hub;
+        self.doc
+            .hashes_since(&delivered)
+            .iter()
+            .filter(|h| !from_hub.contains(h))
+            .count()
+    }
+
+    /// What `server` is known to hold: the heads a push to it starts from.
+    fn frontier(&self, server: Server) -> Vec<ChangeHash> {
+        match server {
+            Server::Central => self.acked.clone(),
+            // A hub is sent nothing central holds or keeps as held work: it gets that from
+            // central itself.
+            Server::Hub => self
+                .acked
+                .iter()
+                .chain(&self.held)
+                .chain(&self.hub)
+                .copied()
+                .collect(),
+        }
+    }
+
+    /// Drops from `from_hub` what central now holds.
+    fn settle(&mut self) {
+        if self.from_hub.is_empty() {
+            return;
+        }
+        let beyond = self.doc.hashes_since(&self.acked);
+        self.from_hub.retain(|h| beyond.contains(h));
     }
 
     /// Whether the server keeps this document for someone else now: it left the scope, or it
@@ -82,6 +131,8 @@ impl LocalDoc {
             out_of_scope: self.out_of_scope,
             heads: self.doc.heads(),
             pending: self.pending(),
+            hub: self.hub.clone(),
+            from_hub: self.from_hub.clone(),
         }
     }
 
@@ -93,6 +144,8 @@ impl LocalDoc {
             rejected: index.rejected,
             held: index.held,
             out_of_scope: index.out_of_scope,
+            hub: index.hub,
+            from_hub: index.from_hub,
         }
     }
 }
@@ -106,8 +159,10 @@ pub struct DocIndex {
     pub out_of_scope: bool,
     /// The document's heads.
     pub heads: Vec<ChangeHash>,
-    /// Changes neither acknowledged nor held.
+    /// Changes owed to central (see [`LocalDoc::pending`]).
     pub pending: usize,
+    pub hub: Vec<ChangeHash>,
+    pub from_hub: Vec<ChangeHash>,
 }
 
 impl DocIndex {
@@ -115,16 +170,26 @@ impl DocIndex {
         self.out_of_scope || (self.acked.is_empty() && !self.held.is_empty())
     }
 
-    /// Whether [`Replica::build_push`] would send changes of this document. A head the
-    /// server lacks is a change past the acknowledged heads, since no change descends from it.
-    fn has_push(&self) -> bool {
+    /// Whether a push to `server` may have changes of this document. Only changes owed to
+    /// central go anywhere, and a hub that holds the document's heads has every one of them.
+    fn has_push(&self, server: Server) -> bool {
         let skipped = self
             .rejected
             .as_ref()
             .is_some_and(|r| r.heads == self.heads)
             || self.held == self.heads;
-        !skipped && self.heads.iter().any(|h| !self.acked.contains(h))
+        let at_hub = server == Server::Hub && self.heads.iter().all(|h| self.hub.contains(h));
+        !skipped && self.pending > 0 && !at_hub
     }
+}
+
+/// Which server a push or a pull goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Server {
+    Central,
+    /// The village office hub the phone is at. What it holds counts as delivered to it only:
+    /// the phone keeps owing it to central until central acknowledges it or signs a receipt.
+    Hub,
 }
 
 /// Loads the body of a parked document from wherever the caller keeps it.
@@ -146,6 +211,10 @@ pub struct PushSummary {
     pub held: Vec<(DocId, String, String)>,
     /// Documents the server lacked history for; they are pushed again in full.
     pub resend: usize,
+    /// Documents the server lacked history for although everything this client owes of them
+    /// was in the push: what they miss is someone else's work, which must reach that server
+    /// first (another phone's change learned from a hub, say). They wait for another sync.
+    pub stalled: Vec<DocId>,
 }
 
 /// What a pull result did.
@@ -178,10 +247,20 @@ pub struct Replica {
     /// Brings parked bodies back; without one nothing is ever parked.
     loader: Option<Loader>,
     cursor: Cursor,
-    /// Documents to ask for as full snapshots, because changes arrived without their history.
-    resend: BTreeSet<DocId>,
-    /// Heads of each document at the time its changes went into the push in flight.
-    in_flight: BTreeMap<DocId, Vec<ChangeHash>>,
+    /// Where the client stands in the office hub's sequence.
+    hub_cursor: Cursor,
+    /// Documents to ask for as full snapshots, because changes arrived without their history,
+    /// by the server that sent them.
+    resend: BTreeSet<(Server, DocId)>,
+    /// The heads of what the push in flight carries of each document, with the frontier the
+    /// push started from.
+    in_flight: BTreeMap<DocId, InFlight>,
+}
+
+#[derive(Debug, Clone)]
+struct InFlight {
+    heads: Vec<ChangeHash>,
+    from: Vec<ChangeHash>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -190,6 +269,7 @@ impl std::fmt::Debug for Replica {
             .field("loaded", &self.docs.len())
             .field("parked", &self.parked.len())
             .field("cursor", &self.cursor)
+            .field("hub_cursor", &self.hub_cursor)
             .finish_non_exhaustive()
     }
 }
@@ -209,15 +289,17 @@ impl Replica {
     }
 
     /// Rebuilds a replica whose documents are all parked; `loader` brings their bodies back.
+    /// `cursors` are central's and the hub's.
     pub fn from_index(
         index: impl IntoIterator<Item = (DocId, DocIndex)>,
-        cursor: Cursor,
+        cursors: (Cursor, Cursor),
         loader: Loader,
     ) -> Self {
         Replica {
             parked: index.into_iter().collect(),
             loader: Some(loader),
-            cursor,
+            cursor: cursors.0,
+            hub_cursor: cursors.1,
             ..Self::default()
         }
     }
@@ -261,10 +343,20 @@ impl Replica {
     /// Loads up to `limit` parked documents that have changes to push, so that the next
     /// [`Replica::build_push`] sends them; returns how many it loaded.
     pub fn load_for_push(&mut self, limit: usize) -> Result<usize> {
+        self.load_for_push_to(Server::Central, limit, &BTreeSet::new())
+    }
+
+    /// [`Replica::load_for_push`] for a push to `server`, passing over the documents in `skip`.
+    pub fn load_for_push_to(
+        &mut self,
+        server: Server,
+        limit: usize,
+        skip: &BTreeSet<DocId>,
+    ) -> Result<usize> {
         let ids: Vec<DocId> = self
             .parked
             .iter()
-            .filter(|(_, index)| index.has_push())
+            .filter(|(id, index)| index.has_push(server) && !skip.contains(*id))
             .map(|(id, _)| *id)
             .take(limit)
             .collect();
@@ -310,6 +402,11 @@ impl Replica {
         self.cursor
     }
 
+    /// Where the client stands in the office hub's sequence.
+    pub fn hub_cursor(&self) -> Cursor {
+        self.hub_cursor
+    }
+
     pub fn insert(&mut self, doc: ReportDoc) {
         self.parked.remove(&doc.id());
         self.docs.insert(doc.id(), LocalDoc::new(doc));
@@ -318,7 +415,7 @@ impl Replica {
     /// Forgets a document. Callers release only what [`Replica::releasable`] names, or what a
     /// person chose to discard.
     pub fn remove(&mut self, id: &DocId) {
-        self.resend.remove(id);
+        self.resend.retain(|(_, doc)| doc != id);
         self.parked.remove(id);
         self.docs.remove(id);
     }
@@ -371,16 +468,42 @@ impl Replica {
     /// bytes are in it (at least one document always goes, so any document can be pushed).
     /// `None` when nothing is pending.
     pub fn build_push(&mut self, max_bytes: usize) -> Option<Push> {
+        self.build_push_to(Server::Central, max_bytes, &mut BTreeSet::new())
+    }
+
+    /// [`Replica::build_push`] for `server`, passing over the documents in `skip`. A loaded
+    /// document found to have nothing for `server` joins `skip`, so that a caller loading
+    /// parked documents for a push moves on past it.
+    pub fn build_push_to(
+        &mut self,
+        server: Server,
+        max_bytes: usize,
+        skip: &mut BTreeSet<DocId>,
+    ) -> Option<Push> {
         let mut docs = Vec::new();
         let mut bytes = 0;
         self.in_flight.clear();
         for (id, local) in &mut self.docs {
-            let heads = local.doc.heads();
-            if local.rejected.as_ref().is_some_and(|r| r.heads == heads) || local.held == heads {
+            if skip.contains(id) {
                 continue;
             }
-            let changes = local.doc.changes_since(&local.acked);
+            let heads = local.doc.heads();
+            if local.rejected.as_ref().is_some_and(|r| r.heads == heads) || local.held == heads {
+                skip.insert(*id);
+                continue;
+            }
+            let from = local.frontier(server);
+            let (hashes, changes): (Vec<ChangeHash>, Vec<Vec<u8>>) = if local.from_hub.is_empty() {
+                (Vec::new(), local.doc.changes_since(&from))
+            } else {
+                local
+                    .doc
+                    .changes_since_except(&from, &local.from_hub)
+                    .into_iter()
+                    .unzip()
+            };
             if changes.is_empty() {
+                skip.insert(*id);
                 continue;
             }
             let size: usize = changes.iter().map(Vec::len).sum();
@@ -388,7 +511,19 @@ impl Replica {
                 break;
             }
             bytes += size;
-            self.in_flight.insert(*id, heads);
+            // Without someone else's changes left out, the push carries the document's heads.
+            let pushed = if local.from_hub.is_empty() {
+                heads
+            } else {
+                known_frontier(&mut local.doc, from.iter().copied().chain(hashes).collect())
+            };
+            self.in_flight.insert(
+                *id,
+                InFlight {
+                    heads: pushed,
+                    from,
+                },
+            );
             docs.push(PushDoc { doc: *id, changes });
         }
         (!docs.is_empty()).then_some(Push { docs })
@@ -406,42 +541,75 @@ impl Replica {
             .is_some()
     }
 
-    /// Records the server's answer to the last push built.
+    /// Records central's answer to the last push built.
     pub fn apply_push_result(&mut self, result: &PushResult) -> PushSummary {
+        self.apply_push_result_from(Server::Central, result)
+    }
+
+    /// Records `server`'s answer to the last push built. A hub's answer moves only the hub's
+    /// frontier, and a hub's refusal is not central's: the document stays owed to central,
+    /// unmarked, and the caller leaves it for this sync.
+    pub fn apply_push_result_from(&mut self, server: Server, result: &PushResult) -> PushSummary {
         let mut summary = PushSummary::default();
         for item in &result.docs {
             let Some(local) = self.docs.get_mut(&item.doc) else {
                 continue;
             };
             let pushed = self.in_flight.remove(&item.doc);
-            match &item.outcome {
-                PushOutcome::Acked { heads } => {
+            match (&item.outcome, server) {
+                (PushOutcome::Acked { heads }, _) => {
                     // No heads listed: the server's heads are those of the push.
-                    let mut acked = pushed.unwrap_or_default();
+                    let mut acked = pushed.map(|p| p.heads).unwrap_or_default();
                     acked.extend(heads.iter().map(|h| ChangeHash(*h)));
-                    local.acked = known_frontier(&mut local.doc, acked);
-                    local.rejected = None;
+                    if server == Server::Hub {
+                        acked.extend(local.hub.iter().copied());
+                        local.hub = known_frontier(&mut local.doc, acked);
+                    } else {
+                        acked.extend(local.acked.iter().copied());
+                        local.acked = known_frontier(&mut local.doc, acked);
+                        local.rejected = None;
+                        local.settle();
+                    }
                     summary.acked += 1;
                 }
-                PushOutcome::Held { code, reason } => {
+                (PushOutcome::Held { code, reason }, Server::Central) => {
                     if let Some(pushed) = pushed {
-                        local.held = pushed;
+                        local.held = pushed.heads;
                     }
                     local.rejected = None;
                     summary.held.push((item.doc, code.clone(), reason.clone()));
                 }
-                PushOutcome::MissingDeps { .. } => {
+                (PushOutcome::MissingDeps { .. }, _) => {
                     // The server lacks history we thought it had (a restored backup, say):
-                    // forget what we believed and send everything; it skips what it has.
-                    local.acked.clear();
-                    summary.resend += 1;
+                    // forget what we believed and send everything; it skips what it has. When
+                    // that cannot send more than this push did, what it lacks is someone
+                    // else's work, or, at a hub, what central holds and the hub has not copied.
+                    let from = pushed.map(|p| p.from).unwrap_or_default();
+                    match server {
+                        Server::Central => local.acked.clear(),
+                        Server::Hub => local.hub.clear(),
+                    }
+                    let now = local.frontier(server);
+                    if from.iter().all(|h| now.contains(h)) {
+                        summary.stalled.push(item.doc);
+                    } else {
+                        summary.resend += 1;
+                    }
                 }
-                PushOutcome::Rejected { code, reason } => {
+                (PushOutcome::Rejected { code, reason }, Server::Central) => {
                     local.rejected = Some(Rejection {
                         code: code.clone(),
                         reason: reason.clone(),
-                        heads: pushed.unwrap_or_default(),
+                        heads: pushed.map(|p| p.heads).unwrap_or_default(),
                     });
+                    summary
+                        .rejected
+                        .push((item.doc, code.clone(), reason.clone()));
+                }
+                (
+                    PushOutcome::Held { code, reason } | PushOutcome::Rejected { code, reason },
+                    _,
+                ) => {
                     summary
                         .rejected
                         .push((item.doc, code.clone(), reason.clone()));
@@ -451,94 +619,202 @@ impl Replica {
         summary
     }
 
+    /// Counts what central's receipt names as central's: `heads` of document `id`, applied or
+    /// (`held`) kept as held work. `false` when this client does not hold the document.
+    pub fn apply_receipt(&mut self, id: &DocId, heads: &[ChangeHash], held: bool) -> Result<bool> {
+        let Some(local) = self.load(id)? else {
+            return Ok(false);
+        };
+        if held {
+            let mut frontier = std::mem::take(&mut local.held);
+            frontier.extend_from_slice(heads);
+            local.held = known_frontier(&mut local.doc, frontier);
+        } else {
+            let mut frontier = std::mem::take(&mut local.acked);
+            frontier.extend_from_slice(heads);
+            local.acked = known_frontier(&mut local.doc, frontier);
+            local.settle();
+        }
+        Ok(true)
+    }
+
     pub fn build_pull(&self, byte_budget: u32) -> Pull {
+        self.build_pull_from(Server::Central, byte_budget)
+    }
+
+    /// The next page to ask `server` for.
+    pub fn build_pull_from(&self, server: Server, byte_budget: u32) -> Pull {
+        let cursor = self.cursor_of(server);
         Pull {
-            since: self.cursor.since,
-            after: self.cursor.after.max(self.cursor.since),
+            since: cursor.since,
+            after: cursor.after.max(cursor.since),
             byte_budget,
-            resend: self.resend.iter().copied().collect(),
+            resend: self
+                .resend
+                .iter()
+                .filter(|(from, _)| *from == server)
+                .map(|(_, id)| *id)
+                .collect(),
         }
     }
 
-    /// Applies one page of a pull. Local changes not yet pushed are kept: snapshots are merged,
-    /// never substituted. The summary's `more` also holds while documents wait to be resent.
+    fn cursor_of(&self, server: Server) -> Cursor {
+        match server {
+            Server::Central => self.cursor,
+            Server::Hub => self.hub_cursor,
+        }
+    }
+
+    /// Applies one page of a pull from central. Local changes not yet pushed are kept:
+    /// snapshots are merged, never substituted. The summary's `more` also holds while documents
+    /// wait to be resent.
     pub fn apply_pull_result(&mut self, result: PullResult) -> Result<PullSummary> {
+        self.apply_pull_result_from(Server::Central, result)
+    }
+
+    /// [`Replica::apply_pull_result`] for a page from `server`. A hub's page moves the hub's
+    /// frontiers and cursor only, and what it brings that this client did not hold is marked
+    /// as someone else's to deliver. Scope is central's to say: a hub's evictions and rescoping
+    /// only make this client forget what the hub holds.
+    pub fn apply_pull_result_from(
+        &mut self,
+        server: Server,
+        result: PullResult,
+    ) -> Result<PullSummary> {
         let mut summary = PullSummary::default();
         if result.rescoped {
             // Whatever the new scope holds arrives on this pull, which starts from zero; what
             // does not arrive is released at its end, once delivered.
-            self.cursor = Cursor::default();
-            self.resend.clear();
-            for local in self.docs.values_mut() {
-                local.out_of_scope = true;
-            }
-            for index in self.parked.values_mut() {
-                index.out_of_scope = true;
+            self.forget(server);
+            if server == Server::Central {
+                for local in self.docs.values_mut() {
+                    local.out_of_scope = true;
+                }
+                for index in self.parked.values_mut() {
+                    index.out_of_scope = true;
+                }
             }
         }
         for item in result.docs {
-            self.resend.remove(&item.doc);
+            self.resend.remove(&(server, item.doc));
             self.load(&item.doc)?;
             let local = self
                 .docs
                 .entry(item.doc)
                 .or_insert_with(|| LocalDoc::new(ReportDoc::empty(item.doc)));
-            local.out_of_scope = false;
+            let before = match server {
+                Server::Central => {
+                    local.out_of_scope = false;
+                    Vec::new()
+                }
+                Server::Hub => local.doc.heads(),
+            };
             let received = match &item.body {
                 PullBody::Snapshot(bytes) => local.doc.merge_snapshot(bytes)?,
                 PullBody::Changes(changes) => local.doc.apply_changes(changes)?,
             };
+            if server == Server::Hub {
+                let new = local.doc.hashes_since(&before);
+                local.from_hub.extend(new);
+            }
             if !local.doc.missing_deps().is_empty() {
-                self.resend.insert(item.doc);
+                self.resend.insert((server, item.doc));
                 continue;
             }
             // No heads listed: the server's heads are all in the body, so the frontier of what
             // it was known to hold plus what it sent is exactly its heads.
-            let mut acked = std::mem::take(&mut local.acked);
+            let frontier = match server {
+                Server::Central => &mut local.acked,
+                Server::Hub => &mut local.hub,
+            };
+            let mut known = std::mem::take(frontier);
             if item.heads.is_empty() {
-                acked.extend(received);
+                known.extend(received);
             } else {
-                acked.extend(item.heads.iter().map(|h| ChangeHash(*h)));
+                known.extend(item.heads.iter().map(|h| ChangeHash(*h)));
             }
-            local.acked = known_frontier(&mut local.doc, acked);
+            let known = known_frontier(&mut local.doc, known);
+            match server {
+                Server::Central => {
+                    local.acked = known;
+                    local.settle();
+                }
+                Server::Hub => local.hub = known,
+            }
             summary.docs += 1;
         }
         // An evicted document is released once nothing of it is pending; until then it stays,
         // so that changes made offline reach the server (as held work) before it goes.
         for id in result.evicted {
+            self.resend.remove(&(server, id));
             if let Some(local) = self.docs.get_mut(&id) {
-                local.out_of_scope = true;
+                match server {
+                    Server::Central => local.out_of_scope = true,
+                    Server::Hub => local.hub.clear(),
+                }
                 summary.evicted += 1;
             }
             if let Some(index) = self.parked.get_mut(&id) {
-                index.out_of_scope = true;
+                match server {
+                    Server::Central => index.out_of_scope = true,
+                    Server::Hub => index.hub.clear(),
+                }
                 summary.evicted += 1;
             }
-            self.resend.remove(&id);
         }
-        if result.after < self.cursor.since {
+        let cursor = match server {
+            Server::Central => &mut self.cursor,
+            Server::Hub => &mut self.hub_cursor,
+        };
+        if result.after < cursor.since {
             // The server holds less than we had pulled: it was restored from a backup.
-            self.start_over()?;
+            self.start_over(server)?;
             summary.more = true;
             return Ok(summary);
         }
-        self.cursor.after = result.after;
+        cursor.after = result.after;
         if !result.more {
-            self.cursor.since = result.after;
+            cursor.since = result.after;
         }
-        summary.more = result.more || !self.resend.is_empty();
-        if !summary.more && result.digest != self.digest() {
+        summary.more = result.more || self.resend.iter().any(|(from, _)| *from == server);
+        if !summary.more && result.digest != self.digest_of(server) {
             summary.diverged = true;
-            self.start_over()?;
+            self.start_over(server)?;
         }
         Ok(summary)
     }
 
-    /// Forgets what the server was believed to hold: the next pull starts from zero (merging
+    /// Forgets the cursor and pending resends of `server`; of a hub, also what it holds.
+    fn forget(&mut self, server: Server) {
+        self.resend.retain(|(from, _)| *from != server);
+        match server {
+            Server::Central => self.cursor = Cursor::default(),
+            Server::Hub => {
+                self.hub_cursor = Cursor::default();
+                for local in self.docs.values_mut() {
+                    local.hub.clear();
+                }
+                for index in self.parked.values_mut() {
+                    index.hub.clear();
+                }
+            }
+        }
+    }
+
+    /// Forgets everything of the office hub this client synced with: for another hub, or after
+    /// the hub was rebuilt.
+    pub fn leave_hub(&mut self) {
+        self.forget(Server::Hub);
+    }
+
+    /// Forgets what `server` was believed to hold: the next pull starts from zero (merging
     /// what it sends again changes nothing here) and the next push offers every change, so
     /// changes a restored server lost are sent again (it skips those it has).
-    fn start_over(&mut self) -> Result<()> {
-        self.cursor = Cursor::default();
+    fn start_over(&mut self, server: Server) -> Result<()> {
+        self.forget(server);
+        if server == Server::Hub {
+            return Ok(());
+        }
         for local in self.docs.values_mut() {
             local.acked.clear();
         }
@@ -556,22 +832,32 @@ impl Replica {
         Ok(())
     }
 
-    /// The scope digest over what the server is known to hold of each document. Documents the
+    /// The scope digest over what central is known to hold of each document. Documents the
     /// server has never acknowledged are not in its scope yet, and those that left it no longer
     /// are.
     pub fn digest(&self) -> Digest {
+        self.digest_of(Server::Central)
+    }
+
+    /// The digest `server` states for this client's scope as this client knows it: a hub
+    /// states its own, over what it holds.
+    pub fn digest_of(&self, server: Server) -> Digest {
+        let known = |acked: &Vec<ChangeHash>, hub: &Vec<ChangeHash>, out: bool| match server {
+            Server::Central => (!out).then_some(acked.clone()),
+            Server::Hub => Some(hub.clone()),
+        };
         let loaded = self
             .docs
             .iter()
-            .map(|(id, d)| (id, &d.acked, d.out_of_scope));
+            .filter_map(|(id, d)| Some((*id, known(&d.acked, &d.hub, d.out_of_scope)?)));
         let parked = self
             .parked
             .iter()
-            .map(|(id, d)| (id, &d.acked, d.out_of_scope));
+            .filter_map(|(id, d)| Some((*id, known(&d.acked, &d.hub, d.out_of_scope)?)));
         let heads: Vec<(DocId, Vec<Hash>)> = loaded
             .chain(parked)
-            .filter(|(_, acked, out)| !acked.is_empty() && !out)
-            .map(|(id, acked, _)| (*id, acked.iter().map(|h| h.0).collect()))
+            .filter(|(_, heads)| !heads.is_empty())
+            .map(|(id, heads)| (id, heads.iter().map(|h| h.0).collect()))
             .collect();
         protocol::scope_digest(heads.iter().map(|(id, h)| (*id, h.as_slice())))
     }

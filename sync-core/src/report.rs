@@ -538,6 +538,30 @@ impl ReportDoc {
         self.doc.get_changes_meta(heads).len()
     }
 
+    /// Hashes of the changes not reachable from `heads`, in causal order.
+    pub fn hashes_since(&mut self, heads: &[ChangeHash]) -> Vec<ChangeHash> {
+        self.doc
+            .get_changes_meta(heads)
+            .iter()
+            .map(|m| m.hash)
+            .collect()
+    }
+
+    /// [`ReportDoc::changes_since`] without the changes in `except`, with the hashes of those
+    /// it gives.
+    pub fn changes_since_except(
+        &mut self,
+        heads: &[ChangeHash],
+        except: &[ChangeHash],
+    ) -> Vec<(ChangeHash, Vec<u8>)> {
+        self.doc
+            .get_changes(heads)
+            .into_iter()
+            .filter(|c| !except.contains(&c.hash()))
+            .map(|mut c| (c.hash(), c.bytes().into_owned()))
+            .collect()
+    }
+
     /// Whether `a` is a strict ancestor of `b` in this document's history.
     pub fn is_ancestor(&mut self, a: &ChangeHash, b: &ChangeHash) -> bool {
         a != b

@@ -13,7 +13,7 @@ use gridsync_core::ingest::{self, Refusal};
 use gridsync_core::protocol::{
     self, Pull, PullBody, PullDoc, PullResult, Push, PushDocResult, PushOutcome, PushResult,
 };
-use gridsync_core::replica::{Cursor, Loader, PullSummary, PushSummary, Replica};
+use gridsync_core::replica::{Loader, PullSummary, PushSummary, Replica};
 use gridsync_core::report::ReportDoc;
 use gridsync_core::schema::Registry;
 
@@ -185,6 +185,44 @@ impl MemoryServer {
         })
     }
 
+    /// Takes every change `central` holds that this server lacks, as a village office hub's copy
+    /// down does: logged as no device's, so every device pulls them.
+    pub fn copy_from(&mut self, central: &mut MemoryServer) {
+        for (id, from) in &mut central.docs {
+            let entry = self.docs.entry(*id).or_insert_with(|| ServerDoc {
+                doc: ReportDoc::empty(*id),
+                seq: 0,
+                log: Vec::new(),
+            });
+            let mut new = Vec::new();
+            for bytes in from.doc.changes_since(&[]) {
+                let hash = gridsync_core::report::decode_change(&bytes)
+                    .expect("central's change")
+                    .hash();
+                if !entry.doc.has_change(&hash) {
+                    new.push((hash, bytes));
+                }
+            }
+            if new.is_empty() {
+                continue;
+            }
+            entry
+                .doc
+                .apply_changes(&new.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>())
+                .expect("central's changes apply");
+            for (hash, bytes) in new {
+                self.seq += 1;
+                entry.seq = self.seq;
+                entry.log.push(Logged {
+                    seq: self.seq,
+                    device: "central".into(),
+                    hash,
+                    bytes,
+                });
+            }
+        }
+    }
+
     pub fn digest(&mut self) -> protocol::Digest {
         let heads: Vec<(DocId, Vec<protocol::Hash>)> = self
             .docs
@@ -256,7 +294,7 @@ impl Device {
             ReportDoc::load(*id, &bytes)
         });
         Device {
-            replica: Replica::from_index([], Cursor::default(), loader),
+            replica: Replica::from_index([], Default::default(), loader),
             disk: Some(disk),
             ..Device::new(i)
         }
