@@ -142,6 +142,14 @@ pub trait Store: Send + Sync {
     async fn waiting_pushes(&self, limit: i64) -> Result<Vec<QueuedPush>>;
     /// Marks queued push `id` relayed at `at`, with central's receipt when it gave one.
     async fn mark_relayed(&self, id: i64, at: i64, receipt: Option<&str>) -> Result<()>;
+    /// Central's receipts for `device_id`'s relayed pushes queued after `after`, oldest first,
+    /// at most `limit`: what the hub hands back to the phone.
+    async fn receipts_for(
+        &self,
+        device_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<HubReceipt>>;
 
     // Sessions (refresh-token families).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;

@@ -2,7 +2,8 @@
 //! test database kind: a phone opens a session with its offline grant and its key's answer to
 //! the hub's nonce, then syncs; grants of another unit, expired by the hub's time (which never
 //! runs behind central's), of a revoked device, or at a hub out of touch for longer than a grant
-//! lasts are refused, each saying why.
+//! lasts are refused, each saying why. Each phone gets back central's receipts for its own
+//! relayed pushes only, and the signed revocation list that tells a revoked phone to wipe.
 
 mod support;
 
@@ -14,6 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
 use gridsync_core::attest;
 use gridsync_core::protocol::{self, Pull, PullResult, PushResult};
+use gridsync_core::signed::{KeySet, REVOCATIONS_TYP, RevokedDevices};
 use gridsync_server::auth::hub as hub_token;
 use gridsync_server::clock;
 use gridsync_server::config::Config;
@@ -194,6 +196,29 @@ async fn a_phone_opens_a_session_with_its_grant_and_the_nonce_and_syncs_at_the_h
     assert_eq!(page.docs.len(), 1);
     assert_eq!(page.docs[0].doc, doc.id());
 
+    // Central's receipt for the relayed push goes back to that phone only, once.
+    w.state
+        .store
+        .mark_relayed(queued[0].id, 1, Some("central's receipt"))
+        .await
+        .expect("relayed");
+    let mine = w.hub.get("/hub/v1/receipts?after=0", &session).await.ok();
+    assert_eq!(
+        mine["receipts"],
+        json!([{ "id": queued[0].id, "receipt": "central's receipt" }])
+    );
+    let after = format!("/hub/v1/receipts?after={}", queued[0].id);
+    assert_eq!(
+        w.hub.get(&after, &session).await.ok()["receipts"],
+        json!([])
+    );
+    let theirs = w.hub.get("/hub/v1/receipts", &spare).await.ok();
+    assert_eq!(theirs["receipts"], json!([]));
+    w.hub
+        .get("/hub/v1/receipts", "no session")
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+
     // The hub's own audit log names each session it opened.
     let log = w.state.store.audit_log(10).await.expect("audit");
     let sessions: Vec<_> = log
@@ -263,6 +288,31 @@ async fn a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list(t:
     open(&w.hub, &grant, 1)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "device_revoked");
+    // The phone wipes itself only on central's signed word, which the hub hands on.
+    let jwks = w
+        .central
+        .send(
+            axum::http::Request::get("/.well-known/jwks.json")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    let keys = KeySet::from_jwks(&serde_json::to_vec(&jwks.body).expect("JSON")).expect("keys");
+    let list = w
+        .hub
+        .send(
+            axum::http::Request::get("/hub/v1/revocations")
+                .body(axum::body::Body::empty())
+                .expect("request"),
+        )
+        .await;
+    let list: RevokedDevices = keys
+        .open(
+            list.body["revocations"].as_str().expect("a JWS"),
+            REVOCATIONS_TYP,
+        )
+        .expect("central signed it");
+    assert!(list.devices.iter().any(|d| d.id == "phone-w1"));
 }
 
 async fn a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the_sessions(

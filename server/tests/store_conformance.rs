@@ -3516,3 +3516,48 @@ async fn a_hubs_relay_queue_keeps_pushes_in_order_until_each_is_relayed(store: &
     assert_eq!(waiting[0].id, second);
     assert_eq!(store.waiting_pushes(0).await.expect("none").len(), 0);
 }
+
+on_both_backends!(a_hub_hands_each_phone_only_its_own_receipts_after_the_last_it_took);
+
+async fn a_hub_hands_each_phone_only_its_own_receipts_after_the_last_it_took(store: &dyn Store) {
+    let mut queued = Vec::new();
+    for (device, frame) in [("phone-1", b"a"), ("phone-2", b"b"), ("phone-1", b"c")] {
+        queued.push(store.queue_push(device, frame, 10).await.expect("queue"));
+    }
+    let [a, b, c] = queued[..] else {
+        unreachable!()
+    };
+    store.mark_relayed(a, 20, Some("ra")).await.expect("mark");
+    store.mark_relayed(b, 20, Some("rb")).await.expect("mark");
+    // Relayed without a receipt: central refused it, so nothing to hand back.
+    store.mark_relayed(c, 20, None).await.expect("mark");
+    let mine = store
+        .receipts_for("phone-1", 0, 10)
+        .await
+        .expect("receipts");
+    assert_eq!(
+        mine.iter()
+            .map(|r| (r.id, r.receipt.as_str()))
+            .collect::<Vec<_>>(),
+        [(a, "ra")]
+    );
+    assert!(
+        store
+            .receipts_for("phone-1", a, 10)
+            .await
+            .expect("after")
+            .is_empty()
+    );
+    let theirs = store
+        .receipts_for("phone-2", 0, 10)
+        .await
+        .expect("receipts");
+    assert_eq!(theirs.len(), 1);
+    assert!(
+        store
+            .receipts_for("phone-2", 0, 0)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}

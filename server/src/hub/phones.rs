@@ -1,7 +1,8 @@
 //! The hub's API for the phones on the office network, under `/hub/v1/`: a phone opens a
 //! session with its offline grant and its key's answer to the hub's nonce, then pushes (each
 //! push signed, so the hub can relay it) and pulls as it does with central, within its scope and
-//! never a restricted report.
+//! never a restricted report. It hands back central's receipts for the phone's relayed pushes,
+//! and central's signed revocation list, which tells a revoked phone to wipe itself.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,11 +10,11 @@ use std::sync::Mutex;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequestParts, State};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gridsync_core::attest;
@@ -43,6 +44,8 @@ pub fn routes() -> Router<HubState> {
         .route("/hub/v1/session", post(open_session))
         .route("/hub/v1/sync/push", post(push))
         .route("/hub/v1/sync/pull", post(pull_page))
+        .route("/hub/v1/receipts", get(receipts))
+        .route("/hub/v1/revocations", get(revocations))
         .layer(DefaultBodyLimit::max(LIMITS.max_frame_bytes))
 }
 
@@ -323,6 +326,66 @@ async fn pull_page(
     let scope = phone.scope();
     let result = pull::pull(hub.store.as_ref(), &scope, Some(&phone.0.grant.dev), &pull).await?;
     Ok(frame(&result))
+}
+
+/// Receipts handed back per request at most; the phone asks again after the last.
+const RECEIPTS_PAGE: i64 = 500;
+
+#[derive(Debug, Deserialize)]
+struct ReceiptsAfter {
+    /// The number of the last receipt the phone took; 0 for all.
+    #[serde(default)]
+    after: i64,
+}
+
+#[derive(Debug, Serialize)]
+struct Receipts {
+    receipts: Vec<NumberedReceipt>,
+}
+
+#[derive(Debug, Serialize)]
+struct NumberedReceipt {
+    id: i64,
+    /// Central's receipt (a JWS), which the phone checks with central's keys.
+    receipt: String,
+}
+
+/// Central's receipts for this phone's relayed pushes, after the last it took.
+async fn receipts(
+    State(hub): State<HubState>,
+    phone: Phone,
+    Query(query): Query<ReceiptsAfter>,
+) -> Result<Json<Receipts>, ApiError> {
+    let found = hub
+        .store
+        .receipts_for(&phone.0.grant.dev, query.after, RECEIPTS_PAGE)
+        .await?;
+    Ok(Json(Receipts {
+        receipts: found
+            .into_iter()
+            .map(|r| NumberedReceipt {
+                id: r.id,
+                receipt: r.receipt,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize)]
+struct Revocations {
+    /// Central's signed revocation list as the hub last received it.
+    revocations: String,
+}
+
+/// Central's signed revocation list, for a phone this hub refused as revoked: the phone checks
+/// it with central's keys before it wipes itself, so no hub can make a phone wipe its work. It
+/// names devices and accounts by id only, as every hub holds it.
+async fn revocations(State(hub): State<HubState>) -> Result<Json<Revocations>, ApiError> {
+    hub.trust
+        .contact()
+        .revocations
+        .map(|revocations| Json(Revocations { revocations }))
+        .ok_or_else(|| ApiError::NotFound("this hub has no revocation list yet".into()))
 }
 
 fn read(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {

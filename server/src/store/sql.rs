@@ -26,11 +26,11 @@ use super::rows::{
 use super::schemas::{self, NewDraft, Publication, SchemaRow, StoredSchema};
 use super::{
     AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
-    ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, Hub, NextRefreshToken, OrgUnit,
-    OrphansCollected, Page, PieceHasher, PoolUse, QueuedPush, RefreshToken, ReportQuery, Result,
-    Revocations, Rotation, SEARCH_COUNT_CAP, SigningKey, Store, StoreError, UploadChunk,
-    UploadOutcome, UploadState, User, UserPatch, UserQuery, UserUpdated, cut_range, pieces,
-    postgres, sessions, sqlite,
+    ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, Hub, HubReceipt,
+    NextRefreshToken, OrgUnit, OrphansCollected, Page, PieceHasher, PoolUse, QueuedPush,
+    RefreshToken, ReportQuery, Result, Revocations, Rotation, SEARCH_COUNT_CAP, SigningKey, Store,
+    StoreError, UploadChunk, UploadOutcome, UploadState, User, UserPatch, UserQuery, UserUpdated,
+    cut_range, pieces, postgres, sessions, sqlite,
 };
 use crate::auth::refresh::{self, Verdict};
 use crate::scope::Scope;
@@ -585,6 +585,21 @@ impl Store for SqlStore {
             .execute(self.db.write())
             .await?;
         Ok(())
+    }
+
+    async fn receipts_for(
+        &self,
+        device_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<HubReceipt>> {
+        sql("SELECT id, receipt FROM hub_outbox \
+             WHERE device_id = $1 AND id > $2 AND receipt IS NOT NULL ORDER BY id LIMIT $3")
+        .bind(device_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.db.read())
+        .await
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {

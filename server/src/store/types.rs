@@ -224,6 +224,14 @@ pub struct QueuedPush {
     pub receipt: Option<String>,
 }
 
+/// Central's receipt for a push a hub relayed, by the push's place in the hub's queue.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct HubReceipt {
+    pub id: i64,
+    /// The receipt as central signed it (a JWS).
+    pub receipt: String,
+}
+
 /// A stored report's row, without its automerge bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentRow {
