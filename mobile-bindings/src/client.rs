@@ -14,9 +14,10 @@
 //! By concern: `session` (login, logout, the access token and its refresh), `reports`
 //! (creating, reading, editing and listing reports), `schemas` (report kinds and validation
 //! for forms), `catalogue` (report kinds fetched from the server and the registry of those the
-//! phone knows), `conflicts`, `sync` (push, pull and what is released after), `wipe` (deleting
-//! the phone's data when the server cuts it off or takes it back), `answers` (what the server's
-//! answers become), and `attachments`, `grids`, `refusals` and `stuck`.
+//! phone knows), `conflicts`, `sync` (push, pull and what is released after), `hub` (sync with
+//! the village office hub when central is out of reach), `wipe` (deleting the phone's data when
+//! the server cuts it off or takes it back), `answers` (what the server's answers become), and
+//! `attachments`, `grids`, `refusals` and `stuck`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ mod attachments;
 mod catalogue;
 mod conflicts;
 mod grids;
+mod hub;
 mod refusals;
 mod reports;
 mod schemas;
@@ -142,16 +144,7 @@ impl Client {
     /// Opens the phone's store in `dir` under `key` (32 bytes from the platform keystore).
     /// `InUse` while another client has `dir` open.
     pub fn open(dir: &Path, server_url: &str, key: &[u8], config: ClientConfig) -> Result<Client> {
-        let transport = Transport::new(
-            server_url,
-            Settings {
-                connect_timeout: Duration::from_millis(config.connect_timeout_ms),
-                request_timeout: Duration::from_millis(config.request_timeout_ms),
-                max_attempts: config.max_attempts,
-                base_delay: Duration::from_millis(config.retry_base_delay_ms),
-                max_delay: Duration::from_secs(8),
-            },
-        )?;
+        let transport = Transport::new(server_url, transport_settings(&config))?;
         let folder = FolderLock::acquire(dir)?;
         let store = Store::open(dir, key)?;
         store.device_id()?;
@@ -229,7 +222,22 @@ fn replica_of(store: &mut Store) -> Result<Replica> {
         Ok(None) => Err(gridsync_core::Error::Load(*id, "not in the store".into())),
         Err(e) => Err(gridsync_core::Error::Load(*id, e.to_string())),
     });
-    Ok(Replica::from_index(index, store.cursor()?, loader))
+    Ok(Replica::from_index(
+        index,
+        (store.cursor()?, store.hub_cursor()?),
+        loader,
+    ))
+}
+
+/// Timeouts and retries of every request, to central or to the office hub.
+fn transport_settings(config: &ClientConfig) -> Settings {
+    Settings {
+        connect_timeout: Duration::from_millis(config.connect_timeout_ms),
+        request_timeout: Duration::from_millis(config.request_timeout_ms),
+        max_attempts: config.max_attempts,
+        base_delay: Duration::from_millis(config.retry_base_delay_ms),
+        max_delay: Duration::from_secs(8),
+    }
 }
 
 fn parse_id(id: &str) -> Result<DocId> {

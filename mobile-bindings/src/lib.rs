@@ -259,7 +259,19 @@ impl FieldClient {
         self.inner.discarded_reports()
     }
 
-    /// Pushes and pulls. Offline it fails with `Network` and loses nothing.
+    /// Sets the village office hub (`http://…` on the office network) that `sync` falls back
+    /// to when the server is out of reach, or none.
+    pub fn set_office_hub(&self, url: Option<String>) -> Result<()> {
+        self.inner.set_office_hub(url)
+    }
+
+    /// The office hub's address, when one is set.
+    pub fn office_hub(&self) -> Result<Option<String>> {
+        self.inner.office_hub()
+    }
+
+    /// Pushes and pulls with the server, or, when it is out of reach, with the office hub (see
+    /// `SyncSummary.via_hub`). Offline it fails with `Network` and loses nothing.
     pub fn sync(&self) -> Result<SyncSummary> {
         self.inner.sync(None)
     }

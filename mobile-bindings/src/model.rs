@@ -467,6 +467,15 @@ pub struct SyncSummary {
     pub pending_uploads: u32,
     /// Report kind definitions (forms) fetched from the server: new kinds and versions.
     pub new_schemas: u32,
+    /// The village office hub this sync went through, central being out of reach; `None` when
+    /// it reached central. What a hub acknowledged still counts in `pending_changes`.
+    pub via_hub: Option<String>,
+    /// Central's receipts the hub handed on: reports it relayed that central now holds.
+    pub receipts: u32,
+    /// Reports the hub did not take, which go to central on the next sync that reaches it:
+    /// restricted kinds, which never go through a hub, and those the hub refused or cannot
+    /// take yet. None of it is lost.
+    pub left_for_central: Vec<RejectedReport>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]

@@ -2,6 +2,8 @@
 //! the server has acknowledged of each (the outbox, as heads), the pull cursor, the session, the
 //! last user to log in, the device id, the grids the user may report in, copies of discarded
 //! reports, and the report kinds fetched from the server's catalogue with the catalogue's digest.
+//! For the village office hub: its address and id, what it holds of each document, its own
+//! pull cursor, the last receipt taken from it, and central's public keys that check receipts.
 //!
 //! A document is stored as a snapshot followed by incremental saves (the changes each write
 //! added), so an edit writes its own change, not the whole report; every
@@ -20,9 +22,9 @@
 //! user's profile, the grid list, discarded copies and report kind definitions are sealed with
 //! [`Sealer`] under the app's key, with the row's identity as associated data. Table
 //! structure, document ids, heads (hashes), each report's numbers of pending changes and open
-//! conflicts, the cursor, the device id, and the
-//! kind ids, versions and states of the catalogue and its digest are not encrypted: the app
-//! carries its built-in kinds in the clear anyway. A `key_check` blob written on creation tells
+//! conflicts, the cursors, the device id, the office hub's address and id, central's public
+//! keys, and the kind ids, versions and states of the catalogue and its digest are not
+//! encrypted: the app carries its built-in kinds in the clear anyway. A `key_check` blob written on creation tells
 //! a wrong key apart from corrupt data.
 
 use std::path::{Path, PathBuf};
@@ -42,7 +44,7 @@ use crate::summary::{DocSummary, open_conflicts};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "gridsync-field.db";
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 /// Incremental saves a document gathers before it is saved whole again: loading replays at
 /// most this many, and an edit rewrites the whole document once in this many writes.
 pub const MAX_INCREMENTS: i64 = 32;
@@ -111,6 +113,15 @@ pub struct Grid {
     pub name: String,
     /// Org path, from the district down.
     pub path: String,
+}
+
+/// The village office hub a phone syncs with when central is out of reach.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfficeHub {
+    /// `http://…` on the office network.
+    pub url: String,
+    /// The hub's id once its certificate was checked; `None` until the first session.
+    pub id: Option<String>,
 }
 
 /// One version of a report kind as the server's catalogue listed it.
@@ -214,6 +225,9 @@ pub struct Batch {
     deleted: Vec<DocId>,
     discarded: Vec<(DocId, DiscardedCopy)>,
     cursor: Option<Cursor>,
+    hub_cursor: Option<Cursor>,
+    /// The last receipt taken from the office hub, by the hub's number.
+    receipts_after: Option<u64>,
     schemas: Vec<StoredSchema>,
     catalogue: Option<u64>,
 }
@@ -238,6 +252,14 @@ impl Batch {
         self.cursor = Some(cursor);
     }
 
+    pub fn set_hub_cursor(&mut self, cursor: Cursor) {
+        self.hub_cursor = Some(cursor);
+    }
+
+    pub fn set_receipts_after(&mut self, after: u64) {
+        self.receipts_after = Some(after);
+    }
+
     /// Replaces a document and its attachment bytes with `copy`, which holds them.
     pub fn discard(&mut self, id: DocId, copy: DiscardedCopy) {
         self.discarded.push((id, copy));
@@ -260,6 +282,8 @@ impl Batch {
             && self.deleted.is_empty()
             && self.discarded.is_empty()
             && self.cursor.is_none()
+            && self.hub_cursor.is_none()
+            && self.receipts_after.is_none()
             && self.schemas.is_empty()
             && self.catalogue.is_none()
     }
@@ -415,6 +439,17 @@ impl Store {
                  ALTER TABLE docs ADD COLUMN summary BLOB;
                  ALTER TABLE docs ADD COLUMN increments INTEGER NOT NULL DEFAULT 0;
                  PRAGMA user_version = 6;",
+            )?;
+            tx.commit()?;
+        }
+        if version < 7 {
+            // What the village office hub holds of each document (heads), and the changes
+            // first learned from a hub that central is not known to hold (hashes).
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(
+                "ALTER TABLE docs ADD COLUMN hub BLOB NOT NULL DEFAULT x'';
+                 ALTER TABLE docs ADD COLUMN from_hub BLOB NOT NULL DEFAULT x'';
+                 PRAGMA user_version = 7;",
             )?;
             tx.commit()?;
         }
@@ -736,6 +771,70 @@ impl Store {
         })
     }
 
+    /// Where the phone stands in its office hub's sequence.
+    pub fn hub_cursor(&self) -> Result<Cursor> {
+        Ok(Cursor {
+            since: self.meta_number("hub_since")?,
+            after: self.meta_number("hub_after")?,
+        })
+    }
+
+    /// The number of the last receipt taken from the office hub; 0 before the first.
+    pub fn receipts_after(&self) -> Result<u64> {
+        self.meta_number("receipts_after")
+    }
+
+    /// The office hub this phone falls back to, if one was set.
+    pub fn office_hub(&self) -> Result<Option<OfficeHub>> {
+        self.plain_json("office_hub")
+    }
+
+    /// Sets the office hub (or none). Another hub than the stored one starts from nothing: its
+    /// cursor, receipts and what it holds are forgotten in the same transaction.
+    pub fn set_office_hub(&mut self, hub: Option<&OfficeHub>) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        match hub {
+            Some(hub) => {
+                let json = serde_json::to_vec(hub)
+                    .map_err(|e| ClientError::Storage(format!("office hub: {e}")))?;
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('office_hub', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    [json],
+                )?;
+            }
+            None => {
+                tx.execute("DELETE FROM meta WHERE key = 'office_hub'", [])?;
+            }
+        }
+        tx.execute(
+            "DELETE FROM meta WHERE key IN ('hub_since', 'hub_after', 'receipts_after')",
+            [],
+        )?;
+        tx.execute("UPDATE docs SET hub = x''", [])?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Central's public keys as last fetched (a JWKS document), which check what central signed
+    /// when a hub hands it on.
+    pub fn central_keys(&self) -> Result<Option<Vec<u8>>> {
+        self.meta_blob("central_keys")
+    }
+
+    pub fn set_central_keys(&self, jwks: &[u8]) -> Result<()> {
+        self.set_meta_blob("central_keys", jwks)
+    }
+
+    fn plain_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        let Some(blob) = self.meta_blob(key)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&blob)
+            .map(Some)
+            .map_err(|e| ClientError::Storage(format!("stored {key}: {e}")))
+    }
+
     /// The digest of the server's catalogue of report kinds last stored; 0 before the first.
     pub fn catalogue(&self) -> Result<u64> {
         self.meta_number("catalogue")
@@ -793,7 +892,8 @@ impl Store {
     /// one (see [`Store::write_of`] to index them).
     pub fn load_index(&self) -> Result<StoredIndex> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, acked, rejected, held, out_of_scope, heads, pending FROM docs ORDER BY id",
+            "SELECT id, acked, rejected, held, out_of_scope, heads, pending, hub, from_hub
+             FROM docs ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
             Ok(IndexRow {
@@ -804,6 +904,8 @@ impl Store {
                 out_of_scope: r.get(4)?,
                 heads: r.get(5)?,
                 pending: r.get(6)?,
+                hub: r.get(7)?,
+                from_hub: r.get(8)?,
             })
         })?;
         let mut indexed = Vec::new();
@@ -828,6 +930,8 @@ impl Store {
                     out_of_scope: row.out_of_scope,
                     heads: heads_from_bytes(&heads)?,
                     pending: usize::try_from(row.pending).unwrap_or_default(),
+                    hub: heads_from_bytes(&row.hub)?,
+                    from_hub: heads_from_bytes(&row.from_hub)?,
                 },
             ));
         }
@@ -840,24 +944,27 @@ impl Store {
             return Ok(None);
         };
         let row = self.conn.query_row(
-            "SELECT acked, rejected, held, out_of_scope FROM docs WHERE id = ?1",
+            "SELECT acked, rejected, held, out_of_scope, hub, from_hub FROM docs WHERE id = ?1",
             [id.to_string()],
             |r| {
-                Ok((
-                    r.get::<_, Vec<u8>>(0)?,
-                    r.get::<_, Option<Vec<u8>>>(1)?,
-                    r.get::<_, Vec<u8>>(2)?,
-                    r.get::<_, bool>(3)?,
-                ))
+                Ok(DocState {
+                    acked: r.get(0)?,
+                    rejected: r.get(1)?,
+                    held: r.get(2)?,
+                    out_of_scope: r.get(3)?,
+                    hub: r.get(4)?,
+                    from_hub: r.get(5)?,
+                })
             },
         )?;
-        let (acked, rejected, held, out_of_scope) = row;
-        let rejected = self.open_rejection(id, rejected)?;
+        let rejected = self.open_rejection(id, row.rejected)?;
         Ok(Some(LocalDoc {
-            acked: heads_from_bytes(&acked)?,
+            acked: heads_from_bytes(&row.acked)?,
             rejected,
-            held: heads_from_bytes(&held)?,
-            out_of_scope,
+            held: heads_from_bytes(&row.held)?,
+            out_of_scope: row.out_of_scope,
+            hub: heads_from_bytes(&row.hub)?,
+            from_hub: heads_from_bytes(&row.from_hub)?,
             ..LocalDoc::new(doc)
         }))
     }
@@ -1010,7 +1117,7 @@ impl Store {
         for (id, state) in sealed_states {
             tx.execute(
                 "UPDATE docs SET acked = ?2, rejected = ?3, held = ?4, out_of_scope = ?5,
-                     pending = ?6
+                     pending = ?6, hub = ?7, from_hub = ?8
                  WHERE id = ?1",
                 params![
                     id.to_string(),
@@ -1018,7 +1125,9 @@ impl Store {
                     state.rejected,
                     state.held,
                     state.out_of_scope,
-                    state.pending
+                    state.pending,
+                    state.hub,
+                    state.from_hub
                 ],
             )?;
         }
@@ -1051,6 +1160,10 @@ impl Store {
                 ("cursor_after", cursor.after),
             ]);
         }
+        if let Some(cursor) = batch.hub_cursor {
+            numbers.extend([("hub_since", cursor.since), ("hub_after", cursor.after)]);
+        }
+        numbers.extend(batch.receipts_after.map(|after| ("receipts_after", after)));
         numbers.extend(batch.catalogue.map(|digest| ("catalogue", digest)));
         for (key, value) in numbers {
             tx.execute(
@@ -1106,6 +1219,8 @@ impl Store {
             held: heads_to_bytes(&state.held),
             out_of_scope: state.out_of_scope,
             pending: i64::try_from(state.pending).unwrap_or(i64::MAX),
+            hub: heads_to_bytes(&state.hub),
+            from_hub: heads_to_bytes(&state.from_hub),
         })
     }
 
@@ -1173,6 +1288,18 @@ struct IndexRow {
     out_of_scope: bool,
     heads: Option<Vec<u8>>,
     pending: i64,
+    hub: Vec<u8>,
+    from_hub: Vec<u8>,
+}
+
+/// The sync-state columns of a `docs` row as read.
+struct DocState {
+    acked: Vec<u8>,
+    rejected: Option<Vec<u8>>,
+    held: Vec<u8>,
+    out_of_scope: bool,
+    hub: Vec<u8>,
+    from_hub: Vec<u8>,
 }
 
 /// The sync-state columns of a `docs` row, ready to write.
@@ -1182,6 +1309,8 @@ struct StateColumns {
     held: Vec<u8>,
     out_of_scope: bool,
     pending: i64,
+    hub: Vec<u8>,
+    from_hub: Vec<u8>,
 }
 
 /// A document write, sealed and ready for [`write_doc`].
@@ -1240,7 +1369,8 @@ fn write_doc(tx: &rusqlite::Transaction<'_>, sealer: &Sealer, row: SealedWrite) 
             }
             tx.execute(
                 "UPDATE docs SET acked = ?2, rejected = ?3, held = ?4, out_of_scope = ?5,
-                     pending = ?6, heads = ?7, conflicts = ?8, summary = ?9, increments = ?10
+                     pending = ?6, heads = ?7, conflicts = ?8, summary = ?9, increments = ?10,
+                     hub = ?11, from_hub = ?12
                  WHERE id = ?1",
                 params![
                     key,
@@ -1252,7 +1382,9 @@ fn write_doc(tx: &rusqlite::Transaction<'_>, sealer: &Sealer, row: SealedWrite) 
                     row.heads,
                     row.conflicts,
                     row.summary,
-                    increments
+                    increments,
+                    state.hub,
+                    state.from_hub
                 ],
             )?;
         }
@@ -1270,13 +1402,14 @@ fn write_doc(tx: &rusqlite::Transaction<'_>, sealer: &Sealer, row: SealedWrite) 
             )?;
             tx.execute(
                 "INSERT INTO docs (id, acked, rejected, held, out_of_scope, pending, heads,
-                     conflicts, summary, increments)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)
+                     conflicts, summary, increments, hub, from_hub)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11)
                  ON CONFLICT (id) DO UPDATE SET acked = excluded.acked,
                      rejected = excluded.rejected, held = excluded.held,
                      out_of_scope = excluded.out_of_scope, pending = excluded.pending,
                      heads = excluded.heads, conflicts = excluded.conflicts,
-                     summary = excluded.summary, increments = 0",
+                     summary = excluded.summary, increments = 0, hub = excluded.hub,
+                     from_hub = excluded.from_hub",
                 params![
                     key,
                     state.acked,
@@ -1286,7 +1419,9 @@ fn write_doc(tx: &rusqlite::Transaction<'_>, sealer: &Sealer, row: SealedWrite) 
                     state.pending,
                     row.heads,
                     row.conflicts,
-                    row.summary
+                    row.summary,
+                    state.hub,
+                    state.from_hub
                 ],
             )?;
         }
@@ -1459,6 +1594,58 @@ mod tests {
     }
 
     #[test]
+    fn what_the_office_hub_holds_survives_reopening_and_another_hub_starts_from_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        let hub = OfficeHub {
+            url: "http://192.168.1.20:8090".into(),
+            id: Some("hub-1".into()),
+        };
+        store.set_office_hub(Some(&hub)).unwrap();
+        let mut local = report(1);
+        let heads = local.doc.heads();
+        local.hub = heads.clone();
+        local.from_hub = heads.clone();
+        let mut batch = Batch::default();
+        batch.put_doc(store.write_of(&mut local).unwrap());
+        batch.set_hub_cursor(Cursor { since: 4, after: 5 });
+        batch.set_receipts_after(12);
+        store.commit(batch).unwrap();
+        drop(store);
+
+        let mut store = Store::open(dir.path(), &KEY).unwrap();
+        assert_eq!(store.office_hub().unwrap(), Some(hub));
+        assert_eq!(store.hub_cursor().unwrap(), Cursor { since: 4, after: 5 });
+        assert_eq!(store.receipts_after().unwrap(), 12);
+        assert_eq!(
+            store.cursor().unwrap(),
+            Cursor::default(),
+            "central's is apart"
+        );
+        let index = store.load_index().unwrap().indexed;
+        assert_eq!((&index[0].1.hub, &index[0].1.from_hub), (&heads, &heads));
+        let loaded = store.load_doc(&index[0].0).unwrap().unwrap();
+        assert_eq!(
+            (loaded.hub, loaded.from_hub),
+            (heads.clone(), heads.clone())
+        );
+
+        let other = OfficeHub {
+            url: "http://192.168.1.30:8090".into(),
+            id: None,
+        };
+        store.set_office_hub(Some(&other)).unwrap();
+        assert_eq!(store.hub_cursor().unwrap(), Cursor::default());
+        assert_eq!(store.receipts_after().unwrap(), 0);
+        let index = store.load_index().unwrap().indexed;
+        assert!(index[0].1.hub.is_empty());
+        assert_eq!(
+            index[0].1.from_hub, heads,
+            "someone else's work stays theirs"
+        );
+    }
+
+    #[test]
     fn an_edit_appends_its_change_and_the_document_is_saved_whole_every_32_writes() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), &KEY).unwrap();
@@ -1526,7 +1713,8 @@ mod tests {
                  ALTER TABLE docs DROP COLUMN pending; ALTER TABLE docs DROP COLUMN conflicts;
                  ALTER TABLE docs DROP COLUMN summary; ALTER TABLE docs DROP COLUMN increments;
                  DROP TABLE discarded; DROP TABLE schemas; ALTER TABLE docs DROP COLUMN held;
-                 ALTER TABLE docs DROP COLUMN out_of_scope; PRAGMA user_version = 2;",
+                 ALTER TABLE docs DROP COLUMN out_of_scope; ALTER TABLE docs DROP COLUMN hub;
+                 ALTER TABLE docs DROP COLUMN from_hub; PRAGMA user_version = 2;",
             )
             .unwrap();
         drop(store);

@@ -101,6 +101,7 @@ fn a_store_from_before_the_index_is_indexed_on_opening_and_lists_searches_and_co
          DROP TABLE doc_saves; ALTER TABLE docs DROP COLUMN heads;
          ALTER TABLE docs DROP COLUMN pending; ALTER TABLE docs DROP COLUMN conflicts;
          ALTER TABLE docs DROP COLUMN summary; ALTER TABLE docs DROP COLUMN increments;
+         ALTER TABLE docs DROP COLUMN hub; ALTER TABLE docs DROP COLUMN from_hub;
          PRAGMA user_version = 5;",
     )
     .unwrap();

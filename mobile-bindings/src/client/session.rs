@@ -10,6 +10,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use gridsync_core::signed::KeySet;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -84,6 +85,15 @@ impl Client {
             return Err(unexpected(&me));
         }
         let user: Profile = parse_json(&me)?;
+        // Central's keys, kept to check what an office hub hands on in central's name.
+        let keys = self
+            .transport
+            .get("/.well-known/jwks.json", None, traffic)?;
+        if !keys.ok() {
+            return Err(unexpected(&keys));
+        }
+        KeySet::from_jwks(&keys.body)
+            .map_err(|e| ClientError::Server(format!("the server's key set: {e}")))?;
         let handed_over = self
             .lock()
             .last_user
@@ -110,6 +120,7 @@ impl Client {
         };
         let mut state = self.lock();
         state.store()?.start_session(&session)?;
+        state.store()?.set_central_keys(&keys.body)?;
         let info = user_info(&session.user);
         state.last_user = Some(session.user.clone());
         state.session = Some(session);

@@ -12,9 +12,12 @@ use std::sync::MutexGuard;
 
 use gridsync_core::DocId;
 use gridsync_core::protocol::{self, Message, PullResult, PushOutcome, PushResult};
+use gridsync_core::replica::{Replica, Server};
+use gridsync_core::schema::{Access, Registry};
 
 use super::answers::unexpected;
 use super::catalogue::KindVersion;
+use super::hub::HubLink;
 use super::{Client, State};
 use crate::error::{ClientError, Result};
 use crate::model::{self, HeldReport, RejectedReport, SyncPhase, SyncProgress, SyncSummary};
@@ -76,29 +79,26 @@ impl Client {
             uploaded_attachments: 0,
             pending_uploads: 0,
             new_schemas: 0,
+            via_hub: None,
+            receipts: 0,
+            left_for_central: Vec::new(),
         };
-        let outcome = self
-            .push_all(&mut summary, &mut traffic, progress)
-            .and_then(|()| self.pull_all(&mut summary, &mut traffic, progress))
-            .and_then(|pulled| {
-                summary.new_schemas += self.fetch_missing_kinds(&pulled.lacking, &mut traffic)?;
-                if pulled.retried > 0 {
-                    // Reports refused for a kind the server has learned since go now.
-                    self.push_all(&mut summary, &mut traffic, progress)?;
+        match self.sync_central(&mut summary, &mut traffic, progress) {
+            Err(ClientError::Network(why)) => {
+                if self.lock().store()?.office_hub()?.is_none() {
+                    return Err(ClientError::Network(why));
                 }
-                Ok(())
-            })
-            .and_then(|()| self.upload_pending(&mut summary, &mut traffic))
-            .and_then(|()| self.release_delivered(&mut summary));
-        outcome?;
-        if summary.rescoped {
-            // A new grid or role: who the user is now, and where they may file reports.
-            self.refresh_profile(&mut traffic)?;
-            self.fetch_grids(&mut traffic)?;
+                // Central is out of reach: the office hub, when there is one and it is.
+                self.sync_via_hub(&mut summary, &mut traffic, progress)
+                    .map_err(|e| match e {
+                        ClientError::Network(at_hub) => {
+                            ClientError::Network(format!("{why}; the office hub: {at_hub}"))
+                        }
+                        other => other,
+                    })?;
+            }
+            other => other?,
         }
-        self.fetch_grids_if_missing(&mut traffic)?;
-        // Copies of discarded reports are kept until a sync has gone through after the discard.
-        self.lock().store()?.drop_discarded()?;
         summary.bytes_sent = traffic.sent;
         summary.bytes_received = traffic.received;
         summary.requests = traffic.requests;
@@ -108,26 +108,81 @@ impl Client {
         Ok(summary)
     }
 
-    fn push_all(
+    /// Sync with central: push, pull, forms, attachments, releases.
+    fn sync_central(
         &self,
         summary: &mut SyncSummary,
         traffic: &mut Traffic,
         progress: Option<&dyn Progress>,
     ) -> Result<()> {
+        let outcome = self
+            .push_all(&Peer::Central, summary, traffic, progress)
+            .and_then(|()| self.pull_all(summary, traffic, progress))
+            .and_then(|pulled| {
+                summary.new_schemas += self.fetch_missing_kinds(&pulled.lacking, traffic)?;
+                if pulled.retried > 0 {
+                    // Reports refused for a kind the server has learned since go now.
+                    self.push_all(&Peer::Central, summary, traffic, progress)?;
+                }
+                Ok(())
+            })
+            .and_then(|()| self.upload_pending(summary, traffic))
+            .and_then(|()| self.release_delivered(summary));
+        outcome?;
+        if summary.rescoped {
+            // A new grid or role: who the user is now, and where they may file reports.
+            self.refresh_profile(traffic)?;
+            self.fetch_grids(traffic)?;
+        }
+        self.fetch_grids_if_missing(traffic)?;
+        // Copies of discarded reports are kept until a sync has gone through after the discard.
+        self.lock().store()?.drop_discarded()?;
+        Ok(())
+    }
+
+    /// Pushes what this phone owes central to `peer`, round after round until nothing is left
+    /// for it. A document the peer cannot take in this sync (refused, held, missing history
+    /// that is not this phone's to send, or, at a hub, of a restricted kind) is passed over
+    /// for the rest of it.
+    pub(super) fn push_all(
+        &self,
+        peer: &Peer<'_>,
+        summary: &mut SyncSummary,
+        traffic: &mut Traffic,
+        progress: Option<&dyn Progress>,
+    ) -> Result<()> {
         let max_bytes = usize::try_from(self.config.push_max_bytes).unwrap_or(usize::MAX);
+        let server = peer.server();
+        let mut skip = BTreeSet::new();
         for round in 1..=MAX_PUSH_ROUNDS {
             let push = {
                 let mut state = self.lock();
-                state.replica.load_for_push(PUSH_LOAD)?;
-                state.replica.build_push(max_bytes)
+                let loaded = state.replica.load_for_push_to(server, PUSH_LOAD, &skip)?;
+                if server == Server::Hub {
+                    let registry = self.registry();
+                    summary.left_for_central.extend(central_only(
+                        &state.replica,
+                        &registry,
+                        &mut skip,
+                    ));
+                }
+                match state.replica.build_push_to(server, max_bytes, &mut skip) {
+                    Some(push) => push,
+                    None if loaded > 0 => continue,
+                    None => return Ok(()),
+                }
             };
-            let Some(push) = push else {
-                return Ok(());
+            let result: PushResult = match peer {
+                Peer::Central => {
+                    self.exchange("/api/v1/sync/push", protocol::encode(&push), traffic)?
+                }
+                Peer::Hub(link) => self.push_to_hub(link, &push, traffic)?,
             };
-            let result: PushResult =
-                self.exchange("/api/v1/sync/push", protocol::encode(&push), traffic)?;
             let mut state = self.lock();
-            let applied = state.replica.apply_push_result(&result);
+            let applied = state.replica.apply_push_result_from(server, &result);
+            skip.extend(applied.stalled.iter().copied());
+            skip.extend(applied.rejected.iter().map(|(id, _, _)| *id));
+            skip.extend(applied.held.iter().map(|(id, _, _)| *id));
             let mut batch = Batch::default();
             for item in &result.docs {
                 if let Some(index) = state.replica.index_of(&item.doc) {
@@ -155,18 +210,32 @@ impl Client {
                         reason,
                     }),
             );
-            summary
+            let refused = applied
                 .rejected
-                .extend(
-                    applied
-                        .rejected
-                        .into_iter()
-                        .map(|(id, code, reason)| RejectedReport {
-                            id: id.to_string(),
-                            code,
-                            reason,
-                        }),
-                );
+                .into_iter()
+                .map(|(id, code, reason)| RejectedReport {
+                    id: id.to_string(),
+                    code,
+                    reason,
+                });
+            match server {
+                Server::Central => summary.rejected.extend(refused),
+                // A hub's refusal is not central's: the report stays owed to central.
+                Server::Hub => {
+                    summary.left_for_central.extend(refused);
+                    summary
+                        .left_for_central
+                        .extend(applied.stalled.iter().map(|id| {
+                            RejectedReport {
+                                id: id.to_string(),
+                                code: "hub_lacks_history".into(),
+                                reason: "the hub does not hold this report's earlier changes yet; \
+                                     it goes to the server on the next sync that reaches it"
+                                    .into(),
+                            }
+                        }));
+                }
+            }
             if let Some(p) = progress {
                 p.progress(SyncProgress {
                     phase: SyncPhase::Push,
@@ -217,7 +286,7 @@ impl Client {
                     summary.new_schemas += done.fetched;
                     pulled_all.retried += done.retried;
                 }
-                let pulled = self.apply_page(result, &mut pulled_all.lacking)?;
+                let pulled = self.apply_page(Server::Central, result, &mut pulled_all.lacking)?;
                 summary.pulled_reports += pulled.docs as u32;
                 if let Some(p) = progress {
                     p.progress(SyncProgress {
@@ -240,10 +309,12 @@ impl Client {
         Ok(pulled_all)
     }
 
-    /// Applies one pull page and commits its documents with the cursor past them; adds to
-    /// `lacking` the kinds and versions of its reports that the phone has no form for.
-    fn apply_page(
+    /// Applies one pull page from `server` and commits its documents with the cursor past
+    /// them; adds to `lacking` the kinds and versions of its reports that the phone has no form
+    /// for.
+    pub(super) fn apply_page(
         &self,
+        server: Server,
         result: PullResult,
         lacking: &mut BTreeSet<KindVersion>,
     ) -> Result<gridsync_core::replica::PullSummary> {
@@ -252,10 +323,14 @@ impl Client {
         let evicted = result.evicted.clone();
         let rescoped = result.rescoped;
         let mut state = self.lock();
-        let since_before = state.replica.cursor().since;
-        let pulled = state.replica.apply_pull_result(result)?;
+        let cursor = |replica: &Replica| match server {
+            Server::Central => replica.cursor(),
+            Server::Hub => replica.hub_cursor(),
+        };
+        let since_before = cursor(&state.replica).since;
+        let pulled = state.replica.apply_pull_result_from(server, result)?;
         let started_over =
-            rescoped || pulled.diverged || state.replica.cursor().since < since_before;
+            rescoped || pulled.diverged || cursor(&state.replica).since < since_before;
         let mut batch = Batch::default();
         let State {
             store,
@@ -295,7 +370,10 @@ impl Client {
                 batch.put_index(id, index);
             }
         }
-        batch.set_cursor(replica.cursor());
+        match server {
+            Server::Central => batch.set_cursor(replica.cursor()),
+            Server::Hub => batch.set_hub_cursor(replica.hub_cursor()),
+        }
         store.commit(batch)?;
         replica.park(None);
         Ok(pulled)
@@ -352,7 +430,7 @@ impl Client {
 
     /// Drops the reports that left this user's scope once everything of them is delivered:
     /// every change acknowledged or held by the server, and no photo waiting for upload.
-    fn release_delivered(&self, summary: &mut SyncSummary) -> Result<()> {
+    pub(super) fn release_delivered(&self, summary: &mut SyncSummary) -> Result<()> {
         let mut state = self.lock();
         let waiting: Vec<DocId> = state
             .store()?
@@ -372,6 +450,54 @@ impl Client {
         }
         state.store()?.commit(batch)
     }
+}
+
+/// Where a sync sends its pushes and pulls.
+pub(super) enum Peer<'a> {
+    Central,
+    Hub(&'a HubLink),
+}
+
+impl Peer<'_> {
+    fn server(&self) -> Server {
+        match self {
+            Peer::Central => Server::Central,
+            Peer::Hub(_) => Server::Hub,
+        }
+    }
+}
+
+/// Passes over, for a push to a hub, every loaded report that only central may take: of a
+/// restricted kind (drug-control cases and their visits), or of a kind this phone does not
+/// know, which it cannot judge. Each is listed once.
+fn central_only(
+    replica: &Replica,
+    registry: &Registry,
+    skip: &mut BTreeSet<DocId>,
+) -> Vec<RejectedReport> {
+    let mut left = Vec::new();
+    for local in replica.docs() {
+        let id = local.doc.id();
+        if skip.contains(&id) {
+            continue;
+        }
+        let restricted = local.doc.meta().ok().is_none_or(|meta| {
+            registry
+                .get(&meta.kind, meta.schema_version)
+                .is_none_or(|schema| matches!(schema.access, Access::Restricted { .. }))
+        });
+        if restricted {
+            skip.insert(id);
+            left.push(RejectedReport {
+                id: id.to_string(),
+                code: "restricted_via_hub".into(),
+                reason: "this kind of report goes to the server only, never through a village \
+                         office hub"
+                    .into(),
+            });
+        }
+    }
+    left
 }
 
 /// What a pull leaves for the rest of the sync.

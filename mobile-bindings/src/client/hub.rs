@@ -1,0 +1,424 @@
+//! Sync with the village office hub when central is out of reach. The phone checks the hub's
+//! certificate with central's keys (kept from its last login), opens a session with its offline
+//! grant and its device key's answer to the hub's nonce, pushes what it owes central (each push
+//! signed with the device key, never a restricted report), pulls the hub's copy of its scope,
+//! and takes central's receipts for what the hub relayed, each checked with central's keys.
+//!
+//! What the hub acknowledges stays owed to central (see `gridsync_core::replica::Server`);
+//! only central's acknowledgement or its receipt settles it. A hub's refusal is not central's:
+//! the report waits for the next sync that reaches central. A hub that says this device was
+//! revoked is believed only with central's signed revocation list naming it.
+
+use std::collections::BTreeSet;
+
+use automerge::ChangeHash;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ed25519_dalek::SigningKey;
+use gridsync_core::attest;
+use gridsync_core::protocol::{self, Push, PushResult};
+use gridsync_core::replica::Server;
+use gridsync_core::signed::{
+    HUB_TYP, HubCertificate, KeySet, RECEIPT_TYP, REVOCATIONS_TYP, Receipt, RevokedDevices,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::answers::{parse_json, unexpected};
+use super::sync::{Peer, Progress};
+use super::{Client, parse_id, transport_settings};
+use crate::error::{ClientError, Result};
+use crate::model::{SyncPhase, SyncProgress, SyncSummary};
+use crate::store::{Batch, OfficeHub};
+use crate::transport::{Answer, Traffic, Transport};
+
+const JSON: &str = "application/json";
+const FRAME: &str = "application/x-gridsync";
+/// Upper bound on the pull pages of one sync with a hub.
+const MAX_PULL_PAGES: u32 = 100_000;
+
+/// An open session at the office hub.
+pub(super) struct HubLink {
+    transport: Transport,
+    hub_id: String,
+    session: String,
+    device: String,
+    key: SigningKey,
+    /// Central's keys, which check the hub's certificate and the receipts it hands on.
+    keys: KeySet,
+}
+
+#[derive(Deserialize)]
+struct Nonce {
+    nonce: String,
+    hub_id: String,
+    unit_path: String,
+    certificate: String,
+}
+
+#[derive(Deserialize)]
+struct Opened {
+    session: String,
+}
+
+#[derive(Deserialize)]
+struct Receipts {
+    receipts: Vec<NumberedReceipt>,
+}
+
+#[derive(Deserialize)]
+struct NumberedReceipt {
+    id: u64,
+    receipt: String,
+}
+
+#[derive(Deserialize)]
+struct Revocations {
+    revocations: String,
+}
+
+impl Client {
+    /// Sets the village office hub this phone syncs with when central is out of reach (an
+    /// `http://` address on the office network), or none. Another hub than the one set before
+    /// starts from nothing.
+    pub fn set_office_hub(&self, url: Option<String>) -> Result<()> {
+        let _sync = self.sync_guard();
+        let hub = match url {
+            Some(url) => {
+                // Checks the address as the transport will use it.
+                let transport = Transport::new(&url, transport_settings(&self.config))?;
+                Some(OfficeHub {
+                    url: transport.base().to_owned(),
+                    id: None,
+                })
+            }
+            None => None,
+        };
+        let mut state = self.lock();
+        let same =
+            state.store()?.office_hub()?.map(|h| h.url) == hub.as_ref().map(|h| h.url.clone());
+        if same {
+            return Ok(());
+        }
+        state.store()?.set_office_hub(hub.as_ref())?;
+        state.replica.leave_hub();
+        Ok(())
+    }
+
+    /// The office hub's address, when one is set.
+    pub fn office_hub(&self) -> Result<Option<String>> {
+        Ok(self.lock().store()?.office_hub()?.map(|h| h.url))
+    }
+
+    /// Pushes to, pulls from and takes receipts from the office hub.
+    pub(super) fn sync_via_hub(
+        &self,
+        summary: &mut SyncSummary,
+        traffic: &mut Traffic,
+        progress: Option<&dyn Progress>,
+    ) -> Result<()> {
+        let link = self.open_hub(traffic)?;
+        summary.via_hub = Some(link.hub_id.clone());
+        self.push_all(&Peer::Hub(&link), summary, traffic, progress)?;
+        self.pull_hub(&link, summary, traffic, progress)?;
+        self.take_receipts(&link, summary, traffic)?;
+        self.release_delivered(summary)
+    }
+
+    /// Checks the hub's certificate and opens a session there.
+    fn open_hub(&self, traffic: &mut Traffic) -> Result<HubLink> {
+        let (hub, grant, device, seed, keys) = {
+            let mut state = self.lock();
+            let grant = state
+                .session
+                .as_ref()
+                .and_then(|s| s.offline_grant.clone())
+                .ok_or_else(|| {
+                    ClientError::Unauthorized(
+                        "this session holds no grant for an office hub; log in with the server \
+                         first"
+                            .into(),
+                    )
+                })?;
+            let store = state.store()?;
+            let hub = store
+                .office_hub()?
+                .ok_or_else(|| ClientError::Invalid("no office hub is set".into()))?;
+            let keys = store.central_keys()?.ok_or_else(|| {
+                ClientError::Unauthorized(
+                    "this phone holds no keys of the server's yet; log in with the server once"
+                        .into(),
+                )
+            })?;
+            (hub, grant, store.device_id()?, store.device_key()?, keys)
+        };
+        let keys = KeySet::from_jwks(&keys).map_err(|e| ClientError::Storage(e.to_string()))?;
+        let transport = Transport::new(&hub.url, transport_settings(&self.config))?;
+        let answer = transport.post("/hub/v1/nonce", JSON, b"", None, traffic)?;
+        if !answer.ok() {
+            return Err(self.hub_refusal(&answer, &transport, &keys, &device, traffic));
+        }
+        let nonce: Nonce = parse_json(&answer)?;
+        let certificate: HubCertificate = keys.open(&nonce.certificate, HUB_TYP).map_err(|e| {
+            ClientError::Unauthorized(format!(
+                "{} is not an office hub the server enrolled: {e}",
+                hub.url
+            ))
+        })?;
+        if certificate.sub != nonce.hub_id || certificate.unit != nonce.unit_path {
+            return Err(ClientError::Unauthorized(format!(
+                "{} shows the certificate of another hub",
+                hub.url
+            )));
+        }
+        if hub.id.as_deref() != Some(nonce.hub_id.as_str()) {
+            // Another hub at this address (the office PC was replaced): nothing it holds is known.
+            let mut state = self.lock();
+            state.store()?.set_office_hub(Some(&OfficeHub {
+                url: hub.url.clone(),
+                id: Some(nonce.hub_id.clone()),
+            }))?;
+            state.replica.leave_hub();
+        }
+        let key = SigningKey::from_bytes(&seed);
+        let signature = attest::sign_challenge(&key, &nonce.hub_id, nonce.nonce.as_bytes());
+        let body = json!({
+            "grant": grant,
+            "nonce": nonce.nonce,
+            "signature": URL_SAFE_NO_PAD.encode(signature),
+        });
+        let answer = transport.post(
+            "/hub/v1/session",
+            JSON,
+            body.to_string().as_bytes(),
+            None,
+            traffic,
+        )?;
+        if !answer.ok() {
+            return Err(self.hub_refusal(&answer, &transport, &keys, &device, traffic));
+        }
+        let opened: Opened = parse_json(&answer)?;
+        Ok(HubLink {
+            transport,
+            hub_id: nonce.hub_id,
+            session: opened.session,
+            device,
+            key,
+            keys,
+        })
+    }
+
+    /// Signs `push` with the device key and hands it to the hub.
+    pub(super) fn push_to_hub(
+        &self,
+        link: &HubLink,
+        push: &Push,
+        traffic: &mut Traffic,
+    ) -> Result<PushResult> {
+        let attested = attest::sign(&link.key, &link.device, push.clone());
+        self.hub_frame(
+            link,
+            "/hub/v1/sync/push",
+            protocol::encode(&attested),
+            traffic,
+        )
+    }
+
+    fn pull_hub(
+        &self,
+        link: &HubLink,
+        summary: &mut SyncSummary,
+        traffic: &mut Traffic,
+        progress: Option<&dyn Progress>,
+    ) -> Result<()> {
+        // Forms of unknown kinds are fetched from central on the next sync that reaches it,
+        // which pulls those reports again.
+        let mut lacking = BTreeSet::new();
+        let mut diverged = false;
+        for page in 1..=MAX_PULL_PAGES {
+            let pull = self
+                .lock()
+                .replica
+                .build_pull_from(Server::Hub, self.config.pull_byte_budget);
+            let result =
+                self.hub_frame(link, "/hub/v1/sync/pull", protocol::encode(&pull), traffic)?;
+            let pulled = self.apply_page(Server::Hub, result, &mut lacking)?;
+            summary.pulled_reports += pulled.docs as u32;
+            if let Some(p) = progress {
+                p.progress(SyncProgress {
+                    phase: SyncPhase::Pull,
+                    round: page,
+                    reports: summary.pulled_reports,
+                    bytes_sent: traffic.sent,
+                    bytes_received: traffic.received,
+                });
+            }
+            if pulled.diverged {
+                // Pulled again from zero once; a hub that disagrees again is left for now.
+                if diverged {
+                    return Ok(());
+                }
+                diverged = true;
+                continue;
+            }
+            if !pulled.more {
+                return Ok(());
+            }
+        }
+        Err(ClientError::Server(format!(
+            "pulling from the office hub did not finish in {MAX_PULL_PAGES} pages"
+        )))
+    }
+
+    /// Takes central's receipts for this phone's relayed pushes: each checked with central's
+    /// keys, then counted as central's.
+    fn take_receipts(
+        &self,
+        link: &HubLink,
+        summary: &mut SyncSummary,
+        traffic: &mut Traffic,
+    ) -> Result<()> {
+        loop {
+            let after = self.lock().store()?.receipts_after()?;
+            let answer = link.transport.get(
+                &format!("/hub/v1/receipts?after={after}"),
+                Some(&link.session),
+                traffic,
+            )?;
+            if !answer.ok() {
+                return Err(self.hub_refusal(
+                    &answer,
+                    &link.transport,
+                    &link.keys,
+                    &link.device,
+                    traffic,
+                ));
+            }
+            let page: Receipts = parse_json(&answer)?;
+            let Some(last) = page.receipts.iter().map(|r| r.id).max() else {
+                return Ok(());
+            };
+            let receipts = page
+                .receipts
+                .iter()
+                .map(|r| opened_receipt(link, &r.receipt))
+                .collect::<Result<Vec<_>>>()?;
+            let mut state = self.lock();
+            let mut batch = Batch::default();
+            for receipt in &receipts {
+                for doc in &receipt.docs {
+                    let id = parse_id(&doc.doc)?;
+                    let heads = doc
+                        .heads
+                        .iter()
+                        .map(|h| h.parse::<ChangeHash>())
+                        .collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(|_| forged(&link.hub_id, "names a change by no hash"))?;
+                    if state.replica.apply_receipt(&id, &heads, doc.held)?
+                        && let Some(index) = state.replica.index_of(&id)
+                    {
+                        batch.put_index(id, index);
+                    }
+                }
+                summary.receipts += 1;
+            }
+            batch.set_receipts_after(last.max(after));
+            state.store()?.commit(batch)?;
+            state.replica.park(None);
+        }
+    }
+
+    /// Posts a sync frame in the hub session and decodes the answer.
+    fn hub_frame<A: protocol::Message>(
+        &self,
+        link: &HubLink,
+        path: &str,
+        frame: Vec<u8>,
+        traffic: &mut Traffic,
+    ) -> Result<A> {
+        let answer = link.transport.post_with(
+            path,
+            &[("content-type", FRAME.to_owned())],
+            &frame,
+            Some(&link.session),
+            traffic,
+        )?;
+        if !answer.ok() {
+            return Err(self.hub_refusal(
+                &answer,
+                &link.transport,
+                &link.keys,
+                &link.device,
+                traffic,
+            ));
+        }
+        protocol::decode(&answer.body).map_err(|e| {
+            ClientError::Server(format!("the office hub's answer is not a sync frame: {e}"))
+        })
+    }
+
+    /// What a hub's refusal becomes. A hub's word that this device was revoked wipes the
+    /// phone only when central's signed list, which the hub hands on, names the device.
+    fn hub_refusal(
+        &self,
+        answer: &Answer,
+        transport: &Transport,
+        keys: &KeySet,
+        device: &str,
+        traffic: &mut Traffic,
+    ) -> ClientError {
+        let problem = answer.problem();
+        match (answer.status, problem.code.as_str()) {
+            (401, "device_revoked") => match revoked_by_central(transport, keys, device, traffic) {
+                Ok(true) => self.wipe_revoked().unwrap_or_else(|e| e),
+                Ok(false) => ClientError::Unauthorized(
+                    "the office hub refuses this device, but the server's revocation list does \
+                     not name it"
+                        .into(),
+                ),
+                Err(e) => e,
+            },
+            (401 | 403, _) => ClientError::Unauthorized(format!(
+                "the office hub refused: {} ({})",
+                problem.detail, problem.code
+            )),
+            _ => unexpected(answer),
+        }
+    }
+}
+
+/// Whether central's revocation list, as the hub holds it, names `device`.
+fn revoked_by_central(
+    transport: &Transport,
+    keys: &KeySet,
+    device: &str,
+    traffic: &mut Traffic,
+) -> Result<bool> {
+    let answer = transport.get("/hub/v1/revocations", None, traffic)?;
+    if !answer.ok() {
+        return Ok(false);
+    }
+    let list: Revocations = parse_json(&answer)?;
+    let revoked: RevokedDevices = keys
+        .open(&list.revocations, REVOCATIONS_TYP)
+        .map_err(|e| ClientError::Unauthorized(format!("the hub's revocation list: {e}")))?;
+    Ok(revoked.devices.iter().any(|d| d.id == device))
+}
+
+/// A receipt central signed for this device's push.
+fn opened_receipt(link: &HubLink, jws: &str) -> Result<Receipt> {
+    let receipt: Receipt = link
+        .keys
+        .open(jws, RECEIPT_TYP)
+        .map_err(|e| forged(&link.hub_id, &e.to_string()))?;
+    if receipt.dev != link.device {
+        return Err(forged(&link.hub_id, "is for another device"));
+    }
+    Ok(receipt)
+}
+
+fn forged(hub: &str, why: &str) -> ClientError {
+    ClientError::Server(format!(
+        "office hub {hub} handed on a receipt that {why}; nothing was counted as the server's"
+    ))
+}
