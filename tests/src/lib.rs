@@ -236,4 +236,43 @@ impl HubProcess {
         self.child.start_kill().expect("SIGKILL the hub");
         self.child.wait().await.expect("wait for the killed hub");
     }
+
+    /// Registers a hub for village v1 at `central` as the admin whose token is given, and
+    /// enrols it in `dir` with `gridsync hub enrol`, reaching central at `via`.
+    pub async fn enrol(central: &str, admin_token: &str, via: &str, dir: &std::path::Path) {
+        let registered: serde_json::Value = reqwest::Client::new()
+            .post(format!("{central}/api/v1/hubs"))
+            .bearer_auth(admin_token)
+            .json(&serde_json::json!({ "unit_id": "v1", "name": "上坪村委会" }))
+            .send()
+            .await
+            .expect("register")
+            .json()
+            .await
+            .expect("JSON");
+        let code = registered["enrolment_code"].as_str().expect("a code");
+        let enrolled = gridsync(
+            &[
+                "hub",
+                "enrol",
+                "--central",
+                via,
+                "--dir",
+                dir.to_str().expect("a UTF-8 path"),
+            ],
+            &[("GRIDSYNC_HUB_CODE", code)],
+        );
+        assert!(
+            enrolled.status.success(),
+            "{}",
+            String::from_utf8_lossy(&enrolled.stderr)
+        );
+    }
+
+    /// The id of the hub enrolled in `dir`.
+    pub fn id(dir: &std::path::Path) -> String {
+        let text = std::fs::read_to_string(dir.join("hub.json")).expect("hub.json");
+        let identity: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        identity["hub_id"].as_str().expect("hub_id").to_owned()
+    }
 }

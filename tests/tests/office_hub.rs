@@ -16,7 +16,7 @@ use gridsync_e2e::{HubProcess, Server, gridsync};
 use gridsync_fixtures::forms;
 use gridsync_fixtures::phone::Phone;
 use gridsync_server::catalogue::{self, Actor};
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn phones_sync_through_the_hub_while_central_is_cut_off_and_central_gets_everything_on_sqlite()
@@ -76,7 +76,7 @@ async fn through_the_hub(db: &str, dir: &Path) {
 
     // The admin registers the hub, and the office PC enrols with the code, once.
     let hub_dir = dir.join("hub");
-    enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
+    HubProcess::enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
     let again = gridsync(
         &[
             "hub",
@@ -131,7 +131,7 @@ async fn through_the_hub(db: &str, dir: &Path) {
     li.sync().await.expect("li syncs at the hub");
     wang.sync().await.expect("wang syncs again");
     // Their acknowledgements say the hub holds their work, not central.
-    let hub_id = hub_id(&hub_dir);
+    let hub_id = HubProcess::id(&hub_dir);
     assert_eq!(wang.last_acked_by.as_deref(), Some(hub_id.as_str()));
     assert_eq!(li.last_acked_by.as_deref(), Some(hub_id.as_str()));
     for phone in [&wang, &li] {
@@ -201,7 +201,7 @@ async fn a_hub_killed_before_relaying_loses_nothing_it_acknowledged() {
         .await
         .expect("admin login");
     let hub_dir = dir.path().join("hub");
-    enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
+    HubProcess::enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
     let mut hub = HubProcess::start(&hub_dir, 1).await;
     let mut wang = Phone::login_with_key(&central.base, "wang", PASSWORD, "phone-wang", 1)
         .await
@@ -246,44 +246,6 @@ async fn a_hub_killed_before_relaying_loses_nothing_it_acknowledged() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(central.stop().await.success());
-}
-
-/// The id of the hub enrolled in `dir`.
-fn hub_id(dir: &Path) -> String {
-    let text = std::fs::read_to_string(dir.join("hub.json")).expect("hub.json");
-    let identity: Value = serde_json::from_str(&text).expect("JSON");
-    identity["hub_id"].as_str().expect("hub_id").to_owned()
-}
-
-/// Registers a hub for v1 at central and enrols it in `dir`, reaching central at `via`.
-async fn enrol(central: &str, admin_token: &str, via: &str, dir: &Path) {
-    let registered: Value = reqwest::Client::new()
-        .post(format!("{central}/api/v1/hubs"))
-        .bearer_auth(admin_token)
-        .json(&json!({ "unit_id": "v1", "name": "上坪村委会" }))
-        .send()
-        .await
-        .expect("register")
-        .json()
-        .await
-        .expect("JSON");
-    let code = registered["enrolment_code"].as_str().expect("a code");
-    let enrolled = gridsync(
-        &[
-            "hub",
-            "enrol",
-            "--central",
-            via,
-            "--dir",
-            dir.to_str().expect("a UTF-8 path"),
-        ],
-        &[("GRIDSYNC_HUB_CODE", code)],
-    );
-    assert!(
-        enrolled.status.success(),
-        "{}",
-        String::from_utf8_lossy(&enrolled.stderr)
-    );
 }
 
 /// Waits up to 30 s for `check` to hold, trying every 200 ms.

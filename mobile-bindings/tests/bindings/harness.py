@@ -178,6 +178,46 @@ class Server:
         return self.post_json(f"/api/v1/conflicts/{conflict['id']}/resolve", {"value": value}, token)
 
 
+class Hub:
+    """A village office hub for village v1: registered at `server` by the admin, enrolled with
+    `gridsync hub enrol`, and run with `gridsync hub run`, reaching central every second."""
+
+    def __init__(self, server):
+        self.tmp = tempfile.mkdtemp(prefix="gridsync-hub-")
+        hub_dir = f"{self.tmp}/hub"
+        status, registered = server.call("POST", "/api/v1/hubs", {"unit_id": "v1", "name": "上坪村委会"})
+        assert status in (200, 201), (status, registered)
+        env = dict(os.environ, GRIDSYNC_HUB_CODE=registered["enrolment_code"], RUST_LOG="warn")
+        subprocess.run(
+            [os.environ["GRIDSYNC_BIN"], "hub", "enrol", "--central", server.base, "--dir", hub_dir],
+            env=env, check=True, capture_output=True,
+        )
+        with open(f"{hub_dir}/hub.json") as f:
+            self.id = json.load(f)["hub_id"]
+        self.proc = subprocess.Popen(
+            [os.environ["GRIDSYNC_BIN"], "hub", "run", "--dir", hub_dir, "--bind", "127.0.0.1:0", "--every", "1"],
+            env=dict(os.environ, RUST_LOG="warn"),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for line in self.proc.stdout:
+            if "is serving phones on " in line:
+                self.base = line.split("is serving phones on ", 1)[1].strip()
+                break
+        else:
+            raise RuntimeError("the hub exited before serving")
+        self.reader = threading.Thread(target=self.proc.stdout.read, daemon=True)
+        self.reader.start()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        self.reader.join(timeout=5)
+        self.proc.stdout.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
 def quick_config(**overrides):
     config = gm.default_client_config()
     config.connect_timeout_ms = 2000

@@ -10,12 +10,13 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 import urllib.request
 from pathlib import Path
 
 import gridsync_mobile as gm
-from harness import GRID, PASSWORD, Server, log, phone, projection, text, texts
+from harness import GRID, PASSWORD, Hub, Server, log, phone, projection, text, texts
 
 HERE = Path(__file__).resolve().parent
 
@@ -574,6 +575,78 @@ class FormsPublishedAtRuntime(unittest.TestCase):
         log("server holds", held["projection"]["fields"])
         self.assertEqual(held["projection"]["fields"]["household_head"], "赵六")
         self.assertEqual(held["projection"]["kind"], kind)
+
+
+class VillageOfficeHub(unittest.TestCase):
+    """Two phones that cannot reach the server sync with the village office hub and see each
+    other's work; the hub's acknowledgements leave it owed to the server; once the office's
+    uplink is back the hub relays, and the server's receipts settle the phones' work through the
+    hub, without the phones reaching the server."""
+
+    OFFLINE = "http://127.0.0.1:9"
+
+    def setUp(self):
+        self.server = Server()
+        self.hub = Hub(self.server)
+        self.dir = Path(tempfile.mkdtemp(prefix="gridsync-hub-phones-"))
+
+    def tearDown(self):
+        self.hub.close()
+        self.server.close()
+
+    def until(self, check, what):
+        for _ in range(150):
+            result = check()
+            if result:
+                return result
+            time.sleep(0.2)
+        self.fail(f"{what}: not within 30 s")
+
+    def test_phones_sync_through_the_hub_and_receipts_settle_what_they_owe_the_server(self):
+        for name in ("wang", "li"):
+            client = phone(self.dir / name, self.server.base)
+            client.login(name, PASSWORD, f"{name}'s phone")
+            client.set_office_hub(self.hub.base)
+            client.sync()
+            self.assertEqual(client.office_hub(), self.hub.base)
+            del client
+
+        # The phones are out of the server's reach (reopened on an address where nothing
+        # listens), and so is the office: the server is down.
+        wang = phone(self.dir / "wang", self.OFFLINE)
+        li = phone(self.dir / "li", self.OFFLINE)
+        self.server.stop()
+        rid = wang.create_report("dispute_check", GRID)
+        wang.set_fields(rid, texts(parties="张三, 李四", description="打谷场纠纷"))
+        owed = wang.pending_changes()
+
+        def at_hub():
+            try:
+                return wang.sync()
+            except gm.ClientError.Unauthorized:
+                # The hub lets phones in once it has reached the server once.
+                return None
+
+        summary = self.until(at_hub, "the hub lets wang in")
+        self.assertEqual(summary.via_hub, self.hub.id)
+        self.assertEqual(summary.pending_changes, owed, "a hub's ack settles nothing owed")
+        pulled = li.sync()
+        self.assertEqual(pulled.via_hub, self.hub.id)
+        self.assertEqual(projection(li, rid)["fields"]["description"], "打谷场纠纷")
+        self.assertEqual(li.pending_changes(), 0, "wang's work is not li's to deliver")
+
+        # The office's uplink is back: the hub relays, and the receipts come back through it.
+        self.server.start()
+
+        def settled():
+            done = wang.sync()
+            return done if done.receipts > 0 and done.pending_changes == 0 else None
+
+        done = self.until(settled, "the server's receipt settles wang's work")
+        self.assertEqual(done.via_hub, self.hub.id)
+        held = self.server.report(rid)
+        self.assertEqual(held["projection"]["fields"]["description"], "打谷场纠纷")
+        self.assertEqual(held["projection"]["created_by"], "user-wang")
 
 
 if __name__ == "__main__":

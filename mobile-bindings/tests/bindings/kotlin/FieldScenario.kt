@@ -1,13 +1,15 @@
 // The two-phone scenario through the generated Kotlin bindings, against a real `gridsync serve`.
 //
 //   java -Djna.library.path=DIR_OF_LIBGRIDSYNC_MOBILE -cp scenario.jar:jna.jar FieldScenarioKt \
-//       SERVER_URL FIELD_FIXTURE DB_URL WORK_DIR
+//       SERVER_URL FIELD_FIXTURE DB_URL WORK_DIR HUB_URL HUB_ID
 //
 // Two phones log in, go offline (their clients are reopened on an address where nothing
 // listens), both edit the same dispute check - different fields and the same field - and each
 // adds a mediation step; they sync; the server holds one conflict and both steps; an admin
-// resolves it; both phones sync and hold the same resolved report as the server. Exits non-zero
-// on the first failed check.
+// resolves it; both phones sync and hold the same resolved report as the server. Then, out of
+// the server's reach, the phones sync with the village office hub: wang's new report reaches li
+// through it, still owed to the server until the server's receipt, relayed back through the
+// hub, settles it. Exits non-zero on the first failed check.
 
 import java.io.File
 import java.util.concurrent.TimeUnit
@@ -62,6 +64,7 @@ fun serverSummary(fixture: String, db: String, id: String): Map<String, String> 
 
 fun main(args: Array<String>) {
     val (server, fixture, db, work) = args
+    val (hub, hubId) = args.drop(4)
     val root = File(work)
     val wangDir = File(root, "wang")
     val liDir = File(root, "li")
@@ -145,4 +148,36 @@ fun main(args: Array<String>) {
             println("kotlin scenario passed: report $id, ${report.log.size} steps, status mediating")
         }
     }
+
+    // The village office hub: the phones cannot reach the server, the office PC can.
+    for (dir in listOf(wangDir, liDir)) {
+        phone(dir, server).use { it.setOfficeHub(hub) }
+    }
+    val visit = phone(wangDir, OFFLINE).use { wang ->
+        val visit = wang.createReport("dispute_check", GRID)
+        wang.setFields(visit, mapOf("parties" to text("赵六"), "description" to text("水渠纠纷")))
+        val owed = wang.pendingChanges()
+        val atHub = wang.sync()
+        check(atHub.viaHub == hubId) { "synced through the hub: $atHub" }
+        // The hub relays at once (its uplink works), so a receipt may be back within this sync.
+        check(atHub.receipts > 0u || atHub.pendingChanges == owed) {
+            "a hub's ack settles nothing owed to the server: $atHub"
+        }
+        var settled: SyncSummary? = null
+        for (attempt in 0 until 150) {
+            val summary = wang.sync()
+            if (summary.receipts > 0u && summary.pendingChanges == 0uL) { settled = summary; break }
+            Thread.sleep(200)
+        }
+        check(settled != null) { "the server's receipt reached wang through the hub" }
+        visit
+    }
+    phone(liDir, OFFLINE).use { li ->
+        val pulled = li.sync()
+        check(pulled.viaHub == hubId) { "li synced through the hub: $pulled" }
+        check(li.report(visit).json.contains("水渠纠纷")) { "li sees wang's report through the hub" }
+        check(li.pendingChanges() == 0uL) { "wang's work is not li's to deliver" }
+    }
+    check(serverSummary(fixture, db, visit)["projection"]!!.contains("水渠纠纷")) { "the server holds it" }
+    println("kotlin office hub scenario passed: report $visit settled by the server's receipt")
 }

@@ -1,0 +1,266 @@
+//! The phone library with a village office hub, through real binaries: central, a hub enrolled
+//! with `gridsync hub enrol`, and two phones (gridsync-mobile's `Client`, what the bindings
+//! wrap) that fall back to the hub when central is out of reach. The hub's acknowledgements
+//! leave the work owed to central; central's receipts, handed on by the hub, settle it without
+//! the phones reaching central; a drug-control case never goes through the hub; and a phone
+//! revoked at central is refused and wiped through the hub, on central's signed word.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gridsync_core::DocId;
+use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
+use gridsync_e2e::{HubProcess, Server};
+use gridsync_fixtures::phone::Phone;
+use gridsync_mobile::client::Client;
+use gridsync_mobile::{ClientError, FieldValue, SyncSummary};
+use serde_json::json;
+
+const KEY: [u8; 32] = [0x2b; 32];
+
+fn text(value: &str) -> FieldValue {
+    FieldValue::Text {
+        value: value.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_fall_back_to_the_hub_and_receipts_settle_their_work_on_sqlite() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    at_the_hub(&db, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_fall_back_to_the_hub_and_receipts_settle_their_work_on_postgres() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = field::fresh_postgres_database("gridsync_field_hub").await;
+    at_the_hub(&db, dir.path()).await;
+}
+
+async fn at_the_hub(db: &str, dir: &Path) {
+    field::seed(db).await;
+    let central = Server::start(db, PASSWORD).await;
+    // The office's uplink, and the phones' own line to central.
+    let uplink = Relay::start(&central.base);
+    let line = Relay::start(&central.base);
+    let mut admin = Phone::login(&central.base, "admin", PASSWORD, "admin-pc")
+        .await
+        .expect("admin login");
+    // A drug-control case assigned to wang, which only central may hold.
+    let case = DocId::from_u128(2);
+    let by_admin = Editor::new(&admin.user_id, 1_000);
+    let mut doc = ReportDoc::create(case, "drug_control_case", 1, GRID, &by_admin).expect("case");
+    doc.set_field("assigned_worker", &json!("user-wang"), &by_admin)
+        .expect("assign");
+    admin.replica.insert(doc);
+    admin.sync().await.expect("admin sync");
+
+    let hub_dir = dir.join("hub");
+    HubProcess::enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
+    let hub = HubProcess::start(&hub_dir, 1).await;
+    let hub_id = HubProcess::id(&hub_dir);
+
+    let (base, hub_base, dir) = (line.base.clone(), hub.base.clone(), dir.to_owned());
+    let (line2, uplink2) = (line.clone(), uplink.clone());
+    let db2 = db.to_owned();
+    let central_base = central.base.clone();
+    tokio::task::spawn_blocking(move || {
+        let wang = Client::open(&dir.join("wang"), &base, &KEY, quick()).expect("open");
+        let li = Client::open(&dir.join("li"), &base, &KEY, quick()).expect("open");
+        wang.login("wang", PASSWORD, "wang's phone").expect("login");
+        li.login("li", PASSWORD, "li's phone").expect("login");
+        for phone in [&wang, &li] {
+            phone.set_office_hub(Some(hub_base.clone())).expect("hub");
+            phone.sync(None).expect("sync with central");
+        }
+        assert!(
+            wang.report(&case.to_string()).is_ok(),
+            "wang holds his case"
+        );
+
+        // Central is out of reach of the phones and of the office.
+        line2.set_online(false);
+        uplink2.set_online(false);
+        let by_wang = wang.create_report("dispute_check", GRID).expect("create");
+        wang.set_fields(
+            &by_wang,
+            [("description".into(), text("打谷场纠纷"))].into(),
+        )
+        .expect("edit");
+        wang.set_fields(
+            &case.to_string(),
+            [("subject_address".into(), text("上坪村3组"))].into(),
+        )
+        .expect("visit note");
+        let owed = wang.pending_changes();
+        let at_hub = until_the_hub_serves(&wang);
+        assert_eq!(at_hub.via_hub.as_deref(), Some(hub_id.as_str()));
+        assert_eq!(
+            at_hub.pending_changes, owed,
+            "a hub's ack settles nothing owed to central"
+        );
+        assert!(
+            at_hub
+                .left_for_central
+                .iter()
+                .any(|r| r.id == case.to_string() && r.code == "restricted_via_hub"),
+            "{:?}",
+            at_hub.left_for_central
+        );
+
+        let by_li = li.create_report("dispute_check", GRID).expect("create");
+        li.set_fields(&by_li, [("description".into(), text("祠堂漏雨"))].into())
+            .expect("edit");
+        let li_at_hub = li.sync(None).expect("li at the hub");
+        assert_eq!(li_at_hub.via_hub.as_deref(), Some(hub_id.as_str()));
+        assert!(
+            li.report(&by_wang).is_ok(),
+            "li sees wang's work through the hub"
+        );
+        let wang_again = wang.sync(None).expect("wang at the hub again");
+        assert!(
+            wang.report(&by_li).is_ok(),
+            "wang sees li's work through the hub"
+        );
+        assert_eq!(wang_again.pending_changes, owed);
+        assert_eq!(
+            li.pending_changes(),
+            2,
+            "li owes her own two changes, not wang's"
+        );
+
+        let store = blocking_store(&db2);
+        let held = |id: &str| {
+            let id: DocId = id.parse().expect("id");
+            tokio::runtime::Handle::current()
+                .block_on(store.document(&id))
+                .expect("read")
+                .is_some()
+        };
+        assert!(!held(&by_wang) && !held(&by_li), "central is cut off");
+
+        // The office's uplink comes back; the phones still cannot reach central.
+        uplink2.set_online(true);
+        wait(
+            || held(&by_wang) && held(&by_li),
+            "central got the hub's relay",
+        );
+        let mut settled = None;
+        for _ in 0..150 {
+            let summary = wang.sync(None).expect("wang at the hub");
+            if summary.receipts > 0 && summary.pending_changes < owed {
+                settled = Some(summary);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let settled = settled.expect("central's receipts reach wang through the hub");
+        assert_eq!(settled.via_hub.as_deref(), Some(hub_id.as_str()));
+        assert_eq!(
+            settled.pending_changes, 1,
+            "only the drug case's note is still owed to central"
+        );
+        let li_settled = li.sync(None).expect("li at the hub");
+        assert!(li_settled.receipts > 0);
+        assert_eq!(li_settled.pending_changes, 0);
+
+        // Central within reach again: the case's note goes to central directly.
+        line2.set_online(true);
+        let direct = wang.sync(None).expect("wang with central");
+        assert_eq!(direct.via_hub, None);
+        assert_eq!(direct.pending_changes, 0);
+        let case_at_central = tokio::runtime::Handle::current()
+            .block_on(store.document(&case))
+            .expect("read")
+            .expect("the case");
+        assert_eq!(
+            case_at_central.projection["fields"]["subject_address"],
+            json!("上坪村3组")
+        );
+        let hub_store = blocking_store(&format!("sqlite://{}", hub_dir_db(&dir).display()));
+        assert!(
+            tokio::runtime::Handle::current()
+                .block_on(hub_store.document(&case))
+                .expect("read")
+                .is_none(),
+            "the hub never held the case"
+        );
+
+        // Li's phone is revoked at central; the hub learns it at its next contact and, with
+        // central's signed list, li's phone wipes itself though it cannot reach central.
+        line2.set_online(false);
+        let device = li.device_id().expect("device");
+        revoke(&central_base, &device);
+        let mut wiped = None;
+        for _ in 0..150 {
+            match li.sync(None) {
+                Err(ClientError::DeviceRevoked(why)) => {
+                    wiped = Some(why);
+                    break;
+                }
+                Ok(_) => std::thread::sleep(Duration::from_millis(200)),
+                Err(other) => panic!("li: {other:?}"),
+            }
+        }
+        assert!(wiped.is_some(), "li is refused and wiped through the hub");
+        assert!(li.list_reports(None).expect("list").is_empty());
+        assert!(li.current_user().is_none());
+    })
+    .await
+    .expect("scenario");
+    drop(hub);
+    assert!(central.stop().await.success());
+}
+
+/// Syncs until the hub has made its first contact with central and lets the phone in.
+fn until_the_hub_serves(phone: &Client) -> SyncSummary {
+    for _ in 0..150 {
+        match phone.sync(None) {
+            Ok(summary) => return summary,
+            Err(ClientError::Network(_) | ClientError::Unauthorized(_)) => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    panic!("the hub did not let the phone in within 30 s");
+}
+
+fn wait(mut check: impl FnMut() -> bool, what: &str) {
+    for _ in 0..150 {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("{what}: not within 30 s");
+}
+
+fn blocking_store(db: &str) -> std::sync::Arc<dyn gridsync_server::store::Store> {
+    tokio::runtime::Handle::current()
+        .block_on(gridsync_server::store::open(db))
+        .expect("open the database")
+}
+
+fn hub_dir_db(dir: &Path) -> std::path::PathBuf {
+    dir.join("hub").join("hub.db")
+}
+
+/// Revokes a device as the first admin, over the HTTP API.
+fn revoke(base: &str, device: &str) {
+    tokio::runtime::Handle::current().block_on(async {
+        let admin = Phone::login(base, "admin", PASSWORD, "admin-console")
+            .await
+            .expect("login");
+        let status = reqwest::Client::new()
+            .post(format!("{base}/api/v1/devices/{device}/revoke"))
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .expect("revoke")
+            .status();
+        assert_eq!(status.as_u16(), 204);
+    });
+}
