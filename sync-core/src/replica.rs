@@ -107,13 +107,16 @@ impl LocalDoc {
         }
     }
 
-    /// Drops from `from_hub` what central now holds.
+    /// Drops from `from_hub` what central now holds (changes still queued for their history
+    /// stay).
     fn settle(&mut self) {
         if self.from_hub.is_empty() {
             return;
         }
         let beyond = self.doc.hashes_since(&self.acked);
-        self.from_hub.retain(|h| beyond.contains(h));
+        let doc = &mut self.doc;
+        self.from_hub
+            .retain(|h| beyond.contains(h) || !doc.has_change(h));
     }
 
     /// Whether the server keeps this document for someone else now: it left the scope, or it
@@ -261,6 +264,8 @@ pub struct Replica {
 struct InFlight {
     heads: Vec<ChangeHash>,
     from: Vec<ChangeHash>,
+    /// Someone else's changes learned from a hub were left out of the push.
+    left_out: bool,
 }
 
 impl std::fmt::Debug for Replica {
@@ -512,16 +517,19 @@ impl Replica {
             }
             bytes += size;
             // Without someone else's changes left out, the push carries the document's heads.
-            let pushed = if local.from_hub.is_empty() {
-                heads
-            } else {
+            let left_out =
+                !local.from_hub.is_empty() && local.doc.count_changes_since(&from) > changes.len();
+            let pushed = if left_out {
                 known_frontier(&mut local.doc, from.iter().copied().chain(hashes).collect())
+            } else {
+                heads
             };
             self.in_flight.insert(
                 *id,
                 InFlight {
                     heads: pushed,
                     from,
+                    left_out,
                 },
             );
             docs.push(PushDoc { doc: *id, changes });
@@ -578,6 +586,13 @@ impl Replica {
                     }
                     local.rejected = None;
                     summary.held.push((item.doc, code.clone(), reason.clone()));
+                }
+                (PushOutcome::MissingDeps { .. }, _)
+                    if pushed.as_ref().is_some_and(|p| p.left_out) =>
+                {
+                    // What it lacks is someone else's work learned from a hub, which must reach
+                    // the server first: nothing of what it was known to hold is in doubt.
+                    summary.stalled.push(item.doc);
                 }
                 (PushOutcome::MissingDeps { .. }, _) => {
                     // The server lacks history we thought it had (a restored backup, say):
@@ -716,6 +731,14 @@ impl Replica {
             if server == Server::Hub {
                 let new = local.doc.hashes_since(&before);
                 local.from_hub.extend(new);
+                // Changes automerge queues until their history arrives, maybe from central
+                // later, are someone else's all the same.
+                let queued: Vec<ChangeHash> = received
+                    .iter()
+                    .filter(|h| !local.doc.has_change(h) && !local.from_hub.contains(h))
+                    .copied()
+                    .collect();
+                local.from_hub.extend(queued);
             }
             if !local.doc.missing_deps().is_empty() {
                 self.resend.insert((server, item.doc));

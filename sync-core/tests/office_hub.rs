@@ -234,7 +234,11 @@ fn run(phones: usize, ops: Vec<Op>, parking: Vec<bool>) -> Result<(), TestCaseEr
                         break;
                     }
                 }
-                dev.pull(&mut world.central, 1 << 20);
+                let pulled = dev.pull(&mut world.central, 1 << 20);
+                prop_assert!(
+                    !pulled.diverged,
+                    "a sync with central started over: the phone forgot what central holds"
+                );
             }
             Op::SyncHub { r } => {
                 let owed = world.phones[r].replica.pending();
