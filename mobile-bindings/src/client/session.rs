@@ -226,7 +226,17 @@ impl Client {
             });
         }
         let tokens: Tokens = parse_json(&answer)?;
+        // Central's keys again with each new grant, so receipts signed with a key it rotated
+        // in meanwhile verify at the hub; the keys kept stay when these cannot be read.
+        let keys = self
+            .transport
+            .get("/.well-known/jwks.json", None, traffic)
+            .ok()
+            .filter(|k| k.ok() && KeySet::from_jwks(&k.body).is_ok());
         let mut state = self.lock();
+        if let Some(keys) = keys {
+            state.store()?.set_central_keys(&keys.body)?;
+        }
         let Some(mut session) = state.session.clone() else {
             return Err(ClientError::Unauthorized("logged out during sync".into()));
         };

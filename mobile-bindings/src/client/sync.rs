@@ -88,10 +88,16 @@ impl Client {
                 if self.lock().store()?.office_hub()?.is_none() {
                     return Err(ClientError::Network(why));
                 }
-                // Central is out of reach: the office hub, when there is one and it is.
+                // Central is out of reach: the office hub, when there is one and it lets this
+                // phone in. Whatever keeps the hub from serving, the phone is as offline as
+                // without it, and keeps everything for the next try; a wipe or a failing store
+                // is said as itself.
                 self.sync_via_hub(&mut summary, &mut traffic, progress)
                     .map_err(|e| match e {
-                        ClientError::Network(at_hub) => {
+                        ClientError::Network(at_hub)
+                        | ClientError::Unauthorized(at_hub)
+                        | ClientError::Server(at_hub)
+                        | ClientError::Invalid(at_hub) => {
                             ClientError::Network(format!("{why}; the office hub: {at_hub}"))
                         }
                         other => other,
@@ -180,6 +186,14 @@ impl Client {
             };
             let mut state = self.lock();
             let applied = state.replica.apply_push_result_from(server, &result);
+            // A document the answer leaves out is not offered again in this sync, so a server
+            // that answers nothing cannot keep the phone sending.
+            skip.extend(
+                push.docs
+                    .iter()
+                    .filter(|d| !result.docs.iter().any(|r| r.doc == d.doc))
+                    .map(|d| d.doc),
+            );
             skip.extend(applied.stalled.iter().copied());
             skip.extend(applied.rejected.iter().map(|(id, _, _)| *id));
             skip.extend(applied.held.iter().map(|(id, _, _)| *id));
