@@ -9,6 +9,7 @@
 pub mod client;
 pub mod error;
 pub mod folder_lock;
+pub mod hub_tls;
 pub mod model;
 pub mod seal;
 pub mod store;

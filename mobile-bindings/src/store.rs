@@ -118,10 +118,14 @@ pub struct Grid {
 /// The village office hub a phone syncs with when central is out of reach.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfficeHub {
-    /// `http://…` on the office network.
+    /// `https://…` on the office network.
     pub url: String,
     /// The hub's id once its certificate was checked; `None` until the first session.
     pub id: Option<String>,
+    /// The key central certified for the hub, which its TLS must prove (unpadded base64url);
+    /// `None` until the first session.
+    #[serde(default)]
+    pub key: Option<String>,
 }
 
 /// One version of a report kind as the server's catalogue listed it.
@@ -1598,8 +1602,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path(), &KEY).unwrap();
         let hub = OfficeHub {
-            url: "http://192.168.1.20:8090".into(),
+            url: "https://192.168.1.20:8090".into(),
             id: Some("hub-1".into()),
+            key: Some("a-key".into()),
         };
         store.set_office_hub(Some(&hub)).unwrap();
         let mut local = report(1);
@@ -1631,8 +1636,9 @@ mod tests {
         );
 
         let other = OfficeHub {
-            url: "http://192.168.1.30:8090".into(),
+            url: "https://192.168.1.30:8090".into(),
             id: None,
+            key: None,
         };
         store.set_office_hub(Some(&other)).unwrap();
         assert_eq!(store.hub_cursor().unwrap(), Cursor::default());

@@ -10,11 +10,15 @@
 //! again ends the session unless it comes within the server's grace window, which the client's
 //! one retry after a lost answer fits.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{Connector, TcpConnector};
 
 use crate::error::{ClientError, Result};
+use crate::hub_tls::{self, HubPin, PinnedTls};
 
 /// Largest response body read, above the server's own frame limit.
 const MAX_BODY: u64 = 64 * 1024 * 1024;
@@ -96,6 +100,26 @@ pub struct Transport {
 impl Transport {
     /// A transport to `base_url` (`http://…` or `https://…`).
     pub fn new(base_url: &str, settings: Settings) -> Result<Transport> {
+        Self::build(base_url, settings, None)
+    }
+
+    /// A transport to the village office hub at `base_url` (`https://…`), over TLS that takes
+    /// only the key `pin` allows (see `hub_tls`).
+    pub fn to_hub(base_url: &str, settings: Settings, pin: Arc<HubPin>) -> Result<Transport> {
+        if !base_url.trim().starts_with("https://") {
+            return Err(ClientError::Invalid(format!(
+                "an office hub is reached over TLS: its address starts with https://, not \
+                 `{base_url}`"
+            )));
+        }
+        Self::build(base_url, settings, Some(hub_tls::client_config(pin)))
+    }
+
+    fn build(
+        base_url: &str,
+        settings: Settings,
+        hub_tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Transport> {
         let base = base_url.trim().trim_end_matches('/').to_owned();
         if !(base.starts_with("https://") || base.starts_with("http://")) {
             return Err(ClientError::Invalid(format!(
@@ -109,8 +133,16 @@ impl Transport {
             .max_redirects(0)
             .user_agent(concat!("gridsync-mobile/", env!("CARGO_PKG_VERSION")))
             .build();
+        let agent = match hub_tls {
+            None => config.into(),
+            Some(tls) => ureq::Agent::with_parts(
+                config,
+                TcpConnector::default().chain(PinnedTls { config: tls }),
+                DefaultResolver::default(),
+            ),
+        };
         Ok(Transport {
-            agent: config.into(),
+            agent,
             base,
             settings: Settings {
                 max_attempts: settings.max_attempts.max(1),

@@ -7,6 +7,7 @@
 pub mod central;
 pub mod identity;
 pub mod phones;
+pub mod tls;
 pub mod trust;
 pub mod upward;
 
@@ -41,6 +42,9 @@ pub enum HubError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// The hub's TLS configuration could not be made from its key.
+    #[error("the hub's TLS: {0}")]
+    Tls(String),
     /// An admin revoked this hub: it serves no phone and relays nothing more.
     #[error("the server has revoked this hub; enrol the office PC again if it should serve")]
     Revoked,

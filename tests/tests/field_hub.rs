@@ -3,10 +3,16 @@
 //! wrap) that fall back to the hub when central is out of reach. The hub's acknowledgements
 //! leave the work owed to central; central's receipts, handed on by the hub, settle it without
 //! the phones reaching central; a drug-control case never goes through the hub; and a phone
-//! revoked at central is refused and wiped through the hub, on central's signed word.
+//! revoked at central is refused and wiped through the hub, on central's signed word. A PC that
+//! shows the hub's certificate without holding the hub's key gets nothing from a phone.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+use axum::Router;
+use axum::routing::post;
 
 use gridsync_core::DocId;
 use gridsync_core::report::{Editor, ReportDoc};
@@ -14,7 +20,9 @@ use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
 use gridsync_e2e::{HubProcess, Server};
 use gridsync_fixtures::phone::Phone;
 use gridsync_mobile::client::Client;
+use gridsync_mobile::transport::{Settings, Traffic, Transport};
 use gridsync_mobile::{ClientError, FieldValue, SyncSummary};
+use gridsync_server::hub::tls::{self, TlsListener};
 use serde_json::json;
 
 const KEY: [u8; 32] = [0x2b; 32];
@@ -214,6 +222,92 @@ async fn at_the_hub(db: &str, dir: &Path) {
     assert!(central.stop().await.success());
 }
 
+/// An impostor on the office network answers the nonce request with the real hub's certificate
+/// (it is no secret), but its TLS proves another key: the phone stops there, and never sends its
+/// grant or the nonce's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pc_that_shows_the_hubs_certificate_without_its_key_gets_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    field::seed(&db).await;
+    let central = Server::start(&db, PASSWORD).await;
+    let admin = Phone::login(&central.base, "admin", PASSWORD, "admin-pc")
+        .await
+        .expect("admin login");
+    let hub_dir = dir.path().join("hub");
+    HubProcess::enrol(&central.base, &admin.token, &central.base, &hub_dir).await;
+    let hub = HubProcess::start(&hub_dir, 1).await;
+
+    let real = hub.base.clone();
+    let nonce = tokio::task::spawn_blocking(move || {
+        let transport =
+            Transport::to_hub(&real, Settings::default(), Arc::default()).expect("a transport");
+        let answer = transport
+            .post(
+                "/hub/v1/nonce",
+                "application/json",
+                b"",
+                None,
+                &mut Traffic::default(),
+            )
+            .expect("the hub answers");
+        String::from_utf8(answer.body).expect("JSON")
+    })
+    .await
+    .expect("nonce");
+    let asked_for_a_session = Arc::new(AtomicBool::new(false));
+    let asked = asked_for_a_session.clone();
+    let impostor = Router::new()
+        .route("/hub/v1/nonce", post(move || async move { nonce }))
+        .route(
+            "/hub/v1/session",
+            post(move || async move {
+                asked.store(true, Ordering::SeqCst);
+                "no"
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let listener =
+        TlsListener::new(listener, tls::server_config(&[9; 32]).expect("TLS")).expect("listen");
+    let impostor_base = format!(
+        "https://{}",
+        axum::serve::Listener::local_addr(&listener).expect("address")
+    );
+    tokio::spawn(async move { axum::serve(listener, impostor).await });
+
+    let line = Relay::start(&central.base);
+    let (base, dir_path, line_off) = (line.base.clone(), dir.path().to_owned(), line.clone());
+    tokio::task::spawn_blocking(move || {
+        let wang = Client::open(&dir_path.join("wang"), &base, &KEY, quick()).expect("open");
+        wang.login("wang", PASSWORD, "wang's phone").expect("login");
+        wang.set_office_hub(Some(impostor_base)).expect("hub");
+        line_off.set_online(false);
+        let rid = wang.create_report("dispute_check", GRID).expect("create");
+        let err = wang.sync(None).expect_err("the impostor is refused");
+        match err {
+            ClientError::Network(why) => {
+                assert!(why.contains("certificate of another hub"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(wang.pending_changes(), 1, "{rid} is kept for the server");
+        assert!(
+            wang.set_office_hub(Some("http://192.168.1.20:8090".into()))
+                .is_err()
+        );
+    })
+    .await
+    .expect("scenario");
+    assert!(
+        !asked_for_a_session.load(Ordering::SeqCst),
+        "the phone sent the impostor its grant"
+    );
+    drop(hub);
+    assert!(central.stop().await.success());
+}
+
 /// Syncs until the hub has made its first contact with central and lets the phone in.
 fn until_the_hub_serves(phone: &Client) -> SyncSummary {
     for _ in 0..150 {
@@ -238,7 +332,7 @@ fn wait(mut check: impl FnMut() -> bool, what: &str) {
     panic!("{what}: not within 30 s");
 }
 
-fn blocking_store(db: &str) -> std::sync::Arc<dyn gridsync_server::store::Store> {
+fn blocking_store(db: &str) -> Arc<dyn gridsync_server::store::Store> {
     tokio::runtime::Handle::current()
         .block_on(gridsync_server::store::open(db))
         .expect("open the database")

@@ -22,6 +22,7 @@ use crate::catalogue::Catalogue;
 use crate::clock;
 use crate::hub::central::Central;
 use crate::hub::identity::{Enrolled, Identity};
+use crate::hub::tls::{self, TlsListener};
 use crate::hub::trust::Trust;
 use crate::hub::{HubError, HubState, phones, upward};
 use crate::metrics::Metrics;
@@ -109,16 +110,16 @@ pub async fn run(dir: &Path, bind: SocketAddr, every: Duration) -> Result<()> {
         poke: Arc::default(),
     };
     tokio::spawn(upward::every(state.clone(), every, state.poke.clone()));
-    let addr = listener.local_addr().map_err(Error::Serve)?;
+    let tls = tls::server_config(&state.identity.seed()?)?;
+    let listener = TlsListener::new(listener, tls).map_err(Error::Serve)?;
+    let addr = axum::serve::Listener::local_addr(&listener).map_err(Error::Serve)?;
     say(&format!(
-        "gridsync hub {} ({}) is serving phones on http://{addr}",
+        "gridsync hub {} ({}) is serving phones on https://{addr}",
         state.identity.hub_id, state.identity.unit_path
     ));
     axum::serve(
         listener,
-        phones::routes()
-            .with_state(state)
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        phones::routes().with_state(state).into_make_service(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
