@@ -331,6 +331,11 @@ pub trait Store: Send + Sync {
     // The audit log.
     async fn audit(&self, entry: &AuditEntry) -> Result<()>;
     async fn audit_log(&self, limit: i64) -> Result<Vec<AuditEntry>>;
+    /// Entries after id `after`, oldest first, at most `limit`: what a hub uploads next.
+    async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>>;
+    /// Keeps the entries of hub `hub_id`'s own log (numbered by the hub) that are past how far
+    /// its log has come, each once, and moves that mark; returns it.
+    async fn record_hub_audit(&self, hub_id: &str, entries: &[AuditRecord]) -> Result<i64>;
     /// Audit entries matching every filter of `query`, newest first, with their total.
     async fn audit_page(&self, query: &AuditQuery) -> Result<Page<AuditRecord>>;
 }

@@ -17,7 +17,7 @@ use gridsync_server::auth::hub;
 use gridsync_server::clock;
 use gridsync_server::config::Config;
 use gridsync_server::scope::Role;
-use gridsync_server::store::AuditQuery;
+use gridsync_server::store::{AuditEntry, AuditQuery, AuditRecord};
 use serde_json::json;
 use support::http::*;
 use support::*;
@@ -30,6 +30,7 @@ on_both_test_stores!(
     only_an_enrolled_unrevoked_hub_with_a_fresh_token_of_its_own_key_may_relay,
     a_hub_pulls_its_units_ordinary_reports_and_never_a_drug_control_case,
     a_hub_reads_the_signed_revocation_list_and_the_units_it_serves,
+    a_hubs_signed_audit_log_is_kept_once_and_a_log_signed_by_another_key_not_at_all,
 );
 
 const PW: &str = "test password";
@@ -457,4 +458,104 @@ async fn a_hub_reads_the_signed_revocation_list_and_the_units_it_serves(t: &Test
         .get("/api/v1/hubs/org", &admin)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
+}
+
+async fn a_hubs_signed_audit_log_is_kept_once_and_a_log_signed_by_another_key_not_at_all(
+    t: &TestStore,
+) {
+    let w = world(t).await;
+    let issuer = Config::default().issuer;
+    let session = |id: i64, device: &str| AuditRecord {
+        id,
+        entry: AuditEntry {
+            at: 1_000 + id,
+            user_id: Some("w1".into()),
+            device_id: Some(device.into()),
+            action: "hub_session".into(),
+            doc_id: None,
+            detail: json!({ "expires_at": 5_000 }),
+        },
+    };
+    let page = [session(1, "phone-w1"), session(2, "phone-w1-spare")];
+    let log = hub::sign_audit(&HUB_SEED, &w.hub_id, &issuer, &page, clock::now()).expect("sign");
+    let kept = w
+        .api
+        .call(
+            "POST",
+            "/api/v1/hubs/audit",
+            &w.hub_token(0),
+            json!({ "log": log }),
+        )
+        .await
+        .ok();
+    assert_eq!(kept["through"], json!(2));
+    // A page sent again after a lost answer, and one that overlaps, keep each entry once.
+    let again = [session(2, "phone-w1-spare"), session(3, "phone-w1")];
+    let log = hub::sign_audit(&HUB_SEED, &w.hub_id, &issuer, &again, clock::now()).expect("sign");
+    for _ in 0..2 {
+        let kept = w
+            .api
+            .call(
+                "POST",
+                "/api/v1/hubs/audit",
+                &w.hub_token(0),
+                json!({ "log": log }),
+            )
+            .await
+            .ok();
+        assert_eq!(kept["through"], json!(3));
+    }
+    let sessions: Vec<AuditEntry> = t
+        .store
+        .audit_log(50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "hub_session")
+        .collect();
+    assert_eq!(sessions.len(), 3);
+    assert!(sessions.iter().all(|e| e.detail["hub"] == json!(w.hub_id)));
+    assert_eq!(sessions[0].detail["hub_entry"], json!(3));
+    assert_eq!(sessions[0].detail["expires_at"], json!(5_000));
+
+    // Signed by another key, or with the hub's own token but for another hub: nothing kept.
+    let forged = hub::sign_audit(
+        &[7; 32],
+        &w.hub_id,
+        &issuer,
+        &[session(4, "x")],
+        clock::now(),
+    )
+    .expect("sign");
+    w.api
+        .call(
+            "POST",
+            "/api/v1/hubs/audit",
+            &w.hub_token(0),
+            json!({ "log": forged }),
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    let other = hub::sign_audit(
+        &HUB_SEED,
+        "hub-other",
+        &issuer,
+        &[session(4, "x")],
+        clock::now(),
+    )
+    .expect("sign");
+    w.api
+        .call(
+            "POST",
+            "/api/v1/hubs/audit",
+            &w.hub_token(0),
+            json!({ "log": other }),
+        )
+        .await
+        .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
+    let total = t.store.audit_log(50).await.expect("audit");
+    assert_eq!(
+        total.iter().filter(|e| e.action == "hub_session").count(),
+        3
+    );
 }

@@ -600,6 +600,19 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
                 StatusCode::UNAUTHORIZED,
             );
         }
+        let audit = api
+            .call(
+                "POST",
+                "/api/v1/hubs/audit",
+                &token,
+                serde_json::json!({ "log": "x.y.z" }),
+            )
+            .await;
+        cells.check(
+            &format!("{user} uploads an audit log as a hub"),
+            audit.status,
+            StatusCode::UNAUTHORIZED,
+        );
         for path in [
             "/api/v1/stats/canvass",
             "/api/v1/stats/disputes",

@@ -12,10 +12,11 @@ use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
 use gridsync_server::store::facts::{CanvassCounts, KindCounts, LedgerQuery, Period};
 use gridsync_server::store::{
-    Attachment, AuditEntry, AuditQuery, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery, Device,
-    HeldDecision, HeldQuery, HeldState, Level, NewBulletin, NewDraft, NextRefreshToken, OrgUnit,
-    OrphansCollected, Publication, RefreshToken, ReportQuery, Rotation, SchemaState, SigningKey,
-    Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch, UserQuery, Via, Writer,
+    Attachment, AuditEntry, AuditQuery, AuditRecord, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery,
+    Device, HeldDecision, HeldQuery, HeldState, Hub, Level, NewBulletin, NewDraft,
+    NextRefreshToken, OrgUnit, OrphansCollected, Publication, RefreshToken, ReportQuery, Rotation,
+    SchemaState, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch,
+    UserQuery, Via, Writer,
 };
 use serde_json::json;
 use support::*;
@@ -3560,4 +3561,83 @@ async fn a_hub_hands_each_phone_only_its_own_receipts_after_the_last_it_took(sto
             .expect("none")
             .is_empty()
     );
+}
+
+on_both_backends!(a_hubs_audit_log_is_read_in_order_and_kept_at_central_once);
+
+async fn a_hubs_audit_log_is_read_in_order_and_kept_at_central_once(store: &dyn Store) {
+    seed_org(store).await;
+    http::add_user(store, "admin", Role::DistrictAdmin, "d", "pw", false).await;
+    let entry = |action: &str| AuditEntry {
+        at: 10,
+        user_id: Some("w1".into()),
+        device_id: Some("phone-1".into()),
+        action: action.into(),
+        doc_id: None,
+        detail: serde_json::json!({ "hub": "hub-1" }),
+    };
+    for action in ["first", "second", "third"] {
+        store.audit(&entry(action)).await.expect("audit");
+    }
+    let all = store.audit_after(0, 10).await.expect("after");
+    let actions: Vec<&str> = all.iter().map(|r| r.entry.action.as_str()).collect();
+    assert_eq!(actions, ["first", "second", "third"]);
+    let rest = store.audit_after(all[0].id, 1).await.expect("after");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].entry.action, "second");
+
+    store
+        .insert_hub(
+            &Hub {
+                id: "hub-1".into(),
+                unit_id: "v1".into(),
+                name: "村委会".into(),
+                code_expires_at: Some(100),
+                identity_key: None,
+                enrolled_at: None,
+                revoked_at: None,
+                created_by: "admin".into(),
+                created_at: 1,
+            },
+            b"code",
+        )
+        .await
+        .expect("hub");
+    let numbered = |id: i64, action: &str| AuditRecord {
+        id,
+        entry: entry(action),
+    };
+    let page = [numbered(1, "hub_a"), numbered(2, "hub_b")];
+    assert_eq!(
+        store.record_hub_audit("hub-1", &page).await.expect("keep"),
+        2
+    );
+    let overlap = [numbered(2, "hub_b"), numbered(3, "hub_c")];
+    assert_eq!(
+        store
+            .record_hub_audit("hub-1", &overlap)
+            .await
+            .expect("keep"),
+        3
+    );
+    assert_eq!(
+        store
+            .record_hub_audit("hub-1", &overlap)
+            .await
+            .expect("keep"),
+        3
+    );
+    let kept: Vec<String> = store
+        .audit_log(20)
+        .await
+        .expect("log")
+        .into_iter()
+        .map(|e| e.action)
+        .filter(|a| a.starts_with("hub_"))
+        .collect();
+    assert_eq!(kept, ["hub_c", "hub_b", "hub_a"]);
+    assert!(matches!(
+        store.record_hub_audit("no-such-hub", &page).await,
+        Err(StoreError::NotFound(_))
+    ));
 }

@@ -184,6 +184,19 @@ async fn through_the_hub(db: &str, dir: &Path) {
             .is_empty()
     })
     .await;
+    // The hub's own log of the sessions it opened reaches central's, signed, naming the hub.
+    eventually(|| async {
+        let log = store.audit_log(500).await.expect("central's audit log");
+        let sessions: Vec<_> = log
+            .iter()
+            .filter(|e| e.action == "hub_session" && e.detail["hub"] == json!(hub_id))
+            .filter_map(|e| e.device_id.as_deref())
+            .collect();
+        ["phone-wang", "phone-li"]
+            .iter()
+            .all(|device| sessions.contains(device))
+    })
+    .await;
     drop(hub);
     assert!(central.stop().await.success());
 }

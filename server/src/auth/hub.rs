@@ -13,7 +13,7 @@ use super::Result;
 use super::caller::bearer;
 use super::token::{ALGORITHM, pkcs8};
 use crate::http::{ApiError, AppState};
-use crate::store::Hub;
+use crate::store::{AuditEntry, AuditRecord, Hub};
 
 /// The `typ` header of a hub's tokens.
 pub const TYP: &str = "gridsync-hub-auth+jwt";
@@ -126,4 +126,112 @@ fn verify(token: &str, key: &str, hub_id: &str, audience: &str, now: i64) -> Res
         return Err(ApiError::TokenExpired);
     }
     Ok(())
+}
+
+/// The `typ` header of the audit log a hub uploads.
+pub const AUDIT_TYP: &str = "gridsync-hub-audit+jwt";
+
+/// A page of a hub's own audit log, as the hub signs it for central.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditLog {
+    /// The hub id.
+    pub iss: String,
+    /// Central's issuer.
+    pub aud: String,
+    pub iat: i64,
+    pub entries: Vec<LoggedEntry>,
+}
+
+/// One entry of a hub's audit log, numbered by the hub.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoggedEntry {
+    pub id: i64,
+    pub at: i64,
+    pub user_id: Option<String>,
+    pub device_id: Option<String>,
+    pub action: String,
+    pub doc_id: Option<gridsync_core::DocId>,
+    pub detail: serde_json::Value,
+}
+
+/// Signs `records` of hub `hub_id`'s audit log for central `audience` with the hub's key.
+pub fn sign_audit(
+    seed: &[u8; 32],
+    hub_id: &str,
+    audience: &str,
+    records: &[AuditRecord],
+    now: i64,
+) -> Result<String> {
+    let mut header = Header::new(ALGORITHM);
+    header.kid = Some(hub_id.to_owned());
+    header.typ = Some(AUDIT_TYP.to_owned());
+    let log = AuditLog {
+        iss: hub_id.to_owned(),
+        aud: audience.to_owned(),
+        iat: now,
+        entries: records
+            .iter()
+            .map(|r| LoggedEntry {
+                id: r.id,
+                at: r.entry.at,
+                user_id: r.entry.user_id.clone(),
+                device_id: r.entry.device_id.clone(),
+                action: r.entry.action.clone(),
+                doc_id: r.entry.doc_id,
+                detail: r.entry.detail.clone(),
+            })
+            .collect(),
+    };
+    Ok(jsonwebtoken::encode(
+        &header,
+        &log,
+        &EncodingKey::from_ed_der(&pkcs8(seed)),
+    )?)
+}
+
+/// The entries of an audit log page `hub` signed for central `audience`, each as central keeps
+/// it: the hub named in its detail, beside the hub's own number for it.
+pub fn open_audit(jws: &str, hub: &Hub, audience: &str) -> Result<Vec<AuditRecord>, ApiError> {
+    let refused = || ApiError::BadRequest("not an audit log this hub signed".into());
+    let header = jsonwebtoken::decode_header(jws).map_err(|_| refused())?;
+    if header.alg != ALGORITHM
+        || header.typ.as_deref() != Some(AUDIT_TYP)
+        || header.kid.as_deref() != Some(hub.id.as_str())
+    {
+        return Err(refused());
+    }
+    let key = hub.identity_key.as_deref().ok_or_else(refused)?;
+    let key = DecodingKey::from_ed_components(key).map_err(|_| refused())?;
+    let mut validation = Validation::new(ALGORITHM);
+    validation.set_issuer(&[&hub.id]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
+    // An audit log is evidence however old: the signature is what counts.
+    validation.validate_exp = false;
+    let log = jsonwebtoken::decode::<AuditLog>(jws, &key, &validation)
+        .map_err(|_| refused())?
+        .claims;
+    Ok(log
+        .entries
+        .into_iter()
+        .map(|e| {
+            let mut detail = serde_json::json!({ "hub": hub.id, "hub_entry": e.id });
+            if let (Some(all), Some(own)) = (detail.as_object_mut(), e.detail.as_object()) {
+                for (key, value) in own {
+                    all.entry(key.clone()).or_insert_with(|| value.clone());
+                }
+            }
+            AuditRecord {
+                id: e.id,
+                entry: AuditEntry {
+                    at: e.at,
+                    user_id: e.user_id,
+                    device_id: e.device_id,
+                    action: e.action,
+                    doc_id: e.doc_id,
+                    detail,
+                },
+            }
+        })
+        .collect())
 }

@@ -43,6 +43,7 @@ pub async fn enrol(central_url: &str, code: &str, dir: &Path) -> Result<()> {
         .post_json(
             "/api/v1/hubs/enrol",
             &json!({ "enrolment_code": code.trim(), "identity_key": identity_key }),
+            None,
         )
         .await?;
     // The certificate is what phones will check: it must verify with the server's published

@@ -6,7 +6,8 @@
 //! phone had pushed it itself: the same author, scope and schema checks, conflicts and rule
 //! flags. Central answers each with a receipt the hub hands back. `pull`: the hub's unit comes
 //! down as a phone's scope does, restricted reports never. `revocations`, `org` and `kinds`: what
-//! the hub must refuse, the units it serves, and the report kinds in force.
+//! the hub must refuse, the units it serves, and the report kinds in force. `audit`: the hub's
+//! own audit log, signed with its key, kept once in central's.
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -41,6 +42,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(hub_revocations))
         .routes(routes!(hub_org))
         .routes(routes!(hub_kinds))
+        .routes(routes!(hub_audit))
         .layer(DefaultBodyLimit::max(LIMITS.max_frame_bytes))
 }
 
@@ -153,6 +155,44 @@ async fn hub_revocations(
     ))]
 async fn hub_org(State(state): State<AppState>, hub: HubCaller) -> Result<Json<OrgTree>, ApiError> {
     Ok(Json(tree_of(&state, &hub.hub.unit_id, false).await?))
+}
+
+/// A page of the hub's own audit log.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({ "log": "eyJhbGciOiJFZERTQSIsInR5cCI6ImdyaWRzeW5jLWh1Yi1hdWRpdCtqd3QifQ.e30.c2ln" }))]
+pub struct UploadAudit {
+    /// The entries as a JWS the hub signed with its enrolled key (`typ`
+    /// `gridsync-hub-audit+jwt`, `kid` the hub id).
+    pub log: String,
+}
+
+/// How far central holds the hub's audit log.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AuditThrough {
+    /// The hub's number of the last entry central holds; the hub sends what comes after.
+    pub through: i64,
+}
+
+/// Keeps the entries of the hub's own audit log (the sessions it opened for phones) in central's
+/// audit log, each once, with the hub named in its detail. A repeated page changes nothing.
+#[utoipa::path(post, path = "/api/v1/hubs/audit", tag = "hubs", security(("hub" = [])),
+    request_body = UploadAudit,
+    responses(
+        (status = 200, body = AuditThrough, example = json!({ "through": 42 })),
+        (status = 400, description = "not an audit log this hub signed", body = Problem,
+            content_type = "application/problem+json"),
+        (status = 401, description = "not a token signed by an enrolled hub, or hub_revoked",
+            body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn hub_audit(
+    State(state): State<AppState>,
+    hub: HubCaller,
+    Json(upload): Json<UploadAudit>,
+) -> Result<Json<AuditThrough>, ApiError> {
+    let entries = crate::auth::hub::open_audit(&upload.log, &hub.hub, &state.config.issuer)?;
+    let through = state.store.record_hub_audit(&hub.hub.id, &entries).await?;
+    Ok(Json(AuditThrough { through }))
 }
 
 /// A report kind in force, with its definition: what a hub copies into its own registry.

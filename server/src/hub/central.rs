@@ -54,15 +54,17 @@ impl Central {
         serde_json::from_slice(&bytes).map_err(|e| HubError::BadAnswer(format!("{path}: {e}")))
     }
 
-    /// POST `body` as JSON to `path`, reading JSON back.
+    /// POST `body` as JSON to `path` (with the hub's `token`, when it has one), reading JSON
+    /// back.
     pub async fn post_json<T: DeserializeOwned>(
         &self,
         path: &str,
         body: &impl Serialize,
+        token: Option<&str>,
     ) -> Result<T> {
         let body = serde_json::to_vec(body).map_err(|e| HubError::Invalid(e.to_string()))?;
         let bytes = self
-            .call("POST", path, None, Some((body, "application/json")))
+            .call("POST", path, token, Some((body, "application/json")))
             .await?;
         serde_json::from_slice(&bytes).map_err(|e| HubError::BadAnswer(format!("{path}: {e}")))
     }

@@ -17,15 +17,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use super::{HubError, Result};
+use crate::auth::token::pkcs8;
 
 /// A phone that connects and then says nothing holds no more than this of the hub's time.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Handshakes done and waiting for the server to take them.
 const READY: usize = 64;
-/// PKCS#8 (RFC 8410) of an Ed25519 private key: this prefix, then the 32-byte seed.
-const PKCS8_ED25519: [u8; 16] = [
-    0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
-];
 
 /// The TLS 1.3 configuration that presents the hub's key `seed` as a raw public key.
 // rustls 0.23.48 deprecates ring's provider for lacking post-quantum key exchange; ureq's TLS
@@ -33,11 +30,9 @@ const PKCS8_ED25519: [u8; 16] = [
 #[allow(deprecated)]
 pub fn server_config(seed: &[u8; 32]) -> Result<Arc<ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut pkcs8 = PKCS8_ED25519.to_vec();
-    pkcs8.extend_from_slice(seed);
     let key = provider
         .key_provider
-        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)))
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8(seed))))
         .map_err(|e| HubError::Tls(e.to_string()))?;
     let spki = key
         .public_key()

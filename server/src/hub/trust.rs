@@ -36,6 +36,9 @@ pub struct Contact {
     /// Central revoked this hub: it serves no phone any more.
     #[serde(default)]
     pub revoked: bool,
+    /// The last entry of the hub's audit log central holds.
+    #[serde(default)]
+    pub audit_through: i64,
 }
 
 /// Why a phone may not open a session.

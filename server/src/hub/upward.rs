@@ -1,8 +1,9 @@
 //! The hub's contact with central, whenever central answers: its keys, the revocation list and
 //! its time; the hub's units and the report kinds in force; the pushes phones made here, relayed
-//! with their signatures; and what central holds for the unit, copied down. Each step stands on its own, so a contact cut
-//! short loses nothing: a relayed push stays queued until central's answer is recorded, and the
-//! copy's cursor moves only after the page is stored.
+//! with their signatures; what central holds for the unit, copied down; and the hub's own audit
+//! log, signed. Each step stands on its own, so a contact cut short loses nothing: a relayed push
+//! stays queued until central's answer is recorded, the copy's cursor moves only after the page
+//! is stored, and the audit log's only after central says how far it holds it.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -27,6 +28,8 @@ use crate::store::{OrgUnit, SchemaState, Via, Writer};
 const RELAY_BATCH: i64 = 64;
 /// Bytes of documents asked for in one pull page.
 const PAGE_BYTES: u32 = 1 << 20;
+/// Audit entries uploaded in one request.
+const AUDIT_BATCH: i64 = 500;
 
 /// What one contact did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -68,7 +71,45 @@ pub async fn contact(hub: &HubState) -> Result<Contacted> {
     import_kinds(hub, &token).await?;
     let relayed = relay(hub, &token).await?;
     let copied = copy_down(hub, &token).await?;
+    upload_audit(hub, &token).await?;
     Ok(Contacted { relayed, copied })
+}
+
+#[derive(Deserialize)]
+struct AuditThrough {
+    through: i64,
+}
+
+/// Uploads the hub's audit log past what central holds, page by page, each signed with the
+/// hub's key.
+async fn upload_audit(hub: &HubState, token: &str) -> Result<()> {
+    loop {
+        let after = hub.trust.contact().audit_through;
+        let page = hub.store.audit_after(after, AUDIT_BATCH).await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        let log = hub_token::sign_audit(
+            &hub.identity.seed()?,
+            &hub.identity.hub_id,
+            &hub.identity.issuer,
+            &page,
+            hub.trust.now(),
+        )?;
+        let held: AuditThrough = hub
+            .central
+            .post_json(
+                "/api/v1/hubs/audit",
+                &serde_json::json!({ "log": log }),
+                Some(token),
+            )
+            .await?;
+        if held.through <= after {
+            // Central holds no more than before: another try would send the same page.
+            return Ok(());
+        }
+        hub.trust.update(|c| c.audit_through = held.through)?;
+    }
 }
 
 #[derive(Deserialize)]

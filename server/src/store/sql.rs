@@ -1622,6 +1622,43 @@ impl Store for SqlStore {
             .collect()
     }
 
+    async fn audit_after(&self, after: i64, limit: i64) -> Result<Vec<AuditRecord>> {
+        let rows: Vec<AuditRow> = sql(format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.db.read())
+        .await?;
+        rows.into_iter().map(AuditRecord::try_from).collect()
+    }
+
+    async fn record_hub_audit(&self, hub_id: &str, entries: &[AuditRecord]) -> Result<i64> {
+        let mut tx = self.db.begin_write().await?;
+        // The row lock orders two uploads of one hub on Postgres; SQLite has one writer.
+        let through: Option<(i64,)> = sql(
+            "UPDATE hubs SET audit_through = audit_through WHERE id = $1 RETURNING audit_through",
+        )
+        .bind(hub_id)
+        .fetch_optional(&mut tx)
+        .await?;
+        let Some((kept,)) = through else {
+            return Err(StoreError::NotFound(format!("hub {hub_id}")));
+        };
+        let mut through = kept;
+        for record in entries.iter().filter(|r| r.id > kept) {
+            insert_audit(&mut tx, &record.entry).await?;
+            through = through.max(record.id);
+        }
+        sql("UPDATE hubs SET audit_through = $2 WHERE id = $1")
+            .bind(hub_id)
+            .bind(through)
+            .execute(&mut tx)
+            .await?;
+        tx.commit().await?;
+        Ok(through)
+    }
+
     async fn audit_page(&self, q: &AuditQuery) -> Result<Page<AuditRecord>> {
         let mut tx = self.db.begin_read().await?;
         let (filter, values) = audit_conditions(q, true).finish();
