@@ -41,6 +41,25 @@ pub fn person(name: &str, role: Role, unit: &str) -> Person {
         .password(PASSWORD)
 }
 
+/// Revokes `device` as the first admin, over the HTTP API, from a blocking thread of a test's
+/// runtime.
+pub fn revoke(base: &str, device: &str) {
+    tokio::runtime::Handle::current().block_on(async {
+        let admin =
+            gridsync_fixtures::phone::Phone::login(base, "admin", PASSWORD, "admin-console")
+                .await
+                .expect("login");
+        let status = reqwest::Client::new()
+            .post(format!("{base}/api/v1/devices/{device}/revoke"))
+            .bearer_auth(&admin.token)
+            .send()
+            .await
+            .expect("revoke")
+            .status();
+        assert_eq!(status.as_u16(), 204);
+    });
+}
+
 /// Seeds [`district`] into the database at `db` (migrating it first). Run before the server
 /// starts.
 pub async fn seed(db: &str) {

@@ -348,7 +348,7 @@ async fn a_revoked_phone_is_refused_and_wipes_its_local_data() {
             .expect("edit");
         wang.sync(None).expect("sync");
 
-        revoke(&base, &device);
+        field::revoke(&base, &device);
         let err = wang.sync(None).expect_err("refused");
         assert!(matches!(err, ClientError::DeviceRevoked(_)), "{err:?}");
         assert!(wang.current_user().is_none());
@@ -372,23 +372,6 @@ async fn a_revoked_phone_is_refused_and_wipes_its_local_data() {
     })
     .await;
     assert!(server.stop().await.success());
-}
-
-/// Revokes a device as the first admin, over the HTTP API.
-fn revoke(base: &str, device: &str) {
-    tokio::runtime::Handle::current().block_on(async {
-        let admin = Phone::login(base, "admin", PASSWORD, "admin-console")
-            .await
-            .expect("login");
-        let status = reqwest::Client::new()
-            .post(format!("{base}/api/v1/devices/{device}/revoke"))
-            .bearer_auth(&admin.token)
-            .send()
-            .await
-            .expect("revoke")
-            .status();
-        assert_eq!(status.as_u16(), 204);
-    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

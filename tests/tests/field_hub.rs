@@ -200,7 +200,7 @@ async fn at_the_hub(db: &str, dir: &Path) {
         // central's signed list, li's phone wipes itself though it cannot reach central.
         line2.set_online(false);
         let device = li.device_id().expect("device");
-        revoke(&central_base, &device);
+        field::revoke(&central_base, &device);
         let mut wiped = None;
         for _ in 0..150 {
             match li.sync(None) {
@@ -340,21 +340,4 @@ fn blocking_store(db: &str) -> Arc<dyn gridsync_server::store::Store> {
 
 fn hub_dir_db(dir: &Path) -> std::path::PathBuf {
     dir.join("hub").join("hub.db")
-}
-
-/// Revokes a device as the first admin, over the HTTP API.
-fn revoke(base: &str, device: &str) {
-    tokio::runtime::Handle::current().block_on(async {
-        let admin = Phone::login(base, "admin", PASSWORD, "admin-console")
-            .await
-            .expect("login");
-        let status = reqwest::Client::new()
-            .post(format!("{base}/api/v1/devices/{device}/revoke"))
-            .bearer_auth(&admin.token)
-            .send()
-            .await
-            .expect("revoke")
-            .status();
-        assert_eq!(status.as_u16(), 204);
-    });
 }

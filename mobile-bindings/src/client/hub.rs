@@ -303,13 +303,7 @@ impl Client {
                 traffic,
             )?;
             if !answer.ok() {
-                return Err(self.hub_refusal(
-                    &answer,
-                    &link.transport,
-                    &link.keys,
-                    &link.device,
-                    traffic,
-                ));
+                return Err(self.link_refusal(link, &answer, traffic));
             }
             let page: Receipts = parse_json(&answer)?;
             // A hub that answers with what the phone took already makes no progress.
@@ -361,17 +355,16 @@ impl Client {
             traffic,
         )?;
         if !answer.ok() {
-            return Err(self.hub_refusal(
-                &answer,
-                &link.transport,
-                &link.keys,
-                &link.device,
-                traffic,
-            ));
+            return Err(self.link_refusal(link, &answer, traffic));
         }
         protocol::decode(&answer.body).map_err(|e| {
             ClientError::Server(format!("the office hub's answer is not a sync frame: {e}"))
         })
+    }
+
+    /// [`Client::hub_refusal`] within an open session.
+    fn link_refusal(&self, link: &HubLink, answer: &Answer, traffic: &mut Traffic) -> ClientError {
+        self.hub_refusal(answer, &link.transport, &link.keys, &link.device, traffic)
     }
 
     /// What a hub's refusal becomes. A hub's word that this device was revoked wipes the
