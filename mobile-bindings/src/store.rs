@@ -61,6 +61,9 @@ pub struct Session {
     /// The grant the server last gave this device for village office hubs (a JWS), if any.
     #[serde(default)]
     pub offline_grant: Option<String>,
+    /// The hubs the server had revoked then, by id: the phone trusts none of them.
+    #[serde(default)]
+    pub revoked_hubs: Vec<String>,
 }
 
 /// The logged-in user as `/api/v1/me` describes them.
@@ -1562,6 +1565,7 @@ mod tests {
             refresh_token: "r".into(),
             access_expires_at: 5,
             offline_grant: None,
+            revoked_hubs: Vec::new(),
             user: Profile {
                 id: "u1".into(),
                 username: "wang".into(),
@@ -1781,6 +1785,7 @@ mod tests {
                 refresh_token: session_token,
                 access_expires_at: 0,
                 offline_grant: None,
+                revoked_hubs: Vec::new(),
                 user: Profile {
                     id: "u".into(),
                     username: "u".into(),
@@ -1865,6 +1870,7 @@ mod tests {
             refresh_token: "r".into(),
             access_expires_at: 5,
             offline_grant: None,
+            revoked_hubs: Vec::new(),
             user: Profile {
                 id: "u1".into(),
                 username: "wang".into(),

@@ -308,6 +308,82 @@ async fn a_pc_that_shows_the_hubs_certificate_without_its_key_gets_nothing() {
     assert!(central.stop().await.success());
 }
 
+/// A hub the server revoked, which has not heard so (its uplink is down: a stolen office PC,
+/// say), still answers; a phone that refreshed its tokens since knows better and opens no session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_stops_trusting_a_hub_the_server_revoked_though_the_hub_still_answers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = format!("sqlite://{}", dir.path().join("central.db").display());
+    field::seed(&db).await;
+    let central = Server::start(&db, PASSWORD).await;
+    let uplink = Relay::start(&central.base);
+    let line = Relay::start(&central.base);
+    let admin = Phone::login(&central.base, "admin", PASSWORD, "admin-pc")
+        .await
+        .expect("admin login");
+    let hub_dir = dir.path().join("hub");
+    HubProcess::enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
+    let hub = HubProcess::start(&hub_dir, 1).await;
+    let hub_id = HubProcess::id(&hub_dir);
+
+    let (base, hub_base, dir_path) = (line.base.clone(), hub.base.clone(), dir.path().to_owned());
+    let (line2, uplink2) = (line.clone(), uplink.clone());
+    let (central_base, token) = (central.base.clone(), admin.token.clone());
+    let device = tokio::task::spawn_blocking(move || {
+        let wang = Client::open(&dir_path.join("wang"), &base, &KEY, quick()).expect("open");
+        wang.login("wang", PASSWORD, "wang's phone").expect("login");
+        wang.set_office_hub(Some(hub_base)).expect("hub");
+        line2.set_online(false);
+        wang.create_report("dispute_check", GRID).expect("create");
+        assert_eq!(
+            until_the_hub_serves(&wang).via_hub.as_deref(),
+            Some(hub_id.as_str())
+        );
+
+        // The office PC is stolen: the admin revokes its hub, which cannot hear of it.
+        uplink2.set_online(false);
+        line2.set_online(true);
+        let status = tokio::runtime::Handle::current().block_on(async {
+            reqwest::Client::new()
+                .post(format!("{central_base}/api/v1/hubs/{hub_id}/revoke"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .expect("revoke")
+                .status()
+        });
+        assert_eq!(status.as_u16(), 204);
+        wang.expire_access_token().expect("expire");
+        wang.sync(None)
+            .expect("sync with central, refreshing the tokens");
+
+        line2.set_online(false);
+        wang.create_report("dispute_check", GRID).expect("create");
+        match wang.sync(None) {
+            Err(ClientError::Network(why)) => assert!(why.contains("revoked"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(wang.pending_changes(), 1);
+        wang.device_id().expect("device")
+    })
+    .await
+    .expect("scenario");
+    let hub_store =
+        gridsync_server::store::open(&format!("sqlite://{}", hub_dir.join("hub.db").display()))
+            .await
+            .expect("the hub's database");
+    let sessions = hub_store
+        .audit_log(50)
+        .await
+        .expect("audit")
+        .into_iter()
+        .filter(|e| e.action == "hub_session" && e.device_id.as_deref() == Some(&device))
+        .count();
+    assert_eq!(sessions, 1, "no session at the revoked hub");
+    drop(hub);
+    assert!(central.stop().await.success());
+}
+
 /// Syncs until the hub has made its first contact with central and lets the phone in.
 fn until_the_hub_serves(phone: &Client) -> SyncSummary {
     for _ in 0..150 {

@@ -134,8 +134,13 @@ impl Client {
 
     /// Checks the hub's certificate and opens a session there.
     fn open_hub(&self, traffic: &mut Traffic) -> Result<HubLink> {
-        let (hub, grant, device, seed, keys) = {
+        let (hub, grant, revoked, device, seed, keys) = {
             let mut state = self.lock();
+            let revoked = state
+                .session
+                .as_ref()
+                .map(|s| s.revoked_hubs.clone())
+                .unwrap_or_default();
             let grant = state
                 .session
                 .as_ref()
@@ -157,7 +162,14 @@ impl Client {
                         .into(),
                 )
             })?;
-            (hub, grant, store.device_id()?, store.device_key()?, keys)
+            (
+                hub,
+                grant,
+                revoked,
+                store.device_id()?,
+                store.device_key()?,
+                keys,
+            )
         };
         let keys = KeySet::from_jwks(&keys).map_err(|e| ClientError::Storage(e.to_string()))?;
         let pin = Arc::new(match &hub.key {
@@ -182,6 +194,12 @@ impl Client {
         {
             return Err(ClientError::Unauthorized(format!(
                 "{} shows the certificate of another hub",
+                hub.url
+            )));
+        }
+        if revoked.contains(&certificate.sub) {
+            return Err(ClientError::Unauthorized(format!(
+                "the server revoked the office hub at {}",
                 hub.url
             )));
         }

@@ -117,6 +117,7 @@ impl Client {
             access_expires_at,
             user,
             offline_grant: tokens.offline_grant,
+            revoked_hubs: tokens.revoked_hubs,
         };
         let mut state = self.lock();
         state.store()?.start_session(&session)?;
@@ -244,6 +245,7 @@ impl Client {
         session.refresh_token = tokens.refresh_token;
         session.access_expires_at = now() + i64::try_from(tokens.expires_in).unwrap_or(0);
         session.offline_grant = tokens.offline_grant;
+        session.revoked_hubs = tokens.revoked_hubs;
         state.store()?.set_session(Some(&session))?;
         state.session = Some(session);
         Ok(tokens.access_token)
@@ -319,6 +321,8 @@ struct Tokens {
     /// Absent from servers older than offline grants.
     #[serde(default)]
     offline_grant: Option<String>,
+    #[serde(default)]
+    revoked_hubs: Vec<String>,
 }
 
 fn user_info(p: &Profile) -> UserInfo {

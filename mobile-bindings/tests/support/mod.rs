@@ -58,6 +58,7 @@ pub fn session() -> Session {
             device_id: "d1".into(),
         },
         offline_grant: None,
+        revoked_hubs: Vec::new(),
     }
 }
 

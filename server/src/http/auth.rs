@@ -141,6 +141,10 @@ pub struct Tokens {
     /// reach: user, device, the device's key, role, scope, the hubs' units and an expiry. `null`
     /// when the device sent no key, or for roles no hub serves.
     pub offline_grant: Option<String>,
+    /// Ids of the village office hubs the server revoked, which a phone holding a grant no
+    /// longer trusts even where a revoked hub still answers (a stolen office PC, say).
+    #[serde(default)]
+    pub revoked_hubs: Vec<String>,
 }
 
 /// Who the caller is and what they may see.
@@ -467,9 +471,18 @@ async fn issue(
         ttl,
     )
     .await?;
-    let offline_grant = match claims {
-        Some(claims) => Some(state.keys.sign_typed(grant::TYP, &claims).await?),
-        None => None,
+    let (offline_grant, revoked_hubs) = match claims {
+        Some(claims) => {
+            let revoked = state.store.hubs().await?.into_iter();
+            (
+                Some(state.keys.sign_typed(grant::TYP, &claims).await?),
+                revoked
+                    .filter(|hub| hub.revoked_at.is_some())
+                    .map(|hub| hub.id)
+                    .collect(),
+            )
+        }
+        None => (None, Vec::new()),
     };
     Ok(Tokens {
         access_token,
@@ -477,6 +490,7 @@ async fn issue(
         expires_in: state.keys.ttl().as_secs(),
         user_id: user.id.clone(),
         offline_grant,
+        revoked_hubs,
     })
 }
 
