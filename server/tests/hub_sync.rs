@@ -13,7 +13,9 @@ use gridsync_core::protocol::{
     self, AttestedPush, Pull, PullResult, Push, PushOutcome, Relay, RelayResult,
 };
 use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_fixtures::forms;
 use gridsync_server::auth::hub;
+use gridsync_server::catalogue::{self, Actor};
 use gridsync_server::clock;
 use gridsync_server::config::Config;
 use gridsync_server::scope::Role;
@@ -31,6 +33,7 @@ on_both_test_stores!(
     a_hub_pulls_its_units_ordinary_reports_and_never_a_drug_control_case,
     a_hub_reads_the_signed_revocation_list_and_the_units_it_serves,
     a_hubs_signed_audit_log_is_kept_once_and_a_log_signed_by_another_key_not_at_all,
+    a_hub_is_sent_the_report_kinds_again_only_once_the_catalogue_changed,
 );
 
 const PW: &str = "test password";
@@ -558,4 +561,48 @@ async fn a_hubs_signed_audit_log_is_kept_once_and_a_log_signed_by_another_key_no
         total.iter().filter(|e| e.action == "hub_session").count(),
         3
     );
+}
+
+async fn a_hub_is_sent_the_report_kinds_again_only_once_the_catalogue_changed(t: &TestStore) {
+    let w = world(t).await;
+    let kinds = |tag: Option<&str>| {
+        let mut request = axum::http::Request::get("/api/v1/hubs/kinds")
+            .header("authorization", format!("Bearer {}", w.hub_token(0)));
+        if let Some(tag) = tag {
+            request = request.header("if-none-match", tag);
+        }
+        w.api
+            .send(request.body(axum::body::Body::empty()).expect("request"))
+    };
+    let first = kinds(None).await;
+    first.assert_status(StatusCode::OK);
+    let tag = first.headers["etag"].to_str().expect("a tag").to_owned();
+    assert!(first.body.as_array().is_some_and(|k| !k.is_empty()));
+    kinds(Some(&tag))
+        .await
+        .assert_status(StatusCode::NOT_MODIFIED);
+
+    let actor = || Actor {
+        user: None,
+        device: None,
+        via: "test",
+    };
+    let patrol = forms::twin("dispute_check", "village_patrol", "村巡查");
+    catalogue::save_draft(t.store.as_ref(), &patrol, "json", actor())
+        .await
+        .expect("draft");
+    catalogue::publish(t.store.as_ref(), "village_patrol", 1, actor())
+        .await
+        .expect("publish");
+    let changed = kinds(Some(&tag)).await;
+    changed.assert_status(StatusCode::OK);
+    assert_ne!(changed.headers["etag"].to_str().expect("a tag"), tag);
+    let names: Vec<&str> = changed
+        .body
+        .as_array()
+        .expect("kinds")
+        .iter()
+        .filter_map(|k| k["definition"]["kind"].as_str())
+        .collect();
+    assert!(names.contains(&"village_patrol"));
 }

@@ -12,7 +12,8 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use gridsync_core::attest;
 use gridsync_core::protocol::{
     AttestedPush, Pull, PushDocResult, PushOutcome, PushResult, Relay, RelayResult, RelayedPush,
@@ -205,22 +206,36 @@ pub struct KindInForce {
 }
 
 /// Every version in force (published or retired), with its definition, so that a hub judges
-/// reports of kinds published at runtime as central does.
+/// reports of kinds published at runtime as central does. Tagged with the catalogue's digest: a
+/// hub that sends the tag it holds (`If-None-Match`) is answered 304 while nothing changed, so
+/// each contact does not carry every definition over the village's uplink.
 #[utoipa::path(get, path = "/api/v1/hubs/kinds", tag = "hubs", security(("hub" = [])),
+    params(("If-None-Match" = Option<String>, Header,
+        description = "the ETag of the kinds the hub holds")),
     responses(
-        (status = 200, body = Vec<KindInForce>, example = json!([{
+        (status = 200, body = Vec<KindInForce>, headers(("ETag" = String)), example = json!([{
             "state": "published",
             "definition": { "kind": "village_patrol", "version": 1,
                 "label": { "zh": "村巡查", "en": "Village patrol" }, "fields": [] },
         }])),
+        (status = 304, description = "nothing changed since the tag sent"),
         (status = 401, description = "not a token signed by an enrolled hub, or hub_revoked",
             body = Problem, content_type = "application/problem+json"),
     ))]
 async fn hub_kinds(
     State(state): State<AppState>,
     _hub: HubCaller,
-) -> Result<Json<Vec<KindInForce>>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let loaded = state.catalogue.fresh(state.store.as_ref()).await?;
+    let tag = format!("\"{:016x}\"", loaded.digest);
+    let etag = [(header::ETAG, tag.clone())];
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|held| held.as_bytes() == tag.as_bytes())
+    {
+        return Ok((StatusCode::NOT_MODIFIED, etag).into_response());
+    }
     let mut kinds = Vec::with_capacity(loaded.entries.len());
     for entry in &loaded.entries {
         let Some(row) = state
@@ -238,7 +253,7 @@ async fn hub_kinds(
             definition,
         });
     }
-    Ok(Json(kinds))
+    Ok((etag, Json(kinds)).into_response())
 }
 
 /// Whom a relayed push is written as: the user of the device that signed it, in that user's

@@ -54,6 +54,26 @@ impl Central {
         serde_json::from_slice(&bytes).map_err(|e| HubError::BadAnswer(format!("{path}: {e}")))
     }
 
+    /// GET `path` as JSON unless it is still what the entity tag `held` names: `None` then
+    /// (central answered 304), else the JSON with its new tag.
+    pub async fn get_json_if_changed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &str,
+        held: Option<&str>,
+    ) -> Result<Option<(T, Option<String>)>> {
+        let reply = self
+            .send("GET", path, Some(token), None, held.map(str::to_owned))
+            .await?;
+        if reply.status == 304 {
+            return Ok(None);
+        }
+        let bytes = reply.into_body()?;
+        let value = serde_json::from_slice(&bytes.body)
+            .map_err(|e| HubError::BadAnswer(format!("{path}: {e}")))?;
+        Ok(Some((value, bytes.etag)))
+    }
+
     /// POST `body` as JSON to `path` (with the hub's `token`, when it has one), reading JSON
     /// back.
     pub async fn post_json<T: DeserializeOwned>(
@@ -90,6 +110,18 @@ impl Central {
         token: Option<&str>,
         body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<Vec<u8>> {
+        let reply = self.send(method, path, token, body, None).await?;
+        Ok(reply.into_body()?.body)
+    }
+
+    async fn send(
+        &self,
+        method: &'static str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(Vec<u8>, &'static str)>,
+        if_none_match: Option<String>,
+    ) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
         let agent = self.agent.clone();
         let token = token.map(|t| format!("Bearer {t}"));
@@ -105,6 +137,9 @@ impl Central {
             if let Some(token) = &token {
                 request = request.header("authorization", token);
             }
+            if let Some(tag) = &if_none_match {
+                request = request.header("if-none-match", tag);
+            }
             let sent = match body {
                 Some((bytes, content_type)) => agent.run(
                     request
@@ -116,24 +151,46 @@ impl Central {
             };
             let mut response = sent.map_err(|e| e.to_string())?;
             let status = response.status().as_u16();
+            let etag = response
+                .headers()
+                .get("etag")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
             let bytes = response
                 .body_mut()
                 .with_config()
                 .limit(MAX_ANSWER)
                 .read_to_vec()
                 .map_err(|e| format!("reading the answer: {e}"))?;
-            Ok::<_, String>((status, bytes))
+            Ok::<_, String>(Reply {
+                status,
+                etag,
+                body: bytes,
+            })
         })
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-        let (status, bytes) = answer.map_err(unreachable)?;
-        if (200..300).contains(&status) {
-            return Ok(bytes);
+        answer.map_err(unreachable)
+    }
+}
+
+/// An answer of central's, before it is judged.
+struct Reply {
+    status: u16,
+    etag: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    /// The answer of a 2xx, or central's problem.
+    fn into_body(self) -> Result<Reply> {
+        if (200..300).contains(&self.status) {
+            return Ok(self);
         }
-        let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        let problem: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
         let text = |key: &str| problem[key].as_str().unwrap_or_default().to_owned();
         Err(HubError::Refused {
-            status,
+            status: self.status,
             code: text("code"),
             detail: text("detail"),
         })

@@ -39,6 +39,9 @@ pub struct Contact {
     /// The last entry of the hub's audit log central holds.
     #[serde(default)]
     pub audit_through: i64,
+    /// The entity tag of the report kinds last copied from central.
+    #[serde(default)]
+    pub kinds_tag: Option<String>,
 }
 
 /// Why a phone may not open a session.

@@ -175,21 +175,27 @@ async fn import_units(hub: &HubState, token: &str) -> Result<()> {
 /// version rules, so that the hub judges reports of kinds published at runtime as central does.
 /// A kind that does not pass is left out and said in the log; central still judges its reports.
 async fn import_kinds(hub: &HubState, token: &str) -> Result<()> {
-    let kinds: Vec<KindInForce> = hub
+    let held = hub.trust.contact().kinds_tag;
+    let Some((kinds, tag)) = hub
         .central
-        .get_json("/api/v1/hubs/kinds", Some(token))
-        .await?;
+        .get_json_if_changed::<Vec<KindInForce>>("/api/v1/hubs/kinds", token, held.as_deref())
+        .await?
+    else {
+        return Ok(());
+    };
     let store = hub.store.as_ref();
     let actor = || Actor {
         user: None,
         device: None,
         via: "hub",
     };
+    let mut all_copied = true;
     for kind in kinds {
         let schema = match Schema::from_json(&kind.definition.to_string()) {
             Ok(schema) => schema,
             Err(e) => {
                 tracing::warn!(error = %e, "central sent a report kind this hub cannot read");
+                all_copied = false;
                 continue;
             }
         };
@@ -207,7 +213,12 @@ async fn import_kinds(hub: &HubState, token: &str) -> Result<()> {
         };
         if let Err(e) = copied.await {
             tracing::warn!(kind = name, version, error = %e, "a report kind was not copied");
+            all_copied = false;
         }
+    }
+    // Only once every kind is copied: otherwise the next contact fetches them all again.
+    if all_copied {
+        hub.trust.update(|c| c.kinds_tag = tag)?;
     }
     Ok(())
 }
