@@ -479,33 +479,23 @@ async fn a_hubs_signed_audit_log_is_kept_once_and_a_log_signed_by_another_key_no
             detail: json!({ "expires_at": 5_000 }),
         },
     };
+    // A page signed with `seed` in hub `hub_id`'s name, uploaded with this hub's token.
+    let api = &w.api;
+    let upload = |seed: [u8; 32], hub_id: &str, page: &[AuditRecord]| {
+        let log = hub::sign_audit(&seed, hub_id, &issuer, page, clock::now()).expect("sign");
+        let token = w.hub_token(0);
+        async move {
+            api.call("POST", "/api/v1/hubs/audit", &token, json!({ "log": log }))
+                .await
+        }
+    };
     let page = [session(1, "phone-w1"), session(2, "phone-w1-spare")];
-    let log = hub::sign_audit(&HUB_SEED, &w.hub_id, &issuer, &page, clock::now()).expect("sign");
-    let kept = w
-        .api
-        .call(
-            "POST",
-            "/api/v1/hubs/audit",
-            &w.hub_token(0),
-            json!({ "log": log }),
-        )
-        .await
-        .ok();
+    let kept = upload(HUB_SEED, &w.hub_id, &page).await.ok();
     assert_eq!(kept["through"], json!(2));
     // A page sent again after a lost answer, and one that overlaps, keep each entry once.
     let again = [session(2, "phone-w1-spare"), session(3, "phone-w1")];
-    let log = hub::sign_audit(&HUB_SEED, &w.hub_id, &issuer, &again, clock::now()).expect("sign");
     for _ in 0..2 {
-        let kept = w
-            .api
-            .call(
-                "POST",
-                "/api/v1/hubs/audit",
-                &w.hub_token(0),
-                json!({ "log": log }),
-            )
-            .await
-            .ok();
+        let kept = upload(HUB_SEED, &w.hub_id, &again).await.ok();
         assert_eq!(kept["through"], json!(3));
     }
     let sessions: Vec<AuditEntry> = t
@@ -522,38 +512,10 @@ async fn a_hubs_signed_audit_log_is_kept_once_and_a_log_signed_by_another_key_no
     assert_eq!(sessions[0].detail["expires_at"], json!(5_000));
 
     // Signed by another key, or with the hub's own token but for another hub: nothing kept.
-    let forged = hub::sign_audit(
-        &[7; 32],
-        &w.hub_id,
-        &issuer,
-        &[session(4, "x")],
-        clock::now(),
-    )
-    .expect("sign");
-    w.api
-        .call(
-            "POST",
-            "/api/v1/hubs/audit",
-            &w.hub_token(0),
-            json!({ "log": forged }),
-        )
+    upload([7; 32], &w.hub_id, &[session(4, "x")])
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
-    let other = hub::sign_audit(
-        &HUB_SEED,
-        "hub-other",
-        &issuer,
-        &[session(4, "x")],
-        clock::now(),
-    )
-    .expect("sign");
-    w.api
-        .call(
-            "POST",
-            "/api/v1/hubs/audit",
-            &w.hub_token(0),
-            json!({ "log": other }),
-        )
+    upload(HUB_SEED, "hub-other", &[session(4, "x")])
         .await
         .assert_problem(StatusCode::BAD_REQUEST, "bad_request");
     let total = t.store.audit_log(50).await.expect("audit");

@@ -28,11 +28,11 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::answers::{parse_json, unexpected};
-use super::sync::{Peer, Progress};
+use super::sync::{Peer, Progress, report};
 use super::{Client, parse_id, transport_settings};
 use crate::error::{ClientError, Result};
 use crate::hub_tls::HubPin;
-use crate::model::{SyncPhase, SyncProgress, SyncSummary};
+use crate::model::{SyncPhase, SyncSummary};
 use crate::store::{Batch, OfficeHub};
 use crate::transport::{Answer, Traffic, Transport};
 
@@ -278,15 +278,13 @@ impl Client {
                 self.hub_frame(link, "/hub/v1/sync/pull", protocol::encode(&pull), traffic)?;
             let pulled = self.apply_page(Server::Hub, result, &mut lacking)?;
             summary.pulled_reports += pulled.docs as u32;
-            if let Some(p) = progress {
-                p.progress(SyncProgress {
-                    phase: SyncPhase::Pull,
-                    round: page,
-                    reports: summary.pulled_reports,
-                    bytes_sent: traffic.sent,
-                    bytes_received: traffic.received,
-                });
-            }
+            report(
+                progress,
+                SyncPhase::Pull,
+                page,
+                summary.pulled_reports,
+                traffic,
+            );
             if pulled.diverged {
                 // Pulled again from zero once; a hub that disagrees again is left for now.
                 if diverged {

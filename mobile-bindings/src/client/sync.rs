@@ -38,6 +38,25 @@ pub trait Progress {
     fn progress(&self, progress: SyncProgress);
 }
 
+/// Tells `progress`, when there is a listener, where a sync stands after a request.
+pub(super) fn report(
+    progress: Option<&dyn Progress>,
+    phase: SyncPhase,
+    round: u32,
+    reports: u32,
+    traffic: &Traffic,
+) {
+    if let Some(p) = progress {
+        p.progress(SyncProgress {
+            phase,
+            round,
+            reports,
+            bytes_sent: traffic.sent,
+            bytes_received: traffic.received,
+        });
+    }
+}
+
 impl Progress for Box<dyn model::SyncListener> {
     fn progress(&self, progress: SyncProgress) {
         self.on_progress(progress);
@@ -250,15 +269,13 @@ impl Client {
                         }));
                 }
             }
-            if let Some(p) = progress {
-                p.progress(SyncProgress {
-                    phase: SyncPhase::Push,
-                    round,
-                    reports: summary.pushed_reports,
-                    bytes_sent: traffic.sent,
-                    bytes_received: traffic.received,
-                });
-            }
+            report(
+                progress,
+                SyncPhase::Push,
+                round,
+                summary.pushed_reports,
+                traffic,
+            );
         }
         Err(ClientError::Server(format!(
             "pushing did not finish in {MAX_PUSH_ROUNDS} requests"
@@ -302,15 +319,13 @@ impl Client {
                 }
                 let pulled = self.apply_page(Server::Central, result, &mut pulled_all.lacking)?;
                 summary.pulled_reports += pulled.docs as u32;
-                if let Some(p) = progress {
-                    p.progress(SyncProgress {
-                        phase: SyncPhase::Pull,
-                        round: page,
-                        reports: summary.pulled_reports,
-                        bytes_sent: traffic.sent,
-                        bytes_received: traffic.received,
-                    });
-                }
+                report(
+                    progress,
+                    SyncPhase::Pull,
+                    page,
+                    summary.pulled_reports,
+                    traffic,
+                );
                 if pulled.diverged {
                     summary.diverged = pass == 1;
                     break;
