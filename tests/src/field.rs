@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use gridsync_fixtures::fixture::Fixture;
 use gridsync_fixtures::org::OrgTree;
 use gridsync_fixtures::people::Person;
-use gridsync_mobile::ClientConfig;
+use gridsync_mobile::{ClientConfig, GeoPoint, NewAttachment};
 use gridsync_server::scope::Role;
 
 pub use gridsync_fixtures::databases::fresh_postgres_database;
@@ -180,5 +180,21 @@ pub fn quick() -> ClientConfig {
         pull_byte_budget: 64 * 1024,
         upload_chunk_bytes: 64 * 1024,
         attachment_cache_bytes: 1024 * 1024,
+    }
+}
+
+/// A dispute check's site photo named `name`, taken in the village, as the app attaches one.
+pub fn site_photo(name: &str) -> NewAttachment {
+    NewAttachment {
+        field: "site_photos".into(),
+        entry: None,
+        name: Some(name.into()),
+        media_type: "image/jpeg".into(),
+        taken_at: Some("2026-11-03T10:00:00+08:00".into()),
+        location: Some(GeoPoint {
+            lat: 30.27,
+            lon: 120.15,
+            accuracy_m: Some(8.0),
+        }),
     }
 }

@@ -11,12 +11,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use gridsync_e2e::Server;
-use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
+use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick, site_photo};
 use gridsync_fixtures::phone::Phone;
 use gridsync_mobile::client::{Client, Progress};
-use gridsync_mobile::{
-    ClientConfig, ClientError, FieldValue, GeoPoint, NewAttachment, SyncPhase, SyncProgress,
-};
+use gridsync_mobile::{ClientConfig, ClientError, FieldValue, SyncPhase, SyncProgress};
 use serde_json::{Value, json};
 
 const KEY: [u8; 32] = [0x5a; 32];
@@ -613,21 +611,6 @@ fn photo(seed: u64) -> Vec<u8> {
             (x >> 56) as u8
         })
         .collect()
-}
-
-fn site_photo(name: &str) -> NewAttachment {
-    NewAttachment {
-        field: "site_photos".into(),
-        entry: None,
-        name: Some(name.into()),
-        media_type: "image/jpeg".into(),
-        taken_at: Some("2026-11-03T10:00:00+08:00".into()),
-        location: Some(GeoPoint {
-            lat: 30.27,
-            lon: 120.15,
-            accuracy_m: Some(8.0),
-        }),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,9 +13,9 @@ use std::process::{Command, Stdio};
 
 use gridsync_e2e::Server;
 use gridsync_e2e::faulty::{Fault, FaultyProxy};
-use gridsync_e2e::field::{self, GRID, PASSWORD, quick};
+use gridsync_e2e::field::{self, GRID, PASSWORD, quick, site_photo};
 use gridsync_mobile::client::Client;
-use gridsync_mobile::{ClientError, FieldValue, GeoPoint, NewAttachment};
+use gridsync_mobile::{ClientError, FieldValue};
 use serde_json::{Value, json};
 use sqlx::Connection;
 
@@ -364,21 +364,6 @@ async fn another_users_login_is_refused_while_work_is_unsent_and_wipes_nothing_o
     on_server(true, handover_scenario).await;
 }
 
-fn site_photo() -> NewAttachment {
-    NewAttachment {
-        field: "site_photos".into(),
-        entry: None,
-        name: Some("现场.jpg".into()),
-        media_type: "image/jpeg".into(),
-        taken_at: Some("2026-11-03T10:00:00+08:00".into()),
-        location: Some(GeoPoint {
-            lat: 30.27,
-            lon: 120.15,
-            accuracy_m: None,
-        }),
-    }
-}
-
 fn handover_scenario(_db: &str, base: &str, dir: &Path) {
     let proxy = sound_proxy(base);
     let data = dir.join("shared phone");
@@ -402,7 +387,7 @@ fn handover_scenario(_db: &str, base: &str, dir: &Path) {
     // Pushed, but a photo still waiting for upload is unsent work too.
     phone.login("wang", PASSWORD, "phone").expect("login");
     phone
-        .attach_bytes(&id, site_photo(), &[0xd8; 2048])
+        .attach_bytes(&id, site_photo("现场.jpg"), &[0xd8; 2048])
         .expect("attach");
     // The push and the pull pass; both tries of the upload's first request are lost.
     proxy.script(&[
