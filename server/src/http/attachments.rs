@@ -70,11 +70,15 @@ use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::config::{ATTACHMENT_MEDIA_TYPES, MAX_ATTACHMENT_BYTES};
-use crate::store::{Attachment, AuditEntry, DocumentRow, UploadChunk, UploadOutcome};
+use crate::scope::Scope;
+use crate::store::{Attachment, AuditEntry, DocumentRow, Store, UploadChunk, UploadOutcome};
 use crate::thumbnail::{self, ThumbnailError};
 
 /// The total size of an upload (tus names it so).
 pub const UPLOAD_LENGTH: &str = "upload-length";
+/// Central's signed receipt for an attachment a hub relayed (`AttachmentReceipt`),
+/// on the answers of hubs.
+pub const ATTACHMENT_RECEIPT: &str = "attachment-receipt";
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -163,14 +167,14 @@ pub(super) async fn listing(
 
 /// What the report's document says of the bytes of one attachment.
 #[derive(Deserialize)]
-struct Named {
+pub(super) struct Named {
     media_type: String,
-    size: u64,
+    pub size: u64,
 }
 
 /// The attachment `hash` as the report's document names it: shown, or hidden with a removed
 /// log entry.
-fn named_in(report: &DocumentRow, hash: &str) -> Option<Named> {
+pub(super) fn named_in(report: &DocumentRow, hash: &str) -> Option<Named> {
     [ATTACHMENTS, HIDDEN_ATTACHMENTS]
         .into_iter()
         .filter_map(|key| report.projection.get(key)?.as_array())
@@ -243,15 +247,111 @@ async fn put_attachment(
 ) -> Result<Response, ApiError> {
     // Reading and writing take the same scope; a report outside it is 404 like a missing one.
     let report = visible_report(&state, &caller, &id).await?;
-    let hash = parse_hash(&hash).ok_or_else(|| {
+    let uploader = Uploader {
+        scope: &caller.scope,
+        id: caller.user_id(),
+    };
+    let accepted = accept_chunk(
+        state.store.as_ref(),
+        &uploader,
+        &report,
+        &hash,
+        &headers,
+        body,
+    )
+    .await?;
+    if let Accepted::Complete {
+        attachment,
+        new_blob: true,
+    } = &accepted
+    {
+        store_thumbnail(&state, attachment).await?;
+    }
+    Ok(answer(accepted, None))
+}
+
+/// Who uploads, as [`accept_chunk`] takes it.
+pub(crate) struct Uploader<'a> {
+    /// Where a blob stored already may be linked without its bytes (see
+    /// [`Store::link_visible_blob`]).
+    pub scope: &'a Scope,
+    /// Whom the link names: a user, or the hub that relayed the bytes.
+    pub id: &'a str,
+}
+
+/// What one chunk did.
+pub(crate) enum Accepted {
+    /// The bytes were stored already and are now linked to the report (200).
+    Linked(Attachment),
+    /// The chunk completed the upload, its hash verified (201); `new_blob` when the bytes were
+    /// not stored before.
+    Complete {
+        attachment: Attachment,
+        new_blob: bool,
+    },
+    /// The chunk is stored; the next starts at `received` (202).
+    Partial { received: i64, total: i64 },
+}
+
+impl Accepted {
+    /// The link, once the report has the bytes.
+    pub(crate) fn attachment(&self) -> Option<&Attachment> {
+        match self {
+            Accepted::Linked(attachment) | Accepted::Complete { attachment, .. } => {
+                Some(attachment)
+            }
+            Accepted::Partial { .. } => None,
+        }
+    }
+}
+
+/// The answer to a chunk, with central's receipt for the bytes when there is one to hand on.
+pub(crate) fn answer(accepted: Accepted, receipt: Option<&str>) -> Response {
+    let mut response = match accepted {
+        Accepted::Linked(a) => (StatusCode::OK, Json(view(a))).into_response(),
+        Accepted::Complete { attachment, .. } => {
+            (StatusCode::CREATED, Json(view(attachment))).into_response()
+        }
+        Accepted::Partial { received, total } => (
+            StatusCode::ACCEPTED,
+            [(UPLOAD_OFFSET, received)],
+            Json(UploadProgress {
+                offset: received,
+                size: total,
+            }),
+        )
+            .into_response(),
+    };
+    with_receipt(&mut response, receipt);
+    response
+}
+
+/// Adds `receipt` as the [`ATTACHMENT_RECEIPT`] header.
+fn with_receipt(response: &mut Response, receipt: Option<&str>) {
+    if let Some(value) = receipt.and_then(|r| HeaderValue::from_str(r).ok()) {
+        response.headers_mut().insert(ATTACHMENT_RECEIPT, value);
+    }
+}
+
+/// Takes one chunk of the attachment `hash` (as the path gave it) of `report`, held in `store`
+/// (see the module documentation for the protocol).
+pub(crate) async fn accept_chunk(
+    store: &dyn Store,
+    uploader: &Uploader<'_>,
+    report: &DocumentRow,
+    hash: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted, ApiError> {
+    let hash = parse_hash(hash).ok_or_else(|| {
         ApiError::BadRequest("the path must end in the sha256 of the attachment, hex".into())
     })?;
-    let media_type = media_type(&headers)?;
-    let (start, end, total) = content_range(&headers)?;
+    let media_type = media_type(headers)?;
+    let (start, end, total) = content_range(headers)?;
     if total > MAX_ATTACHMENT_BYTES {
         return Err(ApiError::PayloadTooLarge(MAX_ATTACHMENT_BYTES as usize));
     }
-    let named = named_in(&report, &hash).ok_or(ApiError::NotAttached)?;
+    let named = named_in(report, &hash).ok_or(ApiError::NotAttached)?;
     if named.media_type != media_type || i64::try_from(named.size) != Ok(total) {
         return Err(ApiError::AttachmentMismatch(format!(
             "the report names this attachment as {} bytes of {}; the upload says {total} bytes \
@@ -265,11 +365,11 @@ async fn put_attachment(
         hash: hash.clone(),
         media_type: media_type.clone(),
         size: total,
-        created_by: caller.user_id().to_owned(),
+        created_by: uploader.id.to_owned(),
         created_at: now,
     };
-    if let Some(a) = state.store.link_visible_blob(&caller.scope, &link).await? {
-        return Ok((StatusCode::OK, Json(view(a))).into_response());
+    if let Some(a) = store.link_visible_blob(uploader.scope, &link).await? {
+        return Ok(Accepted::Linked(a));
     }
     let expected = usize::try_from(end - start + 1).unwrap_or(0);
     let bytes = axum::body::to_bytes(body, expected).await.map_err(|_| {
@@ -281,8 +381,7 @@ async fn put_attachment(
             bytes.len()
         )));
     }
-    let outcome = state
-        .store
+    let outcome = store
         .upload_chunk(&UploadChunk {
             doc_id: report.id,
             hash: &hash,
@@ -290,33 +389,23 @@ async fn put_attachment(
             total,
             offset: start,
             bytes: &bytes,
-            user_id: caller.user_id(),
+            user_id: uploader.id,
             now,
         })
         .await?;
     // Stored: an upload waiting for its thumbnail's turn to decode holds none of its bytes.
     drop(bytes);
     match outcome {
-        UploadOutcome::Partial { received } => Ok((
-            StatusCode::ACCEPTED,
-            [(UPLOAD_OFFSET, received)],
-            Json(UploadProgress {
-                offset: received,
-                size: total,
-            }),
-        )
-            .into_response()),
+        UploadOutcome::Partial { received } => Ok(Accepted::Partial { received, total }),
         UploadOutcome::WrongOffset { received } => Err(ApiError::WrongOffset { offset: received }),
         UploadOutcome::HashMismatch => Err(ApiError::HashMismatch),
         UploadOutcome::Complete {
             attachment,
             new_blob,
-        } => {
-            if new_blob {
-                store_thumbnail(&state, &attachment).await?;
-            }
-            Ok((StatusCode::CREATED, Json(view(attachment))).into_response())
-        }
+        } => Ok(Accepted::Complete {
+            attachment,
+            new_blob,
+        }),
     }
 }
 
@@ -337,19 +426,55 @@ async fn head_attachment(
     Path((id, hash)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let report = visible_report(&state, &caller, &id).await?;
-    let hash = parse_hash(&hash).ok_or_else(not_found)?;
-    let (offset, size) = if let Some(a) = state.store.attachment(&report.id, &hash).await? {
+    let progress = upload_progress(state.store.as_ref(), &report, &hash).await?;
+    Ok(progress_answer(&progress, None))
+}
+
+/// Where the upload of an attachment stands in a store.
+pub(crate) struct Progress {
+    /// sha256 of the bytes, lowercase hex.
+    pub hash: String,
+    /// Bytes held: the next chunk starts here.
+    pub offset: i64,
+    pub size: i64,
+}
+
+impl Progress {
+    pub(crate) fn complete(&self) -> bool {
+        self.offset == self.size
+    }
+}
+
+/// Where the upload of the attachment `hash` (as the path gave it) of `report` stands in
+/// `store`; 404 when the store holds nothing of it for this report.
+pub(crate) async fn upload_progress(
+    store: &dyn Store,
+    report: &DocumentRow,
+    hash: &str,
+) -> Result<Progress, ApiError> {
+    let hash = parse_hash(hash).ok_or_else(not_found)?;
+    let (offset, size) = if let Some(a) = store.attachment(&report.id, &hash).await? {
         (a.size, a.size)
-    } else if let Some(u) = state.store.upload_state(&report.id, &hash).await? {
+    } else if let Some(u) = store.upload_state(&report.id, &hash).await? {
         (u.received, u.size)
     } else {
         return Err(not_found());
     };
-    Ok((
+    Ok(Progress { hash, offset, size })
+}
+
+/// The answer to `HEAD`, with central's receipt for the bytes when there is one to hand on.
+pub(crate) fn progress_answer(progress: &Progress, receipt: Option<&str>) -> Response {
+    let mut response = (
         StatusCode::OK,
-        [(UPLOAD_OFFSET, offset), (UPLOAD_LENGTH, size)],
+        [
+            (UPLOAD_OFFSET, progress.offset),
+            (UPLOAD_LENGTH, progress.size),
+        ],
     )
-        .into_response())
+        .into_response();
+    with_receipt(&mut response, receipt);
+    response
 }
 
 /// Downloads an attachment, whole or one byte range.
@@ -435,7 +560,10 @@ async fn get_attachment(
 /// the upload's answer waits for it, but a phone that stops waiting while the decodes are busy
 /// does not cancel it. A photo that does not decode, or is too large to, keeps its place on the
 /// report without one: the upload itself is fine.
-async fn store_thumbnail(state: &AppState, attachment: &Attachment) -> Result<(), ApiError> {
+pub(super) async fn store_thumbnail(
+    state: &AppState,
+    attachment: &Attachment,
+) -> Result<(), ApiError> {
     let Some(format) = thumbnail::photo_format(&attachment.media_type) else {
         return Ok(());
     };
@@ -595,7 +723,7 @@ fn not_found() -> ApiError {
 }
 
 /// A sha256 in hex (either case), lowercase.
-fn parse_hash(s: &str) -> Option<String> {
+pub(super) fn parse_hash(s: &str) -> Option<String> {
     (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_ascii_lowercase())
 }
 

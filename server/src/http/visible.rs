@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use super::{ApiError, AppState};
 use crate::auth::Caller;
 use crate::clock;
-use crate::scope::Role;
-use crate::store::{AuditEntry, DocumentRow, Writer};
+use crate::scope::{Role, Scope};
+use crate::store::{AuditEntry, DocumentRow, Store, Writer};
 
 pub(super) fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("report {id} not found"))
@@ -30,18 +30,21 @@ pub(super) async fn visible_report(
     caller: &Caller,
     id: &str,
 ) -> Result<DocumentRow, ApiError> {
+    report_in(state.store.as_ref(), &caller.scope, id).await
+}
+
+/// The report `id` of `store` when `scope` holds it; otherwise 404, as for a missing report.
+pub(crate) async fn report_in(
+    store: &dyn Store,
+    scope: &Scope,
+    id: &str,
+) -> Result<DocumentRow, ApiError> {
     let doc_id: DocId = id.parse().map_err(|_| not_found(id))?;
-    let row = state
-        .store
+    store
         .document(&doc_id)
         .await?
-        .filter(|r| {
-            caller
-                .scope
-                .allows(&r.org_path, r.restricted, r.assigned_to.as_deref())
-        })
-        .ok_or_else(|| not_found(id))?;
-    Ok(row)
+        .filter(|r| scope.allows(&r.org_path, r.restricted, r.assigned_to.as_deref()))
+        .ok_or_else(|| not_found(id))
 }
 
 /// Records that the caller read restricted reports: one entry per request.
