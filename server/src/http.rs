@@ -13,6 +13,7 @@ pub mod error;
 pub mod export;
 pub mod health;
 pub mod held;
+pub mod hub_attachments;
 pub mod hub_sync;
 pub mod hubs;
 pub mod json;
@@ -176,6 +177,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(devices::routes())
         .merge(hubs::routes())
         .merge(hub_sync::routes())
+        .merge(hub_attachments::routes())
         .merge(sync::routes())
         .merge(org::routes())
         .merge(users::routes())

@@ -6,7 +6,8 @@
 
 mod support;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use ed25519_dalek::SigningKey;
 use gridsync_core::attest;
 use gridsync_core::protocol::{
@@ -34,6 +35,8 @@ on_both_test_stores!(
     a_hub_reads_the_signed_revocation_list_and_the_units_it_serves,
     a_hubs_signed_audit_log_is_kept_once_and_a_log_signed_by_another_key_not_at_all,
     a_hub_is_sent_the_report_kinds_again_only_once_the_catalogue_changed,
+    a_hub_relays_a_photo_in_chunks_and_central_answers_with_its_signed_receipt,
+    a_hub_can_relay_only_bytes_a_report_of_its_unit_names_and_never_a_drug_control_cases,
 );
 
 const PW: &str = "test password";
@@ -115,6 +118,46 @@ impl World {
             .expect("read")
             .is_some()
     }
+}
+
+/// The attachment relay, as the hub calls it.
+impl World {
+    async fn put_relayed(
+        &self,
+        doc: &ReportDoc,
+        hash: &str,
+        blob: &[u8],
+        range: std::ops::Range<usize>,
+    ) -> RawReply {
+        let request = Request::put(relayed_path(doc, hash))
+            .header(
+                header::AUTHORIZATION,
+                format!("Bearer {}", self.hub_token(0)),
+            )
+            .header(header::CONTENT_TYPE, "image/png")
+            .header(
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{}", range.start, range.end - 1, blob.len()),
+            )
+            .body(Body::from(blob[range].to_vec()))
+            .expect("request");
+        self.api.send_raw(request).await
+    }
+
+    async fn head_relayed(&self, doc: &ReportDoc, hash: &str) -> RawReply {
+        self.api
+            .send_raw(authed("HEAD", &relayed_path(doc, hash), &self.hub_token(0)))
+            .await
+    }
+}
+
+fn relayed_path(doc: &ReportDoc, hash: &str) -> String {
+    format!("/api/v1/hubs/attachments/{}/{hash}", doc.id())
+}
+
+/// Bytes that vary, standing in for a photo.
+fn photo(n: usize, seed: u8) -> Vec<u8> {
+    (0..n).map(|i| (i * 31 % 251) as u8 ^ seed).collect()
 }
 
 /// The push of every change of `doc`, signed by `device` with `key`.
@@ -320,11 +363,9 @@ async fn only_an_enrolled_unrevoked_hub_with_a_fresh_token_of_its_own_key_may_re
     let no_token = w
         .api
         .send_raw(
-            axum::http::Request::post("/api/v1/hubs/relay")
+            Request::post("/api/v1/hubs/relay")
                 .header("content-type", "application/x-gridsync")
-                .body(axum::body::Body::from(protocol::encode(&Relay {
-                    pushes: vec![],
-                })))
+                .body(Body::from(protocol::encode(&Relay { pushes: vec![] })))
                 .expect("request"),
         )
         .await;
@@ -528,13 +569,12 @@ async fn a_hubs_signed_audit_log_is_kept_once_and_a_log_signed_by_another_key_no
 async fn a_hub_is_sent_the_report_kinds_again_only_once_the_catalogue_changed(t: &TestStore) {
     let w = world(t).await;
     let kinds = |tag: Option<&str>| {
-        let mut request = axum::http::Request::get("/api/v1/hubs/kinds")
+        let mut request = Request::get("/api/v1/hubs/kinds")
             .header("authorization", format!("Bearer {}", w.hub_token(0)));
         if let Some(tag) = tag {
             request = request.header("if-none-match", tag);
         }
-        w.api
-            .send(request.body(axum::body::Body::empty()).expect("request"))
+        w.api.send(request.body(Body::empty()).expect("request"))
     };
     let first = kinds(None).await;
     first.assert_status(StatusCode::OK);
@@ -567,4 +607,148 @@ async fn a_hub_is_sent_the_report_kinds_again_only_once_the_catalogue_changed(t:
         .filter_map(|k| k["definition"]["kind"].as_str())
         .collect();
     assert!(names.contains(&"village_patrol"));
+}
+
+async fn a_hub_relays_a_photo_in_chunks_and_central_answers_with_its_signed_receipt(t: &TestStore) {
+    let w = world(t).await;
+    let blob = photo(5000, 1);
+    let mut doc = dispute(1, G1, "w1");
+    let hash = attach(&mut doc, "w1", "site_photos", "image/png", &blob);
+    let result = w.relay(vec![signed(&w.w1, "phone-w1", &mut doc)]).await;
+    assert!(is_acked(only_outcome(&result)), "{result:?}");
+
+    // Named by the report and not yet sent: start at 0, with no receipt.
+    let head = w.head_relayed(&doc, &hash).await;
+    head.assert_status(StatusCode::OK);
+    assert_eq!(head.header("upload-offset"), Some("0"));
+    assert_eq!(head.header("upload-length"), Some("5000"));
+    assert_eq!(head.header("attachment-receipt"), None);
+
+    w.put_relayed(&doc, &hash, &blob, 0..3000)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    assert_eq!(
+        w.head_relayed(&doc, &hash).await.header("upload-offset"),
+        Some("3000")
+    );
+    let done = w.put_relayed(&doc, &hash, &blob, 3000..5000).await;
+    done.assert_status(StatusCode::CREATED);
+
+    // The receipt is central's, checked with the published keys alone.
+    let receipt = done.header("attachment-receipt").expect("a receipt");
+    let (header, claims) = w.api.verified(receipt, "gridsync-offline").await;
+    assert_eq!(
+        header.typ.as_deref(),
+        Some("gridsync-attachment-receipt+jwt")
+    );
+    assert_eq!(claims["hub"], json!(w.hub_id));
+    assert_eq!(claims["doc"], json!(doc.id().to_string()));
+    assert_eq!(claims["sha256"], json!(hash));
+    assert_eq!(claims["size"], json!(5000));
+
+    // A hub that lost that answer asks again and gets a receipt.
+    let again = w.head_relayed(&doc, &hash).await;
+    assert_eq!(again.header("upload-offset"), Some("5000"));
+    assert!(again.header("attachment-receipt").is_some());
+
+    let store = &w.api.state.store;
+    let stored = store
+        .attachment(&doc.id(), &hash)
+        .await
+        .expect("read")
+        .expect("linked");
+    assert_eq!(
+        stored.created_by, w.hub_id,
+        "the link names who delivered it"
+    );
+    assert_eq!(
+        store.read_blob(&hash, 0, 5000).await.expect("read"),
+        Some(blob)
+    );
+}
+
+async fn a_hub_can_relay_only_bytes_a_report_of_its_unit_names_and_never_a_drug_control_cases(
+    t: &TestStore,
+) {
+    let w = world(t).await;
+    let blob = photo(4000, 2);
+    let mut doc = dispute(1, G1, "w1");
+    let hash = attach(&mut doc, "w1", "site_photos", "image/png", &blob);
+    w.relay(vec![signed(&w.w1, "phone-w1", &mut doc)]).await;
+
+    // Other bytes under the named hash: a hub cannot pass off a photo of its own.
+    let mut forged = blob.clone();
+    forged[100] ^= 0xff;
+    w.put_relayed(&doc, &hash, &forged, 0..forged.len())
+        .await
+        .assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "hash_mismatch");
+    // Bytes the report does not name: refused before a byte is taken.
+    let other = photo(4000, 3);
+    let unnamed = attach(
+        &mut dispute(9, G1, "w1"),
+        "w1",
+        "site_photos",
+        "image/png",
+        &other,
+    );
+    w.head_relayed(&doc, &unnamed)
+        .await
+        .assert_status(StatusCode::CONFLICT);
+    w.put_relayed(&doc, &unnamed, &other, 0..other.len())
+        .await
+        .assert_problem(StatusCode::CONFLICT, "not_attached");
+
+    // A report of another community, and a drug-control case of the hub's own village, filed
+    // at central with photos: the hub is told neither exists.
+    let mut outside = dispute(2, G3, "admin");
+    let outside_hash = attach(&mut outside, "admin", "site_photos", "image/png", &blob);
+    let mut case = drug_case(3, G1, "admin", "w1");
+    let mut visit = serde_json::Map::new();
+    visit.insert("date".into(), json!("2026-11-03"));
+    let entry = case
+        .append_log(&visit, &Editor::new("admin", 1_002))
+        .expect("a visit");
+    let case_hash = hash.clone();
+    attach_named(
+        &mut case,
+        "admin",
+        "visit_record",
+        Some(&entry),
+        "image/png",
+        &case_hash,
+        blob.len(),
+    );
+    let filed = ingest(
+        t.store.as_ref(),
+        &admin(),
+        &push_all(&mut [&mut outside, &mut case]),
+    )
+    .await
+    .expect("ingest");
+    assert!(filed.docs.iter().all(|d| is_acked(&d.outcome)), "{filed:?}");
+    for (report, hash) in [(&outside, &outside_hash), (&case, &case_hash)] {
+        w.head_relayed(report, hash)
+            .await
+            .assert_status(StatusCode::NOT_FOUND);
+        w.put_relayed(report, hash, &blob, 0..blob.len())
+            .await
+            .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    }
+
+    let store = &w.api.state.store;
+    for (report, hash) in [
+        (&doc, &hash),
+        (&outside, &outside_hash),
+        (&case, &case_hash),
+    ] {
+        assert!(
+            store
+                .attachment(&report.id(), hash)
+                .await
+                .expect("read")
+                .is_none(),
+            "nothing was linked"
+        );
+    }
+    assert_eq!(store.blob_usage().await.expect("usage").blobs, 0);
 }

@@ -613,6 +613,18 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
             audit.status,
             StatusCode::UNAUTHORIZED,
         );
+        let relayed_attachment = format!(
+            "/api/v1/hubs/attachments/857e5181-eeac-415c-b874-77046e0be110/{}",
+            "ab".repeat(32)
+        );
+        for method in ["HEAD", "PUT"] {
+            let answer = api.send(authed(method, &relayed_attachment, &token)).await;
+            cells.check(
+                &format!("{user} {method}s a relayed attachment as a hub"),
+                answer.status,
+                StatusCode::UNAUTHORIZED,
+            );
+        }
         for path in [
             "/api/v1/stats/canvass",
             "/api/v1/stats/disputes",

@@ -1,7 +1,8 @@
 //! What central signs for others to check without reaching it: hub certificates, receipts for
-//! relayed pushes and the revocation list, as compact JWS (EdDSA) under a key of central's JWKS.
-//! The server signs and checks them with its JWT library; this is the phone's side, which holds
-//! central's key set from its last contact and needs no JWT library to read them at a hub.
+//! relayed pushes and attachments, and the revocation list, as compact JWS (EdDSA) under a key
+//! of central's JWKS. The server signs and checks them with its JWT library; this is the phone's
+//! side, which holds central's key set from its last contact and needs no JWT library to read
+//! them at a hub.
 //!
 //! Only the signature, the key id, the algorithm, the header type and the audience are checked
 //! here: expiry and what the claims must say are the caller's.
@@ -18,6 +19,8 @@ pub const AUDIENCE: &str = "gridsync-offline";
 pub const HUB_TYP: &str = "gridsync-hub+jwt";
 /// The `typ` header of receipts for relayed pushes.
 pub const RECEIPT_TYP: &str = "gridsync-receipt+jwt";
+/// The `typ` header of receipts for attachments a hub relayed.
+pub const ATTACHMENT_RECEIPT_TYP: &str = "gridsync-attachment-receipt+jwt";
 /// The `typ` header of revocation lists.
 pub const REVOCATIONS_TYP: &str = "gridsync-revocations+jwt";
 
@@ -78,6 +81,22 @@ pub struct ReceiptDoc {
     /// Kept as held work rather than applied (the phone may no longer write the report); as
     /// delivered as an applied change.
     pub held: bool,
+}
+
+/// Central's receipt for an attachment a hub relayed: central holds these bytes, verified, for
+/// this report. Bytes are named by their hash, so it tells any phone holding them, whoever
+/// attached them, that it no longer owes central the upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentReceipt {
+    pub iss: String,
+    pub aud: String,
+    /// The hub id.
+    pub hub: String,
+    pub doc: String,
+    /// sha256 of the bytes, lowercase hex.
+    pub sha256: String,
+    pub size: u64,
+    pub iat: i64,
 }
 
 /// What a phone reads of the revocation list: the devices to refuse and wipe. (The server's

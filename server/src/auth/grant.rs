@@ -17,7 +17,8 @@ use crate::store::{Device, Level, RevokedDevice, Store, User};
 /// What phones check of these with central's keys, and the `aud` of grants, never an access
 /// token's: a grant does not pass for one.
 pub use gridsync_core::signed::{
-    AUDIENCE, HUB_TYP, HubCertificate, RECEIPT_TYP, REVOCATIONS_TYP, Receipt, ReceiptDoc,
+    ATTACHMENT_RECEIPT_TYP, AUDIENCE, AttachmentReceipt, HUB_TYP, HubCertificate, RECEIPT_TYP,
+    REVOCATIONS_TYP, Receipt, ReceiptDoc,
 };
 
 /// The `typ` header of grants.
