@@ -150,6 +150,16 @@ pub trait Store: Send + Sync {
         after: i64,
         limit: i64,
     ) -> Result<Vec<HubReceipt>>;
+    /// Queues, in a hub's own database, the attachment `hash` of report `doc_id`, which a phone
+    /// uploaded whole, for relaying; once, however often it is uploaded.
+    async fn queue_attachment(&self, doc_id: &DocId, hash: &str, at: i64) -> Result<()>;
+    /// Queued attachments not yet relayed, placed after `after`, oldest first, at most `limit`.
+    /// One whose report no longer links it (detached and collected) is left out.
+    async fn waiting_attachments(&self, after: i64, limit: i64) -> Result<Vec<QueuedAttachment>>;
+    /// Marks queued attachment `id` relayed at `at`, with central's receipt when it gave one.
+    async fn mark_attachment_relayed(&self, id: i64, at: i64, receipt: Option<&str>) -> Result<()>;
+    /// Central's receipt for the attachment `hash` of report `doc_id`, once the hub relayed it.
+    async fn attachment_receipt(&self, doc_id: &DocId, hash: &str) -> Result<Option<String>>;
 
     // Sessions (refresh-token families).
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;

@@ -9,7 +9,8 @@ mod support;
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
@@ -36,6 +37,7 @@ on_both_test_stores!(
     a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list,
     a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the_sessions,
     a_hub_central_revoked_serves_no_phone_once_it_has_the_list,
+    a_phone_uploads_a_photo_to_the_hub_which_queues_it_and_hands_on_centrals_receipt,
 );
 
 const PW: &str = "test password";
@@ -106,8 +108,8 @@ async fn contact(central: &Api, hub: &HubState) {
     .expect("token");
     let jwks = central
         .send(
-            axum::http::Request::get("/.well-known/jwks.json")
-                .body(axum::body::Body::empty())
+            Request::get("/.well-known/jwks.json")
+                .body(Body::empty())
                 .expect("request"),
         )
         .await;
@@ -141,6 +143,27 @@ async fn open(hub: &Api, grant: &str, seed: u8) -> Reply {
         }),
     )
     .await
+}
+
+/// PUTs `blob[range]` to the hub as a chunk of the photo `hash` of `doc`.
+async fn put_chunk(
+    hub: &Api,
+    session: &str,
+    doc: &gridsync_core::report::ReportDoc,
+    hash: &str,
+    blob: &[u8],
+    range: std::ops::Range<usize>,
+) -> RawReply {
+    let request = Request::put(format!("/hub/v1/reports/{}/attachments/{hash}", doc.id()))
+        .header(header::AUTHORIZATION, format!("Bearer {session}"))
+        .header(header::CONTENT_TYPE, "image/png")
+        .header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{}", range.start, range.end - 1, blob.len()),
+        )
+        .body(Body::from(blob[range].to_vec()))
+        .expect("request");
+    hub.send_raw(request).await
 }
 
 fn session_of(reply: Reply) -> String {
@@ -292,8 +315,8 @@ async fn a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list(t:
     let jwks = w
         .central
         .send(
-            axum::http::Request::get("/.well-known/jwks.json")
-                .body(axum::body::Body::empty())
+            Request::get("/.well-known/jwks.json")
+                .body(Body::empty())
                 .expect("request"),
         )
         .await;
@@ -301,8 +324,8 @@ async fn a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list(t:
     let list = w
         .hub
         .send(
-            axum::http::Request::get("/hub/v1/revocations")
-                .body(axum::body::Body::empty())
+            Request::get("/hub/v1/revocations")
+                .body(Body::empty())
                 .expect("request"),
         )
         .await;
@@ -419,4 +442,89 @@ async fn a_hub_central_revoked_serves_no_phone_once_it_has_the_list(t: &TestStor
         ))
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "hub_revoked");
+}
+
+async fn a_phone_uploads_a_photo_to_the_hub_which_queues_it_and_hands_on_centrals_receipt(
+    t: &TestStore,
+) {
+    let w = world(t).await;
+    let grant = grant_of(&w.central, "w1", "phone-w1", 1).await;
+    let session = session_of(open(&w.hub, &grant, 1).await);
+    let blob: Vec<u8> = (0..5000).map(|i| (i * 7 % 256) as u8).collect();
+    let mut doc = dispute(1, G1, "w1");
+    let hash = attach(&mut doc, "w1", "site_photos", "image/png", &blob);
+    let path = format!("/hub/v1/reports/{}/attachments/{hash}", doc.id());
+
+    // Bytes before their report: the hub knows no such report yet.
+    put_chunk(&w.hub, &session, &doc, &hash, &blob, 0..2000)
+        .await
+        .assert_problem(StatusCode::NOT_FOUND, "not_found");
+    let signed = attest::sign(
+        &SigningKey::from_bytes(&[1; 32]),
+        "phone-w1",
+        push_all(&mut [&mut doc]),
+    );
+    w.hub
+        .send_raw(frame_request(
+            "/hub/v1/sync/push",
+            &session,
+            protocol::encode(&signed),
+        ))
+        .await
+        .assert_status(StatusCode::OK);
+
+    // The same resumable protocol as central's.
+    put_chunk(&w.hub, &session, &doc, &hash, &blob, 0..2000)
+        .await
+        .assert_status(StatusCode::ACCEPTED);
+    let head = w.hub.send_raw(authed("HEAD", &path, &session)).await;
+    assert_eq!(head.header("upload-offset"), Some("2000"));
+    let done = put_chunk(&w.hub, &session, &doc, &hash, &blob, 2000..5000).await;
+    done.assert_status(StatusCode::CREATED);
+    assert_eq!(
+        done.header("attachment-receipt"),
+        None,
+        "central holds nothing yet"
+    );
+    assert_eq!(
+        w.state.store.read_blob(&hash, 0, 5000).await.expect("read"),
+        Some(blob.clone())
+    );
+
+    // Queued for central once, however often the phone sends it.
+    put_chunk(&w.hub, &session, &doc, &hash, &blob, 0..5000)
+        .await
+        .assert_status(StatusCode::OK);
+    let queued = w
+        .state
+        .store
+        .waiting_attachments(0, 10)
+        .await
+        .expect("queue");
+    assert_eq!(queued.len(), 1);
+    assert_eq!(
+        (queued[0].doc_id, queued[0].hash.as_str()),
+        (doc.id(), hash.as_str())
+    );
+
+    // Once central holds it, its receipt goes with every answer about those bytes.
+    w.state
+        .store
+        .mark_attachment_relayed(queued[0].id, 1, Some("central's receipt"))
+        .await
+        .expect("relayed");
+    let head = w.hub.send_raw(authed("HEAD", &path, &session)).await;
+    head.assert_status(StatusCode::OK);
+    assert_eq!(head.header("upload-offset"), Some("5000"));
+    assert_eq!(head.header("attachment-receipt"), Some("central's receipt"));
+    let again = put_chunk(&w.hub, &session, &doc, &hash, &blob, 0..5000).await;
+    assert_eq!(
+        again.header("attachment-receipt"),
+        Some("central's receipt")
+    );
+
+    w.hub
+        .send_raw(authed("HEAD", &path, "no session"))
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
 }

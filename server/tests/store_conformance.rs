@@ -3518,6 +3518,78 @@ async fn a_hubs_relay_queue_keeps_pushes_in_order_until_each_is_relayed(store: &
     assert_eq!(store.waiting_pushes(0).await.expect("none").len(), 0);
 }
 
+on_both_backends!(a_hubs_attachment_queue_keeps_each_linked_attachment_once_until_relayed);
+
+async fn a_hubs_attachment_queue_keeps_each_linked_attachment_once_until_relayed(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    let doc = seeded_dispute(store, 1, G1, "w1", Role::GridWorker).await;
+    let (a, b) = (blob_bytes(3000, 1), blob_bytes(2000, 2));
+    for bytes in [&a, &b] {
+        upload(store, doc, bytes, 1000, 10).await;
+    }
+    let (ha, hb) = (sha256_hex(&a), sha256_hex(&b));
+    for (hash, at) in [(&ha, 10), (&hb, 11), (&ha, 12)] {
+        // The second of `ha`: a phone uploaded again after a lost answer.
+        store.queue_attachment(&doc, hash, at).await.expect("queue");
+    }
+    // Queued, but no report links it (detached and collected): nothing to relay.
+    store
+        .queue_attachment(&doc, &"00".repeat(32), 13)
+        .await
+        .expect("queue");
+
+    let waiting = store.waiting_attachments(0, 10).await.expect("waiting");
+    let seen: Vec<(&str, i64, &str)> = waiting
+        .iter()
+        .map(|q| (q.hash.as_str(), q.size, q.media_type.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            (ha.as_str(), 3000, "image/jpeg"),
+            (hb.as_str(), 2000, "image/jpeg")
+        ]
+    );
+    assert!(waiting.iter().all(|q| q.doc_id == doc));
+    let rest = store
+        .waiting_attachments(waiting[0].id, 10)
+        .await
+        .expect("after the first");
+    assert_eq!(rest, waiting[1..]);
+    assert_eq!(store.waiting_attachments(0, 1).await.expect("one").len(), 1);
+    assert_eq!(
+        store.attachment_receipt(&doc, &ha).await.expect("read"),
+        None
+    );
+
+    store
+        .mark_attachment_relayed(waiting[0].id, 20, Some("receipt-a"))
+        .await
+        .expect("mark");
+    // Relayed without a receipt: central will never take it from this hub.
+    store
+        .mark_attachment_relayed(waiting[1].id, 20, None)
+        .await
+        .expect("mark");
+    assert!(
+        store
+            .waiting_attachments(0, 10)
+            .await
+            .expect("none")
+            .is_empty()
+    );
+    assert_eq!(
+        store.attachment_receipt(&doc, &ha).await.expect("read"),
+        Some("receipt-a".to_owned())
+    );
+    assert_eq!(
+        store.attachment_receipt(&doc, &hb).await.expect("read"),
+        None
+    );
+}
+
 on_both_backends!(a_hub_hands_each_phone_only_its_own_receipts_after_the_last_it_took);
 
 async fn a_hub_hands_each_phone_only_its_own_receipts_after_the_last_it_took(store: &dyn Store) {

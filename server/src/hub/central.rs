@@ -62,16 +62,35 @@ impl Central {
         token: &str,
         held: Option<&str>,
     ) -> Result<Option<(T, Option<String>)>> {
-        let reply = self
-            .send("GET", path, Some(token), None, held.map(str::to_owned))
-            .await?;
+        let headers: Vec<_> = held
+            .map(|tag| ("if-none-match", tag.to_owned()))
+            .into_iter()
+            .collect();
+        let reply = self.send("GET", path, Some(token), None, &headers).await?;
         if reply.status == 304 {
             return Ok(None);
         }
-        let bytes = reply.into_body()?;
-        let value = serde_json::from_slice(&bytes.body)
+        let reply = reply.into_body()?;
+        let value = serde_json::from_slice(&reply.body)
             .map_err(|e| HubError::BadAnswer(format!("{path}: {e}")))?;
-        Ok(Some((value, bytes.etag)))
+        Ok(Some((value, reply.header("etag").map(str::to_owned))))
+    }
+
+    /// HEAD `path`, for central's answer to judge.
+    pub async fn head(&self, path: &str, token: &str) -> Result<Reply> {
+        self.send("HEAD", path, Some(token), None, &[]).await
+    }
+
+    /// PUT `body` (of `content_type`) to `path` with `headers`, for central's answer to judge.
+    pub async fn put(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&'static str, String)],
+        body: (Vec<u8>, &'static str),
+    ) -> Result<Reply> {
+        self.send("PUT", path, Some(token), Some(body), headers)
+            .await
     }
 
     /// POST `body` as JSON to `path` (with the hub's `token`, when it has one), reading JSON
@@ -110,7 +129,7 @@ impl Central {
         token: Option<&str>,
         body: Option<(Vec<u8>, &'static str)>,
     ) -> Result<Vec<u8>> {
-        let reply = self.send(method, path, token, body, None).await?;
+        let reply = self.send(method, path, token, body, &[]).await?;
         Ok(reply.into_body()?.body)
     }
 
@@ -120,7 +139,7 @@ impl Central {
         path: &str,
         token: Option<&str>,
         body: Option<(Vec<u8>, &'static str)>,
-        if_none_match: Option<String>,
+        headers: &[(&'static str, String)],
     ) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
         let agent = self.agent.clone();
@@ -130,6 +149,7 @@ impl Central {
             reason,
         };
         let request_url = url.clone();
+        let headers = headers.to_vec();
         let answer = tokio::task::spawn_blocking(move || {
             let mut request = ureq::http::Request::builder()
                 .method(method)
@@ -137,8 +157,8 @@ impl Central {
             if let Some(token) = &token {
                 request = request.header("authorization", token);
             }
-            if let Some(tag) = &if_none_match {
-                request = request.header("if-none-match", tag);
+            for (name, value) in &headers {
+                request = request.header(*name, value);
             }
             let sent = match body {
                 Some((bytes, content_type)) => agent.run(
@@ -151,11 +171,7 @@ impl Central {
             };
             let mut response = sent.map_err(|e| e.to_string())?;
             let status = response.status().as_u16();
-            let etag = response
-                .headers()
-                .get("etag")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
+            let headers = response.headers().clone();
             let bytes = response
                 .body_mut()
                 .with_config()
@@ -164,7 +180,7 @@ impl Central {
                 .map_err(|e| format!("reading the answer: {e}"))?;
             Ok::<_, String>(Reply {
                 status,
-                etag,
+                headers,
                 body: bytes,
             })
         })
@@ -175,9 +191,9 @@ impl Central {
 }
 
 /// An answer of central's, before it is judged.
-struct Reply {
-    status: u16,
-    etag: Option<String>,
+pub struct Reply {
+    pub status: u16,
+    headers: ureq::http::HeaderMap,
     body: Vec<u8>,
 }
 
@@ -187,12 +203,25 @@ impl Reply {
         if (200..300).contains(&self.status) {
             return Ok(self);
         }
-        let problem: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
-        let text = |key: &str| problem[key].as_str().unwrap_or_default().to_owned();
-        Err(HubError::Refused {
+        Err(self.refused())
+    }
+
+    /// Central's problem, as this answer states it.
+    pub fn refused(&self) -> HubError {
+        HubError::Refused {
             status: self.status,
-            code: text("code"),
-            detail: text("detail"),
-        })
+            code: self.problem("code"),
+            detail: self.problem("detail"),
+        }
+    }
+
+    /// A text of the problem this answer is (empty when it is none).
+    pub fn problem(&self, key: &str) -> String {
+        let problem: serde_json::Value = serde_json::from_slice(&self.body).unwrap_or_default();
+        problem[key].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }

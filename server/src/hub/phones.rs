@@ -1,20 +1,23 @@
 //! The hub's API for the phones on the office network, under `/hub/v1/`: a phone opens a
 //! session with its offline grant and its key's answer to the hub's nonce, then pushes (each
 //! push signed, so the hub can relay it) and pulls as it does with central, within its scope and
-//! never a restricted report. It hands back central's receipts for the phone's relayed pushes,
-//! and central's signed revocation list, which tells a revoked phone to wipe itself.
+//! never a restricted report. It takes the phone's attachments with central's resumable upload
+//! protocol and queues them for relaying. It hands back central's receipts for the phone's
+//! relayed pushes and for relayed attachments, and central's signed revocation list, which tells
+//! a revoked phone to wipe itself.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
+use axum::http::HeaderMap;
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use gridsync_core::attest;
@@ -26,7 +29,9 @@ use super::trust::Refusal;
 use crate::auth::caller::bearer;
 use crate::auth::grant::{self, GrantClaims};
 use crate::auth::{refresh, secret};
-use crate::http::{ApiError, Json};
+use crate::http::attachments::{Uploader, accept_chunk, answer, progress_answer, upload_progress};
+use crate::http::visible::report_in;
+use crate::http::{ApiError, Json, Path};
 use crate::scope::Scope;
 use crate::store::{AuditEntry, Device, User, Via, Writer};
 use crate::sync::pull;
@@ -46,6 +51,11 @@ pub fn routes() -> Router<HubState> {
         .route("/hub/v1/sync/pull", post(pull_page))
         .route("/hub/v1/receipts", get(receipts))
         .route("/hub/v1/revocations", get(revocations))
+        .route(
+            "/hub/v1/reports/{id}/attachments/{sha256}",
+            put(put_attachment).head(head_attachment),
+        )
+        // Frames only: an attachment's chunk is read up to the length its Content-Range gives.
         .layer(DefaultBodyLimit::max(LIMITS.max_frame_bytes))
 }
 
@@ -326,6 +336,60 @@ async fn pull_page(
     let scope = phone.scope();
     let result = pull::pull(hub.store.as_ref(), &scope, Some(&phone.0.grant.dev), &pull).await?;
     Ok(frame(&result))
+}
+
+/// Takes one chunk of an attachment of a report the phone sees at this hub, as central takes
+/// it (`http::attachments`). Once the hub holds the bytes they are queued for relaying; an
+/// answer carries central's receipt when central holds them already.
+async fn put_attachment(
+    State(hub): State<HubState>,
+    phone: Phone,
+    Path((id, hash)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let scope = phone.scope();
+    let store = hub.store.as_ref();
+    let report = report_in(store, &scope, &id).await?;
+    let uploader = Uploader {
+        scope: &scope,
+        id: &phone.0.grant.sub,
+    };
+    let accepted = accept_chunk(store, &uploader, &report, &hash, &headers, body).await?;
+    let mut receipt = None;
+    if let Some(a) = accepted.attachment() {
+        store
+            .queue_attachment(&a.doc_id, &a.hash, hub.trust.now())
+            .await?;
+        receipt = store.attachment_receipt(&a.doc_id, &a.hash).await?;
+        if receipt.is_none() {
+            hub.poke.notify_one();
+        }
+    }
+    Ok(answer(accepted, receipt.as_deref()))
+}
+
+/// Where the upload of an attachment to this hub stands, with central's receipt once central
+/// holds the bytes: a phone holding them owes central nothing more.
+async fn head_attachment(
+    State(hub): State<HubState>,
+    phone: Phone,
+    Path((id, hash)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let store = hub.store.as_ref();
+    let report = report_in(store, &phone.scope(), &id).await?;
+    let progress = upload_progress(store, &report, &hash).await?;
+    let receipt = if progress.complete() {
+        // Queued again (once only) in case the hub died between storing the bytes and queueing
+        // them: a phone asks here before it counts the hub as holding them.
+        store
+            .queue_attachment(&report.id, &progress.hash, hub.trust.now())
+            .await?;
+        store.attachment_receipt(&report.id, &progress.hash).await?
+    } else {
+        None
+    };
+    Ok(progress_answer(&progress, receipt.as_deref()))
 }
 
 /// Receipts handed back per request at most; the phone asks again after the last.

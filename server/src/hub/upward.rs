@@ -1,9 +1,10 @@
 //! The hub's contact with central, whenever central answers: its keys, the revocation list and
 //! its time; the hub's units and the report kinds in force; the pushes phones made here, relayed
-//! with their signatures; what central holds for the unit, copied down; and the hub's own audit
-//! log, signed. Each step stands on its own, so a contact cut short loses nothing: a relayed push
-//! stays queued until central's answer is recorded, the copy's cursor moves only after the page
-//! is stored, and the audit log's only after central says how far it holds it.
+//! with their signatures; what central holds for the unit, copied down; the attachments phones
+//! uploaded here; and the hub's own audit log, signed. Each step stands on its own, so a contact
+//! cut short loses nothing: a relayed push or attachment stays queued until central's answer is
+//! recorded (an attachment resumes where central's copy ends), the copy's cursor moves only after
+//! the page is stored, and the audit log's only after central says how far it holds it.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -16,13 +17,17 @@ use gridsync_core::schema::Schema;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 
+use super::central::Reply;
 use super::{HubError, HubState, Result};
 use crate::auth::hub as hub_token;
 use crate::catalogue::{self, Actor, RegistryError};
+use crate::config::ATTACHMENT_MEDIA_TYPES;
+use crate::http::attachments::ATTACHMENT_RECEIPT;
+use crate::http::error::UPLOAD_OFFSET;
 use crate::http::hub_sync::KindInForce;
 use crate::http::org::OrgTree;
 use crate::scope::Scope;
-use crate::store::{OrgUnit, SchemaState, Via, Writer};
+use crate::store::{OrgUnit, QueuedAttachment, SchemaState, Via, Writer};
 
 /// Pushes relayed in one request.
 const RELAY_BATCH: i64 = 64;
@@ -30,6 +35,10 @@ const RELAY_BATCH: i64 = 64;
 const PAGE_BYTES: u32 = 1 << 20;
 /// Audit entries uploaded in one request.
 const AUDIT_BATCH: i64 = 500;
+/// Queued attachments read at a time.
+const ATTACHMENT_BATCH: i64 = 64;
+/// Bytes of an attachment sent to central in one request.
+const ATTACHMENT_CHUNK: i64 = 256 * 1024;
 
 /// What one contact did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -38,6 +47,8 @@ pub struct Contacted {
     pub relayed: usize,
     /// Documents copied down.
     pub copied: usize,
+    /// Attachments central holds now, with its receipt.
+    pub attachments: usize,
 }
 
 /// Contacts central every `period`, and whenever `poke` is notified, for as long as the hub runs.
@@ -47,6 +58,7 @@ pub async fn every(hub: HubState, period: Duration, poke: std::sync::Arc<tokio::
             Ok(done) => tracing::info!(
                 relayed = done.relayed,
                 copied = done.copied,
+                attachments = done.attachments,
                 "contacted central"
             ),
             Err(e) => tracing::warn!(error = %e, "could not reach central; trying again later"),
@@ -71,8 +83,131 @@ pub async fn contact(hub: &HubState) -> Result<Contacted> {
     import_kinds(hub, &token).await?;
     let relayed = relay(hub, &token).await?;
     let copied = copy_down(hub, &token).await?;
+    let attachments = relay_attachments(hub, &token).await?;
     upload_audit(hub, &token).await?;
-    Ok(Contacted { relayed, copied })
+    Ok(Contacted {
+        relayed,
+        copied,
+        attachments,
+    })
+}
+
+/// What became of one queued attachment.
+enum Sent {
+    /// Central holds the bytes: its receipt.
+    Held(String),
+    /// Central cannot take them yet (the report's changes have not reached it).
+    Later,
+    /// Central will never take these bytes from this hub, and says why. The phone that
+    /// uploaded them still holds them and owes them to central.
+    Never(HubError),
+}
+
+/// Relays the queued attachments, oldest first, and records central's receipts. One central
+/// cannot take yet stays queued.
+async fn relay_attachments(hub: &HubState, token: &str) -> Result<usize> {
+    let mut held = 0;
+    let mut after = 0;
+    loop {
+        let queued = hub
+            .store
+            .waiting_attachments(after, ATTACHMENT_BATCH)
+            .await?;
+        let Some(last) = queued.last() else {
+            return Ok(held);
+        };
+        after = last.id;
+        for attachment in &queued {
+            let receipt = match relay_attachment(hub, token, attachment).await? {
+                Sent::Held(receipt) => {
+                    held += 1;
+                    Some(receipt)
+                }
+                Sent::Later => continue,
+                Sent::Never(why) => {
+                    tracing::warn!(doc = %attachment.doc_id, hash = attachment.hash, error = %why,
+                        "central will not take an attachment from this hub");
+                    None
+                }
+            };
+            hub.store
+                .mark_attachment_relayed(attachment.id, hub.trust.now(), receipt.as_deref())
+                .await?;
+        }
+    }
+}
+
+/// Sends one attachment to central from where central's copy ends, chunk by chunk.
+async fn relay_attachment(
+    hub: &HubState,
+    token: &str,
+    attachment: &QueuedAttachment,
+) -> Result<Sent> {
+    let path = format!(
+        "/api/v1/hubs/attachments/{}/{}",
+        attachment.doc_id, attachment.hash
+    );
+    let held = |reply: &Reply| {
+        reply
+            .header(ATTACHMENT_RECEIPT)
+            .map(|r| Sent::Held(r.to_owned()))
+            .ok_or_else(|| {
+                HubError::BadAnswer(format!("{path}: central holds it, but gave no receipt"))
+            })
+    };
+    let offset_of = |reply: &Reply| {
+        reply
+            .header(UPLOAD_OFFSET)
+            .and_then(|o| o.parse::<i64>().ok())
+    };
+    let head = hub.central.head(&path, token).await?;
+    let mut offset = match head.status {
+        200 if head.header(ATTACHMENT_RECEIPT).is_some() => return held(&head),
+        200 => offset_of(&head).unwrap_or(0),
+        // No such report at central yet, or it does not name these bytes yet: no byte is sent.
+        404 | 409 => return Ok(Sent::Later),
+        _ => return Err(head.refused()),
+    };
+    loop {
+        let end = (offset + ATTACHMENT_CHUNK).min(attachment.size);
+        let bytes = hub
+            .store
+            .read_blob(&attachment.hash, offset, end)
+            .await?
+            .ok_or_else(|| {
+                HubError::Invalid(format!("attachment {} has no blob", attachment.hash))
+            })?;
+        let range = format!("bytes {offset}-{}/{}", end - 1, attachment.size);
+        let reply = hub
+            .central
+            .put(
+                &path,
+                token,
+                &[("content-range", range)],
+                (bytes, media_type(&attachment.media_type)?),
+            )
+            .await?;
+        match (reply.status, reply.problem("code").as_str()) {
+            (200 | 201, _) => return held(&reply),
+            (202, _) => offset = offset_of(&reply).unwrap_or(end),
+            (409, "wrong_offset") => {
+                offset = offset_of(&reply).ok_or_else(|| {
+                    HubError::BadAnswer(format!("{path}: wrong_offset without the offset"))
+                })?
+            }
+            (404, _) | (409, "not_attached") => return Ok(Sent::Later),
+            (413 | 415 | 422, _) => return Ok(Sent::Never(reply.refused())),
+            _ => return Err(reply.refused()),
+        }
+    }
+}
+
+/// The media type as a static text, which the client sends as `Content-Type`.
+fn media_type(stored: &str) -> Result<&'static str> {
+    ATTACHMENT_MEDIA_TYPES
+        .into_iter()
+        .find(|t| *t == stored)
+        .ok_or_else(|| HubError::Invalid(format!("an attachment of media type {stored}")))
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@ use gridsync_core::DocId;
 use super::statements::{KnownConflict, PageDoc, PulledChange, StoredDoc};
 use super::{
     Attachment, AuditEntry, AuditRecord, ChangeRow, ConflictItem, ConflictRow, DocumentRow, Level,
-    OrgUnit, Page, Result, StoreError, User,
+    OrgUnit, Page, QueuedAttachment, Result, StoreError, User,
 };
 use crate::scope::Role;
 
@@ -36,6 +36,7 @@ pub(crate) const CHANGE_LOG_COLUMNS: &str = "hash, seq, author, device_id, time"
 pub(crate) const AUDIT_COLUMNS: &str = "id, at, user_id, device_id, action, doc_id, detail";
 pub(crate) const ATTACHMENT_COLUMNS: &str =
     "doc_id, hash, media_type, size, created_by, created_at";
+pub(crate) const QUEUED_ATTACHMENT_COLUMNS: &str = "o.id, o.doc_id, o.hash, a.media_type, a.size";
 
 /// Heads as stored: 32-byte hashes back to back.
 pub(crate) fn heads_to_bytes(heads: &[ChangeHash]) -> Vec<u8> {
@@ -409,6 +410,30 @@ impl TryFrom<AuditRow> for AuditRecord {
                 doc_id: r.doc_id.as_deref().map(parse_doc_id).transpose()?,
                 detail: parse_json("audit detail", &r.detail)?,
             },
+        })
+    }
+}
+
+/// A `hub_attachment_outbox` row with its link, as [`QUEUED_ATTACHMENT_COLUMNS`] selects it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct QueuedAttachmentRecord {
+    id: i64,
+    doc_id: String,
+    hash: String,
+    media_type: String,
+    size: i64,
+}
+
+impl TryFrom<QueuedAttachmentRecord> for QueuedAttachment {
+    type Error = StoreError;
+
+    fn try_from(r: QueuedAttachmentRecord) -> Result<Self> {
+        Ok(QueuedAttachment {
+            id: r.id,
+            doc_id: parse_doc_id(&r.doc_id)?,
+            hash: r.hash,
+            media_type: r.media_type,
+            size: r.size,
         })
     }
 }

@@ -21,16 +21,17 @@ use super::rows::{
     ATTACHMENT_COLUMNS, AUDIT_COLUMNS, AttachmentRecord, AuditRow, CHANGE_LOG_COLUMNS,
     CONFLICT_COLUMNS, CONFLICT_ITEM_COLUMNS, ChangeLogRecord, ConflictItemRecord, ConflictRecord,
     DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, HUB_COLUMNS, ORG_COLUMNS, OrgRecord,
-    QUEUED_PUSH_COLUMNS, REFRESH_COLUMNS, USER_COLUMNS, UserRecord, convert, page,
+    QUEUED_ATTACHMENT_COLUMNS, QUEUED_PUSH_COLUMNS, QueuedAttachmentRecord, REFRESH_COLUMNS,
+    USER_COLUMNS, UserRecord, convert, page,
 };
 use super::schemas::{self, NewDraft, Publication, SchemaRow, StoredSchema};
 use super::{
     AssignedReport, Attachment, AuditEntry, AuditQuery, AuditRecord, BlobUsage, ChangeRow,
     ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, Hub, HubReceipt,
-    NextRefreshToken, OrgUnit, OrphansCollected, Page, PieceHasher, PoolUse, QueuedPush,
-    RefreshToken, ReportQuery, Result, Revocations, Rotation, SEARCH_COUNT_CAP, SigningKey, Store,
-    StoreError, UploadChunk, UploadOutcome, UploadState, User, UserPatch, UserQuery, UserUpdated,
-    cut_range, pieces, postgres, sessions, sqlite,
+    NextRefreshToken, OrgUnit, OrphansCollected, Page, PieceHasher, PoolUse, QueuedAttachment,
+    QueuedPush, RefreshToken, ReportQuery, Result, Revocations, Rotation, SEARCH_COUNT_CAP,
+    SigningKey, Store, StoreError, UploadChunk, UploadOutcome, UploadState, User, UserPatch,
+    UserQuery, UserUpdated, cut_range, pieces, postgres, sessions, sqlite,
 };
 use crate::auth::refresh::{self, Verdict};
 use crate::scope::Scope;
@@ -600,6 +601,52 @@ impl Store for SqlStore {
         .bind(limit)
         .fetch_all(self.db.read())
         .await
+    }
+
+    async fn queue_attachment(&self, doc_id: &DocId, hash: &str, at: i64) -> Result<()> {
+        sql(
+            "INSERT INTO hub_attachment_outbox (doc_id, hash, queued_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (doc_id, hash) DO NOTHING",
+        )
+        .bind(doc_id.to_string())
+        .bind(hash)
+        .bind(at)
+        .execute(self.db.write())
+        .await?;
+        Ok(())
+    }
+
+    async fn waiting_attachments(&self, after: i64, limit: i64) -> Result<Vec<QueuedAttachment>> {
+        let rows: Vec<QueuedAttachmentRecord> = sql(format!(
+            "SELECT {QUEUED_ATTACHMENT_COLUMNS} FROM hub_attachment_outbox o \
+             JOIN attachments a ON a.doc_id = o.doc_id AND a.hash = o.hash \
+             WHERE o.relayed_at IS NULL AND o.id > $1 ORDER BY o.id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(self.db.read())
+        .await?;
+        convert(rows)
+    }
+
+    async fn mark_attachment_relayed(&self, id: i64, at: i64, receipt: Option<&str>) -> Result<()> {
+        sql("UPDATE hub_attachment_outbox SET relayed_at = $2, receipt = $3 WHERE id = $1")
+            .bind(id)
+            .bind(at)
+            .bind(receipt)
+            .execute(self.db.write())
+            .await?;
+        Ok(())
+    }
+
+    async fn attachment_receipt(&self, doc_id: &DocId, hash: &str) -> Result<Option<String>> {
+        let receipt: Option<(Option<String>,)> =
+            sql("SELECT receipt FROM hub_attachment_outbox WHERE doc_id = $1 AND hash = $2")
+                .bind(doc_id.to_string())
+                .bind(hash)
+                .fetch_optional(self.db.read())
+                .await?;
+        Ok(receipt.and_then(|(r,)| r))
     }
 
     async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {

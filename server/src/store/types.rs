@@ -232,6 +232,18 @@ pub struct HubReceipt {
     pub receipt: String,
 }
 
+/// An attachment a phone uploaded to a village office hub, queued for relaying to central.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedAttachment {
+    /// Its place in the queue.
+    pub id: i64,
+    pub doc_id: DocId,
+    /// sha256 of the bytes, lowercase hex.
+    pub hash: String,
+    pub media_type: String,
+    pub size: i64,
+}
+
 /// A stored report's row, without its automerge bytes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DocumentRow {
