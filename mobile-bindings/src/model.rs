@@ -463,8 +463,12 @@ pub struct SyncSummary {
     pub diverged: bool,
     /// Attachments whose upload completed in this sync.
     pub uploaded_attachments: u32,
-    /// Attachments still waiting for upload (their report is not pushed, or the sync broke off).
+    /// Attachments still waiting for upload to central (their report is not pushed, the sync
+    /// broke off, or only the office hub holds them yet).
     pub pending_uploads: u32,
+    /// Attachments the office hub holds, to relay to central: still counted in
+    /// `pending_uploads`, and kept on the phone, until central's receipt comes back.
+    pub attachments_at_hub: u32,
     /// Report kind definitions (forms) fetched from the server: new kinds and versions.
     pub new_schemas: u32,
     /// The village office hub this sync went through, central being out of reach; `None` when

@@ -65,6 +65,8 @@ pub struct Answer {
     pub body: Vec<u8>,
     /// `Upload-Offset`: where an attachment upload stands on the server.
     pub upload_offset: Option<u64>,
+    /// `Attachment-Receipt`: central's signed receipt for an attachment, handed on by a hub.
+    pub attachment_receipt: Option<String>,
     /// `Retry-After`, in seconds: how long the server asks to be left alone.
     pub retry_after: Option<Duration>,
 }
@@ -320,6 +322,11 @@ impl Transport {
             value.to_str().ok()?.trim().parse().ok()
         };
         let upload_offset = number("upload-offset");
+        let attachment_receipt = response
+            .headers()
+            .get("attachment-receipt")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let retry_after = number("retry-after").map(Duration::from_secs);
         let body = if method == "HEAD" {
             Vec::new()
@@ -336,6 +343,7 @@ impl Transport {
             status,
             body,
             upload_offset,
+            attachment_receipt,
             retry_after,
         };
         if status >= 500 {

@@ -1,8 +1,9 @@
 //! The phone library with a village office hub, through real binaries: central, a hub enrolled
 //! with `gridsync hub enrol`, and two phones (gridsync-mobile's `Client`, what the bindings
 //! wrap) that fall back to the hub when central is out of reach. The hub's acknowledgements
-//! leave the work owed to central; central's receipts, handed on by the hub, settle it without
-//! the phones reaching central; a drug-control case never goes through the hub; and a phone
+//! leave the work owed to central; central's receipts, handed on by the hub, settle it (a photo
+//! too, relayed with the resumable upload) without the phones reaching central; a drug-control
+//! case never goes through the hub; and a phone
 //! revoked at central is refused and wiped through the hub, on central's signed word. A PC that
 //! shows the hub's certificate without holding the hub's key gets nothing from a phone.
 
@@ -16,7 +17,7 @@ use axum::routing::post;
 
 use gridsync_core::DocId;
 use gridsync_core::report::{Editor, ReportDoc};
-use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick};
+use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick, site_photo};
 use gridsync_e2e::{HubProcess, Server};
 use gridsync_fixtures::phone::Phone;
 use gridsync_mobile::client::Client;
@@ -97,6 +98,10 @@ async fn at_the_hub(db: &str, dir: &Path) {
             [("description".into(), text("打谷场纠纷"))].into(),
         )
         .expect("edit");
+        let photo: Vec<u8> = (0..150_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let sha256 = wang
+            .attach_bytes(&by_wang, site_photo("打谷场.jpg"), &photo)
+            .expect("a photo");
         wang.set_fields(
             &case.to_string(),
             [("subject_address".into(), text("上坪村3组"))].into(),
@@ -108,6 +113,11 @@ async fn at_the_hub(db: &str, dir: &Path) {
         assert_eq!(
             at_hub.pending_changes, owed,
             "a hub's ack settles nothing owed to central"
+        );
+        assert_eq!(
+            (at_hub.attachments_at_hub, at_hub.pending_uploads),
+            (1, 1),
+            "the hub holds the photo, which the phone still owes central"
         );
         assert!(
             at_hub
@@ -147,18 +157,27 @@ async fn at_the_hub(db: &str, dir: &Path) {
                 .expect("read")
                 .is_some()
         };
+        let photo_at_central = || {
+            let id: DocId = by_wang.parse().expect("id");
+            tokio::runtime::Handle::current()
+                .block_on(store.attachment(&id, &sha256))
+                .expect("read")
+                .is_some()
+        };
         assert!(!held(&by_wang) && !held(&by_li), "central is cut off");
 
         // The office's uplink comes back; the phones still cannot reach central.
         uplink2.set_online(true);
         wait(
-            || held(&by_wang) && held(&by_li),
-            "central got the hub's relay",
+            || held(&by_wang) && held(&by_li) && photo_at_central(),
+            "central got the hub's relay, the photo too",
         );
-        let mut settled = None;
+        let (mut receipts, mut uploaded, mut settled) = (0, 0, None);
         for _ in 0..150 {
             let summary = wang.sync(None).expect("wang at the hub");
-            if summary.receipts > 0 && summary.pending_changes < owed {
+            receipts += summary.receipts;
+            uploaded += summary.uploaded_attachments;
+            if receipts > 0 && uploaded > 0 && summary.pending_changes < owed {
                 settled = Some(summary);
                 break;
             }
@@ -169,6 +188,20 @@ async fn at_the_hub(db: &str, dir: &Path) {
         assert_eq!(
             settled.pending_changes, 1,
             "only the drug case's note is still owed to central"
+        );
+        assert_eq!(
+            settled.pending_uploads, 0,
+            "central's receipt for the photo settles it"
+        );
+        let listed = wang.attachments(&by_wang).expect("attachments");
+        assert!(listed.iter().all(|a| !a.pending_upload), "{listed:?}");
+        let at_central = tokio::runtime::Handle::current()
+            .block_on(store.read_blob(&sha256, 0, photo.len() as i64))
+            .expect("read");
+        assert_eq!(
+            at_central.as_deref(),
+            Some(photo.as_slice()),
+            "byte for byte"
         );
         let li_settled = li.sync(None).expect("li at the hub");
         assert!(li_settled.receipts > 0);

@@ -1,6 +1,7 @@
 //! Attachments on the phone: attaching a file or bytes (checked against the schema), keeping
-//! them sealed until the server has them, resumable chunked upload after the report's changes
-//! are pushed, and fetching on demand into a size-bounded cache.
+//! them sealed until central has them, resumable chunked upload (to central, or to the office
+//! hub, which relays it) after the report's changes are pushed, and fetching on demand into a
+//! size-bounded cache.
 
 use gridsync_core::DocId;
 use gridsync_core::attachment::Attachment;
@@ -10,11 +11,12 @@ use sha2::{Digest, Sha256};
 
 use super::answers::unexpected;
 use super::refusals::refuse_nul;
+use super::sync::Peer;
 use super::{Client, now, parse_id};
 use crate::error::{ClientError, Result};
 use crate::model::{AttachmentInfo, NewAttachment, SyncSummary};
 use crate::store::LocalBlob;
-use crate::transport::Traffic;
+use crate::transport::{Answer, Traffic, Transport};
 
 impl Client {
     /// Attaches `bytes` to a report; returns their sha256. The bytes stay on the phone, sealed,
@@ -212,9 +214,11 @@ impl Client {
         Ok(answer.body)
     }
 
-    /// Uploads every attachment whose report the server has whole, resuming cut uploads.
+    /// Uploads every attachment whose report `peer` has whole, resuming cut uploads. Bytes only
+    /// a hub holds stay pending, until central or its receipt says it holds them.
     pub(super) fn upload_pending(
         &self,
+        peer: &Peer<'_>,
         summary: &mut SyncSummary,
         traffic: &mut Traffic,
     ) -> Result<()> {
@@ -240,9 +244,13 @@ impl Client {
                         // A report that left the scope or is held is not the user's to upload
                         // to: its photo stays here, and so does the report.
                         let mut doc = local.doc.clone();
+                        let holds = match peer {
+                            Peer::Central => &local.acked,
+                            Peer::Hub(_) => &local.hub,
+                        };
                         let pushed = !local.out_of_scope
                             && local.held.is_empty()
-                            && doc.count_changes_since(&local.acked) == 0;
+                            && doc.count_changes_since(holds) == 0;
                         (named, pushed)
                     }
                 }
@@ -254,27 +262,74 @@ impl Client {
                     .delete_attachment(&blob.doc_id, &blob.sha256)?;
                 continue;
             }
-            if pushed && self.upload(&blob, traffic)? {
-                let state = self.lock();
-                let store = state
-                    .store
-                    .as_ref()
-                    .ok_or_else(|| ClientError::Storage("the local store is closed".into()))?;
-                store.mark_uploaded(&blob.doc_id, &blob.sha256)?;
-                store.evict_cache(self.config.attachment_cache_bytes)?;
-                summary.uploaded_attachments += 1;
+            let uploaded = if pushed {
+                self.upload(peer, &blob, traffic)?
             } else {
-                summary.pending_uploads += 1;
+                Uploaded::No
+            };
+            match uploaded {
+                Uploaded::Central => {
+                    let state = self.lock();
+                    let store = state
+                        .store
+                        .as_ref()
+                        .ok_or_else(|| ClientError::Storage("the local store is closed".into()))?;
+                    store.mark_uploaded(&blob.doc_id, &blob.sha256)?;
+                    store.evict_cache(self.config.attachment_cache_bytes)?;
+                    summary.uploaded_attachments += 1;
+                }
+                Uploaded::Hub => {
+                    summary.attachments_at_hub += 1;
+                    summary.pending_uploads += 1;
+                }
+                Uploaded::No => summary.pending_uploads += 1,
             }
         }
         Ok(())
     }
 
-    /// Uploads one attachment from where the server's copy ends; true once the server has it.
-    fn upload(&self, blob: &LocalBlob, traffic: &mut Traffic) -> Result<bool> {
-        let path = attachment_path(&blob.doc_id, &blob.sha256);
-        let head = self.authorized(traffic, |token, t| {
-            self.transport.head(&path, Some(token), t)
+    /// Sends one request of an upload to `peer`, with the session it takes there.
+    fn upload_request(
+        &self,
+        peer: &Peer<'_>,
+        traffic: &mut Traffic,
+        send: impl Fn(&Transport, &str, &mut Traffic) -> Result<Answer>,
+    ) -> Result<Answer> {
+        match peer {
+            Peer::Central => self.authorized(traffic, |token, t| send(&self.transport, token, t)),
+            Peer::Hub(link) => {
+                let answer = send(&link.transport, &link.session, traffic)?;
+                if matches!(answer.status, 401 | 403) {
+                    return Err(self.link_refusal(link, &answer, traffic));
+                }
+                Ok(answer)
+            }
+        }
+    }
+
+    /// Who holds an attachment once `peer` has all of it: central when `peer` is central, or
+    /// when the hub hands on central's receipt for it.
+    fn held_by(&self, peer: &Peer<'_>, blob: &LocalBlob, answer: &Answer) -> Uploaded {
+        match peer {
+            Peer::Central => Uploaded::Central,
+            Peer::Hub(link) => match answer.attachment_receipt.as_deref() {
+                Some(jws) if link.receipt_for(jws, blob) => Uploaded::Central,
+                _ => Uploaded::Hub,
+            },
+        }
+    }
+
+    /// Uploads one attachment to `peer` from where its copy ends.
+    fn upload(&self, peer: &Peer<'_>, blob: &LocalBlob, traffic: &mut Traffic) -> Result<Uploaded> {
+        let path = match peer {
+            Peer::Central => attachment_path(&blob.doc_id, &blob.sha256),
+            Peer::Hub(_) => format!(
+                "/hub/v1/reports/{}/attachments/{}",
+                blob.doc_id, blob.sha256
+            ),
+        };
+        let head = self.upload_request(peer, traffic, |transport, token, t| {
+            transport.head(&path, Some(token), t)
         })?;
         let mut offset = match head.status {
             200 => head.upload_offset.unwrap_or(0),
@@ -282,7 +337,7 @@ impl Client {
             _ => return Err(unexpected(&head)),
         };
         if offset >= blob.size {
-            return Ok(true);
+            return Ok(self.held_by(peer, blob, &head));
         }
         let bytes = self
             .lock()
@@ -294,8 +349,8 @@ impl Client {
             let end = (offset + chunk).min(blob.size);
             let range = format!("bytes {offset}-{}/{}", end - 1, blob.size);
             let body = &bytes[offset as usize..end as usize];
-            let answer = self.authorized(traffic, |token, t| {
-                self.transport.put(
+            let answer = self.upload_request(peer, traffic, |transport, token, t| {
+                transport.put(
                     &path,
                     &[
                         ("content-type", blob.media_type.clone()),
@@ -307,7 +362,7 @@ impl Client {
                 )
             })?;
             match (answer.status, answer.problem().code.as_str()) {
-                (200 | 201, _) => return Ok(true),
+                (200 | 201, _) => return Ok(self.held_by(peer, blob, &answer)),
                 (202, _) => offset = answer.upload_offset.unwrap_or(end),
                 // The server holds more (an answer was lost) or less (it collected a stale
                 // upload): continue where it says.
@@ -315,11 +370,21 @@ impl Client {
                     offset = answer.upload_offset.ok_or_else(|| unexpected(&answer))?
                 }
                 // The report's changes have not reached the server yet: next sync.
-                (409, "not_attached") => return Ok(false),
+                (409, "not_attached") => return Ok(Uploaded::No),
                 _ => return Err(unexpected(&answer)),
             }
         }
     }
+}
+
+/// Who holds an attachment after an upload.
+enum Uploaded {
+    /// Central: the phone owes it nothing more.
+    Central,
+    /// Only the office hub, which relays it.
+    Hub,
+    /// Not whole anywhere yet.
+    No,
 }
 
 fn attachment_path(doc: &DocId, sha256: &str) -> String {

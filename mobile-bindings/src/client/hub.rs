@@ -4,7 +4,8 @@
 //! certificate names, before it sends anything but a request for a nonce. It opens a session
 //! with its offline grant and its device key's answer to the hub's nonce, pushes what it owes central (each push
 //! signed with the device key, never a restricted report), pulls the hub's copy of its scope,
-//! and takes central's receipts for what the hub relayed, each checked with central's keys.
+//! takes central's receipts for what the hub relayed, each checked with central's keys, and
+//! uploads its attachments there (`client::attachments`).
 //!
 //! What the hub acknowledges stays owed to central (see `gridsync_core::replica::Server`);
 //! only central's acknowledgement or its receipt settles it. A hub's refusal is not central's:
@@ -22,7 +23,8 @@ use gridsync_core::attest;
 use gridsync_core::protocol::{self, Push, PushResult};
 use gridsync_core::replica::Server;
 use gridsync_core::signed::{
-    HUB_TYP, HubCertificate, KeySet, RECEIPT_TYP, REVOCATIONS_TYP, Receipt, RevokedDevices,
+    ATTACHMENT_RECEIPT_TYP, AttachmentReceipt, HUB_TYP, HubCertificate, KeySet, RECEIPT_TYP,
+    REVOCATIONS_TYP, Receipt, RevokedDevices,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -33,7 +35,7 @@ use super::{Client, parse_id, transport_settings};
 use crate::error::{ClientError, Result};
 use crate::hub_tls::HubPin;
 use crate::model::{SyncPhase, SyncSummary};
-use crate::store::{Batch, OfficeHub};
+use crate::store::{Batch, LocalBlob, OfficeHub};
 use crate::transport::{Answer, Traffic, Transport};
 
 const JSON: &str = "application/json";
@@ -44,9 +46,9 @@ const MAX_RECEIPT_PAGES: u32 = 1_000;
 
 /// An open session at the office hub.
 pub(super) struct HubLink {
-    transport: Transport,
+    pub(super) transport: Transport,
     hub_id: String,
-    session: String,
+    pub(super) session: String,
     device: String,
     key: SigningKey,
     /// Central's keys, which check the hub's certificate and the receipts it hands on.
@@ -129,6 +131,7 @@ impl Client {
         self.push_all(&Peer::Hub(&link), summary, traffic, progress)?;
         self.pull_hub(&link, summary, traffic, progress)?;
         self.take_receipts(&link, summary, traffic)?;
+        self.upload_pending(&Peer::Hub(&link), summary, traffic)?;
         self.release_delivered(summary)
     }
 
@@ -379,7 +382,12 @@ impl Client {
     }
 
     /// [`Client::hub_refusal`] within an open session.
-    fn link_refusal(&self, link: &HubLink, answer: &Answer, traffic: &mut Traffic) -> ClientError {
+    pub(super) fn link_refusal(
+        &self,
+        link: &HubLink,
+        answer: &Answer,
+        traffic: &mut Traffic,
+    ) -> ClientError {
         self.hub_refusal(answer, &link.transport, &link.keys, &link.device, traffic)
     }
 
@@ -429,6 +437,27 @@ fn revoked_by_central(
         .open(&list.revocations, REVOCATIONS_TYP)
         .map_err(|e| ClientError::Unauthorized(format!("the hub's revocation list: {e}")))?;
     Ok(revoked.devices.iter().any(|d| d.id == device))
+}
+
+impl HubLink {
+    /// Whether `jws` is central's receipt, relayed by this hub, for the bytes of `blob`.
+    pub(super) fn receipt_for(&self, jws: &str, blob: &LocalBlob) -> bool {
+        match self
+            .keys
+            .open::<AttachmentReceipt>(jws, ATTACHMENT_RECEIPT_TYP)
+        {
+            Ok(r) => {
+                r.hub == self.hub_id
+                    && r.doc == blob.doc_id.to_string()
+                    && r.sha256 == blob.sha256
+                    && r.size == blob.size
+            }
+            Err(e) => {
+                tracing::warn!(hub = %self.hub_id, error = %e, "an attachment receipt the server did not sign");
+                false
+            }
+        }
+    }
 }
 
 /// A receipt central signed for this device's push through this hub; `None`, and a warning,

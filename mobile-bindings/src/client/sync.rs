@@ -97,6 +97,7 @@ impl Client {
             diverged: false,
             uploaded_attachments: 0,
             pending_uploads: 0,
+            attachments_at_hub: 0,
             new_schemas: 0,
             via_hub: None,
             receipts: 0,
@@ -151,7 +152,7 @@ impl Client {
                 }
                 Ok(())
             })
-            .and_then(|()| self.upload_pending(summary, traffic))
+            .and_then(|()| self.upload_pending(&Peer::Central, summary, traffic))
             .and_then(|()| self.release_delivered(summary));
         outcome?;
         if summary.rescoped {

@@ -579,9 +579,9 @@ class FormsPublishedAtRuntime(unittest.TestCase):
 
 class VillageOfficeHub(unittest.TestCase):
     """Two phones that cannot reach the server sync with the village office hub and see each
-    other's work; the hub's acknowledgements leave it owed to the server; once the office's
-    uplink is back the hub relays, and the server's receipts settle the phones' work through the
-    hub, without the phones reaching the server."""
+    other's work; the hub's acknowledgements leave it owed to the server, a photo too; once the
+    office's uplink is back the hub relays, and the server's receipts settle the phones' work and
+    the photo through the hub, without the phones reaching the server."""
 
     OFFLINE = "http://127.0.0.1:9"
 
@@ -618,6 +618,12 @@ class VillageOfficeHub(unittest.TestCase):
         self.server.stop()
         rid = wang.create_report("dispute_check", GRID)
         wang.set_fields(rid, texts(parties="张三, 李四", description="打谷场纠纷"))
+        photo_path = HERE / "site_photo.jpg"
+        new = gm.NewAttachment(
+            field="site_photos", entry=None, name=None, media_type="image/jpeg",
+            taken_at="2026-11-02T09:30:00+08:00", location=None,
+        )
+        sha = wang.attach_file(rid, new, str(photo_path))
         owed = wang.pending_changes()
 
         def at_hub():
@@ -630,6 +636,8 @@ class VillageOfficeHub(unittest.TestCase):
         summary = self.until(at_hub, "the hub lets wang in")
         self.assertEqual(summary.via_hub, self.hub.id)
         self.assertEqual(summary.pending_changes, owed, "a hub's ack settles nothing owed")
+        self.assertEqual((summary.attachments_at_hub, summary.pending_uploads), (1, 1))
+        self.assertTrue(wang.attachments(rid)[0].pending_upload, "the photo stays on the phone")
         pulled = li.sync()
         self.assertEqual(pulled.via_hub, self.hub.id)
         self.assertEqual(projection(li, rid)["fields"]["description"], "打谷场纠纷")
@@ -638,12 +646,19 @@ class VillageOfficeHub(unittest.TestCase):
         # The office's uplink is back: the hub relays, and the receipts come back through it.
         self.server.start()
 
+        receipts = []
+
         def settled():
             done = wang.sync()
-            return done if done.receipts > 0 and done.pending_changes == 0 else None
+            receipts.append(done.receipts)
+            return done if sum(receipts) > 0 and done.pending_changes == 0 and done.pending_uploads == 0 else None
 
-        done = self.until(settled, "the server's receipt settles wang's work")
+        done = self.until(settled, "the server's receipts settle wang's work and photo")
         self.assertEqual(done.via_hub, self.hub.id)
+        self.assertFalse(wang.attachments(rid)[0].pending_upload)
+        token = self.server.admin_token()
+        [listed] = self.server.get_json(f"/api/v1/reports/{rid}", token)["attachments"]
+        self.assertEqual((listed["sha256"], listed["uploaded"]), (sha, True))
         held = self.server.report(rid)
         self.assertEqual(held["projection"]["fields"]["description"], "打谷场纠纷")
         self.assertEqual(held["projection"]["created_by"], "user-wang")

@@ -8,8 +8,8 @@
 // adds a mediation step; they sync; the server holds one conflict and both steps; an admin
 // resolves it; both phones sync and hold the same resolved report as the server. Then, out of
 // the server's reach, the phones sync with the village office hub: wang's new report reaches li
-// through it, still owed to the server until the server's receipt, relayed back through the
-// hub, settles it. Exits non-zero on the first failed check.
+// through it, still owed to the server, with its photo, until the server's receipts, relayed
+// back through the hub, settle them. Exits non-zero on the first failed check.
 
 import java.io.File
 import java.util.concurrent.TimeUnit
@@ -156,20 +156,34 @@ fun main(args: Array<String>) {
     val visit = phone(wangDir, OFFLINE).use { wang ->
         val visit = wang.createReport("dispute_check", GRID)
         wang.setFields(visit, mapOf("parties" to text("赵六"), "description" to text("水渠纠纷")))
+        val photo = ByteArray(40_000) { (it * 13 % 251).toByte() }
+        val site = NewAttachment(
+            field = "site_photos", entry = null, name = "水渠.jpg", mediaType = "image/jpeg",
+            takenAt = null, location = null,
+        )
+        wang.attachBytes(visit, site, photo)
         val owed = wang.pendingChanges()
         val atHub = wang.sync()
         check(atHub.viaHub == hubId) { "synced through the hub: $atHub" }
+        check(atHub.attachmentsAtHub == 1u && atHub.pendingUploads == 1u) {
+            "the hub holds the photo, still owed to the server: $atHub"
+        }
         // The hub relays at once (its uplink works), so a receipt may be back within this sync.
         check(atHub.receipts > 0u || atHub.pendingChanges == owed) {
             "a hub's ack settles nothing owed to the server: $atHub"
         }
         var settled: SyncSummary? = null
+        var receipts = atHub.receipts
         for (attempt in 0 until 150) {
             val summary = wang.sync()
-            if (summary.receipts > 0u && summary.pendingChanges == 0uL) { settled = summary; break }
+            receipts += summary.receipts
+            if (receipts > 0u && summary.pendingChanges == 0uL && summary.pendingUploads == 0u) {
+                settled = summary
+                break
+            }
             Thread.sleep(200)
         }
-        check(settled != null) { "the server's receipt reached wang through the hub" }
+        check(settled != null) { "the server's receipts for the report and photo reached wang through the hub" }
         visit
     }
     phone(liDir, OFFLINE).use { li ->
