@@ -357,6 +357,17 @@ pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     Ok(store)
 }
 
+/// Opens the SQLite file at `path` sealed under `key` (a village office hub's database), sealing
+/// a plain one in place first, and applies pending migrations.
+pub async fn open_sealed(path: &std::path::Path, key: &[u8; 32]) -> Result<Arc<dyn Store>> {
+    if sqlite::seal_in_place(path, key).await? {
+        tracing::info!(path = %path.display(), "sealed a database that was kept in clear");
+    }
+    let store = Arc::new(SqlStore::new(sqlite::connect_sealed(path, key).await?));
+    store.migrate().await?;
+    Ok(store)
+}
+
 /// Opens the database named by `url` as it is, without migrating it.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
     Ok(if url.starts_with("sqlite:") {

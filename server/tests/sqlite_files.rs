@@ -1,11 +1,14 @@
 //! The files SQLite keeps beside the database: its write-ahead log does not stay at the largest
-//! size a busy moment gave it.
+//! size a busy moment gave it, and a sealed database (a village office hub's) holds nothing in
+//! clear, opens only with its key, and a database kept in clear is sealed in place whole.
 
 mod support;
 
+use std::path::Path;
+
 use gridsync_server::scope::Role;
-use gridsync_server::store::UploadChunk;
 use gridsync_server::store::sqlite::WAL_LIMIT_BYTES;
+use gridsync_server::store::{self, Store, StoreError, UploadChunk};
 use sqlx::{Connection, SqliteConnection};
 use support::*;
 
@@ -66,4 +69,87 @@ async fn the_write_ahead_log_is_cut_back_to_its_limit_once_readers_let_go() {
         after <= WAL_LIMIT_BYTES,
         "the log holds {after} bytes, over its limit of {WAL_LIMIT_BYTES}"
     );
+}
+
+/// Text of the fixture's dispute check, to look for in a database's files.
+const PLACE: &str = "村口";
+const KEY: [u8; 32] = [7; 32];
+
+/// Files a test database is kept in: the database and its write-ahead log.
+fn file_bytes(path: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).expect("the database");
+    if let Ok(log) = std::fs::read(format!("{}-wal", path.display())) {
+        bytes.extend(log);
+    }
+    bytes
+}
+
+fn holds(bytes: &[u8], text: &str) -> bool {
+    bytes.windows(text.len()).any(|w| w == text.as_bytes())
+}
+
+/// Seeds the org tree and files the fixture's dispute check in `store`.
+async fn file_a_report(store: &dyn Store) -> gridsync_core::DocId {
+    seed_org(store).await;
+    let mut doc = dispute(1, G1, "w1");
+    let result = ingest(
+        store,
+        &writer("w1", Role::GridWorker, G1, "dev-w1"),
+        &push_all(&mut [&mut doc]),
+    )
+    .await
+    .expect("ingest");
+    assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
+    doc.id()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sealed_database_holds_no_report_in_clear_and_opens_only_with_its_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("hub.db");
+    let store = store::open_sealed(&path, &KEY).await.expect("sealed");
+    let id = file_a_report(store.as_ref()).await;
+    let bytes = file_bytes(&path);
+    assert!(
+        !bytes.starts_with(b"SQLite format 3"),
+        "no plain SQLite header"
+    );
+    assert!(
+        !holds(&bytes, PLACE),
+        "the report's text is not in the files"
+    );
+    drop(store);
+
+    match store::open_sealed(&path, &[8; 32]).await {
+        Err(StoreError::WrongKey(at)) => assert_eq!(at, path),
+        Err(other) => panic!("another key opened it with {other}"),
+        Ok(_) => panic!("another key opened it"),
+    }
+    let again = store::open_sealed(&path, &KEY).await.expect("reopened");
+    assert!(again.document(&id).await.expect("read").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_kept_in_clear_is_sealed_in_place_with_all_it_held() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("hub.db");
+    let plain = store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("plain");
+    let id = file_a_report(plain.as_ref()).await;
+    assert!(holds(&file_bytes(&path), PLACE), "in clear before");
+    drop(plain);
+
+    let sealed = store::open_sealed(&path, &KEY).await.expect("sealed");
+    assert!(
+        sealed.document(&id).await.expect("read").is_some(),
+        "kept whole"
+    );
+    let bytes = file_bytes(&path);
+    assert!(!bytes.starts_with(b"SQLite format 3"));
+    assert!(!holds(&bytes, PLACE), "nothing left in clear");
+    // Sealed once: opening again changes nothing.
+    drop(sealed);
+    let again = store::open_sealed(&path, &KEY).await.expect("reopened");
+    assert!(again.document(&id).await.expect("read").is_some());
 }

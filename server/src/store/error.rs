@@ -25,6 +25,10 @@ pub enum StoreError {
     /// The database holds a migration this binary does not know: a newer gridsync upgraded it.
     #[error("the database has migration {0}, which this gridsync does not know")]
     Newer(i64),
+    /// A sealed database that does not open with the key given: another key, or a file that is
+    /// no database at all.
+    #[error("{0} does not open with this key: it is sealed under another one, or damaged")]
+    WrongKey(std::path::PathBuf),
     /// An operation this kind of database does its own way; the message says which.
     #[error("{0}")]
     Unsupported(String),

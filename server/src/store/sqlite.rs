@@ -1,13 +1,15 @@
 //! SQLite: one file in WAL mode, a single writer connection beside a pool of read-only
-//! readers, its migrations, and copying the file while the server runs.
+//! readers, its migrations, and copying the file while the server runs. The engine is SQLCipher,
+//! so a file may be sealed: encrypted and authenticated page by page under a key, without which
+//! it does not open (a village office hub's database).
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, SqliteConnection};
 
 use super::db::{Db, sql};
 use super::{Result, SqlStore, Store, StoreError};
@@ -25,7 +27,89 @@ pub(super) const MIGRATIONS_TRACKED: &str =
     "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE name = '_sqlx_migrations')";
 
 pub(super) async fn connect(url: &str) -> Result<Db> {
-    let options = SqliteConnectOptions::from_str(url)?
+    pools(SqliteConnectOptions::from_str(url)?).await
+}
+
+/// The sealed file at `path` (created if missing), under the raw 256-bit `key`. A file that is
+/// not sealed under this key is `WrongKey`.
+pub(super) async fn connect_sealed(path: &Path, key: &[u8; 32]) -> Result<Db> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .pragma("key", raw_key(key));
+    pools(options).await.map_err(|e| wrong_key(e, path))
+}
+
+/// Turns the plain SQLite file at `path`, if there is one, into one sealed under `key`, in
+/// place: a copy is sealed beside it, then takes its name. A file sealed already, or none, is
+/// left as it is. What it held is all in the copy: the log is checkpointed into the file first.
+pub(super) async fn seal_in_place(path: &Path, key: &[u8; 32]) -> Result<bool> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    // Creating allowed, for the attached copy (the file itself exists).
+    let plain = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true);
+    // A sealed file reads as no database at all without its key; the keyed open tells a
+    // sealed file from a damaged one.
+    let mut conn = match plain.connect().await {
+        Ok(conn) => conn,
+        Err(e) if not_a_database(&e) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    };
+    match sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master")
+        .fetch_one(&mut conn)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if not_a_database(&e) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let sealing = path.with_extension("db.sealing");
+    let _ = std::fs::remove_file(&sealing);
+    let target = sealing.to_string_lossy().replace('\'', "''");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "PRAGMA wal_checkpoint(TRUNCATE); \
+         ATTACH DATABASE '{target}' AS sealed KEY {}; \
+         SELECT sqlcipher_export('sealed'); \
+         DETACH DATABASE sealed;",
+        raw_key(key)
+    )))
+    .execute(&mut conn)
+    .await?;
+    conn.close().await?;
+    let io = |e: std::io::Error| StoreError::Corrupt(format!("sealing {}: {e}", path.display()));
+    std::fs::File::open(&sealing)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&sealing, path).map_err(io)?;
+    for stale in ["db-wal", "db-shm"] {
+        let _ = std::fs::remove_file(path.with_extension(stale));
+    }
+    Ok(true)
+}
+
+/// SQLCipher's form of a raw key: no key derivation, the bytes are the key.
+fn raw_key(key: &[u8; 32]) -> String {
+    format!("\"x'{}'\"", hex::encode_upper(key))
+}
+
+/// `e`, or `WrongKey` when it says the file is no database: what SQLCipher answers for a file
+/// sealed under another key, or not sealed at all.
+fn wrong_key(e: StoreError, path: &Path) -> StoreError {
+    match &e {
+        StoreError::Database(db) if not_a_database(db) => StoreError::WrongKey(path.to_owned()),
+        _ => e,
+    }
+}
+
+/// SQLITE_NOTADB.
+fn not_a_database(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(db) if db.code().as_deref() == Some("26"))
+}
+
+async fn pools(options: SqliteConnectOptions) -> Result<Db> {
+    let options = options
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         // FULL: an acknowledged change must survive power loss, not only a crash.
