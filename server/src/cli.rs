@@ -90,12 +90,20 @@ pub enum HubCommand {
         /// The hub's folder: its identity, key and database.
         #[arg(long, env = "GRIDSYNC_HUB_DIR", default_value = "gridsync-hub")]
         dir: PathBuf,
+        /// The hub's sealing key (64 hex digits), made here if the file does not exist. Keep it
+        /// outside the folder, where a copy of the folder or a stolen disk does not take it: the
+        /// README shows how to seal it to the PC's TPM.
+        #[arg(long, env = "GRIDSYNC_HUB_KEY_FILE")]
+        key_file: PathBuf,
     },
     /// Serve the phones of the office network, and relay to the server whenever it answers.
     Run {
         /// The hub's folder, as enrolled.
         #[arg(long, env = "GRIDSYNC_HUB_DIR", default_value = "gridsync-hub")]
         dir: PathBuf,
+        /// The sealing key the hub was enrolled with.
+        #[arg(long, env = "GRIDSYNC_HUB_KEY_FILE")]
+        key_file: PathBuf,
         /// Address to listen on for phones; port 0 picks a free one (the address is printed).
         #[arg(long, env = "GRIDSYNC_HUB_BIND", default_value = "0.0.0.0:8090")]
         bind: SocketAddr,
@@ -386,11 +394,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             let store = open(&settings.db, Open::Existing).await?;
             schema::retire(store.as_ref(), &form, version).await
         }
-        Command::Hub(HubCommand::Enrol { central, code, dir }) => {
-            hub::enrol(&central, &code, &dir).await
-        }
-        Command::Hub(HubCommand::Run { dir, bind, every }) => {
-            hub::run(&dir, bind, std::time::Duration::from_secs(every.max(1))).await
+        Command::Hub(HubCommand::Enrol {
+            central,
+            code,
+            dir,
+            key_file,
+        }) => hub::enrol(&central, &code, &dir, &key_file).await,
+        Command::Hub(HubCommand::Run {
+            dir,
+            key_file,
+            bind,
+            every,
+        }) => {
+            let every = std::time::Duration::from_secs(every.max(1));
+            hub::run(&dir, &key_file, bind, every).await
         }
         Command::Schema(SchemaCommand::List) => {
             schema::list(open(&settings.db, Open::Existing).await?.as_ref()).await

@@ -7,6 +7,7 @@
 pub mod central;
 pub mod identity;
 pub mod phones;
+pub mod sealing;
 pub mod tls;
 pub mod trust;
 pub mod upward;

@@ -35,7 +35,10 @@ pub fn server_binary() -> PathBuf {
 /// Runs `gridsync ARGS` to its end with the variables `env` set (and no GRIDSYNC_* variables
 /// from the test's own environment), logs off so that stderr holds only what the command
 /// says on failure.
-pub fn gridsync(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+pub fn gridsync<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut command = std::process::Command::new(server_binary());
     command.args(args).env("RUST_LOG", "off");
     for (name, _) in std::env::vars() {
@@ -204,6 +207,8 @@ impl HubProcess {
             .arg(every.to_string())
             .arg("--dir")
             .arg(dir)
+            .arg("--key-file")
+            .arg(HubProcess::key_file(dir))
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -252,14 +257,7 @@ impl HubProcess {
             .expect("JSON");
         let code = registered["enrolment_code"].as_str().expect("a code");
         let enrolled = gridsync(
-            &[
-                "hub",
-                "enrol",
-                "--central",
-                via,
-                "--dir",
-                dir.to_str().expect("a UTF-8 path"),
-            ],
+            &HubProcess::enrol_args(via, dir),
             &[("GRIDSYNC_HUB_CODE", code)],
         );
         assert!(
@@ -267,6 +265,32 @@ impl HubProcess {
             "{}",
             String::from_utf8_lossy(&enrolled.stderr)
         );
+    }
+
+    /// `gridsync hub enrol` of the hub in `dir`, reaching central at `via`, with its key at
+    /// [`HubProcess::key_file`].
+    pub fn enrol_args(via: &str, dir: &std::path::Path) -> Vec<String> {
+        let path = |p: &std::path::Path| p.to_str().expect("a UTF-8 path").to_owned();
+        ["hub", "enrol", "--central", via, "--dir", &path(dir)]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(["--key-file".to_owned(), path(&HubProcess::key_file(dir))])
+            .collect()
+    }
+
+    /// Where the tests keep the sealing key of the hub in `dir`: beside its folder, not in it.
+    pub fn key_file(dir: &std::path::Path) -> PathBuf {
+        dir.with_extension("key")
+    }
+
+    /// The sealed database of the hub enrolled in `dir`, opened with its key.
+    pub async fn store(dir: &std::path::Path) -> std::sync::Arc<dyn gridsync_server::store::Store> {
+        let key = gridsync_server::hub::sealing::SealingKey::read(&HubProcess::key_file(dir))
+            .expect("the hub's key");
+        let path = gridsync_server::hub::identity::Identity::database(dir);
+        gridsync_server::store::open_sealed(&path, key.bytes())
+            .await
+            .expect("open the hub's database")
     }
 
     /// The id of the hub enrolled in `dir`.

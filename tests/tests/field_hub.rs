@@ -3,8 +3,8 @@
 //! wrap) that fall back to the hub when central is out of reach. The hub's acknowledgements
 //! leave the work owed to central; central's receipts, handed on by the hub, settle it (a photo
 //! too, relayed with the resumable upload) without the phones reaching central; a drug-control
-//! case never goes through the hub; and a phone
-//! revoked at central is refused and wiped through the hub, on central's signed word. A PC that
+//! case never goes through the hub; a phone revoked at central is refused and wiped through the
+//! hub, on central's signed word; and the hub's folder holds none of it in clear. A PC that
 //! shows the hub's certificate without holding the hub's key gets nothing from a phone.
 
 use std::path::Path;
@@ -18,7 +18,7 @@ use axum::routing::post;
 use gridsync_core::DocId;
 use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_e2e::field::{self, GRID, PASSWORD, Relay, quick, site_photo};
-use gridsync_e2e::{HubProcess, Server};
+use gridsync_e2e::{HubProcess, Server, gridsync};
 use gridsync_fixtures::phone::Phone;
 use gridsync_mobile::client::Client;
 use gridsync_mobile::transport::{Settings, Traffic, Transport};
@@ -75,6 +75,7 @@ async fn at_the_hub(db: &str, dir: &Path) {
     let (line2, uplink2) = (line.clone(), uplink.clone());
     let db2 = db.to_owned();
     let central_base = central.base.clone();
+    let hub_dir2 = hub_dir.clone();
     tokio::task::spawn_blocking(move || {
         let wang = Client::open(&dir.join("wang"), &base, &KEY, quick()).expect("open");
         let li = Client::open(&dir.join("li"), &base, &KEY, quick()).expect("open");
@@ -220,7 +221,7 @@ async fn at_the_hub(db: &str, dir: &Path) {
             case_at_central.projection["fields"]["subject_address"],
             json!("上坪村3组")
         );
-        let hub_store = blocking_store(&format!("sqlite://{}", hub_dir_db(&dir).display()));
+        let hub_store = tokio::runtime::Handle::current().block_on(HubProcess::store(&hub_dir2));
         assert!(
             tokio::runtime::Handle::current()
                 .block_on(hub_store.document(&case))
@@ -252,6 +253,36 @@ async fn at_the_hub(db: &str, dir: &Path) {
     .await
     .expect("scenario");
     drop(hub);
+
+    // The office PC's disk holds none of the village's work in clear, and the hub opens with
+    // its own sealing key only.
+    for file in std::fs::read_dir(&hub_dir).expect("the hub's folder") {
+        let bytes = std::fs::read(file.expect("a file").path()).expect("read");
+        for text in ["打谷场纠纷", "祠堂漏雨"] {
+            let found = bytes.windows(text.len()).any(|w| w == text.as_bytes());
+            assert!(!found, "{text} is in the hub's folder in clear");
+        }
+    }
+    let other = hub_dir.with_file_name("other.key");
+    std::fs::write(&other, "ab".repeat(32)).expect("another key");
+    let path = |p: &Path| p.to_str().expect("a UTF-8 path").to_owned();
+    let refused = gridsync(
+        &[
+            "hub",
+            "run",
+            "--dir",
+            &path(&hub_dir),
+            "--key-file",
+            &path(&other),
+        ],
+        &[],
+    );
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("does not open with this sealing key"),
+        "{said}"
+    );
     assert!(central.stop().await.success());
 }
 
@@ -401,10 +432,7 @@ async fn a_phone_stops_trusting_a_hub_the_server_revoked_though_the_hub_still_an
     })
     .await
     .expect("scenario");
-    let hub_store =
-        gridsync_server::store::open(&format!("sqlite://{}", hub_dir.join("hub.db").display()))
-            .await
-            .expect("the hub's database");
+    let hub_store = HubProcess::store(&hub_dir).await;
     let sessions = hub_store
         .audit_log(50)
         .await
@@ -445,8 +473,4 @@ fn blocking_store(db: &str) -> Arc<dyn gridsync_server::store::Store> {
     tokio::runtime::Handle::current()
         .block_on(gridsync_server::store::open(db))
         .expect("open the database")
-}
-
-fn hub_dir_db(dir: &Path) -> std::path::PathBuf {
-    dir.join("hub").join("hub.db")
 }

@@ -78,14 +78,7 @@ async fn through_the_hub(db: &str, dir: &Path) {
     let hub_dir = dir.join("hub");
     HubProcess::enrol(&central.base, &admin.token, &uplink.base, &hub_dir).await;
     let again = gridsync(
-        &[
-            "hub",
-            "enrol",
-            "--central",
-            &uplink.base,
-            "--dir",
-            hub_dir.to_str().expect("a UTF-8 path"),
-        ],
+        &HubProcess::enrol_args(&uplink.base, &hub_dir),
         &[("GRIDSYNC_HUB_CODE", "any code")],
     );
     assert!(!again.status.success(), "a hub enrols once");
@@ -171,10 +164,7 @@ async fn through_the_hub(db: &str, dir: &Path) {
         let row = store.document(&id).await.expect("read").expect("stored");
         assert_eq!(row.created_by, author);
     }
-    let hub_store =
-        gridsync_server::store::open(&format!("sqlite://{}", hub_dir.join("hub.db").display()))
-            .await
-            .expect("open the hub's database");
+    let hub_store = HubProcess::store(&hub_dir).await;
     assert!(hub_store.document(&case).await.expect("read").is_none());
     eventually(|| async {
         hub_store

@@ -185,17 +185,21 @@ class Hub:
     def __init__(self, server):
         self.tmp = tempfile.mkdtemp(prefix="gridsync-hub-")
         hub_dir = f"{self.tmp}/hub"
+        # The sealing key, kept beside the hub's folder rather than in it.
+        key_file = f"{self.tmp}/hub.key"
         status, registered = server.call("POST", "/api/v1/hubs", {"unit_id": "v1", "name": "上坪村委会"})
         assert status in (200, 201), (status, registered)
         env = dict(os.environ, GRIDSYNC_HUB_CODE=registered["enrolment_code"], RUST_LOG="warn")
         subprocess.run(
-            [os.environ["GRIDSYNC_BIN"], "hub", "enrol", "--central", server.base, "--dir", hub_dir],
+            [os.environ["GRIDSYNC_BIN"], "hub", "enrol", "--central", server.base, "--dir", hub_dir,
+             "--key-file", key_file],
             env=env, check=True, capture_output=True,
         )
         with open(f"{hub_dir}/hub.json") as f:
             self.id = json.load(f)["hub_id"]
         self.proc = subprocess.Popen(
-            [os.environ["GRIDSYNC_BIN"], "hub", "run", "--dir", hub_dir, "--bind", "127.0.0.1:0", "--every", "1"],
+            [os.environ["GRIDSYNC_BIN"], "hub", "run", "--dir", hub_dir, "--key-file", key_file,
+             "--bind", "127.0.0.1:0", "--every", "1"],
             env=dict(os.environ, RUST_LOG="warn"),
             stdout=subprocess.PIPE,
             text=True,

@@ -14,7 +14,7 @@ use jsonwebtoken::{DecodingKey, Validation};
 use serde_json::json;
 
 use super::serve::shutdown_signal;
-use super::{Error, Open, Result, open, say};
+use super::{Error, Result, say};
 use crate::auth::grant::{self, HubCertificate};
 use crate::auth::secret;
 use crate::auth::token::ALGORITHM;
@@ -22,17 +22,20 @@ use crate::catalogue::Catalogue;
 use crate::clock;
 use crate::hub::central::Central;
 use crate::hub::identity::{Enrolled, Identity};
+use crate::hub::sealing::SealingKey;
 use crate::hub::tls::{self, TlsListener};
 use crate::hub::trust::Trust;
 use crate::hub::{HubError, HubState, phones, upward};
 use crate::metrics::Metrics;
+use crate::store::{self, Store};
 use crate::sync::Ingest;
 
-pub async fn enrol(central_url: &str, code: &str, dir: &Path) -> Result<()> {
+pub async fn enrol(central_url: &str, code: &str, dir: &Path, key_file: &Path) -> Result<()> {
     if Identity::exists(dir) {
         return Err(HubError::AlreadyEnrolled(dir.to_owned()).into());
     }
     let central = Central::new(central_url)?;
+    let key = SealingKey::read_or_create(key_file)?;
     let seed = secret::random_bytes::<32>()?;
     let identity_key = URL_SAFE_NO_PAD.encode(
         ed25519_dalek::SigningKey::from_bytes(&seed)
@@ -54,19 +57,20 @@ pub async fn enrol(central_url: &str, code: &str, dir: &Path) -> Result<()> {
         return Err(HubError::BadAnswer("the certificate names another hub or key".into()).into());
     }
     let identity = Identity::new(central.url(), &certificate.iss, enrolled, &seed);
-    identity.create(dir)?;
+    identity.create(dir, &key)?;
     Trust::load(dir, &identity.issuer)?.update(|c| {
         c.jwks = Some(jwks);
         c.central_time = certificate.iat;
         c.last_contact = clock::now().max(certificate.iat);
     })?;
-    open(&Identity::database_url(dir), Open::Migrate).await?;
+    open_sealed(dir, &key).await?;
     say(&format!(
-        "Enrolled as hub {} for {} ({}). Start it with: gridsync hub run --dir {}",
+        "Enrolled as hub {} for {} ({}). Start it with: gridsync hub run --dir {} --key-file {}",
         identity.hub_id,
         identity.unit_id,
         identity.unit_path,
-        dir.display()
+        dir.display(),
+        key_file.display()
     ));
     Ok(())
 }
@@ -92,12 +96,24 @@ fn certificate(jws: &str, jwks: &JwkSet) -> Result<HubCertificate> {
         .map_err(|_| bad("does not verify with the server's keys"))
 }
 
-pub async fn run(dir: &Path, bind: SocketAddr, every: Duration) -> Result<()> {
-    let identity = Identity::load(dir)?;
+/// The hub's database, sealed under `key` (sealed in place first if it was kept in clear).
+async fn open_sealed(dir: &Path, key: &SealingKey) -> Result<Arc<dyn Store>> {
+    let path = Identity::database(dir);
+    store::open_sealed(&path, key.bytes())
+        .await
+        .map_err(|source| Error::Open {
+            url: path.display().to_string(),
+            source,
+        })
+}
+
+pub async fn run(dir: &Path, key_file: &Path, bind: SocketAddr, every: Duration) -> Result<()> {
+    let key = SealingKey::read(key_file)?;
+    let identity = Identity::load(dir, &key)?;
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| Error::Listen { addr: bind, source })?;
-    let store = open(&Identity::database_url(dir), Open::Migrate).await?;
+    let store = open_sealed(dir, &key).await?;
     let catalogue = Arc::new(Catalogue::builtin());
     catalogue.fresh(store.as_ref()).await?;
     let trust = Arc::new(Trust::load(dir, &identity.issuer)?);
@@ -111,7 +127,7 @@ pub async fn run(dir: &Path, bind: SocketAddr, every: Duration) -> Result<()> {
         poke: Arc::default(),
     };
     tokio::spawn(upward::every(state.clone(), every, state.poke.clone()));
-    let tls = tls::server_config(&state.identity.seed()?)?;
+    let tls = tls::server_config(&state.identity.seed())?;
     let listener = TlsListener::new(listener, tls).map_err(Error::Serve)?;
     let addr = axum::serve::Listener::local_addr(&listener).map_err(Error::Serve)?;
     say(&format!(

@@ -73,7 +73,7 @@ pub async fn every(hub: HubState, period: Duration, poke: std::sync::Arc<tokio::
 /// One contact with central: trust, units, relay up, copy down.
 pub async fn contact(hub: &HubState) -> Result<Contacted> {
     let token = hub_token::sign(
-        &hub.identity.seed()?,
+        &hub.identity.seed(),
         &hub.identity.hub_id,
         &hub.identity.issuer,
         hub.trust.now(),
@@ -225,7 +225,7 @@ async fn upload_audit(hub: &HubState, token: &str) -> Result<()> {
             return Ok(());
         }
         let log = hub_token::sign_audit(
-            &hub.identity.seed()?,
+            &hub.identity.seed(),
             &hub.identity.hub_id,
             &hub.identity.issuer,
             &page,

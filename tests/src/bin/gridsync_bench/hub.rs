@@ -78,14 +78,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     let dir = tempfile::tempdir()?;
     let hub_dir = dir.path().join("hub");
     let enrolled = gridsync(
-        &[
-            "hub",
-            "enrol",
-            "--central",
-            &uplink.base,
-            "--dir",
-            hub_dir.to_str().context("a UTF-8 path")?,
-        ],
+        &HubProcess::enrol_args(&uplink.base, &hub_dir),
         &[("GRIDSYNC_HUB_CODE", code)],
     );
     if !enrolled.status.success() {
@@ -93,10 +86,9 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
     }
     let started = Instant::now();
     let hub = HubProcess::start(&hub_dir, 1).await;
-    let hub_db = format!("sqlite://{}", hub_dir.join("hub.db").display());
-    let hub_store = gridsync_server::store::open(&hub_db).await?;
+    let hub_store = HubProcess::store(&hub_dir).await;
     wait_for("the hub's copy of the village", || async {
-        Ok(count_documents(&hub_db).await? >= args.reports as i64)
+        Ok(count_documents(hub_store.as_ref()).await? >= args.reports as i64)
     })
     .await?;
     let copy_secs = started.elapsed().as_secs_f64();
@@ -167,12 +159,13 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
 }
 
 /// Reports in the hub's database, read beside the running hub.
-async fn count_documents(db: &str) -> anyhow::Result<i64> {
-    use sqlx::Connection;
-    let mut conn = sqlx::SqliteConnection::connect(db).await?;
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM documents")
-        .fetch_one(&mut conn)
-        .await?)
+async fn count_documents(hub: &dyn gridsync_server::store::Store) -> anyhow::Result<i64> {
+    let every = gridsync_server::scope::Scope::for_hub("bench", "/");
+    let query = gridsync_server::store::ReportQuery {
+        limit: 1,
+        ..Default::default()
+    };
+    Ok(hub.list_reports(&every, &query).await?.total)
 }
 
 /// The SQLite file and its write-ahead log.
