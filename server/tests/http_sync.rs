@@ -196,16 +196,16 @@ async fn bad_frames_are_refused_as_problems_and_nothing_is_stored(t: &TestStore)
     truncated.truncate(good.len() - 3);
     let mut bad_version = good.clone();
     bad_version[2] = 99;
-    for (what, frame) in [
-        ("empty", Vec::new()),
-        ("JSON", br#"{"docs": []}"#.to_vec()),
-        ("truncated", truncated),
-        ("future version", bad_version),
-        ("a pull sent to push", pull),
+    for (what, frame, code) in [
+        ("empty", Vec::new(), "bad_frame"),
+        ("JSON", br#"{"docs": []}"#.to_vec(), "bad_frame"),
+        ("truncated", truncated, "bad_frame"),
+        ("future version", bad_version, "unsupported_version"),
+        ("a pull sent to push", pull, "bad_frame"),
     ] {
         let answer = api.post_frame("/api/v1/sync/push", &w1, frame).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{what}");
-        answer.assert_problem(StatusCode::BAD_REQUEST, "bad_frame");
+        answer.assert_problem(StatusCode::BAD_REQUEST, code);
     }
     let huge = vec![0u8; 17 * 1024 * 1024];
     api.post_frame("/api/v1/sync/push", &w1, huge)

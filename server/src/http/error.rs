@@ -194,6 +194,8 @@ impl ApiError {
                 Outage::Failing => "storage_failing",
                 Outage::Unavailable => "database_unavailable",
             },
+            // A phone or hub of another protocol version: the app needs updating, not fixing.
+            BadFrame(DecodeError::UnsupportedVersion(_)) => "unsupported_version",
             BadFrame(_) => "bad_frame",
             PayloadTooLarge(_) => "payload_too_large",
             MediaTypeNotAllowed(_) => "unsupported_media_type",
