@@ -18,16 +18,7 @@ const MIB: usize = 1024 * 1024;
 async fn the_write_ahead_log_is_cut_back_to_its_limit_once_readers_let_go() {
     let t = sqlite().await;
     let store = t.store.as_ref();
-    seed_org(store).await;
-    let mut doc = dispute(1, G1, "w1");
-    let result = ingest(
-        store,
-        &writer("w1", Role::GridWorker, G1, "dev-w1"),
-        &push_all(&mut [&mut doc]),
-    )
-    .await
-    .expect("ingest");
-    assert!(result.docs.iter().all(|d| is_acked(&d.outcome)));
+    let doc = file_a_report(store).await;
 
     // A reader's open snapshot keeps every later page in the log: no checkpoint can restart it.
     let mut reader = SqliteConnection::connect(&t.url).await.expect("reader");
@@ -39,7 +30,7 @@ async fn the_write_ahead_log_is_cut_back_to_its_limit_once_readers_let_go() {
     let hash = "0".repeat(64);
     let chunks = 14;
     let upload = |i: usize| UploadChunk {
-        doc_id: doc.id(),
+        doc_id: doc,
         hash: &hash,
         media_type: "image/jpeg",
         total: ((chunks + 1) * MIB) as i64,

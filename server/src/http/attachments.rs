@@ -251,23 +251,29 @@ async fn put_attachment(
         scope: &caller.scope,
         id: caller.user_id(),
     };
-    let accepted = accept_chunk(
-        state.store.as_ref(),
-        &uploader,
-        &report,
-        &hash,
-        &headers,
-        body,
-    )
-    .await?;
+    let accepted = take_chunk(&state, &uploader, &report, &hash, &headers, body).await?;
+    Ok(answer(accepted, None))
+}
+
+/// [`accept_chunk`] into central's store, with the thumbnail of a photo the chunk completes.
+pub(super) async fn take_chunk(
+    state: &AppState,
+    uploader: &Uploader<'_>,
+    report: &DocumentRow,
+    hash: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Accepted, ApiError> {
+    let accepted =
+        accept_chunk(state.store.as_ref(), uploader, report, hash, headers, body).await?;
     if let Accepted::Complete {
         attachment,
         new_blob: true,
     } = &accepted
     {
-        store_thumbnail(&state, attachment).await?;
+        store_thumbnail(state, attachment).await?;
     }
-    Ok(answer(accepted, None))
+    Ok(accepted)
 }
 
 /// Who uploads, as [`accept_chunk`] takes it.
@@ -560,10 +566,7 @@ async fn get_attachment(
 /// the upload's answer waits for it, but a phone that stops waiting while the decodes are busy
 /// does not cancel it. A photo that does not decode, or is too large to, keeps its place on the
 /// report without one: the upload itself is fine.
-pub(super) async fn store_thumbnail(
-    state: &AppState,
-    attachment: &Attachment,
-) -> Result<(), ApiError> {
+async fn store_thumbnail(state: &AppState, attachment: &Attachment) -> Result<(), ApiError> {
     let Some(format) = thumbnail::photo_format(&attachment.media_type) else {
         return Ok(());
     };

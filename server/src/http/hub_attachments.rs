@@ -14,8 +14,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::attachments::{
-    Accepted, AttachmentView, Progress, UploadProgress, Uploader, accept_chunk, answer, named_in,
-    parse_hash, progress_answer, store_thumbnail, upload_progress,
+    AttachmentView, Progress, UploadProgress, Uploader, answer, named_in, parse_hash,
+    progress_answer, take_chunk, upload_progress,
 };
 use super::contract::Binary;
 use super::visible::report_in;
@@ -76,22 +76,7 @@ async fn put_relayed(
         scope: &scope,
         id: &hub.hub.id,
     };
-    let accepted = accept_chunk(
-        state.store.as_ref(),
-        &uploader,
-        &report,
-        &hash,
-        &headers,
-        body,
-    )
-    .await?;
-    if let Accepted::Complete {
-        attachment,
-        new_blob: true,
-    } = &accepted
-    {
-        store_thumbnail(&state, attachment).await?;
-    }
+    let accepted = take_chunk(&state, &uploader, &report, &hash, &headers, body).await?;
     let receipt = match accepted.attachment() {
         Some(a) => Some(receipt(&state, &hub, &report, &a.hash, a.size).await?),
         None => None,
