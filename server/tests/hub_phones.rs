@@ -37,7 +37,7 @@ on_both_test_stores!(
     a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list,
     a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the_sessions,
     a_hub_central_revoked_serves_no_phone_once_it_has_the_list,
-    a_phone_uploads_a_photo_to_the_hub_which_queues_it_and_hands_on_centrals_receipt,
+    a_phone_uploads_a_photo_to_the_hub_which_queues_it_hands_it_out_and_hands_on_centrals_receipt,
 );
 
 const PW: &str = "test password";
@@ -444,7 +444,7 @@ async fn a_hub_central_revoked_serves_no_phone_once_it_has_the_list(t: &TestStor
         .assert_problem(StatusCode::UNAUTHORIZED, "hub_revoked");
 }
 
-async fn a_phone_uploads_a_photo_to_the_hub_which_queues_it_and_hands_on_centrals_receipt(
+async fn a_phone_uploads_a_photo_to_the_hub_which_queues_it_hands_it_out_and_hands_on_centrals_receipt(
     t: &TestStore,
 ) {
     let w = world(t).await;
@@ -489,6 +489,31 @@ async fn a_phone_uploads_a_photo_to_the_hub_which_queues_it_and_hands_on_central
     assert_eq!(
         w.state.store.read_blob(&hash, 0, 5000).await.expect("read"),
         Some(blob.clone())
+    );
+
+    // Handed out whole or in part, and each download is in the hub's audit log.
+    let whole = w.hub.send_raw(authed("GET", &path, &session)).await;
+    whole.assert_status(StatusCode::OK);
+    assert_eq!(whole.bytes, blob);
+    let mut ranged = authed("GET", &path, &session);
+    ranged
+        .headers_mut()
+        .insert(header::RANGE, "bytes=100-199".parse().expect("header"));
+    let part = w.hub.send_raw(ranged).await;
+    part.assert_status(StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.bytes, blob[100..200]);
+    let reads = w.state.store.audit_log(20).await.expect("audit");
+    let reads: Vec<_> = reads
+        .iter()
+        .filter(|e| e.action == "read_attachment")
+        .map(|e| (e.device_id.as_deref(), e.detail["range"].clone()))
+        .collect();
+    assert_eq!(
+        reads,
+        [
+            (Some("phone-w1"), json!("100-199")),
+            (Some("phone-w1"), json!(null))
+        ]
     );
 
     // Queued for central once, however often the phone sends it.

@@ -138,6 +138,12 @@ async fn at_the_hub(db: &str, dir: &Path) {
             li.report(&by_wang).is_ok(),
             "li sees wang's work through the hub"
         );
+        assert_eq!(
+            li.fetch_attachment(&by_wang, &sha256)
+                .expect("wang's photo at the hub"),
+            photo,
+            "li opens wang's photo from the hub"
+        );
         let wang_again = wang.sync(None).expect("wang at the hub again");
         assert!(
             wang.report(&by_li).is_ok(),

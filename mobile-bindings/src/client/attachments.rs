@@ -166,7 +166,8 @@ impl Client {
     }
 
     /// The bytes of an attachment: from the phone when it holds them, else downloaded now (and
-    /// kept in the cache). Nothing is ever downloaded unless asked for here.
+    /// kept in the cache), from central or, out of its reach, from the office hub when it holds
+    /// them. Nothing is ever downloaded unless asked for here.
     pub fn fetch_attachment(&self, id: &str, sha256: &str) -> Result<Vec<u8>> {
         let doc = parse_id(id)?;
         let named = {
@@ -186,9 +187,11 @@ impl Client {
         }
         let mut traffic = Traffic::default();
         let path = attachment_path(&doc, sha256);
-        let answer = self.authorized(&mut traffic, |token, t| {
+        let at_central = self.authorized(&mut traffic, |token, t| {
             self.transport.get(&path, Some(token), t)
-        })?;
+        });
+        let answer =
+            self.or_at_hub(at_central, || self.fetch_at_hub(&doc, sha256, &mut traffic))?;
         if answer.status != 200 {
             return Err(unexpected(&answer));
         }

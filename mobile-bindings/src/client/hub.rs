@@ -19,6 +19,7 @@ use automerge::ChangeHash;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::SigningKey;
+use gridsync_core::DocId;
 use gridsync_core::attest;
 use gridsync_core::protocol::{self, Push, PushResult};
 use gridsync_core::replica::Server;
@@ -133,6 +134,52 @@ impl Client {
         self.take_receipts(&link, summary, traffic)?;
         self.upload_pending(&Peer::Hub(&link), summary, traffic)?;
         self.release_delivered(summary)
+    }
+
+    /// `at_central`, unless it failed for want of a network and an office hub is set: then
+    /// `at_hub`. Whatever keeps the hub from serving leaves the phone as offline as without it,
+    /// and keeping everything for the next try; a wipe or a failing store is said as itself.
+    pub(super) fn or_at_hub<T>(
+        &self,
+        at_central: Result<T>,
+        at_hub: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let why = match at_central {
+            Err(ClientError::Network(why)) => why,
+            other => return other,
+        };
+        if self.lock().store()?.office_hub()?.is_none() {
+            return Err(ClientError::Network(why));
+        }
+        at_hub().map_err(|e| match e {
+            ClientError::Network(at_hub)
+            | ClientError::Unauthorized(at_hub)
+            | ClientError::Server(at_hub)
+            | ClientError::Invalid(at_hub) => {
+                ClientError::Network(format!("{why}; the office hub: {at_hub}"))
+            }
+            other => other,
+        })
+    }
+
+    /// Downloads an attachment the office hub holds.
+    pub(super) fn fetch_at_hub(
+        &self,
+        doc: &DocId,
+        sha256: &str,
+        traffic: &mut Traffic,
+    ) -> Result<Answer> {
+        let link = self.open_hub(traffic)?;
+        let answer = link.transport.get(
+            &format!("/hub/v1/reports/{doc}/attachments/{sha256}"),
+            Some(&link.session),
+            traffic,
+        )?;
+        if answer.ok() {
+            Ok(answer)
+        } else {
+            Err(self.link_refusal(&link, &answer, traffic))
+        }
     }
 
     /// Checks the hub's certificate and opens a session there.

@@ -103,28 +103,10 @@ impl Client {
             receipts: 0,
             left_for_central: Vec::new(),
         };
-        match self.sync_central(&mut summary, &mut traffic, progress) {
-            Err(ClientError::Network(why)) => {
-                if self.lock().store()?.office_hub()?.is_none() {
-                    return Err(ClientError::Network(why));
-                }
-                // Central is out of reach: the office hub, when there is one and it lets this
-                // phone in. Whatever keeps the hub from serving, the phone is as offline as
-                // without it, and keeps everything for the next try; a wipe or a failing store
-                // is said as itself.
-                self.sync_via_hub(&mut summary, &mut traffic, progress)
-                    .map_err(|e| match e {
-                        ClientError::Network(at_hub)
-                        | ClientError::Unauthorized(at_hub)
-                        | ClientError::Server(at_hub)
-                        | ClientError::Invalid(at_hub) => {
-                            ClientError::Network(format!("{why}; the office hub: {at_hub}"))
-                        }
-                        other => other,
-                    })?;
-            }
-            other => other?,
-        }
+        let at_central = self.sync_central(&mut summary, &mut traffic, progress);
+        self.or_at_hub(at_central, || {
+            self.sync_via_hub(&mut summary, &mut traffic, progress)
+        })?;
         summary.bytes_sent = traffic.sent;
         summary.bytes_received = traffic.received;
         summary.requests = traffic.requests;

@@ -70,7 +70,7 @@ use super::{ApiError, AppState, Json, Path, Problem};
 use crate::auth::Caller;
 use crate::clock;
 use crate::config::{ATTACHMENT_MEDIA_TYPES, MAX_ATTACHMENT_BYTES};
-use crate::scope::Scope;
+use crate::scope::{Role, Scope};
 use crate::store::{Attachment, AuditEntry, DocumentRow, Store, UploadChunk, UploadOutcome};
 use crate::thumbnail::{self, ThumbnailError};
 
@@ -511,30 +511,62 @@ async fn get_attachment(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let report = visible_report(&state, &caller, &id).await?;
-    if !caller.role().has_clearance() {
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let download = downloadable(state.store.as_ref(), &report, caller.role(), &hash, range).await?;
+    if report.restricted {
+        audit_download(
+            &state,
+            &caller,
+            report.id,
+            &download.attachment.hash,
+            download.range,
+        )
+        .await?;
+    }
+    send(state.store.as_ref(), download).await
+}
+
+/// An attachment a reader may download, and the part of it asked for.
+pub(crate) struct Download {
+    pub attachment: Attachment,
+    /// `start..end` of a `Range` request; `None` for the whole.
+    pub range: Option<(i64, i64)>,
+}
+
+/// The attachment `hash` (as the path gave it) of `report` for a reader of `role`, with the
+/// range a `Range` header asks for: 403 for a role without clearance, 404 for a hash the report
+/// does not link.
+pub(crate) async fn downloadable(
+    store: &dyn Store,
+    report: &DocumentRow,
+    role: Role,
+    hash: &str,
+    range: Option<&str>,
+) -> Result<Download, ApiError> {
+    if !role.has_clearance() {
         return Err(ApiError::Forbidden(format!(
-            "the role {} may not download attachments: they hold personal data",
-            caller.role()
+            "the role {role} may not download attachments: they hold personal data"
         )));
     }
-    let hash = parse_hash(&hash).ok_or_else(not_found)?;
-    let attachment = state
-        .store
+    let hash = parse_hash(hash).ok_or_else(not_found)?;
+    let attachment = store
         .attachment(&report.id, &hash)
         .await?
         .ok_or_else(not_found)?;
-    let size = attachment.size;
-    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
-        Some(r) => parse_range(r, size)?,
+    let range = match range {
+        Some(r) => parse_range(r, attachment.size)?,
         None => None,
     };
+    Ok(Download { attachment, range })
+}
+
+/// The bytes of `download`, whole (200) or the range asked for (206).
+pub(crate) async fn send(store: &dyn Store, download: Download) -> Result<Response, ApiError> {
+    let Download { attachment, range } = download;
+    let (hash, size) = (&attachment.hash, attachment.size);
     let (start, end) = range.unwrap_or((0, size));
-    if report.restricted {
-        audit_download(&state, &caller, report.id, &hash, range).await?;
-    }
-    let bytes = state
-        .store
-        .read_blob(&hash, start, end)
+    let bytes = store
+        .read_blob(hash, start, end)
         .await?
         .ok_or_else(|| ApiError::Internal(format!("attachment {hash} has no blob")))?;
     let mut response = Response::new(Body::from(bytes));

@@ -2,9 +2,9 @@
 //! session with its offline grant and its key's answer to the hub's nonce, then pushes (each
 //! push signed, so the hub can relay it) and pulls as it does with central, within its scope and
 //! never a restricted report. It takes the phone's attachments with central's resumable upload
-//! protocol and queues them for relaying. It hands back central's receipts for the phone's
-//! relayed pushes and for relayed attachments, and central's signed revocation list, which tells
-//! a revoked phone to wipe itself.
+//! protocol and queues them for relaying, and hands out those it holds (each download audited).
+//! It hands back central's receipts for the phone's relayed pushes and for relayed attachments,
+//! and central's signed revocation list, which tells a revoked phone to wipe itself.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,7 +14,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Query, State};
 use axum::http::HeaderMap;
-use axum::http::header::CONTENT_TYPE;
+use axum::http::header::{CONTENT_TYPE, RANGE};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -29,7 +29,9 @@ use super::trust::Refusal;
 use crate::auth::caller::bearer;
 use crate::auth::grant::{self, GrantClaims};
 use crate::auth::{refresh, secret};
-use crate::http::attachments::{Uploader, accept_chunk, answer, progress_answer, upload_progress};
+use crate::http::attachments::{
+    Uploader, accept_chunk, answer, downloadable, progress_answer, send, upload_progress,
+};
 use crate::http::visible::report_in;
 use crate::http::{ApiError, Json, Path};
 use crate::scope::Scope;
@@ -53,7 +55,9 @@ pub fn routes() -> Router<HubState> {
         .route("/hub/v1/revocations", get(revocations))
         .route(
             "/hub/v1/reports/{id}/attachments/{sha256}",
-            put(put_attachment).head(head_attachment),
+            put(put_attachment)
+                .head(head_attachment)
+                .get(get_attachment),
         )
         // Frames only: an attachment's chunk is read up to the length its Content-Range gives.
         .layer(DefaultBodyLimit::max(LIMITS.max_frame_bytes))
@@ -390,6 +394,36 @@ async fn head_attachment(
         None
     };
     Ok(progress_answer(&progress, receipt.as_deref()))
+}
+
+/// Downloads an attachment the hub holds, whole or one byte range, as central answers it, to a
+/// role with clearance for personal data. Every download is in the hub's audit log, which goes
+/// to central: photos and signed documents are read at an office PC central does not watch.
+async fn get_attachment(
+    State(hub): State<HubState>,
+    phone: Phone,
+    Path((id, hash)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let store = hub.store.as_ref();
+    let grant = &phone.0.grant;
+    let report = report_in(store, &phone.scope(), &id).await?;
+    let range = headers.get(RANGE).and_then(|v| v.to_str().ok());
+    let download = downloadable(store, &report, grant.role, &hash, range).await?;
+    store
+        .audit(&AuditEntry {
+            at: hub.trust.now(),
+            user_id: Some(grant.sub.clone()),
+            device_id: Some(grant.dev.clone()),
+            action: "read_attachment".into(),
+            doc_id: Some(report.id),
+            detail: serde_json::json!({
+                "sha256": download.attachment.hash,
+                "range": download.range.map(|(s, e)| format!("{s}-{}", e - 1)),
+            }),
+        })
+        .await?;
+    send(store, download).await
 }
 
 /// Receipts handed back per request at most; the phone asks again after the last.
