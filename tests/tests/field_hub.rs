@@ -24,6 +24,7 @@ use gridsync_mobile::client::Client;
 use gridsync_mobile::transport::{Settings, Traffic, Transport};
 use gridsync_mobile::{ClientError, FieldValue, SyncSummary};
 use gridsync_server::hub::tls::{self, TlsListener};
+use gridsync_server::store::AuditQuery;
 use serde_json::json;
 
 const KEY: [u8; 32] = [0x2b; 32];
@@ -209,6 +210,24 @@ async fn at_the_hub(db: &str, dir: &Path) {
             at_central.as_deref(),
             Some(photo.as_slice()),
             "byte for byte"
+        );
+        // Li's download at the hub reaches central's audit log, the hub named.
+        let li_device = li.device_id().expect("device");
+        wait(
+            || {
+                let reads = tokio::runtime::Handle::current()
+                    .block_on(store.audit_page(&AuditQuery {
+                        action: Some("read_attachment".into()),
+                        limit: 10,
+                        ..AuditQuery::default()
+                    }))
+                    .expect("audit");
+                reads.items.iter().any(|r| {
+                    r.entry.device_id.as_deref() == Some(li_device.as_str())
+                        && r.entry.detail["hub"] == json!(hub_id)
+                })
+            },
+            "the hub's record of li's download at central",
         );
         let li_settled = li.sync(None).expect("li at the hub");
         assert!(li_settled.receipts > 0);
