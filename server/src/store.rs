@@ -55,6 +55,10 @@ pub trait Store: Send + Sync {
     /// Writes a consistent copy of the whole database, as it is while in use, to the new file
     /// `to`. `Unsupported` on Postgres, which has its own tools for this.
     async fn backup(&self, to: &std::path::Path) -> Result<()>;
+    /// Closes the database's connections and waits until each has closed. A sealed database
+    /// must be closed before the process ends: SQLCipher frees its state when the process
+    /// exits, and a connection still closing on its own thread then crashes the process.
+    async fn close(&self);
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;
     /// Conflicts and rule flags not yet resolved, across every report: for monitoring.
@@ -364,7 +368,10 @@ pub async fn open_sealed(path: &std::path::Path, key: &[u8; 32]) -> Result<Arc<d
         tracing::info!(path = %path.display(), "sealed a database that was kept in clear");
     }
     let store = Arc::new(SqlStore::new(sqlite::connect_sealed(path, key).await?));
-    store.migrate().await?;
+    if let Err(e) = store.migrate().await {
+        store.close().await;
+        return Err(e);
+    }
     Ok(store)
 }
 

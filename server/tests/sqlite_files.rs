@@ -109,7 +109,7 @@ async fn a_sealed_database_holds_no_report_in_clear_and_opens_only_with_its_key(
         !holds(&bytes, PLACE),
         "the report's text is not in the files"
     );
-    drop(store);
+    store.close().await;
 
     match store::open_sealed(&path, &[8; 32]).await {
         Err(StoreError::WrongKey(at)) => assert_eq!(at, path),
@@ -118,6 +118,7 @@ async fn a_sealed_database_holds_no_report_in_clear_and_opens_only_with_its_key(
     }
     let again = store::open_sealed(&path, &KEY).await.expect("reopened");
     assert!(again.document(&id).await.expect("read").is_some());
+    again.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -129,7 +130,7 @@ async fn a_database_kept_in_clear_is_sealed_in_place_with_all_it_held() {
         .expect("plain");
     let id = file_a_report(plain.as_ref()).await;
     assert!(holds(&file_bytes(&path), PLACE), "in clear before");
-    drop(plain);
+    plain.close().await;
 
     let sealed = store::open_sealed(&path, &KEY).await.expect("sealed");
     assert!(
@@ -140,7 +141,8 @@ async fn a_database_kept_in_clear_is_sealed_in_place_with_all_it_held() {
     assert!(!bytes.starts_with(b"SQLite format 3"));
     assert!(!holds(&bytes, PLACE), "nothing left in clear");
     // Sealed once: opening again changes nothing.
-    drop(sealed);
+    sealed.close().await;
     let again = store::open_sealed(&path, &KEY).await.expect("reopened");
     assert!(again.document(&id).await.expect("read").is_some());
+    again.close().await;
 }

@@ -175,17 +175,22 @@ impl Server {
 
     /// Sends SIGTERM and waits for the exit.
     pub async fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().expect("running").to_string();
-        let kill = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("run kill");
-        assert!(kill.success());
-        tokio::time::timeout(std::time::Duration::from_secs(15), self.child.wait())
-            .await
-            .expect("gridsync stops within 15 s of SIGTERM")
-            .expect("wait")
+        terminate(&mut self.child).await
     }
+}
+
+/// Sends `child` SIGTERM and waits for its exit.
+async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().expect("running").to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+    tokio::time::timeout(std::time::Duration::from_secs(15), child.wait())
+        .await
+        .expect("gridsync stops within 15 s of SIGTERM")
+        .expect("wait")
 }
 
 /// A running `gridsync hub run` on a free port, killed when dropped.
@@ -236,6 +241,11 @@ impl HubProcess {
         self.child.id().expect("running until killed")
     }
 
+    /// Sends SIGTERM and waits for the exit.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        terminate(&mut self.child).await
+    }
+
     /// SIGKILLs it and waits until it is gone.
     pub async fn kill(&mut self) {
         self.child.start_kill().expect("SIGKILL the hub");
@@ -283,7 +293,8 @@ impl HubProcess {
         dir.with_extension("key")
     }
 
-    /// The sealed database of the hub enrolled in `dir`, opened with its key.
+    /// The sealed database of the hub enrolled in `dir`, opened with its key. Close it before
+    /// the test ends (`Store::close` says why).
     pub async fn store(dir: &std::path::Path) -> std::sync::Arc<dyn gridsync_server::store::Store> {
         let key = gridsync_server::hub::sealing::SealingKey::read(&HubProcess::key_file(dir))
             .expect("the hub's key");

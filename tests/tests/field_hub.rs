@@ -254,6 +254,7 @@ async fn at_the_hub(db: &str, dir: &Path) {
                 .is_none(),
             "the hub never held the case"
         );
+        tokio::runtime::Handle::current().block_on(hub_store.close());
 
         // Li's phone is revoked at central; the hub learns it at its next contact and, with
         // central's signed list, li's phone wipes itself though it cannot reach central.
@@ -277,7 +278,7 @@ async fn at_the_hub(db: &str, dir: &Path) {
     })
     .await
     .expect("scenario");
-    drop(hub);
+    assert!(hub.stop().await.success(), "the hub stops cleanly");
 
     // The office PC's disk holds none of the village's work in clear, and the hub opens with
     // its own sealing key only.
@@ -393,7 +394,7 @@ async fn a_pc_that_shows_the_hubs_certificate_without_its_key_gets_nothing() {
         !asked_for_a_session.load(Ordering::SeqCst),
         "the phone sent the impostor its grant"
     );
-    drop(hub);
+    assert!(hub.stop().await.success(), "the hub stops cleanly");
     assert!(central.stop().await.success());
 }
 
@@ -465,8 +466,9 @@ async fn a_phone_stops_trusting_a_hub_the_server_revoked_though_the_hub_still_an
         .into_iter()
         .filter(|e| e.action == "hub_session" && e.device_id.as_deref() == Some(&device))
         .count();
+    hub_store.close().await;
     assert_eq!(sessions, 1, "no session at the revoked hub");
-    drop(hub);
+    assert!(hub.stop().await.success(), "the hub stops cleanly");
     assert!(central.stop().await.success());
 }
 

@@ -174,6 +174,7 @@ async fn through_the_hub(db: &str, dir: &Path) {
             .is_empty()
     })
     .await;
+    hub_store.close().await;
     // The hub's own log of the sessions it opened reaches central's, signed, naming the hub.
     eventually(|| async {
         let log = store.audit_log(500).await.expect("central's audit log");
@@ -187,7 +188,7 @@ async fn through_the_hub(db: &str, dir: &Path) {
             .all(|device| sessions.contains(device))
     })
     .await;
-    drop(hub);
+    assert!(hub.stop().await.success(), "the hub stops cleanly");
     assert!(central.stop().await.success());
 }
 

@@ -63,7 +63,8 @@ pub async fn enrol(central_url: &str, code: &str, dir: &Path, key_file: &Path) -
         c.central_time = certificate.iat;
         c.last_contact = clock::now().max(certificate.iat);
     })?;
-    open_sealed(dir, &key).await?;
+    // Made and migrated now, so `hub run` starts on a database that is ready.
+    open_sealed(dir, &key).await?.close().await;
     say(&format!(
         "Enrolled as hub {} for {} ({}). Start it with: gridsync hub run --dir {} --key-file {}",
         identity.hub_id,
@@ -114,6 +115,21 @@ pub async fn run(dir: &Path, key_file: &Path, bind: SocketAddr, every: Duration)
         .await
         .map_err(|source| Error::Listen { addr: bind, source })?;
     let store = open_sealed(dir, &key).await?;
+    let served = serve(dir, identity, store.clone(), listener, every).await;
+    // Closed however serving ended (see `Store::close`).
+    store.close().await;
+    served
+}
+
+/// Serves phones on `listener` from `store` until the process is asked to stop, relaying to
+/// central every `every`.
+async fn serve(
+    dir: &Path,
+    identity: Identity,
+    store: Arc<dyn Store>,
+    listener: tokio::net::TcpListener,
+    every: Duration,
+) -> Result<()> {
     let catalogue = Arc::new(Catalogue::builtin());
     catalogue.fresh(store.as_ref()).await?;
     let trust = Arc::new(Trust::load(dir, &identity.issuer)?);
@@ -140,6 +156,5 @@ pub async fn run(dir: &Path, key_file: &Path, bind: SocketAddr, every: Duration)
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .map_err(Error::Serve)?;
-    Ok(())
+    .map_err(Error::Serve)
 }

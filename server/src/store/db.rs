@@ -191,6 +191,17 @@ impl Db {
         }))
     }
 
+    /// Closes every connection, waiting until each has closed.
+    pub async fn close(&self) {
+        match self {
+            Db::Sqlite { write, read } => {
+                write.close().await;
+                read.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
+    }
+
     pub fn pool_use(&self) -> Vec<PoolUse> {
         match self {
             Db::Sqlite { write, read } => vec![pool_use("write", write), pool_use("read", read)],

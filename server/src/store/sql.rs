@@ -124,6 +124,10 @@ impl Store for SqlStore {
         }
     }
 
+    async fn close(&self) {
+        self.db.close().await;
+    }
+
     async fn ping(&self) -> Result<()> {
         sql("SELECT 1").execute(self.db.read()).await?;
         Ok(())

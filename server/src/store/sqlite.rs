@@ -35,8 +35,18 @@ pub(super) async fn connect(url: &str) -> Result<Db> {
 pub(super) async fn connect_sealed(path: &Path, key: &[u8; 32]) -> Result<Db> {
     let options = SqliteConnectOptions::new()
         .filename(path)
+        .create_if_missing(true)
         .pragma("key", raw_key(key));
-    pools(options).await.map_err(|e| wrong_key(e, path))
+    // The key is tried on a connection of our own, closed whatever the answer: one that a
+    // failed pool drops closes later on its own thread, maybe as the process exits
+    // (`Store::close` says why that crashes).
+    let mut probe = options.connect().await?;
+    let tried = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master")
+        .fetch_one(&mut probe)
+        .await;
+    probe.close().await?;
+    tried.map_err(|e| wrong_key(e.into(), path))?;
+    pools(options).await
 }
 
 /// Turns the plain SQLite file at `path`, if there is one, into one sealed under `key`, in
@@ -57,27 +67,13 @@ pub(super) async fn seal_in_place(path: &Path, key: &[u8; 32]) -> Result<bool> {
         Err(e) if not_a_database(&e) => return Ok(false),
         Err(e) => return Err(e.into()),
     };
-    match sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master")
-        .fetch_one(&mut conn)
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if not_a_database(&e) => return Ok(false),
-        Err(e) => return Err(e.into()),
-    }
     let sealing = path.with_extension("db.sealing");
-    let _ = std::fs::remove_file(&sealing);
-    let target = sealing.to_string_lossy().replace('\'', "''");
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "PRAGMA wal_checkpoint(TRUNCATE); \
-         ATTACH DATABASE '{target}' AS sealed KEY {}; \
-         SELECT sqlcipher_export('sealed'); \
-         DETACH DATABASE sealed;",
-        raw_key(key)
-    )))
-    .execute(&mut conn)
-    .await?;
+    // Closed whatever the export's outcome: it attached a keyed database (see `connect_sealed`).
+    let exported = export_sealed(&mut conn, &sealing, key).await;
     conn.close().await?;
+    if !exported? {
+        return Ok(false);
+    }
     let io = |e: std::io::Error| StoreError::Corrupt(format!("sealing {}: {e}", path.display()));
     std::fs::File::open(&sealing)
         .and_then(|f| f.sync_all())
@@ -86,6 +82,35 @@ pub(super) async fn seal_in_place(path: &Path, key: &[u8; 32]) -> Result<bool> {
     for stale in ["db-wal", "db-shm"] {
         let _ = std::fs::remove_file(path.with_extension(stale));
     }
+    Ok(true)
+}
+
+/// Copies the plain database open on `conn` into the new file `sealing`, sealed under `key`;
+/// false, copying nothing, when the database is sealed already.
+async fn export_sealed(
+    conn: &mut SqliteConnection,
+    sealing: &Path,
+    key: &[u8; 32],
+) -> Result<bool> {
+    match sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master")
+        .fetch_one(&mut *conn)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if not_a_database(&e) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let _ = std::fs::remove_file(sealing);
+    let target = sealing.to_string_lossy().replace('\'', "''");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "PRAGMA wal_checkpoint(TRUNCATE); \
+         ATTACH DATABASE '{target}' AS sealed KEY {}; \
+         SELECT sqlcipher_export('sealed'); \
+         DETACH DATABASE sealed;",
+        raw_key(key)
+    )))
+    .execute(conn)
+    .await?;
     Ok(true)
 }
 
@@ -130,8 +155,14 @@ async fn pools(options: SqliteConnectOptions) -> Result<Db> {
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options.read_only(true))
-        .await?;
-    Ok(Db::Sqlite { write, read })
+        .await;
+    match read {
+        Ok(read) => Ok(Db::Sqlite { write, read }),
+        Err(e) => {
+            write.close().await;
+            Err(e.into())
+        }
+    }
 }
 
 /// Checks that the file at `path` is a sound SQLite database with no migration unknown to this

@@ -131,6 +131,7 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         Ok(hub_store.waiting_pushes(1).await?.is_empty())
     })
     .await?;
+    hub_store.close().await;
     let relay_secs = relay_started.elapsed().as_secs_f64();
     let peak = proc_status_kib(hub.pid(), "VmHWM:")? * 1024;
     Ok(json!({
