@@ -252,8 +252,8 @@ pub struct Replica {
     cursor: Cursor,
     /// Where the client stands in the office hub's sequence.
     hub_cursor: Cursor,
-    /// Documents to ask for as full snapshots, because changes arrived without their history,
-    /// by the server that sent them.
+    /// Documents to ask for as full snapshots, because changes arrived without their history
+    /// or a push stalled, by the server concerned.
     resend: BTreeSet<(Server, DocId)>,
     /// The heads of what the push in flight carries of each document, with the frontier the
     /// push started from.
@@ -591,7 +591,11 @@ impl Replica {
                     if pushed.as_ref().is_some_and(|p| p.left_out) =>
                 {
                     // What it lacks is someone else's work learned from a hub, which must reach
-                    // the server first: nothing of what it was known to hold is in doubt.
+                    // the server first. The server may hold more of ours than it acknowledged:
+                    // a hub may have relayed it, and a pull leaves out a device's own changes
+                    // (its push ack told it of them, but this push got none). The next pull
+                    // asks for the document whole, which names the server's heads.
+                    self.resend.insert((server, item.doc));
                     summary.stalled.push(item.doc);
                 }
                 (PushOutcome::MissingDeps { .. }, _) => {
