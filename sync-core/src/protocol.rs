@@ -61,6 +61,9 @@
 //! RelayedPush   = [result: PushResult, ? receipt: text] ; no receipt: nothing was acked
 //! ```
 //!
+//! A change is an automerge change chunk, deflated or not (the hash is the same); senders here
+//! send it undeflated, since the frame is compressed whole.
+//!
 //! The last three are the village office hub's: a phone hands a hub an [`AttestedPush`], its
 //! push signed with its device key ([`crate::attest`]), and the hub relays those to central
 //! unchanged in a [`Relay`]. Central answers each with its outcomes and a receipt it signed,

@@ -524,12 +524,15 @@ impl ReportDoc {
         self.doc.get_heads()
     }
 
-    /// Raw bytes of every change not reachable from `heads`, in causal order.
+    /// Raw bytes of every change not reachable from `heads`, in causal order. Each is in
+    /// automerge's undeflated form, which has the same hash: a push frame is compressed whole,
+    /// and smaller so (W1's pushes: 0.80× the bytes), where deflating each change made the phone
+    /// compress it and the server inflate it again (4% of the server's samples in W1).
     pub fn changes_since(&mut self, heads: &[ChangeHash]) -> Vec<Vec<u8>> {
         self.doc
             .get_changes(heads)
             .into_iter()
-            .map(|mut c| c.bytes().into_owned())
+            .map(|c| c.raw_bytes().to_vec())
             .collect()
     }
 
@@ -558,7 +561,7 @@ impl ReportDoc {
             .get_changes(heads)
             .into_iter()
             .filter(|c| !except.contains(&c.hash()))
-            .map(|mut c| (c.hash(), c.bytes().into_owned()))
+            .map(|c| (c.hash(), c.raw_bytes().to_vec()))
             .collect()
     }
 
