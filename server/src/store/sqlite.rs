@@ -40,7 +40,10 @@ pub(super) async fn connect_sealed(path: &Path, key: &[u8; 32]) -> Result<Db> {
     // The key is tried on a connection of our own, closed whatever the answer: one that a
     // failed pool drops closes later on its own thread, maybe as the process exits
     // (`Store::close` says why that crashes).
-    let mut probe = options.connect().await?;
+    let mut probe = options
+        .connect()
+        .await
+        .map_err(|e| wrong_key(e.into(), path))?;
     let tried = sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sqlite_master")
         .fetch_one(&mut probe)
         .await;
