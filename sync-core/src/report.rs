@@ -947,6 +947,30 @@ mod tests {
     }
 
     #[test]
+    fn a_change_long_enough_to_deflate_is_sent_undeflated_under_the_same_hash() {
+        let by = Editor::new("u1", 1_800_000_000);
+        let mut doc =
+            ReportDoc::create(uuid::Uuid::new_v4(), "dispute_check", 1, "g1", &by).expect("create");
+        let before = doc.heads();
+        doc.set_field("description", &Json::from("楼上漏水 ".repeat(100)), &by)
+            .expect("edit");
+        let sent = doc.changes_since(&before);
+        let [sent] = sent.as_slice() else {
+            panic!("one change");
+        };
+        // Byte 8 is the chunk type: 1 a change, 2 a deflated one.
+        assert_eq!(sent[8], 1, "undeflated");
+        let mut deflated = doc.doc.get_changes(&before).remove(0);
+        assert_eq!(deflated.bytes()[8], 2, "automerge would deflate it");
+        assert_eq!(
+            decode_change(sent).expect("decodes").hash(),
+            deflated.hash()
+        );
+        let except = doc.changes_since_except(&before, &[]);
+        assert_eq!(except, [(deflated.hash(), sent.clone())]);
+    }
+
+    #[test]
     fn phones_creating_the_attachments_map_of_an_older_report_concurrently_lose_nothing() {
         let wang = Editor::new("u-wang", 1_800_000_000);
         let li = Editor::new("u-li", 1_800_000_100);
