@@ -160,5 +160,6 @@ async fn main() -> anyhow::Result<()> {
             size
         );
     }
+    store.close().await;
     Ok(())
 }

@@ -110,6 +110,8 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  {} pages, {} body bytes", warm.pages, warm.bytes);
 
+    store.close().await;
+
     let insert = bare::insert(&args.db, &edited.bytes, args.batch).await?;
     report(
         "bare batched INSERT of the edit bytes",
@@ -251,6 +253,10 @@ mod bare {
                 }
                 tx.commit().await?;
             }
+            let secs = start.elapsed().as_secs_f64();
+            // Closed before the process exits (`Store::close` says why).
+            conn.close().await?;
+            return Ok(secs);
         } else {
             let mut conn = PgConnection::connect(url).await?;
             sqlx::query("CREATE TABLE bench_raw (id BIGSERIAL PRIMARY KEY, bytes BYTEA NOT NULL)")
@@ -274,15 +280,19 @@ mod bare {
     /// Reads every document's id and snapshot; returns (rows, seconds).
     pub async fn select(url: &str) -> anyhow::Result<(usize, f64)> {
         let sql = "SELECT id, snapshot FROM documents ORDER BY seq";
-        let (rows, start): (Vec<(String, Vec<u8>)>, _) = if url.starts_with("sqlite:") {
+        let (rows, secs) = if url.starts_with("sqlite:") {
             let mut conn = SqliteConnection::connect(url).await?;
             let start = Instant::now();
-            (sqlx::query_as(sql).fetch_all(&mut conn).await?, start)
+            let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sql).fetch_all(&mut conn).await?;
+            let secs = start.elapsed().as_secs_f64();
+            conn.close().await?;
+            (rows, secs)
         } else {
             let mut conn = PgConnection::connect(url).await?;
             let start = Instant::now();
-            (sqlx::query_as(sql).fetch_all(&mut conn).await?, start)
+            let rows: Vec<(String, Vec<u8>)> = sqlx::query_as(sql).fetch_all(&mut conn).await?;
+            (rows, start.elapsed().as_secs_f64())
         };
-        Ok((rows.len(), start.elapsed().as_secs_f64()))
+        Ok((rows.len(), secs))
     }
 }

@@ -355,32 +355,46 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Serve(args) => serve::serve(&settings, args.demo).await,
         Command::Migrate => {
-            open(&settings.db, Open::Migrate).await?;
+            with_store(&settings.db, Open::Migrate, async |_| Ok(())).await?;
             say(&format!("{} is migrated", settings.db));
             Ok(())
         }
         Command::Demo(args) => {
-            let store = open(&settings.db, Open::Migrate).await?;
-            let ingest = demo::ingest_for(&settings.db).await?;
-            demo::fill_empty(store.as_ref(), &ingest, args.seed).await
+            with_store(&settings.db, Open::Migrate, async |store| {
+                let ingest = demo::ingest_for(&settings.db).await?;
+                demo::fill_empty(store, &ingest, args.seed).await
+            })
+            .await
         }
         Command::User(command) => {
-            accounts::user(open(&settings.db, Open::Existing).await?.as_ref(), command).await
+            with_store(&settings.db, Open::Existing, async |store| {
+                accounts::user(store, command).await
+            })
+            .await
         }
         Command::Device(command) => {
-            accounts::device(open(&settings.db, Open::Existing).await?.as_ref(), command).await
+            with_store(&settings.db, Open::Existing, async |store| {
+                accounts::device(store, command).await
+            })
+            .await
         }
         Command::Org(OrgCommand::Import { file }) => {
-            let store = open(&settings.db, Open::Existing).await?;
-            org_import::import(store.as_ref(), &file).await
+            with_store(&settings.db, Open::Existing, async |store| {
+                org_import::import(store, &file).await
+            })
+            .await
         }
         Command::Export(args) => {
-            let store = open(&settings.db, Open::Existing).await?;
-            export::export(store.as_ref(), &args).await
+            with_store(&settings.db, Open::Existing, async |store| {
+                export::export(store, &args).await
+            })
+            .await
         }
         Command::Bulletin(args) => {
-            let store = open(&settings.db, Open::Existing).await?;
-            bulletin::bulletin(store.as_ref(), &args).await
+            with_store(&settings.db, Open::Existing, async |store| {
+                bulletin::bulletin(store, &args).await
+            })
+            .await
         }
         Command::Backup(args) => backup::backup(&settings.db, &args.file).await,
         Command::Restore(args) => backup::restore(&settings.db, &args.file, args.force).await,
@@ -388,11 +402,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             schema::check(&file, print_json)
         }
         Command::Schema(SchemaCommand::Publish { file }) => {
-            schema::publish(open(&settings.db, Open::Existing).await?.as_ref(), &file).await
+            with_store(&settings.db, Open::Existing, async |store| {
+                schema::publish(store, &file).await
+            })
+            .await
         }
         Command::Schema(SchemaCommand::Retire { form, version }) => {
-            let store = open(&settings.db, Open::Existing).await?;
-            schema::retire(store.as_ref(), &form, version).await
+            with_store(&settings.db, Open::Existing, async |store| {
+                schema::retire(store, &form, version).await
+            })
+            .await
         }
         Command::Hub(HubCommand::Enrol {
             central,
@@ -410,9 +429,27 @@ pub async fn run(cli: Cli) -> Result<()> {
             hub::run(&dir, &key_file, bind, every).await
         }
         Command::Schema(SchemaCommand::List) => {
-            schema::list(open(&settings.db, Open::Existing).await?.as_ref()).await
+            with_store(&settings.db, Open::Existing, async |store| {
+                schema::list(store).await
+            })
+            .await
         }
     }
+}
+
+/// Runs `command` on the database, then closes it however the command ended. The SQLite library
+/// (SQLCipher) frees its own state when the process exits, and a connection that sqlx is still
+/// closing on its worker thread at that moment crashes the process: every command closes its
+/// store before it returns.
+pub async fn with_store<T>(
+    url: &str,
+    how: Open,
+    command: impl AsyncFnOnce(&dyn Store) -> Result<T>,
+) -> Result<T> {
+    let store = open(url, how).await?;
+    let outcome = command(store.as_ref()).await;
+    store.close().await;
+    outcome
 }
 
 /// How a command opens its database.
@@ -427,6 +464,7 @@ pub enum Open {
     AsIs,
 }
 
+/// Opens the database; the caller closes it before it returns, as [`with_store`] does.
 pub async fn open(url: &str, how: Open) -> Result<Arc<dyn Store>> {
     let failed = |source| Error::Open {
         url: url.to_owned(),
@@ -443,10 +481,14 @@ pub async fn open(url: &str, how: Open) -> Result<Arc<dyn Store>> {
         )));
     }
     let store = store::connect(url).await.map_err(failed)?;
-    match how {
-        Open::Migrate => store.migrate().await.map_err(failed)?,
-        Open::Existing => store.check_migrations().await.map_err(failed)?,
-        Open::AsIs => {}
+    let checked = match how {
+        Open::Migrate => store.migrate().await,
+        Open::Existing => store.check_migrations().await,
+        Open::AsIs => Ok(()),
+    };
+    if let Err(e) = checked {
+        store.close().await;
+        return Err(failed(e));
     }
     Ok(store)
 }

@@ -55,9 +55,10 @@ pub trait Store: Send + Sync {
     /// Writes a consistent copy of the whole database, as it is while in use, to the new file
     /// `to`. `Unsupported` on Postgres, which has its own tools for this.
     async fn backup(&self, to: &std::path::Path) -> Result<()>;
-    /// Closes the database's connections and waits until each has closed. A sealed database
-    /// must be closed before the process ends: SQLCipher frees its state when the process
-    /// exits, and a connection still closing on its own thread then crashes the process.
+    /// Closes the database's connections and waits until each has closed. A SQLite database,
+    /// sealed or not, must be closed before the process ends: the SQLite library is SQLCipher,
+    /// which frees its state when the process exits, and a connection still closing on its
+    /// own thread then crashes the process.
     async fn close(&self);
     /// Whether the database answers.
     async fn ping(&self) -> Result<()>;

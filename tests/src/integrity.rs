@@ -116,6 +116,9 @@ pub async fn check(url: &str) -> Checked {
         );
         reports.insert(id, Stored { row, doc });
     }
+    // Closed before the test process exits (`Store::close` says why).
+    store.close().await;
+    db.close().await;
     Checked {
         reports,
         counter,
@@ -151,6 +154,13 @@ impl Db {
             )
         } else {
             Db::Postgres(sqlx::PgPool::connect(url).await.expect("connect Postgres"))
+        }
+    }
+
+    async fn close(&self) {
+        match self {
+            Db::Sqlite(pool) => pool.close().await,
+            Db::Postgres(pool) => pool.close().await,
         }
     }
 

@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::settings::sqlite_path;
-use super::{Error, Open, Result, open, say};
+use super::{Error, Open, Result, say, with_store};
 use crate::store::StoreError;
 use crate::store::sqlite;
 
@@ -17,8 +17,7 @@ pub async fn backup(db: &str, to: &Path) -> Result<()> {
             to.display()
         )));
     }
-    let store = open(db, Open::AsIs).await?;
-    store.backup(to).await?;
+    with_store(db, Open::AsIs, async |store| Ok(store.backup(to).await?)).await?;
     say(&format!("wrote a backup of {db} to {}", to.display()));
     Ok(())
 }

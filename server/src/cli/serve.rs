@@ -2,12 +2,13 @@
 //! gracefully on SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use super::settings::Settings;
 use super::{Error, Open, Result, demo, open, say};
 use crate::auth::bootstrap::{self, FirstAdmin};
 use crate::http::{AppState, app};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// The first admin's password, read from the environment only: a command-line flag would show
 /// it to every user of the machine in the process list.
@@ -23,6 +24,19 @@ pub async fn serve(settings: &Settings, with_demo: bool) -> Result<()> {
             source,
         })?;
     let store = open(db, Open::Migrate).await?;
+    let outcome = serve_on(settings, with_demo, listener, store.clone()).await;
+    // Also after a failed start: see `with_store`.
+    store.close().await;
+    outcome
+}
+
+async fn serve_on(
+    settings: &Settings,
+    with_demo: bool,
+    listener: tokio::net::TcpListener,
+    store: Arc<dyn Store>,
+) -> Result<()> {
+    let db = settings.db.as_str();
     let state = AppState::new(store.clone(), settings.api.clone()).await?;
     let live = crate::live::across_nodes(db, state.live.clone())
         .await

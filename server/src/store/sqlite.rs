@@ -183,6 +183,12 @@ pub async fn check_copy(path: &Path) -> Result<()> {
         write: pool.clone(),
         read: pool,
     });
+    let verdict = check_opened_copy(&copy, path).await;
+    copy.close().await;
+    verdict
+}
+
+async fn check_opened_copy(copy: &SqlStore, path: &Path) -> Result<()> {
     let verdict: String = sql("PRAGMA integrity_check")
         .fetch_value(copy.db().read())
         .await?;

@@ -26,7 +26,8 @@ pub use gridsync_fixtures::reports::{
     attach, attach_named, dispute, drug_case, ingest, is_acked, object, push_all,
 };
 
-/// Generates one test per backend for each named async fn taking `&dyn Store`.
+/// Generates one test per backend for each named async fn taking `&dyn Store`. A test that
+/// passes closes its store before the process exits (`Store::close` says why).
 #[macro_export]
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {$(
@@ -35,11 +36,13 @@ macro_rules! on_both_backends {
             async fn sqlite() {
                 let t = super::support::sqlite().await;
                 super::$name(t.store.as_ref()).await;
+                t.store.close().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let t = super::support::postgres().await;
                 super::$name(t.store.as_ref()).await;
+                t.store.close().await;
             }
         }
     )*};
@@ -55,11 +58,13 @@ macro_rules! on_both_test_stores {
             async fn sqlite() {
                 let t = super::support::sqlite().await;
                 super::$name(&t).await;
+                t.store.close().await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 let t = super::support::postgres().await;
                 super::$name(&t).await;
+                t.store.close().await;
             }
         }
     )*};

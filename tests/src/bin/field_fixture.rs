@@ -11,6 +11,7 @@
 
 use anyhow::{Context, bail};
 use gridsync_e2e::field;
+use gridsync_server::store::Store;
 use serde_json::{Value, json};
 
 #[tokio::main(flavor = "current_thread")]
@@ -33,6 +34,13 @@ async fn main() -> anyhow::Result<()> {
 /// What the server holds of a report, as JSON.
 async fn report(db: &str, id: &str) -> anyhow::Result<Value> {
     let store = gridsync_server::store::open(db).await?;
+    let outcome = read_report(store.as_ref(), id).await;
+    // Closed before the process exits (`Store::close` says why).
+    store.close().await;
+    outcome
+}
+
+async fn read_report(store: &dyn Store, id: &str) -> anyhow::Result<Value> {
     let id: uuid::Uuid = id.parse().context("a report id")?;
     let row = store
         .document(&id)
