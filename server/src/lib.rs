@@ -2,7 +2,7 @@
 //! Postgres, ingest of pushed changes and serving pulls from stored bytes; and, in its hub role,
 //! a village office PC serving phones while the server is out of reach.
 
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod auth;
 pub mod bulletin;
@@ -12,6 +12,7 @@ pub mod clock;
 pub mod collect;
 pub mod config;
 pub mod forms;
+pub mod heap;
 pub mod http;
 pub mod hub;
 pub mod ledger;

@@ -1,6 +1,7 @@
 //! Password hashing with argon2id (default parameters), stored as PHC strings. Hashing is slow
 //! by design, so it runs on the blocking pool and never stalls the async workers, one hash at a
 //! time: each holds 19 MiB, and a morning's logins at once must not take the server's memory.
+//! Before each, the heap gives back the free pages it kept (`heap::return_free_pages`).
 
 use std::sync::OnceLock;
 
@@ -20,9 +21,12 @@ static TURN: Semaphore = Semaphore::const_new(1);
 
 pub async fn hash(password: String) -> Result<String> {
     let _turn = turn().await?;
-    tokio::task::spawn_blocking(move || hash_now(&password))
-        .await
-        .map_err(|e| AuthError::Password(e.to_string()))?
+    tokio::task::spawn_blocking(move || {
+        crate::heap::return_free_pages();
+        hash_now(&password)
+    })
+    .await
+    .map_err(|e| AuthError::Password(e.to_string()))?
 }
 
 /// Whether `password` matches `stored`. With no stored hash (an unknown user) it checks against a
@@ -30,12 +34,15 @@ pub async fn hash(password: String) -> Result<String> {
 /// password and the answer time tells nothing about which usernames exist.
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool> {
     let _turn = turn().await?;
-    tokio::task::spawn_blocking(move || match stored {
-        Some(phc) => Ok(verify_now(&password, &phc)),
-        None => {
-            let decoy = decoy_hash()?;
-            verify_now(&password, decoy);
-            Ok(false)
+    tokio::task::spawn_blocking(move || {
+        crate::heap::return_free_pages();
+        match stored {
+            Some(phc) => Ok(verify_now(&password, &phc)),
+            None => {
+                let decoy = decoy_hash()?;
+                verify_now(&password, decoy);
+                Ok(false)
+            }
         }
     })
     .await
