@@ -564,6 +564,45 @@ async fn a_backup_of_a_running_server_restores_the_data_as_it_was() {
     assert!(server.stop().await.success());
 }
 
+/// Commands, failed ones too, and a server stopped with SIGTERM close their SQLite database
+/// before they exit: the writer, closed last, folds the write-ahead log into the file and removes
+/// it. A connection left to close on its own thread as the process exits crashed it
+/// (`Store::close`), and left the log behind.
+#[tokio::test]
+async fn commands_and_a_stopped_server_close_their_sqlite_database_before_exiting() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sqlite(&dir, "closed.db");
+    let log = dir.path().join("closed.db-wal");
+    ok(&["--db", &db, "migrate"], &[]);
+    assert!(!log.exists(), "migrate left the write-ahead log");
+    ok(
+        &["--db", &db, "org", "import", &write(&dir, "t.csv", TREE)],
+        &[],
+    );
+    assert!(!log.exists(), "org import left the write-ahead log");
+    fails(
+        &[
+            "--db",
+            &db,
+            "user",
+            "add",
+            "li",
+            "--role",
+            "village_cadre",
+            "--org",
+            "nowhere",
+            "--name",
+            "李敏",
+        ],
+        &[],
+    );
+    assert!(!log.exists(), "a failed user add left the write-ahead log");
+    let server = Server::start(&db, PASSWORD).await;
+    assert!(log.exists(), "a serving server keeps its write-ahead log");
+    assert!(server.stop().await.success());
+    assert!(!log.exists(), "a stopped server left the write-ahead log");
+}
+
 #[tokio::test]
 async fn postgres_backup_and_restore_point_to_pg_dump_and_pg_restore() {
     let db = postgres("cli_pg_backup").await;

@@ -194,9 +194,11 @@ impl Db {
     /// Closes every connection, waiting until each has closed.
     pub async fn close(&self) {
         match self {
+            // The writer last: the last connection to close checkpoints the write-ahead log
+            // into the file and deletes it, which a read-only one cannot.
             Db::Sqlite { write, read } => {
-                write.close().await;
                 read.close().await;
+                write.close().await;
             }
             Db::Postgres(pool) => pool.close().await,
         }
