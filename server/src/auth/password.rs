@@ -20,39 +20,39 @@ pub const MAX_LEN: usize = 1024;
 static TURN: Semaphore = Semaphore::const_new(1);
 
 pub async fn hash(password: String) -> Result<String> {
-    let _turn = turn().await?;
-    tokio::task::spawn_blocking(move || {
-        crate::heap::return_free_pages();
-        hash_now(&password)
-    })
-    .await
-    .map_err(|e| AuthError::Password(e.to_string()))?
+    in_turn(move || hash_now(&password)).await
 }
 
 /// Whether `password` matches `stored`. With no stored hash (an unknown user) it checks against a
 /// fixed hash anyway and answers false, so that an unknown username takes as long as a wrong
 /// password and the answer time tells nothing about which usernames exist.
 pub async fn verify(password: String, stored: Option<String>) -> Result<bool> {
-    let _turn = turn().await?;
-    tokio::task::spawn_blocking(move || {
-        crate::heap::return_free_pages();
-        match stored {
-            Some(phc) => Ok(verify_now(&password, &phc)),
-            None => {
-                let decoy = decoy_hash()?;
-                verify_now(&password, decoy);
-                Ok(false)
-            }
+    in_turn(move || match stored {
+        Some(phc) => Ok(verify_now(&password, &phc)),
+        None => {
+            let decoy = decoy_hash()?;
+            verify_now(&password, decoy);
+            Ok(false)
         }
     })
     .await
-    .map_err(|e| AuthError::Password(e.to_string()))?
 }
 
-async fn turn() -> Result<tokio::sync::SemaphorePermit<'static>> {
-    TURN.acquire()
+/// Runs `work` on the blocking pool when no other hash runs, once the heap has given back its
+/// free pages.
+async fn in_turn<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    let _turn = TURN
+        .acquire()
         .await
-        .map_err(|e| AuthError::Password(e.to_string()))
+        .map_err(|e| AuthError::Password(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        crate::heap::return_free_pages();
+        work()
+    })
+    .await
+    .map_err(|e| AuthError::Password(e.to_string()))?
 }
 
 fn hash_now(password: &str) -> Result<String> {
