@@ -169,6 +169,7 @@ fn write_seeds() {
             after: 0,
             byte_budget: 1 << 20,
             resend: Vec::new(),
+            takes_heads: false,
         },
     );
     frames.frame(
@@ -178,6 +179,7 @@ fn write_seeds() {
             after: 40,
             byte_budget: 65_536,
             resend: vec![REPORT_ID, OTHER_ID],
+            takes_heads: false,
         },
     );
     frames.frame(

@@ -373,6 +373,7 @@ async fn huge_counts_in_tiny_frames_and_query_parameters_are_refused_and_nothing
         after: u64::MAX,
         byte_budget: u32::MAX,
         resend: vec![],
+        takes_heads: false,
     };
     let answer = api
         .raw(frame_request(

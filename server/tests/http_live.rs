@@ -153,6 +153,7 @@ async fn pushes_and_pulls_move_the_sync_counters_and_latency_is_kept_by_route_te
         after: 0,
         byte_budget: 1 << 20,
         resend: Vec::new(),
+        takes_heads: false,
     };
     let reply = api
         .frame("w1", "/api/v1/sync/pull", protocol::encode(&pull))

@@ -6,7 +6,11 @@ mod support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use gridsync_core::protocol::{self, Message, Pull, PushOutcome, PushResult};
+use automerge::ChangeHash;
+use gridsync_core::DocId;
+use gridsync_core::protocol::{
+    self, Message, Pull, PullBody, PullResult, PushOutcome, PushResult,
+};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_fixtures::fixture::Fixture;
@@ -23,6 +27,7 @@ on_both_test_stores!(
     a_push_waits_for_its_share_of_the_sync_budget_before_anything_is_stored,
     bad_frames_are_refused_as_problems_and_nothing_is_stored,
     pulling_drug_cases_is_audited,
+    a_first_pull_after_a_push_lists_the_phones_own_reports_by_their_heads_alone,
 );
 
 const PW: &str = "a long password";
@@ -107,7 +112,7 @@ async fn two_phones_and_an_office_converge_through_the_sync_endpoints(t: &TestSt
     );
 
     // The worker and the cadre edit different fields of one report offline; both edits merge.
-    let id = gridsync_core::DocId::from_u128(100);
+    let id = DocId::from_u128(100);
     phone1
         .doc_mut(&id)
         .expect("doc")
@@ -131,6 +136,82 @@ async fn two_phones_and_an_office_converge_through_the_sync_endpoints(t: &TestSt
         20,
         "the other grid's worker sees only their grid"
     );
+}
+
+async fn a_first_pull_after_a_push_lists_the_phones_own_reports_by_their_heads_alone(
+    t: &TestStore,
+) {
+    let api = api(t).await;
+    let (w1, c1) = (api.token("w1", "p1").await, api.token("c1", "pc").await);
+    let mut phone = Replica::new();
+    for i in 0..3 {
+        phone.insert(dispute(300 + i, G1, "w1"));
+    }
+    let push = phone.build_push(64 * 1024).expect("pending");
+    let answer = api
+        .post_frame("/api/v1/sync/push", &w1, protocol::encode(&push))
+        .await;
+    phone.apply_push_result(&answer.message());
+    // The cadre edits the first report, so its heads are no longer the phone's.
+    let mut office = Replica::new();
+    api.sync(&c1, &mut office).await;
+    let edited = DocId::from_u128(300);
+    office
+        .doc_mut(&edited)
+        .expect("doc")
+        .set_field("description", &json!("调解中"), &Editor::new("c1", 6_000))
+        .expect("edit");
+    api.sync(&c1, &mut office).await;
+
+    let pull = phone.build_pull(1 << 20);
+    assert!(pull.since == 0 && pull.takes_heads);
+    let pulled = |takes_heads| {
+        let pull = Pull {
+            takes_heads,
+            ..pull.clone()
+        };
+        let api = &api;
+        let w1 = &w1;
+        async move {
+            let answer = api
+                .post_frame("/api/v1/sync/pull", w1, protocol::encode(&pull))
+                .await;
+            let result: PullResult = answer.message();
+            result
+        }
+    };
+    // A client from before the flag gets every report whole, as before.
+    let old = pulled(false).await;
+    assert_eq!(old.docs.len(), 3);
+    assert!(
+        old.docs
+            .iter()
+            .all(|d| matches!(d.body, PullBody::Snapshot(_)))
+    );
+    let result = pulled(true).await;
+    for doc in &result.docs {
+        let own = doc.doc != edited;
+        assert_eq!(doc.heads_only(), own, "{}", doc.doc);
+        if own {
+            let held = phone.doc_mut(&doc.doc).expect("held").heads();
+            let listed: Vec<_> = doc.heads.iter().map(|h| ChangeHash(*h)).collect();
+            assert_eq!(listed, held);
+        }
+    }
+    assert!(protocol::encode(&result).len() < protocol::encode(&old).len());
+    let summary = phone.apply_pull_result(result).expect("apply");
+    assert!(!summary.more && !summary.diverged);
+    assert_eq!(
+        phone.get(&edited).expect("held").doc.to_json().expect("json")["fields"]["description"],
+        json!("调解中")
+    );
+
+    // The same device with nothing stored (its store was lost) is listed the same heads, asks
+    // for the reports whole, and ends holding all three.
+    let mut lost = Replica::new();
+    api.sync(&w1, &mut lost).await;
+    assert_eq!(lost.ids().count(), 3);
+    assert_eq!(lost.digest(), phone.digest());
 }
 
 async fn a_pushed_report_outside_the_scope_is_held_alone(t: &TestStore) {
@@ -191,6 +272,7 @@ async fn bad_frames_are_refused_as_problems_and_nothing_is_stored(t: &TestStore)
         after: 0,
         byte_budget: 1,
         resend: vec![],
+        takes_heads: false,
     });
     let mut truncated = good.clone();
     truncated.truncate(good.len() - 3);
@@ -236,14 +318,14 @@ async fn pulling_drug_cases_is_audited(t: &TestStore) {
     let w1 = api.token("w1", "p1").await;
     let mut phone = Replica::new();
     api.sync(&w1, &mut phone).await;
-    assert!(phone.get(&gridsync_core::DocId::from_u128(7)).is_some());
+    assert!(phone.get(&DocId::from_u128(7)).is_some());
     let log = t.store.audit_log(50).await.expect("audit");
     assert!(
         log.iter().any(|e| e.action == "sync_pull"
             && e.user_id.as_deref() == Some("w1")
             && e.detail["docs"]
                 .to_string()
-                .contains(&gridsync_core::DocId::from_u128(7).to_string())),
+                .contains(&DocId::from_u128(7).to_string())),
         "{log:?}"
     );
 }

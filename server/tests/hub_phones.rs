@@ -203,6 +203,7 @@ async fn a_phone_opens_a_session_with_its_grant_and_the_nonce_and_syncs_at_the_h
         after: 0,
         byte_budget: 1 << 20,
         resend: vec![],
+        takes_heads: false,
     };
     let other = grant_of(&w.central, "w1", "phone-w1-spare", 2).await;
     let spare = session_of(open(&w.hub, &other, 2).await);
@@ -433,6 +434,7 @@ async fn a_hub_central_revoked_serves_no_phone_once_it_has_the_list(t: &TestStor
         after: 0,
         byte_budget: 1 << 16,
         resend: vec![],
+        takes_heads: false,
     };
     w.hub
         .send_raw(frame_request(

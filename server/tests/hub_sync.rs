@@ -442,6 +442,7 @@ async fn a_hub_pulls_its_units_ordinary_reports_and_never_a_drug_control_case(t:
         after: 0,
         byte_budget: 1 << 20,
         resend: vec![],
+        takes_heads: false,
     };
     let reply = w
         .api

@@ -580,6 +580,7 @@ async fn matrix(t: &TestStore, kinds: Kinds) {
                     after: 0,
                     byte_budget: 1 << 16,
                     resend: vec![],
+                    takes_heads: false,
                 }),
             ))
             .await;

@@ -434,6 +434,7 @@ async fn each_role_pulls_exactly_its_scope(store: &dyn Store) {
             after: 0,
             byte_budget: 1 << 20,
             resend: vec![DocId::from_u128(13)],
+            takes_heads: false,
         };
         let result = gridsync_server::sync::pull::pull(store, &scope, None, &probe)
             .await

@@ -48,11 +48,13 @@
 //!               / [1, missing: [* bytes(32)]]           ; MissingDeps
 //!               / [2, code: text, reason: text]         ; Rejected
 //!               / [3, code: text, reason: text]         ; Held
-//! Pull          = [since: uint, after: uint, byte_budget: uint, resend: [* bytes(16)]]
+//! Pull          = [since: uint, after: uint, byte_budget: uint, resend: [* bytes(16)],
+//!                  ? takes_heads: bool]                   ; false is left out
 //! PullResult    = [docs: [* PullDoc], evicted: [* bytes(16)], after: uint, more: bool,
 //!                  digest: bytes(16), ? rescoped: bool,   ; false is left out at the end
 //!                  ? catalogue: uint]                     ; 0 (unknown) is left out
 //! PullDoc       = [doc: bytes(16), heads: [* bytes(32)], body: PullBody]   ; heads empty: all in body
+//!                                                       ; no changes: listed by heads alone
 //! PullBody      = [0, changes: [* bytes]]               ; Changes
 //!               / [1, snapshot: bytes]                  ; Snapshot
 //! AttestedPush  = [push: Push, device: text, signature: bytes(64)]
@@ -237,6 +239,12 @@ pub struct Pull {
     /// Documents the client wants whole, because changes arrived without their history.
     #[cbor(n(3), with = "cbor::doc_ids")]
     pub resend: Vec<DocId>,
+    /// The client takes a document listed by its heads alone (an empty change list) as one it
+    /// holds up to those heads, and asks for it whole (`resend`) when it does not. A pull from
+    /// zero then lists that way the documents whose heads the calling device wrote itself,
+    /// instead of sending back as snapshots what it just pushed.
+    #[cbor(n(4), skip_if = "cbor::is_false")]
+    pub takes_heads: bool,
 }
 
 /// One page of the client's scope past its cursor.
@@ -274,11 +282,19 @@ pub struct PullDoc {
     #[cbor(n(0), with = "cbor::doc_id")]
     pub doc: DocId,
     /// The server's heads of the document after applying `body`; empty when every one of them
-    /// is in the body (always, for a snapshot), so the client can tell them itself.
+    /// is in the body (always, for a snapshot), so the client can tell them itself. With an
+    /// empty change list, the document is listed by its heads alone (see [`Pull::takes_heads`]).
     #[cbor(n(1), with = "cbor::hashes")]
     pub heads: Vec<Hash>,
     #[n(2)]
     pub body: PullBody,
+}
+
+impl PullDoc {
+    /// Listed by its heads alone: the server believes the client holds the document up to them.
+    pub fn heads_only(&self) -> bool {
+        matches!(&self.body, PullBody::Changes(c) if c.is_empty()) && !self.heads.is_empty()
+    }
 }
 
 /// A document's new content: raw changes, or the whole document when that is cheaper.

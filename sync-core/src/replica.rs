@@ -657,6 +657,14 @@ impl Replica {
         Ok(true)
     }
 
+    /// Whether this client holds document `id` up to `heads`.
+    fn holds(&mut self, id: &DocId, heads: &[Hash]) -> Result<bool> {
+        Ok(match self.load(id)? {
+            Some(local) => heads.iter().all(|h| local.doc.has_change(&ChangeHash(*h))),
+            None => false,
+        })
+    }
+
     pub fn build_pull(&self, byte_budget: u32) -> Pull {
         self.build_pull_from(Server::Central, byte_budget)
     }
@@ -674,6 +682,7 @@ impl Replica {
                 .filter(|(from, _)| *from == server)
                 .map(|(_, id)| *id)
                 .collect(),
+            takes_heads: true,
         }
     }
 
@@ -716,6 +725,12 @@ impl Replica {
         }
         for item in result.docs {
             self.resend.remove(&(server, item.doc));
+            if item.heads_only() && !self.holds(&item.doc, &item.heads)? {
+                // Listed as this device's own work, which this client no longer holds (it
+                // started over, or lost it): ask for the whole document.
+                self.resend.insert((server, item.doc));
+                continue;
+            }
             self.load(&item.doc)?;
             let local = self
                 .docs

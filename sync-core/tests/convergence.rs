@@ -342,6 +342,53 @@ fn a_push_retried_after_a_lost_ack_stores_nothing_twice() {
 }
 
 #[test]
+fn a_first_pull_after_a_push_lists_the_devices_own_reports_by_their_heads_alone() {
+    let mut server = MemoryServer::default();
+    let (mut phone, mut other) = (Device::new(1), Device::new(2));
+    let (mine, theirs) = (DocId::from_u128(21), DocId::from_u128(22));
+    phone.replica.insert(
+        ReportDoc::create(mine, "dispute_check", 1, "grid-1", &Editor::new("u1", 10))
+            .expect("create"),
+    );
+    other.replica.insert(
+        ReportDoc::create(theirs, "dispute_check", 1, "grid-1", &Editor::new("u2", 10))
+            .expect("create"),
+    );
+    other.sync_fully(&mut server);
+    phone.push(&mut server, 1 << 20).expect("pending");
+
+    let result = server.pull(&phone.device, &phone.replica.build_pull(1 << 20));
+    let listed: BTreeMap<DocId, bool> = result
+        .docs
+        .iter()
+        .map(|d| (d.doc, d.heads_only()))
+        .collect();
+    assert_eq!(listed, BTreeMap::from([(mine, true), (theirs, false)]));
+    let summary = phone.replica.apply_pull_result(result).expect("applies");
+    assert!(!summary.more && !summary.diverged);
+    assert_eq!(phone.replica.digest(), server.digest());
+}
+
+#[test]
+fn a_device_that_lost_its_own_reports_is_listed_their_heads_and_gets_them_whole() {
+    let mut server = MemoryServer::default();
+    let mut phone = Device::new(1);
+    let id = DocId::from_u128(23);
+    let mut doc = ReportDoc::create(id, "dispute_check", 1, "grid-1", &Editor::new("u1", 10))
+        .expect("create");
+    doc.set_field("place", &json!("村委会"), &Editor::new("u1", 11))
+        .expect("set");
+    phone.replica.insert(doc);
+    phone.sync_fully(&mut server);
+    // The same device, its store gone: it pulls from zero and holds nothing.
+    let mut again = Device::new(1);
+    let summary = again.pull(&mut server, 1 << 20);
+    assert!(!summary.diverged);
+    assert_eq!(again.doc(&id).field("place").expect("read"), Some(json!("村委会")));
+    assert_eq!(again.replica.digest(), server.digest());
+}
+
+#[test]
 fn a_server_that_lost_history_asks_for_it_and_gets_it() {
     let mut phone = Device::new(1);
     let id = DocId::from_u128(8);

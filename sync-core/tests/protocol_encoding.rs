@@ -203,12 +203,14 @@ fn pull() -> impl Strategy<Value = Pull> {
         any::<u64>(),
         any::<u32>(),
         vec(doc_id(), 0..24),
+        any::<bool>(),
     )
-        .prop_map(|(since, after, byte_budget, resend)| Pull {
+        .prop_map(|(since, after, byte_budget, resend, takes_heads)| Pull {
             since,
             after,
             byte_budget,
             resend,
+            takes_heads,
         })
 }
 
@@ -421,6 +423,7 @@ fn decoder_accepts_a_compressed_body_of_any_size() {
         after: 1,
         byte_budget: 2,
         resend: vec![],
+        takes_heads: false,
     };
     let plain = protocol::encode(&msg);
     let compressed = frame(
@@ -456,6 +459,7 @@ fn every_message_wire_layout_matches_the_module_docs() {
         after: 50,
         byte_budget: 65_536,
         resend: vec![doc(1)],
+        takes_heads: false,
     };
     let mut expected = vec![0x47, 0x53, 0x02, 0x03, 0x00];
     expected.extend([
@@ -463,6 +467,20 @@ fn every_message_wire_layout_matches_the_module_docs() {
     ]);
     expected.extend([1; 16]);
     assert_eq!(protocol::encode(&pull), expected);
+    // A client that takes heads alone adds the flag; a server from before it reads the first
+    // four fields and ignores the fifth, and this one reads a pull without it as `false`.
+    let mut expected = vec![0x47, 0x53, 0x02, 0x03, 0x00];
+    expected.extend([
+        0x85, 0x18, 0x2A, 0x18, 0x32, 0x1A, 0x00, 0x01, 0x00, 0x00, 0x81, 0x50,
+    ]);
+    expected.extend([1; 16]);
+    expected.push(0xF5);
+    let takes_heads = Pull {
+        takes_heads: true,
+        ..pull.clone()
+    };
+    assert_eq!(protocol::encode(&takes_heads), expected);
+    assert_eq!(protocol::decode::<Pull>(&expected), Ok(takes_heads));
 
     let result = PushResult {
         docs: vec![
@@ -647,6 +665,7 @@ fn typical_push_overhead_is_small() {
         after: 123_456,
         byte_budget: 1 << 20,
         resend: vec![],
+        takes_heads: false,
     });
     eprintln!("pull with a cursor and no resends: {} bytes", pull.len());
     assert!(overhead <= 28, "overhead grew to {overhead} bytes");
@@ -979,6 +998,7 @@ fn every_limit_is_enforced_on_decode_and_by_check_limits() {
         after: 0,
         byte_budget: 0,
         resend: vec![doc(1), doc(2)],
+        takes_heads: false,
     };
     assert_eq!(both(&pull, &tight), exceeded("resend docs", 1));
 
@@ -1099,8 +1119,8 @@ fn missing_field_is_malformed() {
 
 #[test]
 fn unknown_trailing_fields_are_skipped_for_forward_compatibility() {
-    // A Pull with a fifth element a later minor revision might add.
-    let mut body = vec![0x85, 0x01, 0x01, 0x02, 0x80];
+    // A Pull with a sixth element a later minor revision might add.
+    let mut body = vec![0x86, 0x01, 0x01, 0x02, 0x80, 0xF5];
     body.extend([0x82, 0x61, b'x', 0xF5]);
     let f = frame(Pull::KIND, 0, &body);
     assert_eq!(
@@ -1109,7 +1129,8 @@ fn unknown_trailing_fields_are_skipped_for_forward_compatibility() {
             since: 1,
             after: 1,
             byte_budget: 2,
-            resend: vec![]
+            resend: vec![],
+            takes_heads: true,
         })
     );
 }

@@ -430,6 +430,7 @@ async fn copy_down(hub: &HubState, token: &str) -> Result<usize> {
             after: contact.after.max(contact.since),
             byte_budget: PAGE_BYTES,
             resend: std::mem::take(&mut resend),
+            takes_heads: false,
         };
         let page: PullResult = hub
             .central

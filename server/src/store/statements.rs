@@ -2,10 +2,11 @@
 //! write. The rules that decide what to write and what to send live above, in `crate::sync`,
 //! and call down to these; the store never calls up.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use gridsync_core::DocId;
 use gridsync_core::ingest::NewChange;
+use gridsync_core::protocol::Hash;
 use gridsync_core::report::ReportDoc;
 
 use super::db::{Dialect, Tx, sql};
@@ -638,6 +639,32 @@ impl Tx {
         .fetch_all(self)
         .await?;
         rows.into_iter().map(PulledRecord::into_pair).collect()
+    }
+
+    /// The hashes of the changes `device` pushed to documents `ids`.
+    pub async fn device_hashes(
+        &mut self,
+        ids: &[DocId],
+        device: &str,
+    ) -> Result<HashSet<(DocId, Hash)>> {
+        let ids: Vec<String> = ids.iter().map(DocId::to_string).collect();
+        let rows: Vec<DocValue<Vec<u8>>> = sql(format!(
+            "SELECT doc_id AS id, hash AS value FROM changes \
+             WHERE doc_id IN ({}) AND device_id = $2",
+            self.dialect().json_strings("$1")
+        ))
+        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .bind(device)
+        .fetch_all(self)
+        .await?;
+        let mut hashes = HashSet::with_capacity(rows.len());
+        for row in rows {
+            let (id, hash) = row.into_pair()?;
+            if let Ok(hash) = Hash::try_from(hash.as_slice()) {
+                hashes.insert((id, hash));
+            }
+        }
+        Ok(hashes)
     }
 
     /// The stored snapshots of `ids` (all of them in scope, listed by this pull).

@@ -5,7 +5,7 @@
 //! their latest change) and exits (a document leaving the scope, at the change that moved it).
 //! A page walks both in sequence order, so the position covers evictions as it covers changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use gridsync_core::DocId;
 use gridsync_core::protocol::{Digest, Hash, Pull, PullBody, PullDoc, PullResult, listed_heads};
@@ -48,6 +48,9 @@ enum Body {
     },
     /// Everything new is the caller's own; its push ack already told it the heads.
     Skip,
+    /// A client that holds nothing from this server yet, but wrote these heads itself: they
+    /// alone, and it asks for the document whole if it no longer holds it.
+    Heads(Vec<Hash>),
 }
 
 /// Answers one page of `pull` for a caller with `scope`, pulling from `device`.
@@ -117,6 +120,13 @@ async fn pull_page(
         let bound = bound.unwrap_or(i64::MAX);
         let mut exits = exits.into_iter().filter(|e| e.1 <= bound).peekable();
         let mut by_doc: HashMap<DocId, Vec<PulledChange>> = HashMap::new();
+        let own = match device {
+            Some(device) if full && pull.takes_heads && !listed.is_empty() => {
+                let ids: Vec<DocId> = listed.iter().map(|d| d.id).collect();
+                reads.device_hashes(&ids, device).await?
+            }
+            _ => HashSet::new(),
+        };
         if let Some(last) = listed.last() {
             let rows = reads
                 .page_changes(scope, after, last.seq, (!full).then_some(since))
@@ -137,8 +147,9 @@ async fn pull_page(
             }
             let changes = by_doc.remove(&doc.id).unwrap_or_default();
             position = doc.seq;
-            match choose_body(doc, full, &changes, device) {
+            match choose_body(doc, full, &changes, device, &own) {
                 Body::Skip => {}
+                Body::Heads(heads) => page.push(doc, PullBody::Changes(Vec::new()), heads),
                 Body::Changes { changes, heads } => {
                     page.push(doc, PullBody::Changes(changes), heads)
                 }
@@ -251,9 +262,20 @@ impl Page {
 }
 
 /// Chooses changes past the cursor, or the snapshot when the client has nothing of the
-/// document yet (`full`) or the changes would outweigh the snapshot.
-fn choose_body(doc: &PageDoc, full: bool, changes: &[PulledChange], device: Option<&str>) -> Body {
+/// document yet (`full`) or the changes would outweigh the snapshot; in a pull from zero, the
+/// heads alone when they are all among `own`, the changes the caller's device pushed.
+fn choose_body(
+    doc: &PageDoc,
+    full: bool,
+    changes: &[PulledChange],
+    device: Option<&str>,
+    own: &HashSet<(DocId, Hash)>,
+) -> Body {
     if full {
+        let heads = split_heads(&doc.heads);
+        if !heads.is_empty() && heads.iter().all(|h| own.contains(&(doc.id, *h))) {
+            return Body::Heads(heads);
+        }
         return Body::Snapshot;
     }
     let theirs: Vec<&PulledChange> = changes

@@ -144,7 +144,12 @@ impl MemoryServer {
                 continue;
             };
             position = seq;
-            let (body, heads) = if pull.since == 0 {
+            let heads = d.doc.heads();
+            let own = |h: &ChangeHash| d.log.iter().any(|l| l.hash == *h && l.device == device);
+            let (body, heads) = if pull.since == 0 && pull.takes_heads && heads.iter().all(own) {
+                // Its own work: the device holds the document up to these heads.
+                (PullBody::Changes(Vec::new()), hashes(&heads))
+            } else if pull.since == 0 {
                 (PullBody::Snapshot(d.doc.save()), Vec::new())
             } else {
                 let changes: Vec<&Logged> = d
