@@ -4,13 +4,11 @@
 
 mod support;
 
+use automerge::ChangeHash;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use automerge::ChangeHash;
 use gridsync_core::DocId;
-use gridsync_core::protocol::{
-    self, Message, Pull, PullBody, PullResult, PushOutcome, PushResult,
-};
+use gridsync_core::protocol::{self, Message, Pull, PullBody, PullResult, PushOutcome, PushResult};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_fixtures::fixture::Fixture;
@@ -202,7 +200,12 @@ async fn a_first_pull_after_a_push_lists_the_phones_own_reports_by_their_heads_a
     let summary = phone.apply_pull_result(result).expect("apply");
     assert!(!summary.more && !summary.diverged);
     assert_eq!(
-        phone.get(&edited).expect("held").doc.to_json().expect("json")["fields"]["description"],
+        phone
+            .get(&edited)
+            .expect("held")
+            .doc
+            .to_json()
+            .expect("json")["fields"]["description"],
         json!("调解中")
     );
 

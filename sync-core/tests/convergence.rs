@@ -384,7 +384,10 @@ fn a_device_that_lost_its_own_reports_is_listed_their_heads_and_gets_them_whole(
     let mut again = Device::new(1);
     let summary = again.pull(&mut server, 1 << 20);
     assert!(!summary.diverged);
-    assert_eq!(again.doc(&id).field("place").expect("read"), Some(json!("村委会")));
+    assert_eq!(
+        again.doc(&id).field("place").expect("read"),
+        Some(json!("村委会"))
+    );
     assert_eq!(again.replica.digest(), server.digest());
 }
 
