@@ -1034,9 +1034,10 @@ impl Store {
         })
     }
 
-    /// The listing entry of every report that has one, with its pending changes and open
-    /// conflicts.
-    pub fn summaries(&self) -> Result<Vec<StoredSummary>> {
+    /// What `take` makes of the listing entry of every report that has one (with its pending
+    /// changes and open conflicts), where it makes something. Entries are opened one at a
+    /// time, so a list of 45,000 reports holds what `take` keeps, not every entry's fields.
+    pub fn summaries<T>(&self, mut take: impl FnMut(StoredSummary) -> Option<T>) -> Result<Vec<T>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, pending, conflicts, summary FROM docs WHERE summary IS NOT NULL",
         )?;
@@ -1057,12 +1058,12 @@ impl Store {
             let plain = self.sealer.open(&summary_aad(&doc), &sealed)?;
             let summary = serde_json::from_slice(&plain)
                 .map_err(|e| ClientError::Storage(format!("stored summary of {id}: {e}")))?;
-            out.push(StoredSummary {
+            out.extend(take(StoredSummary {
                 id: doc,
                 pending: u64::try_from(pending).unwrap_or_default(),
                 conflicts: u32::try_from(conflicts).unwrap_or_default(),
                 summary,
-            });
+            }));
         }
         Ok(out)
     }

@@ -260,12 +260,9 @@ impl Client {
     /// The stored listing entries that `keep` accepts, with titles and statuses read through
     /// the forms the phone has now.
     fn summaries(&self, keep: impl Fn(&StoredSummary) -> bool) -> Result<Vec<ReportSummary>> {
-        let stored = self.lock().store()?.summaries()?;
         let registry = self.registry();
-        let mut out: Vec<ReportSummary> = stored
-            .into_iter()
-            .filter(|s| keep(s))
-            .map(|stored| {
+        let mut out = self.lock().store()?.summaries(|stored| {
+            keep(&stored).then(|| {
                 let summary = stored.summary;
                 let schema = registry.get(&summary.kind, summary.schema_version);
                 ReportSummary {
@@ -283,7 +280,7 @@ impl Client {
                     created_at: summary.created_at,
                 }
             })
-            .collect();
+        })?;
         out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id.cmp(&b.id)));
         Ok(out)
     }

@@ -20,12 +20,8 @@ impl State {
         if self.tasks.is_none() {
             let ids = self
                 .store()?
-                .summaries()?
-                .into_iter()
-                .filter(|s| task::is_task_kind(&s.summary.kind))
-                .map(|s| s.id)
-                .collect();
-            self.tasks = Some(ids);
+                .summaries(|s| task::is_task_kind(&s.summary.kind).then_some(s.id))?;
+            self.tasks = Some(ids.into_iter().collect());
         }
         Ok(self.tasks.clone().unwrap_or_default())
     }
