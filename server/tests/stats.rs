@@ -7,7 +7,7 @@ mod support;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use gridsync_core::DocId;
-use gridsync_core::report::Editor;
+use gridsync_core::report::{Editor, ReportDoc};
 use gridsync_fixtures::fixture::Fixture;
 use gridsync_fixtures::org::OrgTree;
 use gridsync_server::config::Config;
@@ -19,14 +19,15 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use support::http::add_users_with_devices;
 use support::{
-    TestStore, admin, file_report, home_visit, ingest, ingest_published, is_acked, object, path_of,
-    publish_schema, push_all, registry, street_patrol, versioned_report,
+    TestStore, admin, admin_report, file_report, home_visit, ingest, ingest_published, is_acked,
+    object, path_of, publish_schema, push_all, registry, street_patrol, versioned_report,
 };
 use tower::ServiceExt;
 
 on_both_backends!(
     canvass_indexes_intervals_ranks_and_worries_match_hand_computed_values,
     streets_are_ranked_apart_from_townships,
+    reports_pushed_together_are_each_counted,
     dispute_figures_match_hand_computed_values,
     drug_figures_count_overdue_visits_and_due_tests,
     small_drug_counts_are_withheld_when_asked_and_zero_stays_zero,
@@ -90,6 +91,12 @@ async fn interview(
     worries: &[&str],
     on: &str,
 ) {
+    let fields = interview_fields(sat, safe, worries, on);
+    file_report(store, id, "satisfaction_canvass", grid, fields, &[]).await;
+}
+
+/// The fields of a canvass interview on day `on` with these answers and worries.
+fn interview_fields(sat: [&str; 4], safe: [&str; 2], worries: &[&str], on: &str) -> Value {
     let mut fields = json!({
         "household_type": "local_resident",
         "canvasser": "admin",
@@ -111,7 +118,7 @@ async fn interview(
     if !worries.is_empty() {
         fields["worries"] = json!(worries);
     }
-    file_report(store, id, "satisfaction_canvass", grid, fields, &[]).await;
+    fields
 }
 
 /// t1: 11 interviews in October 2026, 10 with a satisfaction answer, 8 of them satisfied (two
@@ -360,6 +367,87 @@ async fn streets_are_ranked_apart_from_townships(store: &dyn Store) {
     assert_eq!(villages.group, "village");
     assert_eq!(villages.units.len(), 1);
     assert_eq!(villages.units[0].interviews, 11);
+}
+
+/// New reports in one push are written many to a statement (on Postgres their statistics rows
+/// too, from the statement's new rows): each is counted once, with its own answers and worries.
+async fn reports_pushed_together_are_each_counted(store: &dyn Store) {
+    seed_more(store).await;
+    let oct = "2026-10-15";
+    let answers: [([&str; 4], &[&str]); 6] = [
+        (["5", "5", "", ""], &["fraud"]),
+        (["4", "4", "", ""], &["fraud", "traffic"]),
+        (["5", "4", "", ""], &[]),
+        (["4", "5", "", ""], &["fraud"]),
+        (["2", "3", "", ""], &[]),
+        (["1", "2", "", ""], &["public_order"]),
+    ];
+    let mut docs: Vec<ReportDoc> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, (sat, worries))| {
+            let fields = interview_fields(*sat, ["", ""], worries, oct);
+            admin_report(
+                7_000 + i as u128,
+                "satisfaction_canvass",
+                "g1",
+                fields,
+                vec![],
+            )
+        })
+        .collect();
+    let fields = json!({"parties": "张三、李四", "description": "纠纷", "status": "mediating",
+        "found_on": oct, "risk_level": "high", "category": "neighbour"});
+    docs.push(admin_report(7_100, "dispute_check", "g1", fields, vec![]));
+    let mut all: Vec<&mut ReportDoc> = docs.iter_mut().collect();
+    let result = ingest(store, &admin(), &push_all(&mut all))
+        .await
+        .expect("ingest");
+    assert!(
+        result.docs.iter().all(|d| is_acked(&d.outcome)),
+        "{result:?}"
+    );
+
+    let october = days("2026-10-01", "2026-10-31");
+    let canvass = stats::canvass(
+        store,
+        &registry(),
+        &everything(),
+        &district(),
+        Group::Township,
+        october,
+    )
+    .await
+    .expect("canvass");
+    let v = serde_json::to_value(&canvass).unwrap();
+    let t1 = by_id(v["units"].as_array().unwrap(), "t1");
+    assert_eq!(t1["interviews"], 6);
+    assert_eq!(estimate(&t1["satisfaction"]).0, 66.7, "4 of 6 satisfied");
+    let worries: Vec<(&str, i64)> = v["worries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["worry"].as_str().unwrap(), w["count"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(worries, [("fraud", 3), ("public_order", 1), ("traffic", 1)]);
+
+    let t1 = unit("t1", Level::Township, "/d/t1/");
+    let disputes = stats::disputes(
+        store,
+        &registry(),
+        &everything(),
+        &t1,
+        october,
+        Day::parse("2026-11-28").unwrap(),
+    )
+    .await
+    .expect("disputes");
+    let v = serde_json::to_value(&disputes).unwrap();
+    assert_eq!(v["total"]["found"], 1);
+    assert_eq!(
+        v["total"]["open_by_risk"],
+        json!({"low": 0, "medium": 0, "high": 1})
+    );
 }
 
 async fn dispute(store: &dyn Store, id: u128, grid: &str, fields: Value) {

@@ -1,0 +1,3 @@
+-- Postgres writes new reports' statistics rows once per INSERT of documents from here on
+-- (migrations/postgres/0022_report_facts_per_statement.sql). SQLite has only row triggers, and
+-- its `report_facts_insert` is compiled into the INSERT that fires it, so nothing changes here.
