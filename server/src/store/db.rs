@@ -84,6 +84,17 @@ impl Dialect {
         }
     }
 
+    /// The byte strings written in hex in the JSON array of strings bound to `param`, as a
+    /// subquery.
+    pub fn json_hex_blobs(self, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT unhex(value) FROM json_each({param})"),
+            Dialect::Postgres => {
+                format!("SELECT decode(jsonb_array_elements_text(CAST({param} AS jsonb)), 'hex')")
+            }
+        }
+    }
+
     /// A JSON text bound to `param`, as the projection columns take it (jsonb on Postgres).
     pub fn json(self, param: &str) -> String {
         match self {

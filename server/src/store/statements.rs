@@ -641,30 +641,22 @@ impl Tx {
         rows.into_iter().map(PulledRecord::into_pair).collect()
     }
 
-    /// The hashes of the changes `device` pushed to documents `ids`.
-    pub async fn device_hashes(
-        &mut self,
-        ids: &[DocId],
-        device: &str,
-    ) -> Result<HashSet<(DocId, Hash)>> {
-        let ids: Vec<String> = ids.iter().map(DocId::to_string).collect();
-        let rows: Vec<DocValue<Vec<u8>>> = sql(format!(
-            "SELECT doc_id AS id, hash AS value FROM changes \
-             WHERE doc_id IN ({}) AND device_id = $2",
-            self.dialect().json_strings("$1")
+    /// Which of `hashes` are changes that `device` pushed: found by the change log's key, so
+    /// a pull from zero reads one row per head rather than every change of its page.
+    pub async fn device_changes(&mut self, hashes: &[Hash], device: &str) -> Result<HashSet<Hash>> {
+        let hex: Vec<String> = hashes.iter().map(hex::encode).collect();
+        let rows: Vec<(Vec<u8>,)> = sql(format!(
+            "SELECT hash FROM changes WHERE hash IN ({}) AND device_id = $2",
+            self.dialect().json_hex_blobs("$1")
         ))
-        .bind(serde_json::to_string(&ids).unwrap_or_default())
+        .bind(serde_json::to_string(&hex).unwrap_or_default())
         .bind(device)
         .fetch_all(self)
         .await?;
-        let mut hashes = HashSet::with_capacity(rows.len());
-        for row in rows {
-            let (id, hash) = row.into_pair()?;
-            if let Ok(hash) = Hash::try_from(hash.as_slice()) {
-                hashes.insert((id, hash));
-            }
-        }
-        Ok(hashes)
+        Ok(rows
+            .into_iter()
+            .filter_map(|(hash,)| Hash::try_from(hash.as_slice()).ok())
+            .collect())
     }
 
     /// The stored snapshots of `ids` (all of them in scope, listed by this pull).

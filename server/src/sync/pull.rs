@@ -122,8 +122,8 @@ async fn pull_page(
         let mut by_doc: HashMap<DocId, Vec<PulledChange>> = HashMap::new();
         let own = match device {
             Some(device) if full && pull.takes_heads && !listed.is_empty() => {
-                let ids: Vec<DocId> = listed.iter().map(|d| d.id).collect();
-                reads.device_hashes(&ids, device).await?
+                let heads: Vec<Hash> = listed.iter().flat_map(|d| split_heads(&d.heads)).collect();
+                reads.device_changes(&heads, device).await?
             }
             _ => HashSet::new(),
         };
@@ -269,11 +269,11 @@ fn choose_body(
     full: bool,
     changes: &[PulledChange],
     device: Option<&str>,
-    own: &HashSet<(DocId, Hash)>,
+    own: &HashSet<Hash>,
 ) -> Body {
     if full {
         let heads = split_heads(&doc.heads);
-        if !heads.is_empty() && heads.iter().all(|h| own.contains(&(doc.id, *h))) {
+        if !heads.is_empty() && heads.iter().all(|h| own.contains(h)) {
             return Body::Heads(heads);
         }
         return Body::Snapshot;
