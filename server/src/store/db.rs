@@ -85,7 +85,8 @@ impl Dialect {
     }
 
     /// The byte strings written in hex in the JSON array of strings bound to `param`, as a
-    /// subquery.
+    /// subquery: a list of keys of any length bound as one value, which both databases prepare
+    /// once.
     pub fn json_hex_blobs(self, param: &str) -> String {
         match self {
             Dialect::Sqlite => format!("SELECT unhex(value) FROM json_each({param})"),

@@ -644,12 +644,11 @@ impl Tx {
     /// Which of `hashes` are changes that `device` pushed: found by the change log's key, so
     /// a pull from zero reads one row per head rather than every change of its page.
     pub async fn device_changes(&mut self, hashes: &[Hash], device: &str) -> Result<HashSet<Hash>> {
-        let hex: Vec<String> = hashes.iter().map(hex::encode).collect();
         let rows: Vec<(Vec<u8>,)> = sql(format!(
             "SELECT hash FROM changes WHERE hash IN ({}) AND device_id = $2",
             self.dialect().json_hex_blobs("$1")
         ))
-        .bind(serde_json::to_string(&hex).unwrap_or_default())
+        .bind(id_list(hashes.iter().map(hex::encode)))
         .bind(device)
         .fetch_all(self)
         .await?;

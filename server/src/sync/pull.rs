@@ -263,7 +263,8 @@ impl Page {
 
 /// Chooses changes past the cursor, or the snapshot when the client has nothing of the
 /// document yet (`full`) or the changes would outweigh the snapshot; in a pull from zero, the
-/// heads alone when they are all among `own`, the changes the caller's device pushed.
+/// heads alone when they are all among `own`, those of the listed heads the caller's device
+/// pushed.
 fn choose_body(
     doc: &PageDoc,
     full: bool,
