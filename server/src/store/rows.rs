@@ -221,6 +221,7 @@ impl KnownConflictRecord {
 #[derive(sqlx::FromRow)]
 pub(crate) struct StoredRecord {
     pub id: String,
+    pub kind: String,
     pub seq: i64,
     pub snapshot: Vec<u8>,
     pub incremental_bytes: i64,
@@ -236,6 +237,7 @@ impl StoredRecord {
         Ok((
             id,
             StoredDoc {
+                kind: self.kind,
                 seq: self.seq,
                 snapshot: self.snapshot,
                 incremental_bytes: self.incremental_bytes,

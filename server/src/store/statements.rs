@@ -31,6 +31,7 @@ pub struct Placement {
 /// from last time.
 #[derive(Debug)]
 pub struct StoredDoc {
+    pub kind: String,
     /// The sequence number of its last change: it moves with every write to the document.
     pub seq: i64,
     pub snapshot: Vec<u8>,
@@ -245,7 +246,7 @@ impl Tx {
             String::new()
         };
         let rows: Vec<StoredRecord> = sql(format!(
-            "SELECT id, seq, snapshot, incremental_bytes, org_path, restricted, assigned_to \
+            "SELECT id, kind, seq, snapshot, incremental_bytes, org_path, restricted, assigned_to \
              FROM documents WHERE id IN ({}) ORDER BY id{lock}",
             self.dialect().json_strings("$1")
         ))

@@ -420,15 +420,26 @@ async fn write_docs(
     Ok(last_seqs)
 }
 
-/// A stored document loaded for ingest.
+/// A stored document loaded for ingest: its automerge document, which the push is applied to,
+/// and what the checks need to know of the report before the push.
 #[derive(Debug)]
 struct Loaded {
-    pub doc: ReportDoc,
-    pub snapshot_len: i64,
-    pub incremental_bytes: i64,
-    pub org_path: String,
-    pub restricted: bool,
-    pub assigned_to: Option<String>,
+    doc: ReportDoc,
+    before: Before,
+}
+
+/// A stored report as it was before the push.
+#[derive(Debug)]
+struct Before {
+    kind: String,
+    snapshot_len: i64,
+    incremental_bytes: i64,
+    org_path: String,
+    restricted: bool,
+    assigned_to: Option<String>,
+    /// A task's projection, kept only when a grid worker edits the task (`check_task_edit`):
+    /// the document itself is applied to in place rather than copied for every push.
+    task: Option<serde_json::Value>,
 }
 
 impl Loaded {
@@ -438,11 +449,15 @@ impl Loaded {
         let doc = stored.take_doc(id)?;
         Ok(Loaded {
             doc,
-            snapshot_len,
-            incremental_bytes: stored.incremental_bytes,
-            org_path: stored.org_path,
-            restricted: stored.restricted,
-            assigned_to: stored.assigned_to,
+            before: Before {
+                kind: stored.kind,
+                snapshot_len,
+                incremental_bytes: stored.incremental_bytes,
+                org_path: stored.org_path,
+                restricted: stored.restricted,
+                assigned_to: stored.assigned_to,
+                task: None,
+            },
         })
     }
 }
@@ -452,7 +467,7 @@ impl Loaded {
 struct Applied {
     doc: ReportDoc,
     ingested: Ingested,
-    before: Option<Loaded>,
+    before: Option<Before>,
 }
 
 impl Applied {
@@ -503,9 +518,17 @@ fn apply(
     writer: &Writer,
     registry: &Registry,
 ) -> Result<Applied, PushOutcome> {
-    let mut doc = match &loaded {
-        Some(l) => l.doc.clone(),
-        None => ReportDoc::empty(item.doc),
+    let (mut doc, before) = match loaded {
+        Some(Loaded { doc, mut before }) => {
+            if task::is_task_kind(&before.kind) && writer.scope.restricted == Restricted::Assigned {
+                let was = doc
+                    .to_json()
+                    .map_err(|e| rejected("not_a_report", e.to_string()))?;
+                before.task = Some(was);
+            }
+            (doc, Some(before))
+        }
+        None => (ReportDoc::empty(item.doc), None),
     };
     let applied = match writer.via {
         Via::Central => ingest::copy(&mut doc, &item.changes, registry),
@@ -517,7 +540,7 @@ fn apply(
         Ok(ingested) => Ok(Applied {
             doc,
             ingested,
-            before: loaded,
+            before,
         }),
         Err(Refusal::MissingDeps(missing)) => Err(PushOutcome::MissingDeps {
             missing: missing.iter().map(|h| h.0).collect(),
@@ -740,7 +763,7 @@ fn plan(
 /// with a note. Creating tasks and changing what they ask is the office's.
 fn check_task_edit(
     writer: &Writer,
-    before: Option<&Loaded>,
+    before: Option<&Before>,
     after: &serde_json::Value,
 ) -> Result<(), PushOutcome> {
     // Only a grid worker's scope is confined to the cases assigned to them.
@@ -753,10 +776,13 @@ fn check_task_edit(
             "tasks are set by the office; a grid worker cannot create one".to_owned(),
         ));
     };
-    let was = before
-        .doc
-        .to_json()
-        .map_err(|e| rejected("not_a_report", e.to_string()))?;
+    // Kept by `apply` for every task a grid worker pushes to; the kind never changes.
+    let Some(was) = &before.task else {
+        return Err(rejected(
+            "internal",
+            "the task's earlier state was not kept".into(),
+        ));
+    };
     let (old, new) = (&was["fields"], &after["fields"]);
     let keys: HashSet<&String> = [old, new]
         .iter()
