@@ -27,8 +27,8 @@ pub struct Placement {
     pub assigned_to: Option<String>,
 }
 
-/// A stored document's row as ingest reads it: its snapshot and the facts scope was decided
-/// from last time.
+/// A stored document's row as ingest reads it: its kind, its snapshot and the facts scope was
+/// decided from last time.
 #[derive(Debug)]
 pub struct StoredDoc {
     pub kind: String,

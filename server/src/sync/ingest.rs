@@ -437,7 +437,7 @@ struct Before {
     org_path: String,
     restricted: bool,
     assigned_to: Option<String>,
-    /// A task's projection, kept only when a grid worker edits the task (`check_task_edit`):
+    /// A task's projection, kept only when a grid worker pushes to the task (`check_task_edit`):
     /// the document itself is applied to in place rather than copied for every push.
     task: Option<serde_json::Value>,
 }
@@ -520,7 +520,7 @@ fn apply(
 ) -> Result<Applied, PushOutcome> {
     let (mut doc, before) = match loaded {
         Some(Loaded { doc, mut before }) => {
-            if task::is_task_kind(&before.kind) && writer.scope.restricted == Restricted::Assigned {
+            if grid_worker_task(&before.kind, writer) {
                 let was = doc
                     .to_json()
                     .map_err(|e| rejected("not_a_report", e.to_string()))?;
@@ -654,8 +654,8 @@ fn plan(
             }),
         });
     }
-    if task::is_task_kind(&meta.kind) {
-        check_task_edit(writer, before.as_ref(), &ingested.projection)?;
+    if grid_worker_task(&meta.kind, writer) {
+        check_task_edit(before.as_ref(), &ingested.projection)?;
     }
     // No report may belong to nobody: a case is reassigned only to someone who can see it
     // where it is.
@@ -759,17 +759,15 @@ fn plan(
     })
 }
 
+/// Whether a push of `kind` by `writer` is a grid worker's to a task, which `check_task_edit`
+/// limits. Only a grid worker's scope is confined to the cases assigned to them.
+fn grid_worker_task(kind: &str, writer: &Writer) -> bool {
+    task::is_task_kind(kind) && writer.scope.restricted == Restricted::Assigned
+}
+
 /// What a grid worker may do to a task: link reports to it (its log) and mark a free task done
 /// with a note. Creating tasks and changing what they ask is the office's.
-fn check_task_edit(
-    writer: &Writer,
-    before: Option<&Before>,
-    after: &serde_json::Value,
-) -> Result<(), PushOutcome> {
-    // Only a grid worker's scope is confined to the cases assigned to them.
-    if writer.scope.restricted != Restricted::Assigned {
-        return Ok(());
-    }
+fn check_task_edit(before: Option<&Before>, after: &serde_json::Value) -> Result<(), PushOutcome> {
     let Some(before) = before else {
         return Err(rejected(
             "task_office_only",
