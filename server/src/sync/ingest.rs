@@ -655,7 +655,8 @@ fn plan(
         });
     }
     if grid_worker_task(&meta.kind, writer) {
-        check_task_edit(before.as_ref(), &ingested.projection)?;
+        let was = before.as_ref().and_then(|b| b.task.as_ref());
+        check_task_edit(was, &ingested.projection)?;
     }
     // No report may belong to nobody: a case is reassigned only to someone who can see it
     // where it is.
@@ -766,19 +767,17 @@ fn grid_worker_task(kind: &str, writer: &Writer) -> bool {
 }
 
 /// What a grid worker may do to a task: link reports to it (its log) and mark a free task done
-/// with a note. Creating tasks and changing what they ask is the office's.
-fn check_task_edit(before: Option<&Before>, after: &serde_json::Value) -> Result<(), PushOutcome> {
-    let Some(before) = before else {
+/// with a note. Creating tasks and changing what they ask is the office's. `was` is the task
+/// before the push, which `apply` keeps for every task a grid worker pushes to; `None` for a
+/// new one.
+fn check_task_edit(
+    was: Option<&serde_json::Value>,
+    after: &serde_json::Value,
+) -> Result<(), PushOutcome> {
+    let Some(was) = was else {
         return Err(rejected(
             "task_office_only",
             "tasks are set by the office; a grid worker cannot create one".to_owned(),
-        ));
-    };
-    // Kept by `apply` for every task a grid worker pushes to; the kind never changes.
-    let Some(was) = &before.task else {
-        return Err(rejected(
-            "internal",
-            "the task's earlier state was not kept".into(),
         ));
     };
     let (old, new) = (&was["fields"], &after["fields"]);
