@@ -434,9 +434,8 @@ struct Before {
     kind: String,
     snapshot_len: i64,
     incremental_bytes: i64,
-    org_path: String,
-    restricted: bool,
-    assigned_to: Option<String>,
+    /// Where the report was, which scope was decided from.
+    placement: Placement,
     /// A task's projection, kept only when a grid worker pushes to the task (`check_task_edit`):
     /// the document itself is applied to in place rather than copied for every push.
     task: Option<serde_json::Value>,
@@ -453,9 +452,11 @@ impl Loaded {
                 kind: stored.kind,
                 snapshot_len,
                 incremental_bytes: stored.incremental_bytes,
-                org_path: stored.org_path,
-                restricted: stored.restricted,
-                assigned_to: stored.assigned_to,
+                placement: Placement {
+                    org_path: stored.org_path,
+                    restricted: stored.restricted,
+                    assigned_to: stored.assigned_to,
+                },
                 task: None,
             },
         })
@@ -492,7 +493,7 @@ fn new_assignee(applied: &Applied, registry: &Registry) -> Option<String> {
         return None;
     };
     let now = applied.ingested.projection["fields"][assigned_field.as_str()].as_str()?;
-    let before = applied.before.as_ref()?.assigned_to.as_deref();
+    let before = applied.before.as_ref()?.placement.assigned_to.as_deref();
     (before != Some(now)).then(|| now.to_owned())
 }
 
@@ -582,7 +583,9 @@ fn plan(
         ),
         Access::Scope => (false, None),
     };
-    if writer.via != Via::Direct && (restricted || before.as_ref().is_some_and(|b| b.restricted)) {
+    if writer.via != Via::Direct
+        && (restricted || before.as_ref().is_some_and(|b| b.placement.restricted))
+    {
         return Err(rejected(
             "restricted_via_hub",
             format!(
@@ -592,9 +595,11 @@ fn plan(
         ));
     }
     let was_allowed = before.as_ref().is_none_or(|b| {
-        writer
-            .scope
-            .allows(&b.org_path, b.restricted, b.assigned_to.as_deref())
+        writer.scope.allows(
+            &b.placement.org_path,
+            b.placement.restricted,
+            b.placement.assigned_to.as_deref(),
+        )
     });
     let outcome = PushOutcome::Acked {
         heads: listed_heads(
@@ -621,11 +626,7 @@ fn plan(
             ));
         }
         let placement = match &before {
-            Some(b) => Placement {
-                org_path: b.org_path.clone(),
-                restricted: b.restricted,
-                assigned_to: b.assigned_to.clone(),
-            },
+            Some(b) => b.placement.clone(),
             None => Placement {
                 org_path,
                 restricted,
@@ -717,11 +718,7 @@ fn plan(
     }));
     let left = before
         .as_ref()
-        .map(|b| Placement {
-            org_path: b.org_path.clone(),
-            restricted: b.restricted,
-            assigned_to: b.assigned_to.clone(),
-        })
+        .map(|b| b.placement.clone())
         .filter(|was| was.org_path != org_path || was.assigned_to != assigned_to);
     let mut public = ingested.projection.clone();
     schema.redact(&mut public);
