@@ -191,10 +191,13 @@ pub trait Store: Send + Sync {
 
     // The transactions `crate::sync` runs ingest and pull in.
     /// A transaction for the statements of an ingest (`statements.rs`); `crate::sync::Ingest`
-    /// runs them.
-    async fn begin_write(&self) -> Result<Tx>;
-    /// A transaction that reads one state of the database, for the reads of a pull.
+    /// runs them. Pulls wait for it to end before they pass the sequence numbers it takes.
+    async fn begin_ingest(&self) -> Result<Tx>;
+    /// A transaction that reads one state of the database, for judging a push.
     async fn begin_read(&self) -> Result<Tx>;
+    /// A transaction that reads one state of the database, for the reads of a pull, and the
+    /// last sequence number all of whose changes it sees.
+    async fn begin_pull(&self) -> Result<(Tx, i64)>;
     /// Notes the sequence a device's pull started from: what it holds bounds pruning.
     async fn set_device_cursor(&self, id: &str, cursor: i64) -> Result<()>;
 

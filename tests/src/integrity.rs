@@ -62,9 +62,13 @@ pub async fn check(url: &str) -> Checked {
         )
         .await;
     assert_eq!(stale, 0, "documents whose seq is not their latest change's");
-    let counter = db
-        .int("SELECT value FROM counters WHERE name = 'seq'")
-        .await;
+    let counter = match db {
+        Db::Sqlite(_) => {
+            db.int("SELECT value FROM counters WHERE name = 'seq'")
+                .await
+        }
+        Db::Postgres(_) => db.int("SELECT last_value FROM change_seq").await,
+    };
     let changes = db.int("SELECT COUNT(*) FROM changes").await;
     let distinct = db.int("SELECT COUNT(DISTINCT seq) FROM changes").await;
     let max = db.int("SELECT COALESCE(MAX(seq), 0) FROM changes").await;

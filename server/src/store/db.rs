@@ -21,6 +21,9 @@ const SQLITE_BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
 /// snapshot and changes) run in one snapshot; read-only REPEATABLE READ never fails to
 /// serialize.
 const POSTGRES_BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY";
+/// The advisory lock key that orders pulls after the ingests in flight on Postgres: every
+/// ingest holds it shared, a pull takes it exclusively for a moment ([`Db::begin_pull`]).
+const INGEST_LOCK: i64 = 0x6772_6964_7379_6e63;
 
 /// Which database is underneath, for the fragments of SQL that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +121,17 @@ impl Dialect {
         }
     }
 
+    /// The last sequence number given out, as a scalar subquery. Postgres hands them out from
+    /// a sequence, which reports its start value before it was ever called.
+    pub fn last_seq(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "(SELECT value FROM counters WHERE name = 'seq')",
+            Dialect::Postgres => {
+                "(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM change_seq)"
+            }
+        }
+    }
+
     /// The migrations this binary has for the database.
     pub fn migrator(self) -> &'static Migrator {
         match self {
@@ -150,7 +164,8 @@ pub(crate) enum Db {
     /// One writer connection (SQLite has one writer anyway, and one connection avoids
     /// lock-upgrade deadlocks) beside a pool of read-only readers.
     Sqlite { write: SqlitePool, read: SqlitePool },
-    /// One pool whose connections write at the same time; row locks order them.
+    /// One pool whose connections write at the same time; row locks order them, and pulls
+    /// wait for the ingests in flight.
     Postgres(PgPool),
 }
 
@@ -193,6 +208,49 @@ impl Db {
             Db::Sqlite { write, .. } => Open::Sqlite(write.begin_with(SQLITE_BEGIN_WRITE).await?),
             Db::Postgres(pool) => Open::Postgres(pool.begin().await?),
         }))
+    }
+
+    /// A transaction that writes an ingest and takes sequence numbers. On Postgres its first
+    /// statement takes the ingest lock shared, before any row lock, and holds it to the
+    /// commit, so that a pull can wait for every ingest that could hold a number it is about to
+    /// pass ([`Db::begin_pull`]).
+    pub async fn begin_ingest(&self) -> Result<Tx> {
+        let mut tx = self.begin_write().await?;
+        if self.dialect() == Dialect::Postgres {
+            sql("SELECT pg_advisory_xact_lock_shared($1)")
+                .bind(INGEST_LOCK)
+                .execute(&mut tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// A read transaction for a pull, and the last sequence number all of whose changes it
+    /// sees: a cursor may pass it. On SQLite, whose one writer commits numbers in order, that
+    /// is the counter as the snapshot sees it. On Postgres ingests commit side by side and
+    /// take numbers from a sequence, so a number given out may belong to a transaction still
+    /// in flight: the pull reads the last number given out, waits for every ingest in flight to
+    /// end (the ingest lock taken exclusively and let go at once; ingests that begin meanwhile
+    /// wait behind it), and only then opens its snapshot, which holds every change up to that
+    /// number and maybe some committed after it.
+    pub async fn begin_pull(&self) -> Result<(Tx, i64)> {
+        let query = format!("SELECT {}", self.dialect().last_seq());
+        match self {
+            Db::Sqlite { .. } => {
+                let mut tx = self.begin_read().await?;
+                let last = sql(query).fetch_value(&mut tx).await?;
+                Ok((tx, last))
+            }
+            Db::Postgres(pool) => {
+                let last = sql(query).fetch_value(On::PgPool(pool)).await?;
+                // Outside any transaction, the lock ends with the statement.
+                sql("SELECT pg_advisory_xact_lock($1)")
+                    .bind(INGEST_LOCK)
+                    .execute(On::PgPool(pool))
+                    .await?;
+                Ok((self.begin_read().await?, last))
+            }
+        }
     }
 
     /// A transaction that only reads, and sees one state of the database throughout.

@@ -1,7 +1,8 @@
 //! Postgres: one pool whose connections write at the same time, and its migrations. Ingest locks
-//! the documents it changes (in id order, so two pushes cannot deadlock) and takes the sequence
-//! counter last; the counter's row lock then orders the writers' commits, so sequence numbers
-//! become visible in commit order and a pull cursor never skips a committed change.
+//! the documents it changes (in id order, so two pushes cannot deadlock over them) and takes
+//! sequence numbers from a sequence, so pushes commit side by side and numbers may become
+//! visible out of order; a pull waits for the ingests in flight before it passes a number
+//! (`Db::begin_pull`), so its cursor never skips a committed change.
 
 use std::time::Duration;
 

@@ -770,12 +770,16 @@ impl Store for SqlStore {
             .await
     }
 
-    async fn begin_write(&self) -> Result<Tx> {
-        self.db.begin_write().await
+    async fn begin_ingest(&self) -> Result<Tx> {
+        self.db.begin_ingest().await
     }
 
     async fn begin_read(&self) -> Result<Tx> {
         self.db.begin_read().await
+    }
+
+    async fn begin_pull(&self) -> Result<(Tx, i64)> {
+        self.db.begin_pull().await
     }
 
     async fn set_device_cursor(&self, id: &str, cursor: i64) -> Result<()> {
@@ -1128,10 +1132,10 @@ impl Store for SqlStore {
 
     async fn prune(&self) -> Result<u64> {
         let mut tx = self.db.begin_write().await?;
-        let horizon: i64 = sql(
-            "SELECT COALESCE((SELECT MIN(cursor) FROM devices WHERE revoked_at IS NULL), \
-             (SELECT value FROM counters WHERE name = 'seq'))",
-        )
+        let horizon: i64 = sql(format!(
+            "SELECT COALESCE((SELECT MIN(cursor) FROM devices WHERE revoked_at IS NULL), {})",
+            tx.dialect().last_seq()
+        ))
         .fetch_value(&mut tx)
         .await?;
         let deleted = sql("DELETE FROM changes WHERE seq <= $1 \

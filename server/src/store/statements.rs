@@ -316,17 +316,32 @@ impl Tx {
         )))
     }
 
-    /// Takes `count` sequence numbers and returns the first. Called last in the transaction,
-    /// so that the counter's lock orders commits as it orders numbers: on Postgres the row
-    /// lock is held until commit, so the next writer's numbers are higher and become visible
-    /// after these.
-    pub async fn take_seqs(&mut self, count: i64) -> Result<i64> {
-        let last: i64 =
-            sql("UPDATE counters SET value = value + $1 WHERE name = 'seq' RETURNING value")
+    /// Takes `count` sequence numbers, in ascending order. SQLite's one writer takes them from
+    /// the counter, a run without gaps. Postgres takes them from a sequence, which no
+    /// transaction holds, so pushes commit side by side and their numbers may interleave; a
+    /// pull waits for the ingests in flight instead (`Db::begin_pull`).
+    pub async fn take_seqs(&mut self, count: i64) -> Result<Vec<i64>> {
+        match self.dialect() {
+            Dialect::Sqlite => {
+                let last: i64 = sql(
+                    "UPDATE counters SET value = value + $1 WHERE name = 'seq' RETURNING value",
+                )
                 .bind(count)
                 .fetch_value(self)
                 .await?;
-        Ok(last - count + 1)
+                Ok((last - count + 1..=last).collect())
+            }
+            Dialect::Postgres => {
+                let seqs: Vec<(i64,)> = sql(
+                    "SELECT nextval('change_seq') AS seq FROM generate_series(1, CAST($1 AS BIGINT)) \
+                     ORDER BY seq",
+                )
+                .bind(count)
+                .fetch_all(self)
+                .await?;
+                Ok(seqs.into_iter().map(|(seq,)| seq).collect())
+            }
+        }
     }
 
     /// Inserts the rows of documents new to the server, up to 16 a statement.
@@ -552,13 +567,6 @@ impl Tx {
     /// The sequence below which change-log rows may have been pruned.
     pub async fn horizon(&mut self) -> Result<i64> {
         sql("SELECT value FROM counters WHERE name = 'horizon'")
-            .fetch_value(self)
-            .await
-    }
-
-    /// The highest sequence number handed out.
-    pub async fn last_seq(&mut self) -> Result<i64> {
-        sql("SELECT value FROM counters WHERE name = 'seq'")
             .fetch_value(self)
             .await
     }

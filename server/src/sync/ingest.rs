@@ -95,7 +95,7 @@ impl Ingest {
         let committed = loop {
             let last = attempt == ATTEMPTS;
             let result = if last {
-                let mut tx = store.begin_write().await?;
+                let mut tx = store.begin_ingest().await?;
                 match judge(&mut tx, writer, push, registry, true).await {
                     Ok(judged) => write_and_commit(tx, judged, push, writer).await.map(Some),
                     Err(e) => Err(e),
@@ -105,7 +105,7 @@ impl Ingest {
                     let mut read = store.begin_read().await?;
                     judge(&mut read, writer, push, registry, false).await?
                 };
-                let mut tx = store.begin_write().await?;
+                let mut tx = store.begin_ingest().await?;
                 match judged.unmoved(&mut tx).await {
                     Ok(true) => write_and_commit(tx, judged, push, writer).await.map(Some),
                     Ok(false) => Ok(None),
@@ -114,9 +114,12 @@ impl Ingest {
             };
             match result {
                 Ok(Some(committed)) => break committed,
-                // Overtaken, or a concurrent first insert of the same new document.
+                // Overtaken, a concurrent first insert of the same new document, or a deadlock
+                // with another ingest over the canvass roll-ups.
                 Ok(None) => self.metrics.ingest_retries.inc(),
-                Err(e) if !last && e.is_unique_violation() => self.metrics.ingest_retries.inc(),
+                Err(e) if !last && (e.is_unique_violation() || e.is_deadlock()) => {
+                    self.metrics.ingest_retries.inc()
+                }
                 Err(e) => return Err(e),
             };
             attempt += 1;
@@ -307,8 +310,8 @@ async fn write_batch(
     let total: i64 = writes.iter().map(|w| w.changes.len() as i64).sum();
     let mut changed = Changed::default();
     if total > 0 {
-        let first_seq = tx.take_seqs(total).await?;
-        let last_seqs = write_docs(tx, &mut writes, first_seq, writer).await?;
+        let seqs = tx.take_seqs(total).await?;
+        let last_seqs = write_docs(tx, &mut writes, &seqs, writer).await?;
         for (w, last_seq) in writes.iter().zip(last_seqs) {
             changed.touched.extend(touched(w, last_seq));
         }
@@ -346,23 +349,27 @@ fn touched(w: &DocWrite, last_seq: i64) -> impl Iterator<Item = Touched> + use<>
     std::iter::once(now).chain(left)
 }
 
-/// Writes the documents' rows, their changes numbered on from `first_seq` in order, and their
-/// conflicts; each document's last sequence number. New rows and the changes go a few hundred
+/// Writes the documents' rows, their changes numbered by `seqs` in order, and their conflicts;
+/// each document's last sequence number. New rows and the changes go a few hundred
 /// to a statement, since a push is mostly new reports.
 async fn write_docs(
     tx: &mut Tx,
     writes: &mut [DocWrite],
-    first_seq: i64,
+    seqs: &[i64],
     writer: &Writer,
 ) -> Result<Vec<i64>> {
     let stored: Vec<DocId> = writes.iter().filter(|w| !w.is_new).map(|w| w.id).collect();
     let mut known = tx.known_conflicts(&stored).await?;
     let mut open = Vec::with_capacity(writes.len());
     let mut last_seqs = Vec::with_capacity(writes.len());
-    let mut next = first_seq;
+    let mut numbers = seqs.iter();
     for w in writes.iter_mut() {
-        next += w.changes.len() as i64;
-        last_seqs.push(next - 1);
+        let last_seq = numbers
+            .by_ref()
+            .take(w.changes.len())
+            .last()
+            .copied()
+            .expect("a written document has changes, and as many numbers were taken");
         let (resolved, open_now): (Vec<KnownConflict>, Vec<KnownConflict>) = known
             .remove(&w.id)
             .unwrap_or_default()
@@ -382,8 +389,9 @@ async fn write_docs(
                         .any(|d| d.path == c.path && d.code == c.code)
             });
             w.has_conflicts = !w.conflicts.is_empty();
-            tx.update_document(w, next - 1).await?;
+            tx.update_document(w, last_seq).await?;
         }
+        last_seqs.push(last_seq);
     }
     let new: Vec<NewRow<'_>> = writes
         .iter()
@@ -394,15 +402,9 @@ async fn write_docs(
     tx.insert_documents(&new).await?;
     let logged: Vec<LoggedChange<'_>> = writes
         .iter()
-        .zip(&last_seqs)
-        .flat_map(|(w, &last_seq)| {
-            let first = last_seq + 1 - w.changes.len() as i64;
-            (first..).zip(&w.changes).map(|(seq, change)| LoggedChange {
-                doc: &w.id,
-                seq,
-                change,
-            })
-        })
+        .flat_map(|w| w.changes.iter().map(move |change| (&w.id, change)))
+        .zip(seqs)
+        .map(|((doc, change), &seq)| LoggedChange { doc, seq, change })
         .collect();
     tx.insert_changes(&logged, writer).await?;
     for ((w, &last_seq), open) in writes.iter().zip(&last_seqs).zip(&open) {

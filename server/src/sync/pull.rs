@@ -26,8 +26,8 @@ pub async fn pull(
     device: Option<&str>,
     pull: &Pull,
 ) -> Result<PullResult> {
-    let mut tx = store.begin_read().await?;
-    let result = pull_page(&mut tx, scope, device, pull).await?;
+    let (mut tx, last_seq) = store.begin_pull().await?;
+    let result = pull_page(&mut tx, last_seq, scope, device, pull).await?;
     tx.commit().await?;
     if let Some(device) = device.filter(|_| pull.after <= pull.since) {
         // The first page of a pull shows what the device holds; that bounds pruning.
@@ -53,16 +53,18 @@ enum Body {
     Heads(Vec<Hash>),
 }
 
-/// Answers one page of `pull` for a caller with `scope`, pulling from `device`.
+/// Answers one page of `pull` for a caller with `scope`, pulling from `device`. `reads` holds
+/// every change up to `last_seq`, and maybe some committed after it while changes below it
+/// were not yet: the page goes no further than `last_seq`.
 async fn pull_page(
     reads: &mut Tx,
+    last_seq: i64,
     scope: &Scope,
     device: Option<&str>,
     pull: &Pull,
 ) -> Result<PullResult> {
     let since = to_seq(pull.since);
     let after = to_seq(pull.after).max(since);
-    let last_seq = reads.last_seq().await?;
     if since > last_seq {
         // The client has seen sequence numbers this database never gave out: it was restored
         // from a backup. An `after` below `since` tells the client to start again from there.
@@ -102,7 +104,11 @@ async fn pull_page(
         let listed = reads.page(scope, after, PAGE_DOCS).await?;
         let exits = reads.exits(scope, after, PAGE_DOCS).await?;
         // Past the last entry of a full list there may be more of its kind, so neither list is
-        // followed beyond it.
+        // followed beyond it. Nor is either followed past `last_seq`: an entry after it was
+        // committed while a lower number may still have been in flight, and comes in a later
+        // page, after the pull has waited for it.
+        let beyond = listed.last().is_some_and(|d| d.seq > last_seq)
+            || exits.last().is_some_and(|e| e.1 > last_seq);
         let bound = [
             listed
                 .last()
@@ -112,6 +118,7 @@ async fn pull_page(
                 .last()
                 .map(|e| e.1)
                 .filter(|_| exits.len() as i64 == PAGE_DOCS),
+            Some(last_seq).filter(|_| beyond),
         ]
         .into_iter()
         .flatten()

@@ -92,20 +92,25 @@ pub async fn execute_sql(url: &str, sql: &str) {
     }
 }
 
-/// Row counts of the tables a write would touch, and the sequence counter: equal before and
-/// after a refused request when it stored nothing. The last two are held work and its changes.
+/// Row counts of the tables a write would touch, and the last sequence number given out (the
+/// counter on SQLite, the sequence on Postgres): equal before and after a refused request when
+/// it stored nothing. The last two are held work and its changes.
 pub async fn fingerprint(url: &str) -> Vec<i64> {
-    const SQL: &str = "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM changes), \
-         (SELECT COUNT(*) FROM conflicts), (SELECT COUNT(*) FROM users), \
-         (SELECT COUNT(*) FROM devices), (SELECT COUNT(*) FROM org_units), \
-         (SELECT COUNT(*) FROM scope_exits), (SELECT value FROM counters WHERE name = 'seq'), \
-         (SELECT COUNT(*) FROM held_work), (SELECT COUNT(*) FROM held_changes)";
+    let sql = |last_seq: &str| {
+        sqlx::AssertSqlSafe(format!(
+            "SELECT (SELECT COUNT(*) FROM documents), (SELECT COUNT(*) FROM changes), \
+             (SELECT COUNT(*) FROM conflicts), (SELECT COUNT(*) FROM users), \
+             (SELECT COUNT(*) FROM devices), (SELECT COUNT(*) FROM org_units), \
+             (SELECT COUNT(*) FROM scope_exits), ({last_seq}), \
+             (SELECT COUNT(*) FROM held_work), (SELECT COUNT(*) FROM held_changes)"
+        ))
+    };
     type Row = (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64);
     let row: Row = if url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(url)
             .await
             .expect("connect sqlite");
-        sqlx::query_as(SQL)
+        sqlx::query_as(sql("SELECT value FROM counters WHERE name = 'seq'"))
             .fetch_one(&mut conn)
             .await
             .expect("count")
@@ -113,10 +118,12 @@ pub async fn fingerprint(url: &str) -> Vec<i64> {
         let mut conn = sqlx::PgConnection::connect(url)
             .await
             .expect("connect postgres");
-        sqlx::query_as(SQL)
-            .fetch_one(&mut conn)
-            .await
-            .expect("count")
+        sqlx::query_as(sql(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM change_seq",
+        ))
+        .fetch_one(&mut conn)
+        .await
+        .expect("count")
     };
     vec![
         row.0, row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8, row.9,

@@ -247,7 +247,7 @@ async fn copy_templates(db: &str, templates: usize, copies: usize) -> anyhow::Re
         done = upto;
         eprintln!("W5: {done} of {copies} copies of each template");
     }
-    sqlx::query("UPDATE counters SET value = (SELECT max(seq) FROM documents) WHERE name = 'seq'")
+    sqlx::query("SELECT setval('change_seq', (SELECT max(seq) FROM documents))")
         .execute(&mut conn)
         .await?;
     sqlx::query("ANALYZE").execute(&mut conn).await?;

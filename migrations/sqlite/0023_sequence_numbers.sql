@@ -1,0 +1,3 @@
+-- Postgres takes sequence numbers from a sequence from here on, so that pushes commit side by
+-- side (migrations/postgres/0023_sequence_numbers.sql). SQLite has one writer, which takes
+-- them from the `seq` row of `counters` as before, so nothing changes here.
