@@ -1,7 +1,9 @@
 //! Pushes to the same reports at once. A batch is judged against a read snapshot, outside the
 //! write transaction; one that another write overtook meanwhile is judged again. Whatever the
 //! interleaving, every acknowledged change is stored once, with its own sequence number, and the
-//! stored report is every writer's edits merged.
+//! stored report is every writer's edits merged. Pushes that update the same canvass roll-up
+//! rows in opposite orders may deadlock on Postgres, where they commit side by side; the one
+//! Postgres ends is written again, and every interview is counted once.
 
 mod support;
 
@@ -113,6 +115,157 @@ async fn run(store: Arc<dyn Store>) {
             merged.changes_since(&[]).len()
         );
     }
+}
+
+/// Interviews per grid; each office edits half of them.
+const INTERVIEWS: u128 = 4;
+/// Rounds are added on Postgres until some push has deadlocked and been written again (it
+/// takes one or two here; each costs Postgres's deadlock timeout, a second), up to this.
+const MAX_CANVASS_ROUNDS: usize = 40;
+
+/// An interview's fields in round `round`: satisfied in even rounds, not in odd ones.
+fn interview(round: usize) -> serde_json::Value {
+    let answer = if round.is_multiple_of(2) { "5" } else { "1" };
+    json!({
+        "household_type": "local_resident",
+        "canvasser": "admin",
+        "interviewed_at": "2026-10-15T10:00:00+08:00",
+        "satisfaction_police": answer,
+        "satisfaction_courts": answer,
+        "satisfaction_mediation": answer,
+        "satisfaction_services": answer,
+    })
+}
+
+/// `canvass_months` as (org path, month, interviews, satisfied), in order.
+async fn canvass_months(url: &str) -> Vec<(String, String, i64, i64)> {
+    use sqlx::Connection;
+    const SQL: &str = "SELECT org_path, month, interviews, satisfied FROM canvass_months \
+         WHERE interviews <> 0 ORDER BY org_path, month";
+    if url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(url).await.expect("connect");
+        sqlx::query_as(SQL)
+            .fetch_all(&mut conn)
+            .await
+            .expect("roll-ups")
+    } else {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        sqlx::query_as(SQL)
+            .fetch_all(&mut conn)
+            .await
+            .expect("roll-ups")
+    }
+}
+
+/// Two offices edit interviews of grids g1 and g2 at once, one always g1's first and the other
+/// g2's first, so their pushes update the two grids' roll-up rows in opposite orders.
+async fn canvass_edits_in_opposite_orders(url: &str, store: Arc<dyn Store>, deadlocks: bool) {
+    seed_org(store.as_ref()).await;
+    let mut docs: Vec<(ReportDoc, ReportDoc)> = (0..INTERVIEWS)
+        .map(|i| {
+            let one =
+                |grid, id| admin_report(id, "satisfaction_canvass", grid, interview(0), vec![]);
+            (one(G1, 100 + i), one(G2, 200 + i))
+        })
+        .collect();
+    let mut all: Vec<&mut ReportDoc> = docs.iter_mut().flat_map(|(a, b)| [a, b]).collect();
+    let created = ingest(store.as_ref(), &admin(), &push_all(&mut all))
+        .await
+        .expect("file the interviews");
+    assert!(created.docs.iter().all(|d| is_acked(&d.outcome)));
+
+    let metrics = Arc::new(Metrics::new());
+    let ingest = Ingest::new(Arc::new(Catalogue::builtin()), metrics.clone(), Hub::new());
+    let (mut first, mut second): (Vec<_>, Vec<_>) =
+        docs.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    let mut round = 0;
+    while round < 4
+        || (deadlocks && metrics.ingest_retries.get() == 0 && round < MAX_CANVASS_ROUNDS)
+    {
+        round += 1;
+        let mut tasks = Vec::new();
+        for (office, pairs) in [std::mem::take(&mut first), std::mem::take(&mut second)]
+            .into_iter()
+            .enumerate()
+        {
+            let store = store.clone();
+            let ingest = ingest.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut pairs = pairs;
+                let editor = Editor::new("admin", 3_000 + round as i64);
+                let wr = writer(
+                    "admin",
+                    Role::DistrictAdmin,
+                    "d",
+                    &format!("office-{office}"),
+                );
+                let mut refs: Vec<&mut ReportDoc> = Vec::new();
+                for (_, (g1, g2)) in &mut pairs {
+                    for doc in [&mut *g1, &mut *g2] {
+                        for (field, value) in interview(round).as_object().expect("fields") {
+                            if field.starts_with("satisfaction_") {
+                                doc.set_field(field, value, &editor).expect("edit");
+                            }
+                        }
+                    }
+                    if office == 0 {
+                        refs.extend([g1, g2]);
+                    } else {
+                        refs.extend([g2, g1]);
+                    }
+                }
+                let result = ingest
+                    .push(store.as_ref(), &wr, &push_all(&mut refs))
+                    .await
+                    .expect("a push that deadlocked is written again");
+                for d in &result.docs {
+                    assert!(is_acked(&d.outcome), "{:?}", d.outcome);
+                }
+                pairs
+            }));
+        }
+        first = tasks.remove(0).await.expect("office 0");
+        second = tasks.remove(0).await.expect("office 1");
+    }
+
+    assert_eq!(
+        metrics.ingest_retries.get() > 0,
+        deadlocks,
+        "in {round} rounds: pushes written again, where only a deadlock could cause it"
+    );
+    // Every interview counted once, satisfied as the last round left it.
+    let each = INTERVIEWS as i64;
+    let satisfied = if round.is_multiple_of(2) { each } else { 0 };
+    assert_eq!(
+        canvass_months(url).await,
+        [
+            (
+                path_of(G1).to_owned(),
+                "2026-10".to_owned(),
+                each,
+                satisfied
+            ),
+            (
+                path_of(G2).to_owned(),
+                "2026-10".to_owned(),
+                each,
+                satisfied
+            ),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canvass_edits_racing_in_opposite_orders_are_all_written_and_counted_once_on_sqlite() {
+    let t = sqlite().await;
+    // One writer: nothing to deadlock with.
+    canvass_edits_in_opposite_orders(&t.url, t.store.clone(), false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn canvass_edits_racing_in_opposite_orders_are_all_written_and_counted_once_on_postgres() {
+    let t = postgres().await;
+    canvass_edits_in_opposite_orders(&t.url, t.store.clone(), true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
