@@ -14,7 +14,8 @@ pub struct Stored {
     pub doc: ReportDoc,
 }
 
-/// What [`check`] found: every report, and the `seq` counter with the change log's size.
+/// What [`check`] found: every report, and the last sequence number given out (the `seq`
+/// counter on SQLite, the `change_seq` sequence on Postgres) with the change log's size.
 pub struct Checked {
     pub reports: BTreeMap<DocId, Stored>,
     pub counter: i64,
@@ -24,7 +25,7 @@ pub struct Checked {
 /// Checks the database at `url` and panics, saying what is wrong, unless: SQLite's
 /// `integrity_check` and `foreign_key_check` pass; no change row lacks its document and no
 /// document its snapshot or changes; every document's seq is its latest change's; no two changes
-/// share a seq and the counter is at or past every one; and every document loads (snapshot plus
+/// share a seq and the last number given out is at or past every one; and every document loads (snapshot plus
 /// changes), with the heads its row states, exactly its logged changes as history, and no
 /// mediation-log entry twice.
 pub async fn check(url: &str) -> Checked {

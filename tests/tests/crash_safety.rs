@@ -208,13 +208,17 @@ fn random_fraction() -> f64 {
 /// counter accounts for every change once.
 async fn check_store(url: &str, acked: &[(DocId, Vec<ChangeHash>)]) {
     let mut checked = integrity::check(url).await;
-    // Nothing was pruned, so a batch that moved the counter and lost some of its changes (or
-    // stored changes without moving it) shows as a gap here.
-    assert_eq!(
-        checked.changes, checked.counter,
-        "the seq counter does not match the change log: {} changes, counter {}",
-        checked.changes, checked.counter
-    );
+    // Nothing was pruned, so on SQLite a batch that moved the counter and lost some of its
+    // changes (or stored changes without moving it) shows as a gap here. Postgres takes numbers
+    // from a sequence, which a rolled-back batch does not give back: there the integrity check's
+    // "no two changes share a number, none is past the last given out" is what holds.
+    if url.starts_with("sqlite:") {
+        assert_eq!(
+            checked.changes, checked.counter,
+            "the seq counter does not match the change log: {} changes, counter {}",
+            checked.changes, checked.counter
+        );
+    }
 
     let mut acked_docs = BTreeSet::new();
     for (id, heads) in acked {
