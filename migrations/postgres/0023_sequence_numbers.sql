@@ -9,9 +9,9 @@
 -- serves up to that number from a snapshot opened afterwards (`sync::pull`).
 --
 -- The canvass roll-ups (`canvass_months`, `canvass_worry_months`) relied on that counter to
--- keep two writers from updating their rows in opposite orders. Two pushes that write canvass
--- interviews of the same two grids and months at the same moment may now deadlock; Postgres
--- ends one of them, and ingest judges and writes it again.
+-- keep two writers from updating their rows in opposite orders. A push that writes canvass
+-- interviews now first takes an advisory lock per grid they lie in, in one order
+-- (`Tx::lock_rollups`), so pushes of the same grids take turns and others write side by side.
 -- Keep in step with migrations/sqlite/0023_sequence_numbers.sql.
 CREATE SEQUENCE change_seq AS BIGINT;
 SELECT setval('change_seq', value) FROM counters WHERE name = 'seq' AND value > 0;

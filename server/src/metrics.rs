@@ -75,7 +75,7 @@ impl Metrics {
         let ingest_retries = Counter::default();
         registry.register(
             "ingest_retries",
-            "Pushed batches judged again because another write overtook them",
+            "Pushed batches judged again: another write overtook them, inserted one of their new reports first, or deadlocked with them",
             ingest_retries.clone(),
         );
         let sync_bytes_in = Counter::default();

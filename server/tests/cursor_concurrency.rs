@@ -1,7 +1,8 @@
 //! The cursor never skips a committed change: writers commit concurrently while readers pull,
 //! and every reader that pulls to the end holds every acknowledged report at the server's heads.
-//! On Postgres, sequence numbers would become visible out of commit order without the counter
-//! row that orders writers; this test fails when that ordering is removed.
+//! On Postgres, where ingests take numbers from a sequence and commit side by side, this test
+//! fails in every run when a pull does not wait for the ingests in flight, and in about one run
+//! in four when a page does not stop at the last number they could hold (`Db::begin_pull`).
 
 mod support;
 

@@ -1,8 +1,8 @@
 //! Hostile input through the real HTTP endpoints, on SQLite and Postgres: compression bombs and
 //! content encodings, deeply nested JSON, huge counts in tiny bodies, invalid UTF-8, and
 //! automerge changes with forged dependencies, hashes, authors or meta. Each is refused with a
-//! stable code, and the database is checked afterwards: no document, no change row, the
-//! sequence counter where it was.
+//! stable code, and the database is checked afterwards: no document, no change row, the last
+//! sequence number given out where it was.
 //!
 //! The decoders themselves (bounded zstd, declared lengths, truncation, byte-level proptests) are
 //! proven in sync-core/tests/protocol_encoding.rs; here the same attacks come in over HTTP.

@@ -68,7 +68,10 @@ pub async fn check(url: &str) -> Checked {
             db.int("SELECT value FROM counters WHERE name = 'seq'")
                 .await
         }
-        Db::Postgres(_) => db.int("SELECT last_value FROM change_seq").await,
+        Db::Postgres(_) => {
+            db.int("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM change_seq")
+                .await
+        }
     };
     let changes = db.int("SELECT COUNT(*) FROM changes").await;
     let distinct = db.int("SELECT COUNT(DISTINCT seq) FROM changes").await;

@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 
+use sha2::{Digest, Sha256};
 use sqlx::error::BoxDynError;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
@@ -24,6 +25,9 @@ const POSTGRES_BEGIN_READ: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ O
 /// The advisory lock key that orders pulls after the ingests in flight on Postgres: every
 /// ingest holds it shared, a pull takes it exclusively for a moment ([`Db::begin_pull`]).
 const INGEST_LOCK: i64 = 0x6772_6964_7379_6e63;
+/// The first key of the advisory locks that order writers of one grid's canvass roll-ups on
+/// Postgres ([`Tx::lock_rollups`]); the second is a hash of the grid's org path.
+const ROLLUP_LOCKS: i32 = 0x726f_6c6c;
 
 /// Which database is underneath, for the fragments of SQL that differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,6 +304,57 @@ enum Open {
 }
 
 impl Tx {
+    /// Takes `count` sequence numbers for an ingest begun with [`Db::begin_ingest`], in
+    /// ascending order. SQLite's one writer takes them from the counter, a run without gaps.
+    /// Postgres takes them from a sequence, which no transaction holds, so pushes commit side
+    /// by side and their numbers may interleave, and a rolled-back push leaves its numbers
+    /// unused; a pull waits for the ingests in flight instead ([`Db::begin_pull`]).
+    pub async fn take_seqs(&mut self, count: i64) -> Result<Vec<i64>> {
+        match self.dialect() {
+            Dialect::Sqlite => {
+                let last: i64 = sql(
+                    "UPDATE counters SET value = value + $1 WHERE name = 'seq' RETURNING value",
+                )
+                .bind(count)
+                .fetch_value(self)
+                .await?;
+                Ok((last - count + 1..=last).collect())
+            }
+            Dialect::Postgres => {
+                let seqs: Vec<(i64,)> = sql("SELECT nextval('change_seq') AS seq \
+                     FROM generate_series(1, CAST($1 AS BIGINT)) ORDER BY seq")
+                .bind(count)
+                .fetch_all(self)
+                .await?;
+                Ok(seqs.into_iter().map(|(seq,)| seq).collect())
+            }
+        }
+    }
+
+    /// Before an ingest writes canvass interviews of the grids at `org_paths`: on Postgres,
+    /// takes a lock per grid, in one order for every writer, held to the commit. The
+    /// statistics triggers add each interview to its grid's monthly roll-up rows
+    /// (`canvass_months`, `canvass_worry_months`), and two pushes that updated the same rows in
+    /// opposite orders would deadlock: Postgres notices only after a second, during which the
+    /// stuck push holds the ingest lock and every pull waits. Pushes of other grids, and of
+    /// other kinds, still write side by side. SQLite's one writer needs none.
+    pub async fn lock_rollups(&mut self, org_paths: &[&str]) -> Result<()> {
+        if self.dialect() == Dialect::Sqlite {
+            return Ok(());
+        }
+        let mut keys: Vec<i32> = org_paths.iter().map(|p| grid_key(p)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            sql("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind(ROLLUP_LOCKS)
+                .bind(key)
+                .execute(&mut *self)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn dialect(&self) -> Dialect {
         match &self.0 {
             Open::Sqlite(_) => Dialect::Sqlite,
@@ -314,6 +369,13 @@ impl Tx {
         }
         Ok(())
     }
+}
+
+/// A grid's roll-up lock key: the first four bytes of its org path's SHA-256, the same in every
+/// process. Two grids sharing a key only take turns.
+fn grid_key(org_path: &str) -> i32 {
+    let digest = Sha256::digest(org_path.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 /// Where a statement runs: a pool (any free connection) or a transaction's connection.

@@ -114,9 +114,9 @@ impl StoreError {
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
 
-    /// Postgres ended this transaction to break a deadlock. Ingests commit side by side there,
-    /// and two that update the same canvass roll-up rows in opposite orders deadlock; the one
-    /// ended can run again.
+    /// Postgres ended this transaction to break a deadlock. Ingests commit side by side there:
+    /// two that insert the same new reports in opposite orders (a phone pushing directly while
+    /// its hub relays the same push) deadlock; the one ended can run again.
     pub fn is_deadlock(&self) -> bool {
         matches!(self, StoreError::Database(sqlx::Error::Database(e))
             if e.code().as_deref() == Some("40P01"))

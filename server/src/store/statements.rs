@@ -55,7 +55,8 @@ impl StoredDoc {
     }
 }
 
-/// What to write for one document. The store assigns `changes` consecutive sequence numbers.
+/// What to write for one document. The store numbers `changes` in order, after every number
+/// written before (on Postgres another push's numbers may fall between them).
 #[derive(Debug)]
 pub struct DocWrite {
     pub id: DocId,
@@ -314,34 +315,6 @@ impl Tx {
             row.role(user_id)?,
             &row.path,
         )))
-    }
-
-    /// Takes `count` sequence numbers, in ascending order. SQLite's one writer takes them from
-    /// the counter, a run without gaps. Postgres takes them from a sequence, which no
-    /// transaction holds, so pushes commit side by side and their numbers may interleave; a
-    /// pull waits for the ingests in flight instead (`Db::begin_pull`).
-    pub async fn take_seqs(&mut self, count: i64) -> Result<Vec<i64>> {
-        match self.dialect() {
-            Dialect::Sqlite => {
-                let last: i64 = sql(
-                    "UPDATE counters SET value = value + $1 WHERE name = 'seq' RETURNING value",
-                )
-                .bind(count)
-                .fetch_value(self)
-                .await?;
-                Ok((last - count + 1..=last).collect())
-            }
-            Dialect::Postgres => {
-                let seqs: Vec<(i64,)> = sql(
-                    "SELECT nextval('change_seq') AS seq FROM generate_series(1, CAST($1 AS BIGINT)) \
-                     ORDER BY seq",
-                )
-                .bind(count)
-                .fetch_all(self)
-                .await?;
-                Ok(seqs.into_iter().map(|(seq,)| seq).collect())
-            }
-        }
     }
 
     /// Inserts the rows of documents new to the server, up to 16 a statement.

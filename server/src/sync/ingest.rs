@@ -39,6 +39,10 @@ const ATTEMPTS: usize = 3;
 /// held together until judged, so this bounds what a push of many large reports holds at once.
 const READ_BYTES: i64 = 1 << 20;
 
+/// The kind whose statistics the database keeps rolled up by grid and month (migration 0014's
+/// triggers), so that its writers take the grid's lock first (`Tx::lock_rollups`).
+const ROLLED_UP_KIND: &str = "satisfaction_canvass";
+
 /// The one way report changes are written: phone pushes, office edits, conflict resolutions,
 /// merged held work and the demo all come here. It runs the core's checks and the scope rules,
 /// commits, and only then counts the changes and pokes the live clients of every node, so
@@ -79,7 +83,8 @@ impl Ingest {
     ///
     /// The work of judging a batch (decoding, applying, validating, projecting, compacting) is
     /// done against a read snapshot, outside the write transaction, so that pushes use every
-    /// core while the database takes one writer at a time. The write transaction then locks
+    /// core while SQLite takes one writer at a time (Postgres's writers commit side by side).
+    /// The write transaction then locks
     /// the batch's documents, checks that none moved since they were read, and writes. A batch
     /// overtaken by another write is judged again.
     pub async fn push(
@@ -358,6 +363,17 @@ async fn write_docs(
     seqs: &[i64],
     writer: &Writer,
 ) -> Result<Vec<i64>> {
+    let rolled_up: Vec<&str> = writes
+        .iter()
+        .filter(|w| w.kind == ROLLED_UP_KIND)
+        .flat_map(|w| {
+            let left = w.left.as_ref().map(|from| from.org_path.as_str());
+            std::iter::once(w.org_path.as_str()).chain(left)
+        })
+        .collect();
+    if !rolled_up.is_empty() {
+        tx.lock_rollups(&rolled_up).await?;
+    }
     let stored: Vec<DocId> = writes.iter().filter(|w| !w.is_new).map(|w| w.id).collect();
     let mut known = tx.known_conflicts(&stored).await?;
     let mut open = Vec::with_capacity(writes.len());
