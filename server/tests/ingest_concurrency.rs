@@ -14,7 +14,7 @@ use gridsync_server::catalogue::Catalogue;
 use gridsync_server::live::Hub;
 use gridsync_server::metrics::Metrics;
 use gridsync_server::scope::Role;
-use gridsync_server::store::Store;
+use gridsync_server::store::{Store, Writer};
 use gridsync_server::sync::Ingest;
 use serde_json::json;
 use support::*;
@@ -23,6 +23,22 @@ const WRITERS: usize = 4;
 const DOCS: u128 = 3;
 /// Rounds are added until some batch has been overtaken (it takes one or two here), up to this.
 const MAX_ROUNDS: usize = 400;
+
+/// Pushes every change of `docs` as `writer`, every report acknowledged.
+async fn push_acked(
+    ingest: &Ingest,
+    store: &dyn Store,
+    writer: &Writer,
+    docs: &mut [&mut ReportDoc],
+) {
+    let result = ingest
+        .push(store, writer, &push_all(docs))
+        .await
+        .expect("ingest");
+    for d in &result.docs {
+        assert!(is_acked(&d.outcome), "{:?}", d.outcome);
+    }
+}
 
 async fn run(store: Arc<dyn Store>) {
     seed_org(store.as_ref()).await;
@@ -69,13 +85,7 @@ async fn run(store: Arc<dyn Store>) {
                 }
                 let wr = writer(&user, Role::GridWorker, G1, &format!("phone-{}", w + 1));
                 let mut refs: Vec<&mut ReportDoc> = docs.iter_mut().collect();
-                let result = ingest
-                    .push(store.as_ref(), &wr, &push_all(&mut refs))
-                    .await
-                    .expect("ingest");
-                for d in &result.docs {
-                    assert!(is_acked(&d.outcome), "{:?}", d.outcome);
-                }
+                push_acked(&ingest, store.as_ref(), &wr, &mut refs).await;
                 docs
             }));
         }
@@ -210,13 +220,7 @@ async fn canvass_edits_in_opposite_orders(url: &str, store: Arc<dyn Store>) {
                         refs.extend([g2, g1]);
                     }
                 }
-                let result = ingest
-                    .push(store.as_ref(), &wr, &push_all(&mut refs))
-                    .await
-                    .expect("ingest");
-                for d in &result.docs {
-                    assert!(is_acked(&d.outcome), "{:?}", d.outcome);
-                }
+                push_acked(&ingest, store.as_ref(), &wr, &mut refs).await;
                 pairs
             }));
         }
