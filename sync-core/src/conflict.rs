@@ -127,28 +127,36 @@ impl ReportDoc {
     /// Every field and log-entry field with more than one distinct concurrent value.
     pub fn conflicts(&mut self) -> Result<Vec<Conflict>> {
         let log = self.log_maps()?;
-        self.conflicts_with_log(&log)
+        let fields = self.conflicted_keys(&self.fields_obj()?);
+        self.conflicts_with_log(&fields, &log)
     }
 
-    /// [`ReportDoc::conflicts`] with the log's maps the caller has read.
-    pub(crate) fn conflicts_with_log(&mut self, log: &[LogMap]) -> Result<Vec<Conflict>> {
+    /// [`ReportDoc::conflicts`] with the keys of the fields that hold concurrent values and the
+    /// log's maps, which the caller has read (see [`ReportDoc::project_with_log`]).
+    pub(crate) fn conflicts_with_log(
+        &mut self,
+        conflicted_fields: &[String],
+        log: &[LogMap],
+    ) -> Result<Vec<Conflict>> {
         let mut found = Vec::new();
-        let fields = self.fields_obj()?;
-        for key in self.conflicted_keys(&fields) {
-            if let Some(values) = self.concurrent_values(&fields, &key)? {
-                found.push(Conflict {
-                    path: FieldPath::Field(key),
-                    values,
-                });
+        if !conflicted_fields.is_empty() {
+            let fields = self.fields_obj()?;
+            for key in conflicted_fields {
+                if let Some(values) = self.concurrent_values(&fields, key)? {
+                    found.push(Conflict {
+                        path: FieldPath::Field(key.clone()),
+                        values,
+                    });
+                }
             }
         }
         for map in log.iter().filter(|m| !m.removed) {
-            for key in self.conflicted_keys(&map.obj) {
-                if let Some(values) = self.concurrent_values(&map.obj, &key)? {
+            for key in &map.conflicted {
+                if let Some(values) = self.concurrent_values(&map.obj, key)? {
                     found.push(Conflict {
                         path: FieldPath::Log {
                             entry: map.id.clone(),
-                            field: key,
+                            field: key.clone(),
                         },
                         values,
                     });

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use automerge::{ActorId, Change, ChangeHash};
 
 use crate::conflict::{Conflict, Flag};
-use crate::report::{Meta, ReportDoc, decode_change};
+use crate::report::{Meta, Projected, ReportDoc, decode_change};
 use crate::schema::{Problem, ProblemCode, Registry};
 use crate::{DocId, Error};
 
@@ -204,9 +204,13 @@ fn check_result(
             kind: meta.kind.clone(),
             version: meta.schema_version,
         })?;
-    // Read once: the projection, the conflict scan and the rule flags all walk the log.
+    // Read once: the projection, the conflict scan and the rule flags all walk the log, and
+    // the conflict scan takes the conflicted keys the projection noted on its way.
     let log = doc.log_maps()?;
-    let projection = doc.project_with_log(&meta, &log)?;
+    let Projected {
+        json: projection,
+        conflicted_fields,
+    } = doc.project_with_log(&meta, &log)?;
     if holds_nul(&projection) {
         return Err(Refusal::NulText);
     }
@@ -222,7 +226,7 @@ fn check_result(
     {
         return Err(Refusal::Refused(format!("{}: {}", p.path, p.message)));
     }
-    let conflicts = doc.conflicts_with_log(&log)?;
+    let conflicts = doc.conflicts_with_log(&conflicted_fields, &log)?;
     let flags = doc.flags_with_log(&schema.rules, &log)?;
     Ok(Ingested {
         new_changes,

@@ -1,6 +1,7 @@
 //! Property tests: replicas editing the same reports offline and syncing through the reference
 //! server in random orders, with lost and repeated messages, end identical, and report a conflict
-//! exactly where two of them wrote the same field without seeing each other's write.
+//! exactly where two of them wrote the same field without seeing each other's write, both in a
+//! scan of the merged report and in what the server's last ingest of it found.
 //!
 //! `PROPTEST_CASES=100000 cargo test -p gridsync-core --release --test convergence` runs a long
 //! search; the default run covers 1,000 cases.
@@ -293,6 +294,12 @@ fn run(replicas: usize, ops: Vec<Op>, parking: Vec<bool>) -> Result<(), TestCase
             "server conflicts of {}",
             id
         );
+        // Ingest notes conflicts while it projects the report; a scan of its own must agree.
+        if let Some(ingested) = server.ingested_conflicts(id) {
+            let ingested: BTreeSet<(DocId, FieldPath)> =
+                ingested.iter().map(|path| (*id, path.clone())).collect();
+            prop_assert_eq!(&ingested, &server_conflicts, "ingested conflicts of {}", id);
+        }
         for dev in &mut devices {
             let doc = dev.doc(id);
             prop_assert_eq!(

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use automerge::ChangeHash;
 use gridsync_core::DocId;
+use gridsync_core::conflict::FieldPath;
 use gridsync_core::ingest::{self, Refusal};
 use gridsync_core::protocol::{
     self, Pull, PullBody, PullDoc, PullResult, Push, PushDocResult, PushOutcome, PushResult,
@@ -28,6 +29,8 @@ struct ServerDoc {
     doc: ReportDoc,
     seq: u64,
     log: Vec<Logged>,
+    /// Where the last ingest found conflicts, while the document is as that ingest left it.
+    ingested_conflicts: Option<Vec<FieldPath>>,
 }
 
 pub struct MemoryServer {
@@ -66,6 +69,7 @@ impl MemoryServer {
                         doc: ReportDoc::empty(item.doc),
                         seq: 0,
                         log: Vec::new(),
+                        ingested_conflicts: None,
                     });
                     let heads = protocol::listed_heads(
                         hashes(&ingested.heads),
@@ -82,6 +86,8 @@ impl MemoryServer {
                         });
                     }
                     entry.doc = doc;
+                    entry.ingested_conflicts =
+                        Some(ingested.conflicts.into_iter().map(|c| c.path).collect());
                     PushOutcome::Acked { heads }
                 }
                 Err(Refusal::MissingDeps(missing)) => PushOutcome::MissingDeps {
@@ -198,6 +204,7 @@ impl MemoryServer {
                 doc: ReportDoc::empty(*id),
                 seq: 0,
                 log: Vec::new(),
+                ingested_conflicts: None,
             });
             let mut new = Vec::new();
             for bytes in from.doc.changes_since(&[]) {
@@ -215,6 +222,7 @@ impl MemoryServer {
                 .doc
                 .apply_changes(&new.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>())
                 .expect("central's changes apply");
+            entry.ingested_conflicts = None;
             for (hash, bytes) in new {
                 self.seq += 1;
                 entry.seq = self.seq;
@@ -250,6 +258,12 @@ impl MemoryServer {
 
     pub fn doc_mut(&mut self, id: &DocId) -> Option<&mut ReportDoc> {
         self.docs.get_mut(id).map(|d| &mut d.doc)
+    }
+
+    /// The conflicts the last ingest of `id` reported, unless the document changed since
+    /// another way (a hub's copy).
+    pub fn ingested_conflicts(&self, id: &DocId) -> Option<&[FieldPath]> {
+        self.docs.get(id)?.ingested_conflicts.as_deref()
     }
 
     pub fn change_count(&self) -> usize {
