@@ -2,12 +2,16 @@
 -- with migrations/sqlite/0024_report_facts_by_kind.sql).
 --
 -- `report_facts_source` read every fact of every report: a dispute check's follow-up log was
--- walked three times for the drug-control visit and test dates, and its fields tested as
--- programme dates, about 25 calls of `gridsync_date` a dispute, some 100 µs of the INSERT that
--- writes a new report. Only the statistics of the kind named read each fact (`store/facts.rs`):
--- risk, category, the follow-up date and the days to resolution those of dispute checks; the
--- visit and test dates those of drug-control cases; the interview day that of the canvass. A
--- fact of another kind is now NULL, which no query reads.
+-- walked three times for the drug-control visit and test dates, and its `found_on` checked once
+-- for each column that names it, some 27 calls of `gridsync_date` a dispute, about 100 µs of
+-- the INSERT that writes a new report. Only the statistics of the kind named read each fact
+-- (`server/src/store/facts.rs`): risk, category, the follow-up date and the days to resolution
+-- those of dispute checks; the visit and test dates those of drug-control cases; the interview
+-- day that of the canvass. A fact of another kind is now NULL, which no query reads.
+--
+-- The rows already written keep what the old view read for them: no query reads those facts,
+-- and clearing them would rewrite most of the table (every dispute with a dated follow-up) at
+-- a million reports for nothing. A report's row is written anew at its next edit.
 --
 -- The facts are read in a LATERAL subquery that `OFFSET 0` keeps from being pulled up into the
 -- outer query, so that each is computed once per report: pulled up, an expression is copied to
@@ -93,13 +97,3 @@ CROSS JOIN LATERAL (
             AND v ->> 'test' IN ('urine', 'hair')) END AS last_test_on
     OFFSET 0
 ) x;
-
--- The rows already written hold what the view reads now. The roll-ups follow inserts and
--- deletes of these rows, not updates, and read none of these columns.
-UPDATE report_facts SET risk = NULL, category = NULL, days_to_resolution = NULL,
-    next_follow_up = NULL
-WHERE kind <> 'dispute_check' AND (risk IS NOT NULL OR category IS NOT NULL
-    OR days_to_resolution IS NOT NULL OR next_follow_up IS NOT NULL);
-UPDATE report_facts SET last_visit_on = NULL, next_visit_due = NULL, last_test_on = NULL
-WHERE kind <> 'drug_control_case' AND (last_visit_on IS NOT NULL OR next_visit_due IS NOT NULL
-    OR last_test_on IS NOT NULL);

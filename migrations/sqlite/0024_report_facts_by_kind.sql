@@ -7,7 +7,11 @@
 -- fact (`server/src/store/facts.rs`): risk, category, the follow-up date and the days to
 -- resolution those of dispute checks; the visit and test dates those of drug-control cases; the
 -- interview day that of the canvass. A fact of another kind is now NULL, which no query reads.
--- The triggers of 0014 name the view, not its text, so they read the new one.
+-- The triggers (0008, 0014) name the view, not its text, so they read the new one.
+--
+-- The rows already written keep what the old view read for them: no query reads those facts,
+-- and clearing them would rewrite most of the table (every dispute with a dated follow-up) at
+-- a million reports for nothing. A report's row is written anew at its next edit.
 
 DROP VIEW report_facts_source;
 
@@ -93,13 +97,3 @@ FROM (
             AND json_extract(v.value, '$.test') IN ('urine', 'hair')) END AS last_test_on
     FROM documents d
 );
-
--- The rows already written hold what the view reads now. The roll-ups follow inserts and
--- deletes of these rows, not updates, and read none of these columns.
-UPDATE report_facts SET risk = NULL, category = NULL, days_to_resolution = NULL,
-    next_follow_up = NULL
-WHERE kind <> 'dispute_check' AND (risk IS NOT NULL OR category IS NOT NULL
-    OR days_to_resolution IS NOT NULL OR next_follow_up IS NOT NULL);
-UPDATE report_facts SET last_visit_on = NULL, next_visit_due = NULL, last_test_on = NULL
-WHERE kind <> 'drug_control_case' AND (last_visit_on IS NOT NULL OR next_visit_due IS NOT NULL
-    OR last_test_on IS NOT NULL);

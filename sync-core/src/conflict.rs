@@ -352,8 +352,8 @@ impl ReportDoc {
     }
 
     /// The keys of a map that hold concurrent values, in one pass over the map: asking each key
-    /// for all its values costs a search of the document per key (a tenth of an ingest,
-    /// profiled), and most keys hold one.
+    /// for all its values costs a search of the document per key, and most keys hold one.
+    /// Ingest does not call it: its projection notes the keys on the way (`map_to_json`).
     fn conflicted_keys(&self, obj: &ObjId) -> Vec<String> {
         self.doc()
             .map_range(obj, ..)

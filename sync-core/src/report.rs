@@ -912,7 +912,8 @@ pub(crate) fn obj_to_json(doc: &AutoCommit, obj: &ObjId) -> Result<Json> {
 }
 
 /// A map as JSON, and its keys that hold concurrent values: one pass serves the projection and
-/// the conflict scan, where a pass of its own for the scan cost 4% of an ingest (profiled).
+/// the conflict scan, where a pass of its own for the scan cost 4% of the W1 server's
+/// instructions (callgrind, BENCHMARKS.md).
 fn map_to_json(doc: &AutoCommit, obj: &ObjId) -> Result<(Json, Vec<String>)> {
     let mut map = Map::new();
     let mut conflicted = Vec::new();

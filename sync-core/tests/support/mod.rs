@@ -261,7 +261,7 @@ impl MemoryServer {
     }
 
     /// The conflicts the last ingest of `id` reported, unless the document changed since
-    /// another way (a hub's copy).
+    /// another way (a hub's copy; a test writing through `doc_mut` must not ask).
     pub fn ingested_conflicts(&self, id: &DocId) -> Option<&[FieldPath]> {
         self.docs.get(id)?.ingested_conflicts.as_deref()
     }
