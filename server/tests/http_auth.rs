@@ -1112,6 +1112,18 @@ async fn an_admins_password_reset_ends_every_session_of_the_user_and_keeps_the_d
         "w2 untouched"
     );
     assert_eq!(api.devices(&admin).await.status, StatusCode::OK);
+    // Hubs refuse the grants those sessions came with.
+    let list = api.get("/api/v1/revocations", &admin).await.ok();
+    let (_, claims) = api
+        .verified(
+            list["revocations"].as_str().expect("a JWS"),
+            "gridsync-offline",
+        )
+        .await;
+    let changed = &claims["changed_passwords"];
+    assert_eq!(changed.as_array().map(Vec::len), Some(1), "{changed}");
+    assert_eq!(changed[0]["user_id"], "w1");
+    assert!(changed[0]["changed_at"].as_i64() >= Some(gridsync_server::clock::now() - 60));
 
     // The devices stay: the phone logs in again as itself, with the new password only.
     api.login("w1", WORKER_PW, "phone-1")

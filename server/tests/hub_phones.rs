@@ -35,6 +35,7 @@ on_both_test_stores!(
     a_phone_opens_a_session_with_its_grant_and_the_nonce_and_syncs_at_the_hub,
     grants_of_another_unit_expired_by_the_hubs_time_or_at_a_hub_out_of_touch_are_refused,
     a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list,
+    grants_issued_before_a_password_change_are_refused_once_the_hub_has_the_new_list,
     a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the_sessions,
     a_hub_central_revoked_serves_no_phone_once_it_has_the_list,
     a_phone_uploads_a_photo_to_the_hub_which_queues_it_hands_it_out_and_hands_on_centrals_receipt,
@@ -337,6 +338,43 @@ async fn a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list(t:
         )
         .expect("central signed it");
     assert!(list.devices.iter().any(|d| d.id == "phone-w1"));
+}
+
+/// Someone who learned a worker's password and logged in on a phone of their own keeps no way in
+/// through a hub once the worker changes it: central ends that session, and the list ends its
+/// grant. The worker's own phone logs in again with the new password and is let in.
+async fn grants_issued_before_a_password_change_are_refused_once_the_hub_has_the_new_list(
+    t: &TestStore,
+) {
+    let w = world(t).await;
+    let intruder = grant_of(&w.central, "w1", "intruders-phone", 2).await;
+    let (console, _) = w.central.tokens("w1", PW, "village-office-pc").await;
+    w.central
+        .call(
+            "POST",
+            "/api/v1/auth/password",
+            &console,
+            json!({ "current_password": PW, "new_password": "a new test password" }),
+        )
+        .await
+        .assert_status(StatusCode::OK);
+    // Until its next contact the hub cannot know.
+    open(&w.hub, &intruder, 2)
+        .await
+        .assert_status(StatusCode::OK);
+
+    contact(&w.central, &w.state).await;
+    open(&w.hub, &intruder, 2)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
+    // A grant minted in the second of the change counts as before it.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let login = w
+        .central
+        .login_with_key("w1", "a new test password", "phone-w1", 1)
+        .await;
+    let renewed = login["offline_grant"].as_str().expect("a grant");
+    open(&w.hub, renewed, 1).await.assert_status(StatusCode::OK);
 }
 
 async fn a_nonce_is_good_once_and_only_for_the_grants_key_and_pushes_must_be_the_sessions(

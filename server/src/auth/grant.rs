@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Result;
 use crate::scope::{Role, Scope};
-use crate::store::{Device, Level, RevokedDevice, Store, User};
+use crate::store::{ChangedPassword, Device, Level, RevokedDevice, Store, User};
 
 /// What phones check of these with central's keys, and the `aud` of grants, never an access
 /// token's: a grant does not pass for one.
@@ -131,6 +131,11 @@ pub struct RevocationList {
     pub disabled_users: Vec<String>,
     /// Revoked hubs, by hub id: phones no longer trust their certificates.
     pub revoked_hubs: Vec<String>,
+    /// Passwords changed or reset within a grant's life: the user's grants issued up to then
+    /// no longer count, as central ended the sessions they came with. Absent from the lists of
+    /// a central older than this field.
+    #[serde(default)]
+    pub changed_passwords: Vec<ChangedPassword>,
 }
 
 /// The revocation list as of `now`, for grants living `ttl_secs`.
@@ -148,5 +153,6 @@ pub async fn revocations(
         devices: revoked.devices,
         disabled_users: revoked.disabled_users,
         revoked_hubs: revoked.revoked_hubs,
+        changed_passwords: revoked.changed_passwords,
     })
 }

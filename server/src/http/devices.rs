@@ -190,8 +190,9 @@ pub struct SignedRevocations {
     /// A compact JWS, signed like an access token (EdDSA, `typ` `gridsync-revocations+jwt`,
     /// `aud` `gridsync-offline`; verify it against `/.well-known/jwks.json`). Its claims: `iat`,
     /// `devices` revoked within an offline grant's life (`id`, `revoked_at`: refuse the device
-    /// and wipe it), `disabled_users` (refuse their grants) and `revoked_hubs` (trust their
-    /// certificates no more).
+    /// and wipe it), `disabled_users` (refuse their grants), `revoked_hubs` (trust their
+    /// certificates no more) and `changed_passwords` (`user_id`, `changed_at`: refuse the
+    /// user's grants issued at or before then).
     pub revocations: String,
 }
 

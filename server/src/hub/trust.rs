@@ -162,6 +162,18 @@ impl Trust {
             if list.disabled_users.contains(&claims.sub) {
                 return Err(Refusal::Grant("this account is disabled".into()));
             }
+            // The same second counts as before: a grant minted then may be the old session's.
+            if list
+                .changed_passwords
+                .iter()
+                .any(|c| c.user_id == claims.sub && claims.iat <= c.changed_at)
+            {
+                return Err(Refusal::Grant(
+                    "the password was changed after this grant was issued: log in to the \
+                     server with the new password once"
+                        .into(),
+                ));
+            }
         }
         Ok(claims)
     }

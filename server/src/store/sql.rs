@@ -333,6 +333,11 @@ impl Store for SqlStore {
         }
         let mut ended_sessions = 0;
         if patch.password_hash.is_some() {
+            sql("UPDATE users SET password_changed_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now)
+                .execute(&mut tx)
+                .await?;
             // Refreshes lock their device's row (see `rotate_refresh_token`): holding every
             // device of the user keeps a concurrent refresh from adding a token once these
             // are gone.
@@ -481,10 +486,18 @@ impl Store for SqlStore {
             sql("SELECT id FROM hubs WHERE revoked_at IS NOT NULL ORDER BY id")
                 .fetch_all(self.db.read())
                 .await?;
+        let changed_passwords = sql(
+            "SELECT id AS user_id, password_changed_at AS changed_at FROM users \
+             WHERE password_changed_at > $1 ORDER BY id",
+        )
+        .bind(since)
+        .fetch_all(self.db.read())
+        .await?;
         Ok(Revocations {
             devices,
             disabled_users: disabled.into_iter().map(|(id,)| id).collect(),
             revoked_hubs: hubs.into_iter().map(|(id,)| id).collect(),
+            changed_passwords,
         })
     }
 

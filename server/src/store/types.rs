@@ -187,6 +187,15 @@ pub struct Revocations {
     pub disabled_users: Vec<String>,
     /// Every revoked hub, by hub id.
     pub revoked_hubs: Vec<String>,
+    /// Users whose password was changed or reset since the time asked for, by user id.
+    pub changed_passwords: Vec<ChangedPassword>,
+}
+
+/// A user's password change: the grants issued to them before it no longer count.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+pub struct ChangedPassword {
+    pub user_id: String,
+    pub changed_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
