@@ -17,8 +17,13 @@ use super::{Result, SqlStore, Store, StoreError};
 /// What the write-ahead log is cut back to once a checkpoint has copied it into the database.
 /// Readers holding old snapshots stop checkpoints from restarting the log, and during a busy
 /// upload it grew to 34 MB; without a limit SQLite keeps the file at its largest size for good.
-/// Twice the size at which SQLite checkpoints (1,000 pages), so a steady load does not cut it.
-pub const WAL_LIMIT_BYTES: u64 = 8 * 1024 * 1024;
+/// Twice the size at which the writer checkpoints, so a steady load does not cut it.
+pub const WAL_LIMIT_BYTES: u64 = 2 * CHECKPOINT_PAGES * 4096;
+
+/// The log's length in pages at which the writer copies it into the database. Four times
+/// SQLite's default: a page written again before the checkpoint is copied once, and during an
+/// upload the indexes' pages are written again and again.
+const CHECKPOINT_PAGES: u64 = 4000;
 
 pub(super) static MIGRATOR: Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -148,11 +153,17 @@ async fn pools(options: SqliteConnectOptions) -> Result<Db> {
         // the file anyway, and five connections' caches were a tenth of the server's memory.
         .pragma("cache_size", "-1024")
         .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string());
+    // The writer's pages are the indexes every ingest inserts into: 4 MiB of them rather than
+    // one saves reading them back from the file at every commit.
+    let writer = options
+        .clone()
+        .pragma("cache_size", "-4096")
+        .pragma("wal_autocheckpoint", CHECKPOINT_PAGES.to_string());
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .before_acquire(|conn, _| Box::pin(std::future::ready(Ok(reusable(conn)))))
-        .connect_with(options.clone())
+        .connect_with(writer)
         .await?;
     let read = SqlitePoolOptions::new()
         .max_connections(4)
