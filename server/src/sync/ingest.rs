@@ -666,7 +666,7 @@ fn plan(
                 kind: meta.kind.clone(),
                 grid_id: meta.grid.clone(),
                 placement,
-                projection: ingested.projection.to_string(),
+                projection: json_text(&ingested.projection),
                 changes: ingested.new_changes,
                 code: code.to_owned(),
                 reason: reason.to_owned(),
@@ -731,7 +731,7 @@ fn plan(
         NewConflict {
             path: f.path(),
             code: f.code.clone(),
-            detail: detail.to_string(),
+            detail: json_text(&detail),
         }
     }));
     let left = before
@@ -755,8 +755,8 @@ fn plan(
         restricted,
         assigned_to,
         heads: heads_to_bytes(&ingested.heads),
-        projection: ingested.projection.to_string(),
-        public_text: public.to_string(),
+        projection: json_text(&ingested.projection),
+        public_text: json_text(&public),
         status,
         has_conflicts: !conflicts.is_empty(),
         problems: serde_json::to_string(&ingested.problems).unwrap_or_else(|_| "[]".into()),
@@ -853,6 +853,14 @@ fn conflict_diff<'a>(
         .filter(|c| !open_keys.contains(&(c.path.as_str(), c.code.as_str())))
         .collect();
     (gone, new)
+}
+
+/// `value` as JSON text, written by serde_json straight into the string, where `to_string`
+/// (`Display`) hands each token through a formatter: a projection and its public copy are
+/// written at every ingest. It cannot fail, as a `Value`'s keys are strings and a `Vec` takes
+/// every write.
+fn json_text(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 #[cfg(test)]
