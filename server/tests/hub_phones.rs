@@ -307,12 +307,21 @@ async fn a_revoked_device_is_refused_once_the_hub_has_the_new_revocation_list(t:
         .await
         .assert_status(StatusCode::NO_CONTENT);
     // Until its next contact the hub cannot know.
-    open(&w.hub, &grant, 1).await.assert_status(StatusCode::OK);
+    let session = session_of(open(&w.hub, &grant, 1).await);
 
     contact(&w.central, &w.state).await;
     open(&w.hub, &grant, 1)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "device_revoked");
+    // The session it opened before ends too, at its next request.
+    w.hub
+        .get("/hub/v1/receipts", &session)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "device_revoked");
+    w.hub
+        .get("/hub/v1/receipts", &session)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "token_invalid");
     // The phone wipes itself only on central's signed word, which the hub hands on.
     let jwks = w
         .central
@@ -359,12 +368,19 @@ async fn grants_issued_before_a_password_change_are_refused_once_the_hub_has_the
         .await
         .assert_status(StatusCode::OK);
     // Until its next contact the hub cannot know.
-    open(&w.hub, &intruder, 2)
+    let session = session_of(open(&w.hub, &intruder, 2).await);
+    w.hub
+        .get("/hub/v1/receipts", &session)
         .await
         .assert_status(StatusCode::OK);
 
     contact(&w.central, &w.state).await;
     open(&w.hub, &intruder, 2)
+        .await
+        .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
+    // The session opened before ends at its next request.
+    w.hub
+        .get("/hub/v1/receipts", &session)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
     // A grant minted in the second of the change counts as before it.

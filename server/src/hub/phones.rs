@@ -102,6 +102,13 @@ impl Sessions {
         Ok(token)
     }
 
+    fn end(&self, token: &str) {
+        self.open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&refresh::hash(token));
+    }
+
     fn get(&self, token: &str, now: i64) -> Option<PhoneSession> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         open.retain(|_, s| s.expires_at > now);
@@ -166,11 +173,7 @@ async fn open_session(
     let grant = hub
         .trust
         .check_grant(&req.grant, &hub.identity.unit_path)
-        .map_err(|refusal| match refusal {
-            Refusal::OutOfTouch => ApiError::HubOutOfTouch(refusal.to_string()),
-            Refusal::Revoked => ApiError::DeviceRevoked,
-            Refusal::Grant(why) => ApiError::GrantRefused(why),
-        })?;
+        .map_err(refused)?;
     if !hub.sessions.spend_nonce(&req.nonce, now) {
         return Err(ApiError::GrantRefused(
             "the nonce is unknown, used or expired: ask for a new one".into(),
@@ -255,6 +258,15 @@ async fn remember(hub: &HubState, grant: &GrantClaims, now: i64) -> Result<(), A
     Ok(())
 }
 
+/// The answer to a phone whose grant the hub does not take.
+fn refused(refusal: Refusal) -> ApiError {
+    match refusal {
+        Refusal::OutOfTouch => ApiError::HubOutOfTouch(refusal.to_string()),
+        Refusal::Revoked => ApiError::DeviceRevoked,
+        Refusal::Grant(why) => ApiError::GrantRefused(why),
+    }
+}
+
 fn device_key(dkey: &str) -> Result<ed25519_dalek::VerifyingKey, ApiError> {
     grant::public_key("the grant's device key", dkey).map_err(ApiError::GrantRefused)
 }
@@ -268,10 +280,16 @@ impl FromRequestParts<HubState> for Phone {
     async fn from_request_parts(parts: &mut Parts, hub: &HubState) -> Result<Self, ApiError> {
         serving(hub)?;
         let token = bearer(parts)?;
-        hub.sessions
+        let session = hub
+            .sessions
             .get(token, hub.trust.now())
-            .map(Phone)
-            .ok_or(ApiError::TokenInvalid)
+            .ok_or(ApiError::TokenInvalid)?;
+        // A session lives up to twelve hours; a list fetched meanwhile ends it.
+        if let Err(refusal) = hub.trust.still_counts(&session.grant) {
+            hub.sessions.end(token);
+            return Err(refused(refusal));
+        }
+        Ok(Phone(session))
     }
 }
 

@@ -153,29 +153,43 @@ impl Trust {
                 "the offline grant is not for this village's hub".into(),
             ));
         }
-        if let Some(list) = &contact.revocations {
-            let list: RevocationList =
-                verify(list, jwks, grant::REVOCATIONS_TYP, &self.issuer).map_err(Refusal::Grant)?;
-            if list.devices.iter().any(|d| d.id == claims.dev) {
-                return Err(Refusal::Revoked);
-            }
-            if list.disabled_users.contains(&claims.sub) {
-                return Err(Refusal::Grant("this account is disabled".into()));
-            }
-            // The same second counts as before: a grant minted then may be the old session's.
-            if list
-                .changed_passwords
-                .iter()
-                .any(|c| c.user_id == claims.sub && claims.iat <= c.changed_at)
-            {
-                return Err(Refusal::Grant(
-                    "the password was changed after this grant was issued: log in to the \
-                     server with the new password once"
-                        .into(),
-                ));
-            }
-        }
+        self.not_revoked(&claims, &contact)?;
         Ok(claims)
+    }
+
+    /// Whether the grant behind an open session still counts: the revocation list fetched
+    /// since the session opened may name its device, its user or a password change.
+    pub fn still_counts(&self, claims: &GrantClaims) -> Result<(), Refusal> {
+        self.not_revoked(claims, &self.contact())
+    }
+
+    /// Refuses `claims` when the revocation list of `contact` names its device, its user as
+    /// disabled, or a change of its user's password since it was issued.
+    fn not_revoked(&self, claims: &GrantClaims, contact: &Contact) -> Result<(), Refusal> {
+        let (Some(list), Some(jwks)) = (&contact.revocations, &contact.jwks) else {
+            return Ok(());
+        };
+        let list: RevocationList =
+            verify(list, jwks, grant::REVOCATIONS_TYP, &self.issuer).map_err(Refusal::Grant)?;
+        if list.devices.iter().any(|d| d.id == claims.dev) {
+            return Err(Refusal::Revoked);
+        }
+        if list.disabled_users.contains(&claims.sub) {
+            return Err(Refusal::Grant("this account is disabled".into()));
+        }
+        // The same second counts as before: a grant minted then may be the old session's.
+        if list
+            .changed_passwords
+            .iter()
+            .any(|c| c.user_id == claims.sub && claims.iat <= c.changed_at)
+        {
+            return Err(Refusal::Grant(
+                "the password was changed after this grant was issued: log in to the \
+                 server with the new password once"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 
