@@ -193,6 +193,7 @@ impl ApiError {
                 Outage::ReadOnly => "storage_read_only",
                 Outage::Failing => "storage_failing",
                 Outage::Unavailable => "database_unavailable",
+                Outage::Contended => "write_conflict",
             },
             // A phone or hub of another protocol version: the app needs updating, not fixing.
             BadFrame(DecodeError::UnsupportedVersion(_)) => "unsupported_version",
@@ -242,8 +243,12 @@ impl IntoResponse for ApiError {
         let detail = if let ApiError::Database { outage, cause } = &self {
             // Not a bug, so no internal error: a database restart is routine, while a full or
             // failing disk needs the operator.
-            if *outage == Outage::Unavailable {
-                tracing::warn!(code, cause, "request failed: the database is unavailable");
+            if matches!(outage, Outage::Unavailable | Outage::Contended) {
+                tracing::warn!(
+                    code,
+                    cause,
+                    "request failed: the database is unavailable or busy"
+                );
             } else {
                 tracing::error!(code, cause, "request failed: the database's storage");
             }
@@ -320,6 +325,7 @@ fn outage_detail(outage: Outage) -> &'static str {
         Outage::ReadOnly => "the server's database is read-only; try again later",
         Outage::Failing => "the server's storage is failing; try again later",
         Outage::Unavailable => "the server's database is unavailable; try again shortly",
+        Outage::Contended => "the write met another at the same reports; try again",
     }
 }
 
@@ -327,6 +333,7 @@ fn outage_detail(outage: Outage) -> &'static str {
 /// waits for the operator.
 fn retry_after(outage: Outage) -> u64 {
     match outage {
+        Outage::Contended => 1,
         Outage::Unavailable => 5,
         Outage::Full | Outage::ReadOnly | Outage::Failing => 60,
     }
@@ -375,5 +382,30 @@ impl From<JsonRejection> for ApiError {
             JsonRejection::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
             other => ApiError::BadRequest(other.body_text()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_that_met_another_is_answered_503_write_conflict_soon_to_retry() {
+        let response = ApiError::Database {
+            outage: Outage::Contended,
+            cause: "deadlock detected".into(),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER),
+            Some(&HeaderValue::from(1))
+        );
+        let code = ApiError::Database {
+            outage: Outage::Contended,
+            cause: String::new(),
+        }
+        .code();
+        assert_eq!(code, "write_conflict");
     }
 }

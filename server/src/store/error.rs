@@ -52,6 +52,10 @@ pub enum Outage {
     /// The database cannot be reached now: down, restarting, out of connections, or locked by
     /// another process for longer than the busy timeout.
     Unavailable,
+    /// Postgres ended the transaction to break a deadlock or a serialization conflict with
+    /// another. Ingest runs such a batch again itself; what still fails after its last attempt
+    /// succeeds when the client sends it again.
+    Contended,
 }
 
 impl StoreError {
@@ -102,6 +106,8 @@ fn postgres_outage(sqlstate: &str) -> Option<Outage> {
         "57P01" | "57P02" | "57P03" | "53300" => Some(Outage::Unavailable),
         // Class 08: connection exceptions.
         s if s.starts_with("08") => Some(Outage::Unavailable),
+        // serialization_failure, deadlock_detected.
+        "40001" | "40P01" => Some(Outage::Contended),
         _ => None,
     }
 }
@@ -139,7 +145,8 @@ mod tests {
             ("53300", Some(Outage::Unavailable)),
             ("08006", Some(Outage::Unavailable)),
             ("23505", None),
-            ("40001", None),
+            ("40001", Some(Outage::Contended)),
+            ("40P01", Some(Outage::Contended)),
             ("42P01", None),
         ] {
             assert_eq!(postgres_outage(sqlstate), outage, "{sqlstate}");
