@@ -383,7 +383,7 @@ async fn grants_issued_before_a_password_change_are_refused_once_the_hub_has_the
         .get("/hub/v1/receipts", &session)
         .await
         .assert_problem(StatusCode::UNAUTHORIZED, "grant_refused");
-    // A grant minted in the second of the change counts as before it.
+    // A grant dated the second of the change counts as before it, so the new login waits.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let login = w
         .central

@@ -2,9 +2,9 @@
 //! office hub, which holds no key that can mint tokens, can let the phone in while central is out
 //! of reach. A grant names the user, the device and the public key the phone generated, the
 //! role and scope, and the units whose hubs may take it; it expires. The revocation list says
-//! which grants no longer count, those of revoked devices and disabled accounts, and which hub
-//! certificates: those of revoked hubs. A receipt tells a phone, through its hub, that central
-//! holds what the phone pushed to the hub.
+//! which grants no longer count, those of revoked devices, of disabled accounts and those issued
+//! before their user's password changed, and which hub certificates: those of revoked hubs. A
+//! receipt tells a phone, through its hub, that central holds what the phone pushed to the hub.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

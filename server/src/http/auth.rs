@@ -215,6 +215,7 @@ async fn login(
     Json(req): Json<LoginRequest>,
 ) -> Result<Json<Tokens>, ApiError> {
     req.check()?;
+    let read_at = clock::now();
     let user = state.store.user_by_username(&req.username).await?;
     let existing = state.store.device(&req.device_id).await?;
     let known_device = existing.as_ref().is_some_and(|d| {
@@ -275,7 +276,7 @@ async fn login(
             replaces: None,
         })
         .await?;
-    let tokens = issue(&state, &user, &device, &family, first.text).await?;
+    let tokens = issue(&state, &user, &device, &family, first.text, read_at).await?;
     state
         .store
         .audit(&AuditEntry {
@@ -362,7 +363,7 @@ async fn refresh_tokens(
             .await?;
     }
     Ok(Json(
-        issue(&state, &user, &device, &spent.family, next.text).await?,
+        issue(&state, &user, &device, &spent.family, next.text, now).await?,
     ))
 }
 
@@ -452,13 +453,16 @@ fn refresh_expiry(state: &AppState, now: i64) -> i64 {
 }
 
 /// The answer of a login or refresh: a new access token for `user` on `device_id` in session
-/// `family`, with the refresh token minted and stored for it.
+/// `family`, with the refresh token minted and stored for it. `read_at` is when the caller read
+/// the user or the session it renews, and the offline grant's `iat`: a password change that
+/// ended them after that read is no earlier than it, so hubs refuse the grant.
 async fn issue(
     state: &AppState,
     user: &User,
     device: &Device,
     family: &str,
     refresh_token: String,
+    read_at: i64,
 ) -> Result<Tokens, ApiError> {
     let access_token = state.keys.issue(&user.id, &device.id, family).await?;
     let ttl = i64::try_from(state.config.offline_grant_ttl.as_secs()).unwrap_or(i64::MAX);
@@ -467,7 +471,7 @@ async fn issue(
         &state.config.issuer,
         user,
         device,
-        clock::now(),
+        read_at,
         ttl,
     )
     .await?;

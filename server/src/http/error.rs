@@ -325,7 +325,7 @@ fn outage_detail(outage: Outage) -> &'static str {
         Outage::ReadOnly => "the server's database is read-only; try again later",
         Outage::Failing => "the server's storage is failing; try again later",
         Outage::Unavailable => "the server's database is unavailable; try again shortly",
-        Outage::Contended => "the write met another at the same reports; try again",
+        Outage::Contended => "the write collided with another; try again",
     }
 }
 

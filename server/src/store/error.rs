@@ -1,5 +1,6 @@
 //! What can go wrong in storage: the store's errors, and which of them are outages (the
-//! database's condition, which the operator fixes and the client waits out) rather than faults.
+//! database's condition, which the operator fixes or a moment ends, and the client waits out)
+//! rather than faults.
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -53,8 +54,8 @@ pub enum Outage {
     /// another process for longer than the busy timeout.
     Unavailable,
     /// Postgres ended the transaction to break a deadlock or a serialization conflict with
-    /// another. Ingest runs such a batch again itself; what still fails after its last attempt
-    /// succeeds when the client sends it again.
+    /// another. Nothing of it was written, and the same request again succeeds; ingest tries a
+    /// batch again itself before it answers so.
     Contended,
 }
 
@@ -118,14 +119,6 @@ impl StoreError {
     /// ingest can run again, this time finding the row.
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, StoreError::Database(sqlx::Error::Database(e)) if e.is_unique_violation())
-    }
-
-    /// Postgres ended this transaction to break a deadlock. Ingests commit side by side there:
-    /// two that insert the same new reports in opposite orders (a phone pushing directly while
-    /// its hub relays the same push) deadlock; the one ended can run again.
-    pub fn is_deadlock(&self) -> bool {
-        matches!(self, StoreError::Database(sqlx::Error::Database(e))
-            if e.code().as_deref() == Some("40P01"))
     }
 }
 

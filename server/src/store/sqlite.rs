@@ -15,9 +15,10 @@ use super::db::{Db, sql};
 use super::{Result, SqlStore, Store, StoreError};
 
 /// What the write-ahead log is cut back to once a checkpoint has copied it into the database.
-/// Readers holding old snapshots stop checkpoints from restarting the log, and during a busy
-/// upload it grew to 34 MB; without a limit SQLite keeps the file at its largest size for good.
-/// Twice the size at which the writer checkpoints, so a steady load does not cut it.
+/// Readers holding old snapshots stop checkpoints from restarting the log, so it can grow far
+/// past the checkpoint size during a busy upload; without a limit SQLite keeps the file at its
+/// largest size for good. Twice the size at which the writer checkpoints, so a steady load does
+/// not cut it.
 pub const WAL_LIMIT_BYTES: u64 = 2 * CHECKPOINT_PAGES * 4096;
 
 /// The log's length in pages at which the writer copies it into the database. Four times
@@ -149,7 +150,7 @@ async fn pools(options: SqliteConnectOptions) -> Result<Db> {
         .synchronous(SqliteSynchronous::Full)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
-        // 1 MiB of pages per connection rather than SQLite's 2 MiB: the operating system caches
+        // 1 MiB of pages per reader rather than SQLite's 2 MiB: the operating system caches
         // the file anyway, and five connections' caches were a tenth of the server's memory.
         .pragma("cache_size", "-1024")
         .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string());

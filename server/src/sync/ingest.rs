@@ -29,7 +29,7 @@ use crate::scope::{Restricted, Scope};
 use crate::store::statements::{
     DocWrite, HeldWrite, KnownConflict, LoggedChange, NewConflict, NewRow, Placement, StoredDoc,
 };
-use crate::store::{Result, Store, Tx, Via, Writer, heads_to_bytes};
+use crate::store::{Outage, Result, Store, Tx, Via, Writer, heads_to_bytes};
 
 /// How often a batch is judged. The last attempt judges it inside the write transaction with
 /// the documents' rows locked, so it cannot be overtaken and every push ends.
@@ -120,9 +120,14 @@ impl Ingest {
             match result {
                 Ok(Some(committed)) => break committed,
                 // Overtaken, a concurrent first insert of the same new document, or a deadlock
-                // with another ingest over the canvass roll-ups.
+                // with another ingest: two inserting the same new reports in opposite orders (a
+                // phone pushing directly while its hub relays the same push) or taking the
+                // canvass roll-ups' locks.
                 Ok(None) => self.metrics.ingest_retries.inc(),
-                Err(e) if !last && (e.is_unique_violation() || e.is_deadlock()) => {
+                Err(e)
+                    if !last
+                        && (e.is_unique_violation() || e.outage() == Some(Outage::Contended)) =>
+                {
                     self.metrics.ingest_retries.inc()
                 }
                 Err(e) => return Err(e),
