@@ -59,9 +59,9 @@ const SHARED: [Shared; 5] = [
     Shared {
         status: "503",
         name: "Unavailable",
-        description: "the database is out of reach, read-only or full, or the write met another \
-                      (`database_unavailable`, `storage_read_only`, `storage_full`, \
-                      `write_conflict`, ...); retry after `Retry-After` seconds",
+        description: "the database is out of reach, read-only or full, or the write collided \
+                      with another (`database_unavailable`, `storage_read_only`, \
+                      `storage_full`, `write_conflict`, ...); retry after `Retry-After` seconds",
         applies: |_| true,
     },
 ];

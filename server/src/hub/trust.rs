@@ -184,8 +184,8 @@ impl Trust {
             .any(|c| c.user_id == claims.sub && claims.iat <= c.changed_at)
         {
             return Err(Refusal::Grant(
-                "the password was changed after this grant was issued: sync with the server \
-                 to renew it, logging in again where the change ended the session"
+                "the password was changed after this grant was issued: log in to the server \
+                 again with the new password"
                     .into(),
             ));
         }

@@ -54,8 +54,8 @@ pub enum Outage {
     /// another process for longer than the busy timeout.
     Unavailable,
     /// Postgres ended the transaction to break a deadlock or a serialization conflict with
-    /// another. Nothing of it was written, and the same request again succeeds; ingest tries a
-    /// batch again itself before it answers so.
+    /// another. Nothing of it was written, and the same request again may well succeed; ingest
+    /// tries a batch again itself before it answers so.
     Contended,
 }
 
