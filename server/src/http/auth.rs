@@ -454,8 +454,9 @@ fn refresh_expiry(state: &AppState, now: i64) -> i64 {
 
 /// The answer of a login or refresh: a new access token for `user` on `device_id` in session
 /// `family`, with the refresh token minted and stored for it. `read_at` is when the caller read
-/// the user or the session it renews, and the offline grant's `iat`: a password change that
-/// ended them after that read is no earlier than it, so hubs refuse the grant.
+/// the user or the session it renews, and the offline grant's `iat`, so that a password change
+/// committed while the call ran is, to the second, not older than the grant (a change dated
+/// before its transaction took the locks can still be; see the gap in RELIABILITY.md).
 async fn issue(
     state: &AppState,
     user: &User,
