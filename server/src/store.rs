@@ -167,7 +167,11 @@ pub trait Store: Send + Sync {
     async fn attachment_receipt(&self, doc_id: &DocId, hash: &str) -> Result<Option<String>>;
 
     // Sessions (refresh-token families).
-    async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()>;
+    /// Stores `token`, the first of a session, unless its device's user is disabled or no
+    /// longer has `password_hash`, the hash the login checked: a login racing a password
+    /// change must not keep a session the change ended. One transaction, holding the user's row
+    /// against `update_user`, which locks it first. Returns whether it was stored.
+    async fn start_session(&self, token: &RefreshToken, password_hash: &str) -> Result<bool>;
     /// Presents the refresh token hashed `presented` at `now`: as [`refresh::judge`] rules, spends
     /// it and stores `next` as its successor, or revokes its family. One transaction, in which
     /// refreshes of one device take turns, so of two concurrent uses of a token one loses.

@@ -50,6 +50,7 @@ on_both_backends!(
     a_users_prefix_matches_literally_and_with_its_case,
     a_move_keeps_a_users_devices_and_disabling_retires_them,
     a_password_change_ends_the_users_sessions_but_the_callers_and_a_retiring_phones,
+    a_login_that_checked_a_password_changed_since_or_a_disabled_account_starts_no_session,
     updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing,
     devices_of_a_user_are_theirs_only,
     the_audit_page_filters_pages_newest_first_and_counts,
@@ -635,7 +636,7 @@ async fn users_devices_and_refresh_tokens_round_trip(store: &dyn Store) {
         used_at: None,
         replaces: None,
     };
-    store.insert_refresh_token(&token).await.expect("token");
+    start_session(store, &token).await;
     let next = |id: u8| NextRefreshToken {
         token_hash: vec![id; 32],
         expires_at: 200,
@@ -682,13 +683,14 @@ async fn users_devices_and_refresh_tokens_round_trip(store: &dyn Store) {
         Rotation::Refused,
         "reuse revoked the family"
     );
-    store
-        .insert_refresh_token(&RefreshToken {
+    start_session(
+        store,
+        &RefreshToken {
             family: "f2".into(),
             ..token.clone()
-        })
-        .await
-        .expect("token");
+        },
+    )
+    .await;
     assert!(store.revoke_device("p1", 70).await.expect("revoke"));
     assert!(
         !store.revoke_device("p1", 71).await.expect("revoke"),
@@ -723,17 +725,18 @@ async fn concurrent_refreshes_with_one_token_leave_at_most_one_working_successor
         expires_at: 1_000,
     };
     for (family, first, racers) in [("two", 10u8, 2u8), ("three", 20, 3)] {
-        store
-            .insert_refresh_token(&RefreshToken {
+        start_session(
+            store,
+            &RefreshToken {
                 token_hash: vec![first; 32],
                 device_id: "dev-w1".into(),
                 family: family.into(),
                 expires_at: 1_000,
                 used_at: None,
                 replaces: None,
-            })
-            .await
-            .expect("token");
+            },
+        )
+        .await;
         let rotate = |i: u8| async move {
             store
                 .rotate_refresh_token(&[first; 32], &next(first + i), 50)
@@ -1202,6 +1205,23 @@ fn unit(id: &str, parent: &str, level: Level, path: &str) -> OrgUnit {
     }
 }
 
+/// Starts a session with `token` as a login checking its user's current password does.
+async fn start_session(store: &dyn Store, token: &RefreshToken) {
+    let device = store.device(&token.device_id).await.expect("read");
+    let user = store
+        .user(&device.expect("device").user_id)
+        .await
+        .expect("read")
+        .expect("user");
+    assert!(
+        store
+            .start_session(token, &user.password_hash)
+            .await
+            .expect("session"),
+        "a session of an enabled user whose password was just read starts"
+    );
+}
+
 fn user(id: &str, role: Role, unit: &str) -> User {
     User {
         id: id.into(),
@@ -1396,17 +1416,18 @@ async fn a_move_keeps_a_users_devices_and_disabling_retires_them(store: &dyn Sto
         .upsert_device(&device("other", "w2", 3))
         .await
         .expect("device");
-    store
-        .insert_refresh_token(&RefreshToken {
+    start_session(
+        store,
+        &RefreshToken {
             token_hash: vec![1; 32],
             device_id: "p1".into(),
             family: "f".into(),
             expires_at: 1_000,
             used_at: None,
             replaces: None,
-        })
-        .await
-        .expect("token");
+        },
+    )
+    .await;
     let moved = store
         .update_user(
             "w1",
@@ -1516,17 +1537,18 @@ async fn a_password_change_ends_the_users_sessions_but_the_callers_and_a_retirin
         (5, "p2", "d", 9, None),
         (6, "other", "e", 1_000, None),
     ] {
-        store
-            .insert_refresh_token(&RefreshToken {
+        start_session(
+            store,
+            &RefreshToken {
                 token_hash: vec![hash; 32],
                 device_id: device_id.into(),
                 family: family.into(),
                 expires_at,
                 used_at,
                 replaces: None,
-            })
-            .await
-            .expect("token");
+            },
+        )
+        .await;
     }
     let live = async |family: &str, device: &str| {
         store.session_live(family, device).await.expect("session")
@@ -1570,17 +1592,18 @@ async fn a_password_change_ends_the_users_sessions_but_the_callers_and_a_retirin
     // An admin's reset ends them all, but a retiring phone's, which still has to deliver: its
     // disabled user could not log it in again.
     store.retire_device("p2", 10).await.expect("retire");
-    store
-        .insert_refresh_token(&RefreshToken {
+    start_session(
+        store,
+        &RefreshToken {
             token_hash: vec![7; 32],
             device_id: "p2".into(),
             family: "delivering".into(),
             expires_at: 1_000,
             used_at: None,
             replaces: None,
-        })
-        .await
-        .expect("token");
+        },
+    )
+    .await;
     let reset = store
         .update_user(
             "w1",
@@ -1632,6 +1655,114 @@ async fn a_password_change_ends_the_users_sessions_but_the_callers_and_a_retirin
         (["other".to_owned()].as_slice(), 0)
     );
     assert!(live("e", "other").await);
+}
+
+async fn a_login_that_checked_a_password_changed_since_or_a_disabled_account_starts_no_session(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    store
+        .insert_user(&user("w1", Role::GridWorker, G1))
+        .await
+        .expect("user");
+    store
+        .upsert_device(&device("p1", "w1", 1))
+        .await
+        .expect("device");
+    let token = |hash: u8| RefreshToken {
+        token_hash: vec![hash; 32],
+        device_id: "p1".into(),
+        family: format!("f{hash}"),
+        expires_at: 1_000,
+        used_at: None,
+        replaces: None,
+    };
+    let checked = store
+        .user("w1")
+        .await
+        .expect("read")
+        .expect("user")
+        .password_hash;
+    let before_change = gridsync_server::clock::now();
+    // A stale `now`: the change is dated when the user's devices are held, not before.
+    store
+        .update_user(
+            "w1",
+            &UserPatch {
+                password_hash: Some("$argon2id$new".into()),
+                ..UserPatch::default()
+            },
+            5,
+        )
+        .await
+        .expect("update")
+        .expect("user");
+    let changed = store.revocations(0).await.expect("list").changed_passwords;
+    assert!(
+        changed
+            .iter()
+            .any(|c| c.user_id == "w1" && c.changed_at >= before_change),
+        "{changed:?}"
+    );
+
+    assert!(
+        !store
+            .start_session(&token(1), &checked)
+            .await
+            .expect("session"),
+        "the login checked the old password"
+    );
+    let next = NextRefreshToken {
+        token_hash: vec![9; 32],
+        expires_at: 1_000,
+    };
+    assert_eq!(
+        store
+            .rotate_refresh_token(&[1; 32], &next, 10)
+            .await
+            .expect("rotate"),
+        Rotation::Refused,
+        "nothing was stored"
+    );
+    assert!(
+        store
+            .start_session(&token(2), "$argon2id$new")
+            .await
+            .expect("session")
+    );
+
+    store
+        .update_user(
+            "w1",
+            &UserPatch {
+                disabled: Some(true),
+                ..UserPatch::default()
+            },
+            20,
+        )
+        .await
+        .expect("update")
+        .expect("user");
+    assert!(
+        !store
+            .start_session(&token(3), "$argon2id$new")
+            .await
+            .expect("session"),
+        "a disabled account"
+    );
+    assert!(
+        !store
+            .start_session(
+                &RefreshToken {
+                    device_id: "unknown".into(),
+                    ..token(4)
+                },
+                "$argon2id$new"
+            )
+            .await
+            .expect("session"),
+        "a device no one registered"
+    );
 }
 
 async fn updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing(store: &dyn Store) {

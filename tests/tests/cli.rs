@@ -350,17 +350,21 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
     );
 
     // A new password ends every session of the user; the devices stay theirs.
-    store
-        .insert_refresh_token(&RefreshToken {
-            token_hash: vec![7; 32],
-            device_id: "li-pc".into(),
-            family: "li-session".into(),
-            expires_at: i64::MAX,
-            used_at: None,
-            replaces: None,
-        })
+    let started = store
+        .start_session(
+            &RefreshToken {
+                token_hash: vec![7; 32],
+                device_id: "li-pc".into(),
+                family: "li-session".into(),
+                expires_at: i64::MAX,
+                used_at: None,
+                replaces: None,
+            },
+            &li.password_hash,
+        )
         .await
         .expect("session");
+    assert!(started);
     let said = ok(
         &["--db", db, "user", "passwd", "li"],
         &[("GRIDSYNC_NEW_PASSWORD", "another good long password")],

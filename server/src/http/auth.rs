@@ -265,17 +265,24 @@ async fn login(
     state.store.upsert_device(&device).await?;
     let family = uuid::Uuid::new_v4().simple().to_string();
     let first = refresh::mint(refresh_expiry(&state, now))?;
-    state
+    let started = state
         .store
-        .insert_refresh_token(&RefreshToken {
-            token_hash: first.stored.token_hash,
-            device_id: device.id.clone(),
-            family: family.clone(),
-            expires_at: first.stored.expires_at,
-            used_at: None,
-            replaces: None,
-        })
+        .start_session(
+            &RefreshToken {
+                token_hash: first.stored.token_hash,
+                device_id: device.id.clone(),
+                family: family.clone(),
+                expires_at: first.stored.expires_at,
+                used_at: None,
+                replaces: None,
+            },
+            &user.password_hash,
+        )
         .await?;
+    // The password was changed, or the account disabled, since it was checked.
+    if !started {
+        return Err(ApiError::InvalidCredentials);
+    }
     let tokens = issue(&state, &user, &device, &family, first.text, read_at).await?;
     state
         .store

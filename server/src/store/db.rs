@@ -161,6 +161,15 @@ impl Dialect {
             (Dialect::Postgres, of) => format!(" FOR UPDATE OF {of}"),
         }
     }
+
+    /// `FOR SHARE OF of` on Postgres: holds the rows against `FOR UPDATE` and changes, but not
+    /// against other readers or the key checks of rows referencing them.
+    pub fn for_share(self, of: &str) -> String {
+        match self {
+            Dialect::Sqlite => String::new(),
+            Dialect::Postgres => format!(" FOR SHARE OF {of}"),
+        }
+    }
 }
 
 /// The connection pools.

@@ -82,6 +82,13 @@ pub(crate) struct UserRecord {
     created_at: i64,
 }
 
+/// What starting a session checks of the device's user.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionUser {
+    pub password_hash: String,
+    pub disabled: bool,
+}
+
 impl TryFrom<UserRecord> for User {
     type Error = StoreError;
 

@@ -22,7 +22,7 @@ use super::rows::{
     CONFLICT_COLUMNS, CONFLICT_ITEM_COLUMNS, ChangeLogRecord, ConflictItemRecord, ConflictRecord,
     DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, HUB_COLUMNS, ORG_COLUMNS, OrgRecord,
     QUEUED_ATTACHMENT_COLUMNS, QUEUED_PUSH_COLUMNS, QueuedAttachmentRecord, REFRESH_COLUMNS,
-    USER_COLUMNS, UserRecord, convert, page,
+    SessionUser, USER_COLUMNS, UserRecord, convert, page,
 };
 use super::schemas::{self, NewDraft, Publication, SchemaRow, StoredSchema};
 use super::{
@@ -333,11 +333,6 @@ impl Store for SqlStore {
         }
         let mut ended_sessions = 0;
         if patch.password_hash.is_some() {
-            sql("UPDATE users SET password_changed_at = $2 WHERE id = $1")
-                .bind(id)
-                .bind(now)
-                .execute(&mut tx)
-                .await?;
             // Refreshes lock their device's row (see `rotate_refresh_token`): holding every
             // device of the user keeps a concurrent refresh from adding a token once these
             // are gone.
@@ -348,6 +343,14 @@ impl Store for SqlStore {
             .bind(id)
             .execute(&mut tx)
             .await?;
+            // Read once the devices are held, not at `now`: a refresh that rotated before
+            // the lock dated its offline grant before this, so hubs refuse the grant of the
+            // session ended here.
+            sql("UPDATE users SET password_changed_at = $2 WHERE id = $1")
+                .bind(id)
+                .bind(now.max(crate::clock::now()))
+                .execute(&mut tx)
+                .await?;
             let dropped: Vec<sessions::Dropped> = sql(sessions::END_OF_USER)
                 .bind(id)
                 .bind(&patch.keep_session)
@@ -666,7 +669,19 @@ impl Store for SqlStore {
         Ok(receipt.and_then(|(r,)| r))
     }
 
-    async fn insert_refresh_token(&self, t: &RefreshToken) -> Result<()> {
+    async fn start_session(&self, t: &RefreshToken, password_hash: &str) -> Result<bool> {
+        let mut tx = self.db.begin_write().await?;
+        let user: Option<SessionUser> = sql(format!(
+            "SELECT u.password_hash, u.disabled FROM users u JOIN devices d ON d.user_id = u.id \
+             WHERE d.id = $1{}",
+            tx.dialect().for_share("u")
+        ))
+        .bind(&t.device_id)
+        .fetch_optional(&mut tx)
+        .await?;
+        if !user.is_some_and(|u| !u.disabled && u.password_hash == password_hash) {
+            return Ok(false);
+        }
         sql("INSERT INTO refresh_tokens \
              (token_hash, device_id, family, expires_at, used_at, replaces) \
              VALUES ($1, $2, $3, $4, $5, $6)")
@@ -676,9 +691,10 @@ impl Store for SqlStore {
         .bind(t.expires_at)
         .bind(t.used_at)
         .bind(&t.replaces)
-        .execute(self.db.write())
+        .execute(&mut tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn rotate_refresh_token(
