@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{DecodingKey, Validation};
@@ -61,7 +61,63 @@ pub enum Refusal {
 pub struct Trust {
     path: PathBuf,
     issuer: String,
-    contact: RwLock<Contact>,
+    held: RwLock<Held>,
+}
+
+/// The kept contact, with its revocation list verified once when kept or loaded rather than
+/// at every phone request.
+struct Held {
+    contact: Contact,
+    /// The kept list's claims, or why it does not verify with the kept keys; none until both
+    /// were kept.
+    revocations: Option<Result<RevocationList, String>>,
+}
+
+impl Held {
+    fn new(contact: Contact, issuer: &str) -> Held {
+        let revocations = match (&contact.revocations, &contact.jwks) {
+            (Some(list), Some(jwks)) => Some(verify(list, jwks, grant::REVOCATIONS_TYP, issuer)),
+            _ => None,
+        };
+        Held {
+            contact,
+            revocations,
+        }
+    }
+
+    /// The hub's time: see [`Trust::now`].
+    fn now(&self) -> i64 {
+        clock::now().max(self.contact.central_time)
+    }
+
+    /// Refuses `claims` when the kept revocation list names its device, its user as disabled,
+    /// or a change of its user's password since it was issued.
+    fn not_revoked(&self, claims: &GrantClaims) -> Result<(), Refusal> {
+        let list = match &self.revocations {
+            None => return Ok(()),
+            Some(Err(e)) => return Err(Refusal::Grant(e.clone())),
+            Some(Ok(list)) => list,
+        };
+        if list.devices.iter().any(|d| d.id == claims.dev) {
+            return Err(Refusal::Revoked);
+        }
+        if list.disabled_users.contains(&claims.sub) {
+            return Err(Refusal::Grant("this account is disabled".into()));
+        }
+        // The same second counts as before: a grant minted then may be the old session's.
+        if list
+            .changed_passwords
+            .iter()
+            .any(|c| c.user_id == claims.sub && claims.iat <= c.changed_at)
+        {
+            return Err(Refusal::Grant(
+                "the password was changed after this grant was issued: log in to the server \
+                 again with the new password"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Trust {
@@ -77,27 +133,28 @@ impl Trust {
         Ok(Trust {
             path,
             issuer: issuer.to_owned(),
-            contact: RwLock::new(contact),
+            held: RwLock::new(Held::new(contact, issuer)),
         })
     }
 
+    fn held(&self) -> RwLockReadGuard<'_, Held> {
+        self.held.read().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub fn contact(&self) -> Contact {
-        self.contact
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.held().contact.clone()
     }
 
     /// The hub's time: its clock, but never behind the newest time central told it, so setting
     /// the office PC's clock back revives no expired grant.
     pub fn now(&self) -> i64 {
-        clock::now().max(self.contact().central_time)
+        self.held().now()
     }
 
     /// Changes the kept contact and writes it out (to a temporary file, then renamed).
     pub fn update(&self, change: impl FnOnce(&mut Contact)) -> Result<()> {
-        let mut contact = self.contact.write().unwrap_or_else(|p| p.into_inner());
-        let mut next = contact.clone();
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = held.contact.clone();
         change(&mut next);
         let text = serde_json::to_vec_pretty(&next)
             .map_err(|e| HubError::Invalid(format!("writing {FILE}: {e}")))?;
@@ -108,7 +165,7 @@ impl Trust {
         };
         fs::write(&temporary, text).map_err(io(&temporary))?;
         fs::rename(&temporary, &self.path).map_err(io(&self.path))?;
-        *contact = next;
+        *held = Held::new(next, &self.issuer);
         Ok(())
     }
 
@@ -132,20 +189,21 @@ impl Trust {
     /// `unit_path`: signed by central, unexpired by the hub's time, for this unit, of a device
     /// and user not revoked, and the hub in touch with central within a grant's life.
     pub fn check_grant(&self, jws: &str, unit_path: &str) -> Result<GrantClaims, Refusal> {
-        let contact = self.contact();
-        let jwks = contact
+        let held = self.held();
+        let jwks = held
+            .contact
             .jwks
             .as_ref()
             .ok_or_else(|| Refusal::Grant("this hub has not reached the server yet".into()))?;
         let claims: GrantClaims =
             verify(jws, jwks, grant::TYP, &self.issuer).map_err(Refusal::Grant)?;
-        let now = self.now();
+        let now = held.now();
         if claims.exp <= now {
             return Err(Refusal::Grant(
                 "the offline grant has expired: sync with the server once to renew it".into(),
             ));
         }
-        if now - contact.last_contact > claims.exp - claims.iat {
+        if now - held.contact.last_contact > claims.exp - claims.iat {
             return Err(Refusal::OutOfTouch);
         }
         if !claims.units.iter().any(|u| u == unit_path) {
@@ -153,43 +211,14 @@ impl Trust {
                 "the offline grant is not for this village's hub".into(),
             ));
         }
-        self.not_revoked(&claims, &contact)?;
+        held.not_revoked(&claims)?;
         Ok(claims)
     }
 
     /// Whether the grant behind an open session still counts: the revocation list fetched
     /// since the session opened may name its device, its user or a password change.
     pub fn still_counts(&self, claims: &GrantClaims) -> Result<(), Refusal> {
-        self.not_revoked(claims, &self.contact())
-    }
-
-    /// Refuses `claims` when the revocation list of `contact` names its device, its user as
-    /// disabled, or a change of its user's password since it was issued.
-    fn not_revoked(&self, claims: &GrantClaims, contact: &Contact) -> Result<(), Refusal> {
-        let (Some(list), Some(jwks)) = (&contact.revocations, &contact.jwks) else {
-            return Ok(());
-        };
-        let list: RevocationList =
-            verify(list, jwks, grant::REVOCATIONS_TYP, &self.issuer).map_err(Refusal::Grant)?;
-        if list.devices.iter().any(|d| d.id == claims.dev) {
-            return Err(Refusal::Revoked);
-        }
-        if list.disabled_users.contains(&claims.sub) {
-            return Err(Refusal::Grant("this account is disabled".into()));
-        }
-        // The same second counts as before: a grant minted then may be the old session's.
-        if list
-            .changed_passwords
-            .iter()
-            .any(|c| c.user_id == claims.sub && claims.iat <= c.changed_at)
-        {
-            return Err(Refusal::Grant(
-                "the password was changed after this grant was issued: log in to the server \
-                 again with the new password"
-                    .into(),
-            ));
-        }
-        Ok(())
+        self.held().not_revoked(claims)
     }
 }
 
