@@ -87,9 +87,9 @@ pub trait Store: Send + Sync {
     /// Applies `patch` to user `id` and, when [`UserPatch::apply`] says so, marks every live
     /// device of the user as retiring at `now`; with a new password, ends every session of the
     /// user but `patch.keep_session` and those of retiring devices, which must still deliver
-    /// (the devices stay). All in one transaction, in which a
-    /// concurrent refresh of the user's sessions cannot slip a new token past the end.
-    /// `None` when there is no such user.
+    /// (the devices stay), and dates the change at the later of `now` and the clock once the
+    /// devices are held. All in one transaction, in which a concurrent refresh of the user's
+    /// sessions cannot slip a new token past the end. `None` when there is no such user.
     async fn update_user(
         &self,
         id: &str,
@@ -98,6 +98,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<UserUpdated>>;
 
     // Devices.
+    /// Registers `device`, or updates it when its user already has it. Neither undoes a
+    /// revocation nor gives another user's device to this one.
     async fn upsert_device(&self, device: &Device) -> Result<()>;
     async fn device(&self, id: &str) -> Result<Option<Device>>;
     async fn devices(&self) -> Result<Vec<Device>>;
@@ -167,11 +169,18 @@ pub trait Store: Send + Sync {
     async fn attachment_receipt(&self, doc_id: &DocId, hash: &str) -> Result<Option<String>>;
 
     // Sessions (refresh-token families).
-    /// Stores `token`, the first of a session, unless its device's user is disabled or no
-    /// longer has `password_hash`, the hash the login checked: a login racing a password
-    /// change must not keep a session the change ended. One transaction, holding the user's row
-    /// against `update_user`, which locks it first. Returns whether it was stored.
-    async fn start_session(&self, token: &RefreshToken, password_hash: &str) -> Result<bool>;
+    /// Stores `token`, the first of a session of user `user_id` on the token's device, unless
+    /// the user is disabled or no longer has `password_hash`, the hash the login checked, or
+    /// the device was revoked or is another user's: a login racing a password change or a
+    /// revocation must not keep a session the change or revocation ended. One transaction,
+    /// holding the user's row and then the device's against `update_user` and `revoke_device`,
+    /// which lock them in that order.
+    async fn start_session(
+        &self,
+        token: &RefreshToken,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<SessionStart>;
     /// Presents the refresh token hashed `presented` at `now`: as [`refresh::judge`] rules, spends
     /// it and stores `next` as its successor, or revokes its family. One transaction, in which
     /// refreshes of one device take turns, so of two concurrent uses of a token one loses.

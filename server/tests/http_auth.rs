@@ -11,6 +11,7 @@ use gridsync_server::auth::bootstrap;
 use gridsync_server::auth::client_addr::TrustedProxies;
 use gridsync_server::config::Config;
 use gridsync_server::scope::Role;
+use gridsync_server::store::{RefreshToken, SessionStart};
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
@@ -47,6 +48,7 @@ on_both_test_stores!(
     an_admins_password_reset_ends_every_session_of_the_user_and_keeps_the_devices,
     an_admin_changing_their_own_password_keeps_the_session_they_do_it_in,
     changing_ones_own_password_ends_every_other_session_and_keeps_this_one,
+    a_session_started_while_a_password_change_commits_waits_for_it_and_is_refused,
     wrong_current_passwords_count_against_the_login_throttle,
     malformed_json_and_unknown_fields_are_answered_as_problem_details,
     healthz_and_readyz_answer_ok_while_the_database_is_up,
@@ -54,6 +56,91 @@ on_both_test_stores!(
     the_first_start_generates_a_password_and_keeps_an_existing_org_root,
     the_openapi_document_lists_the_auth_and_device_endpoints,
 );
+
+/// A login that checked the old password stores its session while a change is being committed:
+/// it waits for the change (Postgres: the user's row; SQLite: the one writer) and then sees it.
+async fn a_session_started_while_a_password_change_commits_waits_for_it_and_is_refused(
+    t: &TestStore,
+) {
+    seed_org(t.store.as_ref()).await;
+    add_users_with_devices(t.store.as_ref(), &[("w1", Role::GridWorker, G1)]).await;
+    let checked = t
+        .store
+        .user("w1")
+        .await
+        .expect("read")
+        .expect("user")
+        .password_hash;
+    let change = "UPDATE users SET password_hash = 'changed' WHERE id = 'w1'";
+    let (sqlite, postgres) = if t.url.starts_with("sqlite:") {
+        let mut conn = sqlx::SqliteConnection::connect(&t.url)
+            .await
+            .expect("connect");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .expect("begin");
+        sqlx::query(change)
+            .execute(&mut conn)
+            .await
+            .expect("change");
+        (Some(conn), None)
+    } else {
+        let mut conn = sqlx::PgConnection::connect(&t.url).await.expect("connect");
+        sqlx::query("BEGIN")
+            .execute(&mut conn)
+            .await
+            .expect("begin");
+        sqlx::query("SELECT id FROM users WHERE id = 'w1' FOR UPDATE")
+            .execute(&mut conn)
+            .await
+            .expect("lock");
+        sqlx::query(change)
+            .execute(&mut conn)
+            .await
+            .expect("change");
+        (None, Some(conn))
+    };
+    let store = t.store.clone();
+    let login = tokio::spawn(async move {
+        let token = RefreshToken {
+            token_hash: vec![7; 32],
+            device_id: "dev-w1".into(),
+            family: "racing".into(),
+            expires_at: i64::MAX,
+            used_at: None,
+            replaces: None,
+        };
+        store.start_session(&token, "w1", &checked).await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!login.is_finished(), "the session waits for the change");
+    if let Some(mut conn) = sqlite {
+        sqlx::query("COMMIT")
+            .execute(&mut conn)
+            .await
+            .expect("commit");
+        conn.close().await.expect("close");
+    }
+    if let Some(mut conn) = postgres {
+        sqlx::query("COMMIT")
+            .execute(&mut conn)
+            .await
+            .expect("commit");
+        conn.close().await.expect("close");
+    }
+    assert_eq!(
+        login.await.expect("join").expect("session"),
+        SessionStart::PasswordChanged
+    );
+    assert!(
+        !t.store
+            .session_live("racing", "dev-w1")
+            .await
+            .expect("read"),
+        "no session was stored"
+    );
+}
 
 const ADMIN_PW: &str = "admin password";
 const WORKER_PW: &str = "worker password";

@@ -15,8 +15,8 @@ use gridsync_server::store::{
     Attachment, AuditEntry, AuditQuery, AuditRecord, BLOB_PIECE_BYTES, BlobUsage, ConflictQuery,
     Device, HeldDecision, HeldQuery, HeldState, Hub, Level, NewBulletin, NewDraft,
     NextRefreshToken, OrgUnit, OrphansCollected, Publication, RefreshToken, ReportQuery, Rotation,
-    SchemaState, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, User, UserPatch,
-    UserQuery, Via, Writer,
+    SchemaState, SessionStart, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, User,
+    UserPatch, UserQuery, Via, Writer,
 };
 use serde_json::json;
 use support::*;
@@ -50,7 +50,7 @@ on_both_backends!(
     a_users_prefix_matches_literally_and_with_its_case,
     a_move_keeps_a_users_devices_and_disabling_retires_them,
     a_password_change_ends_the_users_sessions_but_the_callers_and_a_retiring_phones,
-    a_login_that_checked_a_password_changed_since_or_a_disabled_account_starts_no_session,
+    a_login_starts_no_session_once_the_password_it_checked_changed_or_the_account_or_device_ended,
     updating_an_unknown_user_or_to_an_unknown_unit_changes_nothing,
     devices_of_a_user_are_theirs_only,
     the_audit_page_filters_pages_newest_first_and_counts,
@@ -1213,11 +1213,12 @@ async fn start_session(store: &dyn Store, token: &RefreshToken) {
         .await
         .expect("read")
         .expect("user");
-    assert!(
+    assert_eq!(
         store
-            .start_session(token, &user.password_hash)
+            .start_session(token, &user.id, &user.password_hash)
             .await
             .expect("session"),
+        SessionStart::Started,
         "a session of an enabled user whose password was just read starts"
     );
 }
@@ -1657,21 +1658,25 @@ async fn a_password_change_ends_the_users_sessions_but_the_callers_and_a_retirin
     assert!(live("e", "other").await);
 }
 
-async fn a_login_that_checked_a_password_changed_since_or_a_disabled_account_starts_no_session(
+async fn a_login_starts_no_session_once_the_password_it_checked_changed_or_the_account_or_device_ended(
     store: &dyn Store,
 ) {
     seed_org(store).await;
-    store
-        .insert_user(&user("w1", Role::GridWorker, G1))
-        .await
-        .expect("user");
-    store
-        .upsert_device(&device("p1", "w1", 1))
-        .await
-        .expect("device");
-    let token = |hash: u8| RefreshToken {
+    for id in ["w1", "w2"] {
+        store
+            .insert_user(&user(id, Role::GridWorker, G1))
+            .await
+            .expect("user");
+    }
+    for (id, owner) in [("p1", "w1"), ("p2", "w1"), ("other", "w2")] {
+        store
+            .upsert_device(&device(id, owner, 1))
+            .await
+            .expect("device");
+    }
+    let token = |hash: u8, device_id: &str| RefreshToken {
         token_hash: vec![hash; 32],
-        device_id: "p1".into(),
+        device_id: device_id.into(),
         family: format!("f{hash}"),
         expires_at: 1_000,
         used_at: None,
@@ -1705,11 +1710,18 @@ async fn a_login_that_checked_a_password_changed_since_or_a_disabled_account_sta
         "{changed:?}"
     );
 
-    assert!(
-        !store
-            .start_session(&token(1), &checked)
+    let start = |token: RefreshToken, user: &'static str, hash: &'static str| async move {
+        store
+            .start_session(&token, user, hash)
+            .await
+            .expect("session")
+    };
+    assert_eq!(
+        store
+            .start_session(&token(1, "p1"), "w1", &checked)
             .await
             .expect("session"),
+        SessionStart::PasswordChanged,
         "the login checked the old password"
     );
     let next = NextRefreshToken {
@@ -1724,11 +1736,52 @@ async fn a_login_that_checked_a_password_changed_since_or_a_disabled_account_sta
         Rotation::Refused,
         "nothing was stored"
     );
-    assert!(
+    assert_eq!(
+        start(token(2, "other"), "w1", "$argon2id$new").await,
+        SessionStart::DeviceTaken
+    );
+    assert_eq!(
+        start(token(3, "p1"), "w1", "$argon2id$new").await,
+        SessionStart::Started
+    );
+
+    // A login that read the device before it was revoked registers it again as it read it.
+    let read = store.device("p2").await.expect("read").expect("device");
+    assert!(store.revoke_device("p2", 20).await.expect("revoke"));
+    store
+        .upsert_device(&Device {
+            last_seen_at: 21,
+            ..read
+        })
+        .await
+        .expect("upsert");
+    assert_eq!(
         store
-            .start_session(&token(2), "$argon2id$new")
+            .device("p2")
             .await
-            .expect("session")
+            .expect("read")
+            .expect("device")
+            .revoked_at,
+        Some(20),
+        "the revocation stays"
+    );
+    assert_eq!(
+        start(token(4, "p2"), "w1", "$argon2id$new").await,
+        SessionStart::DeviceRevoked
+    );
+    // Nor does registering another user's device give it to this one.
+    store
+        .upsert_device(&device("other", "w1", 30))
+        .await
+        .expect("upsert");
+    assert_eq!(
+        store
+            .device("other")
+            .await
+            .expect("read")
+            .expect("device")
+            .user_id,
+        "w2"
     );
 
     store
@@ -1738,30 +1791,14 @@ async fn a_login_that_checked_a_password_changed_since_or_a_disabled_account_sta
                 disabled: Some(true),
                 ..UserPatch::default()
             },
-            20,
+            40,
         )
         .await
         .expect("update")
         .expect("user");
-    assert!(
-        !store
-            .start_session(&token(3), "$argon2id$new")
-            .await
-            .expect("session"),
-        "a disabled account"
-    );
-    assert!(
-        !store
-            .start_session(
-                &RefreshToken {
-                    device_id: "unknown".into(),
-                    ..token(4)
-                },
-                "$argon2id$new"
-            )
-            .await
-            .expect("session"),
-        "a device no one registered"
+    assert_eq!(
+        start(token(5, "p1"), "w1", "$argon2id$new").await,
+        SessionStart::AccountDisabled
     );
 }
 

@@ -7,7 +7,9 @@ use std::process::Output;
 use gridsync_e2e::field::fresh_postgres_database;
 use gridsync_e2e::{Server, gridsync};
 use gridsync_server::scope::{Role, Scope};
-use gridsync_server::store::{self, ConflictQuery, Device, RefreshToken, ReportQuery, Via};
+use gridsync_server::store::{
+    self, ConflictQuery, Device, RefreshToken, ReportQuery, SessionStart, Via,
+};
 
 const PASSWORD: &str = "a good long password";
 
@@ -360,11 +362,12 @@ async fn user_and_device_commands_add_list_disable_and_revoke(db: &str) {
                 used_at: None,
                 replaces: None,
             },
+            &li.id,
             &li.password_hash,
         )
         .await
         .expect("session");
-    assert!(started);
+    assert_eq!(started, SessionStart::Started);
     let said = ok(
         &["--db", db, "user", "passwd", "li"],
         &[("GRIDSYNC_NEW_PASSWORD", "another good long password")],

@@ -18,7 +18,7 @@ use super::{ApiError, AppState, Json, Problem};
 use crate::auth::token::PublicKey;
 use crate::auth::{Caller, grant, password, refresh};
 use crate::clock;
-use crate::store::{AuditEntry, Device, RefreshToken, Rotation, User, UserPatch};
+use crate::store::{AuditEntry, Device, RefreshToken, Rotation, SessionStart, User, UserPatch};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -265,7 +265,9 @@ async fn login(
     state.store.upsert_device(&device).await?;
     let family = uuid::Uuid::new_v4().simple().to_string();
     let first = refresh::mint(refresh_expiry(&state, now))?;
-    let started = state
+    // The user and the device are checked again as the session is stored: a change of
+    // password, a disabling or a revocation since they were read ended every session.
+    let start = state
         .store
         .start_session(
             &RefreshToken {
@@ -276,12 +278,16 @@ async fn login(
                 used_at: None,
                 replaces: None,
             },
+            &user.id,
             &user.password_hash,
         )
         .await?;
-    // The password was changed, or the account disabled, since it was checked.
-    if !started {
-        return Err(ApiError::InvalidCredentials);
+    match start {
+        SessionStart::Started => {}
+        SessionStart::PasswordChanged => return Err(ApiError::InvalidCredentials),
+        SessionStart::AccountDisabled => return Err(ApiError::AccountDisabled),
+        SessionStart::DeviceRevoked => return Err(ApiError::DeviceRevoked),
+        SessionStart::DeviceTaken => return Err(ApiError::DeviceTaken),
     }
     let tokens = issue(&state, &user, &device, &family, first.text, read_at).await?;
     state
@@ -462,8 +468,8 @@ fn refresh_expiry(state: &AppState, now: i64) -> i64 {
 /// The answer of a login or refresh: a new access token for `user` on `device_id` in session
 /// `family`, with the refresh token minted and stored for it. `read_at` is when the caller read
 /// the user or the session it renews, and the offline grant's `iat`, so that a password change
-/// committed while the call ran is, to the second, not older than the grant (a change dated
-/// before its transaction took the locks can still be; see the gap in RELIABILITY.md).
+/// committed while the call ran is, to the second, not older than the grant: the change is
+/// dated once it holds the user's devices (`Store::update_user`), by the same clock.
 async fn issue(
     state: &AppState,
     user: &User,

@@ -128,7 +128,7 @@ struct Nonce {
 
 /// A revoked hub answers every phone so, and phones stop trusting it.
 fn serving(hub: &HubState) -> Result<(), ApiError> {
-    if hub.trust.contact().revoked {
+    if hub.trust.revoked() {
         return Err(ApiError::HubRevoked);
     }
     Ok(())

@@ -85,6 +85,16 @@ impl Held {
         }
     }
 
+    /// `next` held in place of this: its list is verified again only when it or the keys
+    /// changed, not at each page the hub pulls.
+    fn replaced(&mut self, next: Contact, issuer: &str) {
+        if next.revocations == self.contact.revocations && next.jwks == self.contact.jwks {
+            self.contact = next;
+        } else {
+            *self = Held::new(next, issuer);
+        }
+    }
+
     /// The hub's time: see [`Trust::now`].
     fn now(&self) -> i64 {
         clock::now().max(self.contact.central_time)
@@ -145,6 +155,11 @@ impl Trust {
         self.held().contact.clone()
     }
 
+    /// Whether central revoked this hub.
+    pub fn revoked(&self) -> bool {
+        self.held().contact.revoked
+    }
+
     /// The hub's time: its clock, but never behind the newest time central told it, so setting
     /// the office PC's clock back revives no expired grant.
     pub fn now(&self) -> i64 {
@@ -165,7 +180,7 @@ impl Trust {
         };
         fs::write(&temporary, text).map_err(io(&temporary))?;
         fs::rename(&temporary, &self.path).map_err(io(&self.path))?;
-        *held = Held::new(next, &self.issuer);
+        held.replaced(next, &self.issuer);
         Ok(())
     }
 

@@ -82,11 +82,18 @@ pub(crate) struct UserRecord {
     created_at: i64,
 }
 
-/// What starting a session checks of the device's user.
+/// What starting a session checks of its user.
 #[derive(sqlx::FromRow)]
 pub(crate) struct SessionUser {
     pub password_hash: String,
     pub disabled: bool,
+}
+
+/// What starting a session checks of its device.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionDevice {
+    pub user_id: String,
+    pub revoked_at: Option<i64>,
 }
 
 impl TryFrom<UserRecord> for User {

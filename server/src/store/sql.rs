@@ -22,7 +22,7 @@ use super::rows::{
     CONFLICT_COLUMNS, CONFLICT_ITEM_COLUMNS, ChangeLogRecord, ConflictItemRecord, ConflictRecord,
     DEVICE_COLUMNS, DOC_COLUMNS, DocRecord, HUB_COLUMNS, ORG_COLUMNS, OrgRecord,
     QUEUED_ATTACHMENT_COLUMNS, QUEUED_PUSH_COLUMNS, QueuedAttachmentRecord, REFRESH_COLUMNS,
-    SessionUser, USER_COLUMNS, UserRecord, convert, page,
+    SessionDevice, SessionUser, USER_COLUMNS, UserRecord, convert, page,
 };
 use super::schemas::{self, NewDraft, Publication, SchemaRow, StoredSchema};
 use super::{
@@ -30,8 +30,8 @@ use super::{
     ConflictItem, ConflictQuery, ConflictRow, Device, DocumentRow, Hub, HubReceipt,
     NextRefreshToken, OrgUnit, OrphansCollected, Page, PieceHasher, PoolUse, QueuedAttachment,
     QueuedPush, RefreshToken, ReportQuery, Result, Revocations, Rotation, SEARCH_COUNT_CAP,
-    SigningKey, Store, StoreError, UploadChunk, UploadOutcome, UploadState, User, UserPatch,
-    UserQuery, UserUpdated, cut_range, pieces, postgres, sessions, sqlite,
+    SessionStart, SigningKey, Store, StoreError, UploadChunk, UploadOutcome, UploadState, User,
+    UserPatch, UserQuery, UserUpdated, cut_range, pieces, postgres, sessions, sqlite,
 };
 use crate::auth::refresh::{self, Verdict};
 use crate::scope::Scope;
@@ -367,11 +367,13 @@ impl Store for SqlStore {
     }
 
     async fn upsert_device(&self, d: &Device) -> Result<()> {
+        // What the caller read may be stale: a revocation since stays, and another user's
+        // device stays theirs (`start_session` then refuses the login).
         sql("INSERT INTO devices \
              (id, user_id, name, created_at, last_seen_at, revoked_at, cursor, public_key) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
-             user_id = $2, name = $3, last_seen_at = $5, revoked_at = $6, cursor = $7, \
-             public_key = $8")
+             name = $3, last_seen_at = $5, revoked_at = COALESCE(devices.revoked_at, $6), \
+             cursor = $7, public_key = $8 WHERE devices.user_id = $2")
         .bind(&d.id)
         .bind(&d.user_id)
         .bind(&d.name)
@@ -669,18 +671,46 @@ impl Store for SqlStore {
         Ok(receipt.and_then(|(r,)| r))
     }
 
-    async fn start_session(&self, t: &RefreshToken, password_hash: &str) -> Result<bool> {
+    async fn start_session(
+        &self,
+        t: &RefreshToken,
+        user_id: &str,
+        password_hash: &str,
+    ) -> Result<SessionStart> {
         let mut tx = self.db.begin_write().await?;
         let user: Option<SessionUser> = sql(format!(
-            "SELECT u.password_hash, u.disabled FROM users u JOIN devices d ON d.user_id = u.id \
-             WHERE d.id = $1{}",
-            tx.dialect().for_share("u")
+            "SELECT password_hash, disabled FROM users WHERE id = $1{}",
+            tx.dialect().for_share("users")
+        ))
+        .bind(user_id)
+        .fetch_optional(&mut tx)
+        .await?;
+        let device: Option<SessionDevice> = sql(format!(
+            "SELECT user_id, revoked_at FROM devices WHERE id = $1{}",
+            tx.dialect().for_share("devices")
         ))
         .bind(&t.device_id)
         .fetch_optional(&mut tx)
         .await?;
-        if !user.is_some_and(|u| !u.disabled && u.password_hash == password_hash) {
-            return Ok(false);
+        let (Some(user), Some(device)) = (user, device) else {
+            return Err(StoreError::NotFound(format!(
+                "user {user_id} or device {}",
+                t.device_id
+            )));
+        };
+        let start = if device.user_id != user_id {
+            SessionStart::DeviceTaken
+        } else if device.revoked_at.is_some() {
+            SessionStart::DeviceRevoked
+        } else if user.disabled {
+            SessionStart::AccountDisabled
+        } else if user.password_hash != password_hash {
+            SessionStart::PasswordChanged
+        } else {
+            SessionStart::Started
+        };
+        if start != SessionStart::Started {
+            return Ok(start);
         }
         sql("INSERT INTO refresh_tokens \
              (token_hash, device_id, family, expires_at, used_at, replaces) \
@@ -694,7 +724,7 @@ impl Store for SqlStore {
         .execute(&mut tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(start)
     }
 
     async fn rotate_refresh_token(

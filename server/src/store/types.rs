@@ -159,6 +159,19 @@ pub enum Rotation {
     Reused { spent: RefreshToken },
 }
 
+/// Whether a login's session was stored, or what changed since the login read its user and
+/// device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStart {
+    Started,
+    /// The user no longer has the password hash the login checked.
+    PasswordChanged,
+    AccountDisabled,
+    DeviceRevoked,
+    /// The device is another user's.
+    DeviceTaken,
+}
+
 /// A key that signs access tokens; `kid` names it in each token's header.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct SigningKey {
