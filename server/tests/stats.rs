@@ -32,6 +32,7 @@ on_both_backends!(
     drug_figures_count_overdue_visits_and_due_tests,
     small_drug_counts_are_withheld_when_asked_and_zero_stays_zero,
     figures_follow_edits_and_count_only_the_scope,
+    an_edited_interview_is_counted_by_its_new_answers_and_worries_whatever_the_edit_touched,
 );
 on_both_test_stores!(
     stats_endpoints_answer_within_the_callers_scope,
@@ -793,6 +794,92 @@ async fn figures_follow_edits_and_count_only_the_scope(store: &dyn Store) {
     let total = count(everything()).await;
     assert_eq!((total.open, total.by_status["resolved"]), (1, 1));
     assert_eq!(total.median_days_to_resolution, Some(10.0));
+}
+
+/// Edits report `id` to hold `fields` as the district admin, acknowledged.
+async fn edit(store: &dyn Store, id: u128, fields: Value) {
+    let mut doc = store
+        .load_doc(&DocId::from_u128(id))
+        .await
+        .unwrap()
+        .unwrap();
+    let heads = doc.heads();
+    doc.set_fields(&object(fields), &Editor::new("admin", 2_000))
+        .unwrap();
+    let push = gridsync_core::protocol::Push {
+        docs: vec![gridsync_core::protocol::PushDoc {
+            doc: doc.id(),
+            changes: doc.changes_since(&heads),
+        }],
+    };
+    let result = ingest(store, &admin(), &push).await.unwrap();
+    assert!(is_acked(&result.docs[0].outcome));
+}
+
+/// An edit that no statistic reads leaves the figures as they were (Postgres keeps the report's
+/// statistics row then); one of the worries alone, or of an answer, shows at once.
+async fn an_edited_interview_is_counted_by_its_new_answers_and_worries_whatever_the_edit_touched(
+    store: &dyn Store,
+) {
+    seed_more(store).await;
+    let fields = interview_fields(["5", "5", "5", "5"], ["5", "5"], &["fraud"], "2026-10-15");
+    file_report(store, 1, "satisfaction_canvass", "g1", fields, &[]).await;
+    let figures = || async move {
+        let stats = stats::canvass(
+            store,
+            &registry(),
+            &everything(),
+            &district(),
+            Group::Township,
+            days("2026-10-01", "2026-10-31"),
+        )
+        .await
+        .expect("canvass");
+        let v = serde_json::to_value(&stats).unwrap();
+        let t1 = by_id(v["units"].as_array().unwrap(), "t1").clone();
+        let worries: Vec<(String, i64)> = v["worries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                (
+                    w["worry"].as_str().unwrap().to_owned(),
+                    w["count"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        (
+            t1["interviews"].as_i64().unwrap(),
+            t1["satisfaction"]["index"].as_f64().unwrap(),
+            worries,
+        )
+    };
+    let fraud = vec![("fraud".to_owned(), 1)];
+    assert_eq!(figures().await, (1, 100.0, fraud.clone()));
+
+    edit(store, 1, json!({"household_type": "migrant"})).await;
+    assert_eq!(figures().await, (1, 100.0, fraud), "nothing counted moved");
+
+    edit(store, 1, json!({"worries": ["traffic"]})).await;
+    let traffic = vec![("traffic".to_owned(), 1)];
+    assert_eq!(
+        figures().await,
+        (1, 100.0, traffic.clone()),
+        "the worries alone"
+    );
+
+    edit(
+        store,
+        1,
+        json!({"satisfaction_police": "1", "satisfaction_courts": "1",
+            "satisfaction_mediation": "1", "satisfaction_services": "1"}),
+    )
+    .await;
+    assert_eq!(
+        figures().await,
+        (1, 0.0, traffic),
+        "the answers, worries kept"
+    );
 }
 
 /// The app over a store with the extended tree and these users (id, role, unit).
