@@ -1,7 +1,7 @@
 -- Postgres's statistics trigger now rewrites a report's `report_facts` row only when it changes
 -- (issue 20; migrations/postgres/0026_report_facts_rewritten_when_changed.sql). SQLite keeps
 -- its trigger (0008, 0014) as it is: with the trigger dropped altogether, `store_bench`'s
--- one-field edits ran only 6-18% faster on SQLite (20-30% on Postgres), and a trigger's WHEN
+-- one-field edits ran only 6-19% faster on SQLite (19-30% on Postgres), and a trigger's WHEN
 -- clause cannot keep the facts it reads for the statements that follow, so comparing first would
 -- read every edited projection twice whenever a statistic did change. This file keeps the two
 -- backends' migrations in step.

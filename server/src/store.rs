@@ -98,8 +98,8 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<UserUpdated>>;
 
     // Devices.
-    /// Registers `device`, or updates it when its user already has it. Neither undoes a
-    /// revocation nor gives another user's device to this one.
+    /// Registers `device`, or updates it when its user already has it unrevoked: a revoked
+    /// device is left as it is, and another user's device is not given to this one.
     async fn upsert_device(&self, device: &Device) -> Result<()>;
     async fn device(&self, id: &str) -> Result<Option<Device>>;
     async fn devices(&self) -> Result<Vec<Device>>;
@@ -173,8 +173,8 @@ pub trait Store: Send + Sync {
     /// the user is disabled or no longer has `password_hash`, the hash the login checked, or
     /// the device was revoked or is another user's: a login racing a password change or a
     /// revocation must not keep a session the change or revocation ended. One transaction,
-    /// holding the user's row and then the device's against `update_user` and `revoke_device`,
-    /// which lock them in that order.
+    /// holding the user's row and then the device's: `update_user` locks the user and then the
+    /// devices, and revocations and refreshes lock only the device.
     async fn start_session(
         &self,
         token: &RefreshToken,

@@ -49,6 +49,7 @@ on_both_test_stores!(
     an_admin_changing_their_own_password_keeps_the_session_they_do_it_in,
     changing_ones_own_password_ends_every_other_session_and_keeps_this_one,
     a_session_started_while_a_password_change_commits_waits_for_it_and_is_refused,
+    a_session_started_while_its_device_is_revoked_waits_for_it_and_is_refused,
     wrong_current_passwords_count_against_the_login_throttle,
     malformed_json_and_unknown_fields_are_answered_as_problem_details,
     healthz_and_readyz_answer_ok_while_the_database_is_up,
@@ -57,11 +58,10 @@ on_both_test_stores!(
     the_openapi_document_lists_the_auth_and_device_endpoints,
 );
 
-/// A login that checked the old password stores its session while a change is being committed:
-/// it waits for the change (Postgres: the user's row; SQLite: the one writer) and then sees it.
-async fn a_session_started_while_a_password_change_commits_waits_for_it_and_is_refused(
-    t: &TestStore,
-) {
+/// Starts a session of w1 on `dev-w1`, checked against w1's password hash as it was, while
+/// another transaction holds `change` uncommitted: the session must wait for it (Postgres: the
+/// row the change locks; SQLite: the one writer), then answer as the change left things.
+async fn session_started_during(t: &TestStore, change: &str) -> SessionStart {
     seed_org(t.store.as_ref()).await;
     add_users_with_devices(t.store.as_ref(), &[("w1", Role::GridWorker, G1)]).await;
     let checked = t
@@ -71,7 +71,6 @@ async fn a_session_started_while_a_password_change_commits_waits_for_it_and_is_r
         .expect("read")
         .expect("user")
         .password_hash;
-    let change = "UPDATE users SET password_hash = 'changed' WHERE id = 'w1'";
     let (sqlite, postgres) = if t.url.starts_with("sqlite:") {
         let mut conn = sqlx::SqliteConnection::connect(&t.url)
             .await
@@ -80,7 +79,7 @@ async fn a_session_started_while_a_password_change_commits_waits_for_it_and_is_r
             .execute(&mut conn)
             .await
             .expect("begin");
-        sqlx::query(change)
+        sqlx::query(sqlx::AssertSqlSafe(change.to_owned()))
             .execute(&mut conn)
             .await
             .expect("change");
@@ -91,11 +90,7 @@ async fn a_session_started_while_a_password_change_commits_waits_for_it_and_is_r
             .execute(&mut conn)
             .await
             .expect("begin");
-        sqlx::query("SELECT id FROM users WHERE id = 'w1' FOR UPDATE")
-            .execute(&mut conn)
-            .await
-            .expect("lock");
-        sqlx::query(change)
+        sqlx::query(sqlx::AssertSqlSafe(change.to_owned()))
             .execute(&mut conn)
             .await
             .expect("change");
@@ -129,16 +124,33 @@ async fn a_session_started_while_a_password_change_commits_waits_for_it_and_is_r
             .expect("commit");
         conn.close().await.expect("close");
     }
+    let start = login.await.expect("join").expect("session");
     assert_eq!(
-        login.await.expect("join").expect("session"),
-        SessionStart::PasswordChanged
-    );
-    assert!(
-        !t.store
+        start == SessionStart::Started,
+        t.store
             .session_live("racing", "dev-w1")
             .await
             .expect("read"),
-        "no session was stored"
+        "a session is stored exactly when it started"
+    );
+    start
+}
+
+async fn a_session_started_while_a_password_change_commits_waits_for_it_and_is_refused(
+    t: &TestStore,
+) {
+    let change = "UPDATE users SET password_hash = 'changed' WHERE id = 'w1'";
+    assert_eq!(
+        session_started_during(t, change).await,
+        SessionStart::PasswordChanged
+    );
+}
+
+async fn a_session_started_while_its_device_is_revoked_waits_for_it_and_is_refused(t: &TestStore) {
+    let revoke = "UPDATE devices SET revoked_at = 1 WHERE id = 'dev-w1'";
+    assert_eq!(
+        session_started_during(t, revoke).await,
+        SessionStart::DeviceRevoked
     );
 }
 

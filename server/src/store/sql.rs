@@ -367,13 +367,13 @@ impl Store for SqlStore {
     }
 
     async fn upsert_device(&self, d: &Device) -> Result<()> {
-        // What the caller read may be stale: a revocation since stays, and another user's
-        // device stays theirs (`start_session` then refuses the login).
+        // What the caller read may be stale: a device revoked since stays as it was, and
+        // another user's device stays theirs (`start_session` then refuses the login).
         sql("INSERT INTO devices \
              (id, user_id, name, created_at, last_seen_at, revoked_at, cursor, public_key) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO UPDATE SET \
-             name = $3, last_seen_at = $5, revoked_at = COALESCE(devices.revoked_at, $6), \
-             cursor = $7, public_key = $8 WHERE devices.user_id = $2")
+             name = $3, last_seen_at = $5, revoked_at = $6, cursor = $7, public_key = $8 \
+             WHERE devices.user_id = $2 AND devices.revoked_at IS NULL")
         .bind(&d.id)
         .bind(&d.user_id)
         .bind(&d.name)
