@@ -775,22 +775,12 @@ async fn figures_follow_edits_and_count_only_the_scope(store: &dyn Store) {
     );
 
     // An edit that resolves the case moves it from open to resolved at once.
-    let by = Editor::new("admin", 2_000);
-    let mut doc = store.load_doc(&DocId::from_u128(1)).await.unwrap().unwrap();
-    let heads = doc.heads();
-    doc.set_fields(
-        &object(json!({"status": "resolved", "resolved_on": "2026-10-19", "agreement": "和解"})),
-        &by,
+    edit(
+        store,
+        1,
+        json!({"status": "resolved", "resolved_on": "2026-10-19", "agreement": "和解"}),
     )
-    .unwrap();
-    let push = gridsync_core::protocol::Push {
-        docs: vec![gridsync_core::protocol::PushDoc {
-            doc: doc.id(),
-            changes: doc.changes_since(&heads),
-        }],
-    };
-    let result = ingest(store, &admin(), &push).await.unwrap();
-    assert!(is_acked(&result.docs[0].outcome));
+    .await;
     let total = count(everything()).await;
     assert_eq!((total.open, total.by_status["resolved"]), (1, 1));
     assert_eq!(total.median_days_to_resolution, Some(10.0));
