@@ -163,7 +163,6 @@ async fn pools(options: SqliteConnectOptions) -> Result<Db> {
     let write = SqlitePoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .before_acquire(|conn, _| Box::pin(std::future::ready(Ok(reusable(conn)))))
         .connect_with(writer)
         .await?;
     let read = SqlitePoolOptions::new()
@@ -224,18 +223,4 @@ pub(super) async fn backup(db: &Db, to: &Path) -> Result<()> {
     // VACUUM INTO reads one snapshot, so the copy is consistent while the server writes.
     sql("VACUUM INTO $1").bind(to).execute(db.read()).await?;
     Ok(())
-}
-
-/// Whether a connection taken from the pool (after the pool's ping, so any rollback queued on
-/// its release has run) may be used: not when sqlx still counts it inside a transaction. When
-/// a COMMIT fails for a full disk, SQLite rolls the transaction back by itself, sqlx's own
-/// ROLLBACK then fails and its count stays at one, so every later BEGIN on the connection
-/// would fail and the writer stay stuck, even once space returns. Dropped, it is opened anew.
-fn reusable(conn: &SqliteConnection) -> bool {
-    use sqlx::Connection;
-    if conn.is_in_transaction() {
-        tracing::warn!("closing a database connection left inside a failed transaction");
-        return false;
-    }
-    true
 }
