@@ -71,31 +71,9 @@ async fn session_started_during(t: &TestStore, change: &str) -> SessionStart {
         .expect("read")
         .expect("user")
         .password_hash;
-    let (sqlite, postgres) = if t.url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(&t.url)
-            .await
-            .expect("connect");
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut conn)
-            .await
-            .expect("begin");
-        sqlx::query(sqlx::AssertSqlSafe(change.to_owned()))
-            .execute(&mut conn)
-            .await
-            .expect("change");
-        (Some(conn), None)
-    } else {
-        let mut conn = sqlx::PgConnection::connect(&t.url).await.expect("connect");
-        sqlx::query("BEGIN")
-            .execute(&mut conn)
-            .await
-            .expect("begin");
-        sqlx::query(sqlx::AssertSqlSafe(change.to_owned()))
-            .execute(&mut conn)
-            .await
-            .expect("change");
-        (None, Some(conn))
-    };
+    let mut change_tx = Beside::connect(&t.url).await;
+    change_tx.begin_write().await;
+    change_tx.execute(change).await;
     let store = t.store.clone();
     let login = tokio::spawn(async move {
         let token = RefreshToken {
@@ -110,20 +88,8 @@ async fn session_started_during(t: &TestStore, change: &str) -> SessionStart {
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(!login.is_finished(), "the session waits for the change");
-    if let Some(mut conn) = sqlite {
-        sqlx::query("COMMIT")
-            .execute(&mut conn)
-            .await
-            .expect("commit");
-        conn.close().await.expect("close");
-    }
-    if let Some(mut conn) = postgres {
-        sqlx::query("COMMIT")
-            .execute(&mut conn)
-            .await
-            .expect("commit");
-        conn.close().await.expect("close");
-    }
+    change_tx.execute("COMMIT").await;
+    change_tx.close().await;
     let start = login.await.expect("join").expect("session");
     assert_eq!(
         start == SessionStart::Started,

@@ -260,17 +260,7 @@ fn by_id<'a>(units: &'a [Value], id: &str) -> &'a Value {
 
 async fn canvass_indexes_intervals_ranks_and_worries_match_hand_computed_values(store: &dyn Store) {
     seed_canvass(store).await;
-    let stats = stats::canvass(
-        store,
-        &registry(),
-        &everything(),
-        &district(),
-        Group::Township,
-        days("2026-10-01", "2026-10-31"),
-    )
-    .await
-    .expect("canvass");
-    let v = serde_json::to_value(&stats).unwrap();
+    let v = october_in_district(store, Group::Township).await;
     assert_eq!(
         v["previous"],
         json!({"from": "2026-08-31", "to": "2026-09-30"})
@@ -336,17 +326,7 @@ async fn canvass_indexes_intervals_ranks_and_worries_match_hand_computed_values(
 
 async fn streets_are_ranked_apart_from_townships(store: &dyn Store) {
     seed_canvass(store).await;
-    let streets = stats::canvass(
-        store,
-        &registry(),
-        &everything(),
-        &district(),
-        Group::Street,
-        days("2026-10-01", "2026-10-31"),
-    )
-    .await
-    .expect("canvass");
-    let v = serde_json::to_value(&streets).unwrap();
+    let v = october_in_district(store, Group::Street).await;
     let units = v["units"].as_array().unwrap();
     assert_eq!(units.len(), 1);
     // 3 of 3: Wilson 43.9–100; ranked first among streets, whatever the townships score.
@@ -410,17 +390,7 @@ async fn reports_pushed_together_are_each_counted(store: &dyn Store) {
     );
 
     let october = days("2026-10-01", "2026-10-31");
-    let canvass = stats::canvass(
-        store,
-        &registry(),
-        &everything(),
-        &district(),
-        Group::Township,
-        october,
-    )
-    .await
-    .expect("canvass");
-    let v = serde_json::to_value(&canvass).unwrap();
+    let v = october_in_district(store, Group::Township).await;
     let t1 = by_id(v["units"].as_array().unwrap(), "t1");
     assert_eq!(t1["interviews"], 6);
     assert_eq!(estimate(&t1["satisfaction"]).0, 66.7, "4 of 6 satisfied");
@@ -786,6 +756,21 @@ async fn figures_follow_edits_and_count_only_the_scope(store: &dyn Store) {
     assert_eq!(total.median_days_to_resolution, Some(10.0));
 }
 
+/// The district's canvass figures for October 2026 by `group`, as the endpoint answers them.
+async fn october_in_district(store: &dyn Store, group: Group) -> Value {
+    let stats = stats::canvass(
+        store,
+        &registry(),
+        &everything(),
+        &district(),
+        group,
+        days("2026-10-01", "2026-10-31"),
+    )
+    .await
+    .expect("canvass");
+    serde_json::to_value(&stats).unwrap()
+}
+
 /// Edits report `id` to hold `fields` as the district admin, acknowledged.
 async fn edit(store: &dyn Store, id: u128, fields: Value) {
     let mut doc = store
@@ -815,17 +800,7 @@ async fn an_edited_interview_is_counted_by_its_new_answers_and_worries_whatever_
     let fields = interview_fields(["5", "5", "5", "5"], ["5", "5"], &["fraud"], "2026-10-15");
     file_report(store, 1, "satisfaction_canvass", "g1", fields, &[]).await;
     let figures = || async move {
-        let stats = stats::canvass(
-            store,
-            &registry(),
-            &everything(),
-            &district(),
-            Group::Township,
-            days("2026-10-01", "2026-10-31"),
-        )
-        .await
-        .expect("canvass");
-        let v = serde_json::to_value(&stats).unwrap();
+        let v = october_in_district(store, Group::Township).await;
         let t1 = by_id(v["units"].as_array().unwrap(), "t1").clone();
         let worries: Vec<(String, i64)> = v["worries"]
             .as_array()

@@ -73,22 +73,56 @@ macro_rules! on_both_test_stores {
 /// Runs one SQL statement on the test database behind `url`, beside the store: for states the
 /// `Store` trait has no method to reach yet.
 pub async fn execute_sql(url: &str, sql: &str) {
-    if url.starts_with("sqlite:") {
-        let mut conn = sqlx::SqliteConnection::connect(url)
-            .await
-            .expect("connect sqlite");
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .expect("execute");
-    } else {
-        let mut conn = sqlx::PgConnection::connect(url)
-            .await
-            .expect("connect postgres");
-        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
-            .execute(&mut conn)
-            .await
-            .expect("execute");
+    Beside::connect(url).await.execute(sql).await;
+}
+
+/// A connection of its own to the test database behind a store, on either backend.
+pub enum Beside {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl Beside {
+    pub async fn connect(url: &str) -> Beside {
+        if url.starts_with("sqlite:") {
+            Beside::Sqlite(
+                sqlx::SqliteConnection::connect(url)
+                    .await
+                    .expect("connect sqlite"),
+            )
+        } else {
+            Beside::Postgres(
+                sqlx::PgConnection::connect(url)
+                    .await
+                    .expect("connect postgres"),
+            )
+        }
+    }
+
+    /// Begins a transaction that writes: on SQLite it takes the write lock at once, as the
+    /// store's own writes do.
+    pub async fn begin_write(&mut self) {
+        match self {
+            Beside::Sqlite(_) => self.execute("BEGIN IMMEDIATE").await,
+            Beside::Postgres(_) => self.execute("BEGIN").await,
+        }
+    }
+
+    pub async fn execute(&mut self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        match self {
+            Beside::Sqlite(conn) => sqlx::query(sql).execute(conn).await.map(drop),
+            Beside::Postgres(conn) => sqlx::query(sql).execute(conn).await.map(drop),
+        }
+        .expect("execute");
+    }
+
+    pub async fn close(self) {
+        match self {
+            Beside::Sqlite(conn) => conn.close().await,
+            Beside::Postgres(conn) => conn.close().await,
+        }
+        .expect("close");
     }
 }
 
