@@ -8,7 +8,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use gridsync_core::DocId;
 use gridsync_core::ingest;
 use gridsync_core::protocol::{self, Push, PushDoc};
-use gridsync_core::report::{Editor, ReportDoc};
+use gridsync_core::report::{Editor, ReportDoc, decode_changes};
 use gridsync_core::schema::Registry;
 use serde_json::{Map, Value, json};
 
@@ -78,6 +78,52 @@ fn ingest_one_change(c: &mut Criterion) {
     });
 }
 
+/// The changes of a new report shaped like W1's: created, its form filled, then ten follow-ups,
+/// a mediation step on even turns and a change of status and risk on odd ones.
+fn new_report_changes() -> (DocId, Vec<Vec<u8>>) {
+    let mut doc = report(0);
+    for n in 0..10 {
+        let at = Editor::new(USER, 2_000 + n);
+        if n % 2 == 0 {
+            let step = json!({
+                "date": "2026-10-02", "mediator": USER, "method": "上门调解", "outcome": "再协商",
+            });
+            doc.append_log(&fields(step), &at).expect("mediation step");
+        } else {
+            let status = json!({
+                "status": "mediating", "risk_level": "high", "next_follow_up": "2026-11-02",
+            });
+            doc.set_fields(&fields(status), &at).expect("status");
+        }
+    }
+    (doc.id(), doc.changes_since(&[]))
+}
+
+/// W1's unit of work: what sync-core spends on one new report of twelve changes, whole and in
+/// its two largest parts. Against the peers' upload this is the floor of Gridsync's, since the
+/// server judges every report this way before it writes anything.
+fn ingest_new_report(c: &mut Criterion) {
+    let registry = Registry::builtin();
+    let (id, raw) = new_report_changes();
+    c.bench_function("ingest: a new report of 12 changes (W1's)", |b| {
+        b.iter_batched(
+            || ReportDoc::empty(id),
+            |mut doc| black_box(ingest::apply(&mut doc, &raw, USER, &registry).expect("ingested")),
+            BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("decode and check: the 12 changes of a new report", |b| {
+        b.iter(|| black_box(decode_changes(black_box(&raw)).expect("decoded")))
+    });
+    c.bench_function("apply: the 12 changes of a new report, decoded", |b| {
+        b.iter_batched(
+            || (ReportDoc::empty(id), decode_changes(&raw).expect("decoded")),
+            |(mut doc, changes)| doc.apply_decoded(changes).expect("applied"),
+            BatchSize::SmallInput,
+        )
+    });
+}
+
 fn push_codec(c: &mut Criterion) {
     let push = Push {
         docs: (0..100)
@@ -123,5 +169,11 @@ fn conflict_scan(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, ingest_one_change, push_codec, conflict_scan);
+criterion_group!(
+    benches,
+    ingest_one_change,
+    ingest_new_report,
+    push_codec,
+    conflict_scan
+);
 criterion_main!(benches);
