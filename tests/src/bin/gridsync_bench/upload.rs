@@ -3,7 +3,7 @@
 //! heads must then be equal on the phones and the office client (which holds what the server
 //! holds: its pull ended on a matching scope digest).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gridsync_e2e::field::Relay;
 use gridsync_fixtures::phone::{Phone, Traffic};
@@ -60,17 +60,19 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
         .map(|mut phone| {
             tokio::spawn(async move {
                 phone.push().await?;
-                let pushed = phone.traffic;
+                let (pushed, pushed_at) = (phone.traffic, started.elapsed());
                 phone.pull().await?;
-                anyhow::Ok((phone, pushed))
+                anyhow::Ok((phone, pushed, pushed_at))
             })
         })
         .collect();
     let mut phones = Vec::with_capacity(tasks.len());
     let (mut push, mut sync) = (Traffic::default(), Traffic::default());
+    let mut pushes_done = Duration::ZERO;
     for task in tasks {
-        let (phone, pushed) = task.await??;
+        let (phone, pushed, pushed_at) = task.await??;
         push = push.plus(pushed);
+        pushes_done = pushes_done.max(pushed_at);
         sync = sync.plus(phone.traffic);
         phones.push(phone);
     }
@@ -115,6 +117,10 @@ pub async fn run(backend: Backend, args: &Args) -> anyhow::Result<Value> {
             "docs_per_second": (args.phones * args.docs) as f64 / upload_secs,
             "server_cpu_seconds": upload_cpu,
             "server_cpu_us_per_edit": upload_cpu * 1e6 / edits as f64,
+            // What the peers' harness times: until the last phone's push was acknowledged,
+            // before its first pull.
+            "push_seconds": pushes_done.as_secs_f64(),
+            "push_docs_per_second": (args.phones * args.docs) as f64 / pushes_done.as_secs_f64(),
             "requests": sync.requests,
             "push_body_bytes_up": push.body_up, "push_body_bytes_down": push.body_down,
             "sync_body_bytes_up": sync.body_up, "sync_body_bytes_down": sync.body_down,
