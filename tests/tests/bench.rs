@@ -42,6 +42,12 @@ fn upload_workload_converges_and_reports_every_figure() {
             line["upload"]["wire_bytes_up"].as_u64()
                 > line["upload"]["push_body_bytes_up"].as_u64()
         );
+        // The pushes alone, as the peers' harness times an upload, end within the upload.
+        let (push, upload) = (&line["upload"]["push_seconds"], &line["upload"]["seconds"]);
+        assert!(
+            push.as_f64() > Some(0.0) && push.as_f64() <= upload.as_f64(),
+            "{line}"
+        );
         assert!(line["office_pull"]["compacted_doc_bytes"].as_u64() > Some(0));
         assert!(line["server_peak_memory_bytes"].as_u64() > Some(0));
         assert!(line["database_bytes"].as_u64() > Some(0));
