@@ -45,6 +45,7 @@ on_both_backends!(
     signing_keys_come_back_newest_first_with_their_secrets,
     a_device_key_is_set_once_by_a_refresh_and_replaced_only_by_an_upsert,
     a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second,
+    a_push_of_stored_reports_read_in_several_runs_answers_each_report_in_push_order,
     an_org_unit_is_inserted_once_and_renamed,
     users_page_by_username_under_an_org_prefix_with_their_total,
     a_users_prefix_matches_literally_and_with_its_case,
@@ -1193,6 +1194,99 @@ async fn a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second(st
         .expect("read")
         .expect("stored");
     assert_eq!(row.heads, doc.heads());
+}
+
+async fn a_push_of_stored_reports_read_in_several_runs_answers_each_report_in_push_order(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    let w = writer("w1", Role::GridWorker, G1, "p1");
+    // Stored reports of 700 KB each: each is read in a run of its own, and judged with the new
+    // reports around it in id order.
+    let mut stored: Vec<_> = [10u128, 20, 30]
+        .into_iter()
+        .map(|id| {
+            let mut doc = dispute(id, G1, "w1");
+            doc.set_field(
+                "parties",
+                &json!("甲".repeat(700_000 / 3)),
+                &Editor::new("w1", 1_002),
+            )
+            .expect("edit");
+            doc
+        })
+        .collect();
+    for doc in &mut stored {
+        let result = ingest(store, &w, &push_all(&mut [doc]))
+            .await
+            .expect("ingest");
+        assert!(is_acked(&result.docs[0].outcome), "{result:?}");
+    }
+    let mut edits = Vec::new();
+    for doc in &mut stored {
+        let before = doc.heads();
+        doc.set_field("place", &json!("祠堂"), &Editor::new("w1", 2_000))
+            .expect("edit");
+        edits.push(doc.changes_since(&before));
+    }
+    let mut new: Vec<_> = [35u128, 5, 15, 25]
+        .into_iter()
+        .map(|id| dispute(id, G1, "w1"))
+        .collect();
+    let mut elsewhere = dispute(22, G2, "w1");
+    let mut forged = dispute(27, G1, "w2");
+
+    let [a, b, c] = &mut stored[..] else {
+        unreachable!()
+    };
+    let [n35, n5, n15, n25] = &mut new[..] else {
+        unreachable!()
+    };
+    let mut push = push_all(&mut [n35, b, &mut elsewhere, n5, c, &mut forged, a, n15, n25]);
+    push.docs[1].changes = edits[1].clone();
+    push.docs[4].changes = edits[2].clone();
+    push.docs[6].changes = edits[0].clone();
+    push.docs.push(push.docs[1].clone());
+    let result = ingest(store, &w, &push).await.expect("ingest");
+
+    let codes: Vec<&str> = result
+        .docs
+        .iter()
+        .map(|d| match &d.outcome {
+            PushOutcome::Acked { .. } => "acked",
+            PushOutcome::Rejected { code, .. } => code,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            "acked",
+            "acked",
+            "out_of_scope",
+            "acked",
+            "acked",
+            "foreign_author",
+            "acked",
+            "acked",
+            "acked",
+            "duplicate_doc",
+        ]
+    );
+    let ids: Vec<DocId> = push.docs.iter().map(|d| d.doc).collect();
+    assert_eq!(result.docs.iter().map(|d| d.doc).collect::<Vec<_>>(), ids);
+    for doc in stored.iter_mut().chain(new.iter_mut()) {
+        let row = store.document(&doc.id()).await.expect("read").expect("row");
+        assert_eq!(row.heads, doc.heads(), "{}", doc.id());
+        let loaded = store.load_doc(&doc.id()).await.expect("load").expect("doc");
+        assert_eq!(
+            loaded.to_json().expect("json"),
+            doc.to_json().expect("json")
+        );
+    }
+    for refused in [&elsewhere, &forged] {
+        assert!(store.document(&refused.id()).await.expect("read").is_none());
+    }
 }
 
 fn unit(id: &str, parent: &str, level: Level, path: &str) -> OrgUnit {

@@ -9,11 +9,12 @@
 //! Only changes the server can tell are broken or forged are refused.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, LazyLock};
 
 use gridsync_core::DocId;
 use gridsync_core::conflict::EDITED_AFTER_REMOVAL;
-use gridsync_core::ingest::{self, Ingested, Refusal};
+use gridsync_core::ingest::{self, Ingested, NewChange, Refusal};
 use gridsync_core::protocol::{
     Push, PushDoc, PushDocResult, PushOutcome, PushResult, listed_heads,
 };
@@ -216,60 +217,69 @@ async fn judge(
         .collect();
     stored_ids.dedup();
     let (mut stored, mut next) = (HashMap::new(), 0);
-    for i in order {
-        let item = &push.docs[i];
-        if judged.read.last().is_some_and(|(id, _)| *id == item.doc) {
-            // The decoder refuses such a push; a caller building one in code gets this.
-            judged.outcomes[i] = Some(rejected(
-                "duplicate_doc",
-                "the document appears twice in the push".into(),
-            ));
-            continue;
-        }
-        if sizes.contains_key(&item.doc) && !stored.contains_key(&item.doc) {
-            let run = next_run(&stored_ids[next..], &sizes);
-            stored = tx.stored_docs(run, lock).await?;
-            next += run.len();
-        }
-        let stored = stored.remove(&item.doc);
-        judged.read.push((item.doc, stored.as_ref().map(|s| s.seq)));
-        let loaded = match stored {
-            Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
-            None => None,
-        };
-        let outcome = match apply(loaded, item, writer, registry) {
-            Ok(applied) => {
-                let org_path = match grids.get(applied.grid()) {
-                    Some(path) => path.clone(),
-                    None => {
-                        let path = tx.grid_path(applied.grid()).await?;
-                        grids.insert(applied.grid().to_owned(), path.clone());
-                        path
-                    }
-                };
-                let assignee = match new_assignee(&applied, registry) {
-                    Some(user) => {
-                        let scope = tx.user_scope(&user).await?;
-                        judged.assignees.push((user.clone(), scope.clone()));
-                        Some(Assignee { user, scope })
-                    }
-                    None => None,
-                };
-                match plan(applied, org_path, assignee, writer, registry) {
-                    Ok(Plan::Write { outcome, write }) => {
-                        judged.writes.extend(write.map(|w| (i, *w)));
-                        outcome
-                    }
-                    Ok(Plan::Hold { outcome, held }) => {
-                        judged.holds.push(*held);
-                        outcome
-                    }
-                    Err(outcome) => outcome,
-                }
+    let mut at = 0;
+    while at < order.len() {
+        // The next window: the documents up to the end of the stored run read for them.
+        let mut window: Vec<Pending> = Vec::new();
+        while let Some(&i) = order.get(at) {
+            let item = &push.docs[i];
+            if judged.read.last().is_some_and(|(id, _)| *id == item.doc) {
+                // The decoder refuses such a push; a caller building one in code gets this.
+                judged.outcomes[i] = Some(rejected(
+                    "duplicate_doc",
+                    "the document appears twice in the push".into(),
+                ));
+                at += 1;
+                continue;
             }
-            Err(outcome) => outcome,
-        };
-        judged.outcomes[i] = Some(outcome);
+            if sizes.contains_key(&item.doc) && !stored.contains_key(&item.doc) {
+                if !window.is_empty() {
+                    break;
+                }
+                let run = next_run(&stored_ids[next..], &sizes);
+                stored = tx.stored_docs(run, lock).await?;
+                next += run.len();
+            }
+            let stored = stored.remove(&item.doc);
+            judged.read.push((item.doc, stored.as_ref().map(|s| s.seq)));
+            window.push(Pending { i, stored });
+            at += 1;
+        }
+        for (i, applied) in apply_side_by_side(window, push, writer, registry)? {
+            let outcome = match applied {
+                Ok(applied) => {
+                    let org_path = match grids.get(applied.grid()) {
+                        Some(path) => path.clone(),
+                        None => {
+                            let path = tx.grid_path(applied.grid()).await?;
+                            grids.insert(applied.grid().to_owned(), path.clone());
+                            path
+                        }
+                    };
+                    let assignee = match new_assignee(&applied, registry) {
+                        Some(user) => {
+                            let scope = tx.user_scope(&user).await?;
+                            judged.assignees.push((user.clone(), scope.clone()));
+                            Some(Assignee { user, scope })
+                        }
+                        None => None,
+                    };
+                    match plan(applied, org_path, assignee, writer, registry) {
+                        Ok(Plan::Write { outcome, write }) => {
+                            judged.writes.extend(write.map(|w| (i, *w)));
+                            outcome
+                        }
+                        Ok(Plan::Hold { outcome, held }) => {
+                            judged.holds.push(*held);
+                            outcome
+                        }
+                        Err(outcome) => outcome,
+                    }
+                }
+                Err(outcome) => outcome,
+            };
+            judged.outcomes[i] = Some(outcome);
+        }
     }
     Ok(judged)
 }
@@ -486,12 +496,17 @@ impl Loaded {
     }
 }
 
-/// A pushed document after automerge accepted it, before scope and storage.
+/// A pushed document after automerge accepted it, before scope and storage. The automerge
+/// document is dropped by now: a window of these is held until planned.
 #[derive(Debug)]
 struct Applied {
-    doc: ReportDoc,
+    id: DocId,
     ingested: Ingested,
     before: Option<Before>,
+    /// The report saved whole, when the push makes a new snapshot due.
+    snapshot: Option<Vec<u8>>,
+    /// The change bytes stored after the snapshot once the push is written.
+    incremental_bytes: i64,
 }
 
 impl Applied {
@@ -535,6 +550,69 @@ enum Plan {
     },
 }
 
+/// A document of the push, read for judging, with its stored state when it has one.
+struct Pending {
+    /// Its position in the push.
+    i: usize,
+    stored: Option<StoredDoc>,
+}
+
+/// The cores judging may spread over.
+static CORES: LazyLock<usize> =
+    LazyLock::new(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
+
+/// Loads and applies each document of `window`, in window order with their push positions,
+/// spread over the machine's cores. This is most of a push's CPU: without it a lone push, a
+/// phone's week offline or a hub's relay, would be judged on one core while the others idle.
+fn apply_side_by_side(
+    window: Vec<Pending>,
+    push: &Push,
+    writer: &Writer,
+    registry: &Registry,
+) -> Result<Vec<(usize, Result<Applied, PushOutcome>)>> {
+    let apply_one = |pending: Pending| -> Result<(usize, Result<Applied, PushOutcome>)> {
+        let item = &push.docs[pending.i];
+        let loaded = match pending.stored {
+            Some(stored) => Some(Loaded::from_stored(item.doc, stored)?),
+            None => None,
+        };
+        Ok((pending.i, apply(loaded, item, writer, registry)))
+    };
+    let per = window.len().div_ceil(*CORES).max(1);
+    if per == window.len() {
+        return window.into_iter().map(apply_one).collect();
+    }
+    let mut window = window.into_iter();
+    let mut parts: Vec<Vec<Pending>> = Vec::new();
+    loop {
+        let part: Vec<Pending> = window.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    std::thread::scope(|threads| {
+        let mut parts = parts.into_iter();
+        let first = parts.next().unwrap_or_default();
+        let others: Vec<_> = parts
+            .map(|part| {
+                threads.spawn(move || part.into_iter().map(apply_one).collect::<Result<Vec<_>>>())
+            })
+            .collect();
+        let mut applied = first
+            .into_iter()
+            .map(apply_one)
+            .collect::<Result<Vec<_>>>()?;
+        for other in others {
+            match other.join() {
+                Ok(part) => applied.extend(part?),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        Ok(applied)
+    })
+}
+
 /// Applies pushed changes to the stored document (or to a new one).
 fn apply(
     loaded: Option<Loaded>,
@@ -561,15 +639,42 @@ fn apply(
         }
     };
     match applied {
-        Ok(ingested) => Ok(Applied {
-            doc,
-            ingested,
-            before,
-        }),
+        Ok(ingested) => {
+            let (snapshot, incremental_bytes) =
+                compact(&mut doc, before.as_ref(), &ingested.new_changes);
+            Ok(Applied {
+                id: doc.id(),
+                ingested,
+                before,
+                snapshot,
+                incremental_bytes,
+            })
+        }
         Err(Refusal::MissingDeps(missing)) => Err(PushOutcome::MissingDeps {
             missing: missing.iter().map(|h| h.0).collect(),
         }),
         Err(refusal) => Err(rejected(refusal.code(), refusal.to_string())),
+    }
+}
+
+/// The report's new snapshot, when the push makes one due, and the change bytes stored after
+/// the snapshot once it is written. A new report starts with a snapshot; after that, once the
+/// changes after the snapshot outweigh it, a new one is smaller to serve and quicker to load
+/// than the two together.
+fn compact(
+    doc: &mut ReportDoc,
+    before: Option<&Before>,
+    new_changes: &[NewChange],
+) -> (Option<Vec<u8>>, i64) {
+    let Some(before) = before else {
+        return (Some(doc.save_uncompressed()), 0);
+    };
+    let added: i64 = new_changes.iter().map(|c| c.bytes.len() as i64).sum();
+    let incremental = before.incremental_bytes + added;
+    if added > 0 && incremental > before.snapshot_len {
+        (Some(doc.save_uncompressed()), 0)
+    } else {
+        (None, incremental)
     }
 }
 
@@ -583,9 +688,11 @@ fn plan(
     registry: &Registry,
 ) -> Result<Plan, PushOutcome> {
     let Applied {
-        mut doc,
+        id,
         ingested,
         before,
+        snapshot,
+        incremental_bytes,
     } = applied;
     let Some(org_path) = org_path else {
         return Err(rejected(
@@ -667,7 +774,7 @@ fn plan(
                 reason: reason.to_owned(),
             },
             held: Box::new(HeldWrite {
-                doc: doc.id(),
+                doc: id,
                 kind: meta.kind.clone(),
                 grid_id: meta.grid.clone(),
                 placement,
@@ -697,21 +804,6 @@ fn plan(
             ),
         ));
     }
-    let added: i64 = ingested
-        .new_changes
-        .iter()
-        .map(|c| c.bytes.len() as i64)
-        .sum();
-    let (snapshot_len, incremental) = before
-        .as_ref()
-        .map_or((0, 0), |b| (b.snapshot_len, b.incremental_bytes));
-    // Compaction: once the changes after the snapshot outweigh it, a new snapshot is smaller
-    // to serve and quicker to load than the two together.
-    let (snapshot, incremental_bytes) = if before.is_none() || incremental + added > snapshot_len {
-        (Some(doc.save_uncompressed()), 0)
-    } else {
-        (None, incremental + added)
-    };
     let mut conflicts: Vec<NewConflict> = ingested
         .conflicts
         .iter()
@@ -751,7 +843,7 @@ fn plan(
         .and_then(|f| ingested.projection["fields"][f.as_str()].as_str())
         .map(str::to_owned);
     let write = DocWrite {
-        id: doc.id(),
+        id,
         is_new: before.is_none(),
         kind: meta.kind.clone(),
         schema_version: i64::from(meta.schema_version),
