@@ -1202,7 +1202,7 @@ async fn a_push_of_stored_reports_read_in_several_runs_answers_each_report_in_pu
     seed_org(store).await;
     let w = writer("w1", Role::GridWorker, G1, "p1");
     // Stored reports of 700 KB each: each is read in a run of its own, and judged with the new
-    // reports around it in id order.
+    // reports after it in id order.
     let mut stored: Vec<_> = [10u128, 20, 30]
         .into_iter()
         .map(|id| {
@@ -1229,9 +1229,21 @@ async fn a_push_of_stored_reports_read_in_several_runs_answers_each_report_in_pu
             .expect("edit");
         edits.push(doc.changes_since(&before));
     }
+    // Two new reports of 600 KB each: a window of stored and pushed bytes ends before them.
     let mut new: Vec<_> = [35u128, 5, 15, 25]
         .into_iter()
-        .map(|id| dispute(id, G1, "w1"))
+        .map(|id| {
+            let mut doc = dispute(id, G1, "w1");
+            if id < 20 {
+                doc.set_field(
+                    "parties",
+                    &json!("乙".repeat(200_000)),
+                    &Editor::new("w1", 1_002),
+                )
+                .expect("edit");
+            }
+            doc
+        })
         .collect();
     let mut elsewhere = dispute(22, G2, "w1");
     let mut forged = dispute(27, G1, "w2");

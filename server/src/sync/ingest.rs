@@ -36,8 +36,9 @@ use crate::store::{Outage, Result, Store, Tx, Via, Writer, heads_to_bytes};
 /// the documents' rows locked, so it cannot be overtaken and every push ends.
 const ATTEMPTS: usize = 3;
 
-/// The stored bytes a judge reads in one round trip (or one document, when larger). They are
-/// held together until judged, so this bounds what a push of many large reports holds at once.
+/// The stored bytes a judge reads in one round trip (or one document, when larger), and the
+/// stored and pushed bytes it judges at once. They are held together until judged, so this
+/// bounds what a push of many large reports holds at once.
 const READ_BYTES: i64 = 1 << 20;
 
 /// The kind whose statistics the database keeps rolled up by grid and month (migration 0014's
@@ -219,8 +220,9 @@ async fn judge(
     let (mut stored, mut next) = (HashMap::new(), 0);
     let mut at = 0;
     while at < order.len() {
-        // The next window: the documents up to the end of the stored run read for them.
-        let mut window: Vec<Pending> = Vec::new();
+        // The next window: the documents up to the end of the stored run read for them, within
+        // READ_BYTES of stored and pushed bytes.
+        let (mut window, mut bytes) = (Vec::new(), 0);
         while let Some(&i) = order.get(at) {
             let item = &push.docs[i];
             if judged.read.last().is_some_and(|(id, _)| *id == item.doc) {
@@ -232,14 +234,18 @@ async fn judge(
                 at += 1;
                 continue;
             }
-            if sizes.contains_key(&item.doc) && !stored.contains_key(&item.doc) {
-                if !window.is_empty() {
-                    break;
-                }
+            let unread = sizes.contains_key(&item.doc) && !stored.contains_key(&item.doc);
+            let size = sizes.get(&item.doc).copied().unwrap_or(0)
+                + item.changes.iter().map(|c| c.len() as i64).sum::<i64>();
+            if !window.is_empty() && (unread || bytes + size > READ_BYTES) {
+                break;
+            }
+            if unread {
                 let run = next_run(&stored_ids[next..], &sizes);
                 stored = tx.stored_docs(run, lock).await?;
                 next += run.len();
             }
+            bytes += size;
             let stored = stored.remove(&item.doc);
             judged.read.push((item.doc, stored.as_ref().map(|s| s.seq)));
             window.push(Pending { i, stored });
@@ -562,8 +568,8 @@ static CORES: LazyLock<usize> =
     LazyLock::new(|| std::thread::available_parallelism().map_or(1, NonZeroUsize::get));
 
 /// Loads and applies each document of `window`, in window order with their push positions,
-/// spread over the machine's cores. This is most of a push's CPU: without it a lone push, a
-/// phone's week offline or a hub's relay, would be judged on one core while the others idle.
+/// spread over the machine's cores. This is most of a push's CPU: without it a push judged
+/// alone would leave the other cores idle.
 fn apply_side_by_side(
     window: Vec<Pending>,
     push: &Push,
