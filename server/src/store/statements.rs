@@ -90,9 +90,9 @@ pub struct DocWrite {
     pub left: Option<Placement>,
 }
 
-/// A document new to the server, with the sequence number of its last change.
+/// A document's row to write, with the sequence number of its last change.
 #[derive(Debug)]
-pub struct NewRow<'a> {
+pub struct RowWrite<'a> {
     pub write: &'a DocWrite,
     pub last_seq: i64,
 }
@@ -164,8 +164,9 @@ fn id_list<T: ToString>(ids: impl Iterator<Item = T>) -> String {
     serde_json::Value::from(ids.map(|id| id.to_string()).collect::<Vec<_>>()).to_string()
 }
 
-/// Rows one INSERT carries, well inside both databases' limits on bound values (32,766 for
-/// SQLite, 65,535 for Postgres): changes have 8 values each, documents 20.
+/// Rows one INSERT or UPDATE carries, well inside both databases' limits on bound values
+/// (32,766 for SQLite, 65,535 for Postgres): changes have 8 values each, documents 20 (14 to
+/// update).
 const CHANGE_ROWS: usize = 64;
 const DOCUMENT_ROWS: usize = 16;
 
@@ -318,7 +319,7 @@ impl Tx {
     }
 
     /// Inserts the rows of documents new to the server, up to 16 a statement.
-    pub async fn insert_documents(&mut self, docs: &[NewRow<'_>]) -> Result<()> {
+    pub async fn insert_documents(&mut self, docs: &[RowWrite<'_>]) -> Result<()> {
         let dialect = self.dialect();
         for chunk in batches(docs, DOCUMENT_ROWS) {
             let mut insert = sql(format!(
@@ -331,7 +332,7 @@ impl Tx {
                     _ => p,
                 })
             ));
-            for NewRow { write: w, last_seq } in chunk {
+            for RowWrite { write: w, last_seq } in chunk {
                 insert = insert
                     .bind(w.id.to_string())
                     .bind(&w.kind)
@@ -359,32 +360,45 @@ impl Tx {
         Ok(())
     }
 
-    /// Updates the row, and its snapshot when `w` carries one (stamped with `seq`).
-    pub async fn update_document(&mut self, w: &DocWrite, seq: i64) -> Result<()> {
-        let projection = self.dialect().json("$8");
-        sql(format!(
-            "UPDATE documents SET org_path = $2, restricted = $3, assigned_to = $4, seq = $5, \
-             heads = $6, incremental_bytes = $7, projection = {projection}, status = $9, \
-             has_conflicts = $10, problems = $11, updated_at = $12, public_text = $14, \
-             snapshot = COALESCE($13, snapshot), \
-             snapshot_seq = CASE WHEN $13 IS NULL THEN snapshot_seq ELSE $5 END WHERE id = $1"
-        ))
-        .bind(w.id.to_string())
-        .bind(&w.org_path)
-        .bind(w.restricted)
-        .bind(&w.assigned_to)
-        .bind(seq)
-        .bind(&w.heads)
-        .bind(w.incremental_bytes)
-        .bind(&w.projection)
-        .bind(&w.status)
-        .bind(w.has_conflicts)
-        .bind(&w.problems)
-        .bind(w.updated_at)
-        .bind(w.snapshot.as_deref())
-        .bind(&w.public_text)
-        .execute(self)
-        .await?;
+    /// Updates stored documents' rows, many to a statement, and each one's snapshot when its
+    /// write carries one (stamped with its last sequence number). The rows are locked already
+    /// (`lock_seqs`), so the order the database updates them in takes no lock.
+    pub async fn update_documents(&mut self, docs: &[RowWrite<'_>]) -> Result<()> {
+        let dialect = self.dialect();
+        for chunk in batches(docs, DOCUMENT_ROWS) {
+            let mut update = sql(format!(
+                "UPDATE documents SET org_path = v.column2, restricted = v.column3, \
+                 assigned_to = v.column4, seq = v.column5, heads = v.column6, \
+                 incremental_bytes = v.column7, projection = v.column8, status = v.column9, \
+                 has_conflicts = v.column10, problems = v.column11, updated_at = v.column12, \
+                 snapshot = COALESCE(v.column13, documents.snapshot), \
+                 snapshot_seq = CASE WHEN v.column13 IS NULL THEN documents.snapshot_seq \
+                 ELSE v.column5 END, public_text = v.column14 \
+                 FROM (VALUES {}) AS v WHERE documents.id = v.column1",
+                value_rows(dialect, chunk.len(), 14, |col, p| match col {
+                    8 => dialect.json(&p),
+                    _ => p,
+                })
+            ));
+            for RowWrite { write: w, last_seq } in chunk {
+                update = update
+                    .bind(w.id.to_string())
+                    .bind(&w.org_path)
+                    .bind(w.restricted)
+                    .bind(&w.assigned_to)
+                    .bind(*last_seq)
+                    .bind(&w.heads)
+                    .bind(w.incremental_bytes)
+                    .bind(&w.projection)
+                    .bind(&w.status)
+                    .bind(w.has_conflicts)
+                    .bind(&w.problems)
+                    .bind(w.updated_at)
+                    .bind(w.snapshot.as_deref())
+                    .bind(&w.public_text);
+            }
+            update.execute(&mut *self).await?;
+        }
         Ok(())
     }
 

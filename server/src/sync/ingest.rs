@@ -28,7 +28,7 @@ use crate::live::{Changed, Hub, Touched};
 use crate::metrics::Metrics;
 use crate::scope::{Restricted, Scope};
 use crate::store::statements::{
-    DocWrite, HeldWrite, KnownConflict, LoggedChange, NewConflict, NewRow, Placement, StoredDoc,
+    DocWrite, HeldWrite, KnownConflict, LoggedChange, NewConflict, Placement, RowWrite, StoredDoc,
 };
 use crate::store::{Outage, Result, Store, Tx, Via, Writer, heads_to_bytes};
 
@@ -376,8 +376,8 @@ fn touched(w: &DocWrite, last_seq: i64) -> impl Iterator<Item = Touched> + use<>
 }
 
 /// Writes the documents' rows, their changes numbered by `seqs` in order, and their conflicts;
-/// each document's last sequence number. New rows and the changes go a few hundred
-/// to a statement, since a push is mostly new reports.
+/// each document's last sequence number. Rows, new and updated, and changes go many to a
+/// statement: a push is mostly new reports, or edits of many.
 async fn write_docs(
     tx: &mut Tx,
     writes: &mut [DocWrite],
@@ -426,16 +426,15 @@ async fn write_docs(
                         .any(|d| d.path == c.path && d.code == c.code)
             });
             w.has_conflicts = !w.conflicts.is_empty();
-            tx.update_document(w, last_seq).await?;
         }
         last_seqs.push(last_seq);
     }
-    let new: Vec<NewRow<'_>> = writes
+    let (new, updated): (Vec<RowWrite<'_>>, Vec<RowWrite<'_>>) = writes
         .iter()
         .zip(&last_seqs)
-        .filter(|(w, _)| w.is_new)
-        .map(|(write, &last_seq)| NewRow { write, last_seq })
-        .collect();
+        .map(|(write, &last_seq)| RowWrite { write, last_seq })
+        .partition(|row| row.write.is_new);
+    tx.update_documents(&updated).await?;
     tx.insert_documents(&new).await?;
     let logged: Vec<LoggedChange<'_>> = writes
         .iter()
