@@ -9,7 +9,7 @@ use gridsync_core::ingest::NewChange;
 use gridsync_core::protocol::Hash;
 use gridsync_core::report::ReportDoc;
 
-use super::db::{Dialect, Tx, sql};
+use super::db::{Dialect, Sql, Tx, sql};
 use super::filters::{scope_feed, scope_filter, scope_filter_in_feed};
 use super::held;
 use super::rows::{
@@ -165,10 +165,49 @@ fn id_list<T: ToString>(ids: impl Iterator<Item = T>) -> String {
 }
 
 /// Rows one INSERT or UPDATE carries, well inside both databases' limits on bound values
-/// (32,766 for SQLite, 65,535 for Postgres): changes have 8 values each, documents 20 (14 to
-/// update).
+/// (32,766 for SQLite, 65,535 for Postgres): changes have 8 values each, documents 20.
 const CHANGE_ROWS: usize = 64;
 const DOCUMENT_ROWS: usize = 16;
+
+/// A document's row as ingest writes it, in the order `bind_row` binds it. VALUES names these
+/// `column1` to `column20` on both databases.
+const ROW_COLUMNS: &str = "id, kind, schema_version, grid_id, org_path, restricted, assigned_to, \
+     seq, heads, snapshot, snapshot_seq, incremental_bytes, projection, status, has_conflicts, \
+     problems, created_by, created_at, updated_at, public_text";
+
+/// `rows` rows of placeholders for [`ROW_COLUMNS`].
+fn row_values(dialect: Dialect, rows: usize) -> String {
+    value_rows(dialect, rows, 20, |col, p| match col {
+        13 => dialect.json(&p),
+        _ => p,
+    })
+}
+
+/// Binds a document's row in the order of [`ROW_COLUMNS`]. A new document always has a
+/// snapshot; a stored one has none unless the write makes one due.
+fn bind_row<'q>(statement: Sql<'q>, RowWrite { write: w, last_seq }: &RowWrite<'q>) -> Sql<'q> {
+    statement
+        .bind(w.id.to_string())
+        .bind(&w.kind)
+        .bind(w.schema_version)
+        .bind(&w.grid_id)
+        .bind(&w.org_path)
+        .bind(w.restricted)
+        .bind(&w.assigned_to)
+        .bind(*last_seq)
+        .bind(&w.heads)
+        .bind(w.snapshot.as_deref())
+        .bind(*last_seq)
+        .bind(w.incremental_bytes)
+        .bind(&w.projection)
+        .bind(&w.status)
+        .bind(w.has_conflicts)
+        .bind(&w.problems)
+        .bind(&w.created_by)
+        .bind(w.created_at)
+        .bind(w.updated_at)
+        .bind(&w.public_text)
+}
 
 /// `items` in slices of at most `max` whose lengths are powers of two, largest first: a
 /// statement of each length is prepared once and cached, so only a few are.
@@ -322,82 +361,42 @@ impl Tx {
     pub async fn insert_documents(&mut self, docs: &[RowWrite<'_>]) -> Result<()> {
         let dialect = self.dialect();
         for chunk in batches(docs, DOCUMENT_ROWS) {
-            let mut insert = sql(format!(
-                "INSERT INTO documents (id, kind, schema_version, grid_id, org_path, restricted, \
-                 assigned_to, seq, heads, snapshot, snapshot_seq, incremental_bytes, projection, \
-                 status, has_conflicts, problems, created_by, created_at, updated_at, \
-                 public_text) VALUES {}",
-                value_rows(dialect, chunk.len(), 20, |col, p| match col {
-                    13 => dialect.json(&p),
-                    _ => p,
-                })
+            let insert = sql(format!(
+                "INSERT INTO documents ({ROW_COLUMNS}) VALUES {}",
+                row_values(dialect, chunk.len())
             ));
-            for RowWrite { write: w, last_seq } in chunk {
-                insert = insert
-                    .bind(w.id.to_string())
-                    .bind(&w.kind)
-                    .bind(w.schema_version)
-                    .bind(&w.grid_id)
-                    .bind(&w.org_path)
-                    .bind(w.restricted)
-                    .bind(&w.assigned_to)
-                    .bind(*last_seq)
-                    .bind(&w.heads)
-                    .bind(w.snapshot.as_deref().unwrap_or_default())
-                    .bind(*last_seq)
-                    .bind(w.incremental_bytes)
-                    .bind(&w.projection)
-                    .bind(&w.status)
-                    .bind(w.has_conflicts)
-                    .bind(&w.problems)
-                    .bind(&w.created_by)
-                    .bind(w.created_at)
-                    .bind(w.created_at)
-                    .bind(&w.public_text);
-            }
-            insert.execute(&mut *self).await?;
+            chunk
+                .iter()
+                .fold(insert, bind_row)
+                .execute(&mut *self)
+                .await?;
         }
         Ok(())
     }
 
-    /// Updates stored documents' rows, many to a statement, and each one's snapshot when its
+    /// Updates stored documents' rows, up to 16 a statement, and each one's snapshot when its
     /// write carries one (stamped with its last sequence number). The rows are locked already
-    /// (`lock_seqs`), so the order the database updates them in takes no lock.
+    /// (`lock_seqs`), so the order the database updates them in takes no lock. The values are
+    /// a new row's, of which the update takes what may change.
     pub async fn update_documents(&mut self, docs: &[RowWrite<'_>]) -> Result<()> {
         let dialect = self.dialect();
         for chunk in batches(docs, DOCUMENT_ROWS) {
-            let mut update = sql(format!(
-                "UPDATE documents SET org_path = v.column2, restricted = v.column3, \
-                 assigned_to = v.column4, seq = v.column5, heads = v.column6, \
-                 incremental_bytes = v.column7, projection = v.column8, status = v.column9, \
-                 has_conflicts = v.column10, problems = v.column11, updated_at = v.column12, \
-                 snapshot = COALESCE(v.column13, documents.snapshot), \
-                 snapshot_seq = CASE WHEN v.column13 IS NULL THEN documents.snapshot_seq \
-                 ELSE v.column5 END, public_text = v.column14 \
+            let update = sql(format!(
+                "UPDATE documents SET org_path = v.column5, restricted = v.column6, \
+                 assigned_to = v.column7, seq = v.column8, heads = v.column9, \
+                 snapshot = COALESCE(v.column10, documents.snapshot), \
+                 snapshot_seq = CASE WHEN v.column10 IS NULL THEN documents.snapshot_seq \
+                 ELSE v.column11 END, incremental_bytes = v.column12, projection = v.column13, \
+                 status = v.column14, has_conflicts = v.column15, problems = v.column16, \
+                 updated_at = v.column19, public_text = v.column20 \
                  FROM (VALUES {}) AS v WHERE documents.id = v.column1",
-                value_rows(dialect, chunk.len(), 14, |col, p| match col {
-                    8 => dialect.json(&p),
-                    _ => p,
-                })
+                row_values(dialect, chunk.len())
             ));
-            for RowWrite { write: w, last_seq } in chunk {
-                update = update
-                    .bind(w.id.to_string())
-                    .bind(&w.org_path)
-                    .bind(w.restricted)
-                    .bind(&w.assigned_to)
-                    .bind(*last_seq)
-                    .bind(&w.heads)
-                    .bind(w.incremental_bytes)
-                    .bind(&w.projection)
-                    .bind(&w.status)
-                    .bind(w.has_conflicts)
-                    .bind(&w.problems)
-                    .bind(w.updated_at)
-                    .bind(w.snapshot.as_deref())
-                    .bind(&w.public_text);
-            }
-            update.execute(&mut *self).await?;
+            chunk
+                .iter()
+                .fold(update, bind_row)
+                .execute(&mut *self)
+                .await?;
         }
         Ok(())
     }
