@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use gridsync_core::DocId;
-use gridsync_core::protocol::{Pull, PullBody, PushOutcome};
+use gridsync_core::protocol::{Pull, PullBody, Push, PushDoc, PushOutcome};
 use gridsync_core::replica::Replica;
 use gridsync_core::report::Editor;
 use gridsync_server::scope::{Role, Scope};
@@ -46,6 +46,7 @@ on_both_backends!(
     a_device_key_is_set_once_by_a_refresh_and_replaced_only_by_an_upsert,
     a_push_naming_a_report_twice_stores_the_first_and_refuses_the_second,
     a_push_of_stored_reports_read_in_several_runs_answers_each_report_in_push_order,
+    a_push_editing_many_stored_reports_updates_each_row_with_its_own_values,
     an_org_unit_is_inserted_once_and_renamed,
     users_page_by_username_under_an_org_prefix_with_their_total,
     a_users_prefix_matches_literally_and_with_its_case,
@@ -274,8 +275,8 @@ async fn a_worker_cannot_take_over_a_drug_case_by_assigning_it_to_themselves(sto
     let before = case.heads();
     case.set_field("assigned_worker", &json!("w1"), &Editor::new("w1", 2_000))
         .expect("set");
-    let push = gridsync_core::protocol::Push {
-        docs: vec![gridsync_core::protocol::PushDoc {
+    let push = Push {
+        docs: vec![PushDoc {
             doc: case.id(),
             changes: case.changes_since(&before),
         }],
@@ -573,8 +574,8 @@ async fn pruning_keeps_clients_behind_the_horizon_converging_through_snapshots(s
         let before = d.heads();
         d.set_field("place", &json!("新地点"), &Editor::new("w1", 20_000))
             .expect("set");
-        let push = gridsync_core::protocol::Push {
-            docs: vec![gridsync_core::protocol::PushDoc {
+        let push = Push {
+            docs: vec![PushDoc {
                 doc: d.id(),
                 changes: d.changes_since(&before),
             }],
@@ -843,8 +844,8 @@ async fn a_reassigned_case_is_evicted_from_the_former_workers_phone(store: &dyn 
     let before = case.heads();
     case.set_field("assigned_worker", &json!("w2"), &Editor::new("o1", 2_000))
         .expect("reassign");
-    let push = gridsync_core::protocol::Push {
-        docs: vec![gridsync_core::protocol::PushDoc {
+    let push = Push {
+        docs: vec![PushDoc {
             doc: case.id(),
             changes: case.changes_since(&before),
         }],
@@ -909,8 +910,8 @@ async fn changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_repor
     let before = case.heads();
     case.set_field("assigned_worker", &json!("w2"), &Editor::new("o1", 2_000))
         .expect("reassign");
-    let reassign = gridsync_core::protocol::Push {
-        docs: vec![gridsync_core::protocol::PushDoc {
+    let reassign = Push {
+        docs: vec![PushDoc {
             doc: case.id(),
             changes: case.changes_since(&before),
         }],
@@ -994,8 +995,8 @@ async fn changes_a_phone_may_no_longer_write_are_held_for_whoever_owns_the_repor
 
     // Merged: the author's change, applied in the officer's scope, attributed to the author.
     let changes = store.held_changes(item.id).await.expect("changes");
-    let merge = gridsync_core::protocol::Push {
-        docs: vec![gridsync_core::protocol::PushDoc {
+    let merge = Push {
+        docs: vec![PushDoc {
             doc: case.id(),
             changes,
         }],
@@ -1084,8 +1085,8 @@ async fn a_case_is_reassigned_only_to_someone_who_can_see_it(store: &dyn Store) 
                 &Editor::new("admin", 2_000),
             )
             .expect("reassign");
-        let push = gridsync_core::protocol::Push {
-            docs: vec![gridsync_core::protocol::PushDoc {
+        let push = Push {
+            docs: vec![PushDoc {
                 doc: case.id(),
                 changes: moved.changes_since(&before),
             }],
@@ -1298,6 +1299,59 @@ async fn a_push_of_stored_reports_read_in_several_runs_answers_each_report_in_pu
     }
     for refused in [&elsewhere, &forged] {
         assert!(store.document(&refused.id()).await.expect("read").is_none());
+    }
+}
+
+async fn a_push_editing_many_stored_reports_updates_each_row_with_its_own_values(
+    store: &dyn Store,
+) {
+    seed_org(store).await;
+    let w = writer("w1", Role::GridWorker, G1, "p1");
+    // 23 rows: updates of 16, 4, 2 and 1 rows to a statement.
+    let mut docs: Vec<_> = (400..423u128).map(|id| dispute(id, G1, "w1")).collect();
+    let mut all: Vec<_> = docs.iter_mut().collect();
+    let created = ingest(store, &at(w.clone(), 3_000), &push_all(&mut all))
+        .await
+        .expect("ingest");
+    assert!(created.docs.iter().all(|d| is_acked(&d.outcome)));
+
+    let editor = Editor::new("w1", 4_000);
+    let mut push = Push { docs: Vec::new() };
+    for (i, doc) in docs.iter_mut().enumerate() {
+        let before = doc.heads();
+        doc.set_field("place", &json!(format!("祠堂 {i}")), &editor)
+            .expect("edit");
+        if i % 2 == 0 {
+            // Outweighs the snapshot: these rows get a new one, the others keep theirs.
+            doc.set_field("description", &json!("调解".repeat(1_000)), &editor)
+                .expect("edit");
+        }
+        push.docs.push(PushDoc {
+            doc: doc.id(),
+            changes: doc.changes_since(&before),
+        });
+    }
+    let result = ingest(store, &at(w, 5_000), &push).await.expect("ingest");
+    assert!(
+        result.docs.iter().all(|d| is_acked(&d.outcome)),
+        "{result:?}"
+    );
+
+    for (i, doc) in docs.iter_mut().enumerate() {
+        let row = store.document(&doc.id()).await.expect("read").expect("row");
+        assert_eq!(
+            row.projection["fields"]["place"],
+            json!(format!("祠堂 {i}"))
+        );
+        assert_eq!(row.heads, doc.heads());
+        let changes = store.changes_of(&doc.id()).await.expect("changes");
+        assert_eq!(row.seq, changes.last().expect("changes").seq);
+        assert_eq!((row.created_at, row.updated_at), (3_000, 5_000));
+        let loaded = store.load_doc(&doc.id()).await.expect("load").expect("doc");
+        assert_eq!(
+            loaded.to_json().expect("json"),
+            doc.to_json().expect("json")
+        );
     }
 }
 
