@@ -77,6 +77,17 @@ async function logIn(page, username, password) {
   await page.waitForSelector('#nav-dashboard.current');
 }
 
+/**
+ * Runs `action`, which moves the console to another page, and waits until that page has
+ * replaced the one before. The address changes at once, but the old page stays until the
+ * console renders the new one, so a selector waited for at once could match the old page.
+ */
+async function navigate(page, action) {
+  const before = await page.$('#main');
+  await action();
+  await page.waitForFunction((old) => document.getElementById('main') !== old, before);
+}
+
 /** Runs `main`, says `passed` on success, and exits non-zero on any failure. */
 function run(main, passed) {
   main().then(
@@ -88,4 +99,4 @@ function run(main, passed) {
   );
 }
 
-module.exports = { env, withConsole, logIn, run };
+module.exports = { env, withConsole, logIn, navigate, run };

@@ -13,7 +13,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { env, withConsole, logIn, run } = require('./common.cjs');
+const { env, withConsole, logIn, navigate, run } = require('./common.cjs');
 
 const BASE = env('CONSOLE_BASE');
 const USERNAME = env('CONSOLE_USERNAME');
@@ -82,7 +82,7 @@ async function main() {
     await page.waitForSelector('#report-list');
     await shot('reports');
     await page.check('#f-has_conflicts');
-    await page.click('#apply-filters');
+    await navigate(page, () => page.click('#apply-filters'));
     await page.waitForFunction(() => location.hash.includes('has_conflicts=true'));
     await page.waitForSelector('#report-list');
     assert.equal(await page.locator('#report-list tbody tr').count(), 1, 'one report has a conflict');
@@ -237,7 +237,7 @@ async function main() {
     await page.click('#nav-reports');
     await page.waitForSelector('#report-list');
     await page.fill('input[name="q"]', '宅基地');
-    await page.click('#apply-filters');
+    await navigate(page, () => page.click('#apply-filters'));
     await page.waitForFunction(() => location.hash.includes('q='));
     await page.waitForSelector('#report-list');
     assert.equal(await page.locator('#report-list tbody tr').count(), 1, 'the search finds one dispute');

@@ -11,7 +11,7 @@
 'use strict';
 
 const assert = require('node:assert/strict');
-const { env, withConsole, logIn, run } = require('./common.cjs');
+const { env, withConsole, logIn, navigate, run } = require('./common.cjs');
 
 const BASE = env('CONSOLE_BASE');
 const USERNAME = env('CONSOLE_USERNAME');
@@ -38,7 +38,7 @@ async function main() {
     const today = new Date();
     await page.fill('input[name="from"]', ymd(new Date(today.getTime() - 180 * 86_400_000)));
     await page.fill('input[name="to"]', ymd(today));
-    await page.click('form.filters button[type="submit"]');
+    await navigate(page, () => page.click('form.filters button[type="submit"]'));
     await page.waitForFunction(() => location.hash.includes('from='));
     await page.waitForSelector('#panel-canvass-township svg.chart');
     const rows = await page.$$eval('#panel-canvass-township svg.chart text.name', (names) =>
