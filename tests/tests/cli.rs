@@ -610,6 +610,46 @@ async fn commands_and_a_stopped_server_close_their_sqlite_database_before_exitin
     assert!(!log.exists(), "a stopped server left the write-ahead log");
 }
 
+/// A server sent SIGTERM the moment it says it is serving still stops gracefully and closes its
+/// database. Its signal handlers used to be set only when axum first ran its shutdown task, so a
+/// signal sent that early killed it with SIGTERM's default action.
+#[test]
+fn a_server_sent_sigterm_as_soon_as_it_says_it_serves_stops_cleanly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = sqlite(&dir, "early.db");
+    let mut child = Command::new(gridsync_e2e::server_binary())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("GRIDSYNC_DB", &db)
+        .env("GRIDSYNC_ADMIN_PASSWORD", PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start gridsync");
+    // Kept open until the exit, so that nothing the server says on stopping meets a closed pipe.
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut said = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("read what gridsync says");
+        if line.starts_with("gridsync is serving on ") {
+            let pid = child.id().to_string();
+            let kill = Command::new("kill").args(["-TERM", &pid]).status();
+            assert!(kill.expect("run kill").success());
+            break;
+        }
+        said.push(line);
+    }
+    let status = child.wait().expect("wait for gridsync");
+    drop(lines);
+    assert!(status.success(), "{status} after saying {said:?}");
+    assert!(
+        !dir.path().join("early.db-wal").exists(),
+        "the log was left"
+    );
+}
+
 #[tokio::test]
 async fn postgres_backup_and_restore_point_to_pg_dump_and_pg_restore() {
     let db = postgres("cli_pg_backup").await;

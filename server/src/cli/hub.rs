@@ -146,6 +146,7 @@ async fn serve(
     let tls = tls::server_config(&state.identity.seed())?;
     let listener = TlsListener::new(listener, tls).map_err(Error::Serve)?;
     let addr = axum::serve::Listener::local_addr(&listener).map_err(Error::Serve)?;
+    let stop = shutdown_signal()?;
     say(&format!(
         "gridsync hub {} ({}) is serving phones on https://{addr}",
         state.identity.hub_id, state.identity.unit_path
@@ -154,7 +155,7 @@ async fn serve(
         listener,
         phones::routes().with_state(state).into_make_service(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(stop)
     .await
     .map_err(Error::Serve)
 }

@@ -60,6 +60,7 @@ async fn serve_on(
         crate::config::ORPHAN_COLLECTION_EVERY,
     ));
     let addr = listener.local_addr().map_err(Error::Serve)?;
+    let stop = shutdown_signal()?;
     say(&format!("gridsync is serving on http://{addr}"));
     tracing::info!(
         %addr,
@@ -71,7 +72,7 @@ async fn serve_on(
         listener,
         app(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(stop)
     .await
     .map_err(Error::Serve)?;
     tracing::info!("stopped");
@@ -94,32 +95,31 @@ fn announce(admin: &FirstAdmin) {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM; the server then stops accepting and finishes what is in flight.
-pub(super) async fn shutdown_signal() {
-    let interrupt = async {
+/// Listens for SIGINT and SIGTERM from the call on, and resolves on the first; the server then
+/// stops accepting and finishes what is in flight. The handlers are set here, not when the future
+/// is first polled: axum polls it on a task of its own, which may not have run yet when a signal
+/// sent just after "serving" arrives, and SIGTERM's default action would kill the process with
+/// its database open.
+pub(super) fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(Error::Serve)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(Error::Serve)?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tracing::info!("shutting down: finishing requests in flight");
+        })
+    }
+    #[cfg(not(unix))]
+    Ok(async {
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing requests in flight");
+        tracing::info!("shutting down: finishing requests in flight");
+    })
 }
