@@ -584,7 +584,8 @@ fn apply_side_by_side(
         Ok((pending.i, apply(loaded, item, writer, registry)))
     };
     let per = window.len().div_ceil(*CORES).max(1);
-    if per == window.len() {
+    // One part, or none at all when the window's documents were all duplicates: no thread.
+    if per >= window.len() {
         return window.into_iter().map(apply_one).collect();
     }
     let mut window = window.into_iter();
