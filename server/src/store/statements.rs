@@ -359,19 +359,10 @@ impl Tx {
 
     /// Inserts the rows of documents new to the server, up to 16 a statement.
     pub async fn insert_documents(&mut self, docs: &[RowWrite<'_>]) -> Result<()> {
-        let dialect = self.dialect();
-        for chunk in batches(docs, DOCUMENT_ROWS) {
-            let insert = sql(format!(
-                "INSERT INTO documents ({ROW_COLUMNS}) VALUES {}",
-                row_values(dialect, chunk.len())
-            ));
-            chunk
-                .iter()
-                .fold(insert, bind_row)
-                .execute(&mut *self)
-                .await?;
-        }
-        Ok(())
+        self.write_rows(docs, |values| {
+            format!("INSERT INTO documents ({ROW_COLUMNS}) VALUES {values}")
+        })
+        .await
     }
 
     /// Updates stored documents' rows, up to 16 a statement, and each one's snapshot when its
@@ -379,9 +370,8 @@ impl Tx {
     /// (`lock_seqs`), so the order the database updates them in takes no lock. The values are
     /// a new row's, of which the update takes what may change.
     pub async fn update_documents(&mut self, docs: &[RowWrite<'_>]) -> Result<()> {
-        let dialect = self.dialect();
-        for chunk in batches(docs, DOCUMENT_ROWS) {
-            let update = sql(format!(
+        self.write_rows(docs, |values| {
+            format!(
                 "UPDATE documents SET org_path = v.column5, restricted = v.column6, \
                  assigned_to = v.column7, seq = v.column8, heads = v.column9, \
                  snapshot = COALESCE(v.column10, documents.snapshot), \
@@ -389,12 +379,25 @@ impl Tx {
                  ELSE v.column11 END, incremental_bytes = v.column12, projection = v.column13, \
                  status = v.column14, has_conflicts = v.column15, problems = v.column16, \
                  updated_at = v.column19, public_text = v.column20 \
-                 FROM (VALUES {}) AS v WHERE documents.id = v.column1",
-                row_values(dialect, chunk.len())
-            ));
+                 FROM (VALUES {values}) AS v WHERE documents.id = v.column1"
+            )
+        })
+        .await
+    }
+
+    /// Writes documents' rows up to 16 a statement: `statement` is the statement around a
+    /// batch's VALUES rows of [`ROW_COLUMNS`].
+    async fn write_rows(
+        &mut self,
+        docs: &[RowWrite<'_>],
+        statement: impl Fn(&str) -> String,
+    ) -> Result<()> {
+        let dialect = self.dialect();
+        for chunk in batches(docs, DOCUMENT_ROWS) {
+            let values = row_values(dialect, chunk.len());
             chunk
                 .iter()
-                .fold(update, bind_row)
+                .fold(sql(statement(&values)), bind_row)
                 .execute(&mut *self)
                 .await?;
         }
