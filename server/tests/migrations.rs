@@ -1,7 +1,8 @@
 //! The migrated schema equals the expected one, checked in as `tests/schema/{sqlite,postgres}.txt`
-//! (a sorted, readable dump of tables, columns, keys, constraints and indexes), and the two
-//! backends' migrations stay in step. After an intended schema change, rewrite the expected files
-//! with `GRIDSYNC_BLESS=1 cargo nextest run --workspace -E 'binary(migrations)'` and review the diff.
+//! (a sorted, readable dump of tables, columns, keys, constraints and indexes), the two
+//! backends' migrations stay in step, and a migration that moves rows keeps them. After an
+//! intended schema change, rewrite the expected files with
+//! `GRIDSYNC_BLESS=1 cargo nextest run --workspace -E 'binary(migrations)'` and review the diff.
 
 mod support;
 
@@ -415,6 +416,97 @@ async fn migrated_postgres_schema_equals_the_expected_one() {
     let t = support::postgres().await;
     let mut conn = PgConnection::connect(&t.url).await.expect("connect");
     check_against_file("postgres", &render(&postgres_dump(&mut conn).await));
+}
+
+/// A report and its change log as a database before migration 0027 held them; `blob` writes the
+/// dialect's expression for the bytes of a hex string.
+fn change_log_before_0027(blob: fn(&str) -> String) -> String {
+    let mut sql = format!(
+        "INSERT INTO org_units (id, parent_id, level, name, path) VALUES ('g1', NULL, 'grid', 'G1', '/g1/');
+         INSERT INTO documents (id, kind, schema_version, grid_id, org_path, restricted, seq, heads,
+             snapshot, snapshot_seq, incremental_bytes, projection, created_by, created_at, updated_at)
+         VALUES ('{OLD_REPORT}', 'dispute_check', 1, 'g1', '/g1/', FALSE, 3, {head},
+             {snapshot}, 0, 30, '{{}}', 'w1', 1, 3);",
+        head = blob(&old_hash(3)),
+        snapshot = blob("00")
+    );
+    for seq in 1..=3 {
+        sql.push_str(&format!(
+            "INSERT INTO changes (hash, doc_id, seq, deps, author, device_id, time, bytes)
+             VALUES ({hash}, '{OLD_REPORT}', {seq}, {deps}, 'w1', 'phone-1', {seq}, {bytes});",
+            hash = blob(&old_hash(seq)),
+            deps = blob(""),
+            bytes = blob("0a0b")
+        ));
+    }
+    sql
+}
+
+const OLD_REPORT: &str = "0190a000-0000-7000-8000-000000000001";
+
+/// The hash of the old report's change `seq`, in hex.
+fn old_hash(seq: i64) -> String {
+    format!("{seq:02x}").repeat(32)
+}
+
+/// Opens the database at `url`, migrated to 0026 and holding [`change_log_before_0027`], as this
+/// version does, and checks every change is still there, in order.
+async fn assert_change_log_kept(url: &str) {
+    let store = gridsync_server::store::open(url)
+        .await
+        .expect("open and upgrade");
+    let id: gridsync_core::DocId = OLD_REPORT.parse().expect("id");
+    let rows = store.changes_of(&id).await.expect("changes");
+    let kept: Vec<(String, i64, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.hash.to_string(), r.seq, r.device_id.clone()))
+        .collect();
+    let expected: Vec<(String, i64, Option<String>)> = (1..=3)
+        .map(|seq| (old_hash(seq), seq, Some("phone-1".to_owned())))
+        .collect();
+    assert_eq!(kept, expected);
+    store.close().await;
+}
+
+/// Migrates the database `conn` is connected to up to 0026, as `backend`, fills it with
+/// [`change_log_before_0027`], and closes it.
+async fn fill_before_0027<C>(mut conn: C, backend: &str, blob: fn(&str) -> String)
+where
+    C: Connection + sqlx::migrate::Migrate,
+    for<'c> &'c mut C:
+        sqlx::Acquire<'c, Connection = &'c mut C> + sqlx::Executor<'c, Database = C::Database>,
+{
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../migrations")
+        .join(backend);
+    sqlx::migrate::Migrator::new(folder)
+        .await
+        .expect("migrations")
+        .run_to(26, &mut conn)
+        .await
+        .expect("migrate to 0026");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(change_log_before_0027(blob)))
+        .execute(&mut conn)
+        .await
+        .expect("an old change log");
+    conn.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn upgrading_a_sqlite_database_keeps_its_change_log_in_order() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("old.db").display());
+    let conn = SqliteConnection::connect(&url).await.expect("connect");
+    fill_before_0027(conn, "sqlite", |hex| format!("unhex('{hex}')")).await;
+    assert_change_log_kept(&url).await;
+}
+
+#[tokio::test]
+async fn upgrading_a_postgres_database_keeps_its_change_log_in_order() {
+    let url = gridsync_fixtures::databases::fresh_postgres_database("gridsync_log").await;
+    let conn = PgConnection::connect(&url).await.expect("connect");
+    fill_before_0027(conn, "postgres", |hex| format!("decode('{hex}', 'hex')")).await;
+    assert_change_log_kept(&url).await;
 }
 
 /// File names of a migrations folder, sorted.

@@ -639,15 +639,24 @@ impl Tx {
         rows.into_iter().map(PulledRecord::into_pair).collect()
     }
 
-    /// Which of `hashes` are changes that `device` pushed: found by the change log's key, so
-    /// a pull from zero reads one row per head rather than every change of its page.
-    pub async fn device_changes(&mut self, hashes: &[Hash], device: &str) -> Result<HashSet<Hash>> {
+    /// Which of `hashes`, heads of the documents `ids`, are changes that `device` pushed. SQLite
+    /// reads them through the documents' rows of the change log, which it does not key by hash
+    /// (migration 0027); Postgres goes by its key on the hash.
+    pub async fn device_changes(
+        &mut self,
+        ids: &[DocId],
+        hashes: &[Hash],
+        device: &str,
+    ) -> Result<HashSet<Hash>> {
+        let d = self.dialect();
         let rows: Vec<(Vec<u8>,)> = sql(format!(
-            "SELECT hash FROM changes WHERE hash IN ({}) AND device_id = $2",
-            self.dialect().json_hex_blobs("$1")
+            "SELECT hash FROM changes WHERE doc_id IN ({}) AND device_id = $2 AND hash IN ({})",
+            d.json_strings("$1"),
+            d.json_hex_blobs("$3")
         ))
-        .bind(id_list(hashes.iter().map(hex::encode)))
+        .bind(id_list(ids.iter()))
         .bind(device)
+        .bind(id_list(hashes.iter().map(hex::encode)))
         .fetch_all(self)
         .await?;
         Ok(rows

@@ -129,8 +129,9 @@ async fn pull_page(
         let mut by_doc: HashMap<DocId, Vec<PulledChange>> = HashMap::new();
         let own = match device {
             Some(device) if full && pull.takes_heads && !listed.is_empty() => {
+                let ids: Vec<DocId> = listed.iter().map(|d| d.id).collect();
                 let heads: Vec<Hash> = listed.iter().flat_map(|d| split_heads(&d.heads)).collect();
-                reads.device_changes(&heads, device).await?
+                reads.device_changes(&ids, &heads, device).await?
             }
             _ => HashSet::new(),
         };
